@@ -1,0 +1,210 @@
+"""Model cards: YAML files in registry/ (or user files / entry-point plugins) validated into ModelCard.
+
+A card names a factory (``module:callable``) that is imported only when the model is built, so listing
+models never imports an architecture.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+
+from torch import nn
+
+from bench_ir.resources import registry_dir
+from bench_ir.yamlio import SpecError, build_dataclass, read_yaml
+
+__all__ = [
+    "CheckpointSpec",
+    "PaperRef",
+    "ModelCard",
+    "load_card",
+    "list_cards",
+    "list_models",
+    "get_card",
+    "create_model",
+    "count_parameters",
+    "ENTRY_POINT_GROUP",
+]
+
+ENTRY_POINT_GROUP = "bench_ir.models"
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """How official weights are stored.
+
+    format: ``lightning`` (dict with ``state_dict``), ``basicsr`` (dict with ``params``),
+    ``state_dict`` (plain mapping), ``safetensors``, or ``auto`` (detect).
+    strip_prefixes: key prefixes removed when loading (e.g. ``net.`` for Lightning, ``module.`` for DDP).
+    """
+
+    format: Literal["auto", "lightning", "basicsr", "state_dict", "safetensors"] = "auto"
+    strip_prefixes: list[str] = field(default_factory=list)
+    strict: bool = True
+
+
+@dataclass(frozen=True)
+class PaperRef:
+    title: str
+    venue: str = ""
+    year: int | None = None
+    url: str = ""
+    code: str = ""
+    license: str = ""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything bench-ir needs to build, load, size and cite one model.
+
+    input_multiple: H and W the network accepts must be multiples of this.
+    pad_mode: what the engine does with other sizes: ``none`` (the protocol must guarantee the size;
+    otherwise an error), ``reflect`` or ``replicate`` (pad bottom/right, crop the output back).
+    expected_params: total parameter count (``parameters()``), checked by the test suite.
+    inference_params: parameters used at inference (without training-only heads), if different.
+    published: figures printed in papers (e.g. params_m, flops_g, memory) for reference only.
+    leaderboard_key: the ``model_key``/``method`` of this model in registry/leaderboard/*.csv.
+    """
+
+    name: str
+    display_name: str
+    factory: str
+    args: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    expected_params: int | None = None
+    inference_params: int | None = None
+    input_multiple: int = 1
+    pad_mode: Literal["none", "reflect", "replicate"] = "none"
+    batch_size_one: bool = False
+    checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
+    official_checkpoints: dict[str, str] = field(default_factory=dict)
+    default_checkpoint: str | None = None
+    paper: PaperRef | None = None
+    published: dict[str, Any] = field(default_factory=dict)
+    leaderboard_key: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    parity: str = ""
+    notes: str = ""
+    source: str = ""
+
+    @property
+    def is_placeholder(self) -> bool:
+        """True for models that restore nothing (the ``input`` row)."""
+        return self.factory.endswith(":InputPassthrough")
+
+
+def load_card(path: str | Path) -> ModelCard:
+    """Read and validate one model card file."""
+    path = Path(path)
+    data = read_yaml(path)
+    data.setdefault("source", str(path))
+    card = build_dataclass(ModelCard, data, str(path))
+    if ":" not in card.factory:
+        raise SpecError(f"{path}: field 'factory': expected 'module:callable', got {card.factory!r}")
+    if card.input_multiple < 1:
+        raise SpecError(f"{path}: field 'input_multiple': must be >= 1")
+    return card
+
+
+def _plugin_cards() -> list[ModelCard]:
+    """Cards exposed by installed plugins: each entry point returns a card path, a dict or a list."""
+    cards: list[ModelCard] = []
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        provided = entry.load()
+        provided = provided() if callable(provided) else provided
+        items = provided if isinstance(provided, (list, tuple)) else [provided]
+        for item in items:
+            if isinstance(item, ModelCard):
+                cards.append(item)
+            elif isinstance(item, dict):
+                where = f"entry point {entry.name} ({entry.value})"
+                cards.append(build_dataclass(ModelCard, {"source": where, **item}, where))
+            else:
+                cards.append(load_card(item))
+    return cards
+
+
+def list_cards(registry: str | Path | None = None) -> list[ModelCard]:
+    """All cards: the built-in registry (or ``registry``), then installed plugins; sorted by name."""
+    folder = Path(registry) if registry else registry_dir()
+    cards = {c.name: c for c in (load_card(p) for p in sorted(folder.glob("*.yaml")))}
+    for card in _plugin_cards():
+        cards.setdefault(card.name, card)
+    return sorted(cards.values(), key=lambda c: c.name)
+
+
+def list_models(pattern: str = "*", registry: str | Path | None = None) -> list[str]:
+    """Names of registered models matching the glob ``pattern``."""
+    import fnmatch
+
+    return [c.name for c in list_cards(registry) if fnmatch.fnmatch(c.name, pattern)]
+
+
+def get_card(name_or_path: str | Path | ModelCard, registry: str | Path | None = None) -> ModelCard:
+    """Resolve a card by registered name, or read it from a ``.yaml`` path."""
+    if isinstance(name_or_path, ModelCard):
+        return name_or_path
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        return load_card(text)
+    cards = {c.name: c for c in list_cards(registry)}
+    if text in cards:
+        return cards[text]
+    hint = difflib.get_close_matches(text, list(cards), n=3)
+    did_you_mean = f" Did you mean: {', '.join(hint)}?" if hint else ""
+    raise KeyError(f"unknown model '{text}'.{did_you_mean} Known models: {', '.join(sorted(cards))}")
+
+
+def resolve_factory(card: ModelCard):
+    """Import the card's factory lazily; an import failure names the card and the field."""
+    module_name, _, attr = card.factory.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise SpecError(f"{card.source or card.name}: field 'factory': cannot import module "
+                        f"'{module_name}' ({err})") from err
+    try:
+        return getattr(module, attr)
+    except AttributeError as err:
+        raise SpecError(f"{card.source or card.name}: field 'factory': module '{module_name}' has no "
+                        f"attribute '{attr}'") from err
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters as ``sum(p.numel() for p in model.parameters())`` (shared ones once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def create_model(
+    name: str | Path | ModelCard,
+    checkpoint: str | Path | None = None,
+    registry: str | Path | None = None,
+    **overrides: Any,
+) -> nn.Module:
+    """Build the model of a card (keyword ``overrides`` replace card args), load weights, set eval mode.
+
+    Without ``checkpoint`` the weights are the architecture's random initialisation.
+    """
+    card = get_card(name, registry)
+    if overrides:
+        card = replace(card, args={**card.args, **overrides})
+    factory = resolve_factory(card)
+    model = factory(**card.args)
+    if not isinstance(model, nn.Module):
+        raise SpecError(f"{card.source or card.name}: field 'factory': {card.factory} returned "
+                        f"{type(model).__name__}, not a torch.nn.Module")
+    if checkpoint is not None:
+        from bench_ir.checkpoints import load_weights
+
+        load_weights(model, checkpoint, card)
+    model.eval()
+    model.bench_ir_card = card  # type: ignore[attr-defined]
+    return model
+
+

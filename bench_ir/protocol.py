@@ -1,0 +1,209 @@
+"""Protocols: YAML files in protocols/ (or user files) validated into frozen dataclasses.
+
+A protocol is a list of tasks (one scored test set each), the crop rule, the metric convention and the
+tasks whose means form the "Average" column. ``include:`` inherits another protocol file; ``only_tasks:``
+keeps a subset of the inherited tasks (used by the single-task protocols).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from bench_ir.resources import protocols_dir
+from bench_ir.yamlio import SpecError, build_dataclass, read_yaml
+
+__all__ = [
+    "CropSpec",
+    "LayoutSpec",
+    "NoiseSpec",
+    "SampleSpec",
+    "TaskSpec",
+    "Protocol",
+    "load_protocol",
+    "list_protocols",
+    "protocol_sha256",
+]
+
+PAIRING_RULES = ("same_name", "stem", "sots", "rain100l", "raindrop", "outdoor_rain", "position")
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """Test-time geometry applied to input AND target before the model.
+
+    rule: ``none`` (full resolution), ``center_multiple`` (centre crop each side to the largest multiple of
+    ``base``; the odd remainder pixel goes at the bottom/right, as the reference ``crop_img``), or
+    ``pad_multiple`` (the input alone is padded at the bottom/right to a multiple of ``base`` with ``pad_mode``
+    and the output is cropped back; the target is untouched, as Histoformer/Restormer tests).
+    """
+
+    rule: Literal["none", "center_multiple", "pad_multiple"] = "none"
+    base: int = 16
+    pad_mode: Literal["reflect", "replicate", "constant"] = "reflect"
+
+
+@dataclass(frozen=True)
+class LayoutSpec:
+    """One accepted folder layout of a task, relative to --data-root.
+
+    input: folder of degraded images (omit for tasks whose input is synthesised from ``target``).
+    target: folder of clean images. pairing: how an input file finds its target —
+    ``same_name`` (identical file name), ``stem`` (same name ignoring the extension),
+    ``sots`` (input name up to the first '_' + '.png', e.g. 0001_0.8_0.2.jpg -> 0001.png),
+    ``rain100l`` (same name, or 'rain-N' <-> 'norain-N'), ``raindrop`` ('X_rain.png' <-> 'X_clean.png'),
+    ``outdoor_rain`` (target = first 7 characters of the input name + extension, 'im_0001_s80_a04.png' ->
+    'im_0001.png'), ``position`` (n-th of the sorted lists).
+    """
+
+    target: str
+    input: str | None = None
+    pairing: Literal["same_name", "stem", "sots", "rain100l", "raindrop", "outdoor_rain", "position"] = "same_name"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """Additive Gaussian noise synthesised on the uint8 clean image (after the crop), as the references:
+    noisy = clip(clean + N(0,1)·sigma, 0, 255) in float64, then truncated to uint8.
+
+    stream ``reference``: one NumPy legacy ``RandomState(seed)`` stream, drawn image after image in sorted
+    file order, for each sigma of ``stream_sigmas`` in turn (the MIRAGE/PromptIR test loop, with sorted instead
+    of os.listdir order). stream ``per_image``: an independent generator per (image name, task, seed).
+    """
+
+    sigma: float
+    seed: int = 0
+    stream: Literal["reference", "per_image"] = "reference"
+    stream_sigmas: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0])
+    truncate: bool = True
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """How the built-in sample variant of a task is made from the sample photos: the ordered list of synthetic
+    degradations applied to the clean photo (names from bench_ir.data.synthesis), ignored for noise tasks,
+    which use the protocol's own NoiseSpec."""
+
+    degradations: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One scored test set. ``name`` is the record's task key; ``leaderboard`` maps it to the CSV's
+    ``dataset``/``subset`` values of the protocol's leaderboard table."""
+
+    name: str
+    label: str
+    dataset: str
+    layouts: list[LayoutSpec]
+    noise: NoiseSpec | None = None
+    expected_count: int | None = None
+    crop: CropSpec | None = None
+    leaderboard: dict[str, Any] = field(default_factory=dict)
+    sample: SampleSpec = field(default_factory=SampleSpec)
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    title: str
+    version: int
+    tasks: list[TaskSpec]
+    convention: str = "M1"
+    alternative_conventions: list[str] = field(default_factory=list)
+    crop: CropSpec = field(default_factory=CropSpec)
+    average: list[str] = field(default_factory=list)
+    leaderboard_table: str | None = None
+    paper_table: str = ""
+    reference: str = ""
+    description: str = ""
+    notes: str = ""
+    source: str = ""
+    sha256: str = ""
+
+    def task(self, name: str) -> TaskSpec:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(f"protocol '{self.name}' has no task '{name}'; tasks: {[t.name for t in self.tasks]}")
+
+    def crop_for(self, task: TaskSpec) -> CropSpec:
+        return task.crop or self.crop
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _resolve_path(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        return Path(text)
+    path = protocols_dir() / f"{text}.yaml"
+    if not path.is_file():
+        import difflib
+
+        known = list_protocols()
+        hint = difflib.get_close_matches(text, known, n=3)
+        did_you_mean = f" Did you mean: {', '.join(hint)}?" if hint else ""
+        raise KeyError(f"unknown protocol '{text}'.{did_you_mean} Known protocols: {', '.join(known)}")
+    return path
+
+
+def _read_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise SpecError(f"{path}: include cycle via {[str(p) for p in seen]}")
+    data = read_yaml(path)
+    parent = data.pop("include", None)
+    only = data.pop("only_tasks", None)
+    if parent is not None:
+        base = _read_with_includes((path.parent / parent), (*seen, path))
+        base.pop("sha256", None)
+        merged = {**base, **data}
+        if only is not None:
+            tasks = {t["name"]: t for t in base.get("tasks", [])}
+            missing = [n for n in only if n not in tasks]
+            if missing:
+                raise SpecError(f"{path}: field 'only_tasks': {missing} not in {parent}")
+            merged["tasks"] = [tasks[n] for n in only]
+            if "average" not in data:
+                merged["average"] = [n for n in base.get("average", []) if n in only]
+        data = merged
+    elif only is not None:
+        raise SpecError(f"{path}: field 'only_tasks' needs 'include'")
+    return data
+
+
+def protocol_sha256(data: dict[str, Any]) -> str:
+    """Hash of the fully resolved protocol content (includes expanded), stable across key order."""
+    payload = json.dumps({k: v for k, v in data.items() if k not in ("source", "sha256")}, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def load_protocol(name_or_path: str | Path) -> Protocol:
+    """Load a protocol by name (protocols/<name>.yaml) or from a YAML path; validated, includes resolved."""
+    path = _resolve_path(name_or_path)
+    data = _read_with_includes(path)
+    data["source"] = str(path)
+    protocol = build_dataclass(Protocol, data, str(path))
+    names = [t.name for t in protocol.tasks]
+    if len(set(names)) != len(names):
+        raise SpecError(f"{path}: duplicate task names in {names}")
+    unknown = [n for n in protocol.average if n not in names]
+    if unknown:
+        raise SpecError(f"{path}: field 'average': unknown task(s) {unknown}; tasks: {names}")
+    for task in protocol.tasks:
+        if not task.layouts:
+            raise SpecError(f"{path}: task '{task.name}': field 'layouts' must list at least one layout")
+    from dataclasses import replace
+
+    return replace(protocol, sha256=protocol_sha256(protocol.to_dict()))
+
+
+def list_protocols() -> list[str]:
+    return sorted(p.stem for p in protocols_dir().glob("*.yaml"))

@@ -1,0 +1,168 @@
+"""The result store: one run directory per run, append-only per-image records plus a manifest.
+
+Layout of a run directory::
+
+    manifest.json     what was run and how (written at start, updated atomically at the end)
+    records.jsonl     one JSON object per scored image, appended and flushed+fsynced as produced
+    images/<task>/    restored images when --save-images was given
+
+Record columns (stable, see ``RECORD_COLUMNS``): task, image, psnr (dB), ssim, lpips (or null),
+height, width (pixels scored), seconds (model time for the image), nonfinite (output had NaN/Inf).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "RECORD_COLUMNS",
+    "RunStore",
+    "Run",
+    "load_run",
+    "write_json_atomic",
+    "aggregate",
+    "protocol_average",
+]
+
+RECORD_COLUMNS = ["task", "image", "psnr", "ssim", "lpips", "height", "width", "seconds", "nonfinite"]
+MANIFEST = "manifest.json"
+RECORDS = "records.jsonl"
+PROFILE = "profile.json"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` via a temporary file and rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunStore:
+    """Writer for one run directory. Records are appended one line at a time and fsynced, so an
+    interrupted run loses at most the image in flight; a torn last line is ignored on reading."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.run_dir / MANIFEST
+
+    @property
+    def records_path(self) -> Path:
+        return self.run_dir / RECORDS
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        write_json_atomic(self.manifest_path, manifest)
+
+    def read_manifest(self) -> dict[str, Any]:
+        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+
+    def append(self, record: dict[str, Any]) -> None:
+        row = {column: record.get(column) for column in RECORD_COLUMNS}
+        line = json.dumps(row, allow_nan=True) + "\n"
+        with open(self.records_path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def extend(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            self.append(record)
+
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        if not self.records_path.exists():
+            return
+        with open(self.records_path, encoding="utf-8") as handle:
+            for line in handle:
+                if not line.endswith("\n"):
+                    break  # torn write from an interrupted run
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    break
+        return
+
+    def scored_keys(self) -> set[tuple[str, str]]:
+        """(task, image) pairs already scored; used by --resume."""
+        return {(r["task"], r["image"]) for r in self.iter_records()}
+
+    def repair(self) -> None:
+        """Drop a torn trailing line left by an interrupted run (before appending more)."""
+        if not self.records_path.exists():
+            return
+        data = self.records_path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            with open(self.records_path, "r+b") as handle:
+                handle.truncate(cut)
+
+
+@dataclass
+class Run:
+    """A run read back from disk: its manifest and its per-image records as a DataFrame."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    records: pd.DataFrame
+    profile: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        return str(self.manifest.get("label") or self.manifest.get("model", {}).get("display_name")
+                   or self.run_dir.name)
+
+    def summary(self) -> pd.DataFrame:
+        return aggregate(self.records)
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a run directory; an unknown path or a folder without manifest is a clear error."""
+    run_dir = Path(run_dir)
+    store = RunStore.__new__(RunStore)
+    store.run_dir = run_dir
+    if not store.manifest_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a bench-ir run directory (no {MANIFEST})")
+    records = pd.DataFrame(list(store.iter_records()), columns=RECORD_COLUMNS)
+    profile_path = run_dir / PROFILE
+    profile = json.loads(profile_path.read_text()) if profile_path.is_file() else None
+    return Run(run_dir=run_dir, manifest=store.read_manifest(), records=records, profile=profile)
+
+
+def aggregate(records: pd.DataFrame) -> pd.DataFrame:
+    """Per-task means of psnr/ssim/lpips (per-image mean, the reference convention) and image counts."""
+    if records.empty:
+        return pd.DataFrame(columns=["task", "psnr", "ssim", "lpips", "images"]).set_index("task")
+    grouped = records.groupby("task", sort=False)
+    table = grouped[["psnr", "ssim", "lpips"]].mean(numeric_only=False)
+    table["images"] = grouped.size()
+    return table
+
+
+def protocol_average(summary: pd.DataFrame, average_tasks: list[str]) -> pd.Series | None:
+    """Arithmetic mean of the per-task means over ``average_tasks`` (each task weighted equally).
+
+    Returns None when any of those tasks is missing from ``summary``.
+    """
+    if not average_tasks or any(task not in summary.index for task in average_tasks):
+        return None
+    return summary.loc[average_tasks, ["psnr", "ssim", "lpips"]].mean(numeric_only=False)

@@ -1,0 +1,105 @@
+"""Strict YAML -> frozen dataclass validation shared by model cards and protocols."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+__all__ = ["SpecError", "read_yaml", "build_dataclass"]
+
+
+class SpecError(ValueError):
+    """A model card or protocol file is invalid; the message names the file and the field."""
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read one YAML mapping; a missing file, bad YAML or a non-mapping is a SpecError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert nested mappings to dataclasses."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            if option is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _coerce(value, option, where)
+            except SpecError as err:
+                errors.append(str(err))
+        raise SpecError(errors[0] if errors else f"{where}: must not be null")
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise SpecError(f"{where}: {value!r} is not one of {list(allowed)}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise SpecError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return build_dataclass(tp, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise SpecError(f"{where}: expected a list, got {type(value).__name__}")
+        (item_tp, *_rest) = typing.get_args(tp) or (Any,)
+        items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SpecError(f"{where}: expected a mapping, got {type(value).__name__}")
+        _key_tp, val_tp = typing.get_args(tp) or (Any, Any)
+        return {k: _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if isinstance(tp, type):
+        if not isinstance(value, tp):
+            raise SpecError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        return value
+    return value
+
+
+def build_dataclass(cls: type[T], data: dict[str, Any], where: str) -> T:
+    """Build the frozen dataclass ``cls`` from ``data``; unknown keys, missing keys and wrong types raise."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise SpecError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, field in fields.items():
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], f"{where}: field '{name}'")
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise SpecError(f"{where}: missing required field '{name}'")
+    return cls(**kwargs)
