@@ -13,7 +13,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-
 from torch import nn
 
 from bench_ir.resources import registry_dir

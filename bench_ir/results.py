@@ -149,12 +149,22 @@ def load_run(run_dir: str | Path) -> Run:
 
 
 def aggregate(records: pd.DataFrame) -> pd.DataFrame:
-    """Per-task means of psnr/ssim/lpips (per-image mean, the reference convention) and image counts."""
+    """Per-task means of psnr/ssim/lpips (per-image mean, the reference convention), image counts and the
+    number of images whose output had NaN/Inf (``nonfinite``; such images make the task mean NaN, never skipped)."""
     if records.empty:
-        return pd.DataFrame(columns=["task", "psnr", "ssim", "lpips", "images"]).set_index("task")
-    grouped = records.groupby("task", sort=False)
-    table = grouped[["psnr", "ssim", "lpips"]].mean(numeric_only=False)
-    table["images"] = grouped.size()
+        return pd.DataFrame(columns=["task", "psnr", "ssim", "lpips", "images", "nonfinite"]).set_index("task")
+    frame = records.copy()
+    for column in ("psnr", "ssim", "lpips"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    frame["nonfinite"] = frame["nonfinite"].fillna(False).astype(bool)
+    grouped = frame.groupby("task", sort=False)
+    table = pd.DataFrame({
+        "psnr": grouped["psnr"].agg(lambda s: s.mean(skipna=False)),
+        "ssim": grouped["ssim"].agg(lambda s: s.mean(skipna=False)),
+        "lpips": grouped["lpips"].mean(),
+        "images": grouped.size(),
+        "nonfinite": grouped["nonfinite"].sum().astype(int),
+    })
     return table
 
 

@@ -1,0 +1,293 @@
+"""The `bench-ir` command line: parses arguments, calls the library, prints with rich. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark and reproducibility harness for all-in-one image restoration.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect benchmark datasets.")
+app.add_typer(data_app, name="data")
+console = Console()
+err_console = Console(stderr=True)
+
+USER_ERRORS = (FileNotFoundError, FileExistsError, KeyError, ValueError, RuntimeError)
+
+
+def _fail(err: BaseException) -> None:
+    message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _fmt(value, digits: int) -> str:
+    if value is None or value != value:  # None or NaN
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+# ---------------------------------------------------------------------------------------------- run
+class Dtype(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class LpipsNet(str, Enum):
+    alex = "alex"
+    vgg = "vgg"
+
+
+class RichProgress:
+    """Per-task progress bar with ETA and the running mean PSNR."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), TextColumn("{task.fields[psnr]}"), console=err_console,
+                                 transient=False)
+        self.current = None
+        self.psnr_sum = 0.0
+        self.count = 0
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def start_task(self, task, total: int, done: int) -> None:
+        self.psnr_sum, self.count = 0.0, 0
+        self.current = self.progress.add_task(task.name, total=total, completed=done, psnr="")
+
+    def record(self, record: dict) -> None:
+        if record["psnr"] == record["psnr"]:
+            self.psnr_sum += record["psnr"]
+            self.count += 1
+        mean = f"PSNR {self.psnr_sum / self.count:.2f} dB" if self.count else ""
+        self.progress.update(self.current, advance=1, psnr=mean)
+
+    def end_task(self, task) -> None:
+        pass
+
+
+def print_summary(manifest: dict, summary, average) -> None:
+    """The paper-style table of a run: PSNR with 2 decimals, SSIM with 3, the protocol's Average last."""
+    labels = {t["name"]: t["label"] for t in manifest["protocol"]["tasks"]}
+    has_lpips = "lpips" in summary and summary["lpips"].notna().any()
+    table = Table(title=f"{manifest['model']['display_name']} on {manifest['protocol']['name']}"
+                  f"{' (sample)' if manifest.get('sample') else ''}")
+    for column in ("task", "dataset", "PSNR", "SSIM", *(["LPIPS"] if has_lpips else []), "images"):
+        table.add_column(column, justify="left" if column in ("task", "dataset") else "right")
+    for task, row in summary.iterrows():
+        table.add_row(task, labels.get(task, task), _fmt(row["psnr"], 2), _fmt(row["ssim"], 3),
+                      *([_fmt(row["lpips"], 4)] if has_lpips else []), str(int(row["images"])))
+    if average is not None:
+        tasks = manifest["protocol"]["average"]
+        table.add_section()
+        table.add_row("Average", f"mean of {len(tasks)} tasks", _fmt(average["psnr"], 2), _fmt(average["ssim"], 3),
+                      *([_fmt(average["lpips"], 4)] if has_lpips else []), "")
+    console.print(table)
+
+
+@app.command()
+def run(
+    protocol: Annotated[str | None, typer.Option("--protocol", "-p", help="protocol name or YAML file")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="model card name or YAML file")] = "mirage-t",
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="weights file")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="folder holding the protocol's test sets")] = None,
+    sample: Annotated[bool, typer.Option("--sample", help="built-in sample data (synthetic, offline)")] = False,
+    input_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of degraded images")] = None,
+    target_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of clean images")] = None,
+    pairing: Annotated[str, typer.Option(help="ad-hoc pairing rule")] = "same_name",
+    run_dir: Annotated[Path | None, typer.Option(help="run directory (default runs/<time>-<model>-<protocol>)")] = None,
+    runs_root: Annotated[Path, typer.Option(help="parent of default run directories")] = Path("runs"),
+    resume: Annotated[bool, typer.Option("--resume", help="continue --run-dir, skipping scored images")] = False,
+    limit: Annotated[int | None, typer.Option(help="at most N images per task (quick look)")] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", help="only these tasks (repeatable)")] = None,
+    convention: Annotated[str | None, typer.Option(help="metric convention (M1..M7), default per protocol")] = None,
+    lpips: Annotated[LpipsNet | None, typer.Option(help="also score LPIPS with this backbone")] = None,
+    lpips_weights: Annotated[Path | None, typer.Option(help="folder or file with LPIPS weights")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    dtype: Annotated[Dtype, typer.Option(help="inference precision")] = Dtype.fp32,
+    batch_size: Annotated[int, typer.Option(help="images per forward pass (same-size images only)")] = 1,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes")] = 0,
+    tile: Annotated[int | None, typer.Option(help="tiled inference with this tile size (pixels)")] = None,
+    tile_overlap: Annotated[int, typer.Option(help="overlap between tiles (pixels)")] = 32,
+    pad: Annotated[str | None, typer.Option(help="override the size-fit padding: reflect|replicate|none")] = None,
+    save_images: Annotated[bool, typer.Option("--save-images", help="write restored images to the run dir")] = False,
+    label: Annotated[str | None, typer.Option(help="display label of this run in reports")] = None,
+    registry: Annotated[Path | None, typer.Option(help="folder of model cards replacing the built-in one")] = None,
+) -> None:
+    """Evaluate a model on a protocol (or on a folder pair) and store per-image results."""
+    from bench_ir.runner import RunConfig, folder_protocol, run_protocol
+
+    try:
+        if input_dir or target_dir:
+            if not (input_dir and target_dir):
+                raise ValueError("--input-dir and --target-dir go together")
+            chosen = folder_protocol(input_dir, target_dir, pairing=pairing)
+        elif protocol:
+            chosen = protocol
+        else:
+            raise ValueError("give --protocol (see `bench-ir list protocols`) or --input-dir/--target-dir")
+        config = RunConfig(protocol=chosen, model=model, checkpoint=checkpoint, data_root=data_root, sample=sample,
+                           run_dir=run_dir, runs_root=runs_root, resume=resume, limit=limit, tasks=task,
+                           convention=convention, lpips=lpips.value if lpips else None, lpips_weights=lpips_weights,
+                           device=device, dtype=dtype.value, batch_size=batch_size, num_workers=workers, tile=tile,
+                           tile_overlap=tile_overlap, pad=pad, save_images=save_images, label=label,
+                           command=["bench-ir", *sys.argv[1:]], registry=registry)
+        with RichProgress() as progress:
+            outcome = run_protocol(config, progress=progress)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: scored images are kept; continue with --resume --run-dir ...")
+        raise typer.Exit(code=130) from None
+    except USER_ERRORS as err:
+        _fail(err)
+    print_summary(outcome.manifest, outcome.summary, outcome.average)
+    for notice in outcome.notices:
+        console.print(f"[bold yellow]note:[/] {notice}", highlight=False)
+    nonfinite = int(outcome.summary.get("nonfinite", 0).sum()) if "nonfinite" in outcome.summary else 0
+    if nonfinite:
+        console.print(f"[bold red]warning:[/] {nonfinite} image(s) with NaN/Inf outputs (see records)")
+    console.print(f"results: {outcome.run_dir}", highlight=False)
+
+
+# --------------------------------------------------------------------------------------------- list
+class ListWhat(str, Enum):
+    models = "models"
+    protocols = "protocols"
+    runs = "runs"
+    conventions = "conventions"
+
+
+@app.command("list")
+def list_(
+    what: Annotated[ListWhat, typer.Argument(help="models | protocols | runs | conventions")],
+    details: Annotated[bool, typer.Option("--details", help="full description (protocols)")] = False,
+    runs_root: Annotated[Path, typer.Option(help="where runs are stored")] = Path("runs"),
+    registry: Annotated[Path | None, typer.Option(help="folder of model cards")] = None,
+) -> None:
+    """List registered models, protocols, metric conventions or stored runs."""
+    from bench_ir import listing
+
+    try:
+        if what is ListWhat.models:
+            console.print(listing.models_table(registry))
+        elif what is ListWhat.protocols:
+            for renderable in listing.protocols_renderables(details):
+                console.print(renderable)
+        elif what is ListWhat.conventions:
+            console.print(listing.conventions_table())
+        else:
+            console.print(listing.runs_table(runs_root))
+    except USER_ERRORS as err:
+        _fail(err)
+
+
+# ------------------------------------------------------------------------------------------- export
+class ExportFormat(str, Enum):
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.csv,
+) -> None:
+    """Print a run's per-image records (stable columns) as CSV or JSON."""
+    from bench_ir.results import RECORD_COLUMNS, load_run
+
+    try:
+        records = load_run(run_dir).records[RECORD_COLUMNS]
+    except USER_ERRORS as err:
+        _fail(err)
+    if format is ExportFormat.csv:
+        sys.stdout.write(records.to_csv(index=False))
+    else:
+        sys.stdout.write(records.to_json(orient="records", indent=1) + "\n")
+
+
+# ------------------------------------------------------------------------------------------ convert
+@app.command()
+def convert(
+    checkpoint: Annotated[Path, typer.Argument(help="official checkpoint (.ckpt, .pth, .safetensors)")],
+    out: Annotated[Path, typer.Argument(help="output .safetensors file (a .json sidecar is written beside it)")],
+    model: Annotated[str, typer.Option("--model", "-m", help="model card the checkpoint belongs to")] = "mirage-t",
+    fp16: Annotated[bool, typer.Option("--fp16", help="store weights in half precision")] = False,
+) -> None:
+    """Convert an official checkpoint to safetensors plus a JSON provenance sidecar."""
+    from bench_ir.cards import get_card
+    from bench_ir.checkpoints import convert_checkpoint
+
+    try:
+        info = convert_checkpoint(checkpoint, out, get_card(model), dtype="fp16" if fp16 else None)
+    except USER_ERRORS as err:
+        _fail(err)
+    console.print(f"wrote {out} ({info.get('tensors', '?')} tensors) and {out}.json", highlight=False)
+
+
+# --------------------------------------------------------------------------------------- data check
+@data_app.command("check")
+def data_check(
+    protocol: Annotated[str, typer.Option("--protocol", "-p", help="protocol name or YAML file")],
+    data_root: Annotated[Path, typer.Option(help="folder holding the protocol's test sets")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Check a dataset folder against a protocol: layout, counts, pairing, readability and sizes."""
+    from bench_ir import listing
+    from bench_ir.data.check import check_protocol
+    from bench_ir.protocol import load_protocol
+
+    try:
+        checks = check_protocol(load_protocol(protocol), data_root)
+    except USER_ERRORS as err:
+        _fail(err)
+    if as_json:
+        sys.stdout.write(json.dumps([c.to_dict() for c in checks], indent=2, default=str) + "\n")
+    else:
+        for renderable in listing.data_check_renderables(checks):
+            console.print(renderable)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(code=1)
+
+
+# ----------------------------------------------------------------------------------------- validate
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="model card or protocol YAML files")],
+) -> None:
+    """Validate model cards and protocol files without running anything."""
+    from bench_ir.validation import validate_file
+
+    failed = False
+    for path in files:
+        try:
+            kind, name = validate_file(path)
+            console.print(f"[green]ok[/] {path}: {kind} '{name}'", highlight=False)
+        except USER_ERRORS as err:
+            failed = True
+            err_console.print(f"[bold red]invalid[/] {err.args[0] if isinstance(err, KeyError) else err}",
+                              highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Evaluate one model on one task: batching of same-size images, size fitting, tiling, dtype, metrics.
+
+``evaluate_task`` yields one record per image (see bench_ir.results.RECORD_COLUMNS). It never prints;
+progress goes to an optional callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from bench_ir.geometry import FitPolicy, run_padded, run_tiled
+
+__all__ = ["EvalOptions", "resolve_device", "resolve_dtype", "same_size_batches", "evaluate_task", "TORCH_DTYPES"]
+
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTO_TILES = (512, 256)
+
+
+@dataclass
+class EvalOptions:
+    """How images go through the model.
+
+    batch_size: images per forward pass (only images of the same size share a batch; a card with
+    batch_size_one forces 1). tile: tile size in pixels for tiled inference (None = whole image; on a CUDA
+    out-of-memory error the engine retries with tiles of 512 then 256). dtype: fp32 (default, reference),
+    bf16 or fp16 autocast. num_workers: DataLoader worker processes.
+    """
+
+    device: torch.device
+    dtype: str = "fp32"
+    batch_size: int = 1
+    num_workers: int = 0
+    tile: int | None = None
+    tile_overlap: int = 32
+    save_images: Path | None = None
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else CPU; anything else is passed to torch.device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name} requested but CUDA is not available on this machine")
+    return device
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    try:
+        return TORCH_DTYPES[name]
+    except KeyError as err:
+        raise ValueError(f"unknown dtype '{name}'; choose one of {sorted(TORCH_DTYPES)}") from err
+
+
+def same_size_batches(sizes: list[tuple[int, int]], batch_size: int, order: list[int] | None = None) -> list[list[int]]:
+    """Group dataset indices into batches of at most ``batch_size`` images of identical size, keeping the
+    dataset order within each size (and sizes in order of first appearance)."""
+    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for index in order if order is not None else range(len(sizes)):
+        buckets[tuple(sizes[index])].append(index)
+    batches = []
+    for indices in buckets.values():
+        batches.extend(indices[i:i + batch_size] for i in range(0, len(indices), batch_size))
+    return batches
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": [item["name"] for item in items],
+        "input": torch.stack([item["input"] for item in items]),
+        "target": torch.stack([item["target"] for item in items]),
+    }
+
+
+def _autocast(device: torch.device, dtype: str):
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=resolve_dtype(dtype))
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+def restore(
+    model: nn.Module, x: torch.Tensor, policy: FitPolicy, options: EvalOptions
+) -> tuple[torch.Tensor, int | None]:
+    """Run the model on a batch (B,3,H,W) in [0,1]; returns the float32 output and the tile size used."""
+
+    def forward(inp: torch.Tensor) -> torch.Tensor:
+        with _autocast(options.device, options.dtype):
+            out = model(inp)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        return out.float()
+
+    tiles = [options.tile] if options.tile else [None, *AUTO_TILES] if options.device.type == "cuda" else [None]
+    for attempt, tile in enumerate(tiles):
+        try:
+            if tile is None:
+                return run_padded(forward, x, policy), None
+            return run_tiled(forward, x, policy, tile, options.tile_overlap), tile
+        except RuntimeError as err:
+            if not _is_oom(err) or attempt == len(tiles) - 1 or options.tile:
+                raise
+            torch.cuda.empty_cache()
+    raise AssertionError("unreachable")
+
+
+def evaluate_task(
+    model: nn.Module,
+    task_name: str,
+    dataset: Dataset,
+    policy: FitPolicy,
+    scorer: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
+    options: EvalOptions,
+    skip: set[str] | frozenset[str] = frozenset(),
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Score every image of ``dataset`` not named in ``skip``; yields one record per image.
+
+    ``scorer(pred, target)`` returns per-image tensors (psnr, ssim and optionally lpips) computed on the
+    device with the protocol's convention. ``seconds`` is the model time of the batch divided by its size.
+    """
+    sizes = dataset.item_sizes()
+    for (height, width), name in zip(sizes, dataset.names, strict=True):
+        policy.check(height, width, f"{task_name}/{name}")
+    todo = [i for i, name in enumerate(dataset.names) if name not in skip]
+    batch_size = 1 if getattr(getattr(model, "bench_ir_card", None), "batch_size_one", False) else options.batch_size
+    batches = same_size_batches(sizes, max(1, batch_size), order=todo)
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_collate, num_workers=options.num_workers,
+                        pin_memory=options.device.type == "cuda")
+    device = options.device
+    for batch in loader:
+        x = batch["input"].to(device, non_blocking=True)
+        target = batch["target"].to(device, non_blocking=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out, _tile = restore(model, x, policy, options)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = (time.perf_counter() - start) / x.shape[0]
+            if out.shape != target.shape:
+                raise RuntimeError(
+                    f"{task_name}/{batch['name'][0]}: model output shape {tuple(out.shape)} differs from the "
+                    f"target shape {tuple(target.shape)}"
+                )
+            finite = torch.isfinite(out).flatten(1).all(dim=1)
+            scores = scorer(out, target)
+        if options.save_images is not None:
+            _save_batch(options.save_images / task_name, batch, out)
+        values = {key: value.double().cpu().tolist() for key, value in scores.items()}
+        finite_list = finite.cpu().tolist()
+        for i, name in enumerate(batch["name"]):
+            record = {
+                "task": task_name,
+                "image": name,
+                "psnr": values["psnr"][i] if finite_list[i] else float("nan"),
+                "ssim": values["ssim"][i] if finite_list[i] else float("nan"),
+                "lpips": values["lpips"][i] if "lpips" in values and finite_list[i] else None,
+                "height": int(target.shape[-2]),
+                "width": int(target.shape[-1]),
+                "seconds": seconds,
+                "nonfinite": not finite_list[i],
+            }
+            if on_record is not None:
+                on_record(record)
+            yield record
+
+
+def _save_batch(folder: Path, batch: dict[str, Any], out: torch.Tensor) -> None:
+    from bench_ir.data.io import write_png_uint8
+
+    for i, name in enumerate(batch["name"]):
+        stem = Path(name).with_suffix(".png")
+        write_png_uint8(folder / stem, out[i].clamp(0, 1).cpu())
+        write_png_uint8(folder / "_input" / stem, batch["input"][i])
+        write_png_uint8(folder / "_target" / stem, batch["target"][i])

@@ -1,0 +1,115 @@
+"""Rich renderables for `bench-ir list ...` and `bench-ir data check` (presentation only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.panel import Panel
+from rich.table import Table
+
+__all__ = ["models_table", "protocols_renderables", "conventions_table", "runs_table", "data_check_renderables"]
+
+
+def models_table(registry: str | Path | None = None) -> Table:
+    from bench_ir.cards import list_cards
+
+    table = Table(title="Registered models")
+    for column in ("name", "display name", "params", "paper", "checkpoint format", "input"):
+        table.add_column(column, justify="right" if column == "params" else "left")
+    for card in list_cards(registry):
+        params = f"{card.expected_params:,}" if card.expected_params is not None else "?"
+        paper = f"{card.paper.venue} {card.paper.year or ''}".strip() if card.paper else "—"
+        fit = f"×{card.input_multiple}" + (f" ({card.pad_mode} pad)" if card.pad_mode != "none" else "")
+        table.add_row(card.name, card.display_name, params, paper, card.checkpoint.format, fit)
+    return table
+
+
+def protocol_details(name: str) -> Panel:
+    """A protocol described in full: datasets, counts, layouts, pairing, synthesis, crop, metric, Average."""
+    from bench_ir.metrics.conventions import get_convention
+    from bench_ir.protocol import load_protocol
+
+    protocol = load_protocol(name)
+    lines = [f"[bold]{protocol.title}[/] (version {protocol.version}, sha256 {protocol.sha256[:12]})",
+             f"reference: {protocol.reference.strip()}",
+             f"crop: {protocol.crop.rule}" + (f" (base {protocol.crop.base})" if protocol.crop.rule != "none" else ""),
+             f"metric: {protocol.convention}: {get_convention(protocol.convention).describe()}",
+             f"alternative conventions: {', '.join(protocol.alternative_conventions) or '—'}",
+             f"Average: {', '.join(protocol.average) or '— (no Average column)'}",
+             f"leaderboard: {protocol.leaderboard_table or '—'}", ""]
+    for task in protocol.tasks:
+        count = f"{task.expected_count} images" if task.expected_count else "count not fixed"
+        lines.append(f"[bold]{task.name}[/]: {task.label} ({task.dataset}, {count})")
+        for layout in task.layouts:
+            src = f"input {layout.input}, " if layout.input else ""
+            lines.append(f"    {src}target {layout.target}, pairing {layout.pairing}  [dim]{layout.source}[/]")
+        if task.noise:
+            lines.append(f"    synthesis: Gaussian σ={task.noise.sigma:g} on uint8, seed {task.noise.seed}, "
+                         f"stream {task.noise.stream}, truncation")
+        if task.sample.degradations:
+            lines.append(f"    sample variant: {' + '.join(task.sample.degradations)}")
+    if protocol.notes:
+        lines += ["", f"notes: {protocol.notes.strip()}"]
+    return Panel("\n".join(lines), title=protocol.name, expand=False)
+
+
+def protocols_renderables(details: bool = False) -> list:
+    from bench_ir.protocol import list_protocols, load_protocol
+
+    if details:
+        return [protocol_details(name) for name in list_protocols()]
+    table = Table(title="Protocols")
+    for column in ("name", "title", "tasks", "metric", "crop", "Average"):
+        table.add_column(column)
+    for name in list_protocols():
+        protocol = load_protocol(name)
+        table.add_row(name, protocol.title, ", ".join(t.name for t in protocol.tasks), protocol.convention,
+                      protocol.crop.rule, ", ".join(protocol.average) or "—")
+    return [table]
+
+
+def conventions_table() -> Table:
+    from bench_ir.metrics.conventions import get_convention, list_conventions
+
+    table = Table(title="Metric conventions")
+    table.add_column("name")
+    table.add_column("description")
+    for name in list_conventions():
+        table.add_row(name, get_convention(name).describe())
+    return table
+
+
+def runs_table(runs_root: str | Path) -> Table:
+    from bench_ir.results import load_run, protocol_average
+
+    table = Table(title=f"Runs in {runs_root}")
+    for column in ("run", "model", "protocol", "status", "images", "Avg PSNR", "Avg SSIM", "flags"):
+        table.add_column(column)
+    root = Path(runs_root)
+    for run_dir in sorted(p for p in root.glob("*") if (p / "manifest.json").is_file()) if root.is_dir() else []:
+        run = load_run(run_dir)
+        manifest = run.manifest
+        average = protocol_average(run.summary(), manifest["protocol"].get("average", []))
+        flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
+                                 (f"limit {manifest.get('limit')}", manifest.get("limit") is not None)) if on]
+        table.add_row(run_dir.name, manifest["model"]["name"], manifest["protocol"]["name"],
+                      manifest.get("status", "?"), str(len(run.records)), f"{average['psnr']:.2f}" if average is not None else "–",
+                      f"{average['ssim']:.3f}" if average is not None else "–", ", ".join(flags))
+    return table
+
+
+def data_check_renderables(checks) -> list:
+    table = Table(title="Dataset check")
+    for column in ("task", "layout", "pairs", "expected", "problems", "sizes"):
+        table.add_column(column)
+    details = []
+    for check in checks:
+        info = check.to_dict()
+        problems = info.get("problems") or []
+        status = "[green]ok[/]" if check.ok else f"[red]{len(problems)} problem(s)[/]"
+        table.add_row(info.get("task", "?"), str(info.get("layout") or "[red]not found[/]"), str(info.get("pairs", 0)),
+                      str(info.get("expected") if info.get("expected") is not None else "—"), status,
+                      str(info.get("size_summary", "")))
+        for problem in problems:
+            details.append(f"[red]{info.get('task')}[/]: {problem}")
+    return [table, *details]

@@ -1,0 +1,65 @@
+"""Provenance recorded in every run manifest: package versions, device, git revision, time."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["environment_info", "device_info", "git_revision", "now_iso", "bench_ir_version"]
+
+_VERSIONED = ("bench-ir", "torch", "numpy", "scikit-image", "scipy", "pandas", "pillow", "pyiqa", "fvcore")
+
+
+def bench_ir_version() -> str:
+    try:
+        return metadata.version("bench-ir")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def git_revision() -> str | None:
+    """HEAD of the bench-ir checkout this code runs from (with '-dirty' when modified), or None (wheel)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{rev}-dirty" if dirty else rev
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {"type": device.type, "cpu": platform.processor() or platform.machine(),
+                            "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        info.update(name=torch.cuda.get_device_name(index), cuda=torch.version.cuda,
+                    cudnn=torch.backends.cudnn.version())
+    else:
+        info["name"] = info["cpu"]
+    return info
+
+
+def environment_info() -> dict[str, Any]:
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions

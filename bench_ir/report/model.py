@@ -1,0 +1,191 @@
+"""The table view-model shared by every renderer: columns, rows in blocks, cells with their rank marks,
+footnotes. Numbers are formatted once here, so LaTeX, HTML, Markdown and CSV print the same digits.
+
+Conventions: PSNR in dB with 2 decimals; SSIM and LPIPS with 3 decimals in the paper's leading-dot style
+(".982") in every rendered table (CSV keeps the leading zero, "0.982"). Best and second-best are decided
+on the printed (rounded) values, so equal printed values share a mark, and only among rows with
+``ranked=True`` (published main-section rows and measured runs on real data with real weights).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "MISSING",
+    "FOOTNOTE_SYMBOLS",
+    "NumericColumn",
+    "Cell",
+    "Row",
+    "RowBlock",
+    "Footnote",
+    "TableModel",
+    "metric_column",
+    "mark_best",
+]
+
+MISSING = "–"
+# Footnote markers in order of first use: (plain text / HTML, LaTeX).
+FOOTNOTE_SYMBOLS = [("†", r"\dag"), ("‡", r"\ddag"), ("§", r"\S"), ("¶", r"\P"), ("#", r"\#"),
+                    ("††", r"\dag\dag"), ("‡‡", r"\ddag\ddag"), ("§§", r"\S\S")]
+
+
+@dataclass(frozen=True)
+class NumericColumn:
+    """One numeric column. ``key`` identifies where values come from: (dataset, subset) of the
+    leaderboard ("Average", "") for the Average column, or ("efficiency", name) for Table 6 columns."""
+
+    key: tuple[str, str]
+    group: str
+    metric: str
+    higher_is_better: bool
+    decimals: int
+    unit: str = ""
+    leading_zero: bool = True
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+    def rounded(self, value: float) -> float:
+        return round(value, self.decimals)
+
+    def format(self, value: float | None, leading_zero: bool | None = None) -> str:
+        """Printed text of ``value`` ("–" when missing); ``leading_zero`` overrides the column style."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return MISSING
+        text = f"{value:.{self.decimals}f}"
+        keep_zero = self.leading_zero if leading_zero is None else leading_zero
+        if not keep_zero and abs(value) < 1:
+            text = text.replace("0.", ".", 1)
+        return text + self.unit
+
+
+def metric_column(key: tuple[str, str], group: str, metric: str) -> NumericColumn:
+    """A PSNR / SSIM / LPIPS column in the paper's print style."""
+    if metric == "PSNR":
+        return NumericColumn(key, group, metric, higher_is_better=True, decimals=2)
+    if metric in ("SSIM", "LPIPS"):
+        return NumericColumn(key, group, metric, higher_is_better=metric == "SSIM", decimals=3,
+                             leading_zero=False)
+    raise ValueError(f"unknown metric '{metric}' (expected PSNR, SSIM or LPIPS)")
+
+
+@dataclass
+class Cell:
+    value: float | None
+    text: str
+    rank: int | None = None  # 1 = best (bold), 2 = second (underlined)
+
+
+@dataclass
+class Row:
+    """One table row. ``kind`` says whether the numbers are copied from a paper or read from a run.
+    ``markers`` are footnote numbers (indices into ``TableModel.footnotes``)."""
+
+    name: str
+    kind: Literal["published", "measured"]
+    source: str
+    cells: list[Cell]
+    ranked: bool
+    params: str = MISSING
+    citation: str = ""
+    detail: str = ""
+    run_id: str = ""
+    markers: list[int] = field(default_factory=list)
+
+
+@dataclass
+class RowBlock:
+    title: str
+    rows: list[Row]
+
+
+@dataclass
+class Footnote:
+    number: int
+    text: str
+
+    @property
+    def symbol(self) -> str:
+        return FOOTNOTE_SYMBOLS[self.number % len(FOOTNOTE_SYMBOLS)][0]
+
+    @property
+    def latex_symbol(self) -> str:
+        return FOOTNOTE_SYMBOLS[self.number % len(FOOTNOTE_SYMBOLS)][1]
+
+
+@dataclass
+class TableModel:
+    """A paper-style table ready to render: ``columns`` are the numeric columns, in order; rows come in
+    ``blocks`` separated by rules; ``notes`` are sentences printed under the table."""
+
+    protocol: str
+    title: str
+    caption: str
+    columns: list[NumericColumn]
+    blocks: list[RowBlock]
+    footnotes: list[Footnote] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    show_params: bool = True
+
+    @property
+    def rows(self) -> list[Row]:
+        return [row for block in self.blocks for row in block.rows]
+
+    def groups(self) -> list[tuple[str, int]]:
+        """Consecutive column groups as (label, span) pairs, for two-level headers."""
+        spans: list[tuple[str, int]] = []
+        for column in self.columns:
+            if spans and spans[-1][0] == column.group:
+                spans[-1] = (column.group, spans[-1][1] + 1)
+            else:
+                spans.append((column.group, 1))
+        return spans
+
+    def footnote(self, text: str) -> int:
+        """Number of the footnote with ``text``, adding it on first use."""
+        for note in self.footnotes:
+            if note.text == text:
+                return note.number
+        self.footnotes.append(Footnote(len(self.footnotes), text))
+        return len(self.footnotes) - 1
+
+    def row(self, name: str) -> Row:
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f"no row '{name}' in table {self.title}; rows: {[r.name for r in self.rows]}")
+
+    def column_index(self, group: str, metric: str) -> int:
+        for index, column in enumerate(self.columns):
+            if column.group == group and column.metric == metric:
+                return index
+        raise KeyError(f"no column {group} {metric} in table {self.title}")
+
+
+def mark_best(table: TableModel) -> None:
+    """Set ``rank`` 1 (best) and 2 (second) per column among the ranked rows, on printed values.
+
+    A column is marked only when at least two ranked rows have a value in it.
+    """
+    ranked_rows = [row for row in table.rows if row.ranked]
+    for index, column in enumerate(table.columns):
+        for row in table.rows:
+            row.cells[index].rank = None
+        values = [column.rounded(row.cells[index].value) for row in ranked_rows
+                  if row.cells[index].value is not None and math.isfinite(row.cells[index].value)]
+        if len(values) < 2:
+            continue
+        ordered = sorted(set(values), reverse=column.higher_is_better)
+        for row in ranked_rows:
+            value = row.cells[index].value
+            if value is None or not math.isfinite(value):
+                continue
+            printed = column.rounded(value)
+            if printed == ordered[0]:
+                row.cells[index].rank = 1
+            elif len(ordered) > 1 and printed == ordered[1]:
+                row.cells[index].rank = 2

@@ -1,0 +1,274 @@
+"""`bench-ir run` as a library call: protocol + model -> run directory with manifest and per-image records.
+
+All datasets are resolved before the model is built, so a missing folder fails fast. Records are appended
+as they are produced; ``resume=True`` skips images already scored in ``run_dir``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from bench_ir.cards import ModelCard, count_parameters, create_model, get_card
+from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype
+from bench_ir.geometry import fit_policy
+from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
+from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_protocol
+from bench_ir.resources import registry_dir
+from bench_ir.results import RunStore, aggregate, protocol_average
+
+__all__ = ["RunConfig", "RunOutcome", "ProgressHook", "run_protocol", "folder_protocol", "ResumeError"]
+
+
+class ResumeError(ValueError):
+    """--resume was asked for a run directory that belongs to a different run."""
+
+
+class ProgressHook:
+    """Receives progress events; the CLI renders them, the library never prints."""
+
+    def start_task(self, task: TaskSpec, total: int, done: int) -> None: ...
+
+    def record(self, record: dict[str, Any]) -> None: ...
+
+    def end_task(self, task: TaskSpec) -> None: ...
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run. ``protocol`` and ``model`` are names or YAML paths."""
+
+    protocol: str | Path | Protocol
+    model: str | Path | ModelCard = "mirage-t"
+    checkpoint: str | Path | None = None
+    data_root: str | Path | None = None
+    sample: bool = False
+    run_dir: str | Path | None = None
+    runs_root: str | Path = "runs"
+    resume: bool = False
+    limit: int | None = None
+    tasks: list[str] | None = None
+    convention: str | None = None
+    lpips: str | None = None
+    lpips_weights: str | Path | None = None
+    device: str = "auto"
+    dtype: str = "fp32"
+    batch_size: int = 1
+    num_workers: int = 0
+    tile: int | None = None
+    tile_overlap: int = 32
+    pad: str | None = None
+    save_images: bool = False
+    label: str | None = None
+    command: list[str] | None = None
+    registry: str | Path | None = None
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    manifest: dict[str, Any]
+    summary: pd.DataFrame
+    average: pd.Series | None
+    notices: list[str] = field(default_factory=list)
+
+
+def folder_protocol(input_dir: str | Path, target_dir: str | Path, pairing: str = "same_name",
+                    crop: CropSpec | None = None, convention: str = "M1") -> Protocol:
+    """An ad-hoc one-task protocol for ``--input-dir/--target-dir`` runs (3deg/5deg conventions by default:
+    centre crop to a multiple of 16, metric M1)."""
+    input_dir, target_dir = Path(input_dir).resolve(), Path(target_dir).resolve()
+    task = TaskSpec(name="folder", label=input_dir.name, dataset="folder",
+                    layouts=[LayoutSpec(target=str(target_dir), input=str(input_dir), pairing=pairing,
+                                        source="--input-dir/--target-dir")])
+    return Protocol(name="folders", title=f"{input_dir} vs {target_dir}", version=1, tasks=[task],
+                    convention=convention, crop=crop or CropSpec(rule="center_multiple", base=16),
+                    reference="ad-hoc folder pair", source="command line")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
+
+
+def _default_checkpoint(card: ModelCard, sample: bool) -> Path | None:
+    """A card's shipped default checkpoint (registry-relative) is used for sample runs only."""
+    if not sample or not card.default_checkpoint:
+        return None
+    path = (registry_dir() / card.default_checkpoint).resolve()
+    return path if path.is_file() else None
+
+
+def _protocol_manifest(protocol: Protocol, tasks: list[TaskSpec]) -> dict[str, Any]:
+    return {
+        "name": protocol.name, "title": protocol.title, "version": protocol.version,
+        "sha256": protocol.sha256, "source": protocol.source, "leaderboard_table": protocol.leaderboard_table,
+        "paper_table": protocol.paper_table, "average": [t for t in protocol.average if t in {x.name for x in tasks}],
+        "crop": dataclasses.asdict(protocol.crop),
+        "tasks": [{"name": t.name, "label": t.label, "dataset": t.dataset, "leaderboard": t.leaderboard,
+                   "expected_count": t.expected_count,
+                   "noise": dataclasses.asdict(t.noise) if t.noise else None,
+                   "sample_degradations": list(t.sample.degradations)} for t in tasks],
+    }
+
+
+def _check_resume(existing: dict[str, Any], manifest: dict[str, Any], run_dir: Path) -> None:
+    keys = [("protocol", "sha256"), ("model", "name"), ("checkpoint", "sha256"), ("convention", "name"),
+            ("sample", None), ("dtype", None)]
+    for key, sub in keys:
+        old, new = existing.get(key), manifest.get(key)
+        if sub is not None:
+            old = old.get(sub) if isinstance(old, dict) else old
+            new = new.get(sub) if isinstance(new, dict) else new
+        if old != new:
+            raise ResumeError(f"{run_dir}: cannot resume: {key}{'.' + sub if sub else ''} was {old!r}, "
+                              f"now {new!r}; use a new --run-dir")
+
+
+def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
+                 on_model: Callable[[torch.nn.Module], None] | None = None) -> RunOutcome:
+    """Run ``config.model`` on every task of ``config.protocol``; see the module docstring."""
+    from bench_ir.checkpoints import sha256_file
+    from bench_ir.data.datasets import build_task_dataset
+    from bench_ir.metrics.conventions import get_convention
+
+    progress = progress or ProgressHook()
+    protocol = config.protocol if isinstance(config.protocol, Protocol) else load_protocol(config.protocol)
+    tasks = protocol.tasks
+    if config.tasks:
+        unknown = [t for t in config.tasks if t not in {x.name for x in protocol.tasks}]
+        if unknown:
+            raise KeyError(f"protocol '{protocol.name}' has no task(s) {unknown}; tasks: "
+                           f"{[t.name for t in protocol.tasks]}")
+        tasks = [t for t in protocol.tasks if t.name in config.tasks]
+    convention = get_convention(config.convention or protocol.convention)
+    card = get_card(config.model, config.registry)
+
+    # 1. every dataset first: a missing folder fails before any model work
+    if not config.sample and config.data_root is None and protocol.name != "folders":
+        raise FileNotFoundError(f"protocol '{protocol.name}' needs --data-root (the folder holding its test sets) "
+                                "or --sample for the built-in sample data")
+    datasets = {}
+    for task in tasks:
+        dataset = build_task_dataset(protocol, task, data_root=config.data_root, sample=config.sample)
+        if config.limit is not None:
+            dataset = dataset.limit(config.limit)
+        datasets[task.name] = dataset
+
+    # 2. the model
+    checkpoint = Path(config.checkpoint) if config.checkpoint else _default_checkpoint(card, config.sample)
+    device = resolve_device(config.device)
+    resolve_dtype(config.dtype)
+    model = create_model(card, checkpoint=checkpoint, registry=config.registry).to(device)
+    if on_model is not None:
+        on_model(model)
+    random_weights = checkpoint is None and count_parameters(model) > 0
+    notices = []
+    if config.sample:
+        notices.append("sample (synthetic) data: built-in photos with synthetic degradations, not the benchmark")
+    if random_weights:
+        notices.append(f"random weights: no checkpoint given for {card.display_name}")
+    if config.limit is not None:
+        notices.append(f"--limit {config.limit}: at most {config.limit} images per task, not the full test sets")
+
+    # 3. the run directory and manifest
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    suffix = "-sample" if config.sample else ""
+    run_dir = Path(config.run_dir) if config.run_dir else (
+        Path(config.runs_root) / f"{stamp}-{_slug(card.name)}-{_slug(protocol.name)}{suffix}")
+    manifest: dict[str, Any] = {
+        "run_id": run_dir.name,
+        "label": config.label,
+        "command": config.command if config.command is not None else sys.argv,
+        "created": now_iso(),
+        "status": "running",
+        "protocol": _protocol_manifest(protocol, tasks),
+        "convention": {"name": convention.name, "description": convention.describe()},
+        "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(model),
+                  "card": dataclasses.asdict(card)},
+        "checkpoint": ({"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None),
+        "random_weights": random_weights,
+        "sample": config.sample,
+        "limit": config.limit,
+        "data_root": str(Path(config.data_root).resolve()) if config.data_root else None,
+        "seed": {t.name: t.noise.seed for t in tasks if t.noise},
+        "device": device_info(device),
+        "dtype": config.dtype,
+        "batch_size": config.batch_size,
+        "tile": config.tile,
+        "lpips": config.lpips,
+        "versions": environment_info(),
+        "git_revision": git_revision(),
+        "notices": notices,
+    }
+    store = RunStore(run_dir)
+    done: set[tuple[str, str]] = set()
+    if store.manifest_path.exists():
+        if not config.resume:
+            raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
+                                  "another --run-dir")
+        _check_resume(store.read_manifest(), manifest, run_dir)
+        store.repair()
+        done = store.scored_keys()
+        manifest["created"] = store.read_manifest().get("created", manifest["created"])
+        manifest["resumed"] = now_iso()
+    store.write_manifest(manifest)
+
+    # 4. scoring
+    scorer = _make_scorer(convention, config, device)
+    options = EvalOptions(device=device, dtype=config.dtype, batch_size=config.batch_size,
+                          num_workers=config.num_workers, tile=config.tile, tile_overlap=config.tile_overlap,
+                          save_images=(run_dir / "images") if config.save_images else None)
+    try:
+        for task in tasks:
+            dataset = datasets[task.name]
+            skip = {image for (name, image) in done if name == task.name}
+            crop = protocol.crop_for(task)
+            policy = fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode, config.pad)
+            progress.start_task(task, len(dataset), len(skip & set(dataset.names)))
+            for record in evaluate_task(model, task.name, dataset, policy, scorer, options, skip=skip):
+                store.append(record)
+                progress.record(record)
+            progress.end_task(task)
+    except BaseException:
+        manifest["status"] = "interrupted"
+        manifest["interrupted"] = now_iso()
+        store.write_manifest(manifest)
+        raise
+    manifest["status"] = "complete"
+    manifest["finished"] = now_iso()
+    store.write_manifest(manifest)
+    summary = aggregate(pd.DataFrame(list(store.iter_records())))
+    average = protocol_average(summary, manifest["protocol"]["average"])
+    return RunOutcome(run_dir=run_dir, manifest=manifest, summary=summary, average=average, notices=notices)
+
+
+def _make_scorer(convention, config: RunConfig, device: torch.device):
+    from bench_ir.metrics.conventions import score_pair_batch
+
+    lpips = None
+    if config.lpips:
+        from bench_ir.metrics.lpips import LPIPSScorer
+
+        lpips = LPIPSScorer(net=config.lpips, weights=config.lpips_weights, device=device)
+
+    def scorer(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        scores = dict(score_pair_batch(pred, target, convention))
+        if lpips is not None:
+            scores["lpips"] = lpips(pred.clamp(0, 1), target.clamp(0, 1))
+        return scores
+
+    return scorer
+
+
+def default_workers() -> int:
+    return min(4, max(0, (os.cpu_count() or 1) - 1))
