@@ -93,7 +93,8 @@ def runs_table(runs_root: str | Path) -> Table:
         flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
                                  (f"limit {manifest.get('limit')}", manifest.get("limit") is not None)) if on]
         table.add_row(run_dir.name, manifest["model"]["name"], manifest["protocol"]["name"],
-                      manifest.get("status", "?"), str(len(run.records)), f"{average['psnr']:.2f}" if average is not None else "–",
+                      manifest.get("status", "?"), str(len(run.records)),
+                      f"{average['psnr']:.2f}" if average is not None else "–",
                       f"{average['ssim']:.3f}" if average is not None else "–", ", ".join(flags))
     return table
 
