@@ -35,6 +35,7 @@ __all__ = [
     "published_rows",
     "column_label",
     "check_averages",
+    "is_inconsistency_note",
     "AVERAGE_TOLERANCE",
 ]
 
@@ -46,7 +47,7 @@ _FLOAT_SLACK = 1e-9
 _METRIC_ORDER = ("PSNR", "SSIM", "LPIPS")
 _COLUMN_NOTE = re.compile(r"column '([^']+)'")
 _SIGMA_SUBSET = re.compile(r"sigma(\d+)$")
-_INCONSISTENT_NOTE = re.compile(r"not the mean|off by more than rounding", re.IGNORECASE)
+_INCONSISTENT_NOTE = re.compile(r"not the mean|off by more than rounding|swapped|this table prints", re.IGNORECASE)
 
 
 def list_tables() -> list[str]:
@@ -205,6 +206,11 @@ def published_rows(rows: pd.DataFrame) -> list[PublishedRow]:
     return result
 
 
+def is_inconsistency_note(note: str) -> bool:
+    """True when a CSV note reports an inconsistency of the printed cell (kept as printed)."""
+    return bool(_INCONSISTENT_NOTE.search(note or ""))
+
+
 def check_averages(table: str) -> pd.DataFrame:
     """Recompute every printed Average of ``table`` as the mean of the row's printed dataset values
     (missing cells skipped) and compare within :data:`AVERAGE_TOLERANCE`.
@@ -228,7 +234,7 @@ def check_averages(table: str) -> pd.DataFrame:
                 "method": published.method, "model_key": published.model_key, "metric": metric,
                 "printed": printed, "recomputed": recomputed, "n_values": len(parts), "delta": delta,
                 "consistent": abs(delta) <= AVERAGE_TOLERANCE[metric] + _FLOAT_SLACK,
-                "flagged": bool(_INCONSISTENT_NOTE.search(note)), "note": note,
+                "flagged": is_inconsistency_note(note), "note": note,
             })
     return pd.DataFrame(records, columns=["method", "model_key", "metric", "printed", "recomputed",
                                           "n_values", "delta", "consistent", "flagged", "note"])

@@ -1,0 +1,173 @@
+"""What a report needs from one stored run: per-column means keyed like the leaderboard, its label,
+and why it may not be comparable with published numbers. Reads the result store only (per-image
+records -> ``results.aggregate``); no metric is recomputed here.
+
+Column keys: a task maps to the leaderboard's (dataset, subset) through the manifest
+(``protocol.tasks[i].leaderboard``); a task without a mapping keys as (task name, ""). The Average
+column is ("Average", "") = mean of the manifest's ``protocol.average`` tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench_ir.leaderboard import AVERAGE
+from bench_ir.results import Run, aggregate, load_run, protocol_average
+
+__all__ = [
+    "MeasuredRun",
+    "TaskColumn",
+    "as_runs",
+    "measure",
+    "noncomparable_reasons",
+    "profile_figures",
+]
+
+_METRIC_FIELDS = {"PSNR": "psnr", "SSIM": "ssim", "LPIPS": "lpips"}
+
+
+@dataclass(frozen=True)
+class TaskColumn:
+    """A task of a run and the leaderboard column it fills."""
+
+    task: str
+    label: str
+    key: tuple[str, str]
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def noncomparable_reasons(manifest: dict[str, Any]) -> list[str]:
+    """Why a run's numbers cannot stand beside published ones (empty when they can)."""
+    reasons = []
+    if manifest.get("sample"):
+        reasons.append("sample (synthetic) data")
+    if manifest.get("limit") is not None:
+        reasons.append(f"--limit {manifest['limit']} images per task")
+    if manifest.get("random_weights"):
+        reasons.append("random weights")
+    return reasons
+
+
+@dataclass
+class MeasuredRun:
+    """One run reduced to table cells: ``values[(dataset, subset, metric)]`` is the per-image mean of the
+    task mapped to that column (PSNR in dB), ``images[task]`` the number of scored images."""
+
+    run: Run
+    label: str
+    run_id: str
+    protocol: str
+    task_columns: list[TaskColumn]
+    values: dict[tuple[str, str, str], float | None]
+    images: dict[str, int]
+    reasons: list[str] = field(default_factory=list)
+    nonfinite: int = 0
+
+    @property
+    def comparable(self) -> bool:
+        return not self.reasons
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.run.manifest
+
+    @property
+    def params(self) -> int | None:
+        params = (self.manifest.get("model") or {}).get("params")
+        return int(params) if params is not None else None
+
+    @property
+    def convention(self) -> dict[str, Any]:
+        return self.manifest.get("convention") or {}
+
+    @property
+    def leaderboard_table(self) -> str | None:
+        return (self.manifest.get("protocol") or {}).get("leaderboard_table")
+
+    def value(self, key: tuple[str, str], metric: str) -> float | None:
+        return self.values.get((*key, metric))
+
+
+def _task_columns(protocol: dict[str, Any]) -> list[TaskColumn]:
+    columns = []
+    for task in protocol.get("tasks") or []:
+        mapping = task.get("leaderboard") or {}
+        if mapping.get("dataset"):
+            key = (str(mapping["dataset"]), str(mapping.get("subset") or ""))
+        else:
+            key = (str(task["name"]), "")
+        columns.append(TaskColumn(task=str(task["name"]), label=str(task.get("label") or task["name"]), key=key))
+    return columns
+
+
+def measure(run: Run) -> MeasuredRun:
+    """Reduce a stored run to its table cells (task means and the protocol Average)."""
+    protocol = run.manifest.get("protocol") or {}
+    summary = aggregate(run.records)
+    columns = _task_columns(protocol)
+    known = {column.task for column in columns}
+    # Tasks in the records but absent from the manifest still get a column of their own.
+    columns += [TaskColumn(task=str(task), label=str(task), key=(str(task), "")) for task in summary.index
+                if task not in known]
+    values: dict[tuple[str, str, str], float | None] = {}
+    for column in columns:
+        if column.task not in summary.index:
+            continue
+        for metric, field_name in _METRIC_FIELDS.items():
+            values[(*column.key, metric)] = _number(summary.loc[column.task, field_name])
+    average = protocol_average(summary, list(protocol.get("average") or []))
+    if average is not None:
+        for metric, field_name in _METRIC_FIELDS.items():
+            values[(AVERAGE, "", metric)] = _number(average[field_name])
+    return MeasuredRun(
+        run=run, label=run.label, run_id=str(run.manifest.get("run_id") or run.run_dir.name),
+        protocol=str(protocol.get("name") or ""), task_columns=columns, values=values,
+        images={str(task): int(count) for task, count in summary["images"].items()},
+        reasons=noncomparable_reasons(run.manifest),
+        nonfinite=int(summary["nonfinite"].sum()) if "nonfinite" in summary else 0,
+    )
+
+
+def as_runs(runs: Iterable[Run | str | Path]) -> list[Run]:
+    """Accept loaded runs or run directories."""
+    return [run if isinstance(run, Run) else load_run(run) for run in runs]
+
+
+def _first(mapping: dict[str, Any], names: Sequence[str]) -> float | None:
+    for name in names:
+        if mapping.get(name) is not None:
+            return float(mapping[name])
+    return None
+
+
+def profile_figures(run: Run) -> dict[str, float | None] | None:
+    """Efficiency figures of a run's ``profile.json`` in the paper's units: params_m (millions),
+    flops_g (fvcore count / 1e9, a multiply-add counted once), memory_m (peak memory in MiB).
+
+    Keys read (first present wins): params | params_m; flops | flops_g | gflops;
+    peak_memory_bytes | memory_bytes | peak_memory_mib | peak_memory_mb | memory_mb. Params fall back to
+    the manifest's ``model.params``. Returns None when the run has no profile.
+    """
+    profile = run.profile
+    if not profile:
+        return None
+    params = _first(profile, ["params"])
+    params_m = params / 1e6 if params is not None else _first(profile, ["params_m"])
+    if params_m is None and (run.manifest.get("model") or {}).get("params") is not None:
+        params_m = float(run.manifest["model"]["params"]) / 1e6
+    flops = _first(profile, ["flops"])
+    flops_g = flops / 1e9 if flops is not None else _first(profile, ["flops_g", "gflops"])
+    memory = _first(profile, ["peak_memory_bytes", "memory_bytes"])
+    memory_m = memory / 2**20 if memory is not None else _first(
+        profile, ["peak_memory_mib", "peak_memory_mb", "memory_mb"])
+    return {"params_m": params_m, "flops_g": flops_g, "memory_m": memory_m}

@@ -1,0 +1,160 @@
+"""Build the paper table of a protocol (Tables 1-4, B, D and the underwater table): published rows from
+the leaderboard CSV beside the user's stored runs.
+
+Columns: one (PSNR, SSIM[, LPIPS]) group per leaderboard dataset column, in printed order, then the
+Average group. With runs, a task is placed through its manifest mapping (``protocol.tasks[].leaderboard``);
+tasks mapped to a dataset the paper prints without that subset (5deg's sigma 15/50) are not shown and the
+table says so; tasks without a mapping get extra columns. Without a leaderboard, columns come from the runs.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench_ir.leaderboard import (
+    AVERAGE,
+    PublishedRow,
+    column_label,
+    has_average,
+    is_inconsistency_note,
+    leaderboard_columns,
+    leaderboard_metrics,
+    protocol_rows,
+    published_rows,
+)
+from bench_ir.report.measured import MeasuredRun
+from bench_ir.report.model import MISSING, Cell, NumericColumn, Row, RowBlock, TableModel, mark_best, metric_column
+
+__all__ = ["build_protocol_table", "published_table_row", "measured_table_row", "RANKING_NOTE"]
+
+MAIN_SECTION = "main"
+RANKING_NOTE = ("Best in bold, second underlined, per column, among the published main-section rows and the "
+                "runs measured on full real data with real weights.")
+
+
+def _columns(rows: pd.DataFrame | None, measured: list[MeasuredRun]) -> tuple[list[NumericColumn], list[str]]:
+    """Numeric columns, and labels of scored tasks the table leaves out."""
+    keys: list[tuple[tuple[str, str], str]] = []
+    hidden: list[str] = []
+    if rows is not None:
+        keys = [(column.key, column.label) for column in leaderboard_columns(rows)]
+        metrics = leaderboard_metrics(rows)
+        datasets = {key[0] for key, _ in keys}
+    else:
+        has_lpips = any(key[2] == "LPIPS" and value is not None for run in measured for key, value in run.values.items())
+        metrics = ["PSNR", "SSIM"] + (["LPIPS"] if has_lpips else [])
+        datasets = set()
+    for run in measured:
+        for task in run.task_columns:
+            if any(task.key == key for key, _ in keys) or task.label in hidden:
+                continue
+            if task.key[0] in datasets:
+                hidden.append(task.label)
+            else:
+                keys.append((task.key, task.label))
+    with_average = (rows is not None and has_average(rows)) or any(
+        (AVERAGE, "", "PSNR") in run.values for run in measured)
+    if with_average:
+        keys.append(((AVERAGE, ""), column_label(AVERAGE)))
+    columns = [metric_column(key, label, metric) for key, label in keys for metric in metrics]
+    return columns, hidden
+
+
+def _section_title(section: str) -> str:
+    kind, _, detail = section.partition(":")
+    if kind.strip() == "assisted":
+        return f"Methods with the assistance of {detail.strip()} (not ranked)"
+    return f"{section} (not ranked)"
+
+
+def _params_text(raw: str) -> str:
+    return raw if raw and raw not in ("-", "–") else MISSING
+
+
+def published_table_row(published: PublishedRow, columns: list[NumericColumn], table: TableModel) -> Row:
+    """A printed row: numbers as printed; cells the CSV flags as inconsistent get a footnote."""
+    cells = []
+    for column in columns:
+        value = published.value(*column.key, column.metric)
+        cells.append(Cell(value, column.format(value)))
+    markers = [table.footnote(f"{published.display_name}, {column_label(dataset, subset)} {metric}: {note}")
+               for (dataset, subset, metric), note in published.notes.items() if is_inconsistency_note(note)]
+    source = published.venue or published.citation or "published"
+    detail = "; ".join(part for part in (published.citation, published.venue, published.source) if part)
+    return Row(name=published.display_name, kind="published", source=source, cells=cells,
+               ranked=published.section == MAIN_SECTION, params=_params_text(published.params_raw),
+               citation=published.citation, detail=detail, markers=sorted(set(markers)))
+
+
+def measured_table_row(run: MeasuredRun, name: str, columns: list[NumericColumn], table: TableModel) -> Row:
+    """A run's row: means from the store; non-comparable runs are marked and never ranked."""
+    cells = []
+    for column in columns:
+        value = run.value(column.key, column.metric)
+        cells.append(Cell(value, column.format(value)))
+    markers = [table.footnote(f"{reason}: not comparable with published numbers; not ranked")
+               for reason in run.reasons]
+    if run.nonfinite:
+        markers.append(table.footnote(f"{run.label}: non-finite output in {run.nonfinite} image(s); "
+                                      f"the affected means are shown as {MISSING}"))
+    model = run.manifest.get("model") or {}
+    checkpoint = run.manifest.get("checkpoint") or {}
+    detail_parts = [f"run {run.run_id}", f"model {model.get('name', '?')}"]
+    if checkpoint.get("sha256"):
+        detail_parts.append(f"checkpoint sha256 {str(checkpoint['sha256'])[:12]}")
+    if run.convention.get("name"):
+        detail_parts.append(f"convention {run.convention['name']}")
+    params = f"{run.params / 1e6:.2f}M" if run.params is not None else MISSING
+    return Row(name=name, kind="measured", source="measured", cells=cells, ranked=run.comparable,
+               params=params, detail="; ".join(detail_parts), run_id=run.run_id, markers=markers)
+
+
+def _unique_name(name: str, run_id: str, taken: set[str]) -> str:
+    unique = name if name not in taken else f"{name} ({run_id})"
+    taken.add(unique)
+    return unique
+
+
+def _convention_notes(measured: list[MeasuredRun]) -> list[str]:
+    notes = []
+    for convention in {(r.convention.get("name", ""), r.convention.get("description", "")) for r in measured}:
+        if convention[0]:
+            text = f"{convention[0]} ({convention[1]})" if convention[1] else convention[0]
+            notes.append(f"Measured rows: per-image means read from the bench-ir result store, metric convention {text}.")
+    return sorted(notes)
+
+
+def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard: bool = True) -> TableModel:
+    """The paper table of ``protocol`` with the published rows (when ``leaderboard``) and the runs."""
+    for run in measured:
+        if run.protocol != protocol:
+            raise ValueError(f"run {run.run_id} was made with protocol '{run.protocol}', not '{protocol}'")
+    rows = None
+    if leaderboard:
+        table_name = next((run.leaderboard_table for run in measured if run.leaderboard_table), None)
+        rows = protocol_rows(protocol, table_name)
+    columns, hidden = _columns(rows, measured)
+    published = published_rows(rows) if rows is not None else []
+    source = published[0].source if published else ""
+    table = TableModel(protocol=protocol, title=f"Protocol {protocol}",
+                       caption=f"{source}: protocol {protocol}" if source else f"Protocol {protocol}",
+                       columns=columns, blocks=[])
+    main = [published_table_row(p, columns, table) for p in published if p.section == MAIN_SECTION]
+    if main:
+        table.blocks.append(RowBlock("", main))
+    if measured:
+        taken = {row.name for row in main}
+        table.blocks.append(RowBlock("Measured with bench-ir", [
+            measured_table_row(run, _unique_name(run.label, run.run_id, taken), columns, table) for run in measured]))
+    for section in dict.fromkeys(p.section for p in published if p.section != MAIN_SECTION):
+        table.blocks.append(RowBlock(_section_title(section), [
+            published_table_row(p, columns, table) for p in published if p.section == section]))
+    table.show_params = any(row.params != MISSING for row in table.rows)
+    if published:
+        table.notes.append(f"Published rows: {source}, numbers as printed.")
+    table.notes += _convention_notes(measured)
+    if hidden:
+        table.notes.append(f"Scored but not in the paper's table (not shown): {', '.join(hidden)}.")
+    table.notes.append(RANKING_NOTE)
+    mark_best(table)
+    return table

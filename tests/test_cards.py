@@ -1,0 +1,82 @@
+"""Model cards: every registered card builds its model with exactly the expected parameter count."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+
+from bench_ir.cards import count_parameters, create_model, get_card, list_cards, list_models, load_card
+from bench_ir.yamlio import SpecError
+
+CARDS = list_cards()
+
+
+@pytest.mark.parametrize("card", CARDS, ids=[c.name for c in CARDS])
+def test_every_card_builds_with_its_expected_parameter_count(card):
+    with torch.device("meta"):
+        model = create_model(card)
+    assert card.expected_params is not None, f"{card.name}: expected_params missing"
+    assert count_parameters(model) == card.expected_params
+
+
+@pytest.mark.parametrize("card", CARDS, ids=[c.name for c in CARDS])
+def test_every_card_model_is_returned_in_eval_mode(card):
+    with torch.device("meta"):
+        model = create_model(card)
+    assert not model.training
+
+
+def test_list_models_includes_both_mirage_variants_and_the_input_row():
+    assert {"mirage-t", "mirage-s", "input"} <= set(list_models())
+
+
+def test_list_models_filters_by_glob_pattern():
+    assert list_models("mirage-*") == ["mirage-s", "mirage-t"]
+
+
+def test_unknown_model_name_suggests_close_matches():
+    with pytest.raises(KeyError, match="Did you mean: mirage-t"):
+        get_card("mirage-tt")
+
+
+def test_card_with_unknown_field_names_the_file_and_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ndisplay_name: X\nfactory: a.b:C\nexpected_parmas: 3\n")
+    with pytest.raises(SpecError, match=r"bad.yaml: unknown field\(s\) \['expected_parmas'\]"):
+        load_card(path)
+
+
+def test_card_with_wrong_type_names_the_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ndisplay_name: X\nfactory: a.b:C\ninput_multiple: eight\n")
+    with pytest.raises(SpecError, match="field 'input_multiple': expected an integer"):
+        load_card(path)
+
+
+def test_card_whose_factory_cannot_be_imported_names_the_field(tmp_path):
+    path = tmp_path / "ghost.yaml"
+    path.write_text("name: ghost\ndisplay_name: Ghost\nfactory: no_such_package.nets:Net\n")
+    with pytest.raises(SpecError, match="ghost.yaml: field 'factory': cannot import module 'no_such_package.nets'"):
+        create_model(path)
+
+
+def test_user_card_file_builds_a_model_from_its_factory(tmp_path):
+    path = tmp_path / "conv.yaml"
+    path.write_text(textwrap.dedent("""
+        name: conv
+        display_name: One conv
+        factory: torch.nn:Conv2d
+        args: {in_channels: 3, out_channels: 3, kernel_size: 3, padding: 1}
+        expected_params: 84
+    """))
+    model = create_model(str(path))
+    assert count_parameters(model) == 84
+    assert model.bench_ir_card.name == "conv"
+
+
+def test_overrides_replace_card_arguments():
+    with torch.device("meta"):
+        model = create_model("mirage-t", num_refinement_blocks=3)
+    assert len(model.refinement) == 3

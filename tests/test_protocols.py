@@ -1,0 +1,76 @@
+"""Protocol files: every shipped protocol validates; includes, task subsets and errors behave as documented."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench_ir.protocol import list_protocols, load_protocol
+from bench_ir.yamlio import SpecError
+
+
+@pytest.mark.parametrize("name", list_protocols())
+def test_every_shipped_protocol_loads_and_its_average_names_real_tasks(name):
+    protocol = load_protocol(name)
+    task_names = {t.name for t in protocol.tasks}
+    assert protocol.tasks
+    assert set(protocol.average) <= task_names
+    assert len(protocol.sha256) == 64
+
+
+def test_all_issue_protocols_are_shipped():
+    assert {"3deg", "5deg", "dehaze", "derain", "denoise", "cdd11", "allweather", "uieb", "udc"} <= set(
+        list_protocols())
+
+
+def test_5deg_average_uses_sigma_25_only_but_scores_all_three_sigmas():
+    protocol = load_protocol("5deg")
+    assert protocol.average == ["dehaze", "derain", "denoise-25", "deblur", "lowlight"]
+    assert [t.noise.sigma for t in protocol.tasks if t.noise] == [15, 25, 50]
+
+
+def test_3deg_crops_to_a_multiple_of_16_and_uses_the_skimage_uniform_convention():
+    protocol = load_protocol("3deg")
+    assert (protocol.crop.rule, protocol.crop.base, protocol.convention) == ("center_multiple", 16, "M1")
+
+
+def test_cdd11_has_eleven_subsets_scored_at_full_resolution():
+    protocol = load_protocol("cdd11")
+    assert len(protocol.tasks) == 11 and protocol.crop.rule == "none"
+    assert protocol.average == [t.name for t in protocol.tasks]
+
+
+def test_single_task_protocol_inherits_the_task_and_conventions_from_its_include():
+    dehaze, three = load_protocol("dehaze"), load_protocol("3deg")
+    assert [t.name for t in dehaze.tasks] == ["dehaze"]
+    assert dehaze.tasks[0] == three.tasks[0]
+    assert dehaze.crop == three.crop and dehaze.convention == three.convention
+
+
+def test_protocol_hash_changes_when_content_changes(tmp_path):
+    base = load_protocol("derain")
+    path = tmp_path / "derain-copy.yaml"
+    path.write_text(open(base.source).read().replace("include: 3deg.yaml", f"include: {load_protocol('3deg').source}"))
+    assert load_protocol(path).sha256 == base.sha256
+    path.write_text(path.read_text().replace("version: 1", "version: 2"))
+    assert load_protocol(path).sha256 != base.sha256
+
+
+def test_average_naming_an_unknown_task_is_rejected(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\ntitle: P\nversion: 1\naverage: [ghost]\n"
+                    "tasks:\n  - {name: a, label: A, dataset: d, layouts: [{target: t}]}\n")
+    with pytest.raises(SpecError, match="field 'average': unknown task"):
+        load_protocol(path)
+
+
+def test_unknown_pairing_rule_is_rejected_with_the_allowed_values(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\ntitle: P\nversion: 1\n"
+                    "tasks:\n  - {name: a, label: A, dataset: d, layouts: [{target: t, input: i, pairing: fuzzy}]}\n")
+    with pytest.raises(SpecError, match="'fuzzy' is not one of"):
+        load_protocol(path)
+
+
+def test_unknown_protocol_name_suggests_close_matches():
+    with pytest.raises(KeyError, match="Did you mean: 5deg"):
+        load_protocol("5degs")
