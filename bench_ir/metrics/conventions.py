@@ -266,7 +266,8 @@ def get_convention(name: str | MetricConvention) -> MetricConvention:
     if found is not None:
         return found
     close = difflib.get_close_matches(str(name).lower(), list(_BY_KEY), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(_BY_KEY[k].id + ' (' + _BY_KEY[k].name + ')') for k in close)}?" if close else ""
+    suggestions = dict.fromkeys(f"{_BY_KEY[k].id} ({_BY_KEY[k].name})" for k in close)
+    hint = f" Did you mean {' or '.join(suggestions)}?" if suggestions else ""
     known = ", ".join(f"{c.id} ({c.name})" for c in _CONVENTIONS)
     raise KeyError(f"unknown metric convention {name!r}.{hint} Known: {known}")
 
@@ -291,7 +292,8 @@ def score_pair_batch(
     """
     conv = get_convention(convention)
     if pred.shape != target.shape or pred.ndim != 4:
-        raise ValueError(f"expected two (B, C, H, W) tensors of one shape, got {tuple(pred.shape)}, {tuple(target.shape)}")
+        shapes = f"{tuple(pred.shape)} and {tuple(target.shape)}"
+        raise ValueError(f"expected two (B, C, H, W) tensors of one shape, got {shapes}")
     if conv.colour != "rgb" and pred.shape[1] != 3:
         raise ValueError(f"convention {conv.id} needs RGB input for its luma, got {pred.shape[1]} channels")
     if pred.device.type == "mps":
@@ -309,7 +311,7 @@ def score_pair_batch(
     data_range: float | torch.Tensor = conv.psnr_peak
     if conv.psnr_dark_peak:
         dark = torch.round(pred.amax(dim=(1, 2, 3)) * 255.0) <= 1.0
-        data_range = torch.where(dark, conv.psnr_peak / 255.0, conv.psnr_peak)
+        data_range = torch.where(dark, pred.new_tensor(conv.psnr_peak / 255.0), pred.new_tensor(conv.psnr_peak))
     scores = {
         "psnr": psnr(_crop(pred, conv.psnr_crop_border), _crop(target, conv.psnr_crop_border), data_range),
         "ssim": conv.ssim(_crop(pred, conv.ssim_crop_border), _crop(target, conv.ssim_crop_border), data_range),

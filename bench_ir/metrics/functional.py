@@ -3,8 +3,8 @@
 Conventions shared by every function here:
 
 * images are ``(B, C, H, W)`` tensors on any device, C = 3 (RGB unless stated) or 1 (a luma plane);
-* values are on the scale given by ``data_range`` (1.0 for [0, 1] images); nothing is clamped or
-  quantized here -- that is the job of :mod:`bench_ir.metrics.conventions`;
+* values are on the scale given by ``data_range`` (1.0 for [0, 1] images; a ``(B,)`` tensor gives
+  one range per image); nothing is clamped or quantized here -- that is the job of :mod:`bench_ir.metrics.conventions`;
 * results are float64 tensors of shape ``(B,)`` on the input's device, one value per image;
 * the arithmetic is float64 on every device (CUDA included: the filters are plain tensor adds, so
   float64 costs memory bandwidth, not special hardware). MPS has no float64, so MPS tensors are
@@ -61,15 +61,27 @@ def _as_float64(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.float64)
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+def _ssim_constants(
+    data_range: float | torch.Tensor, K1: float, K2: float, ndim: int
+) -> tuple[float | torch.Tensor, float | torch.Tensor]:
+    """C1 = (K1 L)^2, C2 = (K2 L)^2; a per-image ``(B,)`` range is shaped to broadcast over a map."""
+    if isinstance(data_range, torch.Tensor):
+        data_range = data_range.to(torch.float64).reshape(-1, *([1] * (ndim - 1)))
+    return (K1 * data_range) ** 2, (K2 * data_range) ** 2
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float | torch.Tensor = 1.0) -> torch.Tensor:
     """PSNR in dB per image: ``10 log10(data_range^2 / MSE)``, MSE over all pixels and channels.
 
     Matches ``skimage.metrics.peak_signal_noise_ratio(target, pred, data_range=data_range)`` for each
     image. Identical images give ``+inf`` (scikit-image returns inf too, with a divide warning).
+    ``data_range`` may be a ``(B,)`` tensor (one peak per image).
     """
     _check_pair(pred, target)
     diff = _as_float64(pred) - _as_float64(target)
     mse = diff.square().mean(dim=(1, 2, 3))
+    if isinstance(data_range, torch.Tensor):
+        data_range = data_range.to(device=mse.device, dtype=torch.float64)
     return 10.0 * torch.log10(data_range**2 / mse)
 
 
@@ -117,8 +129,8 @@ def _ssim_map(
     x: torch.Tensor,
     y: torch.Tensor,
     taps: list[float],
-    c1: float,
-    c2: float,
+    c1: float | torch.Tensor,
+    c2: float | torch.Tensor,
     cov_norm: float,
     map_border: int,
 ) -> torch.Tensor:
@@ -151,7 +163,7 @@ def _ssim_per_image(
     pred: torch.Tensor,
     target: torch.Tensor,
     taps: list[float],
-    data_range: float,
+    data_range: float | torch.Tensor,
     sample_covariance: bool,
     K1: float,
     K2: float,
@@ -167,7 +179,7 @@ def _ssim_per_image(
         raise ValueError(f"crop_border={map_border} leaves no SSIM map for a {height}x{width} image")
     n_window = size * size
     cov_norm = n_window / (n_window - 1) if sample_covariance else 1.0
-    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    c1, c2 = _ssim_constants(data_range, K1, K2, ndim=4)
     ssim_map = _ssim_map(_as_float64(pred), _as_float64(target), taps, c1, c2, cov_norm, map_border)
     return ssim_map.mean(dim=(1, 2, 3))
 
@@ -175,7 +187,7 @@ def _ssim_per_image(
 def ssim(
     pred: torch.Tensor,
     target: torch.Tensor,
-    data_range: float = 1.0,
+    data_range: float | torch.Tensor = 1.0,
     window: Literal["uniform", "gaussian"] = "uniform",
     win_size: int | None = None,
     sigma: float = 1.5,
@@ -217,7 +229,7 @@ def ssim(
 def ssim_basicsr(
     pred: torch.Tensor,
     target: torch.Tensor,
-    data_range: float = 1.0,
+    data_range: float | torch.Tensor = 1.0,
     sigma: float = 1.5,
     win_size: int = 11,
     K1: float = 0.01,
@@ -240,7 +252,7 @@ def ssim_basicsr(
 def ssim_gaussian_3d(
     pred: torch.Tensor,
     target: torch.Tensor,
-    data_range: float = 1.0,
+    data_range: float | torch.Tensor = 1.0,
     sigma: float = 1.5,
     win_size: int = 11,
     K1: float = 0.01,
@@ -264,7 +276,7 @@ def ssim_gaussian_3d(
     for dim in (2, 3, 4):
         stats = _correlate_valid(stats, taps, dim)
     ux, uy, uxx, uyy, uxy = stats.chunk(5, dim=1)
-    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    c1, c2 = _ssim_constants(data_range, K1, K2, ndim=5)
     numerator = (2 * ux * uy + c1) * (2 * (uxy - ux * uy) + c2)
     denominator = (ux * ux + uy * uy + c1) * ((uxx - ux * ux) + (uyy - uy * uy) + c2)
     return (numerator / denominator).mean(dim=(1, 2, 3, 4))

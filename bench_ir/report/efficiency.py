@@ -8,10 +8,10 @@ counted once, as the MIRAGE scripts). A measured run has a PSNR only when it is 
 
 from __future__ import annotations
 
-from bench_ir.leaderboard import AVERAGE, EFFICIENCY_TABLE, protocol_rows, published_rows
+from bench_ir.leaderboard import AVERAGE, EFFICIENCY_TABLE, PublishedRow, protocol_rows, published_rows
 from bench_ir.report.measured import MeasuredRun, profile_figures
-from bench_ir.report.model import NumericColumn, Row, RowBlock, TableModel, mark_best
-from bench_ir.report.tables import published_table_row, measured_table_row
+from bench_ir.report.model import NumericColumn, RowBlock, TableModel, mark_best
+from bench_ir.report.tables import measured_table_row, published_table_row
 
 __all__ = ["EFFICIENCY_COLUMNS", "build_efficiency_table", "PSNR_PROTOCOL"]
 
@@ -25,21 +25,18 @@ EFFICIENCY_COLUMNS = [
 _FIGURE_KEYS = {"memory": "memory_m", "params": "params_m", "FLOPs": "flops_g"}
 
 
-class _EfficiencyRun:
-    """Adapter giving ``measured_table_row`` the efficiency figures of a run as its values."""
+def _measured_lookup(run: MeasuredRun, figures: dict[str, float | None]):
+    def lookup(column: NumericColumn) -> float | None:
+        if column.key[1] == "PSNR_3deg_average":
+            return run.value((AVERAGE, ""), "PSNR") if run.protocol == PSNR_PROTOCOL else None
+        return figures.get(_FIGURE_KEYS[column.key[1]])
 
-    def __init__(self, run: MeasuredRun, figures: dict[str, float | None]):
-        self._run = run
-        self.values = {("", "PSNR_3deg_average", "PSNR"): (
-            run.value((AVERAGE, ""), "PSNR") if run.protocol == PSNR_PROTOCOL else None)}
-        for metric, figure in _FIGURE_KEYS.items():
-            self.values[("", metric, metric)] = figures.get(figure)
+    return lookup
 
-    def value(self, key: tuple[str, str], metric: str) -> float | None:
-        return self.values.get((*key, metric))
 
-    def __getattr__(self, name: str):
-        return getattr(self._run, name)
+def _published_lookup(row: PublishedRow):
+    # The CSV keys efficiency cells by metric name alone (dataset and subset empty).
+    return lambda column: row.value("", "", column.key[1])
 
 
 def _profile_note(run: MeasuredRun) -> str | None:
@@ -54,16 +51,14 @@ def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool = True
                        caption="MIRAGE ICLR 2026 Table 6 (efficiency): PSNR = 3deg Average",
                        columns=list(EFFICIENCY_COLUMNS), blocks=[], show_params=False)
     published = published_rows(protocol_rows("efficiency", EFFICIENCY_TABLE)) if leaderboard else []
-    # The CSV keys these cells by metric only: (dataset "", subset "", metric).
-    for row in published:
-        row.values.update({("", metric, metric): value for (_d, _s, metric), value in list(row.values.items())})
-    if published:
-        table.blocks.append(RowBlock("", [published_table_row(p, table.columns, table) for p in published]))
     profiled = [(run, figures) for run in measured if (figures := profile_figures(run.run)) is not None]
-    if profiled:
-        table.blocks.append(RowBlock("Measured with bench-ir", [
-            measured_table_row(_EfficiencyRun(run, figures), run.label, table.columns, table)  # type: ignore[arg-type]
-            for run, figures in profiled]))
+    runs = [measured_table_row(run, run.label, table.columns, table, _measured_lookup(run, figures))
+            for run, figures in profiled]
+    if published:
+        table.blocks.append(RowBlock("", [published_table_row(p, table.columns, table, _published_lookup(p))
+                                          for p in published]))
+    if runs:
+        table.blocks.append(RowBlock("Measured with bench-ir", runs))
     if published:
         table.notes.append(f"Published rows: {published[0].source}, numbers as printed; the paper does not "
                            "state the setting of its Memory column.")

@@ -55,7 +55,20 @@ def noncomparable_reasons(manifest: dict[str, Any]) -> list[str]:
         reasons.append(f"--limit {manifest['limit']} images per task")
     if manifest.get("random_weights"):
         reasons.append("random weights")
+    status = manifest.get("status")
+    if status is not None and status != "complete":
+        reasons.append(f"run {status}, not complete")
     return reasons
+
+
+def _incomplete_tasks(protocol: dict[str, Any], images: dict[str, int]) -> list[str]:
+    """Tasks scored on fewer images than the protocol's expected count (full real-data runs only)."""
+    short = []
+    for task in protocol.get("tasks") or []:
+        expected = task.get("expected_count")
+        if expected and images.get(str(task["name"]), 0) < int(expected):
+            short.append(f"{task.get('label') or task['name']} {images.get(str(task['name']), 0)}/{expected}")
+    return short
 
 
 @dataclass
@@ -129,11 +142,16 @@ def measure(run: Run) -> MeasuredRun:
     if average is not None:
         for metric, field_name in _METRIC_FIELDS.items():
             values[(AVERAGE, "", metric)] = _number(average[field_name])
+    images = {str(task): int(count) for task, count in summary["images"].items()}
+    reasons = noncomparable_reasons(run.manifest)
+    if not run.manifest.get("sample") and run.manifest.get("limit") is None:
+        short = _incomplete_tasks(protocol, images)
+        if short:
+            reasons.append(f"incomplete test sets ({', '.join(short)} images)")
     return MeasuredRun(
         run=run, label=run.label, run_id=str(run.manifest.get("run_id") or run.run_dir.name),
-        protocol=str(protocol.get("name") or ""), task_columns=columns, values=values,
-        images={str(task): int(count) for task, count in summary["images"].items()},
-        reasons=noncomparable_reasons(run.manifest),
+        protocol=str(protocol.get("name") or ""), task_columns=columns, values=values, images=images,
+        reasons=reasons,
         nonfinite=int(summary["nonfinite"].sum()) if "nonfinite" in summary else 0,
     )
 

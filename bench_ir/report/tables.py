@@ -9,6 +9,8 @@ table says so; tasks without a mapping get extra columns. Without a leaderboard,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 from bench_ir.leaderboard import (
@@ -41,7 +43,8 @@ def _columns(rows: pd.DataFrame | None, measured: list[MeasuredRun]) -> tuple[li
         metrics = leaderboard_metrics(rows)
         datasets = {key[0] for key, _ in keys}
     else:
-        has_lpips = any(key[2] == "LPIPS" and value is not None for run in measured for key, value in run.values.items())
+        has_lpips = any(key[2] == "LPIPS" and value is not None
+                        for run in measured for key, value in run.values.items())
         metrics = ["PSNR", "SSIM"] + (["LPIPS"] if has_lpips else [])
         datasets = set()
     for run in measured:
@@ -71,14 +74,24 @@ def _params_text(raw: str) -> str:
     return raw if raw and raw not in ("-", "–") else MISSING
 
 
-def published_table_row(published: PublishedRow, columns: list[NumericColumn], table: TableModel) -> Row:
-    """A printed row: numbers as printed; cells the CSV flags as inconsistent get a footnote."""
+Lookup = Callable[[NumericColumn], "float | None"]
+
+
+def published_table_row(published: PublishedRow, columns: list[NumericColumn], table: TableModel,
+                        lookup: Lookup | None = None) -> Row:
+    """A printed row: numbers as printed; cells the CSV flags as inconsistent get a footnote.
+    ``lookup`` finds a column's value (default: the column's (dataset, subset) and metric)."""
+    lookup = lookup or (lambda column: published.value(*column.key, column.metric))
     cells = []
     for column in columns:
-        value = published.value(*column.key, column.metric)
+        value = lookup(column)
         cells.append(Cell(value, column.format(value)))
-    markers = [table.footnote(f"{published.display_name}, {column_label(dataset, subset)} {metric}: {note}")
-               for (dataset, subset, metric), note in published.notes.items() if is_inconsistency_note(note)]
+    markers = []
+    for (dataset, subset, metric), note in published.notes.items():
+        reported = "; ".join(part.strip() for part in note.split(";") if is_inconsistency_note(part))
+        if reported:
+            cell = " ".join(part for part in (column_label(dataset, subset) if dataset else "", metric) if part)
+            markers.append(table.footnote(f"{published.display_name}, {cell}: {reported}"))
     source = published.venue or published.citation or "published"
     detail = "; ".join(part for part in (published.citation, published.venue, published.source) if part)
     return Row(name=published.display_name, kind="published", source=source, cells=cells,
@@ -86,11 +99,13 @@ def published_table_row(published: PublishedRow, columns: list[NumericColumn], t
                citation=published.citation, detail=detail, markers=sorted(set(markers)))
 
 
-def measured_table_row(run: MeasuredRun, name: str, columns: list[NumericColumn], table: TableModel) -> Row:
+def measured_table_row(run: MeasuredRun, name: str, columns: list[NumericColumn], table: TableModel,
+                       lookup: Lookup | None = None) -> Row:
     """A run's row: means from the store; non-comparable runs are marked and never ranked."""
+    lookup = lookup or (lambda column: run.value(column.key, column.metric))
     cells = []
     for column in columns:
-        value = run.value(column.key, column.metric)
+        value = lookup(column)
         cells.append(Cell(value, column.format(value)))
     markers = [table.footnote(f"{reason}: not comparable with published numbers; not ranked")
                for reason in run.reasons]
@@ -120,7 +135,8 @@ def _convention_notes(measured: list[MeasuredRun]) -> list[str]:
     for convention in {(r.convention.get("name", ""), r.convention.get("description", "")) for r in measured}:
         if convention[0]:
             text = f"{convention[0]} ({convention[1]})" if convention[1] else convention[0]
-            notes.append(f"Measured rows: per-image means read from the bench-ir result store, metric convention {text}.")
+            notes.append("Measured rows: per-image means read from the bench-ir result store, "
+                         f"metric convention {text}.")
     return sorted(notes)
 
 
@@ -139,13 +155,14 @@ def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard
     table = TableModel(protocol=protocol, title=f"Protocol {protocol}",
                        caption=f"{source}: protocol {protocol}" if source else f"Protocol {protocol}",
                        columns=columns, blocks=[])
+    # Measured rows first, so that their footnotes take the first markers (†, ‡, ...).
+    taken = {p.display_name for p in published}
+    runs = [measured_table_row(run, _unique_name(run.label, run.run_id, taken), columns, table) for run in measured]
     main = [published_table_row(p, columns, table) for p in published if p.section == MAIN_SECTION]
     if main:
         table.blocks.append(RowBlock("", main))
-    if measured:
-        taken = {row.name for row in main}
-        table.blocks.append(RowBlock("Measured with bench-ir", [
-            measured_table_row(run, _unique_name(run.label, run.run_id, taken), columns, table) for run in measured]))
+    if runs:
+        table.blocks.append(RowBlock("Measured with bench-ir", runs))
     for section in dict.fromkeys(p.section for p in published if p.section != MAIN_SECTION):
         table.blocks.append(RowBlock(_section_title(section), [
             published_table_row(p, columns, table) for p in published if p.section == section]))

@@ -1,0 +1,512 @@
+"""Official checkpoint formats: reading, strict loading with diagnostics, sha256, safetensors export.
+
+Supported files (the structure is detected from the content, so any supported file loads for any card;
+the card's ``checkpoint.format`` records what the official release uses):
+
+- ``lightning``: a ``torch.save`` dict with ``state_dict`` (keys ``net.*``) and ``pytorch-lightning_version``;
+- ``basicsr``: a dict with ``params`` (used when present) or ``params_ema``;
+- ``state_dict``: a plain mapping of tensors, or a dict holding one under ``state_dict`` /
+  ``model_state_dict`` / ``model`` (e.g. ``{'state_dict': ..., 'optimizer': ..., 'epoch': ...}``);
+- ``safetensors``: by suffix or header.
+
+The card's ``strip_prefixes`` are removed from every key that starts with them; ``module.`` (DDP) and
+``_orig_mod.`` (torch.compile) are removed when every key has them.
+
+Unpickling policy: files are read with ``torch.load(weights_only=True)``, which builds tensors and
+primitives only. A file that also pickles Python objects is retried when every object is harmless
+metadata from :data:`METADATA_GLOBALS` (argparse ``Namespace`` hyperparameters, paths, numpy scalars,
+Lightning's ``AttributeDict``); anything else raises :class:`CheckpointError` naming the objects.
+``trust_pickle=True`` loads with ``weights_only=False``; it can execute code from the file, so use it only
+for files from a source you trust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import pathlib
+import warnings
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from bench_ir.cards import CheckpointSpec, ModelCard, get_card, list_cards, resolve_factory
+from bench_ir.results import write_json_atomic
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "CheckpointContents",
+    "KeyMismatch",
+    "LoadReport",
+    "ModelGuess",
+    "METADATA_GLOBALS",
+    "read_state_dict",
+    "read_checkpoint",
+    "load_weights",
+    "compare_state_dict",
+    "guess_models",
+    "sha256_file",
+    "sidecar_path",
+    "convert_checkpoint",
+    "save_lightning_checkpoint",
+]
+
+_WRAPPER_KEYS = ("state_dict", "params", "params_ema", "model_state_dict", "model")
+_AUTO_STRIP = ("module.", "_orig_mod.")
+_SHOWN = 5  # keys listed per category in a mismatch message
+_DTYPES = {"fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp32": torch.float32, "float32": torch.float32}
+
+
+class CheckpointError(RuntimeError):
+    """A file that is not a usable checkpoint (corrupt, not a checkpoint, unsafe to unpickle)."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """The checkpoint's tensors do not fit the model; carries the diff and the registry guesses."""
+
+    def __init__(self, message: str, mismatch: KeyMismatch, guesses: list[ModelGuess]):
+        super().__init__(message)
+        self.mismatch = mismatch
+        self.guesses = guesses
+
+
+class _AttributeDict(dict):
+    """Stand-in for Lightning's ``AttributeDict`` (a dict with attribute access) in hyperparameters."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError as err:
+            raise AttributeError(key) from err
+
+
+def _metadata_globals() -> list[Any]:
+    allowed: list[Any] = [argparse.Namespace, pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath,
+                          pathlib.PureWindowsPath, collections.defaultdict, list, dict, set, np.ndarray, np.dtype]
+    allowed += sorted({type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG"}, key=str)
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    for package in ("numpy.core", "numpy._core"):
+        allowed += [(multiarray._reconstruct, f"{package}.multiarray._reconstruct"),
+                    (multiarray.scalar, f"{package}.multiarray.scalar")]
+    for where in ("lightning.fabric.utilities.data", "lightning_fabric.utilities.data",
+                  "pytorch_lightning.utilities.parsing"):
+        allowed.append((_AttributeDict, f"{where}.AttributeDict"))
+    return allowed
+
+
+METADATA_GLOBALS: list[Any] = _metadata_globals()
+"""Python objects allowed in a checkpoint besides tensors: hyperparameter containers, paths, numpy data."""
+
+
+# ----------------------------------------------------------------------------------------------- reading
+def _global_name(entry: Any) -> str:
+    return entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
+
+
+def _describe_bytes(path: Path) -> str:
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    if not head:
+        return "the file is empty"
+    if head[:4] == b"PK\x03\x04":
+        return "it is a zip archive that is truncated or was not written by torch.save"
+    if head[:1] == b"\x80":
+        return "it is a raw Python pickle, not a torch.save file"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "it looks like JSON text"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "it looks like a text file"
+    return "its bytes match no checkpoint format"
+
+
+def _torch_load(path: Path, trust_pickle: bool) -> Any:
+    if trust_pickle:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as first_error:  # noqa: BLE001 - every failure becomes a CheckpointError below
+        failure = first_error
+    unsafe: list[str] = []
+    if zipfile.is_zipfile(path):
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # noqa: BLE001
+            unsafe = []
+    if not unsafe:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {_describe_bytes(path)}. Expected a PyTorch checkpoint "
+            f"(.ckpt/.pth/.pt/.tar written by torch.save) or a .safetensors file. ({type(failure).__name__}: "
+            f"{str(failure).splitlines()[0][:200]})"
+        ) from failure
+    allowed_names = {_global_name(entry) for entry in METADATA_GLOBALS}
+    foreign = sorted(set(unsafe) - allowed_names)
+    if foreign:
+        raise CheckpointError(
+            f"checkpoint {path} pickles Python objects that bench-ir does not unpickle: {', '.join(foreign)}. "
+            "Loading them could execute code from the file. If you trust its source, load it with "
+            "trust_pickle=True, or re-save only its state_dict / convert it to .safetensors."
+        )
+    with torch.serialization.safe_globals(METADATA_GLOBALS):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001
+            raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+
+
+def _read_safetensors(path: Path) -> dict[str, Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as err:  # noqa: BLE001
+        raise CheckpointError(f"cannot read safetensors file {path}: {err}. The file is truncated or "
+                              "not a safetensors file.") from err
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
+def _is_tensor_mapping(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, Tensor) for v in obj.values())
+
+
+def _extract(obj: Any, path: Path) -> tuple[dict[str, Tensor], str]:
+    """(state_dict, detected format) from what torch.load returned."""
+    if _is_tensor_mapping(obj):
+        return dict(obj), "state_dict"
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            inner = obj.get(key)
+            if not isinstance(inner, Mapping):
+                continue
+            tensors = {k: v for k, v in inner.items() if isinstance(v, Tensor)}
+            others = sorted(set(inner) - set(tensors))
+            if not tensors or others:
+                detail = f"non-tensor entries {others[:_SHOWN]}" if tensors else "no tensors"
+                raise CheckpointError(f"checkpoint {path}: '{key}' holds {detail}; expected a state_dict")
+            if key.startswith("params"):
+                return tensors, "basicsr"
+            lightning = key == "state_dict" and "pytorch-lightning_version" in obj
+            return tensors, "lightning" if lightning else "state_dict"
+        listed = ", ".join(repr(k) for k in list(obj)[:10])
+        raise CheckpointError(
+            f"checkpoint {path} holds no state_dict: top-level keys are {listed}. Expected tensors under "
+            f"one of {', '.join(_WRAPPER_KEYS)}, or a plain mapping of parameter names to tensors."
+        )
+    raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a state_dict (a mapping of "
+                          "parameter names to tensors)")
+
+
+def _strip(state: dict[str, Tensor], prefixes: list[str]) -> dict[str, Tensor]:
+    out = {}
+    for key, value in state.items():
+        for prefix in prefixes:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    for prefix in _AUTO_STRIP:
+        if out and all(k.startswith(prefix) for k in out):
+            out = {k[len(prefix):]: v for k, v in out.items()}
+    return out
+
+
+@dataclass(frozen=True)
+class CheckpointContents:
+    """Tensors of a checkpoint (prefixes removed, on CPU) and the detected file format."""
+
+    state_dict: dict[str, Tensor]
+    format: str
+
+
+def read_checkpoint(path: str | Path, spec: CheckpointSpec | None = None,
+                    trust_pickle: bool = False) -> CheckpointContents:
+    """Read ``path`` into ``(state_dict, detected format)``; see the module docstring for formats."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path {path} is a directory; pass the checkpoint file itself")
+    spec = spec or CheckpointSpec()
+    if path.suffix == ".safetensors" or spec.format == "safetensors" or _looks_like_safetensors(path):
+        state, fmt = _read_safetensors(path), "safetensors"
+    else:
+        state, fmt = _extract(_torch_load(path, trust_pickle), path)
+    prefixes = list(spec.strip_prefixes)
+    if not prefixes and fmt == "lightning" and all(k.startswith("net.") for k in state):
+        prefixes = ["net."]
+    return CheckpointContents(_strip(state, prefixes), fmt)
+
+
+def read_state_dict(path: str | Path, spec: CheckpointSpec | None = None,
+                    trust_pickle: bool = False) -> dict[str, Tensor]:
+    """The tensors of a checkpoint file, on CPU, with the card's key prefixes removed."""
+    return read_checkpoint(path, spec, trust_pickle).state_dict
+
+
+# ------------------------------------------------------------------------------------------- comparing
+@dataclass(frozen=True)
+class KeyMismatch:
+    """Differences between a checkpoint and a model: names, and (key, checkpoint shape, model shape)."""
+
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+
+def _signature(state: Mapping[str, Tensor]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def compare_state_dict(model_shapes: Mapping[str, tuple[int, ...]],
+                       checkpoint_shapes: Mapping[str, tuple[int, ...]]) -> KeyMismatch:
+    """Keys the model lacks, keys the checkpoint lacks, and common keys whose shapes differ."""
+    missing = [k for k in model_shapes if k not in checkpoint_shapes]
+    unexpected = [k for k in checkpoint_shapes if k not in model_shapes]
+    mismatched = [(k, tuple(checkpoint_shapes[k]), tuple(shape)) for k, shape in model_shapes.items()
+                  if k in checkpoint_shapes and tuple(checkpoint_shapes[k]) != tuple(shape)]
+    return KeyMismatch(missing, unexpected, mismatched)
+
+
+@dataclass(frozen=True)
+class ModelGuess:
+    """A registered model whose state_dict resembles a checkpoint; ``score`` is the share of
+    (key, shape) pairs common to both, over the larger of the two key counts (1.0 = identical)."""
+
+    name: str
+    display_name: str
+    score: float
+
+    @property
+    def exact(self) -> bool:
+        return self.score == 1.0
+
+
+@lru_cache(maxsize=64)
+def _card_signature(factory: str, args_json: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    card = ModelCard(name="", display_name="", factory=factory, args=json.loads(args_json))
+    with torch.device("meta"):
+        model = resolve_factory(card)(**card.args)
+    return tuple(_signature(model.state_dict()).items())
+
+
+def _signature_of_card(card: ModelCard) -> dict[str, tuple[int, ...]]:
+    return dict(_card_signature(card.factory, json.dumps(card.args, sort_keys=True, default=str)))
+
+
+def guess_models(checkpoint_shapes: Mapping[str, tuple[int, ...]], exclude: tuple[str, ...] = (),
+                 registry: str | Path | None = None) -> list[ModelGuess]:
+    """Registered models ranked by how well their state_dict (built on the meta device) matches."""
+    found = {(k, tuple(s)) for k, s in checkpoint_shapes.items()}
+    guesses = []
+    for card in list_cards(registry):
+        if card.name in exclude or card.is_placeholder:
+            continue
+        try:
+            expected = set(_signature_of_card(card).items())
+        except Exception:  # noqa: BLE001 - a card whose model cannot be built is simply not a candidate
+            continue
+        if expected:
+            score = len(found & expected) / max(len(found), len(expected))
+            guesses.append(ModelGuess(card.name, card.display_name, score))
+    return sorted(guesses, key=lambda g: -g.score)
+
+
+def _guess_sentence(guesses: list[ModelGuess]) -> str:
+    if not guesses or guesses[0].score == 0:
+        return "It matches no registered model."
+    best = guesses[0]
+    if best.exact:
+        return (f"Its keys and shapes match {best.display_name} exactly: did you mean "
+                f"--model {best.name}?")
+    if best.score >= 0.5:
+        return (f"Closest registered model: {best.display_name} ({best.score:.0%} of tensors match by name "
+                f"and shape): did you mean --model {best.name}?")
+    return f"It matches no registered model (closest: {best.display_name}, {best.score:.0%} of tensors)."
+
+
+def _mismatch_message(path: Path, target: str, mismatch: KeyMismatch, n_checkpoint: int, n_model: int,
+                      guesses: list[ModelGuess]) -> str:
+    lines = [f"checkpoint {path.name} does not fit {target}: {len(mismatch.missing)} missing, "
+             f"{len(mismatch.unexpected)} unexpected, {len(mismatch.mismatched)} shape-mismatched keys "
+             f"(the checkpoint has {n_checkpoint} tensors, the model expects {n_model})."]
+    if mismatch.missing:
+        lines.append("  missing (model keys absent from the checkpoint): " + ", ".join(mismatch.missing[:_SHOWN]))
+    if mismatch.unexpected:
+        lines.append("  unexpected (checkpoint keys the model lacks): " + ", ".join(mismatch.unexpected[:_SHOWN]))
+    if mismatch.mismatched:
+        shown = [f"{k} checkpoint {list(c)} vs model {list(m)}" for k, c, m in mismatch.mismatched[:_SHOWN]]
+        lines.append("  shape mismatches: " + "; ".join(shown))
+    lines.append(_guess_sentence(guesses))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- loading
+@dataclass(frozen=True)
+class LoadReport:
+    """What :func:`load_weights` did: detected format, tensors loaded, and any differences."""
+
+    path: str
+    format: str
+    tensors: int
+    loaded: int
+    strict: bool
+    mismatch: KeyMismatch = field(default_factory=lambda: KeyMismatch([], [], []))
+
+
+def _missing_file_message(path: Path, card: ModelCard | None) -> str:
+    text = f"checkpoint file not found: {path}. Pass a downloaded checkpoint with --checkpoint PATH."
+    if card is None:
+        return text
+    if card.official_checkpoints:
+        listed = "; ".join(f"{task}: {where}" for task, where in card.official_checkpoints.items())
+        text += f" Official {card.display_name} checkpoints: {listed}"
+        if card.paper and card.paper.code:
+            text += f" (download links in the README of {card.paper.code})"
+        return text + "."
+    return text + f" The model card ({card.source or card.name}) lists no official checkpoint."
+
+
+def load_weights(model: nn.Module, path: str | Path, card: ModelCard | None = None, strict: bool | None = None,
+                 trust_pickle: bool = False) -> LoadReport:
+    """Load a checkpoint into ``model`` (in place). ``strict`` defaults to the card's ``checkpoint.strict``
+    (True without a card). Strict: any missing, unexpected or shape-mismatched key raises
+    :class:`CheckpointMismatchError`. Non-strict: the matching tensors are loaded, the rest is reported
+    in the returned :class:`LoadReport` and in a warning."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(_missing_file_message(path, card))
+    spec = card.checkpoint if card else None
+    strict = (spec.strict if spec else True) if strict is None else strict
+    checkpoint = read_checkpoint(path, spec, trust_pickle)
+    model_state = model.state_dict()
+    mismatch = compare_state_dict(_signature(model_state), _signature(checkpoint.state_dict))
+    target = f"{card.display_name} ({card.name})" if card else type(model).__name__
+    if not mismatch.ok:
+        guesses = guess_models(_signature(checkpoint.state_dict), exclude=(card.name,) if card else ())
+        message = _mismatch_message(path, target, mismatch, len(checkpoint.state_dict), len(model_state),
+                                    guesses)
+        if strict:
+            raise CheckpointMismatchError(message, mismatch, guesses)
+        warnings.warn(f"non-strict load: {message}", UserWarning, stacklevel=2)
+    bad = {k for k, _, _ in mismatch.mismatched} | set(mismatch.unexpected)
+    usable = {k: v for k, v in checkpoint.state_dict.items() if k not in bad}
+    model.load_state_dict(usable, strict=mismatch.ok)
+    return LoadReport(str(path), checkpoint.format, len(checkpoint.state_dict), len(usable), strict, mismatch)
+
+
+# ----------------------------------------------------------------------------------- hashing, writing
+def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in ``chunk_bytes`` pieces (constant memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_path(out: str | Path) -> Path:
+    """The JSON provenance file written beside a converted checkpoint: ``<out>.json``."""
+    out = Path(out)
+    return out.with_name(out.name + ".json")
+
+
+def _bench_ir_version() -> str:
+    try:
+        return metadata.version("bench-ir")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, dtype: str | torch.dtype | None = None,
+                       trust_pickle: bool = False) -> dict[str, Any]:
+    """Check ``src`` against the card's model (strictly), write its tensors to ``out`` (.safetensors) and
+    a provenance sidecar ``<out>.json``; return the sidecar's content.
+
+    dtype: cast floating-point tensors (``"fp16"``, ``"bf16"``, ``"fp32"`` or a torch dtype); integer
+    buffers such as BatchNorm's ``num_batches_tracked`` keep their dtype.
+    """
+    from safetensors.torch import save_file
+
+    src, out = Path(src), Path(out)
+    card = get_card(card)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"output {out} must end in .safetensors")
+    cast = _DTYPES.get(dtype.lower(), None) if isinstance(dtype, str) else dtype
+    if isinstance(dtype, str) and cast is None:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")
+    if not src.exists():
+        raise FileNotFoundError(_missing_file_message(src, card))
+    checkpoint = read_checkpoint(src, card.checkpoint, trust_pickle)
+    with torch.device("meta"):
+        model = resolve_factory(card)(**card.args)
+    model_state = model.state_dict()
+    mismatch = compare_state_dict(_signature(model_state), _signature(checkpoint.state_dict))
+    if not mismatch.ok:
+        guesses = guess_models(_signature(checkpoint.state_dict), exclude=(card.name,))
+        message = _mismatch_message(src, f"{card.display_name} ({card.name})", mismatch,
+                                    len(checkpoint.state_dict), len(model_state), guesses)
+        raise CheckpointMismatchError(message, mismatch, guesses)
+
+    tensors = {}
+    for key, value in checkpoint.state_dict.items():
+        value = value.detach()
+        if cast is not None and value.is_floating_point():
+            value = value.to(cast)
+        tensors[key] = value.contiguous().clone()  # clone: safetensors refuses tensors sharing storage
+    source_sha = sha256_file(src)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata={"format": "pt", "bench_ir_model": card.name, "source_sha256": source_sha})
+    parameter_keys = {name for name, _ in model.named_parameters()}
+    floating = sorted({str(t.dtype).removeprefix("torch.") for t in tensors.values() if t.is_floating_point()})
+    sidecar = {
+        "model": card.name,
+        "display_name": card.display_name,
+        "card_source": card.source,
+        "source_file": src.name,
+        "source_sha256": source_sha,
+        "source_format": checkpoint.format,
+        "output_file": out.name,
+        "output_sha256": sha256_file(out),
+        "tensors": len(tensors),
+        "parameters": sum(t.numel() for k, t in tensors.items() if k in parameter_keys),
+        "buffer_elements": sum(t.numel() for k, t in tensors.items() if k not in parameter_keys),
+        "dtype": floating[0] if len(floating) == 1 else floating,
+        "bench_ir_version": _bench_ir_version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json_atomic(sidecar_path(out), sidecar)
+    return sidecar
+
+
+def save_lightning_checkpoint(model: nn.Module, path: str | Path, epoch: int = 0, global_step: int = 0,
+                              lightning_version: str = "2.6.0") -> Path:
+    """Write ``model``'s weights as an official-style Lightning checkpoint: ``state_dict`` keys are
+    ``net.`` + the model's keys, next to ``epoch``, ``global_step`` and ``pytorch-lightning_version``
+    (optimizer and scheduler states are left empty)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {f"net.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    torch.save({"epoch": epoch, "global_step": global_step, "pytorch-lightning_version": lightning_version,
+                "state_dict": state, "loops": {}, "callbacks": {}, "optimizer_states": [], "lr_schedulers": []},
+               path)
+    return path

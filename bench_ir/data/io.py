@@ -1,0 +1,207 @@
+"""Image files in and out: 8-bit RGB arrays (H, W, 3) uint8, read the way the reference test scripts read them.
+
+The references open images with PIL and call ``.convert('RGB')``; :func:`read_rgb_uint8` does the same for
+8-bit files (grayscale and palette images become replicated RGB, an alpha channel is dropped without
+compositing). 16-bit files are the exception: PIL's conversion keeps only the high byte (or clips), so they
+are decoded at full precision and scaled with ``round(v / 257)`` instead, with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "read_rgb_uint8", "image_size", "write_png_uint8", "to_uint8_hwc"]
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+"""File-name suffixes (lower case) treated as images when listing dataset folders."""
+
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_UINT16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+class ImageReadError(ValueError):
+    """An image file is missing, unreadable, corrupt, truncated or not an image; the message names it."""
+
+
+def _scale_16_to_8(values: np.ndarray) -> np.ndarray:
+    """round(v / 257) for integer v in [0, 65535]; v/257 never ends in exactly .5, so no tie rule is needed."""
+    v = np.clip(values.astype(np.int64), 0, 65535)
+    return ((v * 2 + 257) // 514).astype(np.uint8)
+
+
+def _decode_png_with_rawmode(path: Path, rawmode: str) -> np.ndarray:
+    """Decode a PNG with PIL's own decoder but another unpacker (same bits per pixel, so the PNG
+    un-filtering is unchanged); used to reach the low bytes of 16-bit colour PNGs."""
+    with Image.open(path) as im:
+        if len(im.tile) != 1:
+            raise OSError(f"unexpected PNG tile layout {im.tile!r}")
+        tile = im.tile[0]
+        im.tile = [tile._replace(args=rawmode) if hasattr(tile, "_replace") else (*tile[:3], rawmode)]
+        im.load()
+        return np.array(im)
+
+
+def _read_png16_colour(path: Path, rawmode: str) -> np.ndarray:
+    """16-bit RGB / RGBA / LA PNG -> uint16 array (H, W, C) at full precision (PIL alone keeps the high byte)."""
+    if rawmode in ("RGB;16B", "RGBA;16B"):
+        high = _decode_png_with_rawmode(path, rawmode).astype(np.uint16)
+        low = _decode_png_with_rawmode(path, rawmode.replace(";16B", ";16L")).astype(np.uint16)
+        return (high << 8) | low
+    if rawmode == "LA;16B":  # 4 bytes per pixel: L_hi L_lo A_hi A_lo, read as 8-bit RGBA
+        raw = _decode_png_with_rawmode(path, "RGBA").astype(np.uint16)
+        return np.stack([(raw[..., 0] << 8) | raw[..., 1], (raw[..., 2] << 8) | raw[..., 3]], axis=-1)
+    raise OSError(f"unsupported 16-bit PNG raw mode {rawmode}")
+
+
+def _read_tiff16_colour(path: Path) -> np.ndarray:
+    """16-bit colour TIFF -> uint16 array (H, W, C) via tifffile (a scikit-image dependency)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        data = page.asarray()
+        axes = page.axes
+    if "S" in axes and axes.index("S") != data.ndim - 1:
+        data = np.moveaxis(data, axes.index("S"), -1)
+    return data
+
+
+def _sixteen_bit_colour(im: Image.Image) -> str | None:
+    """'png:<rawmode>' or 'tiff' when ``im`` is a 16-bit colour file that PIL would truncate to 8 bits."""
+    if im.format == "PNG" and len(im.tile) == 1:
+        rawmode = im.tile[0][3]
+        if isinstance(rawmode, str) and rawmode in ("RGB;16B", "RGBA;16B", "LA;16B"):
+            return f"png:{rawmode}"
+    if im.format == "TIFF" and im.mode in ("RGB", "RGBA", "LA"):
+        bits = getattr(im, "tag_v2", {}).get(258)
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        if 16 in bits:
+            return "tiff"
+    return None
+
+
+def _uint16_to_rgb(data: np.ndarray) -> tuple[np.ndarray, bool]:
+    """uint16 (H, W) or (H, W, C) -> (uint8 RGB, had_alpha)."""
+    data = _scale_16_to_8(data)
+    if data.ndim == 2:
+        data = data[..., None]
+    channels = data.shape[-1]
+    if channels in (1, 2):
+        return np.repeat(data[..., :1], 3, axis=-1), channels == 2
+    return np.ascontiguousarray(data[..., :3]), channels == 4
+
+
+def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image as RGB uint8 (H, W, 3), like ``np.asarray(Image.open(p).convert('RGB'))``.
+
+    Grayscale and palette images are replicated to RGB; alpha is dropped (warning, once per file);
+    16-bit images (I;16, 16-bit RGB/RGBA/LA PNG, 16-bit colour TIFF) are scaled with round(v/257)
+    (warning); 32-bit integer images are read as 16-bit values clipped to [0, 65535] (warning).
+    Raises ImageReadError naming the file when it is missing, not an image, corrupt or truncated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: file not found" if not path.exists() else f"{path}: not a regular file")
+    try:
+        with Image.open(path) as im:
+            sixteen = _sixteen_bit_colour(im)
+            if sixteen is not None:
+                data = _read_tiff16_colour(path) if sixteen == "tiff" else _read_png16_colour(path, sixteen[4:])
+                rgb, had_alpha = _uint16_to_rgb(data)
+                warnings.warn(f"{path}: 16-bit image scaled to 8 bits with round(v/257)", stacklevel=2)
+            else:
+                im.load()
+                rgb, had_alpha = _pil_to_rgb(im, path)
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError as err:
+        raise ImageReadError(f"{path}: not an image or an unsupported format") from err
+    except _DECODE_ERRORS as err:
+        raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from err
+    if had_alpha:
+        warnings.warn(f"{path}: alpha channel dropped (not composited), as PIL convert('RGB')", stacklevel=2)
+    return rgb
+
+
+def _pil_to_rgb(im: Image.Image, path: Path) -> tuple[np.ndarray, bool]:
+    """A loaded 8-bit / 16-bit / 32-bit PIL image -> (uint8 RGB, had_alpha)."""
+    mode = im.mode
+    if mode in _UINT16_MODES:
+        warnings.warn(f"{path}: 16-bit image ({mode}) scaled to 8 bits with round(v/257)", stacklevel=3)
+        return _uint16_to_rgb(np.asarray(im))
+    if mode == "I":
+        warnings.warn(f"{path}: 32-bit integer image read as 16-bit values, scaled with round(v/257)", stacklevel=3)
+        return _uint16_to_rgb(np.asarray(im))
+    if mode == "F":
+        raise ImageReadError(f"{path}: floating-point images (PIL mode F) are not supported; save as 8 or 16 bit")
+    had_alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
+    rgb = im if mode == "RGB" else im.convert("RGB")
+    return np.array(rgb, dtype=np.uint8), had_alpha
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(H, W) from the file header, without decoding the pixels. Raises ImageReadError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: file not found" if not path.exists() else f"{path}: not a regular file")
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except UnidentifiedImageError as err:
+        raise ImageReadError(f"{path}: not an image or an unsupported format") from err
+    except _DECODE_ERRORS as err:
+        raise ImageReadError(f"{path}: unreadable image header ({err})") from err
+    return int(height), int(width)
+
+
+def to_uint8_hwc(image: Any) -> np.ndarray:
+    """uint8 (H, W, 3) from a uint8 array (H, W[, C]) or a float array/tensor in [0, 1], (C, H, W) or (H, W, C)
+    for arrays, (C, H, W) or (1, C, H, W) for tensors. Floats are clipped to [0, 1], scaled by 255 and rounded
+    half to even (the common ``img_as_ubyte``-style quantisation)."""
+    if hasattr(image, "detach"):  # torch tensor
+        tensor = image.detach().cpu()
+        if tensor.ndim == 4 and tensor.shape[0] == 1:
+            tensor = tensor[0]
+        if tensor.ndim != 3:
+            raise ValueError(f"expected a (C, H, W) tensor, got shape {tuple(tensor.shape)}")
+        array = tensor.permute(1, 2, 0).numpy()
+    else:
+        array = np.asarray(image)
+        if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
+            array = np.transpose(array, (1, 2, 0))
+    if array.dtype != np.uint8:
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"expected uint8 or float pixels, got {array.dtype}")
+        array = np.round(np.clip(array.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3):
+        raise ValueError(f"expected an image with 1 or 3 channels, got shape {array.shape}")
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return np.ascontiguousarray(array)
+
+
+def write_png_uint8(path: str | os.PathLike[str], image: Any) -> Path:
+    """Save ``image`` (see :func:`to_uint8_hwc`) as an 8-bit RGB PNG, atomically (temporary file in the same
+    folder, then rename); parent folders are created. Returns the path written."""
+    path = Path(path)
+    rgb = to_uint8_hwc(image)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            Image.fromarray(rgb).save(handle, format="PNG")
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,154 @@
+"""`bench-ir run` end to end on the built-in sample data (CPU), resume after an interruption, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from bench_ir.cli import app
+from bench_ir.protocol import list_protocols, load_protocol
+from bench_ir.results import load_run
+from bench_ir.runner import RunConfig, run_protocol
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("protocol", list_protocols())
+def test_every_protocol_has_a_sample_variant_that_runs_offline(protocol, tmp_path):
+    outcome = run_protocol(RunConfig(protocol=protocol, model="input", sample=True, run_dir=tmp_path / "run",
+                                     limit=2))
+    tasks = [t.name for t in load_protocol(protocol).tasks]
+    assert list(outcome.summary.index) == tasks
+    assert (outcome.summary["images"] == 2).all()
+    assert outcome.summary["psnr"].between(5, 60).all()
+    assert outcome.manifest["sample"] is True and outcome.manifest["status"] == "complete"
+
+
+def test_sample_run_of_mirage_t_prints_the_paper_table_with_the_average(tmp_path):
+    result = runner.invoke(app, ["run", "--protocol", "5deg", "--sample", "--limit", "1", "--run-dir",
+                                 str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "Average" in result.output and "MIRAGE-T" in result.output
+    assert "sample (synthetic)" in result.output and "random weights" in result.output
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["random_weights"] is True and manifest["model"]["params"] == 6207412
+
+
+def test_manifest_records_provenance(tmp_path):
+    outcome = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r"))
+    manifest = outcome.manifest
+    for key in ("command", "protocol", "convention", "model", "checkpoint", "versions", "device", "dtype", "seed",
+                "git_revision", "sample", "limit", "created", "finished"):
+        assert key in manifest, key
+    assert manifest["protocol"]["sha256"] == load_protocol("derain").sha256
+    assert manifest["versions"]["torch"]
+
+
+def test_input_row_scores_the_degraded_input_itself(tmp_path):
+    outcome = run_protocol(RunConfig(protocol="denoise", model="input", sample=True, run_dir=tmp_path / "r"))
+    psnr = outcome.summary["psnr"]
+    assert psnr["denoise-15"] > psnr["denoise-25"] > psnr["denoise-50"]
+    # sigma 25 on uint8 with truncation: about 20.2 dB for natural images
+    assert 19.0 < psnr["denoise-25"] < 21.5
+
+
+def test_resume_after_an_interruption_scores_only_the_missing_images(tmp_path):
+    run_dir = tmp_path / "run"
+    calls = {"n": 0}
+
+    class StopAfterThree:
+        def start_task(self, task, total, done): ...
+
+        def end_task(self, task): ...
+
+        def record(self, record):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_protocol(RunConfig(protocol="3deg", model="input", sample=True, run_dir=run_dir), progress=StopAfterThree())
+    assert load_run(run_dir).manifest["status"] == "interrupted"
+    assert len(load_run(run_dir).records) == 3
+    outcome = run_protocol(RunConfig(protocol="3deg", model="input", sample=True, run_dir=run_dir, resume=True))
+    records = load_run(run_dir).records
+    assert not records.duplicated(["task", "image"]).any()
+    assert len(records) == 5 * len(load_protocol("3deg").tasks)
+    assert outcome.manifest["status"] == "complete"
+
+
+def test_resumed_run_gives_the_same_numbers_as_a_straight_run(tmp_path):
+    straight = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "a"))
+    partial = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "b", limit=2))
+    assert partial.summary.loc["derain", "images"] == 2
+    resumed = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "b",
+                                     resume=True))
+    assert math.isclose(resumed.summary.loc["derain", "psnr"], straight.summary.loc["derain", "psnr"], rel_tol=1e-12)
+
+
+def test_resume_refuses_a_run_directory_of_another_protocol(tmp_path):
+    run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=1))
+    with pytest.raises(ValueError, match="cannot resume: protocol.sha256"):
+        run_protocol(RunConfig(protocol="dehaze", model="input", sample=True, run_dir=tmp_path / "r", resume=True))
+
+
+def test_existing_run_directory_is_not_overwritten_without_resume(tmp_path):
+    run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=1))
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=1))
+
+
+def test_missing_dataset_folder_fails_before_model_work_naming_task_path_and_help(tmp_path):
+    built = []
+    with pytest.raises(FileNotFoundError) as err:
+        run_protocol(RunConfig(protocol="5deg", model="mirage-t", data_root=tmp_path, run_dir=tmp_path / "r"),
+                     on_model=built.append)
+    message = str(err.value)
+    assert "dehaze" in message and "dehaze/input" in message
+    assert "--sample" in message and "bench-ir data check" in message
+    assert built == [] and not (tmp_path / "r").exists()
+
+
+def test_cli_reports_a_missing_dataset_as_a_short_error_not_a_traceback(tmp_path):
+    result = runner.invoke(app, ["run", "--protocol", "derain", "--model", "input", "--data-root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "error:" in result.output and "Traceback" not in result.output
+
+
+def test_limit_is_stated_in_the_output_and_manifest(tmp_path):
+    result = runner.invoke(app, ["run", "--protocol", "derain", "--model", "input", "--sample", "--limit", "2",
+                                 "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "--limit 2" in result.output
+    assert load_run(tmp_path / "r").manifest["limit"] == 2
+
+
+def test_save_images_writes_restored_input_and_target_images(tmp_path):
+    run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=1,
+                           save_images=True))
+    folder = tmp_path / "r" / "images" / "derain"
+    assert len(list(folder.glob("*.png"))) == 1
+    assert len(list((folder / "_input").glob("*.png"))) == 1 and len(list((folder / "_target").glob("*.png"))) == 1
+
+
+def test_export_prints_stable_csv_columns(tmp_path):
+    run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=2))
+    result = runner.invoke(app, ["export", str(tmp_path / "r"), "--format", "csv"])
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == "task,image,psnr,ssim,lpips,height,width,seconds,nonfinite"
+    assert len(result.output.splitlines()) == 3
+
+
+def test_list_models_shows_exact_parameter_counts():
+    result = runner.invoke(app, ["list", "models"])
+    assert result.exit_code == 0
+    assert "6,207,412" in result.output and "9,678,983" in result.output
+
+
+def test_list_protocols_details_describes_layout_pairing_and_metric():
+    result = runner.invoke(app, ["list", "protocols", "--details"])
+    assert result.exit_code == 0
+    assert "pairing sots" in result.output and "σ=25" in result.output
