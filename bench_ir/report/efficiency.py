@@ -11,7 +11,7 @@ from __future__ import annotations
 from bench_ir.leaderboard import AVERAGE, EFFICIENCY_TABLE, PublishedRow, protocol_rows, published_rows
 from bench_ir.report.measured import MeasuredRun, profile_figures
 from bench_ir.report.model import NumericColumn, RowBlock, TableModel, mark_best
-from bench_ir.report.tables import measured_table_row, published_table_row
+from bench_ir.report.tables import measured_table_row, published_table_row, unique_name
 
 __all__ = ["EFFICIENCY_COLUMNS", "build_efficiency_table", "PSNR_PROTOCOL"]
 
@@ -52,8 +52,9 @@ def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool = True
                        columns=list(EFFICIENCY_COLUMNS), blocks=[], show_params=False)
     published = published_rows(protocol_rows("efficiency", EFFICIENCY_TABLE)) if leaderboard else []
     profiled = [(run, figures) for run in measured if (figures := profile_figures(run.run)) is not None]
-    runs = [measured_table_row(run, run.label, table.columns, table, _measured_lookup(run, figures))
-            for run, figures in profiled]
+    taken = {p.display_name for p in published}
+    runs = [measured_table_row(run, unique_name(run.label, run.run_id, taken), table.columns, table,
+                               _measured_lookup(run, figures)) for run, figures in profiled]
     if published:
         table.blocks.append(RowBlock("", [published_table_row(p, table.columns, table, _published_lookup(p))
                                           for p in published]))

@@ -31,7 +31,7 @@ _LATEX_UNICODE = {"∗": r"$^{\ast}$", "σ": r"$\sigma$", "↑": r"$\uparrow$", 
                   "Ö": r"\"O", "ö": r"\"o", "Ü": r"\"U", "ü": r"\"u", "é": r"\'e", "·": r"$\cdot$",
                   "≈": r"$\approx$", "→": r"$\rightarrow$", "µ": r"$\mu$"}
 _LATEX_PATTERN = re.compile("|".join(re.escape(c) for c in [*_LATEX_SPECIAL, *_LATEX_UNICODE]))
-_MARKDOWN_SPECIAL = re.compile(r"([\\|*_`<>\[\]])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\|*_`])")
 
 
 def latex_escape(text: str) -> str:

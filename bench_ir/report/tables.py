@@ -27,7 +27,7 @@ from bench_ir.leaderboard import (
 from bench_ir.report.measured import MeasuredRun
 from bench_ir.report.model import MISSING, Cell, NumericColumn, Row, RowBlock, TableModel, mark_best, metric_column
 
-__all__ = ["build_protocol_table", "published_table_row", "measured_table_row", "RANKING_NOTE"]
+__all__ = ["build_protocol_table", "published_table_row", "measured_table_row", "unique_name", "RANKING_NOTE"]
 
 MAIN_SECTION = "main"
 RANKING_NOTE = ("Best in bold, second underlined, per column, among the published main-section rows and the "
@@ -124,7 +124,8 @@ def measured_table_row(run: MeasuredRun, name: str, columns: list[NumericColumn]
                params=params, detail="; ".join(detail_parts), run_id=run.run_id, markers=markers)
 
 
-def _unique_name(name: str, run_id: str, taken: set[str]) -> str:
+def unique_name(name: str, run_id: str, taken: set[str]) -> str:
+    """``name``, or ``name (run_id)`` when another row already has that name; records the result in ``taken``."""
     unique = name if name not in taken else f"{name} ({run_id})"
     taken.add(unique)
     return unique
@@ -157,7 +158,7 @@ def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard
                        columns=columns, blocks=[])
     # Measured rows first, so that their footnotes take the first markers (†, ‡, ...).
     taken = {p.display_name for p in published}
-    runs = [measured_table_row(run, _unique_name(run.label, run.run_id, taken), columns, table) for run in measured]
+    runs = [measured_table_row(run, unique_name(run.label, run.run_id, taken), columns, table) for run in measured]
     main = [published_table_row(p, columns, table) for p in published if p.section == MAIN_SECTION]
     if main:
         table.blocks.append(RowBlock("", main))

@@ -1,0 +1,165 @@
+"""Compare runs: paired per-image deltas with bootstrap confidence intervals, and a run's rank among the
+published rows of its protocol.
+
+Conventions: every delta is B - A (or run - published), in the metric's unit (PSNR in dB; SSIM and
+LPIPS unitless). Images are paired by (task, image name); images scored in only one run are counted,
+never paired. The confidence interval is the percentile interval of the mean difference over
+``n_boot`` resamples of the paired images (with replacement), from a NumPy generator seeded with
+(seed, task), so the numbers do not depend on which other tasks are present. Pairs where either
+value is NaN/Inf are left out and counted in ``n_nonfinite``. Only stored records are read.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench_ir.leaderboard import (
+    AVERAGE,
+    find_table,
+    has_average,
+    leaderboard_columns,
+    protocol_rows,
+    published_rows,
+)
+from bench_ir.report.measured import as_runs, measure
+from bench_ir.report.model import metric_column
+from bench_ir.results import Run
+
+__all__ = ["paired_bootstrap_ci", "compare_runs", "rank_against_leaderboard", "COMPARE_COLUMNS", "RANK_COLUMNS"]
+
+# metric name in the tables -> (record column, higher is better)
+_METRICS = {"PSNR": ("psnr", True), "SSIM": ("ssim", True), "LPIPS": ("lpips", False)}
+_BOOT_CELLS = 4_000_000  # resampled values held in memory at once
+COMPARE_COLUMNS = ["task", "metric", "n_a", "n_b", "n_paired", "only_a", "only_b", "n_nonfinite", "mean_a", "mean_b",
+                   "delta", "ci_low", "ci_high", "win_rate", "within_noise"]
+RANK_COLUMNS = ["column", "metric", "value", "rank", "n_ranked", "best_method", "best_value", "delta_best",
+                "mirage_t", "delta_mirage_t", "mirage_s", "delta_mirage_s", "comparable"]
+
+
+def paired_bootstrap_ci(differences: np.ndarray, n_boot: int = 10000, confidence: float = 0.95,
+                        rng: np.random.Generator | None = None, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``differences`` (one value per image).
+
+    Resamples the images ``n_boot`` times with replacement, vectorised in chunks; ``rng`` (or a generator
+    seeded with ``seed``) makes it reproducible. Returns (nan, nan) for an empty input.
+    """
+    values = np.asarray(differences, dtype=np.float64).ravel()
+    n = values.size
+    if n == 0:
+        return (float("nan"), float("nan"))
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    rng = rng if rng is not None else np.random.default_rng(seed)
+    means = np.empty(n_boot, dtype=np.float64)
+    chunk = max(1, _BOOT_CELLS // n)
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        means[start:stop] = values[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return (float(low), float(high))
+
+
+def _task_records(run: Run, task: str) -> pd.DataFrame:
+    records = run.records[run.records["task"] == task]
+    return records.drop_duplicates("image", keep="last").set_index("image")
+
+
+def _task_rng(seed: int, task: str, metric: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(task.encode()), zlib.crc32(metric.encode())])
+
+
+def _compare_task(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int, confidence: float) -> list[dict]:
+    a, b = _task_records(run_a, task), _task_records(run_b, task)
+    shared = a.index.intersection(b.index, sort=False)
+    rows = []
+    for metric, (field, higher_is_better) in _METRICS.items():
+        values_a = pd.to_numeric(a.loc[shared, field], errors="coerce").to_numpy(dtype=np.float64)
+        values_b = pd.to_numeric(b.loc[shared, field], errors="coerce").to_numpy(dtype=np.float64)
+        if metric == "LPIPS" and not (np.isfinite(values_a).any() and np.isfinite(values_b).any()):
+            continue  # LPIPS not scored in both runs
+        finite = np.isfinite(values_a) & np.isfinite(values_b)
+        diff = values_b[finite] - values_a[finite]
+        low, high = paired_bootstrap_ci(diff, n_boot, confidence, rng=_task_rng(seed, task, metric))
+        wins = diff > 0 if higher_is_better else diff < 0
+        rows.append({
+            "task": task, "metric": metric, "n_a": len(a), "n_b": len(b), "n_paired": int(finite.sum()),
+            "only_a": len(a) - len(shared), "only_b": len(b) - len(shared),
+            "n_nonfinite": int((~finite).sum()),
+            "mean_a": float(values_a[finite].mean()) if diff.size else float("nan"),
+            "mean_b": float(values_b[finite].mean()) if diff.size else float("nan"),
+            "delta": float(diff.mean()) if diff.size else float("nan"), "ci_low": low, "ci_high": high,
+            "win_rate": float(wins.mean()) if diff.size else float("nan"),
+            "within_noise": bool(low <= 0.0 <= high) if diff.size else pd.NA,
+        })
+    return rows
+
+
+def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int = 10000, seed: int = 0,
+                 confidence: float = 0.95) -> pd.DataFrame:
+    """Per task and metric: mean B - A over the images both runs scored, its paired bootstrap CI, the win
+    rate (fraction of paired images where B beats A: higher PSNR/SSIM, lower LPIPS) and ``within_noise``
+    (the CI contains 0). Columns: :data:`COMPARE_COLUMNS`; ``attrs`` holds the run ids and settings."""
+    first, second = as_runs([run_a, run_b])
+    tasks = list(dict.fromkeys([*first.records["task"], *second.records["task"]]))
+    rows = [row for task in tasks for row in _compare_task(first, second, str(task), n_boot, seed, confidence)]
+    frame = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
+    frame["within_noise"] = frame["within_noise"].astype("boolean")
+    frame.attrs.update(run_a=first.label, run_b=second.label, n_boot=n_boot, seed=seed, confidence=confidence,
+                       method="paired percentile bootstrap over images")
+    return frame
+
+
+def rank_against_leaderboard(run: Run | str | Path, include_assisted: bool = False) -> pd.DataFrame:
+    """Rank ``run`` among the published rows of its protocol: Average PSNR first, then Average SSIM, then
+    each dataset column. ``rank`` = 1 + number of published rows strictly better on printed values (ties
+    share a rank), among the main-section rows (``include_assisted`` adds the assisted ones); it is NA
+    for runs that are not comparable (sample data, --limit, random weights). Deltas are run - published.
+    Columns: :data:`RANK_COLUMNS`; ``attrs`` names the run, protocol and table."""
+    (loaded,) = as_runs([run])
+    measured = measure(loaded)
+    rows = protocol_rows(measured.protocol, measured.leaderboard_table)
+    published = [p for p in published_rows(rows) if include_assisted or p.section == "main"]
+    metrics = [m for m in _METRICS if (rows["metric"] == m).any()]
+    keys = ([((AVERAGE, ""), AVERAGE)] if has_average(rows) else []) + [
+        (column.key, column.label) for column in leaderboard_columns(rows)]
+    by_key = {p.model_key: p for p in published}
+    records = []
+    for key, label in keys:
+        for metric in metrics:
+            column = metric_column(key, label, metric)
+            value = measured.value(key, metric)
+            entries = [(p.display_name, v) for p in published if (v := p.value(*key, metric)) is not None]
+            sign = 1.0 if column.higher_is_better else -1.0
+            best = max(entries, key=lambda entry: sign * entry[1]) if entries else (None, float("nan"))
+            rank = pd.NA
+            if value is not None and measured.comparable:
+                printed = column.rounded(value)
+                rank = 1 + sum(sign * (v - printed) > 1e-12 for _, v in entries)
+            reference = {name: (by_key[name].value(*key, metric) if name in by_key else None)
+                         for name in ("MIRAGE-T", "MIRAGE-S")}
+            records.append({
+                "column": label, "metric": metric, "value": value, "rank": rank, "n_ranked": len(entries) + 1,
+                "best_method": best[0], "best_value": best[1], "delta_best": _delta(value, best[1]),
+                "mirage_t": reference["MIRAGE-T"], "delta_mirage_t": _delta(value, reference["MIRAGE-T"]),
+                "mirage_s": reference["MIRAGE-S"], "delta_mirage_s": _delta(value, reference["MIRAGE-S"]),
+                "comparable": measured.comparable,
+            })
+    frame = pd.DataFrame(records, columns=RANK_COLUMNS)
+    frame["rank"] = frame["rank"].astype("Int64")
+    for name in ("value", "best_value", "delta_best", "mirage_t", "delta_mirage_t", "mirage_s", "delta_mirage_s"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    frame.attrs.update(run=measured.label, run_id=measured.run_id, protocol=measured.protocol,
+                       table=measured.leaderboard_table or find_table(measured.protocol),
+                       reasons=list(measured.reasons))
+    return frame
+
+
+def _delta(value: float | None, reference: float | None) -> float:
+    if value is None or reference is None:
+        return float("nan")
+    return float(value) - float(reference)

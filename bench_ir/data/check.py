@@ -1,0 +1,222 @@
+"""`bench-ir data check`: is a data root ready for a protocol? Layout, pairing, counts, readability, sizes.
+
+Problems (``ok`` is False): no layout found, no pairs, inputs without a target, unreadable files, input /
+target size mismatches, images smaller than the crop multiple, and — for protocols that neither crop nor pad —
+sides that are not a multiple of NONE_CROP_MULTIPLE. Warnings: a pair count different from the expected one,
+unused targets, skipped non-image files. Every image is fully decoded unless ``decode=False`` (headers only).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from bench_ir.data.datasets import (
+    DatasetNotFoundError,
+    PairingError,
+    ResolvedLayout,
+    pair_files,
+    resolve_layout,
+)
+from bench_ir.protocol import CropSpec, Protocol, TaskSpec
+
+__all__ = ["NONE_CROP_MULTIPLE", "TaskCheck", "check_task", "check_protocol"]
+
+NONE_CROP_MULTIPLE = 8
+"""Side multiple required of uncropped, unpadded test images (MIRAGE and the PromptIR family downsample 3x by 2)."""
+
+_SHOWN = 10
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class TaskCheck:
+    """The findings for one task. Sizes are raw file sizes (H, W) of the targets (inputs for the mismatch test)."""
+
+    protocol: str
+    task: str
+    label: str
+    data_root: str
+    crop: CropSpec
+    expected: int | None = None
+    layout: ResolvedLayout | None = None
+    not_found: str = ""
+    pairs: int = 0
+    unpaired_inputs: list[str] = field(default_factory=list)
+    unpaired_targets: list[str] = field(default_factory=list)
+    non_images: list[str] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    size_mismatches: list[tuple[str, tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+    sizes: Counter = field(default_factory=Counter)
+    multiple: int | None = None
+    not_multiple: list[str] = field(default_factory=list)
+    too_small: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        out = []
+        if self.layout is None:
+            out.append(self.not_found or "no layout found")
+            return out
+        if self.pairs == 0:
+            out.append(f"no image pairs in {self.layout.describe()}")
+        if self.unpaired_inputs:
+            out.append(f"inputs without a target ({self.layout.layout.pairing}): {_listing(self.unpaired_inputs)}")
+        if self.unreadable:
+            out.append("unreadable files: " + _listing([f"{p} ({why})" for p, why in self.unreadable]))
+        if self.size_mismatches:
+            out.append("input/target size mismatch (HxW): " + _listing(
+                [f"{n} {a[0]}x{a[1]} vs {b[0]}x{b[1]}" for n, a, b in self.size_mismatches]))
+        if self.too_small:
+            out.append(f"smaller than the crop multiple {self.crop.base}: {_listing(self.too_small)}")
+        if self.not_multiple:
+            out.append(f"sides not a multiple of {self.multiple} (the protocol neither crops nor pads): "
+                       f"{_listing(self.not_multiple)}")
+        return out
+
+    @property
+    def warnings(self) -> list[str]:
+        out = []
+        if self.layout is not None and self.expected is not None and self.pairs != self.expected:
+            out.append(f"{self.pairs} pairs found, {self.expected} expected")
+        if self.unpaired_targets:
+            out.append(f"targets without an input: {_listing(self.unpaired_targets)}")
+        if self.non_images:
+            out.append(f"non-image files skipped: {_listing(self.non_images)}")
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def size_summary(self) -> str:
+        """'481x321 x60, 321x481 x8; min 321x321, max 481x481' (HxW, most common first; min/max per side)."""
+        if not self.sizes:
+            return ""
+        common = ", ".join(f"{h}x{w} x{n}" for (h, w), n in self.sizes.most_common(3))
+        more = f" (+{len(self.sizes) - 3} other sizes)" if len(self.sizes) > 3 else ""
+        (min_h, min_w), (max_h, max_w) = self.size_range()
+        return f"{common}{more}; min {min_h}x{min_w}, max {max_h}x{max_w}"
+
+    def size_range(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        heights = [h for h, _ in self.sizes]
+        widths = [w for _, w in self.sizes]
+        return (min(heights), min(widths)), (max(heights), max(widths))
+
+    def to_dict(self) -> dict[str, Any]:
+        size_range = self.size_range() if self.sizes else None
+        return {
+            "protocol": self.protocol, "task": self.task, "label": self.label, "data_root": self.data_root,
+            "ok": self.ok, "layout": self.layout.describe() if self.layout else None,
+            "layout_source": self.layout.layout.source if self.layout else None,
+            "input_dir": str(self.layout.input_dir) if self.layout and self.layout.input_dir else None,
+            "target_dir": str(self.layout.target_dir) if self.layout else None,
+            "not_found": self.not_found or None,
+            "pairs": self.pairs, "expected": self.expected,
+            "unpaired_inputs": self.unpaired_inputs, "unpaired_targets": self.unpaired_targets,
+            "non_images": self.non_images,
+            "unreadable": [{"path": p, "error": e} for p, e in self.unreadable],
+            "size_mismatches": [{"name": n, "input": list(a), "target": list(b)} for n, a, b in self.size_mismatches],
+            "sizes": [{"height": h, "width": w, "count": n} for (h, w), n in self.sizes.most_common()],
+            "min_size": list(size_range[0]) if size_range else None,
+            "max_size": list(size_range[1]) if size_range else None,
+            "size_summary": self.size_summary(),
+            "crop": {"rule": self.crop.rule, "base": self.crop.base},
+            "multiple": self.multiple, "not_multiple": self.not_multiple, "too_small": self.too_small,
+            "problems": self.problems, "warnings": self.warnings,
+        }
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:_SHOWN])
+    return f"{len(items)}: {shown}" + (f" ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
+
+
+class _FileProbe:
+    """Size (H, W) or error of each file, decoded once even when several tasks share a folder."""
+
+    def __init__(self, decode: bool) -> None:
+        self.decode = decode
+        self.cache: dict[Path, tuple[tuple[int, int] | None, str | None]] = {}
+
+    def __call__(self, path: Path) -> tuple[tuple[int, int] | None, str | None]:
+        if path not in self.cache:
+            try:
+                with Image.open(path) as im:
+                    width, height = im.size
+                    if self.decode:
+                        im.load()
+                self.cache[path] = ((int(height), int(width)), None)
+            except UnidentifiedImageError:
+                self.cache[path] = (None, "not an image or an unsupported format")
+            except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
+                self.cache[path] = (None, f"corrupt or truncated: {err}")
+        return self.cache[path]
+
+
+def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, decode: bool = True,
+               multiple: int | None = None, progress: Progress | None = None,
+               _probe: _FileProbe | None = None) -> TaskCheck:
+    """Check one task of ``protocol`` under ``data_root``. ``multiple`` overrides the side multiple required of
+    the raw images (default: NONE_CROP_MULTIPLE when the protocol's crop rule is ``none``, else no check)."""
+    task = protocol.task(task) if isinstance(task, str) else task
+    crop = protocol.crop_for(task)
+    if multiple is None and crop.rule == "none":
+        multiple = NONE_CROP_MULTIPLE
+    check = TaskCheck(protocol.name, task.name, task.label, str(data_root), crop, task.expected_count,
+                      multiple=multiple)
+    try:
+        check.layout = resolve_layout(task, data_root, protocol_name=protocol.name)
+    except DatasetNotFoundError as err:
+        check.not_found = str(err)
+        return check
+    layout = check.layout
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reported in the check instead
+        try:
+            pairing = pair_files(layout.layout, layout.input_dir, layout.target_dir, allow_unpaired=True)
+        except PairingError as err:  # ambiguous stems
+            check.not_found = str(err)
+            check.layout = None
+            return check
+    check.pairs = len(pairing.pairs)
+    check.unpaired_inputs = [p.name for p in pairing.unpaired_inputs]
+    check.unpaired_targets = [p.name for p in pairing.unpaired_targets]
+    check.non_images = [str(p) for p in pairing.non_images]
+    probe = _probe or _FileProbe(decode)
+    for done, pair in enumerate(pairing.pairs, start=1):
+        target_size, target_error = probe(pair.target_path)
+        if target_error:
+            check.unreadable.append((str(pair.target_path), target_error))
+        input_size = None
+        if pair.input_path is not None:
+            input_size, input_error = probe(pair.input_path)
+            if input_error:
+                check.unreadable.append((str(pair.input_path), input_error))
+        if target_size is not None:
+            check.sizes[target_size] += 1
+            if input_size is not None and input_size != target_size:
+                check.size_mismatches.append((pair.name, input_size, target_size))
+            size = input_size or target_size
+            if crop.rule == "center_multiple" and min(size) < crop.base:
+                check.too_small.append(pair.name)
+            if multiple and (size[0] % multiple or size[1] % multiple):
+                check.not_multiple.append(f"{pair.name} {size[0]}x{size[1]}")
+        if progress is not None:
+            progress(task.name, done, len(pairing.pairs))
+    check.unreadable = list(dict.fromkeys(check.unreadable))  # a shared target counted once
+    return check
+
+
+def check_protocol(protocol: Protocol, data_root: str | Path, decode: bool = True,
+                   progress: Progress | None = None) -> list[TaskCheck]:
+    """:func:`check_task` for every task; files shared by several tasks are decoded once."""
+    probe = _FileProbe(decode)
+    return [check_task(protocol, task, data_root, decode=decode, progress=progress, _probe=probe)
+            for task in protocol.tasks]

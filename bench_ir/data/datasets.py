@@ -1,0 +1,428 @@
+"""Test-set folders: find a task's layout under --data-root, pair input and target files, serve image pairs.
+
+File order is the code-point order of the file names (Python ``sorted``), as ``sorted(os.listdir())`` in
+the reference scripts that sort; it fixes the order of the reference noise stream and of ``position``
+pairing. Hidden files and files without an image extension are skipped with a warning.
+
+Items are ``{"name": str, "input": (3, H, W) float32, "target": (3, H, W) float32}`` in [0, 1] (uint8 / 255,
+as torchvision ToTensor), after the protocol's crop rule: ``center_multiple`` crops input and target alike;
+``none`` and ``pad_multiple`` leave them whole (padding is the engine's job).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from bench_ir.data.crops import center_crop_to_multiple, cropped_size
+from bench_ir.data.io import IMAGE_EXTENSIONS, image_size, read_rgb_uint8
+from bench_ir.data.synthesis import (
+    DEGRADATIONS,
+    ReferenceNoiseStream,
+    apply_degradations,
+    gaussian_noise_uint8,
+    per_image_rng,
+)
+from bench_ir.protocol import PAIRING_RULES, CropSpec, LayoutSpec, NoiseSpec, Protocol, TaskSpec
+
+__all__ = [
+    "DatasetNotFoundError",
+    "PairingError",
+    "ImageSizeMismatchError",
+    "ResolvedLayout",
+    "ImagePair",
+    "Pairing",
+    "ItemSource",
+    "TaskDataset",
+    "resolve_layout",
+    "list_images",
+    "pair_files",
+    "build_task_dataset",
+    "build_folder_dataset",
+]
+
+_SHOWN = 10
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No layout of a task exists under the data root (or it holds no images); the message lists what was tried."""
+
+
+class PairingError(ValueError):
+    """Input files without a target (first names listed, with the count)."""
+
+
+class ImageSizeMismatchError(ValueError):
+    """An input and its target differ in size; the message names both files and sizes."""
+
+
+@dataclass(frozen=True)
+class ResolvedLayout:
+    """The layout found for a task: its spec and the absolute folders (input_dir None for noise tasks)."""
+
+    layout: LayoutSpec
+    input_dir: Path | None
+    target_dir: Path
+
+    def describe(self) -> str:
+        folders = f"{self.input_dir} -> {self.target_dir}" if self.input_dir else f"{self.target_dir} (clean only)"
+        return f"{folders} [{self.layout.pairing}; {self.layout.source or 'layout'}]"
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    name: str
+    input_path: Path | None
+    target_path: Path
+
+
+@dataclass
+class Pairing:
+    pairs: list[ImagePair]
+    unpaired_inputs: list[Path] = field(default_factory=list)
+    unpaired_targets: list[Path] = field(default_factory=list)
+    non_images: list[Path] = field(default_factory=list)
+
+
+def _shortlist(paths: Sequence[Path | str]) -> str:
+    names = [Path(p).name for p in paths[:_SHOWN]]
+    more = f" ... and {len(paths) - _SHOWN} more" if len(paths) > _SHOWN else ""
+    return f"{len(paths)}: {', '.join(names)}{more}"
+
+
+# --------------------------------------------------------------------------------------------- layouts
+def _layout_dirs(layout: LayoutSpec, data_root: Path | None) -> tuple[Path | None, Path | None]:
+    def place(rel: str | None) -> Path | None:
+        if rel is None:
+            return None
+        path = Path(rel).expanduser()
+        if path.is_absolute():
+            return path
+        return data_root / path if data_root is not None else None
+
+    return place(layout.input), place(layout.target)
+
+
+def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: str | None = None) -> ResolvedLayout:
+    """The first layout of ``task`` whose folders exist under ``data_root`` (absolute layout paths are used
+    as they are; relative ones need a data root). Raises DatasetNotFoundError listing every path tried."""
+    root = Path(data_root).expanduser() if data_root is not None else None
+    tried = []
+    for layout in task.layouts:
+        input_dir, target_dir = _layout_dirs(layout, root)
+        if target_dir is None or (layout.input is not None and input_dir is None):
+            tried.append(f"  - {layout.input or ''} {layout.target} (relative: needs --data-root) [{layout.source}]")
+            continue
+        if target_dir.is_dir() and (input_dir is None or input_dir.is_dir()):
+            return ResolvedLayout(layout, input_dir, target_dir)
+        parts = []
+        if input_dir is not None:
+            parts.append(f"input {input_dir} ({'exists' if input_dir.is_dir() else 'missing'})")
+        parts.append(f"target {target_dir} ({'exists' if target_dir.is_dir() else 'missing'})")
+        tried.append(f"  - {', '.join(parts)} [{layout.source or 'layout'}]")
+    protocol = protocol_name or "<protocol>"
+    root_text = str(root) if root is not None else "<data root>"
+    raise DatasetNotFoundError(
+        f"task '{task.name}' ({task.label}): no layout found under {root_text}. Tried:\n" + "\n".join(tried) +
+        f"\nUse --sample for the built-in sample data, or run `bench-ir data check --protocol {protocol} "
+        f"--data-root {root_text}` to see what is missing."
+    )
+
+
+# --------------------------------------------------------------------------------------------- pairing
+def list_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(image files sorted by name, skipped non-image files): hidden files and unknown extensions are skipped;
+    sub-folders are ignored."""
+    images, others = [], []
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not path.is_file():
+            continue
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
+            others.append(path)
+        else:
+            images.append(path)
+    return images, others
+
+
+def _candidates(rule: str, name: str) -> list[str]:
+    """Target file names an input file name may pair with, best first (name rules only)."""
+    stem, ext = Path(name).stem, Path(name).suffix
+    if rule == "same_name":
+        return [name]
+    if rule == "sots":
+        return [(name.split("_")[0] if "_" in name else stem) + ".png"]
+    if rule == "rain100l":
+        return [name, "no" + name] + (["no" + stem.split("_")[0] + ext] if "_" in stem else [])
+    if rule == "raindrop":
+        return [stem[: -len("_rain")] + "_clean" + ext] if stem.endswith("_rain") else [name]
+    if rule == "outdoor_rain":
+        return [name[:7] + ext]
+    raise ValueError(f"unknown pairing rule '{rule}'")
+
+
+def _match_by_name(rule: str, inputs: list[Path], targets: list[Path]) -> tuple[list[ImagePair], list[Path]]:
+    by_name = {p.name: p for p in targets}
+    by_stem: dict[str, list[Path]] = {}
+    for path in targets:
+        by_stem.setdefault(path.stem, []).append(path)
+    pairs, unpaired = [], []
+    for path in inputs:
+        match = None
+        if rule == "stem":
+            found = by_stem.get(path.stem, [])
+            if len(found) > 1:
+                raise PairingError(f"{path}: several targets share its stem: {[p.name for p in found]}")
+            match = found[0] if found else None
+        else:
+            names = _candidates(rule, path.name)
+            match = next((by_name[n] for n in names if n in by_name), None)
+            if match is None and rule != "same_name":  # same stem, other extension (e.g. .jpg targets)
+                stems = [Path(n).stem for n in names]
+                match = next((by_stem[s][0] for s in stems if len(by_stem.get(s, [])) == 1), None)
+        if match is None:
+            unpaired.append(path)
+        else:
+            pairs.append(ImagePair(path.name, path, match))
+    return pairs, unpaired
+
+
+def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
+               allow_unpaired: bool = False) -> Pairing:
+    """Pair the files of ``input_dir`` with those of ``target_dir`` by ``layout.pairing`` (see LayoutSpec).
+
+    With ``input_dir`` None every target image is an item (input synthesised). Pair names are the input file
+    names (target names when there is no input). Name rules other than ``same_name`` also accept a target
+    with the expected stem and another extension. Unpaired inputs raise PairingError unless
+    ``allow_unpaired``; unpaired targets are only reported.
+    """
+    if layout.pairing not in PAIRING_RULES:
+        raise ValueError(f"unknown pairing rule '{layout.pairing}'; choose one of {', '.join(PAIRING_RULES)}")
+    targets, non_images = list_images(target_dir)
+    if input_dir is None:
+        pairing = Pairing([ImagePair(p.name, None, p) for p in targets], non_images=non_images)
+    else:
+        inputs, skipped = list_images(input_dir)
+        non_images = skipped + non_images
+        if layout.pairing == "position":
+            pairs = [ImagePair(i.name, i, t) for i, t in zip(inputs, targets, strict=False)]
+            unpaired = inputs[len(pairs):]
+        else:
+            pairs, unpaired = _match_by_name(layout.pairing, inputs, targets)
+        used = {p.target_path for p in pairs}
+        pairing = Pairing(pairs, unpaired, [t for t in targets if t not in used], non_images)
+    if pairing.non_images:
+        warnings.warn(f"skipped non-image files ({_shortlist(pairing.non_images)}) in "
+                      f"{input_dir or target_dir}", stacklevel=2)
+    if pairing.unpaired_inputs:
+        message = (f"{input_dir}: inputs without a target in {target_dir} (pairing rule "
+                   f"'{layout.pairing}') — {_shortlist(pairing.unpaired_inputs)}")
+        if not allow_unpaired:
+            raise PairingError(message)
+        warnings.warn(message, stacklevel=2)
+    return pairing
+
+
+# --------------------------------------------------------------------------------------------- dataset
+@dataclass(frozen=True)
+class ItemSource:
+    """Where one item comes from: target (file or uint8 array) and input (file, array, or None when it is
+    synthesised from the target by the dataset's noise or degradations)."""
+
+    name: str
+    target: Path | np.ndarray
+    input: Path | np.ndarray | None = None
+
+
+def _describe(source: Path | np.ndarray) -> str:
+    return str(source) if isinstance(source, Path) else "<in-memory image>"
+
+
+def _load(source: Path | np.ndarray) -> np.ndarray:
+    return read_rgb_uint8(source) if isinstance(source, Path) else source
+
+
+def _raw_size(source: Path | np.ndarray) -> tuple[int, int]:
+    return image_size(source) if isinstance(source, Path) else (int(source.shape[0]), int(source.shape[1]))
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float32 (3, H, W) = uint8 / 255 (torchvision ToTensor)."""
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
+
+
+class _Sizes:
+    """Lazily computed, cached raw (H, W) of every entry of the full dataset, shared with its subsets."""
+
+    def __init__(self, entries: Sequence[ItemSource]) -> None:
+        self.entries = list(entries)
+        self.cache: dict[int, tuple[int, int]] = {}
+
+    def raw(self, index: int) -> tuple[int, int]:
+        if index not in self.cache:
+            entry = self.entries[index]
+            size = _raw_size(entry.target)
+            if entry.input is not None:
+                input_size = _raw_size(entry.input)
+                if input_size != size:
+                    raise ImageSizeMismatchError(
+                        f"{entry.name}: input {_describe(entry.input)} is {input_size[0]}x{input_size[1]} (HxW) "
+                        f"but target {_describe(entry.target)} is {size[0]}x{size[1]}")
+            self.cache[index] = size
+        return self.cache[index]
+
+
+class _NoiseSource:
+    """N(0, 1) draws per item for a NoiseSpec: the reference stream over the FULL item list (so subsets and
+    limits never change an image's noise) or an independent per-image generator."""
+
+    def __init__(self, spec: NoiseSpec, task_name: str, names: list[str], sizes: _Sizes, crop: CropSpec) -> None:
+        self.spec, self.task_name, self.names, self.sizes, self.crop = spec, task_name, names, sizes, crop
+        self._stream: ReferenceNoiseStream | None = None
+        if spec.stream == "reference" and float(spec.sigma) not in [float(s) for s in spec.stream_sigmas]:
+            raise ValueError(f"task '{task_name}': noise sigma {spec.sigma} is not in stream_sigmas "
+                             f"{spec.stream_sigmas}")
+
+    def stream(self) -> ReferenceNoiseStream:
+        if self._stream is None:
+            shapes = [(name, cropped_size(*self.sizes.raw(i), self.crop)) for i, name in enumerate(self.names)]
+            self._stream = ReferenceNoiseStream(shapes, self.spec.stream_sigmas, self.spec.seed)
+        return self._stream
+
+    def draws(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        if self.spec.stream == "per_image":
+            return per_image_rng(name, self.task_name, self.spec.seed).standard_normal(shape)
+        draws = self.stream().draws(name, self.spec.sigma)
+        if draws.shape != tuple(shape):
+            raise ImageSizeMismatchError(f"{name}: decoded size {shape[:2]} differs from its header size "
+                                         f"{draws.shape[:2]}")
+        return draws
+
+
+class TaskDataset(Dataset):
+    """Image pairs of one task (see the module docstring for the item format and the crop rule).
+
+    ``names`` are in dataset order; ``item_sizes()`` gives the post-crop (H, W) of each item from the file
+    headers; ``subset``/``limit`` keep the noise of every image unchanged. ``is_sample`` marks the built-in
+    synthetic sample data.
+    """
+
+    def __init__(self, entries: Sequence[ItemSource], crop: CropSpec, task_name: str, noise: NoiseSpec | None = None,
+                 degradations: Sequence[str] = (), seed_parts: Sequence[Any] = (), layout: ResolvedLayout | None = None,
+                 is_sample: bool = False, label: str = "") -> None:
+        self.task_name, self.crop, self.noise, self.layout = task_name, crop, noise, layout
+        self.degradations, self.seed_parts = tuple(degradations), tuple(seed_parts)
+        self.is_sample, self.label = is_sample, label or task_name
+        unknown = [d for d in self.degradations if d not in DEGRADATIONS]
+        if unknown:
+            raise KeyError(f"task '{task_name}': unknown degradation(s) {unknown}; "
+                           f"known: {', '.join(sorted(DEGRADATIONS))}")
+        self._entries = list(entries)
+        names = [e.name for e in self._entries]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task '{task_name}': duplicate item names")
+        self._indices = list(range(len(self._entries)))
+        self._sizes = _Sizes(self._entries)
+        self._noise = _NoiseSource(noise, task_name, names, self._sizes, crop) if noise is not None else None
+
+    # ---- selection
+    def subset(self, indices: Iterable[int]) -> TaskDataset:
+        """A view on the items at ``indices`` (positions in this dataset), sharing noise and size caches."""
+        view = object.__new__(TaskDataset)
+        view.__dict__.update(self.__dict__)
+        view._indices = [self._indices[i] for i in indices]
+        return view
+
+    def limit(self, n: int) -> TaskDataset:
+        """The first ``n`` items in dataset order."""
+        return self.subset(range(min(max(0, n), len(self))))
+
+    # ---- introspection
+    @property
+    def names(self) -> list[str]:
+        return [self._entries[i].name for i in self._indices]
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def item_sizes(self) -> list[tuple[int, int]]:
+        """Post-crop (H, W) of every item, from headers (no decoding); a size mismatch is raised here."""
+        return [cropped_size(*self._sizes.raw(i), self.crop) for i in self._indices]
+
+    def source_paths(self, index: int) -> tuple[Path | None, Path | None]:
+        """(input file, target file) of item ``index``; None where the image is synthesised or in memory."""
+        entry = self._entries[self._indices[index]]
+        return tuple(s if isinstance(s, Path) else None for s in (entry.input, entry.target))  # type: ignore[return-value]
+
+    def prepare(self) -> None:
+        """Replay the reference noise stream now (worth calling before DataLoader workers fork)."""
+        if self._noise is not None and self.noise is not None and self.noise.stream == "reference":
+            self._noise.stream().prepare(self.noise.sigma)
+
+    # ---- items
+    def _crop(self, img: np.ndarray) -> np.ndarray:
+        return center_crop_to_multiple(img, self.crop.base) if self.crop.rule == "center_multiple" else img
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        entry = self._entries[self._indices[index]]
+        target = _load(entry.target)
+        if entry.input is not None:
+            inp = _load(entry.input)
+            if inp.shape != target.shape:
+                raise ImageSizeMismatchError(
+                    f"{entry.name}: input {_describe(entry.input)} is {inp.shape[0]}x{inp.shape[1]} (HxW) but "
+                    f"target {_describe(entry.target)} is {target.shape[0]}x{target.shape[1]}")
+            inp = self._crop(inp)
+            target = self._crop(target)
+        elif self._noise is not None and self.noise is not None:
+            target = self._crop(target)
+            draws = self._noise.draws(entry.name, target.shape)
+            inp = gaussian_noise_uint8(target, self.noise.sigma, draws, truncate=self.noise.truncate)
+        elif self.degradations:
+            target = self._crop(target)
+            inp = apply_degradations(target, self.degradations, entry.name, *self.seed_parts)
+        else:
+            raise ValueError(f"task '{self.task_name}': item '{entry.name}' has no input and nothing to synthesise")
+        return {"name": entry.name, "input": _to_tensor(inp), "target": _to_tensor(target)}
+
+
+# --------------------------------------------------------------------------------------------- builders
+def build_task_dataset(protocol: Protocol, task: TaskSpec | str, data_root: str | Path | None = None,
+                       sample: bool = False, allow_unpaired: bool = False) -> TaskDataset:
+    """The dataset of ``task``: from ``data_root`` (first matching layout) or, with ``sample``, the built-in
+    sample photos (bench_ir.data.sample). Raises DatasetNotFoundError / PairingError naming what is wrong."""
+    task = protocol.task(task) if isinstance(task, str) else task
+    if sample:
+        from bench_ir.data.sample import build_sample_task_dataset
+
+        return build_sample_task_dataset(protocol, task)
+    resolved = resolve_layout(task, data_root, protocol_name=protocol.name)
+    pairing = pair_files(resolved.layout, resolved.input_dir, resolved.target_dir, allow_unpaired=allow_unpaired)
+    if not pairing.pairs:
+        raise DatasetNotFoundError(f"task '{task.name}' ({task.label}): {resolved.describe()} holds no image pairs")
+    if resolved.input_dir is None and task.noise is None:
+        raise ValueError(f"task '{task.name}': layout has no input folder and the task defines no noise")
+    entries = [ItemSource(p.name, p.target_path, p.input_path) for p in pairing.pairs]
+    return TaskDataset(entries, protocol.crop_for(task), task.name, noise=task.noise, layout=resolved,
+                       label=task.label)
+
+
+def build_folder_dataset(input_dir: str | Path, target_dir: str | Path, pairing: str = "same_name",
+                         crop: CropSpec | None = None, allow_unpaired: bool = False) -> TaskDataset:
+    """An ad-hoc dataset of two folders (no protocol); crop defaults to the 3deg/5deg rule (centre, /16)."""
+    layout = LayoutSpec(target=str(Path(target_dir).resolve()), input=str(Path(input_dir).resolve()),
+                        pairing=pairing, source="folders")  # type: ignore[arg-type]
+    task = TaskSpec(name="folder", label=Path(input_dir).name, dataset="folder", layouts=[layout])
+    resolved = resolve_layout(task, None)
+    result = pair_files(layout, resolved.input_dir, resolved.target_dir, allow_unpaired=allow_unpaired)
+    if not result.pairs:
+        raise DatasetNotFoundError(f"{resolved.describe()} holds no image pairs")
+    entries = [ItemSource(p.name, p.target_path, p.input_path) for p in result.pairs]
+    return TaskDataset(entries, crop or CropSpec(rule="center_multiple", base=16), "folder", layout=resolved,
+                       label=task.label)

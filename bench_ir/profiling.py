@@ -1,0 +1,399 @@
+"""Model cost: parameters, FLOPs (fvcore), peak GPU memory, latency and throughput, one training step.
+
+Conventions (also in :data:`CONVENTIONS`, copied into every result):
+
+- FLOPs: fvcore ``FlopCountAnalysis`` on one 1x3xSxS image in eval mode, with fvcore's default operator
+  handles. fvcore counts one multiply-add as one FLOP, so the figure is a MAC count. The counted operators
+  are convolutions (grouped and per-sample dynamic ones included), matmul/bmm/linear/einsum (attention
+  products included), batch/group/layer/instance norm, up-sampling and adaptive average pooling.
+  Element-wise operators (activations, softmax, vector norms, residual adds) are left out, as fvcore
+  does; no handler is added for them because published figures (MIRAGE's 16G/27G, PromptIR, ...) were
+  measured this way. Each result lists the operators that were and were not counted.
+- Training-only heads: a model names them with ``training_only_modules()`` (module names). Inference
+  parameters exclude them (the card's ``inference_params`` takes precedence). When a model has such heads,
+  ``flops_with_training_heads`` also counts the forward with them active (train mode, with normalisation
+  and dropout layers in inference behaviour): official code that runs auxiliary heads at test time (the
+  MIRAGE SPD head) published this figure.
+- Peak memory: CUDA only; ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` around
+  one forward under ``torch.inference_mode`` at the profiled batch; it includes the weights.
+- Latency: warm-up forwards, then ``repeats`` forwards each timed with ``time.perf_counter`` between
+  device synchronisations; median and 90th percentile (linear interpolation) in milliseconds;
+  throughput = batch / median, in images per second.
+- Training step: AdamW (lr 2e-4) on the L1 loss of the restored image (first output) at
+  ``train_batch`` x 3 x ``train_size``^2; one warm-up step, then the median of ``train_steps``; peak memory
+  includes weights, gradients and optimizer state. Weights and modes are restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
+from torch.nn.modules.dropout import _DropoutNd
+
+from bench_ir.cards import ModelCard, count_parameters
+
+__all__ = [
+    "CONVENTIONS",
+    "FlopCount",
+    "ProfileError",
+    "ProfileResult",
+    "TrainStepProfile",
+    "count_flops",
+    "inference_parameter_count",
+    "profile_model",
+    "profile_to_markdown",
+    "training_only_module_names",
+]
+
+CONVENTIONS = {
+    "flops": "fvcore FlopCountAnalysis, 1x3xSxS, eval mode, default handles; 1 multiply-add = 1 FLOP (MACs); "
+             "element-wise ops not counted",
+    "peak_memory": "torch.cuda.max_memory_allocated after reset_peak_memory_stats, one inference_mode forward "
+                   "at the profiled batch; includes weights",
+    "latency": "median and p90 of synchronised per-forward wall times after warm-up, ms; throughput = "
+               "batch / median, images/s",
+    "train_step": "AdamW(lr=2e-4) step on L1 of the restored image; median of timed steps after one warm-up; "
+                  "peak memory includes weights, gradients and optimizer state",
+}
+TRAIN_LR = 2e-4
+
+
+class ProfileError(RuntimeError):
+    """The model cannot be profiled as asked (size, device, or a failing forward)."""
+
+
+@dataclass(frozen=True)
+class FlopCount:
+    """fvcore totals: ``total`` (MACs), per counted operator, and uncounted operator -> number of calls."""
+
+    total: int
+    by_operator: dict[str, int]
+    uncounted: dict[str, int]
+
+
+@dataclass
+class TrainStepProfile:
+    batch: int
+    size: int
+    steps: int
+    step_ms_median: float
+    peak_memory_bytes: int | None
+
+
+@dataclass
+class ProfileResult:
+    """Cost of one model at one setting; sizes in pixels, times in ms, memory in bytes, FLOPs as MACs."""
+
+    model: str
+    display_name: str
+    device: str
+    device_name: str
+    dtype: str
+    size: int
+    batch: int
+    params_total: int
+    params_inference: int
+    params_inference_source: str
+    flops: int | None
+    flops_with_training_heads: int | None
+    flops_counted_ops: dict[str, int]
+    flops_uncounted_ops: dict[str, int]
+    peak_memory_bytes: int | None
+    latency_ms_median: float
+    latency_ms_p90: float
+    throughput_images_per_s: float
+    repeats: int
+    warmup: int
+    train: TrainStepProfile | None = None
+    notes: list[str] = field(default_factory=list)
+    torch_version: str = torch.__version__
+    conventions: dict[str, str] = field(default_factory=lambda: dict(CONVENTIONS))
+
+    @property
+    def flops_g(self) -> float | None:
+        return None if self.flops is None else self.flops / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["flops_g"] = self.flops_g
+        return data
+
+
+# ------------------------------------------------------------------------------------------ parameters
+def training_only_module_names(model: nn.Module) -> list[str]:
+    """Names from the model's optional ``training_only_modules()``; empty when it has none."""
+    method = getattr(model, "training_only_modules", None)
+    return list(method()) if callable(method) else []
+
+
+def inference_parameter_count(model: nn.Module, card: ModelCard | None = None) -> tuple[int, str]:
+    """(parameters used at inference, where the figure comes from)."""
+    if card is not None and card.inference_params is not None:
+        return card.inference_params, "model card inference_params"
+    names = training_only_module_names(model)
+    if not names:
+        return count_parameters(model), "all parameters (no training-only modules declared)"
+    excluded = {id(p) for name in names for p in model.get_submodule(name).parameters()}
+    kept = sum(p.numel() for p in model.parameters() if id(p) not in excluded)
+    return kept, f"all parameters except {', '.join(names)}"
+
+
+# ------------------------------------------------------------------------------------------------ FLOPs
+@contextlib.contextmanager
+def _training_heads_active(model: nn.Module) -> Iterator[None]:
+    """Train mode (so training-only heads run) with normalisation, dropout and DropPath as in eval."""
+    modes = {module: module.training for module in model.modules()}
+    model.train()
+    for module in model.modules():
+        if isinstance(module, (_NormBase, _DropoutNd)) or type(module).__name__ == "DropPath":
+            module.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+
+
+def count_flops(model: nn.Module, size: int | tuple[int, int], with_training_heads: bool = False) -> FlopCount:
+    """fvcore count of one forward at 1x3xHxW (``size`` = S or (H, W)) on the model's device and dtype;
+    eval mode unless ``with_training_heads``. One multiply-add = one FLOP."""
+    from fvcore.nn import FlopCountAnalysis
+
+    height, width = (size, size) if isinstance(size, int) else size
+    reference = next(iter(model.parameters()), None)
+    device = reference.device if reference is not None else torch.device("cpu")
+    dtype = reference.dtype if reference is not None else torch.float32
+    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device, dtype)
+    modes = {module: module.training for module in model.modules()}
+    mode = _training_heads_active(model) if with_training_heads else contextlib.nullcontext()
+    if not with_training_heads:
+        model.eval()
+    fvcore_logger = logging.getLogger("fvcore")
+    level = fvcore_logger.level
+    fvcore_logger.setLevel(logging.ERROR)
+    try:
+        with mode, torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            analysis = FlopCountAnalysis(model, (image,))
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+            total = int(analysis.total())
+            by_operator = {op: int(n) for op, n in analysis.by_operator().items() if n}
+            uncounted = dict(sorted(analysis.unsupported_ops().items()))
+    finally:
+        fvcore_logger.setLevel(level)
+        for module, training in modes.items():
+            module.training = training
+    return FlopCount(total, by_operator, uncounted)
+
+
+# ------------------------------------------------------------------------------------- timing, memory
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def _check_size(size: int, card: ModelCard | None, what: str) -> None:
+    if size < 1:
+        raise ProfileError(f"{what} must be a positive number of pixels, got {size}")
+    multiple = card.input_multiple if card is not None else 1
+    if size % multiple:
+        below, above = size - size % multiple, size - size % multiple + multiple
+        raise ProfileError(
+            f"{card.display_name} needs H and W divisible by {multiple} (card input_multiple); {what} {size} is "
+            f"not. Use {below or above} or {above}."
+        )
+
+
+def _forward_or_explain(model: nn.Module, batch: torch.Tensor, name: str) -> Any:
+    try:
+        return model(batch)
+    except (RuntimeError, ValueError, TypeError, AssertionError) as err:
+        shape = "x".join(str(n) for n in batch.shape)
+        raise ProfileError(f"{name} cannot run on a {shape} {batch.dtype} input on {batch.device}: "
+                           f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+
+
+def _random_images(batch: int, size: int, device: torch.device, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    images = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    return images.to(device=device, dtype=dtype)
+
+
+def _profile_training(model: nn.Module, name: str, batch: int, size: int, steps: int,
+                      device: torch.device, dtype: torch.dtype) -> TrainStepProfile:
+    saved = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    modes = {module: module.training for module in model.modules()}
+    inputs = _random_images(batch, size, device, dtype, seed=1)
+    targets = _random_images(batch, size, device, dtype, seed=2)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=TRAIN_LR)
+    model.train()
+    times = []
+    try:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        for step in range(steps + 1):  # step 0 warms up and allocates the optimizer state
+            _synchronize(device)
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            output = _forward_or_explain(model, inputs, name)
+            restored = output[0] if isinstance(output, (tuple, list)) else output
+            F.l1_loss(restored, targets).backward()
+            optimizer.step()
+            _synchronize(device)
+            if step:
+                times.append(time.perf_counter() - start)
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    except torch.OutOfMemoryError as err:
+        raise ProfileError(f"{name}: one training step at batch {batch} x {size}x{size} does not fit in "
+                           f"memory on {device}; use a smaller training batch") from err
+    finally:
+        optimizer.zero_grad(set_to_none=True)
+        model.load_state_dict(saved)
+        for module, mode in modes.items():
+            module.training = mode
+    return TrainStepProfile(batch, size, steps, statistics.median(times) * 1e3, peak)
+
+
+# ------------------------------------------------------------------------------------------ profiling
+def profile_model(
+    model: nn.Module,
+    card: ModelCard | None = None,
+    size: int = 224,
+    batch: int = 1,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 20,
+    warmup: int = 5,
+    train: bool = False,
+    train_batch: int = 32,
+    train_size: int = 128,
+    train_steps: int = 3,
+    flops: bool = True,
+) -> ProfileResult:
+    """Profile ``model`` (moved to ``device``/``dtype`` in place; left in eval mode) on SxS RGB inputs.
+
+    FLOPs are per image (1x3xSxS) regardless of ``batch``; memory and latency use ``batch``. ``train``
+    adds one training step at ``train_batch`` x ``train_size``^2. See the module docstring for conventions.
+    Raises :class:`ProfileError` for sizes the model cannot take, an unavailable device or a failing forward.
+    """
+    device = torch.device(device)
+    name = card.name if card is not None else type(model).__name__
+    display = card.display_name if card is not None else name
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ProfileError(f"device {device} requested but CUDA is not available")
+    if repeats < 1 or warmup < 0 or batch < 1 or train_steps < 1:
+        raise ProfileError("repeats, batch and train_steps must be >= 1 and warmup >= 0")
+    _check_size(size, card, "size")
+    if train:
+        _check_size(train_size, card, "train_size")
+    model.to(device=device, dtype=dtype).eval()
+
+    params_total = count_parameters(model)
+    params_inference, params_source = inference_parameter_count(model, card)
+    notes: list[str] = []
+    images = _random_images(batch, size, device, dtype, seed=0)
+    with torch.inference_mode():
+        _forward_or_explain(model, images[:1], display)  # fails fast, before any tracing
+
+    flop_count = count_flops(model, size) if flops else None
+    heads = training_only_module_names(model)
+    has_heads = bool(heads) or (card is not None and card.inference_params not in (None, params_total))
+    flops_heads = None
+    if flops and has_heads:
+        try:
+            flops_heads = count_flops(model, size, with_training_heads=True).total
+            notes.append("flops_with_training_heads: forward with training-only heads active "
+                         f"({', '.join(heads) or 'per the model card'}), as official code that runs them at "
+                         "test time measured it")
+        except Exception as err:  # noqa: BLE001 - the inference count stands on its own
+            notes.append(f"flops_with_training_heads not measured: {type(err).__name__}: {err}")
+    model.eval()
+
+    with torch.inference_mode():
+        for _ in range(warmup):
+            _forward_or_explain(model, images, display)
+        peak = None
+        if device.type == "cuda":
+            _synchronize(device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            _forward_or_explain(model, images, display)
+            _synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device)
+        times = []
+        for _ in range(repeats):
+            _synchronize(device)
+            start = time.perf_counter()
+            model(images)
+            _synchronize(device)
+            times.append(time.perf_counter() - start)
+    median_ms = statistics.median(times) * 1e3
+    train_profile = None
+    if train:
+        train_profile = _profile_training(model, display, train_batch, train_size, train_steps, device, dtype)
+    return ProfileResult(
+        model=name, display_name=display, device=str(device), device_name=_device_name(device),
+        dtype=str(dtype).removeprefix("torch."), size=size, batch=batch,
+        params_total=params_total, params_inference=params_inference, params_inference_source=params_source,
+        flops=flop_count.total if flop_count else None, flops_with_training_heads=flops_heads,
+        flops_counted_ops=flop_count.by_operator if flop_count else {},
+        flops_uncounted_ops=flop_count.uncounted if flop_count else {},
+        peak_memory_bytes=peak, latency_ms_median=median_ms,
+        latency_ms_p90=float(np.percentile(np.asarray(times) * 1e3, 90)),
+        throughput_images_per_s=batch / (median_ms / 1e3), repeats=repeats, warmup=warmup,
+        train=train_profile, notes=notes,
+    )
+
+
+# ------------------------------------------------------------------------------------------- markdown
+def _fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def profile_to_markdown(results: ProfileResult | Sequence[ProfileResult]) -> str:
+    """A Markdown table of one or more results, followed by the measurement conventions."""
+    rows = [results] if isinstance(results, ProfileResult) else list(results)
+    with_heads = any(r.flops_with_training_heads is not None for r in rows)
+    with_train = any(r.train is not None for r in rows)
+    header = ["Model", "Params (M)", "Inference params (M)", "FLOPs (G)"]
+    header += ["FLOPs with training heads (G)"] if with_heads else []
+    header += ["Input", "Device", "dtype", "Peak memory (MiB)", "Latency median / p90 (ms)", "Throughput (img/s)"]
+    header += ["Train step (ms)", "Train peak memory (MiB)"] if with_train else []
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        mib = None if r.peak_memory_bytes is None else r.peak_memory_bytes / 2**20
+        cells = [r.display_name, f"{r.params_total / 1e6:.2f}", f"{r.params_inference / 1e6:.2f}",
+                 _fmt(r.flops_g, ".3f")]
+        if with_heads:
+            heads = r.flops_with_training_heads
+            cells.append(_fmt(None if heads is None else heads / 1e9, ".3f"))
+        cells += [f"{r.batch}x3x{r.size}x{r.size}", r.device_name or r.device, r.dtype, _fmt(mib, ".0f"),
+                  f"{r.latency_ms_median:.2f} / {r.latency_ms_p90:.2f}", f"{r.throughput_images_per_s:.1f}"]
+        if with_train:
+            t = r.train
+            train_mib = None if t is None or t.peak_memory_bytes is None else t.peak_memory_bytes / 2**20
+            step = "—" if t is None else f"{t.step_ms_median:.1f} (batch {t.batch}x{t.size}²)"
+            cells += [step, _fmt(train_mib, ".0f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- {what}: {text}" for what, text in CONVENTIONS.items()]
+    return "\n".join(lines) + "\n"
