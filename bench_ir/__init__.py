@@ -1,6 +1,6 @@
 """bench-ir: benchmark and reproducibility harness for all-in-one image restoration.
 
-Python API::
+Python API (names are imported lazily, so `import bench_ir` stays light)::
 
     import bench_ir
     model = bench_ir.create_model("mirage-t", checkpoint="5Deg_tiny.ckpt")   # eval mode
@@ -10,18 +10,28 @@ Python API::
 
 from __future__ import annotations
 
-from bench_ir.cards import create_model, get_card, list_models
-from bench_ir.protocol import list_protocols, load_protocol
-from bench_ir.results import load_run
-from bench_ir.runner import RunConfig, run_protocol
+import importlib
+from typing import Any
 
-__all__ = [
-    "create_model",
-    "get_card",
-    "list_models",
-    "list_protocols",
-    "load_protocol",
-    "load_run",
-    "RunConfig",
-    "run_protocol",
-]
+_EXPORTS = {
+    "create_model": "bench_ir.cards",
+    "get_card": "bench_ir.cards",
+    "list_models": "bench_ir.cards",
+    "list_protocols": "bench_ir.protocol",
+    "load_protocol": "bench_ir.protocol",
+    "load_run": "bench_ir.results",
+    "RunConfig": "bench_ir.runner",
+    "run_protocol": "bench_ir.runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'bench_ir' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

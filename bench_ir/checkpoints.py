@@ -23,7 +23,6 @@ for files from a source you trust.
 from __future__ import annotations
 
 import argparse
-import collections
 import hashlib
 import json
 import pathlib
@@ -83,19 +82,9 @@ class CheckpointMismatchError(CheckpointError):
         self.guesses = guesses
 
 
-class _AttributeDict(dict):
-    """Stand-in for Lightning's ``AttributeDict`` (a dict with attribute access) in hyperparameters."""
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self[key]
-        except KeyError as err:
-            raise AttributeError(key) from err
-
-
 def _metadata_globals() -> list[Any]:
     allowed: list[Any] = [argparse.Namespace, pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath,
-                          pathlib.PureWindowsPath, collections.defaultdict, list, dict, set, np.ndarray, np.dtype]
+                          pathlib.PureWindowsPath, np.ndarray, np.dtype]
     allowed += sorted({type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG"}, key=str)
     multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
     for package in ("numpy.core", "numpy._core"):
@@ -103,7 +92,7 @@ def _metadata_globals() -> list[Any]:
                     (multiarray.scalar, f"{package}.multiarray.scalar")]
     for where in ("lightning.fabric.utilities.data", "lightning_fabric.utilities.data",
                   "pytorch_lightning.utilities.parsing"):
-        allowed.append((_AttributeDict, f"{where}.AttributeDict"))
+        allowed.append((dict, f"{where}.AttributeDict"))  # Lightning hyperparameters, read as a plain dict
     return allowed
 
 
@@ -136,33 +125,35 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
     if trust_pickle:
         return torch.load(path, map_location="cpu", weights_only=False)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as first_error:  # noqa: BLE001 - every failure becomes a CheckpointError below
+        with warnings.catch_warnings():  # torch warns about protocols before failing on raw pickles
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as first_error:  # every failure becomes a CheckpointError below
         failure = first_error
     unsafe: list[str] = []
     if zipfile.is_zipfile(path):
         try:
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        except Exception:  # noqa: BLE001
+        except Exception:
             unsafe = []
     if not unsafe:
         raise CheckpointError(
             f"cannot read checkpoint {path}: {_describe_bytes(path)}. Expected a PyTorch checkpoint "
             f"(.ckpt/.pth/.pt/.tar written by torch.save) or a .safetensors file. ({type(failure).__name__}: "
-            f"{str(failure).splitlines()[0][:200]})"
+            f"{(str(failure).splitlines() or [''])[0][:200]})"
         ) from failure
     allowed_names = {_global_name(entry) for entry in METADATA_GLOBALS}
     foreign = sorted(set(unsafe) - allowed_names)
     if foreign:
         raise CheckpointError(
             f"checkpoint {path} pickles Python objects that bench-ir does not unpickle: {', '.join(foreign)}. "
-            "Loading them could execute code from the file. If you trust its source, load it with "
-            "trust_pickle=True, or re-save only its state_dict / convert it to .safetensors."
+            "Loading them could execute code from the file. If you trust its source, pass trust_pickle=True to "
+            "bench_ir.checkpoints.convert_checkpoint once and use the .safetensors file it writes."
         )
     with torch.serialization.safe_globals(METADATA_GLOBALS):
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
 
 
@@ -171,7 +162,7 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
 
     try:
         return load_file(str(path), device="cpu")
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise CheckpointError(f"cannot read safetensors file {path}: {err}. The file is truncated or "
                               "not a safetensors file.") from err
 
@@ -323,7 +314,7 @@ def guess_models(checkpoint_shapes: Mapping[str, tuple[int, ...]], exclude: tupl
             continue
         try:
             expected = set(_signature_of_card(card).items())
-        except Exception:  # noqa: BLE001 - a card whose model cannot be built is simply not a candidate
+        except Exception:  # a card whose model cannot be built is no candidate
             continue
         if expected:
             score = len(found & expected) / max(len(found), len(expected))
@@ -346,7 +337,7 @@ def _guess_sentence(guesses: list[ModelGuess]) -> str:
 
 def _mismatch_message(path: Path, target: str, mismatch: KeyMismatch, n_checkpoint: int, n_model: int,
                       guesses: list[ModelGuess]) -> str:
-    lines = [f"checkpoint {path.name} does not fit {target}: {len(mismatch.missing)} missing, "
+    lines = [f"checkpoint {path} does not fit {target}: {len(mismatch.missing)} missing, "
              f"{len(mismatch.unexpected)} unexpected, {len(mismatch.mismatched)} shape-mismatched keys "
              f"(the checkpoint has {n_checkpoint} tensors, the model expects {n_model})."]
     if mismatch.missing:

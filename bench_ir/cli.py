@@ -116,7 +116,8 @@ def run(
     limit: Annotated[int | None, typer.Option(help="at most N images per task (quick look)")] = None,
     task: Annotated[list[str] | None, typer.Option("--task", help="only these tasks (repeatable)")] = None,
     convention: Annotated[str | None, typer.Option(help="metric convention (M1..M7), default per protocol")] = None,
-    lpips: Annotated[LpipsNet | None, typer.Option(help="also score LPIPS with this backbone")] = None,
+    lpips: Annotated[bool, typer.Option("--lpips", help="also score LPIPS (weights from the torch cache)")] = False,
+    lpips_net: Annotated[LpipsNet | None, typer.Option(help="LPIPS backbone (default: the convention's, alex)")] = None,
     lpips_weights: Annotated[Path | None, typer.Option(help="folder or file with LPIPS weights")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[Dtype, typer.Option(help="inference precision")] = Dtype.fp32,
@@ -141,9 +142,10 @@ def run(
             chosen = protocol
         else:
             raise ValueError("give --protocol (see `bench-ir list protocols`) or --input-dir/--target-dir")
+        lpips_choice = (lpips_net.value if lpips_net else "default") if lpips else None
         config = RunConfig(protocol=chosen, model=model, checkpoint=checkpoint, data_root=data_root, sample=sample,
                            run_dir=run_dir, runs_root=runs_root, resume=resume, limit=limit, tasks=task,
-                           convention=convention, lpips=lpips.value if lpips else None, lpips_weights=lpips_weights,
+                           convention=convention, lpips=lpips_choice, lpips_weights=lpips_weights,
                            device=device, dtype=dtype.value, batch_size=batch_size, num_workers=workers, tile=tile,
                            tile_overlap=tile_overlap, pad=pad, save_images=save_images, label=label,
                            command=["bench-ir", *sys.argv[1:]], registry=registry)
@@ -261,6 +263,66 @@ def data_check(
             console.print(renderable)
     if not all(c.ok for c in checks):
         raise typer.Exit(code=1)
+
+
+# ------------------------------------------------------------------------------------------- report
+class ReportFormat(str, Enum):
+    latex = "latex"
+    html = "html"
+    markdown = "markdown"
+    csv = "csv"
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path] | None, typer.Argument(help="run directories to place in the table")] = None,
+    protocol: Annotated[str, typer.Option("--protocol", "-p", help="protocol (or 'efficiency')")] = "5deg",
+    format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.markdown,
+    out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None,
+    leaderboard: Annotated[bool, typer.Option(help="include the published rows")] = True,
+    extra_runs: Annotated[list[Path] | None, typer.Option("--runs", help="run directory (repeatable)")] = None,
+) -> None:
+    """Render the paper table of a protocol: published rows plus your runs (never recomputes a metric)."""
+    from bench_ir.report import build_report
+
+    try:
+        text = build_report(protocol, [*(runs or []), *(extra_runs or [])], fmt=format.value, out=out,
+                            leaderboard=leaderboard)
+    except USER_ERRORS as err:
+        _fail(err)
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        console.print(f"wrote {out}", highlight=False)
+
+
+# ------------------------------------------------------------------------------------------ compare
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="baseline run directory (A)")],
+    run_b: Annotated[Path | None, typer.Argument(help="run directory compared with A (B)")] = None,
+    leaderboard: Annotated[bool, typer.Option("--leaderboard", help="rank RUN_A among the published rows")] = False,
+    n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 10000,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    confidence: Annotated[float, typer.Option(help="confidence level of the interval")] = 0.95,
+) -> None:
+    """Per-task paired deltas B - A with bootstrap confidence intervals, or a run's rank on the leaderboard."""
+    from bench_ir import listing
+
+    try:
+        if leaderboard or run_b is None:
+            from bench_ir.compare import rank_against_leaderboard
+
+            console.print(listing.frame_table(rank_against_leaderboard(run_a), title=f"{run_a} on the leaderboard"))
+            if run_b is None:
+                return
+        from bench_ir.compare import compare_runs
+
+        frame = compare_runs(run_a, run_b, n_boot=n_boot, seed=seed, confidence=confidence)
+    except USER_ERRORS as err:
+        _fail(err)
+    console.print(listing.frame_table(frame, title=f"B - A: {frame.attrs.get('run_b')} vs {frame.attrs.get('run_a')} "
+                                      f"({int(confidence * 100)}% paired bootstrap CI over images)"))
 
 
 # ----------------------------------------------------------------------------------------- validate

@@ -180,11 +180,20 @@ def evaluate_task(
             yield record
 
 
+def saved_image_name(name: str) -> str:
+    """File name of a saved image: the image name with its image extension (if any) replaced by .png."""
+    from bench_ir.data.io import IMAGE_EXTENSIONS
+
+    path = Path(name)
+    base = str(path.with_suffix("")) if path.suffix.lower() in IMAGE_EXTENSIONS else name
+    return base + ".png"
+
+
 def _save_batch(folder: Path, batch: dict[str, Any], out: torch.Tensor) -> None:
     from bench_ir.data.io import write_png_uint8
 
     for i, name in enumerate(batch["name"]):
-        stem = Path(name).with_suffix(".png")
+        stem = saved_image_name(name)
         write_png_uint8(folder / stem, out[i].clamp(0, 1).cpu())
         write_png_uint8(folder / "_input" / stem, batch["input"][i])
         write_png_uint8(folder / "_target" / stem, batch["target"][i])

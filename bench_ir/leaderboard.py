@@ -183,6 +183,20 @@ class PublishedRow:
     def value(self, dataset: str, subset: str, metric: str) -> float | None:
         return self.values.get((dataset, subset, metric))
 
+    def average_parts(self, metric: str) -> list[float]:
+        """The printed dataset values that the Average of ``metric`` summarises (missing cells skipped)."""
+        return [value for (dataset, _subset, m), value in self.values.items()
+                if dataset != AVERAGE and m == metric and value is not None]
+
+    def average_mismatch(self, metric: str) -> float | None:
+        """The mean of the printed values when the printed Average of ``metric`` differs from it by more
+        than rounding (:data:`AVERAGE_TOLERANCE`); None when it agrees or there is nothing to compare."""
+        printed, parts = self.value(AVERAGE, "", metric), self.average_parts(metric)
+        if printed is None or not parts:
+            return None
+        recomputed = sum(parts) / len(parts)
+        return recomputed if abs(printed - recomputed) > AVERAGE_TOLERANCE[metric] + _FLOAT_SLACK else None
+
 
 def published_rows(rows: pd.DataFrame) -> list[PublishedRow]:
     """Group a protocol's long-format rows into one :class:`PublishedRow` per printed row, in order."""
@@ -225,8 +239,7 @@ def check_averages(table: str) -> pd.DataFrame:
         for (dataset, _subset, metric), printed in published.values.items():
             if dataset != AVERAGE or printed is None:
                 continue
-            parts = [value for (d, _s, m), value in published.values.items()
-                     if d != AVERAGE and m == metric and value is not None]
+            parts = published.average_parts(metric)
             recomputed = sum(parts) / len(parts)
             delta = printed - recomputed
             note = published.notes.get((dataset, _subset, metric), "")

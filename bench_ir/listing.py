@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from rich.panel import Panel
 from rich.table import Table
 
-__all__ = ["models_table", "protocols_renderables", "conventions_table", "runs_table", "data_check_renderables"]
+__all__ = ["frame_table", "models_table", "protocols_renderables", "conventions_table", "runs_table",
+           "data_check_renderables"]
 
 
 def models_table(registry: str | Path | None = None) -> Table:
@@ -114,3 +116,21 @@ def data_check_renderables(checks) -> list:
         for problem in problems:
             details.append(f"[red]{info.get('task')}[/]: {problem}")
     return [table, *details]
+
+
+def frame_table(frame, title: str = "") -> Table:
+    """A DataFrame as a rich table: floats with 4 significant decimals, NA as '–'."""
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column))
+    for _, row in frame.iterrows():
+        cells = []
+        for value in row:
+            if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+                cells.append("–")
+            elif isinstance(value, float):
+                cells.append(f"{value:.4f}")
+            else:
+                cells.append(str(value))
+        table.add_row(*cells)
+    return table

@@ -170,7 +170,9 @@ def _training_heads_active(model: nn.Module) -> Iterator[None]:
 def count_flops(model: nn.Module, size: int | tuple[int, int], with_training_heads: bool = False) -> FlopCount:
     """fvcore count of one forward at 1x3xHxW (``size`` = S or (H, W)) on the model's device and dtype;
     eval mode unless ``with_training_heads``. One multiply-add = one FLOP."""
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # fvcore's import uses the deprecated torch.jit.script
+        from fvcore.nn import FlopCountAnalysis
 
     height, width = (size, size) if isinstance(size, int) else size
     reference = next(iter(model.parameters()), None)
@@ -217,9 +219,10 @@ def _check_size(size: int, card: ModelCard | None, what: str) -> None:
     multiple = card.input_multiple if card is not None else 1
     if size % multiple:
         below, above = size - size % multiple, size - size % multiple + multiple
+        suggestion = f"{below} or {above}" if below else f"{above}"
         raise ProfileError(
             f"{card.display_name} needs H and W divisible by {multiple} (card input_multiple); {what} {size} is "
-            f"not. Use {below or above} or {above}."
+            f"not. Use {suggestion}."
         )
 
 
@@ -262,7 +265,7 @@ def _profile_training(model: nn.Module, name: str, batch: int, size: int, steps:
             if step:
                 times.append(time.perf_counter() - start)
         peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    except torch.OutOfMemoryError as err:
+    except torch.cuda.OutOfMemoryError as err:
         raise ProfileError(f"{name}: one training step at batch {batch} x {size}x{size} does not fit in "
                            f"memory on {device}; use a smaller training batch") from err
     finally:
@@ -324,7 +327,7 @@ def profile_model(
             notes.append("flops_with_training_heads: forward with training-only heads active "
                          f"({', '.join(heads) or 'per the model card'}), as official code that runs them at "
                          "test time measured it")
-        except Exception as err:  # noqa: BLE001 - the inference count stands on its own
+        except Exception as err:  # the inference count stands on its own
             notes.append(f"flops_with_training_heads not measured: {type(err).__name__}: {err}")
     model.eval()
 

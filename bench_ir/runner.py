@@ -59,7 +59,7 @@ class RunConfig:
     limit: int | None = None
     tasks: list[str] | None = None
     convention: str | None = None
-    lpips: str | None = None
+    lpips: str | None = None  # None (off), "default" (the convention's backbone), "alex" or "vgg"
     lpips_weights: str | Path | None = None
     device: str = "auto"
     dtype: str = "fp32"
@@ -112,7 +112,7 @@ def _protocol_manifest(protocol: Protocol, tasks: list[TaskSpec]) -> dict[str, A
     return {
         "name": protocol.name, "title": protocol.title, "version": protocol.version,
         "sha256": protocol.sha256, "source": protocol.source, "leaderboard_table": protocol.leaderboard_table,
-        "paper_table": protocol.paper_table, "average": [t for t in protocol.average if t in {x.name for x in tasks}],
+        "paper_table": protocol.paper_table, "average": list(protocol.average),
         "crop": dataclasses.asdict(protocol.crop),
         "tasks": [{"name": t.name, "label": t.label, "dataset": t.dataset, "leaderboard": t.leaderboard,
                    "expected_count": t.expected_count,
@@ -253,19 +253,20 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
 
 
 def _make_scorer(convention, config: RunConfig, device: torch.device):
+    """PSNR/SSIM with the convention; LPIPS (when asked) with the backbone given or the convention's own, and
+    the convention's input mapping (x*2-1 for MIRAGE's lpips package call, raw [0,1] for DiffUIR)."""
     from bench_ir.metrics.conventions import score_pair_batch
 
     lpips = None
     if config.lpips:
         from bench_ir.metrics.lpips import LPIPSScorer
 
-        lpips = LPIPSScorer(net=config.lpips, weights=config.lpips_weights, device=device)
+        net = convention.lpips_net if config.lpips == "default" else config.lpips
+        lpips = LPIPSScorer(net=net, weights=config.lpips_weights, device=device,
+                            input_mapping=convention.lpips_input)
 
     def scorer(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        scores = dict(score_pair_batch(pred, target, convention))
-        if lpips is not None:
-            scores["lpips"] = lpips(pred.clamp(0, 1), target.clamp(0, 1))
-        return scores
+        return score_pair_batch(pred, target, convention, lpips=lpips)
 
     return scorer
 

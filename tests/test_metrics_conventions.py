@@ -7,7 +7,7 @@ scripts (PROTOCOLS.md section 1.4): OneRestore (M3), Histoformer (M4), BasicSR/W
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -31,7 +31,7 @@ PSNR_TOL = 1e-3
 SSIM_TOL = 1e-5
 
 
-@lru_cache(maxsize=None)
+@cache
 def photo_pair(photo: str, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(restored-like output, ground truth) float32 HWC; the output leaves [0, 1] in places."""
     gt = transform.resize(getattr(data, photo)()[..., :3], size, anti_aliasing=True).astype(np.float32)
@@ -71,10 +71,11 @@ def basicsr_ssim_plane(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_the_table_lists_m1_to_m7_in_order_with_unique_names() -> None:
-    conventions = list_conventions()
-    assert [c.id for c in conventions] == [f"M{i}" for i in range(1, 8)]
-    assert len({c.name for c in conventions}) == 7
+    assert list_conventions() == [f"M{i}" for i in range(1, 8)]
+    conventions = [get_convention(name) for name in list_conventions()]
     assert all(isinstance(c, MetricConvention) for c in conventions)
+    assert [c.id for c in conventions] == list_conventions()
+    assert len({c.name for c in conventions}) == 7
 
 
 def test_conventions_are_found_by_id_or_name_case_insensitively() -> None:
@@ -99,14 +100,15 @@ def test_m1_description_states_every_knob() -> None:
     text = get_convention("M1").describe()
     assert text.startswith("RGB, [0,1] float, clamped, not quantized; ")
     assert "SSIM 7x7 uniform window, sample covariance, per-channel mean, 3-px border trimmed" in text
-    assert "LPIPS AlexNet (inputs mapped x*2-1)" in text
+    assert "LPIPS if scored: AlexNet (inputs mapped x*2-1)" in text
     assert text.endswith("per-image mean")
 
 
 def test_every_convention_has_its_own_description_and_references() -> None:
-    descriptions = [c.describe() for c in list_conventions()]
+    conventions = [get_convention(name) for name in list_conventions()]
+    descriptions = [c.describe() for c in conventions]
     assert len(set(descriptions)) == len(descriptions)
-    assert all(c.references for c in list_conventions())
+    assert all(c.references for c in conventions)
     assert "round half to even" in get_convention("M4").describe()
     assert "red and blue weights swapped" in get_convention("M4").describe()
     assert "11x11x11 Gaussian" in get_convention("M6").describe()
@@ -288,10 +290,10 @@ def test_lpips_callable_receives_clamped_unquantized_rgb() -> None:
 
 def test_scores_are_float64_per_image_for_every_convention() -> None:
     pred, target = torch.rand(2, 3, 24, 20), torch.rand(2, 3, 24, 20)
-    for convention in list_conventions():
-        scores = score_pair_batch(pred, target, convention)
+    for name in list_conventions():
+        scores = score_pair_batch(pred, target, name)
         assert set(scores) == {"psnr", "ssim"}
-        assert all(v.shape == (2,) and v.dtype == torch.float64 for v in scores.values()), convention.id
+        assert all(v.shape == (2,) and v.dtype == torch.float64 for v in scores.values()), name
 
 
 def test_luma_conventions_reject_single_channel_input() -> None:

@@ -9,7 +9,7 @@ Tolerances: |dPSNR| <= 1e-3 dB and |dSSIM| <= 1e-5 per image.
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -29,7 +29,7 @@ SIZES = [(321, 481), (131, 97), (48, 80)]  # (H, W): BSD68-like, odd portrait, s
 DISTORTIONS = ["gaussian_noise", "blur", "jpeg", "constant_shift"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def ground_truth(photo: str, size: tuple[int, int]) -> np.ndarray:
     """A real colour photo resized to ``size``, float32 HWC in [0, 1]."""
     image = getattr(data, photo)()[..., :3]

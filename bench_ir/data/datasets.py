@@ -118,7 +118,8 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
     for layout in task.layouts:
         input_dir, target_dir = _layout_dirs(layout, root)
         if target_dir is None or (layout.input is not None and input_dir is None):
-            tried.append(f"  - {layout.input or ''} {layout.target} (relative: needs --data-root) [{layout.source}]")
+            folders = f"input {layout.input}, target {layout.target}" if layout.input else f"target {layout.target}"
+            tried.append(f"  - {folders} (relative paths: needs --data-root) [{layout.source or 'layout'}]")
             continue
         if target_dir.is_dir() and (input_dir is None or input_dir.is_dir()):
             return ResolvedLayout(layout, input_dir, target_dir)
@@ -252,9 +253,13 @@ def _raw_size(source: Path | np.ndarray) -> tuple[int, int]:
     return image_size(source) if isinstance(source, Path) else (int(source.shape[0]), int(source.shape[1]))
 
 
+_UINT8_TO_FLOAT = torch.arange(256, dtype=torch.float32).div(255).numpy()
+"""Value v -> float32(v) / 255 computed by torch, i.e. exactly what torchvision ToTensor gives each pixel."""
+
+
 def _to_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float32 (3, H, W) = uint8 / 255 (torchvision ToTensor)."""
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
+    """uint8 (H, W, 3) -> float32 (3, H, W) = uint8 / 255 (torchvision ToTensor), via a 256-entry lookup."""
+    return torch.from_numpy(np.ascontiguousarray(_UINT8_TO_FLOAT[img.transpose(2, 0, 1)]))
 
 
 class _Sizes:

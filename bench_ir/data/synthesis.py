@@ -294,10 +294,10 @@ def motion_blur(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def low_light(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Under-exposure: x = k·J^gamma (gamma ~ U(1.0, 1.3), k ~ U(0.25, 0.4)) plus sensor noise — photon noise
+    """Under-exposure: x = k·J^gamma (gamma ~ U(1.0, 1.25), k ~ U(0.3, 0.45)) plus sensor noise — photon noise
     with std sqrt(x/P), P ~ U(300, 1000) photons at full scale, and read noise ~ U(0.002, 0.006) — quantised."""
     img = _to_float(clean)
-    dark = rng.uniform(0.25, 0.4) * img ** np.float32(rng.uniform(1.0, 1.3))
+    dark = rng.uniform(0.3, 0.45) * img ** np.float32(rng.uniform(1.0, 1.25))
     photons, read = rng.uniform(300.0, 1000.0), rng.uniform(0.002, 0.006)
     noise = rng.standard_normal(img.shape, dtype=np.float32)
     noisy = dark + noise * np.sqrt(dark / photons + read * read).astype(np.float32)

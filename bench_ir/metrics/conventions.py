@@ -147,7 +147,7 @@ class MetricConvention:
         ]
         peak = "peak 1 (=255 on 8-bit)" if self.psnr_peak == 1.0 else f"peak {self.psnr_peak:g}"
         if self.psnr_dark_peak:
-            peak += ", 1/255 when the prediction's max is <= 1/255 (DiffUIR)"
+            peak += ", peak and SSIM range 1/255 when the prediction's max is <= 1/255 (DiffUIR)"
         psnr_part = f"PSNR over all pixels{'' if self.colour != 'rgb' else ' and channels'}, {peak}"
         if self.psnr_crop_border:
             psnr_part += f", {self.psnr_crop_border}-px image border cropped"
@@ -155,7 +155,7 @@ class MetricConvention:
         if self.ssim_crop_border:
             ssim_part += f", {self.ssim_crop_border}-px image border cropped first"
         lpips_mapping = "inputs mapped x*2-1" if self.lpips_input == "signed" else "raw [0,1] inputs"
-        lpips_part = f"LPIPS {'AlexNet' if self.lpips_net == 'alex' else 'VGG16'} ({lpips_mapping})"
+        lpips_part = f"LPIPS if scored: {'AlexNet' if self.lpips_net == 'alex' else 'VGG16'} ({lpips_mapping})"
         return "; ".join([*parts, psnr_part, ssim_part, lpips_part, "per-image mean"])
 
     @property
@@ -253,9 +253,9 @@ _CONVENTIONS: tuple[MetricConvention, ...] = (
 _BY_KEY = {key.lower(): c for c in _CONVENTIONS for key in (c.id, c.name)}
 
 
-def list_conventions() -> list[MetricConvention]:
-    """All built-in conventions, M1 first."""
-    return list(_CONVENTIONS)
+def list_conventions() -> list[str]:
+    """Ids of the built-in conventions, 'M1' first (resolve one with :func:`get_convention`)."""
+    return [c.id for c in _CONVENTIONS]
 
 
 def get_convention(name: str | MetricConvention) -> MetricConvention:
@@ -270,6 +270,13 @@ def get_convention(name: str | MetricConvention) -> MetricConvention:
     hint = f" Did you mean {' or '.join(suggestions)}?" if suggestions else ""
     known = ", ".join(f"{c.id} ({c.name})" for c in _CONVENTIONS)
     raise KeyError(f"unknown metric convention {name!r}.{hint} Known: {known}")
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision model outputs are widened so that 255 x is exact before rounding."""
+    if not x.is_floating_point():
+        raise TypeError(f"expected floating-point images in [0, 1], got {x.dtype}")
+    return x.float() if x.element_size() < 4 else x
 
 
 def _crop(x: torch.Tensor, border: int) -> torch.Tensor:
@@ -298,6 +305,7 @@ def score_pair_batch(
         raise ValueError(f"convention {conv.id} needs RGB input for its luma, got {pred.shape[1]} channels")
     if pred.device.type == "mps":
         pred, target = pred.cpu(), target.cpu()
+    pred, target = _at_least_float32(pred), _at_least_float32(target)
     if conv.clamp:
         pred, target = pred.clamp(0.0, 1.0), target.clamp(0.0, 1.0)
     rgb_pred, rgb_target = pred, target

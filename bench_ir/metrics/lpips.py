@@ -40,8 +40,11 @@ __all__ = [
     "LPIPSWeightsNotFound",
     "LpipsWeightFiles",
     "backbone_filename",
+    "build_lpips_network",
     "linear_filename",
+    "pyiqa_cache_dir",
     "resolve_lpips_weights",
+    "torchvision_cache_dir",
 ]
 
 Net = Literal["alex", "vgg"]
@@ -153,9 +156,10 @@ def resolve_lpips_weights(
         if backbone_weights is not None:
             missing.append(f"{candidates[0]} (torchvision {architecture} ImageNet weights) does not exist")
         else:
+            where = f"{torchvision_cache_dir()}" + (f" or {folder}" if folder is not None else "")
             missing.append(
-                f"{backbone_name} (torchvision {architecture} ImageNet weights): put it in "
-                f"{torchvision_cache_dir()}; published at {_backbone_url(net)}"
+                f"{backbone_name} (torchvision {architecture} ImageNet weights): put it in {where}; "
+                f"published at {_backbone_url(net)}"
             )
 
     if missing:

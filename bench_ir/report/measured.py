@@ -52,7 +52,8 @@ def noncomparable_reasons(manifest: dict[str, Any]) -> list[str]:
     if manifest.get("sample"):
         reasons.append("sample (synthetic) data")
     if manifest.get("limit") is not None:
-        reasons.append(f"--limit {manifest['limit']} images per task")
+        limit = int(manifest["limit"])
+        reasons.append(f"--limit {limit} (at most {limit} image{'s' if limit != 1 else ''} per task)")
     if manifest.get("random_weights"):
         reasons.append("random weights")
     status = manifest.get("status")

@@ -28,7 +28,7 @@ __all__ = [
 
 MISSING = "–"
 # Footnote markers in order of first use: (plain text / HTML, LaTeX).
-FOOTNOTE_SYMBOLS = [("†", r"\dag"), ("‡", r"\ddag"), ("§", r"\S"), ("¶", r"\P"), ("#", r"\#"),
+FOOTNOTE_SYMBOLS = [("†", r"\dag"), ("‡", r"\ddag"), ("§", r"\S"), ("¶", r"\P"), ("‖", r"$\|$"),
                     ("††", r"\dag\dag"), ("‡‡", r"\ddag\ddag"), ("§§", r"\S\S")]
 
 

@@ -90,8 +90,14 @@ def published_table_row(published: PublishedRow, columns: list[NumericColumn], t
     for (dataset, subset, metric), note in published.notes.items():
         reported = "; ".join(part.strip() for part in note.split(";") if is_inconsistency_note(part))
         if reported:
-            cell = " ".join(part for part in (column_label(dataset, subset) if dataset else "", metric) if part)
+            cell = f"{column_label(dataset, subset)} {metric}" if dataset else metric.replace("_", " ")
             markers.append(table.footnote(f"{published.display_name}, {cell}: {reported}"))
+    for metric in dict.fromkeys(column.metric for column in columns if column.key == (AVERAGE, "")):
+        recomputed = published.average_mismatch(metric)
+        if recomputed is not None and not is_inconsistency_note(published.notes.get((AVERAGE, "", metric), "")):
+            markers.append(table.footnote(
+                f"{published.display_name}, Average {metric}: printed {published.value(AVERAGE, '', metric):g}, "
+                f"the mean of the printed values is {recomputed:.3f}"))
     source = published.venue or published.citation or "published"
     detail = "; ".join(part for part in (published.citation, published.venue, published.source) if part)
     return Row(name=published.display_name, kind="published", source=source, cells=cells,

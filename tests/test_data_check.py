@@ -1,0 +1,120 @@
+"""`bench-ir data check` findings: layout, counts, pairing, unreadable files, size mismatches and size rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench_ir.data.check import check_protocol, check_task
+from bench_ir.protocol import CropSpec, LayoutSpec, NoiseSpec, Protocol, TaskSpec
+
+
+def _write(folder: Path, name: str, height: int = 40, width: int = 56) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(height * width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / name)
+
+
+def _protocol(crop: CropSpec = CropSpec(rule="center_multiple", base=16), expected: int | None = 2) -> Protocol:
+    paired = TaskSpec(name="pairs", label="Pairs", dataset="pairs", expected_count=expected,
+                      layouts=[LayoutSpec(input="missing/in", target="missing/gt", source="first layout"),
+                               LayoutSpec(input="in", target="gt", source="second layout")])
+    noisy = TaskSpec(name="noise", label="Noise", dataset="clean", noise=NoiseSpec(sigma=25),
+                     layouts=[LayoutSpec(target="gt", source="clean only")])
+    return Protocol(name="toy", title="toy", version=1, tasks=[paired, noisy], crop=crop)
+
+
+def test_a_complete_folder_is_ok_with_counts_and_a_size_summary(tmp_path):
+    for name in ("a.png", "b.png"):
+        _write(tmp_path / "in", name)
+        _write(tmp_path / "gt", name)
+    _write(tmp_path / "in", "c.png", 48, 64)
+    _write(tmp_path / "gt", "c.png", 48, 64)
+    check = check_task(_protocol(expected=3), "pairs", tmp_path)
+    assert check.ok and check.problems == [] and check.warnings == []
+    assert check.layout.layout.source == "second layout" and check.pairs == 3 and check.expected == 3
+    assert check.sizes == {(40, 56): 2, (48, 64): 1}
+    assert check.size_summary() == "40x56 x2, 48x64 x1; min 40x56, max 48x64"
+    info = check.to_dict()
+    assert info["ok"] and info["pairs"] == 3 and info["min_size"] == [40, 56] and info["max_size"] == [48, 64]
+    json.dumps(info)
+
+
+def test_a_count_different_from_the_expected_one_is_a_warning_not_a_problem(tmp_path):
+    _write(tmp_path / "in", "a.png")
+    _write(tmp_path / "gt", "a.png")
+    check = check_task(_protocol(expected=100), "pairs", tmp_path)
+    assert check.ok and check.warnings == ["1 pairs found, 100 expected"]
+
+
+def test_unpaired_inputs_are_problems_unused_targets_and_non_images_are_warnings(tmp_path):
+    _write(tmp_path / "in", "a.png")
+    _write(tmp_path / "gt", "a.png")
+    _write(tmp_path / "in", "orphan.png")
+    _write(tmp_path / "gt", "unused.png")
+    (tmp_path / "gt" / "notes.txt").write_text("x")
+    check = check_task(_protocol(), "pairs", tmp_path)
+    assert not check.ok
+    assert check.unpaired_inputs == ["orphan.png"] and check.unpaired_targets == ["unused.png"]
+    assert check.non_images == [str(tmp_path / "gt" / "notes.txt")]
+    assert len(check.problems) == 1 and "orphan.png" in check.problems[0]
+    assert any("unused.png" in w for w in check.warnings) and any("notes.txt" in w for w in check.warnings)
+
+
+def test_truncated_files_are_found_by_decoding_and_named(tmp_path):
+    _write(tmp_path / "in", "a.png")
+    _write(tmp_path / "gt", "a.png")
+    data = (tmp_path / "gt" / "a.png").read_bytes()
+    (tmp_path / "gt" / "a.png").write_bytes(data[:300])
+    check = check_task(_protocol(expected=1), "pairs", tmp_path)
+    assert not check.ok and check.unreadable[0][0] == str(tmp_path / "gt" / "a.png")
+    assert "gt/a.png" in check.problems[0]
+    assert check_task(_protocol(expected=1), "pairs", tmp_path, decode=False).ok  # the header alone is intact
+
+
+def test_input_target_size_mismatch_is_a_problem_naming_the_image(tmp_path):
+    _write(tmp_path / "in", "a.png", 40, 56)
+    _write(tmp_path / "gt", "a.png", 40, 64)
+    check = check_task(_protocol(expected=1), "pairs", tmp_path)
+    assert check.size_mismatches == [("a.png", (40, 56), (40, 64))]
+    assert not check.ok and "a.png 40x56 vs 40x64" in check.problems[0]
+
+
+def test_uncropped_protocols_need_sides_divisible_by_8(tmp_path):
+    _write(tmp_path / "in", "a.png", 40, 56)
+    _write(tmp_path / "gt", "a.png", 40, 56)
+    _write(tmp_path / "in", "b.png", 41, 56)
+    _write(tmp_path / "gt", "b.png", 41, 56)
+    uncropped = check_task(_protocol(crop=CropSpec(rule="none")), "pairs", tmp_path)
+    assert uncropped.multiple == 8 and uncropped.not_multiple == ["b.png 41x56"] and not uncropped.ok
+    assert check_task(_protocol(), "pairs", tmp_path).ok  # centre crop makes any size fit
+    assert check_task(_protocol(), "pairs", tmp_path, multiple=8).not_multiple == ["b.png 41x56"]
+
+
+def test_images_smaller_than_the_crop_multiple_are_problems(tmp_path):
+    _write(tmp_path / "in", "tiny.png", 12, 56)
+    _write(tmp_path / "gt", "tiny.png", 12, 56)
+    check = check_task(_protocol(expected=1), "pairs", tmp_path)
+    assert check.too_small == ["tiny.png"] and not check.ok
+
+
+def test_missing_layout_reports_the_paths_tried(tmp_path):
+    check = check_task(_protocol(), "pairs", tmp_path)
+    assert not check.ok and check.layout is None
+    assert str(tmp_path / "missing/gt") in check.problems[0] and str(tmp_path / "gt") in check.problems[0]
+    info = check.to_dict()
+    assert info["layout"] is None and info["pairs"] == 0 and info["size_summary"] == ""
+    json.dumps(info)
+
+
+def test_check_protocol_covers_every_task_including_clean_only_ones(tmp_path):
+    for name in ("a.png", "b.png"):
+        _write(tmp_path / "in", name)
+        _write(tmp_path / "gt", name)
+    checks = check_protocol(_protocol(), tmp_path)
+    assert [c.task for c in checks] == ["pairs", "noise"]
+    assert all(c.ok for c in checks)
+    assert checks[1].pairs == 2 and checks[1].layout.input_dir is None
