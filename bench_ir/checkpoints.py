@@ -365,7 +365,8 @@ class LoadReport:
 
 
 def _missing_file_message(path: Path, card: ModelCard | None) -> str:
-    text = f"checkpoint file not found: {path}. Pass a downloaded checkpoint with --checkpoint PATH."
+    text = (f"checkpoint file not found: {path}. Give the path of a downloaded checkpoint "
+            "(bench-ir run: --checkpoint PATH).")
     if card is None:
         return text
     if card.official_checkpoints:

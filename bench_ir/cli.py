@@ -265,6 +265,52 @@ def data_check(
         raise typer.Exit(code=1)
 
 
+# ------------------------------------------------------------------------------------------ profile
+@app.command()
+def profile(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="model card name or YAML file")] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="profile every registered model")] = False,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="weights (optional)")] = None,
+    size: Annotated[int, typer.Option(help="input height and width in pixels")] = 224,
+    batch: Annotated[int, typer.Option(help="batch size for memory, latency and throughput")] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda ...")] = "auto",
+    dtype: Annotated[Dtype, typer.Option(help="precision")] = Dtype.fp32,
+    train: Annotated[bool, typer.Option("--train", help="also one training step at batch 32 x 128^2")] = False,
+    repeats: Annotated[int, typer.Option(help="timed repeats")] = 20,
+    warmup: Annotated[int, typer.Option(help="untimed warm-up repeats")] = 5,
+    runs_root: Annotated[Path, typer.Option(help="where profile runs are stored")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="print one machine-readable object")] = False,
+    registry: Annotated[Path | None, typer.Option(help="folder of model cards")] = None,
+) -> None:
+    """Parameters, FLOPs (fvcore: one multiply-add = one FLOP), peak GPU memory and latency; stored as a run."""
+    from bench_ir.cards import list_models
+    from bench_ir.profile_run import profile_and_store
+    from bench_ir.profiling import ProfileError, profile_to_markdown
+
+    try:
+        if all_models == (model is not None):
+            raise ValueError("give either --model NAME or --all")
+        names = [n for n in list_models(registry=registry) if n != "input"] if all_models else [model]
+        results = []
+        for name in names:
+            result, folder = profile_and_store(name, checkpoint=checkpoint, size=size, batch=batch, device=device,
+                                               dtype=dtype.value, train=train, repeats=repeats, warmup=warmup,
+                                               runs_root=runs_root, registry=registry,
+                                               command=["bench-ir", *sys.argv[1:]])
+            results.append((result, folder))
+    except (ProfileError, *USER_ERRORS) as err:
+        _fail(err)
+    if as_json:
+        payload = [{**r.to_dict(), "run_dir": str(f)} for r, f in results]
+        sys.stdout.write(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str) + "\n")
+        return
+    sys.stdout.write(profile_to_markdown([r for r, _ in results]).rstrip("\n") + "\n")
+    for result, folder in results:
+        for note in result.notes:
+            console.print(f"note ({result.model}): {note}", highlight=False, markup=False)
+        console.print(f"stored: {folder}", highlight=False)
+
+
 # ------------------------------------------------------------------------------------------- report
 class ReportFormat(str, Enum):
     latex = "latex"

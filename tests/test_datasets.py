@@ -225,36 +225,51 @@ def _noise_dataset(tmp_path, stream="reference", sigma=25.0):
     return build_task_dataset(protocol, "denoise", data_root=tmp_path)
 
 
+def _reference_noisy(folder: Path, names: list[str], sigma: int = 25) -> dict[str, np.ndarray]:
+    """The reference test loop written out: centre crop /16, seed 0 once, sigmas 15, 25, 50 in turn over the
+    images in the given order, randn(H, W, 3) each, truncation to uint8. The global RNG is restored after."""
+    crops = {}
+    for name in names:
+        clean = np.array(Image.open(folder / name))
+        height, width = clean.shape[:2]
+        top, left = (height % 16) // 2, (width % 16) // 2
+        crops[name] = clean[top:top + height // 16 * 16, left:left + width // 16 * 16]
+    saved = np.random.get_state()
+    try:
+        np.random.seed(0)
+        noisy = {}
+        for s in (15, 25, 50):
+            for name in names:
+                noise = np.random.randn(*crops[name].shape)
+                if s == sigma:
+                    noisy[name] = gaussian_noise_uint8(crops[name], sigma, noise)
+    finally:
+        np.random.set_state(saved)
+    return {name: (crops[name], noisy[name]) for name in names}
+
+
+def _chw(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1).float() / 255
+
+
 def test_noise_task_follows_the_reference_loop_over_the_sorted_cropped_images(tmp_path):
     dataset = _noise_dataset(tmp_path)
     assert dataset.names == ["a.png", "b.png", "c.png"]
-    cleans = {n: np.array(Image.open(tmp_path / "clean" / n)) for n in dataset.names}
-    crops = {n: c[(c.shape[0] % 16) // 2:, (c.shape[1] % 16) // 2:][: c.shape[0] // 16 * 16, : c.shape[1] // 16 * 16]
-             for n, c in cleans.items()}
-    saved = np.random.get_state()
-    np.random.seed(0)
-    expected = {}
-    for sigma in (15, 25, 50):
-        for name in dataset.names:
-            noise = np.random.randn(*crops[name].shape)
-            if sigma == 25:
-                expected[name] = gaussian_noise_uint8(crops[name], 25, noise)
-    np.random.set_state(saved)
+    expected = _reference_noisy(tmp_path / "clean", dataset.names)
     for i, name in enumerate(dataset.names):
         item = dataset[i]
-        assert torch.equal(item["target"], torch.from_numpy(crops[name]).permute(2, 0, 1).float() / 255)
-        assert torch.equal(item["input"], torch.from_numpy(expected[name]).permute(2, 0, 1).float() / 255)
+        assert torch.equal(item["target"], _chw(expected[name][0]))
+        assert torch.equal(item["input"], _chw(expected[name][1]))
 
 
 def test_limit_and_subset_never_change_an_images_noise(tmp_path):
     dataset = _noise_dataset(tmp_path)
-    full = {dataset.names[i]: dataset[i]["input"] for i in range(len(dataset))}
-    fresh = _noise_dataset(tmp_path)
-    last = fresh.subset([2])
-    assert last.names == ["c.png"] and torch.equal(last[0]["input"], full["c.png"])
-    limited = fresh.limit(2)
+    expected = _reference_noisy(tmp_path / "clean", ["a.png", "b.png", "c.png"])
+    last = dataset.subset([2])
+    assert last.names == ["c.png"] and torch.equal(last[0]["input"], _chw(expected["c.png"][1]))
+    limited = dataset.limit(2)
     assert limited.names == ["a.png", "b.png"] and len(limited) == 2
-    assert torch.equal(limited[1]["input"], full["b.png"])
+    assert torch.equal(limited[1]["input"], _chw(expected["b.png"][1]))
 
 
 def test_per_image_noise_uses_the_name_task_and_seed_generator(tmp_path):

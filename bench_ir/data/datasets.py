@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ class ResolvedLayout:
 
     def describe(self) -> str:
         folders = f"{self.input_dir} -> {self.target_dir}" if self.input_dir else f"{self.target_dir} (clean only)"
-        return f"{folders} [{self.layout.pairing}; {self.layout.source or 'layout'}]"
+        return f"{folders} (pairing {self.layout.pairing}; {self.layout.source or 'layout'})"
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
         input_dir, target_dir = _layout_dirs(layout, root)
         if target_dir is None or (layout.input is not None and input_dir is None):
             folders = f"input {layout.input}, target {layout.target}" if layout.input else f"target {layout.target}"
-            tried.append(f"  - {folders} (relative paths: needs --data-root) [{layout.source or 'layout'}]")
+            tried.append(f"  - {folders} (relative paths: needs --data-root) - {layout.source or 'layout'}")
             continue
         if target_dir.is_dir() and (input_dir is None or input_dir.is_dir()):
             return ResolvedLayout(layout, input_dir, target_dir)
@@ -127,7 +128,7 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
         if input_dir is not None:
             parts.append(f"input {input_dir} ({'exists' if input_dir.is_dir() else 'missing'})")
         parts.append(f"target {target_dir} ({'exists' if target_dir.is_dir() else 'missing'})")
-        tried.append(f"  - {', '.join(parts)} [{layout.source or 'layout'}]")
+        tried.append(f"  - {', '.join(parts)} - {layout.source or 'layout'}")
     protocol = protocol_name or "<protocol>"
     root_text = str(root) if root is not None else "<data root>"
     raise DatasetNotFoundError(
@@ -282,6 +283,11 @@ class _Sizes:
             self.cache[index] = size
         return self.cache[index]
 
+@lru_cache(maxsize=8)
+def _shared_stream(shapes: tuple, sigmas: tuple[float, ...], seed: int) -> ReferenceNoiseStream:
+    """One replay per distinct stream: the sigma-15/25/50 tasks of a protocol share the same images and stream."""
+    return ReferenceNoiseStream(list(shapes), sigmas, seed)
+
 
 class _NoiseSource:
     """N(0, 1) draws per item for a NoiseSpec: the reference stream over the FULL item list (so subsets and
@@ -296,8 +302,8 @@ class _NoiseSource:
 
     def stream(self) -> ReferenceNoiseStream:
         if self._stream is None:
-            shapes = [(name, cropped_size(*self.sizes.raw(i), self.crop)) for i, name in enumerate(self.names)]
-            self._stream = ReferenceNoiseStream(shapes, self.spec.stream_sigmas, self.spec.seed)
+            shapes = tuple((name, cropped_size(*self.sizes.raw(i), self.crop)) for i, name in enumerate(self.names))
+            self._stream = _shared_stream(shapes, tuple(float(s) for s in self.spec.stream_sigmas), self.spec.seed)
         return self._stream
 
     def draws(self, name: str, shape: tuple[int, ...]) -> np.ndarray:

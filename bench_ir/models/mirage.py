@@ -284,6 +284,10 @@ class MIRAGE(nn.Module):
             return restored
         return restored, self.spd_projections(shallow, latent)
 
+    def training_only_modules(self) -> list[str]:
+        """Names of the SPD head modules, used only by the training objective (not at inference)."""
+        return ["reduce_shallow", "reduce_latent", "spd_proj_shallow", "spd_proj_latent"]
+
     def spd_projections(self, shallow: torch.Tensor, latent: torch.Tensor) -> SpdProjections:
         """L2-normalised 64-d embeddings of the shallow (B, d, H, W) and latent (B, 4d, H/8, W/8)
         feature covariances."""

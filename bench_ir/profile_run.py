@@ -1,0 +1,71 @@
+"""`bench-ir profile` as a library call: profile a model and store the figures in the result store.
+
+A profile run directory holds ``manifest.json`` (model, checkpoint, device, versions; protocol name
+``efficiency``) and ``profile.json`` (ProfileResult.to_dict()), so `bench-ir report --protocol efficiency`
+can place it beside the paper's efficiency table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import sys
+from pathlib import Path
+
+from bench_ir.cards import count_parameters, create_model, get_card
+from bench_ir.engine import resolve_device, resolve_dtype
+from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
+from bench_ir.profiling import ProfileResult, profile_model
+from bench_ir.results import PROFILE, RunStore, write_json_atomic
+
+__all__ = ["profile_and_store"]
+
+
+def profile_and_store(
+    model: str | Path,
+    checkpoint: str | Path | None = None,
+    size: int = 224,
+    batch: int = 1,
+    device: str = "auto",
+    dtype: str = "fp32",
+    train: bool = False,
+    repeats: int = 20,
+    warmup: int = 5,
+    runs_root: str | Path = "runs",
+    run_dir: str | Path | None = None,
+    registry: str | Path | None = None,
+    command: list[str] | None = None,
+) -> tuple[ProfileResult, Path]:
+    """Profile ``model`` (params, fvcore FLOPs as MACs, peak CUDA memory, latency) and write a run directory."""
+    from bench_ir.checkpoints import sha256_file
+
+    card = get_card(model, registry)
+    torch_device = resolve_device(device)
+    net = create_model(card, checkpoint=checkpoint, registry=registry)
+    result = profile_model(net, card, size=size, batch=batch, device=torch_device, dtype=resolve_dtype(dtype),
+                           repeats=repeats, warmup=warmup, train=train)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = Path(run_dir) if run_dir else Path(runs_root) / f"{stamp}-{card.name}-profile-{size}"
+    store = RunStore(folder)
+    store.write_manifest({
+        "run_id": folder.name,
+        "label": None,
+        "kind": "profile",
+        "command": command if command is not None else sys.argv,
+        "created": now_iso(),
+        "finished": now_iso(),
+        "status": "complete",
+        "protocol": {"name": "efficiency", "tasks": [], "average": [], "leaderboard_table": "table6_efficiency.csv"},
+        "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(net),
+                  "card": dataclasses.asdict(card)},
+        "checkpoint": ({"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None),
+        "random_weights": False,  # weights do not change params, FLOPs, memory or speed
+        "sample": False,
+        "limit": None,
+        "device": device_info(torch_device),
+        "dtype": dtype,
+        "versions": environment_info(),
+        "git_revision": git_revision(),
+    })
+    write_json_atomic(folder / PROFILE, {"params": result.params_total, **result.to_dict()})
+    return result, folder
