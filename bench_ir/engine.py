@@ -138,6 +138,8 @@ def evaluate_task(
     todo = [i for i, name in enumerate(dataset.names) if name not in skip]
     batch_size = 1 if getattr(getattr(model, "bench_ir_card", None), "batch_size_one", False) else options.batch_size
     batches = same_size_batches(sizes, max(1, batch_size), order=todo)
+    if options.num_workers and hasattr(dataset, "prepare"):
+        dataset.prepare()  # replay synthesis streams once here rather than in every worker
     loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_collate, num_workers=options.num_workers,
                         pin_memory=options.device.type == "cuda")
     device = options.device

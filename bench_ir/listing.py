@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -114,7 +115,7 @@ def data_check_renderables(checks) -> list:
                       str(info.get("expected") if info.get("expected") is not None else "—"), status,
                       str(info.get("size_summary", "")))
         for problem in problems:
-            details.append(f"[red]{info.get('task')}[/]: {problem}")
+            details.append(f"[red]{escape(str(info.get('task')))}[/]: {escape(str(problem))}")
     return [table, *details]
 
 
