@@ -9,6 +9,7 @@ import torch
 from bench_ir.data.datasets import TaskDataset, build_task_dataset
 from bench_ir.data.sample import (
     SAMPLE_EVAL_IMAGES,
+    SAMPLE_MAX_SIDE,
     SAMPLE_NONE_CROP_MULTIPLE,
     SAMPLE_TRAIN_IMAGES,
     build_sample_task_dataset,
@@ -26,15 +27,15 @@ def test_evaluation_and_training_photos_are_disjoint():
 
 
 @pytest.mark.parametrize("name", SAMPLE_EVAL_IMAGES + SAMPLE_TRAIN_IMAGES)
-def test_every_sample_photo_loads_offline_as_rgb_with_a_long_side_of_at_most_256(name):
+def test_every_sample_photo_loads_offline_as_rgb_with_a_long_side_of_at_most_the_default(name):
     photo = load_sample_photo(name)
     assert photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3
-    assert max(photo.shape[:2]) <= 256 and min(photo.shape[:2]) >= 64
+    assert max(photo.shape[:2]) <= SAMPLE_MAX_SIDE and min(photo.shape[:2]) >= 64
 
 
 def test_downscaling_keeps_the_aspect_ratio_with_realistic_odd_sizes():
-    assert load_sample_photo("coffee").shape[:2] == (171, 256)  # 400x600
-    assert load_sample_photo("chelsea").shape[:2] == (170, 256)  # 300x451
+    assert load_sample_photo("coffee", max_side=256).shape[:2] == (171, 256)  # 400x600
+    assert load_sample_photo("chelsea", max_side=256).shape[:2] == (170, 256)  # 300x451
     assert load_sample_photo("astronaut", max_side=128).shape[:2] == (128, 128)
     assert load_sample_photo("chelsea", max_side=1000).shape[:2] == (300, 451)  # never enlarged
 
