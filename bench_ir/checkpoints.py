@@ -32,7 +32,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from bench_ir.cards import CheckpointSpec, ModelCard, get_card, list_cards, resolve_factory
+from bench_ir.manifest import bench_ir_version
 from bench_ir.results import write_json_atomic
 
 __all__ = [
@@ -422,13 +422,6 @@ def sidecar_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".json")
 
 
-def _bench_ir_version() -> str:
-    try:
-        return metadata.version("bench-ir")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, dtype: str | torch.dtype | None = None,
                        trust_pickle: bool = False) -> dict[str, Any]:
     """Check ``src`` against the card's model (strictly), write its tensors to ``out`` (.safetensors) and
@@ -483,7 +476,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
         "parameters": sum(t.numel() for k, t in tensors.items() if k in parameter_keys),
         "buffer_elements": sum(t.numel() for k, t in tensors.items() if k not in parameter_keys),
         "dtype": floating[0] if len(floating) == 1 else floating,
-        "bench_ir_version": _bench_ir_version(),
+        "bench_ir_version": bench_ir_version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     write_json_atomic(sidecar_path(out), sidecar)

@@ -1,0 +1,124 @@
+"""CLI commands other than `run` on a protocol: ad-hoc folders, data check, convert, validate, profile."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from PIL import Image
+from skimage import data as skdata
+from typer.testing import CliRunner
+
+from bench_ir.cli import app
+from bench_ir.results import load_run
+from bench_ir.runner import RunConfig, folder_protocol, run_protocol
+
+runner = CliRunner()
+
+
+def _write_pair_folders(root, names=("a.png", "b.png"), shift=10):
+    photo = skdata.astronaut()[:72, :88]
+    (root / "in").mkdir()
+    (root / "gt").mkdir()
+    for i, name in enumerate(names):
+        clean = np.roll(photo, 7 * i, axis=1)
+        Image.fromarray(clean).save(root / "gt" / name)
+        Image.fromarray(np.clip(clean.astype(int) + shift, 0, 255).astype(np.uint8)).save(root / "in" / name)
+
+
+def test_ad_hoc_folder_run_pairs_by_name_and_crops_to_a_multiple_of_16(tmp_path):
+    _write_pair_folders(tmp_path)
+    result = runner.invoke(app, ["run", "--model", "input", "--input-dir", str(tmp_path / "in"), "--target-dir",
+                                 str(tmp_path / "gt"), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    records = load_run(tmp_path / "run").records
+    assert list(records["image"]) == ["a.png", "b.png"]
+    assert (records["height"] == 64).all() and (records["width"] == 80).all()
+    # a constant +10 shift (no clipping at this level for most pixels) is about 28 dB
+    assert records["psnr"].between(26, 30).all()
+
+
+def test_input_dir_without_target_dir_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["run", "--model", "input", "--input-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "go together" in result.output
+
+
+class _NanModel(torch.nn.Module):
+    def forward(self, x):
+        return torch.full_like(x, float("nan"))
+
+
+def test_nonfinite_outputs_are_flagged_per_image_and_warned(tmp_path, monkeypatch):
+    _write_pair_folders(tmp_path)
+    card = tmp_path / "nan.yaml"
+    card.write_text(f"name: nan\ndisplay_name: NaN\nfactory: {__name__}:_NanModel\nexpected_params: 0\n")
+    monkeypatch.syspath_prepend(str(tmp_path.parent))
+    result = runner.invoke(app, ["run", "--model", str(card), "--input-dir", str(tmp_path / "in"), "--target-dir",
+                                 str(tmp_path / "gt"), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "2 image(s) with NaN/Inf outputs" in result.output
+    assert load_run(tmp_path / "run").records["nonfinite"].all()
+
+
+def test_folder_protocol_run_is_resumable_like_any_protocol(tmp_path):
+    _write_pair_folders(tmp_path, names=("a.png", "b.png", "c.png"))
+    protocol = folder_protocol(tmp_path / "in", tmp_path / "gt")
+    run_protocol(RunConfig(protocol=protocol, model="input", run_dir=tmp_path / "run", limit=1))
+    outcome = run_protocol(RunConfig(protocol=protocol, model="input", run_dir=tmp_path / "run", resume=True))
+    assert outcome.summary.loc["folder", "images"] == 3
+
+
+def test_data_check_reports_a_missing_layout_and_exits_nonzero(tmp_path):
+    result = runner.invoke(app, ["data", "check", "--protocol", "derain", "--data-root", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "derain" in result.output and "not found" in result.output
+
+
+def test_data_check_json_counts_pairs_of_a_valid_layout(tmp_path):
+    root = tmp_path / "derain" / "Rain100L"
+    root.mkdir(parents=True)
+    _write_pair_folders(root)
+    (root / "in").rename(root / "input")
+    (root / "gt").rename(root / "target")
+    result = runner.invoke(app, ["data", "check", "--protocol", "derain", "--data-root", str(tmp_path), "--json"])
+    report = json.loads(result.output)
+    assert report[0]["pairs"] == 2 and report[0]["expected"] == 100
+
+
+def test_convert_writes_safetensors_and_a_provenance_sidecar(tmp_path):
+    from bench_ir.cards import create_model
+    from bench_ir.checkpoints import save_lightning_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_lightning_checkpoint(create_model("mirage-t"), tmp_path / "5Deg_tiny.ckpt")
+    out = tmp_path / "mirage-t.safetensors"
+    result = runner.invoke(app, ["convert", str(ckpt), str(out), "--model", "mirage-t"])
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads((tmp_path / "mirage-t.safetensors.json").read_text())
+    assert sidecar["model"] == "mirage-t" and len(sidecar["source_sha256"]) == 64
+
+
+def test_validate_accepts_shipped_files_and_rejects_a_card_with_an_unknown_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: b\ndisplay_name: B\nfactory: torch.nn:Identity\ncolour: red\n")
+    ok = runner.invoke(app, ["validate", "registry/mirage-t.yaml", "protocols/5deg.yaml"])
+    assert ok.exit_code == 0 and "model card 'mirage-t'" in ok.output and "protocol '5deg'" in ok.output
+    failed = runner.invoke(app, ["validate", str(bad)])
+    assert failed.exit_code == 1 and "unknown field(s) ['colour']" in failed.output
+
+
+def test_profile_json_reports_parameters_and_flops_and_stores_a_profile_run(tmp_path):
+    result = runner.invoke(app, ["profile", "--model", "mirage-t", "--size", "32", "--repeats", "1", "--warmup",
+                                 "0", "--device", "cpu", "--json", "--runs-root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["params_total"] == 6207412 and payload["params_inference"] == 6158576
+    assert payload["flops"] > 0
+    assert load_run(payload["run_dir"]).profile["params"] == 6207412
+
+
+def test_profile_of_a_size_the_model_cannot_take_is_a_clear_message(tmp_path):
+    result = runner.invoke(app, ["profile", "--model", "mirage-t", "--size", "60", "--device", "cpu",
+                                 "--runs-root", str(tmp_path)])
+    assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output
