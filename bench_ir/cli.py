@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -149,13 +151,16 @@ def run(
                            device=device, dtype=dtype.value, batch_size=batch_size, num_workers=workers, tile=tile,
                            tile_overlap=tile_overlap, pad=pad, save_images=save_images, label=label,
                            command=["bench-ir", *sys.argv[1:]], registry=registry)
-        with RichProgress() as progress:
+        main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 draws progress
+        with RichProgress() if main_rank else contextlib.nullcontext(None) as progress:
             outcome = run_protocol(config, progress=progress)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: scored images are kept; continue with --resume --run-dir ...")
         raise typer.Exit(code=130) from None
     except USER_ERRORS as err:
         _fail(err)
+    if outcome.rank != 0:
+        return
     print_summary(outcome.manifest, outcome.summary, outcome.average)
     for notice in outcome.notices:
         console.print(f"[bold yellow]note:[/] {notice}", highlight=False)

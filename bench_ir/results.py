@@ -57,11 +57,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 class RunStore:
     """Writer for one run directory. Records are appended one line at a time and fsynced, so an
-    interrupted run loses at most the image in flight; a torn last line is ignored on reading."""
+    interrupted run loses at most the image in flight; a torn last line is ignored on reading.
 
-    def __init__(self, run_dir: str | Path):
+    ``shard`` (a rank of a sharded run) appends to ``records.rank<N>.jsonl`` instead; rank 0 folds the
+    shards into ``records.jsonl`` with :meth:`merge_shards` once every rank has finished."""
+
+    def __init__(self, run_dir: str | Path, shard: int | None = None, create: bool = True):
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.shard = shard
 
     @property
     def manifest_path(self) -> Path:
@@ -69,7 +74,10 @@ class RunStore:
 
     @property
     def records_path(self) -> Path:
-        return self.run_dir / RECORDS
+        return self.run_dir / (RECORDS if self.shard is None else f"records.rank{self.shard}.jsonl")
+
+    def shard_paths(self) -> list[Path]:
+        return sorted(self.run_dir.glob("records.rank*.jsonl"))
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         write_json_atomic(self.manifest_path, manifest)
@@ -89,10 +97,11 @@ class RunStore:
         for record in records:
             self.append(record)
 
-    def iter_records(self) -> Iterator[dict[str, Any]]:
-        if not self.records_path.exists():
+    def iter_records(self, path: Path | None = None) -> Iterator[dict[str, Any]]:
+        path = path or self.records_path
+        if not path.exists():
             return
-        with open(self.records_path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             for line in handle:
                 if not line.endswith("\n"):
                     break  # torn write from an interrupted run
@@ -103,8 +112,9 @@ class RunStore:
         return
 
     def scored_keys(self) -> set[tuple[str, str]]:
-        """(task, image) pairs already scored; used by --resume."""
-        return {(r["task"], r["image"]) for r in self.iter_records()}
+        """(task, image) pairs already scored, in the main file and in any rank shard; used by --resume."""
+        paths = [self.run_dir / RECORDS, *self.shard_paths()]
+        return {(r["task"], r["image"]) for path in paths for r in self.iter_records(path)}
 
     def repair(self) -> None:
         """Drop a torn trailing line left by an interrupted run (before appending more)."""
@@ -115,6 +125,31 @@ class RunStore:
             cut = data.rfind(b"\n") + 1
             with open(self.records_path, "r+b") as handle:
                 handle.truncate(cut)
+
+    def merge_shards(self, order: list[tuple[str, str]] | None = None) -> int:
+        """Fold rank shards into ``records.jsonl``: one record per (task, image), first occurrence kept, sorted by
+        ``order`` (e.g. protocol task order then dataset order) when given; written atomically, shards removed.
+        Returns the number of records."""
+        main = self.run_dir / RECORDS
+        shards = self.shard_paths()
+        if not shards:
+            return sum(1 for _ in self.iter_records(main))
+        seen: dict[tuple[str, str], dict[str, Any]] = {}
+        for path in [main, *shards]:
+            for record in self.iter_records(path):
+                seen.setdefault((record["task"], record["image"]), record)
+        rank = {key: i for i, key in enumerate(order or [])}
+        rows = sorted(seen.values(), key=lambda r: rank.get((r["task"], r["image"]), len(rank)))
+        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".records.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps({c: row.get(c) for c in RECORD_COLUMNS}, allow_nan=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, main)
+        for path in shards:
+            path.unlink()
+        return len(rows)
 
 
 @dataclass
@@ -138,8 +173,7 @@ class Run:
 def load_run(run_dir: str | Path) -> Run:
     """Read a run directory; an unknown path or a folder without manifest is a clear error."""
     run_dir = Path(run_dir)
-    store = RunStore.__new__(RunStore)
-    store.run_dir = run_dir
+    store = RunStore(run_dir, create=False)
     if not store.manifest_path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a bench-ir run directory (no {MANIFEST})")
     records = pd.DataFrame(list(store.iter_records()), columns=RECORD_COLUMNS)

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from bench_ir.cards import ModelCard, count_parameters, create_model, get_card
+from bench_ir.distributed import dist_context
 from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype
 from bench_ir.geometry import fit_policy
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
@@ -81,6 +82,7 @@ class RunOutcome:
     summary: pd.DataFrame
     average: pd.Series | None
     notices: list[str] = field(default_factory=list)
+    rank: int = 0
 
 
 def folder_protocol(input_dir: str | Path, target_dir: str | Path, pairing: str = "same_name",
@@ -164,9 +166,13 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
             dataset = dataset.limit(config.limit)
         datasets[task.name] = dataset
 
-    # 2. the model
+    # 2. the model (under torchrun each rank takes its own GPU and a share of every task's images)
     checkpoint = Path(config.checkpoint) if config.checkpoint else _default_checkpoint(card, config.sample)
-    device = resolve_device(config.device)
+    requested = resolve_device(config.device)
+    dctx = dist_context(requested.type)
+    device = dctx.device(requested)
+    if not dctx.is_main:
+        progress = ProgressHook()
     resolve_dtype(config.dtype)
     model = create_model(card, checkpoint=checkpoint, registry=config.registry).to(device)
     if on_model is not None:
@@ -185,6 +191,7 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
     suffix = "-sample" if config.sample else ""
     run_dir = Path(config.run_dir) if config.run_dir else (
         Path(config.runs_root) / f"{stamp}-{_slug(card.name)}-{_slug(protocol.name)}{suffix}")
+    run_dir = dctx.broadcast(run_dir)
     manifest: dict[str, Any] = {
         "run_id": run_dir.name,
         "label": config.label,
@@ -206,6 +213,7 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
         "batch_size": config.batch_size,
         "tile": config.tile,
         "lpips": config.lpips,
+        "world_size": dctx.world_size,
         "versions": environment_info(),
         "git_revision": git_revision(),
         "notices": notices,
@@ -217,11 +225,14 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
             raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
                                   "another --run-dir")
         _check_resume(store.read_manifest(), manifest, run_dir)
-        store.repair()
         done = store.scored_keys()
         manifest["created"] = store.read_manifest().get("created", manifest["created"])
         manifest["resumed"] = now_iso()
-    store.write_manifest(manifest)
+    dctx.barrier()  # every rank has read the old state before anything is written
+    writer = RunStore(run_dir, shard=dctx.rank) if dctx.active else store
+    writer.repair()
+    if dctx.is_main:
+        store.write_manifest(manifest)
 
     # 4. scoring
     scorer = _make_scorer(convention, config, device)
@@ -235,21 +246,29 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
             crop = protocol.crop_for(task)
             policy = fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode, config.pad)
             progress.start_task(task, len(dataset), len(skip & set(dataset.names)))
-            for record in evaluate_task(model, task.name, dataset, policy, scorer, options, skip=skip):
-                store.append(record)
+            todo = [name for name in dataset.names if name not in skip]
+            others = set(todo) - set(dctx.shard(todo))  # images scored by the other ranks
+            for record in evaluate_task(model, task.name, dataset, policy, scorer, options, skip=skip | others):
+                writer.append(record)
                 progress.record(record)
             progress.end_task(task)
     except BaseException:
-        manifest["status"] = "interrupted"
-        manifest["interrupted"] = now_iso()
-        store.write_manifest(manifest)
+        if dctx.is_main:
+            manifest["status"] = "interrupted"
+            manifest["interrupted"] = now_iso()
+            store.write_manifest(manifest)
         raise
-    manifest["status"] = "complete"
-    manifest["finished"] = now_iso()
-    store.write_manifest(manifest)
+    dctx.barrier()
+    if dctx.is_main:
+        store.merge_shards(order=[(t.name, name) for t in tasks for name in datasets[t.name].names])
+        manifest["status"] = "complete"
+        manifest["finished"] = now_iso()
+        store.write_manifest(manifest)
+    dctx.barrier()
     summary = aggregate(pd.DataFrame(list(store.iter_records())))
     average = protocol_average(summary, manifest["protocol"]["average"])
-    return RunOutcome(run_dir=run_dir, manifest=manifest, summary=summary, average=average, notices=notices)
+    return RunOutcome(run_dir=run_dir, manifest=manifest, summary=summary, average=average, notices=notices,
+                      rank=dctx.rank)
 
 
 def _make_scorer(convention, config: RunConfig, device: torch.device):

@@ -1,0 +1,65 @@
+"""Process-group helpers for runs started by torchrun (sharded evaluation, DDP training).
+
+Outside torchrun everything degrades to a single process: rank 0 of a world of 1.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistContext", "dist_context"]
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """rank / world_size / local_rank of this process; ``active`` when a process group is in use."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    active: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, requested: torch.device) -> torch.device:
+        """On CUDA each process takes its local GPU; CPU stays CPU."""
+        if self.active and requested.type == "cuda":
+            return torch.device("cuda", self.local_rank)
+        return requested
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank."""
+        if not self.active:
+            return value
+        payload = [value]
+        dist.broadcast_object_list(payload, src=0)
+        return payload[0]
+
+    def shard(self, items: list) -> list:
+        """This rank's share of ``items``: every world_size-th item starting at rank (disjoint, complete)."""
+        return items[self.rank::self.world_size]
+
+
+def dist_context(device_type: str = "cpu") -> DistContext:
+    """Join the process group torchrun set up (env WORLD_SIZE > 1): NCCL for CUDA, gloo otherwise."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistContext()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" and torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend=backend)
+    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, active=True)
