@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from bench_ir.results import load_run
@@ -42,7 +43,9 @@ def test_sharded_run_records_are_merged_in_task_order_with_values_identical_to_o
     assert list(dict.fromkeys(sharded.records["task"])) == list(dict.fromkeys(single.records["task"]))
     by_key = ["task", "image"]
     merged = sharded.records[columns].sort_values(by_key).reset_index(drop=True)
-    assert merged.equals(single.records[columns].sort_values(by_key).reset_index(drop=True))
+    straight = single.records[columns].sort_values(by_key).reset_index(drop=True)
+    # same images, same scores (float64 metric sums may differ in the last bits with the thread count)
+    pd.testing.assert_frame_equal(merged, straight, check_exact=False, rtol=1e-12, atol=0)
 
 
 def test_sharded_run_leaves_no_rank_shards_and_a_complete_manifest(sharded_and_single):
