@@ -376,6 +376,18 @@ def compare(
                                       f"({int(confidence * 100)}% paired bootstrap CI over images)"))
 
 
+# --------------------------------------------------------------------------------------------- docs
+@app.command()
+def docs(
+    out: Annotated[Path, typer.Option(help="folder for the generated protocol pages")] = Path("docs/protocols"),
+) -> None:
+    """Regenerate the protocol pages (one Markdown page per protocol YAML)."""
+    from bench_ir.protocol_docs import write_protocol_pages
+
+    for path in write_protocol_pages(out):
+        console.print(f"wrote {path}", highlight=False)
+
+
 # ----------------------------------------------------------------------------------------- validate
 @app.command()
 def validate(

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 from rich.markup import escape
-from rich.panel import Panel
 from rich.table import Table
 
 __all__ = ["frame_table", "models_table", "protocols_renderables", "conventions_table", "runs_table",
@@ -27,33 +26,13 @@ def models_table(registry: str | Path | None = None) -> Table:
     return table
 
 
-def protocol_details(name: str) -> Panel:
-    """A protocol described in full: datasets, counts, layouts, pairing, synthesis, crop, metric, Average."""
-    from bench_ir.metrics.conventions import get_convention
-    from bench_ir.protocol import load_protocol
+def protocol_details(name: str):
+    """A protocol described in full (the same Markdown as docs/protocols/<name>.md)."""
+    from rich.markdown import Markdown
 
-    protocol = load_protocol(name)
-    lines = [f"[bold]{protocol.title}[/] (version {protocol.version}, sha256 {protocol.sha256[:12]})",
-             f"reference: {protocol.reference.strip()}",
-             f"crop: {protocol.crop.rule}" + (f" (base {protocol.crop.base})" if protocol.crop.rule != "none" else ""),
-             f"metric: {protocol.convention}: {get_convention(protocol.convention).describe()}",
-             f"alternative conventions: {', '.join(protocol.alternative_conventions) or '—'}",
-             f"Average: {', '.join(protocol.average) or '— (no Average column)'}",
-             f"leaderboard: {protocol.leaderboard_table or '—'}", ""]
-    for task in protocol.tasks:
-        count = f"{task.expected_count} images" if task.expected_count else "count not fixed"
-        lines.append(f"[bold]{task.name}[/]: {task.label} ({task.dataset}, {count})")
-        for layout in task.layouts:
-            src = f"input {layout.input}, " if layout.input else ""
-            lines.append(f"    {src}target {layout.target}, pairing {layout.pairing}  [dim]{layout.source}[/]")
-        if task.noise:
-            lines.append(f"    synthesis: Gaussian σ={task.noise.sigma:g} on uint8, seed {task.noise.seed}, "
-                         f"stream {task.noise.stream}, truncation")
-        if task.sample.degradations:
-            lines.append(f"    sample variant: {' + '.join(task.sample.degradations)}")
-    if protocol.notes:
-        lines += ["", f"notes: {protocol.notes.strip()}"]
-    return Panel("\n".join(lines), title=protocol.name, expand=False)
+    from bench_ir.protocol_docs import protocol_markdown
+
+    return Markdown(protocol_markdown(name))
 
 
 def protocols_renderables(details: bool = False) -> list:

@@ -228,7 +228,7 @@ class MomentumContrast(nn.Module):
     def __init__(self, dim: int = ENCODER_DIM, queue_size: int = 5 * ENCODER_DIM, momentum: float = 0.999,
                  temperature: float = 0.07) -> None:
         super().__init__()
-        self.K, self.m, self.T = queue_size, momentum, temperature
+        self.queue_size, self.momentum, self.temperature = queue_size, momentum, temperature
         self.encoder_q = ResidualEncoder(dim)
         self.encoder_k = ResidualEncoder(dim)
         for param_q, param_k in zip(self.encoder_q.parameters(), self.encoder_k.parameters(), strict=True):
@@ -240,17 +240,18 @@ class MomentumContrast(nn.Module):
     @torch.no_grad()
     def momentum_update(self) -> None:
         for param_q, param_k in zip(self.encoder_q.parameters(), self.encoder_k.parameters(), strict=True):
-            param_k.data = param_k.data * self.m + param_q.data * (1.0 - self.m)
+            param_k.data = param_k.data * self.momentum + param_q.data * (1.0 - self.momentum)
 
     @torch.no_grad()
     def enqueue(self, keys: Tensor) -> None:
         """Overwrite the queue columns at ``queue_ptr`` with ``keys`` (B, dim); B must divide the queue length."""
         batch = keys.shape[0]
-        if self.K % batch:
-            raise ValueError(f"the MoCo queue length {self.K} must be a multiple of the training batch ({batch})")
+        if self.queue_size % batch:
+            raise ValueError(f"the MoCo queue length {self.queue_size} must be a multiple of the training "
+                             f"batch ({batch})")
         ptr = int(self.queue_ptr)
         self.queue[:, ptr:ptr + batch] = keys.transpose(0, 1)
-        self.queue_ptr[0] = (ptr + batch) % self.K
+        self.queue_ptr[0] = (ptr + batch) % self.queue_size
 
     def degradation_map(self, x: Tensor) -> Tensor:
         """The query encoder's 64-channel full-resolution map: what the restorer is conditioned on."""
@@ -265,7 +266,7 @@ class MomentumContrast(nn.Module):
             key = F.normalize(self.encoder_k(im_k)[1], dim=1)
         positive = torch.einsum("nc,nc->n", query, key).unsqueeze(-1)
         negative = torch.einsum("nc,ck->nk", query, self.queue.clone().detach())
-        logits = torch.cat([positive, negative], dim=1) / self.T
+        logits = torch.cat([positive, negative], dim=1) / self.temperature
         labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
         self.enqueue(key)
         return ContrastOutput(embedding, logits, labels, degradation)

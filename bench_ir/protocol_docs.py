@@ -1,0 +1,102 @@
+"""One Markdown page per protocol, generated from its YAML: what a number of that protocol means.
+
+The same text backs `bench-ir list protocols --details` and the committed pages in docs/protocols/
+(`bench-ir docs` regenerates them; a test checks they are current).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench_ir.protocol import Protocol, TaskSpec, list_protocols, load_protocol
+
+__all__ = ["protocol_markdown", "write_protocol_pages"]
+
+
+def _crop_text(protocol: Protocol, task: TaskSpec | None = None) -> str:
+    crop = protocol.crop_for(task) if task else protocol.crop
+    if crop.rule == "center_multiple":
+        return (f"centre crop of input and target to the largest multiple of {crop.base} in each dimension "
+                "(the odd remainder pixel at the bottom/right; the reference `crop_img`)")
+    if crop.rule == "pad_multiple":
+        return (f"input padded at the bottom/right to a multiple of {crop.base} ({crop.pad_mode}), output cropped "
+                "back; target untouched")
+    return "none: full resolution (the model's own size rule applies)"
+
+
+def _synthesis_text(task: TaskSpec) -> str:
+    if not task.noise:
+        return "none (degraded images are read from the input folder)"
+    noise = task.noise
+    rounding = "truncated (floor) to uint8" if noise.truncate else "rounded to uint8"
+    if noise.stream == "reference":
+        stream = (f"one NumPy `RandomState({noise.seed})` stream drawn image by image in sorted file order, sigma "
+                  f"{', '.join(f'{s:g}' for s in noise.stream_sigmas)} in turn (the reference test loop)")
+    else:
+        stream = f"an independent generator per (image, task, seed {noise.seed})"
+    return (f"Gaussian noise σ={noise.sigma:g} added to the cropped uint8 clean image in float64, clipped to "
+            f"[0, 255], {rounding}; {stream}")
+
+
+def protocol_markdown(protocol: Protocol | str) -> str:
+    """The documentation page of ``protocol`` as Markdown."""
+    from bench_ir.metrics.conventions import get_convention
+
+    protocol = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
+    convention = get_convention(protocol.convention)
+    lines = [
+        f"# `{protocol.name}` — {protocol.title}",
+        "",
+        f"*Generated from `protocols/{Path(protocol.source).name}` (version {protocol.version}); "
+        "do not edit by hand — run `bench-ir docs`.*",
+        "",
+        protocol.description.strip(),
+        "",
+        "| | |",
+        "|---|---|",
+        f"| paper table | {protocol.paper_table or '—'} |",
+        f"| reference | {protocol.reference.strip() or '—'} |",
+        f"| test-time geometry | {_crop_text(protocol)} |",
+        f"| metric convention | **{convention.id}** ({convention.name}): {convention.describe()} |",
+        f"| other conventions (`--convention`) | {', '.join(protocol.alternative_conventions) or '—'} |",
+        f"| Average column | {', '.join(f'`{t}`' for t in protocol.average) or '— (no Average column)'} |",
+        f"| leaderboard | `registry/leaderboard/{protocol.leaderboard_table}` |" if protocol.leaderboard_table
+        else "| leaderboard | — |",
+        "",
+        "## Tasks",
+        "",
+    ]
+    for task in protocol.tasks:
+        count = f"{task.expected_count:,} images" if task.expected_count else "count not fixed by the sources"
+        lines += [f"### `{task.name}` — {task.label}", "",
+                  f"- dataset: `{task.dataset}` ({count})",
+                  f"- synthesis: {_synthesis_text(task)}"]
+        if task.crop:
+            lines.append(f"- geometry (task override): {_crop_text(protocol, task)}")
+        if task.leaderboard:
+            subset = task.leaderboard.get("subset")
+            lines.append(f"- leaderboard column: {task.leaderboard.get('dataset')}{f' / {subset}' if subset else ''}")
+        lines.append("- accepted layouts under `--data-root` (first found wins):")
+        for layout in task.layouts:
+            source = f"`{layout.input}`, " if layout.input else ""
+            lines.append(f"  - {source}target `{layout.target}`, pairing `{layout.pairing}` — {layout.source}")
+        sample = " + ".join(task.sample.degradations) if task.sample.degradations else "the task's own noise"
+        lines += [f"- `--sample` variant: built-in photos degraded by {sample}", ""]
+    if protocol.notes.strip():
+        lines += ["## Notes", "", protocol.notes.strip(), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_protocol_pages(out_dir: str | Path) -> list[Path]:
+    """Write ``<out_dir>/<protocol>.md`` for every shipped protocol and an index; returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, index = [], ["# Protocols", "", "| protocol | title | tasks |", "|---|---|---|"]
+    for name in list_protocols():
+        protocol = load_protocol(name)
+        path = out_dir / f"{name}.md"
+        path.write_text(protocol_markdown(protocol), encoding="utf-8")
+        written.append(path)
+        index.append(f"| [{name}]({name}.md) | {protocol.title} | {', '.join(t.name for t in protocol.tasks)} |")
+    (out_dir / "README.md").write_text("\n".join(index) + "\n", encoding="utf-8")
+    return [*written, out_dir / "README.md"]
