@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import sys
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -161,9 +162,15 @@ def get_card(name_or_path: str | Path | ModelCard, registry: str | Path | None =
 
 
 def resolve_factory(card: ModelCard):
-    """Import the card's factory lazily; an import failure names the card and the field."""
+    """Import the card's factory lazily; an import failure names the card and the field.
+
+    For a card read from a file, the card's folder is searched too, so ``examples/my-net.yaml`` can name
+    ``my_net:MyNet`` for ``examples/my_net.py`` without installing anything."""
     module_name, _, attr = card.factory.partition(":")
+    card_dir = Path(card.source).parent if card.source and Path(card.source).is_file() else None
     try:
+        if card_dir is not None and str(card_dir.resolve()) not in sys.path:
+            sys.path.append(str(card_dir.resolve()))
         module = importlib.import_module(module_name)
     except ImportError as err:
         raise SpecError(f"{card.source or card.name}: field 'factory': cannot import module "

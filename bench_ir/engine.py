@@ -155,9 +155,12 @@ def evaluate_task(
                 torch.cuda.synchronize(device)
             seconds = (time.perf_counter() - start) / x.shape[0]
             if out.shape != target.shape:
+                card = getattr(model, "bench_ir_card", None)
+                who = f"model '{card.name}' ({card.source or 'registry'})" if card else "the model"
                 raise RuntimeError(
-                    f"{task_name}/{batch['name'][0]}: model output shape {tuple(out.shape)} differs from the "
-                    f"target shape {tuple(target.shape)}"
+                    f"{task_name}/{batch['name'][0]}: {who} returned output shape {tuple(out.shape)} for input "
+                    f"{tuple(x.shape)}; it differs from the target shape {tuple(target.shape)} (a restoration model "
+                    "must return an image of its input's size)"
                 )
             finite = torch.isfinite(out).flatten(1).all(dim=1)
             scores = scorer(out, target)

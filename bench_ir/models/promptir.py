@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench_ir.models.layers import Downsample, LayerNormType, OverlapPatchEmbed, Upsample
-from bench_ir.models.restormer import TransformerBlock, _four, check_input_size, transformer_stage
+from bench_ir.models.restormer import TransformerBlock, four_levels, check_input_size, transformer_stage
 
 __all__ = ["PromptIR", "PromptGenBlock", "PROMPT_CHANNELS", "UNUSED_MODULES"]
 
@@ -86,7 +86,7 @@ class PromptIR(nn.Module):
         LayerNorm_type: LayerNormType = "WithBias",  # official keyword name
     ) -> None:
         super().__init__()
-        blocks, heads = _four(num_blocks, "num_blocks"), _four(heads, "heads")
+        blocks, heads = four_levels(num_blocks, "num_blocks"), four_levels(heads, "heads")
         if inp_channels != out_channels:
             raise ValueError(f"the input residual needs inp_channels == out_channels, got {inp_channels} and "
                              f"{out_channels}")

@@ -30,6 +30,7 @@ __all__ = [
     "transformer_stage",
     "Restormer",
     "check_input_size",
+    "four_levels",
     "INPUT_MULTIPLE",
 ]
 
@@ -128,7 +129,8 @@ def check_input_size(x: torch.Tensor, model: str, multiple: int = INPUT_MULTIPLE
         )
 
 
-def _four(values: Sequence[int], name: str) -> tuple[int, int, int, int]:
+def four_levels(values: Sequence[int], name: str) -> tuple[int, int, int, int]:
+    """``values`` (one per U-Net level, e.g. ``num_blocks`` or ``heads``) as a 4-tuple of ints."""
     if len(values) != 4:
         raise ValueError(f"{name} must have 4 entries (one per level), got {list(values)}")
     return tuple(int(v) for v in values)  # type: ignore[return-value]
@@ -162,7 +164,7 @@ class Restormer(nn.Module):
         dual_pixel_task: bool = False,
     ) -> None:
         super().__init__()
-        blocks, heads = _four(num_blocks, "num_blocks"), _four(heads, "heads")
+        blocks, heads = four_levels(num_blocks, "num_blocks"), four_levels(heads, "heads")
         if not dual_pixel_task and inp_channels != out_channels:
             raise ValueError(f"the input residual needs inp_channels == out_channels, got {inp_channels} and "
                              f"{out_channels} (only the dual-pixel model differs)")

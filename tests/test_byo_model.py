@@ -1,0 +1,70 @@
+"""Bring your own model: a card file next to its module, an installed plugin, and clear errors."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench_ir.cards import count_parameters, create_model, list_models
+from bench_ir.yamlio import SpecError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_example_card_builds_the_network_defined_next_to_it():
+    model = create_model(EXAMPLES / "tiny-unet.yaml")
+    assert count_parameters(model) == 33379
+    assert model(torch.rand(1, 3, 16, 24)).shape == (1, 3, 16, 24)
+
+
+def test_plugin_cards_are_found_through_the_entry_point_group(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "byo_plugin-0.1.dist-info").mkdir(parents=True)
+    (site / "byo_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: byo-plugin\n"
+                                                                "Version: 0.1\n")
+    (site / "byo_plugin-0.1.dist-info" / "entry_points.txt").write_text("[bench_ir.models]\nbyo = byo_plugin:cards\n")
+    (site / "byo_plugin.py").write_text(textwrap.dedent("""
+        def cards():
+            return [{"name": "plugin-conv", "display_name": "Plugin conv", "factory": "torch.nn:Conv2d",
+                     "args": {"in_channels": 3, "out_channels": 3, "kernel_size": 1}, "expected_params": 12}]
+    """))
+    monkeypatch.syspath_prepend(str(site))
+    assert "plugin-conv" in list_models()
+    assert count_parameters(create_model("plugin-conv")) == 12
+
+
+def test_plugin_card_with_a_wrong_field_names_the_entry_point(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "bad_plugin-0.1.dist-info").mkdir(parents=True)
+    (site / "bad_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: bad-plugin\n"
+                                                                "Version: 0.1\n")
+    (site / "bad_plugin-0.1.dist-info" / "entry_points.txt").write_text("[bench_ir.models]\nbad = bad_plugin:CARD\n")
+    (site / "bad_plugin.py").write_text('CARD = {"name": "x", "display_name": "X", "factory": "a:b", "widht": 3}\n')
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(SpecError, match=r"entry point bad .*unknown field\(s\) \['widht'\]"):
+        list_models()
+
+
+def test_a_factory_that_is_not_a_module_is_a_clear_error(tmp_path):
+    card = tmp_path / "fn.yaml"
+    card.write_text("name: fn\ndisplay_name: Fn\nfactory: builtins:dict\nargs: {x: 4}\n")
+    with pytest.raises(SpecError, match=r"fn.yaml: field 'factory': builtins:dict returned dict, not a torch.nn.Module"):
+        create_model(card)
+
+
+class HalvingNet(torch.nn.Module):
+    def forward(self, x):
+        return x[..., ::2, ::2]
+
+
+def test_a_model_whose_output_shape_differs_from_its_input_is_named_in_the_error(tmp_path, monkeypatch):
+    from bench_ir.runner import RunConfig, run_protocol
+
+    card = tmp_path / "half.yaml"
+    card.write_text(f"name: half\ndisplay_name: Half\nfactory: {__name__}:HalvingNet\nexpected_params: 0\n")
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    with pytest.raises(RuntimeError, match=r"model 'half'.*output shape \(1, 3, 64, 96\) differs from the target"):
+        run_protocol(RunConfig(protocol="derain", model=str(card), sample=True, run_dir=tmp_path / "r", limit=1))
