@@ -51,7 +51,7 @@ def test_plugin_card_with_a_wrong_field_names_the_entry_point(tmp_path, monkeypa
 def test_a_factory_that_is_not_a_module_is_a_clear_error(tmp_path):
     card = tmp_path / "fn.yaml"
     card.write_text("name: fn\ndisplay_name: Fn\nfactory: builtins:dict\nargs: {x: 4}\n")
-    with pytest.raises(SpecError, match=r"fn.yaml: field 'factory': builtins:dict returned dict, not a torch.nn.Module"):
+    with pytest.raises(SpecError, match=r"fn.yaml: field 'factory': builtins:dict returned dict, not a torch.nn"):
         create_model(card)
 
 
@@ -66,5 +66,5 @@ def test_a_model_whose_output_shape_differs_from_its_input_is_named_in_the_error
     card = tmp_path / "half.yaml"
     card.write_text(f"name: half\ndisplay_name: Half\nfactory: {__name__}:HalvingNet\nexpected_params: 0\n")
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    with pytest.raises(RuntimeError, match=r"model 'half'.*output shape \(1, 3, 64, 96\) differs from the target"):
+    with pytest.raises(RuntimeError, match=r"model 'half' .* returned output shape \(1, 3, 96, 96\) .* differs from"):
         run_protocol(RunConfig(protocol="derain", model=str(card), sample=True, run_dir=tmp_path / "r", limit=1))
