@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from bench_ir.models.layers import Downsample, LayerNormType, Upsample
-from bench_ir.models.ndr_layers import DegradationNet, DegradationRepresentationLearning, TransformerBlock
+from bench_ir.models.ndr_layers import DegradationNet, DegradationRepresentationLearning
+from bench_ir.models.restormer import check_input_size, transformer_stage
 
 __all__ = [
     "NDRRestore",
@@ -68,11 +69,6 @@ class NDRTrainingOutput(NamedTuple):
     degraded: torch.Tensor
 
 
-def _blocks(count: int, dim: int, heads: int, ffn_expansion_factor: float, bias: bool,
-            norm: LayerNormType) -> list[nn.Module]:
-    return [TransformerBlock(dim, heads, ffn_expansion_factor, bias, norm) for _ in range(count)]
-
-
 class RestorationNet(nn.Module):
     """NDR-Restore (official ``RestorationNet``): Restormer-like U-Net whose skips carry degradation
     queries against the NDR.
@@ -92,29 +88,35 @@ class RestorationNet(nn.Module):
                  bias: bool = False, layer_norm_type: LayerNormType = "WithBias") -> None:
         super().__init__()
         self.dr = dictionary
-        block_args = (ffn_expansion_factor, bias, layer_norm_type)
-        self.extractor = nn.Conv2d(in_channels, dim, kernel_size=3, padding=1)
-        self.block1 = nn.Sequential(*_blocks(num_blocks[0], dim, heads[0], *block_args))
-        self.pool1 = Downsample(dim)
-        self.block2 = nn.Sequential(*_blocks(num_blocks[1], dim * 2, heads[1], *block_args))
-        self.pool2 = Downsample(dim * 2)
-        self.block3 = nn.Sequential(*_blocks(num_blocks[2], dim * 4, heads[2], *block_args))
-        self.pool3 = Downsample(dim * 4)
-        self.bottom = nn.Sequential(*_blocks(num_blocks[3], dim * 8, heads[3], *block_args))
-        self.res_connect1 = DegradationRepresentationLearning(dim)
-        self.res_connect2 = DegradationRepresentationLearning(dim * 2)
-        self.res_connect3 = DegradationRepresentationLearning(dim * 4)
-        self.up3 = Upsample(dim * 8)
-        self.block_up3 = nn.Sequential(nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias),
-                                       *_blocks(num_blocks[2], dim * 4, heads[2], *block_args))
-        self.up2 = Upsample(dim * 4)
-        self.block_up2 = nn.Sequential(nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=bias),
-                                       *_blocks(num_blocks[1], dim * 2, heads[1], *block_args))
-        self.up1 = Upsample(dim * 2)
-        self.block_up1 = nn.Sequential(nn.Conv2d(dim * 2, dim * 2, kernel_size=1, bias=bias),
-                                       *_blocks(num_blocks[0], dim * 2, heads[0], *block_args))
-        self.refinement = nn.Sequential(*_blocks(num_refinement_blocks, dim * 2, heads[0], *block_args))
-        self.reconstruction = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1)
+
+        def stage(width: int, level: int, depth: int) -> nn.Sequential:
+            return transformer_stage(width, heads[level], depth, ffn_expansion_factor, bias, layer_norm_type)
+
+        def decoder_level(in_width: int, width: int, level: int) -> nn.Sequential:
+            # 1x1 reduction at index 0, then the blocks: official keys block_upN.0, block_upN.1..
+            reduce = nn.Conv2d(in_width, width, kernel_size=1, bias=bias)
+            return nn.Sequential(reduce, *stage(width, level, num_blocks[level]))
+
+        d = dim
+        self.extractor = nn.Conv2d(in_channels, d, kernel_size=3, padding=1)
+        self.block1 = stage(d, 0, num_blocks[0])
+        self.pool1 = Downsample(d)
+        self.block2 = stage(2 * d, 1, num_blocks[1])
+        self.pool2 = Downsample(2 * d)
+        self.block3 = stage(4 * d, 2, num_blocks[2])
+        self.pool3 = Downsample(4 * d)
+        self.bottom = stage(8 * d, 3, num_blocks[3])
+        self.res_connect1 = DegradationRepresentationLearning(d)
+        self.res_connect2 = DegradationRepresentationLearning(2 * d)
+        self.res_connect3 = DegradationRepresentationLearning(4 * d)
+        self.up3 = Upsample(8 * d)
+        self.block_up3 = decoder_level(8 * d, 4 * d, 2)
+        self.up2 = Upsample(4 * d)
+        self.block_up2 = decoder_level(4 * d, 2 * d, 1)
+        self.up1 = Upsample(2 * d)
+        self.block_up1 = decoder_level(2 * d, 2 * d, 0)
+        self.refinement = stage(2 * d, 0, num_refinement_blocks)
+        self.reconstruction = nn.Conv2d(2 * d, out_channels, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Representations]:
         level1 = self.block1(self.extractor(x))
@@ -130,15 +132,6 @@ class RestorationNet(nn.Module):
         dec2 = self.block_up2(torch.cat((skip2, self.up2(dec3)), dim=1))
         dec1 = self.block_up1(torch.cat((skip1, self.up1(dec2)), dim=1))
         return self.reconstruction(self.refinement(dec1)), (rep1, rep2, rep3)
-
-
-def _check_size(x: torch.Tensor, what: str) -> None:
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"NDR-Restore expects {what} of shape (B, 3, H, W), got {tuple(x.shape)}")
-    height, width = x.shape[-2:]
-    if height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
-        raise ValueError(f"NDR-Restore needs H and W divisible by {INPUT_MULTIPLE}, got {height}x{width} for "
-                         f"{what}; pad first (the official test reflect-pads bottom/right and crops the output)")
 
 
 class NDRRestore(nn.Module):
@@ -160,13 +153,13 @@ class NDRRestore(nn.Module):
     def restoration_process(self, lq_bgr: torch.Tensor) -> tuple[torch.Tensor, Representations]:
         """NDR-Restore on a BGR [0, 1] LQ batch (H, W multiples of 8): ``(restored BGR, degradation maps)``.
         Unlike the official method, the maps are returned instead of being stored on the module."""
-        _check_size(lq_bgr, "the LQ image")
+        check_input_size(lq_bgr, "NDR-Restore", INPUT_MULTIPLE)
         return self.restoration_net(lq_bgr)
 
     def degradation_process(self, clean_bgr: torch.Tensor, representations: Representations) -> torch.Tensor:
         """NDR-Degrad: the BGR [0, 1] degraded image synthesised from ``clean_bgr`` with ``representations``
         (the maps :meth:`restoration_process` returned for an LQ image of the same size)."""
-        _check_size(clean_bgr, "the clean image")
+        check_input_size(clean_bgr, "NDR-Degrad", INPUT_MULTIPLE)
         return self.degradation_net(clean_bgr, representations)
 
     def forward(self, lq: torch.Tensor, clean: torch.Tensor | None = None) -> torch.Tensor | NDRTrainingOutput:

@@ -10,13 +10,11 @@ tensor shared by every query.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from bench_ir.models.layers import ChannelLayerNorm, Downsample, LayerNormType, Upsample
+from bench_ir.models.layers import Downsample, Upsample
 
 __all__ = [
-    "TransformerBlock",
     "LowRankTransform",
     "DegradationQuery",
     "DegradationInjection",
@@ -35,58 +33,6 @@ DICTIONARY_WIDTH = 128
 """Width of one NDR atom (the query dimension of the degradation query)."""
 CP_RANK = 16
 """Rank R of the CP decomposition in :class:`LowRankTransform`."""
-
-
-class _TransposedAttention(nn.Module):
-    """Restormer MDTA: 1x1 then 3x3 depthwise conv to q, k, v; per head, L2-normalised q and k over pixels;
-    channel-by-channel attention scaled by a learnable per-head ``temperature``; 1x1 output projection."""
-
-    def __init__(self, dim: int, num_heads: int, bias: bool) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
-        self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
-        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        q, k, v = (t.reshape(n, self.num_heads, c // self.num_heads, h * w)
-                   for t in self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1))
-        attn = (F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)) * self.temperature
-        return self.project_out((attn.softmax(dim=-1) @ v).reshape(n, c, h, w))
-
-
-class _GatedDconvFeedForward(nn.Module):
-    """Restormer GDFN: 1x1 to 2·hidden (hidden = int(dim · factor)), 3x3 depthwise, GELU(x1) · x2, 1x1 back."""
-
-    def __init__(self, dim: int, expansion: float, bias: bool) -> None:
-        super().__init__()
-        hidden = int(dim * expansion)
-        self.project_in = nn.Conv2d(dim, hidden * 2, kernel_size=1, bias=bias)
-        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
-        self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(gate) * value)
-
-
-class TransformerBlock(nn.Module):
-    """Restormer block: ``x + MDTA(LN(x))`` then ``x + GDFN(LN(x))`` (keys ``norm1``, ``attn``, ``norm2``,
-    ``ffn``)."""
-
-    def __init__(self, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool,
-                 LayerNorm_type: LayerNormType) -> None:  # noqa: N803 - official keyword name
-        super().__init__()
-        self.norm1 = ChannelLayerNorm(dim, LayerNorm_type)
-        self.attn = _TransposedAttention(dim, num_heads, bias)
-        self.norm2 = ChannelLayerNorm(dim, LayerNorm_type)
-        self.ffn = _GatedDconvFeedForward(dim, ffn_expansion_factor, bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.ffn(self.norm2(x))
 
 
 def _pool_then_sigmoid_conv(pool: nn.Module, channels: int, out_channels: int) -> nn.Sequential:
