@@ -116,7 +116,8 @@ def frequency_mask(rates: torch.Tensor, height: int, width: int, base: int = MAS
     rates: (B, 2) in (0, 1), float32. Half-sides ``hh = int(float32(height // base) * rates[:, 0])`` and
     ``hw = int(float32(width // base) * rates[:, 1])`` (truncated, as the official per-sample loop does);
     the box covers rows ``[height//2 - hh, height//2 + hh)`` and columns ``[width//2 - hw, width//2 + hw)``,
-    so it is empty whenever either half-side is 0 (always for feature maps under 2 * base pixels).
+    so it is empty whenever a half-side is 0: always when a side is under ``base`` pixels, and for sides
+    under ``2 * base`` unless the rate is exactly 1.0 (a saturated float32 sigmoid).
     """
     half_h = (height // base * rates[:, 0]).int()[:, None]
     half_w = (width // base * rates[:, 1]).int()[:, None]

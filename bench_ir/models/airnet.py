@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench_ir.models.deform_conv import DeformBackend, modulated_deform_conv2d, split_offset_mask
+from bench_ir.models.deform_conv import DeformBackend, modulated_deform_conv2d, resolve_backend, split_offset_mask
 
 __all__ = [
     "AirNet",
@@ -59,14 +59,14 @@ class DegradationGuidedDeformConv(nn.Module):
 
     ``conv_offset_mask`` (2C -> 3·K channels, same kernel, zero-initialised) gives offsets (first 2K
     channels, (dy, dx) per kernel position) and the mask (sigmoid of the last K); ``weight`` is
-    uniform(±1/sqrt(C·K)) at init; no bias in AirNet.
+    uniform(±1/sqrt(C·K)) at init; no bias in AirNet. ``backend`` is resolved when the layer is built.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, bias: bool = False,
                  backend: DeformBackend = "auto") -> None:
         super().__init__()
         self.padding = (kernel_size - 1) // 2
-        self.backend: DeformBackend = backend
+        self.backend = resolve_backend(backend)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.conv_offset_mask = nn.Conv2d(2 * in_channels, 3 * kernel_size * kernel_size, kernel_size,
                                           padding=self.padding, bias=True)
@@ -298,14 +298,16 @@ class AirNet(nn.Module):
     train_batch_size: the official ``opt.batch_size``; the MoCo queue holds 256 x train_batch_size keys, so it
     must match the checkpoint: 5 for ``All.pth`` (3 degradations, 5 training tasks), 3 for
     ``Denoise.pth``, 1 for ``Derain.pth`` and ``Dehaze.pth``.
-    deform_backend: ``auto`` (torchvision when installed), ``torchvision`` or ``reference``.
+    deform_backend: ``auto`` (torchvision when installed), ``torchvision`` or ``reference``; the resolved
+    choice is ``deform_backend`` on the built model.
     """
 
     def __init__(self, train_batch_size: int = 5, deform_backend: DeformBackend = "auto") -> None:
         super().__init__()
         if train_batch_size < 1:
             raise ValueError(f"train_batch_size must be >= 1, got {train_batch_size}")
-        self.R = DegradationGuidedRestorer(backend=deform_backend)
+        self.deform_backend = resolve_backend(deform_backend)
+        self.R = DegradationGuidedRestorer(backend=self.deform_backend)
         self.E = DegradationEncoder(queue_size=train_batch_size * ENCODER_DIM)
 
     def forward(self, x_query: Tensor, x_key: Tensor | None = None) -> Tensor | AirNetTrainingOutput:

@@ -38,6 +38,7 @@ __all__ = [
     "DeformBackend",
     "modulated_deform_conv2d",
     "modulated_deform_conv2d_reference",
+    "resolve_backend",
     "split_offset_mask",
     "torchvision_available",
 ]
@@ -54,6 +55,22 @@ def torchvision_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def resolve_backend(backend: DeformBackend) -> Literal["torchvision", "reference"]:
+    """The backend ``backend`` stands for: ``auto`` is ``torchvision`` when installed, else ``reference``.
+
+    Importing torchvision for the first time inside a ``torch.jit`` trace (fvcore FLOP counts) fails, so
+    modules resolve their backend when they are built, not in ``forward``.
+    """
+    if backend not in ("auto", "torchvision", "reference"):
+        raise ValueError(f"backend must be 'auto', 'torchvision' or 'reference', got {backend!r}")
+    if backend == "auto":
+        return "torchvision" if torchvision_available() else "reference"
+    if backend == "torchvision" and not torchvision_available():
+        raise ImportError("backend='torchvision' needs torchvision (pip install torchvision); "
+                          "backend='reference' runs without it")
+    return backend
 
 
 def split_offset_mask(raw: Tensor) -> tuple[Tensor, Tensor]:
@@ -74,13 +91,8 @@ def modulated_deform_conv2d(input: Tensor, offset: Tensor, mask: Tensor, weight:
                             backend: DeformBackend = "auto") -> Tensor:
     """DCNv2 with mmcv's conventions (module docstring). ``backend``: ``torchvision`` (its kernel),
     ``reference`` (pure PyTorch) or ``auto`` (torchvision when installed, otherwise the reference)."""
-    if backend not in ("auto", "torchvision", "reference"):
-        raise ValueError(f"backend must be 'auto', 'torchvision' or 'reference', got {backend!r}")
-    if backend == "reference" or (backend == "auto" and not torchvision_available()):
+    if resolve_backend(backend) == "reference":
         return modulated_deform_conv2d_reference(input, offset, mask, weight, bias, stride, padding, dilation)
-    if not torchvision_available():
-        raise ImportError("backend='torchvision' needs torchvision (pip install torchvision); "
-                          "backend='reference' runs without it")
     from torchvision.ops import deform_conv2d
 
     return deform_conv2d(input.contiguous(), offset, weight, bias, stride=_pair(stride), padding=_pair(padding),

@@ -42,6 +42,7 @@ from torch import nn
 
 from bench_ir.models.layers import Downsample, LayerNormType, OverlapPatchEmbed, Upsample
 from bench_ir.models.moce_ir_layers import DecoderGroup, EncoderGroup, FrequencyEmbedding, RoutingNoise
+from bench_ir.models.restormer import check_input_size
 
 __all__ = ["MoCEIR", "MoCEIRConfig", "VARIANTS", "ROUTING_NOISE_MODES", "RoutingNoiseMode", "INPUT_MULTIPLE"]
 
@@ -158,7 +159,7 @@ class MoCEIR(nn.Module):
         self._routing_noise = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+        check_input_size(x, "MoCE-IR", self.input_multiple)
         if self.training:
             return self._restore(x, RoutingNoise(enabled=True))
         self.balance_loss = None
@@ -188,16 +189,6 @@ class MoCEIR(nn.Module):
         if self.training:
             self.balance_loss = torch.stack(losses).sum() / sum(self.config.num_dec_blocks)
         return self.output(self.refinement(feats)) + x
-
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4:
-            raise ValueError(f"MoCE-IR expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
-        height, width = x.shape[-2:]
-        if height % self.input_multiple or width % self.input_multiple:
-            raise ValueError(
-                f"MoCE-IR needs H and W divisible by {self.input_multiple}, got {height}x{width}; crop or pad "
-                "the input (protocol crop rule / card pad_mode)"
-            )
 
     def extra_repr(self) -> str:
         settings = {"routing_noise": self.routing_noise, "routing_seed": self.routing_seed, **asdict(self.config)}

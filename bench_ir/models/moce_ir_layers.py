@@ -1,5 +1,5 @@
-"""Building blocks of MoCE-IR (CVPR 2025): transposed channel attention, FFT patch attention, complexity
-experts, their router and the encoder/decoder blocks.
+"""Building blocks of MoCE-IR (CVPR 2025): cross channel attention, FFT patch attention, complexity experts,
+their router and the encoder/decoder blocks (self-attention and feed-forward are Restormer's MDTA and GDFN).
 
 Reimplemented from the description of the official ``src/net/moce_ir.py`` (eduardzamfir/MoCE-IR, Apache-2.0).
 Attribute names follow the official classes so that released checkpoints load with ``strict=True``.
@@ -16,12 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench_ir.models.layers import ChannelLayerNorm, LayerNormType
+from bench_ir.models.restormer import GDFN, MDTA, transposed_attention
 
 __all__ = [
     "RoutingNoise",
-    "ChannelSelfAttention",
     "ChannelCrossAttention",
-    "GatedDconvFeedForward",
     "FFTPatchAttention",
     "ComplexityExpert",
     "ExpertRouter",
@@ -48,38 +47,10 @@ class RoutingNoise:
     generator: torch.Generator | None = None
 
 
-def transposed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_heads: int,
-                         temperature: torch.Tensor) -> torch.Tensor:
-    """Attention across channels (Restormer MDTA core): per head a (c x c) map from q and k, L2-normalised
-    over the H*W positions, scaled by the per-head ``temperature`` (heads, 1, 1), softmax over key channels,
-    applied to v. Inputs and output (B, C, H, W)."""
-    batch, _, height, width = q.shape
-    q, k, v = (t.reshape(batch, num_heads, -1, height * width) for t in (q, k, v))
-    attn = (F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)) * temperature
-    return (attn.softmax(dim=-1) @ v).reshape(batch, -1, height, width)
-
-
-class ChannelSelfAttention(nn.Module):
-    """Multi-Dconv head transposed self-attention (official ``Attention``): 1x1 qkv, 3x3 depthwise,
-    :func:`transposed_attention`, 1x1 ``project_out``."""
-
-    def __init__(self, dim: int, num_heads: int, bias: bool) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
-        self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
-        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
-        return self.project_out(transposed_attention(q, k, v, self.num_heads, self.temperature))
-
-
 class ChannelCrossAttention(nn.Module):
     """Transposed cross-attention (official ``CrossAttention``): queries from ``x`` (1x1, 3x3 depthwise),
-    keys and values from ``y`` (1x1 to 2C, 7x7 depthwise), then :func:`transposed_attention` and
-    ``project_out``."""
+    keys and values from ``y`` (1x1 to 2C, 7x7 depthwise), then Restormer's channel attention
+    (:func:`~bench_ir.models.restormer.transposed_attention`) and ``project_out``."""
 
     def __init__(self, dim: int, num_heads: int, bias: bool) -> None:
         super().__init__()
@@ -95,22 +66,6 @@ class ChannelCrossAttention(nn.Module):
         q = self.q_dwconv(self.q(x))
         k, v = self.kv_dwconv(self.kv(y)).chunk(2, dim=1)
         return self.project_out(transposed_attention(q, k, v, self.num_heads, self.temperature))
-
-
-class GatedDconvFeedForward(nn.Module):
-    """Restormer GDFN (official ``FeedForward``): 1x1 C -> 2h, 3x3 depthwise, ``GELU(x1) * x2``,
-    1x1 h -> C, with h = int(C * expansion)."""
-
-    def __init__(self, dim: int, expansion: float, bias: bool) -> None:
-        super().__init__()
-        hidden = int(dim * expansion)
-        self.project_in = nn.Conv2d(dim, hidden * 2, kernel_size=1, bias=bias)
-        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
-        self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(x1) * x2)
 
 
 class FFTPatchAttention(nn.Module):
@@ -314,13 +269,14 @@ class FrequencyEmbedding(nn.Module):
 
 
 class EncoderBlock(nn.Module):
-    """Restormer transformer block: ``x + mixer(LN(x))`` then ``x + ffn(LN(x))``."""
+    """Restormer transformer block with MoCE-IR key names (``norms.0``, ``mixer``, ``norms.1``, ``ffn``):
+    ``x + MDTA(LN(x))`` then ``x + GDFN(LN(x))``."""
 
     def __init__(self, dim: int, num_heads: int, expansion: float, bias: bool, norm: LayerNormType) -> None:
         super().__init__()
         self.norms = nn.ModuleList([ChannelLayerNorm(dim, norm), ChannelLayerNorm(dim, norm)])
-        self.mixer = ChannelSelfAttention(dim, num_heads, bias)
-        self.ffn = GatedDconvFeedForward(dim, expansion, bias)
+        self.mixer = MDTA(dim, num_heads, bias)
+        self.ffn = GDFN(dim, expansion, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.mixer(self.norms[0](x))
@@ -338,9 +294,9 @@ class DecoderBlock(nn.Module):
         super().__init__()
         self.norms = nn.ModuleList([ChannelLayerNorm(dim, norm), ChannelLayerNorm(dim, norm)])
         self.proj = nn.ModuleList([nn.Conv2d(dim, dim, kernel_size=1), nn.Conv2d(dim, dim, kernel_size=1)])
-        self.shared = ChannelSelfAttention(dim, num_heads, bias)
+        self.shared = MDTA(dim, num_heads, bias)
         self.mixer = ChannelCrossAttention(dim, num_heads, bias)
-        self.ffn = GatedDconvFeedForward(dim, expansion, bias)
+        self.ffn = GDFN(dim, expansion, bias)
         self.adapter = ComplexityExpertLayer(dim, freq_dim, num_experts, top_k, with_complexity, complexity_scale)
 
     def forward(self, x: torch.Tensor, freq_emb: torch.Tensor,

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench_ir.models.layers import Downsample, LayerNormType, OverlapPatchEmbed, Upsample
-from bench_ir.models.restormer import TransformerBlock, four_levels, check_input_size, transformer_stage
+from bench_ir.models.restormer import TransformerBlock, check_input_size, four_levels, transformer_stage
 
 __all__ = ["PromptIR", "PromptGenBlock", "PROMPT_CHANNELS", "UNUSED_MODULES"]
 

@@ -1,0 +1,114 @@
+"""Resumable training checkpoints: atomic writes, RNG states, and the safetensors export of the weights.
+
+A checkpoint (``<run_dir>/checkpoints/last.pt``) is a ``torch.save`` dict holding only tensors and plain
+Python values, so it loads with ``torch.load(weights_only=True)``: ``model`` (state_dict, which also makes the
+file usable as ``bench-ir run --checkpoint``), ``optimizer``, ``schedule``, ``step``, ``epoch``, ``data``
+(seed, position in the epoch), ``rng`` (per process: python, numpy, torch, cuda) and the run's identity
+(recipe sha256, model, plan) that ``--resume`` checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["CHECKPOINT_FORMAT", "capture_rng_state", "restore_rng_state", "preserved_rng", "save_atomic",
+           "load_training_checkpoint", "export_safetensors"]
+
+CHECKPOINT_FORMAT = "bench-ir-train/1"
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, NumPy (legacy global) and torch CPU/CUDA generator states as weights_only-loadable values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "python": {"version": version, "state": list(internal), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"]), python["gauss"]))
+    numpy = state["numpy"]
+    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
+                         numpy["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block (e.g. validation, which builds a model) without disturbing any global generator."""
+    saved = capture_rng_state()
+    try:
+        yield
+    finally:
+        restore_rng_state(saved)
+
+
+def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by the trainer (tensors to CPU); a foreign file is a ValueError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no training checkpoint at {path}; nothing to resume")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"cannot read training checkpoint {path}: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a bench-ir training checkpoint (format {CHECKPOINT_FORMAT})")
+    return payload
+
+
+def export_safetensors(model: nn.Module, path: str | Path, metadata: dict[str, str]) -> Path:
+    """The model's state_dict (parameters and buffers, on CPU, contiguous copies) as a safetensors file,
+    written atomically; loadable with ``bench-ir run --checkpoint``."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"format": "pt", **metadata})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,148 @@
+"""`bench-ir train`: parses options, calls :func:`bench_ir.train.train`, renders progress with rich.
+
+Registered by bench_ir/cli.py as ``app.command("train")(train_command)``. Under torchrun only rank 0 prints.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+
+__all__ = ["train_command", "RichTrainProgress", "parse_model_args"]
+
+_USER_ERRORS = (FileNotFoundError, FileExistsError, KeyError, ValueError, RuntimeError)
+
+
+class TrainDtype(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+class ValueSource(str, Enum):
+    code = "code"
+    paper = "paper"
+
+
+def parse_model_args(items: list[str] | None) -> dict[str, Any]:
+    """``["dim=6", "num_blocks=[1,1,1,1]"]`` -> ``{"dim": 6, "num_blocks": [1, 1, 1, 1]}`` (values parsed as YAML)."""
+    parsed: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model-arg expects KEY=VALUE, got {item!r}")
+        parsed[key.strip()] = yaml.safe_load(value)
+    return parsed
+
+
+def _terms(row: dict[str, Any]) -> str:
+    skip = {"step", "epoch", "lr", "lr_factor", "samples_per_s", "total"}
+    return " ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in skip and isinstance(v, float))
+
+
+class RichTrainProgress:
+    """A step bar with the epoch, lr, loss terms and throughput; validations and checkpoints as lines."""
+
+    def __init__(self, console: Console, out: Console | None = None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console, self.out = console, out or console
+        self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[status]}"), console=console, transient=False)
+        self.task = None
+
+    def start(self, info: dict[str, Any]) -> None:
+        self.console.print(f"[bold]{info['model']}[/] with recipe [bold]{info['recipe']}[/]: {info['params']:,} "
+                           f"parameters, {info['items']:,} training items, {info['steps_per_epoch']:,} steps/epoch, "
+                           f"global batch {info['global_batch']} over {info['world_size']} process(es)",
+                           highlight=False)
+        self.console.print(f"run directory: {info['run_dir']}", highlight=False)
+        for notice in info["notices"]:
+            self.console.print(f"[yellow]note:[/] {notice}", highlight=False)
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=info["total_steps"], completed=info["start_step"],
+                                           status="resumed" if info["start_step"] else "")
+
+    def step(self, row: dict[str, Any]) -> None:
+        status = (f"ep {row['epoch']} lr {row['lr']:.2e} loss {row['total']:.4f} ({_terms(row)}) "
+                  f"{row['samples_per_s']:.1f} img/s")
+        self.progress.update(self.task, completed=row["step"], status=status)
+
+    def validation(self, result) -> None:
+        tasks = "  ".join(f"{t} {v['psnr']:.2f}/{v['ssim']:.3f}" for t, v in result.tasks.items())
+        average = f"Average {result.average['psnr']:.2f} dB / {result.average['ssim']:.3f}; " if result.average else ""
+        self.progress.console.print(f"validation @ step {result.step}: {average}{tasks}", highlight=False)
+
+    def checkpoint(self, step: int, path: Path) -> None:
+        self.progress.console.print(f"[dim]checkpoint @ step {step}: {path}[/]", highlight=False)
+
+    def end(self, outcome) -> None:
+        self.progress.stop()
+        terms = ", ".join(f"{k} {v:.4g}" for k, v in outcome.final_losses.items())
+        self.out.print(f"done: {outcome.steps} steps; final losses: {terms}", highlight=False)
+        model = outcome.manifest["model"]
+        card = outcome.run_dir / "model-card.yaml"
+        name = str(card) if card.is_file() else model["name"]
+        self.out.print(f"weights: {outcome.final_weights}\nevaluate: bench-ir run --protocol <protocol> "
+                           f"--model {name} --checkpoint {outcome.final_weights}", highlight=False)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def train_command(
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="recipe name (registry/recipes) or YAML file")],
+    model: Annotated[str, typer.Option("--model", "-m", help="model card name or YAML file")] = "mirage-t",
+    data_root: Annotated[Path | None, typer.Option(help="folder holding the training sets (Train/...)")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="default runs/train/<time>-<model>-<recipe>")] = None,
+    runs_root: Annotated[Path, typer.Option(help="parent of default run directories")] = Path("runs"),
+    max_steps: Annotated[int | None, typer.Option(help="stop after this many optimizer steps")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    dtype: Annotated[TrainDtype, typer.Option(help="fp32, or bf16 autocast")] = TrainDtype.fp32,
+    resume: Annotated[bool, typer.Option("--resume", help="continue --run-dir from its last checkpoint")] = False,
+    seed: Annotated[int, typer.Option(help="seed of initialisation, data order, patches and noise")] = 0,
+    epochs_from: Annotated[ValueSource, typer.Option(help="epochs of the official scripts (code) or the paper")]
+    = ValueSource.code,
+    loss_from: Annotated[ValueSource, typer.Option(help="loss weights of the official code or the paper")]
+    = ValueSource.code,
+    batch_size: Annotated[int | None, typer.Option(help="global batch (default: the recipe's)")] = None,
+    patch_size: Annotated[int | None, typer.Option(help="training patch side (default: the recipe's)")] = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader workers per process")] = None,
+    val: Annotated[bool, typer.Option("--val/--no-val", help="periodic validation on the recipe's protocol")] = True,
+    val_data_root: Annotated[Path | None, typer.Option(help="test sets for validation (default: --data-root)")]
+    = None,
+    val_limit: Annotated[int | None, typer.Option(help="images per task in validation (default: recipe)")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="checkpoint every N steps (default: recipe)")] = None,
+    log_every: Annotated[int | None, typer.Option(help="log every N steps (default: recipe)")] = None,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard/--no-tensorboard", help="also write TensorBoard")]
+    = True,
+    model_arg: Annotated[list[str] | None, typer.Option("--model-arg", help="override a card argument KEY=VALUE")]
+    = None,
+    registry: Annotated[Path | None, typer.Option(help="folder of model cards replacing the built-in one")] = None,
+) -> None:
+    """Train a model with a published recipe (resumable; torchrun for several GPUs)."""
+    from bench_ir.train.trainer import train
+
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    console, err_console = Console(), Console(stderr=True)
+    progress = RichTrainProgress(err_console, out=console) if main_process else None
+    try:
+        train(recipe, model, data_root, run_dir, progress=progress, runs_root=runs_root, max_steps=max_steps,
+              device=device, dtype=dtype.value, resume=resume, seed=seed, epochs_from=epochs_from.value,
+              loss_from=loss_from.value, batch_size=batch_size, patch_size=patch_size, num_workers=workers,
+              validate=val, val_data_root=val_data_root, val_limit=val_limit, checkpoint_every=checkpoint_every,
+              log_every=log_every, tensorboard=tensorboard, model_args=parse_model_args(model_arg),
+              registry=registry, command=["bench-ir", *sys.argv[1:]])
+    except _USER_ERRORS as err:
+        if progress is not None:
+            progress.stop()
+        if main_process:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None

@@ -1,0 +1,359 @@
+"""Training data: the recipe's degradation mix as one dataset of random patches, deterministic per draw.
+
+Every draw is a pure function of (seed, epoch, index): the random crop, the augmentation, the noise and the
+synthetic degradations all come from ``per_image_rng("train", seed, epoch, index)``, so a resumed run, a run
+with DataLoader workers and a run split over G processes see exactly the same patches. Items are addressed
+by ``(epoch, index)`` keys, which :class:`EpochBatchSampler` yields.
+
+Per draw, as the official ``AnyIRTrainDataset``: images are read as RGB uint8, centre-cropped to a multiple
+of ``crop_multiple`` (16; the official ``crop_img``), a ``patch_size`` window is cut at a uniform random
+offset (the same for input and target), and one of the 7 non-identity dihedral transforms is applied
+(``dihedral_nonidentity``; ``dihedral`` also allows the identity). Denoising inputs are made on the augmented
+clean patch: clip(x + N(0,1)·sigma, 0, 255) -> uint8. Items are float32 (3, P, P) in [0, 1] (uint8 / 255).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from bench_ir.data.crops import center_crop_to_multiple
+from bench_ir.data.datasets import DatasetNotFoundError, PairingError, list_images, pair_files
+from bench_ir.data.io import IMAGE_EXTENSIONS, read_rgb_uint8
+from bench_ir.data.synthesis import apply_degradations, gaussian_noise_uint8, per_image_rng
+from bench_ir.protocol import PAIRING_RULES, LayoutSpec
+from bench_ir.train.recipes import DataSpec, Recipe
+
+__all__ = ["TrainPair", "TrainPart", "TrainingSet", "EpochBatchSampler", "build_training_set", "dihedral"]
+
+
+@dataclass(frozen=True)
+class TrainPair:
+    """One clean image and (for paired data) its degraded version; sample photos have no paths."""
+
+    name: str
+    target: Path | None
+    input: Path | None = None
+
+
+@dataclass
+class TrainPart:
+    """One entry of the mix: its pairs, the variants of each pair (noise sigma, synthetic degradation or the
+    stored input), the repeat factor, where it was found and any notices about it."""
+
+    spec: DataSpec
+    pairs: list[TrainPair]
+    variants: list[tuple[str, Any]]
+    location: str
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.pairs) * len(self.variants) * self.spec.repeat
+
+    def item(self, local: int) -> tuple[TrainPair, tuple[str, Any]]:
+        base = local % (len(self.pairs) * len(self.variants))
+        return self.pairs[base % len(self.pairs)], self.variants[base // len(self.pairs)]
+
+
+# ------------------------------------------------------------------------------------------ augmentation
+def dihedral(img: np.ndarray, mode: int) -> np.ndarray:
+    """Transform ``mode`` of the 8-element dihedral group of an (H, W, C) array: rotate by 90°·(mode // 2)
+    counter-clockwise (``np.rot90``), then flip up-down when mode is odd. Mode 0 is the identity; modes 1-7
+    are the official ``data_augmentation`` modes (1 flip, 2 rot90, 3 rot90+flip, ..., 7 rot270+flip)."""
+    out = np.rot90(img, k=mode // 2)
+    return np.flipud(out) if mode % 2 else out
+
+
+def _patch_window(rng: np.random.Generator, height: int, width: int, size: int) -> tuple[int, int]:
+    return int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+
+
+# ------------------------------------------------------------------------------------------ the dataset
+class TrainingSet(Dataset):
+    """The concatenation of the recipe's parts, each repeated ``repeat`` times; ``dataset[(epoch, index)]``
+    -> ``{"input", "target": (3, P, P) float32, "task": str, "index": int}``."""
+
+    def __init__(self, parts: list[TrainPart], patch_size: int, augmentation: str, seed: int) -> None:
+        self.parts, self.patch_size, self.augmentation, self.seed = parts, patch_size, augmentation, seed
+        self._starts = []
+        total = 0
+        for part in parts:
+            self._starts.append(total)
+            total += part.size
+        self._total = total
+
+    def __len__(self) -> int:
+        return self._total
+
+    @property
+    def notices(self) -> list[str]:
+        return [n for part in self.parts for n in part.notices]
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Per part: task, layout, location, pairs, variants, repeat, items (for the manifest)."""
+        return [{"task": p.spec.task, "layout": p.spec.layout, "location": p.location, "pairs": len(p.pairs),
+                 "variants": [f"{kind}:{value}" if value is not None else kind for kind, value in p.variants],
+                 "repeat": p.spec.repeat, "items": p.size} for p in self.parts]
+
+    def locate(self, index: int) -> tuple[TrainPart, TrainPair, tuple[str, Any]]:
+        if not 0 <= index < self._total:
+            raise IndexError(f"training item {index} out of range [0, {self._total})")
+        position = bisect.bisect_right(self._starts, index) - 1
+        part = self.parts[position]
+        return (part, *part.item(index - self._starts[position]))
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        epoch, index = key
+        part, pair, (kind, value) = self.locate(index)
+        rng = per_image_rng("train", self.seed, epoch, index)
+        if kind == "noise":
+            clean = self._patch(rng, self._load_clean(part, pair))[0]
+            noisy = gaussian_noise_uint8(clean, float(value), rng.standard_normal(clean.shape))
+            inp, target = noisy, clean
+        elif kind == "degradation":
+            clean = self._load_clean(part, pair)
+            degraded = apply_degradations(clean, [value], "train", pair.name, self.seed, epoch, index)
+            inp, target = self._patch(rng, degraded, clean)
+        else:
+            inp, target = self._patch(rng, *self._load_pair(part, pair))
+        return {"input": _to_tensor(inp), "target": _to_tensor(target), "task": part.spec.task, "index": index}
+
+    # ---- helpers
+    def _load_clean(self, part: TrainPart, pair: TrainPair) -> np.ndarray:
+        if pair.target is None:
+            from bench_ir.data.sample import load_sample_photo
+
+            image, where = load_sample_photo(pair.name, part.spec.max_side), f"sample photo '{pair.name}'"
+        else:
+            image, where = read_rgb_uint8(pair.target), str(pair.target)
+        return self._centre_crop(part, image, where)
+
+    def _load_pair(self, part: TrainPart, pair: TrainPair) -> tuple[np.ndarray, np.ndarray]:
+        assert pair.input is not None and pair.target is not None
+        inp, target = read_rgb_uint8(pair.input), read_rgb_uint8(pair.target)
+        if inp.shape != target.shape:
+            raise ValueError(f"task '{part.spec.task}': {pair.input} is {inp.shape[0]}x{inp.shape[1]} (HxW) but its "
+                             f"target {pair.target} is {target.shape[0]}x{target.shape[1]}")
+        return self._centre_crop(part, inp, str(pair.input)), self._centre_crop(part, target, str(pair.target))
+
+    def _centre_crop(self, part: TrainPart, image: np.ndarray, where: str) -> np.ndarray:
+        if part.spec.crop_multiple > 1:
+            image = center_crop_to_multiple(image, part.spec.crop_multiple)
+        if min(image.shape[:2]) < self.patch_size:
+            raise ValueError(f"task '{part.spec.task}': {where} is {image.shape[0]}x{image.shape[1]} (HxW) after the "
+                             f"x{part.spec.crop_multiple} centre crop, smaller than the {self.patch_size} px patch")
+        return image
+
+    def _patch(self, rng: np.random.Generator, *images: np.ndarray) -> list[np.ndarray]:
+        size = self.patch_size
+        top, left = _patch_window(rng, *images[0].shape[:2], size)
+        if self.augmentation == "none":
+            mode = 0
+        else:
+            mode = int(rng.integers(1 if self.augmentation == "dihedral_nonidentity" else 0, 8))
+        return [np.ascontiguousarray(dihedral(img[top:top + size, left:left + size], mode)) for img in images]
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float32 (3, H, W) in [0, 1], as torchvision ToTensor."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div(255.0)
+
+
+# ------------------------------------------------------------------------------------------ sampling
+def _epoch_seed(seed: int, epoch: int) -> int:
+    digest = hashlib.sha256(json.dumps(["order", int(seed), int(epoch)]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Batches of ``(epoch, index)`` keys for one process.
+
+    Each epoch shuffles range(dataset_size) with a generator seeded from (seed, epoch) and keeps
+    ``steps_per_epoch = size // global_batch`` full global batches (drop_last). Process ``rank`` of
+    ``world_size`` takes every world_size-th index of each global batch (as DistributedSampler interleaves), so
+    global batch k holds the same items whatever the number of processes. ``start_step`` skips the first
+    steps of the epoch (resume in the middle of an epoch).
+    """
+
+    def __init__(self, dataset_size: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        if global_batch % world_size:
+            raise ValueError(f"batch size {global_batch} is not divisible by the {world_size} processes")
+        self.dataset_size, self.global_batch, self.seed = dataset_size, global_batch, seed
+        self.rank, self.world_size = rank, world_size
+        self.steps_per_epoch = dataset_size // global_batch
+        self.epoch, self.start_step = 0, 0
+
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        self.epoch, self.start_step = epoch, start_step
+
+    def global_order(self, epoch: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
+        return torch.randperm(self.dataset_size, generator=generator)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        order = self.global_order(self.epoch).tolist()
+        for step in range(self.start_step, self.steps_per_epoch):
+            batch = order[step * self.global_batch:(step + 1) * self.global_batch]
+            yield [(self.epoch, index) for index in batch[self.rank::self.world_size]]
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch - self.start_step
+
+
+# ------------------------------------------------------------------------------------------ layouts
+def _find_root(spec: DataSpec, data_root: Path | None) -> Path:
+    tried = []
+    for rel in spec.roots:
+        path = Path(rel).expanduser()
+        if not path.is_absolute():
+            if data_root is None:
+                raise FileNotFoundError(f"task '{spec.task}': its training data '{rel}' is relative to --data-root; "
+                                        "give --data-root")
+            path = data_root / path
+        if path.is_dir():
+            return path
+        tried.append(str(path))
+    raise DatasetNotFoundError(f"task '{spec.task}' (layout '{spec.layout}'): training folder not found; tried "
+                               + ", ".join(tried))
+
+
+def _require_dir(spec: DataSpec, path: Path) -> Path:
+    if not path.is_dir():
+        raise DatasetNotFoundError(f"task '{spec.task}' (layout '{spec.layout}'): folder {path} not found")
+    return path
+
+
+def _listed(spec: DataSpec, root: Path, notices: list[str]) -> set[str] | None:
+    """Entries of the list file (relative paths, '/' separated) or None when there is none."""
+    if spec.list_file is None:
+        return None
+    path = Path(spec.list_file).expanduser()
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        notices.append(f"task '{spec.task}': no list file {path}; using every image found (the official recipe "
+                       f"uses the list {Path(spec.list_file).name})")
+        return None
+    entries = {line.strip().replace("\\", "/") for line in path.read_text(encoding="utf-8").splitlines()}
+    return {e for e in entries if e}
+
+
+def _filter_listed(spec: DataSpec, root: Path, pairs: list[TrainPair], listed: set[str] | None,
+                   key: str) -> list[TrainPair]:
+    if listed is None:
+        return pairs
+    by_rel = {getattr(p, key).relative_to(root).as_posix(): p for p in pairs}
+    missing = sorted(listed - set(by_rel))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" ... and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise DatasetNotFoundError(f"task '{spec.task}': {len(missing)} file(s) of the list {spec.list_file} are "
+                                   f"missing under {root}: {shown}")
+    return [by_rel[rel] for rel in sorted(listed)]
+
+
+def _pairs_from_folders(spec: DataSpec, input_dir: Path, target_dir: Path, pairing: str) -> list[TrainPair]:
+    if pairing not in PAIRING_RULES:
+        raise ValueError(f"task '{spec.task}': unknown pairing rule '{pairing}'; choose one of "
+                         f"{', '.join(PAIRING_RULES)}")
+    layout = LayoutSpec(target=str(target_dir), input=str(input_dir), pairing=pairing)  # type: ignore[arg-type]
+    result = pair_files(layout, _require_dir(spec, input_dir), _require_dir(spec, target_dir))
+    return [TrainPair(p.name, p.target_path, p.input_path) for p in result.pairs]
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
+                   and p.suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: p.as_posix())
+
+
+def _dehaze_ots_pairs(spec: DataSpec, root: Path) -> list[TrainPair]:
+    """OTS: synthetic/**/<id>_<A>_<beta>.<ext> -> original/<id>.<ext> (another extension when unique)."""
+    hazy = _images_under(_require_dir(spec, root / "synthetic"))
+    originals, _ = list_images(_require_dir(spec, root / "original"))
+    by_name = {p.name: p for p in originals}
+    by_stem: dict[str, list[Path]] = {}
+    for path in originals:
+        by_stem.setdefault(path.stem, []).append(path)
+    pairs, unpaired = [], []
+    for path in hazy:
+        clean_id = path.name.split("_")[0] if "_" in path.name else path.stem
+        target = by_name.get(clean_id + path.suffix)
+        if target is None and len(by_stem.get(clean_id, [])) == 1:
+            target = by_stem[clean_id][0]
+        if target is None:
+            unpaired.append(path.name)
+        else:
+            pairs.append(TrainPair(path.relative_to(root).as_posix(), target, path))
+    if unpaired:
+        raise PairingError(f"task '{spec.task}': {len(unpaired)} hazy image(s) without a clean image in "
+                           f"{root / 'original'} (id = name up to the first '_'): {', '.join(unpaired[:5])}")
+    return pairs
+
+
+def _cdd11_pairs(spec: DataSpec, root: Path) -> list[TrainPair]:
+    clear = _require_dir(spec, root / "clear")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "clear" and not p.name.startswith("."))
+    subsets = list(spec.subsets) or found
+    unknown = [s for s in subsets if s not in found]
+    if unknown:
+        raise DatasetNotFoundError(f"task '{spec.task}': CDD-11 subset folder(s) {unknown} not found under {root}; "
+                                   f"found: {', '.join(found) or 'none'}")
+    pairs = []
+    for subset in subsets:
+        for pair in _pairs_from_folders(spec, root / subset, clear, "same_name"):
+            pairs.append(TrainPair(f"{subset}/{pair.name}", pair.target, pair.input))
+    return pairs
+
+
+def _build_part(spec: DataSpec, data_root: Path | None) -> TrainPart:
+    notices: list[str] = []
+    if spec.layout == "sample":
+        from bench_ir.data.sample import SAMPLE_TRAIN_IMAGES
+
+        pairs = [TrainPair(name, None) for name in SAMPLE_TRAIN_IMAGES]
+        variants = [("degradation", d) for d in spec.degradations] + [("noise", float(s)) for s in spec.sigmas]
+        return TrainPart(spec, pairs, variants, "built-in sample photos (scikit-image)", notices)
+    root = _find_root(spec, data_root)
+    listed = _listed(spec, root, notices)
+    if spec.layout == "denoise":
+        images, _ = list_images(root)
+        pairs = _filter_listed(spec, root, [TrainPair(p.name, p) for p in images], listed, "target")
+        variants: list[tuple[str, Any]] = [("noise", float(s)) for s in spec.sigmas]
+    else:
+        if spec.layout == "derain":
+            pairs = _pairs_from_folders(spec, root / "rainy", root / "gt", "rain100l")
+        elif spec.layout == "dehaze_ots":
+            pairs = _dehaze_ots_pairs(spec, root)
+        elif spec.layout == "paired":
+            pairs = _pairs_from_folders(spec, root / str(spec.input), root / str(spec.target), spec.pairing)
+        else:
+            pairs = _cdd11_pairs(spec, root)
+        pairs = _filter_listed(spec, root, pairs, listed, "input")
+        variants = [("pair", None)]
+    if not pairs:
+        raise DatasetNotFoundError(f"task '{spec.task}' (layout '{spec.layout}'): no training images in {root}")
+    if spec.expected_count is not None and len(pairs) != spec.expected_count:
+        notices.append(f"task '{spec.task}': {len(pairs)} images found in {root}; the official recipe uses "
+                       f"{spec.expected_count}")
+    return TrainPart(spec, pairs, variants, str(root), notices)
+
+
+def build_training_set(recipe: Recipe, data_root: str | Path | None, patch_size: int, seed: int) -> TrainingSet:
+    """Find and pair every training set of the recipe (no image is decoded); missing or empty folders raise
+    DatasetNotFoundError naming the task and the paths tried."""
+    if recipe.needs_data_root and data_root is None:
+        roots = ", ".join(spec.roots[0] for spec in recipe.data if spec.layout != "sample")
+        raise FileNotFoundError(f"recipe '{recipe.name}' needs --data-root (the folder holding {roots})")
+    root = Path(data_root).expanduser() if data_root is not None else None
+    if root is not None and not root.is_dir() and recipe.needs_data_root:
+        raise DatasetNotFoundError(f"--data-root {root} is not a folder")
+    parts = [_build_part(spec, root) for spec in recipe.data]
+    return TrainingSet(parts, patch_size, recipe.augmentation, seed)

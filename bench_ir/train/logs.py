@@ -1,0 +1,69 @@
+"""Training logs: ``<run_dir>/train_log.csv`` always (one row per logged step), TensorBoard events under
+``<run_dir>/tensorboard`` when ``torch.utils.tensorboard`` can be imported (optional dependency)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TrainLog", "truncate_csv"]
+
+
+def truncate_csv(path: Path, last_step: int) -> None:
+    """Drop rows with ``step`` > ``last_step`` (they belong to steps lost after the last checkpoint)."""
+    if not path.is_file():
+        return
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+        fields = list(rows[0].keys()) if rows else None
+    if fields is None:
+        return
+    kept = [row for row in rows if int(float(row["step"])) <= last_step]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(kept)
+
+
+class TrainLog:
+    """Append-only CSV of scalar rows (columns fixed by the first row written, or by the existing file) plus
+    optional TensorBoard scalars under the tag ``<prefix>/<column>``."""
+
+    def __init__(self, path: Path, tensorboard_dir: Path | None = None) -> None:
+        self.path = path
+        self.fields: list[str] | None = None
+        if path.is_file():
+            with open(path, newline="", encoding="utf-8") as handle:
+                header = next(csv.reader(handle), None)
+            self.fields = header or None
+        self.writer = None
+        if tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self.writer = SummaryWriter(log_dir=str(tensorboard_dir))
+
+    def write(self, row: dict[str, Any], prefix: str = "train") -> None:
+        """Append ``row`` (must hold ``step``); unknown later columns are dropped, missing ones left empty."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new_file = self.fields is None
+        if new_file:
+            self.fields = list(row)
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.fields, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+        if self.writer is not None:
+            step = int(row["step"])
+            for key, value in row.items():
+                if key not in ("step", "epoch") and isinstance(value, (int, float)):
+                    self.writer.add_scalar(f"{prefix}/{key}", value, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

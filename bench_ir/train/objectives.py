@@ -1,0 +1,94 @@
+"""Training objectives and optimizers: the generic restoration objective and the hooks for custom ones.
+
+An objective is called as ``objective(model, lq, gt, step) -> dict`` of scalar tensors with a ``total`` entry
+(the one back-propagated); every other entry is logged. ``model`` is the module being trained (wrapped in
+DistributedDataParallel under torchrun, so a custom objective must go through ``model(...)`` for gradients to
+be synchronised). A custom objective is named ``module:Class`` (recipe ``loss.objective`` or the model card
+option ``objective``) and built with its keyword arguments; a card option ``optimizer: module:function``
+names a factory ``function(model) -> Optimizer`` used instead of the recipe's optimizer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench_ir.losses import MirageObjective, SpdProjections
+from bench_ir.train.recipes import OptimizerSpec, TrainPlan
+
+__all__ = ["Objective", "RestorationObjective", "import_object", "build_objective", "build_optimizer"]
+
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class RestorationObjective:
+    """``L1 + fft_weight·Fourier (+ spd_weight·SPD)`` on the model's output (``bench_ir.losses``).
+
+    The model's train-mode output may be the restored image or a tuple whose first element is the image; when
+    the second element is :class:`SpdProjections` (MIRAGE) the SPD contrastive term is added, otherwise it is
+    logged as 0. Losses are computed in float32 whatever the autocast dtype.
+    """
+
+    fft_weight: float = 0.1
+    spd_weight: float = 0.01
+
+    def __call__(self, model: nn.Module, lq: torch.Tensor, gt: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        output = model(lq)
+        spd = None
+        if isinstance(output, (tuple, list)):
+            restored = output[0]
+            if len(output) > 1 and isinstance(output[1], SpdProjections):
+                spd = SpdProjections(output[1].z_shallow.float(), output[1].z_latent.float())
+        else:
+            restored = output
+        weight = self.spd_weight if spd is not None else 0.0
+        return MirageObjective(fft_weight=self.fft_weight, spd_weight=weight)(restored.float(), gt.float(), spd)
+
+
+def import_object(path: str, what: str) -> Any:
+    """``module:attr`` -> the attribute; failures name ``what`` and the path."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"{what}: expected 'module:name', got {path!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"{what}: cannot import module '{module_name}' ({err})") from err
+    try:
+        return getattr(module, attr)
+    except AttributeError as err:
+        raise ValueError(f"{what}: module '{module_name}' has no attribute '{attr}'") from err
+
+
+def build_objective(plan: TrainPlan) -> Objective:
+    """The plan's custom objective (a class is instantiated with ``objective_args``), else
+    :class:`RestorationObjective` with the plan's loss weights."""
+    if plan.objective is None:
+        return RestorationObjective(fft_weight=plan.fft_weight, spd_weight=plan.spd_weight)
+    target = import_object(plan.objective, "objective")
+    objective = target(**plan.objective_args) if isinstance(target, type) else target
+    if not callable(objective):
+        raise ValueError(f"objective {plan.objective} is not callable as objective(model, lq, gt, step)")
+    return objective
+
+
+def build_optimizer(plan: TrainPlan, spec: OptimizerSpec, model: nn.Module) -> torch.optim.Optimizer:
+    """The card's optimizer factory when it names one, else the recipe's AdamW/Adam over all trainable
+    parameters (torch defaults for everything the recipe does not state)."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if not parameters:
+        raise ValueError("the model has no trainable parameters; nothing to train")
+    if plan.optimizer_factory:
+        optimizer = import_object(plan.optimizer_factory, "optimizer")(model)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise ValueError(f"optimizer factory {plan.optimizer_factory} returned {type(optimizer).__name__}")
+        return optimizer
+    kind = torch.optim.AdamW if spec.name == "adamw" else torch.optim.Adam
+    return kind(parameters, lr=spec.lr, betas=(spec.betas[0], spec.betas[1]), eps=spec.eps,
+                weight_decay=spec.weight_decay)

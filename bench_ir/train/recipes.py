@@ -1,0 +1,370 @@
+"""Training recipes: YAML files in registry/recipes/ (or user files) validated into frozen dataclasses.
+
+A recipe states what the official training scripts do: the degradation mix (one :class:`DataSpec` per training
+set, with its folder layout under --data-root and its repeat factor), patch and batch size, augmentation,
+optimizer, learning-rate schedule, epochs, loss weights, validation and checkpoint intervals. ``include:`` inherits
+another recipe file (top-level keys of the including file replace the inherited ones).
+
+Values that differ between the paper and the official code are :class:`Choice` objects: ``code`` (what produced
+the released checkpoints, the default) and ``paper``. A choice may name a model-card option (``card_option``);
+when the card defines it (e.g. MIRAGE's ``spd_weight: {default: 0.01, paper: 0.05}``), the card's value wins.
+:func:`resolve_plan` turns a recipe, a card and the two selectors into the concrete numbers of a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from bench_ir.cards import ModelCard
+from bench_ir.resources import registry_dir
+from bench_ir.yamlio import SpecError, build_dataclass, read_yaml
+
+__all__ = [
+    "LAYOUTS",
+    "DataSpec",
+    "OptimizerSpec",
+    "ScheduleSpec",
+    "Choice",
+    "LossSpec",
+    "ValidationSpec",
+    "CheckpointSpec",
+    "Recipe",
+    "TrainPlan",
+    "recipes_dir",
+    "list_recipes",
+    "load_recipe",
+    "resolve_plan",
+]
+
+Layout = Literal["denoise", "derain", "dehaze_ots", "paired", "cdd11", "sample"]
+LAYOUTS: tuple[str, ...] = ("denoise", "derain", "dehaze_ots", "paired", "cdd11", "sample")
+ValueSource = Literal["code", "paper"]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """One training set of the degradation mix.
+
+    layout (how pairs are found under ``root``, relative to --data-root unless absolute; a list gives
+    alternatives, the first existing one is used):
+      ``denoise``: clean images in ``root``; one item per image and sigma of ``sigmas``; Gaussian noise
+      clip(x + N(0,1)·sigma, 0, 255) -> uint8 is drawn on the augmented patch.
+      ``derain``: ``root``/rainy/rain-N.png <-> ``root``/gt/norain-N.png.
+      ``dehaze_ots``: RESIDE-OTS, ``root``/synthetic/**/<id>_<A>_<beta>.jpg <-> ``root``/original/<id>.<ext>.
+      ``paired``: ``root``/``input`` <-> ``root``/``target`` by ``pairing`` (a protocol pairing rule).
+      ``cdd11``: ``root``/<subset>/X.png <-> ``root``/clear/X.png for the folders in ``subsets`` (all when empty).
+      ``sample``: the built-in SAMPLE_TRAIN_IMAGES photos (long side ``max_side``), one item per photo and
+      synthetic degradation of ``degradations`` / noise sigma of ``sigmas``.
+    list_file: optional list of files (paths relative to the layout's image root, as the official
+    ``data_dir/*.txt``); used when it exists, otherwise every image is used and a notice says so.
+    expected_count: images (pairs) of the official list, for a notice when the data differs.
+    crop_multiple: images are centre-cropped to this multiple before the random patch (16 as the official
+    ``crop_img``; 1 = no crop, as the official CDD-11 loader).
+    """
+
+    task: str
+    layout: Layout
+    root: str | list[str] = ""
+    repeat: int = 1
+    input: str | None = None
+    target: str | None = None
+    pairing: str = "same_name"
+    sigmas: list[float] = field(default_factory=list)
+    degradations: list[str] = field(default_factory=list)
+    subsets: list[str] = field(default_factory=list)
+    list_file: str | None = None
+    expected_count: int | None = None
+    crop_multiple: int = 16
+    max_side: int = 192
+
+    @property
+    def roots(self) -> list[str]:
+        return [self.root] if isinstance(self.root, str) else list(self.root)
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """``adamw`` / ``adam`` with torch's meaning of every field (weight decay decoupled for AdamW)."""
+
+    name: Literal["adamw", "adam"] = "adamw"
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """Learning rate = each parameter group's initial lr x a factor (see bench_ir.train.schedule).
+
+    ``warmup_cosine``: linear from ``start_factor`` at position 0 to 1 at position ``warmup - 1``, then cosine
+    from 1 at ``warmup`` to ``end_factor`` at ``max`` (the official LinearWarmupCosineAnnealingLR closed form).
+    ``multistep``: x ``gamma`` at each of ``milestones``. ``constant``: 1.
+    unit: the position counts epochs (lr set once per epoch) or optimizer steps.
+    delay: positions lag the epoch/step index by this much (never below 0). The official Lightning loop calls
+    ``scheduler.step(current_epoch)`` at the end of each epoch, so epoch e trains at the closed form of e - 1
+    (epochs 0 and 1 both at the start lr): ``delay: 1``.
+    """
+
+    name: Literal["warmup_cosine", "multistep", "constant"] = "warmup_cosine"
+    unit: Literal["epoch", "step"] = "epoch"
+    warmup: int = 15
+    max: int = 150
+    start_factor: float = 0.0
+    end_factor: float = 0.0
+    delay: int = 0
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.5
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A value that differs between the official code (``code``) and the paper (``paper``; None = not stated).
+    ``card_option``: a model-card option holding ``{default: <code value>, paper: <paper value>}`` that
+    overrides these when the card defines it."""
+
+    code: float
+    paper: float | None = None
+    card_option: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """``total = L1 + fft_weight·Fourier + spd_weight·SPD`` (SPD only for models returning SPD projections in
+    train mode). ``objective: module:Class`` replaces this with a custom objective (``objective_args`` are its
+    keyword arguments); ``grad_clip``: clip the global gradient norm to this value."""
+
+    fft_weight: Choice = field(default_factory=lambda: Choice(code=0.1, paper=0.1, card_option="fft_weight"))
+    spd_weight: Choice = field(default_factory=lambda: Choice(code=0.01, paper=0.05, card_option="spd_weight"))
+    objective: str | None = None
+    objective_args: dict[str, Any] = field(default_factory=dict)
+    grad_clip: float | None = None
+
+
+@dataclass(frozen=True)
+class ValidationSpec:
+    """Periodic validation through `bench-ir run` machinery on ``protocol`` (``sample``: its built-in sample
+    variant), at most ``limit`` images per task, every ``every_epochs`` epochs and/or ``every_steps`` steps."""
+
+    protocol: str | None = None
+    sample: bool = False
+    limit: int | None = 10
+    tasks: list[str] = field(default_factory=list)
+    every_epochs: int | None = 1
+    every_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """Resumable checkpoints (<run_dir>/checkpoints/last.pt), every ``every_epochs`` epochs and/or
+    ``every_steps`` steps, and always at the end."""
+
+    every_epochs: int | None = 1
+    every_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training recipe; see the module docstring. ``epochs`` counts passes over the (repeated) training
+    mix; ``steps`` (when set) bounds training by optimizer steps instead (iteration-based recipes)."""
+
+    name: str
+    title: str
+    data: list[DataSpec]
+    version: int = 1
+    description: str = ""
+    reference: str = ""
+    notes: str = ""
+    patch_size: int = 128
+    batch_size: int = 32
+    augmentation: Literal["dihedral_nonidentity", "dihedral", "none"] = "dihedral_nonidentity"
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
+    epochs: Choice = field(default_factory=lambda: Choice(code=150))
+    steps: int | None = None
+    loss: LossSpec = field(default_factory=LossSpec)
+    validation: ValidationSpec = field(default_factory=ValidationSpec)
+    checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
+    log_every_steps: int = 10
+    num_workers: int = 8
+    ddp_find_unused_parameters: bool = False
+    source: str = ""
+    sha256: str = ""
+
+    @property
+    def needs_data_root(self) -> bool:
+        return any(spec.layout != "sample" for spec in self.data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def recipes_dir() -> Path:
+    """registry/recipes/ of this installation."""
+    return registry_dir() / "recipes"
+
+
+def list_recipes() -> list[str]:
+    """Names of the built-in recipes."""
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+
+
+def _resolve_path(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        return Path(text)
+    path = recipes_dir() / f"{text}.yaml"
+    if not path.is_file():
+        import difflib
+
+        known = list_recipes()
+        hint = difflib.get_close_matches(text, known, n=3)
+        did_you_mean = f" Did you mean: {', '.join(hint)}?" if hint else ""
+        raise KeyError(f"unknown recipe '{text}'.{did_you_mean} Known recipes: {', '.join(known)}")
+    return path
+
+
+def _read_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise SpecError(f"{path}: include cycle via {[str(p) for p in seen]}")
+    data = read_yaml(path)
+    parent = data.pop("include", None)
+    if parent is None:
+        return data
+    return {**_read_with_includes(path.parent / parent, (*seen, path)), **data}
+
+
+def _check(recipe: Recipe, where: str) -> None:
+    from bench_ir.data.synthesis import DEGRADATIONS
+
+    if not recipe.data:
+        raise SpecError(f"{where}: field 'data' must list at least one training set")
+    for i, spec in enumerate(recipe.data):
+        at = f"{where}: data[{i}] (task '{spec.task}')"
+        unknown = [d for d in spec.degradations if d not in DEGRADATIONS]
+        if unknown:
+            raise SpecError(f"{at}: unknown degradation(s) {unknown}; known: {', '.join(sorted(DEGRADATIONS))}")
+        if spec.degradations and spec.layout != "sample":
+            raise SpecError(f"{at}: 'degradations' are synthesised only by the 'sample' layout")
+        if spec.layout in ("denoise",) and not spec.sigmas:
+            raise SpecError(f"{at}: layout 'denoise' needs 'sigmas' (noise levels on the 0-255 scale)")
+        if spec.layout == "sample" and not (spec.sigmas or spec.degradations):
+            raise SpecError(f"{at}: layout 'sample' needs 'degradations' and/or 'sigmas'")
+        if spec.layout == "paired" and not (spec.input and spec.target):
+            raise SpecError(f"{at}: layout 'paired' needs 'input' and 'target' sub-folders")
+        if spec.layout != "sample" and not spec.roots[0] and len(spec.roots) == 1:
+            raise SpecError(f"{at}: field 'root' (folder relative to --data-root) is required")
+        if any(s <= 0 for s in spec.sigmas):
+            raise SpecError(f"{at}: noise sigmas must be positive, got {spec.sigmas}")
+        if spec.repeat < 1 or spec.crop_multiple < 1:
+            raise SpecError(f"{at}: 'repeat' and 'crop_multiple' must be >= 1")
+    if recipe.patch_size < 8 or recipe.batch_size < 1:
+        raise SpecError(f"{where}: patch_size must be >= 8 and batch_size >= 1")
+    schedule = recipe.schedule
+    if schedule.name == "warmup_cosine" and not 0 <= schedule.warmup < schedule.max:
+        raise SpecError(f"{where}: schedule needs 0 <= warmup < max, got warmup {schedule.warmup}, max {schedule.max}")
+    if recipe.steps is not None and recipe.steps < 1:
+        raise SpecError(f"{where}: 'steps' must be >= 1")
+    if recipe.loss.objective is not None and ":" not in recipe.loss.objective:
+        raise SpecError(f"{where}: loss.objective must be 'module:Class', got {recipe.loss.objective!r}")
+
+
+def recipe_sha256(data: dict[str, Any]) -> str:
+    """Hash of the fully resolved recipe content (includes expanded), stable across key order."""
+    payload = json.dumps({k: v for k, v in data.items() if k not in ("source", "sha256")}, sort_keys=True,
+                         default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """Load a recipe by name (registry/recipes/<name>.yaml) or from a YAML path; validated, includes resolved."""
+    path = _resolve_path(name_or_path)
+    data = _read_with_includes(path)
+    data["source"] = str(path)
+    recipe = build_dataclass(Recipe, data, str(path))
+    _check(recipe, str(path))
+    return replace(recipe, sha256=recipe_sha256(recipe.to_dict()))
+
+
+# ------------------------------------------------------------------------------------------ resolution
+@dataclass(frozen=True)
+class TrainPlan:
+    """The concrete numbers of one training run (recipe + card + selectors + command-line overrides)."""
+
+    epochs: int | None
+    steps: int | None
+    patch_size: int
+    batch_size: int
+    fft_weight: float
+    spd_weight: float
+    objective: str | None
+    objective_args: dict[str, Any]
+    optimizer_factory: str | None
+    grad_clip: float | None
+    find_unused_parameters: bool
+    epochs_from: str
+    loss_from: str
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Fields that must not change when a run is resumed."""
+        return {k: v for k, v in asdict(self).items() if k not in ("epochs", "steps", "epochs_from")}
+
+
+def _card_option(card: ModelCard, key: str | None, source: ValueSource) -> Any:
+    if not key or key not in card.options:
+        return None
+    option = card.options[key]
+    if isinstance(option, dict):
+        return option.get("default" if source == "code" else "paper", option.get("default"))
+    return option
+
+
+def _choose(choice: Choice, card: ModelCard, source: ValueSource, what: str, recipe: Recipe) -> float:
+    from_card = _card_option(card, choice.card_option, source)
+    if from_card is not None:
+        return float(from_card)
+    value = choice.code if source == "code" else choice.paper
+    if value is None:
+        raise ValueError(f"recipe '{recipe.name}' states no paper value for {what}; use the code value")
+    return float(value)
+
+
+def resolve_plan(recipe: Recipe, card: ModelCard, epochs_from: ValueSource = "code", loss_from: ValueSource = "code",
+                 batch_size: int | None = None, patch_size: int | None = None) -> TrainPlan:
+    """Concrete epochs, loss weights and hooks. The objective, optimizer factory and grad clip come from the
+    recipe's ``loss`` when set, else from the card's options ``objective`` / ``optimizer`` / ``grad_clip``
+    (e.g. a model with its own training objective)."""
+    for name, value in (("epochs_from", epochs_from), ("loss_from", loss_from)):
+        if value not in ("code", "paper"):
+            raise ValueError(f"{name} must be 'code' or 'paper', got {value!r}")
+    epochs = None if recipe.steps is not None else int(_choose(recipe.epochs, card, epochs_from, "epochs", recipe))
+    objective = recipe.loss.objective or _card_option(card, "objective", loss_from)
+    objective_args = dict(recipe.loss.objective_args) if recipe.loss.objective else dict(
+        card.options.get("objective_args", {}) or {})
+    grad_clip = recipe.loss.grad_clip if recipe.loss.grad_clip is not None else _card_option(card, "grad_clip",
+                                                                                          loss_from)
+    find_unused = bool(_card_option(card, "ddp_find_unused_parameters", "code") or recipe.ddp_find_unused_parameters)
+    plan = TrainPlan(
+        epochs=epochs,
+        steps=recipe.steps,
+        patch_size=patch_size or recipe.patch_size,
+        batch_size=batch_size or recipe.batch_size,
+        fft_weight=_choose(recipe.loss.fft_weight, card, loss_from, "fft_weight", recipe),
+        spd_weight=_choose(recipe.loss.spd_weight, card, loss_from, "spd_weight", recipe),
+        objective=str(objective) if objective else None,
+        objective_args=objective_args,
+        optimizer_factory=_card_option(card, "optimizer", loss_from),
+        grad_clip=float(grad_clip) if grad_clip is not None else None,
+        find_unused_parameters=find_unused,
+        epochs_from=epochs_from,
+        loss_from=loss_from,
+    )
+    if plan.patch_size % 8:
+        raise ValueError(f"patch size {plan.patch_size} is not a multiple of 8")
+    return plan

@@ -1,0 +1,229 @@
+"""Everything a training run holds, built in a fixed order: recipe and card, data (fails fast), run directory,
+model, optimizer, objective; plus the run's provenance (train_manifest.json) and resume checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from bench_ir.cards import ModelCard, count_parameters, create_model, get_card
+from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
+from bench_ir.results import write_json_atomic
+from bench_ir.train.data import EpochBatchSampler, TrainingSet, build_training_set
+from bench_ir.train.distributed import DistContext, join, wrap_model
+from bench_ir.train.objectives import Objective, build_objective, build_optimizer
+from bench_ir.train.recipes import Recipe, TrainPlan, load_recipe, resolve_plan
+from bench_ir.train.schedule import remember_initial_lr
+
+__all__ = ["TrainOptions", "TrainSession", "TrainResumeError", "open_session", "check_resumable", "run_identity",
+           "MANIFEST_NAME", "CHECKPOINT_NAME"]
+
+MANIFEST_NAME = "train_manifest.json"
+CHECKPOINT_NAME = "checkpoints/last.pt"
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+
+
+class TrainResumeError(ValueError):
+    """--resume was asked for a run directory whose checkpoint belongs to a different run."""
+
+
+@dataclass
+class TrainOptions:
+    """Arguments of :func:`bench_ir.train.train` other than recipe and model (see its docstring)."""
+
+    data_root: str | Path | None = None
+    run_dir: str | Path | None = None
+    runs_root: str | Path = "runs"
+    max_steps: int | None = None
+    device: str = "auto"
+    dtype: str = "fp32"
+    resume: bool = False
+    seed: int = 0
+    epochs_from: str = "code"
+    loss_from: str = "code"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
+    patch_size: int | None = None
+    num_workers: int | None = None
+    validate: bool = True
+    val_data_root: str | Path | None = None
+    val_limit: int | None = None
+    checkpoint_every: int | None = None
+    log_every: int | None = None
+    tensorboard: bool = True
+    registry: str | Path | None = None
+    command: list[str] | None = None
+
+
+@dataclass
+class TrainSession:
+    recipe: Recipe
+    card: ModelCard
+    plan: TrainPlan
+    options: TrainOptions
+    context: DistContext
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    dataset: TrainingSet
+    sampler: EpochBatchSampler
+    total_steps: int
+    run_dir: Path
+    model: nn.Module
+    trained: nn.Module  # the model as trained (DDP wrapper under torchrun)
+    optimizer: torch.optim.Optimizer
+    objective: Objective
+    manifest: dict[str, Any]
+    notices: list[str]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.sampler.steps_per_epoch
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+    def write_manifest(self) -> None:
+        if self.context.is_main:
+            write_json_atomic(self.run_dir / MANIFEST_NAME, self.manifest)
+
+
+def _effective_card(model: str | Path | ModelCard, options: TrainOptions) -> ModelCard:
+    card = get_card(model, options.registry)
+    if options.model_args:
+        card = dataclasses.replace(card, args={**card.args, **options.model_args},
+                                   display_name=f"{card.display_name} (custom args)")
+    return card
+
+
+def _run_dir(card: ModelCard, recipe: Recipe, options: TrainOptions, context: DistContext) -> Path:
+    if options.run_dir is not None:
+        return Path(options.run_dir)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(context.broadcast(str(Path(options.runs_root) / "train" / f"{stamp}-{card.name}-{recipe.name}")))
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    exists = (run_dir / CHECKPOINT_NAME).is_file() or (run_dir / MANIFEST_NAME).is_file()
+    if resume and not (run_dir / CHECKPOINT_NAME).is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint {run_dir / CHECKPOINT_NAME} to continue from")
+    if exists and not resume:
+        raise FileExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or choose "
+                              "another --run-dir")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, options: TrainOptions) -> TrainSession:
+    """Build the session; data is resolved before any model work so a missing folder fails fast."""
+    recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    if options.dtype not in _DTYPES:
+        raise ValueError(f"unknown training dtype '{options.dtype}'; choose fp32 or bf16")
+    card = _effective_card(model, options)
+    plan = resolve_plan(recipe, card, options.epochs_from, options.loss_from,  # type: ignore[arg-type]
+                        batch_size=options.batch_size, patch_size=options.patch_size)
+    from bench_ir.engine import resolve_device
+
+    context, device = join(resolve_device(options.device))
+    dataset = build_training_set(recipe, options.data_root, plan.patch_size, options.seed)
+    sampler = EpochBatchSampler(len(dataset), plan.batch_size, options.seed, context.rank, context.world_size)
+    if sampler.steps_per_epoch == 0:
+        raise ValueError(f"batch size {plan.batch_size} is larger than the training set of recipe '{recipe.name}' "
+                         f"({len(dataset)} items after repeats); lower --batch-size")
+    planned = plan.steps if plan.steps is not None else plan.epochs * sampler.steps_per_epoch  # type: ignore[operator]
+    total_steps = min(planned, options.max_steps) if options.max_steps is not None else planned
+    if total_steps < 1:
+        raise ValueError(f"--max-steps must be >= 1, got {options.max_steps}")
+    notices = list(dataset.notices)
+    if total_steps < planned:
+        notices.append(f"--max-steps {options.max_steps}: training stops at step {total_steps} of the recipe's "
+                       f"{planned}")
+    if any(spec.layout == "sample" for spec in recipe.data):
+        notices.append("sample (synthetic) training data: built-in photos with synthetic degradations")
+
+    run_dir = _run_dir(card, recipe, options, context)
+    _check_run_dir(run_dir, options.resume)
+
+    _seed_everything(options.seed)
+    module = create_model(card).to(device).train()
+    if context.rank:
+        torch.manual_seed(options.seed + 1_000_003 * context.rank)  # own stochastic-depth stream per process
+    optimizer = build_optimizer(plan, recipe.optimizer, module)
+    remember_initial_lr(optimizer)
+    trained = wrap_model(module, context, device, plan.find_unused_parameters)
+    session = TrainSession(recipe=recipe, card=card, plan=plan, options=options, context=context, device=device,
+                           autocast_dtype=_DTYPES[options.dtype], dataset=dataset, sampler=sampler,
+                           total_steps=total_steps, run_dir=run_dir, model=module, trained=trained,
+                           optimizer=optimizer, objective=build_objective(plan), manifest={}, notices=notices)
+    session.manifest = _manifest(session, planned)
+    if context.is_main and options.model_args:
+        _write_card(card, run_dir / "model-card.yaml")
+    return session
+
+
+def _write_card(card: ModelCard, path: Path) -> None:
+    data = {k: v for k, v in dataclasses.asdict(card).items() if k != "source"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
+    recipe, card, options, context = session.recipe, session.card, session.options, session.context
+    return {
+        "kind": "training",
+        "run_id": session.run_dir.name,
+        "command": options.command if options.command is not None else sys.argv,
+        "created": now_iso(),
+        "status": "running",
+        "recipe": {"name": recipe.name, "title": recipe.title, "version": recipe.version, "source": recipe.source,
+                   "sha256": recipe.sha256, "resolved": recipe.to_dict()},
+        "plan": dataclasses.asdict(session.plan),
+        "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(session.model),
+                  "args_overrides": dict(options.model_args), "card": dataclasses.asdict(card)},
+        "data": {"root": str(Path(options.data_root).resolve()) if options.data_root else None,
+                 "items": len(session.dataset), "parts": session.dataset.describe(),
+                 "steps_per_epoch": session.steps_per_epoch},
+        "seed": options.seed,
+        "world_size": context.world_size,
+        "global_batch": session.plan.batch_size,
+        "per_process_batch": session.plan.batch_size // context.world_size,
+        "steps_planned": planned_steps,
+        "steps_target": session.total_steps,
+        "max_steps": options.max_steps,
+        "device": device_info(session.device),
+        "dtype": options.dtype,
+        "versions": environment_info(),
+        "git_revision": git_revision(),
+        "notices": session.notices,
+    }
+
+
+def check_resumable(session: TrainSession, payload: dict[str, Any]) -> None:
+    """The checkpoint must come from the same recipe, model, seed and plan (only the step budget may change)."""
+    identity = payload.get("identity", {})
+    expected = run_identity(session)
+    for key, value in expected.items():
+        if identity.get(key) != value:
+            raise TrainResumeError(f"{session.run_dir}: cannot resume: {key} was {identity.get(key)!r}, now "
+                                   f"{value!r}; use a new --run-dir")
+
+
+def run_identity(session: TrainSession) -> dict[str, Any]:
+    """What a checkpoint records about its run, compared by :func:`check_resumable`."""
+    return {"recipe_sha256": session.recipe.sha256, "model": session.card.name,
+            "model_args": dict(session.card.args), "seed": session.options.seed,
+            "plan": session.plan.fingerprint(), "dataset_items": len(session.dataset), "dtype": session.options.dtype}

@@ -1,0 +1,306 @@
+"""`bench-ir train` as a library call: recipe + model -> run directory with checkpoints, logs, validations and
+the final weights.
+
+Run directory::
+
+    train_manifest.json      recipe (+ sha256), plan, model card, data, seed, steps, losses, versions, git revision
+    checkpoints/last.pt      resumable state (model, optimizer, schedule, RNG, data position), atomic
+    train_log.csv            step, epoch, lr, loss terms, samples/s (TensorBoard events in tensorboard/ if available)
+    val/step-<N>/            validation runs (bench-ir run stores); val.csv: per-task means
+    final.safetensors        the trained weights: bench-ir run --model M --checkpoint final.safetensors
+    model-card.yaml          the card with the --model-arg overrides (only when there are some)
+
+One optimizer step consumes one global batch (``batch_size`` patches split over the processes). Resuming
+restores weights, optimizer, RNG states and the position in the epoch; since every patch is a pure function of
+(seed, epoch, index), N steps straight and N/2 + resume + N/2 give bit-identical weights (same device and
+thread settings).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from bench_ir.cards import ModelCard
+from bench_ir.checkpoints import sha256_file
+from bench_ir.manifest import now_iso
+from bench_ir.train.checkpointing import (
+    CHECKPOINT_FORMAT,
+    capture_rng_state,
+    export_safetensors,
+    load_training_checkpoint,
+    restore_rng_state,
+    save_atomic,
+)
+from bench_ir.train.distributed import gather_objects, mean_across
+from bench_ir.train.evaluation import ValidationResult, run_validation
+from bench_ir.train.logs import TrainLog, truncate_csv
+from bench_ir.train.objectives import Objective
+from bench_ir.train.recipes import Recipe
+from bench_ir.train.schedule import set_learning_rate
+from bench_ir.train.session import TrainOptions, TrainSession, check_resumable, open_session, run_identity
+
+__all__ = ["TrainProgress", "TrainOutcome", "NonFiniteLossError", "train"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite; training stopped before applying that step."""
+
+
+class TrainProgress:
+    """Receives training events on rank 0; the CLI renders them, the library never prints."""
+
+    def start(self, info: dict[str, Any]) -> None: ...
+
+    def step(self, row: dict[str, Any]) -> None: ...
+
+    def validation(self, result: ValidationResult) -> None: ...
+
+    def checkpoint(self, step: int, path: Path) -> None: ...
+
+    def end(self, outcome: TrainOutcome) -> None: ...
+
+
+@dataclass
+class TrainOutcome:
+    """Where the run is, what it produced; ``model`` is the trained module (on its device, train mode)."""
+
+    run_dir: Path
+    final_weights: Path
+    manifest: dict[str, Any]
+    steps: int
+    final_losses: dict[str, float]
+    validations: list[ValidationResult] = field(default_factory=list)
+    model: nn.Module | None = None
+
+
+def _due(step: int, steps_per_epoch: int, every_steps: int | None, every_epochs: int | None) -> bool:
+    if every_steps and step % every_steps == 0:
+        return True
+    return bool(every_epochs) and step % steps_per_epoch == 0 and (step // steps_per_epoch) % every_epochs == 0
+
+
+class _Loop:
+    """The training loop over one session (state: step, losses, validations)."""
+
+    def __init__(self, session: TrainSession, progress: TrainProgress) -> None:
+        self.s, self.progress = session, progress
+        self.step = 0
+        self.losses: dict[str, float] = {}
+        self.validations: list[ValidationResult] = []
+        self.last_checkpoint: int | None = None
+        options, recipe = session.options, session.recipe
+        self.main = session.context.is_main
+        self.log = TrainLog(session.run_dir / "train_log.csv",
+                            session.run_dir / "tensorboard" if options.tensorboard else None) if self.main else None
+        self.log_every = options.log_every or recipe.log_every_steps
+        self.val_enabled = options.validate and recipe.validation.protocol is not None
+        workers = options.num_workers if options.num_workers is not None else recipe.num_workers
+        self.loader = DataLoader(session.dataset, batch_sampler=session.sampler, num_workers=workers,
+                                 pin_memory=session.device.type == "cuda", generator=torch.Generator())
+
+    # ---- checkpoints
+    def resume(self) -> None:
+        s = self.s
+        payload = load_training_checkpoint(s.checkpoint_path)
+        check_resumable(s, payload)
+        s.model.load_state_dict(payload["model"])
+        s.optimizer.load_state_dict(payload["optimizer"])
+        self.step = int(payload["step"])
+        self.losses = dict(payload.get("losses", {}))
+        states = payload["rng"]
+        if len(states) == s.context.world_size:
+            restore_rng_state(states[s.context.rank])
+        else:
+            torch.manual_seed(s.options.seed + 7919 * self.step + s.context.rank)
+            s.notices.append(f"resumed with {s.context.world_size} processes instead of {len(states)}: data order "
+                             "is unchanged but stochastic-depth draws differ from an uninterrupted run")
+        self.last_checkpoint = self.step
+        if self.main:
+            for name in ("train_log.csv", "val.csv"):
+                truncate_csv(s.run_dir / name, self.step)
+            s.manifest["created"] = _previous_manifest(s).get("created", s.manifest["created"])
+            s.manifest["resumed"] = [*_previous_manifest(s).get("resumed", []), {"at": now_iso(), "step": self.step}]
+
+    def save_checkpoint(self) -> None:
+        s = self.s
+        epoch, in_epoch = divmod(self.step, s.steps_per_epoch)
+        rng = gather_objects(capture_rng_state(), s.context)
+        if self.main:
+            payload = {
+                "format": CHECKPOINT_FORMAT, "identity": run_identity(s), "step": self.step, "epoch": epoch,
+                "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
+                "schedule": {"name": s.recipe.schedule.name, "unit": s.recipe.schedule.unit,
+                             "lr": [g["lr"] for g in s.optimizer.param_groups]},
+                "data": {"seed": s.options.seed, "epoch": epoch, "step_in_epoch": in_epoch,
+                         "steps_per_epoch": s.steps_per_epoch, "global_batch": s.plan.batch_size},
+                "rng": rng, "world_size": s.context.world_size, "losses": self.losses,
+            }
+            save_atomic(payload, s.checkpoint_path)
+            self.progress.checkpoint(self.step, s.checkpoint_path)
+        self.last_checkpoint = self.step
+        s.context.barrier()
+
+    # ---- validation
+    def validate(self) -> None:
+        s = self.s
+        if self.main:
+            result = run_validation(s.model, s.card, s.recipe.validation, s.run_dir, self.step,
+                                    self.step // s.steps_per_epoch, s.device,
+                                    s.options.val_data_root or s.options.data_root, s.options.val_limit)
+            self.validations.append(result)
+            if self.log is not None and self.log.writer is not None:
+                for task, values in result.tasks.items():
+                    self.log.writer.add_scalar(f"val/{task}/psnr", values["psnr"], self.step)
+                    self.log.writer.add_scalar(f"val/{task}/ssim", values["ssim"], self.step)
+            self.progress.validation(result)
+        s.context.barrier()
+
+    # ---- one optimizer step
+    def _autocast(self):
+        s = self.s
+        if s.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=s.device.type, dtype=s.autocast_dtype)
+
+    def train_step(self, batch: dict[str, Any], objective: Objective) -> dict[str, float]:
+        s = self.s
+        lq = batch["input"].to(s.device, non_blocking=True)
+        gt = batch["target"].to(s.device, non_blocking=True)
+        s.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            terms = objective(s.trained, lq, gt, self.step)
+        if "total" not in terms:
+            raise ValueError(f"the objective returned {sorted(terms)} without a 'total' entry")
+        names = ["total", *sorted(k for k in terms if k != "total")]
+        values = mean_across(torch.stack([terms[k].detach().float().reshape(()) for k in names]), s.context)
+        reduced = dict(zip(names, values.tolist(), strict=True))
+        if not torch.isfinite(values).all():
+            self._stop_non_finite(reduced)
+        terms["total"].backward()
+        if s.plan.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.plan.grad_clip)
+        s.optimizer.step()
+        return reduced
+
+    def _stop_non_finite(self, terms: dict[str, float]) -> None:
+        s = self.s
+        shown = ", ".join(f"{k}={v:.6g}" for k, v in terms.items())
+        where = (f"the last good checkpoint is {s.checkpoint_path} (step {self.last_checkpoint}); resume from it "
+                 "with --resume" if self.last_checkpoint is not None else "no checkpoint was written yet")
+        s.manifest.update(status="failed", failure=f"non-finite loss at step {self.step + 1}: {shown}",
+                          finished=now_iso())
+        s.write_manifest()
+        raise NonFiniteLossError(f"step {self.step + 1} (epoch {self.step // s.steps_per_epoch}): non-finite loss "
+                                 f"({shown}); training stopped before this step was applied; {where}")
+
+    # ---- the loop
+    def run(self) -> None:
+        s, recipe = self.s, self.s.recipe
+        ckpt_steps = s.options.checkpoint_every or recipe.checkpoint.every_steps
+        ckpt_epochs = None if s.options.checkpoint_every else recipe.checkpoint.every_epochs
+        spec = recipe.validation
+        samples_since, last_time = 0, time.perf_counter()
+        while self.step < s.total_steps:
+            epoch, in_epoch = divmod(self.step, s.steps_per_epoch)
+            s.sampler.set_epoch(epoch, in_epoch)
+            for batch in self.loader:
+                lr_factor = set_learning_rate(s.optimizer, recipe.schedule, epoch, self.step)
+                self.losses = self.train_step(batch, s.objective)
+                self.step += 1
+                samples_since += s.plan.batch_size
+                if self.main and (self.step % self.log_every == 0 or self.step == s.total_steps):
+                    now = time.perf_counter()
+                    row = {"step": self.step, "epoch": epoch, "lr": s.optimizer.param_groups[0]["lr"],
+                           "lr_factor": lr_factor, **self.losses,
+                           "samples_per_s": samples_since / max(now - last_time, 1e-9)}
+                    samples_since, last_time = 0, now
+                    if self.log is not None:
+                        self.log.write(row)
+                    self.progress.step(row)
+                if _due(self.step, s.steps_per_epoch, ckpt_steps, ckpt_epochs):
+                    self.save_checkpoint()
+                if self.val_enabled and _due(self.step, s.steps_per_epoch, spec.every_steps, spec.every_epochs):
+                    self.validate()
+                if self.step >= s.total_steps:
+                    break
+
+    def finish(self) -> TrainOutcome:
+        s = self.s
+        if self.last_checkpoint != self.step:
+            self.save_checkpoint()
+        if self.val_enabled and (not self.validations or self.validations[-1].step != self.step):
+            self.validate()
+        final = s.run_dir / "final.safetensors"
+        if self.main:
+            export_safetensors(s.model, final, {"bench_ir_model": s.card.name, "recipe": s.recipe.name,
+                                                "step": str(self.step)})
+            s.manifest.update(
+                status="complete", finished=now_iso(), steps_done=self.step,
+                epochs_done=self.step / s.steps_per_epoch, final_losses=self.losses,
+                final_weights={"path": final.name, "sha256": sha256_file(final)},
+                validation=[{"step": v.step, "run_dir": str(v.run_dir), "tasks": v.tasks, "average": v.average}
+                            for v in self.validations])
+            s.write_manifest()
+            if self.log is not None:
+                self.log.close()
+        s.context.barrier()
+        return TrainOutcome(s.run_dir, final, s.manifest, self.step, self.losses, self.validations, s.model)
+
+
+def _previous_manifest(session: TrainSession) -> dict[str, Any]:
+    import json
+
+    path = session.run_dir / "train_manifest.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t", data_root: str | Path | None = None,
+          run_dir: str | Path | None = None, *, progress: TrainProgress | None = None,
+          objective: Objective | None = None, **options: Any) -> TrainOutcome:
+    """Train ``model`` with ``recipe``; see the module docstring for the run directory.
+
+    Keyword options (:class:`bench_ir.train.session.TrainOptions`): ``max_steps`` (stop early), ``device``
+    ("auto", "cpu", "cuda"...), ``dtype`` ("fp32" or "bf16" autocast), ``resume`` (continue ``run_dir``),
+    ``seed``, ``epochs_from`` / ``loss_from`` ("code" = official scripts, "paper"), ``model_args`` (card
+    argument overrides), ``batch_size`` / ``patch_size`` (override the recipe; batch is global), ``num_workers``,
+    ``validate``, ``val_data_root``, ``val_limit``, ``checkpoint_every`` (steps), ``log_every`` (steps),
+    ``tensorboard``, ``registry``, ``runs_root``, ``command``. ``objective`` replaces the recipe's objective
+    (``objective(model, lq, gt, step) -> dict`` with ``total``).
+
+    Raises FileNotFoundError / DatasetNotFoundError for missing data, ValueError for impossible settings
+    (e.g. a batch larger than the training set), NonFiniteLossError when a loss turns NaN/inf.
+    """
+    settings = TrainOptions(data_root=data_root, run_dir=run_dir, **options)
+    session = open_session(recipe, model, settings)
+    if objective is not None:
+        session.objective = objective
+    progress = progress if progress is not None and session.context.is_main else TrainProgress()
+    loop = _Loop(session, progress)
+    if settings.resume:
+        loop.resume()
+    session.write_manifest()
+    progress.start({"run_dir": session.run_dir, "total_steps": session.total_steps, "start_step": loop.step,
+                    "steps_per_epoch": session.steps_per_epoch, "global_batch": session.plan.batch_size,
+                    "world_size": session.context.world_size, "params": session.manifest["model"]["params"],
+                    "items": len(session.dataset), "notices": list(session.notices),
+                    "recipe": session.recipe.name, "model": session.card.display_name})
+    try:
+        loop.run()
+        outcome = loop.finish()
+    except BaseException as err:
+        if session.manifest.get("status") == "running" and not isinstance(err, NonFiniteLossError):
+            session.manifest.update(status="interrupted", interrupted=now_iso(), steps_done=loop.step)
+            session.write_manifest()
+        if loop.log is not None:
+            loop.log.close()
+        raise
+    progress.end(outcome)
+    return outcome
