@@ -124,7 +124,7 @@ def run(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[Dtype, typer.Option(help="inference precision")] = Dtype.fp32,
     batch_size: Annotated[int, typer.Option(help="images per forward pass (same-size images only)")] = 1,
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes")] = 0,
+    workers: Annotated[int | None, typer.Option(help="DataLoader workers (default: 0 on CPU, up to 4 on CUDA)")] = None,
     tile: Annotated[int | None, typer.Option(help="tiled inference with this tile size (pixels)")] = None,
     tile_overlap: Annotated[int, typer.Option(help="overlap between tiles (pixels)")] = 32,
     pad: Annotated[str | None, typer.Option(help="override the size-fit padding: reflect|replicate|none")] = None,

@@ -65,7 +65,7 @@ class RunConfig:
     device: str = "auto"
     dtype: str = "fp32"
     batch_size: int = 1
-    num_workers: int = 0
+    num_workers: int | None = None  # None: 0 on CPU (no gain), default_workers() on CUDA
     tile: int | None = None
     tile_overlap: int = 32
     pad: str | None = None
@@ -236,8 +236,10 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
 
     # 4. scoring
     scorer = _make_scorer(convention, config, device)
+    workers = config.num_workers if config.num_workers is not None else (
+        default_workers() if device.type == "cuda" else 0)
     options = EvalOptions(device=device, dtype=config.dtype, batch_size=config.batch_size,
-                          num_workers=config.num_workers, tile=config.tile, tile_overlap=config.tile_overlap,
+                          num_workers=workers, tile=config.tile, tile_overlap=config.tile_overlap,
                           save_images=(run_dir / "images") if config.save_images else None)
     try:
         for task in tasks:
@@ -291,4 +293,5 @@ def _make_scorer(convention, config: RunConfig, device: torch.device):
 
 
 def default_workers() -> int:
+    """DataLoader workers used on CUDA when none are requested: up to 4, leaving one core free."""
     return min(4, max(0, (os.cpu_count() or 1) - 1))
