@@ -33,7 +33,7 @@ OFFICIAL_PARAMS = 28_784_824
 OFFICIAL_KEYS = 587
 UNUSED_PARAMS = 18_738
 BLOCK_DIM, BLOCK_HEADS, BLOCK_PERTURB_SCALE = 16, 2, 0.3
-BLOCK_FEATURE_SIZE = (640, 768)
+BLOCK_FEATURE_SIZE = (384, 384)
 BLOCK_STRIDE = 32
 
 
@@ -44,8 +44,9 @@ def _perturb(model: torch.nn.Module, scale: float) -> None:
             tensor.add_(torch.randn(tensor.shape, generator=generator) * scale)
 
 
+@cache
 def seeded_adair() -> AdaIR:
-    """Deterministic weights (fixture recipe): ``torch.manual_seed(WEIGHT_SEED)``, construction, then
+    """Deterministic weights (fixture recipe; built once): ``torch.manual_seed(WEIGHT_SEED)``, construction, then
     N(0, PERTURB_SCALE^2) noise on every tensor in state_dict key order (CPU generator ``PERTURB_SEED``)."""
     torch.manual_seed(WEIGHT_SEED)
     model = AdaIR()
@@ -67,7 +68,7 @@ def seeded_frequency_block() -> FrequencyLearningBlock:
 
 
 def block_features(seed: torch.Tensor) -> torch.Tensor:
-    """The block's feature input: the stored (2, 16, 40, 48) seed upsampled bilinearly to 640x768."""
+    """The block's feature input: the stored (2, 16, 12, 12) seed upsampled bilinearly to 384x384."""
     return F.interpolate(seed, BLOCK_FEATURE_SIZE, mode="bilinear")
 
 
@@ -138,10 +139,12 @@ def test_unused_official_layers_are_kept_but_never_run(adair: AdaIR) -> None:
     names = [f"fre{level}.{module}" for level in (1, 2, 3) for module in UNUSED_MODULES]
     assert sum(p.numel() for name in names for p in adair.get_submodule(name).parameters()) == UNUSED_PARAMS
     calls: list[str] = []
-    for name in names:
-        adair.get_submodule(name).register_forward_hook(lambda *_, name=name: calls.append(name))
+    hooks = [adair.get_submodule(name).register_forward_hook(lambda *_, name=name: calls.append(name))
+             for name in names]
     with torch.no_grad():
-        adair(torch.rand(1, 3, 16, 16))
+        adair(torch.rand(1, 3, 8, 8))
+    for hook in hooks:
+        hook.remove()
     assert calls == []
 
 
@@ -173,17 +176,26 @@ def test_empty_mask_sends_the_whole_signal_to_the_high_frequency_part() -> None:
     torch.testing.assert_close(high, embedded.abs(), atol=1e-5, rtol=0)
 
 
-def test_each_sample_gets_its_own_box(golden: dict) -> None:
+@pytest.fixture(scope="module")
+def block_run(golden: dict) -> dict:
+    """The seeded block on the fixture inputs: masks, batched output, per-sample outputs, low part."""
     block = seeded_frequency_block()
     image, features = golden["block"]["image"], block_features(golden["block"]["feature_seed"])
+    resized = F.interpolate(image, BLOCK_FEATURE_SIZE, mode="bilinear")
     with torch.no_grad():
-        masks = frequency_mask(block.rates(block.conv1(F.interpolate(image, BLOCK_FEATURE_SIZE, mode="bilinear"))),
-                               *BLOCK_FEATURE_SIZE)
-        batched = block(image, features)
-        single = torch.cat([block(image[i:i + 1], features[i:i + 1]) for i in range(2)])
-    assert masks.flatten(1).sum(1).tolist() == golden["block"]["mask_areas"]
-    assert len(set(golden["block"]["mask_areas"])) == 2 and min(golden["block"]["mask_areas"]) > 0
-    torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)
+        return {
+            "masks": frequency_mask(block.rates(block.conv1(resized)), *BLOCK_FEATURE_SIZE),
+            "output": block(image, features),
+            "single": torch.cat([block(image[i:i + 1], features[i:i + 1]) for i in range(2)]),
+            "low": block.split_frequencies(resized)[1],
+        }
+
+
+def test_each_sample_gets_its_own_box(golden: dict, block_run: dict) -> None:
+    areas = golden["block"]["mask_areas"]
+    assert block_run["masks"].flatten(1).sum(1).tolist() == areas
+    assert len(set(areas)) == 2 and min(areas) > 0
+    torch.testing.assert_close(block_run["output"], block_run["single"], atol=1e-5, rtol=0)
 
 
 # --- parity with the official code -------------------------------------------------------------------
@@ -194,21 +206,16 @@ def test_eval_output_matches_official(golden: dict, adair: AdaIR) -> None:
     assert (out - golden["model"]["output"]).abs().max().item() <= PARITY_ATOL
 
 
-def test_frequency_block_with_non_empty_masks_matches_official(golden: dict) -> None:
-    block = seeded_frequency_block()
-    image, features = golden["block"]["image"], block_features(golden["block"]["feature_seed"])
-    with torch.no_grad():
-        out = block(image, features)
-        _, low = block.split_frequencies(F.interpolate(image, BLOCK_FEATURE_SIZE, mode="bilinear"))
+def test_frequency_block_with_non_empty_masks_matches_official(golden: dict, block_run: dict) -> None:
     sub = (..., slice(None, None, BLOCK_STRIDE), slice(None, None, BLOCK_STRIDE))
-    assert (out[sub] - golden["block"]["output"]).abs().max().item() <= PARITY_ATOL
-    assert (low[sub] - golden["block"]["low"]).abs().max().item() <= PARITY_ATOL
+    assert (block_run["output"][sub] - golden["block"]["output"]).abs().max().item() <= PARITY_ATOL
+    assert (block_run["low"][sub] - golden["block"]["low"]).abs().max().item() <= PARITY_ATOL
 
 
 def test_lightning_checkpoint_loads_strictly_and_reproduces_outputs(adair: AdaIR, tmp_path: Path) -> None:
     path = save_lightning_checkpoint(adair, tmp_path / "adair5d.ckpt")
     loaded = create_model("adair", checkpoint=path)
-    x = torch.rand(1, 3, 16, 24)
+    x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(loaded(x), adair(x))
 
@@ -216,7 +223,7 @@ def test_lightning_checkpoint_loads_strictly_and_reproduces_outputs(adair: AdaIR
 # --- size rule ---------------------------------------------------------------------------------------
 
 def test_forward_keeps_the_input_shape(adair: AdaIR) -> None:
-    x = torch.rand(2, 3, 24, 16)
+    x = torch.rand(2, 3, 16, 8)
     with torch.no_grad():
         assert adair(x).shape == x.shape
 

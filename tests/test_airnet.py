@@ -227,6 +227,18 @@ def test_train_step_scores_the_key_against_the_queue_and_enqueues_it(model: AirN
         assert torch.allclose(param_k, 0.999 * before + 0.001 * param_q)
 
 
+def test_encoder_in_eval_mode_updates_neither_the_key_encoder_nor_the_queue() -> None:
+    torch.manual_seed(0)
+    contrast = MomentumContrast(queue_size=256).eval()
+    with torch.no_grad():
+        next(contrast.encoder_q.parameters()).add_(1.0)
+    state_before = {k: v.clone() for k, v in contrast.state_dict().items()}
+    out = contrast(photo(8, 8), photo(8, 8))
+    assert out.logits is None and out.labels is None
+    assert out.embedding.shape == (1, 256) and out.inter.shape == (1, 64, 8, 8)
+    assert all(torch.equal(state_before[k], v) for k, v in contrast.state_dict().items())
+
+
 def test_training_batch_must_divide_the_queue_length() -> None:
     contrast = MomentumContrast(queue_size=256)
     with pytest.raises(ValueError, match="multiple of the training batch"):

@@ -30,8 +30,9 @@ OFFICIAL_KEYS = 548
 UNUSED_PARAMS = 215_296
 
 
+@cache
 def seeded_promptir() -> PromptIR:
-    """Deterministic weights (the recipe of the golden fixture): ``torch.manual_seed(WEIGHT_SEED)``, then
+    """Deterministic weights (the recipe of the golden fixture; built once): ``torch.manual_seed(WEIGHT_SEED)``, then
     construction, then N(0, PERTURB_SCALE^2) noise added to every tensor in state_dict key order from a CPU
     generator seeded ``PERTURB_SEED``."""
     torch.manual_seed(WEIGHT_SEED)
@@ -98,10 +99,12 @@ def test_unused_official_layers_are_kept_but_never_run(promptir: PromptIR) -> No
     unused = sum(p.numel() for name in UNUSED_MODULES for p in promptir.get_submodule(name).parameters())
     assert unused == UNUSED_PARAMS
     calls: list[str] = []
-    for name in UNUSED_MODULES:
-        promptir.get_submodule(name).register_forward_hook(lambda *_, name=name: calls.append(name))
+    hooks = [promptir.get_submodule(name).register_forward_hook(lambda *_, name=name: calls.append(name))
+             for name in UNUSED_MODULES]
     with torch.no_grad():
-        promptir(torch.rand(1, 3, 16, 16))
+        promptir(torch.rand(1, 3, 8, 8))
+    for hook in hooks:
+        hook.remove()
     assert calls == []
 
 
@@ -136,7 +139,7 @@ def test_eval_output_matches_official(promptir: PromptIR) -> None:
 def test_lightning_checkpoint_loads_strictly_and_reproduces_outputs(promptir: PromptIR, tmp_path: Path) -> None:
     path = save_lightning_checkpoint(promptir, tmp_path / "model.ckpt")
     loaded = create_model("promptir", checkpoint=path)
-    x = torch.rand(1, 3, 16, 24)
+    x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(loaded(x), promptir(x))
 
@@ -144,7 +147,7 @@ def test_lightning_checkpoint_loads_strictly_and_reproduces_outputs(promptir: Pr
 # --- size rule ---------------------------------------------------------------------------------------
 
 def test_forward_keeps_the_input_shape(promptir: PromptIR) -> None:
-    x = torch.rand(2, 3, 24, 16)
+    x = torch.rand(2, 3, 16, 8)
     with torch.no_grad():
         assert promptir(x).shape == x.shape
 

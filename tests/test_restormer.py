@@ -35,10 +35,12 @@ OFFICIAL_PARAMS = {"with_bias": 26_126_644, "bias_free": 26_111_668, "dual_pixel
 OFFICIAL_KEYS = {"with_bias": 494, "bias_free": 406, "dual_pixel": 495}
 
 
+@cache
 def seeded_restormer(variant: str) -> Restormer:
-    """Deterministic weights (the recipe of the golden fixture): ``torch.manual_seed(WEIGHT_SEED)``, then
-    construction, then N(0, PERTURB_SCALE^2) noise added to every tensor in state_dict key order from a CPU
-    generator seeded ``PERTURB_SEED`` (moves norms and temperatures off their init values)."""
+    """Deterministic weights (the recipe of the golden fixture; built once per variant):
+    ``torch.manual_seed(WEIGHT_SEED)``, then construction, then N(0, PERTURB_SCALE^2) noise added to every
+    tensor in state_dict key order from a CPU generator seeded ``PERTURB_SEED`` (moves norms and temperatures
+    off their init values)."""
     torch.manual_seed(WEIGHT_SEED)
     model = Restormer(**VARIANTS[variant])
     generator = torch.Generator().manual_seed(PERTURB_SEED)
@@ -147,7 +149,7 @@ def test_basicsr_checkpoint_loads_strictly_and_reproduces_outputs(restormer: Res
     path = tmp_path / "restormer.pth"
     torch.save({"params": restormer.state_dict()}, path)
     loaded = create_model("restormer", checkpoint=path)
-    x = torch.rand(1, 3, 16, 24)
+    x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(loaded(x), restormer(x))
 
@@ -157,14 +159,14 @@ def test_bias_free_checkpoint_is_rejected_by_the_with_bias_card(tmp_path: Path) 
         bias_free = Restormer(LayerNorm_type="BiasFree")
     path = tmp_path / "gaussian_color_denoising_blind.pth"
     torch.save({"params": {k: torch.zeros(v.shape) for k, v in bias_free.state_dict().items()}}, path)
-    with pytest.raises(CheckpointMismatchError, match=r"88 missing.*norm1\.body\.bias"):
+    with pytest.raises(CheckpointMismatchError, match=r"(?s)88 missing.*norm1\.body\.bias"):
         create_model("restormer", checkpoint=path)
 
 
 # --- size rule ---------------------------------------------------------------------------------------
 
 def test_forward_keeps_the_input_shape(restormer: Restormer) -> None:
-    x = torch.rand(2, 3, 16, 40)
+    x = torch.rand(2, 3, 8, 16)
     with torch.no_grad():
         assert restormer(x).shape == x.shape
 
@@ -178,8 +180,8 @@ def test_size_not_divisible_by_8_raises_a_clear_error(restormer: Restormer, size
 def test_card_reflect_pads_other_sizes_to_8_and_crops_back(restormer: Restormer) -> None:
     card = get_card("restormer")
     policy = fit_policy(card.input_multiple, card.pad_mode, "none", 1, "reflect")
-    x = torch.rand(1, 3, 21, 30)
+    x = torch.rand(1, 3, 13, 22)
     with torch.no_grad():
         out = run_padded(restormer, x, policy)
         padded = torch.nn.functional.pad(x, (0, 2, 0, 3), mode="reflect")
-        assert torch.equal(out, restormer(padded)[..., :21, :30])
+        assert torch.equal(out, restormer(padded)[..., :13, :22])

@@ -209,12 +209,13 @@ class ResidualEncoder(nn.Module):
 
 
 class ContrastOutput(NamedTuple):
-    """Training output of the degradation encoder (official order): pooled query feature, logits
-    (B, 1 + queue length; column 0 is the positive key), labels (zeros), degradation map."""
+    """Output of the degradation encoder (official order): pooled query feature (B, 256), logits
+    (B, 1 + queue length; column 0 is the positive key) and labels (zeros), both None in eval mode,
+    and the degradation map (B, 64, H, W)."""
 
     embedding: Tensor
-    logits: Tensor
-    labels: Tensor
+    logits: Tensor | None
+    labels: Tensor | None
     inter: Tensor
 
 
@@ -258,8 +259,11 @@ class MomentumContrast(nn.Module):
         return self.encoder_q.E_pre(x)
 
     def forward(self, im_q: Tensor, im_k: Tensor) -> ContrastOutput:
-        """One training step's contrastive outputs; updates ``encoder_k`` and the queue (official order)."""
+        """Training: one step's contrastive outputs; updates ``encoder_k`` and the queue (official order).
+        Eval: the query encoder's outputs only (``im_k`` unused, nothing updated), as officially."""
         embedding, query, degradation = self.encoder_q(im_q)
+        if not self.training:
+            return ContrastOutput(embedding, None, None, degradation)
         query = F.normalize(query, dim=1)
         with torch.no_grad():
             self.momentum_update()
@@ -316,6 +320,7 @@ class AirNet(nn.Module):
         if not self.training:
             return self.R(x_query, self.E.E.degradation_map(x_query))
         contrast = self.E(x_query, x_query if x_key is None else x_key)
+        assert contrast.logits is not None and contrast.labels is not None  # train mode
         return AirNetTrainingOutput(self.R(x_query, contrast.inter), contrast.logits, contrast.labels)
 
     def training_only_modules(self) -> list[str]:

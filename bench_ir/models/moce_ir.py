@@ -154,8 +154,9 @@ class MoCEIR(nn.Module):
 
     @routing_noise.setter
     def routing_noise(self, mode: RoutingNoiseMode) -> None:
-        if mode not in ROUTING_NOISE_MODES:
-            raise ValueError(f"routing_noise must be one of {ROUTING_NOISE_MODES}, got {mode!r}")
+        if not isinstance(mode, str) or mode not in ROUTING_NOISE_MODES:
+            hint = ' (YAML reads an unquoted off as false: write "off")' if mode is False else ""
+            raise ValueError(f"routing_noise must be one of {ROUTING_NOISE_MODES}, got {mode!r}{hint}")
         self._routing_noise = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

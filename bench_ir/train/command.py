@@ -61,10 +61,10 @@ class RichTrainProgress:
         self.console.print(f"[bold]{info['model']}[/] with recipe [bold]{info['recipe']}[/]: {info['params']:,} "
                            f"parameters, {info['items']:,} training items, {info['steps_per_epoch']:,} steps/epoch, "
                            f"global batch {info['global_batch']} over {info['world_size']} process(es)",
-                           highlight=False)
-        self.console.print(f"run directory: {info['run_dir']}", highlight=False)
+                           highlight=False, soft_wrap=True)
+        self.console.print(f"run directory: {info['run_dir']}", highlight=False, soft_wrap=True)
         for notice in info["notices"]:
-            self.console.print(f"[yellow]note:[/] {notice}", highlight=False)
+            self.console.print(f"[yellow]note:[/] {notice}", highlight=False, soft_wrap=True)
         self.progress.start()
         self.task = self.progress.add_task("train", total=info["total_steps"], completed=info["start_step"],
                                            status="resumed" if info["start_step"] else "")
@@ -77,20 +77,21 @@ class RichTrainProgress:
     def validation(self, result) -> None:
         tasks = "  ".join(f"{t} {v['psnr']:.2f}/{v['ssim']:.3f}" for t, v in result.tasks.items())
         average = f"Average {result.average['psnr']:.2f} dB / {result.average['ssim']:.3f}; " if result.average else ""
-        self.progress.console.print(f"validation @ step {result.step}: {average}{tasks}", highlight=False)
+        self.progress.console.print(f"validation @ step {result.step}: {average}{tasks}", highlight=False,
+                                   soft_wrap=True)
 
     def checkpoint(self, step: int, path: Path) -> None:
-        self.progress.console.print(f"[dim]checkpoint @ step {step}: {path}[/]", highlight=False)
+        self.progress.console.print(f"[dim]checkpoint @ step {step}: {path}[/]", highlight=False, soft_wrap=True)
 
     def end(self, outcome) -> None:
         self.progress.stop()
         terms = ", ".join(f"{k} {v:.4g}" for k, v in outcome.final_losses.items())
-        self.out.print(f"done: {outcome.steps} steps; final losses: {terms}", highlight=False)
+        self.out.print(f"done: {outcome.steps} steps; final losses: {terms}", highlight=False, soft_wrap=True)
         model = outcome.manifest["model"]
         card = outcome.run_dir / "model-card.yaml"
         name = str(card) if card.is_file() else model["name"]
         self.out.print(f"weights: {outcome.final_weights}\nevaluate: bench-ir run --protocol <protocol> "
-                           f"--model {name} --checkpoint {outcome.final_weights}", highlight=False)
+                           f"--model {name} --checkpoint {outcome.final_weights}", highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
         self.progress.stop()

@@ -17,7 +17,7 @@ from torch import nn
 
 from bench_ir.distributed import DistContext, dist_context
 
-__all__ = ["DistContext", "join", "wrap_model", "unwrap_model", "mean_across", "gather_objects"]
+__all__ = ["DistContext", "join", "wrap_model", "unwrap_model", "mean_across", "gather_objects", "sync_buffers"]
 
 
 def join(device: torch.device) -> tuple[DistContext, torch.device]:
@@ -60,3 +60,11 @@ def gather_objects(value: Any, context: DistContext) -> list[Any]:
     gathered: list[Any] = [None] * context.world_size
     dist.all_gather_object(gathered, value)
     return gathered
+
+
+def sync_buffers(model: nn.Module, context: DistContext) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank, as DDP does before each forward; after
+    the last step this makes every replica identical to the exported one."""
+    if context.active:
+        for buffer in model.buffers():
+            dist.broadcast(buffer.data, src=0)

@@ -39,7 +39,7 @@ from bench_ir.train.checkpointing import (
     restore_rng_state,
     save_atomic,
 )
-from bench_ir.train.distributed import gather_objects, mean_across
+from bench_ir.train.distributed import gather_objects, mean_across, sync_buffers
 from bench_ir.train.evaluation import ValidationResult, run_validation
 from bench_ir.train.logs import TrainLog, truncate_csv
 from bench_ir.train.objectives import Objective
@@ -234,6 +234,7 @@ class _Loop:
 
     def finish(self) -> TrainOutcome:
         s = self.s
+        sync_buffers(s.model, s.context)
         if self.last_checkpoint != self.step:
             self.save_checkpoint()
         if self.val_enabled and (not self.validations or self.validations[-1].step != self.step):

@@ -1,0 +1,177 @@
+"""`bench-ir train` on CPU with a tiny MIRAGE and the sample recipe: exact resume, export, validation, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+import typer
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from bench_ir.runner import RunConfig, run_protocol
+from bench_ir.train.command import train_command
+from bench_ir.train.recipes import ValidationSpec, load_recipe
+from bench_ir.train.session import TrainResumeError
+from bench_ir.train.trainer import NonFiniteLossError, train
+
+TINY = {"dim": 6, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1}
+FAST = {"device": "cpu", "batch_size": 2, "patch_size": 16, "model_args": TINY, "num_workers": 0,
+        "validate": False, "tensorboard": False}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Bit-exactness is per thread setting; one thread is also far faster on a shared 2-core CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resumed_training_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+    straight = train("sample", "mirage-t", None, tmp_path / "straight", max_steps=4, **FAST)
+    train("sample", "mirage-t", None, tmp_path / "split", max_steps=2, **FAST)
+    resumed = train("sample", "mirage-t", None, tmp_path / "split", max_steps=4, resume=True, **FAST)
+    assert resumed.steps == straight.steps == 4
+    assert _states_equal(straight.model.state_dict(), resumed.model.state_dict())
+    a = torch.load(tmp_path / "straight/checkpoints/last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
+    assert all(_states_equal(a["optimizer"]["state"][i], b["optimizer"]["state"][i]) for i in a["optimizer"]["state"])
+    assert straight.final_losses == resumed.final_losses
+    manifest = json.loads((tmp_path / "split/train_manifest.json").read_text())
+    assert [r["step"] for r in manifest["resumed"]] == [2] and manifest["status"] == "complete"
+
+
+def test_final_weights_and_manifest_let_bench_ir_run_evaluate_the_trained_model(tmp_path):
+    outcome = train("sample", "mirage-t", None, tmp_path / "run", max_steps=2, seed=5, **FAST)
+    weights = load_file(tmp_path / "run/final.safetensors")
+    assert _states_equal(weights, {k: v for k, v in outcome.model.state_dict().items()})
+    manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
+    assert manifest["recipe"]["sha256"] == load_recipe("sample").sha256
+    assert manifest["seed"] == 5 and manifest["steps_done"] == 2 and manifest["model"]["args_overrides"] == TINY
+    assert set(manifest["final_losses"]) == {"total", "l1", "fourier", "spd"}
+    for key in ("versions", "git_revision", "device", "plan", "data", "final_weights", "notices"):
+        assert key in manifest, key
+    evaluation = run_protocol(RunConfig(protocol="5deg", model=str(tmp_path / "run/model-card.yaml"),
+                                        checkpoint=tmp_path / "run/final.safetensors", sample=True, limit=1,
+                                        tasks=["derain"], run_dir=tmp_path / "eval"))
+    assert evaluation.manifest["random_weights"] is False
+    assert math.isfinite(evaluation.summary.loc["derain", "psnr"])
+
+
+def test_periodic_validation_scores_the_current_weights_into_the_run_directory(tmp_path):
+    recipe = dataclasses.replace(load_recipe("sample"), validation=ValidationSpec(
+        protocol="5deg", sample=True, limit=1, tasks=["derain", "denoise-25"], every_steps=2, every_epochs=None))
+    outcome = train(recipe, "mirage-t", None, tmp_path / "run", max_steps=3, **{**FAST, "validate": True})
+    assert [v.step for v in outcome.validations] == [2, 3]  # every 2 steps and at the end
+    manifest = json.loads((tmp_path / "run/val/step-0000003/manifest.json").read_text())
+    assert manifest["random_weights"] is False and manifest["checkpoint"]["step"] == 3
+    assert not any(n.startswith("random weights") for n in manifest["notices"])
+    rows = (tmp_path / "run/val.csv").read_text().splitlines()
+    assert rows[0] == "step,epoch,task,psnr,ssim,images" and len(rows) == 1 + 2 * 2
+    final = run_protocol(RunConfig(protocol="5deg", model=str(tmp_path / "run/model-card.yaml"),
+                                   checkpoint=tmp_path / "run/final.safetensors", sample=True, limit=1,
+                                   tasks=["derain", "denoise-25"], run_dir=tmp_path / "eval"))
+    assert final.summary["psnr"].to_dict() == pytest.approx(
+        {t: v["psnr"] for t, v in outcome.validations[-1].tasks.items()}, abs=1e-9)
+
+
+class NanAfter:
+    """The standard objective, but the loss becomes NaN at optimizer step ``bad_step`` (0-based)."""
+
+    def __init__(self, bad_step: int) -> None:
+        from bench_ir.train.objectives import RestorationObjective
+
+        self.bad_step, self.base = bad_step, RestorationObjective()
+
+    def __call__(self, model, lq, gt, step):
+        terms = self.base(model, lq, gt, step)
+        if step == self.bad_step:
+            terms["l1"] = terms["l1"] * float("nan")
+            terms["total"] = terms["total"] + terms["l1"]
+        return terms
+
+
+def test_a_nan_loss_stops_with_the_step_and_terms_and_keeps_the_last_good_checkpoint(tmp_path):
+    with pytest.raises(NonFiniteLossError, match=r"step 3 .*l1=nan.*last good checkpoint is .*last.pt \(step 2\)"):
+        train("sample", "mirage-t", None, tmp_path / "run", max_steps=5, checkpoint_every=2, objective=NanAfter(2),
+              **FAST)
+    checkpoint = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)
+    assert checkpoint["step"] == 2
+    assert all(torch.isfinite(v).all() for v in checkpoint["model"].values() if v.is_floating_point())
+    assert not (tmp_path / "run/final.safetensors").exists()
+    assert json.loads((tmp_path / "run/train_manifest.json").read_text())["status"] == "failed"
+
+
+def test_a_batch_larger_than_the_training_set_is_an_error():
+    with pytest.raises(ValueError, match=r"batch size 2000 is larger than the training set .*784 items"):
+        train("sample", "mirage-t", **{**FAST, "batch_size": 2000})
+
+
+def test_resume_refuses_a_run_with_another_seed_and_reuse_needs_resume(tmp_path):
+    train("sample", "mirage-t", None, tmp_path / "run", max_steps=1, **FAST)
+    with pytest.raises(TrainResumeError, match="seed was 0, now 1"):
+        train("sample", "mirage-t", None, tmp_path / "run", max_steps=2, resume=True, seed=1, **FAST)
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        train("sample", "mirage-t", None, tmp_path / "run", max_steps=2, **FAST)
+
+
+def test_a_recipe_objective_hook_and_gradient_clip_are_used(tmp_path, monkeypatch):
+    (tmp_path / "my_objective.py").write_text(
+        "import torch\n"
+        "CALLS = []\n"
+        "class PlainL1:\n"
+        "    def __init__(self, scale):\n"
+        "        self.scale = scale\n"
+        "    def __call__(self, model, lq, gt, step):\n"
+        "        restored = model(lq)[0]\n"
+        "        CALLS.append(step)\n"
+        "        l1 = (restored - gt).abs().mean()\n"
+        "        return {'total': self.scale * l1, 'l1': l1}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    recipe = load_recipe("sample")
+    loss = dataclasses.replace(recipe.loss, objective="my_objective:PlainL1", objective_args={"scale": 2.0},
+                               grad_clip=1e-3)
+    outcome = train(dataclasses.replace(recipe, loss=loss), "mirage-t", None, tmp_path / "run", max_steps=2, **FAST)
+    import my_objective
+
+    assert my_objective.CALLS == [0, 1]
+    assert set(outcome.final_losses) == {"total", "l1"}
+    assert outcome.final_losses["total"] == pytest.approx(2 * outcome.final_losses["l1"])
+
+
+def test_bf16_autocast_trains_with_finite_losses(tmp_path):
+    outcome = train("sample", "mirage-t", None, tmp_path / "run", max_steps=1, dtype="bf16", **FAST)
+    assert all(math.isfinite(v) for v in outcome.final_losses.values())
+
+
+def _cli() -> typer.Typer:
+    app = typer.Typer()
+    app.command("train")(train_command)
+    app.command("noop")(lambda: None)  # a second command keeps "train" as a sub-command
+    return app
+
+
+def test_cli_trains_prints_progress_and_points_at_the_weights(tmp_path):
+    result = CliRunner().invoke(_cli(), [
+        "train", "--recipe", "sample", "--max-steps", "2", "--device", "cpu", "--batch-size", "2",
+        "--patch-size", "16", "--workers", "0", "--no-val", "--no-tensorboard", "--run-dir", str(tmp_path / "run"),
+        "--model-arg", "dim=6", "--model-arg", "num_blocks=[1,1,1,1]", "--model-arg", "num_refinement_blocks=1"])
+    assert result.exit_code == 0, result.output
+    assert "done: 2 steps" in result.output and "final.safetensors" in result.output
+    assert "model-card.yaml" in result.output
+    assert (tmp_path / "run/final.safetensors").is_file()
+
+
+def test_cli_reports_missing_training_data_as_an_error(tmp_path):
+    result = CliRunner().invoke(_cli(), ["train", "--recipe", "5deg", "--data-root", str(tmp_path), "--device", "cpu"])
+    assert result.exit_code == 2
+    assert "error:" in result.output and "task 'denoise'" in result.output
