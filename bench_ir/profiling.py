@@ -154,8 +154,10 @@ def inference_parameter_count(model: nn.Module, card: ModelCard | None = None) -
 # ------------------------------------------------------------------------------------------------ FLOPs
 @contextlib.contextmanager
 def _training_heads_active(model: nn.Module) -> Iterator[None]:
-    """Train mode (so training-only heads run) with normalisation, dropout and DropPath as in eval."""
+    """Train mode (so training-only heads run) with normalisation, dropout and DropPath as in eval. A train
+    forward may update state (AirNet's momentum encoder and queue): the state_dict is restored afterwards."""
     modes = {module: module.training for module in model.modules()}
+    saved = {key: value.detach().clone() for key, value in model.state_dict().items()}
     model.train()
     for module in model.modules():
         if isinstance(module, (_NormBase, _DropoutNd)) or type(module).__name__ == "DropPath":
@@ -165,6 +167,7 @@ def _training_heads_active(model: nn.Module) -> Iterator[None]:
     finally:
         for module, mode in modes.items():
             module.training = mode
+        model.load_state_dict(saved)
 
 
 def count_flops(model: nn.Module, size: int | tuple[int, int], with_training_heads: bool = False) -> FlopCount:

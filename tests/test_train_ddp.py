@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 SCRIPT = """
@@ -33,6 +34,7 @@ json.dump({"batches": batches, "losses": outcome.final_losses}, open(os.path.joi
 """
 
 
+@pytest.mark.slow
 def test_two_processes_split_the_global_batch_and_end_with_identical_weights(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT)
