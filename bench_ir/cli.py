@@ -409,6 +409,12 @@ def validate(
         raise typer.Exit(code=1)
 
 
+# -------------------------------------------------------------------------------------------- train
+from bench_ir.train.command import train_command  # noqa: E402  (parsing only; imports the trainer lazily)
+
+app.command("train")(train_command)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -4,15 +4,18 @@ committed golden fixture.
 
 The golden fixture ``fixtures/moce_ir_golden.pt`` was produced outside the repository from the official
 ``src/net/moce_ir.py`` (eduardzamfir/MoCE-IR at a1a6e74, unmodified, built with the constructor values of
-``src/test.py`` + ``src/options.py``): weights made by :func:`seeded_moce` were loaded into the official class
-with ``strict=True``; it holds the eval image with ``torch.manual_seed(0)`` set right before the forward (as
-the official test seeds it), the outputs of every decoder ``adapter`` (the expert mixtures, which are the
-parts that depend on the routing), and the train-mode image and ``total_loss`` with ``torch.manual_seed(3)``.
+``src/test.py`` + ``src/options.py``): MoCE-IR-S weights made by :func:`seeded_moce` were loaded into the
+official class with ``strict=True``. It holds the eval image with ``torch.manual_seed(0)`` set right before
+the forward (as the official test seeds it), the outputs of four decoder ``adapter`` modules (the expert
+mixtures: the tensors that depend on the routing; the image barely does with random weights), and the
+train-mode image and ``total_loss`` with ``torch.manual_seed(3)``. MoCE-IR differs only in width: its layout
+is checked here, its outputs were compared on the side (see the card's ``parity``).
 No official code is in this repository.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -62,11 +65,6 @@ def small() -> MoCEIR:
 
 
 @pytest.fixture(scope="module")
-def base() -> MoCEIR:
-    return seeded_moce("base")
-
-
-@pytest.fixture(scope="module")
 def golden() -> dict:
     return torch.load(GOLDEN, weights_only=True)
 
@@ -79,7 +77,9 @@ def seeded_run(small: MoCEIR, golden: dict) -> tuple[torch.Tensor, dict[str, tor
     return run_with_adapter_outputs(small, golden["eval_input"])
 
 
+@cache
 def meta_model(variant: str) -> MoCEIR:
+    """The model on the meta device (shapes only), built once per variant."""
     with torch.device("meta"):
         return MoCEIR(variant)
 
@@ -196,13 +196,6 @@ def test_eval_image_and_expert_mixtures_match_official_seeded_once(seeded_run: t
         assert max_abs_diff(adapters[name], official) <= PARITY_ATOL, name
 
 
-def test_base_eval_image_and_expert_mixtures_match_official(golden: dict) -> None:
-    image, adapters = run_with_adapter_outputs(seeded_moce("base"), golden["eval_input"])
-    assert max_abs_diff(image, golden["base"]["eval"]) <= PARITY_ATOL
-    for name, official in golden["base"]["adapters"].items():
-        assert max_abs_diff(adapters[name], official) <= PARITY_ATOL, name
-
-
 def test_train_image_and_balance_loss_match_official(small: MoCEIR, golden: dict) -> None:
     small.train()
     try:
@@ -270,7 +263,7 @@ def test_unknown_routing_noise_mode_is_rejected_with_a_yaml_hint() -> None:
 # --- batches -----------------------------------------------------------------------------------------
 
 def test_eval_batch_gives_each_image_its_batch_of_one_output(small: MoCEIR) -> None:
-    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(7))
+    x = torch.rand(2, 3, 8, 16, generator=torch.Generator().manual_seed(7))
     batched, batched_adapters = run_with_adapter_outputs(small, x)
     singles = [run_with_adapter_outputs(small, x[i:i + 1]) for i in range(2)]
     assert torch.equal(batched, torch.cat([image for image, _ in singles]))
@@ -279,7 +272,7 @@ def test_eval_batch_gives_each_image_its_batch_of_one_output(small: MoCEIR) -> N
 
 
 def test_official_routing_on_a_batch_equals_images_one_after_another(small: MoCEIR) -> None:
-    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(8))
+    x = torch.rand(2, 3, 8, 16, generator=torch.Generator().manual_seed(8))
     small.routing_noise = "official"
     try:
         with torch.no_grad():
@@ -315,7 +308,7 @@ def test_expert_layer_routes_every_sample_to_its_own_experts() -> None:
 # --- training ----------------------------------------------------------------------------------------
 
 def test_train_forward_returns_the_image_and_stores_a_differentiable_balance_loss(small: MoCEIR) -> None:
-    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(9))
+    x = torch.rand(2, 3, 8, 16, generator=torch.Generator().manual_seed(9))
     small.train()
     try:
         restored = small(x)

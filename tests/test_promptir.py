@@ -10,6 +10,7 @@ saved. No official code is in this repository.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -25,6 +26,7 @@ WEIGHT_SEED = 0
 PERTURB_SEED = 1
 PERTURB_SCALE = 0.02
 PARITY_ATOL = 1e-5
+INPUT_SHAPE = (2, 3, 16, 24)  # one shape throughout: CPU conv kernels are prepared once per input shape
 OFFICIAL_PARAMS = 35_592_263
 OFFICIAL_KEYS = 548
 UNUSED_PARAMS = 215_296
@@ -49,6 +51,15 @@ def state_dict_shapes() -> dict[str, tuple[int, ...]]:
     with torch.device("meta"):
         model = PromptIR()
     return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Inputs here are tiny: one intra-op thread beats a thread pool, most of all on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +113,7 @@ def test_unused_official_layers_are_kept_but_never_run(promptir: PromptIR) -> No
     hooks = [promptir.get_submodule(name).register_forward_hook(lambda *_, name=name: calls.append(name))
              for name in UNUSED_MODULES]
     with torch.no_grad():
-        promptir(torch.rand(1, 3, 8, 8))
+        promptir(torch.rand(INPUT_SHAPE))
     for hook in hooks:
         hook.remove()
     assert calls == []
@@ -139,7 +150,7 @@ def test_eval_output_matches_official(promptir: PromptIR) -> None:
 def test_lightning_checkpoint_loads_strictly_and_reproduces_outputs(promptir: PromptIR, tmp_path: Path) -> None:
     path = save_lightning_checkpoint(promptir, tmp_path / "model.ckpt")
     loaded = create_model("promptir", checkpoint=path)
-    x = torch.rand(1, 3, 16, 16)
+    x = torch.rand(INPUT_SHAPE)
     with torch.no_grad():
         assert torch.equal(loaded(x), promptir(x))
 
@@ -147,7 +158,7 @@ def test_lightning_checkpoint_loads_strictly_and_reproduces_outputs(promptir: Pr
 # --- size rule ---------------------------------------------------------------------------------------
 
 def test_forward_keeps_the_input_shape(promptir: PromptIR) -> None:
-    x = torch.rand(2, 3, 16, 8)
+    x = torch.rand(INPUT_SHAPE)
     with torch.no_grad():
         assert promptir(x).shape == x.shape
 

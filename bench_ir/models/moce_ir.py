@@ -182,13 +182,14 @@ class MoCEIR(nn.Module):
             feats = downsample(feats)
         feats = self.latent(feats)
         freq_emb = self.freq_embed(feats)
-        losses = []
+        losses: list[torch.Tensor] = []
         for upsample, fuse, group in self.dec:
             feats = fuse(torch.cat([upsample(feats), skips.pop()], dim=1))
             feats, loss = group(feats, freq_emb, noise)
             losses.append(loss)
         if self.training:
-            self.balance_loss = torch.stack(losses).sum() / sum(self.config.num_dec_blocks)
+            # Summed level by level from 0 and divided by the block count, in the official order.
+            self.balance_loss = sum(losses) / sum(self.config.num_dec_blocks)  # type: ignore[assignment]
         return self.output(self.refinement(feats)) + x
 
     def extra_repr(self) -> str:

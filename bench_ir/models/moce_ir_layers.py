@@ -147,15 +147,16 @@ class ExpertRouter(nn.Module):
     importance loss only when ``use_complexity_bias`` is set (the released models were tested without it).
     """
 
-    def __init__(self, dim: int, freq_dim: int, num_experts: int, k: int, complexity: torch.Tensor,
+    def __init__(self, dim: int, freq_dim: int, num_experts: int, k: int, expert_sizes: list[int],
                  use_complexity_bias: bool = False, complexity_scale: str = "max") -> None:
         super().__init__()
         self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(dim, num_experts, bias=False))
         self.freq_gate = nn.Linear(freq_dim, num_experts, bias=False)
-        if complexity_scale == "max":
-            complexity = complexity / complexity.max()
-        elif complexity_scale == "min":
-            complexity = complexity / complexity.min()
+        if complexity_scale not in ("max", "min"):
+            raise ValueError(f"complexity_scale must be 'max' or 'min', got {complexity_scale!r}")
+        scale = max(expert_sizes) if complexity_scale == "max" else min(expert_sizes)
+        # Python division: a tensor division on the meta device (cards are built there) is slow.
+        complexity = torch.tensor([size / scale for size in expert_sizes], dtype=torch.float32)
         self.register_buffer("complexity", complexity)
         self.k = k
         self.num_experts = num_experts
@@ -218,8 +219,8 @@ class ComplexityExpertLayer(nn.Module):
             nn.Sequential(ComplexityExpert(dim, rank, patch)) for rank, patch in zip(ranks, patch_sizes, strict=True)
         )
         self.proj_out = nn.Conv2d(dim, dim, kernel_size=1, bias=False)
-        complexity = torch.tensor([sum(p.numel() for p in expert.parameters()) for expert in self.experts])
-        self.routing = ExpertRouter(dim, freq_dim, num_experts, top_k, complexity,
+        expert_sizes = [sum(p.numel() for p in expert.parameters()) for expert in self.experts]
+        self.routing = ExpertRouter(dim, freq_dim, num_experts, top_k, expert_sizes,
                                     use_complexity_bias=with_complexity, complexity_scale=complexity_scale)
 
     def forward(self, x: torch.Tensor, freq_emb: torch.Tensor, shared: torch.Tensor,

@@ -264,22 +264,36 @@ def _previous_manifest(session: TrainSession) -> dict[str, Any]:
 
 
 def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t", data_root: str | Path | None = None,
-          run_dir: str | Path | None = None, *, progress: TrainProgress | None = None,
-          objective: Objective | None = None, **options: Any) -> TrainOutcome:
-    """Train ``model`` with ``recipe``; see the module docstring for the run directory.
+          run_dir: str | Path | None = None, *, max_steps: int | None = None, device: str = "auto",
+          dtype: str = "fp32", resume: bool = False, seed: int = 0, epochs_from: str = "code", loss_from: str = "code",
+          model_args: dict[str, Any] | None = None, batch_size: int | None = None, patch_size: int | None = None,
+          num_workers: int | None = None, validate: bool = True, val_data_root: str | Path | None = None,
+          val_limit: int | None = None, checkpoint_every: int | None = None, log_every: int | None = None,
+          tensorboard: bool = True, registry: str | Path | None = None, runs_root: str | Path = "runs",
+          command: list[str] | None = None, progress: TrainProgress | None = None,
+          objective: Objective | None = None) -> TrainOutcome:
+    """Train ``model`` (card name, YAML path or ModelCard) with ``recipe`` (name, YAML path or Recipe); see the
+    module docstring for what ``run_dir`` (default ``<runs_root>/train/<time>-<model>-<recipe>``) receives.
 
-    Keyword options (:class:`bench_ir.train.session.TrainOptions`): ``max_steps`` (stop early), ``device``
-    ("auto", "cpu", "cuda"...), ``dtype`` ("fp32" or "bf16" autocast), ``resume`` (continue ``run_dir``),
-    ``seed``, ``epochs_from`` / ``loss_from`` ("code" = official scripts, "paper"), ``model_args`` (card
-    argument overrides), ``batch_size`` / ``patch_size`` (override the recipe; batch is global), ``num_workers``,
-    ``validate``, ``val_data_root``, ``val_limit``, ``checkpoint_every`` (steps), ``log_every`` (steps),
-    ``tensorboard``, ``registry``, ``runs_root``, ``command``. ``objective`` replaces the recipe's objective
-    (``objective(model, lq, gt, step) -> dict`` with ``total``).
+    max_steps: stop after this many optimizer steps (the recipe's epochs otherwise). device: "auto", "cpu",
+    "cuda", "cuda:1"... (under torchrun each process takes its local GPU). dtype: "fp32" or "bf16" (autocast;
+    losses in fp32). resume: continue ``run_dir`` from checkpoints/last.pt. seed: initialisation, data order,
+    patches, noise. epochs_from / loss_from: "code" (official scripts, default) or "paper". model_args: card
+    argument overrides (e.g. a smaller ``dim``). batch_size (global, split over processes) / patch_size: override
+    the recipe. validate / val_data_root / val_limit: periodic validation on the recipe's protocol (test sets under
+    ``val_data_root`` or ``data_root``). checkpoint_every / log_every: intervals in steps (default: the recipe's).
+    objective: replaces the recipe's objective, ``objective(model, lq, gt, step) -> dict`` with ``total``.
 
-    Raises FileNotFoundError / DatasetNotFoundError for missing data, ValueError for impossible settings
-    (e.g. a batch larger than the training set), NonFiniteLossError when a loss turns NaN/inf.
+    Raises FileNotFoundError / DatasetNotFoundError for missing data, ValueError for impossible settings (e.g. a
+    batch larger than the training set), TrainResumeError for a checkpoint of another run, NonFiniteLossError
+    when a loss turns NaN or infinite.
     """
-    settings = TrainOptions(data_root=data_root, run_dir=run_dir, **options)
+    settings = TrainOptions(
+        data_root=data_root, run_dir=run_dir, runs_root=runs_root, max_steps=max_steps, device=device, dtype=dtype,
+        resume=resume, seed=seed, epochs_from=epochs_from, loss_from=loss_from, model_args=dict(model_args or {}),
+        batch_size=batch_size, patch_size=patch_size, num_workers=num_workers, validate=validate,
+        val_data_root=val_data_root, val_limit=val_limit, checkpoint_every=checkpoint_every, log_every=log_every,
+        tensorboard=tensorboard, registry=registry, command=command)
     session = open_session(recipe, model, settings)
     if objective is not None:
         session.objective = objective
