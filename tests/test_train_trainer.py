@@ -12,6 +12,7 @@ import typer
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from bench_ir.data.datasets import DatasetNotFoundError
 from bench_ir.runner import RunConfig, run_protocol
 from bench_ir.train.command import train_command
 from bench_ir.train.recipes import ValidationSpec, load_recipe
@@ -50,8 +51,12 @@ def test_resumed_training_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     assert [r["step"] for r in manifest["resumed"]] == [2] and manifest["status"] == "complete"
 
 
-def test_final_weights_and_manifest_let_bench_ir_run_evaluate_the_trained_model(tmp_path):
-    outcome = train("sample", "mirage-t", None, tmp_path / "run", max_steps=2, seed=5, **FAST)
+def test_run_directory_holds_logs_weights_and_a_manifest_that_bench_ir_run_can_use(tmp_path):
+    outcome = train("sample", "mirage-t", None, tmp_path / "run", max_steps=2, seed=5, log_every=1,
+                    **{**FAST, "tensorboard": True})
+    log = (tmp_path / "run/train_log.csv").read_text().splitlines()
+    assert log[0] == "step,epoch,lr,lr_factor,total,fourier,l1,spd,samples_per_s" and len(log) == 3
+    assert list((tmp_path / "run/tensorboard").glob("events.out.tfevents.*"))
     weights = load_file(tmp_path / "run/final.safetensors")
     assert _states_equal(weights, {k: v for k, v in outcome.model.state_dict().items()})
     manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
@@ -114,6 +119,14 @@ def test_a_nan_loss_stops_with_the_step_and_terms_and_keeps_the_last_good_checkp
 def test_a_batch_larger_than_the_training_set_is_an_error():
     with pytest.raises(ValueError, match=r"batch size 2000 is larger than the training set .*784 items"):
         train("sample", "mirage-t", **{**FAST, "batch_size": 2000})
+
+
+def test_missing_validation_test_sets_fail_before_training(tmp_path):
+    recipe = dataclasses.replace(load_recipe("sample"), validation=ValidationSpec(protocol="derain"))
+    with pytest.raises(DatasetNotFoundError, match=r"validation on protocol 'derain'.*Rain100L(.|\n)*--no-val"):
+        train(recipe, "mirage-t", None, tmp_path / "run", max_steps=1, val_data_root=tmp_path,
+              **{**FAST, "validate": True})
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_refuses_a_run_with_another_seed_and_reuse_needs_resume(tmp_path):

@@ -23,7 +23,7 @@ from bench_ir.results import RunStore
 from bench_ir.train.checkpointing import preserved_rng
 from bench_ir.train.recipes import ValidationSpec
 
-__all__ = ["ValidationResult", "state_sha256", "run_validation"]
+__all__ = ["ValidationResult", "state_sha256", "check_validation_data", "run_validation"]
 
 _VAL_FIELDS = ["step", "epoch", "task", "psnr", "ssim", "images"]
 
@@ -47,6 +47,27 @@ def state_sha256(model: nn.Module) -> str:
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def check_validation_data(spec: ValidationSpec, data_root: str | Path | None) -> None:
+    """Fail before training when the validation test sets cannot be found (a folder listing per task)."""
+    from bench_ir.data.datasets import DatasetNotFoundError, resolve_layout
+    from bench_ir.protocol import load_protocol
+
+    if spec.protocol is None or spec.sample:
+        return
+    if data_root is None:
+        raise FileNotFoundError(f"validation on protocol '{spec.protocol}' needs its test sets: give --val-data-root "
+                                "(or a --data-root that holds them), or train without validation (--no-val)")
+    protocol = load_protocol(spec.protocol)
+    for task in protocol.tasks:
+        if spec.tasks and task.name not in spec.tasks:
+            continue
+        try:
+            resolve_layout(task, data_root, protocol.name)
+        except DatasetNotFoundError as err:
+            raise DatasetNotFoundError(f"validation on protocol '{protocol.name}': {err}\nGive --val-data-root, or "
+                                       "train without validation (--no-val).") from err
 
 
 def run_validation(model: nn.Module, card: ModelCard, spec: ValidationSpec, run_dir: Path, step: int, epoch: int,

@@ -242,6 +242,7 @@ def _read_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, An
 
 def _check(recipe: Recipe, where: str) -> None:
     from bench_ir.data.synthesis import DEGRADATIONS
+    from bench_ir.protocol import PAIRING_RULES
 
     if not recipe.data:
         raise SpecError(f"{where}: field 'data' must list at least one training set")
@@ -256,6 +257,8 @@ def _check(recipe: Recipe, where: str) -> None:
             raise SpecError(f"{at}: layout 'denoise' needs 'sigmas' (noise levels on the 0-255 scale)")
         if spec.layout == "sample" and not (spec.sigmas or spec.degradations):
             raise SpecError(f"{at}: layout 'sample' needs 'degradations' and/or 'sigmas'")
+        if spec.pairing not in PAIRING_RULES:
+            raise SpecError(f"{at}: unknown pairing rule '{spec.pairing}'; choose one of {', '.join(PAIRING_RULES)}")
         if spec.layout == "paired" and not (spec.input and spec.target):
             raise SpecError(f"{at}: layout 'paired' needs 'input' and 'target' sub-folders")
         if spec.layout != "sample" and not spec.roots[0] and len(spec.roots) == 1:

@@ -17,10 +17,12 @@ import yaml
 from torch import nn
 
 from bench_ir.cards import ModelCard, count_parameters, create_model, get_card
+from bench_ir.engine import resolve_device
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
 from bench_ir.results import write_json_atomic
 from bench_ir.train.data import EpochBatchSampler, TrainingSet, build_training_set
 from bench_ir.train.distributed import DistContext, join, wrap_model
+from bench_ir.train.evaluation import check_validation_data
 from bench_ir.train.objectives import Objective, build_objective, build_optimizer
 from bench_ir.train.recipes import Recipe, TrainPlan, load_recipe, resolve_plan
 from bench_ir.train.schedule import remember_initial_lr
@@ -136,10 +138,10 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     card = _effective_card(model, options)
     plan = resolve_plan(recipe, card, options.epochs_from, options.loss_from,  # type: ignore[arg-type]
                         batch_size=options.batch_size, patch_size=options.patch_size)
-    from bench_ir.engine import resolve_device
-
     context, device = join(resolve_device(options.device))
     dataset = build_training_set(recipe, options.data_root, plan.patch_size, options.seed)
+    if options.validate:
+        check_validation_data(recipe.validation, options.val_data_root or options.data_root)
     sampler = EpochBatchSampler(len(dataset), plan.batch_size, options.seed, context.rank, context.world_size)
     if sampler.steps_per_epoch == 0:
         raise ValueError(f"batch size {plan.batch_size} is larger than the training set of recipe '{recipe.name}' "

@@ -297,6 +297,7 @@ def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t
     session = open_session(recipe, model, settings)
     if objective is not None:
         session.objective = objective
+        session.manifest["objective_override"] = getattr(objective, "__qualname__", type(objective).__qualname__)
     progress = progress if progress is not None and session.context.is_main else TrainProgress()
     loop = _Loop(session, progress)
     if settings.resume:
