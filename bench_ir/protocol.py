@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench_ir.resources import protocols_dir
-from bench_ir.yamlio import SpecError, build_dataclass, read_yaml
+from bench_ir.yamlio import SpecError, build_dataclass, read_yaml, resolve_spec_path
 
 __all__ = [
     "CropSpec",
@@ -140,18 +140,7 @@ class Protocol:
 
 
 def _resolve_path(name_or_path: str | Path) -> Path:
-    text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
-        return Path(text)
-    path = protocols_dir() / f"{text}.yaml"
-    if not path.is_file():
-        import difflib
-
-        known = list_protocols()
-        hint = difflib.get_close_matches(text, known, n=3)
-        did_you_mean = f" Did you mean: {', '.join(hint)}?" if hint else ""
-        raise KeyError(f"unknown protocol '{text}'.{did_you_mean} Known protocols: {', '.join(known)}")
-    return path
+    return resolve_spec_path(name_or_path, protocols_dir(), "protocol")
 
 
 def _read_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:

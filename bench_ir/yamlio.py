@@ -12,7 +12,7 @@ import yaml
 
 T = TypeVar("T")
 
-__all__ = ["SpecError", "read_yaml", "build_dataclass"]
+__all__ = ["SpecError", "read_yaml", "build_dataclass", "resolve_spec_path"]
 
 
 class SpecError(ValueError):
@@ -103,3 +103,20 @@ def build_dataclass(cls: type[T], data: dict[str, Any], where: str) -> T:
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise SpecError(f"{where}: missing required field '{name}'")
     return cls(**kwargs)
+
+
+def resolve_spec_path(name_or_path: str | Path, folder: Path, kind: str) -> Path:
+    """A YAML path as given, or ``<folder>/<name>.yaml`` for a built-in name; an unknown name is a KeyError
+    listing the known ones with "did you mean" hints. ``kind`` names the thing (protocol, recipe)."""
+    import difflib
+
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        return Path(text)
+    path = folder / f"{text}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        hint = difflib.get_close_matches(text, known, n=3)
+        did_you_mean = f" Did you mean: {', '.join(hint)}?" if hint else ""
+        raise KeyError(f"unknown {kind} '{text}'.{did_you_mean} Known {kind}s: {', '.join(known)}")
+    return path

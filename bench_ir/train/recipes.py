@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from bench_ir.cards import ModelCard
 from bench_ir.resources import registry_dir
-from bench_ir.yamlio import SpecError, build_dataclass, read_yaml
+from bench_ir.yamlio import SpecError, build_dataclass, read_yaml, resolve_spec_path
 
 __all__ = [
     "LAYOUTS",
@@ -215,18 +215,7 @@ def list_recipes() -> list[str]:
 
 
 def _resolve_path(name_or_path: str | Path) -> Path:
-    text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
-        return Path(text)
-    path = recipes_dir() / f"{text}.yaml"
-    if not path.is_file():
-        import difflib
-
-        known = list_recipes()
-        hint = difflib.get_close_matches(text, known, n=3)
-        did_you_mean = f" Did you mean: {', '.join(hint)}?" if hint else ""
-        raise KeyError(f"unknown recipe '{text}'.{did_you_mean} Known recipes: {', '.join(known)}")
-    return path
+    return resolve_spec_path(name_or_path, recipes_dir(), "recipe")
 
 
 def _read_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
