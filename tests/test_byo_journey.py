@@ -42,7 +42,7 @@ def test_trained_example_weights_improve_on_the_degraded_input_for_denoising(jou
     from bench_ir.results import load_run
 
     restored = load_run(root / "run").summary()
-    assert restored.loc["denoise-25", "psnr"] > inputs.summary.loc["denoise-25", "psnr"] + 1.0
+    assert restored.loc["denoise-25", "psnr"] > inputs.summary.loc["denoise-25", "psnr"] + 0.5
 
 
 def test_latex_table_places_the_new_model_beside_mirage_t_and_s_marked_as_sample(journey):
