@@ -32,11 +32,14 @@ class RestorationObjective:
 
     The model's train-mode output may be the restored image or a tuple whose first element is the image; when
     the second element is :class:`SpdProjections` (MIRAGE) the SPD contrastive term is added, otherwise it is
-    logged as 0. Losses are computed in float32 whatever the autocast dtype.
+    logged as 0. A model that stores an auxiliary load-balancing loss in ``balance_loss`` after a train forward
+    (MoCE-IR; card option ``balance_loss_weight``, 0.01 officially) gets ``balance_weight·balance`` added.
+    Losses are computed in float32 whatever the autocast dtype.
     """
 
     fft_weight: float = 0.1
     spd_weight: float = 0.01
+    balance_weight: float = 0.0
 
     def __call__(self, model: nn.Module, lq: torch.Tensor, gt: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         output = model(lq)
@@ -48,7 +51,12 @@ class RestorationObjective:
         else:
             restored = output
         weight = self.spd_weight if spd is not None else 0.0
-        return MirageObjective(fft_weight=self.fft_weight, spd_weight=weight)(restored.float(), gt.float(), spd)
+        terms = MirageObjective(fft_weight=self.fft_weight, spd_weight=weight)(restored.float(), gt.float(), spd)
+        balance = getattr(getattr(model, "module", model), "balance_loss", None)
+        if self.balance_weight and isinstance(balance, torch.Tensor):
+            terms["balance"] = balance.float()
+            terms["total"] = terms["total"] + self.balance_weight * terms["balance"]
+        return terms
 
 
 def import_object(path: str, what: str) -> Any:
@@ -70,7 +78,8 @@ def build_objective(plan: TrainPlan) -> Objective:
     """The plan's custom objective (a class is instantiated with ``objective_args``), else
     :class:`RestorationObjective` with the plan's loss weights."""
     if plan.objective is None:
-        return RestorationObjective(fft_weight=plan.fft_weight, spd_weight=plan.spd_weight)
+        return RestorationObjective(fft_weight=plan.fft_weight, spd_weight=plan.spd_weight,
+                                    balance_weight=plan.balance_weight)
     target = import_object(plan.objective, "objective")
     objective = target(**plan.objective_args) if isinstance(target, type) else target
     if not callable(objective):

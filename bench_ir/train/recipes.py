@@ -302,6 +302,7 @@ class TrainPlan:
     find_unused_parameters: bool
     epochs_from: str
     loss_from: str
+    balance_weight: float = 0.0
 
     def fingerprint(self) -> dict[str, Any]:
         """Fields that must not change when a run is resumed."""
@@ -356,6 +357,7 @@ def resolve_plan(recipe: Recipe, card: ModelCard, epochs_from: ValueSource = "co
         find_unused_parameters=find_unused,
         epochs_from=epochs_from,
         loss_from=loss_from,
+        balance_weight=float(_card_option(card, "balance_loss_weight", loss_from) or 0.0),
     )
     if plan.patch_size % 8:
         raise ValueError(f"patch size {plan.patch_size} is not a multiple of 8")
