@@ -17,7 +17,8 @@ def models_table(registry: str | Path | None = None) -> Table:
 
     table = Table(title="Registered models")
     for column in ("name", "display name", "params", "paper", "checkpoint format", "input"):
-        table.add_column(column, justify="right" if column == "params" else "left")
+        table.add_column(column, justify="right" if column == "params" else "left",
+                         no_wrap=column in ("name", "params"))
     for card in list_cards(registry):
         params = f"{card.expected_params:,}" if card.expected_params is not None else "?"
         paper = f"{card.paper.venue} {card.paper.year or ''}".strip() if card.paper else "—"
