@@ -17,7 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench_ir.models.layers import Downsample, LayerNormType, OverlapPatchEmbed, Upsample
-from bench_ir.models.restormer import check_input_size, four_levels, transformer_stage, transposed_attention
+from bench_ir.models.restormer import (
+    ChannelCrossAttention,
+    check_input_size,
+    four_levels,
+    transformer_stage,
+)
 
 __all__ = [
     "AdaIR",
@@ -34,32 +39,6 @@ MASK_BASE = 128
 UNUSED_MODULES = ("conv", "score_gen")
 """Modules of every :class:`FrequencyLearningBlock` that the official constructor builds but never calls
 (18,738 params over ``fre1/2/3``), kept so the official state_dict loads strictly."""
-
-
-class ChannelCrossAttention(nn.Module):
-    """Transposed (channel) cross-attention (official ``Chanel_Cross_Attention``): queries from ``x``,
-    keys and values from ``y`` (same shape), each by a 1x1 then a 3x3 depthwise conv; per-head
-    temperature; 1x1 ``project_out``. Keys: ``temperature``, ``q``, ``q_dwconv``, ``kv``, ``kv_dwconv``,
-    ``project_out``."""
-
-    def __init__(self, dim: int, num_heads: int, bias: bool) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"ChannelCrossAttention: {dim} channels are not divisible by {num_heads} heads")
-        self.num_heads = num_heads
-        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.q = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
-        self.q_dwconv = nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim, bias=bias)
-        self.kv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
-        self.kv_dwconv = nn.Conv2d(dim * 2, dim * 2, kernel_size=3, padding=1, groups=dim * 2, bias=bias)
-        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if x.shape != y.shape:
-            raise ValueError(f"cross-attention inputs differ in shape: {tuple(x.shape)} vs {tuple(y.shape)}")
-        q = self.q_dwconv(self.q(x))
-        k, v = self.kv_dwconv(self.kv(y)).chunk(2, dim=1)
-        return self.project_out(transposed_attention(q, k, v, self.num_heads, self.temperature))
 
 
 class SpatialGate(nn.Module):

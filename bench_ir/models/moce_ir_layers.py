@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench_ir.models.layers import ChannelLayerNorm, LayerNormType
-from bench_ir.models.restormer import GDFN, MDTA, transposed_attention
+from bench_ir.models.restormer import GDFN, MDTA, ChannelCrossAttention
 
 __all__ = [
     "RoutingNoise",
@@ -45,27 +45,6 @@ class RoutingNoise:
 
     enabled: bool = True
     generator: torch.Generator | None = None
-
-
-class ChannelCrossAttention(nn.Module):
-    """Transposed cross-attention (official ``CrossAttention``): queries from ``x`` (1x1, 3x3 depthwise),
-    keys and values from ``y`` (1x1 to 2C, 7x7 depthwise), then Restormer's channel attention
-    (:func:`~bench_ir.models.restormer.transposed_attention`) and ``project_out``."""
-
-    def __init__(self, dim: int, num_heads: int, bias: bool) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.q = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
-        self.q_dwconv = nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim, bias=bias)
-        self.kv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
-        self.kv_dwconv = nn.Conv2d(dim * 2, dim * 2, kernel_size=7, padding=3, groups=dim * 2, bias=bias)
-        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        q = self.q_dwconv(self.q(x))
-        k, v = self.kv_dwconv(self.kv(y)).chunk(2, dim=1)
-        return self.project_out(transposed_attention(q, k, v, self.num_heads, self.temperature))
 
 
 class FFTPatchAttention(nn.Module):
@@ -296,7 +275,7 @@ class DecoderBlock(nn.Module):
         self.norms = nn.ModuleList([ChannelLayerNorm(dim, norm), ChannelLayerNorm(dim, norm)])
         self.proj = nn.ModuleList([nn.Conv2d(dim, dim, kernel_size=1), nn.Conv2d(dim, dim, kernel_size=1)])
         self.shared = MDTA(dim, num_heads, bias)
-        self.mixer = ChannelCrossAttention(dim, num_heads, bias)
+        self.mixer = ChannelCrossAttention(dim, num_heads, bias, kv_kernel_size=7)
         self.ffn = GDFN(dim, expansion, bias)
         self.adapter = ComplexityExpertLayer(dim, freq_dim, num_experts, top_k, with_complexity, complexity_scale)
 

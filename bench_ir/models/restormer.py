@@ -25,6 +25,7 @@ from bench_ir.models.layers import ChannelLayerNorm, Downsample, LayerNormType, 
 __all__ = [
     "MDTA",
     "transposed_attention",
+    "ChannelCrossAttention",
     "GDFN",
     "TransformerBlock",
     "transformer_stage",
@@ -73,6 +74,34 @@ def transposed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_
     k = F.normalize(k, dim=-1)
     attn = (q @ k.transpose(-2, -1) * temperature).softmax(dim=-1)
     return (attn @ v).reshape(batch, channels, height, width)
+
+
+class ChannelCrossAttention(nn.Module):
+    """Transposed (channel) cross-attention: queries from ``x`` (1x1 then 3x3 depthwise), keys and values from
+    ``y`` of the same shape (1x1 to 2C then a ``kv_kernel_size`` depthwise conv), :func:`transposed_attention`
+    with a per-head temperature, 1x1 ``project_out``. AdaIR's ``Chanel_Cross_Attention`` uses kv kernel 3,
+    MoCE-IR's ``CrossAttention`` 7. Keys: ``temperature``, ``q``, ``q_dwconv``, ``kv``, ``kv_dwconv``,
+    ``project_out``."""
+
+    def __init__(self, dim: int, num_heads: int, bias: bool, kv_kernel_size: int = 3) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"ChannelCrossAttention: {dim} channels are not divisible by {num_heads} heads")
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.q = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
+        self.q_dwconv = nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim, bias=bias)
+        self.kv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
+        self.kv_dwconv = nn.Conv2d(dim * 2, dim * 2, kernel_size=kv_kernel_size, padding=kv_kernel_size // 2,
+                                   groups=dim * 2, bias=bias)
+        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if x.shape != y.shape:
+            raise ValueError(f"cross-attention inputs differ in shape: {tuple(x.shape)} vs {tuple(y.shape)}")
+        q = self.q_dwconv(self.q(x))
+        k, v = self.kv_dwconv(self.kv(y)).chunk(2, dim=1)
+        return self.project_out(transposed_attention(q, k, v, self.num_heads, self.temperature))
 
 
 class GDFN(nn.Module):
