@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from bench_ir.atomic import atomic_write
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -40,19 +41,9 @@ PROFILE = "profile.json"
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` via a temporary file and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False, default=str)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=False, default=str)
+        handle.write("\n")
 
 
 class RunStore:
@@ -140,13 +131,9 @@ class RunStore:
                 seen.setdefault((record["task"], record["image"]), record)
         rank = {key: i for i, key in enumerate(order or [])}
         rows = sorted(seen.values(), key=lambda r: rank.get((r["task"], r["image"]), len(rank)))
-        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".records.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with atomic_write(main, "w", encoding="utf-8") as handle:
             for row in rows:
                 handle.write(json.dumps({c: row.get(c) for c in RECORD_COLUMNS}, allow_nan=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, main)
         for path in shards:
             path.unlink()
         return len(rows)

@@ -9,13 +9,14 @@ are decoded at full precision and scaled with ``round(v / 257)`` instead, with a
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from bench_ir.atomic import atomic_write
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "read_rgb_uint8", "image_size", "write_png_uint8", "to_uint8_hwc"]
 
@@ -195,13 +196,6 @@ def write_png_uint8(path: str | os.PathLike[str], image: Any) -> Path:
     folder, then rename); parent folders are created. Returns the path written."""
     path = Path(path)
     rgb = to_uint8_hwc(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(rgb).save(handle, format="PNG")
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as handle:
+        Image.fromarray(rgb).save(handle, format="PNG")
     return path

@@ -10,9 +10,7 @@ file usable as ``bench-ir run --checkpoint``), ``optimizer``, ``schedule``, ``st
 from __future__ import annotations
 
 import contextlib
-import os
 import random
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from bench_ir.atomic import atomic_target, atomic_write
 
 __all__ = ["CHECKPOINT_FORMAT", "capture_rng_state", "restore_rng_state", "preserved_rng", "save_atomic",
            "load_training_checkpoint", "export_safetensors"]
@@ -67,17 +67,8 @@ def preserved_rng() -> Iterator[None]:
 def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as handle:
+        torch.save(payload, handle)
     return path
 
 
@@ -101,14 +92,7 @@ def export_safetensors(model: nn.Module, path: str | Path, metadata: dict[str, s
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": "pt", **metadata})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_target(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", **metadata})
     return path
