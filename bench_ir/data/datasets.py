@@ -169,25 +169,38 @@ def _candidates(rule: str, name: str) -> list[str]:
     raise ValueError(f"unknown pairing rule '{rule}'")
 
 
+class TargetIndex:
+    """Target files looked up by file name, or by stem when exactly one target has it (another extension)."""
+
+    def __init__(self, targets: list[Path]) -> None:
+        self._by_name = {p.name: p for p in targets}
+        self._by_stem: dict[str, list[Path]] = {}
+        for path in targets:
+            self._by_stem.setdefault(path.stem, []).append(path)
+
+    def with_stem(self, stem: str) -> list[Path]:
+        return self._by_stem.get(stem, [])
+
+    def find(self, names: list[str], stem_fallback: bool = True) -> Path | None:
+        """The first of ``names`` present; else (``stem_fallback``) the only target with one of their stems."""
+        match = next((self._by_name[n] for n in names if n in self._by_name), None)
+        if match is None and stem_fallback:
+            stems = [Path(n).stem for n in names]
+            match = next((self._by_stem[s][0] for s in stems if len(self.with_stem(s)) == 1), None)
+        return match
+
+
 def _match_by_name(rule: str, inputs: list[Path], targets: list[Path]) -> tuple[list[ImagePair], list[Path]]:
-    by_name = {p.name: p for p in targets}
-    by_stem: dict[str, list[Path]] = {}
-    for path in targets:
-        by_stem.setdefault(path.stem, []).append(path)
+    index = TargetIndex(targets)
     pairs, unpaired = [], []
     for path in inputs:
-        match = None
         if rule == "stem":
-            found = by_stem.get(path.stem, [])
+            found = index.with_stem(path.stem)
             if len(found) > 1:
                 raise PairingError(f"{path}: several targets share its stem: {[p.name for p in found]}")
             match = found[0] if found else None
-        else:
-            names = _candidates(rule, path.name)
-            match = next((by_name[n] for n in names if n in by_name), None)
-            if match is None and rule != "same_name":  # same stem, other extension (e.g. .jpg targets)
-                stems = [Path(n).stem for n in names]
-                match = next((by_stem[s][0] for s in stems if len(by_stem.get(s, [])) == 1), None)
+        else:  # same stem with another extension (e.g. .jpg targets) accepted except for same_name
+            match = index.find(_candidates(rule, path.name), stem_fallback=rule != "same_name")
         if match is None:
             unpaired.append(path)
         else:

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from bench_ir.data.crops import center_crop_to_multiple
-from bench_ir.data.datasets import DatasetNotFoundError, PairingError, list_images, pair_files
+from bench_ir.data.datasets import DatasetNotFoundError, PairingError, TargetIndex, list_images, pair_files
 from bench_ir.data.io import IMAGE_EXTENSIONS, read_rgb_uint8
 from bench_ir.data.synthesis import apply_degradations, gaussian_noise_uint8, per_image_rng
 from bench_ir.protocol import PAIRING_RULES, LayoutSpec
@@ -278,16 +278,11 @@ def _dehaze_ots_pairs(spec: DataSpec, root: Path) -> list[TrainPair]:
     """OTS: synthetic/**/<id>_<A>_<beta>.<ext> -> original/<id>.<ext> (another extension when unique)."""
     hazy = _images_under(_require_dir(spec, root / "synthetic"))
     originals, _ = list_images(_require_dir(spec, root / "original"))
-    by_name = {p.name: p for p in originals}
-    by_stem: dict[str, list[Path]] = {}
-    for path in originals:
-        by_stem.setdefault(path.stem, []).append(path)
+    index = TargetIndex(originals)
     pairs, unpaired = [], []
     for path in hazy:
         clean_id = path.name.split("_")[0] if "_" in path.name else path.stem
-        target = by_name.get(clean_id + path.suffix)
-        if target is None and len(by_stem.get(clean_id, [])) == 1:
-            target = by_stem[clean_id][0]
+        target = index.find([clean_id + path.suffix])
         if target is None:
             unpaired.append(path.name)
         else:
