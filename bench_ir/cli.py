@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bench_ir.choices import CompileMode
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark and reproducibility harness for all-in-one image restoration.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect benchmark datasets.")
@@ -123,7 +125,12 @@ def run(
     lpips_weights: Annotated[Path | None, typer.Option(help="folder or file with LPIPS weights")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[Dtype, typer.Option(help="inference precision")] = Dtype.fp32,
-    batch_size: Annotated[int, typer.Option(help="images per forward pass (same-size images only)")] = 1,
+    batch_size: Annotated[int | None, typer.Option(
+        help="images per forward pass (same-size images only; default 1, 8 on the fast CUDA path)")] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="reference computation: eager fp32, deterministic cuDNN, "
+                                        "no compile (the default on CUDA is the compiled fast path)")] = False,
+    compile: Annotated[CompileMode, typer.Option("--compile", help="torch.compile: auto (CUDA only), on, off")] = (
+        CompileMode.auto),
     workers: Annotated[int | None, typer.Option(help="DataLoader workers (default: 0 on CPU, up to 4 on CUDA)")] = None,
     tile: Annotated[int | None, typer.Option(help="tiled inference with this tile size (pixels)")] = None,
     tile_overlap: Annotated[int, typer.Option(help="overlap between tiles (pixels)")] = 32,
@@ -150,6 +157,7 @@ def run(
                            convention=convention, lpips=lpips_choice, lpips_weights=lpips_weights,
                            device=device, dtype=dtype.value, batch_size=batch_size, num_workers=workers, tile=tile,
                            tile_overlap=tile_overlap, pad=pad, save_images=save_images, label=label,
+                           exact=exact, compile=compile.value,
                            command=["bench-ir", *sys.argv[1:]], registry=registry)
         main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 draws progress
         with RichProgress() if main_rank else contextlib.nullcontext(None) as progress:

@@ -33,7 +33,8 @@ class EvalOptions:
     batch_size: images per forward pass (only images of the same size share a batch; a card with
     batch_size_one forces 1). tile: tile size in pixels for tiled inference (None = whole image; on a CUDA
     out-of-memory error the engine retries with tiles of 512 then 256). dtype: fp32 (default, reference),
-    bf16 or fp16 autocast. num_workers: DataLoader worker processes.
+    bf16 or fp16 autocast. num_workers: DataLoader worker processes. forward: the callable run on batches
+    instead of the model (e.g. an :class:`bench_ir.acceleration.AcceleratedForward` of it).
     """
 
     device: torch.device
@@ -43,6 +44,7 @@ class EvalOptions:
     tile: int | None = None
     tile_overlap: int = 32
     save_images: Path | None = None
+    forward: Callable[[torch.Tensor], Any] | None = None
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -95,11 +97,16 @@ def _is_oom(err: BaseException) -> bool:
 def restore(
     model: nn.Module, x: torch.Tensor, policy: FitPolicy, options: EvalOptions
 ) -> tuple[torch.Tensor, int | None]:
-    """Run the model on a batch (B,3,H,W) in [0,1]; returns the float32 output and the tile size used."""
+    """Run the model on a batch (B,3,H,W) in [0,1]; returns the float32 output and the tile size used.
+
+    On a CUDA out-of-memory error the batch is split in halves first (per-image outputs do not change), and
+    only a single image that still does not fit is tiled (which does change the output near tile seams).
+    """
+    model_forward = options.forward or model
 
     def forward(inp: torch.Tensor) -> torch.Tensor:
         with _autocast(options.device, options.dtype):
-            out = model(inp)
+            out = model_forward(inp)
         if isinstance(out, (tuple, list)):
             out = out[0]
         return out.float()
@@ -108,13 +115,26 @@ def restore(
     for attempt, tile in enumerate(tiles):
         try:
             if tile is None:
-                return run_padded(forward, x, policy), None
+                return _run_splitting_batch(forward, x, policy), None
             return run_tiled(forward, x, policy, tile, options.tile_overlap), tile
         except RuntimeError as err:
             if not _is_oom(err) or attempt == len(tiles) - 1 or options.tile:
                 raise
             torch.cuda.empty_cache()
     raise AssertionError("unreachable")
+
+
+def _run_splitting_batch(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                         policy: FitPolicy) -> torch.Tensor:
+    """The whole batch at once; halves of it (recursively) when it runs out of memory."""
+    try:
+        return run_padded(forward, x, policy)
+    except RuntimeError as err:
+        if not _is_oom(err) or x.shape[0] == 1:
+            raise
+    torch.cuda.empty_cache()
+    half = x.shape[0] // 2
+    return torch.cat([_run_splitting_batch(forward, part, policy) for part in (x[:half], x[half:])])
 
 
 def evaluate_task(
@@ -130,7 +150,8 @@ def evaluate_task(
     """Score every image of ``dataset`` not named in ``skip``; yields one record per image.
 
     ``scorer(pred, target)`` returns per-image tensors (psnr, ssim and optionally lpips) computed on the
-    device with the protocol's convention. ``seconds`` is the model time of the batch divided by its size.
+    device with the protocol's convention. ``seconds`` is the model time of the batch divided by its size
+    (without the compilation of a new input shape under an accelerated forward).
     """
     sizes = dataset.item_sizes()
     for (height, width), name in zip(sizes, dataset.names, strict=True):
@@ -148,12 +169,14 @@ def evaluate_task(
         target = batch["target"].to(device, non_blocking=True)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+        warmup_before = getattr(options.forward, "warmup_seconds", 0.0)
         start = time.perf_counter()
         with torch.inference_mode():
             out, _tile = restore(model, x, policy, options)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            seconds = (time.perf_counter() - start) / x.shape[0]
+            warmup = getattr(options.forward, "warmup_seconds", 0.0) - warmup_before  # compilation, not model time
+            seconds = max(0.0, time.perf_counter() - start - warmup) / x.shape[0]
             if out.shape != target.shape:
                 card = getattr(model, "bench_ir_card", None)
                 who = f"model '{card.name}' ({card.source or 'registry'})" if card else "the model"

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_settings
 from bench_ir.cards import ModelCard, count_parameters, create_model, get_card
 from bench_ir.distributed import dist_context
 from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype
@@ -28,7 +29,10 @@ from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_pro
 from bench_ir.resources import registry_dir
 from bench_ir.results import RunStore, aggregate, protocol_average
 
-__all__ = ["RunConfig", "RunOutcome", "ProgressHook", "run_protocol", "folder_protocol", "ResumeError"]
+__all__ = ["RunConfig", "RunOutcome", "ProgressHook", "run_protocol", "folder_protocol", "ResumeError",
+           "FAST_CUDA_BATCH"]
+
+FAST_CUDA_BATCH = 8  # images per forward on the fast CUDA path when --batch-size is not given
 
 
 class ResumeError(ValueError):
@@ -64,7 +68,9 @@ class RunConfig:
     lpips_weights: str | Path | None = None
     device: str = "auto"
     dtype: str = "fp32"
-    batch_size: int = 1
+    batch_size: int | None = None  # None: 1, or FAST_CUDA_BATCH on the fast CUDA path
+    exact: bool = False  # the reference computation (eager fp32, deterministic cuDNN); see bench_ir.acceleration
+    compile: str = "auto"  # torch.compile: auto (on CUDA unless exact), on, off
     num_workers: int | None = None  # None: 0 on CPU (no gain), default_workers() on CUDA
     tile: int | None = None
     tile_overlap: int = 32
@@ -125,7 +131,7 @@ def _protocol_manifest(protocol: Protocol, tasks: list[TaskSpec]) -> dict[str, A
 
 def _check_resume(existing: dict[str, Any], manifest: dict[str, Any], run_dir: Path) -> None:
     keys = [("protocol", "sha256"), ("model", "name"), ("checkpoint", "sha256"), ("convention", "name"),
-            ("sample", None), ("dtype", None)]
+            ("sample", None), ("dtype", None), ("execution", "mode")]
     for key, sub in keys:
         old, new = existing.get(key), manifest.get(key)
         if sub is not None:
@@ -174,6 +180,10 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
     if not dctx.is_main:
         progress = ProgressHook()
     resolve_dtype(config.dtype)
+    if config.exact and config.dtype != "fp32":
+        raise ValueError(f"--exact is the float32 reference computation; it cannot run with --dtype {config.dtype}")
+    plan = plan_execution(device, exact=config.exact, compile=config.compile)  # type: ignore[arg-type]
+    batch_size = config.batch_size or (FAST_CUDA_BATCH if plan.mode == "fast" and device.type == "cuda" else 1)
     model = create_model(card, checkpoint=checkpoint, registry=config.registry).to(device)
     if on_model is not None:
         on_model(model)
@@ -210,7 +220,8 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
         "seed": {t.name: t.noise.seed for t in tasks if t.noise},
         "device": device_info(device),
         "dtype": config.dtype,
-        "batch_size": config.batch_size,
+        "execution": plan.describe(),
+        "batch_size": batch_size,
         "tile": config.tile,
         "lpips": config.lpips,
         "world_size": dctx.world_size,
@@ -238,9 +249,10 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
     scorer = _make_scorer(convention, config, device)
     workers = config.num_workers if config.num_workers is not None else (
         default_workers() if device.type == "cuda" else 0)
-    options = EvalOptions(device=device, dtype=config.dtype, batch_size=config.batch_size,
+    accelerated = AcceleratedForward(model, plan)
+    options = EvalOptions(device=device, dtype=config.dtype, batch_size=batch_size,
                           num_workers=workers, tile=config.tile, tile_overlap=config.tile_overlap,
-                          save_images=(run_dir / "images") if config.save_images else None)
+                          save_images=(run_dir / "images") if config.save_images else None, forward=accelerated)
     try:
         for task in tasks:
             dataset = datasets[task.name]
@@ -250,10 +262,13 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
             progress.start_task(task, len(dataset), len(skip & set(dataset.names)))
             todo = [name for name in dataset.names if name not in skip]
             others = set(todo) - set(dctx.shard(todo))  # images scored by the other ranks
-            for record in evaluate_task(model, task.name, dataset, policy, scorer, options, skip=skip | others):
-                writer.append(record)
-                progress.record(record)
+            with precision_settings(plan):
+                for record in evaluate_task(model, task.name, dataset, policy, scorer, options,
+                                            skip=skip | others):
+                    writer.append(record)
+                    progress.record(record)
             progress.end_task(task)
+        manifest["execution"] = accelerated.describe()
     except BaseException:
         if dctx.is_main:
             manifest["status"] = "interrupted"

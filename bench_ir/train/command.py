@@ -15,6 +15,8 @@ import typer
 import yaml
 from rich.console import Console
 
+from bench_ir.choices import CompileMode
+
 __all__ = ["train_command", "RichTrainProgress", "parse_model_args"]
 
 _USER_ERRORS = (FileNotFoundError, FileExistsError, KeyError, ValueError, RuntimeError)
@@ -106,6 +108,10 @@ def train_command(
     max_steps: Annotated[int | None, typer.Option(help="stop after this many optimizer steps")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[TrainDtype, typer.Option(help="fp32, or bf16 autocast")] = TrainDtype.fp32,
+    exact: Annotated[bool, typer.Option("--exact", help="reference computation: eager fp32, deterministic cuDNN, "
+                                        "no compile (the default on CUDA compiles the model)")] = False,
+    compile: Annotated[CompileMode, typer.Option("--compile", help="torch.compile: auto (CUDA only), on, off")] = (
+        CompileMode.auto),
     resume: Annotated[bool, typer.Option("--resume", help="continue --run-dir from its last checkpoint")] = False,
     seed: Annotated[int, typer.Option(help="seed of initialisation, data order, patches and noise")] = 0,
     epochs_from: Annotated[ValueSource, typer.Option(help="epochs of the official scripts (code) or the paper")]
@@ -135,8 +141,9 @@ def train_command(
     progress = RichTrainProgress(err_console, out=console) if main_process else None
     try:
         train(recipe, model, data_root, run_dir, progress=progress, runs_root=runs_root, max_steps=max_steps,
-              device=device, dtype=dtype.value, resume=resume, seed=seed, epochs_from=epochs_from.value,
-              loss_from=loss_from.value, batch_size=batch_size, patch_size=patch_size, num_workers=workers,
+              device=device, dtype=dtype.value, exact=exact, compile=compile.value, resume=resume, seed=seed,
+              epochs_from=epochs_from.value, loss_from=loss_from.value, batch_size=batch_size,
+              patch_size=patch_size, num_workers=workers,
               validate=val, val_data_root=val_data_root, val_limit=val_limit, checkpoint_every=checkpoint_every,
               log_every=log_every, tensorboard=tensorboard, model_args=parse_model_args(model_arg),
               registry=registry, command=["bench-ir", *sys.argv[1:]])

@@ -87,9 +87,11 @@ def build_objective(plan: TrainPlan) -> Objective:
     return objective
 
 
-def build_optimizer(plan: TrainPlan, spec: OptimizerSpec, model: nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(plan: TrainPlan, spec: OptimizerSpec, model: nn.Module,
+                    fused: bool = False) -> torch.optim.Optimizer:
     """The card's optimizer factory when it names one, else the recipe's AdamW/Adam over all trainable
-    parameters (torch defaults for everything the recipe does not state)."""
+    parameters (torch defaults for everything the recipe does not state; ``fused`` selects the fused CUDA
+    kernel, the same update up to float rounding)."""
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError("the model has no trainable parameters; nothing to train")
@@ -100,4 +102,4 @@ def build_optimizer(plan: TrainPlan, spec: OptimizerSpec, model: nn.Module) -> t
         return optimizer
     kind = torch.optim.AdamW if spec.name == "adamw" else torch.optim.Adam
     return kind(parameters, lr=spec.lr, betas=(spec.betas[0], spec.betas[1]), eps=spec.eps,
-                weight_decay=spec.weight_decay)
+                weight_decay=spec.weight_decay, **({"fused": True} if fused else {}))

@@ -16,6 +16,7 @@ import torch
 import yaml
 from torch import nn
 
+from bench_ir.acceleration import ExecutionPlan, compile_for_training, plan_execution
 from bench_ir.cards import ModelCard, count_parameters, create_model, get_card
 from bench_ir.engine import resolve_device
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
@@ -49,6 +50,8 @@ class TrainOptions:
     max_steps: int | None = None
     device: str = "auto"
     dtype: str = "fp32"
+    exact: bool = False
+    compile: str = "auto"
     resume: bool = False
     seed: int = 0
     epochs_from: str = "code"
@@ -81,11 +84,12 @@ class TrainSession:
     total_steps: int
     run_dir: Path
     model: nn.Module
-    trained: nn.Module  # the model as trained (DDP wrapper under torchrun)
+    trained: nn.Module  # the model as trained (DDP wrapper under torchrun, compiled on the fast CUDA path)
     optimizer: torch.optim.Optimizer
     objective: Objective
     manifest: dict[str, Any]
     notices: list[str]
+    execution: ExecutionPlan
 
     @property
     def steps_per_epoch(self) -> int:
@@ -160,17 +164,23 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     run_dir = _run_dir(card, recipe, options, context)
     _check_run_dir(run_dir, options.resume)
 
+    execution = plan_execution(device, exact=options.exact, compile=options.compile,  # type: ignore[arg-type]
+                               training=True)
     _seed_everything(options.seed)
     module = create_model(card).to(device).train()
+    if execution.channels_last:
+        module.to(memory_format=torch.channels_last)
     if context.rank:
         torch.manual_seed(options.seed + 1_000_003 * context.rank)  # own stochastic-depth stream per process
-    optimizer = build_optimizer(plan, recipe.optimizer, module)
+    optimizer = build_optimizer(plan, recipe.optimizer, module,
+                                fused=execution.mode == "fast" and device.type == "cuda")
     remember_initial_lr(optimizer)
-    trained = wrap_model(module, context, device, plan.find_unused_parameters)
+    trained = compile_for_training(wrap_model(module, context, device, plan.find_unused_parameters), execution)
     session = TrainSession(recipe=recipe, card=card, plan=plan, options=options, context=context, device=device,
                            autocast_dtype=_DTYPES[options.dtype], dataset=dataset, sampler=sampler,
                            total_steps=total_steps, run_dir=run_dir, model=module, trained=trained,
-                           optimizer=optimizer, objective=build_objective(plan), manifest={}, notices=notices)
+                           optimizer=optimizer, objective=build_objective(plan), manifest={}, notices=notices,
+                           execution=execution)
     session.manifest = _manifest(session, planned)
     if context.is_main and options.model_args:
         _write_card(card, run_dir / "model-card.yaml")
@@ -208,6 +218,7 @@ def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
         "max_steps": options.max_steps,
         "device": device_info(session.device),
         "dtype": options.dtype,
+        "execution": session.execution.describe(),
         "versions": environment_info(),
         "git_revision": git_revision(),
         "notices": session.notices,

@@ -174,6 +174,8 @@ class _Loop:
         s = self.s
         lq = batch["input"].to(s.device, non_blocking=True)
         gt = batch["target"].to(s.device, non_blocking=True)
+        if s.execution.channels_last:
+            lq, gt = (t.contiguous(memory_format=torch.channels_last) for t in (lq, gt))
         s.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             terms = objective(s.trained, lq, gt, self.step)
@@ -265,7 +267,8 @@ def _previous_manifest(session: TrainSession) -> dict[str, Any]:
 
 def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t", data_root: str | Path | None = None,
           run_dir: str | Path | None = None, *, max_steps: int | None = None, device: str = "auto",
-          dtype: str = "fp32", resume: bool = False, seed: int = 0, epochs_from: str = "code", loss_from: str = "code",
+          dtype: str = "fp32", exact: bool = False, compile: str = "auto", resume: bool = False, seed: int = 0,
+          epochs_from: str = "code", loss_from: str = "code",
           model_args: dict[str, Any] | None = None, batch_size: int | None = None, patch_size: int | None = None,
           num_workers: int | None = None, validate: bool = True, val_data_root: str | Path | None = None,
           val_limit: int | None = None, checkpoint_every: int | None = None, log_every: int | None = None,
@@ -277,11 +280,13 @@ def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t
 
     max_steps: stop after this many optimizer steps (the recipe's epochs otherwise). device: "auto", "cpu",
     "cuda", "cuda:1"... (under torchrun each process takes its local GPU). dtype: "fp32" or "bf16" (autocast;
-    losses in fp32). resume: continue ``run_dir`` from checkpoints/last.pt. seed: initialisation, data order,
-    patches, noise. epochs_from / loss_from: "code" (official scripts, default) or "paper". model_args: card
-    argument overrides (e.g. a smaller ``dim``). batch_size (global, split over processes) / patch_size: override
-    the recipe. validate / val_data_root / val_limit: periodic validation on the recipe's protocol (test sets under
-    ``val_data_root`` or ``data_root``). checkpoint_every / log_every: intervals in steps (default: the recipe's).
+    losses in fp32). exact: eager reference computation (see bench_ir.acceleration); compile: "auto" (compiled
+    forward, channels-last and fused AdamW on CUDA), "on" or "off". resume: continue ``run_dir`` from
+    checkpoints/last.pt. seed: initialisation, data order, patches, noise. epochs_from / loss_from: "code"
+    (official scripts, default) or "paper". model_args: card argument overrides (e.g. a smaller ``dim``).
+    batch_size (global, split over processes) / patch_size: override the recipe. validate / val_data_root /
+    val_limit: periodic validation on the recipe's protocol (test sets under ``val_data_root`` or ``data_root``).
+    checkpoint_every / log_every: intervals in steps (default: the recipe's).
     objective: replaces the recipe's objective, ``objective(model, lq, gt, step) -> dict`` with ``total``.
 
     Raises FileNotFoundError / DatasetNotFoundError for missing data, ValueError for impossible settings (e.g. a
@@ -290,7 +295,8 @@ def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t
     """
     settings = TrainOptions(
         data_root=data_root, run_dir=run_dir, runs_root=runs_root, max_steps=max_steps, device=device, dtype=dtype,
-        resume=resume, seed=seed, epochs_from=epochs_from, loss_from=loss_from, model_args=dict(model_args or {}),
+        exact=exact, compile=compile, resume=resume, seed=seed, epochs_from=epochs_from, loss_from=loss_from,
+        model_args=dict(model_args or {}),
         batch_size=batch_size, patch_size=patch_size, num_workers=num_workers, validate=validate,
         val_data_root=val_data_root, val_limit=val_limit, checkpoint_every=checkpoint_every, log_every=log_every,
         tensorboard=tensorboard, registry=registry, command=command)

@@ -1,0 +1,181 @@
+"""Execution modes of a model: ``exact`` (the reference computation) and ``fast`` (the default on CUDA).
+
+``exact``: eager PyTorch, float32, contiguous NCHW tensors, deterministic cuDNN algorithms and no TF32 — the
+computation of the official test scripts, repeatable run to run. ``fast``: channels-last tensors, cuDNN
+autotuning and ``torch.compile`` with one graph per input shape (CUDA graphs on CUDA, so a forward is one
+replay); outputs stay within about 1e-4 of the exact ones in float32. Reduced precision (``--dtype bf16``) is
+a separate choice in either mode's engine.
+
+On the CPU ``fast`` compiles only when asked (``compile="on"``): Inductor's C++ compile takes minutes there
+and gains little over eager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from bench_ir.choices import CompileMode
+
+__all__ = [
+    "CompileChoice",
+    "ExecutionPlan",
+    "plan_execution",
+    "precision_settings",
+    "AcceleratedForward",
+    "compile_for_training",
+]
+
+CompileChoice = Literal["auto", "on", "off"]
+
+
+COMPILE_CHOICES: tuple[str, ...] = tuple(mode.value for mode in CompileMode)
+MAX_COMPILED_SHAPES = 32
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """How forwards run. ``compile_mode`` is a ``torch.compile`` mode (None: eager); ``max_compiled_shapes``
+    bounds the graphs kept for distinct input shapes (further shapes run eagerly)."""
+
+    mode: Literal["exact", "fast"]
+    compile_mode: str | None
+    channels_last: bool
+    deterministic: bool
+    cudnn_benchmark: bool
+    max_compiled_shapes: int = MAX_COMPILED_SHAPES
+
+    @property
+    def compiles(self) -> bool:
+        return self.compile_mode is not None
+
+    def describe(self) -> dict[str, Any]:
+        """The plan as plain data, for manifests."""
+        return asdict(self)
+
+
+def plan_execution(device: torch.device, exact: bool = False, compile: CompileChoice = "auto",
+                   training: bool = False) -> ExecutionPlan:
+    """The plan for ``device``: exact when asked, else the fast path (compiled on CUDA, or anywhere with
+    ``compile="on"``). Training compiles without CUDA graphs (``default`` mode): optimizer steps between
+    forwards would invalidate the graph's static buffers."""
+    if compile not in COMPILE_CHOICES:
+        raise ValueError(f"compile must be one of {COMPILE_CHOICES}, got {compile!r}")
+    if exact:
+        if compile == "on":
+            raise ValueError("--exact runs the reference eager computation; it cannot be combined with --compile on")
+        return ExecutionPlan(mode="exact", compile_mode=None, channels_last=False, deterministic=True,
+                             cudnn_benchmark=False)
+    cuda = device.type == "cuda"
+    compiles = compile == "on" or (compile == "auto" and cuda)
+    mode = None
+    if compiles:
+        mode = "reduce-overhead" if cuda and not training else "default"
+    return ExecutionPlan(mode="fast", compile_mode=mode, channels_last=cuda, deterministic=False,
+                         cudnn_benchmark=cuda)
+
+
+@contextlib.contextmanager
+def precision_settings(plan: ExecutionPlan) -> Iterator[None]:
+    """Set cuDNN/TF32 switches for the plan and restore the previous ones afterwards.
+
+    exact: deterministic cuDNN algorithms, no autotuning, no TF32 in convolutions or matmuls. fast: cuDNN
+    autotuning; TF32 stays as PyTorch's defaults (off for matmuls, on for cuDNN convolutions, as in the
+    official eager code).
+    """
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32)
+    try:
+        cudnn.benchmark = plan.cudnn_benchmark
+        if plan.deterministic:
+            cudnn.deterministic = True
+            cudnn.allow_tf32 = False
+            matmul.allow_tf32 = False
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
+def _raise_recompile_limit(shapes: int) -> None:
+    """Dynamo keeps at most ``recompile_limit`` graphs per function (8 by default); one per shape is needed."""
+    config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), shapes))
+            return
+
+
+class AcceleratedForward:
+    """``model`` under an :class:`ExecutionPlan`: call it like the model on a (B,3,H,W) batch.
+
+    Each distinct (shape, dtype, autocast) key gets its own compiled graph (static shapes, so CUDA graphs apply)
+    until ``max_compiled_shapes`` are held; later keys run the eager model. Outputs are returned as contiguous
+    NCHW tensors that the next call does not overwrite. ``warmup_seconds`` sums the time of first calls per
+    key (compilation and graph capture), which timing figures should leave out.
+    """
+
+    def __init__(self, model: nn.Module, plan: ExecutionPlan) -> None:
+        self.model = model
+        self.plan = plan
+        self.keys: set[tuple[Any, ...]] = set()
+        self.warmup_seconds = 0.0
+        self._compiled: Callable[..., Any] | None = None
+        if plan.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if plan.compiles:
+            _raise_recompile_limit(plan.max_compiled_shapes)
+            self._compiled = torch.compile(model, mode=plan.compile_mode, dynamic=False)
+
+    def _key(self, x: torch.Tensor) -> tuple[Any, ...]:
+        autocast = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else None
+        return (tuple(x.shape), x.dtype, x.device.type, autocast, torch.is_grad_enabled())
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        if self.plan.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self._compiled is None:
+            return _as_nchw(self.model(x))
+        key = self._key(x)
+        first = key not in self.keys
+        if first and len(self.keys) >= self.plan.max_compiled_shapes:
+            return _as_nchw(self.model(x))
+        start = time.perf_counter()
+        if self.plan.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
+        out = _as_nchw(self._compiled(x), copy=self.plan.compile_mode == "reduce-overhead")
+        if first:
+            if x.device.type == "cuda":
+                torch.cuda.synchronize(x.device)
+            self.keys.add(key)
+            self.warmup_seconds += time.perf_counter() - start
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.plan.describe(), "compiled_shapes": len(self.keys),
+                "warmup_seconds": round(self.warmup_seconds, 3)}
+
+
+def _as_nchw(out: Any, copy: bool = False) -> Any:
+    """Model outputs as contiguous NCHW tensors (a fresh copy when ``copy``: CUDA-graph outputs live in memory
+    the next replay overwrites). Tuples/lists are converted element-wise; other values pass through."""
+    if isinstance(out, torch.Tensor):
+        out = out.contiguous()
+        return out.clone() if copy else out
+    if isinstance(out, (tuple, list)):
+        return type(out)(_as_nchw(o, copy) for o in out)
+    return out
+
+
+def compile_for_training(model: nn.Module, plan: ExecutionPlan) -> nn.Module:
+    """The module a training step calls: ``model`` compiled under a compiling plan, else ``model`` itself.
+    Parameters are shared, so optimizers and checkpoints keep using the uncompiled module. Channels-last
+    weights (``plan.channels_last``) are the caller's to set before any DDP wrapping."""
+    if not plan.compiles:
+        return model
+    return torch.compile(model, mode=plan.compile_mode)  # type: ignore[return-value]

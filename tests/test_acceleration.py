@@ -1,0 +1,135 @@
+"""Execution modes: the exact reference path, the fast (compiled) path and how the engine and runner use them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from bench_ir.acceleration import AcceleratedForward, compile_for_training, plan_execution, precision_settings
+from bench_ir.engine import EvalOptions, restore
+from bench_ir.geometry import fit_policy
+from bench_ir.runner import FAST_CUDA_BATCH, ResumeError, RunConfig, run_protocol
+
+CUDA = torch.device("cuda")
+CPU = torch.device("cpu")
+
+
+def _tiny_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GELU(), nn.Conv2d(8, 3, 3, padding=1)).eval()
+
+
+def test_fast_path_on_cuda_compiles_with_cuda_graphs_in_channels_last():
+    plan = plan_execution(CUDA)
+    assert (plan.mode, plan.compile_mode, plan.channels_last, plan.cudnn_benchmark) == (
+        "fast", "reduce-overhead", True, True)
+
+
+def test_training_on_cuda_compiles_without_cuda_graphs():
+    assert plan_execution(CUDA, training=True).compile_mode == "default"
+
+
+def test_exact_mode_is_eager_nchw_and_deterministic():
+    plan = plan_execution(CUDA, exact=True)
+    assert (plan.mode, plan.compiles, plan.channels_last, plan.deterministic, plan.cudnn_benchmark) == (
+        "exact", False, False, True, False)
+
+
+def test_cpu_stays_eager_unless_compile_is_asked_for():
+    assert not plan_execution(CPU).compiles
+    assert plan_execution(CPU, compile="on").compile_mode == "default"
+    assert not plan_execution(CUDA, compile="off").compiles
+
+
+def test_exact_mode_refuses_compile_on():
+    with pytest.raises(ValueError, match="--exact"):
+        plan_execution(CPU, exact=True, compile="on")
+
+
+def test_precision_settings_of_exact_mode_are_restored_afterwards():
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32)
+    with precision_settings(plan_execution(CUDA, exact=True)):
+        assert cudnn.deterministic and not cudnn.benchmark and not cudnn.allow_tf32 and not matmul.allow_tf32
+    assert (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32) == before
+
+
+def test_eager_forward_returns_the_model_output_unchanged():
+    net = _tiny_net()
+    x = torch.rand(2, 3, 16, 16)
+    forward = AcceleratedForward(net, plan_execution(CPU, exact=True))
+    with torch.inference_mode():
+        assert torch.equal(forward(x), net(x))
+    assert forward.describe()["compiled_shapes"] == 0
+
+
+def test_compiled_forward_matches_eager_and_keeps_one_graph_per_shape():
+    net = _tiny_net()
+    forward = AcceleratedForward(net, plan_execution(CPU, compile="on"))
+    with torch.inference_mode():
+        for shape in [(2, 3, 16, 16), (1, 3, 24, 16), (2, 3, 16, 16)]:
+            x = torch.rand(shape)
+            torch.testing.assert_close(forward(x), net(x), rtol=0, atol=1e-5)
+    assert len(forward.keys) == 2
+    assert forward.warmup_seconds > 0
+
+
+def test_shapes_beyond_the_compiled_limit_run_eagerly():
+    net = _tiny_net()
+    plan = plan_execution(CPU, compile="on")
+    forward = AcceleratedForward(net, type(plan)(**{**plan.describe(), "max_compiled_shapes": 1}))
+    with torch.inference_mode():
+        forward(torch.rand(1, 3, 16, 16))
+        x = torch.rand(1, 3, 8, 8)
+        assert torch.equal(forward(x), net(x))
+    assert len(forward.keys) == 1
+
+
+def test_training_module_shares_parameters_with_the_model():
+    net = _tiny_net().train()
+    trained = compile_for_training(net, plan_execution(CPU, exact=True))
+    assert trained is net
+
+
+class _BatchLimitedNet(nn.Module):
+    """Raises a CUDA-style out-of-memory error for batches larger than ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.limit:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        self.batches.append(x.shape[0])
+        return x * 0.5
+
+
+def test_out_of_memory_splits_the_batch_before_any_tiling():
+    net = _BatchLimitedNet(limit=2)
+    x = torch.rand(5, 3, 16, 16)
+    out, tile = restore(net, x, fit_policy(1, "none", "none", 1, "none", None), EvalOptions(device=CPU))
+    assert tile is None and sorted(net.batches) == [1, 2, 2]
+    assert torch.equal(out, x * 0.5)
+
+
+def test_run_records_the_execution_plan_and_uses_batch_one_on_cpu(tmp_path):
+    outcome = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=1))
+    assert outcome.manifest["execution"]["mode"] == "fast"
+    assert outcome.manifest["execution"]["compile_mode"] is None
+    assert outcome.manifest["batch_size"] == 1 < FAST_CUDA_BATCH
+
+
+def test_exact_run_refuses_reduced_precision(tmp_path):
+    with pytest.raises(ValueError, match="--exact"):
+        run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", exact=True,
+                               dtype="bf16"))
+
+
+def test_resume_refuses_to_mix_exact_and_fast_records(tmp_path):
+    run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=1,
+                           exact=True))
+    with pytest.raises(ResumeError, match="execution.mode"):
+        run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", resume=True))
