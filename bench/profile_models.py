@@ -10,19 +10,16 @@ Writes bench/results/profile-<device>-<date>.json and appends a Markdown section
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import re
+import sys
 from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ir.cards import create_model, get_card
-from bench_ir.engine import resolve_device
-from bench_ir.manifest import device_info, environment_info, git_revision
-from bench_ir.profiling import profile_model, profile_to_markdown
+from _output import HERE, write_results  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
+from bench_ir.cards import create_model, get_card  # noqa: E402
+from bench_ir.engine import resolve_device  # noqa: E402
+from bench_ir.profiling import profile_model, profile_to_markdown  # noqa: E402
 
 
 def main() -> None:
@@ -40,21 +37,10 @@ def main() -> None:
     device = resolve_device(args.device)
     results = [profile_model(create_model(name), get_card(name), size=args.size, batch=args.batch, device=device,
                              repeats=args.repeats, warmup=args.warmup, train=args.train) for name in args.models]
-    info = device_info(device)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", str(info["name"])).strip("-").lower()
-    json_path = HERE / "results" / f"profile-{slug}-{stamp}.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps({"device": info, "versions": environment_info(), "git_revision": git_revision(),
-                                     "results": [r.to_dict() for r in results]}, indent=2, default=str) + "\n")
-    section = [f"## Profile on {info['name']} ({stamp})", "",
-               f"torch {torch.__version__}, git {git_revision()}, `python bench/profile_models.py "
-               f"--models {' '.join(args.models)} --size {args.size} --batch {args.batch} --device {device.type}"
-               f"{' --train' if args.train else ''}`; raw figures: `{json_path.relative_to(HERE.parent)}`", "",
-               profile_to_markdown(results).rstrip(), ""]
-    with open(args.out, "a", encoding="utf-8") as handle:
-        handle.write("\n".join(section) + "\n")
-    print("\n".join(section))
+    command = (f"python bench/profile_models.py --models {' '.join(args.models)} --size {args.size} "
+               f"--batch {args.batch} --device {device.type}{' --train' if args.train else ''}")
+    write_results("profile", device, command, [r.to_dict() for r in results], profile_to_markdown(results),
+                  args.out)
 
 
 if __name__ == "__main__":

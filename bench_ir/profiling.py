@@ -32,7 +32,7 @@ import platform
 import statistics
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,6 +55,7 @@ __all__ = [
     "inference_parameter_count",
     "profile_model",
     "profile_to_markdown",
+    "time_calls",
     "training_only_module_names",
 ]
 
@@ -210,6 +211,21 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def time_calls(fn: Callable[[], Any], device: torch.device, repeats: int, warmup: int = 0) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones, each call bracketed by
+    device synchronisation (so queued CUDA work is counted in the call that queued it)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        fn()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -345,13 +361,7 @@ def profile_model(
             _forward_or_explain(model, images, display)
             _synchronize(device)
             peak = torch.cuda.max_memory_allocated(device)
-        times = []
-        for _ in range(repeats):
-            _synchronize(device)
-            start = time.perf_counter()
-            model(images)
-            _synchronize(device)
-            times.append(time.perf_counter() - start)
+        times = time_calls(lambda: model(images), device, repeats)
     median_ms = statistics.median(times) * 1e3
     train_profile = None
     if train:

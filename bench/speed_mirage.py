@@ -1,0 +1,476 @@
+"""Speed of bench-ir's MIRAGE against the official implementation, side by side in one process, same weights.
+
+    python bench/speed_mirage.py --official /path/to/MIRAGE [--parts inference latency train protocol]
+                                 [--variants tiny small] [--checkpoint F] [--device cuda] [--quick]
+
+--official is a checkout of github.com/Amazingren/MIRAGE (the network files need einops, timm and fvcore). Its
+``net/mirage_{tiny,small}.py``, ``utils/val_utils.compute_psnr_ssim``, ``utils/loss_utils.FFTLoss`` and
+``utils/image_utils.crop_img`` are imported from there at run time; nothing of it is stored in this project
+(``skvideo``, which val_utils imports for NIQE only, is replaced by a stub when it is not installed).
+
+Parts (figures of the issue "Speed", measured on one device in one run):
+  inference  images/s at 16 x 3 x 256^2: official eager fp32 (and bf16 autocast), bench-ir exact (eager) and fast
+             (compiled, CUDA graphs) in fp32 and bf16; max |output - official fp32| and the PSNR effect of bf16 on
+             real photos (built-in sample photos with Gaussian noise sigma 25).
+  latency    one 224^2 image (batch 1): median / p90 ms of the same paths.
+  train      training steps at 32 x 128^2 (L1 + 0.1 Fourier + SPD, AdamW 2e-4) on identical batches from identical
+             weights: ms/step (median after warm-up), peak CUDA memory, and the loss curves of 200 steps.
+  protocol   the 5deg protocol on a shape-equivalent synthetic set (68 + 100 images at 481x321, 500 at 620x460,
+             1,111 at 1280x720, 15 at 600x400): the official test loop (batch 1, scikit-image metrics on the CPU)
+             against `bench_ir.run_protocol` (fast path and --exact), end to end, with per-image metric deltas.
+
+Writes bench/results/speed-<device>-<date>.json and appends a section to bench/RESULTS.md. --quick shrinks every
+part (smaller sizes, few repeats and images) to check the script itself, e.g. on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import importlib
+import statistics
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _output import HERE, write_results  # noqa: E402
+
+from bench_ir.acceleration import (  # noqa: E402
+    AcceleratedForward,
+    compile_for_training,
+    plan_execution,
+    precision_settings,
+)
+from bench_ir.cards import create_model, get_card  # noqa: E402
+from bench_ir.engine import resolve_device  # noqa: E402
+from bench_ir.metrics.functional import psnr as psnr_db  # noqa: E402
+from bench_ir.profiling import time_calls  # noqa: E402
+
+CARDS = {"tiny": "mirage-t", "small": "mirage-s"}
+PROTOCOL_GROUPS = [  # name, images, (height, width): the 5deg protocol's test sets by shape
+    ("bsd68", 68, (321, 481)), ("rain100l", 100, (321, 481)), ("sots-outdoor", 500, (460, 620)),
+    ("gopro", 1111, (720, 1280)), ("lol", 15, (400, 600)),
+]
+
+
+# ------------------------------------------------------------------------------------------------ official code
+class Official:
+    """The official network classes and test/loss helpers, imported from a checkout."""
+
+    def __init__(self, root: Path) -> None:
+        root = root.resolve()
+        if not (root / "net" / "mirage_tiny.py").is_file():
+            raise SystemExit(f"--official {root}: no net/mirage_tiny.py; give a checkout of "
+                             "github.com/Amazingren/MIRAGE")
+        sys.path.insert(0, str(root))
+        try:
+            importlib.import_module("skvideo.measure")
+        except ImportError:  # val_utils imports NIQE from scikit-video; the PSNR/SSIM function does not use it
+            stub = types.ModuleType("skvideo.measure")
+            stub.niqe = None  # type: ignore[attr-defined]
+            sys.modules["skvideo"] = types.ModuleType("skvideo")
+            sys.modules["skvideo.measure"] = stub
+        self.root = root
+        self.nets = {variant: importlib.import_module(f"net.mirage_{variant}").MIRAGE for variant in CARDS}
+        self.compute_psnr_ssim = importlib.import_module("utils.val_utils").compute_psnr_ssim
+        self.fft_loss = importlib.import_module("utils.loss_utils").FFTLoss
+        self.crop_img = importlib.import_module("utils.image_utils").crop_img
+
+
+def paired_models(official: Official, variant: str, device: torch.device,
+                  checkpoint: Path | None) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """bench-ir's model (checkpoint or seeded random weights) and the official class holding the same weights."""
+    torch.manual_seed(0)
+    ours = create_model(get_card(CARDS[variant]), checkpoint=checkpoint).to(device).eval()
+    theirs = official.nets[variant]().to(device).eval()
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    return ours, theirs
+
+
+def _image(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _autocast(device: torch.device, dtype: str):
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def precision_settings_of(plan):
+    """A zero-argument context-manager factory applying ``plan``'s precision settings."""
+    return lambda: precision_settings(plan)
+
+
+def _stats(times: list[float], batch: int) -> dict[str, float]:
+    median = statistics.median(times)
+    return {"ms_median": median * 1e3, "ms_p90": float(np.percentile(np.asarray(times) * 1e3, 90)),
+            "images_per_s": batch / median}
+
+
+# ------------------------------------------------------------------------------------------------ real images
+def noisy_photo_batch(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` random size x size crops of the built-in sample photos (clean) and the same with Gaussian noise of
+    sigma 25 (uint8, clipped), both in [0, 1]."""
+    from bench_ir.data.sample import SAMPLE_EVAL_IMAGES, load_sample_photo
+
+    photos = [torch.from_numpy(load_sample_photo(name, max_side=512)).permute(2, 0, 1).float() / 255
+              for name in SAMPLE_EVAL_IMAGES]
+    rng = np.random.default_rng(seed)
+    crops = []
+    for i in range(batch):
+        photo = photos[i % len(photos)]
+        if min(photo.shape[1:]) < size:
+            photo = F.interpolate(photo[None], scale_factor=size / min(photo.shape[1:]) + 0.01, mode="bicubic",
+                                  align_corners=False)[0].clamp(0, 1)
+        top = int(rng.integers(0, photo.shape[1] - size + 1))
+        left = int(rng.integers(0, photo.shape[2] - size + 1))
+        crops.append(photo[:, top:top + size, left:left + size])
+    clean = (torch.stack(crops) * 255).round() / 255
+    noise = torch.from_numpy(rng.standard_normal(clean.shape)).float() * 25
+    noisy = (clean * 255 + noise).clamp(0, 255).round() / 255
+    return noisy, clean
+
+
+# ------------------------------------------------------------------------------------------------ parts
+def bench_inference(official: Official, variant: str, device: torch.device, batch: int, size: int,
+                    repeats: int, warmup: int, checkpoint: Path | None) -> dict[str, Any]:
+    ours, theirs = paired_models(official, variant, device, checkpoint)
+    noisy, clean = (t.to(device) for t in noisy_photo_batch(batch, size))
+    fast = AcceleratedForward(copy.deepcopy(ours), plan_execution(device))
+    exact_plan = plan_execution(device, exact=True)
+    exact = AcceleratedForward(ours, exact_plan)
+    paths: dict[str, Any] = {}
+    outputs: dict[str, torch.Tensor] = {}
+    with torch.inference_mode():
+        for name, forward, dtype, settings in [
+            ("official fp32", theirs, "fp32", contextlib.nullcontext),
+            ("official bf16", theirs, "bf16", contextlib.nullcontext),
+            ("bench-ir exact fp32", exact, "fp32", precision_settings_of(exact_plan)),
+            ("bench-ir fast fp32", fast, "fp32", contextlib.nullcontext),
+            ("bench-ir fast bf16", fast, "bf16", contextlib.nullcontext),
+        ]:
+            with settings(), _autocast(device, dtype):
+                outputs[name] = _image(forward(noisy)).float().clone()
+                times = time_calls(lambda f=forward: f(noisy), device, repeats, warmup)
+            paths[name] = _stats(times, batch)
+    reference = outputs["official fp32"]
+    base = paths["official fp32"]["images_per_s"]
+    clean_psnr = {name: psnr_db(out.clamp(0, 1), clean).mean().item() for name, out in outputs.items()}
+    for name, out in outputs.items():
+        paths[name]["max_abs_diff_vs_official_fp32"] = (out - reference).abs().max().item()
+        paths[name]["speedup_vs_official_fp32"] = paths[name]["images_per_s"] / base
+        paths[name]["psnr_vs_clean_db"] = clean_psnr[name]
+        paths[name]["psnr_change_vs_official_fp32_db"] = clean_psnr[name] - clean_psnr["official fp32"]
+    return {"variant": variant, "batch": batch, "size": size, "repeats": repeats, "warmup": warmup,
+            "checkpoint": str(checkpoint) if checkpoint else None, "compile_warmup_s": fast.warmup_seconds,
+            "paths": paths}
+
+
+def bench_latency(official: Official, variant: str, device: torch.device, size: int, repeats: int,
+                  warmup: int) -> dict[str, Any]:
+    ours, theirs = paired_models(official, variant, device, None)
+    x = noisy_photo_batch(1, size)[0].to(device)
+    fast = AcceleratedForward(copy.deepcopy(ours), plan_execution(device))
+    exact_plan = plan_execution(device, exact=True)
+    exact = AcceleratedForward(ours, exact_plan)
+    paths = {}
+    with torch.inference_mode():
+        paths["official fp32"] = _stats(time_calls(lambda: theirs(x), device, repeats, warmup), 1)
+        with precision_settings(exact_plan):
+            paths["bench-ir exact fp32"] = _stats(time_calls(lambda: exact(x), device, repeats, warmup), 1)
+        paths["bench-ir fast fp32"] = _stats(time_calls(lambda: fast(x), device, repeats, warmup), 1)
+    return {"variant": variant, "size": size, "repeats": repeats, "warmup": warmup, "paths": paths}
+
+
+def _training_batches(count: int, batch: int, size: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` (degraded, clean) batches of the sample recipe's data (built-in photos, synthetic degradations)."""
+    import os
+
+    from torch.utils.data import DataLoader
+
+    from bench_ir.train.data import EpochBatchSampler, build_training_set
+    from bench_ir.train.recipes import load_recipe
+
+    dataset = build_training_set(load_recipe("sample"), None, size, seed)
+    sampler = EpochBatchSampler(len(dataset), batch, seed)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=min(8, os.cpu_count() or 1))
+    batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+    while len(batches) < count:
+        for item in loader:
+            batches.append((item["input"], item["target"]))
+            if len(batches) == count:
+                break
+        sampler.set_epoch(sampler.epoch + 1)
+    return batches
+
+
+def bench_train(official: Official, variant: str, device: torch.device, batch: int, size: int, steps: int,
+                warmup: int, dtype: str) -> dict[str, Any]:
+    from bench_ir.train.objectives import build_objective, build_optimizer
+    from bench_ir.train.recipes import load_recipe, resolve_plan
+
+    batches = _training_batches(steps, batch, size)
+    card = get_card(CARDS[variant])
+    recipe = load_recipe("5deg")
+    plan = resolve_plan(recipe, card, batch_size=batch, patch_size=size)
+    results: dict[str, Any] = {}
+    for name in ("official", "bench-ir exact", "bench-ir fast"):
+        ours, theirs = paired_models(official, variant, device, None)
+        if name == "official":
+            model = theirs.train()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.optimizer.lr)
+            l1, fourier = torch.nn.L1Loss(), official.fft_loss(loss_weight=plan.fft_weight)
+
+            def step_fn(lq, gt, model=model, l1=l1, fourier=fourier):
+                restored, spd = model(lq)
+                return l1(restored, gt) + fourier(restored, gt) + spd
+            settings = contextlib.nullcontext
+            step_dtype = "fp32"
+        else:
+            execution = plan_execution(device, exact=name.endswith("exact"), training=True)
+            model = ours.train()
+            if execution.channels_last:
+                model.to(memory_format=torch.channels_last)
+            optimizer = build_optimizer(plan, recipe.optimizer, model,
+                                        fused=execution.mode == "fast" and device.type == "cuda")
+            trained, objective = compile_for_training(model, execution), build_objective(plan)
+
+            def step_fn(lq, gt, trained=trained, objective=objective, execution=execution):
+                if execution.channels_last:
+                    lq, gt = (t.contiguous(memory_format=torch.channels_last) for t in (lq, gt))
+                return objective(trained, lq, gt, 0)["total"]
+            settings = precision_settings_of(execution)
+            step_dtype = "fp32" if name.endswith("exact") else dtype
+        losses, times = [], []
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        with settings():
+            for index, (lq, gt) in enumerate(batches):
+                lq, gt = lq.to(device, non_blocking=True), gt.to(device, non_blocking=True)
+                torch.manual_seed(index)  # the same stochastic-depth draws in eager paths
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                optimizer.zero_grad(set_to_none=True)
+                with _autocast(device, step_dtype):
+                    loss = step_fn(lq, gt)
+                loss.backward()
+                optimizer.step()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                times.append(time.perf_counter() - start)
+                losses.append(loss.item())
+        results[name] = {
+            "ms_per_step_median": statistics.median(times[warmup:]) * 1e3 if len(times) > warmup else None,
+            "first_steps_s": sum(times[:warmup]),
+            "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+            "dtype": step_dtype, "losses": losses,
+        }
+        del model, optimizer, ours, theirs
+    reference = np.asarray(results["official"]["losses"])
+    window = max(1, min(20, len(reference) // 5))
+    smooth = np.convolve(reference, np.ones(window) / window, mode="valid")
+    for name in ("bench-ir exact", "bench-ir fast"):
+        curve = np.asarray(results[name]["losses"])
+        results[name]["loss_max_rel_diff"] = float(np.max(np.abs(curve - reference) / np.abs(reference)))
+        curve_smooth = np.convolve(curve, np.ones(window) / window, mode="valid")
+        results[name]["loss_smoothed_max_rel_diff"] = float(np.max(np.abs(curve_smooth - smooth) / smooth))
+        if results[name]["ms_per_step_median"] and results["official"]["ms_per_step_median"]:
+            results[name]["speedup_vs_official"] = (results["official"]["ms_per_step_median"]
+                                                    / results[name]["ms_per_step_median"])
+    return {"variant": variant, "batch": batch, "size": size, "steps": steps, "warmup_steps": warmup,
+            "smoothing_window": window, "paths": results}
+
+
+def _write_protocol_set(root: Path, groups: list[tuple[str, int, tuple[int, int]]]) -> None:
+    """Clean images (smooth random fields with edges) and degraded copies (Gaussian noise sigma 25), uint8 PNG."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, count, (height, width) in groups:
+        (root / name / "input").mkdir(parents=True, exist_ok=True)
+        (root / name / "target").mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            coarse = torch.from_numpy(rng.random((1, 3, height // 16 + 1, width // 16 + 1))).float()
+            clean = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)[0]
+            clean = (clean.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+            noisy = np.clip(clean + rng.standard_normal(clean.shape) * 25, 0, 255).round().astype(np.uint8)
+            Image.fromarray(clean).save(root / name / "target" / f"{i:04d}.png")
+            Image.fromarray(noisy).save(root / name / "input" / f"{i:04d}.png")
+
+
+def _official_protocol_loop(official: Official, model: torch.nn.Module, folder: Path,
+                            device: torch.device) -> dict[str, tuple[float, float]]:
+    """The official test loop of test_tiny.py: PIL -> crop_img(base 16) -> ToTensor, batch 1, no workers, the
+    official forward, utils.val_utils.compute_psnr_ssim (scikit-image on the CPU) per image."""
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision.transforms import ToTensor
+
+    crop_img, to_tensor = official.crop_img, ToTensor()
+    names = sorted(p.name for p in (folder / "input").iterdir())
+
+    class Pairs(Dataset):
+        def __len__(self) -> int:
+            return len(names)
+
+        def __getitem__(self, i: int):
+            degraded = crop_img(np.array(Image.open(folder / "input" / names[i]).convert("RGB")), base=16)
+            clean = crop_img(np.array(Image.open(folder / "target" / names[i]).convert("RGB")), base=16)
+            return names[i], to_tensor(degraded), to_tensor(clean)
+
+    values = {}
+    with torch.no_grad():
+        for (name,), degraded, clean in DataLoader(Pairs(), batch_size=1, pin_memory=True, num_workers=0):
+            restored, _ = model(degraded.to(device))
+            psnr, ssim, _ = official.compute_psnr_ssim(restored, clean.to(device))
+            values[name] = (float(psnr), float(ssim))
+    return values
+
+
+def bench_protocol(official: Official, device: torch.device, checkpoint: Path | None, scale: float,
+                   batch_size: int | None) -> dict[str, Any]:
+    from bench_ir.results import load_run
+    from bench_ir.runner import RunConfig, folder_protocol, run_protocol
+
+    groups = PROTOCOL_GROUPS if scale == 1 else [  # --quick: a few images at a quarter of the side
+        (name, max(2, round(count * scale)), (height // 4, width // 4)) for name, count, (height, width)
+        in PROTOCOL_GROUPS]
+    results: dict[str, Any] = {"groups": [{"name": n, "images": c, "size": [h, w]} for n, c, (h, w) in groups],
+                               "checkpoint": str(checkpoint) if checkpoint else None}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        start = time.perf_counter()
+        _write_protocol_set(root / "data", groups)
+        results["data_generation_s"] = time.perf_counter() - start
+        ours, theirs = paired_models(official, "tiny", device, checkpoint)
+        if checkpoint is None:  # bench-ir's runs must use the very weights the official model holds
+            from safetensors.torch import save_file
+
+            checkpoint = root / "weights.safetensors"
+            save_file({k: v.detach().cpu().contiguous() for k, v in ours.state_dict().items()}, str(checkpoint))
+        del ours
+
+        start = time.perf_counter()
+        official_values = {name: _official_protocol_loop(official, theirs, root / "data" / name, device)
+                           for name, _, _ in groups}
+        results["official_s"] = time.perf_counter() - start
+        del theirs
+
+        for label, exact in (("bench-ir fast", False), ("bench-ir exact", True)):
+            start = time.perf_counter()
+            deltas_psnr, deltas_ssim = [], []
+            for name, _, _ in groups:
+                protocol = folder_protocol(root / "data" / name / "input", root / "data" / name / "target")
+                outcome = run_protocol(RunConfig(protocol=protocol, model="mirage-t", checkpoint=checkpoint,
+                                                 device=str(device), exact=exact, batch_size=batch_size,
+                                                 run_dir=root / "runs" / f"{label}-{name}".replace(" ", "-")))
+                records = load_run(outcome.run_dir).records
+                for row in records.itertuples():
+                    psnr, ssim = official_values[name][row.image]
+                    deltas_psnr.append(abs(row.psnr - psnr))
+                    deltas_ssim.append(abs(row.ssim - ssim))
+            results[label] = {"seconds": time.perf_counter() - start, "max_abs_psnr_diff_db": max(deltas_psnr),
+                              "max_abs_ssim_diff": max(deltas_ssim), "images": len(deltas_psnr)}
+            results[label]["speedup_vs_official"] = results["official_s"] / results[label]["seconds"]
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ report
+def to_markdown(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for part in results.get("inference", []) + results.get("latency", []):
+        kind = "inference" if "batch" in part else "latency"
+        shape = (f"{part['batch']} x 3 x {part['size']}^2" if kind == "inference" else f"1 x 3 x {part['size']}^2")
+        lines += [f"### MIRAGE-{part['variant']} {kind}, {shape}", "",
+                  "| path | images/s | median ms | p90 ms | speed-up | max abs diff | PSNR change (dB) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        base = part["paths"]["official fp32"]["images_per_s"]
+        for name, row in part["paths"].items():
+            diff = row.get("max_abs_diff_vs_official_fp32")
+            change = row.get("psnr_change_vs_official_fp32_db")
+            lines.append(f"| {name} | {row['images_per_s']:.1f} | {row['ms_median']:.2f} | {row['ms_p90']:.2f} | "
+                         f"{row['images_per_s'] / base:.2f}x | {'' if diff is None else f'{diff:.2e}'} | "
+                         f"{'' if change is None else f'{change:+.4f}'} |")
+        lines.append("")
+    for part in results.get("train", []):
+        lines += [f"### MIRAGE-{part['variant']} training, batch {part['batch']} x {part['size']}^2, "
+                  f"{part['steps']} steps", "",
+                  "| path | dtype | ms/step | peak GiB | speed-up | loss max rel diff | smoothed |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for name, row in part["paths"].items():
+            peak = row["peak_memory_gib"]
+            ms = row["ms_per_step_median"]
+            lines.append(f"| {name} | {row['dtype']} | {'' if ms is None else f'{ms:.1f}'} | "
+                         f"{'' if peak is None else f'{peak:.1f}'} | {row.get('speedup_vs_official', 1.0):.2f}x | "
+                         f"{row.get('loss_max_rel_diff', 0.0):.2e} | "
+                         f"{row.get('loss_smoothed_max_rel_diff', 0.0):.2e} |")
+        lines.append("")
+    if "protocol" in results:
+        part = results["protocol"]
+        images = sum(g["images"] for g in part["groups"])
+        lines += [f"### 5deg-shaped protocol end to end ({images} images)", "",
+                  "| path | seconds | speed-up | max abs PSNR diff (dB) | max abs SSIM diff |",
+                  "|---|---:|---:|---:|---:|",
+                  f"| official test loop | {part['official_s']:.1f} | 1.00x | | |"]
+        for name in ("bench-ir fast", "bench-ir exact"):
+            row = part[name]
+            lines.append(f"| {name} | {row['seconds']:.1f} | {row['speedup_vs_official']:.2f}x | "
+                         f"{row['max_abs_psnr_diff_db']:.2e} | {row['max_abs_ssim_diff']:.2e} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--official", type=Path, required=True, help="checkout of github.com/Amazingren/MIRAGE")
+    parser.add_argument("--parts", nargs="+", default=["inference", "latency", "train", "protocol"],
+                        choices=["inference", "latency", "train", "protocol"])
+    parser.add_argument("--variants", nargs="+", default=["tiny", "small"], choices=sorted(CARDS))
+    parser.add_argument("--checkpoint", type=Path, help="MIRAGE-T weights for inference PSNR and the protocol "
+                        "(default: seeded random weights)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--train-dtype", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--protocol-batch", type=int, help="bench-ir --batch-size in the protocol part")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and counts: checks the script only")
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+
+    device = resolve_device(args.device)
+    official = Official(args.official)
+    q = args.quick
+    results: dict[str, Any] = {}
+    for variant in args.variants:
+        checkpoint = args.checkpoint if variant == "tiny" else None
+        if "inference" in args.parts:
+            results.setdefault("inference", []).append(bench_inference(
+                official, variant, device, batch=2 if q else 16, size=64 if q else 256, repeats=2 if q else 30,
+                warmup=1 if q else 10, checkpoint=checkpoint))
+        if "latency" in args.parts:
+            results.setdefault("latency", []).append(bench_latency(
+                official, variant, device, size=64 if q else 224, repeats=2 if q else 100, warmup=1 if q else 20))
+        if "train" in args.parts:
+            results.setdefault("train", []).append(bench_train(
+                official, variant, device, batch=2 if q else 32, size=32 if q else 128, steps=4 if q else 200,
+                warmup=1 if q else 20, dtype=args.train_dtype))
+    if "protocol" in args.parts:
+        results["protocol"] = bench_protocol(official, device, args.checkpoint, scale=0.002 if q else 1.0,
+                                             batch_size=args.protocol_batch)
+    command = "python bench/speed_mirage.py " + " ".join(sys.argv[1:]).replace(str(args.official), "<official>")
+    write_results("speed-quick" if q else "speed", device, command, results, to_markdown(results), args.out)
+
+
+if __name__ == "__main__":
+    main()
