@@ -289,6 +289,10 @@ def profile(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda ...")] = "auto",
     dtype: Annotated[Dtype, typer.Option(help="precision")] = Dtype.fp32,
     train: Annotated[bool, typer.Option("--train", help="also one training step at batch 32 x 128^2")] = False,
+    exact: Annotated[bool, typer.Option("--exact", help="time the eager reference path (default on CUDA: the "
+                                        "compiled fast path of `run`)")] = False,
+    compile: Annotated[CompileMode, typer.Option("--compile", help="torch.compile: auto (CUDA only), on, off")] = (
+        CompileMode.auto),
     repeats: Annotated[int, typer.Option(help="timed repeats")] = 20,
     warmup: Annotated[int, typer.Option(help="untimed warm-up repeats")] = 5,
     runs_root: Annotated[Path, typer.Option(help="where profile runs are stored")] = Path("runs"),
@@ -309,7 +313,8 @@ def profile(
             result, folder = profile_and_store(name, checkpoint=checkpoint, size=size, batch=batch, device=device,
                                                dtype=dtype.value, train=train, repeats=repeats, warmup=warmup,
                                                runs_root=runs_root, registry=registry,
-                                               command=["bench-ir", *sys.argv[1:]])
+                                               command=["bench-ir", *sys.argv[1:]], exact=exact,
+                                               compile=compile.value)
             results.append((result, folder))
     except (ProfileError, *USER_ERRORS) as err:
         _fail(err)

@@ -12,6 +12,7 @@ import datetime as _dt
 import sys
 from pathlib import Path
 
+from bench_ir.acceleration import plan_execution
 from bench_ir.cards import count_parameters, create_model, get_card
 from bench_ir.engine import resolve_device, resolve_dtype
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
@@ -35,15 +36,19 @@ def profile_and_store(
     run_dir: str | Path | None = None,
     registry: str | Path | None = None,
     command: list[str] | None = None,
+    exact: bool = False,
+    compile: str = "auto",
 ) -> tuple[ProfileResult, Path]:
-    """Profile ``model`` (params, fvcore FLOPs as MACs, peak CUDA memory, latency) and write a run directory."""
+    """Profile ``model`` (params, fvcore FLOPs as MACs, peak CUDA memory, latency) and write a run directory.
+    Forwards are timed on the execution path ``bench-ir run`` takes with the same ``exact``/``compile``."""
     from bench_ir.checkpoints import sha256_file
 
     card = get_card(model, registry)
     torch_device = resolve_device(device)
     net = create_model(card, checkpoint=checkpoint, registry=registry)
+    execution = plan_execution(torch_device, exact=exact, compile=compile)  # type: ignore[arg-type]
     result = profile_model(net, card, size=size, batch=batch, device=torch_device, dtype=resolve_dtype(dtype),
-                           repeats=repeats, warmup=warmup, train=train)
+                           repeats=repeats, warmup=warmup, train=train, execution=execution)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = Path(run_dir) if run_dir else Path(runs_root) / f"{stamp}-{card.name}-profile-{size}"
     store = RunStore(folder)
@@ -64,6 +69,7 @@ def profile_and_store(
         "limit": None,
         "device": device_info(torch_device),
         "dtype": dtype,
+        "execution": result.execution,
         "versions": environment_info(),
         "git_revision": git_revision(),
     })

@@ -43,6 +43,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.dropout import _DropoutNd
 
+from bench_ir.acceleration import AcceleratedForward, ExecutionPlan
 from bench_ir.cards import ModelCard, count_parameters
 
 __all__ = [
@@ -120,6 +121,7 @@ class ProfileResult:
     warmup: int
     train: TrainStepProfile | None = None
     notes: list[str] = field(default_factory=list)
+    execution: dict[str, Any] | None = None  # the ExecutionPlan of the timed forwards (None: the eager model)
     torch_version: str = torch.__version__
     conventions: dict[str, str] = field(default_factory=lambda: dict(CONVENTIONS))
 
@@ -310,11 +312,14 @@ def profile_model(
     train_size: int = 128,
     train_steps: int = 3,
     flops: bool = True,
+    execution: ExecutionPlan | None = None,
 ) -> ProfileResult:
     """Profile ``model`` (moved to ``device``/``dtype`` in place; left in eval mode) on SxS RGB inputs.
 
     FLOPs are per image (1x3xSxS) regardless of ``batch``; memory and latency use ``batch``. ``train``
-    adds one training step at ``train_batch`` x ``train_size``^2. See the module docstring for conventions.
+    adds one training step at ``train_batch`` x ``train_size``^2. ``execution`` times the forwards under that plan
+    (e.g. the compiled fast path on CUDA; compilation happens in the warm-up) instead of the eager model. See the
+    module docstring for conventions.
     Raises :class:`ProfileError` for sizes the model cannot take, an unavailable device or a failing forward.
     """
     device = torch.device(device)
@@ -350,18 +355,19 @@ def profile_model(
             notes.append(f"flops_with_training_heads not measured: {type(err).__name__}: {err}")
     model.eval()
 
+    forward = model if execution is None else AcceleratedForward(model, execution)
     with torch.inference_mode():
-        for _ in range(warmup):
-            _forward_or_explain(model, images, display)
+        for _ in range(max(warmup, 1 if execution is not None and execution.compiles else 0)):
+            _forward_or_explain(forward, images, display)
         peak = None
         if device.type == "cuda":
             _synchronize(device)
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
-            _forward_or_explain(model, images, display)
+            _forward_or_explain(forward, images, display)
             _synchronize(device)
             peak = torch.cuda.max_memory_allocated(device)
-        times = time_calls(lambda: model(images), device, repeats)
+        times = time_calls(lambda: forward(images), device, repeats)
     median_ms = statistics.median(times) * 1e3
     train_profile = None
     if train:
@@ -377,6 +383,7 @@ def profile_model(
         latency_ms_p90=float(np.percentile(np.asarray(times) * 1e3, 90)),
         throughput_images_per_s=batch / (median_ms / 1e3), repeats=repeats, warmup=warmup,
         train=train_profile, notes=notes,
+        execution=forward.describe() if isinstance(forward, AcceleratedForward) else None,
     )
 
 

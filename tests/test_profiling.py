@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench_ir.acceleration import plan_execution
 from bench_ir.cards import get_card
 from bench_ir.models.mirage import MIRAGE
 from bench_ir.profiling import (
@@ -101,6 +102,14 @@ def test_latency_and_throughput_fields_are_positive_and_consistent():
     assert result.throughput_images_per_s == pytest.approx(4 / (result.latency_ms_median / 1e3))
     assert (result.batch, result.repeats, result.warmup) == (4, 5, 1)
     assert result.flops is None and result.peak_memory_bytes is None  # no FLOPs asked; CPU has no peak
+
+
+def test_forwards_are_timed_on_the_requested_execution_path():
+    eager = profile_model(ConvThenLinear(), size=8, repeats=2, warmup=0, flops=False)
+    compiled = profile_model(ConvThenLinear(), size=8, repeats=2, warmup=0, flops=False,
+                             execution=plan_execution(torch.device("cpu"), compile="on"))
+    assert eager.execution is None
+    assert compiled.execution["compile_mode"] == "default" and compiled.execution["compiled_shapes"] == 1
 
 
 def test_training_step_is_timed_and_leaves_weights_untouched():
