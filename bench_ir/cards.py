@@ -27,6 +27,7 @@ __all__ = [
     "list_cards",
     "list_models",
     "get_card",
+    "with_model_args",
     "create_model",
     "count_parameters",
     "ENTRY_POINT_GROUP",
@@ -159,6 +160,15 @@ def get_card(name_or_path: str | Path | ModelCard, registry: str | Path | None =
     hint = difflib.get_close_matches(text, list(cards), n=3)
     did_you_mean = f" Did you mean: {', '.join(hint)}?" if hint else ""
     raise KeyError(f"unknown model '{text}'.{did_you_mean} Known models: {', '.join(sorted(cards))}")
+
+
+def with_model_args(card: ModelCard, overrides: dict[str, Any] | None) -> ModelCard:
+    """``card`` with some factory arguments replaced (e.g. ``{"queue_size": 3}`` for a single-task AirNet
+    checkpoint); the display name says that the arguments were changed. No overrides: ``card`` itself."""
+    if not overrides:
+        return card
+    shown = ", ".join(f"{key}={value}" for key, value in overrides.items())
+    return replace(card, args={**card.args, **overrides}, display_name=f"{card.display_name} ({shown})")
 
 
 def resolve_factory(card: ModelCard):

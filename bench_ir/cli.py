@@ -108,6 +108,8 @@ def print_summary(manifest: dict, summary, average) -> None:
 def run(
     protocol: Annotated[str | None, typer.Option("--protocol", "-p", help="protocol name or YAML file")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="model card name or YAML file")] = "mirage-t",
+    model_arg: Annotated[list[str] | None, typer.Option("--model-arg", help="override a card argument KEY=VALUE "
+                                                        "(repeatable; values are YAML)")] = None,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="weights file")] = None,
     data_root: Annotated[Path | None, typer.Option(help="folder holding the protocol's test sets")] = None,
     sample: Annotated[bool, typer.Option("--sample", help="built-in sample data (synthetic, offline)")] = False,
@@ -141,6 +143,7 @@ def run(
 ) -> None:
     """Evaluate a model on a protocol (or on a folder pair) and store per-image results."""
     from bench_ir.runner import RunConfig, folder_protocol, run_protocol
+    from bench_ir.train.command import parse_model_args
 
     try:
         if input_dir or target_dir:
@@ -152,8 +155,9 @@ def run(
         else:
             raise ValueError("give --protocol (see `bench-ir list protocols`) or --input-dir/--target-dir")
         lpips_choice = (lpips_net.value if lpips_net else "default") if lpips else None
-        config = RunConfig(protocol=chosen, model=model, checkpoint=checkpoint, data_root=data_root, sample=sample,
-                           run_dir=run_dir, runs_root=runs_root, resume=resume, limit=limit, tasks=task,
+        config = RunConfig(protocol=chosen, model=model, model_args=parse_model_args(model_arg),
+                           checkpoint=checkpoint, data_root=data_root, sample=sample, run_dir=run_dir,
+                           runs_root=runs_root, resume=resume, limit=limit, tasks=task,
                            convention=convention, lpips=lpips_choice, lpips_weights=lpips_weights,
                            device=device, dtype=dtype.value, batch_size=batch_size, num_workers=workers, tile=tile,
                            tile_overlap=tile_overlap, pad=pad, save_images=save_images, label=label,

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_settings
-from bench_ir.cards import ModelCard, count_parameters, create_model, get_card
+from bench_ir.cards import ModelCard, count_parameters, create_model, get_card, with_model_args
 from bench_ir.distributed import dist_context
 from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype
 from bench_ir.geometry import fit_policy
@@ -55,6 +55,7 @@ class RunConfig:
 
     protocol: str | Path | Protocol
     model: str | Path | ModelCard = "mirage-t"
+    model_args: dict[str, Any] = field(default_factory=dict)  # card argument overrides (with_model_args)
     checkpoint: str | Path | None = None
     data_root: str | Path | None = None
     sample: bool = False
@@ -130,8 +131,8 @@ def _protocol_manifest(protocol: Protocol, tasks: list[TaskSpec]) -> dict[str, A
 
 
 def _check_resume(existing: dict[str, Any], manifest: dict[str, Any], run_dir: Path) -> None:
-    keys = [("protocol", "sha256"), ("model", "name"), ("checkpoint", "sha256"), ("convention", "name"),
-            ("sample", None), ("dtype", None), ("execution", "mode")]
+    keys = [("protocol", "sha256"), ("model", "name"), ("model", "args_overrides"), ("checkpoint", "sha256"),
+            ("convention", "name"), ("sample", None), ("dtype", None), ("execution", "mode")]
     for key, sub in keys:
         old, new = existing.get(key), manifest.get(key)
         if sub is not None:
@@ -159,7 +160,7 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
                            f"{[t.name for t in protocol.tasks]}")
         tasks = [t for t in protocol.tasks if t.name in config.tasks]
     convention = get_convention(config.convention or protocol.convention)
-    card = get_card(config.model, config.registry)
+    card = with_model_args(get_card(config.model, config.registry), config.model_args)
 
     # 1. every dataset first: a missing folder fails before any model work
     if not config.sample and config.data_root is None and protocol.name != "folders":
@@ -211,7 +212,7 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
         "protocol": _protocol_manifest(protocol, tasks),
         "convention": {"id": convention.id, "name": convention.name, "description": convention.describe()},
         "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(model),
-                  "card": dataclasses.asdict(card)},
+                  "args_overrides": dict(config.model_args) or None, "card": dataclasses.asdict(card)},
         "checkpoint": ({"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None),
         "random_weights": random_weights,
         "sample": config.sample,

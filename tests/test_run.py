@@ -152,3 +152,19 @@ def test_list_protocols_details_describes_layout_pairing_and_metric():
     result = runner.invoke(app, ["list", "protocols", "--details"])
     assert result.exit_code == 0
     assert "pairing sots" in result.output and "σ=25" in result.output
+
+
+def test_model_args_override_the_card_and_are_recorded(tmp_path):
+    result = runner.invoke(app, ["run", "--protocol", "derain", "--sample", "--limit", "1", "--run-dir",
+                                 str(tmp_path / "run"), "--model-arg", "dim=6",
+                                 "--model-arg", "num_blocks=[1, 1, 1, 1]"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["model"]["args_overrides"] == {"dim": 6, "num_blocks": [1, 1, 1, 1]}
+    assert manifest["model"]["display_name"] == "MIRAGE-T (dim=6, num_blocks=[1, 1, 1, 1])"
+    assert manifest["model"]["params"] < 6207412
+
+
+def test_malformed_model_arg_is_a_short_error(tmp_path):
+    result = runner.invoke(app, ["run", "--protocol", "derain", "--sample", "--model-arg", "dim"])
+    assert result.exit_code != 0 and "KEY=VALUE" in result.output

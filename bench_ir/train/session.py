@@ -17,7 +17,7 @@ import yaml
 from torch import nn
 
 from bench_ir.acceleration import ExecutionPlan, compile_for_training, plan_execution
-from bench_ir.cards import ModelCard, count_parameters, create_model, get_card
+from bench_ir.cards import ModelCard, count_parameters, create_model, get_card, with_model_args
 from bench_ir.engine import resolve_device
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
 from bench_ir.results import write_json_atomic
@@ -105,11 +105,7 @@ class TrainSession:
 
 
 def _effective_card(model: str | Path | ModelCard, options: TrainOptions) -> ModelCard:
-    card = get_card(model, options.registry)
-    if options.model_args:
-        card = dataclasses.replace(card, args={**card.args, **options.model_args},
-                                   display_name=f"{card.display_name} (custom args)")
-    return card
+    return with_model_args(get_card(model, options.registry), options.model_args)
 
 
 def _run_dir(card: ModelCard, recipe: Recipe, options: TrainOptions, context: DistContext) -> Path:
