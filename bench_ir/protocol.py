@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench_ir.resources import protocols_dir
-from bench_ir.yamlio import SpecError, build_dataclass, read_yaml, resolve_spec_path
+from bench_ir.yamlio import SpecError, build_dataclass, read_yaml_with_includes, resolve_spec_path
 
 __all__ = [
     "CropSpec",
@@ -143,29 +143,26 @@ def _resolve_path(name_or_path: str | Path) -> Path:
     return resolve_spec_path(name_or_path, protocols_dir(), "protocol")
 
 
-def _read_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    path = path.resolve()
-    if path in seen:
-        raise SpecError(f"{path}: include cycle via {[str(p) for p in seen]}")
-    data = read_yaml(path)
-    parent = data.pop("include", None)
+def _merge_protocol(base: dict[str, Any] | None, data: dict[str, Any], path: Path,
+                    parent: str | None) -> dict[str, Any]:
+    """Include rule of protocols: the including file's keys win; ``only_tasks`` keeps those tasks of the included
+    protocol (and, unless ``average`` is given, its average restricted to them)."""
     only = data.pop("only_tasks", None)
-    if parent is not None:
-        base = _read_with_includes((path.parent / parent), (*seen, path))
-        base.pop("sha256", None)
-        merged = {**base, **data}
+    if base is None:
         if only is not None:
-            tasks = {t["name"]: t for t in base.get("tasks", [])}
-            missing = [n for n in only if n not in tasks]
-            if missing:
-                raise SpecError(f"{path}: field 'only_tasks': {missing} not in {parent}")
-            merged["tasks"] = [tasks[n] for n in only]
-            if "average" not in data:
-                merged["average"] = [n for n in base.get("average", []) if n in only]
-        data = merged
-    elif only is not None:
-        raise SpecError(f"{path}: field 'only_tasks' needs 'include'")
-    return data
+            raise SpecError(f"{path}: field 'only_tasks' needs 'include'")
+        return data
+    base.pop("sha256", None)
+    merged = {**base, **data}
+    if only is not None:
+        tasks = {t["name"]: t for t in base.get("tasks", [])}
+        missing = [n for n in only if n not in tasks]
+        if missing:
+            raise SpecError(f"{path}: field 'only_tasks': {missing} not in {parent}")
+        merged["tasks"] = [tasks[n] for n in only]
+        if "average" not in data:
+            merged["average"] = [n for n in base.get("average", []) if n in only]
+    return merged
 
 
 def protocol_sha256(data: dict[str, Any]) -> str:
@@ -177,7 +174,7 @@ def protocol_sha256(data: dict[str, Any]) -> str:
 def load_protocol(name_or_path: str | Path) -> Protocol:
     """Load a protocol by name (protocols/<name>.yaml) or from a YAML path; validated, includes resolved."""
     path = _resolve_path(name_or_path)
-    data = _read_with_includes(path)
+    data = read_yaml_with_includes(path, _merge_protocol)
     data["source"] = str(path)
     protocol = build_dataclass(Protocol, data, str(path))
     names = [t.name for t in protocol.tasks]

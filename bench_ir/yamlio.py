@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,7 +13,9 @@ import yaml
 
 T = TypeVar("T")
 
-__all__ = ["SpecError", "read_yaml", "build_dataclass", "resolve_spec_path"]
+__all__ = ["SpecError", "read_yaml", "read_yaml_with_includes", "build_dataclass", "resolve_spec_path"]
+
+Merge = Callable[[dict[str, Any] | None, dict[str, Any], Path, str | None], dict[str, Any]]
 
 
 class SpecError(ValueError):
@@ -31,6 +34,22 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def read_yaml_with_includes(path: Path, merge: Merge | None = None,
+                            seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """One YAML mapping with its ``include:`` chain resolved: the included file (a path relative to the including
+    one) is read first, then the including file's top-level keys replace its keys. ``merge(base, data, path,
+    include)`` replaces that rule (``base`` is None for a file without ``include``). A cycle is a SpecError."""
+    path = Path(path).resolve()
+    if path in seen:
+        raise SpecError(f"{path}: include cycle via {[str(p) for p in seen]}")
+    data = read_yaml(path)
+    parent = data.pop("include", None)
+    base = None if parent is None else read_yaml_with_includes(path.parent / parent, merge, (*seen, path))
+    if merge is not None:
+        return merge(base, data, path, parent)
+    return data if base is None else {**base, **data}
 
 
 def _type_name(tp: Any) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from bench_ir.cards import ModelCard
 from bench_ir.resources import registry_dir
-from bench_ir.yamlio import SpecError, build_dataclass, read_yaml, resolve_spec_path
+from bench_ir.yamlio import SpecError, build_dataclass, read_yaml_with_includes, resolve_spec_path
 
 __all__ = [
     "LAYOUTS",
@@ -218,17 +218,6 @@ def _resolve_path(name_or_path: str | Path) -> Path:
     return resolve_spec_path(name_or_path, recipes_dir(), "recipe")
 
 
-def _read_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    path = path.resolve()
-    if path in seen:
-        raise SpecError(f"{path}: include cycle via {[str(p) for p in seen]}")
-    data = read_yaml(path)
-    parent = data.pop("include", None)
-    if parent is None:
-        return data
-    return {**_read_with_includes(path.parent / parent, (*seen, path)), **data}
-
-
 def _check(recipe: Recipe, where: str) -> None:
     from bench_ir.data.synthesis import DEGRADATIONS
     from bench_ir.protocol import PAIRING_RULES
@@ -277,7 +266,7 @@ def recipe_sha256(data: dict[str, Any]) -> str:
 def load_recipe(name_or_path: str | Path) -> Recipe:
     """Load a recipe by name (registry/recipes/<name>.yaml) or from a YAML path; validated, includes resolved."""
     path = _resolve_path(name_or_path)
-    data = _read_with_includes(path)
+    data = read_yaml_with_includes(path)
     data["source"] = str(path)
     recipe = build_dataclass(Recipe, data, str(path))
     _check(recipe, str(path))
