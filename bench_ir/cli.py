@@ -133,7 +133,7 @@ def run(
                                         "no compile (the default on CUDA is the compiled fast path)")] = False,
     compile: Annotated[CompileMode, typer.Option("--compile", help="torch.compile: auto (CUDA only), on, off")] = (
         CompileMode.auto),
-    workers: Annotated[int | None, typer.Option(help="DataLoader workers (default: 0 on CPU, up to 4 on CUDA)")] = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader workers (default: 0 on CPU, up to 8 on CUDA)")] = None,
     tile: Annotated[int | None, typer.Option(help="tiled inference with this tile size (pixels)")] = None,
     tile_overlap: Annotated[int, typer.Option(help="overlap between tiles (pixels)")] = 32,
     pad: Annotated[str | None, typer.Option(help="override the size-fit padding: reflect|replicate|none")] = None,
