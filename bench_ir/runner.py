@@ -310,5 +310,5 @@ def _make_scorer(convention, config: RunConfig, device: torch.device):
 
 def default_workers() -> int:
     """DataLoader workers used on CUDA when none are requested: up to 8, leaving one core free (decoding a pair of
-    1280x720 PNGs takes tens of milliseconds per core, longer than the fast path's model time for it)."""
+    1280x720 PNGs takes tens of milliseconds per core, so a fast GPU needs several decoding processes)."""
     return min(8, max(0, (os.cpu_count() or 1) - 1))
