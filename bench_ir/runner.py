@@ -110,11 +110,17 @@ def _slug(text: str) -> str:
 
 
 def _default_checkpoint(card: ModelCard, sample: bool) -> Path | None:
-    """A card's shipped default checkpoint (registry-relative) is used for sample runs only."""
+    """A card's shipped default checkpoint is used for sample runs only; its path is relative to the card file's
+    folder (the registry for built-in cards)."""
     if not sample or not card.default_checkpoint:
         return None
-    path = (registry_dir() / card.default_checkpoint).resolve()
-    return path if path.is_file() else None
+    card_dir = Path(card.source).parent if card.source and Path(card.source).is_file() else registry_dir()
+    path = (card_dir / card.default_checkpoint).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"model card '{card.name}' names the sample checkpoint {path} "
+                                f"(default_checkpoint: {card.default_checkpoint}) but the file is missing; reinstall "
+                                "bench-ir or pass --checkpoint")
+    return path
 
 
 def _protocol_manifest(protocol: Protocol, tasks: list[TaskSpec]) -> dict[str, Any]:
