@@ -23,12 +23,7 @@ def built(request) -> tuple[ModelCard, torch.nn.Module]:
     return request.param, create_model(request.param)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _input_for(card: ModelCard, batch: int = 1) -> torch.Tensor:

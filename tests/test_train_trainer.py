@@ -24,13 +24,7 @@ FAST = {"device": "cpu", "batch_size": 2, "patch_size": 16, "model_args": TINY, 
         "validate": False, "tensorboard": False}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Bit-exactness is per thread setting; one thread is also far faster on a shared 2-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _states_equal(a: dict, b: dict) -> bool:
