@@ -2,9 +2,11 @@
 
 ``exact``: eager PyTorch, float32, contiguous NCHW tensors, deterministic cuDNN algorithms and no TF32 — the
 computation of the official test scripts, repeatable run to run. ``fast``: channels-last tensors, cuDNN
-autotuning and ``torch.compile`` with one graph per input shape (CUDA graphs on CUDA, so a forward is one
-replay); outputs stay within about 1e-4 of the exact ones in float32. Reduced precision (``--dtype bf16``) is
-a separate choice in either mode's engine.
+autotuning and ``torch.compile`` (CUDA graphs on CUDA, recorded per input shape, so a forward is one replay);
+outputs stay within about 1e-4 of the exact ones in float32. Shapes are ``dynamic=None`` by default: the first
+shape is compiled for its sizes, the second recompiles once with symbolic sizes that serve every later shape, so
+a protocol with many image sizes pays for two compilations, not one per size (``dynamic=False`` specialises each
+shape instead). Reduced precision (``--dtype bf16``) is a separate choice in either mode's engine.
 
 On the CPU ``fast`` compiles only when asked (``compile="on"``): Inductor's C++ compile takes minutes there
 and gains little over eager.
@@ -41,14 +43,16 @@ MAX_COMPILED_SHAPES = 32
 
 @dataclass(frozen=True)
 class ExecutionPlan:
-    """How forwards run. ``compile_mode`` is a ``torch.compile`` mode (None: eager); ``max_compiled_shapes``
-    bounds the graphs kept for distinct input shapes (further shapes run eagerly)."""
+    """How forwards run. ``compile_mode`` is a ``torch.compile`` mode (None: eager); ``dynamic`` its shape
+    handling (None: automatic, see the module docstring); ``max_compiled_shapes`` bounds the distinct input shapes
+    run through the compiled model (further shapes run eagerly)."""
 
     mode: Literal["exact", "fast"]
     compile_mode: str | None
     channels_last: bool
     deterministic: bool
     cudnn_benchmark: bool
+    dynamic: bool | None = None
     max_compiled_shapes: int = MAX_COMPILED_SHAPES
 
     @property
@@ -114,10 +118,10 @@ def _raise_recompile_limit(shapes: int) -> None:
 class AcceleratedForward:
     """``model`` under an :class:`ExecutionPlan`: call it like the model on a (B,3,H,W) batch.
 
-    Each distinct (shape, dtype, autocast) key gets its own compiled graph (static shapes, so CUDA graphs apply)
-    until ``max_compiled_shapes`` are held; later keys run the eager model. Outputs are returned as contiguous
-    NCHW tensors that the next call does not overwrite. ``warmup_seconds`` sums the time of first calls per
-    key (compilation and graph capture), which timing figures should leave out.
+    Distinct (shape, dtype, autocast) keys run through the compiled model (each with its own CUDA graph under
+    ``reduce-overhead``) until ``max_compiled_shapes`` keys are held; later keys run the eager model. Outputs are
+    returned as contiguous NCHW tensors that the next call does not overwrite. ``warmup_seconds`` sums the time of
+    first calls per key (compilation and graph capture), which timing figures should leave out.
     """
 
     def __init__(self, model: nn.Module, plan: ExecutionPlan) -> None:
@@ -130,7 +134,7 @@ class AcceleratedForward:
             model.to(memory_format=torch.channels_last)
         if plan.compiles:
             _raise_recompile_limit(plan.max_compiled_shapes)
-            self._compiled = torch.compile(model, mode=plan.compile_mode, dynamic=False)
+            self._compiled = torch.compile(model, mode=plan.compile_mode, dynamic=plan.dynamic)
 
     def _key(self, x: torch.Tensor) -> tuple[Any, ...]:
         autocast = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else None
