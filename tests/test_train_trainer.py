@@ -12,6 +12,7 @@ import typer
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from bench_ir.checkpoints import sha256_file
 from bench_ir.data.datasets import DatasetNotFoundError
 from bench_ir.runner import RunConfig, run_protocol
 from bench_ir.train.command import train_command
@@ -200,3 +201,21 @@ def test_compiled_training_follows_the_eager_loss_curve(tmp_path):
         assert total_b == pytest.approx(total_a, rel=1e-4)
     for key, value in eager.model.state_dict().items():
         torch.testing.assert_close(compiled.model.state_dict()[key], value, rtol=1e-3, atol=1e-5)
+
+
+def test_training_can_start_from_given_weights_and_records_them(tmp_path):
+    first = train("sample", "mirage-t", None, tmp_path / "first", max_steps=1, **FAST)
+    weights = tmp_path / "first/final.safetensors"
+    from bench_ir.train.session import TrainOptions, open_session
+
+    session = open_session("sample", "mirage-t", TrainOptions(run_dir=tmp_path / "second", init_weights=weights,
+                                                              **FAST))
+    assert _states_equal(session.model.state_dict(), first.model.state_dict())
+    assert session.manifest["init_weights"]["sha256"] == sha256_file(weights)
+
+
+def test_resume_refuses_a_run_started_from_other_weights(tmp_path):
+    train("sample", "mirage-t", None, tmp_path / "run", max_steps=1, **FAST)
+    with pytest.raises(TrainResumeError, match="init_weights"):
+        train("sample", "mirage-t", None, tmp_path / "run", max_steps=2, resume=True,
+              init_weights=tmp_path / "run/final.safetensors", **FAST)

@@ -132,6 +132,8 @@ def train_command(
     model_arg: Annotated[list[str] | None, typer.Option("--model-arg", help="override a card argument KEY=VALUE")]
     = None,
     registry: Annotated[Path | None, typer.Option(help="folder of model cards replacing the built-in one")] = None,
+    init_weights: Annotated[Path | None, typer.Option(help="start from these weights (fine-tuning) instead of a "
+                                                      "fresh initialisation")] = None,
 ) -> None:
     """Train a model with a published recipe (resumable; torchrun for several GPUs)."""
     from bench_ir.train.trainer import train
@@ -146,7 +148,7 @@ def train_command(
               patch_size=patch_size, num_workers=workers,
               validate=val, val_data_root=val_data_root, val_limit=val_limit, checkpoint_every=checkpoint_every,
               log_every=log_every, tensorboard=tensorboard, model_args=parse_model_args(model_arg),
-              registry=registry, command=["bench-ir", *sys.argv[1:]])
+              registry=registry, command=["bench-ir", *sys.argv[1:]], init_weights=init_weights)
     except _USER_ERRORS as err:
         if progress is not None:
             progress.stop()

@@ -68,6 +68,7 @@ class TrainOptions:
     tensorboard: bool = True
     registry: str | Path | None = None
     command: list[str] | None = None
+    init_weights: str | Path | None = None  # start from these weights (fine-tuning) instead of a fresh init
 
 
 @dataclass
@@ -163,7 +164,7 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     execution = plan_execution(device, exact=options.exact, compile=options.compile,  # type: ignore[arg-type]
                                training=True)
     _seed_everything(options.seed)
-    module = create_model(card).to(device).train()
+    module = create_model(card, checkpoint=options.init_weights).to(device).train()
     if execution.channels_last:
         module.to(memory_format=torch.channels_last)
     if context.rank:
@@ -206,6 +207,7 @@ def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
                  "items": len(session.dataset), "parts": session.dataset.describe(),
                  "steps_per_epoch": session.steps_per_epoch},
         "seed": options.seed,
+        "init_weights": _init_weights_record(options.init_weights),
         "world_size": context.world_size,
         "global_batch": session.plan.batch_size,
         "per_process_batch": session.plan.batch_size // context.world_size,
@@ -219,6 +221,12 @@ def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
         "git_revision": git_revision(),
         "notices": session.notices,
     }
+
+
+def _init_weights_record(path: str | Path | None) -> dict[str, str] | None:
+    from bench_ir.checkpoints import sha256_file
+
+    return None if path is None else {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}
 
 
 def check_resumable(session: TrainSession, payload: dict[str, Any]) -> None:
@@ -235,4 +243,5 @@ def run_identity(session: TrainSession) -> dict[str, Any]:
     """What a checkpoint records about its run, compared by :func:`check_resumable`."""
     return {"recipe_sha256": session.recipe.sha256, "model": session.card.name,
             "model_args": dict(session.card.args), "seed": session.options.seed,
-            "plan": session.plan.fingerprint(), "dataset_items": len(session.dataset), "dtype": session.options.dtype}
+            "plan": session.plan.fingerprint(), "dataset_items": len(session.dataset), "dtype": session.options.dtype,
+            "init_weights": (session.manifest.get("init_weights") or {}).get("sha256")}

@@ -274,7 +274,7 @@ def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t
           val_limit: int | None = None, checkpoint_every: int | None = None, log_every: int | None = None,
           tensorboard: bool = True, registry: str | Path | None = None, runs_root: str | Path = "runs",
           command: list[str] | None = None, progress: TrainProgress | None = None,
-          objective: Objective | None = None) -> TrainOutcome:
+          objective: Objective | None = None, init_weights: str | Path | None = None) -> TrainOutcome:
     """Train ``model`` (card name, YAML path or ModelCard) with ``recipe`` (name, YAML path or Recipe); see the
     module docstring for what ``run_dir`` (default ``<runs_root>/train/<time>-<model>-<recipe>``) receives.
 
@@ -288,6 +288,8 @@ def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t
     val_limit: periodic validation on the recipe's protocol (test sets under ``val_data_root`` or ``data_root``).
     checkpoint_every / log_every: intervals in steps (default: the recipe's).
     objective: replaces the recipe's objective, ``objective(model, lq, gt, step) -> dict`` with ``total``.
+    init_weights: a checkpoint (any format the card reads) to start from instead of a fresh initialisation
+    (fine-tuning); its sha256 is part of the run's identity.
 
     Raises FileNotFoundError / DatasetNotFoundError for missing data, ValueError for impossible settings (e.g. a
     batch larger than the training set), TrainResumeError for a checkpoint of another run, NonFiniteLossError
@@ -299,7 +301,7 @@ def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t
         model_args=dict(model_args or {}),
         batch_size=batch_size, patch_size=patch_size, num_workers=num_workers, validate=validate,
         val_data_root=val_data_root, val_limit=val_limit, checkpoint_every=checkpoint_every, log_every=log_every,
-        tensorboard=tensorboard, registry=registry, command=command)
+        tensorboard=tensorboard, registry=registry, command=command, init_weights=init_weights)
     session = open_session(recipe, model, settings)
     if objective is not None:
         session.objective = objective
