@@ -65,3 +65,15 @@ def test_protocol_average_is_none_when_a_task_is_missing():
 def test_loading_a_folder_without_manifest_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a bench-ir run directory"):
         load_run(tmp_path)
+
+
+def test_atomically_written_files_get_the_mode_of_ordinary_files(tmp_path):
+    import os
+
+    from bench_ir.atomic import atomic_write
+
+    with atomic_write(tmp_path / "out.json") as handle:
+        handle.write("{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -32,9 +32,10 @@ def test_sample_run_of_mirage_t_prints_the_paper_table_with_the_average(tmp_path
                                  str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert "Average" in result.output and "MIRAGE-T" in result.output
-    assert "sample (synthetic)" in result.output and "random weights" in result.output
+    assert "sample (synthetic)" in result.output and "random weights" not in result.output
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["random_weights"] is True and manifest["model"]["params"] == 6207412
+    assert manifest["random_weights"] is False and manifest["model"]["params"] == 6207412
+    assert manifest["checkpoint"]["path"].endswith("mirage-t-sample.safetensors")
 
 
 def test_manifest_records_provenance(tmp_path):

@@ -1,0 +1,78 @@
+"""The MIRAGE-T sample checkpoint shipped in registry/weights: what it is, where it came from, and that the README's
+main command restores with it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bench_ir.cards import create_model, get_card
+from bench_ir.checkpoints import sha256_file, sidecar_path
+from bench_ir.data.sample import SAMPLE_EVAL_IMAGES, SAMPLE_TRAIN_IMAGES
+from bench_ir.resources import registry_dir
+from bench_ir.runner import RunConfig, run_protocol
+
+CARD = get_card("mirage-t")
+WEIGHTS = registry_dir() / CARD.default_checkpoint
+TRAINING_MANIFEST = WEIGHTS.with_name(WEIGHTS.name.removesuffix(".safetensors") + ".train-manifest.json")
+
+
+def test_mirage_t_ships_a_default_checkpoint_of_at_most_15_mb():
+    assert WEIGHTS.is_file()
+    assert WEIGHTS.stat().st_size <= 15 * 2**20
+
+
+def test_sample_weights_are_fp16_and_load_strictly_into_mirage_t():
+    tensors = load_file(WEIGHTS)
+    assert {t.dtype for t in tensors.values() if t.is_floating_point()} == {torch.float16}
+    model = create_model(CARD, checkpoint=WEIGHTS)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_provenance_sidecar_describes_this_very_file():
+    sidecar = json.loads(sidecar_path(WEIGHTS).read_text())
+    assert sidecar["output_sha256"] == sha256_file(WEIGHTS)
+    assert sidecar["model"] == "mirage-t" and sidecar["dtype"] == "float16"
+
+
+def test_training_manifest_shows_a_complete_sample_recipe_run_on_photos_disjoint_from_the_test_photos():
+    manifest = json.loads(TRAINING_MANIFEST.read_text())
+    assert manifest["status"] == "complete" and manifest["model"]["name"] == "mirage-t"
+    assert manifest["recipe"]["name"].startswith("sample")
+    assert manifest["steps_done"] == manifest["steps_target"]
+    assert not set(SAMPLE_TRAIN_IMAGES) & set(SAMPLE_EVAL_IMAGES)
+
+
+@pytest.fixture(scope="module")
+def sample_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    mirage = run_protocol(RunConfig(protocol="5deg", model="mirage-t", sample=True, run_dir=root / "mirage"))
+    degraded = run_protocol(RunConfig(protocol="5deg", model="input", sample=True, run_dir=root / "input"))
+    return mirage, degraded
+
+
+def test_sample_runs_use_the_shipped_checkpoint(sample_runs):
+    mirage, _ = sample_runs
+    assert mirage.manifest["checkpoint"]["sha256"] == sha256_file(WEIGHTS)
+    assert mirage.manifest["random_weights"] is False
+
+
+def test_mirage_t_beats_the_input_on_the_protocol_average_by_over_a_db(sample_runs):
+    mirage, degraded = sample_runs
+    assert mirage.average["psnr"] - degraded.average["psnr"] > 1.0
+
+
+def test_mirage_t_improves_dehazing_denoising_and_low_light_enhancement(sample_runs):
+    mirage, degraded = sample_runs
+    gain = mirage.summary["psnr"] - degraded.summary["psnr"]
+    improved = ["dehaze", "denoise-15", "denoise-25", "denoise-50", "lowlight"]
+    assert (gain[improved] > 0).all(), gain.to_dict()
+
+
+def test_mirage_t_denoises_sigma_25_and_50_by_several_db(sample_runs):
+    mirage, degraded = sample_runs
+    gain = mirage.summary["psnr"] - degraded.summary["psnr"]
+    assert (gain[["denoise-25", "denoise-50"]] >= 3.0).all(), gain.to_dict()
