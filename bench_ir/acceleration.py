@@ -4,9 +4,10 @@
 computation of the official test scripts, repeatable run to run. ``fast``: channels-last tensors, cuDNN
 autotuning and ``torch.compile`` (CUDA graphs on CUDA, recorded per input shape, so a forward is one replay);
 outputs stay within about 1e-4 of the exact ones in float32. Shapes are ``dynamic=None`` by default: the first
-shape is compiled for its sizes, the second recompiles once with symbolic sizes that serve every later shape, so
-a protocol with many image sizes pays for two compilations, not one per size (``dynamic=False`` specialises each
-shape instead). Reduced precision (``--dtype bf16``) is a separate choice in either mode's engine.
+shape is compiled for its sizes, the second recompiles with symbolic sizes, and later shapes reuse that graph
+unless they cross a size guard (measured on the CPU with a small MIRAGE: the symbolic graph carried a guard
+6·H·W <= 20480 from the convolution's fake kernel, so a larger image compiled once more); ``dynamic=False``
+specialises every shape instead. Reduced precision (``--dtype bf16``) is a separate choice in either mode's engine.
 
 On the CPU ``fast`` compiles only when asked (``compile="on"``): Inductor's C++ compile takes minutes there
 and gains little over eager.
