@@ -294,21 +294,32 @@ def bench_train(official: Official, variant: str, device: torch.device, batch: i
             "smoothing_window": window, "paths": results}
 
 
-def _write_protocol_set(root: Path, groups: list[tuple[str, int, tuple[int, int]]]) -> None:
-    """Clean images (smooth random fields with edges) and degraded copies (Gaussian noise sigma 25), uint8 PNG."""
+def _write_protocol_pair(job: tuple[Path, int, int, int, int]) -> None:
+    """One clean image (a smooth random field, seeded by its group and index) and its noisy copy (sigma 25)."""
     from PIL import Image
 
-    rng = np.random.default_rng(0)
-    for name, count, (height, width) in groups:
+    folder, group, index, height, width = job
+    rng = np.random.default_rng((group, index))
+    coarse = torch.from_numpy(rng.random((1, 3, height // 16 + 1, width // 16 + 1))).float()
+    clean = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)[0]
+    clean = (clean.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    noisy = np.clip(clean + rng.standard_normal(clean.shape) * 25, 0, 255).round().astype(np.uint8)
+    Image.fromarray(clean).save(folder / "target" / f"{index:04d}.png")
+    Image.fromarray(noisy).save(folder / "input" / f"{index:04d}.png")
+
+
+def _write_protocol_set(root: Path, groups: list[tuple[str, int, tuple[int, int]]]) -> None:
+    """Clean/degraded uint8 PNG pairs for every group, written by one process per core."""
+    import multiprocessing
+    import os
+
+    jobs = []
+    for group, (name, count, (height, width)) in enumerate(groups):
         (root / name / "input").mkdir(parents=True, exist_ok=True)
         (root / name / "target").mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            coarse = torch.from_numpy(rng.random((1, 3, height // 16 + 1, width // 16 + 1))).float()
-            clean = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)[0]
-            clean = (clean.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-            noisy = np.clip(clean + rng.standard_normal(clean.shape) * 25, 0, 255).round().astype(np.uint8)
-            Image.fromarray(clean).save(root / name / "target" / f"{i:04d}.png")
-            Image.fromarray(noisy).save(root / name / "input" / f"{i:04d}.png")
+        jobs += [(root / name, group, i, height, width) for i in range(count)]
+    with multiprocessing.get_context("spawn").Pool(os.cpu_count() or 1) as pool:
+        pool.map(_write_protocol_pair, jobs, chunksize=8)
 
 
 def _official_protocol_loop(official: Official, model: torch.nn.Module, folder: Path,
