@@ -32,10 +32,11 @@ def wheel(tmp_path_factory) -> Path:
     return path
 
 
-def test_wheel_carries_cards_protocols_templates_and_leaderboard(wheel):
+def test_wheel_carries_cards_protocols_templates_leaderboard_and_sample_weights(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("bench_ir/_resources/registry/mirage-t.yaml", "bench_ir/_resources/protocols/5deg.yaml",
-                     "bench_ir/_resources/registry/leaderboard/table1_3deg.csv", "bench_ir/cli.py"):
+                     "bench_ir/_resources/registry/leaderboard/table1_3deg.csv", "bench_ir/cli.py",
+                     "bench_ir/_resources/registry/weights/mirage-t-sample.safetensors"):
         assert expected in names, expected
     assert any(n.startswith("bench_ir/_resources/reports/") and n.endswith(".j2") for n in names)
 
