@@ -54,7 +54,7 @@ from bench_ir.acceleration import (  # noqa: E402
 from bench_ir.cards import create_model, get_card  # noqa: E402
 from bench_ir.engine import resolve_device  # noqa: E402
 from bench_ir.metrics.functional import psnr as psnr_db  # noqa: E402
-from bench_ir.profiling import time_calls  # noqa: E402
+from bench_ir.profiling import latency_summary, time_calls  # noqa: E402
 
 CARDS = {"tiny": "mirage-t", "small": "mirage-s"}
 PROTOCOL_GROUPS = [  # name, images, (height, width): the 5deg protocol's test sets by shape
@@ -112,12 +112,6 @@ def precision_settings_of(plan):
     return lambda: precision_settings(plan)
 
 
-def _stats(times: list[float], batch: int) -> dict[str, float]:
-    median = statistics.median(times)
-    return {"ms_median": median * 1e3, "ms_p90": float(np.percentile(np.asarray(times) * 1e3, 90)),
-            "images_per_s": batch / median}
-
-
 # ------------------------------------------------------------------------------------------------ real images
 def noisy_photo_batch(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch`` random size x size crops of the built-in sample photos (clean) and the same with Gaussian noise of
@@ -163,7 +157,7 @@ def bench_inference(official: Official, variant: str, device: torch.device, batc
             with settings(), _autocast(device, dtype):
                 outputs[name] = _image(forward(noisy)).float().clone()
                 times = time_calls(lambda f=forward: f(noisy), device, repeats, warmup)
-            paths[name] = _stats(times, batch)
+            paths[name] = latency_summary(times, batch)
     reference = outputs["official fp32"]
     base = paths["official fp32"]["images_per_s"]
     clean_psnr = {name: psnr_db(out.clamp(0, 1), clean).mean().item() for name, out in outputs.items()}
@@ -186,10 +180,10 @@ def bench_latency(official: Official, variant: str, device: torch.device, size: 
     exact = AcceleratedForward(ours, exact_plan)
     paths = {}
     with torch.inference_mode():
-        paths["official fp32"] = _stats(time_calls(lambda: theirs(x), device, repeats, warmup), 1)
+        paths["official fp32"] = latency_summary(time_calls(lambda: theirs(x), device, repeats, warmup), 1)
         with precision_settings(exact_plan):
-            paths["bench-ir exact fp32"] = _stats(time_calls(lambda: exact(x), device, repeats, warmup), 1)
-        paths["bench-ir fast fp32"] = _stats(time_calls(lambda: fast(x), device, repeats, warmup), 1)
+            paths["bench-ir exact fp32"] = latency_summary(time_calls(lambda: exact(x), device, repeats, warmup), 1)
+        paths["bench-ir fast fp32"] = latency_summary(time_calls(lambda: fast(x), device, repeats, warmup), 1)
     return {"variant": variant, "size": size, "repeats": repeats, "warmup": warmup, "paths": paths}
 
 
@@ -239,23 +233,18 @@ def bench_train(official: Official, variant: str, device: torch.device, batch: i
             step_dtype = "fp32"
         else:
             execution = plan_execution(device, exact=name.endswith("exact"), training=True)
-            model = ours.train()
-            if execution.channels_last:
-                model.to(memory_format=torch.channels_last)
-            optimizer = build_optimizer(plan, recipe.optimizer, model,
-                                        fused=execution.mode == "fast" and device.type == "cuda")
+            model = execution.place_module(ours.train())
+            optimizer = build_optimizer(plan, recipe.optimizer, model, fused=execution.fused_optimizer)
             trained, objective = compile_for_training(model, execution), build_objective(plan)
 
             def step_fn(lq, gt, trained=trained, objective=objective, execution=execution):
-                if execution.channels_last:
-                    lq, gt = (t.contiguous(memory_format=torch.channels_last) for t in (lq, gt))
-                return objective(trained, lq, gt, 0)["total"]
+                return objective(trained, execution.place_input(lq), execution.place_input(gt), 0)["total"]
             settings = precision_settings_of(execution)
             step_dtype = "fp32" if name.endswith("exact") else dtype
         losses, times = [], []
         if device.type == "cuda":
             torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(device)
+            torch.cuda.reset_peak_memorylatency_summary(device)
         with settings():
             for index, (lq, gt) in enumerate(batches):
                 lq, gt = lq.to(device, non_blocking=True), gt.to(device, non_blocking=True)

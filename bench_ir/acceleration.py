@@ -47,19 +47,32 @@ MAX_COMPILED_SHAPES = 32
 class ExecutionPlan:
     """How forwards run. ``compile_mode`` is a ``torch.compile`` mode (None: eager); ``dynamic`` its shape
     handling (None: automatic, see the module docstring); ``max_compiled_shapes`` bounds the distinct input shapes
-    run through the compiled model (further shapes run eagerly)."""
+    run through the compiled model (further shapes run eagerly); ``fused_optimizer``: training uses the fused
+    CUDA Adam/AdamW kernel."""
 
     mode: Literal["exact", "fast"]
     compile_mode: str | None
     channels_last: bool
     deterministic: bool
     cudnn_benchmark: bool
+    fused_optimizer: bool = False
     dynamic: bool | None = None
     max_compiled_shapes: int = MAX_COMPILED_SHAPES
 
     @property
     def compiles(self) -> bool:
         return self.compile_mode is not None
+
+    def place_module(self, module: nn.Module) -> nn.Module:
+        """``module`` with its weights in the plan's memory format (in place; channels-last on the fast CUDA
+        path). Call it before wrapping the module in DDP."""
+        if self.channels_last:
+            module.to(memory_format=torch.channels_last)
+        return module
+
+    def place_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the plan's memory format (a channels-last copy on the fast CUDA path, else ``x``)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def describe(self) -> dict[str, Any]:
         """The plan as plain data, for manifests."""
@@ -84,7 +97,7 @@ def plan_execution(device: torch.device, exact: bool = False, compile: CompileCh
     if compiles:
         mode = "reduce-overhead" if cuda and not training else "default"
     return ExecutionPlan(mode="fast", compile_mode=mode, channels_last=cuda, deterministic=False,
-                         cudnn_benchmark=cuda)
+                         cudnn_benchmark=cuda, fused_optimizer=cuda)
 
 
 @contextlib.contextmanager
@@ -132,8 +145,7 @@ class AcceleratedForward:
         self.keys: set[tuple[Any, ...]] = set()
         self.warmup_seconds = 0.0
         self._compiled: Callable[..., Any] | None = None
-        if plan.channels_last:
-            model.to(memory_format=torch.channels_last)
+        plan.place_module(model)
         if plan.compiles:
             _raise_recompile_limit(plan.max_compiled_shapes)
             self._compiled = torch.compile(model, mode=plan.compile_mode, dynamic=plan.dynamic)
@@ -143,8 +155,7 @@ class AcceleratedForward:
         return (tuple(x.shape), x.dtype, x.device.type, autocast, torch.is_grad_enabled())
 
     def __call__(self, x: torch.Tensor) -> Any:
-        if self.plan.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.plan.place_input(x)
         if self._compiled is None:
             return _as_nchw(self.model(x))
         key = self._key(x)
@@ -180,8 +191,8 @@ def _as_nchw(out: Any, copy: bool = False) -> Any:
 
 def compile_for_training(model: nn.Module, plan: ExecutionPlan) -> nn.Module:
     """The module a training step calls: ``model`` compiled under a compiling plan, else ``model`` itself.
-    Parameters are shared, so optimizers and checkpoints keep using the uncompiled module. Channels-last
-    weights (``plan.channels_last``) are the caller's to set before any DDP wrapping."""
+    Parameters are shared, so optimizers and checkpoints keep using the uncompiled module. The weights' memory
+    format is the caller's to set (:meth:`ExecutionPlan.place_module`) before any DDP wrapping."""
     if not plan.compiles:
         return model
     return torch.compile(model, mode=plan.compile_mode)  # type: ignore[return-value]

@@ -54,6 +54,7 @@ __all__ = [
     "TrainStepProfile",
     "count_flops",
     "inference_parameter_count",
+    "latency_summary",
     "profile_model",
     "profile_to_markdown",
     "time_calls",
@@ -228,6 +229,14 @@ def time_calls(fn: Callable[[], Any], device: torch.device, repeats: int, warmup
     return times
 
 
+def latency_summary(times: Sequence[float], batch: int) -> dict[str, float]:
+    """Median and 90th-percentile milliseconds of timed calls (seconds) and the images per second of the median
+    call at ``batch`` images per call."""
+    median = statistics.median(times)
+    return {"ms_median": median * 1e3, "ms_p90": float(np.percentile(np.asarray(times) * 1e3, 90)),
+            "images_per_s": batch / median}
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -368,7 +377,7 @@ def profile_model(
             _synchronize(device)
             peak = torch.cuda.max_memory_allocated(device)
         times = time_calls(lambda: forward(images), device, repeats)
-    median_ms = statistics.median(times) * 1e3
+    latency = latency_summary(times, batch)
     train_profile = None
     if train:
         train_profile = _profile_training(model, display, train_batch, train_size, train_steps, device, dtype)
@@ -379,9 +388,8 @@ def profile_model(
         flops=flop_count.total if flop_count else None, flops_with_training_heads=flops_heads,
         flops_counted_ops=flop_count.by_operator if flop_count else {},
         flops_uncounted_ops=flop_count.uncounted if flop_count else {},
-        peak_memory_bytes=peak, latency_ms_median=median_ms,
-        latency_ms_p90=float(np.percentile(np.asarray(times) * 1e3, 90)),
-        throughput_images_per_s=batch / (median_ms / 1e3), repeats=repeats, warmup=warmup,
+        peak_memory_bytes=peak, latency_ms_median=latency["ms_median"], latency_ms_p90=latency["ms_p90"],
+        throughput_images_per_s=latency["images_per_s"], repeats=repeats, warmup=warmup,
         train=train_profile, notes=notes,
         execution=forward.describe() if isinstance(forward, AcceleratedForward) else None,
     )

@@ -22,8 +22,8 @@ def _tiny_net() -> nn.Module:
 
 def test_fast_path_on_cuda_compiles_with_cuda_graphs_in_channels_last():
     plan = plan_execution(CUDA)
-    assert (plan.mode, plan.compile_mode, plan.channels_last, plan.cudnn_benchmark) == (
-        "fast", "reduce-overhead", True, True)
+    assert (plan.mode, plan.compile_mode, plan.channels_last, plan.cudnn_benchmark, plan.fused_optimizer) == (
+        "fast", "reduce-overhead", True, True, True)
 
 
 def test_training_on_cuda_compiles_without_cuda_graphs():
@@ -32,8 +32,14 @@ def test_training_on_cuda_compiles_without_cuda_graphs():
 
 def test_exact_mode_is_eager_nchw_and_deterministic():
     plan = plan_execution(CUDA, exact=True)
-    assert (plan.mode, plan.compiles, plan.channels_last, plan.deterministic, plan.cudnn_benchmark) == (
-        "exact", False, False, True, False)
+    assert (plan.mode, plan.compiles, plan.channels_last, plan.deterministic, plan.cudnn_benchmark,
+            plan.fused_optimizer) == ("exact", False, False, True, False, False)
+
+
+def test_fast_path_places_inputs_channels_last_on_cuda_only():
+    x = torch.rand(2, 3, 8, 8)
+    assert plan_execution(CUDA).place_input(x).is_contiguous(memory_format=torch.channels_last)
+    assert plan_execution(CPU).place_input(x) is x
 
 
 def test_cpu_stays_eager_unless_compile_is_asked_for():

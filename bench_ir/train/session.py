@@ -164,13 +164,10 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     execution = plan_execution(device, exact=options.exact, compile=options.compile,  # type: ignore[arg-type]
                                training=True)
     _seed_everything(options.seed)
-    module = create_model(card, checkpoint=options.init_weights).to(device).train()
-    if execution.channels_last:
-        module.to(memory_format=torch.channels_last)
+    module = execution.place_module(create_model(card, checkpoint=options.init_weights).to(device).train())
     if context.rank:
         torch.manual_seed(options.seed + 1_000_003 * context.rank)  # own stochastic-depth stream per process
-    optimizer = build_optimizer(plan, recipe.optimizer, module,
-                                fused=execution.mode == "fast" and device.type == "cuda")
+    optimizer = build_optimizer(plan, recipe.optimizer, module, fused=execution.fused_optimizer)
     remember_initial_lr(optimizer)
     trained = compile_for_training(wrap_model(module, context, device, plan.find_unused_parameters), execution)
     session = TrainSession(recipe=recipe, card=card, plan=plan, options=options, context=context, device=device,

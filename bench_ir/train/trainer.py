@@ -172,10 +172,8 @@ class _Loop:
 
     def train_step(self, batch: dict[str, Any], objective: Objective) -> dict[str, float]:
         s = self.s
-        lq = batch["input"].to(s.device, non_blocking=True)
-        gt = batch["target"].to(s.device, non_blocking=True)
-        if s.execution.channels_last:
-            lq, gt = (t.contiguous(memory_format=torch.channels_last) for t in (lq, gt))
+        lq = s.execution.place_input(batch["input"].to(s.device, non_blocking=True))
+        gt = s.execution.place_input(batch["target"].to(s.device, non_blocking=True))
         s.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             terms = objective(s.trained, lq, gt, self.step)
