@@ -16,3 +16,13 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def add_weight_noise(model: torch.nn.Module, seed: int, scale: float) -> torch.nn.Module:
+    """Add N(0, scale^2) noise to every state_dict tensor in key order, drawn from a CPU generator seeded ``seed``
+    (the recipe of the golden fixtures of PromptIR, AdaIR and Restormer); returns ``model``."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            tensor.add_(torch.randn(tensor.shape, generator=generator) * scale)
+    return model

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import add_weight_noise
 
 from bench_ir.cards import count_parameters, create_model, get_card
 from bench_ir.models.adair import UNUSED_MODULES, AdaIR, FrequencyLearningBlock, frequency_mask
@@ -37,20 +38,13 @@ BLOCK_FEATURE_SIZE = (384, 384)
 BLOCK_STRIDE = 32
 
 
-def _perturb(model: torch.nn.Module, scale: float) -> None:
-    generator = torch.Generator().manual_seed(PERTURB_SEED)
-    with torch.no_grad():
-        for tensor in model.state_dict().values():
-            tensor.add_(torch.randn(tensor.shape, generator=generator) * scale)
-
-
 @cache
 def seeded_adair() -> AdaIR:
     """Deterministic weights (fixture recipe; built once): ``torch.manual_seed(WEIGHT_SEED)``, construction, then
     N(0, PERTURB_SCALE^2) noise on every tensor in state_dict key order (CPU generator ``PERTURB_SEED``)."""
     torch.manual_seed(WEIGHT_SEED)
     model = AdaIR()
-    _perturb(model, PERTURB_SCALE)
+    add_weight_noise(model, PERTURB_SEED, PERTURB_SCALE)
     return model.eval()
 
 
@@ -60,7 +54,7 @@ def seeded_frequency_block() -> FrequencyLearningBlock:
     scaled by 4 (so the two fixture samples get different, non-empty low-frequency boxes)."""
     torch.manual_seed(WEIGHT_SEED)
     block = FrequencyLearningBlock(BLOCK_DIM, BLOCK_HEADS, bias=False)
-    _perturb(block, BLOCK_PERTURB_SCALE)
+    add_weight_noise(block, PERTURB_SEED, BLOCK_PERTURB_SCALE)
     with torch.no_grad():
         block.para1.fill_(1.0)
         block.rate_conv[2].weight.mul_(4.0)

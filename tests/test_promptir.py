@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import add_weight_noise
 
 from bench_ir.cards import count_parameters, create_model, get_card
 from bench_ir.models.promptir import UNUSED_MODULES, PromptGenBlock, PromptIR
@@ -36,12 +37,7 @@ def seeded_promptir() -> PromptIR:
     construction, then N(0, PERTURB_SCALE^2) noise added to every tensor in state_dict key order from a CPU
     generator seeded ``PERTURB_SEED``."""
     torch.manual_seed(WEIGHT_SEED)
-    model = PromptIR()
-    generator = torch.Generator().manual_seed(PERTURB_SEED)
-    with torch.no_grad():
-        for tensor in model.state_dict().values():
-            tensor.add_(torch.randn(tensor.shape, generator=generator) * PERTURB_SCALE)
-    return model.eval()
+    return add_weight_noise(PromptIR(), PERTURB_SEED, PERTURB_SCALE).eval()
 
 
 @cache

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import add_weight_noise
 
 from bench_ir.cards import count_parameters, create_model, get_card
 from bench_ir.checkpoints import CheckpointMismatchError
@@ -43,12 +44,7 @@ def seeded_restormer(variant: str) -> Restormer:
     tensor in state_dict key order from a CPU generator seeded ``PERTURB_SEED`` (moves norms and temperatures
     off their init values)."""
     torch.manual_seed(WEIGHT_SEED)
-    model = Restormer(**VARIANTS[variant])
-    generator = torch.Generator().manual_seed(PERTURB_SEED)
-    with torch.no_grad():
-        for tensor in model.state_dict().values():
-            tensor.add_(torch.randn(tensor.shape, generator=generator) * PERTURB_SCALE)
-    return model.eval()
+    return add_weight_noise(Restormer(**VARIANTS[variant]), PERTURB_SEED, PERTURB_SCALE).eval()
 
 
 @cache
