@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_target", "atomic_write"]
+__all__ = ["atomic_target", "atomic_write", "append_line", "naming_path"]
 
 
 def _umask() -> int:
@@ -24,16 +24,39 @@ def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder (created if needed); on success rename it over ``path``,
     on any error remove it. For writers that take a file name (e.g. safetensors)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    with naming_path(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; the result gets a normal file's mode
-        os.replace(tmp, path)
+        with naming_path(path):
+            yield Path(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; the result gets a normal file's mode
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def naming_path(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Re-raise an OSError without a file name (e.g. ENOSPC from ``write``/``fsync``) or with only a temporary file's
+    name as the same error naming ``path``, so the user learns which file could not be written."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None and not Path(str(err.filename)).name.startswith("."):
+            raise
+        raise type(err)(err.errno, err.strerror or str(err), os.fspath(path)) from err
+
+
+def append_line(path: str | os.PathLike[str], line: str) -> None:
+    """Append one text line to ``path`` and flush and fsync it (an interrupted writer loses at most this line);
+    an OSError names ``path``."""
+    with naming_path(path), open(path, "a", encoding="utf-8") as handle:
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 @contextlib.contextmanager

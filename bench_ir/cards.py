@@ -17,6 +17,14 @@ from typing import Any, Literal
 from torch import nn
 
 from bench_ir.resources import registry_dir
+from bench_ir.signatures import (
+    card_dir_of,
+    check_args,
+    import_file_module,
+    locate_module_file,
+    parse_factory,
+    runtime_parameters,
+)
 from bench_ir.yamlio import SpecError, build_dataclass, read_yaml
 
 __all__ = [
@@ -28,6 +36,7 @@ __all__ = [
     "list_models",
     "get_card",
     "with_model_args",
+    "check_card_args",
     "create_model",
     "count_parameters",
     "ENTRY_POINT_GROUP",
@@ -106,8 +115,7 @@ def load_card(path: str | Path) -> ModelCard:
     data = read_yaml(path)
     data.setdefault("source", str(path))
     card = build_dataclass(ModelCard, data, str(path))
-    if ":" not in card.factory:
-        raise SpecError(f"{path}: field 'factory': expected 'module:callable', got {card.factory!r}")
+    parse_factory(card.factory, str(path))
     if card.input_multiple < 1:
         raise SpecError(f"{path}: field 'input_multiple': must be >= 1")
     return card
@@ -177,13 +185,21 @@ def resolve_factory(card: ModelCard):
     """Import the card's factory lazily; an import failure names the card and the field.
 
     For a card read from a file, the card's folder is searched too, so ``examples/my-net.yaml`` can name
-    ``my_net:MyNet`` for ``examples/my_net.py`` without installing anything."""
-    module_name, _, attr = card.factory.partition(":")
-    card_dir = Path(card.source).parent if card.source and Path(card.source).is_file() else None
+    ``my_net:MyNet`` for ``examples/my_net.py`` without installing anything; ``my_net.py:MyNet`` imports that
+    file by path (relative to the card's folder). Importing runs the module's code: a card is code to trust."""
+    ref = parse_factory(card.factory, card.source or card.name)
+    module_name, attr = ref.file or ref.module, ref.attr
+    card_dir = card_dir_of(card.source)
     try:
-        if card_dir is not None and str(card_dir.resolve()) not in sys.path:
-            sys.path.append(str(card_dir.resolve()))
-        module = importlib.import_module(module_name)
+        if ref.file is not None:
+            path = locate_module_file(ref, card_dir)
+            if path is None:
+                raise ImportError(f"no file {ref.file} next to the card")
+            module = import_file_module(path)
+        else:
+            if card_dir is not None and str(card_dir) not in sys.path:
+                sys.path.append(str(card_dir))
+            module = importlib.import_module(module_name)
     except ImportError as err:
         raise SpecError(f"{card.source or card.name}: field 'factory': cannot import module "
                         f"'{module_name}' ({err})") from err
@@ -192,6 +208,15 @@ def resolve_factory(card: ModelCard):
     except AttributeError as err:
         raise SpecError(f"{card.source or card.name}: field 'factory': module '{module_name}' has no "
                         f"attribute '{attr}'") from err
+
+
+def check_card_args(card: ModelCard, factory: Any | None = None) -> None:
+    """Check the card's ``args`` (with any --model-arg overrides) against the factory's real signature, importing
+    the factory (never calling it) unless given; a SpecError names the card file and the argument."""
+    factory = resolve_factory(card) if factory is None else factory
+    params = runtime_parameters(factory)
+    if params is not None:
+        check_args(params, card.args, f"model card {card.source or card.name}", card.factory)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -213,6 +238,7 @@ def create_model(
     if overrides:
         card = replace(card, args={**card.args, **overrides})
     factory = resolve_factory(card)
+    check_card_args(card, factory)
     model = factory(**card.args)
     if not isinstance(model, nn.Module):
         raise SpecError(f"{card.source or card.name}: field 'factory': {card.factory} returned "

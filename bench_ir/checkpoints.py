@@ -147,8 +147,9 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
     if foreign:
         raise CheckpointError(
             f"checkpoint {path} pickles Python objects that bench-ir does not unpickle: {', '.join(foreign)}. "
-            "Loading them could execute code from the file. If you trust its source, pass trust_pickle=True to "
-            "bench_ir.checkpoints.convert_checkpoint once and use the .safetensors file it writes."
+            "Loading them could execute code from the file. If you trust its source, convert it once with "
+            "`bench-ir convert CKPT OUT.safetensors --model M --trust-pickle` (trust_pickle=True in Python) and use "
+            "the .safetensors file it writes."
         )
     with torch.serialization.safe_globals(METADATA_GLOBALS):
         try:

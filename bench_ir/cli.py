@@ -3,33 +3,92 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench_ir.choices import CompileMode
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Benchmark and reproducibility harness for all-in-one image restoration.")
-data_app = typer.Typer(no_args_is_help=True, help="Inspect benchmark datasets.")
-app.add_typer(data_app, name="data")
 console = Console()
 err_console = Console(stderr=True)
 
 USER_ERRORS = (FileNotFoundError, FileExistsError, KeyError, ValueError, RuntimeError)
+_OS_ERROR_HINTS = {errno.EROFS: "read-only file system; choose a writable --run-dir/--runs-root/--out",
+                   errno.ENOSPC: "no space left on device; free space or choose another --run-dir/--runs-root",
+                   errno.ENOTDIR: "a part of this path is a file, not a folder",
+                   errno.EACCES: "permission denied", errno.EISDIR: "is a folder, not a file"}
 
 
 def _fail(err: BaseException) -> None:
     message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    if isinstance(err, OSError) and err.errno in _OS_ERROR_HINTS:
+        message = _describe_os_error(err)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def _describe_os_error(err: OSError) -> str:
+    """One line naming the file and what went wrong, e.g. 'runs/x/manifest.json: read-only file system; ...'."""
+    what = _OS_ERROR_HINTS.get(err.errno) or err.strerror or str(err)
+    where = err.filename if err.filename is not None else "a file"
+    return f"{where}: {what}" if err.filename2 is None else f"{where} -> {err.filename2}: {what}"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Every Python warning raised while a command runs becomes one `warning:` line on stderr (no source line)."""
+    kind = "" if issubclass(category, UserWarning) else f" ({category.__name__})"
+    err_console.print(f"[bold yellow]warning{kind}:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
+class _Commands(typer.core.TyperGroup):
+    """Runs a command with warnings shown as `warning:` lines, and turns any error that reaches it into one line:
+    file-system errors name the file (read-only, full disk, a file where a folder is needed), anything else
+    is one summary line with a hint that `--debug` shows the traceback."""
+
+    def invoke(self, ctx: click.Context):
+        show, warnings.showwarning = warnings.showwarning, _show_warning
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as err:
+            if ctx.params.get("debug") or os.environ.get("BENCH_IR_DEBUG"):
+                raise
+            if isinstance(err, OSError):
+                message, code = _describe_os_error(err), 2
+            else:
+                message, code = (f"unexpected {type(err).__name__}: {err} (run `bench-ir --debug ...` for the "
+                                 "traceback)"), 1
+            err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=code) from None
+        finally:
+            warnings.showwarning = show
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark and reproducibility harness for all-in-one image restoration.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect benchmark datasets.")
+app.add_typer(data_app, name="data")
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help="show the full traceback of an unexpected error "
+                                        "(also BENCH_IR_DEBUG=1)")] = False,
+) -> None:
+    pass
 
 
 def _fmt(value, digits: int) -> str:
@@ -245,13 +304,16 @@ def convert(
     out: Annotated[Path, typer.Argument(help="output .safetensors file (a .json sidecar is written beside it)")],
     model: Annotated[str, typer.Option("--model", "-m", help="model card the checkpoint belongs to")] = "mirage-t",
     fp16: Annotated[bool, typer.Option("--fp16", help="store weights in half precision")] = False,
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="fully unpickle the checkpoint (can run code "
+                                               "from the file; only for files from a source you trust)")] = False,
 ) -> None:
     """Convert an official checkpoint to safetensors plus a JSON provenance sidecar."""
     from bench_ir.cards import get_card
     from bench_ir.checkpoints import convert_checkpoint
 
     try:
-        info = convert_checkpoint(checkpoint, out, get_card(model), dtype="fp16" if fp16 else None)
+        info = convert_checkpoint(checkpoint, out, get_card(model), dtype="fp16" if fp16 else None,
+                                  trust_pickle=trust_pickle)
     except USER_ERRORS as err:
         _fail(err)
     console.print(f"wrote {out} ({info.get('tensors', '?')} tensors) and {out}.json", highlight=False)
@@ -409,19 +471,24 @@ def docs(
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="model card or protocol YAML files")],
+    import_factory: Annotated[bool, typer.Option("--import", help="import each card's factory (runs its module's "
+                                                 "code) and check its args against the real signature")] = False,
 ) -> None:
-    """Validate model cards and protocol files without running anything."""
+    """Validate model cards and protocol files without running them (cards statically unless --import)."""
     from bench_ir.validation import validate_file
 
     failed = False
     for path in files:
+        notes: list[str] = []
         try:
-            kind, name = validate_file(path)
-            console.print(f"[green]ok[/] {path}: {kind} '{name}'", highlight=False)
+            kind, name = validate_file(path, import_factory=import_factory, notes=notes)
+            console.print(f"[green]ok[/] {escape(str(path))}: {kind} '{escape(name)}'", highlight=False)
         except USER_ERRORS as err:
             failed = True
-            err_console.print(f"[bold red]invalid[/] {err.args[0] if isinstance(err, KeyError) else err}",
+            err_console.print(f"[bold red]invalid[/] {escape(str(err.args[0] if isinstance(err, KeyError) else err))}",
                               highlight=False, soft_wrap=True)
+        for note in notes:
+            console.print(f"[bold yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(code=1)
 

@@ -188,7 +188,7 @@ def evaluate_task(
             finite = torch.isfinite(out).flatten(1).all(dim=1)
             scores = scorer(out, target)
         if options.save_images is not None:
-            _save_batch(options.save_images / task_name, batch, out)
+            _save_batch(options.save_images, task_name, batch, out)
         values = {key: value.double().cpu().tolist() for key, value in scores.items()}
         finite_list = finite.cpu().tolist()
         for i, name in enumerate(batch["name"]):
@@ -217,11 +217,13 @@ def saved_image_name(name: str) -> str:
     return base + ".png"
 
 
-def _save_batch(folder: Path, batch: dict[str, Any], out: torch.Tensor) -> None:
+def _save_batch(root: Path, task_name: str, batch: dict[str, Any], out: torch.Tensor) -> None:
+    """Write output, input and target PNGs of a batch under ``root/<task>/`` (each path checked to stay in ``root``)."""
     from bench_ir.data.io import write_png_uint8
+    from bench_ir.safety import inside
 
     for i, name in enumerate(batch["name"]):
         stem = saved_image_name(name)
-        write_png_uint8(folder / stem, out[i].clamp(0, 1).cpu())
-        write_png_uint8(folder / "_input" / stem, batch["input"][i])
-        write_png_uint8(folder / "_target" / stem, batch["target"][i])
+        for sub, image in (("", out[i].clamp(0, 1).cpu()), ("_input", batch["input"][i]),
+                           ("_target", batch["target"][i])):
+            write_png_uint8(inside(root, Path(task_name, sub, stem), "saved image"), image)

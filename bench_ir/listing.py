@@ -63,23 +63,33 @@ def conventions_table() -> Table:
 
 
 def runs_table(runs_root: str | Path) -> Table:
-    from bench_ir.results import load_run, protocol_average
+    from bench_ir.results import load_run
 
     table = Table(title=f"Runs in {runs_root}")
     for column in ("run", "model", "protocol", "status", "images", "Avg PSNR", "Avg SSIM", "flags"):
         table.add_column(column)
     root = Path(runs_root)
     for run_dir in sorted(p for p in root.glob("*") if (p / "manifest.json").is_file()) if root.is_dir() else []:
-        run = load_run(run_dir)
-        manifest = run.manifest
-        average = protocol_average(run.summary(), manifest["protocol"].get("average", []))
-        flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
-                                 (f"limit {manifest.get('limit')}", manifest.get("limit") is not None)) if on]
-        table.add_row(run_dir.name, manifest["model"]["name"], manifest["protocol"]["name"],
-                      manifest.get("status", "?"), str(len(run.records)),
-                      f"{average['psnr']:.2f}" if average is not None else "–",
-                      f"{average['ssim']:.3f}" if average is not None else "–", ", ".join(flags))
+        try:
+            table.add_row(*_run_row(load_run(run_dir)))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # one bad run never hides the others
+            reason = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+            reason = reason.removeprefix(f"{run_dir / 'manifest.json'}: ")
+            table.add_row(escape(run_dir.name), "?", "?", "[red]unreadable[/]", "–", "–", "–", escape(reason))
     return table
+
+
+def _run_row(run) -> list[str]:
+    from bench_ir.results import protocol_average
+
+    manifest = run.manifest
+    average = protocol_average(run.summary(), manifest["protocol"].get("average", []))
+    flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
+                             (f"limit {manifest.get('limit')}", manifest.get("limit") is not None)) if on]
+    return [run.run_dir.name, manifest["model"]["name"], manifest["protocol"]["name"],
+            manifest.get("status", "?"), str(len(run.records)),
+            f"{average['psnr']:.2f}" if average is not None else "–",
+            f"{average['ssim']:.3f}" if average is not None else "–", ", ".join(flags)]
 
 
 def data_check_renderables(checks) -> list:

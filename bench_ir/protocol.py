@@ -26,6 +26,7 @@ __all__ = [
     "load_protocol",
     "list_protocols",
     "protocol_sha256",
+    "check_task_names",
 ]
 
 PAIRING_RULES = ("same_name", "stem", "sots", "rain100l", "raindrop", "outdoor_rain", "position")
@@ -171,6 +172,22 @@ def protocol_sha256(data: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def check_task_names(task: TaskSpec, where: str) -> None:
+    """Task and dataset names become folder names (saved images, caches): both must be safe identifiers, and a
+    relative layout folder must not climb out of the data root. Raises SpecError naming the file and the task."""
+    from bench_ir.safety import UnsafePathError, safe_name, stays_below
+
+    try:
+        safe_name(task.name, f"{where}: task name")
+        safe_name(task.dataset, f"{where}: task '{task.name}': dataset name")
+        for layout in task.layouts:
+            for folder in (layout.input, layout.target):
+                if folder is not None and not Path(folder).expanduser().is_absolute():
+                    stays_below(folder, f"{where}: task '{task.name}': layout folder")
+    except UnsafePathError as err:
+        raise SpecError(str(err)) from err
+
+
 def load_protocol(name_or_path: str | Path) -> Protocol:
     """Load a protocol by name (protocols/<name>.yaml) or from a YAML path; validated, includes resolved."""
     path = _resolve_path(name_or_path)
@@ -184,6 +201,7 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
     if unknown:
         raise SpecError(f"{path}: field 'average': unknown task(s) {unknown}; tasks: {names}")
     for task in protocol.tasks:
+        check_task_names(task, str(path))
         if not task.layouts:
             raise SpecError(f"{path}: task '{task.name}': field 'layouts' must list at least one layout")
     from dataclasses import replace

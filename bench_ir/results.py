@@ -13,7 +13,6 @@ height, width (pixels scored), seconds (model time for the image), nonfinite (ou
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +20,13 @@ from typing import Any
 
 import pandas as pd
 
-from bench_ir.atomic import atomic_write
+from bench_ir.atomic import append_line, atomic_write
 
 __all__ = [
     "RECORD_COLUMNS",
     "RunStore",
+    "ManifestError",
+    "read_manifest_file",
     "Run",
     "load_run",
     "write_json_atomic",
@@ -37,6 +38,24 @@ RECORD_COLUMNS = ["task", "image", "psnr", "ssim", "lpips", "height", "width", "
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 PROFILE = "profile.json"
+
+
+class ManifestError(ValueError):
+    """A run's manifest.json is unreadable: truncated or invalid JSON, or not a JSON object; names the file."""
+
+
+def read_manifest_file(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ManifestError naming the file when it is not valid JSON or not an object."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path}: unreadable manifest (not UTF-8 text)") from err
+    except json.JSONDecodeError as err:
+        raise ManifestError(f"{path}: unreadable manifest (truncated or invalid JSON: {err.msg} at line {err.lineno} "
+                            f"column {err.colno})") from err
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: unreadable manifest (expected a JSON object, got {json.dumps(data)[:40]})")
+    return data
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -74,15 +93,12 @@ class RunStore:
         write_json_atomic(self.manifest_path, manifest)
 
     def read_manifest(self) -> dict[str, Any]:
-        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        return read_manifest_file(self.manifest_path)
 
     def append(self, record: dict[str, Any]) -> None:
         row = {column: record.get(column) for column in RECORD_COLUMNS}
         line = json.dumps(row, allow_nan=True) + "\n"
-        with open(self.records_path, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_line(self.records_path, line)
 
     def extend(self, records: Iterable[dict[str, Any]]) -> None:
         for record in records:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_settings
-from bench_ir.cards import ModelCard, count_parameters, create_model, get_card, with_model_args
+from bench_ir.cards import ModelCard, check_card_args, count_parameters, create_model, get_card, with_model_args
 from bench_ir.distributed import dist_context
 from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype
 from bench_ir.geometry import fit_policy
@@ -167,6 +167,7 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
         tasks = [t for t in protocol.tasks if t.name in config.tasks]
     convention = get_convention(config.convention or protocol.convention)
     card = with_model_args(get_card(config.model, config.registry), config.model_args)
+    check_card_args(card)  # unknown card args / --model-arg fail here, before any data or model work
 
     # 1. every dataset first: a missing folder fails before any model work
     if not config.sample and config.data_root is None and protocol.name != "folders":

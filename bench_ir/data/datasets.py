@@ -32,6 +32,7 @@ from bench_ir.data.synthesis import (
     per_image_rng,
 )
 from bench_ir.protocol import PAIRING_RULES, CropSpec, LayoutSpec, NoiseSpec, Protocol, TaskSpec
+from bench_ir.safety import inside
 
 __all__ = [
     "DatasetNotFoundError",
@@ -100,10 +101,14 @@ def _shortlist(paths: Sequence[Path | str]) -> str:
 
 # --------------------------------------------------------------------------------------------- layouts
 def _layout_dirs(layout: LayoutSpec, data_root: Path | None) -> tuple[Path | None, Path | None]:
+    """The layout's folders: relative ones under ``data_root`` (None without one), absolute ones as they are; with a
+    data root every folder must lie inside it (bench_ir.safety.inside, an UnsafePathError otherwise)."""
     def place(rel: str | None) -> Path | None:
         if rel is None:
             return None
         path = Path(rel).expanduser()
+        if data_root is not None:
+            inside(data_root, path, f"layout folder ({layout.source or 'layout'})")
         if path.is_absolute():
             return path
         return data_root / path if data_root is not None else None
