@@ -77,11 +77,11 @@ def same_size_batches(sizes: list[tuple[int, int]], batch_size: int, order: list
 
 
 def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "name": [item["name"] for item in items],
-        "input": torch.stack([item["input"] for item in items]),
-        "target": torch.stack([item["target"] for item in items]),
-    }
+    """Stack items into a batch; a single item becomes a batch view of its tensors (no copy of a large image)."""
+    def batch(key: str) -> torch.Tensor:
+        return items[0][key].unsqueeze(0) if len(items) == 1 else torch.stack([item[key] for item in items])
+
+    return {"name": [item["name"] for item in items], "input": batch("input"), "target": batch("target")}
 
 
 def _autocast(device: torch.device, dtype: str):

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bench_ir.data.crops import center_crop_to_multiple, cropped_size
-from bench_ir.data.io import IMAGE_EXTENSIONS, image_size, read_rgb_uint8
+from bench_ir.data.io import IMAGE_EXTENSIONS, InputWarning, image_size, read_rgb_uint8
 from bench_ir.data.synthesis import (
     DEGRADATIONS,
     ReferenceNoiseStream,
@@ -239,13 +239,13 @@ def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
         pairing = Pairing(pairs, unpaired, [t for t in targets if t not in used], non_images)
     if pairing.non_images:
         warnings.warn(f"skipped non-image files ({_shortlist(pairing.non_images)}) in "
-                      f"{input_dir or target_dir}", stacklevel=2)
+                      f"{input_dir or target_dir}", InputWarning, stacklevel=2)
     if pairing.unpaired_inputs:
         message = (f"{input_dir}: inputs without a target in {target_dir} (pairing rule "
                    f"'{layout.pairing}') — {_shortlist(pairing.unpaired_inputs)}")
         if not allow_unpaired:
             raise PairingError(message)
-        warnings.warn(message, stacklevel=2)
+        warnings.warn(message, InputWarning, stacklevel=2)
     return pairing
 
 
@@ -381,8 +381,19 @@ class TaskDataset(Dataset):
         return len(self._indices)
 
     def item_sizes(self) -> list[tuple[int, int]]:
-        """Post-crop (H, W) of every item, from headers (no decoding); a size mismatch is raised here."""
-        return [cropped_size(*self._sizes.raw(i), self.crop) for i in self._indices]
+        """Post-crop (H, W) of every item, from headers (no decoding); a size mismatch, or an image too small for
+        the crop rule, is raised here naming the file."""
+        return [self._cropped_size(i) for i in self._indices]
+
+    def _cropped_size(self, index: int) -> tuple[int, int]:
+        try:
+            return cropped_size(*self._sizes.raw(index), self.crop)
+        except ValueError as err:
+            if isinstance(err, ImageSizeMismatchError):
+                raise
+            entry = self._entries[index]
+            raise ValueError(f"{_describe(entry.target)} (task '{self.task_name}', image '{entry.name}'): "
+                             f"{err}") from err
 
     def source_paths(self, index: int) -> tuple[Path | None, Path | None]:
         """(input file, target file) of item ``index``; None where the image is synthesised or in memory."""

@@ -3,7 +3,8 @@
 The references open images with PIL and call ``.convert('RGB')``; :func:`read_rgb_uint8` does the same for
 8-bit files (grayscale and palette images become replicated RGB, an alpha channel is dropped without
 compositing). 16-bit files are the exception: PIL's conversion keeps only the high byte (or clips), so they
-are decoded at full precision and scaled with ``round(v / 257)`` instead, with a warning.
+are decoded at full precision and scaled with ``round(v / 257)`` instead. Grayscale, alpha and 16 bits are each
+stated in an :class:`InputWarning` naming the file.
 """
 
 from __future__ import annotations
@@ -18,14 +19,21 @@ from PIL import Image, UnidentifiedImageError
 
 from bench_ir.atomic import atomic_write
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "read_rgb_uint8", "image_size", "write_png_uint8", "to_uint8_hwc"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "InputWarning", "read_rgb_uint8", "image_size", "write_png_uint8",
+           "to_uint8_hwc"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 """File-name suffixes (lower case) treated as images when listing dataset folders."""
 
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 _UINT16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+class InputWarning(UserWarning):
+    """An input or target image was changed on reading (grayscale replicated, alpha dropped, 16 bits scaled) or a
+    dataset file was skipped; the message names the file. The CLI shows these as `warning:` lines."""
 
 
 class ImageReadError(ValueError):
@@ -103,7 +111,7 @@ def _uint16_to_rgb(data: np.ndarray) -> tuple[np.ndarray, bool]:
 def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image as RGB uint8 (H, W, 3), like ``np.asarray(Image.open(p).convert('RGB'))``.
 
-    Grayscale and palette images are replicated to RGB; alpha is dropped (warning, once per file);
+    Grayscale images are replicated to RGB (warning); palette images are converted; alpha is dropped (warning);
     16-bit images (I;16, 16-bit RGB/RGBA/LA PNG, 16-bit colour TIFF) are scaled with round(v/257)
     (warning); 32-bit integer images are read as 16-bit values clipped to [0, 65535] (warning).
     Raises ImageReadError naming the file when it is missing, not an image, corrupt or truncated.
@@ -113,11 +121,12 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
         raise ImageReadError(f"{path}: file not found" if not path.exists() else f"{path}: not a regular file")
     try:
         with Image.open(path) as im:
+            grayscale = im.mode in _GRAY_MODES
             sixteen = _sixteen_bit_colour(im)
             if sixteen is not None:
                 data = _read_tiff16_colour(path) if sixteen == "tiff" else _read_png16_colour(path, sixteen[4:])
                 rgb, had_alpha = _uint16_to_rgb(data)
-                warnings.warn(f"{path}: 16-bit image scaled to 8 bits with round(v/257)", stacklevel=2)
+                warnings.warn(f"{path}: 16-bit image scaled to 8 bits with round(v/257)", InputWarning, stacklevel=2)
             else:
                 im.load()
                 rgb, had_alpha = _pil_to_rgb(im, path)
@@ -127,8 +136,12 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
         raise ImageReadError(f"{path}: not an image or an unsupported format") from err
     except _DECODE_ERRORS as err:
         raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from err
+    if grayscale:
+        warnings.warn(f"{path}: grayscale image replicated to 3 RGB channels, as PIL convert('RGB')", InputWarning,
+                      stacklevel=2)
     if had_alpha:
-        warnings.warn(f"{path}: alpha channel dropped (not composited), as PIL convert('RGB')", stacklevel=2)
+        warnings.warn(f"{path}: alpha channel dropped (not composited), as PIL convert('RGB')", InputWarning,
+                      stacklevel=2)
     return rgb
 
 
@@ -136,10 +149,11 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> tuple[np.ndarray, bool]:
     """A loaded 8-bit / 16-bit / 32-bit PIL image -> (uint8 RGB, had_alpha)."""
     mode = im.mode
     if mode in _UINT16_MODES:
-        warnings.warn(f"{path}: 16-bit image ({mode}) scaled to 8 bits with round(v/257)", stacklevel=3)
+        warnings.warn(f"{path}: 16-bit image ({mode}) scaled to 8 bits with round(v/257)", InputWarning, stacklevel=3)
         return _uint16_to_rgb(np.asarray(im))
     if mode == "I":
-        warnings.warn(f"{path}: 32-bit integer image read as 16-bit values, scaled with round(v/257)", stacklevel=3)
+        warnings.warn(f"{path}: 32-bit integer image read as 16-bit values, scaled with round(v/257)", InputWarning,
+                      stacklevel=3)
         return _uint16_to_rgb(np.asarray(im))
     if mode == "F":
         raise ImageReadError(f"{path}: floating-point images (PIL mode F) are not supported; save as 8 or 16 bit")

@@ -8,6 +8,7 @@ which gives realistic odd sizes such as 128x192 (coffee) or 128x191 (chelsea).
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from PIL import Image
 
 from bench_ir.data.crops import center_crop_to_multiple
 from bench_ir.data.datasets import ItemSource, TaskDataset
-from bench_ir.data.io import read_rgb_uint8
+from bench_ir.data.io import InputWarning, read_rgb_uint8
 from bench_ir.protocol import Protocol, TaskSpec
 
 __all__ = ["SAMPLE_MAX_SIDE", "SAMPLE_EVAL_IMAGES", "SAMPLE_TRAIN_IMAGES", "SAMPLE_NONE_CROP_MULTIPLE",
@@ -63,7 +64,9 @@ def sample_photo_path(name: str) -> Path:
 
 @lru_cache(maxsize=64)
 def _load_cached(name: str, max_side: int) -> np.ndarray:
-    photo = read_rgb_uint8(sample_photo_path(name))
+    with warnings.catch_warnings():  # documented above: grayscale sample photos are replicated to RGB
+        warnings.filterwarnings("ignore", message=".*grayscale image replicated", category=InputWarning)
+        photo = read_rgb_uint8(sample_photo_path(name))
     height, width = photo.shape[:2]
     scale = max_side / max(height, width)
     if scale < 1.0:

@@ -279,6 +279,12 @@ def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.element_size() < 4 else x
 
 
+def _clamp01(x: torch.Tensor) -> torch.Tensor:
+    """``x.clamp(0, 1)``, or ``x`` itself when it is already inside [0, 1] (same values, no image-sized copy)."""
+    inside = bool(((x.amin() >= 0.0) & (x.amax() <= 1.0)).item()) if x.numel() else True
+    return x if inside else x.clamp(0.0, 1.0)
+
+
 def _crop(x: torch.Tensor, border: int) -> torch.Tensor:
     return x[..., border:-border, border:-border] if border > 0 else x
 
@@ -307,19 +313,21 @@ def score_pair_batch(
         pred, target = pred.cpu(), target.cpu()
     pred, target = _at_least_float32(pred), _at_least_float32(target)
     if conv.clamp:
-        pred, target = pred.clamp(0.0, 1.0), target.clamp(0.0, 1.0)
-    rgb_pred, rgb_target = pred, target
+        pred, target = _clamp01(pred), _clamp01(target)
+    rgb_pred, rgb_target = (pred, target) if lpips is not None else (None, None)
     if conv.quantize is not None:
         pred, target = quantize_uint8(pred, conv.quantize), quantize_uint8(target, conv.quantize)
-    pred, target = pred.to(torch.float64), target.to(torch.float64)
     if conv.colour != "rgb":
         swapped = conv.colour == "y_bgr_swapped"
+        pred, target = pred.to(torch.float64), target.to(torch.float64)
         pred, target = rgb_to_y(pred, swapped=swapped), rgb_to_y(target, swapped=swapped)
+    # RGB stays in its float dtype here: psnr/ssim widen it to float64 one plane at a time (same values)
 
     data_range: float | torch.Tensor = conv.psnr_peak
     if conv.psnr_dark_peak:
-        dark = torch.round(pred.amax(dim=(1, 2, 3)) * 255.0) <= 1.0
-        data_range = torch.where(dark, pred.new_tensor(conv.psnr_peak / 255.0), pred.new_tensor(conv.psnr_peak))
+        dark = torch.round(pred.amax(dim=(1, 2, 3)).to(torch.float64) * 255.0) <= 1.0
+        peaks = torch.tensor([conv.psnr_peak / 255.0, conv.psnr_peak], dtype=torch.float64, device=dark.device)
+        data_range = torch.where(dark, peaks[0], peaks[1])
     scores = {
         "psnr": psnr(_crop(pred, conv.psnr_crop_border), _crop(target, conv.psnr_crop_border), data_range),
         "ssim": conv.ssim(_crop(pred, conv.ssim_crop_border), _crop(target, conv.ssim_crop_border), data_range),

@@ -8,7 +8,10 @@ Conventions shared by every function here:
 * results are float64 tensors of shape ``(B,)`` on the input's device, one value per image;
 * the arithmetic is float64 on every device (CUDA included: the filters are plain tensor adds, so
   float64 costs memory bandwidth, not special hardware). MPS has no float64, so MPS tensors are
-  scored on the CPU and the result is returned on the CPU.
+  scored on the CPU and the result is returned on the CPU;
+* float32 inputs are widened to float64 one colour plane at a time (PSNR's difference and SSIM's window
+  statistics are per plane), so scoring holds one float64 image-sized buffer rather than a dozen; the
+  values are the same as widening the whole images first.
 
 The SSIM variants differ only in the filter and the statistics:
 
@@ -41,6 +44,10 @@ __all__ = [
 ]
 
 Rounding = Literal["half_even", "half_up", "floor"]
+
+SSIM_STRIP_PIXELS = 1 << 20
+"""Pixels (rows x width x images) of one strip of SSIM window statistics (each strip holds about 15 float64
+planes of this size, ~120 MB); any value gives the same SSIM."""
 
 # ITU-R BT.601 luma for R, G, B in [0, 1] giving Y on the 16-235 scale (MATLAB rgb2ycbcr, BasicSR).
 BT601_Y_WEIGHTS = (65.481, 128.553, 24.966)
@@ -78,8 +85,10 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float | torch.Ten
     ``data_range`` may be a ``(B,)`` tensor (one peak per image).
     """
     _check_pair(pred, target)
-    diff = _as_float64(pred) - _as_float64(target)
-    mse = diff.square().mean(dim=(1, 2, 3))
+    diff = torch.empty(pred.shape, dtype=torch.float64, device="cpu" if pred.device.type == "mps" else pred.device)
+    for c in range(pred.shape[1]):  # plane by plane: no float64 copy of the whole images
+        torch.sub(_as_float64(pred[:, c]), _as_float64(target[:, c]), out=diff[:, c])
+    mse = diff.square_().mean(dim=(1, 2, 3))
     if isinstance(data_range, torch.Tensor):
         data_range = data_range.to(device=mse.device, dtype=torch.float64)
     return 10.0 * torch.log10(data_range**2 / mse)
@@ -125,6 +134,44 @@ def _pad_symmetric(x: torch.Tensor, pad: int, dims: tuple[int, ...]) -> torch.Te
     return x
 
 
+def _fit_border(x: torch.Tensor, radius: int, map_border: int) -> torch.Tensor:
+    """``x`` cropped (or mirror-padded) so that its valid window positions are exactly the kept SSIM map."""
+    shift = map_border - radius
+    if shift > 0:
+        return x[..., shift:-shift, shift:-shift]
+    if shift < 0:
+        return _pad_symmetric(x, -shift, (2, 3))
+    return x
+
+
+def _ssim_map_valid(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    taps: list[float],
+    c1: float | torch.Tensor,
+    c2: float | torch.Tensor,
+    cov_norm: float,
+) -> torch.Tensor:
+    """SSIM map over the valid window positions of ``x``/``y`` (float64): ``(B, C, H - 2 r, W - 2 r)``."""
+    channels = x.shape[1]
+    stats = torch.empty((x.shape[0], 5 * channels, *x.shape[2:]), dtype=x.dtype, device=x.device)
+    for index, (a, b) in enumerate(((x, None), (y, None), (x, x), (y, y), (x, y))):  # torch.cat of x, y, x², y², xy
+        part = stats[:, index * channels:(index + 1) * channels]
+        if b is None:
+            part.copy_(a)
+        else:
+            torch.mul(a, b, out=part)
+    stats = _correlate_valid(stats, taps, 2)  # each pass frees the previous statistics
+    stats = _correlate_valid(stats, taps, 3)
+    ux, uy, uxx, uyy, uxy = stats.chunk(5, dim=1)
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    numerator = (2 * ux * uy + c1) * (2 * vxy + c2)
+    denominator = (ux * ux + uy * uy + c1) * (vx + vy + c2)
+    return numerator / denominator
+
+
 def _ssim_map(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -133,30 +180,29 @@ def _ssim_map(
     c2: float | torch.Tensor,
     cov_norm: float,
     map_border: int,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """SSIM map ``(B, C, H - 2 b, W - 2 b)`` with separable window ``taps`` (float64 inputs).
+    """SSIM map ``(B, C, H - 2 b, W - 2 b)`` with separable window ``taps`` (inputs widened to float64 strip by
+    strip), written to ``out`` when given.
 
     The map is the one scikit-image computes with ``mode='reflect'`` filtering, with ``map_border``
     pixels dropped on each side. Pixels whose window stays inside the image need no padding at all;
-    only a border smaller than the window radius uses (scipy-style) mirrored samples.
+    only a border smaller than the window radius uses (scipy-style) mirrored samples. The map is computed in
+    strips of rows (each with its window's halo) of about :data:`SSIM_STRIP_PIXELS` pixels, which bounds the
+    memory of the window statistics without changing any value.
     """
     radius = len(taps) // 2
-    shift = map_border - radius
-    if shift > 0:
-        x = x[..., shift:-shift, shift:-shift]
-        y = y[..., shift:-shift, shift:-shift]
-    elif shift < 0:
-        x = _pad_symmetric(x, -shift, (2, 3))
-        y = _pad_symmetric(y, -shift, (2, 3))
-    stats = torch.cat([x, y, x * x, y * y, x * y], dim=1)
-    stats = _correlate_valid(_correlate_valid(stats, taps, 2), taps, 3)
-    ux, uy, uxx, uyy, uxy = stats.chunk(5, dim=1)
-    vx = cov_norm * (uxx - ux * ux)
-    vy = cov_norm * (uyy - uy * uy)
-    vxy = cov_norm * (uxy - ux * uy)
-    numerator = (2 * ux * uy + c1) * (2 * vxy + c2)
-    denominator = (ux * ux + uy * uy + c1) * (vx + vy + c2)
-    return numerator / denominator
+    x, y = _fit_border(x, radius, map_border), _fit_border(y, radius, map_border)
+    rows, cols = x.shape[2] - 2 * radius, x.shape[3] - 2 * radius
+    if out is None:
+        out = torch.empty((x.shape[0], x.shape[1], rows, cols), dtype=torch.float64, device=x.device)
+    step = max(1, SSIM_STRIP_PIXELS // max(1, x.shape[0] * x.shape[1] * x.shape[3]))
+    for top in range(0, rows, step):
+        bottom = min(rows, top + step)
+        window = slice(top, bottom + 2 * radius)
+        out[:, :, top:bottom] = _ssim_map_valid(_as_float64(x[:, :, window]), _as_float64(y[:, :, window]), taps,
+                                                c1, c2, cov_norm)
+    return out
 
 
 def _ssim_per_image(
@@ -180,7 +226,11 @@ def _ssim_per_image(
     n_window = size * size
     cov_norm = n_window / (n_window - 1) if sample_covariance else 1.0
     c1, c2 = _ssim_constants(data_range, K1, K2, ndim=4)
-    ssim_map = _ssim_map(_as_float64(pred), _as_float64(target), taps, c1, c2, cov_norm, map_border)
+    device = "cpu" if pred.device.type == "mps" else pred.device
+    shape = (pred.shape[0], pred.shape[1], height - 2 * map_border, width - 2 * map_border)
+    ssim_map = torch.empty(shape, dtype=torch.float64, device=device)
+    for c in range(pred.shape[1]):  # one channel's statistics at a time bound the memory (the map is per channel)
+        _ssim_map(pred[:, c:c + 1], target[:, c:c + 1], taps, c1, c2, cov_norm, map_border, out=ssim_map[:, c:c + 1])
     return ssim_map.mean(dim=(1, 2, 3))
 
 
