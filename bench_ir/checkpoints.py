@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from bench_ir.cards import CheckpointSpec, ModelCard, get_card, list_cards, resolve_factory
-from bench_ir.manifest import bench_ir_version
+from bench_ir.manifest import bench_ir_version, portable_path
 from bench_ir.results import write_json_atomic
 
 __all__ = [
@@ -467,7 +467,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
     sidecar = {
         "model": card.name,
         "display_name": card.display_name,
-        "card_source": card.source,
+        "card_source": portable_path(card.source, {"output": out.parent}),
         "source_file": src.name,
         "source_sha256": source_sha,
         "source_format": checkpoint.format,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["environment_info", "device_info", "git_revision", "now_iso", "bench_ir_version"]
+__all__ = ["environment_info", "device_info", "git_revision", "now_iso", "bench_ir_version", "portable_path",
+           "project_root"]
 
 _VERSIONED = ("bench-ir", "torch", "numpy", "scikit-image", "scipy", "pandas", "pillow", "pyiqa", "fvcore")
 
@@ -22,6 +24,35 @@ def bench_ir_version() -> str:
         return metadata.version("bench-ir")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def project_root() -> Path:
+    """The folder holding registry/, protocols/ and reports/: the clone's root, or the installed package's resources."""
+    from bench_ir.resources import registry_dir
+
+    return registry_dir().parent
+
+
+def portable_path(path: str | os.PathLike[str] | None, roots: dict[str, str | os.PathLike[str] | None] | None = None,
+                  ) -> str | None:
+    """How provenance records a file: relative to the first of ``roots`` (e.g. ``{"run": run_dir, "data": data_root}``),
+    the bench-ir project (``registry/mirage-t.yaml``) or the current folder that contains it, written with '/';
+    a path under none of them is recorded by its file name only, never as a user's home or build folder. A text
+    that is not a file path (e.g. ``entry point x``) is returned as it is."""
+    if path is None or path == "":
+        return None
+    text = os.fspath(path)
+    candidate = Path(text).expanduser()
+    if not candidate.is_absolute() and not candidate.exists():
+        return Path(text).as_posix() if not text.startswith(("..", "~")) else candidate.name
+    resolved = candidate.resolve()
+    named = [(name, root) for name, root in (roots or {}).items() if root is not None]
+    for _, root in [*named, ("project", project_root()), ("cwd", Path.cwd())]:
+        try:
+            return resolved.relative_to(Path(root).expanduser().resolve()).as_posix()
+        except ValueError:
+            continue
+    return resolved.name
 
 
 def now_iso() -> str:

@@ -24,7 +24,7 @@ from bench_ir.cards import ModelCard, check_card_args, count_parameters, create_
 from bench_ir.distributed import dist_context
 from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype
 from bench_ir.geometry import fit_policy
-from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
+from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
 from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_protocol
 from bench_ir.resources import registry_dir
 from bench_ir.results import RunStore, aggregate, protocol_average
@@ -126,7 +126,8 @@ def _default_checkpoint(card: ModelCard, sample: bool) -> Path | None:
 def _protocol_manifest(protocol: Protocol, tasks: list[TaskSpec]) -> dict[str, Any]:
     return {
         "name": protocol.name, "title": protocol.title, "version": protocol.version,
-        "sha256": protocol.sha256, "source": protocol.source, "leaderboard_table": protocol.leaderboard_table,
+        "sha256": protocol.sha256, "source": portable_path(protocol.source),
+        "leaderboard_table": protocol.leaderboard_table,
         "paper_table": protocol.paper_table, "average": list(protocol.average),
         "crop": dataclasses.asdict(protocol.crop),
         "tasks": [{"name": t.name, "label": t.label, "dataset": t.dataset, "leaderboard": t.leaderboard,
@@ -219,7 +220,8 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
         "protocol": _protocol_manifest(protocol, tasks),
         "convention": {"id": convention.id, "name": convention.name, "description": convention.describe()},
         "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(model),
-                  "args_overrides": dict(config.model_args) or None, "card": dataclasses.asdict(card)},
+                  "args_overrides": dict(config.model_args) or None,
+                  "card": {**dataclasses.asdict(card), "source": portable_path(card.source)}},
         "checkpoint": ({"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None),
         "random_weights": random_weights,
         "sample": config.sample,

@@ -386,11 +386,10 @@ class TaskDataset(Dataset):
         return [self._cropped_size(i) for i in self._indices]
 
     def _cropped_size(self, index: int) -> tuple[int, int]:
+        size = self._sizes.raw(index)
         try:
-            return cropped_size(*self._sizes.raw(index), self.crop)
+            return cropped_size(*size, self.crop)
         except ValueError as err:
-            if isinstance(err, ImageSizeMismatchError):
-                raise
             entry = self._entries[index]
             raise ValueError(f"{_describe(entry.target)} (task '{self.task_name}', image '{entry.name}'): "
                              f"{err}") from err

@@ -19,7 +19,7 @@ from torch import nn
 from bench_ir.acceleration import ExecutionPlan, compile_for_training, plan_execution
 from bench_ir.cards import ModelCard, count_parameters, create_model, get_card, with_model_args
 from bench_ir.engine import resolve_device
-from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
+from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
 from bench_ir.results import write_json_atomic
 from bench_ir.train.data import EpochBatchSampler, TrainingSet, build_training_set
 from bench_ir.train.distributed import DistContext, join, wrap_model
@@ -195,11 +195,13 @@ def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
         "command": options.command if options.command is not None else sys.argv,
         "created": now_iso(),
         "status": "running",
-        "recipe": {"name": recipe.name, "title": recipe.title, "version": recipe.version, "source": recipe.source,
-                   "sha256": recipe.sha256, "resolved": recipe.to_dict()},
+        "recipe": {"name": recipe.name, "title": recipe.title, "version": recipe.version,
+                   "source": portable_path(recipe.source),
+                   "sha256": recipe.sha256, "resolved": {**recipe.to_dict(), "source": portable_path(recipe.source)}},
         "plan": dataclasses.asdict(session.plan),
         "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(session.model),
-                  "args_overrides": dict(options.model_args), "card": dataclasses.asdict(card)},
+                  "args_overrides": dict(options.model_args),
+                  "card": {**dataclasses.asdict(card), "source": portable_path(card.source)}},
         "data": {"root": str(Path(options.data_root).resolve()) if options.data_root else None,
                  "items": len(session.dataset), "parts": session.dataset.describe(),
                  "steps_per_epoch": session.steps_per_epoch},
