@@ -149,7 +149,13 @@ def static_parameters(source: Path, attr: str) -> Parameters | None:
 
 
 def runtime_parameters(factory: Any) -> Parameters | None:
-    """Parameters of an imported callable (``inspect.signature``); None when Python cannot tell."""
+    """Parameters of an imported callable (``inspect.signature``); None when Python cannot tell. A class that
+    inherits ``torch.nn.Module.__init__`` (or ``object.__init__``) takes no arguments."""
+    init = getattr(factory, "__init__", None) if inspect.isclass(factory) else None
+    module_init = (getattr(init, "__qualname__", ""), getattr(init, "__module__", "")) == (
+        "Module.__init__", "torch.nn.modules.module")
+    if init is object.__init__ or module_init:
+        return Parameters((), ())
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
