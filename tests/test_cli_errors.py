@@ -1,0 +1,154 @@
+"""Errors reach the user as one line naming the file or option: file-system faults, bad card args, bad manifests,
+and anything unexpected (with a hint that `--debug` shows the traceback)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bench_ir.atomic import append_line
+from bench_ir.cli import app
+from bench_ir.results import RunStore
+
+runner = CliRunner()
+SAMPLE_RUN = ["run", "--protocol", "5deg", "--sample", "--model", "input", "--limit", "1", "--task", "denoise-25"]
+
+
+def _error_lines(result) -> list[str]:
+    assert "Traceback" not in result.output
+    return [line for line in result.output.splitlines() if line.startswith("error:")]
+
+
+def test_a_run_dir_below_a_file_is_one_line_naming_the_path(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = runner.invoke(app, [*SAMPLE_RUN, "--run-dir", str(tmp_path / "afile" / "sub")])
+    assert result.exit_code == 2
+    assert _error_lines(result) == [f"error: {tmp_path / 'afile' / 'sub'}: a part of this path is a file, not a folder"]
+
+
+def test_an_unknown_model_arg_is_one_line_before_any_run_directory_exists(tmp_path):
+    result = runner.invoke(app, [*SAMPLE_RUN, "--model", "examples/tiny-unet.yaml", "--model-arg", "foo=1",
+                                 "--runs-root", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    (line,) = _error_lines(result)
+    assert "examples/tiny-unet.yaml" in line and "unknown argument(s) foo" in line and "accepts: width" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def _finished_run(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "runs" / "good"
+    result = runner.invoke(app, [*SAMPLE_RUN, "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("[]", "expected a JSON object, got []"),
+    ("null", "expected a JSON object, got null"),
+    ('{"run_id": "x", "protoc', "truncated or invalid JSON"),
+])
+def test_a_bad_manifest_is_one_line_naming_the_file(tmp_path, content, reason):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text(content)
+    result = runner.invoke(app, ["export", str(bad)])
+    assert result.exit_code == 2
+    (line,) = _error_lines(result)
+    assert str(bad / "manifest.json") in line and reason in line
+
+
+def test_one_bad_manifest_does_not_hide_the_other_runs_from_list_runs(tmp_path):
+    _finished_run(tmp_path)
+    for name, content in (("empty", "[]"), ("torn", '{"run_id": ')):
+        (tmp_path / "runs" / name).mkdir()
+        (tmp_path / "runs" / name / "manifest.json").write_text(content)
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["list", "runs", "--runs-root", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    assert "complete" in rows["good"] and "input" in rows["good"]
+    assert "unreadable" in rows["empty"] and "expected a JSON object" in rows["empty"]
+    assert "unreadable" in rows["torn"] and "truncated or invalid JSON" in rows["torn"]
+
+
+def test_a_full_disk_while_appending_a_record_names_the_records_file(tmp_path, monkeypatch):
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    store = RunStore(tmp_path / "run")
+    with pytest.raises(OSError) as err:
+        store.append({"task": "t", "image": "a.png"})
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "run" / "records.jsonl")
+    with pytest.raises(OSError, match="No space left"):
+        append_line(tmp_path / "other.txt", "x\n")
+
+
+def test_an_unexpected_error_is_one_line_with_the_debug_hint_and_debug_shows_it(tmp_path):
+    (tmp_path / "broken.py").write_text("from torch import nn\n\nclass Broken(nn.Module):\n"
+                                        "    def __init__(self):\n        super().__init__()\n        1 / 0\n")
+    card = tmp_path / "broken.yaml"
+    card.write_text(yaml.safe_dump({"name": "broken", "display_name": "Broken", "factory": "broken:Broken"}))
+    args = ["run", "--protocol", "5deg", "--sample", "--model", str(card), "--limit", "1", "--task", "denoise-25",
+            "--runs-root", str(tmp_path / "runs")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert _error_lines(result) == ["error: unexpected ZeroDivisionError: division by zero (run `bench-ir --debug "
+                                    "...` for the traceback)"]
+    debug = runner.invoke(app, ["--debug", *args])
+    assert isinstance(debug.exception, ZeroDivisionError)
+
+
+# ------------------------------------------------------------------------ real read-only and full file systems
+def _mount_namespace_available() -> str | None:
+    """None when this process may make a private mount namespace with a tmpfs in it, else why not."""
+    if sys.platform != "linux" or shutil.which("unshare") is None:
+        return "needs Linux and unshare(1)"
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o ro,size=4k tmpfs /mnt"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        return ("cannot mount a tmpfs in a private mount namespace (unshare -m needs CAP_SYS_ADMIN or user "
+                f"namespaces): {probe.stderr.strip()[:200]}")
+    return None
+
+
+_NO_NAMESPACE = _mount_namespace_available()
+needs_mount = pytest.mark.skipif(_NO_NAMESPACE is not None, reason=str(_NO_NAMESPACE))
+
+
+def _run_on_tmpfs(tmp_path: Path, options: str) -> subprocess.CompletedProcess:
+    """`bench-ir run` with --runs-root on a tmpfs mounted with ``options`` in a private mount namespace (the mount
+    disappears with the process; nothing outside it changes)."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    command = shlex.join([sys.executable, "-m", "bench_ir", *SAMPLE_RUN, "--runs-root", str(mount)])
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o {options} tmpfs {mount} && exec {command}"],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+@needs_mount
+def test_a_read_only_file_system_is_one_line_naming_the_run_directory(tmp_path):
+    done = _run_on_tmpfs(tmp_path, "ro,size=64k")
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert len(errors) == 1 and str(tmp_path / "mnt") in errors[0]
+    assert "read-only file system; choose a writable --run-dir/--runs-root/--out" in errors[0]
+
+
+@needs_mount
+def test_a_full_disk_is_one_line_naming_the_file_being_written(tmp_path):
+    done = _run_on_tmpfs(tmp_path, "size=4k")  # one page: the manifest (several kB) does not fit
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert len(errors) == 1 and "manifest.json: no space left on device" in errors[0]
+    assert str(tmp_path / "mnt") in errors[0]
+
