@@ -45,9 +45,9 @@ __all__ = [
 
 Rounding = Literal["half_even", "half_up", "floor"]
 
-SSIM_STRIP_PIXELS = 1 << 20
+SSIM_STRIP_PIXELS = 1 << 18
 """Pixels (rows x width x images) of one strip of SSIM window statistics (each strip holds about 15 float64
-planes of this size, ~120 MB); any value gives the same SSIM."""
+planes of this size, ~30 MB); any value gives the same SSIM."""
 
 # ITU-R BT.601 luma for R, G, B in [0, 1] giving Y on the 16-235 scale (MATLAB rgb2ycbcr, BasicSR).
 BT601_Y_WEIGHTS = (65.481, 128.553, 24.966)

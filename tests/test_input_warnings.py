@@ -1,0 +1,112 @@
+"""Loud inputs: changed images are stated as CLI warning lines, errors name the file, large images fit in memory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from bench_ir.cli import app
+from bench_ir.data.io import InputWarning, read_rgb_uint8
+from bench_ir.metrics import functional
+from bench_ir.metrics.conventions import score_pair_batch
+
+runner = CliRunner()
+
+
+def _folders(tmp_path, input_image: np.ndarray, target_image: np.ndarray):
+    for folder, image in (("in", input_image), ("gt", target_image)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(image).save(tmp_path / folder / "a.png")
+    return ["run", "--model", "input", "--input-dir", str(tmp_path / "in"), "--target-dir", str(tmp_path / "gt"),
+            "--run-dir", str(tmp_path / "run")]
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "I;16"])
+def test_a_grayscale_file_is_replicated_to_rgb_with_a_warning_naming_it(tmp_path, mode):
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    image = Image.fromarray(gray.astype(np.uint16) * 257) if mode == "I;16" else Image.fromarray(gray).convert(mode)
+    image.save(tmp_path / "g.png")
+    with pytest.warns(InputWarning) as caught:
+        rgb = read_rgb_uint8(tmp_path / "g.png")
+    assert f"{tmp_path / 'g.png'}: grayscale image replicated to 3 RGB channels" in [str(w.message).split(",")[0]
+                                                                                      for w in caught]
+    assert rgb.shape == (8, 8, 3) and (rgb == gray[..., None]).all()
+
+
+def test_an_rgb_file_reads_without_any_warning(tmp_path):
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "c.png")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_rgb_uint8(tmp_path / "c.png")
+
+
+def test_the_cli_shows_input_warnings_as_its_own_warning_lines(tmp_path):
+    rgb = np.full((32, 32, 3), 90, np.uint8)
+    args = _folders(tmp_path, np.full((32, 32), 100, np.uint8), rgb)
+    Image.fromarray(np.full((32, 32, 4), 90, np.uint8)).save(tmp_path / "gt" / "a.png")  # RGBA target
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning")]
+    assert warnings == [f"warning: {tmp_path / 'gt' / 'a.png'}: alpha channel dropped (not composited), as PIL "
+                        "convert('RGB')",
+                        f"warning: {tmp_path / 'in' / 'a.png'}: grayscale image replicated to 3 RGB channels, as PIL "
+                        "convert('RGB')"]
+    assert "UserWarning" not in result.output and "InputWarning" not in result.output
+    assert "warnings.warn" not in result.output
+
+
+def test_an_image_smaller_than_the_crop_multiple_is_an_error_naming_the_file(tmp_path):
+    args = _folders(tmp_path, np.zeros((8, 12, 3), np.uint8), np.zeros((8, 12, 3), np.uint8))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {tmp_path / 'gt' / 'a.png'} (task 'folder', image 'a.png'): image of 8x12 (HxW) is "
+                      "smaller than the crop multiple 16"]
+
+
+@pytest.mark.parametrize("convention", ["M1", "M2", "M4", "M5"])
+def test_the_ssim_strip_size_never_changes_a_score(monkeypatch, convention):
+    generator = torch.Generator().manual_seed(3)
+    target = torch.rand(2, 3, 61, 47, generator=generator)
+    pred = (target + 0.1 * torch.randn(2, 3, 61, 47, generator=generator)).clamp(0, 1)
+    whole = score_pair_batch(pred, target, convention)
+    for strip in (1, 47 * 2 * 5, 10_000):
+        monkeypatch.setattr(functional, "SSIM_STRIP_PIXELS", strip)
+        strips = score_pair_batch(pred, target, convention)
+        assert torch.equal(strips["ssim"], whole["ssim"]) and torch.equal(strips["psnr"], whole["psnr"])
+
+
+def test_scoring_a_large_image_holds_no_whole_image_float64_temporaries():
+    """Scoring one 2000x3000 pair (M1: clamp, PSNR, SSIM) peaks at under 64 bytes per pixel above its two float32
+    inputs; widening the images to float64 and filtering all channels at once took about 400."""
+    code = textwrap.dedent("""
+        import torch
+        from bench_ir.metrics.conventions import score_pair_batch
+
+        def peak_kib():
+            for line in open('/proc/self/status'):
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1])
+
+        target = torch.rand(1, 3, 2000, 3000, generator=torch.Generator().manual_seed(0))
+        pred = (target * 0.9).clamp(0, 1)
+        score_pair_batch(pred[..., :64, :64], target[..., :64, :64], 'M1')  # warm up the allocator and kernels
+        open('/proc/self/clear_refs', 'w').write('5')
+        before = peak_kib()
+        score_pair_batch(pred, target, 'M1')
+        print((peak_kib() - before) * 1024 / (2000 * 3000))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0 and "clear_refs" in done.stderr:
+        pytest.skip("needs Linux /proc/self/clear_refs to reset the peak memory counter")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip()) < 64
