@@ -152,3 +152,19 @@ def test_a_full_disk_is_one_line_naming_the_file_being_written(tmp_path):
     assert len(errors) == 1 and "manifest.json: no space left on device" in errors[0]
     assert str(tmp_path / "mnt") in errors[0]
 
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="running as root: chmod does not stop root from writing (CAP_DAC_OVERRIDE); the read-only "
+                           "tmpfs test above covers an unwritable runs root")
+def test_an_unwritable_runs_root_is_one_line_naming_the_run_directory(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    runs.chmod(0o555)
+    try:
+        result = runner.invoke(app, [*SAMPLE_RUN, "--runs-root", str(runs)])
+    finally:
+        runs.chmod(0o755)
+    assert result.exit_code == 2
+    (line,) = _error_lines(result)
+    assert str(runs) in line and line.endswith("permission denied")
