@@ -50,6 +50,11 @@ class LpipsNet(str, Enum):
     vgg = "vgg"
 
 
+class NoiseOrder(str, Enum):
+    sorted = "sorted"
+    listdir = "listdir"
+
+
 class RichProgress:
     """Per-task progress bar with ETA and the running mean PSNR."""
 
@@ -139,6 +144,9 @@ def run(
     pad: Annotated[str | None, typer.Option(help="override the size-fit padding: reflect|replicate|none")] = None,
     save_images: Annotated[bool, typer.Option("--save-images", help="write restored images to the run dir")] = False,
     label: Annotated[str | None, typer.Option(help="display label of this run in reports")] = None,
+    noise_order: Annotated[NoiseOrder, typer.Option(
+        help="order of the reference noise stream: sorted file names (deterministic) or os.listdir's (what the "
+             "official script draws on this machine)")] = NoiseOrder.sorted,
     registry: Annotated[Path | None, typer.Option(help="folder of model cards replacing the built-in one")] = None,
 ) -> None:
     """Evaluate a model on a protocol (or on a folder pair) and store per-image results."""
@@ -161,7 +169,7 @@ def run(
                            convention=convention, lpips=lpips_choice, lpips_weights=lpips_weights,
                            device=device, dtype=dtype.value, batch_size=batch_size, num_workers=workers, tile=tile,
                            tile_overlap=tile_overlap, pad=pad, save_images=save_images, label=label,
-                           exact=exact, compile=compile.value,
+                           exact=exact, compile=compile.value, noise_order=noise_order.value,
                            command=["bench-ir", *sys.argv[1:]], registry=registry)
         main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 draws progress
         with RichProgress() if main_rank else contextlib.nullcontext(None) as progress:
