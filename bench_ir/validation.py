@@ -1,4 +1,4 @@
-"""`bench-ir validate`: check a model card or protocol file without running a model."""
+"""`bench-ir validate`: check a model card, protocol or suite file without running a model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ __all__ = ["validate_file"]
 
 
 def validate_file(path: str | Path) -> tuple[str, str]:
-    """Validate ``path`` as a protocol (has ``tasks``) or a model card (has ``factory``).
+    """Validate ``path`` as a suite (has ``entries``), a protocol (has ``tasks``) or a model card (has ``factory``).
 
     For a card the factory is imported (not called) so an unimportable factory is reported.
     Returns (kind, name); raises SpecError naming the file and field otherwise."""
@@ -19,6 +19,10 @@ def validate_file(path: str | Path) -> tuple[str, str]:
 
     path = Path(path)
     data = read_yaml(path)
+    if "entries" in data:
+        from bench_ir.suite.spec import load_suite
+
+        return "suite", load_suite(path).name
     if "tasks" in data or "include" in data:
         protocol = load_protocol(path)
         return "protocol", protocol.name
@@ -28,4 +32,4 @@ def validate_file(path: str | Path) -> tuple[str, str]:
         if not callable(factory):
             raise SpecError(f"{path}: field 'factory': {card.factory} is not callable")
         return "model card", card.name
-    raise SpecError(f"{path}: neither a protocol (no 'tasks') nor a model card (no 'factory')")
+    raise SpecError(f"{path}: neither a suite (no 'entries'), a protocol (no 'tasks') nor a model card (no 'factory')")
