@@ -446,8 +446,8 @@ class LauncherKind(str, Enum):
     slurm = "slurm"
 
 
-_STATE_STYLE = {"complete": "green", "running": "cyan", "failed": "red", "missing": "red", "interrupted": "yellow",
-                "pending": "dim"}
+_STATE_STYLE = {"complete": "green", "outdated": "yellow", "running": "cyan", "failed": "red", "missing": "red",
+                "interrupted": "yellow", "pending": "dim"}
 
 
 def _suite_overview(progress) -> Table:
@@ -455,7 +455,8 @@ def _suite_overview(progress) -> Table:
     counts = progress.counts()
     eta = progress.eta_seconds()
     summary = " · ".join(f"{counts.get(state, 0)} {state}" for state in
-                         ("complete", "running", "failed", "missing", "interrupted", "pending") if counts.get(state))
+                         ("complete", "running", "failed", "missing", "interrupted", "outdated", "pending")
+                         if counts.get(state))
     eta_text = "" if eta is None else f" · ETA {int(eta // 60)} min {int(eta % 60):02d} s"
     table = Table(title=f"suite {progress.plan.suite}: {summary}{eta_text}", title_justify="left")
     for column in ("cell", "state", "images", "reason"):

@@ -31,7 +31,7 @@ __all__ = ["Cell", "SuitePlan", "SuiteCheckError", "plan_suite", "check_cells", 
            "CELL_STATES", "PLAN_FILE"]
 
 PLAN_FILE = "plan.json"
-CELL_STATES = ("complete", "failed", "interrupted", "missing", "pending")
+CELL_STATES = ("complete", "outdated", "failed", "interrupted", "missing", "pending")
 RUN_OPTIONS = ("sample", "limit", "dtype", "exact", "lpips", "convention", "noise_order", "device", "batch_size",
                "tile")
 
@@ -216,8 +216,24 @@ def read_cell_state(plan: SuitePlan, cell: Cell) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def _differences(plan: SuitePlan, cell: Cell, manifest: dict[str, Any]) -> list[str]:
+    """Run options of a finished run that differ from the plan (a changed --limit, dtype, data, checkpoint...)."""
+    opts = plan.options
+    wanted = {"limit": opts["limit"], "sample": opts["sample"], "dtype": opts["dtype"],
+              "noise_order": opts["noise_order"]}
+    found = {"noise_order": "sorted", **manifest}
+    differ = [key for key, value in wanted.items() if found.get(key) != value]
+    checkpoint = (manifest.get("checkpoint") or {}).get("path")
+    if cell.checkpoint is not None and checkpoint != cell.checkpoint:
+        differ.append("checkpoint")
+    return differ
+
+
 def cell_status(plan: SuitePlan, cell: Cell) -> str:
-    """complete | failed | interrupted | missing | pending, from the run directory first, then cells/<cell>.json."""
+    """complete | outdated | failed | interrupted | missing | pending, from the run directory first, then
+    cells/<cell>.json. ``outdated``: a complete run made with other options than the plan's (it is run again,
+    resuming: a larger --limit scores the extra images; a changed checkpoint or dtype fails with a ResumeError
+    that asks for a new suite directory)."""
     run_dir = plan.run_dir(cell)
     manifest = None
     if (run_dir / MANIFEST).is_file():
@@ -229,7 +245,7 @@ def cell_status(plan: SuitePlan, cell: Cell) -> str:
         if (run_dir / PROFILE).is_file():
             return "complete"
     elif manifest is not None and manifest.get("status") == "complete":
-        return "complete"
+        return "complete" if not _differences(plan, cell, manifest) else "outdated"
     state = read_cell_state(plan, cell)
     if state is not None and state.get("status") in ("failed", "missing", "interrupted"):
         return state["status"]

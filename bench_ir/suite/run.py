@@ -72,7 +72,7 @@ class SuiteProgress(SuiteEvents):
     def images_left(self) -> int:
         left = 0
         for name in self.todo:
-            if self.status[name] in ("pending", "running", "interrupted"):
+            if self.status[name] in ("pending", "running", "interrupted", "outdated"):
                 left += max(0, (self.cells[name].images or 0) - self.scored[name])
         return left
 

@@ -1,0 +1,272 @@
+"""`bench-ir suite`: suite files, plan and check, resumable cells, the local/node/slurm launchers, the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from bench_ir.cli import app
+from bench_ir.results import load_run
+from bench_ir.suite import (
+    LocalLauncher,
+    NodeLauncher,
+    SuiteCheckError,
+    SuitePlan,
+    cell_status,
+    list_suites,
+    load_suite,
+    plan_suite,
+    run_suite,
+    write_suite_report,
+)
+from bench_ir.yamlio import SpecError
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_CARD = str(ROOT / "examples" / "tiny-unet.yaml")
+TINY_WEIGHTS = str(ROOT / "examples" / "tiny-unet.safetensors")
+runner = CliRunner()
+
+pytestmark = pytest.mark.slow
+
+
+def _write_suite(folder: Path, profile: bool = False, **changes) -> Path:
+    """The sample suite made cheap: 2 models (input, tiny-unet) × 2 protocols, 1 image per task."""
+    data = {"name": "tiny-sample", "protocols": ["3deg", "5deg"],
+            "options": {"sample": True, "limit": 1, "device": "cpu"},
+            "entries": [{"model": "input"},
+                        {"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "label": "TinyUNet"}],
+            "profile": {"enabled": profile, "size": 32, "repeats": 1, "warmup": 0}}
+    data.update(changes)
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _records(suite_dir: Path) -> dict[str, list[dict]]:
+    """Every run cell's per-image records without the timing column."""
+    plan = SuitePlan.load(suite_dir)
+    out = {}
+    for cell in plan.cells:
+        if cell.kind == "run":
+            frame = load_run(plan.run_dir(cell)).records.drop(columns=["seconds"])
+            out[cell.name] = frame.to_dict(orient="records")
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_suite(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("suite")
+    suite_file = _write_suite(folder, profile=True)
+    outcome = run_suite(suite_file, suite_dir=folder / "out", launcher=LocalLauncher())
+    return suite_file, folder / "out", outcome
+
+
+# ------------------------------------------------------------------------------------------- suite files
+def test_every_shipped_suite_validates():
+    assert {"sample", "mirage-paper", "own-checkpoints"} <= set(list_suites())
+    for name in list_suites():
+        result = runner.invoke(app, ["validate", str(ROOT / "suites" / f"{name}.yaml")])
+        assert result.exit_code == 0, result.output
+        assert f"suite '{name}'" in result.output
+
+
+def test_paper_suite_names_the_official_checkpoint_files():
+    suite = load_suite("mirage-paper")
+    checkpoints = {(e.model, Path(e.checkpoint).name) for e in suite.entries if e.checkpoint}
+    assert {("mirage-t", "3Deg_tiny.ckpt"), ("mirage-t", "5Deg_tiny.ckpt"), ("mirage-s", "3Deg_small.ckpt"),
+            ("mirage-s", "5Deg_small.ckpt"), ("promptir", "model.ckpt"), ("adair", "adair5d.ckpt"),
+            ("airnet", "All.pth"), ("ndr-restore", "model_L.pth"), ("moce-ir", "last.ckpt"),
+            ("moce-ir-s", "last.ckpt")} <= checkpoints
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"entries": [{"model": "input", "checkpont": "x.ckpt"}]}, r"entries.*unknown field\(s\) \['checkpont'\]"),
+    ({"entries": [{"model": "mirage-x"}]}, r"entries\[0\].*field 'model'.*unknown model 'mirage-x'"),
+    ({"protocols": ["6deg"]}, r"entries\[0\]: protocol '6deg'.*unknown protocol"),
+    ({"options": {"limit": "one"}}, r"field 'options': field 'limit': expected an integer"),
+    ({"options": {"sample": False}, "entries": [{"model": "input"}, {"model": TINY_CARD}]},
+     r"entries\[1\]: field 'checkpoint': required for 'tiny-unet' on real data"),
+    ({"entries": [{"model": "input"}, {"model": "input"}]}, r"cell 'input__3deg' is also planned by entries\[0\]"),
+])
+def test_validate_rejects_a_bad_suite_with_a_clear_message(tmp_path, change, message):
+    path = _write_suite(tmp_path, **change)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert str(path) in result.output
+    with pytest.raises(SpecError, match=message):
+        load_suite(path)
+
+
+def test_each_distinct_model_is_profiled_once(tmp_path):
+    entries = [{"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "name": "a"},
+               {"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "name": "b"},
+               {"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "name": "wide", "model_args": {"width": 8}}]
+    plan = plan_suite(_write_suite(tmp_path, profile=True, entries=entries), tmp_path / "out")
+    assert [c.name for c in plan.cells if c.kind == "profile"] == ["profile__tiny-unet",
+                                                                   plan.cells[1].name]
+    assert plan.cells[1].name.startswith("profile__tiny-unet-") and plan.cells[1].model_args == {"width": 8}
+    assert len([c for c in plan.cells if c.kind == "run"]) == 6
+
+
+# ----------------------------------------------------------------------------------- check before running
+def _toy_data(root: Path) -> Path:
+    """A one-task protocol file whose data exists under ``root``."""
+    for folder in ("toy/input", "toy/target"):
+        (root / folder).mkdir(parents=True)
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(image).save(root / "toy/target/a.png")
+    Image.fromarray(255 - image).save(root / "toy/input/a.png")
+    protocol = {"name": "toy", "title": "toy", "version": 1, "convention": "M1",
+                "crop": {"rule": "center_multiple", "base": 16},
+                "tasks": [{"name": "t", "label": "toy", "dataset": "toy",
+                           "layouts": [{"input": "toy/input", "target": "toy/target"}]}]}
+    path = root / "toy.yaml"
+    path.write_text(yaml.safe_dump(protocol), encoding="utf-8")
+    return path
+
+
+def test_missing_datasets_and_checkpoints_are_listed_together_before_any_forward(tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    entries = [{"model": "input", "protocols": [str(toy), "3deg"]},
+               {"model": TINY_CARD, "checkpoint": "nowhere/tiny.safetensors", "protocols": [str(toy)]}]
+    path = _write_suite(tmp_path, entries=entries, options={"device": "cpu"})
+    with pytest.raises(SuiteCheckError) as err:
+        run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data", checkpoint_dir=tmp_path / "ckpt")
+    message = str(err.value)
+    assert "checkpoint not found" in message and "nowhere/tiny.safetensors" in message
+    assert "protocol '3deg'" in message and "input__3deg" in message
+    assert not (tmp_path / "out" / "runs").exists()  # nothing ran
+
+    outcome = run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data",
+                        checkpoint_dir=tmp_path / "ckpt", skip_missing=True)
+    assert [r.name for r in outcome.results] == ["input__toy"] and outcome.results[0].status == "complete"
+    assert set(sum(outcome.missing.values(), [])) == {"input__3deg", "tiny-unet-tiny__toy"}
+    assert outcome.statuses["input__3deg"] == "missing"
+
+
+def test_a_failing_cell_does_not_stop_the_others_and_the_exit_code_names_it(tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "broken.safetensors").write_bytes(b"not a safetensors file")
+    entries = [{"model": TINY_CARD, "checkpoint": "broken.safetensors", "protocols": [str(toy)]},
+               {"model": "input", "protocols": [str(toy)]}]
+    path = _write_suite(tmp_path, entries=entries, options={"device": "cpu"})
+    result = runner.invoke(app, ["suite", "run", str(path), "--out", str(tmp_path / "out"), "--data-root",
+                                 str(tmp_path / "data"), "--checkpoint-dir", str(tmp_path / "ckpt")])
+    assert result.exit_code == 1
+    assert "1 cell(s) did not complete" in result.output and "tiny-unet-broken__toy" in result.output
+    plan = SuitePlan.load(tmp_path / "out")
+    assert cell_status(plan, plan.cell("input__toy")) == "complete"
+    assert cell_status(plan, plan.cell("tiny-unet-broken__toy")) == "failed"
+    state = json.loads((tmp_path / "out" / "cells" / "tiny-unet-broken__toy.json").read_text())
+    assert state["status"] == "failed" and state["error"]
+
+
+# ---------------------------------------------------------------------------------------- run and report
+def test_the_sample_suite_runs_end_to_end(local_suite):
+    _, suite_dir, outcome = local_suite
+    assert not outcome.failed
+    runs = {r.name for r in outcome.results if not r.name.startswith("profile__")}
+    assert runs == {"input__3deg", "input__5deg", "tiny-unet-tiny-unet__3deg", "tiny-unet-tiny-unet__5deg"}
+    assert {r.name for r in outcome.results if r.name.startswith("profile__")} == {"profile__input",
+                                                                                   "profile__tiny-unet"}
+    run = load_run(suite_dir / "runs" / "tiny-unet-tiny-unet__5deg")
+    assert run.manifest["status"] == "complete" and run.manifest["limit"] == 1 and run.manifest["sample"]
+    assert run.manifest["label"] == "TinyUNet" and run.manifest["checkpoint"]["path"] == TINY_WEIGHTS
+    assert len(run.records) == 7  # one image per task of 5deg
+    command = run.manifest["command"]
+    assert command[:2] == ["bench-ir", "run"] and command[-3:] == ["--run-dir", str(run.run_dir), "--resume"]
+
+
+def test_suite_report_writes_every_table_and_an_index(local_suite, tmp_path):
+    _, suite_dir, _ = local_suite
+    report = write_suite_report(suite_dir, tmp_path / "report", pdf=False)
+    assert set(report.tables) == {"3deg", "5deg", "efficiency"}
+    for name, files in report.tables.items():
+        assert {f.suffix for f in files.values()} == {".tex", ".csv", ".md", ".html"}
+        assert all(f.is_file() and f.stat().st_size > 0 for f in files.values())
+        assert "TinyUNet" in (tmp_path / "report" / f"{name}.csv").read_text() or name == "efficiency"
+    index = report.index.read_text()
+    for name in ("3deg", "5deg", "efficiency"):
+        assert f'href="{name}.tex"' in index and f'href="{name}.html"' in index
+    assert "input__3deg" in index
+
+
+def test_a_second_run_does_no_work(local_suite):
+    suite_file, suite_dir, _ = local_suite
+    records = sorted(suite_dir.glob("runs/*/records.jsonl")) + sorted(suite_dir.glob("profiles/*/profile.json"))
+    before = {p: p.stat().st_mtime_ns for p in records}
+    outcome = run_suite(suite_file, suite_dir=suite_dir, launcher=LocalLauncher())
+    assert outcome.results == []
+    assert len(outcome.skipped) == 6
+    assert {p: p.stat().st_mtime_ns for p in records} == before
+
+
+def test_a_complete_cell_with_other_options_is_run_again(tmp_path):
+    entries = [{"model": "input", "protocols": ["5deg"]}]
+    path = _write_suite(tmp_path, entries=entries)
+    run_suite(path, suite_dir=tmp_path / "out")
+    outcome = run_suite(path, suite_dir=tmp_path / "out", overrides={"limit": 2})
+    assert [r.name for r in outcome.results] == ["input__5deg"] and outcome.results[0].images == 7
+    assert len(load_run(tmp_path / "out" / "runs" / "input__5deg").records) == 14
+
+
+def test_the_node_launcher_with_two_workers_gives_the_local_records(local_suite, tmp_path):
+    suite_file, suite_dir, _ = local_suite
+    outcome = run_suite(suite_file, suite_dir=tmp_path / "node", launcher=NodeLauncher(gpus=2))
+    assert not outcome.failed and len(outcome.results) == 6
+    assert _records(tmp_path / "node") == _records(suite_dir)
+    devices = {json.loads(p.read_text())["cuda_visible_devices"] for p in (tmp_path / "node" / "cells").glob("*")}
+    assert devices <= {"0", "1"} and len(devices) >= 1
+
+
+def test_the_slurm_launcher_through_the_submitit_local_executor_gives_the_local_records(local_suite, tmp_path):
+    pytest.importorskip("submitit")
+    from bench_ir.suite.slurm import SlurmLauncher, read_jobs
+
+    suite_file, suite_dir, _ = local_suite
+    launcher = SlurmLauncher(cluster="local", gpus=0, time=20, poll_seconds=0.5)
+    outcome = run_suite(suite_file, suite_dir=tmp_path / "slurm", launcher=launcher)
+    assert not outcome.failed and len(outcome.results) == 6
+    assert _records(tmp_path / "slurm") == _records(suite_dir)
+    jobs = read_jobs(tmp_path / "slurm")
+    assert sorted(j["cell"] for j in jobs) == sorted(r.name for r in outcome.results)
+    assert all(j["job_id"] and j["cluster"] == "local" for j in jobs)
+
+
+def test_a_cell_interrupted_with_sigint_resumes(tmp_path):
+    entries = [{"model": TINY_CARD, "model_args": {"width": 48}, "name": "slow", "protocols": ["5deg"]}]
+    path = _write_suite(tmp_path, entries=entries, options={"sample": True, "device": "cpu"})
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bench_ir", "suite", "run", str(path), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    records = out / "runs" / "slow__5deg" / "records.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (records.is_file() and records.read_text().count("\n") >= 1):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 130, output
+    first = records.read_text().splitlines()
+    assert 1 <= len(first) < 35
+    plan = SuitePlan.load(out)
+    assert cell_status(plan, plan.cell("slow__5deg")) == "interrupted"
+    assert load_run(out / "runs" / "slow__5deg").manifest["status"] == "interrupted"
+
+    outcome = run_suite(path, suite_dir=out)
+    assert [(r.name, r.status, r.images) for r in outcome.results] == [("slow__5deg", "complete", 35 - len(first))]
+    lines = records.read_text().splitlines()
+    assert lines[:len(first)] == first and len(lines) == 35
+    assert len({(json.loads(line)["task"], json.loads(line)["image"]) for line in lines}) == 35
