@@ -556,6 +556,9 @@ def suite_run(
     for problem, cells in outcome.missing.items():
         console.print(f"[bold yellow]skipped (missing):[/] {', '.join(cells)}: {problem}", highlight=False)
     console.print(f"suite directory: {outcome.plan.suite_dir}", highlight=False)
+    if launcher is LauncherKind.slurm:
+        console.print(f"Slurm job ids: {outcome.plan.suite_dir / 'jobs.json'}; follow with `bench-ir suite status "
+                      f"{outcome.plan.suite_dir}`", highlight=False)
     if outcome.failed:
         for result in outcome.failed:
             err_console.print(f"[bold red]{result.status}:[/] {result.name}: {result.error}", highlight=False,

@@ -7,6 +7,7 @@ them), interrupted ones resume inside their run directory, failed ones are tried
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,8 @@ def default_suite_dir(suite: Suite) -> Path:
 def run_suite(suite: Suite | str | Path, suite_dir: str | Path | None = None, data_root: str | Path | None = None,
               checkpoint_dir: str | Path | None = None, launcher: Launcher | None = None,
               skip_missing: bool = False, overrides: dict[str, Any] | None = None,
-              events: SuiteEvents | None = None, on_plan: Any = None) -> SuiteOutcome:
+              events: SuiteEvents | None = None,
+              on_plan: Callable[[SuitePlan, list[str]], None] | None = None) -> SuiteOutcome:
     """Plan ``suite`` into ``suite_dir``, check every dataset and checkpoint of the unfinished cells (raising
     SuiteCheckError listing all problems, unless ``skip_missing``), save plan.json, then run the unfinished cells
     with ``launcher`` (default local). ``on_plan(plan, names)`` is called before the first cell runs (the CLI
