@@ -43,8 +43,8 @@ def _synthesis_text(task: TaskSpec) -> str:
     rounding = "truncated (floor) to uint8" if noise.truncate else "rounded to uint8"
     if noise.stream == "reference":
         stream = (f"one NumPy `RandomState({noise.seed})` stream drawn image by image in sorted file order, sigma "
-                  f"{', '.join(f'{s:g}' for s in noise.stream_sigmas)} in turn (the reference test loop). "
-                  f"{NOISE_ORDER_TEXT}")
+                  f"{', '.join(f'{s:g}' for s in noise.stream_sigmas)} in turn (the reference test loop; "
+                  "`--noise-order listdir` draws in `os.listdir` order instead, see *Noise order* below)")
     else:
         stream = f"an independent generator per (image, task, seed {noise.seed})"
     return (f"Gaussian noise σ={noise.sigma:g} added to the cropped uint8 clean image in float64, clipped to "
@@ -95,6 +95,8 @@ def protocol_markdown(protocol: Protocol | str) -> str:
             lines.append(f"  - {source}target `{layout.target}`, pairing `{layout.pairing}` — {layout.source}")
         sample = " + ".join(task.sample.degradations) if task.sample.degradations else "the task's own noise"
         lines += [f"- `--sample` variant: built-in photos degraded by {sample}", ""]
+    if any(t.noise and t.noise.stream == "reference" for t in protocol.tasks):
+        lines += ["## Noise order", "", NOISE_ORDER_TEXT, ""]
     if protocol.notes.strip():
         lines += ["## Notes", "", protocol.notes.strip(), ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -111,10 +111,25 @@ def test_each_distinct_model_is_profiled_once(tmp_path):
                {"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "name": "b"},
                {"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "name": "wide", "model_args": {"width": 8}}]
     plan = plan_suite(_write_suite(tmp_path, profile=True, entries=entries), tmp_path / "out")
-    assert [c.name for c in plan.cells if c.kind == "profile"] == ["profile__tiny-unet",
-                                                                   plan.cells[1].name]
-    assert plan.cells[1].name.startswith("profile__tiny-unet-") and plan.cells[1].model_args == {"width": 8}
+    profiles = [c for c in plan.cells if c.kind == "profile"]
+    assert len(profiles) == 2 and profiles[0].name == "profile__tiny-unet" and profiles[0].model_args == {}
+    assert profiles[1].name.startswith("profile__tiny-unet-") and profiles[1].model_args == {"width": 8}
     assert len([c for c in plan.cells if c.kind == "run"]) == 6
+
+
+def test_the_shipped_sample_suite_plans_two_models_on_two_protocols_on_sample_data(tmp_path):
+    plan = plan_suite("sample", tmp_path / "out")
+    assert plan.options["sample"] and plan.data_root is None
+    assert sorted(c.name for c in plan.cells if c.kind == "run") == [
+        "input__3deg", "input__5deg", "mirage-t-sample__3deg", "mirage-t-sample__5deg"]
+    assert sorted(c.name for c in plan.cells if c.kind == "profile") == ["profile__input", "profile__mirage-t"]
+
+
+def test_a_suite_on_real_data_needs_a_data_root_and_a_checkpoint_dir(tmp_path):
+    with pytest.raises(ValueError, match="--data-root"):
+        plan_suite("mirage-paper", tmp_path / "out", checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="--checkpoint-dir"):
+        plan_suite("mirage-paper", tmp_path / "out", data_root=tmp_path)
 
 
 # ----------------------------------------------------------------------------------- check before running
