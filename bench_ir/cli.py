@@ -463,7 +463,8 @@ def _suite_overview(progress) -> Table:
         table.add_column(column, justify="right" if column == "images" else "left", overflow="fold")
     for name, cell in progress.cells.items():
         state = progress.status[name]
-        images = "" if cell.kind == "profile" or cell.images is None else f"{progress.scored[name]}/{cell.images}"
+        images = "" if cell.kind == "profile" else (
+            str(progress.scored[name]) if cell.images is None else f"{progress.scored[name]}/{cell.images}")
         reason = progress.errors.get(name) or ""
         table.add_row(name, f"[{_STATE_STYLE.get(state, '')}]{state}[/]", images, reason[:200])
     return table

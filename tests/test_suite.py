@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -288,3 +289,33 @@ def test_a_cell_interrupted_with_sigint_resumes(tmp_path):
     lines = records.read_text().splitlines()
     assert lines[:len(first)] == first and len(lines) == 14
     assert len({(json.loads(line)["task"], json.loads(line)["image"]) for line in lines}) == 14
+
+
+def test_the_overview_counts_states_and_estimates_the_time_left_from_the_images_scored(tmp_path):
+    from bench_ir.suite import CellResult, SuiteProgress, check_cells
+
+    plan = plan_suite(_write_suite(tmp_path), tmp_path / "out")
+    check_cells(plan, plan.cells)
+    names = [c.name for c in plan.cells]
+    progress = SuiteProgress(plan, names)
+    assert progress.counts() == {"pending": 4} and progress.eta_seconds() is None
+    assert progress.images_left() == 2 * (5 + 7)  # 1 image per task: 3deg has 5 tasks, 5deg 7
+    progress.cell_started("input__3deg")
+    for _ in range(2):
+        progress.cell_record("input__3deg", {})
+    progress.cell_finished(CellResult("input__5deg", "failed", error="boom", images=3))  # ran elsewhere
+    assert progress.counts() == {"running": 1, "failed": 1, "pending": 2}
+    assert progress.images_left() == 24 - 2 - 7  # a failed cell has nothing left to do in this call
+    assert 0 < progress.eta_seconds() < float("inf") and progress.errors == {"input__5deg": "boom"}
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+def test_the_latex_tables_compile_to_pdf_where_pdflatex_exists(local_suite, tmp_path):
+    from bench_ir.suite.report import latex_pdf, render_table
+
+    _, suite_dir, _ = local_suite
+    plan = SuitePlan.load(suite_dir)
+    runs = [load_run(plan.run_dir(c)) for c in plan.cells if c.kind == "run" and c.protocol == "5deg"]
+    tex = render_table("5deg", runs, "latex", tmp_path / "5deg.tex")
+    assert latex_pdf(tex, tmp_path / "5deg.pdf") is None
+    assert (tmp_path / "5deg.pdf").read_bytes().startswith(b"%PDF")

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench_ir.results import RunStore
 from bench_ir.suite.execute import CellResult, SuiteEvents, record_cell_state
 from bench_ir.suite.launchers import Launcher, LocalLauncher
-from bench_ir.suite.plan import SuiteCheckError, SuitePlan, cell_status, check_cells, plan_suite
+from bench_ir.suite.plan import Cell, SuiteCheckError, SuitePlan, cell_status, check_cells, plan_suite
 from bench_ir.suite.spec import Suite, load_suite
 
 __all__ = ["SuiteOutcome", "SuiteProgress", "run_suite", "default_suite_dir"]
@@ -39,16 +40,18 @@ class SuiteOutcome:
 class SuiteProgress(SuiteEvents):
     """Cell states and an ETA for an overview: states start from the suite directory and follow the events.
 
-    ETA = images left / images scored per second so far in this call (a cell counts when it reports its images,
-    per image in-process or at its end on other launchers), divided over nothing else: launchers that run cells
-    in parallel raise the observed rate themselves."""
+    ETA = images left / images scored per second so far in this call. A cell reports its images one by one when
+    it runs in this process, at its end when it runs elsewhere (node workers, Slurm jobs); cells running in
+    parallel simply raise the observed rate."""
 
     def __init__(self, plan: SuitePlan, names: list[str] | None = None) -> None:
         self.plan = plan
         self.cells = {cell.name: cell for cell in plan.cells}
         self.status = {cell.name: cell_status(plan, cell) for cell in plan.cells}
         self.errors: dict[str, str] = {}
-        self.scored = {name: 0 for name in self.cells}
+        self.scored = {cell.name: _scored(plan, cell) for cell in plan.cells}  # images in the run directory
+        self.session = 0  # images scored during this call (the ETA's rate)
+        self._reported: dict[str, int] = {}
         self.todo = list(names if names is not None else [])
         self.start = time.perf_counter()
 
@@ -57,10 +60,14 @@ class SuiteProgress(SuiteEvents):
 
     def cell_record(self, name: str, record: dict[str, Any]) -> None:
         self.scored[name] += 1
+        self.session += 1
+        self._reported[name] = self._reported.get(name, 0) + 1
 
     def cell_finished(self, result: CellResult) -> None:
         self.status[result.name] = result.status
-        self.scored[result.name] = max(self.scored[result.name], result.images)
+        unreported = max(0, result.images - self._reported.get(result.name, 0))  # cells run in other processes
+        self.scored[result.name] += unreported
+        self.session += unreported
         if result.error:
             self.errors[result.name] = result.error
 
@@ -79,11 +86,17 @@ class SuiteProgress(SuiteEvents):
 
     def eta_seconds(self) -> float | None:
         """Seconds until the cells of this call are done at the rate seen so far; None before any image."""
-        done = sum(self.scored.values())
         elapsed = time.perf_counter() - self.start
-        if done == 0 or elapsed <= 0:
+        if self.session == 0 or elapsed <= 0:
             return None
-        return self.images_left() / (done / elapsed)
+        return self.images_left() / (self.session / elapsed)
+
+
+def _scored(plan: SuitePlan, cell: Cell) -> int:
+    """Images already scored in a run cell's directory (0 for profiles and cells not started)."""
+    if cell.kind != "run" or not plan.run_dir(cell).is_dir():
+        return 0
+    return len(RunStore(plan.run_dir(cell), create=False).scored_keys())
 
 
 def default_suite_dir(suite: Suite) -> Path:
