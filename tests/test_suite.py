@@ -319,3 +319,23 @@ def test_the_latex_tables_compile_to_pdf_where_pdflatex_exists(local_suite, tmp_
     tex = render_table("5deg", runs, "latex", tmp_path / "5deg.tex")
     assert latex_pdf(tex, tmp_path / "5deg.pdf") is None
     assert (tmp_path / "5deg.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_a_resume_mismatch_is_a_failed_cell_with_its_message(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from bench_ir.cards import create_model
+
+    toy = _toy_data(tmp_path / "data")
+    other = tmp_path / "other.safetensors"
+    torch.manual_seed(1)
+    save_file({k: v.contiguous() for k, v in create_model(TINY_CARD).state_dict().items()}, str(other))
+    suite = {"entries": [{"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "name": "tiny", "protocols": [str(toy)]}],
+             "options": {"device": "cpu"}}
+    run_suite(_write_suite(tmp_path, **suite), suite_dir=tmp_path / "out", data_root=tmp_path / "data")
+    suite["entries"][0]["checkpoint"] = str(other)  # same cell, other weights: the run refuses to resume
+    outcome = run_suite(_write_suite(tmp_path, **suite), suite_dir=tmp_path / "out", data_root=tmp_path / "data")
+    (result,) = outcome.results
+    assert result.status == "failed" and "ResumeError" in result.error and "cannot resume" in result.error
+    assert outcome.statuses["tiny__toy"] == "failed"

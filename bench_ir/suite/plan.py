@@ -244,11 +244,11 @@ def cell_status(plan: SuitePlan, cell: Cell) -> str:
     if cell.kind == "profile":
         if (run_dir / PROFILE).is_file():
             return "complete"
-    elif manifest is not None and manifest.get("status") == "complete":
-        return "complete" if not _differences(plan, cell, manifest) else "outdated"
+    elif manifest is not None and manifest.get("status") == "complete" and not _differences(plan, cell, manifest):
+        return "complete"
     state = read_cell_state(plan, cell)
     if state is not None and state.get("status") in ("failed", "missing", "interrupted"):
         return state["status"]
     if manifest is not None:
-        return "interrupted"
+        return "outdated" if manifest.get("status") == "complete" else "interrupted"
     return "pending"
