@@ -82,9 +82,8 @@ class NodeLauncher(Launcher):
                                                 f"{type(err).__name__}: {err}")
                         results.append(result)
                         events.cell_finished(result)
-            except KeyboardInterrupt:
-                for future in pending:
-                    future.cancel()
+            except KeyboardInterrupt:  # cells not started are dropped; running ones end as their workers decide
+                pool.shutdown(wait=False, cancel_futures=True)
                 raise
         return results
 
