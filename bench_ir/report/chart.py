@@ -16,7 +16,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from bench_ir.report.model import TableModel
 
-__all__ = ["EfficiencyPoint", "efficiency_points", "efficiency_chart_svg"]
+__all__ = ["EfficiencyPoint", "efficiency_points", "efficiency_chart", "efficiency_chart_svg"]
 
 _PUBLISHED_COLOUR = "#4c72b0"
 _MIRAGE_COLOUR = "#c44e52"
@@ -61,9 +61,7 @@ def _style(point: EfficiencyPoint) -> dict:
             "linewidths": 1.5, "marker": "D" if point.kind == "measured" else "o"}
 
 
-def efficiency_chart_svg(points: list[EfficiencyPoint], width_in: float = 10.0) -> str:
-    """Two panels (params, FLOPs) as an ``<svg>`` element; measured runs are green diamonds, hollow when
-    not comparable (sample data, --limit, random weights)."""
+def _figure(points: list[EfficiencyPoint], width_in: float) -> Figure:
     figure = Figure(figsize=(width_in, width_in * 0.42), layout="constrained")
     FigureCanvasAgg(figure)  # the Agg canvas; no pyplot, no global backend switch
     axes = figure.subplots(1, 2, sharey=True)
@@ -87,9 +85,25 @@ def efficiency_chart_svg(points: list[EfficiencyPoint], width_in: float = 10.0) 
     axes[1].xaxis.set_major_formatter(ScalarFormatter())
     axes[1].xaxis.set_minor_formatter(NullFormatter())
     figure.suptitle("PSNR vs. params and FLOPs (bubble area ∝ memory)", fontsize=10)
-    buffer = io.StringIO()
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "bench-ir"}):
-        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-    text = buffer.getvalue()
+    return figure
+
+
+def efficiency_chart(points: list[EfficiencyPoint], fmt: str = "svg", width_in: float = 10.0) -> bytes:
+    """The chart as a whole ``svg`` or ``pdf`` file (for a paper), without timestamps: same data, same bytes."""
+    figure = _figure(points, width_in)
+    buffer = io.BytesIO()
+    metadata = {"svg": {"Date": None, "Creator": None}, "pdf": {"CreationDate": None, "Creator": None,
+                                                                "Producer": None}}.get(fmt)
+    if metadata is None:
+        raise ValueError(f"unknown chart format '{fmt}'; expected svg or pdf")
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "bench-ir", "pdf.fonttype": 42}):
+        figure.savefig(buffer, format=fmt, metadata=metadata)
+    return buffer.getvalue()
+
+
+def efficiency_chart_svg(points: list[EfficiencyPoint], width_in: float = 10.0) -> str:
+    """Two panels (params, FLOPs) as an ``<svg>`` element; measured runs are green diamonds, hollow when
+    not comparable (sample data, --limit, random weights)."""
+    text = efficiency_chart(points, "svg", width_in).decode("utf-8")
     svg = text[text.index("<svg"):]
     return svg.replace("<svg ", '<svg id="efficiency-chart" role="img" aria-label="efficiency chart" ', 1)

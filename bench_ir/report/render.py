@@ -64,6 +64,11 @@ def template_environment(kind: Literal["latex", "html", "markdown"]) -> jinja2.E
                               autoescape=kind == "html", undefined=jinja2.StrictUndefined)
 
 
+def run_anchor(run_id: str) -> str:
+    """The HTML report's anchor of a run's section (``run-<id>``; characters outside [A-Za-z0-9_-] become '-')."""
+    return "run-" + re.sub(r"[^A-Za-z0-9_-]", "-", run_id)
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", text)
 
@@ -145,7 +150,8 @@ def _markdown_context(table: TableModel) -> dict[str, Any]:
 
 
 def _html_context(table: TableModel) -> dict[str, Any]:
-    return {"table": table, "fixed_headers": _header_cells(table), "groups": table.groups(),
+    return {"table": table, "fixed_headers": _header_cells(table), "groups": table.groups(), "anchor": run_anchor,
+            "provenance": [provenance_line(name, info) for name, info in table.provenance],
             "has_groups": any(label for label, _ in table.groups()),
             "ncols": len(_header_cells(table)) + len(table.columns),
             "table_id": f"table-{_slug(table.protocol)}"}

@@ -26,7 +26,7 @@ from bench_ir.leaderboard import (
     published_rows,
 )
 from bench_ir.report.delta import Tolerance, delta_blocks
-from bench_ir.report.measured import MeasuredRun, provenance, row_tags
+from bench_ir.report.measured import MeasuredRun, is_profile_run, provenance, row_tags
 from bench_ir.report.model import MISSING, Cell, NumericColumn, Row, RowBlock, TableModel, mark_best, metric_column
 
 __all__ = ["build_protocol_table", "published_table_row", "measured_table_row", "unique_name", "RANKING_NOTE",
@@ -138,7 +138,7 @@ def published_table_row(published: PublishedRow, columns: list[NumericColumn], t
     for (dataset, subset, metric), note in published.notes.items():
         reported = "; ".join(part.strip() for part in note.split(";") if is_inconsistency_note(part))
         recomputed = published.average_mismatch(metric) if dataset == AVERAGE else None
-        if reported and recomputed is not None and "mean of the printed" not in reported:
+        if reported and recomputed is not None and "mean" not in reported:
             reported += f"; the mean of the printed values is {recomputed:.3f}"
         if reported:
             cell = f"{column_label(dataset, subset)} {metric}" if dataset else metric.replace("_", " ")
@@ -201,7 +201,9 @@ def _convention_notes(measured: list[MeasuredRun]) -> list[str]:
 def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard: bool = True,
                          delta: Tolerance | None = None) -> TableModel:
     """The paper table of ``protocol`` with the published rows (when ``leaderboard``) and the runs; with
-    ``delta``, a reproduction block (published, measured, Δ) per run of a model with a published row."""
+    ``delta``, a reproduction block (published, measured, Δ) per run of a model with a published row.
+    Profile runs (protocol "efficiency") are left out: they only feed the efficiency table."""
+    measured = [run for run in measured if not is_profile_run(run.run)]
     for run in measured:
         if run.protocol != protocol:
             raise ValueError(f"run {run.run_id} was made with protocol '{run.protocol}', not '{protocol}'")
