@@ -71,15 +71,15 @@ def _row_names(profiled: list[MeasuredRun], taken: set[str]) -> list[str]:
 
 def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool = True) -> TableModel:
     """Efficiency table: published rows (when ``leaderboard``) and every run that has a profile."""
-    table = TableModel(protocol="efficiency", title="Efficiency",
-                       caption=caption_text("Efficiency: PSNR (3deg Average), memory, params and FLOPs",
-                                            "MIRAGE ICLR 2026 Table 6", measured),
+    table = TableModel(protocol="efficiency", title="Efficiency", caption="",
                        columns=list(EFFICIENCY_COLUMNS), blocks=[], show_params=False, source_header="Reference")
     published = published_rows(protocol_rows("efficiency", EFFICIENCY_TABLE)) if leaderboard else []
     joined = {run.profile_run.run_dir.resolve() for run in measured if run.profile_run is not None}
     profiled = [(run, figures) for run in measured
                 if not (is_profile_run(run.run) and run.run.run_dir.resolve() in joined)
                 and (figures := profile_figures(run.run, run.profile)) is not None]
+    table.caption = caption_text("Efficiency: PSNR (3deg Average), memory, params and FLOPs",
+                                 published[0].source if published else "", [run for run, _ in profiled])
     taken = {p.display_name for p in published}
     names = _row_names([run for run, _ in profiled], taken)
     runs = [measured_table_row(run, name, table.columns, table, _measured_lookup(run, figures))

@@ -34,7 +34,8 @@ _LATEX_UNICODE = {"∗": r"$^{\ast}$", "σ": r"$\sigma$", "↑": r"$\uparrow$", 
                   "—": "---", "’": "'", "‘": "`", "†": r"\dag{}", "‡": r"\ddag{}", "§": r"\S{}", "¶": r"\P{}",
                   "×": r"$\times$", "Δ": r"$\Delta$", "±": r"$\pm$", "≤": r"$\leq$", "≥": r"$\geq$",
                   "Ö": r"\"O", "ö": r"\"o", "Ü": r"\"U", "ü": r"\"u", "é": r"\'e", "·": r"$\cdot$",
-                  "≈": r"$\approx$", "−": r"$-$", "→": r"$\rightarrow$", "µ": r"$\mu$"}
+                  "≈": r"$\approx$", "−": r"$-$", "|": r"$|$", "<": r"$<$", ">": r"$>$", "→": r"$\rightarrow$",
+                  "µ": r"$\mu$"}
 # An ASCII "-" before another "-" (as in --limit) gets "{}" so that pdflatex does not print an en dash.
 _LATEX_SPECIAL["-"] = "-{}"
 _LATEX_PATTERN = re.compile("-(?=-)|" + "|".join(re.escape(c) for c in [*_LATEX_SPECIAL, *_LATEX_UNICODE] if c != "-"))
