@@ -21,8 +21,8 @@ __all__ = ["EfficiencyPoint", "efficiency_points", "efficiency_chart", "efficien
 _PUBLISHED_COLOUR = "#4c72b0"
 _MIRAGE_COLOUR = "#c44e52"
 _MEASURED_COLOUR = "#2ca02c"
-_DEFAULT_MEMORY = 2000.0
-_LOG_TICKS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)  # bubble size for a point without a memory figure
+_DEFAULT_MEMORY = 2000.0  # bubble size for a point without a memory figure
+_LOG_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
 @dataclass(frozen=True)

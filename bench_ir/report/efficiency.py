@@ -27,9 +27,9 @@ __all__ = ["EFFICIENCY_COLUMNS", "build_efficiency_table", "PSNR_PROTOCOL"]
 PSNR_PROTOCOL = "3deg"
 EFFICIENCY_COLUMNS = [
     NumericColumn(("", "PSNR_3deg_average"), "", "PSNR", higher_is_better=True, decimals=2),
-    NumericColumn(("", "memory"), "", "Memory", higher_is_better=False, decimals=0, unit="M"),
-    NumericColumn(("", "params"), "", "Params", higher_is_better=False, decimals=2, unit="M"),
-    NumericColumn(("", "FLOPs"), "", "FLOPs", higher_is_better=False, decimals=0, unit="G"),
+    NumericColumn(("", "memory"), "", "Memory", higher_is_better=False, decimals=0, unit="M", min_significant=2),
+    NumericColumn(("", "params"), "", "Params", higher_is_better=False, decimals=2, unit="M", min_significant=2),
+    NumericColumn(("", "FLOPs"), "", "FLOPs", higher_is_better=False, decimals=0, unit="G", min_significant=2),
 ]
 _FIGURE_KEYS = {"memory": "memory_m", "params": "params_m", "FLOPs": "flops_g"}
 
@@ -51,6 +51,8 @@ def _published_lookup(row: PublishedRow):
 def _profile_note(name: str, run: MeasuredRun) -> str | None:
     profile = run.profile or {}
     settings = [f"{key} {profile[key]}" for key in ("device", "input_shape", "dtype") if profile.get(key)]
+    if profile.get("size") and not profile.get("input_shape"):
+        settings.append(f"input {profile.get('batch') or 1}x3x{profile['size']}x{profile['size']}")
     source = run.profile_run.run_dir.name if run.profile_run is not None and not run.run.profile else ""
     where = f" (profile run {source})" if source else ""
     static = "; params and FLOPs only" if profile.get("static") else ""

@@ -52,6 +52,7 @@ class NumericColumn:
     decimals: int
     unit: str = ""
     leading_zero: bool = True
+    min_significant: int = 0  # a small non-zero value keeps this many significant digits (0.021G, not 0G)
 
     @property
     def arrow(self) -> str:
@@ -64,7 +65,10 @@ class NumericColumn:
         """Printed text of ``value`` ("–" when missing); ``leading_zero`` overrides the column style."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return MISSING
-        text = f"{value:.{self.decimals}f}"
+        decimals = self.decimals
+        if self.min_significant and value != 0:
+            decimals = max(decimals, self.min_significant - 1 - math.floor(math.log10(abs(value))))
+        text = f"{value:.{decimals}f}"
         keep_zero = self.leading_zero if leading_zero is None else leading_zero
         if not keep_zero and abs(value) < 1:
             text = text.replace("0.", ".", 1)
