@@ -9,6 +9,7 @@ comparison strips it appears in.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from markupsafe import Markup
@@ -16,11 +17,12 @@ from markupsafe import Markup
 from bench_ir.report.chart import efficiency_chart_svg, efficiency_points
 from bench_ir.report.delta import Tolerance
 from bench_ir.report.efficiency import build_efficiency_table
-from bench_ir.report.measured import MeasuredRun, is_profile_run, provenance
+from bench_ir.report.measured import MeasuredRun, is_profile_run, measure, provenance
 from bench_ir.report.model import TableModel, shift_footnotes
 from bench_ir.report.render import render, run_anchor, template_environment
 from bench_ir.report.strips import build_strips
 from bench_ir.report.tables import build_protocol_table
+from bench_ir.results import Run
 
 __all__ = ["html_report", "run_anchor"]
 
@@ -53,10 +55,17 @@ def _html_table(table: TableModel) -> Markup:
     return Markup(render(table, "html"))
 
 
-def html_report(protocol: str, measured: list[MeasuredRun], leaderboard: bool = True, crop: int = 128,
+def html_report(protocol: str, measured: Sequence[MeasuredRun | Run], leaderboard: bool = True, crop: int = 128,
                 delta: Tolerance | None = None, caption: str | None = None) -> str:
-    """One HTML page for ``protocol`` and ``measured`` runs (joined with their profiles for the efficiency
-    section; see :func:`bench_ir.report.measure_runs`)."""
+    """One HTML page for ``protocol`` and ``measured`` runs: measured runs joined with their profiles (see
+    :func:`bench_ir.report.measure_runs`), or loaded runs, which are measured and joined among themselves."""
+    if any(isinstance(run, Run) for run in measured):
+        from bench_ir.report.profiles import attach_profiles, find_profile_runs
+
+        loaded = [run for run in measured if isinstance(run, Run)]
+        measured = [run if isinstance(run, MeasuredRun) else measure(run) for run in measured]
+        attach_profiles(measured, find_profile_runs(loaded))
+    measured = list(measured)  # type: ignore[assignment]
     if protocol == "efficiency":
         main = build_efficiency_table(measured, leaderboard=leaderboard)
     else:
