@@ -377,3 +377,10 @@ def test_profile_throughput_keeps_significant_digits():
     from bench_ir.profiling import _throughput
 
     assert (_throughput(0.0412), _throughput(3.456), _throughput(1234.5)) == ("0.0412", "3.46", "1234.5")
+
+
+def test_a_run_limited_to_one_image_says_image_not_images(tmp_path):
+    from bench_ir.runner import RunConfig, run_protocol
+
+    outcome = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=1))
+    assert "--limit 1: at most 1 image per task, not the full test sets" in outcome.notices
