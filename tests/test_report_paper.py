@@ -361,6 +361,13 @@ def test_compare_leaderboard_says_why_a_run_is_not_ranked():
             "sample (synthetic) data; --limit 2 (at most 2 images per task); random weights.") in output
 
 
+def test_a_run_scored_with_another_convention_is_not_ranked_and_says_so(tmp_path):
+    run = _write_run(tmp_path / "m3", [("dehaze", "a.png", 30.0, 0.97)], label="Mine",
+                     convention={"id": "M3", "name": "onerestore-cdd11", "description": "other"})
+    output = " ".join(_cli("compare", str(run), "--leaderboard").split())
+    assert "Mine is not ranked" in output and "metric convention M3, not the protocol's M1" in output
+
+
 @pytest.mark.parametrize("fmt", ["csv", "markdown"])
 def test_compare_writes_csv_and_markdown_for_machines(fmt):
     text = _cli("compare", str(STORE / "5deg-mirage-t"), str(STORE / "5deg-mynet"), "--n-boot", "100",

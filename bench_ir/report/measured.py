@@ -63,7 +63,26 @@ def noncomparable_reasons(manifest: dict[str, Any]) -> list[str]:
     status = manifest.get("status")
     if status is not None and status != "complete":
         reasons.append(f"run {status}, not complete")
+    other = _other_convention(manifest)
+    if other:
+        reasons.append(other)
     return reasons
+
+
+def _other_convention(manifest: dict[str, Any]) -> str | None:
+    """'metric convention M3, not the protocol's M1' when the run was scored with another convention than its
+    (built-in) protocol's; None when they agree or the protocol cannot be loaded by name."""
+    used = str((manifest.get("convention") or {}).get("id") or "")
+    name = str((manifest.get("protocol") or {}).get("name") or "")
+    if not used or not name or name == "efficiency":
+        return None
+    try:
+        from bench_ir.protocol import load_protocol
+
+        expected = load_protocol(name).convention
+    except Exception:  # noqa: BLE001 - an ad-hoc or removed protocol: nothing to compare with
+        return None
+    return f"metric convention {used}, not the protocol's {expected}" if used != expected else None
 
 
 def _incomplete_tasks(protocol: dict[str, Any], images: dict[str, int]) -> list[str]:
