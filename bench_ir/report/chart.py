@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench_ir.report.model import TableModel
 
@@ -53,6 +53,16 @@ def efficiency_points(table: TableModel) -> list[EfficiencyPoint]:
     return points
 
 
+def _log_ticks(low: float, high: float, most: int = 8) -> list[float]:
+    """1-2-5 ticks covering [low/2, high*2]; thinned to 1-5, then to powers of ten, when there are too many."""
+    ticks = [t for t in _LOG_TICKS if low / 2 <= t <= high * 2]
+    for keep in ("125", "15", "1"):
+        thinned = [t for t in ticks if f"{t:g}".lstrip("0.")[0] in keep]
+        if len(thinned) <= most:
+            return thinned
+    return thinned
+
+
 def _style(point: EfficiencyPoint) -> dict:
     colour = _MEASURED_COLOUR if point.kind == "measured" else (
         _MIRAGE_COLOUR if point.name.startswith("MIRAGE") else _PUBLISHED_COLOUR)
@@ -81,8 +91,8 @@ def _figure(points: list[EfficiencyPoint], width_in: float) -> Figure:
     axes[1].set_xscale("log")
     flops = [p.flops_g for p in points if p.flops_g]
     if flops:
-        axes[1].set_xticks([t for t in _LOG_TICKS if min(flops) / 2 <= t <= max(flops) * 2])
-    axes[1].xaxis.set_major_formatter(ScalarFormatter())
+        axes[1].set_xticks(_log_ticks(min(flops), max(flops)))
+    axes[1].xaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
     axes[1].xaxis.set_minor_formatter(NullFormatter())
     figure.suptitle("PSNR vs. params and FLOPs (bubble area ∝ memory)", fontsize=10)
     return figure
