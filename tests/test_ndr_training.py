@@ -112,7 +112,8 @@ def test_ndr_recipe_states_the_released_training():
     assert (recipe.schedule.name, recipe.schedule.unit, recipe.schedule.milestones, recipe.schedule.gamma) == (
         "multistep", "step", [200_000, 400_000, 600_000, 800_000], 0.5)
     mix = {s.task: (s.layout, s.repeat, s.sigmas, s.sigma_draw, s.noise, s.crop_multiple) for s in recipe.data}
-    assert mix == {"dehaze": ("dehaze_ots", 1, [], "each", "uint8", 1), "derain": ("derain", 120, [], "each", "uint8", 1),
+    assert mix == {"dehaze": ("dehaze_ots", 1, [], "each", "uint8", 1),
+                   "derain": ("derain", 120, [], "each", "uint8", 1),
                    "denoise": ("denoise", 3, [15.0, 25.0, 50.0], "random", "float", 1)}
 
 

@@ -29,7 +29,7 @@ def test_5deg_recipe_states_the_official_training_script():
     recipe = load_recipe("5deg")
     assert (recipe.patch_size, recipe.batch_size, recipe.augmentation) == (128, 32, "dihedral_nonidentity")
     assert dataclasses.asdict(recipe.optimizer) == {"name": "adamw", "lr": 2e-4, "weight_decay": 0.01,
-                                                    "betas": [0.9, 0.999], "eps": 1e-8}
+                                                    "betas": [0.9, 0.999], "eps": 1e-8, "factory": None}
     schedule = recipe.schedule
     assert (schedule.name, schedule.unit, schedule.warmup, schedule.max, schedule.delay) == (
         "warmup_cosine", "epoch", 15, 150, 1)

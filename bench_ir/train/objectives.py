@@ -106,8 +106,8 @@ def build_objective(plan: TrainPlan) -> Objective:
 def build_optimizer(plan: TrainPlan, spec: OptimizerSpec, model: nn.Module,
                     fused: bool = False) -> torch.optim.Optimizer:
     """The plan's optimizer factory (recipe ``optimizer.factory`` or card option ``optimizer``) when one is named,
-    else the recipe's AdamW/Adam over all trainable parameters (torch defaults for everything the recipe does not state; ``fused`` selects the fused CUDA
-    kernel, the same update up to float rounding)."""
+    else the recipe's AdamW/Adam over all trainable parameters (torch defaults for everything the recipe does not
+    state; ``fused`` selects the fused CUDA kernel, the same update up to float rounding)."""
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError("the model has no trainable parameters; nothing to train")
