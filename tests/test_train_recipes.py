@@ -21,6 +21,13 @@ def test_every_builtin_recipe_loads_and_resolves_for_mirage_t(name):
     assert recipe.validation.protocol is not None
 
 
+@pytest.mark.parametrize("name", list_recipes())
+def test_every_builtin_recipe_passes_validate(name):
+    from bench_ir.validation import validate_file
+
+    assert validate_file(recipes_dir() / f"{name}.yaml") == ("recipe", name)
+
+
 def test_issue_lists_the_required_recipes():
     assert {"3deg", "5deg", "cdd11", "allweather", "dehaze", "derain", "denoise", "sample"} <= set(list_recipes())
 

@@ -253,6 +253,8 @@ def _check(recipe: Recipe, where: str) -> None:
             raise SpecError(f"{at}: field 'root' (folder relative to --data-root) is required")
         if any(s <= 0 for s in spec.sigmas):
             raise SpecError(f"{at}: noise sigmas must be positive, got {spec.sigmas}")
+        if not spec.sigmas and (spec.sigma_draw != "each" or spec.noise != "uint8"):
+            raise SpecError(f"{at}: 'sigma_draw' and 'noise' apply to noise sigmas; this entry has no 'sigmas'")
         if spec.repeat < 1 or spec.crop_multiple < 1:
             raise SpecError(f"{at}: 'repeat' and 'crop_multiple' must be >= 1")
     if recipe.patch_size < 8 or recipe.batch_size < 1:
