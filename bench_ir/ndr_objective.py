@@ -92,12 +92,15 @@ class NDRObjective:
         return "restoration" if (step // self.alternate_every) % 2 == 0 else "degradation"
 
     def __call__(self, model: nn.Module, lq: torch.Tensor, gt: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        expected = ("NDRObjective trains a model called as model(lq, clean) -> (restored, synthetic LQ), such as "
+                    f"ndr-restore; {type(getattr(model, 'module', model)).__name__} is not one")
         try:
-            restored, degraded = model(lq, gt)
+            output = model(lq, gt)
         except TypeError as err:
-            raise ValueError(f"NDRObjective trains a model called as model(lq, clean) -> (restored, synthetic LQ), "
-                             f"such as ndr-restore; {type(getattr(model, 'module', model)).__name__} is not one "
-                             f"({err})") from err
+            raise ValueError(f"{expected} ({err})") from err
+        if not (isinstance(output, tuple) and len(output) == 2):
+            raise ValueError(f"{expected} (it returned {type(output).__name__})")
+        restored, degraded = output
         restoration = F.l1_loss(restored, gt)
         degradation = F.l1_loss(degraded, lq)
         phase = self.phase(step)

@@ -154,12 +154,42 @@ def test_a_recipe_optimizer_factory_wins_over_the_card():
     assert resolve_plan(recipe, get_card("ndr-restore")).optimizer_factory == "torch.optim:SGD"
 
 
-def test_the_ndr_objective_rejects_a_model_without_a_degradation_branch():
+class _TwoInputs(torch.nn.Module):
+    def forward(self, x, y=None):
+        return x
+
+
+@pytest.mark.parametrize("model", [torch.nn.Identity(), _TwoInputs()])
+def test_the_ndr_objective_rejects_a_model_without_a_degradation_branch(model):
     with pytest.raises(ValueError, match="model\\(lq, clean\\)"):
-        NDRObjective()(torch.nn.Identity(), torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), 0)
+        NDRObjective()(model, torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), 0)
 
 
-# --- data: sigma drawn per item, float noise ------------------------------------------------------------------
+# --- data: the recipe's mix, sigma drawn per item, float noise ------------------------------------------------
+
+def _image(path: Path, value: int) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((40, 48, 3), value, np.uint8)).save(path)
+
+
+def test_ndr_recipe_finds_the_train_layout_with_its_repeats(tmp_path):
+    for name in ("0001_0.8_0.2.jpg", "0002_0.9_0.1.jpg"):
+        _image(tmp_path / "Train/Dehaze/synthetic/part1" / name, 200)
+    for i in (1, 2):
+        _image(tmp_path / "Train/Dehaze/original" / f"000{i}.png", 100)
+        _image(tmp_path / f"Train/Derain/rainy/rain-{i}.png", 180)
+        _image(tmp_path / f"Train/Derain/gt/norain-{i}.png", 90)
+    for i in range(3):
+        _image(tmp_path / f"Train/Denoise/{i}.png", 128)
+    dataset = build_training_set(load_recipe("ndr"), tmp_path, patch_size=32, seed=0)
+    assert {p["task"]: (p["pairs"], p["items"]) for p in dataset.describe()} == {
+        "dehaze": (2, 2), "derain": (2, 240), "denoise": (3, 9)}
+    assert dataset.notices == []
+    item = dataset[(0, len(dataset) - 1)]  # a noise item: float noise around the grey image
+    assert item["input"].shape == (3, 32, 32) and not torch.equal(item["input"], item["target"])
+
 
 def _noise_items(folder: Path, **options) -> list[dict]:
     """Items of a ``denoise`` set of 8 flat grey (128) 64 px images, sigmas {15, 25, 50}, 48 px patches."""
