@@ -25,7 +25,15 @@ from typer.testing import CliRunner
 from bench_ir.cards import get_card
 from bench_ir.cli import app
 from bench_ir.models.ndr import NDRRestore
-from bench_ir.ndr_objective import NDRObjective, ndr_optimizer
+from bench_ir.ndr_objective import (
+    BATCH_SIZE,
+    GRAD_CLIP_NORM,
+    LR_GAMMA,
+    LR_MILESTONES,
+    PATCH_SIZE,
+    NDRObjective,
+    ndr_optimizer,
+)
 from bench_ir.train.data import build_training_set
 from bench_ir.train.objectives import build_objective, build_optimizer
 from bench_ir.train.recipes import DataSpec, load_recipe, resolve_plan
@@ -93,6 +101,17 @@ def test_weights_after_three_steps_match_the_official_checksum(replay):
         assert float(delta[name].abs().sum()) == pytest.approx(value, rel=2e-3, abs=1e-9), name
 
 
+def test_the_update_clips_the_global_gradient_norm_before_stepping():
+    # with the recorded weights the official norm (about 1.5) stays under 10, so the replay cannot see the clip
+    weight = torch.nn.Parameter(torch.zeros(4))
+    model = torch.nn.Module()
+    model.weight = weight
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    norm = apply_update(model, optimizer, (weight * torch.tensor([3.0, 4.0, 0.0, 0.0])).sum(), grad_clip=0.5)
+    assert float(norm) == pytest.approx(5.0)
+    torch.testing.assert_close(weight.detach(), torch.tensor([-0.3, -0.4, 0.0, 0.0]))
+
+
 def test_the_recipe_schedule_halves_the_lr_at_the_same_iterations_as_the_official_scheduler():
     schedule = load_recipe("ndr").schedule
     for step, lr in OFFICIAL["lr_at_step"].items():
@@ -105,6 +124,8 @@ def test_ndr_recipe_states_the_released_training():
     recipe = load_recipe("ndr")
     plan = resolve_plan(recipe, get_card("ndr-restore"))
     assert (plan.batch_size, plan.patch_size, plan.steps, recipe.augmentation) == (4, 128, 6_000_000, "dihedral")
+    assert (plan.batch_size, plan.patch_size, plan.grad_clip) == (BATCH_SIZE, PATCH_SIZE, GRAD_CLIP_NORM)
+    assert (tuple(recipe.schedule.milestones), recipe.schedule.gamma) == (LR_MILESTONES, LR_GAMMA)
     assert (plan.objective, plan.grad_clip) == ("bench_ir.ndr_objective:NDRObjective", 10.0)
     assert plan.objective_args == {"lambda_restore": 1.0, "lambda_degrade": 1.0, "schedule": "joint"}
     assert (recipe.optimizer.name, recipe.optimizer.lr, recipe.optimizer.betas, recipe.optimizer.weight_decay) == (
