@@ -447,9 +447,9 @@ def docs(
 # ----------------------------------------------------------------------------------------- validate
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="model card or protocol YAML files")],
+    files: Annotated[list[Path], typer.Argument(help="model card, protocol or training recipe YAML files")],
 ) -> None:
-    """Validate model cards and protocol files without running anything."""
+    """Validate model cards, protocol and recipe files without running anything."""
     from bench_ir.validation import validate_file
 
     failed = False
