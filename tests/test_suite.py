@@ -203,6 +203,20 @@ def test_the_sample_suite_runs_end_to_end(local_suite):
     assert command[:2] == ["bench-ir", "run"] and command[-3:] == ["--run-dir", str(run.run_dir), "--resume"]
 
 
+def test_efficiency_rows_join_each_run_to_its_models_profile(local_suite):
+    from bench_ir.suite.report import join_profiles
+
+    _, suite_dir, _ = local_suite
+    plan = SuitePlan.load(suite_dir)
+    runs = [load_run(plan.run_dir(c)) for c in plan.cells if c.kind == "run"]
+    profiles = [load_run(plan.run_dir(c)) for c in plan.cells if c.kind == "profile"]
+    measured = join_profiles(runs, profiles)
+    for run in measured[:len(runs)]:
+        model = run.manifest["model"]["name"]
+        assert run.profile_run is not None and run.profile_run.manifest["model"]["name"] == model
+        assert run.profile is not None and run.profile["size"] == 32
+
+
 def test_suite_report_writes_every_table_and_an_index(local_suite, tmp_path):
     _, suite_dir, _ = local_suite
     report = write_suite_report(suite_dir, tmp_path / "report", pdf=False)
@@ -210,7 +224,7 @@ def test_suite_report_writes_every_table_and_an_index(local_suite, tmp_path):
     for name, files in report.tables.items():
         assert {f.suffix for f in files.values()} == {".tex", ".csv", ".md", ".html"}
         assert all(f.is_file() and f.stat().st_size > 0 for f in files.values())
-        assert "TinyUNet" in (tmp_path / "report" / f"{name}.csv").read_text() or name == "efficiency"
+        assert "TinyUNet" in (tmp_path / "report" / f"{name}.csv").read_text()
     index = report.index.read_text()
     for name in ("3deg", "5deg", "efficiency"):
         assert f'href="{name}.tex"' in index and f'href="{name}.html"' in index
@@ -316,7 +330,8 @@ def test_the_latex_tables_compile_to_pdf_where_pdflatex_exists(local_suite, tmp_
     _, suite_dir, _ = local_suite
     plan = SuitePlan.load(suite_dir)
     runs = [load_run(plan.run_dir(c)) for c in plan.cells if c.kind == "run" and c.protocol == "5deg"]
-    tex = render_table("5deg", runs, "latex", tmp_path / "5deg.tex")
+    assert len(runs) == 2
+    tex = render_table("5deg", runs, "latex", tmp_path / "5deg.tex", standalone=True)
     assert latex_pdf(tex, tmp_path / "5deg.pdf") is None
     assert (tmp_path / "5deg.pdf").read_bytes().startswith(b"%PDF")
 
