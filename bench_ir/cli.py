@@ -196,16 +196,17 @@ class ListWhat(str, Enum):
     protocols = "protocols"
     runs = "runs"
     conventions = "conventions"
+    suites = "suites"
 
 
 @app.command("list")
 def list_(
-    what: Annotated[ListWhat, typer.Argument(help="models | protocols | runs | conventions")],
+    what: Annotated[ListWhat, typer.Argument(help="models | protocols | runs | conventions | suites")],
     details: Annotated[bool, typer.Option("--details", help="full description (protocols)")] = False,
     runs_root: Annotated[Path, typer.Option(help="where runs are stored")] = Path("runs"),
     registry: Annotated[Path | None, typer.Option(help="folder of model cards")] = None,
 ) -> None:
-    """List registered models, protocols, metric conventions or stored runs."""
+    """List registered models, protocols, metric conventions, shipped suites or stored runs."""
     from bench_ir import listing
 
     try:
@@ -216,6 +217,8 @@ def list_(
                 console.print(renderable)
         elif what is ListWhat.conventions:
             console.print(listing.conventions_table())
+        elif what is ListWhat.suites:
+            console.print(listing.suites_table())
         else:
             console.print(listing.runs_table(runs_root))
     except USER_ERRORS as err:

@@ -80,6 +80,14 @@ def test_every_shipped_suite_validates():
         assert f"suite '{name}'" in result.output
 
 
+def test_list_suites_shows_every_shipped_suite_with_its_cells():
+    result = runner.invoke(app, ["list", "suites"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "mirage-paper" in result.output and "own-checkpoints" in result.output
+    assert any(line.split("│")[1].strip() == "sample" and line.split("│")[-2].strip() == "4"
+               for line in result.output.splitlines() if "│" in line)
+
+
 def test_paper_suite_names_the_official_checkpoint_files():
     suite = load_suite("mirage-paper")
     checkpoints = {(e.model, Path(e.checkpoint).name) for e in suite.entries if e.checkpoint}
