@@ -23,7 +23,7 @@ from typing import Any
 from bench_ir.yamlio import SpecError
 
 __all__ = ["FactoryRef", "Parameters", "parse_factory", "locate_module_file", "static_parameters",
-           "runtime_parameters", "check_args"]
+           "top_level_names", "runtime_parameters", "check_args"]
 
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -146,6 +146,31 @@ def static_parameters(source: Path, attr: str) -> Parameters | None:
                 return Parameters((), ())  # torch.nn.Module.__init__ takes no arguments
             return None
     return None
+
+
+def top_level_names(source: Path) -> tuple[set[str], bool]:
+    """(names bound at the top level of the Python file ``source``: functions, classes, assignments, imports;
+    whether it may bind others dynamically: a star import or a module ``__getattr__``). Nothing is imported."""
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    except SyntaxError as err:
+        raise SpecError(f"{source}:{err.lineno}: invalid Python ({err.msg})") from err
+    names: set[str] = set()
+    dynamic = False
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            dynamic |= node.name == "__getattr__"
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                dynamic |= alias.name == "*"
+                names.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, (ast.If, ast.Try)):
+            dynamic = True  # conditional definitions: not read here
+    return names, dynamic
 
 
 def runtime_parameters(factory: Any) -> Parameters | None:

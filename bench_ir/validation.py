@@ -1,19 +1,21 @@
-"""`bench-ir validate`: check a model card or protocol file without running it.
+"""`bench-ir validate`: check a model card, protocol, training recipe or suite file without running it.
 
-A card is checked statically by default: its schema, the shape of its factory string (``module.path:callable``
-or ``file.py:callable``), that the factory's module file exists, and its ``args`` against the factory's
-signature as read from the module's syntax tree (bench_ir.signatures) -- no code of the card is imported.
-``import_factory=True`` (``--import``) imports the module (which runs its code) and checks the args against the
-real signature. A protocol is loaded and validated (includes, safe task/dataset names, layout folders).
+Code named by a file is checked statically by default, never imported: a card's schema, the shape of its factory
+string (``module.path:callable`` or ``file.py:callable``), that the factory's module file exists, and its ``args``
+against the factory's signature as read from the module's syntax tree (bench_ir.signatures); the training hooks a
+card or recipe names (objective, optimizer factory) must exist in their modules' files. ``import_factory=True``
+(``--import``) imports them (which runs their code) and checks the args against the real signature. A protocol is
+loaded and validated (includes, safe task/dataset names, layout folders).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from bench_ir.yamlio import SpecError, read_yaml
+from bench_ir.yamlio import SpecError, read_yaml, read_yaml_with_includes
 
-__all__ = ["validate_file", "validate_card_static"]
+__all__ = ["validate_file", "validate_card_static", "check_hooks_static"]
 
 
 def validate_card_static(card, notes: list[str] | None = None) -> None:
@@ -38,28 +40,86 @@ def validate_card_static(card, notes: list[str] | None = None) -> None:
     check_args(params, card.args, f"model card {where}", card.factory)
 
 
-def validate_file(path: str | Path, import_factory: bool = False, notes: list[str] | None = None) -> tuple[str, str]:
-    """Validate ``path`` as a protocol (has ``tasks`` or ``include``) or a model card (has ``factory``).
+def check_hooks_static(hooks: dict[str, str | None], where: str, notes: list[str] | None = None) -> None:
+    """Every named hook (``{"loss.objective": "module:name", ...}``; None = not set) must be a ``module:name`` whose
+    module file exists and defines ``name`` at its top level; found without importing. A SpecError names ``where``
+    and the field; a name the file may define dynamically is a note."""
+    from bench_ir.signatures import locate_module_file, parse_factory, top_level_names
 
-    A card is checked statically (see the module docstring), or with ``import_factory`` by importing its factory
-    and binding its args to the real signature. Returns (kind, name); raises SpecError naming the file and field.
-    Remarks that are not errors (e.g. a signature that cannot be read statically) are appended to ``notes``."""
+    for field_name, text in hooks.items():
+        if text is None:
+            continue
+        ref = parse_factory(str(text), f"{where}: {field_name}")
+        source = locate_module_file(ref, None)
+        if source is None:
+            raise SpecError(f"{where}: {field_name}: module '{ref.module or ref.file}' not found (searched the import "
+                            "path, without importing)")
+        names, dynamic = top_level_names(source)
+        if ref.attr not in names:
+            if not dynamic:
+                raise SpecError(f"{where}: {field_name}: {source} defines no '{ref.attr}'")
+            if notes is not None:
+                notes.append(f"{where}: {field_name}: '{ref.attr}' is not defined literally in {source}; "
+                             "`validate --import` checks it")
+
+
+def validate_file(path: str | Path, import_factory: bool = False, notes: list[str] | None = None) -> tuple[str, str]:
+    """Validate ``path`` as a suite (has ``entries``), a protocol (has ``tasks``), a training recipe (has ``data``)
+    or a model card (has ``factory``); ``include:`` chains are resolved first.
+
+    Code is checked statically (see the module docstring); with ``import_factory`` a card's factory is imported and
+    its args bound to the real signature, and named hooks (a card's options ``objective``/``optimizer``, a recipe's
+    ``loss.objective``/``optimizer.factory``) are imported. Returns (kind, name); raises SpecError naming the file
+    and field. Remarks that are not errors (e.g. a signature that cannot be read statically) go to ``notes``."""
     from bench_ir.cards import check_card_args, load_card, resolve_factory
     from bench_ir.protocol import load_protocol
+    from bench_ir.train.objectives import check_hooks
 
     path = Path(path)
     data = read_yaml(path)
-    if "tasks" in data or "include" in data:
+    if "entries" in data:
+        from bench_ir.suite.spec import load_suite
+
+        return "suite", load_suite(path).name
+    if "include" in data:
+        data = {**read_yaml_with_includes(path), **data}
+    if "tasks" in data:
         protocol = load_protocol(path)
         return "protocol", protocol.name
+    if "data" in data:
+        from bench_ir.train.recipes import load_recipe
+
+        recipe = load_recipe(path)
+        hooks = {"loss.objective": recipe.loss.objective, "optimizer.factory": recipe.optimizer.factory}
+        if import_factory:
+            check_hooks(hooks, str(path))
+        else:
+            check_hooks_static(hooks, str(path), notes)
+        return "recipe", recipe.name
     if "factory" in data:
         card = load_card(path)
+        hooks = {f"options.{key}{'' if value == 'default' else '.' + value}": option
+                 for key in ("objective", "optimizer") for value, option in _option_values(card.options, key)}
         if not import_factory:
             validate_card_static(card, notes)
+            check_hooks_static(hooks, str(path), notes)
             return "model card", card.name
         factory = resolve_factory(card)
         if not callable(factory):
             raise SpecError(f"{path}: field 'factory': {card.factory} is not callable")
         check_card_args(card, factory)
+        check_hooks(hooks, str(path))
         return "model card", card.name
-    raise SpecError(f"{path}: neither a protocol (no 'tasks') nor a model card (no 'factory')")
+    raise SpecError(f"{path}: neither a suite (no 'entries'), a protocol (no 'tasks'), a recipe (no 'data') nor a "
+                    "model card (no 'factory')")
+
+
+def _option_values(options: dict[str, Any], key: str) -> list[tuple[str, Any]]:
+    """The values a card option can take: ``[("default", v)]`` for a plain value, default and paper for a
+    ``{default:, paper:}`` mapping."""
+    if key not in options:
+        return []
+    option = options[key]
+    if not isinstance(option, dict):
+        return [("default", option)]
+    return [(which, option[which]) for which in ("default", "paper") if option.get(which) is not None]

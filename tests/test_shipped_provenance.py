@@ -16,7 +16,7 @@ from bench_ir.checkpoints import convert_checkpoint
 from bench_ir.manifest import portable_path, project_root
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ("registry", "protocols", "examples", "bench/results")
+SHIPPED = ("registry", "protocols", "examples", "suites", "bench/results")
 MACHINE_PATH = re.compile(r"(^|[\s\"'=(\[,:])(/(home|Users|root|tmp|work|mnt|opt|var|private|data|scratch)/|~/)"
                           r"|^/[^/\s]|^[A-Za-z]:[\\/]")
 
