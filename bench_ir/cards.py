@@ -37,6 +37,7 @@ __all__ = [
     "get_card",
     "with_model_args",
     "check_card_args",
+    "card_record",
     "create_model",
     "count_parameters",
     "ENTRY_POINT_GROUP",
@@ -208,6 +209,16 @@ def resolve_factory(card: ModelCard):
     except AttributeError as err:
         raise SpecError(f"{card.source or card.name}: field 'factory': module '{module_name}' has no "
                         f"attribute '{attr}'") from err
+
+
+def card_record(card: ModelCard) -> dict[str, Any]:
+    """The card as a manifest records it: every field, with ``source`` as a portable path
+    (bench_ir.manifest.portable_path: relative to the project or the current folder, never a home folder)."""
+    from dataclasses import asdict
+
+    from bench_ir.manifest import portable_path
+
+    return {**asdict(card), "source": portable_path(card.source)}
 
 
 def check_card_args(card: ModelCard, factory: Any | None = None) -> None:

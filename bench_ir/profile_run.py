@@ -7,13 +7,12 @@ can place it beside the paper's efficiency table.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import sys
 from pathlib import Path
 
 from bench_ir.acceleration import plan_execution
-from bench_ir.cards import ModelCard, count_parameters, create_model, get_card
+from bench_ir.cards import ModelCard, card_record, count_parameters, create_model, get_card
 from bench_ir.engine import resolve_device, resolve_dtype
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
 from bench_ir.profiling import ProfileResult, count_flops, inference_parameter_count, profile_model
@@ -75,7 +74,7 @@ def _write_profile_run(folder: Path, card, params: int, checkpoint: dict | None,
         "status": "complete",
         "protocol": {"name": "efficiency", "tasks": [], "average": [], "leaderboard_table": "table6_efficiency.csv"},
         "model": {"name": card.name, "display_name": card.display_name, "params": params,
-                  "args_overrides": args_overrides, "card": dataclasses.asdict(card)},
+                  "args_overrides": args_overrides, "card": card_record(card)},
         "checkpoint": checkpoint,
         "random_weights": False,  # weights do not change params, FLOPs, memory or speed
         "sample": False,

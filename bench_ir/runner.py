@@ -155,6 +155,7 @@ def _check_resume(existing: dict[str, Any], manifest: dict[str, Any], run_dir: P
 def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
                  on_model: Callable[[torch.nn.Module], None] | None = None) -> RunOutcome:
     """Run ``config.model`` on every task of ``config.protocol``; see the module docstring."""
+    from bench_ir.cards import card_record
     from bench_ir.checkpoints import sha256_file
     from bench_ir.data.datasets import build_task_dataset
     from bench_ir.metrics.conventions import get_convention
@@ -225,7 +226,7 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
         "convention": {"id": convention.id, "name": convention.name, "description": convention.describe()},
         "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(model),
                   "args_overrides": dict(config.model_args) or None,
-                  "card": {**dataclasses.asdict(card), "source": portable_path(card.source)}},
+                  "card": card_record(card)},
         "checkpoint": ({"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None),
         "random_weights": random_weights,
         "sample": config.sample,

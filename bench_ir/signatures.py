@@ -148,29 +148,39 @@ def static_parameters(source: Path, attr: str) -> Parameters | None:
     return None
 
 
-def top_level_names(source: Path) -> tuple[set[str], bool]:
-    """(names bound at the top level of the Python file ``source``: functions, classes, assignments, imports;
-    whether it may bind others dynamically: a star import or a module ``__getattr__``). Nothing is imported."""
+def top_level_names(source: Path) -> tuple[dict[str, str], bool]:
+    """(names bound at the top level of the Python file ``source`` -> how: ``def``, ``class``, ``import``,
+    ``literal`` (assigned a constant, list, tuple, dict or set of constants) or ``assign``; whether the file may bind
+    other names dynamically: a star import, a module ``__getattr__`` or a conditional block). Nothing is imported."""
     try:
         tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
     except SyntaxError as err:
         raise SpecError(f"{source}:{err.lineno}: invalid Python ({err.msg})") from err
-    names: set[str] = set()
+    names: dict[str, str] = {}
     dynamic = False
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
+            names[node.name] = "class" if isinstance(node, ast.ClassDef) else "def"
             dynamic |= node.name == "__getattr__"
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+            how = "literal" if _is_literal(node.value) else "assign"
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+            names.update((n.id, how) for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
                 dynamic |= alias.name == "*"
-                names.add((alias.asname or alias.name).split(".")[0])
-        elif isinstance(node, (ast.If, ast.Try)):
-            dynamic = True  # conditional definitions: not read here
+                names[(alias.asname or alias.name).split(".")[0]] = "import"
+        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For)):
+            dynamic = True  # definitions inside blocks are not read here
     return names, dynamic
+
+
+def _is_literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def runtime_parameters(factory: Any) -> Parameters | None:
@@ -212,8 +222,16 @@ def check_args(params: Parameters, args: dict[str, Any], where: str, factory: st
 
 
 def card_dir_of(source: str) -> Path | None:
-    """The folder of a card read from a file (searched for its factory module), else None."""
-    return Path(source).parent.resolve() if source and Path(source).is_file() else None
+    """The folder of a card read from a file (searched for its factory module), else None. A relative source that
+    is not a file here is looked up in the project too (manifests record cards relative to it)."""
+    if not source:
+        return None
+    if Path(source).is_file():
+        return Path(source).parent.resolve()
+    from bench_ir.manifest import project_root
+
+    in_project = project_root() / source
+    return in_project.parent.resolve() if not Path(source).is_absolute() and in_project.is_file() else None
 
 
 def import_file_module(path: Path) -> Any:

@@ -28,8 +28,8 @@ def validate_card_static(card, notes: list[str] | None = None) -> None:
     source = locate_module_file(ref, card_dir_of(card.source))
     if source is None:
         what = f"file {ref.file}" if ref.file else f"module '{ref.module}'"
-        raise SpecError(f"{where}: field 'factory': {what} not found (searched the card's folder and the import "
-                        "path, without importing)")
+        raise SpecError(f"{where}: field 'factory': cannot import {what} (not found in the card's folder or on the "
+                        "import path; nothing was imported)")
     params = static_parameters(source, ref.attr)
     if params is None:
         if notes is not None:
@@ -42,25 +42,31 @@ def validate_card_static(card, notes: list[str] | None = None) -> None:
 
 def check_hooks_static(hooks: dict[str, str | None], where: str, notes: list[str] | None = None) -> None:
     """Every named hook (``{"loss.objective": "module:name", ...}``; None = not set) must be a ``module:name`` whose
-    module file exists and defines ``name`` at its top level; found without importing. A SpecError names ``where``
-    and the field; a name the file may define dynamically is a note."""
+    module file exists and binds ``name`` at its top level to something other than a literal value; found without
+    importing. A SpecError names ``where`` and the field (worded as the import check words it); a name the file may
+    bind dynamically is a note."""
     from bench_ir.signatures import locate_module_file, parse_factory, top_level_names
 
     for field_name, text in hooks.items():
         if text is None:
             continue
+        module, sep, attr = str(text).partition(":")
+        if not sep or not module or not attr:
+            raise SpecError(f"{where}: {field_name}: expected 'module:name', got {text!r}")
         ref = parse_factory(str(text), f"{where}: {field_name}")
         source = locate_module_file(ref, None)
         if source is None:
-            raise SpecError(f"{where}: {field_name}: module '{ref.module or ref.file}' not found (searched the import "
-                            "path, without importing)")
+            raise SpecError(f"{where}: {field_name}: cannot import module '{module}' (no such module file on the "
+                            "import path; nothing was imported)")
         names, dynamic = top_level_names(source)
-        if ref.attr not in names:
+        if attr not in names:
             if not dynamic:
-                raise SpecError(f"{where}: {field_name}: {source} defines no '{ref.attr}'")
+                raise SpecError(f"{where}: {field_name}: module '{module}' has no attribute '{attr}' ({source})")
             if notes is not None:
-                notes.append(f"{where}: {field_name}: '{ref.attr}' is not defined literally in {source}; "
+                notes.append(f"{where}: {field_name}: '{attr}' is not defined literally in {source}; "
                              "`validate --import` checks it")
+        elif names[attr] == "literal":
+            raise SpecError(f"{where}: {field_name}: {text} is not callable")
 
 
 def validate_file(path: str | Path, import_factory: bool = False, notes: list[str] | None = None) -> tuple[str, str]:

@@ -79,8 +79,8 @@ def test_args_that_do_not_fit_the_signature_are_caught_statically(tmp_path, args
     ("mynet.Net", "expected 'module.path:callable' or 'file.py:callable'"),
     ("my-net:Net", "neither a dotted module name nor a .py file"),
     ("mynet:", "expected 'module.path:callable'"),
-    ("nothere:Net", "module 'nothere' not found"),
-    ("nothere.py:Net", "file nothere.py not found"),
+    ("nothere:Net", "cannot import module 'nothere' .*nothing was imported"),
+    ("nothere.py:Net", "cannot import file nothere.py"),
 ])
 def test_a_factory_string_of_the_wrong_shape_or_without_a_module_file_is_invalid(tmp_path, factory, message):
     with pytest.raises(SpecError, match=message):

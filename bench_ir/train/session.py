@@ -17,7 +17,7 @@ import yaml
 from torch import nn
 
 from bench_ir.acceleration import ExecutionPlan, compile_for_training, plan_execution
-from bench_ir.cards import ModelCard, count_parameters, create_model, get_card, with_model_args
+from bench_ir.cards import ModelCard, card_record, count_parameters, create_model, get_card, with_model_args
 from bench_ir.engine import resolve_device
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
 from bench_ir.results import write_json_atomic
@@ -201,7 +201,7 @@ def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
         "plan": dataclasses.asdict(session.plan),
         "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(session.model),
                   "args_overrides": dict(options.model_args),
-                  "card": {**dataclasses.asdict(card), "source": portable_path(card.source)}},
+                  "card": card_record(card)},
         "data": {"root": str(Path(options.data_root).resolve()) if options.data_root else None,
                  "items": len(session.dataset), "parts": session.dataset.describe(),
                  "steps_per_epoch": session.steps_per_epoch},
