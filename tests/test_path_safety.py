@@ -106,3 +106,14 @@ def test_a_run_with_save_images_writes_only_inside_its_run_directory(tmp_path):
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written and all(run_dir in p.parents for p in written)
     assert len(list((run_dir / "images" / "denoise-25").glob("*.png"))) == 1
+
+
+def test_a_suite_cell_cannot_name_a_run_directory_outside_the_suite(tmp_path):
+    from bench_ir.suite.plan import Cell, SuitePlan
+
+    plan = SuitePlan(suite_dir=tmp_path / "suite", suite="s", source="s.yaml", options={}, profile={}, data_root=None,
+                     cells=[])
+    assert plan.run_dir(Cell("a__5deg", "run", "input", "runs/a__5deg")) == tmp_path / "suite" / "runs" / "a__5deg"
+    for hostile in ("runs/..", "../elsewhere", "/tmp/elsewhere", "runs/x/../../.."):
+        with pytest.raises(UnsafePathError, match="run directory of cell 'x'"):
+            plan.run_dir(Cell("x", "run", "input", hostile))

@@ -84,7 +84,13 @@ class SuitePlan:
         raise KeyError(f"suite '{self.suite}' has no cell '{name}'")
 
     def run_dir(self, cell: Cell) -> Path:
-        return self.suite_dir / cell.run_dir
+        """The cell's run directory: a safe name inside the suite directory (bench_ir.safety)."""
+        from bench_ir.safety import inside, safe_name
+
+        path = self.suite_dir / cell.run_dir
+        safe_name(path.name, f"run directory of cell '{cell.name}'")
+        inside(self.suite_dir, path, f"run directory of cell '{cell.name}'")
+        return path
 
     def save(self) -> Path:
         data = {**dataclasses.asdict(self), "suite_dir": str(self.suite_dir)}
