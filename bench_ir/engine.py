@@ -186,7 +186,10 @@ def evaluate_task(
                     "must return an image of its input's size)"
                 )
             finite = torch.isfinite(out).flatten(1).all(dim=1)
-            scores = scorer(out, target)
+            try:
+                scores = scorer(out, target)
+            except ValueError as err:  # e.g. an image smaller than the SSIM window: name its files
+                raise ValueError(f"{_describe_items(dataset, task_name, batch['name'])}: {err}") from err
         if options.save_images is not None:
             _save_batch(options.save_images, task_name, batch, out)
         values = {key: value.double().cpu().tolist() for key, value in scores.items()}
@@ -206,6 +209,16 @@ def evaluate_task(
             if on_record is not None:
                 on_record(record)
             yield record
+
+
+def _describe_items(dataset: Dataset, task_name: str, names: list[str]) -> str:
+    """'task/image (target file)' for the images of a batch, for error messages."""
+    parts = []
+    for name in names:
+        paths = dataset.source_paths(dataset.names.index(name)) if hasattr(dataset, "source_paths") else ()
+        files = ", ".join(str(p) for p in paths if p is not None)
+        parts.append(f"{task_name}/{name}" + (f" ({files})" if files else ""))
+    return "; ".join(parts)
 
 
 def saved_image_name(name: str) -> str:

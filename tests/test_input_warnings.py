@@ -110,3 +110,20 @@ def test_scoring_a_large_image_holds_no_whole_image_float64_temporaries():
         pytest.skip("needs Linux /proc/self/clear_refs to reset the peak memory counter")
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.strip()) < 64
+
+
+def test_an_image_smaller_than_the_ssim_window_is_an_error_naming_its_files(tmp_path):
+    import yaml
+
+    for folder in ("in", "gt"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(tmp_path / folder / "a.png")
+    protocol = tmp_path / "p.yaml"  # no crop rule: the 5x6 image reaches the metric whole
+    protocol.write_text(yaml.safe_dump({"name": "p", "title": "t", "version": 1, "tasks": [
+        {"name": "t", "label": "T", "dataset": "d", "layouts": [{"input": "in", "target": "gt"}]}]}))
+    result = runner.invoke(app, ["run", "--protocol", str(protocol), "--data-root", str(tmp_path), "--model", "input",
+                                 "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: t/a.png ({tmp_path / 'in' / 'a.png'}, {tmp_path / 'gt' / 'a.png'}): SSIM window of 7 px "
+                      "exceeds the image (5x6)"]
