@@ -25,7 +25,8 @@ Parts (figures of the issue "Speed", measured on one device in one run):
              compiled and the eager run, projected to the whole protocol (warm-up once, the rest / scale), the
              JSON's ``decision`` states which path a user's first 5deg run is faster on: the CUDA default.
 
-Order: inference and latency per variant, the protocol, then training per variant. Writes
+Order (JOB_ORDER, most wanted first): inference and latency of MIRAGE-T, inference of MIRAGE-S, the protocol,
+training of MIRAGE-T, then latency and training of MIRAGE-S. Writes
 bench/results/speed-<device>-<date>.json and appends a section to bench/RESULTS.md; with --out-dir, both go to that
 folder only, rewritten after every part (a run cut short keeps what it measured). --quick shrinks every part
 (smaller sizes, few repeats and images) to check the script itself, e.g. on a CPU; --rehearsal labels the output.
@@ -374,9 +375,11 @@ def protocol_worker(spec_file: Path) -> None:
     spec = json.loads(spec_file.read_text())
     groups = [(name, count, tuple(size)) for name, count, size in spec["groups"]]
     start = time.perf_counter()
-    outcome = run_protocol(RunConfig(protocol=synthetic_protocol(Path(spec["data"]), groups), model="mirage-t",
-                                     checkpoint=spec["checkpoint"], device=spec["device"], exact=spec["exact"],
-                                     compile=spec["compile"], batch_size=spec["batch_size"], run_dir=spec["run_dir"]))
+    config = RunConfig(protocol=synthetic_protocol(Path(spec["data"]), groups), model="mirage-t",
+                       data_root=spec["data"],  # the layouts are absolute paths under it
+                       checkpoint=spec["checkpoint"], device=spec["device"], exact=spec["exact"],
+                       compile=spec["compile"], batch_size=spec["batch_size"], run_dir=spec["run_dir"])
+    outcome = run_protocol(config)
     seconds = time.perf_counter() - start
     records = load_run(outcome.run_dir).records
     values = {f"{row.task}/{row.image}": [row.psnr, row.ssim] for row in records.itertuples()}
@@ -540,6 +543,12 @@ def to_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+JOB_ORDER = [  # most wanted first: a run cut short by its time cap loses the end of the list
+    ("inference", "tiny"), ("latency", "tiny"), ("inference", "small"), ("protocol", "tiny"), ("train", "tiny"),
+    ("latency", "small"), ("train", "small"),
+]
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--protocol-worker":
         protocol_worker(Path(sys.argv[2]))
@@ -548,7 +557,7 @@ def main() -> None:
     parser.add_argument("--official", type=Path, required=True, help="checkout of github.com/Amazingren/MIRAGE")
     parser.add_argument("--parts", nargs="+", default=["inference", "latency", "protocol", "train"],
                         choices=["inference", "latency", "train", "protocol"],
-                        help="run in this order: inference and latency per variant, the protocol, then training")
+                        help="parts to run, in the order of JOB_ORDER (the protocol part uses MIRAGE-T)")
     parser.add_argument("--variants", nargs="+", default=["tiny", "small"], choices=sorted(CARDS))
     parser.add_argument("--checkpoint", type=Path, help="MIRAGE-T weights for inference PSNR and the protocol "
                         "(default: seeded random weights)")
@@ -579,10 +588,8 @@ def main() -> None:
             write_results(kind, device, command, results, to_markdown(results), args.out, args.out_dir,
                           args.rehearsal)
 
-    jobs: list[tuple[str, str]] = [(part, variant) for variant in args.variants for part in ("inference", "latency")]
-    jobs += [("protocol", "tiny")] + [("train", variant) for variant in args.variants]
-    for part, variant in jobs:
-        if part not in args.parts:
+    for part, variant in JOB_ORDER:
+        if part not in args.parts or variant not in args.variants:
             continue
         checkpoint = args.checkpoint if variant == "tiny" else None
         start = time.perf_counter()
