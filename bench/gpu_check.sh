@@ -193,3 +193,4 @@ ls -l "$OUT"
 n=$(find "$OUT" -type f | wc -l)
 [ "$n" -le 8 ] || echo "warning: $n files in $OUT; the device returns at most 8"
 rm -rf "$WORK"
+sleep 1  # lets tee write the end of the log
