@@ -57,6 +57,17 @@ def compare_with_reference(results: list[ProfileResult], reference: dict[str, An
     return checks
 
 
+def merge_reference(path: Path, name: str, figures: dict[str, Any]) -> None:
+    """Add ``figures`` (size -> device-independent figures) of model ``name`` to the reference file ``path``."""
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.setdefault("conventions", "params: parameter counts; flops: fvcore MACs of one 1x3xSxS eval forward "
+                                   "(bench_ir.profiling.CONVENTIONS); keyed by model, then S; device-independent, "
+                                   "counted on the CPU")
+    data.setdefault("models", {}).setdefault(name, {}).update(figures)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["mirage-t", "mirage-s"], help="card names, or 'all'")
@@ -78,22 +89,13 @@ def main() -> None:
     device = resolve_device(args.device)
     names = model_names(args.models)
     if args.params_flops_only:
-        figures: dict[str, Any] = {}
-        for name in names:
+        for name in names:  # written after every model: a long CPU run that is cut short keeps what it counted
             result = profile_model(create_model(name), get_card(name), size=args.size, device=device, repeats=1,
                                    warmup=0)
-            figures[name] = {str(args.size): device_independent(result)}
-            print(name, figures[name], flush=True)
-        if args.write_reference:
-            data = json.loads(args.write_reference.read_text()) if args.write_reference.is_file() else {}
-            data.setdefault("conventions", "params: parameter counts; flops: fvcore MACs of one 1x3xSxS eval forward "
-                                           "(bench_ir.profiling.CONVENTIONS); keyed by model, then S; device-"
-                                           "independent, counted on the CPU")
-            data.setdefault("models", {})
-            for name, by_size in figures.items():
-                data["models"].setdefault(name, {}).update(by_size)
-            args.write_reference.parent.mkdir(parents=True, exist_ok=True)
-            args.write_reference.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            figures = {str(args.size): device_independent(result)}
+            print(name, figures, flush=True)
+            if args.write_reference:
+                merge_reference(args.write_reference, name, figures)
         return
 
     results = []

@@ -60,3 +60,27 @@ def test_no_default_is_decided_when_nothing_compiled():
         {"bench-ir fast, compiled, cold cache": _path(10.0, 0.0, compiled=False),
          "bench-ir fast, eager": _path(10.0, 0.0, compiled=False)}, scale=0.1)
     assert not decision["decided"] and decision["default"] is None
+
+
+def test_params_and_flops_are_checked_against_the_committed_cpu_figures():
+    from types import SimpleNamespace
+
+    profile = _load("profile_models")
+    reference = json.loads((BENCH / "results" / "cpu-params-flops.json").read_text())
+    cpu = reference["models"]["mirage-t"]["224"]
+    same = SimpleNamespace(model="mirage-t", size=224, **cpu)
+    off = SimpleNamespace(model="mirage-t", size=224, **{**cpu, "flops": cpu["flops"] + 1})
+    elsewhere = SimpleNamespace(model="mirage-t", size=96, **cpu)
+    checks = profile.compare_with_reference([same], reference)
+    assert checks["mirage-t"]["status"] == "equal"
+    assert profile.compare_with_reference([off], reference)["mirage-t"]["differing"] == {
+        "flops": {"reference": cpu["flops"], "measured": cpu["flops"] + 1}}
+    assert profile.compare_with_reference([elsewhere], reference)["mirage-t"]["status"] == "no reference"
+
+
+def test_the_committed_cpu_figures_cover_every_registered_model():
+    from bench_ir.cards import list_models
+
+    reference = json.loads((BENCH / "results" / "cpu-params-flops.json").read_text())
+    assert set(reference["models"]) == set(list_models()) - {"input"}
+    assert reference["models"]["mirage-t"]["224"]["params_total"] == 6_207_412
