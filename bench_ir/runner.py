@@ -78,6 +78,7 @@ class RunConfig:
     pad: str | None = None
     save_images: bool = False
     label: str | None = None
+    noise_order: str = "sorted"  # reference noise stream order: sorted file names, or os.listdir's (official loop)
     command: list[str] | None = None
     registry: str | Path | None = None
 
@@ -138,7 +139,8 @@ def _protocol_manifest(protocol: Protocol, tasks: list[TaskSpec]) -> dict[str, A
 
 def _check_resume(existing: dict[str, Any], manifest: dict[str, Any], run_dir: Path) -> None:
     keys = [("protocol", "sha256"), ("model", "name"), ("model", "args_overrides"), ("checkpoint", "sha256"),
-            ("convention", "name"), ("sample", None), ("dtype", None), ("execution", "mode")]
+            ("convention", "name"), ("sample", None), ("dtype", None), ("execution", "mode"), ("noise_order", None)]
+    existing = {"noise_order": "sorted", **existing}  # runs made before --noise-order drew in sorted order
     for key, sub in keys:
         old, new = existing.get(key), manifest.get(key)
         if sub is not None:
@@ -174,7 +176,8 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
                                 "or --sample for the built-in sample data")
     datasets = {}
     for task in tasks:
-        dataset = build_task_dataset(protocol, task, data_root=config.data_root, sample=config.sample)
+        dataset = build_task_dataset(protocol, task, data_root=config.data_root, sample=config.sample,
+                                     noise_order=config.noise_order)  # type: ignore[arg-type]
         if config.limit is not None:
             dataset = dataset.limit(config.limit)
         datasets[task.name] = dataset
@@ -201,7 +204,8 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
     if random_weights:
         notices.append(f"random weights: no checkpoint given for {card.display_name}")
     if config.limit is not None:
-        notices.append(f"--limit {config.limit}: at most {config.limit} images per task, not the full test sets")
+        images = "image" if config.limit == 1 else "images"
+        notices.append(f"--limit {config.limit}: at most {config.limit} {images} per task, not the full test sets")
 
     # 3. the run directory and manifest
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -227,6 +231,7 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
         "seed": {t.name: t.noise.seed for t in tasks if t.noise},
         "device": device_info(device),
         "dtype": config.dtype,
+        "noise_order": config.noise_order,
         "execution": plan.describe(),
         "batch_size": batch_size,
         "tile": config.tile,

@@ -70,3 +70,8 @@ def test_an_impossible_brightness_range_is_a_recipe_error(tmp_path):
                     "  - {task: sample, layout: sample, sigmas: [25], brightness: {probability: 0.5, min_factor: 0}}\n")
     with pytest.raises(SpecError, match="brightness needs"):
         load_recipe(path)
+
+
+def test_float_noise_images_are_darkened_without_quantisation():
+    image = np.linspace(0, 1, 12).reshape(2, 2, 3)
+    assert np.array_equal(darken(image, 0.25), image * 0.25)
