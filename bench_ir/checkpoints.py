@@ -29,7 +29,7 @@ import pathlib
 import warnings
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from bench_ir.cards import CheckpointSpec, ModelCard, get_card, list_cards, resolve_factory
 from bench_ir.manifest import bench_ir_version
 from bench_ir.results import write_json_atomic
+from bench_ir.yamlio import SpecError
 
 __all__ = [
     "CheckpointError",
@@ -54,6 +55,7 @@ __all__ = [
     "read_state_dict",
     "read_checkpoint",
     "load_weights",
+    "create_model",
     "compare_state_dict",
     "guess_models",
     "sha256_file",
@@ -404,6 +406,31 @@ def load_weights(model: nn.Module, path: str | Path, card: ModelCard | None = No
     usable = {k: v for k, v in checkpoint.state_dict.items() if k not in bad}
     model.load_state_dict(usable, strict=mismatch.ok)
     return LoadReport(str(path), checkpoint.format, len(checkpoint.state_dict), len(usable), strict, mismatch)
+
+
+def create_model(
+    name: str | Path | ModelCard,
+    checkpoint: str | Path | None = None,
+    registry: str | Path | None = None,
+    **overrides: Any,
+) -> nn.Module:
+    """Build the model of a card (keyword ``overrides`` replace card args), load weights, set eval mode.
+
+    Without ``checkpoint`` the weights are the architecture's random initialisation.
+    """
+    card = get_card(name, registry)
+    if overrides:
+        card = replace(card, args={**card.args, **overrides})
+    factory = resolve_factory(card)
+    model = factory(**card.args)
+    if not isinstance(model, nn.Module):
+        raise SpecError(f"{card.source or card.name}: field 'factory': {card.factory} returned "
+                        f"{type(model).__name__}, not a torch.nn.Module")
+    if checkpoint is not None:
+        load_weights(model, checkpoint, card)
+    model.eval()
+    model.bench_ir_card = card  # type: ignore[attr-defined]
+    return model
 
 
 # ----------------------------------------------------------------------------------- hashing, writing

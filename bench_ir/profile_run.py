@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from bench_ir.acceleration import plan_execution
-from bench_ir.cards import count_parameters, create_model, get_card
+from bench_ir.cards import count_parameters, get_card
+from bench_ir.checkpoints import create_model
 from bench_ir.engine import resolve_device, resolve_dtype
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
 from bench_ir.profiling import ProfileResult, profile_model

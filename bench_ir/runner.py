@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 
 from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_settings
-from bench_ir.cards import ModelCard, count_parameters, create_model, get_card, with_model_args
+from bench_ir.cards import ModelCard, count_parameters, get_card, with_model_args
+from bench_ir.checkpoints import create_model
 from bench_ir.distributed import dist_context
 from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype
 from bench_ir.geometry import fit_policy
@@ -154,6 +155,7 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
     """Run ``config.model`` on every task of ``config.protocol``; see the module docstring."""
     from bench_ir.checkpoints import sha256_file
     from bench_ir.data.datasets import build_task_dataset
+    from bench_ir.data.sample import build_sample_task_dataset
     from bench_ir.metrics.conventions import get_convention
 
     progress = progress or ProgressHook()
@@ -174,7 +176,8 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
                                 "or --sample for the built-in sample data")
     datasets = {}
     for task in tasks:
-        dataset = build_task_dataset(protocol, task, data_root=config.data_root, sample=config.sample)
+        dataset = (build_sample_task_dataset(protocol, task) if config.sample
+                   else build_task_dataset(protocol, task, data_root=config.data_root))
         if config.limit is not None:
             dataset = dataset.limit(config.limit)
         datasets[task.name] = dataset

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 import torch
 
-from bench_ir.cards import count_parameters, create_model, get_card, list_cards, list_models, load_card
+from bench_ir.cards import count_parameters, get_card, list_cards, list_models, load_card
+from bench_ir.checkpoints import create_model
 from bench_ir.yamlio import SpecError
 
 CARDS = list_cards()

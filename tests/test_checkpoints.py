@@ -16,11 +16,12 @@ import torch
 from skimage import data
 from torch import nn
 
-from bench_ir.cards import create_model, get_card
+from bench_ir.cards import get_card
 from bench_ir.checkpoints import (
     CheckpointError,
     CheckpointMismatchError,
     convert_checkpoint,
+    create_model,
     guess_models,
     load_weights,
     read_checkpoint,

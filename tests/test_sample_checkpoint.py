@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bench_ir.cards import create_model, get_card
-from bench_ir.checkpoints import sha256_file, sidecar_path
+from bench_ir.cards import get_card
+from bench_ir.checkpoints import create_model, sha256_file, sidecar_path
 from bench_ir.data.sample import SAMPLE_EVAL_IMAGES, SAMPLE_TRAIN_IMAGES
 from bench_ir.resources import registry_dir
 from bench_ir.runner import RunConfig, run_protocol

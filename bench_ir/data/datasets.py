@@ -418,14 +418,11 @@ class TaskDataset(Dataset):
 
 # --------------------------------------------------------------------------------------------- builders
 def build_task_dataset(protocol: Protocol, task: TaskSpec | str, data_root: str | Path | None = None,
-                       sample: bool = False, allow_unpaired: bool = False) -> TaskDataset:
-    """The dataset of ``task``: from ``data_root`` (first matching layout) or, with ``sample``, the built-in
-    sample photos (bench_ir.data.sample). Raises DatasetNotFoundError / PairingError naming what is wrong."""
+                       allow_unpaired: bool = False) -> TaskDataset:
+    """The dataset of ``task`` from ``data_root`` (first matching layout). Raises DatasetNotFoundError /
+    PairingError naming what is wrong. The built-in sample data is bench_ir.data.sample.build_sample_task_dataset
+    (sample builds on this module, never the other way round)."""
     task = protocol.task(task) if isinstance(task, str) else task
-    if sample:
-        from bench_ir.data.sample import build_sample_task_dataset
-
-        return build_sample_task_dataset(protocol, task)
     resolved = resolve_layout(task, data_root, protocol_name=protocol.name)
     pairing = pair_files(resolved.layout, resolved.input_dir, resolved.target_dir, allow_unpaired=allow_unpaired)
     if not pairing.pairs:
