@@ -277,7 +277,7 @@ def data_check(
         sys.stdout.write(json.dumps([c.to_dict() for c in checks], indent=2, default=str) + "\n")
     else:
         for renderable in listing.data_check_renderables(checks):
-            console.print(renderable)
+            console.print(renderable, soft_wrap=isinstance(renderable, str))  # paths in findings stay whole
     if not all(c.ok for c in checks):
         raise typer.Exit(code=1)
 

@@ -53,7 +53,12 @@ _SHOWN = 10
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """No layout of a task exists under the data root (or it holds no images); the message lists what was tried."""
+    """No layout of a task exists under the data root (or it holds no images); the message lists what was tried,
+    ``tried`` holds the same lines (one per layout, without the leading dash)."""
+
+    def __init__(self, message: str, tried: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.tried = list(tried)
 
 
 class PairingError(ValueError):
@@ -120,7 +125,7 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
         input_dir, target_dir = _layout_dirs(layout, root)
         if target_dir is None or (layout.input is not None and input_dir is None):
             folders = f"input {layout.input}, target {layout.target}" if layout.input else f"target {layout.target}"
-            tried.append(f"  - {folders} (relative paths: needs --data-root) - {layout.source or 'layout'}")
+            tried.append(f"{folders} (relative paths: needs --data-root) - {layout.source or 'layout'}")
             continue
         if target_dir.is_dir() and (input_dir is None or input_dir.is_dir()):
             return ResolvedLayout(layout, input_dir, target_dir)
@@ -128,13 +133,15 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
         if input_dir is not None:
             parts.append(f"input {input_dir} ({'exists' if input_dir.is_dir() else 'missing'})")
         parts.append(f"target {target_dir} ({'exists' if target_dir.is_dir() else 'missing'})")
-        tried.append(f"  - {', '.join(parts)} - {layout.source or 'layout'}")
+        tried.append(f"{', '.join(parts)} - {layout.source or 'layout'}")
     protocol = protocol_name or "<protocol>"
     root_text = str(root) if root is not None else "<data root>"
     raise DatasetNotFoundError(
-        f"task '{task.name}' ({task.label}): no layout found under {root_text}. Tried:\n" + "\n".join(tried) +
+        f"task '{task.name}' ({task.label}): no layout found under {root_text}. Tried:\n" +
+        "\n".join(f"  - {line}" for line in tried) +
         f"\nUse --sample for the built-in sample data, or run `bench-ir data check --protocol {protocol} "
-        f"--data-root {root_text}` to see what is missing."
+        f"--data-root {root_text}` to see what is missing.",
+        tried,
     )
 
 
