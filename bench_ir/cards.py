@@ -148,7 +148,8 @@ def list_models(pattern: str = "*", registry: str | Path | None = None) -> list[
 
 
 def get_card(name_or_path: str | Path | ModelCard, registry: str | Path | None = None) -> ModelCard:
-    """Resolve a card by registered name, or read it from a ``.yaml`` path."""
+    """Resolve a card by registered name, or read it from a ``.yaml`` path. A name or display name in any
+    letter case is accepted when it names exactly one card (``MIRAGE-T`` and ``Mirage-t`` give ``mirage-t``)."""
     if isinstance(name_or_path, ModelCard):
         return name_or_path
     text = str(name_or_path)
@@ -157,6 +158,9 @@ def get_card(name_or_path: str | Path | ModelCard, registry: str | Path | None =
     cards = {c.name: c for c in list_cards(registry)}
     if text in cards:
         return cards[text]
+    folded = {c.name for c in cards.values() if text.casefold() in (c.name.casefold(), c.display_name.casefold())}
+    if len(folded) == 1:
+        return cards[folded.pop()]
     hint = difflib.get_close_matches(text, list(cards), n=3)
     did_you_mean = f" Did you mean: {', '.join(hint)}?" if hint else ""
     raise KeyError(f"unknown model '{text}'.{did_you_mean} Known models: {', '.join(sorted(cards))}")

@@ -123,6 +123,15 @@ def _describe_bytes(path: Path) -> str:
     return "its bytes match no checkpoint format"
 
 
+def _torch_detail(failure: BaseException) -> str:
+    """torch's own reason in parentheses, unless it is its ``weights_only`` advice: for a file that is not a
+    checkpoint at all that advice names the wrong cause (and loading with weights_only=False is unsafe)."""
+    first = (str(failure).splitlines() or [""])[0]
+    if "weights_only" in str(failure) or not first:
+        return ""
+    return f" ({type(failure).__name__}: {first[:200]})"
+
+
 def _torch_load(path: Path, trust_pickle: bool) -> Any:
     if trust_pickle:
         return torch.load(path, map_location="cpu", weights_only=False)
@@ -141,8 +150,7 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
     if not unsafe:
         raise CheckpointError(
             f"cannot read checkpoint {path}: {_describe_bytes(path)}. Expected a PyTorch checkpoint "
-            f"(.ckpt/.pth/.pt/.tar written by torch.save) or a .safetensors file. ({type(failure).__name__}: "
-            f"{(str(failure).splitlines() or [''])[0][:200]})"
+            f"(.ckpt/.pth/.pt/.tar written by torch.save) or a .safetensors file.{_torch_detail(failure)}"
         ) from failure
     allowed_names = {_global_name(entry) for entry in METADATA_GLOBALS}
     foreign = sorted(set(unsafe) - allowed_names)

@@ -37,6 +37,15 @@ def test_list_models_filters_by_glob_pattern():
     assert list_models("mirage-*") == ["mirage-s", "mirage-t"]
 
 
+@pytest.mark.parametrize("typed", ["MIRAGE-T", "Mirage-T", "mirage-t", "MIRAGE-t"])
+def test_a_display_name_or_name_in_any_letter_case_names_the_card(typed):
+    assert get_card(typed).name == "mirage-t"
+
+
+def test_a_case_folded_display_name_with_spaces_names_its_card():
+    assert get_card("restormer (biasfree ln)").name == "restormer-biasfree"
+
+
 def test_unknown_model_name_suggests_close_matches():
     with pytest.raises(KeyError, match="Did you mean: mirage-t"):
         get_card("mirage-tt")
