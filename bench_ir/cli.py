@@ -74,12 +74,23 @@ class RichProgress:
         self.psnr_sum, self.count = 0.0, 0
         self.current = self.progress.add_task(task.name, total=total, completed=done, psnr="")
 
-    def record(self, record: dict) -> None:
+    def resumed(self, task, records: list[dict]) -> None:
+        """The images a resumed run scored before count in the running mean, as in the final table."""
+        for record in records:
+            self._add(record)
+        self.progress.update(self.current, psnr=self._mean())
+
+    def _add(self, record: dict) -> None:
         if record["psnr"] == record["psnr"]:
             self.psnr_sum += record["psnr"]
             self.count += 1
-        mean = f"PSNR {self.psnr_sum / self.count:.2f} dB" if self.count else ""
-        self.progress.update(self.current, advance=1, psnr=mean)
+
+    def _mean(self) -> str:
+        return f"PSNR {self.psnr_sum / self.count:.2f} dB" if self.count else ""
+
+    def record(self, record: dict) -> None:
+        self._add(record)
+        self.progress.update(self.current, advance=1, psnr=self._mean())
 
     def end_task(self, task) -> None:
         pass
@@ -142,7 +153,7 @@ def run(
     registry: Annotated[Path | None, typer.Option(help="folder of model cards replacing the built-in one")] = None,
 ) -> None:
     """Evaluate a model on a protocol (or on a folder pair) and store per-image results."""
-    from bench_ir.runner import RunConfig, folder_protocol, run_protocol
+    from bench_ir.runner import RunConfig, folder_protocol, next_commands, run_protocol
     from bench_ir.train.command import parse_model_args
 
     try:
@@ -166,8 +177,14 @@ def run(
         main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 draws progress
         with RichProgress() if main_rank else contextlib.nullcontext(None) as progress:
             outcome = run_protocol(config, progress=progress)
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]: scored images are kept; continue with --resume --run-dir ...")
+    except KeyboardInterrupt as err:
+        interrupted_in = getattr(err, "run_dir", None)  # RunInterrupted: scoring had started
+        if interrupted_in is None:
+            err_console.print("[yellow]interrupted[/] before any image was scored", highlight=False)
+        else:
+            err_console.print(f"[yellow]interrupted[/]: scored images are kept in {interrupted_in}; continue with "
+                              f"the same command plus --resume --run-dir {interrupted_in}", highlight=False,
+                              soft_wrap=True)
         raise typer.Exit(code=130) from None
     except USER_ERRORS as err:
         _fail(err)
@@ -180,6 +197,8 @@ def run(
     if nonfinite:
         console.print(f"[bold red]warning:[/] {nonfinite} image(s) with NaN/Inf outputs (see records)")
     console.print(f"results: {outcome.run_dir}", highlight=False)
+    console.print("next:\n" + "\n".join(f"  {line}" for line in next_commands(outcome.run_dir, chosen)),
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------- list
