@@ -302,6 +302,31 @@ def data_check(
 
 
 # ------------------------------------------------------------------------------------------ profile
+class ProfileProgress:
+    """One stderr line per profiling stage of a model (FLOP count, warm-up, timed forwards n/N, training step)."""
+
+    STAGES = {"flops": "counting FLOPs", "warm-up": "warm-up forward", "timed": "timed forward",
+              "train": "training step"}
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.status = err_console.status(f"{model}: starting", spinner="dots")
+
+    def __enter__(self) -> ProfileProgress:
+        self.status.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.status.stop()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        what = self.STAGES.get(stage, stage)
+        count = f" {min(done + 1, total)}/{total}" if stage in ("warm-up", "timed") and total else ""
+        self.status.update(f"{self.model}: {what}{count}")
+        if stage == "timed" and done == 0:
+            err_console.print(f"{self.model}: timing {total} forward(s)", highlight=False)
+
+
 @app.command()
 def profile(
     model: Annotated[str | None, typer.Option("--model", "-m", help="model card name or YAML file")] = None,
@@ -316,8 +341,9 @@ def profile(
                                         "compiled fast path of `run`)")] = False,
     compile: Annotated[CompileMode, typer.Option("--compile", help="torch.compile: auto (CUDA only), on, off")] = (
         CompileMode.auto),
-    repeats: Annotated[int, typer.Option(help="timed repeats")] = 20,
-    warmup: Annotated[int, typer.Option(help="untimed warm-up repeats")] = 5,
+    repeats: Annotated[int | None, typer.Option(help="timed forwards (default 20 on CUDA, 5 on the CPU)")] = None,
+    warmup: Annotated[int | None, typer.Option(help="untimed warm-up forwards (default 5 on CUDA, 1 on the CPU)")] = (
+        None),
     runs_root: Annotated[Path, typer.Option(help="where profile runs are stored")] = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="print one machine-readable object")] = False,
     registry: Annotated[Path | None, typer.Option(help="folder of model cards")] = None,
@@ -333,11 +359,12 @@ def profile(
         names = [n for n in list_models(registry=registry) if n != "input"] if all_models else [model]
         results = []
         for name in names:
-            result, folder = profile_and_store(name, checkpoint=checkpoint, size=size, batch=batch, device=device,
-                                               dtype=dtype.value, train=train, repeats=repeats, warmup=warmup,
-                                               runs_root=runs_root, registry=registry,
-                                               command=["bench-ir", *sys.argv[1:]], exact=exact,
-                                               compile=compile.value)
+            with ProfileProgress(name) as progress:
+                result, folder = profile_and_store(name, checkpoint=checkpoint, size=size, batch=batch,
+                                                   device=device, dtype=dtype.value, train=train, repeats=repeats,
+                                                   warmup=warmup, runs_root=runs_root, registry=registry,
+                                                   command=["bench-ir", *sys.argv[1:]], exact=exact,
+                                                   compile=compile.value, progress=progress)
             results.append((result, folder))
     except (ProfileError, *USER_ERRORS) as err:
         _fail(err)
