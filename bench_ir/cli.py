@@ -303,7 +303,7 @@ def data_check(
 
 # ------------------------------------------------------------------------------------------ profile
 class ProfileProgress:
-    """One stderr line per profiling stage of a model (FLOP count, warm-up, timed forwards n/N, training step)."""
+    """A status line on stderr (terminals only) naming the profiling stage: FLOPs, warm-up, timed k/N, training."""
 
     STAGES = {"flops": "counting FLOPs", "warm-up": "warm-up forward", "timed": "timed forward",
               "train": "training step"}
@@ -323,8 +323,6 @@ class ProfileProgress:
         what = self.STAGES.get(stage, stage)
         count = f" {min(done + 1, total)}/{total}" if stage in ("warm-up", "timed") and total else ""
         self.status.update(f"{self.model}: {what}{count}")
-        if stage == "timed" and done == 0:
-            err_console.print(f"{self.model}: timing {total} forward(s)", highlight=False)
 
 
 @app.command()
