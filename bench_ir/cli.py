@@ -96,9 +96,14 @@ class RichProgress:
         pass
 
 
+SAMPLE_DATASET_LABEL = "sample data (synthetic)"
+
+
 def print_summary(manifest: dict, summary, average) -> None:
-    """The paper-style table of a run: PSNR with 2 decimals, SSIM with 3, the protocol's Average last."""
-    labels = {t["name"]: t["label"] for t in manifest["protocol"]["tasks"]}
+    """The paper-style table of a run: PSNR with 2 decimals, SSIM with 3, the protocol's Average last. The dataset
+    column of a sample run says so instead of naming the benchmark sets it stands in for."""
+    labels = {t["name"]: SAMPLE_DATASET_LABEL if manifest.get("sample") else t["label"]
+              for t in manifest["protocol"]["tasks"]}
     has_lpips = "lpips" in summary and summary["lpips"].notna().any()
     table = Table(title=f"{manifest['model']['display_name']} on {manifest['protocol']['name']}"
                   f"{' (sample)' if manifest.get('sample') else ''}")

@@ -33,6 +33,9 @@ def test_sample_run_of_mirage_t_prints_the_paper_table_with_the_average(tmp_path
     assert result.exit_code == 0, result.output
     assert "Average" in result.output and "MIRAGE-T" in result.output
     assert "sample (synthetic)" in result.output and "random weights" not in result.output
+    table = result.output.split("Average")[0]
+    assert table.count("sample data (synthetic)") == 7
+    assert not [name for name in ("SOTS", "Rain100L", "BSD68", "GoPro", "LOLv1") if name in table]
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["random_weights"] is False and manifest["model"]["params"] == 6207412
     assert manifest["checkpoint"]["path"].endswith("mirage-t-sample.safetensors")
