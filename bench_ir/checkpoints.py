@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from bench_ir.atomic import atomic_target
 from bench_ir.cards import CheckpointSpec, ModelCard, get_card, list_cards, resolve_factory
 from bench_ir.manifest import bench_ir_version
 from bench_ir.results import write_json_atomic
@@ -494,8 +495,9 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
             value = value.to(cast)
         tensors[key] = value.contiguous().clone()  # clone: safetensors refuses tensors sharing storage
     source_sha = sha256_file(src)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out), metadata={"format": "pt", "bench_ir_model": card.name, "source_sha256": source_sha})
+    with atomic_target(out) as tmp:  # safetensors itself creates 0600 files; this gives a normal file's mode
+        save_file(tensors, str(tmp), metadata={"format": "pt", "bench_ir_model": card.name,
+                                               "source_sha256": source_sha})
     parameter_keys = {name for name, _ in model.named_parameters()}
     floating = sorted({str(t.dtype).removeprefix("torch.") for t in tensors.values() if t.is_floating_point()})
     sidecar = {

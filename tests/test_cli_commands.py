@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 
 import numpy as np
 import torch
@@ -150,6 +152,20 @@ def test_convert_writes_safetensors_and_a_provenance_sidecar(tmp_path):
     assert result.exit_code == 0, result.output
     sidecar = json.loads((tmp_path / "mirage-t.safetensors.json").read_text())
     assert sidecar["model"] == "mirage-t" and len(sidecar["source_sha256"]) == 64
+
+
+def test_converted_weights_get_the_same_file_mode_as_their_sidecar(tmp_path):
+    from bench_ir.checkpoints import create_model, save_lightning_checkpoint
+
+    ckpt = save_lightning_checkpoint(create_model("mirage-t"), tmp_path / "5Deg_tiny.ckpt")
+    out = tmp_path / "mirage-t.safetensors"
+    previous = os.umask(0o022)
+    try:
+        assert runner.invoke(app, ["convert", str(ckpt), str(out)]).exit_code == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE((tmp_path / "mirage-t.safetensors.json").stat().st_mode)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
 
 
 def test_validate_accepts_shipped_files_and_rejects_a_card_with_an_unknown_field(tmp_path):
