@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench_ir.protocol import Protocol, TaskSpec, list_protocols, load_protocol
+from bench_ir.protocol import PAIRING_EXPLAINED, PAIRING_RULES, Protocol, TaskSpec, list_protocols, load_protocol
 
 __all__ = ["protocol_markdown", "write_protocol_pages"]
 
@@ -79,9 +79,20 @@ def protocol_markdown(protocol: Protocol | str) -> str:
         lines.append("- accepted layouts under `--data-root` (first found wins):")
         for layout in task.layouts:
             source = f"`{layout.input}`, " if layout.input else ""
-            lines.append(f"  - {source}target `{layout.target}`, pairing `{layout.pairing}` — {layout.source}")
+            example = PAIRING_EXPLAINED[layout.pairing]
+            pairing = (f"pairing `{layout.pairing}` (`{example.example_input}` → `{example.example_target}`)"
+                       if layout.input else "input synthesised, no pairing")
+            lines.append(f"  - {source}target `{layout.target}`, {pairing} — {layout.source}")
         sample = " + ".join(task.sample.degradations) if task.sample.degradations else "the task's own noise"
         lines += [f"- `--sample` variant: built-in photos degraded by {sample}", ""]
+    rules = sorted({layout.pairing for task in protocol.tasks for layout in task.layouts if layout.input},
+                   key=PAIRING_RULES.index)
+    if rules:
+        lines += ["## Pairing rules", "", "How an input file finds its target in a layout with an input folder:", ""]
+        lines += [f"- `{rule}`: {PAIRING_EXPLAINED[rule].explanation} Example: "
+                  f"`{PAIRING_EXPLAINED[rule].example_input}` → `{PAIRING_EXPLAINED[rule].example_target}`."
+                  for rule in rules]
+        lines.append("")
     if protocol.notes.strip():
         lines += ["## Notes", "", protocol.notes.strip(), ""]
     return "\n".join(lines).rstrip() + "\n"

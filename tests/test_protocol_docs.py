@@ -28,3 +28,11 @@ def test_protocol_page_states_counts_layout_pairing_synthesis_crop_metric_and_av
 def test_write_protocol_pages_writes_one_page_per_protocol_and_an_index(tmp_path):
     paths = write_protocol_pages(tmp_path)
     assert {p.name for p in paths} == {f"{n}.md" for n in list_protocols()} | {"README.md"}
+
+
+def test_protocol_page_explains_each_pairing_rule_it_uses_with_an_example():
+    page = protocol_markdown("5deg")
+    assert "## Pairing rules" in page
+    assert "- `sots`: the target is the input's name up to the first '_'" in page
+    assert "`0001_0.8_0.2.jpg` → `0001.png`" in page and "`rain-001.png` → `norain-001.png`" in page
+    assert "- `raindrop`" not in page  # only the rules of this protocol
