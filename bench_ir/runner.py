@@ -217,7 +217,8 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
     if random_weights:
         notices.append(f"random weights: no checkpoint given for {card.display_name}")
     if config.limit is not None:
-        notices.append(f"--limit {config.limit}: at most {config.limit} images per task, not the full test sets")
+        images = "image" if config.limit == 1 else "images"
+        notices.append(f"--limit {config.limit}: at most {config.limit} {images} per task, not the full test sets")
 
     # 3. the run directory and manifest
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
