@@ -109,5 +109,9 @@ def write_protocol_pages(out_dir: str | Path) -> list[Path]:
         path.write_text(protocol_markdown(protocol), encoding="utf-8")
         written.append(path)
         index.append(f"| [{name}]({name}.md) | {protocol.title} | {', '.join(t.name for t in protocol.tasks)} |")
+    index += ["", "## Pairing rules", "", "How an input file finds its target (a layout's `pairing`, or `bench-ir run "
+              "--input-dir ... --target-dir ... --pairing RULE`):", ""]
+    index += [f"- `{rule}`: {PAIRING_EXPLAINED[rule].explanation} Example: `{PAIRING_EXPLAINED[rule].example_input}` → "
+              f"`{PAIRING_EXPLAINED[rule].example_target}`." for rule in PAIRING_RULES]
     (out_dir / "README.md").write_text("\n".join(index) + "\n", encoding="utf-8")
     return [*written, out_dir / "README.md"]

@@ -32,3 +32,10 @@ def test_help_shows_no_type_after_a_flag(path):
     assert result.exit_code == 0, result.output
     assert "--help" in result.output
     assert "<bool>" not in result.output and "BOOLEAN" not in result.output
+
+
+def test_run_help_names_every_pairing_rule():
+    from bench_ir.protocol import PAIRING_RULES
+
+    text = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=200).output.split())
+    assert all(rule in text for rule in PAIRING_RULES)
