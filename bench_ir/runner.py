@@ -92,6 +92,7 @@ class RunConfig:
     pad: str | None = None
     save_images: bool = False
     label: str | None = None
+    noise_order: str = "sorted"  # reference noise stream order: sorted file names, or os.listdir's (official loop)
     command: list[str] | None = None
     registry: str | Path | None = None
 
@@ -152,7 +153,8 @@ def _protocol_manifest(protocol: Protocol, tasks: list[TaskSpec]) -> dict[str, A
 
 def _check_resume(existing: dict[str, Any], manifest: dict[str, Any], run_dir: Path) -> None:
     keys = [("protocol", "sha256"), ("model", "name"), ("model", "args_overrides"), ("checkpoint", "sha256"),
-            ("convention", "name"), ("sample", None), ("dtype", None), ("execution", "mode")]
+            ("convention", "name"), ("sample", None), ("dtype", None), ("execution", "mode"), ("noise_order", None)]
+    existing = {"noise_order": "sorted", **existing}  # runs made before --noise-order drew in sorted order
     for key, sub in keys:
         old, new = existing.get(key), manifest.get(key)
         if sub is not None:
@@ -187,10 +189,14 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
     if not config.sample and config.data_root is None and protocol.name != "folders":
         raise FileNotFoundError(f"protocol '{protocol.name}' needs --data-root (the folder holding its test sets) "
                                 "or --sample for the built-in sample data")
+    if config.sample and config.noise_order != "sorted":
+        raise ValueError("--noise-order listdir follows the file order of a dataset folder; the built-in sample "
+                         "data has no folder (use --data-root)")
     datasets = {}
     for task in tasks:
         dataset = (build_sample_task_dataset(protocol, task) if config.sample
-                   else build_task_dataset(protocol, task, data_root=config.data_root))
+                   else build_task_dataset(protocol, task, data_root=config.data_root,
+                                           noise_order=config.noise_order))  # type: ignore[arg-type]
         if config.limit is not None:
             dataset = dataset.limit(config.limit)
         datasets[task.name] = dataset
@@ -244,6 +250,7 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
         "seed": {t.name: t.noise.seed for t in tasks if t.noise},
         "device": device_info(device),
         "dtype": config.dtype,
+        "noise_order": config.noise_order,
         "execution": plan.describe(),
         "batch_size": batch_size,
         "tile": config.tile,
