@@ -189,12 +189,9 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
     if not config.sample and config.data_root is None and protocol.name != "folders":
         raise FileNotFoundError(f"protocol '{protocol.name}' needs --data-root (the folder holding its test sets) "
                                 "or --sample for the built-in sample data")
-    if config.sample and config.noise_order != "sorted":
-        raise ValueError("--noise-order listdir follows the file order of a dataset folder; the built-in sample "
-                         "data has no folder (use --data-root)")
     datasets = {}
     for task in tasks:
-        dataset = (build_sample_task_dataset(protocol, task) if config.sample
+        dataset = (build_sample_task_dataset(protocol, task, noise_order=config.noise_order) if config.sample
                    else build_task_dataset(protocol, task, data_root=config.data_root,
                                            noise_order=config.noise_order))  # type: ignore[arg-type]
         if config.limit is not None:

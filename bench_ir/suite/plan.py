@@ -198,7 +198,8 @@ def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
         images = 0
         for task in protocol.tasks:
             try:
-                dataset = (build_sample_task_dataset(protocol, task) if plan.options["sample"] else
+                dataset = (build_sample_task_dataset(protocol, task, noise_order=plan.options["noise_order"])
+                           if plan.options["sample"] else
                            build_task_dataset(protocol, task, data_root=plan.data_root,
                                               noise_order=plan.options["noise_order"]))
             except (FileNotFoundError, ValueError, KeyError) as err:
