@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_settings
-from bench_ir.cards import create_model, get_card, list_models
+from bench_ir.cards import get_card, list_models
+from bench_ir.checkpoints import create_model
 from bench_ir.engine import EvalOptions, restore
 from bench_ir.geometry import fit_policy
 from bench_ir.metrics.functional import psnr
