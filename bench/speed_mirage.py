@@ -1,7 +1,8 @@
 """Speed of bench-ir's MIRAGE against the official implementation, side by side in one process, same weights.
 
-    python bench/speed_mirage.py --official /path/to/MIRAGE [--parts inference latency train protocol]
+    python bench/speed_mirage.py --official /path/to/MIRAGE [--parts inference latency protocol train]
                                  [--variants tiny small] [--checkpoint F] [--device cuda] [--quick]
+                                 [--protocol-scale 0.1] [--out-dir D [--rehearsal]]
 
 --official is a checkout of github.com/Amazingren/MIRAGE (the network files need einops, timm and fvcore). Its
 ``net/mirage_{tiny,small}.py``, ``utils/val_utils.compute_psnr_ssim``, ``utils/loss_utils.FFTLoss`` and
@@ -16,11 +17,19 @@ Parts (figures of the issue "Speed", measured on one device in one run):
   train      training steps at 32 x 128^2 (L1 + 0.1 Fourier + SPD, AdamW 2e-4) on identical batches from identical
              weights: ms/step (median after warm-up), peak CUDA memory, and the loss curves of 200 steps.
   protocol   the 5deg protocol on a shape-equivalent synthetic set (68 + 100 images at 481x321, 500 at 620x460,
-             1,111 at 1280x720, 15 at 600x400): the official test loop (batch 1, scikit-image metrics on the CPU)
-             against `bench_ir.run_protocol` (fast path and --exact), end to end, with per-image metric deltas.
+             1,111 at 1280x720, 15 at 600x400; --protocol-scale keeps that fraction of each count, same shapes): the
+             official test loop (batch 1, scikit-image metrics on the CPU) against bench-ir runs of all five sets
+             as one protocol, each in a fresh process: the compiled fast path with an empty inductor cache (a
+             user's first run: cold) and again with that cache (warm), the eager fast path (--compile off) and
+             --exact; end to end, compile warm-up counted and reported, per-image metric deltas. From the cold
+             compiled and the eager run, projected to the whole protocol (warm-up once, the rest / scale), the
+             JSON's ``decision`` states which path a user's first 5deg run is faster on: the CUDA default.
 
-Writes bench/results/speed-<device>-<date>.json and appends a section to bench/RESULTS.md. --quick shrinks every
-part (smaller sizes, few repeats and images) to check the script itself, e.g. on a CPU.
+Order (JOB_ORDER, most wanted first): inference and latency of MIRAGE-T, inference of MIRAGE-S, the protocol,
+training of MIRAGE-T, then latency and training of MIRAGE-S. Writes
+bench/results/speed-<device>-<date>.json and appends a section to bench/RESULTS.md; with --out-dir, both go to that
+folder only, rewritten after every part (a run cut short keeps what it measured). --quick shrinks every part
+(smaller sizes, few repeats and images) to check the script itself, e.g. on a CPU; --rehearsal labels the output.
 """
 
 from __future__ import annotations
@@ -51,7 +60,8 @@ from bench_ir.acceleration import (  # noqa: E402
     plan_execution,
     precision_settings,
 )
-from bench_ir.cards import create_model, get_card  # noqa: E402
+from bench_ir.cards import get_card  # noqa: E402
+from bench_ir.checkpoints import create_model  # noqa: E402
 from bench_ir.engine import resolve_device  # noqa: E402
 from bench_ir.metrics.functional import psnr as psnr_db  # noqa: E402
 from bench_ir.profiling import latency_summary, time_calls  # noqa: E402
@@ -244,7 +254,7 @@ def bench_train(official: Official, variant: str, device: torch.device, batch: i
         losses, times = [], []
         if device.type == "cuda":
             torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memorylatency_summary(device)
+            torch.cuda.reset_peak_memory_stats(device)
         with settings():
             for index, (lq, gt) in enumerate(batches):
                 lq, gt = lq.to(device, non_blocking=True), gt.to(device, non_blocking=True)
@@ -340,16 +350,105 @@ def _official_protocol_loop(official: Official, model: torch.nn.Module, folder: 
     return values
 
 
-def bench_protocol(official: Official, device: torch.device, checkpoint: Path | None, scale: float,
-                   batch_size: int | None) -> dict[str, Any]:
-    from bench_ir.results import load_run
-    from bench_ir.runner import RunConfig, folder_protocol, run_protocol
+def synthetic_protocol(root: Path, groups: list[tuple[str, int, tuple[int, int]]]):
+    """One protocol with a task per group (folders ``root/<group>/{input,target}``), with the 5deg geometry and
+    metric convention (centre crop to a multiple of 16, M1), so a run scores them all in one process as a user's
+    5deg run does."""
+    import dataclasses
 
-    groups = PROTOCOL_GROUPS if scale == 1 else [  # --quick: a few images at a quarter of the side
-        (name, max(2, round(count * scale)), (height // 4, width // 4)) for name, count, (height, width)
-        in PROTOCOL_GROUPS]
+    from bench_ir.runner import folder_protocol
+
+    tasks = [dataclasses.replace(folder_protocol(root / name / "input", root / name / "target").tasks[0],
+                                 name=name, label=name) for name, _, _ in groups]
+    base = folder_protocol(root / groups[0][0] / "input", root / groups[0][0] / "target")
+    return dataclasses.replace(base, name="5deg-shaped", title="5deg-shaped synthetic set", tasks=tasks)
+
+
+def protocol_worker(spec_file: Path) -> None:
+    """``speed_mirage.py --protocol-worker SPEC.json``: one bench-ir run of the synthetic protocol in this (fresh)
+    process, timed from before the run to after its last record; writes seconds, the execution plan (compile
+    warm-up included) and per-image metrics to ``spec["out"]``."""
+    import json
+
+    from bench_ir.results import load_run
+    from bench_ir.runner import RunConfig, run_protocol
+
+    spec = json.loads(spec_file.read_text())
+    groups = [(name, count, tuple(size)) for name, count, size in spec["groups"]]
+    start = time.perf_counter()
+    config = RunConfig(protocol=synthetic_protocol(Path(spec["data"]), groups), model="mirage-t",
+                       data_root=spec["data"],  # the layouts are absolute paths under it
+                       checkpoint=spec["checkpoint"], device=spec["device"], exact=spec["exact"],
+                       compile=spec["compile"], batch_size=spec["batch_size"], run_dir=spec["run_dir"])
+    outcome = run_protocol(config)
+    seconds = time.perf_counter() - start
+    records = load_run(outcome.run_dir).records
+    values = {f"{row.task}/{row.image}": [row.psnr, row.ssim] for row in records.itertuples()}
+    Path(spec["out"]).write_text(json.dumps({"seconds": seconds, "execution": outcome.manifest["execution"],
+                                             "batch_size": outcome.manifest["batch_size"], "values": values}))
+
+
+PROTOCOL_PATHS = [  # label, bench-ir options, inductor cache ("fresh": a new empty one, "reuse": the previous one)
+    ("bench-ir fast, compiled, cold cache", {"exact": False, "compile": "auto"}, "fresh"),
+    ("bench-ir fast, compiled, warm cache", {"exact": False, "compile": "auto"}, "reuse"),
+    ("bench-ir fast, eager", {"exact": False, "compile": "off"}, "fresh"),
+    ("bench-ir exact", {"exact": True, "compile": "auto"}, "fresh"),
+]
+
+
+def _run_protocol_process(root: Path, label: str, options: dict[str, Any], cache: Path, groups, device,
+                          checkpoint: Path, batch_size: int | None) -> dict[str, Any]:
+    import json
+    import os
+    import subprocess
+
+    slug = label.replace(" ", "-").replace(",", "")
+    spec = {"data": str(root / "data"), "groups": groups, "checkpoint": str(checkpoint), "device": str(device),
+            "batch_size": batch_size, "run_dir": str(root / "runs" / slug), "out": str(root / f"{slug}.json"),
+            **options}
+    (root / f"{slug}.spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache), "TRITON_CACHE_DIR": str(cache / "triton")}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--protocol-worker",
+                    str(root / f"{slug}.spec.json")], env=env, check=True)
+    result = json.loads((root / f"{slug}.json").read_text())
+    result["process_seconds"] = time.perf_counter() - start
+    return result
+
+
+def protocol_decision(paths: dict[str, Any], scale: float) -> dict[str, Any]:
+    """Compiled or eager fast path as the CUDA default, from the cold compiled run and the eager run of the
+    subset, projected to the whole protocol: compile warm-up is paid once per process whatever the number of
+    images, the rest scales with 1 / ``scale``. The default becomes eager when a user's first (cold) full run is
+    slower compiled than eager."""
+    cold = paths.get("bench-ir fast, compiled, cold cache")
+    eager = paths.get("bench-ir fast, eager")
+    if not cold or not eager:
+        return {"decided": False, "why": "the cold compiled and the eager runs are both needed"}
+
+    def projected(row: dict[str, Any]) -> float:
+        warmup = row["execution"].get("warmup_seconds", 0.0)
+        return warmup + (row["seconds"] - warmup) / scale
+
+    first_compiled, first_eager = projected(cold), projected(eager)
+    compiled_ran = cold["execution"].get("compile_mode") is not None
+    return {"decided": compiled_ran, "scale": scale,
+            "subset_seconds": {"compiled_cold": cold["seconds"], "eager": eager["seconds"]},
+            "compile_warmup_s": cold["execution"].get("warmup_seconds"),
+            "projected_full_protocol_s": {"compiled_cold": first_compiled, "eager": first_eager},
+            "default": ("compile" if first_compiled <= first_eager else "eager") if compiled_ran else None,
+            "rule": "eager when the projected first (cold) full-protocol run is slower compiled than eager",
+            "note": None if compiled_ran else "the compiled path did not compile on this device (CPU rehearsal)"}
+
+
+def bench_protocol(official: Official, device: torch.device, checkpoint: Path | None, scale: float,
+                   batch_size: int | None, quick: bool = False) -> dict[str, Any]:
+    """The official test loop against bench-ir runs in fresh processes (compiled with a cold and a warm inductor
+    cache, eager fast path, exact), on the 5deg-shaped set with every group's count x ``scale`` (same shapes)."""
+    groups = [(name, max(1, round(count * scale)), ((height // 4, width // 4) if quick else (height, width)))
+              for name, count, (height, width) in PROTOCOL_GROUPS]
     results: dict[str, Any] = {"groups": [{"name": n, "images": c, "size": [h, w]} for n, c, (h, w) in groups],
-                               "checkpoint": str(checkpoint) if checkpoint else None}
+                               "scale": scale, "checkpoint": str(checkpoint) if checkpoint else None}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         start = time.perf_counter()
@@ -364,27 +463,29 @@ def bench_protocol(official: Official, device: torch.device, checkpoint: Path | 
         del ours
 
         start = time.perf_counter()
-        official_values = {name: _official_protocol_loop(official, theirs, root / "data" / name, device)
-                           for name, _, _ in groups}
+        official_values = {f"{name}/{image}": value for name, _, _ in groups
+                           for image, value in _official_protocol_loop(official, theirs, root / "data" / name,
+                                                                       device).items()}
         results["official_s"] = time.perf_counter() - start
         del theirs
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
 
-        for label, exact in (("bench-ir fast", False), ("bench-ir exact", True)):
-            start = time.perf_counter()
-            deltas_psnr, deltas_ssim = [], []
-            for name, _, _ in groups:
-                protocol = folder_protocol(root / "data" / name / "input", root / "data" / name / "target")
-                outcome = run_protocol(RunConfig(protocol=protocol, model="mirage-t", checkpoint=checkpoint,
-                                                 device=str(device), exact=exact, batch_size=batch_size,
-                                                 run_dir=root / "runs" / f"{label}-{name}".replace(" ", "-")))
-                records = load_run(outcome.run_dir).records
-                for row in records.itertuples():
-                    psnr, ssim = official_values[name][row.image]
-                    deltas_psnr.append(abs(row.psnr - psnr))
-                    deltas_ssim.append(abs(row.ssim - ssim))
-            results[label] = {"seconds": time.perf_counter() - start, "max_abs_psnr_diff_db": max(deltas_psnr),
-                              "max_abs_ssim_diff": max(deltas_ssim), "images": len(deltas_psnr)}
-            results[label]["speedup_vs_official"] = results["official_s"] / results[label]["seconds"]
+        paths: dict[str, Any] = {}
+        cache = root / "inductor-cache-0"
+        for index, (label, options, cache_use) in enumerate(PROTOCOL_PATHS):
+            if cache_use == "fresh":
+                cache = root / f"inductor-cache-{index}"
+            row = _run_protocol_process(root, label, options, cache, groups, device, checkpoint, batch_size)
+            deltas = [(abs(row["values"][key][0] - psnr), abs(row["values"][key][1] - ssim))
+                      for key, (psnr, ssim) in official_values.items()]
+            paths[label] = {"seconds": row["seconds"], "process_seconds": row["process_seconds"],
+                            "execution": row["execution"], "batch_size": row["batch_size"], "images": len(deltas),
+                            "max_abs_psnr_diff_db": max(d[0] for d in deltas),
+                            "max_abs_ssim_diff": max(d[1] for d in deltas),
+                            "speedup_vs_official": results["official_s"] / row["seconds"]}
+        results["paths"] = paths
+        results["decision"] = protocol_decision(paths, scale)
     return results
 
 
@@ -421,55 +522,100 @@ def to_markdown(results: dict[str, Any]) -> str:
     if "protocol" in results:
         part = results["protocol"]
         images = sum(g["images"] for g in part["groups"])
-        lines += [f"### 5deg-shaped protocol end to end ({images} images)", "",
-                  "| path | seconds | speed-up | max abs PSNR diff (dB) | max abs SSIM diff |",
-                  "|---|---:|---:|---:|---:|",
-                  f"| official test loop | {part['official_s']:.1f} | 1.00x | | |"]
-        for name in ("bench-ir fast", "bench-ir exact"):
-            row = part[name]
-            lines.append(f"| {name} | {row['seconds']:.1f} | {row['speedup_vs_official']:.2f}x | "
+        lines += [f"### 5deg-shaped protocol end to end ({images} images, x{part['scale']:g} of the 5deg counts, "
+                  "same shapes; bench-ir in a fresh process each)", "",
+                  "| path | seconds | compile warm-up s | process s | speed-up | max abs PSNR diff (dB) | "
+                  "max abs SSIM diff |", "|---|---:|---:|---:|---:|---:|---:|",
+                  f"| official test loop | {part['official_s']:.1f} | | | 1.00x | | |"]
+        for name, row in part["paths"].items():
+            lines.append(f"| {name} | {row['seconds']:.1f} | {row['execution'].get('warmup_seconds', 0.0):.1f} | "
+                         f"{row['process_seconds']:.1f} | {row['speedup_vs_official']:.2f}x | "
                          f"{row['max_abs_psnr_diff_db']:.2e} | {row['max_abs_ssim_diff']:.2e} |")
+        decision = part["decision"]
+        if decision.get("decided"):
+            full = decision["projected_full_protocol_s"]
+            lines += ["", f"CUDA default by this measurement: **{decision['default']}** (projected first full 5deg "
+                      f"run: compiled from a cold cache {full['compiled_cold']:.0f} s vs eager fast path "
+                      f"{full['eager']:.0f} s; compile warm-up {decision['compile_warmup_s']:.0f} s; rule: "
+                      f"{decision['rule']})."]
+        else:
+            lines += ["", f"No decision on the CUDA default: {decision.get('note') or decision.get('why')}."]
         lines.append("")
     return "\n".join(lines)
 
 
+JOB_ORDER = [  # most wanted first: a run cut short by its time cap loses the end of the list
+    ("inference", "tiny"), ("latency", "tiny"), ("inference", "small"), ("protocol", "tiny"), ("train", "tiny"),
+    ("latency", "small"), ("train", "small"),
+]
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--protocol-worker":
+        protocol_worker(Path(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", type=Path, required=True, help="checkout of github.com/Amazingren/MIRAGE")
-    parser.add_argument("--parts", nargs="+", default=["inference", "latency", "train", "protocol"],
-                        choices=["inference", "latency", "train", "protocol"])
+    parser.add_argument("--parts", nargs="+", default=["inference", "latency", "protocol", "train"],
+                        choices=["inference", "latency", "train", "protocol"],
+                        help="parts to run, in the order of JOB_ORDER (the protocol part uses MIRAGE-T)")
     parser.add_argument("--variants", nargs="+", default=["tiny", "small"], choices=sorted(CARDS))
     parser.add_argument("--checkpoint", type=Path, help="MIRAGE-T weights for inference PSNR and the protocol "
                         "(default: seeded random weights)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--train-dtype", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--train-steps", type=int, default=200)
     parser.add_argument("--protocol-batch", type=int, help="bench-ir --batch-size in the protocol part")
+    parser.add_argument("--protocol-scale", type=float, default=1.0,
+                        help="fraction of every 5deg test set's image count (same shapes), e.g. 0.1")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and counts: checks the script only")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--out-dir", type=Path, help="write the JSON and Markdown here only (bench/ untouched), "
+                        "rewritten after every part so a run cut short keeps what it measured")
+    parser.add_argument("--rehearsal", action="store_true", help="label the output as a rehearsal (needs --out-dir)")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
     official = Official(args.official)
     q = args.quick
+    kind = "speed-quick" if q else "speed"
+    command = "python bench/speed_mirage.py " + " ".join(sys.argv[1:]).replace(str(args.official), "<official>")
+    if args.out_dir is not None:
+        command = command.replace(str(args.out_dir), "<out-dir>")
     results: dict[str, Any] = {}
-    for variant in args.variants:
+
+    def save() -> None:
+        if args.out_dir is not None:
+            write_results(kind, device, command, results, to_markdown(results), args.out, args.out_dir,
+                          args.rehearsal)
+
+    for part, variant in JOB_ORDER:
+        if part not in args.parts or variant not in args.variants:
+            continue
         checkpoint = args.checkpoint if variant == "tiny" else None
-        if "inference" in args.parts:
+        start = time.perf_counter()
+        print(f"[speed_mirage] {part} MIRAGE-{variant} ...", flush=True)
+        if part == "inference":
             results.setdefault("inference", []).append(bench_inference(
                 official, variant, device, batch=2 if q else 16, size=64 if q else 256, repeats=2 if q else 30,
                 warmup=1 if q else 10, checkpoint=checkpoint))
-        if "latency" in args.parts:
+        elif part == "latency":
             results.setdefault("latency", []).append(bench_latency(
                 official, variant, device, size=64 if q else 224, repeats=2 if q else 100, warmup=1 if q else 20))
-        if "train" in args.parts:
+        elif part == "protocol":
+            results["protocol"] = bench_protocol(official, device, args.checkpoint,
+                                                 scale=0.002 if q else args.protocol_scale,
+                                                 batch_size=args.protocol_batch, quick=q)
+        else:
             results.setdefault("train", []).append(bench_train(
-                official, variant, device, batch=2 if q else 32, size=32 if q else 128, steps=4 if q else 200,
-                warmup=1 if q else 20, dtype=args.train_dtype))
-    if "protocol" in args.parts:
-        results["protocol"] = bench_protocol(official, device, args.checkpoint, scale=0.002 if q else 1.0,
-                                             batch_size=args.protocol_batch)
-    command = "python bench/speed_mirage.py " + " ".join(sys.argv[1:]).replace(str(args.official), "<official>")
-    write_results("speed-quick" if q else "speed", device, command, results, to_markdown(results), args.out)
+                official, variant, device, batch=2 if q else 32, size=32 if q else 128,
+                steps=4 if q else args.train_steps, warmup=1 if q else 20, dtype=args.train_dtype))
+        print(f"[speed_mirage] {part} MIRAGE-{variant}: {time.perf_counter() - start:.1f} s", flush=True)
+        save()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    if args.out_dir is None:
+        write_results(kind, device, command, results, to_markdown(results), args.out)
 
 
 if __name__ == "__main__":

@@ -118,10 +118,14 @@ class RunStore:
                     break
         return
 
+    def scored_records(self) -> list[dict[str, Any]]:
+        """Records already written, in the main file and in any rank shard; used by --resume."""
+        paths = [self.run_dir / RECORDS, *self.shard_paths()]
+        return [r for path in paths for r in self.iter_records(path)]
+
     def scored_keys(self) -> set[tuple[str, str]]:
         """(task, image) pairs already scored, in the main file and in any rank shard; used by --resume."""
-        paths = [self.run_dir / RECORDS, *self.shard_paths()]
-        return {(r["task"], r["image"]) for path in paths for r in self.iter_records(path)}
+        return {(r["task"], r["image"]) for r in self.scored_records()}
 
     def repair(self) -> None:
         """Drop a torn trailing line left by an interrupted run (before appending more)."""

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as _dt
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ import pandas as pd
 import torch
 
 from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_settings
-from bench_ir.cards import ModelCard, check_card_args, count_parameters, create_model, get_card, with_model_args
+from bench_ir.cards import ModelCard, check_card_args, count_parameters, get_card, with_model_args
+from bench_ir.checkpoints import create_model
 from bench_ir.distributed import dist_context
 from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype
 from bench_ir.geometry import fit_policy
@@ -30,7 +32,7 @@ from bench_ir.resources import registry_dir
 from bench_ir.results import RunStore, aggregate, protocol_average
 
 __all__ = ["RunConfig", "RunOutcome", "ProgressHook", "run_protocol", "folder_protocol", "ResumeError",
-           "FAST_CUDA_BATCH"]
+           "RunInterrupted", "next_commands", "FAST_CUDA_BATCH"]
 
 FAST_CUDA_BATCH = 8  # images per forward on the fast CUDA path when --batch-size is not given
 
@@ -39,10 +41,22 @@ class ResumeError(ValueError):
     """--resume was asked for a run directory that belongs to a different run."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or another KeyboardInterrupt) while images were scored; ``run_dir`` keeps the scored images and
+    continues with ``--resume --run-dir run_dir``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+
 class ProgressHook:
     """Receives progress events; the CLI renders them, the library never prints."""
 
     def start_task(self, task: TaskSpec, total: int, done: int) -> None: ...
+
+    def resumed(self, task: TaskSpec, records: list[dict[str, Any]]) -> None:
+        """After ``start_task`` of a resumed run: the ``done`` records of this task scored before (optional)."""
 
     def record(self, record: dict[str, Any]) -> None: ...
 
@@ -158,6 +172,7 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
     from bench_ir.cards import card_record
     from bench_ir.checkpoints import sha256_file
     from bench_ir.data.datasets import build_task_dataset
+    from bench_ir.data.sample import build_sample_task_dataset
     from bench_ir.metrics.conventions import get_convention
 
     progress = progress or ProgressHook()
@@ -179,8 +194,9 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
                                 "or --sample for the built-in sample data")
     datasets = {}
     for task in tasks:
-        dataset = build_task_dataset(protocol, task, data_root=config.data_root, sample=config.sample,
-                                     noise_order=config.noise_order)  # type: ignore[arg-type]
+        dataset = (build_sample_task_dataset(protocol, task, noise_order=config.noise_order) if config.sample
+                   else build_task_dataset(protocol, task, data_root=config.data_root,
+                                           noise_order=config.noise_order))  # type: ignore[arg-type]
         if config.limit is not None:
             dataset = dataset.limit(config.limit)
         datasets[task.name] = dataset
@@ -247,12 +263,14 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
     }
     store = RunStore(run_dir)
     done: set[tuple[str, str]] = set()
+    scored_before: list[dict[str, Any]] = []
     if store.manifest_path.exists():
         if not config.resume:
             raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
                                   "another --run-dir")
         _check_resume(store.read_manifest(), manifest, run_dir)
-        done = store.scored_keys()
+        scored_before = store.scored_records()
+        done = {(r["task"], r["image"]) for r in scored_before}
         manifest["created"] = store.read_manifest().get("created", manifest["created"])
         manifest["resumed"] = now_iso()
     dctx.barrier()  # every rank has read the old state before anything is written
@@ -276,6 +294,9 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
             crop = protocol.crop_for(task)
             policy = fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode, config.pad)
             progress.start_task(task, len(dataset), len(skip & set(dataset.names)))
+            if skip and hasattr(progress, "resumed"):  # running means cover the images scored before, too
+                names = set(dataset.names)
+                progress.resumed(task, [r for r in scored_before if r["task"] == task.name and r["image"] in names])
             todo = [name for name in dataset.names if name not in skip]
             others = set(todo) - set(dctx.shard(todo))  # images scored by the other ranks
             with precision_settings(plan):
@@ -285,11 +306,13 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
                     progress.record(record)
             progress.end_task(task)
         manifest["execution"] = accelerated.describe()
-    except BaseException:
+    except BaseException as err:
         if dctx.is_main:
             manifest["status"] = "interrupted"
             manifest["interrupted"] = now_iso()
             store.write_manifest(manifest)
+        if isinstance(err, KeyboardInterrupt) and not isinstance(err, RunInterrupted):
+            raise RunInterrupted(run_dir) from err
         raise
     dctx.barrier()
     if dctx.is_main:
@@ -302,6 +325,19 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
     average = protocol_average(summary, manifest["protocol"]["average"])
     return RunOutcome(run_dir=run_dir, manifest=manifest, summary=summary, average=average, notices=notices,
                       rank=dctx.rank)
+
+
+def next_commands(run_dir: str | Path, protocol: str | Path | Protocol | None = None) -> list[str]:
+    """The commands a user runs after ``run_dir`` is complete, with the run directory filled in (shell-quoted):
+    the paper table (for a protocol run), the rank among the published rows, a paired comparison."""
+    run = shlex.quote(str(run_dir))
+    name = protocol.name if isinstance(protocol, Protocol) else protocol
+    commands = []
+    if name is not None and str(name) != "folders":
+        commands.append(f"bench-ir report --protocol {shlex.quote(str(name))} --runs {run} --format markdown")
+        commands.append(f"bench-ir compare {run} --leaderboard")
+    commands.append(f"bench-ir compare OTHER_RUN {run}")
+    return commands
 
 
 def _make_scorer(convention, config: RunConfig, device: torch.device):

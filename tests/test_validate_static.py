@@ -11,7 +11,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bench_ir.cards import create_model, load_card
+from bench_ir.cards import load_card
+from bench_ir.checkpoints import create_model
 from bench_ir.cli import app
 from bench_ir.resources import registry_dir
 from bench_ir.validation import validate_file

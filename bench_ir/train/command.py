@@ -106,6 +106,8 @@ def train_command(
     run_dir: Annotated[Path | None, typer.Option(help="run dir; default runs/train/<time>-<model>-<recipe>")] = None,
     runs_root: Annotated[Path, typer.Option(help="parent of default run directories")] = Path("runs"),
     max_steps: Annotated[int | None, typer.Option(help="stop after this many optimizer steps")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="stop at the first step boundary after M minutes of "
+                                                      "training, with a checkpoint (continue with --resume)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[TrainDtype, typer.Option(help="fp32, or bf16 autocast")] = TrainDtype.fp32,
     exact: Annotated[bool, typer.Option("--exact", help="reference computation: eager fp32, deterministic cuDNN, "
@@ -143,6 +145,7 @@ def train_command(
     progress = RichTrainProgress(err_console, out=console) if main_process else None
     try:
         train(recipe, model, data_root, run_dir, progress=progress, runs_root=runs_root, max_steps=max_steps,
+              max_minutes=max_minutes,
               device=device, dtype=dtype.value, exact=exact, compile=compile.value, resume=resume, seed=seed,
               epochs_from=epochs_from.value, loss_from=loss_from.value, batch_size=batch_size,
               patch_size=patch_size, num_workers=workers,

@@ -11,8 +11,10 @@ offset (the same for input and target), and one of the 7 non-identity dihedral t
 (``dihedral_nonidentity``; ``dihedral`` also allows the identity, i.e. independent random flips and
 transpose as NDR-Restore's ``augment``). Denoising inputs are made on the augmented clean patch:
 clip(x + N(0,1)·sigma, 0, 255) -> uint8 (``noise: uint8``) or clip(x/255 + N(0,1)·sigma/255, 0, 1) in float64
-(``noise: float``), sigma fixed per item or drawn per draw (``sigma_draw``). Items are float32 (3, P, P) in
-[0, 1] (uint8 / 255).
+(``noise: float``), sigma fixed per item or drawn per draw (``sigma_draw``). A part with ``brightness`` darkens
+some pairs last (input and target by one factor, see :func:`brightness_factor`; its own stream
+``per_image_rng("brightness", seed, epoch, index)``, so the patches are the same with and without it). Items are
+float32 (3, P, P) in [0, 1] (uint8 / 255).
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from bench_ir.data.datasets import DatasetNotFoundError, PairingError, TargetInd
 from bench_ir.data.io import IMAGE_EXTENSIONS, read_rgb_uint8
 from bench_ir.data.synthesis import apply_degradations, gaussian_noise_uint8, per_image_rng
 from bench_ir.protocol import PAIRING_RULES, LayoutSpec
-from bench_ir.train.recipes import DataSpec, Recipe
+from bench_ir.train.recipes import BrightnessSpec, DataSpec, Recipe
 
-__all__ = ["TrainPair", "TrainPart", "TrainingSet", "EpochBatchSampler", "build_training_set", "dihedral"]
+__all__ = ["TrainPair", "TrainPart", "TrainingSet", "EpochBatchSampler", "build_training_set", "dihedral",
+           "brightness_factor", "darken"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,26 @@ def dihedral(img: np.ndarray, mode: int) -> np.ndarray:
     are the official ``data_augmentation`` modes (1 flip, 2 rot90, 3 rot90+flip, ..., 7 rot270+flip)."""
     out = np.rot90(img, k=mode // 2)
     return np.flipud(out) if mode % 2 else out
+
+
+def brightness_factor(spec: BrightnessSpec | None, variant: tuple[str, Any], seed: int, epoch: int,
+                      index: int) -> float | None:
+    """The darkening factor of item (epoch, index), or None when it is left as it is: never for a degradation
+    in ``spec.skip``; else with ``spec.probability``, a factor log-uniform in [min_factor, max_factor]."""
+    if spec is None or spec.probability <= 0 or (variant[0] == "degradation" and variant[1] in spec.skip):
+        return None
+    rng = per_image_rng("brightness", seed, epoch, index)
+    if rng.random() >= spec.probability:
+        return None
+    return float(np.exp(rng.uniform(np.log(spec.min_factor), np.log(spec.max_factor))))
+
+
+def darken(img: np.ndarray, factor: float) -> np.ndarray:
+    """``img`` x ``factor``: a uint8 image rounded half to even back to uint8 (factor <= 1 cannot overflow), a
+    float image (float noise, in [0, 1]) kept as float."""
+    if img.dtype != np.uint8:
+        return img * factor
+    return np.rint(img.astype(np.float32) * np.float32(factor)).astype(np.uint8)
 
 
 def _patch_window(rng: np.random.Generator, height: int, width: int, size: int) -> tuple[int, int]:
@@ -134,6 +157,9 @@ class TrainingSet(Dataset):
             inp, target = self._patch(rng, degraded, clean)
         else:
             inp, target = self._patch(rng, *self._load_pair(part, pair))
+        factor = brightness_factor(part.spec.brightness, (kind, value), self.seed, epoch, index)
+        if factor is not None:
+            inp, target = darken(inp, factor), darken(target, factor)
         return {"input": _to_tensor(inp), "target": _to_tensor(target), "task": part.spec.task, "index": index}
 
     # ---- helpers

@@ -25,6 +25,7 @@ from bench_ir.yamlio import SpecError, build_dataclass, read_yaml_with_includes,
 
 __all__ = [
     "LAYOUTS",
+    "BrightnessSpec",
     "DataSpec",
     "OptimizerSpec",
     "ScheduleSpec",
@@ -43,6 +44,21 @@ __all__ = [
 Layout = Literal["denoise", "derain", "dehaze_ots", "paired", "cdd11", "sample"]
 LAYOUTS: tuple[str, ...] = ("denoise", "derain", "dehaze_ots", "paired", "cdd11", "sample")
 ValueSource = Literal["code", "paper"]
+
+
+@dataclass(frozen=True)
+class BrightnessSpec:
+    """Photometric darkening of training pairs, so that a dark photo alone does not mean "low light".
+
+    With ``probability``, the input and the target patch of an item are both multiplied by one factor drawn
+    log-uniformly from [``min_factor``, ``max_factor``] (then rounded to uint8), after the degradation: the pair
+    stays a correct (degraded, clean) pair of a darker scene. Items of the degradations in ``skip`` (the
+    low-light pairs, whose clean image is the bright one) are never darkened."""
+
+    probability: float = 0.0
+    min_factor: float = 0.1
+    max_factor: float = 1.0
+    skip: list[str] = field(default_factory=lambda: ["low_light"])
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,7 @@ class DataSpec:
       for ``denoise``).
     list_file: optional list of files (paths relative to the layout's image root, as the official
     ``data_dir/*.txt``); used when it exists, otherwise every image is used and a notice says so.
+    brightness: optional darkening of the pairs (:class:`BrightnessSpec`; none by default).
     expected_count: images (pairs) of the official list, for a notice when the data differs.
     crop_multiple: images are centre-cropped to this multiple before the random patch (16 as the official
     ``crop_img``; 1 = no crop, as the official CDD-11 loader).
@@ -86,6 +103,7 @@ class DataSpec:
     max_side: int = 192
     sigma_draw: Literal["each", "random"] = "each"
     noise: Literal["uint8", "float"] = "uint8"
+    brightness: BrightnessSpec | None = None
 
     @property
     def roots(self) -> list[str]:
@@ -257,6 +275,9 @@ def _check(recipe: Recipe, where: str) -> None:
             raise SpecError(f"{at}: 'sigma_draw' and 'noise' apply to noise sigmas; this entry has no 'sigmas'")
         if spec.repeat < 1 or spec.crop_multiple < 1:
             raise SpecError(f"{at}: 'repeat' and 'crop_multiple' must be >= 1")
+        light = spec.brightness
+        if light is not None and not (0 <= light.probability <= 1 and 0 < light.min_factor <= light.max_factor <= 1):
+            raise SpecError(f"{at}: brightness needs 0 <= probability <= 1 and 0 < min_factor <= max_factor <= 1")
     if recipe.patch_size < 8 or recipe.batch_size < 1:
         raise SpecError(f"{where}: patch_size must be >= 8 and batch_size >= 1")
     schedule = recipe.schedule

@@ -17,7 +17,8 @@ import yaml
 from torch import nn
 
 from bench_ir.acceleration import ExecutionPlan, compile_for_training, plan_execution
-from bench_ir.cards import ModelCard, card_record, count_parameters, create_model, get_card, with_model_args
+from bench_ir.cards import ModelCard, card_record, count_parameters, get_card, with_model_args
+from bench_ir.checkpoints import create_model
 from bench_ir.engine import resolve_device
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
 from bench_ir.results import write_json_atomic
@@ -48,6 +49,7 @@ class TrainOptions:
     run_dir: str | Path | None = None
     runs_root: str | Path = "runs"
     max_steps: int | None = None
+    max_minutes: float | None = None  # stop at the first step boundary after this much training wall time
     device: str = "auto"
     dtype: str = "fp32"
     exact: bool = False
@@ -151,6 +153,8 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     total_steps = min(planned, options.max_steps) if options.max_steps is not None else planned
     if total_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {options.max_steps}")
+    if options.max_minutes is not None and not options.max_minutes > 0:
+        raise ValueError(f"--max-minutes must be > 0, got {options.max_minutes}")
     notices = list(dataset.notices)
     if total_steps < planned:
         notices.append(f"--max-steps {options.max_steps}: training stops at step {total_steps} of the recipe's "
@@ -213,6 +217,7 @@ def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
         "steps_planned": planned_steps,
         "steps_target": session.total_steps,
         "max_steps": options.max_steps,
+        "max_minutes": options.max_minutes,
         "device": device_info(session.device),
         "dtype": options.dtype,
         "execution": session.execution.describe(),

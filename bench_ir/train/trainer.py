@@ -107,6 +107,7 @@ class _Loop:
         self.losses: dict[str, float] = {}
         self.validations: list[ValidationResult] = []
         self.last_checkpoint: int | None = None
+        self.out_of_time = False
         options, recipe = session.options, session.recipe
         self.main = session.context.is_main
         self.log = TrainLog(session.run_dir / "train_log.csv",
@@ -210,8 +211,17 @@ class _Loop:
                                  f"({shown}); training stopped before this step was applied; {where}")
 
     # ---- the loop
+    def _time_is_up(self, deadline: float | None) -> bool:
+        """Whether the --max-minutes budget is spent; rank 0's clock decides for every process."""
+        if deadline is None:
+            return False
+        flag = torch.tensor([float(time.monotonic() >= deadline)], device=self.s.device)
+        return bool(mean_across(flag * (self.s.context.rank == 0), self.s.context).item() > 0)
+
     def run(self) -> None:
         s, recipe = self.s, self.s.recipe
+        minutes = s.options.max_minutes
+        deadline = None if minutes is None else time.monotonic() + 60 * minutes
         ckpt_steps = s.options.checkpoint_every or recipe.checkpoint.every_steps
         ckpt_epochs = None if s.options.checkpoint_every else recipe.checkpoint.every_epochs
         spec = recipe.validation
@@ -239,6 +249,11 @@ class _Loop:
                     self.validate()
                 if self.step >= s.total_steps:
                     break
+                if self._time_is_up(deadline):
+                    self.out_of_time = True
+                    break
+            if self.out_of_time:
+                break
 
     def finish(self) -> TrainOutcome:
         s = self.s
@@ -251,8 +266,11 @@ class _Loop:
         if self.main:
             export_safetensors(s.model, final, {"bench_ir_model": s.card.name, "recipe": s.recipe.name,
                                                 "step": str(self.step)})
+            if self.out_of_time:
+                s.manifest["stopped"] = {"reason": f"--max-minutes {s.options.max_minutes}", "step": self.step,
+                                         "at": now_iso(), "resume": "continue with --resume and the same options"}
             s.manifest.update(
-                status="complete", finished=now_iso(), steps_done=self.step,
+                status="stopped" if self.out_of_time else "complete", finished=now_iso(), steps_done=self.step,
                 epochs_done=self.step / s.steps_per_epoch, final_losses=self.losses,
                 final_weights={"path": final.name, "sha256": sha256_file(final)},
                 validation=[{"step": v.step, "run_dir": str(v.run_dir), "tasks": v.tasks, "average": v.average}
@@ -272,7 +290,8 @@ def _previous_manifest(session: TrainSession) -> dict[str, Any]:
 
 
 def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t", data_root: str | Path | None = None,
-          run_dir: str | Path | None = None, *, max_steps: int | None = None, device: str = "auto",
+          run_dir: str | Path | None = None, *, max_steps: int | None = None, max_minutes: float | None = None,
+          device: str = "auto",
           dtype: str = "fp32", exact: bool = False, compile: str = "auto", resume: bool = False, seed: int = 0,
           epochs_from: str = "code", loss_from: str = "code",
           model_args: dict[str, Any] | None = None, batch_size: int | None = None, patch_size: int | None = None,
@@ -284,7 +303,10 @@ def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t
     """Train ``model`` (card name, YAML path or ModelCard) with ``recipe`` (name, YAML path or Recipe); see the
     module docstring for what ``run_dir`` (default ``<runs_root>/train/<time>-<model>-<recipe>``) receives.
 
-    max_steps: stop after this many optimizer steps (the recipe's epochs otherwise). device: "auto", "cpu",
+    max_steps: stop after this many optimizer steps (the recipe's epochs otherwise). max_minutes: stop at the
+    first step boundary after this many minutes of training (from the first step of this call; compile warm-up
+    included, validation too), with a checkpoint and the final weights of that step; the manifest's status is then
+    ``stopped`` and ``resume=True`` continues bit-exactly. device: "auto", "cpu",
     "cuda", "cuda:1"... (under torchrun each process takes its local GPU). dtype: "fp32" or "bf16" (autocast;
     losses in fp32). exact: eager reference computation (see bench_ir.acceleration); compile: "auto" (compiled
     forward, channels-last and fused AdamW on CUDA), "on" or "off". resume: continue ``run_dir`` from
@@ -302,7 +324,8 @@ def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t
     when a loss turns NaN or infinite.
     """
     settings = TrainOptions(
-        data_root=data_root, run_dir=run_dir, runs_root=runs_root, max_steps=max_steps, device=device, dtype=dtype,
+        data_root=data_root, run_dir=run_dir, runs_root=runs_root, max_steps=max_steps, max_minutes=max_minutes,
+        device=device, dtype=dtype,
         exact=exact, compile=compile, resume=resume, seed=seed, epochs_from=epochs_from, loss_from=loss_from,
         model_args=dict(model_args or {}),
         batch_size=batch_size, patch_size=patch_size, num_workers=num_workers, validate=validate,

@@ -1,0 +1,77 @@
+"""Brightness augmentation of training pairs (the `sample` recipes): dark photos are not only low-light inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from bench_ir.train.data import brightness_factor, build_training_set, darken
+from bench_ir.train.recipes import BrightnessSpec, load_recipe
+from bench_ir.yamlio import SpecError
+
+
+def _sets(spec: BrightnessSpec):
+    """The sample recipe's training set with ``spec`` and without any darkening."""
+    recipe = load_recipe("sample")
+    plain = dataclasses.replace(recipe, data=[dataclasses.replace(recipe.data[0], brightness=None)])
+    lit = dataclasses.replace(recipe, data=[dataclasses.replace(recipe.data[0], brightness=spec)])
+    return build_training_set(lit, None, 32, seed=3), build_training_set(plain, None, 32, seed=3)
+
+
+def _uint8(t: torch.Tensor) -> np.ndarray:
+    return (t * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+@pytest.mark.parametrize("recipe", ["sample", "sample-cpu"])
+def test_the_sample_recipes_darken_some_pairs(recipe):
+    spec = load_recipe(recipe).data[0].brightness
+    assert spec is not None and 0 < spec.probability < 1 and spec.min_factor <= 0.1 and spec.skip == ["low_light"]
+
+
+def test_a_darkened_item_is_its_plain_pair_with_input_and_target_scaled_by_one_factor():
+    lit, plain = _sets(BrightnessSpec(probability=1.0, min_factor=0.1, max_factor=0.5))
+    checked = 0
+    for index in range(0, len(lit), 37):
+        part, _, variant = lit.locate(index)
+        factor = brightness_factor(part.spec.brightness, variant, 3, 0, index)
+        if factor is None:
+            continue
+        assert 0.1 <= factor <= 0.5
+        dark, base = lit[(0, index)], plain[(0, index)]
+        assert np.array_equal(_uint8(dark["input"]), darken(_uint8(base["input"]), factor))
+        assert np.array_equal(_uint8(dark["target"]), darken(_uint8(base["target"]), factor))
+        assert dark["target"].mean() < 0.6 * base["target"].mean()
+        checked += 1
+    assert checked >= 10
+
+
+def test_low_light_pairs_are_never_darkened():
+    lit, plain = _sets(BrightnessSpec(probability=1.0))
+    low_light = [i for i in range(len(lit)) if lit.locate(i)[2] == ("degradation", "low_light")]
+    assert low_light
+    for index in low_light[:6]:
+        assert torch.equal(lit[(0, index)]["input"], plain[(0, index)]["input"])
+        assert torch.equal(lit[(0, index)]["target"], plain[(0, index)]["target"])
+
+
+def test_the_share_of_darkened_items_follows_the_probability():
+    spec = BrightnessSpec(probability=0.3)
+    draws = [brightness_factor(spec, ("noise", 25.0), 0, epoch, index) for epoch in range(4) for index in range(500)]
+    share = sum(d is not None for d in draws) / len(draws)
+    assert share == pytest.approx(0.3, abs=0.03)
+
+
+def test_an_impossible_brightness_range_is_a_recipe_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ninclude: " + str(load_recipe("sample").source) + "\ndata:\n"
+                    "  - {task: sample, layout: sample, sigmas: [25], brightness: {probability: 0.5, min_factor: 0}}\n")
+    with pytest.raises(SpecError, match="brightness needs"):
+        load_recipe(path)
+
+
+def test_float_noise_images_are_darkened_without_quantisation():
+    image = np.linspace(0, 1, 12).reshape(2, 2, 3)
+    assert np.array_equal(darken(image, 0.25), image * 0.25)
