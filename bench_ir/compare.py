@@ -103,14 +103,16 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
                  confidence: float = 0.95) -> pd.DataFrame:
     """Per task and metric: mean B - A over the images both runs scored, its paired bootstrap CI, the win
     rate (fraction of paired images where B beats A: higher PSNR/SSIM, lower LPIPS) and ``within_noise``
-    (the CI contains 0). Columns: :data:`COMPARE_COLUMNS`; ``attrs`` holds the run ids and settings."""
+    (the CI contains 0). Columns: :data:`COMPARE_COLUMNS`; ``attrs`` holds the run ids and settings, and
+    ``incomplete`` (one line per run whose records do not cover what its manifest plans)."""
     first, second = as_runs([run_a, run_b])
     tasks = list(dict.fromkeys([*first.records["task"], *second.records["task"]]))
     rows = [row for task in tasks for row in _compare_task(first, second, str(task), n_boot, seed, confidence)]
     frame = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
     frame["within_noise"] = frame["within_noise"].astype("boolean")
     frame.attrs.update(run_a=first.label, run_b=second.label, n_boot=n_boot, seed=seed, confidence=confidence,
-                       method="paired percentile bootstrap over images")
+                       method="paired percentile bootstrap over images",
+                       incomplete=[f"{run.run_dir}: {note}" for run in (first, second) if (note := run.incomplete())])
     return frame
 
 

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["frame_table", "models_table", "protocols_renderables", "conventions_table", "runs_table",
-           "data_check_renderables"]
+           "run_status", "data_check_renderables"]
 
 
 def models_table(registry: str | Path | None = None) -> Table:
@@ -74,12 +74,34 @@ def runs_table(runs_root: str | Path) -> Table:
         manifest = run.manifest
         average = protocol_average(run.summary(), manifest["protocol"].get("average", []))
         flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
-                                 (f"limit {manifest.get('limit')}", manifest.get("limit") is not None)) if on]
+                                 (f"limit {manifest.get('limit')}", manifest.get("limit") is not None),
+                                 (run.incomplete() or "", run.incomplete())) if on]
         table.add_row(run_dir.name, manifest["model"]["name"], manifest["protocol"]["name"],
-                      manifest.get("status", "?"), str(len(run.records)),
+                      run_status(run_dir, manifest), str(len(run.records)),
                       f"{average['psnr']:.2f}" if average is not None else "–",
                       f"{average['ssim']:.3f}" if average is not None else "–", ", ".join(flags))
     return table
+
+
+def run_status(run_dir: str | Path, manifest: dict) -> str:
+    """The manifest's status; a ``running`` run whose writer is gone (killed, or its final manifest write failed)
+    shows as ``stopped (resumable)``."""
+    import os
+
+    from bench_ir.resume import lock_holder
+
+    status = str(manifest.get("status", "?"))
+    if status == "running":
+        pid = lock_holder(run_dir)
+        try:
+            alive = pid is not None and (os.kill(pid, 0) is None)
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        if not alive:
+            return "stopped (resumable)"
+    return status
 
 
 def data_check_renderables(checks) -> list:
