@@ -84,23 +84,13 @@ def runs_table(runs_root: str | Path) -> Table:
 
 
 def run_status(run_dir: str | Path, manifest: dict) -> str:
-    """The manifest's status; a ``running`` run whose writer is gone (killed, or its final manifest write failed)
-    shows as ``stopped (resumable)``."""
-    import os
-
-    from bench_ir.resume import lock_holder
+    """The manifest's status; a ``running`` run that no process holds (killed, or its final manifest write failed)
+    shows as ``stopped`` (it can be resumed)."""
+    from bench_ir.resume import RunLock
 
     status = str(manifest.get("status", "?"))
-    if status == "running":
-        pid = lock_holder(run_dir)
-        try:
-            alive = pid is not None and (os.kill(pid, 0) is None)
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-        if not alive:
-            return "stopped (resumable)"
+    if status == "running" and not RunLock.is_held(run_dir):
+        return "stopped"
     return status
 
 
