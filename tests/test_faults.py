@@ -286,3 +286,12 @@ def test_an_input_that_breaks_before_the_first_record_leaves_a_failed_run(tmp_pa
     assert len(load_run(run_dir).records) == 0
     listed = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path / "runs")])
     assert "failed" in listed.output and "interrupted" not in listed.output
+
+
+def test_report_marks_a_run_whose_records_do_not_cover_the_manifest(tmp_path):
+    from bench_ir.report import build_report
+
+    run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r"))
+    (tmp_path / "r" / "records.jsonl").write_text("".join(_lines(tmp_path / "r")[:2]))
+    text = build_report("derain", [tmp_path / "r"], fmt="markdown")
+    assert "incomplete: 2 of 5 images (derain 2 of 5): not comparable with published numbers" in text
