@@ -161,8 +161,9 @@ class RunTerminated(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into :class:`RunTerminated` while a run writes (main thread only; the old handler is restored)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Turn SIGTERM into :class:`RunTerminated` while a run writes (main thread only, and only where SIGTERM has its
+    default action: a handler the caller installed is kept; the old handler is restored)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
 
