@@ -295,7 +295,7 @@ def find_resumable(runs_root: str | Path, manifest_for: Callable[[dict[str, Any]
     for _, _, run_dir, manifest in sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True):
         try:
             new = manifest_for(manifest)
-        except (KeyError, ValueError, FileNotFoundError):
+        except (KeyError, TypeError, ValueError, FileNotFoundError):
             continue  # the old run's tasks cannot be resolved with this setup: not the same run
         if not identity_differences(manifest, new):
             return run_dir

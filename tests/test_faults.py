@@ -28,7 +28,8 @@ from bench_ir.resume import RunLock, RunLockedError, lock_holder
 from bench_ir.runner import RunConfig, RunNotFinalizedError, folder_protocol, run_protocol
 
 runner = CliRunner()
-IMAGES, SIZE = 16, 320  # enough work (about a second of scoring) that a signal lands mid-run
+IMAGES, SIZE = 24, 384  # killed runs: enough work (over half a second on a fast CPU) that a signal lands mid-run
+FEW, SMALL = 6, 96  # damaged-file runs: small and quick
 
 
 def _write_folders(root: Path, n: int = IMAGES, size: int = SIZE) -> tuple[Path, Path]:
@@ -65,9 +66,22 @@ def folders(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def reference(folders, tmp_path_factory) -> pd.DataFrame:
-    """The export of an uninterrupted run."""
+    """The export of an uninterrupted run on ``folders``."""
     run_dir = tmp_path_factory.mktemp("reference") / "run"
     run_protocol(_config(folders, run_dir))
+    return _export(run_dir)
+
+
+@pytest.fixture(scope="module")
+def few(tmp_path_factory) -> tuple[Path, Path]:
+    return _write_folders(tmp_path_factory.mktemp("few"), n=FEW, size=SMALL)
+
+
+@pytest.fixture(scope="module")
+def few_reference(few, tmp_path_factory) -> pd.DataFrame:
+    """The export of an uninterrupted run on ``few``."""
+    run_dir = tmp_path_factory.mktemp("few-reference") / "run"
+    run_protocol(_config(few, run_dir))
     return _export(run_dir)
 
 
@@ -95,26 +109,22 @@ def _wait_for_records(process: subprocess.Popen, run_dir: Path, timeout: float =
 
 
 # ------------------------------------------------------------------------------------------- killed processes
-@pytest.mark.parametrize(("signum", "status", "code"), [
-    (signal.SIGKILL, "running", -signal.SIGKILL),  # nothing runs after kill -9: the manifest keeps its start state
-    (signal.SIGTERM, "interrupted", 143),
-    (signal.SIGINT, "interrupted", 130),
+@pytest.mark.parametrize(("signum", "reason", "code"), [
+    (signal.SIGTERM, "SIGTERM", 143),
+    (signal.SIGINT, "SIGINT (Ctrl-C)", 130),
 ])
-def test_a_killed_run_resumes_to_exactly_the_export_of_an_uninterrupted_run(folders, reference, tmp_path, signum,
-                                                                            status, code):
+def test_sigterm_and_sigint_mark_the_run_interrupted_and_it_resumes_to_the_uninterrupted_export(
+        folders, reference, tmp_path, signum, reason, code):
     run_dir = tmp_path / "run"
     process = _start(folders, run_dir)
     _wait_for_records(process, run_dir)
     process.send_signal(signum)
     _, err = process.communicate(timeout=120)
     assert process.returncode == code, err
+    assert "--resume" in err and "Traceback" not in err
     stopped = load_run(run_dir)
-    assert stopped.manifest["status"] == status, "the run finished before the signal: make it slower"
-    assert 0 < len(stopped.records) < IMAGES
-    if signum != signal.SIGKILL:
-        assert "--resume" in err and "Traceback" not in err
-        assert stopped.manifest["reason"] == ("SIGTERM" if signum == signal.SIGTERM else "SIGINT (Ctrl-C)")
-    assert not RunLock.is_held(run_dir)  # the kernel released the dead process's lock
+    assert stopped.manifest["status"] == "interrupted", "the run finished before the signal: make it slower"
+    assert stopped.manifest["reason"] == reason and 0 < len(stopped.records) < IMAGES
     resumed = runner.invoke(app, ["run", "--model", "input", "--input-dir", str(folders[0]), "--target-dir",
                                   str(folders[1]), "--run-dir", str(run_dir), "--resume", "--device", "cpu"])
     assert resumed.exit_code == 0, resumed.output
@@ -122,7 +132,8 @@ def test_a_killed_run_resumes_to_exactly_the_export_of_an_uninterrupted_run(fold
     pd.testing.assert_frame_equal(_export(run_dir), reference)
 
 
-def test_a_second_writer_is_refused_with_the_pid_of_the_first(folders, tmp_path):
+def test_a_second_writer_is_refused_and_after_kill_9_the_run_resumes_to_the_uninterrupted_export(
+        folders, reference, tmp_path):
     run_dir = tmp_path / "run"
     process = _start(folders, run_dir)
     try:
@@ -132,13 +143,16 @@ def test_a_second_writer_is_refused_with_the_pid_of_the_first(folders, tmp_path)
         assert second.exit_code == 2
         assert f"PID {process.pid}" in second.output and "Traceback" not in second.output
     finally:
-        process.kill()
+        process.send_signal(signal.SIGKILL)
         process.communicate(timeout=120)
-    assert lock_holder(run_dir) == process.pid  # the file still names it, but nobody holds the lock
-    outcome = run_protocol(_config(folders, run_dir, resume=True))  # the stale lock does not block
-    records = load_run(run_dir).records
-    assert not records.duplicated(["task", "image"]).any() and len(records) == IMAGES
+    assert process.returncode == -signal.SIGKILL
+    killed = load_run(run_dir)
+    assert killed.manifest["status"] == "running", "the run finished before the kill: make it slower"
+    assert 0 < len(killed.records) < IMAGES
+    assert lock_holder(run_dir) == process.pid and not RunLock.is_held(run_dir)  # the kernel released the lock
+    outcome = run_protocol(_config(folders, run_dir, resume=True))  # so the stale lock file does not block
     assert outcome.manifest["status"] == "complete"
+    pd.testing.assert_frame_equal(_export(run_dir), reference)
 
 
 def test_the_lock_is_exclusive_within_one_process_too(tmp_path):
@@ -153,70 +167,70 @@ def _lines(run_dir: Path) -> list[str]:
     return (run_dir / "records.jsonl").read_text().splitlines(keepends=True)
 
 
-def test_a_torn_last_line_is_rescored_on_resume(folders, reference, tmp_path):
+def test_a_torn_last_line_is_rescored_on_resume(few, few_reference, tmp_path):
     run_dir = tmp_path / "run"
-    run_protocol(_config(folders, run_dir))
+    run_protocol(_config(few, run_dir))
     lines = _lines(run_dir)
     (run_dir / "records.jsonl").write_text("".join(lines[:5]) + lines[5][:20])  # an append cut by kill -9
     assert len(load_run(run_dir).records) == 5
-    run_protocol(_config(folders, run_dir, resume=True))
-    assert len(_lines(run_dir)) == IMAGES
-    pd.testing.assert_frame_equal(_export(run_dir), reference)
+    run_protocol(_config(few, run_dir, resume=True))
+    assert len(_lines(run_dir)) == FEW
+    pd.testing.assert_frame_equal(_export(run_dir), few_reference)
 
 
-def test_a_corrupt_middle_line_costs_only_its_own_record_with_one_warning(folders, reference, tmp_path):
+def test_a_corrupt_middle_line_costs_only_its_own_record_with_one_warning(few, few_reference, tmp_path):
     run_dir = tmp_path / "run"
-    run_protocol(_config(folders, run_dir))
+    run_protocol(_config(few, run_dir))
     lines = _lines(run_dir)
     lines[2] = "\x00\x00garbage{\n"
-    lines[6] = '{"task": "folder"}\n'  # JSON, but not a record
+    lines[4] = '{"task": "folder"}\n'  # JSON, but not a record
     (run_dir / "records.jsonl").write_text("".join(lines))
     with pytest.warns(RecordWarning) as caught:
         run = load_run(run_dir)
     assert len(caught) == 1
     message = str(caught[0].message)
-    assert str(run_dir / "records.jsonl") in message and "line 3, 7" in message
-    assert len(run.records) == IMAGES - 2
-    assert run.incomplete() == f"incomplete: {IMAGES - 2} of {IMAGES} images (folder {IMAGES - 2} of {IMAGES})"
+    assert str(run_dir / "records.jsonl") in message and "line 3, 5" in message
+    assert len(run.records) == FEW - 2
+    assert run.incomplete() == f"incomplete: {FEW - 2} of {FEW} images (folder {FEW - 2} of {FEW})"
     with pytest.warns(RecordWarning):
-        run_protocol(_config(folders, run_dir, resume=True))
-    assert len(_lines(run_dir)) == IMAGES + 2  # only the two lost images were scored again
+        run_protocol(_config(few, run_dir, resume=True))
+    assert len(_lines(run_dir)) == FEW + 2  # only the two lost images were scored again
     with pytest.warns(RecordWarning):
-        pd.testing.assert_frame_equal(_export(run_dir), reference)
+        pd.testing.assert_frame_equal(_export(run_dir), few_reference)
     with pytest.warns(RecordWarning):  # a second resume scores nothing more
-        run_protocol(_config(folders, run_dir, resume=True))
-    assert len(_lines(run_dir)) == IMAGES + 2
+        run_protocol(_config(few, run_dir, resume=True))
+    assert len(_lines(run_dir)) == FEW + 2
 
 
-def test_a_duplicate_record_never_counts_twice(folders, tmp_path):
+def test_a_duplicate_record_never_counts_twice(few, tmp_path):
     run_dir = tmp_path / "run"
-    outcome = run_protocol(_config(folders, run_dir))
+    outcome = run_protocol(_config(few, run_dir))
     first = json.loads(_lines(run_dir)[0])
     with open(run_dir / "records.jsonl", "a") as handle:  # what a second writer used to add
         handle.write(json.dumps({**first, "psnr": first["psnr"] + 10.0}) + "\n")
     with pytest.warns(RecordWarning, match="1 duplicate record"):
         run = load_run(run_dir)
-    assert len(run.records) == IMAGES and run.summary().loc["folder", "images"] == IMAGES
+    assert len(run.records) == FEW and run.summary().loc["folder", "images"] == FEW
     kept = run.records.set_index("image").loc[first["image"], "psnr"]
     assert kept == pytest.approx(first["psnr"] + 10.0)  # the last record of a key wins, consistently
-    expected = outcome.summary.loc["folder", "psnr"] + 10.0 / IMAGES
+    expected = outcome.summary.loc["folder", "psnr"] + 10.0 / FEW
     assert run.summary().loc["folder", "psnr"] == pytest.approx(expected)
     with pytest.warns(RecordWarning):
-        assert len(_export(run_dir)) == IMAGES
+        assert len(_export(run_dir)) == FEW
 
 
-def test_export_and_compare_say_when_records_do_not_cover_the_manifest(folders, tmp_path):
+def test_export_and_compare_say_when_records_do_not_cover_the_manifest(few, tmp_path):
     run_dir = tmp_path / "run"
-    run_protocol(_config(folders, run_dir))
+    run_protocol(_config(few, run_dir))
     (run_dir / "records.jsonl").write_text("".join(_lines(run_dir)[:4]))
     exported = runner.invoke(app, ["export", str(run_dir)])
-    assert exported.exit_code == 0 and f"incomplete: 4 of {IMAGES} images" in exported.stderr
+    assert exported.exit_code == 0 and f"incomplete: 4 of {FEW} images" in exported.stderr
     compared = runner.invoke(app, ["compare", str(run_dir), str(run_dir), "--n-boot", "10"])
-    assert compared.exit_code == 0 and f"incomplete: 4 of {IMAGES} images" in compared.output
+    assert compared.exit_code == 0 and f"incomplete: 4 of {FEW} images" in compared.output
 
 
 # --------------------------------------------------------------------------------------------- failing writes
-def test_a_failed_append_marks_the_run_failed_and_it_resumes(folders, reference, tmp_path, monkeypatch):
+def test_a_failed_append_marks_the_run_failed_and_it_resumes(few, few_reference, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     append = RunStore.append
     calls = {"n": 0}
@@ -229,16 +243,15 @@ def test_a_failed_append_marks_the_run_failed_and_it_resumes(folders, reference,
 
     monkeypatch.setattr(RunStore, "append", full_disk_after_three)
     with pytest.raises(OSError, match="No space left"):
-        run_protocol(_config(folders, run_dir))
+        run_protocol(_config(few, run_dir))
     monkeypatch.setattr(RunStore, "append", append)
     manifest = load_run(run_dir).manifest
     assert manifest["status"] == "failed" and "No space left" in manifest["error"]
-    run_protocol(_config(folders, run_dir, resume=True))
-    pd.testing.assert_frame_equal(_export(run_dir), reference)
+    run_protocol(_config(few, run_dir, resume=True))
+    pd.testing.assert_frame_equal(_export(run_dir), few_reference)
 
 
-def test_a_failed_final_manifest_write_leaves_the_run_resumable_and_says_so(folders, reference, tmp_path,
-                                                                           monkeypatch):
+def test_a_failed_final_manifest_write_leaves_the_run_resumable_and_says_so(few, few_reference, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     write = RunStore.write_manifest
 
@@ -249,25 +262,25 @@ def test_a_failed_final_manifest_write_leaves_the_run_resumable_and_says_so(fold
 
     monkeypatch.setattr(RunStore, "write_manifest", fail_when_complete)
     with pytest.raises(RunNotFinalizedError, match="stays resumable.*--resume --run-dir"):
-        run_protocol(_config(folders, run_dir))
+        run_protocol(_config(few, run_dir))
     monkeypatch.setattr(RunStore, "write_manifest", write)
     assert load_run(run_dir).manifest["status"] == "running"
     listed = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path)])
     assert "stopped" in listed.output
-    outcome = run_protocol(_config(folders, run_dir, resume=True))
-    assert outcome.manifest["status"] == "complete" and len(_lines(run_dir)) == IMAGES
-    pd.testing.assert_frame_equal(_export(run_dir), reference)
+    outcome = run_protocol(_config(few, run_dir, resume=True))
+    assert outcome.manifest["status"] == "complete" and len(_lines(run_dir)) == FEW
+    pd.testing.assert_frame_equal(_export(run_dir), few_reference)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="running as root: file permissions do not stop root's writes")
-def test_a_read_only_run_directory_is_refused_before_scoring(folders, tmp_path):
+def test_a_read_only_run_directory_is_refused_before_scoring(few, tmp_path):
     run_dir = tmp_path / "run"
-    run_protocol(_config(folders, run_dir, limit=None))
+    run_protocol(_config(few, run_dir, limit=None))
     (run_dir / "records.jsonl").write_text("".join(_lines(run_dir)[:3]))
     run_dir.chmod(0o555)
     try:
         with pytest.raises(OSError):
-            run_protocol(_config(folders, run_dir, resume=True))
+            run_protocol(_config(few, run_dir, resume=True))
     finally:
         run_dir.chmod(0o755)
     assert len(load_run(run_dir).records) == 3  # nothing lost
