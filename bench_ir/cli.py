@@ -365,22 +365,50 @@ def report(
     out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None,
     leaderboard: Annotated[bool, typer.Option(help="include the published rows")] = True,
     extra_runs: Annotated[list[Path] | None, typer.Option("--runs", help="run directory (repeatable)")] = None,
+    standalone: Annotated[bool, typer.Option("--standalone", help="LaTeX: a whole document that compiles as it "
+                                             "is")] = False,
+    caption: Annotated[str | None, typer.Option(help="table caption (default: protocol and sources)")] = None,
+    label: Annotated[str | None, typer.Option(help="LaTeX label (default: tab:bench-ir-PROTOCOL)")] = None,
+    delta: Annotated[bool, typer.Option("--delta", help="published, measured and Δ per cell for runs of models "
+                                        "with a published row")] = False,
+    tol_psnr: Annotated[float, typer.Option(help="--delta: flag |Δ PSNR| above this (dB)")] = 0.05,
+    tol_ssim: Annotated[float, typer.Option(help="--delta: flag |Δ SSIM| above this")] = 0.002,
+    profile: Annotated[bool, typer.Option("--profile", help="compute params and FLOPs (CPU) of runs without a "
+                                          "profile, stored under --runs-root")] = False,
+    profile_size: Annotated[int, typer.Option(help="--profile: input height and width in pixels")] = 224,
+    runs_root: Annotated[Path | None, typer.Option(help="where to look for (and --profile stores) profile runs "
+                                                   "[default: runs]")] = None,
+    chart_out: Annotated[Path | None, typer.Option(help="also write the efficiency chart as PATH.pdf and "
+                                                   "PATH.svg")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="CSV: unrounded values")] = False,
 ) -> None:
     """Render the paper table of a protocol: published rows plus your runs (never recomputes a metric)."""
-    from bench_ir.report import build_report
+    from bench_ir.report import Tolerance, build_report
 
     try:
+        root = runs_root if runs_root is not None else (Path("runs") if profile or Path("runs").is_dir() else None)
         text = build_report(protocol, [*(runs or []), *(extra_runs or [])], fmt=format.value, out=out,
-                            leaderboard=leaderboard)
+                            leaderboard=leaderboard, standalone=standalone, caption=caption, label=label,
+                            delta=Tolerance(psnr=tol_psnr, ssim=tol_ssim) if delta else None, profile=profile,
+                            runs_root=root, raw=raw, chart_out=chart_out, profile_size=profile_size)
     except USER_ERRORS as err:
         _fail(err)
     if out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
         console.print(f"wrote {out}", highlight=False)
+    if chart_out is not None:
+        console.print(f"wrote {chart_out.with_suffix('.pdf')} and {chart_out.with_suffix('.svg')}", highlight=False)
 
 
 # ------------------------------------------------------------------------------------------ compare
+class CompareFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    markdown = "markdown"
+
+
 @app.command()
 def compare(
     run_a: Annotated[Path, typer.Argument(help="baseline run directory (A)")],
@@ -389,26 +417,35 @@ def compare(
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 10000,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
     confidence: Annotated[float, typer.Option(help="confidence level of the interval")] = 0.95,
+    format: Annotated[CompareFormat, typer.Option("--format", "-f", help="table (80 columns), or csv, json, "
+                                                  "markdown for machines")] = CompareFormat.table,
 ) -> None:
     """Per-task paired deltas B - A with bootstrap confidence intervals, or a run's rank on the leaderboard."""
-    from bench_ir import listing
+    from bench_ir import compare_output
 
     try:
+        ranked = paired = None
         if leaderboard or run_b is None:
             from bench_ir.compare import rank_against_leaderboard
 
-            console.print(listing.frame_table(rank_against_leaderboard(run_a), title=f"{run_a} on the leaderboard"))
-            if run_b is None:
-                return
-        from bench_ir.compare import compare_runs
+            ranked = rank_against_leaderboard(run_a)
+        if run_b is not None:
+            from bench_ir.compare import compare_runs
 
-        frame = compare_runs(run_a, run_b, n_boot=n_boot, seed=seed, confidence=confidence)
+            paired = compare_runs(run_a, run_b, n_boot=n_boot, seed=seed, confidence=confidence)
     except USER_ERRORS as err:
         _fail(err)
-    for note in frame.attrs.get("incomplete", []):
-        err_console.print(f"[bold yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
-    console.print(listing.frame_table(frame, title=f"B - A: {frame.attrs.get('run_b')} vs {frame.attrs.get('run_a')} "
-                                      f"({int(confidence * 100)}% paired bootstrap CI over images)"))
+    if format is not CompareFormat.table:
+        sys.stdout.write(compare_output.compare_text(format.value, paired=paired, ranked=ranked))
+        return
+    if ranked is not None:
+        console.print(compare_output.rank_table(ranked))
+        for line in compare_output.rank_explanation(ranked):
+            console.print(line, highlight=False, markup=False)
+    if paired is not None:
+        console.print(compare_output.paired_table(paired))
+        for line in compare_output.paired_notes(paired):
+            console.print(line, highlight=False, markup=False)
 
 
 # --------------------------------------------------------------------------------------------- docs
@@ -426,9 +463,9 @@ def docs(
 # ----------------------------------------------------------------------------------------- validate
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="model card or protocol YAML files")],
+    files: Annotated[list[Path], typer.Argument(help="model card, protocol or training recipe YAML files")],
 ) -> None:
-    """Validate model cards and protocol files without running anything."""
+    """Validate model cards, protocol and recipe files without running anything."""
     from bench_ir.validation import validate_file
 
     failed = False

@@ -7,6 +7,11 @@ never paired. The confidence interval is the percentile interval of the mean dif
 ``n_boot`` resamples of the paired images (with replacement), from a NumPy generator seeded with
 (seed, task), so the numbers do not depend on which other tasks are present. Pairs where either
 value is NaN/Inf are left out and counted in ``n_nonfinite``. Only stored records are read.
+
+The "Average" rows follow the protocol (run A's manifest ``protocol.average``): the mean over those tasks of
+the per-task mean difference, with a stratified bootstrap (images resampled within each task). A task with
+fewer than :data:`MIN_CI_IMAGES` paired images gets a warning in ``attrs["warnings"]``: a percentile
+bootstrap over so few images says little.
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ from bench_ir.report.measured import as_runs, measure
 from bench_ir.report.model import metric_column
 from bench_ir.results import Run
 
-__all__ = ["paired_bootstrap_ci", "compare_runs", "rank_against_leaderboard", "COMPARE_COLUMNS", "RANK_COLUMNS"]
+__all__ = ["paired_bootstrap_ci", "compare_runs", "rank_against_leaderboard", "COMPARE_COLUMNS", "RANK_COLUMNS",
+           "MIN_CI_IMAGES", "AVERAGE_ROW"]
 
 # metric name in the tables -> (record column, higher is better)
 _METRICS = {"PSNR": ("psnr", True), "SSIM": ("ssim", True), "LPIPS": ("lpips", False)}
 _BOOT_CELLS = 4_000_000  # resampled values held in memory at once
+MIN_CI_IMAGES = 20  # fewer paired images than this: the bootstrap CI is flagged as not meaning much
+AVERAGE_ROW = "Average"
 COMPARE_COLUMNS = ["task", "metric", "n_a", "n_b", "n_paired", "only_a", "only_b", "n_nonfinite", "mean_a", "mean_b",
                    "delta", "ci_low", "ci_high", "win_rate", "within_noise"]
 RANK_COLUMNS = ["column", "metric", "value", "rank", "n_ranked", "best_method", "best_value", "delta_best",
@@ -48,17 +56,26 @@ def paired_bootstrap_ci(differences: np.ndarray, n_boot: int = 10000, confidence
     seeded with ``seed``) makes it reproducible. Returns (nan, nan) for an empty input.
     """
     values = np.asarray(differences, dtype=np.float64).ravel()
-    n = values.size
-    if n == 0:
+    if values.size == 0:
         return (float("nan"), float("nan"))
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     rng = rng if rng is not None else np.random.default_rng(seed)
+    return _interval(_bootstrap_means(values, n_boot, rng), confidence)
+
+
+def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_boot`` means of ``values`` resampled with replacement, vectorised in chunks."""
+    n = values.size
     means = np.empty(n_boot, dtype=np.float64)
     chunk = max(1, _BOOT_CELLS // n)
     for start in range(0, n_boot, chunk):
         stop = min(n_boot, start + chunk)
         means[start:stop] = values[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    return means
+
+
+def _interval(means: np.ndarray, confidence: float) -> tuple[float, float]:
     alpha = 1.0 - confidence
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return (float(low), float(high))
@@ -73,13 +90,19 @@ def _task_rng(seed: int, task: str, metric: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(task.encode()), zlib.crc32(metric.encode())])
 
 
-def _compare_task(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int, confidence: float) -> list[dict]:
+def _paired_values(run_a: Run, run_b: Run, task: str, field: str) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """Values of A and B on the images both scored, and the counts (n_a, n_b, shared)."""
     a, b = _task_records(run_a, task), _task_records(run_b, task)
     shared = a.index.intersection(b.index, sort=False)
+    values_a = pd.to_numeric(a.loc[shared, field], errors="coerce").to_numpy(dtype=np.float64)
+    values_b = pd.to_numeric(b.loc[shared, field], errors="coerce").to_numpy(dtype=np.float64)
+    return values_a, values_b, len(a), len(b), len(shared)
+
+
+def _compare_task(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int, confidence: float) -> list[dict]:
     rows = []
     for metric, (field, higher_is_better) in _METRICS.items():
-        values_a = pd.to_numeric(a.loc[shared, field], errors="coerce").to_numpy(dtype=np.float64)
-        values_b = pd.to_numeric(b.loc[shared, field], errors="coerce").to_numpy(dtype=np.float64)
+        values_a, values_b, n_a, n_b, n_shared = _paired_values(run_a, run_b, task, field)
         if metric == "LPIPS" and not (np.isfinite(values_a).any() and np.isfinite(values_b).any()):
             continue  # LPIPS not scored in both runs
         finite = np.isfinite(values_a) & np.isfinite(values_b)
@@ -87,8 +110,8 @@ def _compare_task(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int, con
         low, high = paired_bootstrap_ci(diff, n_boot, confidence, rng=_task_rng(seed, task, metric))
         wins = diff > 0 if higher_is_better else diff < 0
         rows.append({
-            "task": task, "metric": metric, "n_a": len(a), "n_b": len(b), "n_paired": int(finite.sum()),
-            "only_a": len(a) - len(shared), "only_b": len(b) - len(shared),
+            "task": task, "metric": metric, "n_a": n_a, "n_b": n_b, "n_paired": int(finite.sum()),
+            "only_a": n_a - n_shared, "only_b": n_b - n_shared,
             "n_nonfinite": int((~finite).sum()),
             "mean_a": float(values_a[finite].mean()) if diff.size else float("nan"),
             "mean_b": float(values_b[finite].mean()) if diff.size else float("nan"),
@@ -104,16 +127,69 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
     """Per task and metric: mean B - A over the images both runs scored, its paired bootstrap CI, the win
     rate (fraction of paired images where B beats A: higher PSNR/SSIM, lower LPIPS) and ``within_noise``
     (the CI contains 0). Columns: :data:`COMPARE_COLUMNS`; ``attrs`` holds the run ids and settings, and
-    ``incomplete`` (one line per run whose records do not cover what its manifest plans)."""
+    ``warnings`` (few paired images; a run whose records do not cover what its manifest plans: "incomplete: ...")."""
     first, second = as_runs([run_a, run_b])
     tasks = list(dict.fromkeys([*first.records["task"], *second.records["task"]]))
     rows = [row for task in tasks for row in _compare_task(first, second, str(task), n_boot, seed, confidence)]
+    average_tasks = [str(t) for t in (first.manifest.get("protocol") or {}).get("average") or []]
+    if average_tasks and all(task in tasks for task in average_tasks):
+        rows += _compare_average(first, second, average_tasks, rows, n_boot, seed, confidence)
     frame = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
     frame["within_noise"] = frame["within_noise"].astype("boolean")
-    frame.attrs.update(run_a=first.label, run_b=second.label, n_boot=n_boot, seed=seed, confidence=confidence,
-                       method="paired percentile bootstrap over images",
-                       incomplete=[f"{run.run_dir}: {note}" for run in (first, second) if (note := run.incomplete())])
+    small = [f"{row['task']} (n={row['n_paired']})" for row in rows
+             if row["metric"] == "PSNR" and row["task"] != AVERAGE_ROW and row["n_paired"] < MIN_CI_IMAGES]
+    warnings = [f"few paired images in {', '.join(small)}: a bootstrap CI over fewer than {MIN_CI_IMAGES} images "
+                "says little; read these intervals with care"] if small else []
+    warnings += [f"{run.run_dir}: {note}" for run in (first, second) if (note := run.incomplete())]
+    frame.attrs.update(run_a=first.label, run_b=second.label, run_a_id=_run_id(first), run_b_id=_run_id(second),
+                       n_boot=n_boot, seed=seed, confidence=confidence,
+                       method="paired percentile bootstrap over images", average_tasks=average_tasks,
+                       warnings=warnings)
     return frame
+
+
+def _run_id(run: Run) -> str:
+    return str(run.manifest.get("run_id") or run.run_dir.name)
+
+
+def _compare_average(run_a: Run, run_b: Run, tasks: list[str], task_rows: list[dict], n_boot: int, seed: int,
+                     confidence: float) -> list[dict]:
+    """The protocol's Average per metric: mean over ``tasks`` of the per-task means (A, B, B - A) with a
+    stratified bootstrap CI (each task's images resampled within the task, then the task means averaged)."""
+    rows = []
+    for metric, (field, higher_is_better) in _METRICS.items():
+        per_task = [row for row in task_rows if row["metric"] == metric and row["task"] in tasks]
+        if len(per_task) != len(tasks):
+            continue
+        rng = _task_rng(seed, AVERAGE_ROW, metric)
+        boot = np.zeros(n_boot)
+        wins, paired = 0.0, 0
+        for task in tasks:
+            values_a, values_b, *_ = _paired_values(run_a, run_b, task, field)
+            finite = np.isfinite(values_a) & np.isfinite(values_b)
+            diff = values_b[finite] - values_a[finite]
+            if diff.size == 0:
+                boot[:] = np.nan
+                break
+            boot += _bootstrap_means(diff, n_boot, rng) / len(tasks)
+            wins += float((diff > 0 if higher_is_better else diff < 0).mean()) / len(tasks)
+            paired += int(diff.size)
+        finite_boot = bool(np.isfinite(boot).all())
+        low, high = _interval(boot, confidence) if finite_boot else (float("nan"), float("nan"))
+
+        def mean_of(name: str, rows_: list[dict] = per_task) -> float:
+            return float(np.mean([row[name] for row in rows_]))
+
+        rows.append({
+            "task": AVERAGE_ROW, "metric": metric, "n_a": sum(r["n_a"] for r in per_task),
+            "n_b": sum(r["n_b"] for r in per_task), "n_paired": paired,
+            "only_a": sum(r["only_a"] for r in per_task), "only_b": sum(r["only_b"] for r in per_task),
+            "n_nonfinite": sum(r["n_nonfinite"] for r in per_task), "mean_a": mean_of("mean_a"),
+            "mean_b": mean_of("mean_b"), "delta": mean_of("delta"), "ci_low": low, "ci_high": high,
+            "win_rate": wins if finite_boot else float("nan"),
+            "within_noise": bool(low <= 0.0 <= high) if finite_boot else pd.NA,
+        })
+    return rows
 
 
 def rank_against_leaderboard(run: Run | str | Path, include_assisted: bool = False) -> pd.DataFrame:

@@ -20,6 +20,10 @@ outside the active term get no gradient (``None`` after ``zero_grad()``), so Ada
 that step. Both terms are computed every step and returned for logging (the inactive one detached). Under
 DistributedDataParallel the alternating schedule needs ``find_unused_parameters=True``.
 
+``bench-ir train --recipe ndr --model ndr-restore`` trains with all of the above (recipes ``ndr`` and
+``ndr-alternating`` in registry/recipes/; the card names :class:`NDRObjective`, :func:`ndr_optimizer` and the
+clip so that other recipes use them too).
+
 Conventions: ``lq`` and ``gt`` are RGB [0, 1] (B, 3, H, W), H and W multiples of 8; the model's forward flips
 them to the BGR order the official weights use. L1 is a mean over all elements, so every loss value equals
 the one computed in BGR.
@@ -88,7 +92,15 @@ class NDRObjective:
         return "restoration" if (step // self.alternate_every) % 2 == 0 else "degradation"
 
     def __call__(self, model: nn.Module, lq: torch.Tensor, gt: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        restored, degraded = model(lq, gt)
+        expected = ("NDRObjective trains a model called as model(lq, clean) -> (restored, synthetic LQ), such as "
+                    f"ndr-restore; {type(getattr(model, 'module', model)).__name__} is not one")
+        try:
+            output = model(lq, gt)
+        except TypeError as err:
+            raise ValueError(f"{expected} ({err})") from err
+        if not (isinstance(output, tuple) and len(output) == 2):
+            raise ValueError(f"{expected} (it returned {type(output).__name__})")
+        restored, degraded = output
         restoration = F.l1_loss(restored, gt)
         degradation = F.l1_loss(degraded, lq)
         phase = self.phase(step)

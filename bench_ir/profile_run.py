@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 from bench_ir.acceleration import plan_execution
-from bench_ir.cards import count_parameters, create_model, get_card
+from bench_ir.cards import ModelCard, count_parameters, create_model, get_card
 from bench_ir.engine import resolve_device, resolve_dtype
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
-from bench_ir.profiling import ProfileResult, profile_model
+from bench_ir.profiling import ProfileResult, count_flops, inference_parameter_count, profile_model
 from bench_ir.results import PROFILE, RunStore, write_json_atomic
 
-__all__ = ["profile_and_store"]
+__all__ = ["profile_and_store", "static_profile_and_store"]
 
 
 def profile_and_store(
@@ -49,8 +49,21 @@ def profile_and_store(
     execution = plan_execution(torch_device, exact=exact, compile=compile)  # type: ignore[arg-type]
     result = profile_model(net, card, size=size, batch=batch, device=torch_device, dtype=resolve_dtype(dtype),
                            repeats=repeats, warmup=warmup, train=train, execution=execution)
+    checkpoint_info = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None
+    folder = _profile_folder(card.name, size, runs_root, run_dir)
+    _write_profile_run(folder, card, count_parameters(net), checkpoint_info, command, torch_device, dtype,
+                       result.execution, None, {"params": result.params_total, **result.to_dict()})
+    return result, folder
+
+
+def _profile_folder(name: str, size: int, runs_root: str | Path, run_dir: str | Path | None) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = Path(run_dir) if run_dir else Path(runs_root) / f"{stamp}-{card.name}-profile-{size}"
+    return Path(run_dir) if run_dir else Path(runs_root) / f"{stamp}-{name}-profile-{size}"
+
+
+def _write_profile_run(folder: Path, card, params: int, checkpoint: dict | None, command: list[str] | None,
+                       torch_device, dtype: str, execution: dict | None, args_overrides: dict | None,
+                       profile: dict) -> None:
     store = RunStore(folder)
     store.write_manifest({
         "run_id": folder.name,
@@ -61,17 +74,37 @@ def profile_and_store(
         "finished": now_iso(),
         "status": "complete",
         "protocol": {"name": "efficiency", "tasks": [], "average": [], "leaderboard_table": "table6_efficiency.csv"},
-        "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(net),
-                  "card": dataclasses.asdict(card)},
-        "checkpoint": ({"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None),
+        "model": {"name": card.name, "display_name": card.display_name, "params": params,
+                  "args_overrides": args_overrides, "card": dataclasses.asdict(card)},
+        "checkpoint": checkpoint,
         "random_weights": False,  # weights do not change params, FLOPs, memory or speed
         "sample": False,
         "limit": None,
         "device": device_info(torch_device),
         "dtype": dtype,
-        "execution": result.execution,
+        "execution": execution,
         "versions": environment_info(),
         "git_revision": git_revision(),
     })
-    write_json_atomic(folder / PROFILE, {"params": result.params_total, **result.to_dict()})
-    return result, folder
+    write_json_atomic(folder / PROFILE, profile)
+
+
+def static_profile_and_store(card: ModelCard, checkpoint: dict | None = None, args_overrides: dict | None = None,
+                             size: int = 224, runs_root: str | Path = "runs", run_dir: str | Path | None = None,
+                             command: list[str] | None = None) -> Path:
+    """Params and fvcore FLOPs (a multiply-add counted once) of ``card`` at 1x3x``size``x``size`` on the CPU,
+    stored as a profile run without memory or timing. Weights do not change either figure, so the model keeps
+    its random initialisation; ``checkpoint`` (the manifest entry of the run being profiled: path, sha256) is
+    recorded so that reports join this profile to that run. Returns the run directory."""
+    net = create_model(card)
+    params_inference, source = inference_parameter_count(net, card)
+    flops = count_flops(net, size)
+    folder = _profile_folder(card.name, size, runs_root, run_dir)
+    profile = {"params": count_parameters(net), "params_total": count_parameters(net),
+               "params_inference": params_inference, "params_inference_source": source, "flops": flops.total,
+               "flops_g": flops.total / 1e9, "flops_uncounted_ops": flops.uncounted, "peak_memory_bytes": None,
+               "device": "cpu", "input_shape": [1, 3, size, size], "size": size, "dtype": "fp32",
+               "static": True, "notes": ["params and FLOPs only (no memory, no timing); weights not loaded"]}
+    _write_profile_run(folder, card, count_parameters(net), checkpoint, command, resolve_device("cpu"), "fp32",
+                       None, args_overrides, profile)
+    return folder

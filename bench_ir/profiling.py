@@ -400,6 +400,11 @@ def _fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
+def _throughput(images_per_s: float) -> str:
+    """Three significant digits, so that a slow CPU forward reads 0.0412 img/s, not 0.0."""
+    return f"{images_per_s:.1f}" if images_per_s >= 100 else f"{images_per_s:.3g}"
+
+
 def profile_to_markdown(results: ProfileResult | Sequence[ProfileResult]) -> str:
     """A Markdown table of one or more results, followed by the measurement conventions."""
     rows = [results] if isinstance(results, ProfileResult) else list(results)
@@ -418,7 +423,7 @@ def profile_to_markdown(results: ProfileResult | Sequence[ProfileResult]) -> str
             heads = r.flops_with_training_heads
             cells.append(_fmt(None if heads is None else heads / 1e9, ".3f"))
         cells += [f"{r.batch}x3x{r.size}x{r.size}", r.device_name or r.device, r.dtype, _fmt(mib, ".0f"),
-                  f"{r.latency_ms_median:.2f} / {r.latency_ms_p90:.2f}", f"{r.throughput_images_per_s:.1f}"]
+                  f"{r.latency_ms_median:.2f} / {r.latency_ms_p90:.2f}", _throughput(r.throughput_images_per_s)]
         if with_train:
             t = r.train
             train_mib = None if t is None or t.peak_memory_bytes is None else t.peak_memory_bytes / 2**20

@@ -382,7 +382,8 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         now_tasks = [t for t in scope if not config.tasks or t.name in config.tasks]
         now_limit = _narrower(scope_limit, config.limit)
         if scope_limit is not None:
-            notices.append(f"--limit {scope_limit}: at most {scope_limit} images per task, not the full test sets")
+            images = "image" if scope_limit == 1 else "images"
+            notices.append(f"--limit {scope_limit}: at most {scope_limit} {images} per task, not the full test sets")
         manifest["notices"] = notices
         return _score(config, progress, protocol, card, model, plan, device, dctx, batch_size, convention, run_dir,
                       manifest, done, scope, scope_limit, now_tasks, now_limit, dataset_of, notices)

@@ -86,7 +86,7 @@ def test_best_is_bold_and_second_underlined_per_column(table_5deg):
 
 
 def test_sample_limited_and_random_weight_runs_are_marked_and_never_ranked(table_5deg):
-    sample = table_5deg.row("MIRAGE-T (sample)")
+    sample = table_5deg.row("MIRAGE-T (sample) [random weights, limit 2]")  # says so without its footnotes
     assert not sample.ranked
     assert all(cell.rank is None for cell in sample.cells)  # 45 dB everywhere, still never bold
     notes = [table_5deg.footnotes[m].text for m in sample.markers]
@@ -94,8 +94,9 @@ def test_sample_limited_and_random_weight_runs_are_marked_and_never_ranked(table
     assert any(note.startswith("--limit 2 (at most 2 images per task)") for note in notes)
     assert any(note.startswith("random weights") for note in notes)
     assert [table_5deg.footnotes[m].symbol for m in sample.markers] == ["†", "‡", "§"]
-    assert "MIRAGE-T (sample)†‡§" in render(table_5deg, "markdown")
-    assert r"MIRAGE-T (sample)\textsuperscript{\dag}" in render(table_5deg, "latex")
+    assert "MIRAGE-T (sample) [random weights, limit 2]†‡§" in render(table_5deg, "markdown")
+    assert r"MIRAGE-T (sample) [random weights, limit 2]\textsuperscript{\dag}" in render(table_5deg, "latex")
+    assert "Includes rows on --limit, random weights, sample data" in table_5deg.caption
 
 
 def test_rows_in_the_assisted_section_are_shown_but_not_ranked(table_5deg):
@@ -243,7 +244,7 @@ def test_html_report_is_one_self_contained_file(html_page):
 
 
 def test_comparison_strip_tiles_share_one_window_and_quote_stored_metrics(html_page):
-    strip = html_page[html_page.index('<div class="strip" data-task="dehaze">'):]
+    strip = html_page[html_page.index('<div class="strip" data-task="dehaze"'):]
     sizes = {Image.open(io.BytesIO(base64.b64decode(data))).size
              for data in re.findall(r'src="data:image/png;base64,([^"]+)"', strip)}
     assert sizes == {(48, 48)}

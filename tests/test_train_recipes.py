@@ -21,6 +21,13 @@ def test_every_builtin_recipe_loads_and_resolves_for_mirage_t(name):
     assert recipe.validation.protocol is not None
 
 
+@pytest.mark.parametrize("name", list_recipes())
+def test_every_builtin_recipe_passes_validate(name):
+    from bench_ir.validation import validate_file
+
+    assert validate_file(recipes_dir() / f"{name}.yaml") == ("recipe", name)
+
+
 def test_issue_lists_the_required_recipes():
     assert {"3deg", "5deg", "cdd11", "allweather", "dehaze", "derain", "denoise", "sample"} <= set(list_recipes())
 
@@ -29,7 +36,7 @@ def test_5deg_recipe_states_the_official_training_script():
     recipe = load_recipe("5deg")
     assert (recipe.patch_size, recipe.batch_size, recipe.augmentation) == (128, 32, "dihedral_nonidentity")
     assert dataclasses.asdict(recipe.optimizer) == {"name": "adamw", "lr": 2e-4, "weight_decay": 0.01,
-                                                    "betas": [0.9, 0.999], "eps": 1e-8}
+                                                    "betas": [0.9, 0.999], "eps": 1e-8, "factory": None}
     schedule = recipe.schedule
     assert (schedule.name, schedule.unit, schedule.warmup, schedule.max, schedule.delay) == (
         "warmup_cosine", "epoch", 15, 150, 1)

@@ -2,13 +2,16 @@
 
 Public API::
 
-    table = build_table("5deg", runs=["runs/a", "runs/b"])      # TableModel
-    text = render(table, "latex")                               # latex | html | markdown | csv
-    page = build_report("5deg", ["runs/a"], "html", out="report.html")
+    table = build_table("5deg", runs=["runs/a", "runs/b"], delta=Tolerance())     # TableModel
+    text = render(table, "latex", standalone=True)                               # latex | html | markdown | csv
+    page = build_report("3deg", ["runs/a"], "html", out="report.html", runs_root="runs", profile=True,
+                        chart_out="fig/efficiency")                              # also fig/efficiency.{pdf,svg}
 
 Everything shown comes from the result store (per-image records, manifests, profile.json) and the
 leaderboard CSVs; no metric is recomputed. Runs on sample data, with ``--limit`` or with random
-weights are marked with a footnote and never ranked against real results.
+weights are tagged in their row name and the caption, marked with a footnote and never ranked.
+Protocol runs are joined with the profile run of the same model card, card arguments and checkpoint
+(given among the runs or found under ``runs_root``; ``profile=True`` computes params and FLOPs on the CPU).
 """
 
 from __future__ import annotations
@@ -16,44 +19,104 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench_ir.report.delta import Tolerance
 from bench_ir.report.efficiency import build_efficiency_table
-from bench_ir.report.measured import as_runs, measure
+from bench_ir.report.measured import MeasuredRun, as_runs, measure
 from bench_ir.report.model import TableModel
+from bench_ir.report.profiles import attach_profiles, ensure_profiles, find_profile_runs
 from bench_ir.report.render import FORMATS, render
 from bench_ir.report.tables import build_protocol_table
 from bench_ir.results import Run
 
-__all__ = ["TableModel", "FORMATS", "build_table", "render", "build_report"]
+__all__ = ["TableModel", "Tolerance", "FORMATS", "build_table", "render", "build_report", "measure_runs",
+           "write_chart"]
+
+RunLike = Run | str | Path
 
 
-def build_table(protocol_name: str, runs: Sequence[Run | str | Path] = (), leaderboard: bool = True) -> TableModel:
+def measure_runs(runs: Sequence[RunLike], runs_root: str | Path | None = None, profile: bool = False,
+                 profile_size: int = 224) -> list[MeasuredRun]:
+    """Load and measure ``runs`` and join each protocol run with its profile (among ``runs`` and under
+    ``runs_root``); ``profile=True`` computes and stores (under ``runs_root``, default ``runs``) the missing
+    ones: params and FLOPs at 1x3x``profile_size``² on the CPU."""
+    loaded = as_runs(runs)
+    measured = [measure(run) for run in loaded]
+    attach_profiles(measured, find_profile_runs(loaded, runs_root))
+    if profile:
+        ensure_profiles(measured, runs_root if runs_root is not None else "runs", size=profile_size)
+    return measured
+
+
+def _table(protocol_name: str, measured: list[MeasuredRun], leaderboard: bool, delta: Tolerance | None,
+           caption: str | None, label: str | None) -> TableModel:
+    if protocol_name == "efficiency":
+        table = build_efficiency_table(measured, leaderboard=leaderboard)
+    else:
+        table = build_protocol_table(protocol_name, measured, leaderboard=leaderboard, delta=delta)
+    table.caption = caption if caption is not None else table.caption
+    table.label = label or table.label
+    return table
+
+
+def build_table(protocol_name: str, runs: Sequence[RunLike] = (), leaderboard: bool = True,
+                delta: Tolerance | None = None, runs_root: str | Path | None = None,
+                caption: str | None = None, label: str | None = None) -> TableModel:
     """The paper table of ``protocol_name`` (``3deg``, ``5deg``, ``cdd11``, ``allweather``, ``uieb``, ``udc``,
     ``dehaze``/``derain``/``denoise`` or ``efficiency``) with the published rows when ``leaderboard`` and
     one row per run (run directories or loaded runs). Every run must have been made with that protocol,
-    except for ``efficiency``, which takes any run with a ``profile.json``."""
-    measured = [measure(run) for run in as_runs(runs)]
-    if protocol_name == "efficiency":
-        return build_efficiency_table(measured, leaderboard=leaderboard)
-    return build_protocol_table(protocol_name, measured, leaderboard=leaderboard)
+    except profile runs (they feed the efficiency table). ``delta`` adds reproduction blocks (published,
+    measured, Δ) with that tolerance; ``caption``/``label`` replace the defaults."""
+    return _table(protocol_name, measure_runs(runs, runs_root), leaderboard, delta, caption, label)
 
 
-def build_report(protocol: str, run_dirs: Sequence[str | Path | Run] = (), fmt: str = "markdown",
-                 out: str | Path | None = None, leaderboard: bool = True) -> str:
+def write_chart(protocol: str, runs: Sequence[RunLike] | list[MeasuredRun], out: str | Path,
+                leaderboard: bool = True, runs_root: str | Path | None = None) -> list[Path]:
+    """Write the efficiency chart (PSNR vs params and FLOPs) as ``out`` with suffix .pdf and .svg; returns
+    the two paths. ``runs`` may be measured runs already joined with their profiles."""
+    from bench_ir.report.chart import efficiency_chart, efficiency_points
+
+    measured = (list(runs) if runs and all(isinstance(r, MeasuredRun) for r in runs)
+                else measure_runs(runs, runs_root))  # type: ignore[arg-type]
+    points = efficiency_points(build_efficiency_table(measured, leaderboard=leaderboard))
+    if not points:
+        raise ValueError("no efficiency figures with a 3deg PSNR to plot: give 3deg runs joined with a profile "
+                         "(or --profile), or keep the leaderboard")
+    paths = []
+    for fmt in ("pdf", "svg"):
+        path = Path(out).with_suffix(f".{fmt}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = efficiency_chart(points, fmt)
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+def build_report(protocol: str, run_dirs: Sequence[RunLike] = (), fmt: str = "markdown",
+                 out: str | Path | None = None, leaderboard: bool = True, standalone: bool = False,
+                 delta: Tolerance | None = None, profile: bool = False, runs_root: str | Path | None = None,
+                 caption: str | None = None, label: str | None = None, raw: bool = False,
+                 chart_out: str | Path | None = None, profile_size: int = 224) -> str:
     """Render the report of ``protocol`` for ``run_dirs`` in ``fmt`` and write it to ``out`` when given.
 
-    ``latex`` / ``markdown`` / ``csv`` give the protocol's table; ``html`` gives one self-contained page
-    with the table, the efficiency table and chart, and the visual comparison strips of saved images.
+    ``latex`` / ``markdown`` / ``csv`` give the protocol's table (``standalone`` LaTeX compiles as it is;
+    ``raw`` CSV keeps unrounded values); ``html`` gives one self-contained page with the table, the
+    efficiency table and chart, the visual comparison strips and the runs with their per-image records.
+    ``delta``: reproduction blocks with that tolerance. ``profile``/``runs_root``/``profile_size``: see
+    :func:`measure_runs`. ``chart_out``: also write the efficiency chart as .pdf and .svg.
     """
-    runs = as_runs(run_dirs)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format '{fmt}'; expected one of {', '.join(FORMATS)}")
+    measured = measure_runs(run_dirs, runs_root, profile=profile, profile_size=profile_size)
     if fmt == "html":
         from bench_ir.report.document import html_report
 
-        text = html_report(protocol, runs, leaderboard=leaderboard)
-    elif fmt in FORMATS:
-        text = render(build_table(protocol, runs, leaderboard=leaderboard), fmt)  # type: ignore[arg-type]
+        text = html_report(protocol, measured, leaderboard=leaderboard, delta=delta, caption=caption)
     else:
-        raise ValueError(f"unknown report format '{fmt}'; expected one of {', '.join(FORMATS)}")
+        text = render(_table(protocol, measured, leaderboard, delta, caption, label), fmt,  # type: ignore[arg-type]
+                      standalone=standalone, raw=raw)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text, encoding="utf-8")
+    if chart_out is not None:
+        write_chart(protocol, measured, chart_out, leaderboard=leaderboard)
     return text

@@ -3,24 +3,33 @@ FLOPs of the published models (table6_efficiency.csv) beside profiled runs (``<r
 
 Units as the paper prints them: PSNR in dB (3deg Average), memory in M (MiB for measured rows: peak
 memory of the profile), params in M (millions), FLOPs in G (fvcore count / 1e9, a multiply-add
-counted once, as the MIRAGE scripts). A measured run has a PSNR only when it is a 3deg run.
+counted once, as the MIRAGE scripts). A measured run has a PSNR only when it is a 3deg run; a protocol run
+takes its figures from its own profile.json or from the profile run joined to it (report/profiles.py), and is
+named as in the protocol table. A profile run that joins no protocol run given gets a row of its own.
 """
 
 from __future__ import annotations
 
 from bench_ir.leaderboard import AVERAGE, EFFICIENCY_TABLE, PublishedRow, protocol_rows, published_rows
-from bench_ir.report.measured import MeasuredRun, profile_figures
+from bench_ir.report.measured import MeasuredRun, is_profile_run, profile_figures
 from bench_ir.report.model import NumericColumn, RowBlock, TableModel, mark_best
-from bench_ir.report.tables import measured_table_row, published_table_row, unique_name
+from bench_ir.report.tables import (
+    add_provenance,
+    caption_text,
+    measured_name,
+    measured_table_row,
+    published_table_row,
+    unique_name,
+)
 
 __all__ = ["EFFICIENCY_COLUMNS", "build_efficiency_table", "PSNR_PROTOCOL"]
 
 PSNR_PROTOCOL = "3deg"
 EFFICIENCY_COLUMNS = [
     NumericColumn(("", "PSNR_3deg_average"), "", "PSNR", higher_is_better=True, decimals=2),
-    NumericColumn(("", "memory"), "", "Memory", higher_is_better=False, decimals=0, unit="M"),
-    NumericColumn(("", "params"), "", "Params", higher_is_better=False, decimals=2, unit="M"),
-    NumericColumn(("", "FLOPs"), "", "FLOPs", higher_is_better=False, decimals=0, unit="G"),
+    NumericColumn(("", "memory"), "", "Memory", higher_is_better=False, decimals=0, unit="M", min_significant=2),
+    NumericColumn(("", "params"), "", "Params", higher_is_better=False, decimals=2, unit="M", min_significant=2),
+    NumericColumn(("", "FLOPs"), "", "FLOPs", higher_is_better=False, decimals=0, unit="G", min_significant=2),
 ]
 _FIGURE_KEYS = {"memory": "memory_m", "params": "params_m", "FLOPs": "flops_g"}
 
@@ -39,22 +48,44 @@ def _published_lookup(row: PublishedRow):
     return lambda column: row.value("", "", column.key[1])
 
 
-def _profile_note(run: MeasuredRun) -> str | None:
-    profile = run.run.profile or {}
-    settings = [f"{name} {profile[name]}" for name in ("device", "input_shape", "size", "dtype") if name in profile]
-    return f"{run.run_id}: profiled with {', '.join(settings)}." if settings else None
+def _profile_note(name: str, run: MeasuredRun) -> str | None:
+    profile = run.profile or {}
+    settings = [f"{key} {profile[key]}" for key in ("device", "input_shape", "dtype") if profile.get(key)]
+    if profile.get("size") and not profile.get("input_shape"):
+        settings.append(f"input {profile.get('batch') or 1}x3x{profile['size']}x{profile['size']}")
+    source = run.profile_run.run_dir.name if run.profile_run is not None and not run.run.profile else ""
+    where = f" (profile run {source})" if source else ""
+    static = "; params and FLOPs only" if profile.get("static") else ""
+    return f"{name}: profiled with {', '.join(settings)}{static}{where}." if settings else None
+
+
+def _row_names(profiled: list[MeasuredRun], taken: set[str]) -> list[str]:
+    """Protocol runs are named as in their protocol table; a lone profile run as ``Label (profile S px)``."""
+    names = []
+    for run in profiled:
+        if is_profile_run(run.run):
+            size = (run.profile or {}).get("size") or ((run.profile or {}).get("input_shape") or [0, 0, 0, "?"])[-1]
+            names.append(unique_name(run.label, f"profile {size} px", taken))
+        else:
+            names.append(measured_name(run, taken))
+    return names
 
 
 def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool = True) -> TableModel:
     """Efficiency table: published rows (when ``leaderboard``) and every run that has a profile."""
-    table = TableModel(protocol="efficiency", title="Efficiency",
-                       caption="MIRAGE ICLR 2026 Table 6 (efficiency): PSNR = 3deg Average",
-                       columns=list(EFFICIENCY_COLUMNS), blocks=[], show_params=False)
+    table = TableModel(protocol="efficiency", title="Efficiency", caption="",
+                       columns=list(EFFICIENCY_COLUMNS), blocks=[], show_params=False, source_header="Reference")
     published = published_rows(protocol_rows("efficiency", EFFICIENCY_TABLE)) if leaderboard else []
-    profiled = [(run, figures) for run in measured if (figures := profile_figures(run.run)) is not None]
+    joined = {run.profile_run.run_dir.resolve() for run in measured if run.profile_run is not None}
+    profiled = [(run, figures) for run in measured
+                if not (is_profile_run(run.run) and run.run.run_dir.resolve() in joined)
+                and (figures := profile_figures(run.run, run.profile)) is not None]
+    table.caption = caption_text("Efficiency: PSNR (3deg Average), memory, params and FLOPs",
+                                 published[0].source if published else "", [run for run, _ in profiled])
     taken = {p.display_name for p in published}
-    runs = [measured_table_row(run, unique_name(run.label, run.run_id, taken), table.columns, table,
-                               _measured_lookup(run, figures)) for run, figures in profiled]
+    names = _row_names([run for run, _ in profiled], taken)
+    runs = [measured_table_row(run, name, table.columns, table, _measured_lookup(run, figures))
+            for name, (run, figures) in zip(names, profiled, strict=True)]
     if published:
         table.blocks.append(RowBlock("", [published_table_row(p, table.columns, table, _published_lookup(p))
                                           for p in published]))
@@ -66,7 +97,9 @@ def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool = True
     if profiled:
         table.notes.append("Measured rows: profile.json of each run; memory = peak memory in MiB, FLOPs = fvcore "
                            "count / 1e9; PSNR only for 3deg runs (3deg Average from the result store).")
-        table.notes += [note for run, _ in profiled if (note := _profile_note(run))]
+        table.notes += [note for name, (run, _) in zip(names, profiled, strict=True)
+                        if (note := _profile_note(name, run))]
     table.notes.append("Best in bold, second underlined, per column, among published rows and comparable runs.")
+    add_provenance(table, [(name, run) for name, (run, _) in zip(names, profiled, strict=True)])
     mark_best(table)
     return table

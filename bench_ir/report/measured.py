@@ -25,6 +25,10 @@ __all__ = [
     "measure",
     "noncomparable_reasons",
     "profile_figures",
+    "provenance",
+    "provenance_line",
+    "row_tags",
+    "is_profile_run",
 ]
 
 _METRIC_FIELDS = {"PSNR": "psnr", "SSIM": "ssim", "LPIPS": "lpips"}
@@ -59,7 +63,26 @@ def noncomparable_reasons(manifest: dict[str, Any]) -> list[str]:
     status = manifest.get("status")
     if status is not None and status != "complete":
         reasons.append(f"run {status}, not complete")
+    other = _other_convention(manifest)
+    if other:
+        reasons.append(other)
     return reasons
+
+
+def _other_convention(manifest: dict[str, Any]) -> str | None:
+    """'metric convention M3, not the protocol's M1' when the run was scored with another convention than its
+    (built-in) protocol's; None when they agree or the protocol cannot be loaded by name."""
+    used = str((manifest.get("convention") or {}).get("id") or "")
+    name = str((manifest.get("protocol") or {}).get("name") or "")
+    if not used or not name or name == "efficiency":
+        return None
+    try:
+        from bench_ir.protocol import load_protocol
+
+        expected = load_protocol(name).convention
+    except Exception:  # noqa: BLE001 - an ad-hoc or removed protocol: nothing to compare with
+        return None
+    return f"metric convention {used}, not the protocol's {expected}" if used != expected else None
 
 
 def _incomplete_tasks(protocol: dict[str, Any], images: dict[str, int]) -> list[str]:
@@ -86,6 +109,7 @@ class MeasuredRun:
     images: dict[str, int]
     reasons: list[str] = field(default_factory=list)
     nonfinite: int = 0
+    profile_run: Run | None = None  # where the efficiency figures come from (itself, or a joined profile run)
 
     @property
     def comparable(self) -> bool:
@@ -94,6 +118,13 @@ class MeasuredRun:
     @property
     def manifest(self) -> dict[str, Any]:
         return self.run.manifest
+
+    @property
+    def profile(self) -> dict[str, Any] | None:
+        """The efficiency figures' source: the run's own profile.json, else the joined profile run's."""
+        if self.run.profile:
+            return self.run.profile
+        return self.profile_run.profile if self.profile_run is not None else None
 
     @property
     def params(self) -> int | None:
@@ -172,15 +203,79 @@ def _first(mapping: dict[str, Any], names: Sequence[str]) -> float | None:
     return None
 
 
-def profile_figures(run: Run) -> dict[str, float | None] | None:
+def is_profile_run(run: Run) -> bool:
+    """True for a ``bench-ir profile`` run (protocol "efficiency", no per-image records)."""
+    return run.manifest.get("kind") == "profile" or (run.manifest.get("protocol") or {}).get("name") == "efficiency"
+
+
+def row_tags(manifest: dict[str, Any]) -> list[str]:
+    """Short words a measured row's name carries so that a table pasted without footnotes still says them."""
+    tags = []
+    if manifest.get("sample"):
+        tags.append("sample")
+    if manifest.get("random_weights"):
+        tags.append("random weights")
+    if manifest.get("limit") is not None:
+        tags.append(f"limit {int(manifest['limit'])}")
+    return tags
+
+
+def provenance(run: Run, images: dict[str, int] | None = None) -> dict[str, str]:
+    """Where a run's numbers come from, as display strings ('' when the manifest does not say):
+    run_id, git (revision, 12 characters), device, dtype, execution (mode), checkpoint (file name),
+    checkpoint_sha256 (12 characters), versions (torch, bench-ir), images (per task)."""
+    manifest = run.manifest
+    device = manifest.get("device") or {}
+    device_text = str(device.get("name") or "") if isinstance(device, dict) else str(device)
+    if isinstance(device, dict) and device.get("type") and device.get("type") not in device_text:
+        device_text = f"{device_text} ({device['type']})" if device_text else str(device["type"])
+    execution = manifest.get("execution") or {}
+    mode = str(execution.get("mode") or execution.get("path") or "") if isinstance(execution, dict) else str(execution)
+    checkpoint = manifest.get("checkpoint") or {}
+    versions = manifest.get("versions") or {}
+    version_text = ", ".join(f"{name} {versions[name]}" for name in ("torch", "bench-ir") if versions.get(name))
+    counts = images if images is not None else {
+        str(task): int(n) for task, n in run.records.groupby("task", sort=False).size().items()}
+    return {
+        "run_id": str(manifest.get("run_id") or run.run_dir.name),
+        "git": str(manifest.get("git_revision") or "")[:12],
+        "device": device_text,
+        "dtype": str(manifest.get("dtype") or ""),
+        "execution": mode,
+        "checkpoint": Path(str(checkpoint["path"])).name if checkpoint.get("path") else "",
+        "checkpoint_sha256": str(checkpoint.get("sha256") or "")[:12],
+        "versions": version_text,
+        "images": ", ".join(f"{task} {n}" for task, n in counts.items()),
+    }
+
+
+def provenance_line(name: str, info: dict[str, str]) -> str:
+    """One sentence per run for LaTeX/Markdown footnotes."""
+    parts = [f"run {info['run_id']}"]
+    parts += [f"git {info['git']}"] if info["git"] else []
+    parts += [f"device {info['device']}"] if info["device"] else []
+    mode = " ".join(part for part in (info["dtype"], info["execution"]) if part)
+    parts += [mode] if mode else []
+    if info["checkpoint"]:
+        parts.append(f"checkpoint {info['checkpoint']}" + (f" (sha256 {info['checkpoint_sha256']})"
+                                                           if info["checkpoint_sha256"] else ""))
+    else:
+        parts.append("no checkpoint")
+    parts += [info["versions"]] if info["versions"] else []
+    parts += [f"images per task: {info['images']}"] if info["images"] else []
+    return f"{name}: {'; '.join(parts)}."
+
+
+def profile_figures(run: Run, profile: dict[str, Any] | None = None) -> dict[str, float | None] | None:
     """Efficiency figures of a run's ``profile.json`` in the paper's units: params_m (millions),
     flops_g (fvcore count / 1e9, a multiply-add counted once), memory_m (peak memory in MiB).
 
     Keys read (first present wins): params | params_m; flops | flops_g | gflops;
     peak_memory_bytes | memory_bytes | peak_memory_mib | peak_memory_mb | memory_mb. Params fall back to
-    the manifest's ``model.params``. Returns None when the run has no profile.
+    the manifest's ``model.params``. ``profile`` overrides the run's own (a joined profile run's figures).
+    Returns None when there is no profile.
     """
-    profile = run.profile
+    profile = profile if profile is not None else run.profile
     if not profile:
         return None
     params = _first(profile, ["params"])

@@ -24,12 +24,20 @@ __all__ = [
     "TableModel",
     "metric_column",
     "mark_best",
+    "footnote_symbol",
+    "shift_footnotes",
 ]
 
 MISSING = "–"
-# Footnote markers in order of first use: (plain text / HTML, LaTeX).
-FOOTNOTE_SYMBOLS = [("†", r"\dag"), ("‡", r"\ddag"), ("§", r"\S"), ("¶", r"\P"), ("‖", r"$\|$"),
-                    ("††", r"\dag\dag"), ("‡‡", r"\ddag\ddag"), ("§§", r"\S\S")]
+# Footnote markers in order of first use: (plain text / HTML, LaTeX); after the five, they double, triple, ...
+FOOTNOTE_SYMBOLS = [("†", r"\dag"), ("‡", r"\ddag"), ("§", r"\S"), ("¶", r"\P"), ("‖", r"$\|$")]
+
+
+def footnote_symbol(index: int) -> tuple[str, str]:
+    """(plain/HTML, LaTeX) marker of the ``index``-th footnote (0-based): †, ‡, §, ¶, ‖, ††, ‡‡, ..."""
+    plain, latex = FOOTNOTE_SYMBOLS[index % len(FOOTNOTE_SYMBOLS)]
+    times = index // len(FOOTNOTE_SYMBOLS) + 1
+    return plain * times, latex * times
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class NumericColumn:
     decimals: int
     unit: str = ""
     leading_zero: bool = True
+    min_significant: int = 0  # a small non-zero value keeps this many significant digits (0.021G, not 0G)
 
     @property
     def arrow(self) -> str:
@@ -56,7 +65,10 @@ class NumericColumn:
         """Printed text of ``value`` ("–" when missing); ``leading_zero`` overrides the column style."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return MISSING
-        text = f"{value:.{self.decimals}f}"
+        decimals = self.decimals
+        if self.min_significant and value != 0:
+            decimals = max(decimals, self.min_significant - 1 - math.floor(math.log10(abs(value))))
+        text = f"{value:.{decimals}f}"
         keep_zero = self.leading_zero if leading_zero is None else leading_zero
         if not keep_zero and abs(value) < 1:
             text = text.replace("0.", ".", 1)
@@ -78,6 +90,7 @@ class Cell:
     value: float | None
     text: str
     rank: int | None = None  # 1 = best (bold), 2 = second (underlined)
+    marker: int | None = None  # footnote number of a mark on this cell (e.g. a delta beyond tolerance)
 
 
 @dataclass
@@ -86,7 +99,7 @@ class Row:
     ``markers`` are footnote numbers (indices into ``TableModel.footnotes``)."""
 
     name: str
-    kind: Literal["published", "measured"]
+    kind: Literal["published", "measured", "delta"]
     source: str
     cells: list[Cell]
     ranked: bool
@@ -105,16 +118,20 @@ class RowBlock:
 
 @dataclass
 class Footnote:
+    """Footnote ``number`` of its table; ``offset`` shifts its symbol so that several tables on one page
+    never reuse a symbol (see :func:`shift_footnotes`)."""
+
     number: int
     text: str
+    offset: int = 0
 
     @property
     def symbol(self) -> str:
-        return FOOTNOTE_SYMBOLS[self.number % len(FOOTNOTE_SYMBOLS)][0]
+        return footnote_symbol(self.number + self.offset)[0]
 
     @property
     def latex_symbol(self) -> str:
-        return FOOTNOTE_SYMBOLS[self.number % len(FOOTNOTE_SYMBOLS)][1]
+        return footnote_symbol(self.number + self.offset)[1]
 
 
 @dataclass
@@ -130,6 +147,10 @@ class TableModel:
     footnotes: list[Footnote] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     show_params: bool = True
+    # (row name, measured.provenance(...)) per measured run: git, device, dtype, checkpoint, versions, images
+    provenance: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    label: str = ""  # LaTeX label; empty: tab:bench-ir-<protocol>
+    source_header: str = "Venue"  # header of the column that says where a row comes from
 
     @property
     def rows(self) -> list[Row]:
@@ -166,12 +187,19 @@ class TableModel:
         raise KeyError(f"no column {group} {metric} in table {self.title}")
 
 
+def shift_footnotes(table: TableModel, offset: int) -> int:
+    """Start ``table``'s footnote symbols after ``offset`` others on the same page; returns the next offset."""
+    for note in table.footnotes:
+        note.offset = offset
+    return offset + len(table.footnotes)
+
+
 def mark_best(table: TableModel) -> None:
     """Set ``rank`` 1 (best) and 2 (second) per column among the ranked rows, on printed values.
 
     A column is marked only when at least two ranked rows have a value in it.
     """
-    ranked_rows = [row for row in table.rows if row.ranked]
+    ranked_rows = [row for row in table.rows if row.ranked and row.kind != "delta"]
     for index, column in enumerate(table.columns):
         for row in table.rows:
             row.cells[index].rank = None

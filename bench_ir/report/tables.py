@@ -9,6 +9,7 @@ table says so; tasks without a mapping get extra columns. Without a leaderboard,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pandas as pd
@@ -24,14 +25,19 @@ from bench_ir.leaderboard import (
     protocol_rows,
     published_rows,
 )
-from bench_ir.report.measured import MeasuredRun
+from bench_ir.report.delta import Tolerance, delta_blocks
+from bench_ir.report.measured import MeasuredRun, is_profile_run, provenance, row_tags
 from bench_ir.report.model import MISSING, Cell, NumericColumn, Row, RowBlock, TableModel, mark_best, metric_column
 
-__all__ = ["build_protocol_table", "published_table_row", "measured_table_row", "unique_name", "RANKING_NOTE"]
+__all__ = ["build_protocol_table", "published_table_row", "measured_table_row", "unique_name", "RANKING_NOTE",
+           "ASTERISK_NOTE", "measured_name", "caption_text", "add_provenance"]
 
 MAIN_SECTION = "main"
 RANKING_NOTE = ("Best in bold, second underlined, per column, among the published main-section rows and the "
                 "runs measured on full real data with real weights.")
+ASTERISK_NOTE = ("∗ General image restoration methods retrained in the all-in-one setting; numbers as reported by "
+                 "other all-in-one papers and copied by the source table.")
+_PAPER_SOURCE = re.compile(r"^(?P<paper>\S+) (?P<venue>[A-Za-z]+ \d{4}) Table (?P<number>\S+)(?P<rest>.*)$")
 
 
 def _columns(rows: pd.DataFrame | None, measured: list[MeasuredRun]) -> tuple[list[NumericColumn], list[str]]:
@@ -71,7 +77,49 @@ def _section_title(section: str) -> str:
 
 
 def _params_text(raw: str) -> str:
-    return raw if raw and raw not in ("-", "–") else MISSING
+    """Printed params with the paper's unit: "29" (a unit the source table left out) becomes "29M"."""
+    if not raw or raw in ("-", "–"):
+        return MISSING
+    return f"{raw}M" if re.fullmatch(r"\d+(\.\d+)?", raw) else raw
+
+
+def paper_reference(source: str) -> str:
+    """``MIRAGE ICLR 2026 Table 2`` -> ``MIRAGE (ICLR 2026), Tab. 2``: a caption then carries one table number."""
+    match = _PAPER_SOURCE.match(source)
+    if not match:
+        return source
+    return f"{match['paper']} ({match['venue']}), Tab. {match['number']}{match['rest']}"
+
+
+def caption_text(subject: str, source: str, measured: list[MeasuredRun]) -> str:
+    """Caption: what the table shows, where the published rows come from, and whether any measured row is on
+    sample data or random weights (so that a pasted table says so even without its footnotes)."""
+    parts = [subject + "."]
+    if source:
+        parts.append(f"Published rows: {paper_reference(source)}, as printed.")
+    if measured:
+        parts.append("Measured rows: bench-ir.")
+    tags = sorted({tag.split(" ")[0] if tag.startswith("limit") else tag
+                   for run in measured for tag in row_tags(run.manifest)})
+    if tags:
+        words = {"sample": "sample data", "random weights": "random weights", "limit": "--limit"}
+        parts.append(f"Includes rows on {', '.join(words[t] for t in tags)} (not comparable, not ranked).")
+    return " ".join(parts)
+
+
+def measured_name(run: MeasuredRun, taken: set[str]) -> str:
+    """A measured row's name: its label, tagged ``[sample]``/``[random weights]``/``[limit N]`` when so, and
+    ``(run name)`` when another row already has that name; records the result in ``taken``."""
+    name = run.label
+    tags = [tag for tag in row_tags(run.manifest) if tag.split(" ")[0] not in name.lower()]
+    if tags:
+        name = f"{name} [{', '.join(tags)}]"
+    return unique_name(name, run.run_id, taken)
+
+
+def add_provenance(table: TableModel, rows: list[tuple[str, MeasuredRun]]) -> None:
+    """One provenance line per measured row (git, device, dtype/execution, checkpoint, versions, images)."""
+    table.provenance = [(name, provenance(run.run, run.images)) for name, run in rows]
 
 
 Lookup = Callable[[NumericColumn], "float | None"]
@@ -89,6 +137,9 @@ def published_table_row(published: PublishedRow, columns: list[NumericColumn], t
     markers = []
     for (dataset, subset, metric), note in published.notes.items():
         reported = "; ".join(part.strip() for part in note.split(";") if is_inconsistency_note(part))
+        recomputed = published.average_mismatch(metric) if dataset == AVERAGE else None
+        if reported and recomputed is not None and "mean" not in reported:
+            reported += f"; the mean of the printed values is {recomputed:.3f}"
         if reported:
             cell = f"{column_label(dataset, subset)} {metric}" if dataset else metric.replace("_", " ")
             markers.append(table.footnote(f"{published.display_name}, {cell}: {reported}"))
@@ -125,7 +176,7 @@ def measured_table_row(run: MeasuredRun, name: str, columns: list[NumericColumn]
         detail_parts.append(f"checkpoint sha256 {str(checkpoint['sha256'])[:12]}")
     if run.convention.get("name"):
         detail_parts.append(f"convention {run.convention['name']}")
-    params = f"{run.params / 1e6:.2f}M" if run.params is not None else MISSING
+    params = f"{run.params / 1e6:.2f}M" if run.params else MISSING  # an identity baseline has no parameters
     return Row(name=name, kind="measured", source="measured", cells=cells, ranked=run.comparable,
                params=params, detail="; ".join(detail_parts), run_id=run.run_id, markers=markers)
 
@@ -147,8 +198,12 @@ def _convention_notes(measured: list[MeasuredRun]) -> list[str]:
     return sorted(notes)
 
 
-def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard: bool = True) -> TableModel:
-    """The paper table of ``protocol`` with the published rows (when ``leaderboard``) and the runs."""
+def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard: bool = True,
+                         delta: Tolerance | None = None) -> TableModel:
+    """The paper table of ``protocol`` with the published rows (when ``leaderboard``) and the runs; with
+    ``delta``, a reproduction block (published, measured, Δ) per run of a model with a published row.
+    Profile runs (protocol "efficiency") are left out: they only feed the efficiency table."""
+    measured = [run for run in measured if not is_profile_run(run.run)]
     for run in measured:
         if run.protocol != protocol:
             raise ValueError(f"run {run.run_id} was made with protocol '{run.protocol}', not '{protocol}'")
@@ -160,25 +215,35 @@ def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard
     published = published_rows(rows) if rows is not None else []
     source = published[0].source if published else ""
     table = TableModel(protocol=protocol, title=f"Protocol {protocol}",
-                       caption=f"{source}: protocol {protocol}" if source else f"Protocol {protocol}",
+                       caption=caption_text(f"Results on protocol {protocol}", source, measured),
                        columns=columns, blocks=[])
     # Measured rows first, so that their footnotes take the first markers (†, ‡, ...).
     taken = {p.display_name for p in published}
-    runs = [measured_table_row(run, unique_name(run.label, run.run_id, taken), columns, table) for run in measured]
+    names = [measured_name(run, taken) for run in measured]
+    runs = [measured_table_row(run, name, columns, table) for run, name in zip(measured, names, strict=True)]
     main = [published_table_row(p, columns, table) for p in published if p.section == MAIN_SECTION]
     if main:
         table.blocks.append(RowBlock("", main))
     if runs:
         table.blocks.append(RowBlock("Measured with bench-ir", runs))
+    assisted = []
     for section in dict.fromkeys(p.section for p in published if p.section != MAIN_SECTION):
-        table.blocks.append(RowBlock(_section_title(section), [
+        assisted.append(RowBlock(_section_title(section), [
             published_table_row(p, columns, table) for p in published if p.section == section]))
+    if delta is not None:
+        by_name = {row.name: row for block in [*table.blocks, *assisted] for row in block.rows
+                   if row.kind == "published"}
+        table.blocks += delta_blocks(table, list(zip(names, measured, runs, strict=True)), published, by_name, delta)
+    table.blocks += assisted
     table.show_params = any(row.params != MISSING for row in table.rows)
+    if any("∗" in row.name for row in table.rows):
+        table.notes.append(ASTERISK_NOTE)
     if published:
         table.notes.append(f"Published rows: {source}, numbers as printed.")
     table.notes += _convention_notes(measured)
     if hidden:
         table.notes.append(f"Scored but not in the paper's table (not shown): {', '.join(hidden)}.")
     table.notes.append(RANKING_NOTE)
+    add_provenance(table, list(zip(names, measured, strict=True)))
     mark_best(table)
     return table

@@ -8,8 +8,11 @@ by ``(epoch, index)`` keys, which :class:`EpochBatchSampler` yields.
 Per draw, as the official ``AnyIRTrainDataset``: images are read as RGB uint8, centre-cropped to a multiple
 of ``crop_multiple`` (16; the official ``crop_img``), a ``patch_size`` window is cut at a uniform random
 offset (the same for input and target), and one of the 7 non-identity dihedral transforms is applied
-(``dihedral_nonidentity``; ``dihedral`` also allows the identity). Denoising inputs are made on the augmented
-clean patch: clip(x + N(0,1)·sigma, 0, 255) -> uint8. Items are float32 (3, P, P) in [0, 1] (uint8 / 255).
+(``dihedral_nonidentity``; ``dihedral`` also allows the identity, i.e. independent random flips and
+transpose as NDR-Restore's ``augment``). Denoising inputs are made on the augmented clean patch:
+clip(x + N(0,1)·sigma, 0, 255) -> uint8 (``noise: uint8``) or clip(x/255 + N(0,1)·sigma/255, 0, 1) in float64
+(``noise: float``), sigma fixed per item or drawn per draw (``sigma_draw``). Items are float32 (3, P, P) in
+[0, 1] (uint8 / 255).
 """
 
 from __future__ import annotations
@@ -118,8 +121,13 @@ class TrainingSet(Dataset):
         rng = per_image_rng("train", self.seed, epoch, index)
         if kind == "noise":
             clean = self._patch(rng, self._load_clean(part, pair))[0]
-            noisy = gaussian_noise_uint8(clean, float(value), rng.standard_normal(clean.shape))
-            inp, target = noisy, clean
+            sigma = float(value[int(rng.integers(len(value)))]) if isinstance(value, tuple) else float(value)
+            draws = rng.standard_normal(clean.shape)
+            if part.spec.noise == "float":
+                inp = np.clip(clean / 255.0 + draws * (sigma / 255.0), 0.0, 1.0)
+            else:
+                inp = gaussian_noise_uint8(clean, sigma, draws)
+            target = clean
         elif kind == "degradation":
             clean = self._load_clean(part, pair)
             degraded = apply_degradations(clean, [value], "train", pair.name, self.seed, epoch, index)
@@ -165,8 +173,10 @@ class TrainingSet(Dataset):
 
 
 def _to_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float32 (3, H, W) in [0, 1], as torchvision ToTensor."""
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div(255.0)
+    """uint8 (H, W, 3) -> float32 (3, H, W) in [0, 1], as torchvision ToTensor; a float image (already in
+    [0, 1], float noise) is only cast to float32."""
+    tensor = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()
+    return tensor.div(255.0) if img.dtype == np.uint8 else tensor
 
 
 # ------------------------------------------------------------------------------------------ sampling
@@ -308,20 +318,29 @@ def _cdd11_pairs(spec: DataSpec, root: Path) -> list[TrainPair]:
     return pairs
 
 
+def _noise_variants(spec: DataSpec) -> list[tuple[str, Any]]:
+    """One variant per sigma (``sigma_draw: each``), or one whose sigma is drawn per item (a tuple, ``random``)."""
+    if not spec.sigmas:
+        return []
+    if spec.sigma_draw == "random":
+        return [("noise", tuple(float(s) for s in spec.sigmas))]
+    return [("noise", float(s)) for s in spec.sigmas]
+
+
 def _build_part(spec: DataSpec, data_root: Path | None) -> TrainPart:
     notices: list[str] = []
     if spec.layout == "sample":
         from bench_ir.data.sample import SAMPLE_TRAIN_IMAGES
 
         pairs = [TrainPair(name, None) for name in SAMPLE_TRAIN_IMAGES]
-        variants = [("degradation", d) for d in spec.degradations] + [("noise", float(s)) for s in spec.sigmas]
+        variants = [("degradation", d) for d in spec.degradations] + _noise_variants(spec)
         return TrainPart(spec, pairs, variants, "built-in sample photos (scikit-image)", notices)
     root = _find_root(spec, data_root)
     listed = _listed(spec, root, notices)
     if spec.layout == "denoise":
         images, _ = list_images(root)
         pairs = _filter_listed(spec, root, [TrainPair(p.name, p) for p in images], listed, "target")
-        variants: list[tuple[str, Any]] = [("noise", float(s)) for s in spec.sigmas]
+        variants: list[tuple[str, Any]] = _noise_variants(spec)
     else:
         if spec.layout == "derain":
             pairs = _pairs_from_folders(spec, root / "rainy", root / "gt", "rain100l")

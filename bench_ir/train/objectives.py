@@ -4,8 +4,9 @@ An objective is called as ``objective(model, lq, gt, step) -> dict`` of scalar t
 (the one back-propagated); every other entry is logged. ``model`` is the module being trained (wrapped in
 DistributedDataParallel under torchrun, so a custom objective must go through ``model(...)`` for gradients to
 be synchronised). A custom objective is named ``module:Class`` (recipe ``loss.objective`` or the model card
-option ``objective``) and built with its keyword arguments; a card option ``optimizer: module:function``
-names a factory ``function(model) -> Optimizer`` used instead of the recipe's optimizer.
+option ``objective``) and built with its keyword arguments; an optimizer factory ``module:function`` (recipe
+``optimizer.factory`` or the card option ``optimizer``) builds ``function(model) -> Optimizer`` instead of the
+recipe's AdamW/Adam. :func:`check_hooks` is what ``bench-ir validate`` runs on these names.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from torch import nn
 
 from bench_ir.losses import MirageObjective, SpdProjections
 from bench_ir.train.recipes import OptimizerSpec, TrainPlan
+from bench_ir.yamlio import SpecError
 
-__all__ = ["Objective", "RestorationObjective", "import_object", "build_objective", "build_optimizer"]
+__all__ = ["Objective", "RestorationObjective", "import_object", "check_hooks", "build_objective", "build_optimizer"]
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], dict[str, torch.Tensor]]
 
@@ -74,6 +76,20 @@ def import_object(path: str, what: str) -> Any:
         raise ValueError(f"{what}: module '{module_name}' has no attribute '{attr}'") from err
 
 
+def check_hooks(hooks: dict[str, str | None], where: str) -> None:
+    """Every named hook (``{"loss.objective": "module:Class", "optimizer.factory": ...}``; None = not set) must
+    import to a callable; otherwise a SpecError naming ``where``, the field and the reason."""
+    for field_name, path in hooks.items():
+        if path is None:
+            continue
+        try:
+            target = import_object(str(path), field_name)
+        except ValueError as err:
+            raise SpecError(f"{where}: {err}") from None
+        if not callable(target):
+            raise SpecError(f"{where}: {field_name}: {path} is not callable")
+
+
 def build_objective(plan: TrainPlan) -> Objective:
     """The plan's custom objective (a class is instantiated with ``objective_args``), else
     :class:`RestorationObjective` with the plan's loss weights."""
@@ -89,9 +105,9 @@ def build_objective(plan: TrainPlan) -> Objective:
 
 def build_optimizer(plan: TrainPlan, spec: OptimizerSpec, model: nn.Module,
                     fused: bool = False) -> torch.optim.Optimizer:
-    """The card's optimizer factory when it names one, else the recipe's AdamW/Adam over all trainable
-    parameters (torch defaults for everything the recipe does not state; ``fused`` selects the fused CUDA
-    kernel, the same update up to float rounding)."""
+    """The plan's optimizer factory (recipe ``optimizer.factory`` or card option ``optimizer``) when one is named,
+    else the recipe's AdamW/Adam over all trainable parameters (torch defaults for everything the recipe does not
+    state; ``fused`` selects the fused CUDA kernel, the same update up to float rounding)."""
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError("the model has no trainable parameters; nothing to train")

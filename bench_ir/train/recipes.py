@@ -51,14 +51,18 @@ class DataSpec:
 
     layout (how pairs are found under ``root``, relative to --data-root unless absolute; a list gives
     alternatives, the first existing one is used):
-      ``denoise``: clean images in ``root``; one item per image and sigma of ``sigmas``; Gaussian noise
-      clip(x + N(0,1)·sigma, 0, 255) -> uint8 is drawn on the augmented patch.
+      ``denoise``: clean images in ``root``; one item per image and sigma of ``sigmas`` (``sigma_draw: each``)
+      or one item per image whose sigma is drawn uniformly from ``sigmas`` at every draw (``sigma_draw:
+      random``, NDR-Restore); Gaussian noise N(0,1)·sigma is drawn on the augmented patch, clipped and either
+      quantised to uint8 (``noise: uint8``, clip(x + n, 0, 255) -> uint8, PromptIR/MIRAGE) or kept as float
+      (``noise: float``, clip(x/255 + n/255, 0, 1), NDR-Restore).
       ``derain``: ``root``/rainy/rain-N.png <-> ``root``/gt/norain-N.png.
       ``dehaze_ots``: RESIDE-OTS, ``root``/synthetic/**/<id>_<A>_<beta>.jpg <-> ``root``/original/<id>.<ext>.
       ``paired``: ``root``/``input`` <-> ``root``/``target`` by ``pairing`` (a protocol pairing rule).
       ``cdd11``: ``root``/<subset>/X.png <-> ``root``/clear/X.png for the folders in ``subsets`` (all when empty).
       ``sample``: the built-in SAMPLE_TRAIN_IMAGES photos (long side ``max_side``), one item per photo and
-      synthetic degradation of ``degradations`` / noise sigma of ``sigmas``.
+      synthetic degradation of ``degradations`` / noise sigma of ``sigmas`` (``sigma_draw`` and ``noise`` as
+      for ``denoise``).
     list_file: optional list of files (paths relative to the layout's image root, as the official
     ``data_dir/*.txt``); used when it exists, otherwise every image is used and a notice says so.
     expected_count: images (pairs) of the official list, for a notice when the data differs.
@@ -80,6 +84,8 @@ class DataSpec:
     expected_count: int | None = None
     crop_multiple: int = 16
     max_side: int = 192
+    sigma_draw: Literal["each", "random"] = "each"
+    noise: Literal["uint8", "float"] = "uint8"
 
     @property
     def roots(self) -> list[str]:
@@ -88,13 +94,16 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """``adamw`` / ``adam`` with torch's meaning of every field (weight decay decoupled for AdamW)."""
+    """``adamw`` / ``adam`` with torch's meaning of every field (weight decay decoupled for AdamW, added to the
+    gradient for Adam). ``factory: module:function`` names a function ``function(model) -> Optimizer`` used
+    instead (the other fields are then ignored)."""
 
     name: Literal["adamw", "adam"] = "adamw"
     lr: float = 2e-4
     weight_decay: float = 0.01
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
+    factory: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +113,8 @@ class ScheduleSpec:
     ``warmup_cosine``: linear from ``start_factor`` at position 0 to 1 at position ``warmup - 1``, then cosine
     from 1 at ``warmup`` to ``end_factor`` at ``max`` (the official LinearWarmupCosineAnnealingLR closed form).
     ``multistep``: x ``gamma`` at each of ``milestones``. ``constant``: 1.
-    unit: the position counts epochs (lr set once per epoch) or optimizer steps.
+    unit: the position counts epochs (``epoch``: lr set once per epoch) or iterations (``step``: lr set before
+    every optimizer step, e.g. NDR-Restore's MultiStep at 200k/400k/600k/800k iterations).
     delay: positions lag the epoch/step index by this much (never below 0). The official Lightning loop calls
     ``scheduler.step(current_epoch)`` at the end of each epoch, so epoch e trains at the closed form of e - 1
     (epochs 0 and 1 both at the start lr): ``delay: 1``.
@@ -243,6 +253,8 @@ def _check(recipe: Recipe, where: str) -> None:
             raise SpecError(f"{at}: field 'root' (folder relative to --data-root) is required")
         if any(s <= 0 for s in spec.sigmas):
             raise SpecError(f"{at}: noise sigmas must be positive, got {spec.sigmas}")
+        if not spec.sigmas and (spec.sigma_draw != "each" or spec.noise != "uint8"):
+            raise SpecError(f"{at}: 'sigma_draw' and 'noise' apply to noise sigmas; this entry has no 'sigmas'")
         if spec.repeat < 1 or spec.crop_multiple < 1:
             raise SpecError(f"{at}: 'repeat' and 'crop_multiple' must be >= 1")
     if recipe.patch_size < 8 or recipe.batch_size < 1:
@@ -252,8 +264,14 @@ def _check(recipe: Recipe, where: str) -> None:
         raise SpecError(f"{where}: schedule needs 0 <= warmup < max, got warmup {schedule.warmup}, max {schedule.max}")
     if recipe.steps is not None and recipe.steps < 1:
         raise SpecError(f"{where}: 'steps' must be >= 1")
-    if recipe.loss.objective is not None and ":" not in recipe.loss.objective:
-        raise SpecError(f"{where}: loss.objective must be 'module:Class', got {recipe.loss.objective!r}")
+    for field_name, value in (("loss.objective", recipe.loss.objective), ("optimizer.factory",
+                                                                         recipe.optimizer.factory)):
+        if value is not None and ":" not in value:
+            raise SpecError(f"{where}: {field_name} must be 'module:name', got {value!r}")
+    if recipe.loss.grad_clip is not None and recipe.loss.grad_clip <= 0:
+        raise SpecError(f"{where}: loss.grad_clip must be > 0 (a max gradient norm), got {recipe.loss.grad_clip}")
+    if schedule.name == "multistep" and list(schedule.milestones) != sorted(set(schedule.milestones)):
+        raise SpecError(f"{where}: schedule milestones must be increasing, got {schedule.milestones}")
 
 
 def recipe_sha256(data: dict[str, Any]) -> str:
@@ -319,9 +337,13 @@ def _choose(choice: Choice, card: ModelCard, source: ValueSource, what: str, rec
 
 def resolve_plan(recipe: Recipe, card: ModelCard, epochs_from: ValueSource = "code", loss_from: ValueSource = "code",
                  batch_size: int | None = None, patch_size: int | None = None) -> TrainPlan:
-    """Concrete epochs, loss weights and hooks. The objective, optimizer factory and grad clip come from the
-    recipe's ``loss`` when set, else from the card's options ``objective`` / ``optimizer`` / ``grad_clip``
-    (e.g. a model with its own training objective)."""
+    """Concrete epochs, loss weights and training hooks.
+
+    A model with its own training names the hooks in its card options: ``objective`` (``module:Class``) with
+    ``objective_args``, ``optimizer`` (``module:function``, a factory ``function(model) -> Optimizer``) and
+    ``grad_clip`` (max global gradient norm). The recipe's own ``loss.objective`` (+ ``objective_args``),
+    ``optimizer.factory`` and ``loss.grad_clip`` win over the card's when set; without either, the generic
+    L1 + Fourier (+ SPD) objective, the recipe's AdamW/Adam and no clipping are used."""
     for name, value in (("epochs_from", epochs_from), ("loss_from", loss_from)):
         if value not in ("code", "paper"):
             raise ValueError(f"{name} must be 'code' or 'paper', got {value!r}")
@@ -331,6 +353,7 @@ def resolve_plan(recipe: Recipe, card: ModelCard, epochs_from: ValueSource = "co
         card.options.get("objective_args", {}) or {})
     grad_clip = recipe.loss.grad_clip if recipe.loss.grad_clip is not None else _card_option(card, "grad_clip",
                                                                                           loss_from)
+    optimizer_factory = recipe.optimizer.factory or _card_option(card, "optimizer", loss_from)
     find_unused = bool(_card_option(card, "ddp_find_unused_parameters", "code") or recipe.ddp_find_unused_parameters)
     plan = TrainPlan(
         epochs=epochs,
@@ -341,7 +364,7 @@ def resolve_plan(recipe: Recipe, card: ModelCard, epochs_from: ValueSource = "co
         spd_weight=_choose(recipe.loss.spd_weight, card, loss_from, "spd_weight", recipe),
         objective=str(objective) if objective else None,
         objective_args=objective_args,
-        optimizer_factory=_card_option(card, "optimizer", loss_from),
+        optimizer_factory=str(optimizer_factory) if optimizer_factory else None,
         grad_clip=float(grad_clip) if grad_clip is not None else None,
         find_unused_parameters=find_unused,
         epochs_from=epochs_from,

@@ -47,7 +47,7 @@ from bench_ir.train.recipes import Recipe
 from bench_ir.train.schedule import set_learning_rate
 from bench_ir.train.session import TrainOptions, TrainSession, check_resumable, open_session, run_identity
 
-__all__ = ["TrainProgress", "TrainOutcome", "NonFiniteLossError", "train"]
+__all__ = ["TrainProgress", "TrainOutcome", "NonFiniteLossError", "train", "apply_update"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -79,6 +79,17 @@ class TrainOutcome:
     final_losses: dict[str, float]
     validations: list[ValidationResult] = field(default_factory=list)
     model: nn.Module | None = None
+
+
+def apply_update(model: nn.Module, optimizer: torch.optim.Optimizer, total: torch.Tensor,
+                 grad_clip: float | None) -> torch.Tensor | None:
+    """One optimizer update from a fresh forward: back-propagate ``total``, clip the global (L2) gradient norm of
+    ``model``'s parameters to ``grad_clip`` (``clip_grad_norm_``; None = no clipping), step. Returns the norm
+    before clipping (None without clipping). The caller zeroes the gradients and sets the learning rate."""
+    total.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip) if grad_clip is not None else None
+    optimizer.step()
+    return norm
 
 
 def _due(step: int, steps_per_epoch: int, every_steps: int | None, every_epochs: int | None) -> bool:
@@ -184,10 +195,7 @@ class _Loop:
         reduced = dict(zip(names, values.tolist(), strict=True))
         if not torch.isfinite(values).all():
             self._stop_non_finite(reduced)
-        terms["total"].backward()
-        if s.plan.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.plan.grad_clip)
-        s.optimizer.step()
+        apply_update(s.model, s.optimizer, terms["total"], s.plan.grad_clip)
         return reduced
 
     def _stop_non_finite(self, terms: dict[str, float]) -> None:

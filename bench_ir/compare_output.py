@@ -1,0 +1,175 @@
+"""Output of `bench-ir compare` for people and machines: compact rich tables that stay readable at 80 columns
+(on a terminal and when piped), sentences that explain ranks, and CSV / JSON / Markdown.
+
+The JSON document is described by ``reports/compare.schema.json`` (JSON Schema draft 2020-12): an object
+with ``schema`` ("bench-ir/compare/1"), ``paired`` (the B - A frame of :func:`bench_ir.compare.compare_runs`
+with its settings and warnings, or null) and ``leaderboard`` (the frame of
+:func:`bench_ir.compare.rank_against_leaderboard` with the reasons and the meaning of ``n_ranked``, or null).
+Numbers are plain JSON numbers (PSNR in dB); NaN and NA become null.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import pandas as pd
+from rich import box
+from rich.table import Table
+
+__all__ = ["SCHEMA_ID", "FORMATS", "paired_table", "rank_table", "rank_explanation", "compare_payload",
+           "compare_text"]
+
+SCHEMA_ID = "bench-ir/compare/1"
+FORMATS = ("table", "csv", "json", "markdown")
+_DECIMALS = {"PSNR": 2, "SSIM": 4, "LPIPS": 4}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able scalar: NaN/NA -> None, numpy scalars -> Python."""
+    if value is None or value is pd.NA:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{column: _plain(value) for column, value in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _num(value: Any, decimals: int, signed: bool = False) -> str:
+    value = _plain(value)
+    if value is None:
+        return "–"
+    return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
+
+
+def paired_table(frame: pd.DataFrame) -> Table:
+    """B - A per task and metric in 8 narrow columns (about 75 characters wide)."""
+    confidence = int(round(100 * frame.attrs.get("confidence", 0.95)))
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title_justify="left",
+                  title=f"B - A: {frame.attrs.get('run_b')} vs {frame.attrs.get('run_a')}")
+    for name in ("task", "metric", "A", "B", "B - A", f"{confidence}% CI", "win", "n"):
+        table.add_column(name, justify="left" if name in ("task", "metric") else "right", overflow="fold")
+    previous = None
+    for row in frame.to_dict(orient="records"):
+        if previous is not None and row["task"] != previous and row["task"] == "Average":
+            table.add_section()
+        decimals = _DECIMALS.get(row["metric"], 4)
+        ci = f"[{_num(row['ci_low'], decimals, True)}, {_num(row['ci_high'], decimals, True)}]"
+        win = "–" if _plain(row["win_rate"]) is None else f"{100 * row['win_rate']:.0f}%"
+        table.add_row(str(row["task"]) if row["task"] != previous else "", str(row["metric"]),
+                      _num(row["mean_a"], decimals), _num(row["mean_b"], decimals),
+                      _num(row["delta"], decimals, True), ci, win, str(row["n_paired"]))
+        previous = row["task"]
+    return table
+
+
+def paired_notes(frame: pd.DataFrame) -> list[str]:
+    """Sentences under the paired table: method, unpaired images, non-finite pairs and warnings."""
+    notes = [f"{frame.attrs.get('method', 'paired bootstrap')}, {frame.attrs.get('n_boot')} resamples, seed "
+             f"{frame.attrs.get('seed')}; win = share of paired images where B is better; n = paired images."]
+    if frame.attrs.get("average_tasks"):
+        notes.append(f"Average = mean over the protocol's tasks ({', '.join(frame.attrs['average_tasks'])}); "
+                     "CI by a bootstrap stratified by task.")
+    task_rows = frame[(frame["metric"] == "PSNR") & (frame["task"] != "Average")]
+    unpaired = [f"{r.task} (A only {r.only_a}, B only {r.only_b})" for r in task_rows.itertuples()
+                if r.only_a or r.only_b]
+    if unpaired:
+        notes.append(f"Images scored in one run only (not paired): {', '.join(unpaired)}.")
+    nonfinite = [f"{r.task} {r.n_nonfinite}" for r in task_rows.itertuples() if r.n_nonfinite]
+    if nonfinite:
+        notes.append(f"Pairs left out for NaN/Inf values: {', '.join(nonfinite)}.")
+    return notes + [f"warning: {text}" for text in frame.attrs.get("warnings", [])]
+
+
+def rank_table(frame: pd.DataFrame) -> Table:
+    """The run's rank per column among the published rows, in 8 narrow columns."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title_justify="left",
+                  title=f"{frame.attrs.get('run')} on {frame.attrs.get('table')}")
+    for name in ("column", "metric", "value", "rank", "best published", "Δ best", "ΔT", "ΔS"):
+        table.add_column(name, justify="left" if name in ("column", "metric", "best published") else "right",
+                         overflow="fold")
+    for row in frame.to_dict(orient="records"):
+        decimals = _DECIMALS.get(row["metric"], 4) if row["metric"] != "PSNR" else 2
+        rank = "–" if _plain(row["rank"]) is None else f"{row['rank']}/{row['n_ranked']}"
+        best = f"{row['best_method']} {_num(row['best_value'], decimals)}" if row["best_method"] else "–"
+        table.add_row(str(row["column"]), str(row["metric"]), _num(row["value"], decimals), rank, best,
+                      _num(row["delta_best"], decimals, True), _num(row["delta_mirage_t"], decimals, True),
+                      _num(row["delta_mirage_s"], decimals, True))
+    return table
+
+
+def rank_explanation(frame: pd.DataFrame) -> list[str]:
+    """Why a run is (not) ranked, in words, and what ``n_ranked`` counts."""
+    run = frame.attrs.get("run", "the run")
+    reasons = list(frame.attrs.get("reasons") or [])
+    lines = ["Δ = run - published; ΔT, ΔS: against MIRAGE-T, MIRAGE-S; rank is out of n_ranked."]
+    if reasons:
+        lines.append(f"{run} is not ranked: its numbers are not comparable with the published ones because of "
+                     f"{'; '.join(reasons)}. Values and deltas are shown for information only.")
+    else:
+        lines.append(f"{run} is comparable: full test sets, real data, real weights, the protocol's metric "
+                     "convention; rank = 1 + the published rows strictly better on printed values.")
+    if not frame.empty:
+        first = frame.iloc[0]
+        lines.append(f"n_ranked counts the published main-section rows with a value in that column plus this run "
+                     f"({first['column']} {first['metric']}: {int(first['n_ranked']) - 1} published + 1 = "
+                     f"{int(first['n_ranked'])}).")
+    return lines
+
+
+def _frame_payload(frame: pd.DataFrame, extra: dict[str, Any]) -> dict[str, Any]:
+    attrs = {key: _plain(value) if not isinstance(value, (list, dict)) else value
+             for key, value in frame.attrs.items()}
+    return {**attrs, **extra, "rows": _records(frame)}
+
+
+def compare_payload(paired: pd.DataFrame | None = None, ranked: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The JSON document (see the module docstring and ``reports/compare.schema.json``)."""
+    return {
+        "schema": SCHEMA_ID,
+        "paired": _frame_payload(paired, {"notes": paired_notes(paired)}) if paired is not None else None,
+        "leaderboard": (_frame_payload(ranked, {"explanation": rank_explanation(ranked)})
+                        if ranked is not None else None),
+    }
+
+
+def _markdown(frame: pd.DataFrame, title: str, notes: list[str]) -> str:
+    def cell(value: Any) -> str:
+        value = _plain(value)
+        if value is None:
+            return "–"
+        return f"{value:.4f}" if isinstance(value, float) else str(value).replace("|", "\\|")
+
+    lines = [f"**{title}**", "", "| " + " | ".join(frame.columns) + " |",
+             "|" + "|".join("--:" if pd.api.types.is_numeric_dtype(frame[c]) else ":--" for c in frame.columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines + [""] + [f"{note}  " for note in notes]) + "\n"
+
+
+def compare_text(fmt: str, paired: pd.DataFrame | None = None, ranked: pd.DataFrame | None = None) -> str:
+    """``csv`` | ``json`` | ``markdown`` text of the leaderboard rank and/or the paired comparison (CSV: one
+    block per frame, the rank block first, separated by an empty line)."""
+    if fmt == "json":
+        return json.dumps(compare_payload(paired, ranked), indent=2, ensure_ascii=False) + "\n"
+    frames = [(f, t, n) for f, t, n in (
+        (ranked, f"{ranked.attrs.get('run')} on {ranked.attrs.get('table')}" if ranked is not None else "",
+         rank_explanation(ranked) if ranked is not None else []),
+        (paired, f"B - A: {paired.attrs.get('run_b')} vs {paired.attrs.get('run_a')}" if paired is not None else "",
+         paired_notes(paired) if paired is not None else [])) if f is not None]
+    if fmt == "csv":
+        parts = []
+        for frame, _, _ in frames:
+            buffer = io.StringIO()
+            frame.to_csv(buffer, index=False, lineterminator="\n")
+            parts.append(buffer.getvalue())
+        return "\n".join(parts)
+    if fmt == "markdown":
+        return "\n".join(_markdown(frame, title, notes) for frame, title, notes in frames)
+    raise ValueError(f"unknown compare format '{fmt}'; expected csv, json or markdown")
