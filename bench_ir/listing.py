@@ -75,12 +75,17 @@ def runs_table(runs_root: str | Path) -> Table:
         average = protocol_average(run.summary(), manifest["protocol"].get("average", []))
         flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
                                  (f"limit {manifest.get('limit')}", manifest.get("limit") is not None),
-                                 (run.incomplete() or "", run.incomplete())) if on]
+                                 (_coverage_flag(run), run.incomplete())) if on]
         table.add_row(run_dir.name, manifest["model"]["name"], manifest["protocol"]["name"],
                       run_status(run_dir, manifest), str(len(run.records)),
                       f"{average['psnr']:.2f}" if average is not None else "–",
                       f"{average['ssim']:.3f}" if average is not None else "–", ", ".join(flags))
     return table
+
+
+def _coverage_flag(run) -> str:
+    coverage = run.coverage()
+    return f"incomplete {sum(s for s, _ in coverage.values())}/{sum(n for _, n in coverage.values())}"
 
 
 def run_status(run_dir: str | Path, manifest: dict) -> str:

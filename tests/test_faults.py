@@ -227,6 +227,13 @@ def test_export_and_compare_say_when_records_do_not_cover_the_manifest(few, tmp_
     assert exported.exit_code == 0 and f"incomplete: 4 of {FEW} images" in exported.stderr
     compared = runner.invoke(app, ["compare", str(run_dir), str(run_dir), "--n-boot", "10"])
     assert compared.exit_code == 0 and f"incomplete: 4 of {FEW} images" in compared.output
+    from rich.console import Console
+
+    from bench_ir.listing import runs_table
+
+    console = Console(width=200, record=True)
+    console.print(runs_table(tmp_path))
+    assert f"incomplete 4/{FEW}" in console.export_text()
 
 
 # --------------------------------------------------------------------------------------------- failing writes
