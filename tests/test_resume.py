@@ -225,3 +225,10 @@ def test_random_weights_are_seeded_so_the_same_command_gives_the_same_numbers(tm
         return float(outcome.summary.loc["folder", "psnr"])
 
     assert psnr("first", 0) == psnr("second", 0) != psnr("third", 1)
+
+
+def test_resume_with_a_run_dir_that_holds_no_run_starts_it_there_and_says_so(tiny, tmp_path):
+    protocol, root = tiny
+    outcome = _run(protocol, root, tmp_path / "fresh", resume=True)
+    assert outcome.manifest["status"] == "complete" and outcome.run_dir == tmp_path / "fresh"
+    assert any("held no run yet" in notice for notice in outcome.notices)
