@@ -131,12 +131,15 @@ def _say_protocol(value: dict[str, Any]) -> str:
 def _card(manifest: dict[str, Any]) -> Any:
     card = _sub(manifest, "model", "card") or {}
     return {"name": _sub(manifest, "model", "name"), "factory": card.get("factory"), "args": card.get("args"),
-            "overrides": _sub(manifest, "model", "args_overrides")}
+            "overrides": _sub(manifest, "model", "args_overrides"), "input_multiple": card.get("input_multiple"),
+            "pad_mode": card.get("pad_mode")}
 
 
 def _say_card(value: dict[str, Any]) -> str:
     text = f"card '{value.get('name')}' (factory {value.get('factory')}, args {value.get('args')}"
-    return text + (f", overrides {value['overrides']})" if value.get("overrides") else ")")
+    if value.get("overrides"):
+        text += f", overrides {value['overrides']}"
+    return text + f", input multiple {value.get('input_multiple')}, pad {value.get('pad_mode')})"
 
 
 def _weights(manifest: dict[str, Any]) -> Any:
