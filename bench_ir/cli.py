@@ -57,6 +57,11 @@ class LpipsNet(str, Enum):
     vgg = "vgg"
 
 
+class NoiseOrder(str, Enum):
+    sorted = "sorted"
+    listdir = "listdir"
+
+
 class RichProgress:
     """Per-task progress bar with ETA and the running mean PSNR."""
 
@@ -147,6 +152,9 @@ def run(
     pad: Annotated[str | None, typer.Option(help="override the size-fit padding: reflect|replicate|none")] = None,
     save_images: Annotated[bool, typer.Option("--save-images", help="write restored images to the run dir")] = False,
     label: Annotated[str | None, typer.Option(help="display label of this run in reports")] = None,
+    noise_order: Annotated[NoiseOrder, typer.Option(
+        help="order of the reference noise stream: sorted file names (deterministic) or os.listdir's (what the "
+             "official script draws on this machine)")] = NoiseOrder.sorted,
     registry: Annotated[Path | None, typer.Option(help="folder of model cards replacing the built-in one")] = None,
     random_weights: Annotated[bool, typer.Option("--random-weights", help="allow a model without a checkpoint on real "
                                                  "data (randomly initialised, seeded by --seed)")] = False,
@@ -172,7 +180,7 @@ def run(
                            convention=convention, lpips=lpips_choice, lpips_weights=lpips_weights,
                            device=device, dtype=dtype.value, batch_size=batch_size, num_workers=workers, tile=tile,
                            tile_overlap=tile_overlap, pad=pad, save_images=save_images, label=label,
-                           exact=exact, compile=compile.value,
+                           exact=exact, compile=compile.value, noise_order=noise_order.value,
                            command=["bench-ir", *sys.argv[1:]], registry=registry,
                            random_weights=random_weights, seed=seed)
         main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 draws progress
@@ -202,16 +210,17 @@ class ListWhat(str, Enum):
     protocols = "protocols"
     runs = "runs"
     conventions = "conventions"
+    suites = "suites"
 
 
 @app.command("list")
 def list_(
-    what: Annotated[ListWhat, typer.Argument(help="models | protocols | runs | conventions")],
+    what: Annotated[ListWhat, typer.Argument(help="models | protocols | runs | conventions | suites")],
     details: Annotated[bool, typer.Option("--details", help="full description (protocols)")] = False,
     runs_root: Annotated[Path, typer.Option(help="where runs are stored")] = Path("runs"),
     registry: Annotated[Path | None, typer.Option(help="folder of model cards")] = None,
 ) -> None:
-    """List registered models, protocols, metric conventions or stored runs."""
+    """List registered models, protocols, metric conventions, shipped suites or stored runs."""
     from bench_ir import listing
 
     try:
@@ -222,6 +231,8 @@ def list_(
                 console.print(renderable)
         elif what is ListWhat.conventions:
             console.print(listing.conventions_table())
+        elif what is ListWhat.suites:
+            console.print(listing.suites_table())
         else:
             console.print(listing.runs_table(runs_root))
     except USER_ERRORS as err:
@@ -479,6 +490,181 @@ def validate(
                               highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(code=1)
+
+
+# -------------------------------------------------------------------------------------------- suite
+suite_app = typer.Typer(no_args_is_help=True, help="The whole matrix of a suite file (entries × protocols): "
+                        "run (resumable; local, one worker per GPU, or Slurm), status, report.")
+app.add_typer(suite_app, name="suite")
+
+
+class LauncherKind(str, Enum):
+    local = "local"
+    node = "node"
+    slurm = "slurm"
+
+
+_STATE_STYLE = {"complete": "green", "outdated": "yellow", "running": "cyan", "failed": "red", "missing": "red",
+                "interrupted": "yellow", "pending": "dim"}
+
+
+def _suite_overview(progress) -> Table:
+    """Cells with state, images and reason; the caption counts states and gives the ETA."""
+    counts = progress.counts()
+    eta = progress.eta_seconds()
+    summary = " · ".join(f"{counts.get(state, 0)} {state}" for state in
+                         ("complete", "running", "failed", "missing", "interrupted", "outdated", "pending")
+                         if counts.get(state))
+    eta_text = "" if eta is None else f" · ETA {int(eta // 60)} min {int(eta % 60):02d} s"
+    table = Table(title=f"suite {progress.plan.suite}: {summary}{eta_text}", title_justify="left")
+    for column in ("cell", "state", "images", "reason"):
+        table.add_column(column, justify="right" if column == "images" else "left", overflow="fold")
+    for name, cell in progress.cells.items():
+        state = progress.status[name]
+        images = "" if cell.kind == "profile" else (
+            str(progress.scored[name]) if cell.images is None else f"{progress.scored[name]}/{cell.images}")
+        reason = progress.errors.get(name) or ""
+        table.add_row(name, f"[{_STATE_STYLE.get(state, '')}]{state}[/]", images, reason[:200])
+    return table
+
+
+class RichSuiteOverview:
+    """Live overview of a suite run (SuiteEvents): cells done, running and failed, with an ETA."""
+
+    def __init__(self) -> None:
+        from rich.live import Live
+
+        self.progress = None
+        self.live = Live(console=err_console, refresh_per_second=2, transient=False)
+
+    def on_plan(self, plan, names) -> None:
+        from bench_ir.suite import SuiteProgress
+
+        self.progress = SuiteProgress(plan, names)
+        self.live.start()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self.progress is not None:
+            self.live.update(_suite_overview(self.progress), refresh=True)
+
+    def cell_started(self, name: str) -> None:
+        self.progress.cell_started(name)
+        self._refresh()
+
+    def cell_record(self, name: str, record: dict) -> None:
+        self.progress.cell_record(name, record)
+        self._refresh()
+
+    def cell_finished(self, result) -> None:
+        self.progress.cell_finished(result)
+        self._refresh()
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.live.stop()
+
+
+@suite_app.command("run")
+def suite_run(
+    suite: Annotated[str, typer.Argument(help="suite name (suites/*.yaml) or YAML file")],
+    data_root: Annotated[Path | None, typer.Option(help="folder holding the protocols' test sets")] = None,
+    checkpoint_dir: Annotated[Path | None, typer.Option(help="folder the entries' checkpoint paths are relative to")
+                              ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="suite directory (default runs/suite-<name>)")] = None,
+    skip_missing: Annotated[bool, typer.Option("--skip-missing", help="run the cells whose datasets and checkpoints "
+                                               "exist, skip the others")] = False,
+    launcher: Annotated[LauncherKind, typer.Option(help="local: this process; node: one worker per GPU; slurm: "
+                                                   "submitit jobs")] = LauncherKind.local,
+    gpus: Annotated[int, typer.Option(help="node: worker processes (one per GPU); slurm: GPUs per job")] = 1,
+    limit: Annotated[int | None, typer.Option(help="override the suite: at most N images per task")] = None,
+    device: Annotated[str | None, typer.Option(help="override the suite's device (auto, cpu, cuda)")] = None,
+    noise_order: Annotated[NoiseOrder | None, typer.Option(help="override the suite's reference noise order")] = None,
+    partition: Annotated[str | None, typer.Option(help="slurm: partition")] = None,
+    account: Annotated[str | None, typer.Option(help="slurm: account")] = None,
+    time: Annotated[int, typer.Option("--time", help="slurm: time limit per job (minutes)")] = 240,
+    cpus: Annotated[int | None, typer.Option(help="slurm: CPUs per job")] = None,
+    array: Annotated[bool, typer.Option("--array/--no-array", help="slurm: one job array, or one job per cell")] = True,
+    cluster: Annotated[str | None, typer.Option(help="submitit cluster (default: Slurm; 'local' runs the jobs as "
+                                                "local processes)")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="slurm: follow the jobs until they end")] = True,
+) -> None:
+    """Run every cell of a suite: checks all datasets and checkpoints first, skips complete cells, resumes
+    interrupted ones; a failing cell does not stop the others (exit code 1 names them)."""
+    from bench_ir.suite import make_launcher, run_suite
+
+    overrides = {"limit": limit, "device": device, "noise_order": noise_order.value if noise_order else None}
+    overview = RichSuiteOverview()
+    try:
+        slurm = dict(partition=partition, account=account, time=time, cpus=cpus, array=array, cluster=cluster,
+                     wait=wait) if launcher is LauncherKind.slurm else {}
+        chosen = make_launcher(launcher.value, gpus=gpus, **slurm)
+        outcome = run_suite(suite, suite_dir=out, data_root=data_root, checkpoint_dir=checkpoint_dir,
+                            launcher=chosen, skip_missing=skip_missing, overrides=overrides, events=overview,
+                            on_plan=overview.on_plan)
+    except KeyboardInterrupt:
+        overview.stop()
+        err_console.print("[yellow]interrupted[/]: scored images are kept; run the same command to continue")
+        raise typer.Exit(code=130) from None
+    except USER_ERRORS as err:
+        overview.stop()
+        _fail(err)
+    overview.stop()
+    if outcome.skipped:
+        console.print(f"{len(outcome.skipped)} cell(s) already complete, skipped", highlight=False)
+    for problem, cells in outcome.missing.items():
+        console.print(f"[bold yellow]skipped (missing):[/] {', '.join(cells)}: {problem}", highlight=False)
+    console.print(f"suite directory: {outcome.plan.suite_dir}", highlight=False)
+    if launcher is LauncherKind.slurm:
+        console.print(f"Slurm job ids: {outcome.plan.suite_dir / 'jobs.json'}; follow with `bench-ir suite status "
+                      f"{outcome.plan.suite_dir}`", highlight=False)
+    if outcome.failed:
+        for result in outcome.failed:
+            err_console.print(f"[bold red]{result.status}:[/] {result.name}: {result.error}", highlight=False,
+                              soft_wrap=True)
+        err_console.print(f"[bold red]{len(outcome.failed)} cell(s) did not complete:[/] "
+                          f"{', '.join(r.name for r in outcome.failed)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
+
+
+@suite_app.command("status")
+def suite_status(
+    suite_dir: Annotated[Path, typer.Argument(help="a suite directory")],
+) -> None:
+    """The state of every cell of a suite directory (complete, failed, interrupted, missing, pending)."""
+    from bench_ir.suite import SuitePlan, SuiteProgress
+    from bench_ir.suite.plan import read_cell_state
+
+    try:
+        plan = SuitePlan.load(suite_dir)
+    except USER_ERRORS as err:
+        _fail(err)
+    progress = SuiteProgress(plan)
+    for cell in plan.cells:
+        state = read_cell_state(plan, cell) or {}
+        if progress.status[cell.name] != "complete" and state.get("error"):
+            progress.errors[cell.name] = state["error"]
+    console.print(_suite_overview(progress))
+
+
+@suite_app.command("report")
+def suite_report(
+    suite_dir: Annotated[Path, typer.Argument(help="a suite directory")],
+    out: Annotated[Path, typer.Option("--out", help="folder for the tables and index.html")],
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="compile the LaTeX tables where pdflatex exists")] = True,
+) -> None:
+    """Every paper table the suite touches (LaTeX, PDF, CSV, Markdown, HTML) and one index.html linking them."""
+    from bench_ir.suite import write_suite_report
+
+    try:
+        report = write_suite_report(suite_dir, out, pdf=pdf)
+    except USER_ERRORS as err:
+        _fail(err)
+    for name, files in report.tables.items():
+        console.print(f"{name}: {', '.join(str(p) for p in files.values())}", highlight=False)
+    for note in report.notes:
+        console.print(f"[bold yellow]note:[/] {note}", highlight=False)
+    console.print(f"index: {report.index}", highlight=False)
 
 
 # -------------------------------------------------------------------------------------------- train

@@ -8,7 +8,7 @@ import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["frame_table", "models_table", "protocols_renderables", "conventions_table", "runs_table",
+__all__ = ["frame_table", "models_table", "protocols_renderables", "conventions_table", "runs_table", "suites_table",
            "run_status", "data_check_renderables"]
 
 
@@ -59,6 +59,20 @@ def conventions_table() -> Table:
     table.add_column("description")
     for name in list_conventions():
         table.add_row(name, get_convention(name).describe())
+    return table
+
+
+def suites_table() -> Table:
+    """The shipped suite files: name, title, entries and cells (entry × protocol runs)."""
+    from bench_ir.suite.spec import list_suites, load_suite
+
+    table = Table(title="Suites (suites/*.yaml)")
+    for column in ("name", "title", "entries", "cells"):
+        table.add_column(column, justify="right" if column in ("entries", "cells") else "left")
+    for name in list_suites():
+        suite = load_suite(name)
+        cells = sum(len(suite.entry_protocols(entry)) for entry in suite.entries)
+        table.add_row(name, suite.title, str(len(suite.entries)), str(cells))
     return table
 
 

@@ -1,4 +1,4 @@
-"""Locate the declarative folders (registry/, protocols/, reports/) from a clone or an installed wheel.
+"""Locate the declarative folders (registry/, protocols/, reports/, suites/) from a clone or an installed wheel.
 
 In a clone (``pip install -e .``) they sit next to the ``bench_ir`` package; a built wheel carries
 them inside the package as ``bench_ir/_resources/<name>``.
@@ -14,7 +14,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def resource_dir(name: str) -> Path:
-    """Return the folder ``name`` (``registry``, ``protocols`` or ``reports``), wheel copy first."""
+    """Return the folder ``name`` (``registry``, ``protocols``, ``reports`` or ``suites``), wheel copy first."""
     for candidate in (_PACKAGE_DIR / "_resources" / name, _PACKAGE_DIR.parent / name):
         if candidate.is_dir():
             return candidate

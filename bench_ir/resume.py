@@ -207,7 +207,7 @@ IDENTITY_FIELDS: list[IdentityField] = [
     IdentityField("padding override", lambda m: m.get("pad")),
     IdentityField("LPIPS", lambda m: m.get("lpips"), lambda v: "off" if v is None else f"on ({v})"),
     IdentityField("library versions", _versions, _say_versions),
-    IdentityField("noise order", lambda m: m.get("noise_order"), _say),
+    IdentityField("noise order", lambda m: m.get("noise_order") or "sorted", _say),  # runs before it: sorted
 ]
 """The resume identity, one row per field (``data`` is compared per task by :func:`identity_differences`)."""
 

@@ -5,11 +5,13 @@ as they are produced; the process holds the run directory's lock (bench_ir.resum
 
 ``resume=True`` continues a run: ``run_dir`` (or, without one, the newest unfinished run of the same setup under
 ``runs_root``) must have the same resume identity (bench_ir.resume); only images without a valid record are
-scored. ``limit``/``tasks`` on resume choose what is scored now, within the run; they never change the run's
-description in the manifest (its tasks, its limit, ``planned`` image counts). The final status is ``complete``
-when every planned image has a record, ``incomplete`` otherwise; a stopped run is ``interrupted`` (Ctrl-C,
-SIGTERM) or ``failed`` (an error, recorded in ``error``); all of them can be resumed. On real data a model with
-parameters needs a checkpoint unless ``random_weights`` is set; random initialisation is seeded by ``seed``.
+scored. ``limit``/``tasks`` on resume choose what is scored now; they never narrow the run's description in the
+manifest (its tasks, its limit, ``planned`` image counts): a task outside the run is refused, and only a wider
+limit than the run's (or none) widens the run to cover it, as a suite asks when its --limit grows. The final
+status is ``complete`` when every planned image has a record, ``incomplete`` otherwise; a stopped run is
+``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` (an error, recorded in ``error``); all of them can be resumed. On
+real data a model with parameters needs a checkpoint unless ``random_weights`` is set; random initialisation is
+seeded by ``seed``.
 See docs/reliability.md.
 """
 
@@ -87,6 +89,7 @@ class RunConfig:
     pad: str | None = None
     save_images: bool = False
     label: str | None = None
+    noise_order: str = "sorted"  # reference noise stream order: sorted file names, or os.listdir's (official loop)
     command: list[str] | None = None
     registry: str | Path | None = None
     random_weights: bool = False  # allow a randomly initialised model on real data (never silently)
@@ -206,6 +209,11 @@ def _narrower(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else min(a, b)
 
 
+def _wider(a: int | None, b: int | None) -> int | None:
+    """The wider of two --limit values (None: no limit)."""
+    return None if a is None or b is None else max(a, b)
+
+
 def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
                  on_model: Callable[[torch.nn.Module], None] | None = None) -> RunOutcome:
     """Run ``config.model`` on every task of ``config.protocol``; see the module docstring."""
@@ -238,7 +246,8 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
 
     def dataset_of(name: str) -> Any:
         if name not in full:
-            full[name] = build_task_dataset(protocol, name, data_root=config.data_root, sample=config.sample)
+            full[name] = build_task_dataset(protocol, name, data_root=config.data_root, sample=config.sample,
+                                            noise_order=config.noise_order)  # type: ignore[arg-type]
         return full[name]
 
     if not config.resume:
@@ -296,6 +305,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         "data_root": str(Path(config.data_root).resolve()) if config.data_root else None,
         "device": device_info(device),
         "dtype": config.dtype,
+        "noise_order": config.noise_order,
         "execution": plan.describe(),
         "batch_size": batch_size,
         "tile": config.tile,
@@ -354,7 +364,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         known = [name for name in scope if name in {t.name for t in protocol.tasks}]
         differences = identity_differences(old, manifest_for(known, old.get("limit"), with_data=False))
         if not differences:
-            manifest = manifest_for(known, old.get("limit"))
+            manifest = manifest_for(known, _wider(old.get("limit"), config.limit))
             differences = identity_differences(old, manifest)
         if differences:
             raise ResumeError(f"{run_dir}: cannot resume, this run was made with another setup: "
@@ -363,9 +373,9 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         if outside:
             raise ResumeError(f"{run_dir}: task(s) {outside} are not part of this run (its tasks: {scope}); a resume "
                               "scores within the run, start a new run for other tasks")
-        if config.limit is not None and old.get("limit") is not None and config.limit > old["limit"]:
-            notices.append(f"--limit {config.limit} on resume: this run was made with --limit {old['limit']}, so "
-                           f"at most {old['limit']} images per task are scored")
+        if manifest["limit"] != old.get("limit"):
+            covers = "the full test sets" if manifest["limit"] is None else f"--limit {manifest['limit']}"
+            notices.append(f"the run was made with --limit {old.get('limit')}; it now covers {covers}")
         manifest.update(created=old.get("created", manifest["created"]), command=old.get("command", command),
                         resumes=[*old.get("resumes", []), {"at": now_iso(), "command": command,
                                                            "limit": config.limit, "tasks": config.tasks}])

@@ -1,4 +1,4 @@
-"""`bench-ir validate`: check a model card, protocol or training recipe file without running a model."""
+"""`bench-ir validate`: check a model card, protocol, training recipe or suite file without running a model."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ __all__ = ["validate_file"]
 
 
 def validate_file(path: str | Path) -> tuple[str, str]:
-    """Validate ``path`` as a protocol (has ``tasks``), a training recipe (has ``data``) or a model card (has
-    ``factory``); ``include:`` chains are resolved first.
+    """Validate ``path`` as a suite (has ``entries``), a protocol (has ``tasks``), a training recipe (has ``data``)
+    or a model card (has ``factory``); ``include:`` chains are resolved first.
 
     For a card the factory is imported (not called), and so are the training hooks it names (options
     ``objective`` and ``optimizer``); for a recipe its ``loss.objective`` and ``optimizer.factory``. An
@@ -22,6 +22,10 @@ def validate_file(path: str | Path) -> tuple[str, str]:
 
     path = Path(path)
     data = read_yaml(path)
+    if "entries" in data:
+        from bench_ir.suite.spec import load_suite
+
+        return "suite", load_suite(path).name
     if "include" in data:
         data = {**read_yaml_with_includes(path), **data}
     if "tasks" in data:
@@ -46,7 +50,8 @@ def validate_file(path: str | Path) -> tuple[str, str]:
                      for key in ("objective", "optimizer") for value, option in _option_values(card.options, key)},
                     str(path))
         return "model card", card.name
-    raise SpecError(f"{path}: neither a protocol (no 'tasks'), a recipe (no 'data') nor a model card (no 'factory')")
+    raise SpecError(f"{path}: neither a suite (no 'entries'), a protocol (no 'tasks'), a recipe (no 'data') nor a "
+                    "model card (no 'factory')")
 
 
 def _option_values(options: dict[str, Any], key: str) -> list[tuple[str, Any]]:

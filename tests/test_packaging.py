@@ -1,4 +1,4 @@
-"""The declarative folders (registry/, protocols/, reports/) are found from a clone and from a built wheel."""
+"""The declarative folders (registry/, protocols/, reports/, suites/) are found from a clone and from a built wheel."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_ir.resources import leaderboard_dir, protocols_dir, registry_dir, reports_dir
+from bench_ir.resources import leaderboard_dir, protocols_dir, registry_dir, reports_dir, resource_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,6 +20,7 @@ def test_resources_are_found_in_a_clone():
     assert (protocols_dir() / "5deg.yaml").is_file()
     assert any(reports_dir().glob("*.j2"))
     assert (leaderboard_dir() / "table2_5deg.csv").is_file()
+    assert (resource_dir("suites") / "mirage-paper.yaml").is_file()
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,8 @@ def test_wheel_carries_cards_protocols_templates_leaderboard_and_sample_weights(
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("bench_ir/_resources/registry/mirage-t.yaml", "bench_ir/_resources/protocols/5deg.yaml",
                      "bench_ir/_resources/registry/leaderboard/table1_3deg.csv", "bench_ir/cli.py",
-                     "bench_ir/_resources/registry/weights/mirage-t-sample.safetensors"):
+                     "bench_ir/_resources/registry/weights/mirage-t-sample.safetensors",
+                     "bench_ir/_resources/suites/mirage-paper.yaml", "bench_ir/_resources/suites/sample.yaml"):
         assert expected in names, expected
     assert any(n.startswith("bench_ir/_resources/reports/") and n.endswith(".j2") for n in names)
 
@@ -44,10 +46,11 @@ def test_wheel_carries_cards_protocols_templates_leaderboard_and_sample_weights(
 def test_installed_wheel_finds_its_resources_outside_the_clone(wheel, tmp_path):
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
     code = ("import bench_ir.resources as r, bench_ir; print(r.registry_dir()); "
-            "print(bench_ir.load_protocol('5deg').name); print(bench_ir.get_card('mirage-s').name)")
+            "print(bench_ir.load_protocol('5deg').name); print(bench_ir.get_card('mirage-s').name); "
+            "from bench_ir.suite import load_suite; print(load_suite('sample').name)")
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120, check=True)
-    registry, protocol, card = done.stdout.split()
+    registry, protocol, card, suite = done.stdout.split()
     assert Path(registry).is_relative_to(tmp_path / "site")
-    assert (protocol, card) == ("5deg", "mirage-s")
+    assert (protocol, card, suite) == ("5deg", "mirage-s", "sample")

@@ -126,11 +126,13 @@ def test_limit_on_resume_scores_fewer_images_now_but_never_changes_the_run_descr
     assert again.manifest["limit"] is None and again.manifest["status"] == "complete"
 
 
-def test_a_limited_run_stays_limited_when_resumed_without_limit(tmp_path):
+def test_a_wider_limit_on_resume_widens_the_run_and_its_description(tmp_path):
     run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=2))
     resumed = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r",
-                                     resume=True))
-    assert resumed.manifest["limit"] == 2 and resumed.summary.loc["derain", "images"] == 2
+                                     resume=True, limit=3))
+    assert resumed.manifest["limit"] == 3 and resumed.manifest["planned"] == {"derain": 3}
+    assert resumed.summary.loc["derain", "images"] == 3 and resumed.manifest["status"] == "complete"
+    assert any("made with --limit 2; it now covers --limit 3" in notice for notice in resumed.notices)
 
 
 def test_task_on_resume_must_be_one_of_the_run_tasks(tmp_path):

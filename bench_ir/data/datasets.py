@@ -2,7 +2,9 @@
 
 File order is the code-point order of the file names (Python ``sorted``), as ``sorted(os.listdir())`` in
 the reference scripts that sort; it fixes the order of the reference noise stream and of ``position``
-pairing. Hidden files and files without an image extension are skipped with a warning.
+pairing. Hidden files and files without an image extension are skipped with a warning. ``noise_order="listdir"``
+draws the reference noise stream in the order ``os.listdir`` returns for the clean folder instead (what the
+official MIRAGE/PromptIR/AdaIR/AirNet test loops do; it depends on the file system), while items stay sorted.
 
 Items are ``{"name": str, "input": (3, H, W) float32, "target": (3, H, W) float32}`` in [0, 1] (uint8 / 255,
 as torchvision ToTensor), after the protocol's crop rule: ``center_multiple`` crops input and target alike;
@@ -11,12 +13,13 @@ as torchvision ToTensor), after the protocol's crop rule: ``center_multiple`` cr
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -42,6 +45,8 @@ __all__ = [
     "Pairing",
     "ItemSource",
     "TaskDataset",
+    "NOISE_ORDERS",
+    "listdir_order",
     "resolve_layout",
     "list_images",
     "pair_files",
@@ -306,8 +311,12 @@ class _NoiseSource:
     """N(0, 1) draws per item for a NoiseSpec: the reference stream over the FULL item list (so subsets and
     limits never change an image's noise) or an independent per-image generator."""
 
-    def __init__(self, spec: NoiseSpec, task_name: str, names: list[str], sizes: _Sizes, crop: CropSpec) -> None:
+    def __init__(self, spec: NoiseSpec, task_name: str, names: list[str], sizes: _Sizes, crop: CropSpec,
+                 stream_order: Sequence[str] | None = None) -> None:
         self.spec, self.task_name, self.names, self.sizes, self.crop = spec, task_name, names, sizes, crop
+        self.stream_order = list(stream_order) if stream_order is not None else list(names)
+        if sorted(self.stream_order) != sorted(names):
+            raise ValueError(f"task '{task_name}': the noise stream order must list every item once")
         self._stream: ReferenceNoiseStream | None = None
         if spec.stream == "reference" and float(spec.sigma) not in [float(s) for s in spec.stream_sigmas]:
             raise ValueError(f"task '{task_name}': noise sigma {spec.sigma} is not in stream_sigmas "
@@ -315,7 +324,8 @@ class _NoiseSource:
 
     def stream(self) -> ReferenceNoiseStream:
         if self._stream is None:
-            shapes = tuple((name, cropped_size(*self.sizes.raw(i), self.crop)) for i, name in enumerate(self.names))
+            index = {name: i for i, name in enumerate(self.names)}
+            shapes = tuple((name, cropped_size(*self.sizes.raw(index[name]), self.crop)) for name in self.stream_order)
             self._stream = _shared_stream(shapes, tuple(float(s) for s in self.spec.stream_sigmas), self.spec.seed)
         return self._stream
 
@@ -334,12 +344,13 @@ class TaskDataset(Dataset):
 
     ``names`` are in dataset order; ``item_sizes()`` gives the post-crop (H, W) of each item from the file
     headers; ``subset``/``limit`` keep the noise of every image unchanged. ``is_sample`` marks the built-in
-    synthetic sample data.
+    synthetic sample data. ``noise_stream_order`` (item names) is the order the reference noise stream is drawn
+    in; by default the dataset order.
     """
 
     def __init__(self, entries: Sequence[ItemSource], crop: CropSpec, task_name: str, noise: NoiseSpec | None = None,
                  degradations: Sequence[str] = (), seed_parts: Sequence[Any] = (), layout: ResolvedLayout | None = None,
-                 is_sample: bool = False, label: str = "") -> None:
+                 is_sample: bool = False, label: str = "", noise_stream_order: Sequence[str] | None = None) -> None:
         self.task_name, self.crop, self.noise, self.layout = task_name, crop, noise, layout
         self.degradations, self.seed_parts = tuple(degradations), tuple(seed_parts)
         self.is_sample, self.label = is_sample, label or task_name
@@ -353,7 +364,8 @@ class TaskDataset(Dataset):
             raise ValueError(f"task '{task_name}': duplicate item names")
         self._indices = list(range(len(self._entries)))
         self._sizes = _Sizes(self._entries)
-        self._noise = _NoiseSource(noise, task_name, names, self._sizes, crop) if noise is not None else None
+        self._noise = (_NoiseSource(noise, task_name, names, self._sizes, crop, noise_stream_order)
+                       if noise is not None else None)
 
     # ---- selection
     def subset(self, indices: Iterable[int]) -> TaskDataset:
@@ -417,11 +429,35 @@ class TaskDataset(Dataset):
 
 
 # --------------------------------------------------------------------------------------------- builders
+NoiseOrder = Literal["sorted", "listdir"]
+NOISE_ORDERS: tuple[str, ...] = ("sorted", "listdir")
+
+
+def listdir_order(folder: Path, names: Sequence[str]) -> list[str]:
+    """``names`` in the order ``os.listdir(folder)`` returns their files (file-system dependent)."""
+    wanted = set(names)
+    order = [name for name in os.listdir(folder) if name in wanted]
+    missing = wanted - set(order)
+    if missing:
+        raise FileNotFoundError(f"{folder}: os.listdir does not list {sorted(missing)[:5]}")
+    return order
+
+
 def build_task_dataset(protocol: Protocol, task: TaskSpec | str, data_root: str | Path | None = None,
-                       sample: bool = False, allow_unpaired: bool = False) -> TaskDataset:
+                       sample: bool = False, allow_unpaired: bool = False,
+                       noise_order: NoiseOrder = "sorted") -> TaskDataset:
     """The dataset of ``task``: from ``data_root`` (first matching layout) or, with ``sample``, the built-in
-    sample photos (bench_ir.data.sample). Raises DatasetNotFoundError / PairingError naming what is wrong."""
+    sample photos (bench_ir.data.sample). Raises DatasetNotFoundError / PairingError naming what is wrong.
+
+    ``noise_order`` is the order the reference noise stream is drawn in: ``sorted`` file names (deterministic,
+    the default) or ``listdir``, the order ``os.listdir`` returns for the clean folder on this machine (what
+    the official test loops do). Only folders under ``data_root`` have a listdir order."""
     task = protocol.task(task) if isinstance(task, str) else task
+    if noise_order not in NOISE_ORDERS:
+        raise ValueError(f"unknown noise order '{noise_order}'; expected one of {', '.join(NOISE_ORDERS)}")
+    if sample and noise_order != "sorted":
+        raise ValueError("--noise-order listdir follows the file order of a dataset folder; the built-in sample "
+                         "data has no folder (use --data-root)")
     if sample:
         from bench_ir.data.sample import build_sample_task_dataset
 
@@ -433,8 +469,12 @@ def build_task_dataset(protocol: Protocol, task: TaskSpec | str, data_root: str 
     if resolved.input_dir is None and task.noise is None:
         raise ValueError(f"task '{task.name}': layout has no input folder and the task defines no noise")
     entries = [ItemSource(p.name, p.target_path, p.input_path) for p in pairing.pairs]
+    stream_order = None
+    if noise_order == "listdir" and task.noise is not None and task.noise.stream == "reference":
+        by_file = {p.target_path.name: p.name for p in pairing.pairs}
+        stream_order = [by_file[f] for f in listdir_order(resolved.target_dir, list(by_file))]
     return TaskDataset(entries, protocol.crop_for(task), task.name, noise=task.noise, layout=resolved,
-                       label=task.label)
+                       label=task.label, noise_stream_order=stream_order)
 
 
 def build_folder_dataset(input_dir: str | Path, target_dir: str | Path, pairing: str = "same_name",

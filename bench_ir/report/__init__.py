@@ -91,12 +91,13 @@ def write_chart(protocol: str, runs: Sequence[RunLike] | list[MeasuredRun], out:
     return paths
 
 
-def build_report(protocol: str, run_dirs: Sequence[RunLike] = (), fmt: str = "markdown",
+def build_report(protocol: str, run_dirs: Sequence[RunLike] | Sequence[MeasuredRun] = (), fmt: str = "markdown",
                  out: str | Path | None = None, leaderboard: bool = True, standalone: bool = False,
                  delta: Tolerance | None = None, profile: bool = False, runs_root: str | Path | None = None,
                  caption: str | None = None, label: str | None = None, raw: bool = False,
                  chart_out: str | Path | None = None, profile_size: int = 224) -> str:
-    """Render the report of ``protocol`` for ``run_dirs`` in ``fmt`` and write it to ``out`` when given.
+    """Render the report of ``protocol`` for ``run_dirs`` (run directories, loaded runs, or measured runs already
+    joined with their profiles) in ``fmt`` and write it to ``out`` when given.
 
     ``latex`` / ``markdown`` / ``csv`` give the protocol's table (``standalone`` LaTeX compiles as it is;
     ``raw`` CSV keeps unrounded values); ``html`` gives one self-contained page with the table, the
@@ -106,7 +107,10 @@ def build_report(protocol: str, run_dirs: Sequence[RunLike] = (), fmt: str = "ma
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format '{fmt}'; expected one of {', '.join(FORMATS)}")
-    measured = measure_runs(run_dirs, runs_root, profile=profile, profile_size=profile_size)
+    if run_dirs and all(isinstance(r, MeasuredRun) for r in run_dirs):  # already measured and joined
+        measured = list(run_dirs)  # type: ignore[arg-type]
+    else:
+        measured = measure_runs(run_dirs, runs_root, profile=profile, profile_size=profile_size)
     if fmt == "html":
         from bench_ir.report.document import html_report
 

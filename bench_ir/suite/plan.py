@@ -1,0 +1,254 @@
+"""The plan of a suite: its cells (entry × protocol runs, plus one profile per distinct model), where each
+cell's run directory is, what state it is in, and the check of every dataset and checkpoint before any model
+work.
+
+Layout of a suite directory::
+
+    plan.json               the cells and the options they share (written by `suite run`, read by workers)
+    runs/<cell>/            one ordinary run directory per (entry, protocol) cell
+    profiles/<model>/       one `bench-ir profile` run per distinct model (card + args)
+    cells/<cell>.json       the last attempt at a cell: status, error, seconds, host, devices, job id
+    jobs.json               Slurm (submitit) job ids, one line per submission
+
+A cell's state is read from its run directory (the result store is the only truth about scores) and, for
+failures, from ``cells/<cell>.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from bench_ir.manifest import now_iso
+from bench_ir.results import MANIFEST, PROFILE, write_json_atomic
+from bench_ir.suite.spec import Suite, load_suite, slug
+
+__all__ = ["Cell", "SuitePlan", "SuiteCheckError", "plan_suite", "check_cells", "cell_status", "read_cell_state",
+           "CELL_STATES", "PLAN_FILE"]
+
+PLAN_FILE = "plan.json"
+CELL_STATES = ("complete", "outdated", "failed", "interrupted", "missing", "pending")
+RUN_OPTIONS = ("sample", "limit", "dtype", "exact", "lpips", "convention", "noise_order", "device", "batch_size",
+               "tile")
+
+
+class SuiteCheckError(FileNotFoundError):
+    """Datasets or checkpoints of a suite are missing; ``problems`` maps each problem to the cells it hits."""
+
+    def __init__(self, problems: dict[str, list[str]]) -> None:
+        self.problems = problems
+        lines = [f"{len(problems)} problem(s) before the first forward pass (nothing was run; --skip-missing runs "
+                 "the other cells):"]
+        for problem, cells in problems.items():
+            lines.append(f"- {problem}\n  cells: {', '.join(cells)}")
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class Cell:
+    """One unit of work: an ordinary run (``kind`` run) or the profile of one model (``kind`` profile)."""
+
+    name: str
+    kind: Literal["run", "profile"]
+    model: str
+    run_dir: str  # relative to the suite directory
+    protocol: str | None = None
+    checkpoint: str | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    images: int | None = None  # images the run will score (known after the check)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SuitePlan:
+    """Cells and shared options of a suite in ``suite_dir``; saved as plan.json so workers need only the dir."""
+
+    suite_dir: Path
+    suite: str
+    source: str
+    options: dict[str, Any]
+    profile: dict[str, Any]
+    data_root: str | None
+    cells: list[Cell]
+    created: str = ""
+
+    def cell(self, name: str) -> Cell:
+        for cell in self.cells:
+            if cell.name == name:
+                return cell
+        raise KeyError(f"suite '{self.suite}' has no cell '{name}'")
+
+    def run_dir(self, cell: Cell) -> Path:
+        return self.suite_dir / cell.run_dir
+
+    def save(self) -> Path:
+        data = {**dataclasses.asdict(self), "suite_dir": str(self.suite_dir)}
+        path = self.suite_dir / PLAN_FILE
+        write_json_atomic(path, data)
+        return path
+
+    @classmethod
+    def load(cls, suite_dir: str | Path) -> SuitePlan:
+        suite_dir = Path(suite_dir)
+        path = suite_dir / PLAN_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{suite_dir}: not a suite directory (no {PLAN_FILE}); run `bench-ir suite run`")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["suite_dir"] = suite_dir  # the folder may have moved since
+        data["cells"] = [Cell(**c) for c in data["cells"]]
+        return cls(**data)
+
+    def run_config(self, cell: Cell):
+        """The RunConfig of a run cell: an ordinary resumable run into the cell's run directory."""
+        from bench_ir.runner import RunConfig
+
+        opts = self.options
+        return RunConfig(protocol=cell.protocol or "", model=cell.model, model_args=dict(cell.model_args),
+                         checkpoint=cell.checkpoint, data_root=self.data_root, sample=opts["sample"],
+                         run_dir=self.run_dir(cell), resume=True, limit=opts["limit"], convention=opts["convention"],
+                         lpips=opts["lpips"], device=opts["device"], dtype=opts["dtype"],
+                         batch_size=opts["batch_size"], exact=opts["exact"], tile=opts["tile"], label=cell.label,
+                         noise_order=opts["noise_order"], command=self.command(cell))
+
+    def command(self, cell: Cell) -> list[str]:
+        """The `bench-ir` command line equivalent to running ``cell`` (recorded in its run manifest)."""
+        opts = self.options
+        run_dir = str(self.run_dir(cell))
+        if cell.kind == "profile":
+            return ["bench-ir", "profile", "--model", cell.model, "--size", str(self.profile["size"]),
+                    "--repeats", str(self.profile["repeats"]), "--warmup", str(self.profile["warmup"]),
+                    "--device", opts["device"], "--dtype", opts["dtype"], *(["--exact"] if opts["exact"] else [])]
+        command = ["bench-ir", "run", "--protocol", cell.protocol or "", "--model", cell.model]
+        command += [f"--model-arg={k}={json.dumps(v)}" for k, v in cell.model_args.items()]
+        command += ["--checkpoint", cell.checkpoint] if cell.checkpoint else []
+        command += ["--sample"] if opts["sample"] else ["--data-root", str(self.data_root)]
+        for key in ("limit", "convention", "batch_size", "tile"):
+            if opts[key] is not None:
+                command += [f"--{key.replace('_', '-')}", str(opts[key])]
+        if opts["lpips"]:
+            command += ["--lpips"] + ([] if opts["lpips"] == "default" else ["--lpips-net", opts["lpips"]])
+        command += ["--device", opts["device"], "--dtype", opts["dtype"], "--noise-order", opts["noise_order"]]
+        command += ["--exact"] if opts["exact"] else []
+        command += ["--label", cell.label] if cell.label else []
+        return [*command, "--run-dir", run_dir, "--resume"]
+
+
+def _profile_name(model: str, model_args: dict[str, Any]) -> str:
+    stem = Path(model).stem if model.endswith((".yaml", ".yml")) else model
+    if not model_args:
+        return slug(stem)
+    digest = hashlib.sha256(json.dumps(model_args, sort_keys=True).encode()).hexdigest()[:8]
+    return slug(f"{stem}-{digest}")
+
+
+def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str | Path | None = None,
+               checkpoint_dir: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SuitePlan:
+    """The cells of ``suite`` in ``suite_dir``: profiles of the distinct models first (when the suite profiles),
+    then entry × protocol runs in file order. ``overrides`` replace suite options (e.g. ``limit``, ``device``)."""
+    from bench_ir.protocol import load_protocol
+
+    suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    options = dataclasses.asdict(suite.options)
+    unknown = sorted(set(overrides or {}) - set(RUN_OPTIONS))
+    if unknown:
+        raise KeyError(f"unknown suite option(s) {unknown}; options: {', '.join(RUN_OPTIONS)}")
+    options.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if not options["sample"] and data_root is None:
+        raise ValueError(f"suite '{suite.name}' runs on the benchmark data: pass --data-root")
+    runs, profiles = [], {}
+    for entry in suite.entries:
+        model = suite.model_ref(entry)
+        checkpoint = suite.checkpoint_path(entry, checkpoint_dir)
+        if suite.profile.enabled:
+            name = _profile_name(model, entry.model_args)
+            profiles.setdefault(name, Cell(name=f"profile__{name}", kind="profile", model=model,
+                                           run_dir=f"profiles/{name}", model_args=dict(entry.model_args)))
+        for protocol in suite.entry_protocols(entry):
+            ref = suite.protocol_ref(protocol)
+            name = f"{suite.entry_name(entry)}__{load_protocol(ref).name}"
+            runs.append(Cell(name=name, kind="run", model=model, run_dir=f"runs/{name}", protocol=ref,
+                             checkpoint=str(checkpoint) if checkpoint else None, model_args=dict(entry.model_args),
+                             label=entry.label))
+    return SuitePlan(suite_dir=Path(suite_dir), suite=suite.name, source=suite.source, options=options,
+                     profile=dataclasses.asdict(suite.profile),
+                     data_root=str(Path(data_root).expanduser().resolve()) if data_root is not None else None,
+                     cells=[*profiles.values(), *runs], created=now_iso())
+
+
+def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
+    """Check the checkpoint and every dataset of each run cell without building a model; fills ``cell.images``
+    and ``cell.problems`` and returns {problem: [cells]} (empty when everything is there)."""
+    from bench_ir.data.datasets import build_task_dataset
+    from bench_ir.protocol import load_protocol
+
+    problems: dict[str, list[str]] = {}
+    for cell in cells:
+        cell.problems, cell.images = [], None
+        if cell.kind != "run":
+            continue
+        if cell.checkpoint and not Path(cell.checkpoint).is_file():
+            cell.problems.append(f"checkpoint not found: {cell.checkpoint}")
+        protocol = load_protocol(cell.protocol or "")
+        images = 0
+        for task in protocol.tasks:
+            try:
+                dataset = build_task_dataset(protocol, task, data_root=plan.data_root, sample=plan.options["sample"],
+                                             noise_order=plan.options["noise_order"])
+            except (FileNotFoundError, ValueError, KeyError) as err:
+                cell.problems.append(f"protocol '{protocol.name}': {err.args[0] if isinstance(err, KeyError) else err}")
+                continue
+            limit = plan.options["limit"]
+            images += len(dataset) if limit is None else min(limit, len(dataset))
+        cell.images = images
+        for problem in cell.problems:
+            problems.setdefault(problem, []).append(cell.name)
+    return problems
+
+
+def read_cell_state(plan: SuitePlan, cell: Cell) -> dict[str, Any] | None:
+    """The last recorded attempt at ``cell`` (cells/<cell>.json), or None."""
+    path = plan.suite_dir / "cells" / f"{cell.name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _differences(plan: SuitePlan, cell: Cell, manifest: dict[str, Any]) -> list[str]:
+    """Run options of a finished run that differ from the plan (a changed --limit, dtype, data, checkpoint...)."""
+    opts = plan.options
+    wanted = {"limit": opts["limit"], "sample": opts["sample"], "dtype": opts["dtype"],
+              "noise_order": opts["noise_order"]}
+    found = {"noise_order": "sorted", **manifest}
+    differ = [key for key, value in wanted.items() if found.get(key) != value]
+    checkpoint = (manifest.get("checkpoint") or {}).get("path")
+    if cell.checkpoint is not None and checkpoint != cell.checkpoint:
+        differ.append("checkpoint")
+    return differ
+
+
+def cell_status(plan: SuitePlan, cell: Cell) -> str:
+    """complete | outdated | failed | interrupted | missing | pending, from the run directory first, then
+    cells/<cell>.json. ``outdated``: a complete run made with other options than the plan's (it is run again,
+    resuming: a larger --limit scores the extra images; a changed checkpoint or dtype fails with a ResumeError
+    that asks for a new suite directory)."""
+    run_dir = plan.run_dir(cell)
+    manifest = None
+    if (run_dir / MANIFEST).is_file():
+        try:
+            manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            manifest = None
+    if cell.kind == "profile":
+        if (run_dir / PROFILE).is_file():
+            return "complete"
+    elif manifest is not None and manifest.get("status") == "complete" and not _differences(plan, cell, manifest):
+        return "complete"
+    state = read_cell_state(plan, cell)
+    if state is not None and state.get("status") in ("failed", "missing", "interrupted"):
+        return state["status"]
+    if manifest is not None:
+        return "outdated" if manifest.get("status") == "complete" else "interrupted"
+    return "pending"

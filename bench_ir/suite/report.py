@@ -1,0 +1,131 @@
+"""`bench-ir suite report`: every paper table a suite touches, from its run directories, plus one HTML index.
+
+For each protocol with complete cells: ``<protocol>.tex`` (a table to ``\\input``; ``<protocol>.pdf`` from its
+standalone version where pdflatex exists), ``<protocol>.csv``, ``<protocol>.md`` and ``<protocol>.html`` (the full
+page with charts and strips); with profiles, the efficiency table likewise. ``index.html`` links them and lists
+every cell with its state (failed and missing cells with their reason).
+
+Registered models get the published-vs-measured (Δ) blocks of the report library. Each protocol run is joined with
+the profile of its model (card with its arguments) made by the suite, whatever the checkpoint: weights change
+neither parameters, FLOPs, memory nor speed. The efficiency table holds the 3deg runs (they carry the PSNR column)
+and a row for each profiled model without a 3deg run. Nothing is recomputed: ``render_table`` is the one call into
+the report library.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench_ir.results import Run, load_run
+from bench_ir.suite.plan import SuitePlan, cell_status, read_cell_state
+
+__all__ = ["SuiteReport", "write_suite_report", "render_table", "latex_pdf", "join_profiles", "TABLE_FORMATS"]
+
+TABLE_FORMATS = {"latex": "tex", "csv": "csv", "markdown": "md", "html": "html"}
+EFFICIENCY = "efficiency"
+PSNR_PROTOCOL = "3deg"  # the protocol whose Average the efficiency table prints
+
+
+@dataclass
+class SuiteReport:
+    out: Path
+    index: Path
+    tables: dict[str, dict[str, Path]] = field(default_factory=dict)  # table -> {format: file}
+    notes: list[str] = field(default_factory=list)
+
+
+def render_table(protocol: str, runs: Sequence, fmt: str, out: Path, standalone: bool = False) -> Path:
+    """Render one table of ``protocol`` ('efficiency' for the efficiency table) for ``runs`` (run directories,
+    loaded or measured runs) into ``out``, with the published rows and the reproduction (Δ) blocks. The single
+    place where the suite calls the report library."""
+    from bench_ir.report import Tolerance, build_report
+
+    build_report(protocol, list(runs), fmt=fmt, out=out, leaderboard=True, standalone=standalone, delta=Tolerance())
+    return out
+
+
+def join_profiles(runs: Sequence[Run], profiles: Sequence[Run]) -> list:
+    """Measure ``runs`` and ``profiles`` (in that order) and join each protocol run without a profile to the
+    profile of the same model card (arguments applied), whatever the checkpoint."""
+    from bench_ir.report import measure_runs
+    from bench_ir.report.measured import is_profile_run
+    from bench_ir.report.profiles import join_key
+
+    measured = measure_runs([*runs, *profiles])
+    by_card = {join_key(profile.manifest)[0]: profile for profile in profiles}
+    for run in measured:
+        if run.profile_run is None and not run.run.profile and not is_profile_run(run.run):
+            run.profile_run = by_card.get(join_key(run.manifest)[0])
+    return measured
+
+
+def latex_pdf(tex: Path, pdf: Path, timeout: float = 120.0) -> str | None:
+    """Compile the standalone LaTeX file ``tex`` into ``pdf`` with pdflatex (in a temporary folder); returns None
+    on success or why no PDF was written."""
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        return "pdflatex not found: no PDFs"
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copyfile(tex, Path(tmp) / "table.tex")
+        try:
+            subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "table.tex"], cwd=tmp,
+                           capture_output=True, timeout=timeout, check=True)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+            return f"pdflatex failed on {tex.name}: {type(err).__name__}"
+        shutil.copyfile(Path(tmp) / "table.pdf", pdf)
+    return None
+
+
+def _html_index(plan: SuitePlan, report: SuiteReport) -> str:
+    from bench_ir.report.render import template_environment
+
+    cells = []
+    for cell in plan.cells:
+        state = read_cell_state(plan, cell) or {}
+        cells.append({"name": cell.name, "kind": cell.kind, "status": cell_status(plan, cell),
+                      "error": state.get("error") or "", "run_dir": cell.run_dir})
+    tables = [{"name": name, "files": {fmt: path.name for fmt, path in files.items()}}
+              for name, files in report.tables.items()]
+    return template_environment("html").get_template("suite-index.html.j2").render(
+        suite=plan.suite, source=plan.source, options=plan.options, tables=tables, cells=cells, notes=report.notes)
+
+
+def write_suite_report(suite_dir: str | Path, out: str | Path, pdf: bool = True) -> SuiteReport:
+    """Write every table of the suite in ``suite_dir`` into ``out`` (see the module docstring)."""
+    plan = SuitePlan.load(suite_dir)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = SuiteReport(out=out, index=out / "index.html")
+    runs: list[Run] = []
+    profiles: list[Run] = []
+    for cell in plan.cells:
+        if cell_status(plan, cell) == "complete":
+            (profiles if cell.kind == "profile" else runs).append(load_run(plan.run_dir(cell)))
+    measured = join_profiles(runs, profiles)
+    by_protocol: dict[str, list] = {}
+    for run in measured[:len(runs)]:
+        by_protocol.setdefault(str(run.manifest["protocol"]["name"]), []).append(run)
+    # the 3deg runs carry the PSNR column; a profile joined to one of them gets no row of its own
+    efficiency = [*by_protocol.get(PSNR_PROTOCOL, []), *measured[len(runs):]]
+    groups = [*by_protocol.items(), *([(EFFICIENCY, efficiency)] if profiles else [])]
+    if not groups:
+        report.notes.append("no complete cell yet: no tables")
+    with tempfile.TemporaryDirectory() as tmp:
+        for protocol, members in groups:
+            files = {fmt: render_table(protocol, members, fmt, out / f"{protocol}.{ext}")
+                     for fmt, ext in TABLE_FORMATS.items()}
+            if pdf:
+                standalone = render_table(protocol, members, "latex", Path(tmp) / f"{protocol}.tex", standalone=True)
+                why = latex_pdf(standalone, out / f"{protocol}.pdf")
+                if why is None:
+                    files["pdf"] = out / f"{protocol}.pdf"
+                elif why not in report.notes:
+                    report.notes.append(why)
+            report.tables[protocol] = files
+    report.index.write_text(_html_index(plan, report), encoding="utf-8")
+    return report

@@ -1,0 +1,134 @@
+"""`bench-ir suite run` as a library call: plan, check, then hand the unfinished cells to a launcher.
+
+Running the same call again is how a suite continues: complete cells are skipped (no model is built for
+them), interrupted ones resume inside their run directory, failed ones are tried again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench_ir.results import RunStore
+from bench_ir.suite.execute import CellResult, SuiteEvents, record_cell_state
+from bench_ir.suite.launchers import Launcher, LocalLauncher
+from bench_ir.suite.plan import Cell, SuiteCheckError, SuitePlan, cell_status, check_cells, plan_suite
+from bench_ir.suite.spec import Suite, load_suite
+
+__all__ = ["SuiteOutcome", "SuiteProgress", "run_suite", "default_suite_dir"]
+
+
+@dataclass
+class SuiteOutcome:
+    plan: SuitePlan
+    results: list[CellResult]
+    skipped: list[str] = field(default_factory=list)  # complete before this call
+    missing: dict[str, list[str]] = field(default_factory=dict)  # problem -> cells (with skip_missing)
+
+    @property
+    def failed(self) -> list[CellResult]:
+        return [r for r in self.results if r.status != "complete"]
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        return {cell.name: cell_status(self.plan, cell) for cell in self.plan.cells}
+
+
+class SuiteProgress(SuiteEvents):
+    """Cell states and an ETA for an overview: states start from the suite directory and follow the events.
+
+    ETA = images left / images scored per second so far in this call. A cell reports its images one by one when
+    it runs in this process, at its end when it runs elsewhere (node workers, Slurm jobs); cells running in
+    parallel simply raise the observed rate."""
+
+    def __init__(self, plan: SuitePlan, names: list[str] | None = None) -> None:
+        self.plan = plan
+        self.cells = {cell.name: cell for cell in plan.cells}
+        self.status = {cell.name: cell_status(plan, cell) for cell in plan.cells}
+        self.errors: dict[str, str] = {}
+        self.scored = {cell.name: _scored(plan, cell) for cell in plan.cells}  # images in the run directory
+        self.session = 0  # images scored during this call (the ETA's rate)
+        self._reported: dict[str, int] = {}
+        self.todo = list(names if names is not None else [])
+        self.start = time.perf_counter()
+
+    def cell_started(self, name: str) -> None:
+        self.status[name] = "running"
+
+    def cell_record(self, name: str, record: dict[str, Any]) -> None:
+        self.scored[name] += 1
+        self.session += 1
+        self._reported[name] = self._reported.get(name, 0) + 1
+
+    def cell_finished(self, result: CellResult) -> None:
+        self.status[result.name] = result.status
+        unreported = max(0, result.images - self._reported.get(result.name, 0))  # cells run in other processes
+        self.scored[result.name] += unreported
+        self.session += unreported
+        if result.error:
+            self.errors[result.name] = result.error
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for status in self.status.values():
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    def images_left(self) -> int:
+        left = 0
+        for name in self.todo:
+            if self.status[name] in ("pending", "running", "interrupted", "outdated"):
+                left += max(0, (self.cells[name].images or 0) - self.scored[name])
+        return left
+
+    def eta_seconds(self) -> float | None:
+        """Seconds until the cells of this call are done at the rate seen so far; None before any image."""
+        elapsed = time.perf_counter() - self.start
+        if self.session == 0 or elapsed <= 0:
+            return None
+        return self.images_left() / (self.session / elapsed)
+
+
+def _scored(plan: SuitePlan, cell: Cell) -> int:
+    """Images already scored in a run cell's directory (0 for profiles and cells not started)."""
+    if cell.kind != "run" or not plan.run_dir(cell).is_dir():
+        return 0
+    return len(RunStore(plan.run_dir(cell), create=False).scored_keys())
+
+
+def default_suite_dir(suite: Suite) -> Path:
+    """runs/suite-<name>: where a suite writes when no --out is given."""
+    return Path("runs") / f"suite-{suite.name}"
+
+
+def run_suite(suite: Suite | str | Path, suite_dir: str | Path | None = None, data_root: str | Path | None = None,
+              checkpoint_dir: str | Path | None = None, launcher: Launcher | None = None,
+              skip_missing: bool = False, overrides: dict[str, Any] | None = None,
+              events: SuiteEvents | None = None,
+              on_plan: Callable[[SuitePlan, list[str]], None] | None = None) -> SuiteOutcome:
+    """Plan ``suite`` into ``suite_dir``, check every dataset and checkpoint of the unfinished cells (raising
+    SuiteCheckError listing all problems, unless ``skip_missing``), save plan.json, then run the unfinished cells
+    with ``launcher`` (default local). ``on_plan(plan, names)`` is called before the first cell runs (the CLI
+    starts its overview there)."""
+    suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    suite_dir = Path(suite_dir) if suite_dir is not None else default_suite_dir(suite)
+    plan = plan_suite(suite, suite_dir, data_root=data_root, checkpoint_dir=checkpoint_dir, overrides=overrides)
+    statuses = {cell.name: cell_status(plan, cell) for cell in plan.cells}
+    skipped = [name for name, status in statuses.items() if status == "complete"]
+    todo = [cell for cell in plan.cells if statuses[cell.name] != "complete"]
+    problems = check_cells(plan, todo)
+    if problems and not skip_missing:
+        raise SuiteCheckError(problems)
+    suite_dir.mkdir(parents=True, exist_ok=True)
+    plan.save()
+    for cell in todo:
+        if cell.problems:
+            record_cell_state(plan, cell, status="missing", error="; ".join(cell.problems))
+    names = [cell.name for cell in todo if not cell.problems]
+    if on_plan is not None:
+        on_plan(plan, names)
+    results = (launcher or LocalLauncher()).launch(plan, names, events or SuiteEvents())
+    return SuiteOutcome(plan=plan, results=results, skipped=skipped, missing=problems)

@@ -1,0 +1,179 @@
+"""Suite files: a matrix of (model card, checkpoint, card args, label) entries × protocols plus the run options
+every cell shares. YAML, validated strictly (unknown or mistyped fields name the file and field).
+
+Paths: a model card file (``*.yaml``) is relative to the suite file's folder; a checkpoint is relative to
+``--checkpoint-dir`` (or the suite's ``checkpoint_dir``, itself relative to the suite file); absolute paths
+and ``~`` are used as they are. A cell is named ``<entry>__<protocol>``; the entry part is its ``name`` or,
+by default, the card name plus the checkpoint file stem.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from bench_ir.resources import resource_dir
+from bench_ir.yamlio import SpecError, build_dataclass, read_yaml, resolve_spec_path
+
+__all__ = ["Suite", "SuiteEntry", "SuiteOptions", "ProfileOptions", "load_suite", "list_suites", "suites_dir",
+           "slug"]
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    """One model (card name or YAML file) with one checkpoint, evaluated on ``protocols`` (default: the suite's)."""
+
+    model: str
+    checkpoint: str | None = None
+    name: str | None = None  # cell-name prefix; default <card>-<checkpoint stem>
+    label: str | None = None  # display label in the tables; default the card's display name
+    model_args: dict[str, Any] = field(default_factory=dict)
+    protocols: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """Run options shared by every cell (the `bench-ir run` options of the same names)."""
+
+    sample: bool = False
+    limit: int | None = None
+    dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
+    exact: bool = False
+    lpips: Literal["default", "alex", "vgg"] | None = None
+    convention: str | None = None
+    noise_order: Literal["sorted", "listdir"] = "sorted"
+    device: str = "auto"
+    batch_size: int | None = None
+    tile: int | None = None
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """`bench-ir profile` of each distinct model (card + args) of the suite, once: input size (px), repeats."""
+
+    enabled: bool = True
+    size: int = 224
+    repeats: int = 20
+    warmup: int = 5
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    entries: list[SuiteEntry]
+    title: str = ""
+    description: str = ""
+    protocols: list[str] = field(default_factory=list)
+    options: SuiteOptions = field(default_factory=SuiteOptions)
+    profile: ProfileOptions = field(default_factory=ProfileOptions)
+    checkpoint_dir: str | None = None
+    source: str = ""
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.source).resolve().parent if self.source else Path.cwd()
+
+    def entry_protocols(self, entry: SuiteEntry) -> list[str]:
+        return list(entry.protocols if entry.protocols is not None else self.protocols)
+
+    def model_ref(self, entry: SuiteEntry) -> str:
+        """The entry's card: a registered name, or a card file resolved against the suite's folder."""
+        if entry.model.endswith((".yaml", ".yml")):
+            path = Path(entry.model).expanduser()
+            return str(path if path.is_absolute() else (self.folder / path).resolve())
+        return entry.model
+
+    def checkpoint_path(self, entry: SuiteEntry, checkpoint_dir: str | Path | None = None) -> Path | None:
+        """The entry's checkpoint under ``checkpoint_dir`` (else the suite's checkpoint_dir); None without one."""
+        if entry.checkpoint is None:
+            return None
+        path = Path(entry.checkpoint).expanduser()
+        if path.is_absolute():
+            return path
+        base = Path(checkpoint_dir).expanduser() if checkpoint_dir is not None else (
+            self.folder / Path(self.checkpoint_dir).expanduser() if self.checkpoint_dir is not None else None)
+        if base is None:
+            raise ValueError(f"suite '{self.name}': entry '{self.entry_name(entry)}' names the checkpoint "
+                             f"{entry.checkpoint} relative to --checkpoint-dir; pass --checkpoint-dir")
+        return (base / path).resolve()
+
+    def protocol_ref(self, protocol: str) -> str:
+        """A protocol name as it is, or a protocol file resolved against the suite's folder."""
+        if protocol.endswith((".yaml", ".yml")) and not Path(protocol).expanduser().is_absolute():
+            return str((self.folder / protocol).resolve())
+        return protocol
+
+    def entry_name(self, entry: SuiteEntry) -> str:
+        if entry.name:
+            return slug(entry.name)
+        stem = Path(entry.model).stem if entry.model.endswith((".yaml", ".yml")) else entry.model
+        return slug(f"{stem}-{Path(entry.checkpoint).stem}" if entry.checkpoint else stem)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of ``text`` (letters, digits, ``._-``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
+
+
+def suites_dir() -> Path:
+    return resource_dir("suites")
+
+
+def list_suites() -> list[str]:
+    return sorted(p.stem for p in suites_dir().glob("*.yaml"))
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Load and validate a suite by name (suites/<name>.yaml) or path.
+
+    Checks the schema, that every entry has protocols, every protocol and model card resolves, the convention
+    exists, every entry not on sample data names a checkpoint (a suite never runs random weights; a card with
+    no parameters, such as ``input``, needs none) and cell names are unique. Files are not required to exist:
+    `bench-ir suite run` checks datasets and checkpoints before the first forward pass."""
+    from bench_ir.cards import get_card
+    from bench_ir.metrics.conventions import get_convention
+    from bench_ir.protocol import load_protocol
+
+    path = resolve_spec_path(name_or_path, suites_dir(), "suite")
+    data = read_yaml(path)
+    data["source"] = str(path)
+    suite = build_dataclass(Suite, data, str(path))
+    if not suite.entries:
+        raise SpecError(f"{path}: field 'entries': a suite needs at least one entry")
+    if suite.options.convention is not None:
+        try:
+            get_convention(suite.options.convention)
+        except KeyError as err:
+            raise SpecError(f"{path}: options: field 'convention': {err.args[0]}") from None
+    if suite.options.sample and suite.options.noise_order != "sorted":
+        raise SpecError(f"{path}: options: noise_order '{suite.options.noise_order}' needs dataset folders; "
+                        "the sample data has none")
+    protocol_names: dict[str, str] = {}
+    cells: dict[str, int] = {}
+    for i, entry in enumerate(suite.entries):
+        where = f"{path}: entries[{i}]"
+        protocols = suite.entry_protocols(entry)
+        if not protocols:
+            raise SpecError(f"{where}: no protocols (give 'protocols' in the entry or at the top level)")
+        try:
+            card = get_card(suite.model_ref(entry))
+        except (KeyError, SpecError) as err:
+            raise SpecError(f"{where}: field 'model': {err.args[0] if isinstance(err, KeyError) else err}") from None
+        if entry.checkpoint is None and not suite.options.sample and card.expected_params != 0:
+            raise SpecError(f"{where}: field 'checkpoint': required for '{card.name}' on real data (a suite never "
+                            "evaluates random weights)")
+        for protocol in protocols:
+            if protocol not in protocol_names:
+                try:
+                    protocol_names[protocol] = load_protocol(suite.protocol_ref(protocol)).name
+                except (KeyError, SpecError) as err:
+                    message = err.args[0] if isinstance(err, KeyError) else str(err)
+                    raise SpecError(f"{where}: protocol '{protocol}': {message}") from None
+            cell = f"{suite.entry_name(entry)}__{protocol_names[protocol]}"
+            if cell in cells:
+                raise SpecError(f"{where}: cell '{cell}' is also planned by entries[{cells[cell]}]; give the "
+                                "entries distinct 'name's")
+            cells[cell] = i
+    return suite

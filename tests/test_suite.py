@@ -1,0 +1,364 @@
+"""`bench-ir suite`: suite files, plan and check, resumable cells, the local/node/slurm launchers, the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from bench_ir.cli import app
+from bench_ir.results import load_run
+from bench_ir.suite import (
+    LocalLauncher,
+    NodeLauncher,
+    SuiteCheckError,
+    SuitePlan,
+    cell_status,
+    list_suites,
+    load_suite,
+    plan_suite,
+    run_suite,
+    write_suite_report,
+)
+from bench_ir.yamlio import SpecError
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_CARD = str(ROOT / "examples" / "tiny-unet.yaml")
+TINY_WEIGHTS = str(ROOT / "examples" / "tiny-unet.safetensors")
+runner = CliRunner()
+
+
+def _write_suite(folder: Path, profile: bool = False, **changes) -> Path:
+    """The sample suite made cheap: 2 models (input, tiny-unet) × 2 protocols, 1 image per task."""
+    data = {"name": "tiny-sample", "protocols": ["3deg", "5deg"],
+            "options": {"sample": True, "limit": 1, "device": "cpu"},
+            "entries": [{"model": "input"},
+                        {"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "label": "TinyUNet"}],
+            "profile": {"enabled": profile, "size": 32, "repeats": 1, "warmup": 0}}
+    data.update(changes)
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _records(suite_dir: Path) -> dict[str, list[dict]]:
+    """Every run cell's per-image records without the timing column."""
+    plan = SuitePlan.load(suite_dir)
+    out = {}
+    for cell in plan.cells:
+        if cell.kind == "run":
+            frame = load_run(plan.run_dir(cell)).records.drop(columns=["seconds"])
+            out[cell.name] = frame.to_dict(orient="records")
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_suite(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("suite")
+    suite_file = _write_suite(folder, profile=True)
+    outcome = run_suite(suite_file, suite_dir=folder / "out", launcher=LocalLauncher())
+    return suite_file, folder / "out", outcome
+
+
+# ------------------------------------------------------------------------------------------- suite files
+def test_every_shipped_suite_validates():
+    assert {"sample", "mirage-paper", "own-checkpoints"} <= set(list_suites())
+    for name in list_suites():
+        result = runner.invoke(app, ["validate", str(ROOT / "suites" / f"{name}.yaml")])
+        assert result.exit_code == 0, result.output
+        assert f"suite '{name}'" in result.output
+
+
+def test_list_suites_shows_every_shipped_suite_with_its_cells():
+    result = runner.invoke(app, ["list", "suites"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "mirage-paper" in result.output and "own-checkpoints" in result.output
+    assert any(line.split("│")[1].strip() == "sample" and line.split("│")[-2].strip() == "4"
+               for line in result.output.splitlines() if "│" in line)
+
+
+def test_paper_suite_names_the_official_checkpoint_files():
+    suite = load_suite("mirage-paper")
+    checkpoints = {(e.model, Path(e.checkpoint).name) for e in suite.entries if e.checkpoint}
+    assert {("mirage-t", "3Deg_tiny.ckpt"), ("mirage-t", "5Deg_tiny.ckpt"), ("mirage-s", "3Deg_small.ckpt"),
+            ("mirage-s", "5Deg_small.ckpt"), ("promptir", "model.ckpt"), ("adair", "adair5d.ckpt"),
+            ("airnet", "All.pth"), ("ndr-restore", "model_L.pth"), ("moce-ir", "last.ckpt"),
+            ("moce-ir-s", "last.ckpt")} <= checkpoints
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"entries": [{"model": "input", "checkpont": "x.ckpt"}]}, r"entries.*unknown field\(s\) \['checkpont'\]"),
+    ({"entries": [{"model": "mirage-x"}]}, r"entries\[0\].*field 'model'.*unknown model 'mirage-x'"),
+    ({"protocols": ["6deg"]}, r"entries\[0\]: protocol '6deg'.*unknown protocol"),
+    ({"options": {"limit": "one"}}, r"field 'options': field 'limit': expected an integer"),
+    ({"options": {"sample": False}, "entries": [{"model": "input"}, {"model": TINY_CARD}]},
+     r"entries\[1\]: field 'checkpoint': required for 'tiny-unet' on real data"),
+    ({"entries": [{"model": "input"}, {"model": "input"}]}, r"cell 'input__3deg' is also planned by entries\[0\]"),
+])
+def test_validate_rejects_a_bad_suite_with_a_clear_message(tmp_path, change, message):
+    path = _write_suite(tmp_path, **change)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert str(path) in result.output
+    with pytest.raises(SpecError, match=message):
+        load_suite(path)
+
+
+def test_each_distinct_model_is_profiled_once(tmp_path):
+    entries = [{"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "name": "a"},
+               {"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "name": "b"},
+               {"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "name": "wide", "model_args": {"width": 8}}]
+    plan = plan_suite(_write_suite(tmp_path, profile=True, entries=entries), tmp_path / "out")
+    profiles = [c for c in plan.cells if c.kind == "profile"]
+    assert len(profiles) == 2 and profiles[0].name == "profile__tiny-unet" and profiles[0].model_args == {}
+    assert profiles[1].name.startswith("profile__tiny-unet-") and profiles[1].model_args == {"width": 8}
+    assert len([c for c in plan.cells if c.kind == "run"]) == 6
+
+
+def test_the_shipped_sample_suite_plans_two_models_on_two_protocols_on_sample_data(tmp_path):
+    plan = plan_suite("sample", tmp_path / "out")
+    assert plan.options["sample"] and plan.data_root is None
+    assert sorted(c.name for c in plan.cells if c.kind == "run") == [
+        "input__3deg", "input__5deg", "mirage-t-sample__3deg", "mirage-t-sample__5deg"]
+    assert sorted(c.name for c in plan.cells if c.kind == "profile") == ["profile__input", "profile__mirage-t"]
+
+
+def test_a_suite_on_real_data_needs_a_data_root_and_a_checkpoint_dir(tmp_path):
+    with pytest.raises(ValueError, match="--data-root"):
+        plan_suite("mirage-paper", tmp_path / "out", checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="--checkpoint-dir"):
+        plan_suite("mirage-paper", tmp_path / "out", data_root=tmp_path)
+
+
+# ----------------------------------------------------------------------------------- check before running
+def _toy_data(root: Path) -> Path:
+    """A one-task protocol file whose data exists under ``root``."""
+    for folder in ("toy/input", "toy/target"):
+        (root / folder).mkdir(parents=True)
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(image).save(root / "toy/target/a.png")
+    Image.fromarray(255 - image).save(root / "toy/input/a.png")
+    protocol = {"name": "toy", "title": "toy", "version": 1, "convention": "M1",
+                "crop": {"rule": "center_multiple", "base": 16},
+                "tasks": [{"name": "t", "label": "toy", "dataset": "toy",
+                           "layouts": [{"input": "toy/input", "target": "toy/target"}]}]}
+    path = root / "toy.yaml"
+    path.write_text(yaml.safe_dump(protocol), encoding="utf-8")
+    return path
+
+
+def test_missing_datasets_and_checkpoints_are_listed_together_before_any_forward(tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    entries = [{"model": "input", "protocols": [str(toy), "3deg"]},
+               {"model": TINY_CARD, "checkpoint": "nowhere/tiny.safetensors", "protocols": [str(toy)]}]
+    path = _write_suite(tmp_path, entries=entries, options={"device": "cpu"})
+    with pytest.raises(SuiteCheckError) as err:
+        run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data", checkpoint_dir=tmp_path / "ckpt")
+    message = str(err.value)
+    assert "checkpoint not found" in message and "nowhere/tiny.safetensors" in message
+    assert "protocol '3deg'" in message and "input__3deg" in message
+    assert not (tmp_path / "out" / "runs").exists()  # nothing ran
+
+    outcome = run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data",
+                        checkpoint_dir=tmp_path / "ckpt", skip_missing=True)
+    assert [r.name for r in outcome.results] == ["input__toy"] and outcome.results[0].status == "complete"
+    assert set(sum(outcome.missing.values(), [])) == {"input__3deg", "tiny-unet-tiny__toy"}
+    assert outcome.statuses["input__3deg"] == "missing"
+
+
+def test_a_failing_cell_does_not_stop_the_others_and_the_exit_code_names_it(tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "broken.safetensors").write_bytes(b"not a safetensors file")
+    entries = [{"model": TINY_CARD, "checkpoint": "broken.safetensors", "protocols": [str(toy)]},
+               {"model": "input", "protocols": [str(toy)]}]
+    path = _write_suite(tmp_path, entries=entries, options={"device": "cpu"})
+    result = runner.invoke(app, ["suite", "run", str(path), "--out", str(tmp_path / "out"), "--data-root",
+                                 str(tmp_path / "data"), "--checkpoint-dir", str(tmp_path / "ckpt")])
+    assert result.exit_code == 1
+    assert "1 cell(s) did not complete" in result.output and "tiny-unet-broken__toy" in result.output
+    plan = SuitePlan.load(tmp_path / "out")
+    assert cell_status(plan, plan.cell("input__toy")) == "complete"
+    assert cell_status(plan, plan.cell("tiny-unet-broken__toy")) == "failed"
+    state = json.loads((tmp_path / "out" / "cells" / "tiny-unet-broken__toy.json").read_text())
+    assert state["status"] == "failed" and state["error"]
+
+
+# ---------------------------------------------------------------------------------------- run and report
+def test_the_sample_suite_runs_end_to_end(local_suite):
+    _, suite_dir, outcome = local_suite
+    assert not outcome.failed
+    runs = {r.name for r in outcome.results if not r.name.startswith("profile__")}
+    assert runs == {"input__3deg", "input__5deg", "tiny-unet-tiny-unet__3deg", "tiny-unet-tiny-unet__5deg"}
+    assert {r.name for r in outcome.results if r.name.startswith("profile__")} == {"profile__input",
+                                                                                   "profile__tiny-unet"}
+    run = load_run(suite_dir / "runs" / "tiny-unet-tiny-unet__5deg")
+    assert run.manifest["status"] == "complete" and run.manifest["limit"] == 1 and run.manifest["sample"]
+    assert run.manifest["label"] == "TinyUNet" and run.manifest["checkpoint"]["path"] == TINY_WEIGHTS
+    assert len(run.records) == 7  # one image per task of 5deg
+    command = run.manifest["command"]
+    assert command[:2] == ["bench-ir", "run"] and command[-3:] == ["--run-dir", str(run.run_dir), "--resume"]
+
+
+def test_efficiency_rows_join_each_run_to_its_models_profile(local_suite):
+    from bench_ir.suite.report import join_profiles
+
+    _, suite_dir, _ = local_suite
+    plan = SuitePlan.load(suite_dir)
+    runs = [load_run(plan.run_dir(c)) for c in plan.cells if c.kind == "run"]
+    profiles = [load_run(plan.run_dir(c)) for c in plan.cells if c.kind == "profile"]
+    measured = join_profiles(runs, profiles)
+    for run in measured[:len(runs)]:
+        model = run.manifest["model"]["name"]
+        assert run.profile_run is not None and run.profile_run.manifest["model"]["name"] == model
+        assert run.profile is not None and run.profile["size"] == 32
+
+
+def test_suite_report_writes_every_table_and_an_index(local_suite, tmp_path):
+    _, suite_dir, _ = local_suite
+    report = write_suite_report(suite_dir, tmp_path / "report", pdf=False)
+    assert set(report.tables) == {"3deg", "5deg", "efficiency"}
+    for name, files in report.tables.items():
+        assert {f.suffix for f in files.values()} == {".tex", ".csv", ".md", ".html"}
+        assert all(f.is_file() and f.stat().st_size > 0 for f in files.values())
+        assert "TinyUNet" in (tmp_path / "report" / f"{name}.csv").read_text()
+    index = report.index.read_text()
+    for name in ("3deg", "5deg", "efficiency"):
+        assert f'href="{name}.tex"' in index and f'href="{name}.html"' in index
+    assert "input__3deg" in index
+
+
+def test_a_second_run_does_no_work(local_suite):
+    suite_file, suite_dir, _ = local_suite
+    records = sorted(suite_dir.glob("runs/*/records.jsonl")) + sorted(suite_dir.glob("profiles/*/profile.json"))
+    before = {p: p.stat().st_mtime_ns for p in records}
+    outcome = run_suite(suite_file, suite_dir=suite_dir, launcher=LocalLauncher())
+    assert outcome.results == []
+    assert len(outcome.skipped) == 6
+    assert {p: p.stat().st_mtime_ns for p in records} == before
+
+
+def test_a_complete_cell_with_other_options_is_run_again(tmp_path):
+    entries = [{"model": "input", "protocols": ["5deg"]}]
+    path = _write_suite(tmp_path, entries=entries)
+    run_suite(path, suite_dir=tmp_path / "out")
+    outcome = run_suite(path, suite_dir=tmp_path / "out", overrides={"limit": 2})
+    assert [r.name for r in outcome.results] == ["input__5deg"] and outcome.results[0].images == 7
+    assert len(load_run(tmp_path / "out" / "runs" / "input__5deg").records) == 14
+
+
+@pytest.mark.slow
+def test_the_node_launcher_with_two_workers_gives_the_local_records(local_suite, tmp_path):
+    _, suite_dir, _ = local_suite
+    outcome = run_suite(_write_suite(tmp_path), suite_dir=tmp_path / "node", launcher=NodeLauncher(gpus=2))
+    assert not outcome.failed and len(outcome.results) == 4
+    assert _records(tmp_path / "node") == _records(suite_dir)
+    devices = {json.loads(p.read_text())["cuda_visible_devices"] for p in (tmp_path / "node" / "cells").glob("*")}
+    assert devices <= {"0", "1"} and len(devices) >= 1
+
+
+@pytest.mark.slow
+def test_the_slurm_launcher_through_the_submitit_local_executor_gives_the_local_records(local_suite, tmp_path):
+    pytest.importorskip("submitit")
+    from bench_ir.suite.slurm import SlurmLauncher, read_jobs
+
+    _, suite_dir, _ = local_suite
+    entries = [{"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "label": "TinyUNet"}]  # the tiny-unet cells only
+    launcher = SlurmLauncher(cluster="local", gpus=0, time=20, poll_seconds=0.5)
+    outcome = run_suite(_write_suite(tmp_path, entries=entries), suite_dir=tmp_path / "slurm", launcher=launcher)
+    assert not outcome.failed and len(outcome.results) == 2
+    local = _records(suite_dir)
+    assert _records(tmp_path / "slurm") == {name: local[name] for name in _records(tmp_path / "slurm")}
+    jobs = read_jobs(tmp_path / "slurm")
+    assert sorted(j["cell"] for j in jobs) == sorted(r.name for r in outcome.results)
+    assert all(j["job_id"] and j["cluster"] == "local" for j in jobs)
+
+
+@pytest.mark.slow
+def test_a_cell_interrupted_with_sigint_resumes(tmp_path):
+    entries = [{"model": TINY_CARD, "model_args": {"width": 48}, "name": "slow", "protocols": ["5deg"]}]
+    path = _write_suite(tmp_path, entries=entries, options={"sample": True, "device": "cpu", "limit": 2})
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bench_ir", "suite", "run", str(path), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    records = out / "runs" / "slow__5deg" / "records.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (records.is_file() and records.read_text().count("\n") >= 1):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 130, output
+    first = records.read_text().splitlines()
+    assert 1 <= len(first) < 14
+    plan = SuitePlan.load(out)
+    assert cell_status(plan, plan.cell("slow__5deg")) == "interrupted"
+    assert load_run(out / "runs" / "slow__5deg").manifest["status"] == "interrupted"
+
+    outcome = run_suite(path, suite_dir=out)
+    assert [(r.name, r.status, r.images) for r in outcome.results] == [("slow__5deg", "complete", 14 - len(first))]
+    lines = records.read_text().splitlines()
+    assert lines[:len(first)] == first and len(lines) == 14
+    assert len({(json.loads(line)["task"], json.loads(line)["image"]) for line in lines}) == 14
+
+
+def test_the_overview_counts_states_and_estimates_the_time_left_from_the_images_scored(tmp_path):
+    from bench_ir.suite import CellResult, SuiteProgress, check_cells
+
+    plan = plan_suite(_write_suite(tmp_path), tmp_path / "out")
+    check_cells(plan, plan.cells)
+    names = [c.name for c in plan.cells]
+    progress = SuiteProgress(plan, names)
+    assert progress.counts() == {"pending": 4} and progress.eta_seconds() is None
+    assert progress.images_left() == 2 * (5 + 7)  # 1 image per task: 3deg has 5 tasks, 5deg 7
+    progress.cell_started("input__3deg")
+    for _ in range(2):
+        progress.cell_record("input__3deg", {})
+    progress.cell_finished(CellResult("input__5deg", "failed", error="boom", images=3))  # ran elsewhere
+    assert progress.counts() == {"running": 1, "failed": 1, "pending": 2}
+    assert progress.images_left() == 24 - 2 - 7  # a failed cell has nothing left to do in this call
+    assert 0 < progress.eta_seconds() < float("inf") and progress.errors == {"input__5deg": "boom"}
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+def test_the_latex_tables_compile_to_pdf_where_pdflatex_exists(local_suite, tmp_path):
+    from bench_ir.suite.report import latex_pdf, render_table
+
+    _, suite_dir, _ = local_suite
+    plan = SuitePlan.load(suite_dir)
+    runs = [load_run(plan.run_dir(c)) for c in plan.cells if c.kind == "run" and c.protocol == "5deg"]
+    assert len(runs) == 2
+    tex = render_table("5deg", runs, "latex", tmp_path / "5deg.tex", standalone=True)
+    assert latex_pdf(tex, tmp_path / "5deg.pdf") is None
+    assert (tmp_path / "5deg.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_a_resume_mismatch_is_a_failed_cell_with_its_message(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from bench_ir.cards import create_model
+
+    toy = _toy_data(tmp_path / "data")
+    other = tmp_path / "other.safetensors"
+    torch.manual_seed(1)
+    save_file({k: v.contiguous() for k, v in create_model(TINY_CARD).state_dict().items()}, str(other))
+    suite = {"entries": [{"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "name": "tiny", "protocols": [str(toy)]}],
+             "options": {"device": "cpu"}}
+    run_suite(_write_suite(tmp_path, **suite), suite_dir=tmp_path / "out", data_root=tmp_path / "data")
+    suite["entries"][0]["checkpoint"] = str(other)  # same cell, other weights: the run refuses to resume
+    outcome = run_suite(_write_suite(tmp_path, **suite), suite_dir=tmp_path / "out", data_root=tmp_path / "data")
+    (result,) = outcome.results
+    assert result.status == "failed" and "ResumeError" in result.error and "cannot resume" in result.error
+    assert outcome.statuses["tiny__toy"] == "failed"
