@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _output import HERE, write_results  # noqa: E402
 
-from bench_ir.cards import create_model, get_card  # noqa: E402
+from bench_ir.cards import get_card  # noqa: E402
+from bench_ir.checkpoints import create_model  # noqa: E402
 from bench_ir.engine import resolve_device  # noqa: E402
 from bench_ir.profiling import profile_model, profile_to_markdown  # noqa: E402
 

@@ -51,7 +51,8 @@ from bench_ir.acceleration import (  # noqa: E402
     plan_execution,
     precision_settings,
 )
-from bench_ir.cards import create_model, get_card  # noqa: E402
+from bench_ir.cards import get_card  # noqa: E402
+from bench_ir.checkpoints import create_model  # noqa: E402
 from bench_ir.engine import resolve_device  # noqa: E402
 from bench_ir.metrics.functional import psnr as psnr_db  # noqa: E402
 from bench_ir.profiling import latency_summary, time_calls  # noqa: E402

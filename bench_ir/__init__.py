@@ -14,7 +14,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "create_model": "bench_ir.cards",
+    "create_model": "bench_ir.checkpoints",
     "get_card": "bench_ir.cards",
     "list_models": "bench_ir.cards",
     "list_protocols": "bench_ir.protocol",

@@ -1,7 +1,8 @@
 """Model cards: YAML files in registry/ (or user files / entry-point plugins) validated into ModelCard.
 
 A card names a factory (``module:callable``) that is imported only when the model is built, so listing
-models never imports an architecture.
+models never imports an architecture. Building a model with its weights is
+:func:`bench_ir.checkpoints.create_model` (checkpoints imports cards, never the other way round).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ __all__ = [
     "list_models",
     "get_card",
     "with_model_args",
-    "create_model",
     "count_parameters",
     "ENTRY_POINT_GROUP",
 ]
@@ -148,7 +148,8 @@ def list_models(pattern: str = "*", registry: str | Path | None = None) -> list[
 
 
 def get_card(name_or_path: str | Path | ModelCard, registry: str | Path | None = None) -> ModelCard:
-    """Resolve a card by registered name, or read it from a ``.yaml`` path."""
+    """Resolve a card by registered name, or read it from a ``.yaml`` path. A name or display name in any
+    letter case is accepted when it names exactly one card (``MIRAGE-T`` and ``Mirage-t`` give ``mirage-t``)."""
     if isinstance(name_or_path, ModelCard):
         return name_or_path
     text = str(name_or_path)
@@ -157,6 +158,9 @@ def get_card(name_or_path: str | Path | ModelCard, registry: str | Path | None =
     cards = {c.name: c for c in list_cards(registry)}
     if text in cards:
         return cards[text]
+    folded = {c.name for c in cards.values() if text.casefold() in (c.name.casefold(), c.display_name.casefold())}
+    if len(folded) == 1:
+        return cards[folded.pop()]
     hint = difflib.get_close_matches(text, list(cards), n=3)
     did_you_mean = f" Did you mean: {', '.join(hint)}?" if hint else ""
     raise KeyError(f"unknown model '{text}'.{did_you_mean} Known models: {', '.join(sorted(cards))}")
@@ -197,32 +201,5 @@ def resolve_factory(card: ModelCard):
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters as ``sum(p.numel() for p in model.parameters())`` (shared ones once)."""
     return sum(p.numel() for p in model.parameters())
-
-
-def create_model(
-    name: str | Path | ModelCard,
-    checkpoint: str | Path | None = None,
-    registry: str | Path | None = None,
-    **overrides: Any,
-) -> nn.Module:
-    """Build the model of a card (keyword ``overrides`` replace card args), load weights, set eval mode.
-
-    Without ``checkpoint`` the weights are the architecture's random initialisation.
-    """
-    card = get_card(name, registry)
-    if overrides:
-        card = replace(card, args={**card.args, **overrides})
-    factory = resolve_factory(card)
-    model = factory(**card.args)
-    if not isinstance(model, nn.Module):
-        raise SpecError(f"{card.source or card.name}: field 'factory': {card.factory} returned "
-                        f"{type(model).__name__}, not a torch.nn.Module")
-    if checkpoint is not None:
-        from bench_ir.checkpoints import load_weights
-
-        load_weights(model, checkpoint, card)
-    model.eval()
-    model.bench_ir_card = card  # type: ignore[attr-defined]
-    return model
 
 

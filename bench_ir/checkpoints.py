@@ -29,7 +29,7 @@ import pathlib
 import warnings
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -39,9 +39,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from bench_ir.atomic import atomic_target
 from bench_ir.cards import CheckpointSpec, ModelCard, get_card, list_cards, resolve_factory
 from bench_ir.manifest import bench_ir_version
 from bench_ir.results import write_json_atomic
+from bench_ir.yamlio import SpecError
 
 __all__ = [
     "CheckpointError",
@@ -54,6 +56,7 @@ __all__ = [
     "read_state_dict",
     "read_checkpoint",
     "load_weights",
+    "create_model",
     "compare_state_dict",
     "guess_models",
     "sha256_file",
@@ -121,6 +124,15 @@ def _describe_bytes(path: Path) -> str:
     return "its bytes match no checkpoint format"
 
 
+def _torch_detail(failure: BaseException) -> str:
+    """torch's own reason in parentheses, unless it is its ``weights_only`` advice: for a file that is not a
+    checkpoint at all that advice names the wrong cause (and loading with weights_only=False is unsafe)."""
+    first = (str(failure).splitlines() or [""])[0]
+    if "weights_only" in str(failure) or not first:
+        return ""
+    return f" ({type(failure).__name__}: {first[:200]})"
+
+
 def _torch_load(path: Path, trust_pickle: bool) -> Any:
     if trust_pickle:
         return torch.load(path, map_location="cpu", weights_only=False)
@@ -139,8 +151,7 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
     if not unsafe:
         raise CheckpointError(
             f"cannot read checkpoint {path}: {_describe_bytes(path)}. Expected a PyTorch checkpoint "
-            f"(.ckpt/.pth/.pt/.tar written by torch.save) or a .safetensors file. ({type(failure).__name__}: "
-            f"{(str(failure).splitlines() or [''])[0][:200]})"
+            f"(.ckpt/.pth/.pt/.tar written by torch.save) or a .safetensors file.{_torch_detail(failure)}"
         ) from failure
     allowed_names = {_global_name(entry) for entry in METADATA_GLOBALS}
     foreign = sorted(set(unsafe) - allowed_names)
@@ -406,6 +417,31 @@ def load_weights(model: nn.Module, path: str | Path, card: ModelCard | None = No
     return LoadReport(str(path), checkpoint.format, len(checkpoint.state_dict), len(usable), strict, mismatch)
 
 
+def create_model(
+    name: str | Path | ModelCard,
+    checkpoint: str | Path | None = None,
+    registry: str | Path | None = None,
+    **overrides: Any,
+) -> nn.Module:
+    """Build the model of a card (keyword ``overrides`` replace card args), load weights, set eval mode.
+
+    Without ``checkpoint`` the weights are the architecture's random initialisation.
+    """
+    card = get_card(name, registry)
+    if overrides:
+        card = replace(card, args={**card.args, **overrides})
+    factory = resolve_factory(card)
+    model = factory(**card.args)
+    if not isinstance(model, nn.Module):
+        raise SpecError(f"{card.source or card.name}: field 'factory': {card.factory} returned "
+                        f"{type(model).__name__}, not a torch.nn.Module")
+    if checkpoint is not None:
+        load_weights(model, checkpoint, card)
+    model.eval()
+    model.bench_ir_card = card  # type: ignore[attr-defined]
+    return model
+
+
 # ----------------------------------------------------------------------------------- hashing, writing
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in ``chunk_bytes`` pieces (constant memory)."""
@@ -459,8 +495,9 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
             value = value.to(cast)
         tensors[key] = value.contiguous().clone()  # clone: safetensors refuses tensors sharing storage
     source_sha = sha256_file(src)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out), metadata={"format": "pt", "bench_ir_model": card.name, "source_sha256": source_sha})
+    with atomic_target(out) as tmp:  # safetensors itself creates 0600 files; this gives a normal file's mode
+        save_file(tensors, str(tmp), metadata={"format": "pt", "bench_ir_model": card.name,
+                                               "source_sha256": source_sha})
     parameter_keys = {name for name, _ in model.named_parameters()}
     floating = sorted({str(t.dtype).removeprefix("torch.") for t in tensors.values() if t.is_floating_point()})
     sidecar = {

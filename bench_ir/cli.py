@@ -86,20 +86,36 @@ class RichProgress:
         self.psnr_sum, self.count = 0.0, 0
         self.current = self.progress.add_task(task.name, total=total, completed=done, psnr="")
 
-    def record(self, record: dict) -> None:
+    def resumed(self, task, records: list[dict]) -> None:
+        """The images a resumed run scored before count in the running mean, as in the final table."""
+        for record in records:
+            self._add(record)
+        self.progress.update(self.current, psnr=self._mean())
+
+    def _add(self, record: dict) -> None:
         if record["psnr"] == record["psnr"]:
             self.psnr_sum += record["psnr"]
             self.count += 1
-        mean = f"PSNR {self.psnr_sum / self.count:.2f} dB" if self.count else ""
-        self.progress.update(self.current, advance=1, psnr=mean)
+
+    def _mean(self) -> str:
+        return f"PSNR {self.psnr_sum / self.count:.2f} dB" if self.count else ""
+
+    def record(self, record: dict) -> None:
+        self._add(record)
+        self.progress.update(self.current, advance=1, psnr=self._mean())
 
     def end_task(self, task) -> None:
         pass
 
 
+SAMPLE_DATASET_LABEL = "sample data (synthetic)"
+
+
 def print_summary(manifest: dict, summary, average) -> None:
-    """The paper-style table of a run: PSNR with 2 decimals, SSIM with 3, the protocol's Average last."""
-    labels = {t["name"]: t["label"] for t in manifest["protocol"]["tasks"]}
+    """The paper-style table of a run: PSNR with 2 decimals, SSIM with 3, the protocol's Average last. The dataset
+    column of a sample run says so instead of naming the benchmark sets it stands in for."""
+    labels = {t["name"]: SAMPLE_DATASET_LABEL if manifest.get("sample") else t["label"]
+              for t in manifest["protocol"]["tasks"]}
     has_lpips = "lpips" in summary and summary["lpips"].notna().any()
     table = Table(title=f"{manifest['model']['display_name']} on {manifest['protocol']['name']}"
                   f"{' (sample)' if manifest.get('sample') else ''}")
@@ -127,7 +143,8 @@ def run(
     sample: Annotated[bool, typer.Option("--sample", help="built-in sample data (synthetic, offline)")] = False,
     input_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of degraded images")] = None,
     target_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of clean images")] = None,
-    pairing: Annotated[str, typer.Option(help="ad-hoc pairing rule")] = "same_name",
+    pairing: Annotated[str, typer.Option(help="ad-hoc pairing rule: same_name, stem, sots, rain100l, raindrop, "
+                                          "outdoor_rain, position (docs/protocols/README.md)")] = "same_name",
     run_dir: Annotated[Path | None, typer.Option(help="run directory (default runs/<time>-<model>-<protocol>)")] = None,
     runs_root: Annotated[Path, typer.Option(help="parent of default run directories")] = Path("runs"),
     resume: Annotated[bool, typer.Option("--resume", help="continue --run-dir (or the newest unfinished run of this "
@@ -161,7 +178,7 @@ def run(
     seed: Annotated[int, typer.Option(help="seed of the random initialisation (with --random-weights)")] = 0,
 ) -> None:
     """Evaluate a model on a protocol (or on a folder pair) and store per-image results."""
-    from bench_ir.runner import RunConfig, folder_protocol, run_protocol
+    from bench_ir.runner import RunConfig, folder_protocol, next_commands, run_protocol
     from bench_ir.train.command import parse_model_args
 
     try:
@@ -187,10 +204,17 @@ def run(
         with RichProgress() if main_rank else contextlib.nullcontext(None) as progress:
             outcome = run_protocol(config, progress=progress)
     except KeyboardInterrupt as err:
+        interrupted_in = getattr(err, "run_dir", None)  # RunInterrupted: scoring had started
+        if interrupted_in is None:
+            err_console.print("[yellow]interrupted[/] before any image was scored", highlight=False)
+        else:
+            err_console.print(f"[yellow]interrupted[/]: scored images are kept in {interrupted_in}; continue with "
+                              f"the same command plus --resume --run-dir {interrupted_in}", highlight=False,
+                              soft_wrap=True)
         from bench_ir.runner import RunTerminated
 
-        err_console.print("[yellow]interrupted[/]: scored images are kept; continue with --resume --run-dir ...")
-        raise typer.Exit(code=143 if isinstance(err, RunTerminated) else 130) from None
+        terminated = isinstance(err, RunTerminated) or getattr(err, "terminated", False)  # SIGTERM: 128 + 15
+        raise typer.Exit(code=143 if terminated else 130) from None
     except USER_ERRORS as err:
         _fail(err)
     if outcome.rank != 0:
@@ -202,6 +226,8 @@ def run(
     if nonfinite:
         console.print(f"[bold red]warning:[/] {nonfinite} image(s) with NaN/Inf outputs (see records)")
     console.print(f"results: {outcome.run_dir}", highlight=False)
+    console.print("next:\n" + "\n".join(f"  {line}" for line in next_commands(outcome.run_dir, chosen)),
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------- list
@@ -304,12 +330,35 @@ def data_check(
         sys.stdout.write(json.dumps([c.to_dict() for c in checks], indent=2, default=str) + "\n")
     else:
         for renderable in listing.data_check_renderables(checks):
-            console.print(renderable)
+            console.print(renderable, soft_wrap=isinstance(renderable, str))  # paths in findings stay whole
     if not all(c.ok for c in checks):
         raise typer.Exit(code=1)
 
 
 # ------------------------------------------------------------------------------------------ profile
+class ProfileProgress:
+    """A status line on stderr (terminals only) naming the profiling stage: FLOPs, warm-up, timed k/N, training."""
+
+    STAGES = {"flops": "counting FLOPs", "warm-up": "warm-up forward", "timed": "timed forward",
+              "train": "training step"}
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.status = err_console.status(f"{model}: starting", spinner="dots")
+
+    def __enter__(self) -> ProfileProgress:
+        self.status.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.status.stop()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        what = self.STAGES.get(stage, stage)
+        count = f" {min(done + 1, total)}/{total}" if stage in ("warm-up", "timed") and total else ""
+        self.status.update(f"{self.model}: {what}{count}")
+
+
 @app.command()
 def profile(
     model: Annotated[str | None, typer.Option("--model", "-m", help="model card name or YAML file")] = None,
@@ -324,8 +373,9 @@ def profile(
                                         "compiled fast path of `run`)")] = False,
     compile: Annotated[CompileMode, typer.Option("--compile", help="torch.compile: auto (CUDA only), on, off")] = (
         CompileMode.auto),
-    repeats: Annotated[int, typer.Option(help="timed repeats")] = 20,
-    warmup: Annotated[int, typer.Option(help="untimed warm-up repeats")] = 5,
+    repeats: Annotated[int | None, typer.Option(help="timed forwards (default 20 on CUDA, 5 on the CPU)")] = None,
+    warmup: Annotated[int | None, typer.Option(help="untimed warm-up forwards (default 5 on CUDA, 1 on the CPU)")] = (
+        None),
     runs_root: Annotated[Path, typer.Option(help="where profile runs are stored")] = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="print one machine-readable object")] = False,
     registry: Annotated[Path | None, typer.Option(help="folder of model cards")] = None,
@@ -341,11 +391,12 @@ def profile(
         names = [n for n in list_models(registry=registry) if n != "input"] if all_models else [model]
         results = []
         for name in names:
-            result, folder = profile_and_store(name, checkpoint=checkpoint, size=size, batch=batch, device=device,
-                                               dtype=dtype.value, train=train, repeats=repeats, warmup=warmup,
-                                               runs_root=runs_root, registry=registry,
-                                               command=["bench-ir", *sys.argv[1:]], exact=exact,
-                                               compile=compile.value)
+            with ProfileProgress(name) as progress:
+                result, folder = profile_and_store(name, checkpoint=checkpoint, size=size, batch=batch,
+                                                   device=device, dtype=dtype.value, train=train, repeats=repeats,
+                                                   warmup=warmup, runs_root=runs_root, registry=registry,
+                                                   command=["bench-ir", *sys.argv[1:]], exact=exact,
+                                                   compile=compile.value, progress=progress)
             results.append((result, folder))
     except (ProfileError, *USER_ERRORS) as err:
         _fail(err)

@@ -114,20 +114,43 @@ def run_status(run_dir: str | Path, manifest: dict) -> str:
 
 
 def data_check_renderables(checks) -> list:
+    """The findings of `data check` as text: one table row per task (status = the worst finding), then every
+    problem (red) and warning (yellow) of every task, then one summary line. Shows all that ``--json`` holds."""
     table = Table(title="Dataset check")
-    for column in ("task", "layout", "pairs", "expected", "problems", "sizes"):
+    for column in ("task", "layout", "pairs", "expected", "status", "sizes"):
         table.add_column(column)
     details = []
     for check in checks:
-        info = check.to_dict()
-        problems = info.get("problems") or []
-        status = "[green]ok[/]" if check.ok else f"[red]{len(problems)} problem(s)[/]"
-        table.add_row(info.get("task", "?"), str(info.get("layout") or "[red]not found[/]"), str(info.get("pairs", 0)),
-                      str(info.get("expected") if info.get("expected") is not None else "—"), status,
-                      str(info.get("size_summary", "")))
-        for problem in problems:
-            details.append(f"[red]{escape(str(info.get('task')))}[/]: {escape(str(problem))}")
-    return [table, *details]
+        problems, warnings = check.problems, check.warnings
+        if problems:
+            status = f"[red]{len(problems)} problem(s)[/]"
+        elif check.incomplete:
+            status = f"[yellow]incomplete ({check.pairs} of {check.expected})[/]"
+        elif warnings:
+            status = f"[yellow]ok, {len(warnings)} warning(s)[/]"
+        else:
+            status = "[green]ok[/]"
+        table.add_row(escape(check.task), escape(check.layout.describe()) if check.layout else "[red]not found[/]",
+                      str(check.pairs), str(check.expected) if check.expected is not None else "—", status,
+                      check.size_summary())
+        details += [f"[red]{escape(check.task)}: error:[/] {escape(problem)}" for problem in problems]
+        details += [f"[yellow]{escape(check.task)}: warning:[/] {escape(warning)}" for warning in warnings]
+    return [table, *details, data_check_verdict(checks)]
+
+
+def data_check_verdict(checks) -> str:
+    """One line: how many tasks have problems (exit code 1), are incomplete or have warnings (exit code 0)."""
+    failed = sum(1 for c in checks if c.problems)
+    incomplete = sum(1 for c in checks if not c.problems and c.incomplete)
+    warned = sum(1 for c in checks if c.status == "warnings")
+    if failed:
+        parts = [f"{failed} of {len(checks)} task(s) with problems"]
+        parts += [f"{incomplete} incomplete"] if incomplete else []
+        return "[red]not ready:[/] " + ", ".join(parts) + " (exit code 1)"
+    if incomplete or warned:
+        parts = ([f"{incomplete} incomplete"] if incomplete else []) + ([f"{warned} with warnings"] if warned else [])
+        return f"[yellow]usable:[/] {len(checks)} task(s) without problems; " + ", ".join(parts)
+    return f"[green]ready:[/] all {len(checks)} task(s) ok"
 
 
 def frame_table(frame, title: str = "") -> Table:

@@ -43,9 +43,22 @@ def git_revision() -> str | None:
     return f"{rev}-dirty" if dirty else rev
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``), or ``"cpu"`` when the
+    system does not tell; never the bare architecture (``x86_64``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    name = platform.processor()
+    return name if name and name != platform.machine() else "cpu"
+
+
 def device_info(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {"type": device.type, "cpu": platform.processor() or platform.machine(),
-                            "threads": torch.get_num_threads()}
+    info: dict[str, Any] = {"type": device.type, "cpu": cpu_name(), "threads": torch.get_num_threads()}
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         info.update(name=torch.cuda.get_device_name(index), cuda=torch.version.cuda,

@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bench_ir.acceleration import plan_execution
-from bench_ir.cards import ModelCard, count_parameters, create_model, get_card
+from bench_ir.cards import ModelCard, count_parameters, get_card
+from bench_ir.checkpoints import create_model
 from bench_ir.engine import resolve_device, resolve_dtype
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
 from bench_ir.profiling import ProfileResult, count_flops, inference_parameter_count, profile_model
@@ -30,17 +32,19 @@ def profile_and_store(
     device: str = "auto",
     dtype: str = "fp32",
     train: bool = False,
-    repeats: int = 20,
-    warmup: int = 5,
+    repeats: int | None = None,
+    warmup: int | None = None,
     runs_root: str | Path = "runs",
     run_dir: str | Path | None = None,
     registry: str | Path | None = None,
     command: list[str] | None = None,
     exact: bool = False,
     compile: str = "auto",
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[ProfileResult, Path]:
     """Profile ``model`` (params, fvcore FLOPs as MACs, peak CUDA memory, latency) and write a run directory.
-    Forwards are timed on the execution path ``bench-ir run`` takes with the same ``exact``/``compile``."""
+    Forwards are timed on the execution path ``bench-ir run`` takes with the same ``exact``/``compile``;
+    ``repeats``/``warmup``/``progress`` as in :func:`bench_ir.profiling.profile_model`."""
     from bench_ir.checkpoints import sha256_file
 
     card = get_card(model, registry)
@@ -48,7 +52,7 @@ def profile_and_store(
     net = create_model(card, checkpoint=checkpoint, registry=registry)
     execution = plan_execution(torch_device, exact=exact, compile=compile)  # type: ignore[arg-type]
     result = profile_model(net, card, size=size, batch=batch, device=torch_device, dtype=resolve_dtype(dtype),
-                           repeats=repeats, warmup=warmup, train=train, execution=execution)
+                           repeats=repeats, warmup=warmup, train=train, execution=execution, progress=progress)
     checkpoint_info = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None
     folder = _profile_folder(card.name, size, runs_root, run_dir)
     _write_profile_run(folder, card, count_parameters(net), checkpoint_info, command, torch_device, dtype,

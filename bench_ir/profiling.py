@@ -18,7 +18,8 @@ Conventions (also in :data:`CONVENTIONS`, copied into every result):
   one forward under ``torch.inference_mode`` at the profiled batch; it includes the weights.
 - Latency: warm-up forwards, then ``repeats`` forwards each timed with ``time.perf_counter`` between
   device synchronisations; median and 90th percentile (linear interpolation) in milliseconds;
-  throughput = batch / median, in images per second.
+  throughput = batch / median, in images per second. Defaults (:func:`default_timing`): 5 warm-up and 20
+  timed forwards on CUDA, 1 and 5 on the CPU (a 224² MIRAGE forward takes seconds there).
 - Training step: AdamW (lr 2e-4) on the L1 loss of the restored image (first output) at
   ``train_batch`` x 3 x ``train_size``^2; one warm-up step, then the median of ``train_steps``; peak memory
   includes weights, gradients and optimizer state. Weights and modes are restored afterwards.
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import platform
 import statistics
 import time
 import warnings
@@ -45,6 +45,7 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from bench_ir.acceleration import AcceleratedForward, ExecutionPlan
 from bench_ir.cards import ModelCard, count_parameters
+from bench_ir.manifest import cpu_name
 
 __all__ = [
     "CONVENTIONS",
@@ -214,19 +215,32 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_calls(fn: Callable[[], Any], device: torch.device, repeats: int, warmup: int = 0) -> list[float]:
+def time_calls(fn: Callable[[], Any], device: torch.device, repeats: int, warmup: int = 0,
+               on_call: Callable[[int], None] | None = None) -> list[float]:
     """Wall-clock seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones, each call bracketed by
-    device synchronisation (so queued CUDA work is counted in the call that queued it)."""
+    device synchronisation (so queued CUDA work is counted in the call that queued it). ``on_call(i)`` is told
+    after the i-th timed call (1-based)."""
     for _ in range(warmup):
         fn()
     times = []
-    for _ in range(repeats):
+    for i in range(repeats):
         _synchronize(device)
         start = time.perf_counter()
         fn()
         _synchronize(device)
         times.append(time.perf_counter() - start)
+        if on_call is not None:
+            on_call(i + 1)
     return times
+
+
+CUDA_TIMING = (5, 20)
+CPU_TIMING = (1, 5)
+
+
+def default_timing(device: str | torch.device) -> tuple[int, int]:
+    """(warm-up, timed) forwards used when none are given: CUDA_TIMING on a GPU, the cheaper CPU_TIMING else."""
+    return CUDA_TIMING if torch.device(device).type == "cuda" else CPU_TIMING
 
 
 def latency_summary(times: Sequence[float], batch: int) -> dict[str, float]:
@@ -240,7 +254,7 @@ def latency_summary(times: Sequence[float], batch: int) -> dict[str, float]:
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+    return cpu_name()
 
 
 def _check_size(size: int, card: ModelCard | None, what: str) -> None:
@@ -314,24 +328,30 @@ def profile_model(
     batch: int = 1,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-    repeats: int = 20,
-    warmup: int = 5,
+    repeats: int | None = None,
+    warmup: int | None = None,
     train: bool = False,
     train_batch: int = 32,
     train_size: int = 128,
     train_steps: int = 3,
     flops: bool = True,
     execution: ExecutionPlan | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ProfileResult:
     """Profile ``model`` (moved to ``device``/``dtype`` in place; left in eval mode) on SxS RGB inputs.
 
     FLOPs are per image (1x3xSxS) regardless of ``batch``; memory and latency use ``batch``. ``train``
     adds one training step at ``train_batch`` x ``train_size``^2. ``execution`` times the forwards under that plan
     (e.g. the compiled fast path on CUDA; compilation happens in the warm-up) instead of the eager model. See the
-    module docstring for conventions.
+    module docstring for conventions. ``repeats``/``warmup`` default to :func:`default_timing` of the device.
+    ``progress(stage, done, total)`` is told of each step (``flops``, ``warm-up``, ``timed``, ``train``).
     Raises :class:`ProfileError` for sizes the model cannot take, an unavailable device or a failing forward.
     """
     device = torch.device(device)
+    default_warmup, default_repeats = default_timing(device)
+    warmup = default_warmup if warmup is None else warmup
+    repeats = default_repeats if repeats is None else repeats
+    report = progress or (lambda stage, done, total: None)
     name = card.name if card is not None else type(model).__name__
     display = card.display_name if card is not None else name
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -350,6 +370,8 @@ def profile_model(
     with torch.inference_mode():
         _forward_or_explain(model, images[:1], display)  # fails fast, before any tracing
 
+    if flops:
+        report("flops", 0, 1)
     flop_count = count_flops(model, size) if flops else None
     heads = training_only_module_names(model)
     has_heads = bool(heads) or (card is not None and card.inference_params not in (None, params_total))
@@ -366,7 +388,9 @@ def profile_model(
 
     forward = model if execution is None else AcceleratedForward(model, execution)
     with torch.inference_mode():
-        for _ in range(max(warmup, 1 if execution is not None and execution.compiles else 0)):
+        n_warmup = max(warmup, 1 if execution is not None and execution.compiles else 0)
+        for i in range(n_warmup):
+            report("warm-up", i, n_warmup)
             _forward_or_explain(forward, images, display)
         peak = None
         if device.type == "cuda":
@@ -376,10 +400,12 @@ def profile_model(
             _forward_or_explain(forward, images, display)
             _synchronize(device)
             peak = torch.cuda.max_memory_allocated(device)
-        times = time_calls(lambda: forward(images), device, repeats)
+        report("timed", 0, repeats)
+        times = time_calls(lambda: forward(images), device, repeats, on_call=lambda i: report("timed", i, repeats))
     latency = latency_summary(times, batch)
     train_profile = None
     if train:
+        report("train", 0, 1)
         train_profile = _profile_training(model, display, train_batch, train_size, train_steps, device, dtype)
     return ProfileResult(
         model=name, display_name=display, device=str(device), device_name=_device_name(device),
@@ -412,7 +438,8 @@ def profile_to_markdown(results: ProfileResult | Sequence[ProfileResult]) -> str
     with_train = any(r.train is not None for r in rows)
     header = ["Model", "Params (M)", "Inference params (M)", "FLOPs (G)"]
     header += ["FLOPs with training heads (G)"] if with_heads else []
-    header += ["Input", "Device", "dtype", "Peak memory (MiB)", "Latency median / p90 (ms)", "Throughput (img/s)"]
+    header += ["Input", "Device", "dtype", "Peak memory (MiB)", "Latency median / p90 (ms) over n timed",
+               "Throughput (img/s)"]
     header += ["Train step (ms)", "Train peak memory (MiB)"] if with_train else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
@@ -423,7 +450,8 @@ def profile_to_markdown(results: ProfileResult | Sequence[ProfileResult]) -> str
             heads = r.flops_with_training_heads
             cells.append(_fmt(None if heads is None else heads / 1e9, ".3f"))
         cells += [f"{r.batch}x3x{r.size}x{r.size}", r.device_name or r.device, r.dtype, _fmt(mib, ".0f"),
-                  f"{r.latency_ms_median:.2f} / {r.latency_ms_p90:.2f}", _throughput(r.throughput_images_per_s)]
+                  f"{r.latency_ms_median:.2f} / {r.latency_ms_p90:.2f} (n={r.repeats})",
+                  _throughput(r.throughput_images_per_s)]
         if with_train:
             t = r.train
             train_mib = None if t is None or t.peak_memory_bytes is None else t.peak_memory_bytes / 2**20

@@ -19,6 +19,9 @@ from bench_ir.yamlio import SpecError, build_dataclass, read_yaml_with_includes,
 __all__ = [
     "CropSpec",
     "LayoutSpec",
+    "PAIRING_EXPLAINED",
+    "PAIRING_RULES",
+    "PairingRule",
     "NoiseSpec",
     "SampleSpec",
     "TaskSpec",
@@ -29,6 +32,38 @@ __all__ = [
 ]
 
 PAIRING_RULES = ("same_name", "stem", "sots", "rain100l", "raindrop", "outdoor_rain", "position")
+
+
+@dataclass(frozen=True)
+class PairingRule:
+    """What a pairing rule does, in words, with one input -> target file-name example (checked by a test)."""
+
+    rule: str
+    explanation: str
+    example_input: str
+    example_target: str
+
+
+_OTHER_EXTENSION = " A target with the expected stem and another image extension is accepted too."
+PAIRING_EXPLAINED = {rule.rule: rule for rule in (
+    PairingRule("same_name", "the target has exactly the input's file name.", "0001.png", "0001.png"),
+    PairingRule("stem", "the target has the input's name without its extension, with any image extension.",
+                "0001.jpg", "0001.png"),
+    PairingRule("sots", "the target is the input's name up to the first '_', plus '.png' (SOTS appends the haze "
+                "density and the airlight to the name of the hazy image)." + _OTHER_EXTENSION,
+                "0001_0.8_0.2.jpg", "0001.png"),
+    PairingRule("rain100l", "the target has the input's name, or the input's name with 'no' in front (Rain100L: "
+                "rain-N → norain-N); an input 'rain-N_x' also finds 'norain-N'." + _OTHER_EXTENSION,
+                "rain-001.png", "norain-001.png"),
+    PairingRule("raindrop", "'_rain' at the end of the input's stem becomes '_clean' (RainDrop); other names "
+                "pair with the same name." + _OTHER_EXTENSION, "0_rain.png", "0_clean.png"),
+    PairingRule("outdoor_rain", "the target is the first 7 characters of the input's name plus its extension "
+                "(Outdoor-Rain: the rain parameters follow the image number)." + _OTHER_EXTENSION,
+                "im_0001_s80_a04.png", "im_0001.png"),
+    PairingRule("position", "the n-th input pairs with the n-th target, both sorted by file name; names are not "
+                "compared.", "a.png", "clean_a.png"),
+)}
+"""Every rule of PAIRING_RULES explained (docs, `list protocols --details`)."""
 
 
 @dataclass(frozen=True)
@@ -51,12 +86,9 @@ class LayoutSpec:
     """One accepted folder layout of a task, relative to --data-root.
 
     input: folder of degraded images (omit for tasks whose input is synthesised from ``target``).
-    target: folder of clean images. pairing: how an input file finds its target —
-    ``same_name`` (identical file name), ``stem`` (same name ignoring the extension),
-    ``sots`` (input name up to the first '_' + '.png', e.g. 0001_0.8_0.2.jpg -> 0001.png),
-    ``rain100l`` (same name, or 'rain-N' <-> 'norain-N'), ``raindrop`` ('X_rain.png' <-> 'X_clean.png'),
-    ``outdoor_rain`` (target = first 7 characters of the input name + extension, 'im_0001_s80_a04.png' ->
-    'im_0001.png'), ``position`` (n-th of the sorted lists).
+    target: folder of clean images. pairing: how an input file finds its target, one of PAIRING_RULES, each
+    explained with an example in PAIRING_EXPLAINED (e.g. ``sots``: 0001_0.8_0.2.jpg -> 0001.png,
+    ``rain100l``: rain-001.png -> norain-001.png).
     """
 
     target: str

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench_ir.protocol import Protocol, TaskSpec, list_protocols, load_protocol
+from bench_ir.protocol import PAIRING_EXPLAINED, PAIRING_RULES, Protocol, TaskSpec, list_protocols, load_protocol
 
 __all__ = ["protocol_markdown", "write_protocol_pages", "NOISE_ORDER_TEXT"]
 
@@ -92,9 +92,20 @@ def protocol_markdown(protocol: Protocol | str) -> str:
         lines.append("- accepted layouts under `--data-root` (first found wins):")
         for layout in task.layouts:
             source = f"`{layout.input}`, " if layout.input else ""
-            lines.append(f"  - {source}target `{layout.target}`, pairing `{layout.pairing}` — {layout.source}")
+            example = PAIRING_EXPLAINED[layout.pairing]
+            pairing = (f"pairing `{layout.pairing}` (`{example.example_input}` → `{example.example_target}`)"
+                       if layout.input else "input synthesised, no pairing")
+            lines.append(f"  - {source}target `{layout.target}`, {pairing} — {layout.source}")
         sample = " + ".join(task.sample.degradations) if task.sample.degradations else "the task's own noise"
         lines += [f"- `--sample` variant: built-in photos degraded by {sample}", ""]
+    rules = sorted({layout.pairing for task in protocol.tasks for layout in task.layouts if layout.input},
+                   key=PAIRING_RULES.index)
+    if rules:
+        lines += ["## Pairing rules", "", "How an input file finds its target in a layout with an input folder:", ""]
+        lines += [f"- `{rule}`: {PAIRING_EXPLAINED[rule].explanation} Example: "
+                  f"`{PAIRING_EXPLAINED[rule].example_input}` → `{PAIRING_EXPLAINED[rule].example_target}`."
+                  for rule in rules]
+        lines.append("")
     if any(t.noise and t.noise.stream == "reference" for t in protocol.tasks):
         lines += ["## Noise order", "", NOISE_ORDER_TEXT, ""]
     if protocol.notes.strip():
@@ -113,5 +124,9 @@ def write_protocol_pages(out_dir: str | Path) -> list[Path]:
         path.write_text(protocol_markdown(protocol), encoding="utf-8")
         written.append(path)
         index.append(f"| [{name}]({name}.md) | {protocol.title} | {', '.join(t.name for t in protocol.tasks)} |")
+    index += ["", "## Pairing rules", "", "How an input file finds its target (a layout's `pairing`, or `bench-ir run "
+              "--input-dir ... --target-dir ... --pairing RULE`):", ""]
+    index += [f"- `{rule}`: {PAIRING_EXPLAINED[rule].explanation} Example: `{PAIRING_EXPLAINED[rule].example_input}` → "
+              f"`{PAIRING_EXPLAINED[rule].example_target}`." for rule in PAIRING_RULES]
     (out_dir / "README.md").write_text("\n".join(index) + "\n", encoding="utf-8")
     return [*written, out_dir / "README.md"]

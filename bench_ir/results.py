@@ -174,10 +174,15 @@ class RunStore:
         """The valid records of ``path``, one per (task, image); see :meth:`read_records`."""
         yield from self.read_records(path).records
 
+    def scored_records(self) -> list[dict[str, Any]]:
+        """Valid records already written (one per (task, image) in each file), in the main file and in any rank
+        shard; used by --resume."""
+        paths = [self.run_dir / RECORDS, *self.shard_paths()]
+        return [r for path in paths for r in self.iter_records(path)]
+
     def scored_keys(self) -> set[tuple[str, str]]:
         """(task, image) pairs with a valid record, in the main file and in any rank shard; used by --resume."""
-        paths = [self.run_dir / RECORDS, *self.shard_paths()]
-        return {(r["task"], r["image"]) for path in paths for r in self.iter_records(path)}
+        return {(r["task"], r["image"]) for r in self.scored_records()}
 
     def repair(self) -> None:
         """Drop a torn trailing line left by an interrupted run (before appending more)."""

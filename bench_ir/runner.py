@@ -22,6 +22,7 @@ import dataclasses
 import datetime as _dt
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -34,7 +35,8 @@ import pandas as pd
 import torch
 
 from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_settings
-from bench_ir.cards import ModelCard, count_parameters, create_model, get_card, with_model_args
+from bench_ir.cards import ModelCard, count_parameters, get_card, with_model_args
+from bench_ir.checkpoints import create_model
 from bench_ir.distributed import dist_context
 from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype
 from bench_ir.geometry import fit_policy
@@ -45,15 +47,29 @@ from bench_ir.results import RunStore, aggregate, protocol_average
 from bench_ir.resume import ResumeError, RunLock, data_identity, find_resumable, identity_differences
 
 __all__ = ["RunConfig", "RunOutcome", "ProgressHook", "run_protocol", "folder_protocol", "ResumeError",
-           "MissingWeightsError", "RunNotFinalizedError", "RunTerminated", "FAST_CUDA_BATCH"]
+           "MissingWeightsError", "RunNotFinalizedError", "RunTerminated", "RunInterrupted", "next_commands",
+           "FAST_CUDA_BATCH"]
 
 FAST_CUDA_BATCH = 8  # images per forward on the fast CUDA path when --batch-size is not given
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while images were scored; ``run_dir`` keeps the scored images and continues with
+    ``--resume --run-dir run_dir``; ``terminated`` is True for SIGTERM."""
+
+    def __init__(self, run_dir: Path, terminated: bool = False) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+        self.terminated = terminated
 
 
 class ProgressHook:
     """Receives progress events; the CLI renders them, the library never prints."""
 
     def start_task(self, task: TaskSpec, total: int, done: int) -> None: ...
+
+    def resumed(self, task: TaskSpec, records: list[dict[str, Any]]) -> None:
+        """After ``start_task`` of a resumed run: the ``done`` records of this task scored before (optional)."""
 
     def record(self, record: dict[str, Any]) -> None: ...
 
@@ -225,6 +241,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
                   on_model: Callable[[torch.nn.Module], None] | None) -> RunOutcome:
     from bench_ir.checkpoints import sha256_file
     from bench_ir.data.datasets import build_task_dataset
+    from bench_ir.data.sample import build_sample_task_dataset
     from bench_ir.metrics.conventions import get_convention
 
     protocol = config.protocol if isinstance(config.protocol, Protocol) else load_protocol(config.protocol)
@@ -246,8 +263,10 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
 
     def dataset_of(name: str) -> Any:
         if name not in full:
-            full[name] = build_task_dataset(protocol, name, data_root=config.data_root, sample=config.sample,
-                                            noise_order=config.noise_order)  # type: ignore[arg-type]
+            task = protocol.task(name)
+            full[name] = (build_sample_task_dataset(protocol, task, noise_order=config.noise_order) if config.sample
+                          else build_task_dataset(protocol, task, data_root=config.data_root,
+                                                  noise_order=config.noise_order))  # type: ignore[arg-type]
         return full[name]
 
     if not config.resume:
@@ -349,13 +368,13 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
             raise
         return run_dir, lock, manifest, done
 
-    def _open_manifest(run_dir: Path) -> tuple[dict[str, Any], set[tuple[str, str]]]:
+    def _open_manifest(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         store = RunStore(run_dir)
         if not store.manifest_path.exists():
             if config.resume:
                 notices.append(f"--resume: {run_dir} held no run yet; a new run was started there")
             manifest = manifest_for([t.name for t in tasks], config.limit)
-            return manifest, set()
+            return manifest, []
         if not config.resume:
             raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
                                   "another --run-dir")
@@ -379,12 +398,14 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         manifest.update(created=old.get("created", manifest["created"]), command=old.get("command", command),
                         resumes=[*old.get("resumes", []), {"at": now_iso(), "command": command,
                                                            "limit": config.limit, "tasks": config.tasks}])
-        return manifest, store.scored_keys()
+        return manifest, store.scored_records()
 
     opened = _on_main(dctx, open_run)
     lock = opened[1] if opened else None
     try:
-        run_dir, manifest, done = dctx.broadcast(None if opened is None else (opened[0], opened[2], opened[3]))
+        scored_before = opened[3] if opened else []  # rank 0 only (it draws the progress)
+        run_dir, manifest, done = dctx.broadcast(None if opened is None else (
+            opened[0], opened[2], {(r["task"], r["image"]) for r in scored_before}))
         manifest["run_id"] = run_dir.name
         manifest["status"] = "running"
         scope = [t for t in protocol.tasks if t.name in manifest["planned"]]
@@ -396,7 +417,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
             notices.append(f"--limit {scope_limit}: at most {scope_limit} {images} per task, not the full test sets")
         manifest["notices"] = notices
         return _score(config, progress, protocol, card, model, plan, device, dctx, batch_size, convention, run_dir,
-                      manifest, done, scope, scope_limit, now_tasks, now_limit, dataset_of, notices)
+                      manifest, done, scored_before, scope, scope_limit, now_tasks, now_limit, dataset_of, notices)
     finally:
         if lock is not None:
             lock.release()
@@ -404,7 +425,8 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
 
 def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: ModelCard, model: torch.nn.Module,
            plan: Any, device: torch.device, dctx: Any, batch_size: int, convention: Any, run_dir: Path,
-           manifest: dict[str, Any], done: set[tuple[str, str]], scope: list[TaskSpec], scope_limit: int | None,
+           manifest: dict[str, Any], done: set[tuple[str, str]], scored_before: list[dict[str, Any]],
+           scope: list[TaskSpec], scope_limit: int | None,
            now_tasks: list[TaskSpec], now_limit: int | None, dataset_of: Callable[[str], Any],
            notices: list[str]) -> RunOutcome:
     """Steps 4 and 5 of a run: score what is missing of ``now_tasks`` and write the final manifest."""
@@ -428,6 +450,9 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
             crop = protocol.crop_for(task)
             policy = fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode, config.pad)
             progress.start_task(task, len(dataset), len(skip & set(dataset.names)))
+            if skip and hasattr(progress, "resumed"):  # running means cover the images scored before, too
+                names = set(dataset.names)
+                progress.resumed(task, [r for r in scored_before if r["task"] == task.name and r["image"] in names])
             todo = [name for name in dataset.names if name not in skip]
             others = set(todo) - set(dctx.shard(todo))  # images scored by the other ranks
             with precision_settings(plan):
@@ -441,6 +466,8 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
     except BaseException as err:
         if dctx.is_main:
             _mark_stopped(store, manifest, err)
+        if isinstance(err, KeyboardInterrupt) and not isinstance(err, RunInterrupted):
+            raise RunInterrupted(run_dir, terminated=isinstance(err, RunTerminated)) from err
         raise
     # 5. the final manifest: complete when every image of the run's scope has a record
     if dctx.is_main:
@@ -505,3 +532,16 @@ def default_workers() -> int:
     """DataLoader workers used on CUDA when none are requested: up to 8, leaving one core free (decoding a pair of
     1280x720 PNGs takes tens of milliseconds per core, so a fast GPU needs several decoding processes)."""
     return min(8, max(0, (os.cpu_count() or 1) - 1))
+
+
+def next_commands(run_dir: str | Path, protocol: str | Path | Protocol | None = None) -> list[str]:
+    """The commands a user runs after ``run_dir`` is complete, with the run directory filled in (shell-quoted):
+    the paper table (for a protocol run), the rank among the published rows, a paired comparison."""
+    run = shlex.quote(str(run_dir))
+    name = protocol.name if isinstance(protocol, Protocol) else protocol
+    commands = []
+    if name is not None and str(name) != "folders":
+        commands.append(f"bench-ir report --protocol {shlex.quote(str(name))} --runs {run} --format markdown")
+        commands.append(f"bench-ir compare {run} --leaderboard")
+    commands.append(f"bench-ir compare OTHER_RUN {run}")
+    return commands

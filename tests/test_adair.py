@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from conftest import add_weight_noise
 
-from bench_ir.cards import count_parameters, create_model, get_card
+from bench_ir.cards import count_parameters, get_card
+from bench_ir.checkpoints import create_model
 from bench_ir.models.adair import UNUSED_MODULES, AdaIR, FrequencyLearningBlock, frequency_mask
 from bench_ir.models.restormer import Restormer
 

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
-from bench_ir.cards import count_parameters, create_model, get_card
-from bench_ir.checkpoints import CheckpointMismatchError
+from bench_ir.cards import count_parameters, get_card
+from bench_ir.checkpoints import CheckpointMismatchError, create_model
 from bench_ir.models.airnet import AirNet, AirNetTrainingOutput, DegradationGuidedDeformConv, MomentumContrast
 from bench_ir.models.deform_conv import torchvision_available
 from bench_ir.profiling import inference_parameter_count

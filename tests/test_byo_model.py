@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench_ir.cards import count_parameters, create_model, list_models
+from bench_ir.cards import count_parameters, list_models
+from bench_ir.checkpoints import create_model
 from bench_ir.yamlio import SpecError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 import torch
 
-from bench_ir.cards import count_parameters, create_model, get_card, list_cards, list_models, load_card
+from bench_ir.cards import count_parameters, get_card, list_cards, list_models, load_card
+from bench_ir.checkpoints import create_model
 from bench_ir.yamlio import SpecError
 
 CARDS = list_cards()
@@ -34,6 +35,15 @@ def test_list_models_includes_both_mirage_variants_and_the_input_row():
 
 def test_list_models_filters_by_glob_pattern():
     assert list_models("mirage-*") == ["mirage-s", "mirage-t"]
+
+
+@pytest.mark.parametrize("typed", ["MIRAGE-T", "Mirage-T", "mirage-t", "MIRAGE-t"])
+def test_a_display_name_or_name_in_any_letter_case_names_the_card(typed):
+    assert get_card(typed).name == "mirage-t"
+
+
+def test_a_case_folded_display_name_with_spaces_names_its_card():
+    assert get_card("restormer (biasfree ln)").name == "restormer-biasfree"
 
 
 def test_unknown_model_name_suggests_close_matches():

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 
 import numpy as np
 import torch
@@ -77,6 +80,59 @@ def test_data_check_reports_a_missing_layout_and_exits_nonzero(tmp_path):
     assert "derain" in result.output and "not found" in result.output
 
 
+def _mini_sots(root):
+    """Three hazy/clear pairs in the official SOTS naming, a clear image without a hazy one, and a readme."""
+    photo = skdata.astronaut()[:48, :64]
+    for folder in ("input", "target"):
+        (root / "dehaze" / folder).mkdir(parents=True)
+    for name in ("0001", "0003", "0004"):
+        Image.fromarray(photo // 2).save(root / "dehaze" / "input" / f"{name}_0.8_0.2.jpg")
+        Image.fromarray(photo).save(root / "dehaze" / "target" / f"{name}.png")
+    Image.fromarray(photo).save(root / "dehaze" / "target" / "0002.png")
+    (root / "dehaze" / "target" / "readme.txt").write_text("notes")
+
+
+def test_data_check_text_shows_every_warning_of_the_json_and_marks_a_short_task_incomplete(tmp_path):
+    _mini_sots(tmp_path)
+    text = runner.invoke(app, ["data", "check", "--protocol", "dehaze", "--data-root", str(tmp_path)])
+    as_json = runner.invoke(app, ["data", "check", "--protocol", "dehaze", "--data-root", str(tmp_path), "--json"])
+    report = json.loads(as_json.output)[0]
+    assert report["warnings"] == ["3 pairs found, 500 expected", "targets without an input: 1: 0002.png",
+                                  f"non-image files skipped: 1: {tmp_path / 'dehaze' / 'target' / 'readme.txt'}"]
+    assert report["status"] == "incomplete" and report["incomplete"] and report["ok"]
+    for warning in report["warnings"]:
+        assert f"dehaze: warning: {warning}\n" in text.output
+    table = text.output.split("dehaze: warning:")[0]
+    assert "incomplete" in table and not re.search(r"\bok\b", table)
+
+
+def test_data_check_exits_0_with_warnings_only(tmp_path):
+    _mini_sots(tmp_path)
+    result = runner.invoke(app, ["data", "check", "--protocol", "dehaze", "--data-root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_data_check_exits_1_for_an_input_without_a_target(tmp_path):
+    _mini_sots(tmp_path)
+    (tmp_path / "dehaze" / "input" / "0009_0.8_0.2.jpg").write_bytes(
+        (tmp_path / "dehaze" / "input" / "0001_0.8_0.2.jpg").read_bytes())
+    result = runner.invoke(app, ["data", "check", "--protocol", "dehaze", "--data-root", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "dehaze: error: inputs without a target (sots): 1: 0009_0.8_0.2.jpg\n" in result.output
+
+
+def test_data_check_names_a_missing_data_root_once_in_one_line(tmp_path):
+    result = runner.invoke(app, ["data", "check", "--protocol", "5deg", "--data-root", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: data root {tmp_path / 'nope'} does not exist"
+
+
+def test_data_check_does_not_tell_the_user_to_run_data_check(tmp_path):
+    result = runner.invoke(app, ["data", "check", "--protocol", "derain", "--data-root", str(tmp_path)])
+    assert result.exit_code == 1 and "Rain100L/input (missing)" in result.output
+    assert "bench-ir data check" not in result.output and "Tried:" not in result.output
+
+
 def test_data_check_json_counts_pairs_of_a_valid_layout(tmp_path):
     root = tmp_path / "derain" / "Rain100L"
     root.mkdir(parents=True)
@@ -89,8 +145,7 @@ def test_data_check_json_counts_pairs_of_a_valid_layout(tmp_path):
 
 
 def test_convert_writes_safetensors_and_a_provenance_sidecar(tmp_path):
-    from bench_ir.cards import create_model
-    from bench_ir.checkpoints import save_lightning_checkpoint
+    from bench_ir.checkpoints import create_model, save_lightning_checkpoint
 
     torch.manual_seed(0)
     ckpt = save_lightning_checkpoint(create_model("mirage-t"), tmp_path / "5Deg_tiny.ckpt")
@@ -99,6 +154,20 @@ def test_convert_writes_safetensors_and_a_provenance_sidecar(tmp_path):
     assert result.exit_code == 0, result.output
     sidecar = json.loads((tmp_path / "mirage-t.safetensors.json").read_text())
     assert sidecar["model"] == "mirage-t" and len(sidecar["source_sha256"]) == 64
+
+
+def test_converted_weights_get_the_same_file_mode_as_their_sidecar(tmp_path):
+    from bench_ir.checkpoints import create_model, save_lightning_checkpoint
+
+    ckpt = save_lightning_checkpoint(create_model("mirage-t"), tmp_path / "5Deg_tiny.ckpt")
+    out = tmp_path / "mirage-t.safetensors"
+    previous = os.umask(0o022)
+    try:
+        assert runner.invoke(app, ["convert", str(ckpt), str(out)]).exit_code == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE((tmp_path / "mirage-t.safetensors.json").stat().st_mode)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
 
 
 def test_validate_accepts_shipped_files_and_rejects_a_card_with_an_unknown_field(tmp_path):

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from bench_ir.data.check import check_protocol, check_task
+from bench_ir.data.datasets import DatasetNotFoundError
 from bench_ir.protocol import CropSpec, LayoutSpec, NoiseSpec, Protocol, TaskSpec
 
 
@@ -118,3 +120,19 @@ def test_check_protocol_covers_every_task_including_clean_only_ones(tmp_path):
     assert [c.task for c in checks] == ["pairs", "noise"]
     assert all(c.ok for c in checks)
     assert checks[1].pairs == 2 and checks[1].layout.input_dir is None
+
+
+def test_fewer_pairs_than_expected_mark_the_task_incomplete_more_do_not(tmp_path):
+    for name in ("a.png", "b.png", "c.png"):
+        _write(tmp_path / "in", name)
+        _write(tmp_path / "gt", name)
+    short = check_task(_protocol(expected=4), "pairs", tmp_path)
+    extra = check_task(_protocol(expected=2), "pairs", tmp_path)
+    assert short.ok and short.incomplete and short.status == "incomplete"
+    assert extra.ok and not extra.incomplete and extra.status == "warnings"
+    assert check_task(_protocol(expected=3), "pairs", tmp_path).status == "ok"
+
+
+def test_a_missing_data_root_is_one_error_not_one_per_task(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match=r"^data root .*nope does not exist$"):
+        check_protocol(_protocol(), tmp_path / "nope")

@@ -20,7 +20,16 @@ from bench_ir.data.datasets import (
 )
 from bench_ir.data.io import ImageReadError
 from bench_ir.data.synthesis import gaussian_noise_uint8, per_image_rng
-from bench_ir.protocol import CropSpec, LayoutSpec, NoiseSpec, Protocol, TaskSpec, load_protocol
+from bench_ir.protocol import (
+    PAIRING_EXPLAINED,
+    PAIRING_RULES,
+    CropSpec,
+    LayoutSpec,
+    NoiseSpec,
+    Protocol,
+    TaskSpec,
+    load_protocol,
+)
 
 
 def _image(seed: int, height: int = 40, width: int = 56) -> np.ndarray:
@@ -304,3 +313,19 @@ def test_folder_dataset_pairs_and_crops_by_default(tmp_path):
     _write(tmp_path / "gt", "norain-1.png")
     dataset = build_folder_dataset(tmp_path / "in", tmp_path / "gt", pairing="rain100l")
     assert dataset.names == ["rain-1.png"] and dataset.item_sizes() == [(32, 48)]
+
+
+@pytest.mark.parametrize("rule", PAIRING_RULES)
+def test_every_pairing_rule_is_explained_by_an_example_that_holds(rule, tmp_path):
+    explained = PAIRING_EXPLAINED[rule]
+    assert explained.rule == rule and explained.explanation.endswith(".")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "gt").mkdir()
+    pixels = np.zeros((4, 4, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "in" / explained.example_input)
+    Image.fromarray(pixels).save(tmp_path / "gt" / explained.example_target)
+    Image.fromarray(pixels).save(tmp_path / "gt" / "zzz_unrelated.png")  # never the partner (sorted last)
+    layout = LayoutSpec(input="in", target="gt", pairing=rule)
+    pairing = pair_files(layout, tmp_path / "in", tmp_path / "gt")
+    assert [(p.input_path.name, p.target_path.name) for p in pairing.pairs] == [
+        (explained.example_input, explained.example_target)]

@@ -7,7 +7,6 @@ folder. Every test runs with sockets disabled and fails if anything tried to rea
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import sys
 from functools import cache
@@ -15,17 +14,17 @@ from pathlib import Path
 
 import pytest
 import torch
-import torchvision
 
-from bench_ir.metrics.lpips import (
+pytest.importorskip("pyiqa", reason="LPIPS needs the optional extra bench-ir[lpips] (pyiqa)")
+torchvision = pytest.importorskip("torchvision", reason="LPIPS needs the optional extra bench-ir[lpips] (torchvision)")
+
+from bench_ir.metrics.lpips import (  # noqa: E402
     LPIPSScorer,
     LPIPSWeightsNotFound,
     backbone_filename,
     linear_filename,
     resolve_lpips_weights,
 )
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("pyiqa") is None, reason="needs bench-ir[lpips]")
 
 CHANNELS = {"alex": [64, 192, 384, 256, 256], "vgg": [64, 128, 256, 512, 512]}
 RELU_TAPS = {"alex": [1, 4, 7, 9, 11], "vgg": [3, 8, 15, 22, 29]}  # torchvision feature indices LPIPS reads

@@ -17,7 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench_ir.cards import count_parameters, create_model, get_card
+from bench_ir.cards import count_parameters, get_card
+from bench_ir.checkpoints import create_model
 from bench_ir.losses import SpdProjections, spd_contrastive_loss
 from bench_ir.models.identity import InputPassthrough
 from bench_ir.models.layers import ChannelLayerNorm, Downsample, DropPath, Upsample

@@ -22,8 +22,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench_ir.cards import count_parameters, create_model, get_card
-from bench_ir.checkpoints import save_lightning_checkpoint
+from bench_ir.cards import count_parameters, get_card
+from bench_ir.checkpoints import create_model, save_lightning_checkpoint
 from bench_ir.models.moce_ir import MoCEIR
 from bench_ir.models.moce_ir_layers import ComplexityExpertLayer, LaplacianHighPass, RoutingNoise
 

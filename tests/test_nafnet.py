@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
-from bench_ir.cards import count_parameters, create_model, get_card
-from bench_ir.checkpoints import read_checkpoint
+from bench_ir.cards import count_parameters, get_card
+from bench_ir.checkpoints import create_model, read_checkpoint
 from bench_ir.models.nafnet import LayerNorm2d, NAFBlock, NAFNet
 
 OFFICIAL_PARAMS = 17_111_907

@@ -18,7 +18,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench_ir.cards import count_parameters, create_model, get_card
+from bench_ir.cards import count_parameters, get_card
+from bench_ir.checkpoints import create_model
 from bench_ir.geometry import fit_policy, run_padded
 from bench_ir.models.ndr import NDRRestore, NDRTrainingOutput
 from bench_ir.ndr_objective import GRAD_CLIP_NORM, NDRObjective, ndr_optimizer

@@ -96,11 +96,11 @@ def test_listdir_order_keeps_each_image_noise_under_a_limit(clean_dir):
     assert all(limited[name].tobytes() == full[name].tobytes() for name in limited)
 
 
-def test_listdir_order_is_refused_for_the_sample_data():
-    from bench_ir.protocol import load_protocol
-
+def test_listdir_order_is_refused_for_the_sample_data(tmp_path):
     with pytest.raises(ValueError, match="sample"):
-        build_task_dataset(load_protocol("5deg"), "denoise-25", sample=True, noise_order="listdir")
+        run_protocol(RunConfig(protocol="5deg", model="input", sample=True, noise_order="listdir",
+                               run_dir=tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_run_records_the_noise_order_and_resumes_only_with_the_same_one(clean_dir, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,8 +13,11 @@ from bench_ir.acceleration import plan_execution
 from bench_ir.cards import get_card
 from bench_ir.models.mirage import MIRAGE
 from bench_ir.profiling import (
+    CPU_TIMING,
+    CUDA_TIMING,
     ProfileError,
     count_flops,
+    default_timing,
     inference_parameter_count,
     profile_model,
     profile_to_markdown,
@@ -94,6 +99,28 @@ def test_model_without_training_heads_has_no_second_flop_count():
     result = profile_model(ConvThenLinear(), size=8, repeats=1, warmup=0)
     assert result.params_inference == result.params_total == 4 * 27 + 2570
     assert result.flops_with_training_heads is None
+
+
+def test_the_cpu_times_fewer_forwards_by_default_and_says_how_many():
+    stages = []
+    result = profile_model(ConvThenLinear(), size=8, flops=False, progress=lambda *event: stages.append(event))
+    assert (result.warmup, result.repeats) == CPU_TIMING == (1, 5)
+    assert default_timing("cuda") == CUDA_TIMING == (5, 20)
+    assert "(n=5) |" in profile_to_markdown(result)
+    assert stages[0] == ("warm-up", 0, 1) and stages[-1] == ("timed", 5, 5)
+    assert [s for s in stages if s[0] == "timed"] == [("timed", i, 5) for i in range(6)]
+
+
+def test_the_device_column_names_the_cpu_not_its_architecture(monkeypatch):
+    import platform
+
+    result = profile_model(ConvThenLinear(), size=8, repeats=1, warmup=0, flops=False)
+    assert result.device_name not in ("", platform.machine())
+    from bench_ir import manifest
+
+    monkeypatch.setattr(manifest, "Path", lambda *_: pathlib.Path("/nonexistent/cpuinfo"))
+    monkeypatch.setattr(platform, "processor", lambda: platform.machine())
+    assert manifest.cpu_name() == "cpu"
 
 
 def test_latency_and_throughput_fields_are_positive_and_consistent():

@@ -17,7 +17,8 @@ import pytest
 import torch
 from conftest import add_weight_noise
 
-from bench_ir.cards import count_parameters, create_model, get_card
+from bench_ir.cards import count_parameters, get_card
+from bench_ir.checkpoints import create_model
 from bench_ir.models.promptir import UNUSED_MODULES, PromptGenBlock, PromptIR
 
 GOLDEN = Path(__file__).parent / "fixtures" / "promptir_golden.pt"

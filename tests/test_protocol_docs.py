@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_ir.protocol import list_protocols
+from bench_ir.protocol import PAIRING_RULES, list_protocols
 from bench_ir.protocol_docs import protocol_markdown, write_protocol_pages
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "protocols"
@@ -28,3 +28,17 @@ def test_protocol_page_states_counts_layout_pairing_synthesis_crop_metric_and_av
 def test_write_protocol_pages_writes_one_page_per_protocol_and_an_index(tmp_path):
     paths = write_protocol_pages(tmp_path)
     assert {p.name for p in paths} == {f"{n}.md" for n in list_protocols()} | {"README.md"}
+
+
+def test_protocol_page_explains_each_pairing_rule_it_uses_with_an_example():
+    page = protocol_markdown("5deg")
+    assert "## Pairing rules" in page
+    assert "- `sots`: the target is the input's name up to the first '_'" in page
+    assert "`0001_0.8_0.2.jpg` → `0001.png`" in page and "`rain-001.png` → `norain-001.png`" in page
+    assert "- `raindrop`" not in page  # only the rules of this protocol
+
+
+def test_the_committed_index_explains_every_pairing_rule(tmp_path):
+    write_protocol_pages(tmp_path)
+    assert (DOCS / "README.md").read_text(encoding="utf-8") == (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert all(f"- `{rule}`: " in (DOCS / "README.md").read_text(encoding="utf-8") for rule in PAIRING_RULES)

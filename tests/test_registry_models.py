@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench_ir.cards import ModelCard, count_parameters, create_model, list_cards
-from bench_ir.checkpoints import save_lightning_checkpoint
+from bench_ir.cards import ModelCard, count_parameters, list_cards
+from bench_ir.checkpoints import create_model, save_lightning_checkpoint
 from bench_ir.profiling import inference_parameter_count
 
 CARDS = [card for card in list_cards() if card.name != "input"]

@@ -16,8 +16,8 @@ import pytest
 import torch
 from conftest import add_weight_noise
 
-from bench_ir.cards import count_parameters, create_model, get_card
-from bench_ir.checkpoints import CheckpointMismatchError
+from bench_ir.cards import count_parameters, get_card
+from bench_ir.checkpoints import CheckpointMismatchError, create_model
 from bench_ir.geometry import fit_policy, run_padded
 from bench_ir.models.restormer import MDTA, Restormer
 

@@ -27,12 +27,16 @@ def test_every_protocol_has_a_sample_variant_that_runs_offline(protocol, tmp_pat
     assert outcome.manifest["sample"] is True and outcome.manifest["status"] == "complete"
 
 
+@pytest.mark.timeout(900)  # 7 MIRAGE-T forwards: 53 s alone, about 4x that on a loaded 2-core machine
 def test_sample_run_of_mirage_t_prints_the_paper_table_with_the_average(tmp_path):
     result = runner.invoke(app, ["run", "--protocol", "5deg", "--sample", "--limit", "1", "--run-dir",
                                  str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert "Average" in result.output and "MIRAGE-T" in result.output
     assert "sample (synthetic)" in result.output and "random weights" not in result.output
+    table = result.output.split("Average")[0]
+    assert table.count("sample data (synthetic)") == 7
+    assert not [name for name in ("SOTS", "Rain100L", "BSD68", "GoPro", "LOLv1") if name in table]
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["random_weights"] is False and manifest["model"]["params"] == 6207412
     assert manifest["checkpoint"]["path"].endswith("mirage-t-sample.safetensors")
@@ -222,3 +226,63 @@ def test_model_args_override_the_card_and_are_recorded(tmp_path):
 def test_malformed_model_arg_is_a_short_error(tmp_path):
     result = runner.invoke(app, ["run", "--protocol", "derain", "--sample", "--model-arg", "dim"])
     assert result.exit_code != 0 and "KEY=VALUE" in result.output
+
+
+def test_a_finished_run_prints_the_next_commands_with_its_run_directory(tmp_path):
+    result = runner.invoke(app, ["run", "--protocol", "derain", "--model", "input", "--sample", "--limit", "1",
+                                 "--run-dir", str(tmp_path / "r")], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert f"bench-ir report --protocol derain --runs {tmp_path / 'r'} --format markdown" in result.output
+    assert f"bench-ir compare {tmp_path / 'r'} --leaderboard" in result.output
+
+
+def test_an_interrupted_run_names_its_run_directory_for_resume(tmp_path, monkeypatch):
+    from bench_ir import cli
+
+    def interrupt(self, record):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.RichProgress, "record", interrupt)
+    result = runner.invoke(app, ["run", "--protocol", "derain", "--model", "input", "--sample", "--limit", "1",
+                                 "--run-dir", str(tmp_path / "r")], terminal_width=400)
+    assert result.exit_code == 130
+    assert f"continue with the same command plus --resume --run-dir {tmp_path / 'r'}" in result.output
+    assert "..." not in result.output
+
+
+class _CollectProgress:
+    def __init__(self):
+        self.psnr: dict[str, list[float]] = {}
+
+    def start_task(self, task, total, done):
+        self.psnr[task.name] = []
+
+    def resumed(self, task, records):
+        self.psnr[task.name] += [r["psnr"] for r in records]
+
+    def record(self, record):
+        self.psnr[record["task"]].append(record["psnr"])
+
+    def end_task(self, task): ...
+
+
+def test_the_running_psnr_of_a_resumed_run_covers_the_images_scored_before(tmp_path):
+    run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=2))
+    progress = _CollectProgress()
+    outcome = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r",
+                                     resume=True), progress=progress)
+    shown = progress.psnr["derain"]
+    assert len(shown) == outcome.summary.loc["derain", "images"] == 5
+    assert math.isclose(sum(shown) / len(shown), outcome.summary.loc["derain", "psnr"], rel_tol=1e-12)
+
+
+def test_the_progress_bar_counts_resumed_records_in_its_running_mean():
+    from bench_ir.cli import RichProgress
+    from bench_ir.protocol import load_protocol as load
+
+    bar = RichProgress()
+    task = load("derain").tasks[0]
+    bar.start_task(task, total=3, done=2)
+    bar.resumed(task, [{"psnr": 20.0}, {"psnr": 30.0}])
+    bar.record({"psnr": 40.0})
+    assert bar.progress.tasks[0].fields["psnr"] == "PSNR 30.00 dB"

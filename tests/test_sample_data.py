@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench_ir.data.datasets import TaskDataset, build_task_dataset
+from bench_ir.data.datasets import TaskDataset
 from bench_ir.data.sample import (
     SAMPLE_EVAL_IMAGES,
     SAMPLE_MAX_SIDE,
@@ -55,7 +55,7 @@ def test_unknown_sample_photo_lists_the_known_ones():
 @pytest.mark.parametrize("protocol_name,task_name", ALL_TASKS)
 def test_every_task_of_every_protocol_has_a_sample_dataset(protocol_name, task_name):
     protocol = load_protocol(protocol_name)
-    dataset = build_task_dataset(protocol, task_name, sample=True)
+    dataset = build_sample_task_dataset(protocol, task_name)
     crop = protocol.crop_for(protocol.task(task_name))
     assert isinstance(dataset, TaskDataset) and dataset.is_sample
     assert dataset.names == sorted(SAMPLE_EVAL_IMAGES)

@@ -348,7 +348,7 @@ def test_a_resume_mismatch_is_a_failed_cell_with_its_message(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from bench_ir.cards import create_model
+    from bench_ir.checkpoints import create_model
 
     toy = _toy_data(tmp_path / "data")
     other = tmp_path / "other.safetensors"

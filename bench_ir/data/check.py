@@ -1,9 +1,12 @@
 """`bench-ir data check`: is a data root ready for a protocol? Layout, pairing, counts, readability, sizes.
 
-Problems (``ok`` is False): no layout found, no pairs, inputs without a target, unreadable files, input /
-target size mismatches, images smaller than the crop multiple, and — for protocols that neither crop nor pad —
-sides that are not a multiple of NONE_CROP_MULTIPLE. Warnings: a pair count different from the expected one,
-unused targets, skipped non-image files. Every image is fully decoded unless ``decode=False`` (headers only).
+Problems (``ok`` is False; `data check` exits with 1): no layout found, no pairs, inputs without a target,
+unreadable files, input / target size mismatches, images smaller than the crop multiple, and — for protocols
+that neither crop nor pad — sides that are not a multiple of NONE_CROP_MULTIPLE. A run refuses the same data.
+Warnings (``ok`` stays True, exit code 0; a run goes ahead): a pair count different from the expected one (fewer
+pairs than expected marks the task ``incomplete``), targets without an input (a run skips them), skipped
+non-image files. Every image is fully decoded unless ``decode=False`` (headers only). A data root that does not
+exist raises DatasetNotFoundError once, before any task is looked at.
 """
 
 from __future__ import annotations
@@ -95,6 +98,20 @@ class TaskCheck:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def incomplete(self) -> bool:
+        """Fewer pairs found than the protocol's expected count (a warning: results would not be comparable)."""
+        return self.layout is not None and self.expected is not None and self.pairs < self.expected
+
+    @property
+    def status(self) -> str:
+        """``problems``, ``incomplete``, ``warnings`` or ``ok``: the worst finding of the task."""
+        if self.problems:
+            return "problems"
+        if self.incomplete:
+            return "incomplete"
+        return "warnings" if self.warnings else "ok"
+
     def size_summary(self) -> str:
         """'481x321 x60, 321x481 x8; min 321x321, max 481x481' (HxW, most common first; min/max per side)."""
         if not self.sizes:
@@ -113,7 +130,8 @@ class TaskCheck:
         size_range = self.size_range() if self.sizes else None
         return {
             "protocol": self.protocol, "task": self.task, "label": self.label, "data_root": self.data_root,
-            "ok": self.ok, "layout": self.layout.describe() if self.layout else None,
+            "ok": self.ok, "status": self.status, "incomplete": self.incomplete,
+            "layout": self.layout.describe() if self.layout else None,
             "layout_source": self.layout.layout.source if self.layout else None,
             "input_dir": str(self.layout.input_dir) if self.layout and self.layout.input_dir else None,
             "target_dir": str(self.layout.target_dir) if self.layout else None,
@@ -174,7 +192,7 @@ def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, 
     try:
         check.layout = resolve_layout(task, data_root, protocol_name=protocol.name)
     except DatasetNotFoundError as err:
-        check.not_found = str(err)
+        check.not_found = "no layout found; tried: " + "; ".join(err.tried) if err.tried else str(err)
         return check
     layout = check.layout
     with warnings.catch_warnings():
@@ -216,7 +234,11 @@ def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, 
 
 def check_protocol(protocol: Protocol, data_root: str | Path, decode: bool = True,
                    progress: Progress | None = None) -> list[TaskCheck]:
-    """:func:`check_task` for every task; files shared by several tasks are decoded once."""
+    """:func:`check_task` for every task; files shared by several tasks are decoded once. A ``data_root`` that
+    is not a folder raises DatasetNotFoundError (one line) instead of one not-found finding per task."""
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"data root {root} {'is not a folder' if root.exists() else 'does not exist'}")
     probe = _FileProbe(decode)
     return [check_task(protocol, task, data_root, decode=decode, progress=progress, _probe=probe)
             for task in protocol.tasks]

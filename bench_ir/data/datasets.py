@@ -58,7 +58,12 @@ _SHOWN = 10
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """No layout of a task exists under the data root (or it holds no images); the message lists what was tried."""
+    """No layout of a task exists under the data root (or it holds no images); the message lists what was tried,
+    ``tried`` holds the same lines (one per layout, without the leading dash)."""
+
+    def __init__(self, message: str, tried: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.tried = list(tried)
 
 
 class PairingError(ValueError):
@@ -125,7 +130,7 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
         input_dir, target_dir = _layout_dirs(layout, root)
         if target_dir is None or (layout.input is not None and input_dir is None):
             folders = f"input {layout.input}, target {layout.target}" if layout.input else f"target {layout.target}"
-            tried.append(f"  - {folders} (relative paths: needs --data-root) - {layout.source or 'layout'}")
+            tried.append(f"{folders} (relative paths: needs --data-root) - {layout.source or 'layout'}")
             continue
         if target_dir.is_dir() and (input_dir is None or input_dir.is_dir()):
             return ResolvedLayout(layout, input_dir, target_dir)
@@ -133,13 +138,15 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
         if input_dir is not None:
             parts.append(f"input {input_dir} ({'exists' if input_dir.is_dir() else 'missing'})")
         parts.append(f"target {target_dir} ({'exists' if target_dir.is_dir() else 'missing'})")
-        tried.append(f"  - {', '.join(parts)} - {layout.source or 'layout'}")
+        tried.append(f"{', '.join(parts)} - {layout.source or 'layout'}")
     protocol = protocol_name or "<protocol>"
     root_text = str(root) if root is not None else "<data root>"
     raise DatasetNotFoundError(
-        f"task '{task.name}' ({task.label}): no layout found under {root_text}. Tried:\n" + "\n".join(tried) +
+        f"task '{task.name}' ({task.label}): no layout found under {root_text}. Tried:\n" +
+        "\n".join(f"  - {line}" for line in tried) +
         f"\nUse --sample for the built-in sample data, or run `bench-ir data check --protocol {protocol} "
-        f"--data-root {root_text}` to see what is missing."
+        f"--data-root {root_text}` to see what is missing.",
+        tried,
     )
 
 
@@ -444,10 +451,10 @@ def listdir_order(folder: Path, names: Sequence[str]) -> list[str]:
 
 
 def build_task_dataset(protocol: Protocol, task: TaskSpec | str, data_root: str | Path | None = None,
-                       sample: bool = False, allow_unpaired: bool = False,
-                       noise_order: NoiseOrder = "sorted") -> TaskDataset:
-    """The dataset of ``task``: from ``data_root`` (first matching layout) or, with ``sample``, the built-in
-    sample photos (bench_ir.data.sample). Raises DatasetNotFoundError / PairingError naming what is wrong.
+                       allow_unpaired: bool = False, noise_order: NoiseOrder = "sorted") -> TaskDataset:
+    """The dataset of ``task`` from ``data_root`` (first matching layout). Raises DatasetNotFoundError /
+    PairingError naming what is wrong. The built-in sample data is bench_ir.data.sample.build_sample_task_dataset
+    (sample builds on this module, never the other way round).
 
     ``noise_order`` is the order the reference noise stream is drawn in: ``sorted`` file names (deterministic,
     the default) or ``listdir``, the order ``os.listdir`` returns for the clean folder on this machine (what
@@ -455,13 +462,6 @@ def build_task_dataset(protocol: Protocol, task: TaskSpec | str, data_root: str 
     task = protocol.task(task) if isinstance(task, str) else task
     if noise_order not in NOISE_ORDERS:
         raise ValueError(f"unknown noise order '{noise_order}'; expected one of {', '.join(NOISE_ORDERS)}")
-    if sample and noise_order != "sorted":
-        raise ValueError("--noise-order listdir follows the file order of a dataset folder; the built-in sample "
-                         "data has no folder (use --data-root)")
-    if sample:
-        from bench_ir.data.sample import build_sample_task_dataset
-
-        return build_sample_task_dataset(protocol, task)
     resolved = resolve_layout(task, data_root, protocol_name=protocol.name)
     pairing = pair_files(resolved.layout, resolved.input_dir, resolved.target_dir, allow_unpaired=allow_unpaired)
     if not pairing.pairs:

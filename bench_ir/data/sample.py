@@ -81,11 +81,16 @@ def load_sample_photo(name: str, max_side: int = SAMPLE_MAX_SIDE) -> np.ndarray:
     return _load_cached(name, int(max_side)).copy()
 
 
-def build_sample_task_dataset(protocol: Protocol, task: TaskSpec | str, max_side: int = SAMPLE_MAX_SIDE) -> TaskDataset:
+def build_sample_task_dataset(protocol: Protocol, task: TaskSpec | str, max_side: int = SAMPLE_MAX_SIDE,
+                              noise_order: str = "sorted") -> TaskDataset:
     """The sample variant of ``task``: clean = each SAMPLE_EVAL_IMAGES photo (sorted by name), under the
     protocol's crop rule; input = the task's NoiseSpec noise (same stream rules as the real data, over the
     sample list) for noise tasks, else ``apply_degradations(clean, task.sample.degradations, name, task.name,
-    "sample")``. Protocols with crop rule ``none`` get photos centre-cropped to SAMPLE_NONE_CROP_MULTIPLE."""
+    "sample")``. Protocols with crop rule ``none`` get photos centre-cropped to SAMPLE_NONE_CROP_MULTIPLE.
+    Only the ``sorted`` noise order exists here (``listdir`` needs a dataset folder): any other raises ValueError."""
+    if noise_order != "sorted":
+        raise ValueError("--noise-order listdir follows the file order of a dataset folder; the built-in sample "
+                         "data has no folder (use --data-root)")
     task = protocol.task(task) if isinstance(task, str) else task
     crop = protocol.crop_for(task)
     if task.noise is None and not task.sample.degradations:

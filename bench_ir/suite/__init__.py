@@ -12,7 +12,8 @@ where a cell runs: in this process, one worker per GPU of the node, or Slurm job
 """
 
 from bench_ir.suite.execute import CellResult, SuiteEvents, execute_cell
-from bench_ir.suite.launchers import LAUNCHERS, Launcher, LocalLauncher, NodeLauncher, make_launcher
+from bench_ir.suite.launch import make_launcher
+from bench_ir.suite.launchers import LAUNCHERS, Launcher, LocalLauncher, NodeLauncher
 from bench_ir.suite.plan import Cell, SuiteCheckError, SuitePlan, cell_status, check_cells, plan_suite
 from bench_ir.suite.report import SuiteReport, write_suite_report
 from bench_ir.suite.run import SuiteOutcome, SuiteProgress, default_suite_dir, run_suite

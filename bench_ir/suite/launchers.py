@@ -19,7 +19,7 @@ from pathlib import Path
 from bench_ir.suite.execute import CellResult, SuiteEvents, execute_cell
 from bench_ir.suite.plan import SuitePlan
 
-__all__ = ["Launcher", "LocalLauncher", "NodeLauncher", "make_launcher", "LAUNCHERS"]
+__all__ = ["Launcher", "LocalLauncher", "NodeLauncher", "LAUNCHERS"]
 
 LAUNCHERS = ("local", "node", "slurm")
 
@@ -86,17 +86,3 @@ class NodeLauncher(Launcher):
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
         return results
-
-
-def make_launcher(kind: str, gpus: int = 1, **slurm: object) -> Launcher:
-    """``local`` | ``node`` (``gpus`` workers) | ``slurm`` (submitit; ``gpus`` per job and the ``slurm`` keyword
-    options of SlurmLauncher)."""
-    if kind == "local":
-        return LocalLauncher()
-    if kind == "node":
-        return NodeLauncher(gpus=gpus)
-    if kind == "slurm":
-        from bench_ir.suite.slurm import SlurmLauncher
-
-        return SlurmLauncher(gpus=gpus, **slurm)  # type: ignore[arg-type]
-    raise ValueError(f"unknown launcher '{kind}'; expected one of {', '.join(LAUNCHERS)}")

@@ -184,6 +184,7 @@ def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
     """Check the checkpoint and every dataset of each run cell without building a model; fills ``cell.images``
     and ``cell.problems`` and returns {problem: [cells]} (empty when everything is there)."""
     from bench_ir.data.datasets import build_task_dataset
+    from bench_ir.data.sample import build_sample_task_dataset
     from bench_ir.protocol import load_protocol
 
     problems: dict[str, list[str]] = {}
@@ -197,8 +198,10 @@ def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
         images = 0
         for task in protocol.tasks:
             try:
-                dataset = build_task_dataset(protocol, task, data_root=plan.data_root, sample=plan.options["sample"],
-                                             noise_order=plan.options["noise_order"])
+                dataset = (build_sample_task_dataset(protocol, task, noise_order=plan.options["noise_order"])
+                           if plan.options["sample"] else
+                           build_task_dataset(protocol, task, data_root=plan.data_root,
+                                              noise_order=plan.options["noise_order"]))
             except (FileNotFoundError, ValueError, KeyError) as err:
                 cell.problems.append(f"protocol '{protocol.name}': {err.args[0] if isinstance(err, KeyError) else err}")
                 continue

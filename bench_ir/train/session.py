@@ -17,7 +17,8 @@ import yaml
 from torch import nn
 
 from bench_ir.acceleration import ExecutionPlan, compile_for_training, plan_execution
-from bench_ir.cards import ModelCard, count_parameters, create_model, get_card, with_model_args
+from bench_ir.cards import ModelCard, count_parameters, get_card, with_model_args
+from bench_ir.checkpoints import create_model
 from bench_ir.engine import resolve_device
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
 from bench_ir.results import write_json_atomic

@@ -1,0 +1,112 @@
+"""The bench_ir modules form layers: no import circle, not even through an import inside a function."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "bench_ir"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if "_resources" not in p.parts}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """bench_ir modules that ``path`` imports anywhere (module level or inside functions)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return {name for name in found if name in MODULES}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the bench_ir modules it imports; a package's parents are not counted as imports."""
+    graph = {}
+    for name, path in MODULES.items():
+        graph[name] = {m for m in _imported_modules(path) if m != name and not name.startswith(m + ".")}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_the_cycle_finder_sees_a_circle_through_a_function_level_import():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_bench_ir_module_imports_another_that_imports_it_back():
+    assert import_cycles(import_graph()) == []
+
+
+@pytest.mark.parametrize(("lower", "upper"), [("bench_ir.cards", "bench_ir.checkpoints"),
+                                              ("bench_ir.data.datasets", "bench_ir.data.sample")])
+def test_the_layers_named_in_the_readme_point_one_way(lower, upper):
+    graph = import_graph()
+    assert lower in graph[upper]
+    assert upper not in graph[lower]
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    """Each module imported as the first bench_ir module (the bench_ir entries of sys.modules are dropped before
+    each one, third-party modules stay loaded so that this stays fast)."""
+    names = sorted(n for n in MODULES if n != "bench_ir.__main__")
+    script = ("import importlib, sys, traceback\n"
+              "bad = []\n"
+              f"for name in {names!r}:\n"
+              "    for loaded in [m for m in sys.modules if m == 'bench_ir' or m.startswith('bench_ir.')]:\n"
+              "        del sys.modules[loaded]\n"
+              "    try:\n"
+              "        importlib.import_module(name)\n"
+              "    except Exception as err:\n"
+              "        bad.append(f'{name}: {type(err).__name__}: {err}')\n"
+              "print(bad)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240,
+                            cwd=PACKAGE.parent)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
