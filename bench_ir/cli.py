@@ -91,6 +91,13 @@ def _global_options(
     pass
 
 
+def _warn_incomplete(run) -> None:
+    """One warning line on stderr when a run's records do not cover what its manifest plans."""
+    incomplete = run.incomplete()
+    if incomplete:
+        err_console.print(f"[bold yellow]warning:[/] {run.run_dir}: {incomplete}", highlight=False, soft_wrap=True)
+
+
 def _fmt(value, digits: int) -> str:
     if value is None or value != value:  # None or NaN
         return "–"
@@ -199,7 +206,8 @@ def run(
                                           "outdoor_rain, position (docs/protocols/README.md)")] = "same_name",
     run_dir: Annotated[Path | None, typer.Option(help="run directory (default runs/<time>-<model>-<protocol>)")] = None,
     runs_root: Annotated[Path, typer.Option(help="parent of default run directories")] = Path("runs"),
-    resume: Annotated[bool, typer.Option("--resume", help="continue --run-dir, skipping scored images")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="continue --run-dir (or the newest unfinished run of this "
+                                         "setup under --runs-root), scoring only images without a record")] = False,
     limit: Annotated[int | None, typer.Option(help="at most N images per task (quick look)")] = None,
     task: Annotated[list[str] | None, typer.Option("--task", help="only these tasks (repeatable)")] = None,
     convention: Annotated[str | None, typer.Option(help="metric convention (M1..M7), default per protocol")] = None,
@@ -224,6 +232,9 @@ def run(
         help="order of the reference noise stream: sorted file names (deterministic) or os.listdir's (what the "
              "official script draws on this machine)")] = NoiseOrder.sorted,
     registry: Annotated[Path | None, typer.Option(help="folder of model cards replacing the built-in one")] = None,
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="allow a model without a checkpoint on real "
+                                                 "data (randomly initialised, seeded by --seed)")] = False,
+    seed: Annotated[int, typer.Option(help="seed of the random initialisation (with --random-weights)")] = 0,
 ) -> None:
     """Evaluate a model on a protocol (or on a folder pair) and store per-image results."""
     from bench_ir.runner import RunConfig, folder_protocol, next_commands, run_protocol
@@ -246,7 +257,8 @@ def run(
                            device=device, dtype=dtype.value, batch_size=batch_size, num_workers=workers, tile=tile,
                            tile_overlap=tile_overlap, pad=pad, save_images=save_images, label=label,
                            exact=exact, compile=compile.value, noise_order=noise_order.value,
-                           command=["bench-ir", *sys.argv[1:]], registry=registry)
+                           command=["bench-ir", *sys.argv[1:]], registry=registry,
+                           random_weights=random_weights, seed=seed)
         main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 draws progress
         with RichProgress() if main_rank else contextlib.nullcontext(None) as progress:
             outcome = run_protocol(config, progress=progress)
@@ -258,7 +270,10 @@ def run(
             err_console.print(f"[yellow]interrupted[/]: scored images are kept in {interrupted_in}; continue with "
                               f"the same command plus --resume --run-dir {interrupted_in}", highlight=False,
                               soft_wrap=True)
-        raise typer.Exit(code=130) from None
+        from bench_ir.runner import RunTerminated
+
+        terminated = isinstance(err, RunTerminated) or getattr(err, "terminated", False)  # SIGTERM: 128 + 15
+        raise typer.Exit(code=143 if terminated else 130) from None
     except USER_ERRORS as err:
         _fail(err)
     if outcome.rank != 0:
@@ -324,9 +339,11 @@ def export(
     from bench_ir.results import RECORD_COLUMNS, load_run
 
     try:
-        records = load_run(run_dir).records[RECORD_COLUMNS]
+        loaded = load_run(run_dir)
     except USER_ERRORS as err:
         _fail(err)
+    records = loaded.records[RECORD_COLUMNS]
+    _warn_incomplete(loaded)
     if format is ExportFormat.csv:
         sys.stdout.write(records.to_csv(index=False))
     else:

@@ -126,7 +126,8 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
                  confidence: float = 0.95) -> pd.DataFrame:
     """Per task and metric: mean B - A over the images both runs scored, its paired bootstrap CI, the win
     rate (fraction of paired images where B beats A: higher PSNR/SSIM, lower LPIPS) and ``within_noise``
-    (the CI contains 0). Columns: :data:`COMPARE_COLUMNS`; ``attrs`` holds the run ids and settings."""
+    (the CI contains 0). Columns: :data:`COMPARE_COLUMNS`; ``attrs`` holds the run ids and settings, and
+    ``warnings`` (few paired images; a run whose records do not cover what its manifest plans: "incomplete: ...")."""
     first, second = as_runs([run_a, run_b])
     tasks = list(dict.fromkeys([*first.records["task"], *second.records["task"]]))
     rows = [row for task in tasks for row in _compare_task(first, second, str(task), n_boot, seed, confidence)]
@@ -139,6 +140,7 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
              if row["metric"] == "PSNR" and row["task"] != AVERAGE_ROW and row["n_paired"] < MIN_CI_IMAGES]
     warnings = [f"few paired images in {', '.join(small)}: a bootstrap CI over fewer than {MIN_CI_IMAGES} images "
                 "says little; read these intervals with care"] if small else []
+    warnings += [f"{run.run_dir}: {note}" for run in (first, second) if (note := run.incomplete())]
     frame.attrs.update(run_a=first.label, run_b=second.label, run_a_id=_run_id(first), run_b_id=_run_id(second),
                        n_boot=n_boot, seed=seed, confidence=confidence,
                        method="paired percentile bootstrap over images", average_tasks=average_tasks,

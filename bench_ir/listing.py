@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["frame_table", "models_table", "protocols_renderables", "conventions_table", "runs_table", "suites_table",
-           "data_check_renderables"]
+           "run_status", "data_check_renderables"]
 
 
 def models_table(registry: str | Path | None = None) -> Table:
@@ -99,11 +99,28 @@ def _run_row(run) -> list[str]:
     manifest = run.manifest
     average = protocol_average(run.summary(), manifest["protocol"].get("average", []))
     flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
-                             (f"limit {manifest.get('limit')}", manifest.get("limit") is not None)) if on]
+                             (f"limit {manifest.get('limit')}", manifest.get("limit") is not None),
+                             (_coverage_flag(run), run.incomplete())) if on]
     return [run.run_dir.name, manifest["model"]["name"], manifest["protocol"]["name"],
-            manifest.get("status", "?"), str(len(run.records)),
+            run_status(run.run_dir, manifest), str(len(run.records)),
             f"{average['psnr']:.2f}" if average is not None else "–",
             f"{average['ssim']:.3f}" if average is not None else "–", ", ".join(flags)]
+
+
+def _coverage_flag(run) -> str:
+    coverage = run.coverage()
+    return f"incomplete {sum(s for s, _ in coverage.values())}/{sum(n for _, n in coverage.values())}"
+
+
+def run_status(run_dir: str | Path, manifest: dict) -> str:
+    """The manifest's status; a ``running`` run that no process holds (killed, or its final manifest write failed)
+    shows as ``stopped`` (it can be resumed)."""
+    from bench_ir.resume import RunLock
+
+    status = str(manifest.get("status", "?"))
+    if status == "running" and not RunLock.is_held(run_dir):
+        return "stopped"
+    return status
 
 
 def data_check_renderables(checks) -> list:

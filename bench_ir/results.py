@@ -8,13 +8,18 @@ Layout of a run directory::
 
 Record columns (stable, see ``RECORD_COLUMNS``): task, image, psnr (dB), ssim, lpips (or null),
 height, width (pixels scored), seconds (model time for the image), nonfinite (output had NaN/Inf).
+
+Records are keyed by (task, image): reading keeps one record per key (the last valid one wins, at the position
+of the key's first record), skips unreadable lines with one :class:`RecordWarning` naming the file and the line
+numbers, and ignores a torn last line (an interrupted append). See docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,8 @@ __all__ = [
     "RunStore",
     "ManifestError",
     "read_manifest_file",
+    "RecordLog",
+    "RecordWarning",
     "Run",
     "load_run",
     "write_json_atomic",
@@ -56,6 +63,70 @@ def read_manifest_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: unreadable manifest (expected a JSON object, got {json.dumps(data)[:40]})")
     return data
+_SHOWN_LINES = 10
+
+
+class RecordWarning(UserWarning):
+    """records.jsonl held unreadable lines or duplicate (task, image) records; the message names the file."""
+
+
+@dataclass
+class RecordLog:
+    """What one records file holds: one record per (task, image) (the last valid one wins), the 1-based numbers of
+    unreadable lines, whether the last line was torn, and how many records repeated an earlier key."""
+
+    path: Path
+    records: list[dict[str, Any]] = field(default_factory=list)
+    bad_lines: list[int] = field(default_factory=list)
+    torn_tail: bool = False
+    duplicates: int = 0
+
+    def problem(self) -> str | None:
+        """One line describing skipped lines and duplicates, or None when the file is clean."""
+        parts = []
+        if self.bad_lines:
+            shown = ", ".join(str(n) for n in self.bad_lines[:_SHOWN_LINES])
+            more = f" and {len(self.bad_lines) - _SHOWN_LINES} more" if len(self.bad_lines) > _SHOWN_LINES else ""
+            parts.append(f"skipped {len(self.bad_lines)} unreadable line(s) (line {shown}{more})")
+        if self.duplicates:
+            parts.append(f"{self.duplicates} duplicate record(s) of an already scored (task, image), the last of "
+                         "each kept")
+        if not parts:
+            return None
+        return f"{self.path}: {'; '.join(parts)}; the other {len(self.records)} record(s) are used"
+
+
+def _valid_record(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("task"), str) and isinstance(value.get("image"), str)
+
+
+def read_record_log(path: Path) -> RecordLog:
+    """Read a records file (see the module docstring); no warning is issued here."""
+    log = RecordLog(path=path)
+    if not path.exists():
+        return log
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        lines = handle.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the file ends with a newline
+    elif lines:
+        lines.pop()  # torn write from an interrupted run: re-scored on resume
+        log.torn_tail = True
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    for number, line in enumerate(lines, start=1):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            value = None
+        if not _valid_record(value):
+            log.bad_lines.append(number)
+            continue
+        key = (value["task"], value["image"])
+        if key in by_key:
+            log.duplicates += 1
+        by_key[key] = value  # the last valid record of a key wins; dict order keeps the first position
+    log.records = list(by_key.values())
+    return log
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -104,27 +175,27 @@ class RunStore:
         for record in records:
             self.append(record)
 
+    def read_records(self, path: Path | None = None, warn: bool = True) -> RecordLog:
+        """The records of ``path`` (default: this store's file), one per (task, image); with ``warn``, one
+        :class:`RecordWarning` when lines were skipped or keys repeated."""
+        log = read_record_log(path or self.records_path)
+        message = log.problem()
+        if warn and message:
+            warnings.warn(message, RecordWarning, stacklevel=2)
+        return log
+
     def iter_records(self, path: Path | None = None) -> Iterator[dict[str, Any]]:
-        path = path or self.records_path
-        if not path.exists():
-            return
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                if not line.endswith("\n"):
-                    break  # torn write from an interrupted run
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    break
-        return
+        """The valid records of ``path``, one per (task, image); see :meth:`read_records`."""
+        yield from self.read_records(path).records
 
     def scored_records(self) -> list[dict[str, Any]]:
-        """Records already written, in the main file and in any rank shard; used by --resume."""
+        """Valid records already written (one per (task, image) in each file), in the main file and in any rank
+        shard; used by --resume."""
         paths = [self.run_dir / RECORDS, *self.shard_paths()]
         return [r for path in paths for r in self.iter_records(path)]
 
     def scored_keys(self) -> set[tuple[str, str]]:
-        """(task, image) pairs already scored, in the main file and in any rank shard; used by --resume."""
+        """(task, image) pairs with a valid record, in the main file and in any rank shard; used by --resume."""
         return {(r["task"], r["image"]) for r in self.scored_records()}
 
     def repair(self) -> None:
@@ -138,7 +209,7 @@ class RunStore:
                 handle.truncate(cut)
 
     def merge_shards(self, order: list[tuple[str, str]] | None = None) -> int:
-        """Fold rank shards into ``records.jsonl``: one record per (task, image), first occurrence kept, sorted by
+        """Fold rank shards into ``records.jsonl``: one record per (task, image), the last valid one kept, sorted by
         ``order`` (e.g. protocol task order then dataset order) when given; written atomically, shards removed.
         Returns the number of records."""
         main = self.run_dir / RECORDS
@@ -148,7 +219,7 @@ class RunStore:
         seen: dict[tuple[str, str], dict[str, Any]] = {}
         for path in [main, *shards]:
             for record in self.iter_records(path):
-                seen.setdefault((record["task"], record["image"]), record)
+                seen[(record["task"], record["image"])] = record
         rank = {key: i for i, key in enumerate(order or [])}
         rows = sorted(seen.values(), key=lambda r: rank.get((r["task"], r["image"]), len(rank)))
         with atomic_write(main, "w", encoding="utf-8") as handle:
@@ -176,6 +247,23 @@ class Run:
     def summary(self) -> pd.DataFrame:
         return aggregate(self.records)
 
+    def coverage(self) -> dict[str, tuple[int, int]]:
+        """Per task the manifest plans: (images with a record, images planned). Empty for manifests that plan
+        nothing (runs made before bench-ir recorded ``planned``)."""
+        planned = self.manifest.get("planned") or {}
+        counts = self.records["task"].value_counts() if not self.records.empty else pd.Series(dtype=int)
+        return {str(task): (min(int(counts.get(task, 0)), int(n)), int(n)) for task, n in planned.items()}
+
+    def incomplete(self) -> str | None:
+        """``"incomplete: n of N images (task n of N, ...)"`` when the records do not cover what the manifest
+        plans, else None."""
+        coverage = self.coverage()
+        scored, planned = sum(s for s, _ in coverage.values()), sum(n for _, n in coverage.values())
+        if scored >= planned:
+            return None
+        short = ", ".join(f"{task} {s} of {n}" for task, (s, n) in coverage.items() if s < n)
+        return f"incomplete: {scored} of {planned} images ({short})"
+
 
 def load_run(run_dir: str | Path) -> Run:
     """Read a run directory; an unknown path or a folder without manifest is a clear error."""
@@ -183,7 +271,7 @@ def load_run(run_dir: str | Path) -> Run:
     store = RunStore(run_dir, create=False)
     if not store.manifest_path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a bench-ir run directory (no {MANIFEST})")
-    records = pd.DataFrame(list(store.iter_records()), columns=RECORD_COLUMNS)
+    records = pd.DataFrame(store.read_records().records, columns=RECORD_COLUMNS)
     profile_path = run_dir / PROFILE
     profile = json.loads(profile_path.read_text()) if profile_path.is_file() else None
     return Run(run_dir=run_dir, manifest=store.read_manifest(), records=records, profile=profile)

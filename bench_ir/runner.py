@@ -1,18 +1,32 @@
 """`bench-ir run` as a library call: protocol + model -> run directory with manifest and per-image records.
 
 All datasets are resolved before the model is built, so a missing folder fails fast. Records are appended
-as they are produced; ``resume=True`` skips images already scored in ``run_dir``.
+as they are produced; the process holds the run directory's lock (bench_ir.resume.RunLock) while it writes.
+
+``resume=True`` continues a run: ``run_dir`` (or, without one, the newest unfinished run of the same setup under
+``runs_root``) must have the same resume identity (bench_ir.resume); only images without a valid record are
+scored. ``limit``/``tasks`` on resume choose what is scored now; they never narrow the run's description in the
+manifest (its tasks, its limit, ``planned`` image counts): a task outside the run is refused, and only a wider
+limit than the run's (or none) widens the run to cover it, as a suite asks when its --limit grows. The final
+status is ``complete`` when every planned image has a record, ``incomplete`` otherwise; a stopped run is
+``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` (an error, recorded in ``error``); all of them can be resumed. On
+real data a model with parameters needs a checkpoint unless ``random_weights`` is set; random initialisation is
+seeded by ``seed``.
+See docs/reliability.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import os
 import re
 import shlex
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,24 +44,23 @@ from bench_ir.manifest import device_info, environment_info, git_revision, now_i
 from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_protocol
 from bench_ir.resources import registry_dir
 from bench_ir.results import RunStore, aggregate, protocol_average
+from bench_ir.resume import ResumeError, RunLock, data_identity, find_resumable, identity_differences
 
 __all__ = ["RunConfig", "RunOutcome", "ProgressHook", "run_protocol", "folder_protocol", "ResumeError",
-           "RunInterrupted", "next_commands", "FAST_CUDA_BATCH"]
+           "MissingWeightsError", "RunNotFinalizedError", "RunTerminated", "RunInterrupted", "next_commands",
+           "FAST_CUDA_BATCH"]
 
 FAST_CUDA_BATCH = 8  # images per forward on the fast CUDA path when --batch-size is not given
 
 
-class ResumeError(ValueError):
-    """--resume was asked for a run directory that belongs to a different run."""
-
-
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or another KeyboardInterrupt) while images were scored; ``run_dir`` keeps the scored images and
-    continues with ``--resume --run-dir run_dir``."""
+    """Ctrl-C or SIGTERM while images were scored; ``run_dir`` keeps the scored images and continues with
+    ``--resume --run-dir run_dir``; ``terminated`` is True for SIGTERM."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, terminated: bool = False) -> None:
         super().__init__(str(run_dir))
         self.run_dir = run_dir
+        self.terminated = terminated
 
 
 class ProgressHook:
@@ -95,6 +108,8 @@ class RunConfig:
     noise_order: str = "sorted"  # reference noise stream order: sorted file names, or os.listdir's (official loop)
     command: list[str] | None = None
     registry: str | Path | None = None
+    random_weights: bool = False  # allow a randomly initialised model on real data (never silently)
+    seed: int = 0  # seed of the random initialisation (recorded; the same command gives the same numbers)
 
 
 @dataclass
@@ -152,30 +167,85 @@ def _protocol_manifest(protocol: Protocol, tasks: list[TaskSpec]) -> dict[str, A
     }
 
 
-def _check_resume(existing: dict[str, Any], manifest: dict[str, Any], run_dir: Path) -> None:
-    keys = [("protocol", "sha256"), ("model", "name"), ("model", "args_overrides"), ("checkpoint", "sha256"),
-            ("convention", "name"), ("sample", None), ("dtype", None), ("execution", "mode"), ("noise_order", None)]
-    existing = {"noise_order": "sorted", **existing}  # runs made before --noise-order drew in sorted order
-    for key, sub in keys:
-        old, new = existing.get(key), manifest.get(key)
-        if sub is not None:
-            old = old.get(sub) if isinstance(old, dict) else old
-            new = new.get(sub) if isinstance(new, dict) else new
-        if old != new:
-            raise ResumeError(f"{run_dir}: cannot resume: {key}{'.' + sub if sub else ''} was {old!r}, "
-                              f"now {new!r}; use a new --run-dir")
+class MissingWeightsError(FileNotFoundError):
+    """Real data and a model with parameters but no checkpoint (and no --random-weights)."""
+
+
+class RunNotFinalizedError(RuntimeError):
+    """Every image was scored but the final manifest (or the shard merge) could not be written."""
+
+
+class RunTerminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers send), handled like Ctrl-C: the run is marked interrupted and stays resumable."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`RunTerminated` while a run writes (main thread only, and only where SIGTERM has its
+    default action: a handler the caller installed is kept; the old handler is restored)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise RunTerminated(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _missing_weights_message(card: ModelCard) -> str:
+    official = "; ".join(f"{key}: {value}" for key, value in card.official_checkpoints.items())
+    files = f" (official checkpoints: {official})" if official else ""
+    return (f"model '{card.name}' has no checkpoint: pass --checkpoint FILE{files}, or --random-weights to score a "
+            "randomly initialised network (seeded by --seed)")
+
+
+def _on_main(dctx: Any, fn: Callable[[], Any]) -> Any:
+    """``fn()`` on rank 0; an exception there is raised on every rank (so no rank waits at a barrier forever)."""
+    result, error = None, None
+    if dctx.is_main:
+        try:
+            result = fn()
+        except Exception as err:  # re-raised below, on every rank
+            error = err
+    shared = dctx.broadcast(error)
+    if shared is not None:
+        raise error if error is not None else shared
+    return result
+
+
+def _limited(dataset: Any, limit: int | None) -> Any:
+    return dataset.limit(limit) if limit is not None else dataset
+
+
+def _narrower(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _wider(a: int | None, b: int | None) -> int | None:
+    """The wider of two --limit values (None: no limit)."""
+    return None if a is None or b is None else max(a, b)
 
 
 def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
                  on_model: Callable[[torch.nn.Module], None] | None = None) -> RunOutcome:
     """Run ``config.model`` on every task of ``config.protocol``; see the module docstring."""
+    with _sigterm_as_interrupt():
+        return _run_protocol(config, progress or ProgressHook(), on_model)
+
+
+def _run_protocol(config: RunConfig, progress: ProgressHook,
+                  on_model: Callable[[torch.nn.Module], None] | None) -> RunOutcome:
     from bench_ir.cards import card_record
     from bench_ir.checkpoints import sha256_file
     from bench_ir.data.datasets import build_task_dataset
     from bench_ir.data.sample import build_sample_task_dataset
     from bench_ir.metrics.conventions import get_convention
 
-    progress = progress or ProgressHook()
     protocol = config.protocol if isinstance(config.protocol, Protocol) else load_protocol(config.protocol)
     tasks = protocol.tasks
     if config.tasks:
@@ -188,21 +258,29 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
     card = with_model_args(get_card(config.model, config.registry), config.model_args)
     check_card_args(card)  # unknown card args / --model-arg fail here, before any data or model work
 
-    # 1. every dataset first: a missing folder fails before any model work
+    # 1. every dataset first: a missing folder fails before any model work (a resume resolves the run's own tasks)
     if not config.sample and config.data_root is None and protocol.name != "folders":
         raise FileNotFoundError(f"protocol '{protocol.name}' needs --data-root (the folder holding its test sets) "
                                 "or --sample for the built-in sample data")
-    datasets = {}
-    for task in tasks:
-        dataset = (build_sample_task_dataset(protocol, task, noise_order=config.noise_order) if config.sample
-                   else build_task_dataset(protocol, task, data_root=config.data_root,
-                                           noise_order=config.noise_order))  # type: ignore[arg-type]
-        if config.limit is not None:
-            dataset = dataset.limit(config.limit)
-        datasets[task.name] = dataset
+    full: dict[str, Any] = {}  # task name -> its whole dataset (before --limit)
+
+    def dataset_of(name: str) -> Any:
+        if name not in full:
+            task = protocol.task(name)
+            full[name] = (build_sample_task_dataset(protocol, task, noise_order=config.noise_order) if config.sample
+                          else build_task_dataset(protocol, task, data_root=config.data_root,
+                                                  noise_order=config.noise_order))  # type: ignore[arg-type]
+        return full[name]
+
+    if not config.resume:
+        for task in tasks:
+            dataset_of(task.name)
 
     # 2. the model (under torchrun each rank takes its own GPU and a share of every task's images)
     checkpoint = Path(config.checkpoint) if config.checkpoint else _default_checkpoint(card, config.sample)
+    real_data = not config.sample
+    if checkpoint is None and real_data and not config.random_weights and (card.expected_params or 0) > 0:
+        raise MissingWeightsError(_missing_weights_message(card))
     requested = resolve_device(config.device)
     dctx = dist_context(requested.type)
     device = dctx.device(requested)
@@ -213,83 +291,165 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
         raise ValueError(f"--exact is the float32 reference computation; it cannot run with --dtype {config.dtype}")
     plan = plan_execution(device, exact=config.exact, compile=config.compile)  # type: ignore[arg-type]
     batch_size = config.batch_size or (FAST_CUDA_BATCH if plan.mode == "fast" and device.type == "cuda" else 1)
-    model = create_model(card, checkpoint=checkpoint, registry=config.registry).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # random initialisation is a function of --seed
+        model = create_model(card, checkpoint=checkpoint, registry=config.registry)
+    model = model.to(device)
+    random_weights = checkpoint is None and count_parameters(model) > 0
+    if random_weights and real_data and not config.random_weights:
+        raise MissingWeightsError(_missing_weights_message(card))
     if on_model is not None:
         on_model(model)
-    random_weights = checkpoint is None and count_parameters(model) > 0
     notices = []
     if config.sample:
         notices.append("sample (synthetic) data: built-in photos with synthetic degradations, not the benchmark")
     if random_weights:
-        notices.append(f"random weights: no checkpoint given for {card.display_name}")
-    if config.limit is not None:
-        images = "image" if config.limit == 1 else "images"
-        notices.append(f"--limit {config.limit}: at most {config.limit} {images} per task, not the full test sets")
+        notices.append(f"random weights: no checkpoint given for {card.display_name} (initialised with seed "
+                       f"{config.seed})")
 
-    # 3. the run directory and manifest
+    # 3. the run directory (locked by rank 0 for as long as this process writes it) and its manifest
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     suffix = "-sample" if config.sample else ""
-    run_dir = Path(config.run_dir) if config.run_dir else (
-        Path(config.runs_root) / f"{stamp}-{_slug(card.name)}-{_slug(protocol.name)}{suffix}")
-    run_dir = dctx.broadcast(run_dir)
-    manifest: dict[str, Any] = {
-        "run_id": run_dir.name,
+    command = config.command if config.command is not None else sys.argv
+    base: dict[str, Any] = {
+        "run_id": None,
         "label": config.label,
-        "command": config.command if config.command is not None else sys.argv,
+        "command": command,
         "created": now_iso(),
         "status": "running",
-        "protocol": _protocol_manifest(protocol, tasks),
         "convention": {"id": convention.id, "name": convention.name, "description": convention.describe()},
         "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(model),
                   "args_overrides": dict(config.model_args) or None,
                   "card": card_record(card)},
         "checkpoint": ({"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None),
         "random_weights": random_weights,
+        "init_seed": config.seed if random_weights else None,
         "sample": config.sample,
-        "limit": config.limit,
         "data_root": str(Path(config.data_root).resolve()) if config.data_root else None,
-        "seed": {t.name: t.noise.seed for t in tasks if t.noise},
         "device": device_info(device),
         "dtype": config.dtype,
         "noise_order": config.noise_order,
         "execution": plan.describe(),
         "batch_size": batch_size,
         "tile": config.tile,
+        "tile_overlap": config.tile_overlap,
+        "pad": config.pad,
         "lpips": config.lpips,
         "world_size": dctx.world_size,
         "versions": environment_info(),
         "git_revision": git_revision(),
-        "notices": notices,
     }
-    store = RunStore(run_dir)
-    done: set[tuple[str, str]] = set()
-    scored_before: list[dict[str, Any]] = []
-    if store.manifest_path.exists():
+
+    def manifest_for(task_names: list[str], limit: int | None, with_data: bool = True) -> dict[str, Any]:
+        """This setup's manifest for a run of ``task_names`` at ``limit`` (the run's scope)."""
+        scope = [t for t in protocol.tasks if t.name in task_names]
+        manifest = {**base, "protocol": _protocol_manifest(protocol, scope), "limit": limit,
+                    "seed": {t.name: t.noise.seed for t in scope if t.noise}}
+        if with_data:
+            manifest["data"] = {t.name: data_identity(dataset_of(t.name), config.data_root) for t in scope}
+            manifest["planned"] = {t.name: len(_limited(dataset_of(t.name), limit)) for t in scope}
+        return manifest
+
+    def open_run() -> tuple[Path, RunLock, dict[str, Any], set[tuple[str, str]]]:
+        if config.run_dir:
+            run_dir = Path(config.run_dir)
+        elif config.resume:
+            found = find_resumable(config.runs_root, lambda old: manifest_for(
+                [t["name"] for t in old["protocol"]["tasks"]], old.get("limit")))
+            if found is None:
+                raise ResumeError(f"--resume: no unfinished run of this setup under {config.runs_root} (model "
+                                  f"'{card.name}', protocol '{protocol.name}'); give --run-dir, or run without "
+                                  "--resume to start a new one")
+            run_dir = found
+        else:
+            run_dir = Path(config.runs_root) / f"{stamp}-{_slug(card.name)}-{_slug(protocol.name)}{suffix}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir).acquire()
+        try:
+            manifest, done = _open_manifest(run_dir)
+        except BaseException:
+            lock.release()
+            raise
+        return run_dir, lock, manifest, done
+
+    def _open_manifest(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        store = RunStore(run_dir)
+        if not store.manifest_path.exists():
+            if config.resume:
+                notices.append(f"--resume: {run_dir} held no run yet; a new run was started there")
+            manifest = manifest_for([t.name for t in tasks], config.limit)
+            return manifest, []
         if not config.resume:
             raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
                                   "another --run-dir")
-        _check_resume(store.read_manifest(), manifest, run_dir)
-        scored_before = store.scored_records()
-        done = {(r["task"], r["image"]) for r in scored_before}
-        manifest["created"] = store.read_manifest().get("created", manifest["created"])
-        manifest["resumed"] = now_iso()
-    dctx.barrier()  # every rank has read the old state before anything is written
+        old = store.read_manifest()
+        scope = [str(t["name"]) for t in (old.get("protocol") or {}).get("tasks") or []]
+        known = [name for name in scope if name in {t.name for t in protocol.tasks}]
+        differences = identity_differences(old, manifest_for(known, old.get("limit"), with_data=False))
+        if not differences:
+            manifest = manifest_for(known, _wider(old.get("limit"), config.limit))
+            differences = identity_differences(old, manifest)
+        if differences:
+            raise ResumeError(f"{run_dir}: cannot resume, this run was made with another setup: "
+                              f"{'; '.join(differences)}. Use a new --run-dir for the new setup")
+        outside = [name for name in config.tasks or [] if name not in scope]
+        if outside:
+            raise ResumeError(f"{run_dir}: task(s) {outside} are not part of this run (its tasks: {scope}); a resume "
+                              "scores within the run, start a new run for other tasks")
+        if manifest["limit"] != old.get("limit"):
+            covers = "the full test sets" if manifest["limit"] is None else f"--limit {manifest['limit']}"
+            notices.append(f"the run was made with --limit {old.get('limit')}; it now covers {covers}")
+        manifest.update(created=old.get("created", manifest["created"]), command=old.get("command", command),
+                        resumes=[*old.get("resumes", []), {"at": now_iso(), "command": command,
+                                                           "limit": config.limit, "tasks": config.tasks}])
+        return manifest, store.scored_records()
+
+    opened = _on_main(dctx, open_run)
+    lock = opened[1] if opened else None
+    try:
+        scored_before = opened[3] if opened else []  # rank 0 only (it draws the progress)
+        run_dir, manifest, done = dctx.broadcast(None if opened is None else (
+            opened[0], opened[2], {(r["task"], r["image"]) for r in scored_before}))
+        manifest["run_id"] = run_dir.name
+        manifest["status"] = "running"
+        scope = [t for t in protocol.tasks if t.name in manifest["planned"]]
+        scope_limit = manifest["limit"]
+        now_tasks = [t for t in scope if not config.tasks or t.name in config.tasks]
+        now_limit = _narrower(scope_limit, config.limit)
+        if scope_limit is not None:
+            images = "image" if scope_limit == 1 else "images"
+            notices.append(f"--limit {scope_limit}: at most {scope_limit} {images} per task, not the full test sets")
+        manifest["notices"] = notices
+        return _score(config, progress, protocol, card, model, plan, device, dctx, batch_size, convention, run_dir,
+                      manifest, done, scored_before, scope, scope_limit, now_tasks, now_limit, dataset_of, notices)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: ModelCard, model: torch.nn.Module,
+           plan: Any, device: torch.device, dctx: Any, batch_size: int, convention: Any, run_dir: Path,
+           manifest: dict[str, Any], done: set[tuple[str, str]], scored_before: list[dict[str, Any]],
+           scope: list[TaskSpec], scope_limit: int | None,
+           now_tasks: list[TaskSpec], now_limit: int | None, dataset_of: Callable[[str], Any],
+           notices: list[str]) -> RunOutcome:
+    """Steps 4 and 5 of a run: score what is missing of ``now_tasks`` and write the final manifest."""
+    store = RunStore(run_dir)
     writer = RunStore(run_dir, shard=dctx.rank) if dctx.active else store
-    writer.repair()
     if dctx.is_main:
         store.write_manifest(manifest)
-
-    # 4. scoring
-    scorer = _make_scorer(convention, config, device)
-    workers = config.num_workers if config.num_workers is not None else (
-        default_workers() if device.type == "cuda" else 0)
-    accelerated = AcceleratedForward(model, plan)
-    options = EvalOptions(device=device, dtype=config.dtype, batch_size=batch_size,
-                          num_workers=workers, tile=config.tile, tile_overlap=config.tile_overlap,
-                          save_images=(run_dir / "images") if config.save_images else None, forward=accelerated)
     try:
-        for task in tasks:
-            dataset = datasets[task.name]
+        # 4. scoring
+        writer.repair()
+        scorer = _make_scorer(convention, config, device)
+        workers = config.num_workers if config.num_workers is not None else (
+            default_workers() if device.type == "cuda" else 0)
+        accelerated = AcceleratedForward(model, plan)
+        options = EvalOptions(device=device, dtype=config.dtype, batch_size=batch_size,
+                              num_workers=workers, tile=config.tile, tile_overlap=config.tile_overlap,
+                              save_images=(run_dir / "images") if config.save_images else None, forward=accelerated)
+        for task in now_tasks:
+            dataset = _limited(dataset_of(task.name), now_limit)
             skip = {image for (name, image) in done if name == task.name}
             crop = protocol.crop_for(task)
             policy = fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode, config.pad)
@@ -306,38 +466,51 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
                     progress.record(record)
             progress.end_task(task)
         manifest["execution"] = accelerated.describe()
+        dctx.barrier()
     except BaseException as err:
         if dctx.is_main:
-            manifest["status"] = "interrupted"
-            manifest["interrupted"] = now_iso()
-            store.write_manifest(manifest)
+            _mark_stopped(store, manifest, err)
         if isinstance(err, KeyboardInterrupt) and not isinstance(err, RunInterrupted):
-            raise RunInterrupted(run_dir) from err
+            raise RunInterrupted(run_dir, terminated=isinstance(err, RunTerminated)) from err
         raise
-    dctx.barrier()
+    # 5. the final manifest: complete when every image of the run's scope has a record
     if dctx.is_main:
-        store.merge_shards(order=[(t.name, name) for t in tasks for name in datasets[t.name].names])
-        manifest["status"] = "complete"
-        manifest["finished"] = now_iso()
-        store.write_manifest(manifest)
+        order = [(t.name, name) for t in scope for name in _limited(dataset_of(t.name), scope_limit).names]
+        try:
+            store.merge_shards(order=order)
+            scored = store.scored_keys()
+            missing = sum(1 for key in order if key not in scored)
+            manifest["status"] = "complete" if not missing else "incomplete"
+            manifest["finished"] = now_iso()
+            store.write_manifest(manifest)
+        except OSError as err:
+            raise RunNotFinalizedError(
+                f"{run_dir}: the scored images are kept in {store.records_path.name}, but the final manifest could "
+                f"not be written ({err}); the run stays resumable: run the same command with --resume --run-dir "
+                f"{run_dir} once the disk is writable") from err
     dctx.barrier()
-    summary = aggregate(pd.DataFrame(list(store.iter_records())))
+    summary = aggregate(pd.DataFrame(store.read_records(warn=False).records))
     average = protocol_average(summary, manifest["protocol"]["average"])
+    if manifest["status"] == "incomplete":
+        notices.append(f"incomplete: the run's other images are not scored yet; continue with --resume --run-dir "
+                       f"{run_dir}")
     return RunOutcome(run_dir=run_dir, manifest=manifest, summary=summary, average=average, notices=notices,
                       rank=dctx.rank)
 
 
-def next_commands(run_dir: str | Path, protocol: str | Path | Protocol | None = None) -> list[str]:
-    """The commands a user runs after ``run_dir`` is complete, with the run directory filled in (shell-quoted):
-    the paper table (for a protocol run), the rank among the published rows, a paired comparison."""
-    run = shlex.quote(str(run_dir))
-    name = protocol.name if isinstance(protocol, Protocol) else protocol
-    commands = []
-    if name is not None and str(name) != "folders":
-        commands.append(f"bench-ir report --protocol {shlex.quote(str(name))} --runs {run} --format markdown")
-        commands.append(f"bench-ir compare {run} --leaderboard")
-    commands.append(f"bench-ir compare OTHER_RUN {run}")
-    return commands
+def _mark_stopped(store: RunStore, manifest: dict[str, Any], err: BaseException) -> None:
+    """Record why a run stopped: ``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` (any error, with its message).
+    A manifest that cannot be written leaves the run as it was (still resumable); the error says so."""
+    if isinstance(err, KeyboardInterrupt):
+        manifest.update(status="interrupted", interrupted=now_iso(),
+                        reason="SIGTERM" if isinstance(err, RunTerminated) else "SIGINT (Ctrl-C)")
+    else:
+        manifest.update(status="failed", failed=now_iso(), error=f"{type(err).__name__}: {err}")
+    try:
+        store.write_manifest(manifest)
+    except OSError as write_error:
+        err.add_note(f"the manifest could not be updated ({write_error}); the scored images are kept and the run "
+                     "stays resumable")
 
 
 def _make_scorer(convention, config: RunConfig, device: torch.device):
@@ -363,3 +536,16 @@ def default_workers() -> int:
     """DataLoader workers used on CUDA when none are requested: up to 8, leaving one core free (decoding a pair of
     1280x720 PNGs takes tens of milliseconds per core, so a fast GPU needs several decoding processes)."""
     return min(8, max(0, (os.cpu_count() or 1) - 1))
+
+
+def next_commands(run_dir: str | Path, protocol: str | Path | Protocol | None = None) -> list[str]:
+    """The commands a user runs after ``run_dir`` is complete, with the run directory filled in (shell-quoted):
+    the paper table (for a protocol run), the rank among the published rows, a paired comparison."""
+    run = shlex.quote(str(run_dir))
+    name = protocol.name if isinstance(protocol, Protocol) else protocol
+    commands = []
+    if name is not None and str(name) != "folders":
+        commands.append(f"bench-ir report --protocol {shlex.quote(str(name))} --runs {run} --format markdown")
+        commands.append(f"bench-ir compare {run} --leaderboard")
+    commands.append(f"bench-ir compare OTHER_RUN {run}")
+    return commands

@@ -137,5 +137,5 @@ def test_exact_run_refuses_reduced_precision(tmp_path):
 def test_resume_refuses_to_mix_exact_and_fast_records(tmp_path):
     run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=1,
                            exact=True))
-    with pytest.raises(ResumeError, match="execution.mode"):
+    with pytest.raises(ResumeError, match="execution: exact mode on cpu .* → fast mode on cpu"):
         run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", resume=True))

@@ -67,7 +67,9 @@ def test_nonfinite_outputs_are_flagged_per_image_and_warned(tmp_path, monkeypatc
 def test_folder_protocol_run_is_resumable_like_any_protocol(tmp_path):
     _write_pair_folders(tmp_path, names=("a.png", "b.png", "c.png"))
     protocol = folder_protocol(tmp_path / "in", tmp_path / "gt")
-    run_protocol(RunConfig(protocol=protocol, model="input", run_dir=tmp_path / "run", limit=1))
+    run_protocol(RunConfig(protocol=protocol, model="input", run_dir=tmp_path / "run"))
+    (tmp_path / "run" / "records.jsonl").write_text(
+        (tmp_path / "run" / "records.jsonl").read_text().splitlines(keepends=True)[0])  # as if stopped after one
     outcome = run_protocol(RunConfig(protocol=protocol, model="input", run_dir=tmp_path / "run", resume=True))
     assert outcome.summary.loc["folder", "images"] == 3
 

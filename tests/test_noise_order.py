@@ -108,5 +108,5 @@ def test_run_records_the_noise_order_and_resumes_only_with_the_same_one(clean_di
                        run_dir=tmp_path / "run", device="cpu")
     outcome = run_protocol(config)
     assert outcome.manifest["noise_order"] == "listdir"
-    with pytest.raises(ResumeError, match="noise_order"):
+    with pytest.raises(ResumeError, match="noise order: listdir → sorted"):
         run_protocol(RunConfig(**{**config.__dict__, "noise_order": "sorted", "resume": True}))

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from bench_ir.cli import app
 from bench_ir.protocol import list_protocols, load_protocol
 from bench_ir.results import load_run
-from bench_ir.runner import RunConfig, run_protocol
+from bench_ir.runner import ResumeError, RunConfig, run_protocol
 
 runner = CliRunner()
 
@@ -85,18 +85,71 @@ def test_resume_after_an_interruption_scores_only_the_missing_images(tmp_path):
     assert outcome.manifest["status"] == "complete"
 
 
+class _StopAfter:
+    """A progress hook that presses Ctrl-C after ``n`` records."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def start_task(self, task, total, done): ...
+
+    def end_task(self, task): ...
+
+    def record(self, record):
+        self.n -= 1
+        if self.n == 0:
+            raise KeyboardInterrupt
+
+
 def test_resumed_run_gives_the_same_numbers_as_a_straight_run(tmp_path):
     straight = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "a"))
-    partial = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "b", limit=2))
-    assert partial.summary.loc["derain", "images"] == 2
+    with pytest.raises(KeyboardInterrupt):
+        run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "b"),
+                     progress=_StopAfter(2))
     resumed = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "b",
                                      resume=True))
     assert math.isclose(resumed.summary.loc["derain", "psnr"], straight.summary.loc["derain", "psnr"], rel_tol=1e-12)
 
 
+def test_limit_on_resume_scores_fewer_images_now_but_never_changes_the_run_description(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r"),
+                     progress=_StopAfter(1))
+    now = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r",
+                                 resume=True, limit=2))
+    assert now.summary.loc["derain", "images"] == 2
+    manifest = load_run(tmp_path / "r").manifest
+    assert manifest["limit"] is None and manifest["planned"] == {"derain": 5}
+    assert manifest["status"] == "incomplete"
+    assert load_run(tmp_path / "r").incomplete() == "incomplete: 2 of 5 images (derain 2 of 5)"
+    done = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r",
+                                  resume=True))
+    assert done.manifest["status"] == "complete" and done.summary.loc["derain", "images"] == 5
+    again = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r",
+                                   resume=True, limit=1))
+    assert again.manifest["limit"] is None and again.manifest["status"] == "complete"
+
+
+def test_a_wider_limit_on_resume_widens_the_run_and_its_description(tmp_path):
+    run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=2))
+    resumed = run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r",
+                                     resume=True, limit=3))
+    assert resumed.manifest["limit"] == 3 and resumed.manifest["planned"] == {"derain": 3}
+    assert resumed.summary.loc["derain", "images"] == 3 and resumed.manifest["status"] == "complete"
+    assert any("made with --limit 2; it now covers --limit 3" in notice for notice in resumed.notices)
+
+
+def test_task_on_resume_must_be_one_of_the_run_tasks(tmp_path):
+    run_protocol(RunConfig(protocol="denoise", model="input", sample=True, run_dir=tmp_path / "r", limit=1,
+                           tasks=["denoise-15"]))
+    with pytest.raises(ResumeError, match=r"\['denoise-25'\] are not part of this run"):
+        run_protocol(RunConfig(protocol="denoise", model="input", sample=True, run_dir=tmp_path / "r", resume=True,
+                               tasks=["denoise-25"]))
+
+
 def test_resume_refuses_a_run_directory_of_another_protocol(tmp_path):
     run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=1))
-    with pytest.raises(ValueError, match="cannot resume: protocol.sha256"):
+    with pytest.raises(ResumeError, match="cannot resume.*protocol: 'derain' .* → 'dehaze'"):
         run_protocol(RunConfig(protocol="dehaze", model="input", sample=True, run_dir=tmp_path / "r", resume=True))
 
 

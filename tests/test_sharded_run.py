@@ -54,6 +54,13 @@ def test_sharded_run_leaves_no_rank_shards_and_a_complete_manifest(sharded_and_s
     assert sharded.manifest["status"] == "complete" and sharded.manifest["world_size"] == 2
 
 
+def test_rank_zero_held_the_run_lock_and_released_it(sharded_and_single):
+    from bench_ir.resume import RunLock, lock_holder
+
+    sharded, _, _ = sharded_and_single
+    assert lock_holder(sharded.run_dir) is not None and not RunLock.is_held(sharded.run_dir)
+
+
 def test_only_rank_zero_prints_the_results_table(sharded_and_single):
     _, _, done = sharded_and_single
     assert done.stdout.count("Average") == 1

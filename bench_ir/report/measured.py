@@ -176,6 +176,9 @@ def measure(run: Run) -> MeasuredRun:
             values[(AVERAGE, "", metric)] = _number(average[field_name])
     images = {str(task): int(count) for task, count in summary["images"].items()}
     reasons = noncomparable_reasons(run.manifest)
+    incomplete = run.incomplete()
+    if incomplete:
+        reasons.append(incomplete)
     if not run.manifest.get("sample") and run.manifest.get("limit") is None:
         short = _incomplete_tasks(protocol, images)
         if short:

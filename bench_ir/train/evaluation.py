@@ -90,7 +90,8 @@ def run_validation(model: nn.Module, card: ModelCard, spec: ValidationSpec, run_
                        sample=spec.sample, run_dir=val_dir, limit=limit if limit is not None else spec.limit,
                        tasks=list(spec.tasks) or None, device=str(device), dtype="fp32",
                        command=["bench-ir train (validation)", str(run_dir), f"step {step}"],
-                       label=label or f"{run_dir.name} step {step}")
+                       label=label or f"{run_dir.name} step {step}",
+                       random_weights=True)  # the weights are the training state, loaded by on_model below
     with preserved_rng():
         outcome = run_protocol(config, on_model=load_current_weights)
 

@@ -1,0 +1,305 @@
+"""What makes a run directory safe to continue: its resume identity, and one writer at a time.
+
+The **resume identity** of a run is everything that can change one of its records. It is read from the manifest
+through one table, :data:`IDENTITY_FIELDS` (name, what it is in words, how to read it from a manifest, how to
+say a value in words); adding a run option that changes records means adding one row. ``--limit`` and
+``--task`` are not part of it: on resume they choose what is scored now, never what the run is.
+
+The **lock** (:class:`RunLock`) is an exclusive ``fcntl.flock`` on ``run.lock`` inside the run directory,
+held by the process that writes the run for as long as it writes; the file holds that process's PID. The
+kernel drops the lock when the process dies, even by SIGKILL, so a stale lock never blocks a resume.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "IDENTITY_FIELDS",
+    "IdentityField",
+    "LOCK_FILE",
+    "ResumeError",
+    "RunLock",
+    "RunLockedError",
+    "data_identity",
+    "find_resumable",
+    "identity_differences",
+    "lock_holder",
+    "resume_identity",
+]
+
+LOCK_FILE = "run.lock"
+_VERSIONS = ("torch", "numpy", "scikit-image", "bench-ir")  # libraries whose version can change a record
+
+
+class ResumeError(ValueError):
+    """--resume was asked for a run directory that belongs to a different run (or there is no run to resume)."""
+
+
+class RunLockedError(RuntimeError):
+    """Another live process holds the run directory's lock."""
+
+
+# ------------------------------------------------------------------------------------------------- the lock
+def lock_holder(run_dir: str | Path) -> int | None:
+    """The PID written in ``run_dir``'s lock file (whether or not the lock is held now), or None."""
+    try:
+        text = (Path(run_dir) / LOCK_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+class RunLock:
+    """Exclusive lock on a run directory for the life of the writing process (see the module docstring).
+
+    Use as a context manager or call :meth:`acquire`/:meth:`release`. Acquiring a lock that another open file
+    (another process, or another RunLock in this process) holds raises :class:`RunLockedError` naming its PID."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = lock_holder(self.run_dir)
+            raise RunLockedError(f"{self.run_dir} is being written by another bench-ir process "
+                                 f"(PID {holder if holder is not None else 'unknown'}); wait for it to finish or "
+                                 "stop it, then --resume") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.fsync(fd)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    @staticmethod
+    def is_held(run_dir: str | Path) -> bool:
+        """True when a live process holds ``run_dir``'s lock now (probes with a non-blocking shared lock)."""
+        path = Path(run_dir) / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+
+# --------------------------------------------------------------------------------------------- the identity
+def _sub(manifest: dict[str, Any], *keys: str) -> Any:
+    value: Any = manifest
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _protocol(manifest: dict[str, Any]) -> Any:
+    return {"name": _sub(manifest, "protocol", "name"), "sha256": _sub(manifest, "protocol", "sha256")}
+
+
+def _say_protocol(value: dict[str, Any]) -> str:
+    sha = (value.get("sha256") or "")[:12]
+    return f"'{value.get('name')}'" + (f" (content sha256 {sha}…)" if sha else "")
+
+
+def _card(manifest: dict[str, Any]) -> Any:
+    card = _sub(manifest, "model", "card") or {}
+    return {"name": _sub(manifest, "model", "name"), "factory": card.get("factory"), "args": card.get("args"),
+            "overrides": _sub(manifest, "model", "args_overrides"), "input_multiple": card.get("input_multiple"),
+            "pad_mode": card.get("pad_mode")}
+
+
+def _say_card(value: dict[str, Any]) -> str:
+    text = f"card '{value.get('name')}' (factory {value.get('factory')}, args {value.get('args')}"
+    if value.get("overrides"):
+        text += f", overrides {value['overrides']}"
+    return text + f", input multiple {value.get('input_multiple')}, pad {value.get('pad_mode')})"
+
+
+def _weights(manifest: dict[str, Any]) -> Any:
+    if _sub(manifest, "checkpoint", "sha256"):
+        return f"checkpoint sha256 {manifest['checkpoint']['sha256']}"
+    if manifest.get("random_weights"):
+        return f"random-init seed {manifest.get('init_seed')}"
+    return "no weights (a model without parameters)"
+
+
+def _tile(manifest: dict[str, Any]) -> Any:
+    tile = manifest.get("tile")
+    return {"tile": tile, "overlap": manifest.get("tile_overlap") if tile else None}
+
+
+def _say_tile(value: dict[str, Any]) -> str:
+    return f"tiles of {value['tile']} px, overlap {value['overlap']}" if value.get("tile") else "whole images"
+
+
+def _execution(manifest: dict[str, Any]) -> Any:
+    plan = manifest.get("execution") or {}
+    return {"device": _sub(manifest, "device", "type"), "mode": plan.get("mode"),
+            "compile_mode": plan.get("compile_mode"), "channels_last": plan.get("channels_last")}
+
+
+def _say_execution(value: dict[str, Any]) -> str:
+    return (f"{value.get('mode')} mode on {value.get('device')} (compile {value.get('compile_mode')}, "
+            f"channels-last {value.get('channels_last')})")
+
+
+def _versions(manifest: dict[str, Any]) -> Any:
+    versions = manifest.get("versions") or {}
+    names = [*_VERSIONS, *(["pyiqa"] if manifest.get("lpips") else [])]
+    return {name: versions.get(name) for name in names}
+
+
+def _say_versions(value: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {version}" for name, version in value.items())
+
+
+def _say(value: Any) -> str:
+    return "not set" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class IdentityField:
+    """One part of the resume identity: ``read`` takes it from a manifest, ``say`` puts a value in words."""
+
+    name: str
+    read: Callable[[dict[str, Any]], Any]
+    say: Callable[[Any], str] = _say
+
+
+IDENTITY_FIELDS: list[IdentityField] = [
+    IdentityField("protocol", _protocol, _say_protocol),
+    IdentityField("sample data", lambda m: bool(m.get("sample")),
+                  lambda v: "built-in sample data" if v else "real data"),
+    IdentityField("model", _card, _say_card),
+    IdentityField("weights", _weights),
+    IdentityField("convention", lambda m: {"id": _sub(m, "convention", "id"), "name": _sub(m, "convention", "name")},
+                  lambda v: f"{v['id']} ({v['name']})"),
+    IdentityField("dtype", lambda m: m.get("dtype")),
+    IdentityField("execution", _execution, _say_execution),
+    IdentityField("tiling", _tile, _say_tile),
+    IdentityField("padding override", lambda m: m.get("pad")),
+    IdentityField("LPIPS", lambda m: m.get("lpips"), lambda v: "off" if v is None else f"on ({v})"),
+    IdentityField("library versions", _versions, _say_versions),
+    IdentityField("noise order", lambda m: m.get("noise_order") or "sorted", _say),  # runs before it: sorted
+]
+"""The resume identity, one row per field (``data`` is compared per task by :func:`identity_differences`)."""
+
+
+def resume_identity(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The resume identity of a run as plain data: every :data:`IDENTITY_FIELDS` value plus ``data`` (per task:
+    the folders and the paired files with their sizes, see :func:`data_identity`)."""
+    identity = {f.name: f.read(manifest) for f in IDENTITY_FIELDS}
+    identity["data"] = manifest.get("data") or {}
+    return identity
+
+
+def data_identity(dataset: Any, data_root: str | Path | None) -> dict[str, Any]:
+    """The data a task resolved to, before any --limit: its input and target folders (relative to ``data_root``
+    when inside it, else absolute; None for built-in sample data) and every pair as
+    ``[name, input file, input bytes, target file, target bytes]`` (file fields None where an image is synthesised
+    or built in)."""
+    root = Path(data_root).expanduser().resolve() if data_root is not None else None
+
+    def where(folder: Path | None) -> str | None:
+        if folder is None:
+            return None
+        folder = Path(folder).resolve()
+        if root is not None and folder.is_relative_to(root):
+            return folder.relative_to(root).as_posix()
+        return str(folder)
+
+    layout = getattr(dataset, "layout", None)
+    pairs = []
+    for index, name in enumerate(dataset.names):
+        row: list[Any] = [name]
+        for path in dataset.source_paths(index):
+            row += [path.name, path.stat().st_size] if path is not None else [None, None]
+        pairs.append(row)
+    return {"input_dir": where(layout.input_dir) if layout else None,
+            "target_dir": where(layout.target_dir) if layout else None, "pairs": pairs}
+
+
+def _data_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    lines = []
+    for task in old:
+        before, after = old[task], new[task]
+        if before == after:
+            continue
+        for side in ("input_dir", "target_dir"):
+            if before.get(side) != after.get(side):
+                lines.append(f"{side.replace('_dir', '')} folder of task '{task}': {before.get(side)} → "
+                             f"{after.get(side)}")
+        old_pairs = {row[0]: row for row in before.get("pairs") or []}
+        new_pairs = {row[0]: row for row in after.get("pairs") or []}
+        removed = [n for n in old_pairs if n not in new_pairs]
+        added = [n for n in new_pairs if n not in old_pairs]
+        changed = [n for n in old_pairs if n in new_pairs and old_pairs[n] != new_pairs[n]]
+        if removed or added or changed:
+            parts = [f"{label} {', '.join(names[:5])}{' …' if len(names) > 5 else ''}"
+                     for label, names in (("missing now:", removed), ("new:", added), ("changed files:", changed))
+                     if names]
+            lines.append(f"data of task '{task}': {len(old_pairs)} pairs → {len(new_pairs)} pairs ({'; '.join(parts)})")
+    return lines
+
+
+def identity_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Each field in which two manifests' resume identities differ, as ``"field: old → new"`` in words; the data
+    is compared for the tasks that both manifests resolved."""
+    lines = []
+    for spec in IDENTITY_FIELDS:
+        before, after = spec.read(old), spec.read(new)
+        if before != after:
+            lines.append(f"{spec.name}: {spec.say(before)} → {spec.say(after)}")
+    old_data, new_data = old.get("data") or {}, new.get("data") or {}
+    shared = [task for task in old_data if task in new_data]
+    return lines + _data_differences({t: old_data[t] for t in shared}, {t: new_data[t] for t in shared})
+
+
+def find_resumable(runs_root: str | Path, manifest_for: Callable[[dict[str, Any]], dict[str, Any]]) -> Path | None:
+    """The newest unfinished run (status other than ``complete``) under ``runs_root`` whose identity equals that
+    of ``manifest_for(old_manifest)`` (the new run's manifest, built for the old run's tasks), or None.
+    Unreadable manifests are passed over."""
+    root = Path(runs_root)
+    candidates = []
+    for path in root.glob("*/manifest.json") if root.is_dir() else []:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("status") != "complete":
+            candidates.append((str(manifest.get("created") or ""), path.parent.name, path.parent, manifest))
+    for _, _, run_dir, manifest in sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True):
+        try:
+            new = manifest_for(manifest)
+        except (KeyError, TypeError, ValueError, FileNotFoundError):
+            continue  # the old run's tasks cannot be resolved with this setup: not the same run
+        if not identity_differences(manifest, new):
+            return run_dir
+    return None
