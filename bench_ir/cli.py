@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import inspect
 import json
 import os
 import sys
@@ -47,9 +48,14 @@ def _describe_os_error(err: OSError) -> str:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Every Python warning raised while a command runs becomes one `warning:` line on stderr (no source line)."""
+    """Every Python warning raised while a command runs becomes one `warning:` line on stderr (no source line).
+    A caller that records warnings (``warnings.catch_warnings(record=True)``, e.g. ``pytest.warns`` around a
+    command run in-process) still receives them."""
     kind = "" if issubclass(category, UserWarning) else f" ({category.__name__})"
     err_console.print(f"[bold yellow]warning{kind}:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    recorder = getattr(warnings, "_showwarnmsg_impl", None)  # catch_warnings(record=True) puts list.append there
+    if recorder is not None and not inspect.isfunction(recorder):
+        recorder(warnings.WarningMessage(message, category, filename, lineno, file, line))
 
 
 class _Commands(typer.core.TyperGroup):
