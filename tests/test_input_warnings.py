@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -127,3 +128,13 @@ def test_an_image_smaller_than_the_ssim_window_is_an_error_naming_its_files(tmp_
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert errors == [f"error: t/a.png ({tmp_path / 'in' / 'a.png'}, {tmp_path / 'gt' / 'a.png'}): SSIM window of 7 px "
                       "exceeds the image (5x6)"]
+
+
+def test_a_real_process_prints_each_input_warning_once_without_a_python_source_line(tmp_path):
+    args = _folders(tmp_path, np.full((32, 32), 100, np.uint8), np.full((32, 32, 3), 90, np.uint8))
+    done = subprocess.run([sys.executable, "-m", "bench_ir", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [line for line in done.stderr.splitlines() if "grayscale" in line] == [
+        f"warning: {tmp_path / 'in' / 'a.png'}: grayscale image replicated to 3 RGB channels, as PIL convert('RGB')"]
+    assert "Warning:" not in done.stderr and "warnings.warn" not in done.stderr
