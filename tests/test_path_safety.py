@@ -117,3 +117,15 @@ def test_a_suite_cell_cannot_name_a_run_directory_outside_the_suite(tmp_path):
     for hostile in ("runs/..", "../elsewhere", "/tmp/elsewhere", "runs/x/../../.."):
         with pytest.raises(UnsafePathError, match="run directory of cell 'x'"):
             plan.run_dir(Cell("x", "run", "input", hostile))
+
+
+def test_a_training_folder_relative_to_the_data_root_cannot_climb_out_of_it(tmp_path):
+    from types import SimpleNamespace
+
+    from bench_ir.train.data import _find_root
+
+    (tmp_path / "root").mkdir()
+    (tmp_path / "outside").mkdir()
+    spec = SimpleNamespace(task="denoise", layout="custom", roots=["../outside"])
+    with pytest.raises(UnsafePathError, match="training folder '../outside'"):
+        _find_root(spec, tmp_path / "root")

@@ -36,6 +36,7 @@ from bench_ir.data.datasets import DatasetNotFoundError, PairingError, TargetInd
 from bench_ir.data.io import IMAGE_EXTENSIONS, read_rgb_uint8
 from bench_ir.data.synthesis import apply_degradations, gaussian_noise_uint8, per_image_rng
 from bench_ir.protocol import PAIRING_RULES, LayoutSpec
+from bench_ir.safety import inside
 from bench_ir.train.recipes import BrightnessSpec, DataSpec, Recipe
 
 __all__ = ["TrainPair", "TrainPart", "TrainingSet", "EpochBatchSampler", "build_training_set", "dihedral",
@@ -256,6 +257,7 @@ def _find_root(spec: DataSpec, data_root: Path | None) -> Path:
                 raise FileNotFoundError(f"task '{spec.task}': its training data '{rel}' is relative to --data-root; "
                                         "give --data-root")
             path = data_root / path
+            inside(data_root, path, f"task '{spec.task}': training folder '{rel}'")
         if path.is_dir():
             return path
         tried.append(str(path))
