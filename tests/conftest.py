@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+
+from bench_ir.data.synthesis import gaussian_noise_uint8
 
 
 @pytest.fixture(scope="module")
@@ -26,3 +31,47 @@ def add_weight_noise(model: torch.nn.Module, seed: int, scale: float) -> torch.n
         for tensor in model.state_dict().values():
             tensor.add_(torch.randn(tensor.shape, generator=generator) * scale)
     return model
+
+
+def reference_noisy_crops(folder: Path, names: list[str], sigma: int = 25) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The official denoising test loop written out, over ``names`` in the order given: centre crop to a multiple of
+    16, seed 0 once, sigmas 15, 25, 50 in turn over the images, randn(H, W, 3) each, truncation to uint8. Returns
+    ``{name: (clean crop, noisy crop at sigma)}``; the global NumPy RNG is restored after."""
+    crops = {}
+    for name in names:
+        clean = np.array(Image.open(folder / name).convert("RGB"))
+        height, width = clean.shape[:2]
+        top, left = (height % 16) // 2, (width % 16) // 2
+        crops[name] = clean[top:top + height // 16 * 16, left:left + width // 16 * 16]
+    saved = np.random.get_state()
+    try:
+        np.random.seed(0)
+        noisy = {}
+        for s in (15, 25, 50):
+            for name in names:
+                noise = np.random.randn(*crops[name].shape)
+                if s == sigma:
+                    noisy[name] = gaussian_noise_uint8(crops[name], sigma, noise)
+    finally:
+        np.random.set_state(saved)
+    return {name: (crops[name], noisy[name]) for name in names}
+
+
+def write_scored_run(run_dir: Path, tasks: list[dict], records: list[tuple[str, str, float, float]],
+                     average: list[str] | None = None, **manifest) -> Path:
+    """A stored 3deg-table run with the given ``(task, image, psnr, ssim)`` records and manifest overrides, as the
+    report and compare tests need it. ``average`` defaults to every task."""
+    from bench_ir.results import RunStore
+
+    store = RunStore(run_dir)
+    base = {"run_id": run_dir.name, "label": None, "created": "2026-01-01T00:00:00+00:00",
+            "protocol": {"name": "3deg", "tasks": tasks,
+                         "average": [t["name"] for t in tasks] if average is None else average,
+                         "leaderboard_table": "table1_3deg.csv"},
+            "model": {"name": "toy", "display_name": "Toy", "params": 1000}, "checkpoint": None,
+            "convention": {"name": "M1", "description": "skimage"}, "sample": False, "limit": None,
+            "random_weights": False}
+    store.write_manifest({**base, **manifest})
+    store.extend({"task": task, "image": image, "psnr": psnr, "ssim": ssim, "lpips": None, "height": 8,
+                  "width": 8, "seconds": 0.0, "nonfinite": False} for task, image, psnr, ssim in records)
+    return run_dir

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import reference_noisy_crops
 from PIL import Image
 
 from bench_ir.data.datasets import (
@@ -234,29 +235,6 @@ def _noise_dataset(tmp_path, stream="reference", sigma=25.0):
     return build_task_dataset(protocol, "denoise", data_root=tmp_path)
 
 
-def _reference_noisy(folder: Path, names: list[str], sigma: int = 25) -> dict[str, np.ndarray]:
-    """The reference test loop written out: centre crop /16, seed 0 once, sigmas 15, 25, 50 in turn over the
-    images in the given order, randn(H, W, 3) each, truncation to uint8. The global RNG is restored after."""
-    crops = {}
-    for name in names:
-        clean = np.array(Image.open(folder / name))
-        height, width = clean.shape[:2]
-        top, left = (height % 16) // 2, (width % 16) // 2
-        crops[name] = clean[top:top + height // 16 * 16, left:left + width // 16 * 16]
-    saved = np.random.get_state()
-    try:
-        np.random.seed(0)
-        noisy = {}
-        for s in (15, 25, 50):
-            for name in names:
-                noise = np.random.randn(*crops[name].shape)
-                if s == sigma:
-                    noisy[name] = gaussian_noise_uint8(crops[name], sigma, noise)
-    finally:
-        np.random.set_state(saved)
-    return {name: (crops[name], noisy[name]) for name in names}
-
-
 def _chw(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image).permute(2, 0, 1).float() / 255
 
@@ -264,7 +242,7 @@ def _chw(image: np.ndarray) -> torch.Tensor:
 def test_noise_task_follows_the_reference_loop_over_the_sorted_cropped_images(tmp_path):
     dataset = _noise_dataset(tmp_path)
     assert dataset.names == ["a.png", "b.png", "c.png"]
-    expected = _reference_noisy(tmp_path / "clean", dataset.names)
+    expected = reference_noisy_crops(tmp_path / "clean", dataset.names)
     for i, name in enumerate(dataset.names):
         item = dataset[i]
         assert torch.equal(item["target"], _chw(expected[name][0]))
@@ -273,7 +251,7 @@ def test_noise_task_follows_the_reference_loop_over_the_sorted_cropped_images(tm
 
 def test_limit_and_subset_never_change_an_images_noise(tmp_path):
     dataset = _noise_dataset(tmp_path)
-    expected = _reference_noisy(tmp_path / "clean", ["a.png", "b.png", "c.png"])
+    expected = reference_noisy_crops(tmp_path / "clean", ["a.png", "b.png", "c.png"])
     last = dataset.subset([2])
     assert last.names == ["c.png"] and torch.equal(last[0]["input"], _chw(expected["c.png"][1]))
     limited = dataset.limit(2)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import reference_noisy_crops
 from PIL import Image
 
 from bench_ir.data.datasets import build_task_dataset
-from bench_ir.data.synthesis import gaussian_noise_uint8
 from bench_ir.protocol import CropSpec, LayoutSpec, NoiseSpec, Protocol, TaskSpec
 from bench_ir.runner import ResumeError, RunConfig, run_protocol
 
@@ -42,30 +42,6 @@ def clean_dir(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-def _official_loop(folder: Path, sigma: int = 25) -> dict[str, np.ndarray]:
-    """The official test loop, written out: for each file os.listdir gives, crop to /16; seed 0 once; for sigma
-    15, 25, 50 in turn, randn(H, W, 3) per image in that order, clip, astype(uint8)."""
-    names = os.listdir(folder)
-    crops = {}
-    for name in names:
-        clean = np.array(Image.open(folder / name).convert("RGB"))
-        h, w = clean.shape[:2]
-        top, left = (h % 16) // 2, (w % 16) // 2
-        crops[name] = clean[top:top + h // 16 * 16, left:left + w // 16 * 16]
-    saved = np.random.get_state()
-    try:
-        np.random.seed(0)
-        noisy = {}
-        for s in (15, 25, 50):
-            for name in names:
-                draws = np.random.randn(*crops[name].shape)
-                if s == sigma:
-                    noisy[name] = gaussian_noise_uint8(crops[name], sigma, draws)
-    finally:
-        np.random.set_state(saved)
-    return noisy
-
-
 def _noisy_inputs(dataset) -> dict[str, np.ndarray]:
     return {item["name"]: np.round(item["input"].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
             for item in (dataset[i] for i in range(len(dataset)))}
@@ -74,7 +50,7 @@ def _noisy_inputs(dataset) -> dict[str, np.ndarray]:
 def test_listdir_order_reproduces_the_official_loop_byte_for_byte(clean_dir):
     dataset = build_task_dataset(_protocol(), "denoise", data_root=clean_dir.parent, noise_order="listdir")
     assert dataset.names == sorted(SIZES)  # records keep the sorted order; only the noise stream follows listdir
-    expected = _official_loop(clean_dir)
+    expected = {name: noisy for name, (_, noisy) in reference_noisy_crops(clean_dir, os.listdir(clean_dir)).items()}
     got = _noisy_inputs(dataset)
     assert set(got) == set(expected)
     for name in expected:

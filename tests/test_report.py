@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_scored_run
 from PIL import Image
 
 from bench_ir.report import build_report, build_table, render
 from bench_ir.report.model import Cell, NumericColumn, Row, RowBlock, TableModel, mark_best
 from bench_ir.report.render import latex_document
-from bench_ir.results import RunStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STORE = FIXTURES / "store"
@@ -147,17 +147,7 @@ def test_scored_tasks_outside_the_papers_table_are_named_not_shown(table_5deg):
 
 
 def _write_run(run_dir: Path, tasks: list[dict], records: list[tuple[str, str, float, float]], **manifest) -> Path:
-    store = RunStore(run_dir)
-    base = {"run_id": run_dir.name, "label": None, "created": "2026-01-01T00:00:00+00:00",
-            "protocol": {"name": "3deg", "tasks": tasks, "average": [t["name"] for t in tasks],
-                         "leaderboard_table": "table1_3deg.csv"},
-            "model": {"name": "toy", "display_name": "Toy", "params": 1000}, "checkpoint": None,
-            "convention": {"name": "M1", "description": "skimage"}, "sample": False, "limit": None,
-            "random_weights": False}
-    store.write_manifest({**base, **manifest})
-    store.extend({"task": task, "image": image, "psnr": psnr, "ssim": ssim, "lpips": None, "height": 8,
-                  "width": 8, "seconds": 0.0, "nonfinite": False} for task, image, psnr, ssim in records)
-    return run_dir
+    return write_scored_run(run_dir, tasks, records, **manifest)
 
 
 def test_run_tasks_fill_the_columns_their_manifest_maps_them_to(tmp_path):

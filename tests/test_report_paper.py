@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_scored_run
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -23,7 +24,6 @@ from bench_ir.compare import compare_runs
 from bench_ir.compare_output import compare_payload, paired_table
 from bench_ir.report import Tolerance, build_report, build_table, render
 from bench_ir.resources import reports_dir
-from bench_ir.results import RunStore
 
 STORE = Path(__file__).parent / "fixtures" / "store"
 RUNS_5DEG = [STORE / "5deg-mirage-t", STORE / "5deg-mynet", STORE / "5deg-sample"]
@@ -43,16 +43,7 @@ def _cli(*args: str) -> str:
 
 
 def _write_run(run_dir: Path, records: list[tuple[str, str, float, float]], **manifest) -> Path:
-    store = RunStore(run_dir)
-    base = {"run_id": run_dir.name, "label": None, "created": "2026-01-01T00:00:00+00:00",
-            "protocol": {"name": "3deg", "tasks": TASKS_3DEG, "average": [], "leaderboard_table": "table1_3deg.csv"},
-            "model": {"name": "toy", "display_name": "Toy", "params": 1000}, "checkpoint": None,
-            "convention": {"name": "M1", "description": "skimage"}, "sample": False, "limit": None,
-            "random_weights": False}
-    store.write_manifest({**base, **manifest})
-    store.extend({"task": task, "image": image, "psnr": psnr, "ssim": ssim, "lpips": None, "height": 8,
-                  "width": 8, "seconds": 0.0, "nonfinite": False} for task, image, psnr, ssim in records)
-    return run_dir
+    return write_scored_run(run_dir, TASKS_3DEG, records, average=[], **manifest)
 
 
 # ------------------------------------------------------------------------------------------------ LaTeX
