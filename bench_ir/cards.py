@@ -202,9 +202,11 @@ def resolve_factory(card: ModelCard):
                 raise ImportError(f"no file {ref.file} next to the card")
             module = import_file_module(path)
         else:
-            if card_dir is not None and str(card_dir) not in sys.path:
-                sys.path.append(str(card_dir))
-            module = importlib.import_module(module_name)
+            located = locate_module_file(ref, card_dir)
+            if card_dir is not None and located is not None and card_dir in located.resolve().parents:
+                module = _import_from_card_dir(module_name, card_dir, located)
+            else:
+                module = importlib.import_module(module_name)
     except ImportError as err:
         raise SpecError(f"{card.source or card.name}: field 'factory': cannot import module "
                         f"'{module_name}' ({err})") from err
@@ -213,6 +215,27 @@ def resolve_factory(card: ModelCard):
     except AttributeError as err:
         raise SpecError(f"{card.source or card.name}: field 'factory': module '{module_name}' has no "
                         f"attribute '{attr}'") from err
+
+
+def _import_from_card_dir(module_name: str, card_dir: Path, path: Path) -> Any:
+    """Import ``module_name`` from the card's folder (``path`` is its file there). A module of that name imported
+    earlier from another folder (another card's ``mynet.py``) is dropped from sys.modules first, so each card gets
+    its own module; objects made from the old one keep working. The folder stays on sys.path (appended, never
+    shadowing installed modules) for imports the module makes later."""
+    loaded = sys.modules.get(module_name)
+    loaded_file = getattr(loaded, "__file__", None) if loaded is not None else None
+    if loaded is not None and (loaded_file is None or Path(loaded_file).resolve() != path.resolve()):
+        head = module_name.split(".")[0]
+        for name in [n for n in sys.modules if n == head or n.startswith(head + ".")]:
+            del sys.modules[name]
+    importlib.invalidate_caches()
+    sys.path.insert(0, str(card_dir))
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.path.remove(str(card_dir))
+        if str(card_dir) not in sys.path:
+            sys.path.append(str(card_dir))
 
 
 def card_record(card: ModelCard) -> dict[str, Any]:

@@ -90,3 +90,21 @@ def test_overrides_replace_card_arguments():
     with torch.device("meta"):
         model = create_model("mirage-t", num_refinement_blocks=3)
     assert len(model.refinement) == 3
+
+
+def test_two_cards_whose_modules_share_a_name_each_build_their_own_network(tmp_path):
+    cards = []
+    for width in (3, 5):
+        folder = tmp_path / f"card{width}"
+        folder.mkdir()
+        (folder / "samename_net.py").write_text(textwrap.dedent(f"""
+            import torch
+            class Net(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = torch.nn.Conv2d(3, {width}, 1)
+            """))
+        (folder / "card.yaml").write_text("name: mine\ndisplay_name: Mine\nfactory: samename_net:Net\n")
+        cards.append(load_card(folder / "card.yaml"))
+    widths = [create_model(card).conv.out_channels for card in cards]
+    assert widths == [3, 5]
