@@ -186,11 +186,11 @@ def _is_literal(node: ast.expr) -> bool:
 def runtime_parameters(factory: Any) -> Parameters | None:
     """Parameters of an imported callable (``inspect.signature``); None when Python cannot tell. A class that
     inherits ``torch.nn.Module.__init__`` (or ``object.__init__``) takes no arguments."""
-    init = getattr(factory, "__init__", None) if inspect.isclass(factory) else None
-    module_init = (getattr(init, "__qualname__", ""), getattr(init, "__module__", "")) == (
-        "Module.__init__", "torch.nn.modules.module")
-    if init is object.__init__ or module_init:
-        return Parameters((), ())
+    if inspect.isclass(factory):
+        # the class that defines the __init__ in use, found by the MRO (robust to a library wrapping the function)
+        owner = next((klass for klass in factory.__mro__ if "__init__" in vars(klass)), object)
+        if owner is object or (owner.__module__, owner.__qualname__) == ("torch.nn.modules.module", "Module"):
+            return Parameters((), ())
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
