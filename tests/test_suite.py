@@ -195,6 +195,17 @@ def test_a_failing_cell_does_not_stop_the_others_and_the_exit_code_names_it(tmp_
     assert state["status"] == "failed" and state["error"]
 
 
+@pytest.mark.parametrize("content", ["[]", "null", '{"status": "compl'])
+def test_a_cell_whose_manifest_is_unreadable_is_run_again_not_a_crash(tmp_path, content):
+    toy = _toy_data(tmp_path / "data")
+    path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": [str(toy)]}], options={"device": "cpu"})
+    run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data")
+    plan = SuitePlan.load(tmp_path / "out")
+    cell = plan.cell("input__toy")
+    (plan.run_dir(cell) / "manifest.json").write_text(content)
+    assert cell_status(plan, cell) == "pending"
+
+
 # ---------------------------------------------------------------------------------------- run and report
 def test_the_sample_suite_runs_end_to_end(local_suite):
     _, suite_dir, outcome = local_suite

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench_ir.manifest import now_iso
-from bench_ir.results import MANIFEST, PROFILE, write_json_atomic
+from bench_ir.results import MANIFEST, PROFILE, ManifestError, read_manifest_file, write_json_atomic
 from bench_ir.suite.spec import Suite, load_suite, slug
 
 __all__ = ["Cell", "SuitePlan", "SuiteCheckError", "plan_suite", "check_cells", "cell_status", "read_cell_state",
@@ -247,8 +247,8 @@ def cell_status(plan: SuitePlan, cell: Cell) -> str:
     manifest = None
     if (run_dir / MANIFEST).is_file():
         try:
-            manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+            manifest = read_manifest_file(run_dir / MANIFEST)
+        except ManifestError:  # unreadable: the cell's run resumes and says what is wrong
             manifest = None
     if cell.kind == "profile":
         if (run_dir / PROFILE).is_file():
