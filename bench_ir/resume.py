@@ -13,12 +13,13 @@ kernel drops the lock when the process dies, even by SIGKILL, so a stale lock ne
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench_ir.results import ManifestError, read_manifest_file
 
 __all__ = [
     "IDENTITY_FIELDS",
@@ -290,10 +291,10 @@ def find_resumable(runs_root: str | Path, manifest_for: Callable[[dict[str, Any]
     candidates = []
     for path in root.glob("*/manifest.json") if root.is_dir() else []:
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            manifest = read_manifest_file(path)
+        except (OSError, ManifestError):
             continue
-        if isinstance(manifest, dict) and manifest.get("status") != "complete":
+        if manifest.get("status") != "complete":
             candidates.append((str(manifest.get("created") or ""), path.parent.name, path.parent, manifest))
     for _, _, run_dir, manifest in sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True):
         try:
