@@ -25,10 +25,11 @@ def _uint8(t: torch.Tensor) -> np.ndarray:
     return (t * 255).round().byte().permute(1, 2, 0).numpy()
 
 
-@pytest.mark.parametrize("recipe", ["sample", "sample-cpu"])
-def test_the_sample_recipes_darken_some_pairs(recipe):
+@pytest.mark.parametrize("recipe", ["sample", "sample-cpu", "sample-cpu-finetune"])
+def test_the_sample_recipes_darken_some_pairs_but_neither_low_light_nor_noise_pairs(recipe):
     spec = load_recipe(recipe).data[0].brightness
-    assert spec is not None and 0 < spec.probability < 1 and spec.min_factor <= 0.1 and spec.skip == ["low_light"]
+    assert spec is not None and 0 < spec.probability < 1 and spec.min_factor <= 0.1
+    assert sorted(spec.skip) == ["low_light", "noise"]
 
 
 def test_a_darkened_item_is_its_plain_pair_with_input_and_target_scaled_by_one_factor():
@@ -55,6 +56,23 @@ def test_low_light_pairs_are_never_darkened():
     for index in low_light[:6]:
         assert torch.equal(lit[(0, index)]["input"], plain[(0, index)]["input"])
         assert torch.equal(lit[(0, index)]["target"], plain[(0, index)]["target"])
+
+
+def test_noise_in_skip_leaves_every_noise_item_as_it_is_and_still_darkens_the_others():
+    spec = BrightnessSpec(probability=1.0, skip=["noise"])
+    assert all(brightness_factor(spec, ("noise", sigma), 0, 0, index) is None
+               for sigma in (15.0, 25.0, 50.0) for index in range(20))
+    assert brightness_factor(spec, ("degradation", "low_light"), 0, 0, 0) is not None
+    assert brightness_factor(spec, ("degradation", "haze"), 0, 0, 0) is not None
+
+
+def test_an_unknown_name_in_skip_is_a_recipe_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ninclude: " + str(load_recipe("sample").source) + "\ndata:\n"
+                    "  - {task: sample, layout: sample, sigmas: [25],\n"
+                    "     brightness: {probability: 0.5, skip: [lowlight]}}\n")
+    with pytest.raises(SpecError, match="names no degradation"):
+        load_recipe(path)
 
 
 def test_the_share_of_darkened_items_follows_the_probability():

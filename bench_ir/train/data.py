@@ -84,8 +84,10 @@ def dihedral(img: np.ndarray, mode: int) -> np.ndarray:
 def brightness_factor(spec: BrightnessSpec | None, variant: tuple[str, Any], seed: int, epoch: int,
                       index: int) -> float | None:
     """The darkening factor of item (epoch, index), or None when it is left as it is: never for a degradation
-    in ``spec.skip``; else with ``spec.probability``, a factor log-uniform in [min_factor, max_factor]."""
-    if spec is None or spec.probability <= 0 or (variant[0] == "degradation" and variant[1] in spec.skip):
+    in ``spec.skip`` (``noise`` there stands for every noise item); else with ``spec.probability``, a factor
+    log-uniform in [min_factor, max_factor]."""
+    kind, value = variant
+    if spec is None or spec.probability <= 0 or (value if kind == "degradation" else kind) in spec.skip:
         return None
     rng = per_image_rng("brightness", seed, epoch, index)
     if rng.random() >= spec.probability:

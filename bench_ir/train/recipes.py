@@ -53,7 +53,8 @@ class BrightnessSpec:
     With ``probability``, the input and the target patch of an item are both multiplied by one factor drawn
     log-uniformly from [``min_factor``, ``max_factor``] (then rounded to uint8), after the degradation: the pair
     stays a correct (degraded, clean) pair of a darker scene. Items of the degradations in ``skip`` (the
-    low-light pairs, whose clean image is the bright one) are never darkened."""
+    low-light pairs, whose clean image is the bright one) are never darkened; ``noise`` in ``skip`` leaves every
+    noise item as it is (a darkened noisy pair looks like a low-light input, whose target is bright)."""
 
     probability: float = 0.0
     min_factor: float = 0.1
@@ -278,6 +279,10 @@ def _check(recipe: Recipe, where: str) -> None:
         light = spec.brightness
         if light is not None and not (0 <= light.probability <= 1 and 0 < light.min_factor <= light.max_factor <= 1):
             raise SpecError(f"{at}: brightness needs 0 <= probability <= 1 and 0 < min_factor <= max_factor <= 1")
+        unknown_skip = [k for k in (light.skip if light is not None else []) if k != "noise" and k not in DEGRADATIONS]
+        if unknown_skip:
+            raise SpecError(f"{at}: brightness skip {unknown_skip} names no degradation; known: noise, "
+                            f"{', '.join(sorted(DEGRADATIONS))}")
     if recipe.patch_size < 8 or recipe.batch_size < 1:
         raise SpecError(f"{where}: patch_size must be >= 8 and batch_size >= 1")
     schedule = recipe.schedule
