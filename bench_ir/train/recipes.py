@@ -276,10 +276,10 @@ def _check(recipe: Recipe, where: str) -> None:
             raise SpecError(f"{at}: 'sigma_draw' and 'noise' apply to noise sigmas; this entry has no 'sigmas'")
         if spec.repeat < 1 or spec.crop_multiple < 1:
             raise SpecError(f"{at}: 'repeat' and 'crop_multiple' must be >= 1")
-        light = spec.brightness
-        if light is not None and not (0 <= light.probability <= 1 and 0 < light.min_factor <= light.max_factor <= 1):
+        light = spec.brightness or BrightnessSpec()
+        if not (0 <= light.probability <= 1 and 0 < light.min_factor <= light.max_factor <= 1):
             raise SpecError(f"{at}: brightness needs 0 <= probability <= 1 and 0 < min_factor <= max_factor <= 1")
-        unknown_skip = [k for k in (light.skip if light is not None else []) if k != "noise" and k not in DEGRADATIONS]
+        unknown_skip = [k for k in light.skip if k != "noise" and k not in DEGRADATIONS]
         if unknown_skip:
             raise SpecError(f"{at}: brightness skip {unknown_skip} names no degradation; known: noise, "
                             f"{', '.join(sorted(DEGRADATIONS))}")
