@@ -26,19 +26,19 @@ def _uint8(t: torch.Tensor) -> np.ndarray:
 
 
 @pytest.mark.parametrize("recipe", ["sample", "sample-cpu", "sample-cpu-finetune"])
-def test_the_sample_recipes_darken_some_pairs_but_neither_low_light_nor_noise_pairs(recipe):
+def test_the_sample_recipes_darken_some_pairs_but_never_low_light_pairs(recipe):
     spec = load_recipe(recipe).data[0].brightness
     assert spec is not None and 0 < spec.probability < 1 and spec.min_factor <= 0.1
-    assert sorted(spec.skip) == ["low_light", "noise"]
+    assert spec.skip == ["low_light"]
 
 
-def test_a_darkened_item_is_its_plain_pair_with_input_and_target_scaled_by_one_factor():
+def test_a_darkened_degradation_item_is_its_plain_pair_with_input_and_target_scaled_by_one_factor():
     lit, plain = _sets(BrightnessSpec(probability=1.0, min_factor=0.1, max_factor=0.5))
     checked = 0
     for index in range(0, len(lit), 37):
         part, _, variant = lit.locate(index)
         factor = brightness_factor(part.spec.brightness, variant, 3, 0, index)
-        if factor is None:
+        if factor is None or variant[0] == "noise":
             continue
         assert 0.1 <= factor <= 0.5
         dark, base = lit[(0, index)], plain[(0, index)]
@@ -47,6 +47,22 @@ def test_a_darkened_item_is_its_plain_pair_with_input_and_target_scaled_by_one_f
         assert dark["target"].mean() < 0.6 * base["target"].mean()
         checked += 1
     assert checked >= 10
+
+
+def test_a_darkened_noise_item_is_a_darker_clean_patch_with_the_same_noise_at_full_sigma():
+    lit, plain = _sets(BrightnessSpec(probability=1.0, min_factor=0.1, max_factor=0.5))
+    noise_items = [i for i in range(len(lit)) if lit.locate(i)[2][0] == "noise"]
+    for index in noise_items[::40][:6]:
+        sigma = lit.locate(index)[2][1]
+        factor = brightness_factor(lit.parts[0].spec.brightness, ("noise", sigma), 3, 0, index)
+        dark, base = lit[(0, index)], plain[(0, index)]
+        dark_in, dark_target = _uint8(dark["input"]).astype(int), _uint8(dark["target"]).astype(int)
+        base_in, base_target = _uint8(base["input"]).astype(int), _uint8(base["target"]).astype(int)
+        assert np.array_equal(dark_target, darken(base_target.astype(np.uint8), factor))
+        unclipped = (dark_in > 0) & (dark_in < 255) & (base_in > 0) & (base_in < 255)
+        assert unclipped.mean() > 0.3
+        # the very noise of the plain item, not that noise x factor
+        assert np.array_equal((dark_in - dark_target)[unclipped], (base_in - base_target)[unclipped])
 
 
 def test_low_light_pairs_are_never_darkened():

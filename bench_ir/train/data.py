@@ -12,9 +12,10 @@ offset (the same for input and target), and one of the 7 non-identity dihedral t
 transpose as NDR-Restore's ``augment``). Denoising inputs are made on the augmented clean patch:
 clip(x + N(0,1)·sigma, 0, 255) -> uint8 (``noise: uint8``) or clip(x/255 + N(0,1)·sigma/255, 0, 1) in float64
 (``noise: float``), sigma fixed per item or drawn per draw (``sigma_draw``). A part with ``brightness`` darkens
-some pairs last (input and target by one factor, see :func:`brightness_factor`; its own stream
-``per_image_rng("brightness", seed, epoch, index)``, so the patches are the same with and without it). Items are
-float32 (3, P, P) in [0, 1] (uint8 / 255).
+some pairs by one factor (see :func:`brightness_factor`; its own stream ``per_image_rng("brightness", seed,
+epoch, index)``, so the patches and noise draws are the same with and without it): the input and the target
+after a synthetic degradation or of a stored pair (the whole exposure scaled), the clean patch before the noise
+of a noise item (a darker scene, the same sensor noise). Items are float32 (3, P, P) in [0, 1] (uint8 / 255).
 """
 
 from __future__ import annotations
@@ -145,8 +146,11 @@ class TrainingSet(Dataset):
         epoch, index = key
         part, pair, (kind, value) = self.locate(index)
         rng = per_image_rng("train", self.seed, epoch, index)
+        factor = brightness_factor(part.spec.brightness, (kind, value), self.seed, epoch, index)
         if kind == "noise":
             clean = self._patch(rng, self._load_clean(part, pair))[0]
+            if factor is not None:  # a darker scene, then the sensor noise at its full strength
+                clean, factor = darken(clean, factor), None
             sigma = float(value[int(rng.integers(len(value)))]) if isinstance(value, tuple) else float(value)
             draws = rng.standard_normal(clean.shape)
             if part.spec.noise == "float":
@@ -160,7 +164,6 @@ class TrainingSet(Dataset):
             inp, target = self._patch(rng, degraded, clean)
         else:
             inp, target = self._patch(rng, *self._load_pair(part, pair))
-        factor = brightness_factor(part.spec.brightness, (kind, value), self.seed, epoch, index)
         if factor is not None:
             inp, target = darken(inp, factor), darken(target, factor)
         return {"input": _to_tensor(inp), "target": _to_tensor(target), "task": part.spec.task, "index": index}

@@ -50,11 +50,13 @@ ValueSource = Literal["code", "paper"]
 class BrightnessSpec:
     """Photometric darkening of training pairs, so that a dark photo alone does not mean "low light".
 
-    With ``probability``, the input and the target patch of an item are both multiplied by one factor drawn
-    log-uniformly from [``min_factor``, ``max_factor``] (then rounded to uint8), after the degradation: the pair
-    stays a correct (degraded, clean) pair of a darker scene. Items of the degradations in ``skip`` (the
-    low-light pairs, whose clean image is the bright one) are never darkened; ``noise`` in ``skip`` leaves every
-    noise item as it is (a darkened noisy pair looks like a low-light input, whose target is bright)."""
+    With ``probability``, an item is darkened by one factor drawn log-uniformly from [``min_factor``,
+    ``max_factor``] (then rounded to uint8): the input and the target patch after a synthetic degradation or of a
+    stored pair; for a noise item the clean patch before the noise, which keeps its full sigma (scaling a noisy
+    pair would scale its noise too, and a dark pair with weak noise is what a low-light input looks like). Either
+    way the pair stays a correct (degraded, clean) pair of a darker scene. Items of the degradations in ``skip``
+    (the low-light pairs, whose clean image is the bright one) are never darkened; ``noise`` in ``skip`` leaves
+    every noise item as it is."""
 
     probability: float = 0.0
     min_factor: float = 0.1
