@@ -13,9 +13,9 @@ transpose as NDR-Restore's ``augment``). Denoising inputs are made on the augmen
 clip(x + N(0,1)·sigma, 0, 255) -> uint8 (``noise: uint8``) or clip(x/255 + N(0,1)·sigma/255, 0, 1) in float64
 (``noise: float``), sigma fixed per item or drawn per draw (``sigma_draw``). A part with ``brightness`` darkens
 some pairs by one factor (see :func:`brightness_factor`; its own stream ``per_image_rng("brightness", seed,
-epoch, index)``, so the patches and noise draws are the same with and without it): the input and the target
-after a synthetic degradation or of a stored pair (the whole exposure scaled), the clean patch before the noise
-of a noise item (a darker scene, the same sensor noise). Items are float32 (3, P, P) in [0, 1] (uint8 / 255).
+epoch, index)``, so the patches, noise and degradation draws are the same with and without it): the clean image
+before a synthetic degradation or the noise (a darker scene, degraded as the sample test data is), the input and
+the target of a stored pair. Items are float32 (3, P, P) in [0, 1] (uint8 / 255).
 """
 
 from __future__ import annotations
@@ -160,6 +160,8 @@ class TrainingSet(Dataset):
             target = clean
         elif kind == "degradation":
             clean = self._load_clean(part, pair)
+            if factor is not None:  # a darker scene, then the degradation as the sample test data makes it
+                clean, factor = darken(clean, factor), None
             degraded = apply_degradations(clean, [value], "train", pair.name, self.seed, epoch, index)
             inp, target = self._patch(rng, degraded, clean)
         else:

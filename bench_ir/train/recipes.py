@@ -51,12 +51,13 @@ class BrightnessSpec:
     """Photometric darkening of training pairs, so that a dark photo alone does not mean "low light".
 
     With ``probability``, an item is darkened by one factor drawn log-uniformly from [``min_factor``,
-    ``max_factor``] (then rounded to uint8): the input and the target patch after a synthetic degradation or of a
-    stored pair; for a noise item the clean patch before the noise, which keeps its full sigma (scaling a noisy
-    pair would scale its noise too, and a dark pair with weak noise is what a low-light input looks like). Either
-    way the pair stays a correct (degraded, clean) pair of a darker scene. Items of the degradations in ``skip``
-    (the low-light pairs, whose clean image is the bright one) are never darkened; ``noise`` in ``skip`` leaves
-    every noise item as it is."""
+    ``max_factor``] (then rounded to uint8): for synthetic data the clean image, before the degradation or the
+    noise, which keep their full strength (as the sample test data degrades a dark photo such as
+    ``hubble_deep_field``; scaling a noisy pair would also scale its noise, and a dark pair with weak noise is
+    what a low-light input looks like); for stored pairs the input and the target. Either way the pair is a
+    correct (degraded, clean) pair of a darker scene. Items of the degradations in ``skip`` (the low-light pairs,
+    whose clean image is the bright one) are never darkened; ``noise`` in ``skip`` leaves every noise item as it
+    is."""
 
     probability: float = 0.0
     min_factor: float = 0.1
