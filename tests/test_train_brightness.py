@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench_ir.train.data import brightness_factor, build_training_set, darken
 from bench_ir.data.sample import load_sample_photo
+from bench_ir.train.data import brightness_factor, build_training_set, darken
 from bench_ir.train.recipes import BrightnessSpec, DataSpec, load_recipe
 from bench_ir.yamlio import SpecError
 
