@@ -28,9 +28,10 @@ def _uint8(t: torch.Tensor) -> np.ndarray:
 
 @pytest.mark.parametrize("recipe", ["sample", "sample-cpu", "sample-cpu-finetune"])
 def test_the_sample_recipes_darken_some_pairs_but_never_low_light_pairs(recipe):
-    spec = load_recipe(recipe).data[0].brightness
-    assert spec is not None and 0 < spec.probability < 1 and spec.min_factor <= 0.1
-    assert spec.skip == ["low_light"]
+    for part in load_recipe(recipe).data:
+        spec = part.brightness
+        assert spec is not None and 0 < spec.probability < 1 and spec.min_factor <= 0.1
+        assert spec.skip == ["low_light"]
 
 
 def test_a_darkened_degradation_item_degrades_the_darkened_photo(monkeypatch):
