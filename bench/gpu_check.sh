@@ -17,8 +17,10 @@
 #   speed    bench/speed_mirage.py against bench/_official: inference 16x256^2 and latency 1x224^2 (MIRAGE-T, -S),
 #            the 5deg-shaped protocol at 1/10 of its images (cold/warm compile, eager, exact: decides the CUDA
 #            default), training 32x128^2 with 200-step loss curves -> speed-<device>-<date>.{json,md}
-#   train    bench-ir train --recipe sample (started beside the tests, resumed after the timed parts, both with
-#            --max-minutes), then the fp16 weights + manifest + log -> sample-train.tar
+#   train    bench-ir train --recipe sample --init-weights <the shipped sample checkpoint> (a fine-tune: from
+#            scratch, the brightness-augmented recipe had not learnt low light after 1,120 CPU steps; started beside
+#            the tests, resumed after the timed parts, both with --max-minutes), then the fp16 weights + manifest +
+#            log -> sample-train.tar
 # plus gpu_check.log (everything printed) and summary.json (per part: exit status, seconds, cap): 8 files at most.
 #
 # Environment: GPU_CHECK_SECONDS (whole budget, default 540), CAP_TESTS (170), CAP_PROFILE (80), CAP_SPEED (230),
@@ -127,7 +129,7 @@ else
 fi
 TRAIN_DIR="$WORK/sample-train"
 TRAIN=("$PY" -m bench_ir train --recipe sample --model mirage-t --device "$DEVICE" --run-dir "$TRAIN_DIR" --no-val
-       --no-tensorboard "${TRAIN_ARGS[@]}")
+       --init-weights registry/weights/mirage-t-sample.safetensors --no-tensorboard "${TRAIN_ARGS[@]}")
 minutes_for() { "$PY" -c "print(f'{max($1, 1) / 60:.2f}')"; }
 
 # ---------------------------------------------------------------------------------------------------- 1 tests (+ training)
