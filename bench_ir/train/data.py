@@ -104,6 +104,11 @@ def darken(img: np.ndarray, factor: float) -> np.ndarray:
     return np.rint(img.astype(np.float32) * np.float32(factor)).astype(np.uint8)
 
 
+def _darken_if(img: np.ndarray, factor: float | None) -> np.ndarray:
+    """``darken(img, factor)``, or ``img`` itself when the item is not darkened (factor None)."""
+    return img if factor is None else darken(img, factor)
+
+
 def _patch_window(rng: np.random.Generator, height: int, width: int, size: int) -> tuple[int, int]:
     return int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
 
@@ -147,10 +152,8 @@ class TrainingSet(Dataset):
         part, pair, (kind, value) = self.locate(index)
         rng = per_image_rng("train", self.seed, epoch, index)
         factor = brightness_factor(part.spec.brightness, (kind, value), self.seed, epoch, index)
-        if kind == "noise":
-            clean = self._patch(rng, self._load_clean(part, pair))[0]
-            if factor is not None:  # a darker scene, then the sensor noise at its full strength
-                clean, factor = darken(clean, factor), None
+        if kind == "noise":  # a darker scene, then the sensor noise at its full strength
+            clean = _darken_if(self._patch(rng, self._load_clean(part, pair))[0], factor)
             sigma = float(value[int(rng.integers(len(value)))]) if isinstance(value, tuple) else float(value)
             draws = rng.standard_normal(clean.shape)
             if part.spec.noise == "float":
@@ -158,16 +161,12 @@ class TrainingSet(Dataset):
             else:
                 inp = gaussian_noise_uint8(clean, sigma, draws)
             target = clean
-        elif kind == "degradation":
-            clean = self._load_clean(part, pair)
-            if factor is not None:  # a darker scene, then the degradation as the sample test data makes it
-                clean, factor = darken(clean, factor), None
+        elif kind == "degradation":  # a darker scene, then the degradation as the sample test data makes it
+            clean = _darken_if(self._load_clean(part, pair), factor)
             degraded = apply_degradations(clean, [value], "train", pair.name, self.seed, epoch, index)
             inp, target = self._patch(rng, degraded, clean)
-        else:
-            inp, target = self._patch(rng, *self._load_pair(part, pair))
-        if factor is not None:
-            inp, target = darken(inp, factor), darken(target, factor)
+        else:  # a stored pair: the whole exposure scaled
+            inp, target = (_darken_if(image, factor) for image in self._patch(rng, *self._load_pair(part, pair)))
         return {"input": _to_tensor(inp), "target": _to_tensor(target), "task": part.spec.task, "index": index}
 
     # ---- helpers
