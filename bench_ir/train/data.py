@@ -12,7 +12,7 @@ offset (the same for input and target), and one of the 7 non-identity dihedral t
 transpose as NDR-Restore's ``augment``). Denoising inputs are made on the augmented clean patch:
 clip(x + N(0,1)·sigma, 0, 255) -> uint8 (``noise: uint8``) or clip(x/255 + N(0,1)·sigma/255, 0, 1) in float64
 (``noise: float``), sigma fixed per item or drawn per draw (``sigma_draw``). A part with ``brightness`` darkens
-some pairs by one factor (see :func:`brightness_factor`; its own stream ``per_image_rng("brightness", seed,
+some pairs by one tone curve (see :func:`draw_darkening`; its own stream ``per_image_rng("brightness", seed,
 epoch, index)``, so the patches, noise and degradation draws are the same with and without it): the clean image
 before a synthetic degradation or the noise (a darker scene, degraded as the sample test data is), the input and
 the target of a stored pair. Items are float32 (3, P, P) in [0, 1] (uint8 / 255).
@@ -26,7 +26,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from bench_ir.safety import inside
 from bench_ir.train.recipes import BrightnessSpec, DataSpec, Recipe
 
 __all__ = ["TrainPair", "TrainPart", "TrainingSet", "EpochBatchSampler", "build_training_set", "dihedral",
-           "brightness_factor", "darken"]
+           "Darkening", "draw_darkening", "darken"]
 
 
 @dataclass(frozen=True)
@@ -82,31 +82,46 @@ def dihedral(img: np.ndarray, mode: int) -> np.ndarray:
     return np.flipud(out) if mode % 2 else out
 
 
-def brightness_factor(spec: BrightnessSpec | None, variant: tuple[str, Any], seed: int, epoch: int,
-                      index: int) -> float | None:
-    """The darkening factor of item (epoch, index), or None when it is left as it is: never for a degradation
-    in ``spec.skip`` (``noise`` there stands for every noise item); else with ``spec.probability``, a factor
-    log-uniform in [min_factor, max_factor]."""
+class Darkening(NamedTuple):
+    """The tone curve x -> factor * x^gamma (x in [0, 1]) of one darkened item."""
+
+    factor: float
+    gamma: float = 1.0
+
+
+def draw_darkening(spec: BrightnessSpec | None, variant: tuple[str, Any], seed: int, epoch: int,
+                   index: int) -> Darkening | None:
+    """The darkening of item (epoch, index), or None when it is left as it is: never for a degradation in
+    ``spec.skip`` (``noise`` there stands for every noise item); else with ``spec.probability``, a factor
+    log-uniform in [min_factor, max_factor] and, drawn after it (so a recipe without a gamma range draws
+    as before), a gamma log-uniform in [min_gamma, max_gamma]."""
     kind, value = variant
     if spec is None or spec.probability <= 0 or (value if kind == "degradation" else kind) in spec.skip:
         return None
     rng = per_image_rng("brightness", seed, epoch, index)
     if rng.random() >= spec.probability:
         return None
-    return float(np.exp(rng.uniform(np.log(spec.min_factor), np.log(spec.max_factor))))
+    factor = float(np.exp(rng.uniform(np.log(spec.min_factor), np.log(spec.max_factor))))
+    if spec.min_gamma == spec.max_gamma:
+        return Darkening(factor, spec.min_gamma)
+    return Darkening(factor, float(np.exp(rng.uniform(np.log(spec.min_gamma), np.log(spec.max_gamma)))))
 
 
-def darken(img: np.ndarray, factor: float) -> np.ndarray:
-    """``img`` x ``factor``: a uint8 image rounded half to even back to uint8 (factor <= 1 cannot overflow), a
-    float image (float noise, in [0, 1]) kept as float."""
+def darken(img: np.ndarray, factor: float, gamma: float = 1.0) -> np.ndarray:
+    """``factor * x^gamma`` of ``img`` on the [0, 1] scale: a uint8 image rounded half to even back to uint8
+    (factor <= 1 cannot overflow; a gamma of 1 is the plain product ``img * factor``), a float image (float
+    noise, in [0, 1]) kept as float."""
     if img.dtype != np.uint8:
-        return img * factor
-    return np.rint(img.astype(np.float32) * np.float32(factor)).astype(np.uint8)
+        return img * factor if gamma == 1 else factor * img**gamma
+    if gamma == 1:
+        return np.rint(img.astype(np.float32) * np.float32(factor)).astype(np.uint8)
+    curve = np.float32(255 * factor) * (np.arange(256, dtype=np.float32) / np.float32(255)) ** np.float32(gamma)
+    return np.rint(curve).astype(np.uint8)[img]
 
 
-def _darken_if(img: np.ndarray, factor: float | None) -> np.ndarray:
-    """``darken(img, factor)``, or ``img`` itself when the item is not darkened (factor None)."""
-    return img if factor is None else darken(img, factor)
+def _darken_if(img: np.ndarray, darkening: Darkening | None) -> np.ndarray:
+    """``darken(img, *darkening)``, or ``img`` itself when the item is not darkened (None)."""
+    return img if darkening is None else darken(img, *darkening)
 
 
 def _patch_window(rng: np.random.Generator, height: int, width: int, size: int) -> tuple[int, int]:
@@ -151,9 +166,9 @@ class TrainingSet(Dataset):
         epoch, index = key
         part, pair, (kind, value) = self.locate(index)
         rng = per_image_rng("train", self.seed, epoch, index)
-        factor = brightness_factor(part.spec.brightness, (kind, value), self.seed, epoch, index)
+        darkening = draw_darkening(part.spec.brightness, (kind, value), self.seed, epoch, index)
         if kind == "noise":  # a darker scene, then the sensor noise at its full strength
-            clean = _darken_if(self._patch(rng, self._load_clean(part, pair))[0], factor)
+            clean = _darken_if(self._patch(rng, self._load_clean(part, pair))[0], darkening)
             sigma = float(value[int(rng.integers(len(value)))]) if isinstance(value, tuple) else float(value)
             draws = rng.standard_normal(clean.shape)
             if part.spec.noise == "float":
@@ -162,11 +177,11 @@ class TrainingSet(Dataset):
                 inp = gaussian_noise_uint8(clean, sigma, draws)
             target = clean
         elif kind == "degradation":  # a darker scene, then the degradation as the sample test data makes it
-            clean = _darken_if(self._load_clean(part, pair), factor)
+            clean = _darken_if(self._load_clean(part, pair), darkening)
             degraded = apply_degradations(clean, [value], "train", pair.name, self.seed, epoch, index)
             inp, target = self._patch(rng, degraded, clean)
-        else:  # a stored pair: the whole exposure scaled
-            inp, target = (_darken_if(image, factor) for image in self._patch(rng, *self._load_pair(part, pair)))
+        else:  # a stored pair: input and target through the same curve
+            inp, target = (_darken_if(image, darkening) for image in self._patch(rng, *self._load_pair(part, pair)))
         return {"input": _to_tensor(inp), "target": _to_tensor(target), "task": part.spec.task, "index": index}
 
     # ---- helpers

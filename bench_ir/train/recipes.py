@@ -50,18 +50,24 @@ ValueSource = Literal["code", "paper"]
 class BrightnessSpec:
     """Photometric darkening of training pairs, so that a dark photo alone does not mean "low light".
 
-    With ``probability``, an item is darkened by one factor drawn log-uniformly from [``min_factor``,
-    ``max_factor``] (then rounded to uint8): for synthetic data the clean image, before the degradation or the
-    noise, which keep their full strength (as the sample test data degrades a dark photo such as
-    ``hubble_deep_field``; scaling a noisy pair would also scale its noise, and a dark pair with weak noise is
-    what a low-light input looks like); for stored pairs the input and the target. Either way the pair is a
-    correct (degraded, clean) pair of a darker scene. Items of the degradations in ``skip`` (the low-light pairs,
-    whose clean image is the bright one) are never darkened; ``noise`` in ``skip`` leaves every noise item as it
-    is."""
+    With ``probability``, an item is darkened by the tone curve x -> factor * x^gamma (x in [0, 1]; the factor
+    log-uniform in [``min_factor``, ``max_factor``], the gamma log-uniform in [``min_gamma``, ``max_gamma``],
+    1 by default; then rounded to uint8). A factor below 1 scales the whole exposure, highlights included; a
+    gamma above 1 darkens the shadows and mid-tones but keeps white white, as in a night or sky photo with a few
+    bright stars, which an under-exposed (low-light) input, whose brightest pixel is the factor, is not.
+    Darkened are, for synthetic data, the clean image, before the degradation or the noise, which keep their
+    full strength (as the sample test data degrades a dark photo such as ``hubble_deep_field``; scaling a noisy
+    pair would also scale its noise, and a dark pair with weak noise is what a low-light input looks like): a
+    correct (degraded, clean) pair of a darker scene. For stored pairs, the input and the target (for a
+    gamma or a non-linear degradation an approximation of that darker scene). Items of the degradations in
+    ``skip`` (the low-light pairs, whose clean image is the bright one) are never darkened; ``noise`` in
+    ``skip`` leaves every noise item as it is."""
 
     probability: float = 0.0
     min_factor: float = 0.1
     max_factor: float = 1.0
+    min_gamma: float = 1.0
+    max_gamma: float = 1.0
     skip: list[str] = field(default_factory=lambda: ["low_light"])
 
 
@@ -282,6 +288,8 @@ def _check(recipe: Recipe, where: str) -> None:
         light = spec.brightness or BrightnessSpec()
         if not (0 <= light.probability <= 1 and 0 < light.min_factor <= light.max_factor <= 1):
             raise SpecError(f"{at}: brightness needs 0 <= probability <= 1 and 0 < min_factor <= max_factor <= 1")
+        if not 1 <= light.min_gamma <= light.max_gamma:
+            raise SpecError(f"{at}: brightness needs 1 <= min_gamma <= max_gamma (a gamma above 1 darkens)")
         unknown_skip = [k for k in light.skip if k != "noise" and k not in DEGRADATIONS]
         if unknown_skip:
             raise SpecError(f"{at}: brightness skip {unknown_skip} names no degradation; known: noise, "
