@@ -101,21 +101,27 @@ def draw_darkening(spec: BrightnessSpec | None, variant: tuple[str, Any], seed: 
     rng = per_image_rng("brightness", seed, epoch, index)
     if rng.random() >= spec.probability:
         return None
-    factor = float(np.exp(rng.uniform(np.log(spec.min_factor), np.log(spec.max_factor))))
-    if spec.min_gamma == spec.max_gamma:
-        return Darkening(factor, spec.min_gamma)
-    return Darkening(factor, float(np.exp(rng.uniform(np.log(spec.min_gamma), np.log(spec.max_gamma)))))
+    factor = _log_uniform(rng, spec.min_factor, spec.max_factor)
+    gamma = spec.min_gamma if spec.min_gamma == spec.max_gamma else _log_uniform(rng, spec.min_gamma, spec.max_gamma)
+    return Darkening(factor, gamma)
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """One draw log-uniform in [low, high] (0 < low <= high)."""
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
 def darken(img: np.ndarray, factor: float, gamma: float = 1.0) -> np.ndarray:
-    """``factor * x^gamma`` of ``img`` on the [0, 1] scale: a uint8 image rounded half to even back to uint8
-    (factor <= 1 cannot overflow; a gamma of 1 is the plain product ``img * factor``), a float image (float
-    noise, in [0, 1]) kept as float."""
+    """``factor * x^gamma`` of ``img`` on the [0, 1] scale: a uint8 image through a 256-level lookup table
+    rounded half to even back to uint8 (factor <= 1 cannot overflow; for a gamma of 1 each level is the plain
+    float32 product ``level * factor``), a float image (float noise, in [0, 1]) kept as float."""
     if img.dtype != np.uint8:
-        return img * factor if gamma == 1 else factor * img**gamma
+        return factor * img**gamma
+    levels = np.arange(256, dtype=np.float32)
     if gamma == 1:
-        return np.rint(img.astype(np.float32) * np.float32(factor)).astype(np.uint8)
-    curve = np.float32(255 * factor) * (np.arange(256, dtype=np.float32) / np.float32(255)) ** np.float32(gamma)
+        curve = levels * np.float32(factor)
+    else:
+        curve = np.float32(255 * factor) * (levels / np.float32(255)) ** np.float32(gamma)
     return np.rint(curve).astype(np.uint8)[img]
 
 
