@@ -166,8 +166,10 @@ def test_sample_recipe_synthesises_each_degradation_of_the_5deg_sample_protocol(
     assert [v for v in part.variants] == [("degradation", "haze"), ("degradation", "rain"),
                                           ("degradation", "motion_blur"), ("degradation", "low_light"),
                                           ("noise", 15.0), ("noise", 25.0), ("noise", 50.0)]
-    assert [v for v in dataset.parts[1].variants] == [("degradation", "motion_blur")]  # blur drawn twice as often
-    assert len(dataset) == 14 * (7 + 1) * 8
+    assert [v for v in dataset.parts[1].variants] == [("degradation", "motion_blur")]  # blur weighted up
+    assert len(dataset) == 14 * (7 * 6 + 16)
+    blurred = sum(dataset.locate(i)[2] == ("degradation", "motion_blur") for i in range(len(dataset)))
+    assert blurred / len(dataset) == pytest.approx(0.38, abs=0.005)  # 25% with blur drawn twice: not learnt
     item = dataset[(0, 0)]
     assert item["input"].shape == item["target"].shape == (3, 64, 64)
     assert not torch.equal(item["input"], item["target"])
