@@ -15,7 +15,9 @@ clip(x + N(0,1)·sigma, 0, 255) -> uint8 (``noise: uint8``) or clip(x/255 + N(0,
 some pairs by one tone curve (see :func:`draw_darkening`; its own stream ``per_image_rng("brightness", seed,
 epoch, index)``, so the patches, noise and degradation draws are the same with and without it): the clean image
 before a synthetic degradation or the noise (a darker scene, degraded as the sample test data is), the input and
-the target of a stored pair. Items are float32 (3, P, P) in [0, 1] (uint8 / 255).
+the target of a stored pair. A part with ``contrast`` puts the input and the target of some pairs through one
+line x -> offset + scale * x after the degradation (see :func:`draw_contrast`; its own stream ``per_image_rng(
+"contrast", seed, epoch, index)``). Items are float32 (3, P, P) in [0, 1] (uint8 / 255).
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ from bench_ir.data.io import IMAGE_EXTENSIONS, read_rgb_uint8
 from bench_ir.data.synthesis import apply_degradations, gaussian_noise_uint8, per_image_rng
 from bench_ir.protocol import PAIRING_RULES, LayoutSpec
 from bench_ir.safety import inside
-from bench_ir.train.recipes import BrightnessSpec, DataSpec, Recipe
+from bench_ir.train.recipes import BrightnessSpec, ContrastSpec, DataSpec, Recipe
 
 __all__ = ["TrainPair", "TrainPart", "TrainingSet", "EpochBatchSampler", "build_training_set", "dihedral",
-           "Darkening", "draw_darkening", "darken"]
+           "Darkening", "draw_darkening", "darken", "ContrastChange", "draw_contrast", "reduce_contrast"]
 
 
 @dataclass(frozen=True)
@@ -95,15 +97,29 @@ def draw_darkening(spec: BrightnessSpec | None, variant: tuple[str, Any], seed: 
     ``spec.skip`` (``noise`` there stands for every noise item); else with ``spec.probability``, a factor
     log-uniform in [min_factor, max_factor] and, drawn after it (so a recipe without a gamma range draws
     as before), a gamma log-uniform in [min_gamma, max_gamma]."""
-    kind, value = variant
-    if spec is None or spec.probability <= 0 or (value if kind == "degradation" else kind) in spec.skip:
+    if spec is None or _variant_name(variant) in spec.skip:
         return None
-    rng = per_image_rng("brightness", seed, epoch, index)
-    if rng.random() >= spec.probability:
+    rng = _chosen("brightness", spec.probability, seed, epoch, index)
+    if rng is None:
         return None
     factor = _log_uniform(rng, spec.min_factor, spec.max_factor)
     gamma = spec.min_gamma if spec.min_gamma == spec.max_gamma else _log_uniform(rng, spec.min_gamma, spec.max_gamma)
     return Darkening(factor, gamma)
+
+
+def _variant_name(variant: tuple[str, Any]) -> str:
+    """The name a recipe's ``skip`` / ``only`` use for a variant: the degradation, ``noise`` or ``pair``."""
+    kind, value = variant
+    return str(value) if kind == "degradation" else kind
+
+
+def _chosen(stream: str, probability: float, seed: int, epoch: int, index: int) -> np.random.Generator | None:
+    """The generator of item (epoch, index) on ``stream`` after its first draw chose the item (with
+    ``probability``), for the draws that follow; None when the item is not chosen."""
+    if probability <= 0:
+        return None
+    rng = per_image_rng(stream, seed, epoch, index)
+    return rng if rng.random() < probability else None
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -128,6 +144,39 @@ def darken(img: np.ndarray, factor: float, gamma: float = 1.0) -> np.ndarray:
 def _darken_if(img: np.ndarray, darkening: Darkening | None) -> np.ndarray:
     """``darken(img, *darkening)``, or ``img`` itself when the item is not darkened (None)."""
     return img if darkening is None else darken(img, *darkening)
+
+
+class ContrastChange(NamedTuple):
+    """The line x -> offset + scale * x (x in [0, 1]) through which one item's input and target go."""
+
+    scale: float
+    offset: float
+
+
+def draw_contrast(spec: ContrastSpec | None, variant: tuple[str, Any], seed: int, epoch: int,
+                  index: int) -> ContrastChange | None:
+    """The contrast change of item (epoch, index), or None when it is left as it is: never for a variant in
+    ``spec.skip`` or, when ``spec.only`` is given, outside it; else with ``spec.probability``, a scale uniform in
+    [min_scale, max_scale], then an offset uniform in [min_offset, min(max_offset, 1 - scale)]."""
+    name = _variant_name(variant)
+    if spec is None or name in spec.skip or (spec.only and name not in spec.only):
+        return None
+    rng = _chosen("contrast", spec.probability, seed, epoch, index)
+    if rng is None:
+        return None
+    scale = float(rng.uniform(spec.min_scale, spec.max_scale))
+    return ContrastChange(scale, float(rng.uniform(spec.min_offset, min(spec.max_offset, 1.0 - scale))))
+
+
+def reduce_contrast(img: np.ndarray, scale: float, offset: float) -> np.ndarray:
+    """``offset + scale * x`` of ``img`` on the [0, 1] scale: a uint8 image through a 256-level lookup table,
+    each level computed in float32 as (offset + scale * (level / 255)) * 255 and rounded half to even back to
+    uint8 (offset + scale <= 1 cannot overflow), a float image (float noise, in [0, 1]) kept as float."""
+    if img.dtype != np.uint8:
+        return offset + scale * img
+    levels = np.arange(256, dtype=np.float32) / np.float32(255)
+    curve = (np.float32(offset) + np.float32(scale) * levels) * np.float32(255)
+    return np.rint(curve).astype(np.uint8)[img]
 
 
 def _patch_window(rng: np.random.Generator, height: int, width: int, size: int) -> tuple[int, int]:
@@ -188,6 +237,9 @@ class TrainingSet(Dataset):
             inp, target = self._patch(rng, degraded, clean)
         else:  # a stored pair: input and target through the same curve
             inp, target = (_darken_if(image, darkening) for image in self._patch(rng, *self._load_pair(part, pair)))
+        change = draw_contrast(part.spec.contrast, (kind, value), self.seed, epoch, index)
+        if change is not None:  # after the degradation: the same line through input and target
+            inp, target = reduce_contrast(inp, *change), reduce_contrast(target, *change)
         return {"input": _to_tensor(inp), "target": _to_tensor(target), "task": part.spec.task, "index": index}
 
     # ---- helpers

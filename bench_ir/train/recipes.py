@@ -26,6 +26,7 @@ from bench_ir.yamlio import SpecError, build_dataclass, read_yaml_with_includes,
 __all__ = [
     "LAYOUTS",
     "BrightnessSpec",
+    "ContrastSpec",
     "DataSpec",
     "OptimizerSpec",
     "ScheduleSpec",
@@ -72,6 +73,30 @@ class BrightnessSpec:
 
 
 @dataclass(frozen=True)
+class ContrastSpec:
+    """Photometric contrast reduction of training pairs: the input and the target through one line.
+
+    With ``probability``, an item's input and target both go through x -> offset + scale * x (x in [0, 1]; the
+    scale uniform in [``min_scale``, ``max_scale``], then the offset uniform in [``min_offset``, min(``max_offset``,
+    1 - scale)], so white never clips; then rounded to uint8): a flatter, lifted-black version of the same pair.
+    Applied after the degradation, on the patch: exact for a normalised blur kernel (motion blur commutes with the
+    line) and for haze (its atmospheric light moves with the line), up to the uint8 rounding; it would weaken noise
+    by the scale, so ``noise`` is in ``skip`` by default, as are the low-light pairs. ``only`` (names of the
+    variants: a degradation, ``noise`` or ``pair`` for stored pairs) restricts it to those variants; empty means
+    every variant not in ``skip``. It draws from its own stream, so every other draw of an item is the same with
+    and without it. Teaches a restorer that the overall tone of a photo is not a degradation to undo (the sample
+    recipes' deblurring otherwise darkened a flat, bright test photo; docs/sample-checkpoint.md)."""
+
+    probability: float = 0.0
+    min_scale: float = 0.5
+    max_scale: float = 0.85
+    min_offset: float = 0.05
+    max_offset: float = 0.35
+    only: list[str] = field(default_factory=list)
+    skip: list[str] = field(default_factory=lambda: ["low_light", "noise"])
+
+
+@dataclass(frozen=True)
 class DataSpec:
     """One training set of the degradation mix.
 
@@ -92,6 +117,7 @@ class DataSpec:
     list_file: optional list of files (paths relative to the layout's image root, as the official
     ``data_dir/*.txt``); used when it exists, otherwise every image is used and a notice says so.
     brightness: optional darkening of the pairs (:class:`BrightnessSpec`; none by default).
+    contrast: optional contrast reduction of the pairs (:class:`ContrastSpec`; none by default).
     expected_count: images (pairs) of the official list, for a notice when the data differs.
     crop_multiple: images are centre-cropped to this multiple before the random patch (16 as the official
     ``crop_img``; 1 = no crop, as the official CDD-11 loader).
@@ -114,6 +140,7 @@ class DataSpec:
     sigma_draw: Literal["each", "random"] = "each"
     noise: Literal["uint8", "float"] = "uint8"
     brightness: BrightnessSpec | None = None
+    contrast: ContrastSpec | None = None
 
     @property
     def roots(self) -> list[str]:
@@ -285,15 +312,7 @@ def _check(recipe: Recipe, where: str) -> None:
             raise SpecError(f"{at}: 'sigma_draw' and 'noise' apply to noise sigmas; this entry has no 'sigmas'")
         if spec.repeat < 1 or spec.crop_multiple < 1:
             raise SpecError(f"{at}: 'repeat' and 'crop_multiple' must be >= 1")
-        light = spec.brightness or BrightnessSpec()
-        if not (0 <= light.probability <= 1 and 0 < light.min_factor <= light.max_factor <= 1):
-            raise SpecError(f"{at}: brightness needs 0 <= probability <= 1 and 0 < min_factor <= max_factor <= 1")
-        if not 1 <= light.min_gamma <= light.max_gamma:
-            raise SpecError(f"{at}: brightness needs 1 <= min_gamma <= max_gamma (a gamma above 1 darkens)")
-        unknown_skip = [k for k in light.skip if k != "noise" and k not in DEGRADATIONS]
-        if unknown_skip:
-            raise SpecError(f"{at}: brightness skip {unknown_skip} names no degradation; known: noise, "
-                            f"{', '.join(sorted(DEGRADATIONS))}")
+        _check_photometric(spec, at)
     if recipe.patch_size < 8 or recipe.batch_size < 1:
         raise SpecError(f"{where}: patch_size must be >= 8 and batch_size >= 1")
     schedule = recipe.schedule
@@ -311,10 +330,41 @@ def _check(recipe: Recipe, where: str) -> None:
         raise SpecError(f"{where}: schedule milestones must be increasing, got {schedule.milestones}")
 
 
+def _check_photometric(spec: DataSpec, at: str) -> None:
+    """The brightness and contrast options of one data entry: ranges that can be drawn from, known names."""
+    from bench_ir.data.synthesis import DEGRADATIONS
+
+    light = spec.brightness or BrightnessSpec()
+    if not (0 <= light.probability <= 1 and 0 < light.min_factor <= light.max_factor <= 1):
+        raise SpecError(f"{at}: brightness needs 0 <= probability <= 1 and 0 < min_factor <= max_factor <= 1")
+    if not 1 <= light.min_gamma <= light.max_gamma:
+        raise SpecError(f"{at}: brightness needs 1 <= min_gamma <= max_gamma (a gamma above 1 darkens)")
+    contrast = spec.contrast or ContrastSpec()
+    if not (0 <= contrast.probability <= 1 and 0 < contrast.min_scale <= contrast.max_scale <= 1):
+        raise SpecError(f"{at}: contrast needs 0 <= probability <= 1 and 0 < min_scale <= max_scale <= 1")
+    if not 0 <= contrast.min_offset <= contrast.max_offset or contrast.min_offset + contrast.max_scale > 1:
+        raise SpecError(f"{at}: contrast needs 0 <= min_offset <= max_offset and min_offset + max_scale <= 1 "
+                        "(offset + scale * x must stay in [0, 1])")
+    known = ("noise", "pair", *sorted(DEGRADATIONS))
+    for option, names in (("brightness skip", light.skip), ("contrast skip", contrast.skip),
+                          ("contrast only", contrast.only)):
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise SpecError(f"{at}: {option} {unknown} names no degradation; known: {', '.join(known)}")
+
+
+# Data options added after recipes were in use: left out of the hash while unset, so that a run started
+# before an option existed keeps its identity and still resumes.
+_HASHED_ONLY_WHEN_SET = ("contrast",)
+
+
 def recipe_sha256(data: dict[str, Any]) -> str:
     """Hash of the fully resolved recipe content (includes expanded), stable across key order."""
-    payload = json.dumps({k: v for k, v in data.items() if k not in ("source", "sha256")}, sort_keys=True,
-                         default=str)
+    content = {k: v for k, v in data.items() if k not in ("source", "sha256")}
+    if isinstance(content.get("data"), list):
+        content["data"] = [{k: v for k, v in entry.items() if not (k in _HASHED_ONLY_WHEN_SET and v is None)}
+                           if isinstance(entry, dict) else entry for entry in content["data"]]
+    payload = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
