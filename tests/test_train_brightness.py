@@ -15,10 +15,10 @@ from bench_ir.yamlio import SpecError
 
 
 def _sets(spec: BrightnessSpec):
-    """The sample recipe's training set with ``spec`` and without any darkening."""
+    """The sample recipe's first training part with ``spec`` and without any darkening (and no contrast change)."""
     recipe = load_recipe("sample")
-    plain = dataclasses.replace(recipe, data=[dataclasses.replace(recipe.data[0], brightness=None)])
-    lit = dataclasses.replace(recipe, data=[dataclasses.replace(recipe.data[0], brightness=spec)])
+    plain = dataclasses.replace(recipe, data=[dataclasses.replace(recipe.data[0], brightness=None, contrast=None)])
+    lit = dataclasses.replace(recipe, data=[dataclasses.replace(recipe.data[0], brightness=spec, contrast=None)])
     return build_training_set(lit, None, 32, seed=3), build_training_set(plain, None, 32, seed=3)
 
 

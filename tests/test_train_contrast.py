@@ -34,6 +34,12 @@ def _items_of(dataset, name: str) -> list[int]:
             or (name == "noise" and dataset.locate(i)[2][0] == "noise")]
 
 
+@pytest.mark.parametrize("recipe", ["sample", "sample-cpu", "sample-cpu-finetune"])
+def test_the_sample_recipes_flatten_half_of_the_motion_blur_pairs_and_nothing_else(recipe):
+    for part in load_recipe(recipe).data:
+        assert part.contrast == ContrastSpec(probability=0.5, only=["motion_blur"])
+
+
 def test_the_line_lifts_black_and_lowers_white_rounding_half_to_even():
     image = np.array([[[0, 128, 255]]], dtype=np.uint8)
     # 0.25 * 255 = 63.75 -> 64; (0.25 + 0.5 * 128/255) * 255 = 127.75 -> 128; 0.75 * 255 = 191.25 -> 191
@@ -134,7 +140,8 @@ def test_an_impossible_contrast_setting_is_a_recipe_error(tmp_path, setting, mes
 
 def test_a_recipe_without_the_option_keeps_the_hash_it_had_before_the_option_existed():
     """Runs started before ``contrast`` existed still resume: the unset option is not part of the identity."""
-    resolved = load_recipe("sample").to_dict()
+    resolved = load_recipe("5deg").to_dict()
+    assert all(entry["contrast"] is None for entry in resolved["data"])
     without_key = {**resolved, "data": [{k: v for k, v in entry.items() if k != "contrast"}
                                         for entry in resolved["data"]]}
     assert recipe_sha256(resolved) == recipe_sha256(without_key)
