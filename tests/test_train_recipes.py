@@ -109,3 +109,31 @@ def test_a_recipe_naming_an_unknown_layout_is_rejected(tmp_path):
 def test_an_unknown_recipe_name_suggests_the_closest():
     with pytest.raises(KeyError, match="Did you mean: 5deg"):
         load_recipe("5dge")
+
+
+def _training_manifest(tmp_path, recipe_name: str) -> tuple:
+    """A run's train_manifest.json as the trainer writes it (kind, recipe name, sha256 and the resolved recipe)."""
+    import json
+
+    recipe = load_recipe(recipe_name)
+    manifest = {"kind": "training", "run_id": "r1", "steps_done": 5,
+                "recipe": {"name": recipe.name, "sha256": recipe.sha256, "resolved": recipe.to_dict()}}
+    path = tmp_path / "train_manifest.json"
+    path.write_text(json.dumps(manifest, indent=2))
+    return path, recipe
+
+
+@pytest.mark.parametrize("name", ["sample-cpu", "5deg"])
+def test_a_training_manifest_reads_as_the_recipe_its_run_resolved_with_the_same_sha256(tmp_path, name):
+    path, recipe = _training_manifest(tmp_path, name)
+    again = load_recipe(path)
+    assert again.sha256 == recipe.sha256
+    assert dataclasses.replace(again, source="") == dataclasses.replace(recipe, source="")
+    assert again.source == str(path)
+
+
+def test_a_training_manifest_without_its_resolved_recipe_is_a_recipe_error(tmp_path):
+    path = tmp_path / "train_manifest.json"
+    path.write_text('{"kind": "training", "recipe": {"name": "sample-cpu", "sha256": "ab"}}')
+    with pytest.raises(SpecError, match="recipe.resolved"):
+        load_recipe(path)

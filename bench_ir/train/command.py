@@ -100,7 +100,8 @@ class RichTrainProgress:
 
 
 def train_command(
-    recipe: Annotated[str, typer.Option("--recipe", "-r", help="recipe name (registry/recipes) or YAML file")],
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="recipe name (registry/recipes), YAML file, or a "
+                                        "run's train_manifest.json (the recipe that run resolved)")],
     model: Annotated[str, typer.Option("--model", "-m", help="model card name or YAML file")] = "mirage-t",
     data_root: Annotated[Path | None, typer.Option(help="folder holding the training sets (Train/...)")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="run dir; default runs/train/<time>-<model>-<recipe>")] = None,
