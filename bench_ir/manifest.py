@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 __all__ = ["environment_info", "device_info", "git_revision", "now_iso", "bench_ir_version", "portable_path",
-           "project_root"]
+           "portable_command", "project_root"]
 
 _VERSIONED = ("bench-ir", "torch", "numpy", "scikit-image", "scipy", "pandas", "pillow", "pyiqa", "fvcore")
 
@@ -53,6 +53,19 @@ def portable_path(path: str | os.PathLike[str] | None, roots: dict[str, str | os
         except ValueError:
             continue
     return resolved.name
+
+
+def portable_command(argv: list[str], roots: dict[str, str | os.PathLike[str] | None] | None = None) -> list[str]:
+    """A command line as provenance records it: every absolute path argument (``/x/y`` or ``--opt=/x/y``) through
+    :func:`portable_path`, every other argument as it is."""
+
+    def portable(arg: str) -> str:
+        option, equals, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if not Path(value).expanduser().is_absolute():
+            return arg
+        return f"{option}{equals}{portable_path(value, roots)}"
+
+    return [portable(str(arg)) for arg in argv]
 
 
 def now_iso() -> str:

@@ -84,3 +84,38 @@ def test_a_run_manifest_records_its_protocol_and_card_by_project_relative_paths(
     manifest = json.loads((outcome.run_dir / "manifest.json").read_text())
     assert manifest["protocol"]["source"] == "protocols/5deg.yaml"
     assert manifest["model"]["card"]["source"] == "registry/input.yaml"
+
+
+def test_a_command_line_is_recorded_with_its_path_arguments_made_portable(monkeypatch):
+    from bench_ir.manifest import portable_command
+
+    monkeypatch.chdir(project_root())
+    weights = Path("/home/ann/runs/stage5/final.safetensors")
+    argv = ["bench-ir", "train", "--recipe", "sample-cpu", "--init-weights", str(weights), "--run-dir=/tmp/x/run6",
+            "--seed", "47", str(project_root() / "registry" / "mirage-t.yaml")]
+    assert portable_command(argv) == ["bench-ir", "train", "--recipe", "sample-cpu", "--init-weights",
+                                      "final.safetensors", "--run-dir=run6", "--seed", "47", "registry/mirage-t.yaml"]
+
+
+def test_a_training_manifest_records_its_command_start_weights_and_validations_without_machine_paths(tmp_path):
+    """What a shipped checkpoint's training manifest holds, written by the trainer itself."""
+    import dataclasses
+
+    from bench_ir.train.recipes import ValidationSpec, load_recipe
+    from bench_ir.train.trainer import train
+
+    tiny = {"dim": 6, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1}
+    options = {"device": "cpu", "batch_size": 2, "patch_size": 16, "model_args": tiny, "num_workers": 0,
+               "tensorboard": False}
+    train("sample", "mirage-t", None, tmp_path / "first", max_steps=1, validate=False, **options)
+    recipe = dataclasses.replace(load_recipe("sample"), validation=ValidationSpec(
+        protocol="5deg", sample=True, limit=1, tasks=["denoise-25"], every_steps=None, every_epochs=None))
+    weights = tmp_path / "first" / "final.safetensors"
+    train(recipe, "mirage-t", None, tmp_path / "second", max_steps=1, validate=True, init_weights=weights,
+          command=["bench-ir", "train", "--init-weights", str(weights), "--run-dir", str(tmp_path / "second")],
+          **options)
+    manifest = json.loads((tmp_path / "second" / "train_manifest.json").read_text())
+    found = [(where, text) for where, text in _strings(manifest) if MACHINE_PATH.search(text)]
+    assert found == []
+    assert manifest["init_weights"]["path"] == "final.safetensors"
+    assert [v["run_dir"] for v in manifest["validation"]] == ["val/step-0000001"]

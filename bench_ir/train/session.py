@@ -20,7 +20,7 @@ from bench_ir.acceleration import ExecutionPlan, compile_for_training, plan_exec
 from bench_ir.cards import ModelCard, card_record, count_parameters, get_card, with_model_args
 from bench_ir.checkpoints import create_model
 from bench_ir.engine import resolve_device
-from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
+from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_command, portable_path
 from bench_ir.results import write_json_atomic
 from bench_ir.train.data import EpochBatchSampler, TrainingSet, build_training_set
 from bench_ir.train.distributed import DistContext, join, wrap_model
@@ -196,7 +196,7 @@ def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
     return {
         "kind": "training",
         "run_id": session.run_dir.name,
-        "command": options.command if options.command is not None else sys.argv,
+        "command": portable_command(options.command if options.command is not None else sys.argv),
         "created": now_iso(),
         "status": "running",
         "recipe": {"name": recipe.name, "title": recipe.title, "version": recipe.version,
@@ -230,7 +230,7 @@ def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
 def _init_weights_record(path: str | Path | None) -> dict[str, str] | None:
     from bench_ir.checkpoints import sha256_file
 
-    return None if path is None else {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}
+    return None if path is None else {"path": portable_path(path), "sha256": sha256_file(path)}
 
 
 def check_resumable(session: TrainSession, payload: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 
 from bench_ir.cards import ModelCard
 from bench_ir.checkpoints import sha256_file
-from bench_ir.manifest import now_iso
+from bench_ir.manifest import now_iso, portable_path
 from bench_ir.train.checkpointing import (
     CHECKPOINT_FORMAT,
     capture_rng_state,
@@ -273,7 +273,8 @@ class _Loop:
                 status="stopped" if self.out_of_time else "complete", finished=now_iso(), steps_done=self.step,
                 epochs_done=self.step / s.steps_per_epoch, final_losses=self.losses,
                 final_weights={"path": final.name, "sha256": sha256_file(final)},
-                validation=[{"step": v.step, "run_dir": str(v.run_dir), "tasks": v.tasks, "average": v.average}
+                validation=[{"step": v.step, "run_dir": portable_path(v.run_dir, {"run": s.run_dir}), "tasks": v.tasks,
+                             "average": v.average}
                             for v in self.validations])
             s.write_manifest()
             if self.log is not None:
