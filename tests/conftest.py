@@ -75,3 +75,29 @@ def write_scored_run(run_dir: Path, tasks: list[dict], records: list[tuple[str, 
     store.extend({"task": task, "image": image, "psnr": psnr, "ssim": ssim, "lpips": None, "height": 8,
                   "width": 8, "seconds": 0.0, "nonfinite": False} for task, image, psnr, ssim in records)
     return run_dir
+
+
+@pytest.fixture
+def stored_pair_sets(tmp_path: Path):
+    """``make(option, specs) -> [TrainingSet per spec]``: one stored (input, target) pair of astronaut (input
+    ``photo // 2 + 60``) under ``tmp_path/pairs``, as a ``paired`` data entry of the sample recipe with its
+    ``option`` (``brightness`` or ``contrast``) set to each of ``specs``; patch 32, seed 3."""
+    import dataclasses
+
+    from bench_ir.data.sample import load_sample_photo
+    from bench_ir.train.data import build_training_set
+    from bench_ir.train.recipes import DataSpec, load_recipe
+
+    photo = load_sample_photo("astronaut")
+    for folder, image in (("input", photo // 2 + 60), ("target", photo)):
+        (tmp_path / "pairs" / folder).mkdir(parents=True)
+        Image.fromarray(image).save(tmp_path / "pairs" / folder / "astronaut.png")
+    recipe = load_recipe("sample")
+    stored = DataSpec(task="pairs", layout="paired", root="pairs", input="input", target="target")
+
+    def make(option: str, specs: list) -> list:
+        return [build_training_set(dataclasses.replace(recipe, data=[dataclasses.replace(stored, **{option: spec})]),
+                                   tmp_path, 32, seed=3) for spec in specs]
+
+    return make
+

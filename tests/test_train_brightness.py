@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench_ir.data.sample import load_sample_photo
 from bench_ir.train.data import build_training_set, darken, draw_darkening
-from bench_ir.train.recipes import BrightnessSpec, DataSpec, load_recipe
+from bench_ir.train.recipes import BrightnessSpec, load_recipe
 from bench_ir.yamlio import SpecError
 
 
@@ -59,17 +58,8 @@ def test_a_darkened_degradation_item_degrades_the_darkened_photo(monkeypatch):
     assert checked >= 5
 
 
-def test_a_darkened_stored_pair_is_its_input_and_target_scaled_by_one_factor(tmp_path):
-    from PIL import Image
-
-    photo = load_sample_photo("astronaut")
-    for folder, image in (("input", photo // 2 + 60), ("target", photo)):
-        (tmp_path / "pairs" / folder).mkdir(parents=True)
-        Image.fromarray(image).save(tmp_path / "pairs" / folder / "astronaut.png")
-    recipe = load_recipe("sample")
-    stored = DataSpec(task="pairs", layout="paired", root="pairs", input="input", target="target")
-    sets = [build_training_set(dataclasses.replace(recipe, data=[dataclasses.replace(stored, brightness=light)]),
-                               tmp_path, 32, seed=3) for light in (BrightnessSpec(probability=1.0), None)]
+def test_a_darkened_stored_pair_is_its_input_and_target_scaled_by_one_factor(stored_pair_sets):
+    sets = stored_pair_sets("brightness", [BrightnessSpec(probability=1.0), None])
     darkening = draw_darkening(BrightnessSpec(probability=1.0), sets[0].locate(0)[2], 3, 0, 0)
     (dark, base) = (s[(0, 0)] for s in sets)
     assert darkening is not None and darkening.factor < 1

@@ -11,7 +11,7 @@ import torch
 from bench_ir.data.sample import load_sample_photo
 from bench_ir.data.synthesis import apply_degradations
 from bench_ir.train.data import build_training_set, draw_contrast, reduce_contrast
-from bench_ir.train.recipes import ContrastSpec, DataSpec, load_recipe, recipe_sha256
+from bench_ir.train.recipes import ContrastSpec, load_recipe, recipe_sha256
 from bench_ir.yamlio import SpecError
 
 ALWAYS = ContrastSpec(probability=1.0)
@@ -91,17 +91,8 @@ def test_only_restricts_the_change_to_the_named_variants():
     assert draw_contrast(spec, ("pair", None), 0, 0, 0) is None
 
 
-def test_a_stored_pair_goes_through_the_line_input_and_target_alike(tmp_path):
-    from PIL import Image
-
-    photo = load_sample_photo("astronaut")
-    for folder, image in (("input", photo // 2 + 60), ("target", photo)):
-        (tmp_path / "pairs" / folder).mkdir(parents=True)
-        Image.fromarray(image).save(tmp_path / "pairs" / folder / "astronaut.png")
-    recipe = load_recipe("sample")
-    stored = DataSpec(task="pairs", layout="paired", root="pairs", input="input", target="target")
-    sets = [build_training_set(dataclasses.replace(recipe, data=[dataclasses.replace(stored, contrast=spec)]),
-                               tmp_path, 32, seed=3) for spec in (ALWAYS, None)]
+def test_a_stored_pair_goes_through_the_line_input_and_target_alike(stored_pair_sets):
+    sets = stored_pair_sets("contrast", [ALWAYS, None])
     change = draw_contrast(ALWAYS, ("pair", None), 3, 0, 0)
     (flat, base) = (s[(0, 0)] for s in sets)
     assert change is not None
