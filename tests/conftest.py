@@ -12,6 +12,12 @@ from PIL import Image
 
 from bench_ir.data.synthesis import gaussian_noise_uint8
 
+# model_args of the smallest MIRAGE the training tests build (fast on a CPU; not a card's size), and the train()
+# options they share: that model on 16 px patches, batch 2, no workers, no validation, no TensorBoard
+TINY_MIRAGE_ARGS = {"dim": 6, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1}
+FAST_TRAINING = {"device": "cpu", "batch_size": 2, "patch_size": 16, "model_args": TINY_MIRAGE_ARGS, "num_workers": 0,
+                 "validate": False, "tensorboard": False}
+
 
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:
@@ -100,4 +106,3 @@ def stored_pair_sets(tmp_path: Path):
                                    tmp_path, 32, seed=3) for spec in specs]
 
     return make
-

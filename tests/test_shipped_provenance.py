@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import FAST_TRAINING
 
 from bench_ir.cards import get_card
 from bench_ir.checkpoints import convert_checkpoint
@@ -104,16 +105,13 @@ def test_a_training_manifest_records_its_command_start_weights_and_validations_w
     from bench_ir.train.recipes import ValidationSpec, load_recipe
     from bench_ir.train.trainer import train
 
-    tiny = {"dim": 6, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1}
-    options = {"device": "cpu", "batch_size": 2, "patch_size": 16, "model_args": tiny, "num_workers": 0,
-               "tensorboard": False}
-    train("sample", "mirage-t", None, tmp_path / "first", max_steps=1, validate=False, **options)
+    train("sample", "mirage-t", None, tmp_path / "first", max_steps=1, **FAST_TRAINING)
     recipe = dataclasses.replace(load_recipe("sample"), validation=ValidationSpec(
         protocol="5deg", sample=True, limit=1, tasks=["denoise-25"], every_steps=None, every_epochs=None))
     weights = tmp_path / "first" / "final.safetensors"
-    train(recipe, "mirage-t", None, tmp_path / "second", max_steps=1, validate=True, init_weights=weights,
+    train(recipe, "mirage-t", None, tmp_path / "second", max_steps=1, init_weights=weights,
           command=["bench-ir", "train", "--init-weights", str(weights), "--run-dir", str(tmp_path / "second")],
-          **options)
+          **{**FAST_TRAINING, "validate": True})
     manifest = json.loads((tmp_path / "second" / "train_manifest.json").read_text())
     found = [(where, text) for where, text in _strings(manifest) if MACHINE_PATH.search(text)]
     assert found == []

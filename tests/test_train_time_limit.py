@@ -6,14 +6,11 @@ import json
 
 import pytest
 import torch
+from conftest import FAST_TRAINING as FAST
 from typer.testing import CliRunner
 
 from bench_ir.cli import app
 from bench_ir.train.trainer import train
-
-TINY = {"dim": 6, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1}
-FAST = {"device": "cpu", "batch_size": 2, "patch_size": 16, "model_args": TINY, "num_workers": 0,
-        "validate": False, "tensorboard": False}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,6 +9,8 @@ import math
 import pytest
 import torch
 import typer
+from conftest import FAST_TRAINING as FAST
+from conftest import TINY_MIRAGE_ARGS as TINY
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -19,11 +21,6 @@ from bench_ir.train.command import train_command
 from bench_ir.train.recipes import ValidationSpec, load_recipe
 from bench_ir.train.session import TrainResumeError
 from bench_ir.train.trainer import NonFiniteLossError, train
-
-TINY = {"dim": 6, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1}
-FAST = {"device": "cpu", "batch_size": 2, "patch_size": 16, "model_args": TINY, "num_workers": 0,
-        "validate": False, "tensorboard": False}
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

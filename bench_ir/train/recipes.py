@@ -368,17 +368,6 @@ def recipe_sha256(data: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    """A JSON file (a training manifest) as a mapping; JSON, not YAML, so that 1e-08 stays a number."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"{path}: not a readable JSON file ({exc})") from exc
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def load_recipe(name_or_path: str | Path) -> Recipe:
     """Load a recipe by name (registry/recipes/<name>.yaml) or from a YAML path; validated, includes resolved.
 
@@ -386,7 +375,12 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     so a run can be repeated, or a chain of fine-tunes rebuilt, from its manifests alone; the sha256 is then the
     one the run recorded, unless the recipe format has changed since."""
     path = _resolve_path(name_or_path)
-    data = _read_json(path) if path.suffix == ".json" else read_yaml_with_includes(path)
+    if path.suffix == ".json":  # read as JSON, not YAML, so that 1e-08 stays a number
+        from bench_ir.results import read_manifest_file
+
+        data = read_manifest_file(path)
+    else:
+        data = read_yaml_with_includes(path)
     if data.get("kind") == "training" and isinstance(data.get("recipe"), dict):
         resolved = data["recipe"].get("resolved")
         if not isinstance(resolved, dict):
