@@ -22,6 +22,7 @@
 #            the tests, resumed after the timed parts, both with --max-minutes), then the fp16 weights + manifest +
 #            log -> sample-train.tar
 # plus gpu_check.log (everything printed) and summary.json (per part: exit status, seconds, cap): 8 files at most.
+# Afterwards, on the CPU: python bench/gpu_collect.py <those files> --score (bench/README.md, "After a GPU run").
 #
 # Environment: GPU_CHECK_SECONDS (whole budget, default 540), CAP_TESTS (170), CAP_PROFILE (80), CAP_SPEED (230),
 # PARTS (default "tests profile speed train"), PYTHON (default python3), XDIST_WORKERS (6).

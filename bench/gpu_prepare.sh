@@ -67,5 +67,6 @@ cat <<'EOF'
   carry:     [".whl", "bench/_official"]
   timeout_s: 600
 gpu_check.sh ends by itself after about 9 minutes (GPU_CHECK_SECONDS, default 540) and writes everything it
-measured to $OUT as it goes; then: give_back, and follow bench/README.md "After a GPU run".
+measured to $OUT as it goes; then: give_back, `python bench/gpu_collect.py <files_at> --score`, and follow
+bench/README.md "After a GPU run".
 EOF

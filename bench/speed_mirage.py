@@ -53,6 +53,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _output import HERE, write_results  # noqa: E402
+from _targets import evaluate_targets, targets_markdown  # noqa: E402
 
 from bench_ir.acceleration import (  # noqa: E402
     AcceleratedForward,
@@ -541,6 +542,7 @@ def to_markdown(results: dict[str, Any]) -> str:
         else:
             lines += ["", f"No decision on the CUDA default: {decision.get('note') or decision.get('why')}."]
         lines.append("")
+    lines.append(targets_markdown(evaluate_targets(results)))
     return "\n".join(lines)
 
 
@@ -584,9 +586,12 @@ def main() -> None:
         command = command.replace(str(args.out_dir), "<out-dir>")
     results: dict[str, Any] = {}
 
+    def with_targets() -> dict[str, Any]:
+        return {**results, "targets": evaluate_targets(results)}
+
     def save() -> None:
         if args.out_dir is not None:
-            write_results(kind, device, command, results, to_markdown(results), args.out, args.out_dir,
+            write_results(kind, device, command, with_targets(), to_markdown(results), args.out, args.out_dir,
                           args.rehearsal)
 
     for part, variant in JOB_ORDER:
@@ -615,7 +620,7 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.empty_cache()
     if args.out_dir is None:
-        write_results(kind, device, command, results, to_markdown(results), args.out)
+        write_results(kind, device, command, with_targets(), to_markdown(results), args.out)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ def _load(name: str):
     sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -84,3 +85,120 @@ def test_the_committed_cpu_figures_cover_every_registered_model():
     reference = json.loads((BENCH / "results" / "cpu-params-flops.json").read_text())
     assert set(reference["models"]) == set(list_models()) - {"input"}
     assert reference["models"]["mirage-t"]["224"]["params_total"] == 6_207_412
+
+
+# ------------------------------------------------------------------------------------ the speed targets
+def _speed_results(latency_ms: float = 8.0, size: int = 224, default: str = "compile") -> dict:
+    """speed_mirage.py figures at the targets' sizes: every measured target met, MIRAGE-S training not measured."""
+    fast = {"speedup_vs_official_fp32": 6.0, "max_abs_diff_vs_official_fp32": 5e-5}
+    inference = [{"variant": v, "batch": 16, "size": 256, "paths": {"bench-ir fast fp32": fast}}
+                 for v in ("tiny", "small")]
+    latency = [{"variant": "tiny", "size": size, "paths": {"official fp32": {"ms_median": 40.0},
+                                                           "bench-ir fast fp32": {"ms_median": latency_ms}}}]
+    train = [{"variant": "tiny", "batch": 32, "size": 128, "paths": {"bench-ir fast": {
+        "speedup_vs_official": 3.0, "peak_memory_gib": 10.0, "loss_smoothed_max_rel_diff": 0.01}}}]
+    row = {"seconds": 10.0, "execution": {"warmup_seconds": 5.0}, "speedup_vs_official": 10.0,
+           "max_abs_psnr_diff_db": 1e-5, "max_abs_ssim_diff": 1e-7}
+    slow = {**row, "seconds": 40.0, "execution": {"warmup_seconds": 0.0}}
+    protocol = {"scale": 0.1, "official_s": 100.0, "decision": {"decided": True, "default": default},
+                "paths": {"bench-ir fast, compiled, cold cache": row, "bench-ir fast, eager": slow}}
+    return {"inference": inference, "latency": latency, "train": train, "protocol": protocol}
+
+
+def test_targets_measured_at_their_sizes_are_judged_and_missing_ones_are_not():
+    rows = _load("_targets").evaluate_targets(_speed_results())
+    assert [r["met"] for r in rows] == [True, True, True, True, None, True]
+    assert rows[4]["why"] == "not measured"  # MIRAGE-S training
+    assert "18.2x projected" in rows[5]["measured"]  # 1000 s official / (5 s warm-up + 5 s / 0.1)
+
+
+def test_a_target_missed_is_not_met():
+    rows = _load("_targets").evaluate_targets(_speed_results(latency_ms=12.0))
+    assert rows[2]["met"] is False and "**NOT MET**" in _load("_targets").targets_markdown(rows)
+
+
+def test_a_figure_measured_at_another_size_is_never_a_pass():
+    rows = _load("_targets").evaluate_targets(_speed_results(latency_ms=1.0, size=64))
+    assert rows[2]["met"] is None and "not 1 x 224^2" in rows[2]["why"]
+
+
+def test_the_protocol_target_is_judged_on_the_measured_cuda_default():
+    row = _load("_targets").evaluate_targets(_speed_results(default="eager"))[5]
+    assert row["measured"].startswith("bench-ir fast, eager") and row["met"] is False  # 1000 / 400 s = 2.5x
+
+
+# -------------------------------------------------------------------------------- collecting a GPU window
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="2">
+<testcase classname="tests.test_cuda" name="test_bf16[x]" time="1.5"><properties>
+<property name="psnr_change_db" value="-0.0123" /><property name="losses" value="{'fast': [1.0, 0.5]}" />
+</properties></testcase>
+<testcase classname="tests.test_cuda" name="test_oom" time="0.2"><failure message="assert 8 == 4">x</failure>
+</testcase></testsuite></testsuites>"""
+
+
+def _window(folder: Path, rehearsal: bool = False) -> Path:
+    """A folder as gpu_check.sh leaves it: summary, JUnit report, speed JSON and Markdown."""
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix = "rehearsal-" if rehearsal else ""
+    (folder / f"{prefix}summary.json").write_text(json.dumps({"rehearsal": rehearsal, "parts": {
+        "tests": {"exit_status": 1, "seconds": 120, "cap_s": 170, "note": ""}}}))
+    (folder / f"{prefix}cuda-tests.xml").write_text(JUNIT)
+    speed = folder / f"{prefix}speed-nvidia-h200-2026-12-01.json"
+    speed.write_text(json.dumps({"device": {"name": "NVIDIA H200"}, "rehearsal": rehearsal,
+                                 "results": _speed_results()}))
+    speed.with_suffix(".md").write_text("## speed on NVIDIA H200 (2026-12-01)\n\n### Targets\n")
+    return folder
+
+
+def test_a_gpu_window_becomes_one_results_section_and_its_json(tmp_path):
+    collect = _load("gpu_collect")
+    files = collect.find_window_files(_window(tmp_path / "returned"))
+    results_md, results_dir = tmp_path / "RESULTS.md", tmp_path / "results"
+    collect.collect(files, results_md, results_dir)
+    text = results_md.read_text()
+    assert text.startswith("## GPU window on NVIDIA H200 (2026-12-01)")
+    assert "1 passed, 1 failed" in text and "| test_oom | **FAILED** | 0.2 | assert 8 == 4 |" in text
+    assert "psnr_change_db -0.0123; losses {fast: [1, 0.5]}" in text
+    assert "## speed on NVIDIA H200 (2026-12-01)" in text
+    assert sorted(p.name for p in results_dir.iterdir()) == ["cuda-tests-nvidia-h200-2026-12-01.json",
+                                                             "speed-nvidia-h200-2026-12-01.json"]
+
+
+def test_a_gpu_window_is_collected_once(tmp_path):
+    collect = _load("gpu_collect")
+    files = collect.find_window_files(_window(tmp_path / "returned"))
+    collect.collect(files, tmp_path / "RESULTS.md", tmp_path / "results")
+    with pytest.raises(collect.CollectError, match="already collected"):
+        collect.collect(files, tmp_path / "RESULTS.md", tmp_path / "results")
+
+
+def test_a_rehearsals_files_are_refused_as_measurements(tmp_path):
+    collect = _load("gpu_collect")
+    folder = _window(tmp_path / "returned", rehearsal=True)
+    with pytest.raises(collect.CollectError, match="rehearsal"):
+        collect.find_window_files(folder)
+    files = collect.find_window_files(folder, rehearsal=True)
+    with pytest.raises(collect.CollectError, match="give --out-dir"):
+        collect.collect(files, tmp_path / "RESULTS.md", tmp_path / "results")
+    collect.collect(files, tmp_path / "RESULTS.md", tmp_path / "results", out_dir=tmp_path / "out")
+    assert not (tmp_path / "RESULTS.md").exists() and not (tmp_path / "results").exists()
+    assert (tmp_path / "out" / "rehearsal-RESULTS.md").read_text().startswith("## REHEARSAL (not a measurement)")
+
+
+def test_collecting_exits_with_1_when_a_cuda_test_failed(tmp_path, capsys):
+    collect = _load("gpu_collect")
+    status = collect.main([str(_window(tmp_path / "returned")), "--out-dir", str(tmp_path / "out")])
+    assert status == 1 and "CUDA tests not passed: test_oom" in capsys.readouterr().out
+    assert (tmp_path / "out" / "RESULTS.md").is_file()
+
+
+def test_a_sample_checkpoint_ships_only_complete_better_than_the_input_everywhere_and_than_the_shipped_one():
+    collect = _load("gpu_collect")
+    tasks = collect.SAMPLE_TASKS
+    inputs = {**dict.fromkeys(tasks, 20.0), "Average": 20.0}
+    shipped = {**dict.fromkeys(tasks, 21.0), "Average": 21.0}
+    better = {**dict.fromkeys(tasks, 22.0), "Average": 22.0}
+    assert collect.sample_verdict(better, inputs, shipped, "complete") == (True, [])
+    ships, reasons = collect.sample_verdict({**better, "deblur": 19.9}, inputs, shipped, "stopped")
+    assert not ships and reasons[0] == "the training is stopped, not complete" and reasons[1].startswith("deblur")
+    assert collect.sample_verdict({**better, "Average": 21.0}, inputs, shipped, "complete")[0] is False
