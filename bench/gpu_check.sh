@@ -113,6 +113,8 @@ else
 fi
 "$PY" -c "import torch, bench_ir, fvcore.nn; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
 torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" || { echo "error: imports failed" >&2; exit 1; }
+"$PY" -c "import typer, bench_ir.cli; print('typer', typer.__version__)" \
+  || echo "warning: the bench-ir command line does not import: the train part will fail"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 XDIST=()
 if "$PY" -c "import xdist" 2>/dev/null; then XDIST=(-n "${XDIST_WORKERS:-6}"); fi

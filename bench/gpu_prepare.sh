@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prepare a GPU window (run HERE, in the checkout the device call sends, before calling the device tool):
 #   1. the wheels the GPU machine lacks (bench/gpu_check.sh installs them there): pyiqa (LPIPS), fvcore + iopath
-#      + yacs + termcolor (FLOPs; the official MIRAGE network files import fvcore), into the git-ignored .whl/;
+#      + yacs + termcolor (FLOPs; the official MIRAGE network files import fvcore), and typer 0.28 + annotated-doc
+#      (the version the CLI is tested with: typer before 0.16 breaks with click >= 8.2, and the machine's typer
+#      version is unknown), into the git-ignored .whl/;
 #   2. the official MIRAGE code at the commit bench-ir was checked against (926dc83), from a local git mirror of
 #      github.com/Amazingren/MIRAGE, into the git-ignored bench/_official/ (only net/, utils/, LICENSE, README.md;
 #      never committed);
@@ -18,7 +20,7 @@ PY=${PYTHON:-python3}
 MIRAGE_GIT=${1:-/work/.mirror/Amazingren+MIRAGE/repo}
 MIRAGE_COMMIT=926dc83
 LIMIT=$((64 * 1024 * 1024))
-BINARY_WHEELS=(pyiqa==0.1.16 yacs==0.1.8 termcolor==3.3.0)
+BINARY_WHEELS=(pyiqa==0.1.16 yacs==0.1.8 termcolor==3.3.0 typer==0.28.0 annotated-doc==0.0.7)
 SOURCE_ONLY=(fvcore==0.1.5.post20221221 iopath==0.1.10)
 
 git check-ignore -q .whl/x || { echo "error: .whl/ is not git-ignored" >&2; exit 1; }
