@@ -27,8 +27,10 @@ def _row(target: str, measured: str, met: bool | None, why: str = "") -> dict[st
     return {"target": target, "measured": measured, "met": met, "why": why}
 
 
-def _part(results: dict[str, Any], kind: str, variant: str) -> dict[str, Any] | None:
-    return next((p for p in results.get(kind, []) if p.get("variant") == variant), None)
+def _measured(results: dict[str, Any], kind: str, variant: str, path: str) -> tuple[dict, dict] | None:
+    """(the part, the figures of ``path`` in it) for one ``kind`` of part and ``variant``; None if not measured."""
+    part = next((p for p in results.get(kind, []) if p.get("variant") == variant), None)
+    return (part, part["paths"][path]) if part is not None and path in part["paths"] else None
 
 
 def _off_size(part: dict[str, Any], kind: str) -> str:
@@ -40,10 +42,10 @@ def _off_size(part: dict[str, Any], kind: str) -> str:
 def _inference(results: dict[str, Any], variant: str) -> dict[str, Any]:
     target = (f"inference {NAMES[variant]} (16 x 256^2): fast fp32 >= {INFERENCE_SPEEDUP:g}x the official fp32 "
               f"throughput, outputs within {INFERENCE_MAX_ABS_DIFF:g}")
-    part = _part(results, "inference", variant)
-    if part is None or "bench-ir fast fp32" not in part["paths"]:
+    found = _measured(results, "inference", variant, "bench-ir fast fp32")
+    if found is None:
         return _row(target, "", None, "not measured")
-    fast = part["paths"]["bench-ir fast fp32"]
+    part, fast = found
     ratio, diff = fast["speedup_vs_official_fp32"], fast["max_abs_diff_vs_official_fp32"]
     measured = f"{ratio:.2f}x, max abs diff {diff:.1e}"
     off = _off_size(part, "inference")
@@ -53,10 +55,11 @@ def _inference(results: dict[str, Any], variant: str) -> dict[str, Any]:
 
 def _latency(results: dict[str, Any]) -> dict[str, Any]:
     target = f"latency MIRAGE-T, batch 1 at 224^2: fast fp32 median <= {LATENCY_MS:g} ms"
-    part = _part(results, "latency", "tiny")
-    if part is None or "bench-ir fast fp32" not in part["paths"]:
+    found = _measured(results, "latency", "tiny", "bench-ir fast fp32")
+    if found is None:
         return _row(target, "", None, "not measured")
-    ms = part["paths"]["bench-ir fast fp32"]["ms_median"]
+    part, fast = found
+    ms = fast["ms_median"]
     ratio = part["paths"]["official fp32"]["ms_median"] / ms
     off = _off_size(part, "latency")
     return _row(target, f"{ms:.2f} ms ({ratio:.2f}x the official)", None if off else ms <= LATENCY_MS, off)
@@ -65,10 +68,10 @@ def _latency(results: dict[str, Any]) -> dict[str, Any]:
 def _train(results: dict[str, Any], variant: str) -> dict[str, Any]:
     target = (f"training {NAMES[variant]} (32 x 128^2): fast step >= {TRAIN_SPEEDUP:g}x the official, peak <= "
               f"{TRAIN_PEAK_GB:g} GB, 20-step mean loss within {TRAIN_LOSS_REL:.0%} of the official at every step")
-    part = _part(results, "train", variant)
-    if part is None or "bench-ir fast" not in part["paths"]:
+    found = _measured(results, "train", variant, "bench-ir fast")
+    if found is None:
         return _row(target, "", None, "not measured")
-    fast = part["paths"]["bench-ir fast"]
+    part, fast = found
     ratio, peak_gib = fast.get("speedup_vs_official"), fast.get("peak_memory_gib")
     loss = fast.get("loss_smoothed_max_rel_diff")
     if ratio is None or peak_gib is None or loss is None:
