@@ -179,7 +179,10 @@ def count_flops(model: nn.Module, size: int | tuple[int, int], with_training_hea
     """fvcore count of one forward at 1x3xHxW (``size`` = S or (H, W)) on the model's device and dtype;
     eval mode unless ``with_training_heads``. One multiply-add = one FLOP."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # fvcore's import uses the deprecated torch.jit.script
+        # fvcore's import uses the deprecated torch.jit.script (a FutureWarning in torch 2.14, a DeprecationWarning
+        # in 2.11)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
         from fvcore.nn import FlopCountAnalysis
 
     height, width = (size, size) if isinstance(size, int) else size

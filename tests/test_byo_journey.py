@@ -25,7 +25,7 @@ def journey(tmp_path_factory):
     profile = runner.invoke(app, ["profile", "--model", str(EXAMPLES / "tiny-unet.yaml"), "--size", "64",
                                   "--repeats", "2", "--warmup", "1", "--json", "--runs-root", str(root)])
     assert profile.exit_code == 0, profile.output
-    profile_dir = json.loads(profile.output)["run_dir"]
+    profile_dir = json.loads(profile.stdout)["run_dir"]
     report = runner.invoke(app, ["report", "--protocol", "5deg", "--runs", str(root / "run"), "--format", "latex"])
     assert report.exit_code == 0, report.output
     return root, run.output, profile_dir, report.output

@@ -96,7 +96,7 @@ def test_data_check_text_shows_every_warning_of_the_json_and_marks_a_short_task_
     _mini_sots(tmp_path)
     text = runner.invoke(app, ["data", "check", "--protocol", "dehaze", "--data-root", str(tmp_path)])
     as_json = runner.invoke(app, ["data", "check", "--protocol", "dehaze", "--data-root", str(tmp_path), "--json"])
-    report = json.loads(as_json.output)[0]
+    report = json.loads(as_json.stdout)[0]
     assert report["warnings"] == ["3 pairs found, 500 expected", "targets without an input: 1: 0002.png",
                                   f"non-image files skipped: 1: {tmp_path / 'dehaze' / 'target' / 'readme.txt'}"]
     assert report["status"] == "incomplete" and report["incomplete"] and report["ok"]
@@ -140,7 +140,7 @@ def test_data_check_json_counts_pairs_of_a_valid_layout(tmp_path):
     (root / "in").rename(root / "input")
     (root / "gt").rename(root / "target")
     result = runner.invoke(app, ["data", "check", "--protocol", "derain", "--data-root", str(tmp_path), "--json"])
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report[0]["pairs"] == 2 and report[0]["expected"] == 100
 
 
@@ -183,7 +183,7 @@ def test_profile_json_reports_parameters_and_flops_and_stores_a_profile_run(tmp_
     result = runner.invoke(app, ["profile", "--model", "mirage-t", "--size", "32", "--repeats", "1", "--warmup",
                                  "0", "--device", "cpu", "--json", "--runs-root", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.output)
+    payload = json.loads(result.stdout)
     assert payload["params_total"] == 6207412 and payload["params_inference"] == 6158576
     assert payload["flops"] > 0
     assert load_run(payload["run_dir"]).profile["params"] == 6207412

@@ -1,9 +1,11 @@
 """Training logs: ``<run_dir>/train_log.csv`` always (one row per logged step), TensorBoard events under
-``<run_dir>/tensorboard`` when ``torch.utils.tensorboard`` can be imported (optional dependency)."""
+``<run_dir>/tensorboard`` when ``torch.utils.tensorboard`` can be imported (optional dependency; a warning says
+when it cannot)."""
 
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +44,10 @@ class TrainLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard is optional
-                SummaryWriter = None
-            if SummaryWriter is not None:
+                warnings.warn(f"no TensorBoard events in {tensorboard_dir}: the tensorboard package is not installed "
+                              f"(pip install tensorboard, or pass --no-tensorboard); {path.name} holds every logged "
+                              "step", stacklevel=2)
+            else:
                 self.writer = SummaryWriter(log_dir=str(tensorboard_dir))
 
     def write(self, row: dict[str, Any], prefix: str = "train") -> None:
