@@ -302,7 +302,8 @@ def test_a_cell_interrupted_with_sigint_resumes(tmp_path):
     path = _write_suite(tmp_path, entries=entries, options={"sample": True, "device": "cpu", "limit": 2})
     out = tmp_path / "out"
     command = [sys.executable, "-m", "bench_ir", "suite", "run", str(path), "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    python_path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     records = out / "runs" / "slow__5deg" / "records.jsonl"
     deadline = time.monotonic() + 120
