@@ -202,3 +202,14 @@ def test_a_sample_checkpoint_ships_only_complete_better_than_the_input_everywher
     ships, reasons = collect.sample_verdict({**better, "deblur": 19.9}, inputs, shipped, "stopped")
     assert not ships and reasons[0] == "the training is stopped, not complete" and reasons[1].startswith("deblur")
     assert collect.sample_verdict({**better, "Average": 21.0}, inputs, shipped, "complete")[0] is False
+
+
+# ------------------------------------------------------------------------------------ tracing every model
+def test_a_model_compiled_with_aot_eager_gives_the_eager_output():
+    example = str(BENCH.parent / "examples" / "tiny-unet.yaml")
+    assert _load("trace_models").trace_model(example, "aot_eager") <= 1e-6
+
+
+def test_a_model_that_fails_to_build_is_reported_and_the_exit_status_is_1(capsys):
+    assert _load("trace_models").main(["no-such-model"]) == 1
+    assert "no-such-model        FAILED" in capsys.readouterr().out
