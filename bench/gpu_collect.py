@@ -172,7 +172,9 @@ def collect(files: WindowFiles, results_md: Path = HERE / "RESULTS.md", results_
     device, slug, date = _device_and_date(files)
     prefix = "rehearsal-" if files.rehearsal else ""
     copies = [p for p in (files.profile, files.speed) if p is not None]
-    clash = [results_dir / p.name for p in copies if (results_dir / p.name).exists()]
+    tests_json = results_dir / f"{prefix}cuda-tests-{slug}-{date}.json"
+    outputs = [results_dir / p.name for p in copies] + ([tests_json] if files.tests is not None else [])
+    clash = [path for path in outputs if path.exists()]
     if clash and not files.rehearsal:
         raise CollectError(f"already collected: {', '.join(map(str, clash))} exist(s)")
     written: list[Path] = []
@@ -189,7 +191,6 @@ def collect(files: WindowFiles, results_md: Path = HERE / "RESULTS.md", results_
     section += ["### CUDA correctness", ""]
     if files.tests is not None:
         cases = read_junit(files.tests)
-        tests_json = results_dir / f"{prefix}cuda-tests-{slug}-{date}.json"
         tests_json.write_text(json.dumps({"device": device, "rehearsal": files.rehearsal, "tests": cases},
                                          indent=2) + "\n")
         written.append(tests_json)
