@@ -63,7 +63,7 @@ from bench_ir.acceleration import (  # noqa: E402
 )
 from bench_ir.cards import get_card  # noqa: E402
 from bench_ir.checkpoints import create_model  # noqa: E402
-from bench_ir.engine import resolve_device  # noqa: E402
+from bench_ir.engine import resolve_device, restored_image  # noqa: E402
 from bench_ir.metrics.functional import psnr as psnr_db  # noqa: E402
 from bench_ir.profiling import latency_summary, time_calls  # noqa: E402
 
@@ -106,10 +106,6 @@ def paired_models(official: Official, variant: str, device: torch.device,
     theirs = official.nets[variant]().to(device).eval()
     theirs.load_state_dict(ours.state_dict(), strict=True)
     return ours, theirs
-
-
-def _image(out: Any) -> torch.Tensor:
-    return out[0] if isinstance(out, (tuple, list)) else out
 
 
 def _autocast(device: torch.device, dtype: str):
@@ -166,7 +162,7 @@ def bench_inference(official: Official, variant: str, device: torch.device, batc
             ("bench-ir fast bf16", fast, "bf16", contextlib.nullcontext),
         ]:
             with settings(), _autocast(device, dtype):
-                outputs[name] = _image(forward(noisy)).float().clone()
+                outputs[name] = restored_image(forward(noisy)).float().clone()
                 times = time_calls(lambda f=forward: f(noisy), device, repeats, warmup)
             paths[name] = latency_summary(times, batch)
     reference = outputs["official fp32"]

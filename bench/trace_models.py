@@ -20,13 +20,9 @@ import torch
 
 from bench_ir.cards import list_models
 from bench_ir.checkpoints import create_model
+from bench_ir.engine import restored_image
 
 SHAPES = ((1, 3, 64, 64), (2, 3, 80, 96))  # two shapes: a recompilation (or a dynamic graph) is part of the check
-
-
-def _image(out: object) -> torch.Tensor:
-    """The restored image of a forward (models with training heads return a tuple, the image first)."""
-    return out[0] if isinstance(out, (tuple, list)) else out  # type: ignore[return-value]
 
 
 def trace_model(name: str, backend: str) -> float:
@@ -38,7 +34,7 @@ def trace_model(name: str, backend: str) -> float:
     with torch.inference_mode():
         for shape in SHAPES:
             x = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
-            worst = max(worst, (_image(compiled(x)) - _image(model(x))).abs().max().item())
+            worst = max(worst, (restored_image(compiled(x)) - restored_image(model(x))).abs().max().item())
     return worst
 
 

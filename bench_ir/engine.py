@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench_ir.geometry import FitPolicy, run_padded, run_tiled
 
-__all__ = ["EvalOptions", "resolve_device", "resolve_dtype", "same_size_batches", "evaluate_task", "TORCH_DTYPES"]
+__all__ = ["EvalOptions", "resolve_device", "resolve_dtype", "same_size_batches", "evaluate_task", "TORCH_DTYPES",
+           "restored_image"]
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_TILES = (512, 256)
@@ -45,6 +46,12 @@ class EvalOptions:
     tile_overlap: int = 32
     save_images: Path | None = None
     forward: Callable[[torch.Tensor], Any] | None = None
+
+
+def restored_image(output: Any) -> torch.Tensor:
+    """The restored image of a model's forward: the output itself, or the first element when the model returns a
+    tuple or list (training heads, auxiliary outputs: ``(image, ...)``)."""
+    return output[0] if isinstance(output, (tuple, list)) else output
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -107,9 +114,7 @@ def restore(
     def forward(inp: torch.Tensor) -> torch.Tensor:
         with _autocast(options.device, options.dtype):
             out = model_forward(inp)
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        return out.float()
+        return restored_image(out).float()
 
     tiles = [options.tile] if options.tile else [None, *AUTO_TILES] if options.device.type == "cuda" else [None]
     for attempt, tile in enumerate(tiles):

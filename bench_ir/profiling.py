@@ -45,6 +45,7 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from bench_ir.acceleration import AcceleratedForward, ExecutionPlan
 from bench_ir.cards import ModelCard, count_parameters
+from bench_ir.engine import restored_image
 from bench_ir.manifest import cpu_name
 
 __all__ = [
@@ -305,7 +306,7 @@ def _profile_training(model: nn.Module, name: str, batch: int, size: int, steps:
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             output = _forward_or_explain(model, inputs, name)
-            restored = output[0] if isinstance(output, (tuple, list)) else output
+            restored = restored_image(output)
             F.l1_loss(restored, targets).backward()
             optimizer.step()
             _synchronize(device)

@@ -16,7 +16,7 @@ import torch
 from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_settings
 from bench_ir.cards import get_card, list_models
 from bench_ir.checkpoints import create_model
-from bench_ir.engine import EvalOptions, restore
+from bench_ir.engine import EvalOptions, restore, restored_image
 from bench_ir.geometry import fit_policy
 from bench_ir.metrics.functional import psnr
 from bench_ir.runner import RunConfig, run_protocol
@@ -29,10 +29,6 @@ SIZES = [(64, 64), (48, 80)]  # (H, W): multiples of every card's input_multiple
 TOLERANCE = 1e-4
 EXAMPLE_CARD = Path(__file__).resolve().parents[1] / "examples" / "tiny-unet.yaml"
 SAMPLE_WEIGHTS = Path(__file__).resolve().parents[1] / "registry" / "weights" / "mirage-t-sample.safetensors"
-
-
-def _image(out):
-    return out[0] if isinstance(out, (tuple, list)) else out
 
 
 def _seeded_images(batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
@@ -52,11 +48,12 @@ def test_the_fast_path_matches_the_exact_path_at_two_sizes(name, record_property
         x = _seeded_images(batch, height, width)
         with torch.inference_mode():
             with precision_settings(exact_plan):
-                expected = _image(reference(x)).float()
+                expected = restored_image(reference(x)).float()
             with precision_settings(fast_plan):
-                first = _image(fast(x)).float()
-                replay = _image(fast(x)).float()  # a second call replays the recorded graph
-                eager = _image(reference(x)).float()  # the fast path's switches (TF32 convolutions) without compile
+                first = restored_image(fast(x)).float()
+                replay = restored_image(fast(x)).float()  # a second call replays the recorded graph
+                # the fast path's switches (TF32 convolutions) without compile
+                eager = restored_image(reference(x)).float()
         assert first.is_contiguous() and first.shape == expected.shape
         worst = max(worst, (first - expected).abs().max().item(), (replay - expected).abs().max().item())
         worst_eager = max(worst_eager, (eager - expected).abs().max().item())
@@ -108,7 +105,7 @@ def _peak_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
     torch.cuda.reset_peak_memory_stats(CUDA)
     base = torch.cuda.memory_allocated(CUDA)
     with torch.inference_mode():
-        _image(model(x))
+        restored_image(model(x))
     torch.cuda.synchronize(CUDA)
     return torch.cuda.max_memory_allocated(CUDA) - base
 
@@ -136,7 +133,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_image_output(record_prop
     x = _seeded_images(8, 256, 256)
     one, eight = _peak_bytes(model, x[:1]), _peak_bytes(model, x)
     with torch.inference_mode():
-        singles = torch.cat([_image(model(x[i:i + 1])).float() for i in range(8)])
+        singles = torch.cat([restored_image(model(x[i:i + 1])).float() for i in range(8)])
     limit = (one + eight) // 2 if eight > 2 * one else 2 * one
     policy = fit_policy(8, "reflect", "none", 1, "none", None)
     with _MemoryLimit(limit), torch.inference_mode():
@@ -152,7 +149,7 @@ def test_an_image_too_large_for_memory_is_tiled(record_property):
     x = _seeded_images(1, 1024, 1024)
     whole_bytes, tile_bytes = _peak_bytes(model, x), _peak_bytes(model, x[..., :512, :512])
     with torch.inference_mode():
-        whole = _image(model(x)).float()
+        whole = restored_image(model(x)).float()
     policy = fit_policy(8, "reflect", "none", 1, "none", None)
     with _MemoryLimit(min(2 * tile_bytes, (whole_bytes + tile_bytes) // 2)), torch.inference_mode():
         out, tile = restore(model, x, policy, EvalOptions(device=CUDA))
