@@ -28,12 +28,12 @@ import tarfile
 import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 NAMED = r"(rehearsal-)?(profile|speed)(-quick)?-(?P<slug>.+)-(?P<date>\d{4}-\d{2}-\d{2})"  # _output.write_results
-SAMPLE_TASKS = ["dehaze", "derain", "denoise-15", "denoise-25", "denoise-50", "deblur", "lowlight"]
 
 
 class CollectError(ValueError):
@@ -53,6 +53,11 @@ class WindowFiles:
     profile: Path | None
     speed: Path | None
     train: Path | None
+
+    @cached_property
+    def test_cases(self) -> list[dict[str, Any]] | None:
+        """The CUDA test report parsed once (:func:`read_junit`); None when it did not come back."""
+        return read_junit(self.tests) if self.tests is not None else None
 
     def markdown_of(self, json_path: Path | None) -> str | None:
         md = json_path.with_suffix(".md") if json_path is not None else None
@@ -189,8 +194,8 @@ def collect(files: WindowFiles, results_md: Path = HERE / "RESULTS.md", results_
     else:
         section += ["No summary.json came back: the run was cut before its first part ended.", ""]
     section += ["### CUDA correctness", ""]
-    if files.tests is not None:
-        cases = read_junit(files.tests)
+    if files.test_cases is not None:
+        cases = files.test_cases
         tests_json.write_text(json.dumps({"device": device, "rehearsal": files.rehearsal, "tests": cases},
                                          indent=2) + "\n")
         written.append(tests_json)
@@ -239,11 +244,12 @@ def sample_verdict(candidate: dict[str, float], input_psnr: dict[str, float], sh
     """Whether a sample checkpoint may replace the shipped one: its training is complete, its PSNR beats
     ``--model input`` on every task of the sample protocol, and its average beats the shipped checkpoint's.
     Arguments: per-task PSNR (dB) with an ``Average`` entry. Returns (ships, the reasons it does not)."""
+    tasks = [task for task in input_psnr if task != "Average"]
     reasons = []
     if status != "complete":
         reasons.append(f"the training is {status or 'missing'}, not complete")
     reasons += [f"{task}: {candidate[task]:.2f} dB, not above the input's {input_psnr[task]:.2f}"
-                for task in SAMPLE_TASKS if candidate[task] <= input_psnr[task]]
+                for task in tasks if candidate[task] <= input_psnr[task]]
     if candidate["Average"] <= shipped["Average"]:
         reasons.append(f"average {candidate['Average']:.2f} dB, not above the shipped {shipped['Average']:.2f}")
     return not reasons, reasons
@@ -261,15 +267,16 @@ def score_sample(weights: Path, work_dir: Path) -> dict[str, dict[str, float]]:
                                      ("shipped", "mirage-t", shipped)):
         outcome = run_protocol(RunConfig(protocol="5deg", model=model, checkpoint=checkpoint, sample=True,
                                          device="cpu", run_dir=work_dir / f"eval-{label}"))
-        scores[label] = {**{t: float(outcome.summary.loc[t, "psnr"]) for t in SAMPLE_TASKS},
+        scores[label] = {**{task: float(value) for task, value in outcome.summary["psnr"].items()},
                          "Average": float(outcome.average["psnr"])}
     return scores
 
 
 def scores_markdown(scores: dict[str, dict[str, float]]) -> str:
-    lines = ["| | " + " | ".join(SAMPLE_TASKS) + " | Average |", "|---|" + "---:|" * (len(SAMPLE_TASKS) + 1)]
+    columns = list(next(iter(scores.values())))  # the protocol's tasks, then Average
+    lines = ["| | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for label, row in scores.items():
-        lines.append(f"| {label} | " + " | ".join(f"{row[t]:.2f}" for t in [*SAMPLE_TASKS, "Average"]) + " |")
+        lines.append(f"| {label} | " + " | ".join(f"{row[c]:.2f}" for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -301,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     if mismatched:
         print(f"params or FLOPs differ from the CPU figures: {', '.join(mismatched)}")
         status = 1
-    if files.tests is not None:
-        failed = [c["name"] for c in read_junit(files.tests) if c["outcome"] in ("failed", "error")]
+    if files.test_cases is not None:
+        failed = [c["name"] for c in files.test_cases if c["outcome"] in ("failed", "error")]
         if failed:
             print(f"CUDA tests not passed: {', '.join(failed)}")
             status = 1

@@ -196,7 +196,7 @@ def test_collecting_exits_with_1_when_a_cuda_test_failed(tmp_path, capsys):
 
 def test_a_sample_checkpoint_ships_only_complete_better_than_the_input_everywhere_and_than_the_shipped_one():
     collect = _load("gpu_collect")
-    tasks = collect.SAMPLE_TASKS
+    tasks = ["dehaze", "derain", "denoise-15", "denoise-25", "denoise-50", "deblur", "lowlight"]
     inputs = {**dict.fromkeys(tasks, 20.0), "Average": 20.0}
     shipped = {**dict.fromkeys(tasks, 21.0), "Average": 21.0}
     better = {**dict.fromkeys(tasks, 22.0), "Average": 22.0}
