@@ -688,6 +688,8 @@ class RichSuiteOverview:
     def stop(self) -> None:
         if self.progress is not None:
             self.live.stop()
+            if not err_console.is_interactive:  # as rich's Progress.stop: Live leaves a file's last line open
+                err_console.print()
 
 
 @suite_app.command("run")

@@ -195,6 +195,17 @@ def test_a_failing_cell_does_not_stop_the_others_and_the_exit_code_names_it(tmp_
     assert state["status"] == "failed" and state["error"]
 
 
+def test_the_overview_written_to_a_file_ends_its_last_line(tmp_path):
+    """A suite run's live table on a non-terminal stderr (a log file) ends with a newline, as run's progress does,
+    so that what is printed next starts on a line of its own."""
+    toy = _toy_data(tmp_path / "data")
+    path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": [str(toy)]}], options={"device": "cpu"})
+    result = runner.invoke(app, ["suite", "run", str(path), "--out", str(tmp_path / "out"), "--data-root",
+                                 str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    assert "input__toy" in result.stderr and result.stderr.endswith("\n")
+
+
 @pytest.mark.parametrize("content", ["[]", "null", '{"status": "compl'])
 def test_a_cell_whose_manifest_is_unreadable_is_run_again_not_a_crash(tmp_path, content):
     toy = _toy_data(tmp_path / "data")
