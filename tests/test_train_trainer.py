@@ -19,6 +19,7 @@ from bench_ir.checkpoints import sha256_file
 from bench_ir.data.datasets import DatasetNotFoundError
 from bench_ir.runner import RunConfig, run_protocol
 from bench_ir.train.command import train_command
+from bench_ir.train.evaluation import evaluation_command
 from bench_ir.train.recipes import ValidationSpec, load_recipe
 from bench_ir.train.session import TrainResumeError
 from bench_ir.train.trainer import NonFiniteLossError, train
@@ -176,6 +177,21 @@ def test_cli_trains_prints_progress_and_points_at_the_weights(tmp_path):
     assert "done: 2 steps" in result.output and "final.safetensors" in result.output
     assert "model-card.yaml" in result.output
     assert (tmp_path / "run/final.safetensors").is_file()
+    evaluate = next(line for line in result.stdout.splitlines() if line.startswith("evaluate: "))
+    assert evaluate == (f"evaluate: bench-ir run --protocol 5deg --sample --model {tmp_path / 'run/model-card.yaml'} "
+                        f"--checkpoint {tmp_path / 'run/final.safetensors'}")  # the recipe validates on 5deg sample
+
+
+def test_the_suggested_evaluation_of_a_real_data_recipe_names_its_protocol_and_test_sets():
+    validation = {"protocol": "5deg", "sample": False, "limit": 10}
+    assert evaluation_command(validation, "mirage-t", "run/final.safetensors", "/data/my sets") == (
+        "bench-ir run --protocol 5deg --data-root '/data/my sets' --model mirage-t --checkpoint run/final.safetensors")
+    assert "--data-root DATA_ROOT" in evaluation_command(validation, "mirage-t", "w.safetensors")
+
+
+def test_the_suggested_evaluation_of_a_recipe_without_validation_leaves_the_protocol_to_fill_in():
+    command = evaluation_command({"protocol": None, "sample": False}, "mirage-t", "w.safetensors")
+    assert command.startswith("bench-ir run --protocol PROTOCOL --data-root DATA_ROOT --model mirage-t")
 
 
 def test_cli_reports_missing_training_data_as_an_error(tmp_path):

@@ -51,10 +51,11 @@ def _terms(row: dict[str, Any]) -> str:
 class RichTrainProgress:
     """A step bar with the epoch, lr, loss terms and throughput; validations and checkpoints as lines."""
 
-    def __init__(self, console: Console, out: Console | None = None) -> None:
+    def __init__(self, console: Console, out: Console | None = None, test_data_root: Path | None = None) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.console, self.out = console, out or console
+        self.test_data_root = test_data_root
         self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                  TextColumn("{task.fields[status]}"), console=console, transient=False)
         self.task = None
@@ -86,14 +87,18 @@ class RichTrainProgress:
         self.progress.console.print(f"[dim]checkpoint @ step {step}: {path}[/]", highlight=False, soft_wrap=True)
 
     def end(self, outcome) -> None:
+        from bench_ir.train.evaluation import evaluation_command
+
         self.progress.stop()
         terms = ", ".join(f"{k} {v:.4g}" for k, v in outcome.final_losses.items())
         self.out.print(f"done: {outcome.steps} steps; final losses: {terms}", highlight=False, soft_wrap=True)
         model = outcome.manifest["model"]
         card = outcome.run_dir / "model-card.yaml"
         name = str(card) if card.is_file() else model["name"]
-        self.out.print(f"weights: {outcome.final_weights}\nevaluate: bench-ir run --protocol <protocol> "
-                           f"--model {name} --checkpoint {outcome.final_weights}", highlight=False, soft_wrap=True)
+        validation = outcome.manifest["recipe"].get("resolved", {}).get("validation")
+        command = evaluation_command(validation, name, outcome.final_weights, self.test_data_root)
+        self.out.print(f"weights: {outcome.final_weights}\nevaluate: {command}", highlight=False, soft_wrap=True,
+                       markup=False)
 
     def stop(self) -> None:
         self.progress.stop()
@@ -143,7 +148,8 @@ def train_command(
 
     main_process = int(os.environ.get("RANK", "0")) == 0
     console, err_console = Console(), Console(stderr=True)
-    progress = RichTrainProgress(err_console, out=console) if main_process else None
+    progress = RichTrainProgress(err_console, out=console, test_data_root=val_data_root or data_root) \
+        if main_process else None
     try:
         train(recipe, model, data_root, run_dir, progress=progress, runs_root=runs_root, max_steps=max_steps,
               max_minutes=max_minutes,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from bench_ir.results import RunStore
 from bench_ir.train.checkpointing import preserved_rng
 from bench_ir.train.recipes import ValidationSpec
 
-__all__ = ["ValidationResult", "state_sha256", "check_validation_data", "run_validation"]
+__all__ = ["ValidationResult", "state_sha256", "check_validation_data", "run_validation", "evaluation_command"]
 
 _VAL_FIELDS = ["step", "epoch", "task", "psnr", "ssim", "images"]
 
@@ -68,6 +69,22 @@ def check_validation_data(spec: ValidationSpec, data_root: str | Path | None) ->
         except DatasetNotFoundError as err:
             raise DatasetNotFoundError(f"validation on protocol '{protocol.name}': {err}\nGive --val-data-root, or "
                                        "train without validation (--no-val).") from err
+
+
+def evaluation_command(validation: dict[str, Any] | None, model: str | Path, weights: str | Path,
+                       data_root: str | Path | None = None) -> str:
+    """The `bench-ir run` that scores trained ``weights`` on the whole protocol the recipe validated on
+    (``validation``: the resolved recipe's validation block): ``--sample`` when it validated on sample data,
+    else ``--data-root`` with ``data_root`` or the placeholder DATA_ROOT; ``--protocol PROTOCOL`` when the recipe
+    names none. Arguments are shell-quoted."""
+    protocol = (validation or {}).get("protocol")
+    words = ["bench-ir", "run", "--protocol", shlex.quote(str(protocol)) if protocol else "PROTOCOL"]
+    if protocol and validation.get("sample"):
+        words.append("--sample")
+    else:
+        words += ["--data-root", shlex.quote(str(data_root)) if data_root is not None else "DATA_ROOT"]
+    words += ["--model", shlex.quote(str(model)), "--checkpoint", shlex.quote(str(weights))]
+    return " ".join(words)
 
 
 def run_validation(model: nn.Module, card: ModelCard, spec: ValidationSpec, run_dir: Path, step: int, epoch: int,
