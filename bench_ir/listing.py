@@ -77,19 +77,24 @@ def suites_table() -> Table:
 
 
 def runs_table(runs_root: str | Path) -> Table:
+    """One row per run directory under ``runs_root``: its name in full (what `report --runs` and `compare` take),
+    with the model, protocol and flags (sample, random weights, limit, incomplete) on a second line, then status,
+    images scored and the protocol's Average PSNR (dB) / SSIM. Fits 80 columns for the default run names."""
     from bench_ir.results import load_run
 
-    table = Table(title=f"Runs in {runs_root}")
-    for column in ("run", "model", "protocol", "status", "images", "Avg PSNR", "Avg SSIM", "flags"):
-        table.add_column(column)
     root = Path(runs_root)
-    for run_dir in sorted(p for p in root.glob("*") if (p / "manifest.json").is_file()) if root.is_dir() else []:
+    run_dirs = sorted(p for p in root.glob("*") if (p / "manifest.json").is_file()) if root.is_dir() else []
+    table = Table(title=f"Runs in {runs_root}", caption="PSNR, SSIM: the protocol's Average")
+    table.add_column("run", overflow="fold", min_width=max((len(p.name) for p in run_dirs), default=3))
+    for column in ("status", "images", "PSNR", "SSIM"):
+        table.add_column(column, no_wrap=True, justify="left" if column == "status" else "right")
+    for run_dir in run_dirs:
         try:
             table.add_row(*_run_row(load_run(run_dir)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # one bad run never hides the others
             reason = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
             reason = reason.removeprefix(f"{run_dir / 'manifest.json'}: ")
-            table.add_row(escape(run_dir.name), "?", "?", "[red]unreadable[/]", "–", "–", "–", escape(reason))
+            table.add_row(f"{escape(run_dir.name)}\n[red]{escape(reason)}[/]", "[red]unreadable[/]", "–", "–", "–")
     return table
 
 
@@ -101,10 +106,10 @@ def _run_row(run) -> list[str]:
     flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
                              (f"limit {manifest.get('limit')}", manifest.get("limit") is not None),
                              (_coverage_flag(run), run.incomplete())) if on]
-    return [run.run_dir.name, manifest["model"]["name"], manifest["protocol"]["name"],
-            run_status(run.run_dir, manifest), str(len(run.records)),
-            f"{average['psnr']:.2f}" if average is not None else "–",
-            f"{average['ssim']:.3f}" if average is not None else "–", ", ".join(flags)]
+    about = " · ".join([manifest["model"]["name"], manifest["protocol"]["name"], *flags])
+    return [f"{escape(run.run_dir.name)}\n[dim]{escape(about)}[/]", run_status(run.run_dir, manifest),
+            str(len(run.records)), f"{average['psnr']:.2f}" if average is not None else "–",
+            f"{average['ssim']:.3f}" if average is not None else "–"]
 
 
 def _coverage_flag(run) -> str:

@@ -73,8 +73,14 @@ def test_one_bad_manifest_does_not_hide_the_other_runs_from_list_runs(tmp_path):
         (tmp_path / "runs" / name / "manifest.json").write_text(content)
     result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["list", "runs", "--runs-root", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
-    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
-    assert "complete" in rows["good"] and "input" in rows["good"]
+    rows: dict[str, str] = {}  # run name -> the text of its table row (a row spans two or more lines)
+    name = None
+    for line in (line for line in result.output.splitlines() if line.count("│") > 3):
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if cells[1]:  # a row's first line has the status
+            name = cells[0]
+        rows[name] = rows.get(name, "") + " " + " ".join(cells)
+    assert "complete" in rows["good"] and "input · 5deg · sample · limit 1" in rows["good"]
     assert "unreadable" in rows["empty"] and "expected a JSON object" in rows["empty"]
     assert "unreadable" in rows["torn"] and "truncated or invalid JSON" in rows["torn"]
 
@@ -168,3 +174,18 @@ def test_an_unwritable_runs_root_is_one_line_naming_the_run_directory(tmp_path):
     assert result.exit_code == 2
     (line,) = _error_lines(result)
     assert str(runs) in line and line.endswith("permission denied")
+
+
+def test_list_runs_at_80_columns_shows_each_run_name_whole(tmp_path):
+    """The run name is what `report --runs` and `compare` take: never cut, also on an 80-column terminal."""
+    names = ["20261130-191628-restormer-biasfree-5deg-sample", "good"]
+    for name in names:
+        result = runner.invoke(app, [*SAMPLE_RUN, "--run-dir", str(tmp_path / "runs" / name)])
+        assert result.exit_code == 0, result.output
+    listed = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["list", "runs", "--runs-root", str(tmp_path / "runs")])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    first_cells = [line.split("│")[1].strip() for line in lines if line.count("│") > 3]
+    assert all(name in first_cells for name in names)
+    assert "input · 5deg · sample · limit 1" in first_cells
