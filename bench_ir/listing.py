@@ -13,17 +13,19 @@ __all__ = ["frame_table", "models_table", "protocols_renderables", "conventions_
 
 
 def models_table(registry: str | Path | None = None) -> Table:
+    """One row per model card: its name (what --model takes) with the display name under it, parameter count,
+    paper, checkpoint format and input size rule. Fits 80 columns."""
     from bench_ir.cards import list_cards
 
     table = Table(title="Registered models")
-    for column in ("name", "display name", "params", "paper", "checkpoint format", "input"):
-        table.add_column(column, justify="right" if column == "params" else "left",
-                         no_wrap=column in ("name", "params"))
+    for column in ("name", "params", "paper", "checkpoint", "input"):
+        table.add_column(column, justify="right" if column == "params" else "left", no_wrap=column != "input")
     for card in list_cards(registry):
         params = f"{card.expected_params:,}" if card.expected_params is not None else "?"
         paper = f"{card.paper.venue} {card.paper.year or ''}".strip() if card.paper else "—"
         fit = f"×{card.input_multiple}" + (f" ({card.pad_mode} pad)" if card.pad_mode != "none" else "")
-        table.add_row(card.name, card.display_name, params, paper, card.checkpoint.format, fit)
+        table.add_row(f"{escape(card.name)}\n[dim]{escape(card.display_name)}[/]", params, escape(paper),
+                      escape(card.checkpoint.format), escape(fit))
     return table
 
 
@@ -41,13 +43,14 @@ def protocols_renderables(details: bool = False) -> list:
 
     if details:
         return [protocol_details(name) for name in list_protocols()]
-    table = Table(title="Protocols")
-    for column in ("name", "title", "tasks", "metric", "crop", "Average"):
-        table.add_column(column)
+    table = Table(title="Protocols", caption="tasks: * counted in the protocol's Average; metric: `bench-ir list "
+                  "conventions`")
+    for column in ("name", "title", "tasks", "metric", "crop"):
+        table.add_column(column, no_wrap=column in ("name", "metric", "crop"), overflow="fold")
     for name in list_protocols():
         protocol = load_protocol(name)
-        table.add_row(name, protocol.title, ", ".join(t.name for t in protocol.tasks), protocol.convention,
-                      protocol.crop.rule, ", ".join(protocol.average) or "—")
+        tasks = ", ".join(t.name + ("*" if t.name in protocol.average else "") for t in protocol.tasks)
+        table.add_row(escape(name), escape(protocol.title), escape(tasks), protocol.convention, protocol.crop.rule)
     return [table]
 
 
@@ -132,8 +135,9 @@ def data_check_renderables(checks) -> list:
     """The findings of `data check` as text: one table row per task (status = the worst finding), then every
     problem (red) and warning (yellow) of every task, then one summary line. Shows all that ``--json`` holds."""
     table = Table(title="Dataset check")
-    for column in ("task", "layout", "pairs", "expected", "status", "sizes"):
-        table.add_column(column)
+    for column in ("task", "layout", "pairs", "expected", "status", "sizes"):  # paths fold, never cut
+        table.add_column(column, no_wrap=column in ("task", "pairs", "expected"), overflow="fold",
+                         justify="right" if column in ("pairs", "expected") else "left")
     details = []
     for check in checks:
         problems, warnings = check.problems, check.warnings

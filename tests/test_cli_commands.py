@@ -92,6 +92,16 @@ def _mini_sots(root):
     (root / "dehaze" / "target" / "readme.txt").write_text("notes")
 
 
+def test_data_check_at_80_columns_folds_the_layout_paths_instead_of_cutting_them(tmp_path):
+    _mini_sots(tmp_path)
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["data", "check", "--protocol", "dehaze", "--data-root",
+                                                           str(tmp_path)])
+    rows = [line for line in result.stdout.splitlines() if line.count("│") > 3]
+    assert max(len(line) for line in rows) <= 80 and not any("…" in line for line in rows)
+    layout = "".join(line.split("│")[2].strip() for line in rows)
+    assert str(tmp_path / "dehaze" / "input") in layout and str(tmp_path / "dehaze" / "target") in layout
+
+
 def test_data_check_text_shows_every_warning_of_the_json_and_marks_a_short_task_incomplete(tmp_path):
     _mini_sots(tmp_path)
     text = runner.invoke(app, ["data", "check", "--protocol", "dehaze", "--data-root", str(tmp_path)])

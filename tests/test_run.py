@@ -206,6 +206,25 @@ def test_list_models_shows_exact_parameter_counts():
     assert "6,207,412" in result.output and "9,678,983" in result.output
 
 
+def test_list_models_fits_80_columns_with_every_name_and_display_name_whole():
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["list", "models"])
+    assert result.exit_code == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    first_cells = {line.split("│")[1].strip() for line in result.stdout.splitlines() if line.count("│") > 3}
+    assert {"restormer-biasfree", "Restormer (BiasFree LN)", "mirage-t", "MIRAGE-T"} <= first_cells
+
+
+def test_list_protocols_stars_the_tasks_of_the_average_and_fits_80_columns():
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["list", "protocols"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    five = next(i for i, line in enumerate(lines) if line.startswith("│ 5deg "))
+    tasks = " ".join(line.split("│")[3].strip() for line in lines[five:five + 8])
+    # 5deg averages dehaze, derain, denoise-25, deblur and lowlight; sigma 15 and 50 are scored but not averaged
+    assert "denoise-25*" in tasks and "lowlight*" in tasks and "denoise-15," in tasks and "denoise-50," in tasks
+
+
 def test_list_protocols_details_describes_layout_pairing_and_metric():
     result = runner.invoke(app, ["list", "protocols", "--details"])
     assert result.exit_code == 0
