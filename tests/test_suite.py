@@ -169,6 +169,10 @@ def test_missing_datasets_and_checkpoints_are_listed_together_before_any_forward
     assert "checkpoint not found" in message and "nowhere/tiny.safetensors" in message
     assert "protocol '3deg'" in message and "input__3deg" in message
     assert not (tmp_path / "out" / "runs").exists()  # nothing ran
+    # one data-check command per protocol lacking data, instead of a run's advice (--sample) under every task
+    assert "--sample" not in message
+    assert message.endswith(f"bench-ir data check --protocol 3deg --data-root {tmp_path / 'data'}")
+    assert message.count("bench-ir data check") == 1
 
     outcome = run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data",
                         checkpoint_dir=tmp_path / "ckpt", skip_missing=True)

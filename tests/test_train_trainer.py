@@ -118,10 +118,11 @@ def test_a_batch_larger_than_the_training_set_is_an_error():
 
 def test_missing_validation_test_sets_fail_before_training(tmp_path):
     recipe = dataclasses.replace(load_recipe("sample"), validation=ValidationSpec(protocol="derain"))
-    with pytest.raises(DatasetNotFoundError, match=r"validation on protocol 'derain'.*Rain100L(.|\n)*--no-val"):
+    with pytest.raises(DatasetNotFoundError, match=r"validation on protocol 'derain'.*Rain100L(.|\n)*--no-val") as err:
         train(recipe, "mirage-t", None, tmp_path / "run", max_steps=1, val_data_root=tmp_path,
               **{**FAST, "validate": True})
     assert not (tmp_path / "run").exists()
+    assert "--sample" not in str(err.value)  # the evaluation's advice is not a training option
 
 
 def test_resume_refuses_a_run_with_another_seed_and_reuse_needs_resume(tmp_path):

@@ -60,10 +60,12 @@ _SHOWN = 10
 
 class DatasetNotFoundError(FileNotFoundError):
     """No layout of a task exists under the data root (or it holds no images); the message lists what was tried,
-    ``tried`` holds the same lines (one per layout, without the leading dash)."""
+    ``tried`` holds the same lines (one per layout, without the leading dash). ``finding`` is the message without
+    its closing ``advice`` (what to do next), for callers that give their own."""
 
-    def __init__(self, message: str, tried: Sequence[str] = ()) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, tried: Sequence[str] = (), advice: str = "") -> None:
+        super().__init__(f"{message}\n{advice}" if advice else message)
+        self.finding, self.advice = message, advice
         self.tried = list(tried)
 
 
@@ -148,10 +150,10 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
     root_text = str(root) if root is not None else "<data root>"
     raise DatasetNotFoundError(
         f"task '{task.name}' ({task.label}): no layout found under {root_text}. Tried:\n" +
-        "\n".join(f"  - {line}" for line in tried) +
-        f"\nUse --sample for the built-in sample data, or run `bench-ir data check --protocol {protocol} "
-        f"--data-root {root_text}` to see what is missing.",
+        "\n".join(f"  - {line}" for line in tried),
         tried,
+        advice=f"Use --sample for the built-in sample data, or run `bench-ir data check --protocol {protocol} "
+               f"--data-root {root_text}` to see what is missing.",
     )
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,15 +39,24 @@ RUN_OPTIONS = ("sample", "limit", "dtype", "exact", "lpips", "convention", "nois
 
 
 class SuiteCheckError(FileNotFoundError):
-    """Datasets or checkpoints of a suite are missing; ``problems`` maps each problem to the cells it hits."""
+    """Datasets or checkpoints of a suite are missing; ``problems`` maps each problem to the cells it hits. The
+    message ends with the `bench-ir data check` command of each protocol whose test sets have a problem."""
 
-    def __init__(self, problems: dict[str, list[str]]) -> None:
+    def __init__(self, problems: dict[str, list[str]], data_root: str | Path | None = None) -> None:
         self.problems = problems
         lines = [f"{len(problems)} problem(s) before the first forward pass (nothing was run; --skip-missing runs "
                  "the other cells):"]
         for problem, cells in problems.items():
             lines.append(f"- {problem}\n  cells: {', '.join(cells)}")
+        protocols = dict.fromkeys(m.group(1) for m in map(_DATASET_PROBLEM.match, problems) if m)
+        if protocols:
+            root = shlex.quote(str(data_root)) if data_root is not None else "DATA_ROOT"
+            lines.append("What the test sets lack, file by file:")
+            lines += [f"  bench-ir data check --protocol {shlex.quote(name)} --data-root {root}" for name in protocols]
         super().__init__("\n".join(lines))
+
+
+_DATASET_PROBLEM = re.compile(r"protocol '([^']+)': ")  # how check_cells words a dataset problem
 
 
 @dataclass
@@ -209,7 +220,8 @@ def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
                            build_task_dataset(protocol, task, data_root=plan.data_root,
                                               noise_order=plan.options["noise_order"]))
             except (FileNotFoundError, ValueError, KeyError) as err:
-                cell.problems.append(f"protocol '{protocol.name}': {err.args[0] if isinstance(err, KeyError) else err}")
+                finding = err.args[0] if isinstance(err, KeyError) else getattr(err, "finding", err)
+                cell.problems.append(f"protocol '{protocol.name}': {finding}")  # matches _DATASET_PROBLEM
                 continue
             limit = plan.options["limit"]
             images += len(dataset) if limit is None else min(limit, len(dataset))

@@ -121,7 +121,7 @@ def run_suite(suite: Suite | str | Path, suite_dir: str | Path | None = None, da
     todo = [cell for cell in plan.cells if statuses[cell.name] != "complete"]
     problems = check_cells(plan, todo)
     if problems and not skip_missing:
-        raise SuiteCheckError(problems)
+        raise SuiteCheckError(problems, plan.data_root)
     suite_dir.mkdir(parents=True, exist_ok=True)
     plan.save()
     for cell in todo:

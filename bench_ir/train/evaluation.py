@@ -67,8 +67,8 @@ def check_validation_data(spec: ValidationSpec, data_root: str | Path | None) ->
         try:
             resolve_layout(task, data_root, protocol.name)
         except DatasetNotFoundError as err:
-            raise DatasetNotFoundError(f"validation on protocol '{protocol.name}': {err}\nGive --val-data-root, or "
-                                       "train without validation (--no-val).") from err
+            raise DatasetNotFoundError(f"validation on protocol '{protocol.name}': {err.finding}", err.tried,
+                                       advice="Give --val-data-root, or train without validation (--no-val).") from err
 
 
 def evaluation_command(validation: dict[str, Any] | None, model: str | Path, weights: str | Path,
