@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench_ir.comparability import setup_differences
 from bench_ir.leaderboard import (
     AVERAGE,
     find_table,
@@ -127,7 +128,8 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
     """Per task and metric: mean B - A over the images both runs scored, its paired bootstrap CI, the win
     rate (fraction of paired images where B beats A: higher PSNR/SSIM, lower LPIPS) and ``within_noise``
     (the CI contains 0). Columns: :data:`COMPARE_COLUMNS`; ``attrs`` holds the run ids and settings, and
-    ``warnings`` (few paired images; a run whose records do not cover what its manifest plans: "incomplete: ...")."""
+    ``warnings`` (few paired images; a run whose records do not cover what its manifest plans: "incomplete: ...";
+    setups whose paired images are different measurements: :func:`~bench_ir.comparability.setup_differences`)."""
     first, second = as_runs([run_a, run_b])
     tasks = list(dict.fromkeys([*first.records["task"], *second.records["task"]]))
     rows = [row for task in tasks for row in _compare_task(first, second, str(task), n_boot, seed, confidence)]
@@ -141,6 +143,7 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
     warnings = [f"few paired images in {', '.join(small)}: a bootstrap CI over fewer than {MIN_CI_IMAGES} images "
                 "says little; read these intervals with care"] if small else []
     warnings += [f"{run.run_dir}: {note}" for run in (first, second) if (note := run.incomplete())]
+    warnings += setup_differences(first.manifest, second.manifest)
     frame.attrs.update(run_a=first.label, run_b=second.label, run_a_id=_run_id(first), run_b_id=_run_id(second),
                        n_boot=n_boot, seed=seed, confidence=confidence,
                        method="paired percentile bootstrap over images", average_tasks=average_tasks,

@@ -1,0 +1,66 @@
+"""Whether two runs measured the same thing per (task, image): the setup differences that make a paired delta
+B - A compare more than the two models.
+
+Read from the run manifests only. A pair is the same measurement when both runs score with the same metric
+convention, on the same kind of data (sample or real), with the same task synthesis (dataset, noise, sample
+degradations), the same crop rule and, for a noisy task, the same noise order, and when each paired image comes
+from the same files (names and byte sizes as the manifest's ``data`` records them). Model, checkpoint, precision,
+tiling and batch size are what a comparison is for, and are not reported here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["setup_differences"]
+
+# the parts of a task's protocol entry that decide its degraded inputs (not its labels or leaderboard columns)
+_TASK_SYNTHESIS = ("dataset", "noise", "sample_degradations")
+
+
+def setup_differences(manifest_a: dict[str, Any], manifest_b: dict[str, Any]) -> list[str]:
+    """Sentences naming each difference between the runs' setups that makes their paired images different
+    measurements (empty when they are comparable image by image). Keys an older manifest lacks are not compared."""
+    differences = []
+    convention_a, convention_b = manifest_a.get("convention") or {}, manifest_b.get("convention") or {}
+    if convention_a.get("id") and convention_b.get("id") and convention_a["id"] != convention_b["id"]:
+        differences.append(f"the runs score with different metric conventions (A {_convention(convention_a)}, "
+                           f"B {_convention(convention_b)}): their deltas mix two metric definitions")
+    if bool(manifest_a.get("sample")) != bool(manifest_b.get("sample")):
+        which = "A" if manifest_a.get("sample") else "B"
+        differences.append(f"only {which} is on sample (synthetic) data: images of the same name are not the "
+                           "same images")
+        return differences
+    tasks_a, tasks_b = _tasks(manifest_a), _tasks(manifest_b)
+    crop_a, crop_b = (manifest_a.get("protocol") or {}).get("crop"), (manifest_b.get("protocol") or {}).get("crop")
+    for name in (task for task in tasks_a if task in tasks_b):
+        task_a, task_b = tasks_a[name], tasks_b[name]
+        changed = [key for key in _TASK_SYNTHESIS if key in task_a and key in task_b and task_a[key] != task_b[key]]
+        if crop_a is not None and crop_b is not None and crop_a != crop_b:
+            changed.append("crop")
+        if task_a.get("noise") and manifest_a.get("noise_order") != manifest_b.get("noise_order"):
+            changed.append("noise order")
+        if changed:
+            differences.append(f"task {name}: the runs make its inputs differently ({', '.join(changed)} differ)")
+        files = _differing_files(manifest_a, manifest_b, name)
+        if files:
+            differences.append(f"task {name}: {files} paired image(s) come from different files (name or size "
+                               "differs)")
+    return differences
+
+
+def _convention(convention: dict[str, Any]) -> str:
+    return f"{convention['id']} {convention['name']}" if convention.get("name") else str(convention["id"])
+
+
+def _tasks(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {str(task["name"]): task for task in (manifest.get("protocol") or {}).get("tasks") or []
+            if isinstance(task, dict) and "name" in task}
+
+
+def _differing_files(manifest_a: dict[str, Any], manifest_b: dict[str, Any], task: str) -> int:
+    """How many images both runs list for ``task`` whose pair (input name and size, target name and size)
+    differs; a pair row is [image, input name, input bytes, target name, target bytes]."""
+    pairs_a = {row[0]: row[1:] for row in ((manifest_a.get("data") or {}).get(task) or {}).get("pairs") or []}
+    pairs_b = {row[0]: row[1:] for row in ((manifest_b.get("data") or {}).get(task) or {}).get("pairs") or []}
+    return sum(1 for image in pairs_a.keys() & pairs_b.keys() if pairs_a[image] != pairs_b[image])
