@@ -78,6 +78,11 @@ def _protocol_candidates(protocol: str) -> tuple[str, ...]:
     return (protocol, f"{protocol}_zeroshot", f"single_{protocol}")
 
 
+def _protocol_name(csv_protocol: str) -> str:
+    """The name a user gives for a CSV ``protocol`` value (the inverse of :func:`_protocol_candidates`)."""
+    return csv_protocol.removesuffix("_zeroshot").removeprefix("single_")
+
+
 def _match_rows(frame: pd.DataFrame, protocol: str) -> pd.DataFrame:
     for candidate in _protocol_candidates(protocol):
         rows = frame[frame["protocol"] == candidate]
@@ -91,8 +96,8 @@ def find_table(protocol: str) -> str:
     for name in list_tables():
         if not _match_rows(_read_table(name), protocol).empty:
             return name
-    known = sorted({value for name in list_tables() for value in _read_table(name)["protocol"]})
-    raise KeyError(f"no leaderboard table for protocol '{protocol}'; CSV protocols: {known}")
+    known = sorted({_protocol_name(value) for name in list_tables() for value in _read_table(name)["protocol"]})
+    raise KeyError(f"no leaderboard table for protocol '{protocol}'; tables exist for: {', '.join(known)}")
 
 
 def protocol_rows(protocol: str, table: str | None = None) -> pd.DataFrame:

@@ -103,3 +103,13 @@ def test_published_rows_keep_printed_numbers_and_missing_cells_as_none():
 def test_an_unknown_protocol_is_a_clear_error():
     with pytest.raises(KeyError, match="no leaderboard table for protocol 'nope'"):
         lb.find_table("nope")
+
+
+def test_an_unknown_protocol_lists_names_that_report_accepts():
+    from bench_ir.leaderboard import find_table
+
+    with pytest.raises(KeyError) as err:
+        find_table("9deg")
+    names = str(err.value).split("tables exist for: ")[1].rstrip("'\"").split(", ")
+    assert {"3deg", "5deg", "dehaze", "udc", "uieb", "efficiency"} <= set(names)
+    assert all(find_table(name) for name in names)  # each listed name finds its table
