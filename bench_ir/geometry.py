@@ -74,6 +74,18 @@ def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
     return starts
 
 
+def tile_size(tile: int, overlap: int, multiple: int) -> int:
+    """The tile size tiled inference uses: ``tile`` pixels rounded down to ``multiple`` (at least one multiple).
+    Raises GeometryError when ``overlap`` is negative or not smaller than that size."""
+    if overlap < 0:
+        raise GeometryError(f"tile overlap must be 0 or more pixels, got {overlap}")
+    size = max(multiple, tile - tile % multiple)
+    if overlap >= size:
+        rounded = f" ({tile} pixels fitted to a multiple of {multiple})" if size != tile else ""
+        raise GeometryError(f"tile overlap {overlap} must be smaller than the tile size {size}{rounded}")
+    return size
+
+
 def run_tiled(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, policy: FitPolicy,
               tile: int, overlap: int = 32) -> torch.Tensor:
     """Overlapping tiled inference: tiles of ``tile`` x ``tile`` pixels with ``overlap`` pixels shared by
@@ -81,9 +93,7 @@ def run_tiled(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
 
     ``tile`` is rounded down to the policy's multiple; edge tiles are shifted inwards so every tile has the full
     size (images smaller than a tile are run whole through ``run_padded``)."""
-    tile = max(policy.multiple, tile - tile % policy.multiple)
-    if overlap >= tile:
-        raise GeometryError(f"tile overlap {overlap} must be smaller than the tile size {tile}")
+    tile = tile_size(tile, overlap, policy.multiple)
     height, width = x.shape[-2:]
     if height <= tile and width <= tile:
         return run_padded(forward, x, policy)

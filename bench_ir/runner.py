@@ -39,7 +39,7 @@ from bench_ir.cards import ModelCard, check_card_args, count_parameters, get_car
 from bench_ir.checkpoints import create_model
 from bench_ir.distributed import dist_context
 from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype
-from bench_ir.geometry import fit_policy
+from bench_ir.geometry import fit_policy, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
 from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_protocol
 from bench_ir.resources import registry_dir
@@ -231,6 +231,21 @@ def _wider(a: int | None, b: int | None) -> int | None:
     return None if a is None or b is None else max(a, b)
 
 
+def _check_counts(config: RunConfig, card: ModelCard, protocol: Protocol) -> None:
+    """Counts and sizes that cannot work, refused before any data or model work (not silently replaced)."""
+    for option, value in (("--limit", config.limit), ("--batch-size", config.batch_size),
+                          ("--tile", config.tile)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be at least 1, got {value}")
+    if config.num_workers is not None and config.num_workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {config.num_workers}")
+    if config.tile is not None:
+        crops = {protocol.crop_for(task) for task in protocol.tasks}
+        for crop in crops:
+            policy = fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode, config.pad)
+            tile_size(config.tile, config.tile_overlap, policy.multiple)
+
+
 def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
                  on_model: Callable[[torch.nn.Module], None] | None = None) -> RunOutcome:
     """Run ``config.model`` on every task of ``config.protocol``; see the module docstring."""
@@ -257,6 +272,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
     convention = get_convention(config.convention or protocol.convention)
     card = with_model_args(get_card(config.model, config.registry), config.model_args)
     check_card_args(card)  # unknown card args / --model-arg fail here, before any data or model work
+    _check_counts(config, card, protocol)
 
     # 1. every dataset first: a missing folder fails before any model work (a resume resolves the run's own tasks)
     if not config.sample and config.data_root is None and protocol.name != "folders":

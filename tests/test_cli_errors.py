@@ -51,6 +51,23 @@ def _finished_run(tmp_path: Path) -> Path:
     return run_dir
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--limit", "0"], "--limit must be at least 1, got 0"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--workers", "-1"], "--workers must be 0 or more, got -1"),
+    (["--tile", "0"], "--tile must be at least 1, got 0"),
+    (["--tile", "64", "--tile-overlap", "-4"], "tile overlap must be 0 or more pixels, got -4"),
+    (["--model", "mirage-t", "--tile", "30"],
+     "tile overlap 32 must be smaller than the tile size 24 (30 pixels fitted to a multiple of 8)"),
+])
+def test_an_impossible_count_is_refused_before_any_run_directory_exists(tmp_path, options, message):
+    """Not silently replaced (a batch size of 0 used to mean 1, a limit of 0 gave a 'complete' run of no images)."""
+    result = runner.invoke(app, [*SAMPLE_RUN, *options, "--runs-root", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert _error_lines(result) == [f"error: {message}"]
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("content, reason", [
     ("[]", "expected a JSON object, got []"),
     ("null", "expected a JSON object, got null"),
