@@ -37,6 +37,7 @@ import torch
 from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_settings
 from bench_ir.cards import ModelCard, check_card_args, count_parameters, get_card, with_model_args
 from bench_ir.checkpoints import create_model
+from bench_ir.counts import check_counts
 from bench_ir.distributed import dist_context
 from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype
 from bench_ir.geometry import fit_policy, tile_size
@@ -233,12 +234,8 @@ def _wider(a: int | None, b: int | None) -> int | None:
 
 def _check_counts(config: RunConfig, card: ModelCard, protocol: Protocol) -> None:
     """Counts and sizes that cannot work, refused before any data or model work (not silently replaced)."""
-    for option, value in (("--limit", config.limit), ("--batch-size", config.batch_size),
-                          ("--tile", config.tile)):
-        if value is not None and value < 1:
-            raise ValueError(f"{option} must be at least 1, got {value}")
-    if config.num_workers is not None and config.num_workers < 0:
-        raise ValueError(f"--workers must be 0 or more, got {config.num_workers}")
+    check_counts([("--limit", config.limit, 1), ("--batch-size", config.batch_size, 1), ("--tile", config.tile, 1),
+                  ("--workers", config.num_workers, 0)])
     if config.tile is not None:
         crops = {protocol.crop_for(task) for task in protocol.tasks}
         for crop in crops:

@@ -195,6 +195,23 @@ def test_the_suggested_evaluation_of_a_recipe_without_validation_leaves_the_prot
     assert command.startswith("bench-ir run --protocol PROTOCOL --data-root DATA_ROOT --model mirage-t")
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--max-steps", "0", "--max-steps must be at least 1, got 0"),
+    ("--batch-size", "0", "--batch-size must be at least 1, got 0"),
+    ("--patch-size", "0", "--patch-size must be at least 1, got 0"),
+    ("--workers", "-1", "--workers must be 0 or more, got -1"),
+    ("--val-limit", "0", "--val-limit must be at least 1, got 0"),
+    ("--checkpoint-every", "0", "--checkpoint-every must be at least 1, got 0"),
+    ("--log-every", "0", "--log-every must be at least 1, got 0"),
+])
+def test_cli_refuses_an_impossible_count_before_training(tmp_path, option, value, message):
+    """Not replaced by the recipe's value (0 used to mean 'the default' for most of these)."""
+    result = CliRunner().invoke(_cli(), ["train", "--recipe", "sample", "--device", "cpu", "--run-dir",
+                                         str(tmp_path / "run"), option, value])
+    assert result.exit_code == 2 and f"error: {message}" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_reports_missing_training_data_as_an_error(tmp_path):
     result = CliRunner().invoke(_cli(), ["train", "--recipe", "5deg", "--data-root", str(tmp_path), "--device", "cpu"])
     assert result.exit_code == 2

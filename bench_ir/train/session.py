@@ -19,6 +19,7 @@ from torch import nn
 from bench_ir.acceleration import ExecutionPlan, compile_for_training, plan_execution
 from bench_ir.cards import ModelCard, card_record, count_parameters, get_card, with_model_args
 from bench_ir.checkpoints import create_model
+from bench_ir.counts import check_counts
 from bench_ir.engine import resolve_device
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_command, portable_path
 from bench_ir.results import write_json_atomic
@@ -138,6 +139,10 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if options.dtype not in _DTYPES:
         raise ValueError(f"unknown training dtype '{options.dtype}'; choose fp32 or bf16")
+    check_counts([("--max-steps", options.max_steps, 1), ("--batch-size", options.batch_size, 1),
+                  ("--patch-size", options.patch_size, 1), ("--workers", options.num_workers, 0),
+                  ("--val-limit", options.val_limit, 1), ("--checkpoint-every", options.checkpoint_every, 1),
+                  ("--log-every", options.log_every, 1)])
     card = _effective_card(model, options)
     plan = resolve_plan(recipe, card, options.epochs_from, options.loss_from,  # type: ignore[arg-type]
                         batch_size=options.batch_size, patch_size=options.patch_size)
@@ -151,8 +156,6 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
                          f"({len(dataset)} items after repeats); lower --batch-size")
     planned = plan.steps if plan.steps is not None else plan.epochs * sampler.steps_per_epoch  # type: ignore[operator]
     total_steps = min(planned, options.max_steps) if options.max_steps is not None else planned
-    if total_steps < 1:
-        raise ValueError(f"--max-steps must be >= 1, got {options.max_steps}")
     if options.max_minutes is not None and not options.max_minutes > 0:
         raise ValueError(f"--max-minutes must be > 0, got {options.max_minutes}")
     notices = list(dataset.notices)
