@@ -45,6 +45,7 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from bench_ir.acceleration import AcceleratedForward, ExecutionPlan
 from bench_ir.cards import ModelCard, count_parameters
+from bench_ir.counts import check_counts
 from bench_ir.engine import restored_image
 from bench_ir.manifest import cpu_name
 
@@ -360,8 +361,11 @@ def profile_model(
     display = card.display_name if card is not None else name
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ProfileError(f"device {device} requested but CUDA is not available")
-    if repeats < 1 or warmup < 0 or batch < 1 or train_steps < 1:
-        raise ProfileError("repeats, batch and train_steps must be >= 1 and warmup >= 0")
+    try:
+        check_counts([("--repeats", repeats, 1), ("--warmup", warmup, 0), ("--batch", batch, 1),
+                      ("train_steps", train_steps, 1)])
+    except ValueError as err:
+        raise ProfileError(str(err)) from None
     _check_size(size, card, "size")
     if train:
         _check_size(train_size, card, "train_size")

@@ -168,6 +168,15 @@ def test_failing_forward_becomes_profile_error():
         profile_model(ConvThenLinear(), size=16)  # the linear layer expects an 8x8 input
 
 
+@pytest.mark.parametrize("counts, message", [({"batch": 0}, "--batch must be at least 1, got 0"),
+                                             ({"repeats": 0}, "--repeats must be at least 1, got 0"),
+                                             ({"warmup": -1}, "--warmup must be 0 or more, got -1")])
+def test_an_impossible_count_is_a_profile_error_naming_the_option(counts, message):
+    with pytest.raises(ProfileError) as err:
+        profile_model(ConvThenLinear(), size=8, **counts)
+    assert str(err.value) == message
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")
 def test_cuda_request_without_cuda_is_a_profile_error():
     with pytest.raises(ProfileError, match="CUDA is not available"):

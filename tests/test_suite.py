@@ -181,6 +181,13 @@ def test_missing_datasets_and_checkpoints_are_listed_together_before_any_forward
     assert outcome.statuses["input__3deg"] == "missing"
 
 
+def test_a_limit_of_zero_is_refused_before_the_suite_directory_exists(tmp_path):
+    path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": ["5deg"]}])
+    result = runner.invoke(app, ["suite", "run", str(path), "--out", str(tmp_path / "out"), "--limit", "0"])
+    assert result.exit_code == 2 and "error: --limit must be at least 1, got 0" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_failing_cell_does_not_stop_the_others_and_the_exit_code_names_it(tmp_path):
     toy = _toy_data(tmp_path / "data")
     (tmp_path / "ckpt").mkdir()
