@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bench_ir.comparability import setup_differences
+from bench_ir.counts import check_counts
 from bench_ir.leaderboard import (
     AVERAGE,
     find_table,
@@ -56,11 +57,12 @@ def paired_bootstrap_ci(differences: np.ndarray, n_boot: int = 10000, confidence
     Resamples the images ``n_boot`` times with replacement, vectorised in chunks; ``rng`` (or a generator
     seeded with ``seed``) makes it reproducible. Returns (nan, nan) for an empty input.
     """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    check_counts([("--n-boot", n_boot, 1)])
     values = np.asarray(differences, dtype=np.float64).ravel()
     if values.size == 0:
         return (float("nan"), float("nan"))
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     rng = rng if rng is not None else np.random.default_rng(seed)
     return _interval(_bootstrap_means(values, n_boot, rng), confidence)
 

@@ -148,3 +148,11 @@ def test_a_run_that_is_not_comparable_gets_no_rank():
     assert ranks["rank"].isna().all() and not ranks["comparable"].any()
     assert "sample (synthetic) data" in ranks.attrs["reasons"]
     assert ranks["delta_mirage_t"].notna().all()
+
+
+@pytest.mark.parametrize("settings, message", [({"n_boot": 0}, "--n-boot must be at least 1, got 0"),
+                                               ({"confidence": 1.0}, "confidence must be in (0, 1), got 1.0")])
+def test_impossible_bootstrap_settings_are_errors_naming_them(settings, message):
+    with pytest.raises(ValueError) as err:
+        paired_bootstrap_ci(np.array([0.1, 0.2, 0.3]), **settings)
+    assert str(err.value) == message
