@@ -17,7 +17,7 @@ from bench_ir.cards import ModelCard, card_record, count_parameters, get_card
 from bench_ir.checkpoints import create_model
 from bench_ir.engine import resolve_device, resolve_dtype
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
-from bench_ir.profiling import ProfileResult, count_flops, inference_parameter_count, profile_model
+from bench_ir.profiling import ProfileResult, check_size, count_flops, inference_parameter_count, profile_model
 from bench_ir.results import PROFILE, RunStore, write_json_atomic
 
 __all__ = ["profile_and_store", "static_profile_and_store"]
@@ -99,6 +99,7 @@ def static_profile_and_store(card: ModelCard, checkpoint: dict | None = None, ar
     stored as a profile run without memory or timing. Weights do not change either figure, so the model keeps
     its random initialisation; ``checkpoint`` (the manifest entry of the run being profiled: path, sha256) is
     recorded so that reports join this profile to that run. Returns the run directory."""
+    check_size(size, card, "--profile-size")
     net = create_model(card)
     params_inference, source = inference_parameter_count(net, card)
     flops = count_flops(net, size)

@@ -53,6 +53,7 @@ __all__ = [
     "CONVENTIONS",
     "FlopCount",
     "ProfileError",
+    "check_size",
     "ProfileResult",
     "TrainStepProfile",
     "count_flops",
@@ -262,7 +263,9 @@ def _device_name(device: torch.device) -> str:
     return cpu_name()
 
 
-def _check_size(size: int, card: ModelCard | None, what: str) -> None:
+def check_size(size: int, card: ModelCard | None, what: str = "size") -> None:
+    """Raise ProfileError unless ``size`` (pixels, the side of a square input) is positive and a multiple of the
+    card's input_multiple; ``what`` names the option in the message."""
     if size < 1:
         raise ProfileError(f"{what} must be a positive number of pixels, got {size}")
     multiple = card.input_multiple if card is not None else 1
@@ -366,9 +369,9 @@ def profile_model(
                       ("train_steps", train_steps, 1)])
     except ValueError as err:
         raise ProfileError(str(err)) from None
-    _check_size(size, card, "size")
+    check_size(size, card, "size")
     if train:
-        _check_size(train_size, card, "train_size")
+        check_size(train_size, card, "train_size")
     model.to(device=device, dtype=dtype).eval()
 
     params_total = count_parameters(model)

@@ -104,6 +104,18 @@ def test_standalone_latex_compiles_with_pdflatex_and_the_pdf_says_what_the_table
 
 
 # -------------------------------------------------------------------------------------------- reproduction
+@pytest.mark.parametrize("options, message", [
+    (["--delta", "--tol-psnr", "-1"], "--tol-psnr must be 0 or more, got -1.0"),
+    (["--profile", "--profile-size", "100", "--runs-root", "PROFILES"],
+     "MIRAGE-T needs H and W divisible by 8 (card input_multiple); --profile-size 100 is not. Use 96 or 104."),
+])
+def test_report_refuses_an_impossible_tolerance_or_profile_size_naming_the_option(tmp_path, options, message):
+    options = [str(tmp_path / "profiles") if option == "PROFILES" else option for option in options]
+    result = CliRunner().invoke(app, ["report", "--protocol", "5deg", str(STORE / "5deg-mirage-t"), *options])
+    assert result.exit_code == 2 and f"error: {message}" in result.output
+    assert not (tmp_path / "profiles").exists()
+
+
 def test_delta_blocks_show_published_measured_and_delta_and_flag_cells_beyond_tolerance():
     table = build_table("5deg", [STORE / "5deg-mirage-t"], delta=Tolerance())
     block = next(b for b in table.blocks if b.title.startswith("Reproduction: MIRAGE-T (5deg-mirage-t)"))

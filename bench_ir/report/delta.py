@@ -26,6 +26,11 @@ class Tolerance:
     ssim: float = 0.002
     lpips: float = 0.002
 
+    def __post_init__(self) -> None:
+        for option, value in (("--tol-psnr", self.psnr), ("--tol-ssim", self.ssim), ("lpips tolerance", self.lpips)):
+            if not value >= 0:  # NaN too
+                raise ValueError(f"{option} must be 0 or more, got {value}")
+
     def of(self, metric: str) -> float:
         return {"PSNR": self.psnr, "SSIM": self.ssim, "LPIPS": self.lpips}[metric]
 
