@@ -474,6 +474,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
     card = get_card(card)
     if out.suffix != ".safetensors":
         raise ValueError(f"output {out} must end in .safetensors")
+    if out.exists() and src.exists() and out.resolve() == src.resolve():
+        raise FileExistsError(f"output {out} is the checkpoint being converted; choose another output file")
     cast = _DTYPES.get(dtype.lower(), None) if isinstance(dtype, str) else dtype
     if isinstance(dtype, str) and cast is None:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")

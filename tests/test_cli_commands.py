@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ from bench_ir.results import load_run
 from bench_ir.runner import RunConfig, folder_protocol, run_protocol
 
 runner = CliRunner()
+SAMPLE_WEIGHTS = Path(__file__).resolve().parents[1] / "registry" / "weights" / "mirage-t-sample.safetensors"
 
 
 def _write_pair_folders(root, names=("a.png", "b.png"), shift=10):
@@ -164,6 +167,14 @@ def test_convert_writes_safetensors_and_a_provenance_sidecar(tmp_path):
     assert result.exit_code == 0, result.output
     sidecar = json.loads((tmp_path / "mirage-t.safetensors.json").read_text())
     assert sidecar["model"] == "mirage-t" and len(sidecar["source_sha256"]) == 64
+
+
+def test_convert_refuses_to_write_over_the_checkpoint_it_converts(tmp_path):
+    shutil.copy(SAMPLE_WEIGHTS, tmp_path / "w.safetensors")
+    before = (tmp_path / "w.safetensors").read_bytes()
+    result = runner.invoke(app, ["convert", str(tmp_path / "w.safetensors"), str(tmp_path / "." / "w.safetensors")])
+    assert result.exit_code == 2 and "is the checkpoint being converted" in result.output
+    assert (tmp_path / "w.safetensors").read_bytes() == before and not (tmp_path / "w.safetensors.json").exists()
 
 
 def test_converted_weights_get_the_same_file_mode_as_their_sidecar(tmp_path):
