@@ -79,14 +79,18 @@ def suites_table() -> Table:
     return table
 
 
-def runs_table(runs_root: str | Path) -> Table:
+def runs_table(runs_root: str | Path) -> Table | str:
     """One row per run directory under ``runs_root``: its name in full (what `report --runs` and `compare` take),
     with the model, protocol and flags (sample, random weights, limit, incomplete) on a second line, then status,
-    images scored and the protocol's Average PSNR (dB) / SSIM. Fits 80 columns for the default run names."""
+    images scored and the protocol's Average PSNR (dB) / SSIM. Fits 80 columns for the default run names. A
+    sentence instead of an empty table when there is no run (saying so when the folder does not exist)."""
     from bench_ir.results import load_run
 
     root = Path(runs_root)
     run_dirs = sorted(p for p in root.glob("*") if (p / "manifest.json").is_file()) if root.is_dir() else []
+    if not run_dirs:
+        where = "" if root.is_dir() else " (no such folder; --runs-root names the folder runs are stored in)"
+        return f"no runs in {escape(str(runs_root))}{where}"
     table = Table(title=f"Runs in {runs_root}", caption="PSNR, SSIM: the protocol's Average")
     table.add_column("run", overflow="fold", min_width=max((len(p.name) for p in run_dirs), default=3))
     for column in ("status", "images", "PSNR", "SSIM"):

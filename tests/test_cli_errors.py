@@ -206,3 +206,13 @@ def test_list_runs_at_80_columns_shows_each_run_name_whole(tmp_path):
     first_cells = [line.split("│")[1].strip() for line in lines if line.count("│") > 3]
     assert all(name in first_cells for name in names)
     assert "input · 5deg · sample · limit 1" in first_cells
+
+
+def test_list_runs_says_when_there_is_no_run_and_when_the_folder_does_not_exist(tmp_path):
+    (tmp_path / "empty").mkdir()
+    wide = CliRunner(env={"COLUMNS": "300"})  # one line whatever the length of tmp_path
+    empty = wide.invoke(app, ["list", "runs", "--runs-root", str(tmp_path / "empty")])
+    missing = wide.invoke(app, ["list", "runs", "--runs-root", str(tmp_path / "nope")])
+    assert empty.exit_code == missing.exit_code == 0
+    assert empty.stdout.strip() == f"no runs in {tmp_path / 'empty'}"
+    assert missing.stdout.strip().startswith(f"no runs in {tmp_path / 'nope'} (no such folder")
