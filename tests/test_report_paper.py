@@ -116,6 +116,17 @@ def test_report_refuses_an_impossible_tolerance_or_profile_size_naming_the_optio
     assert not (tmp_path / "profiles").exists()
 
 
+@pytest.mark.parametrize("fmt, options, message", [
+    ("latex", {"raw": True}, "--raw applies to --format csv, not latex"),
+    ("markdown", {"standalone": True}, "--standalone applies to --format latex or html, not markdown"),
+    ("html", {"label": "tab:mine"}, "--label applies to --format latex, not html"),
+])
+def test_an_option_of_another_format_is_an_error_not_ignored(fmt, options, message):
+    with pytest.raises(ValueError) as err:
+        build_report("5deg", [STORE / "5deg-mirage-t"], fmt, **options)
+    assert str(err.value) == message
+
+
 def test_delta_blocks_show_published_measured_and_delta_and_flag_cells_beyond_tolerance():
     table = build_table("5deg", [STORE / "5deg-mirage-t"], delta=Tolerance())
     block = next(b for b in table.blocks if b.title.startswith("Reproduction: MIRAGE-T (5deg-mirage-t)"))

@@ -107,6 +107,10 @@ def build_report(protocol: str, run_dirs: Sequence[RunLike] | Sequence[MeasuredR
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format '{fmt}'; expected one of {', '.join(FORMATS)}")
+    for option, given, formats in (("--raw", raw, ("csv",)), ("--standalone", standalone, ("latex", "html")),
+                                   ("--label", label is not None, ("latex",))):
+        if given and fmt not in formats:  # never ignored without a word
+            raise ValueError(f"{option} applies to --format {' or '.join(formats)}, not {fmt}")
     if run_dirs and all(isinstance(r, MeasuredRun) for r in run_dirs):  # already measured and joined
         measured = list(run_dirs)  # type: ignore[arg-type]
     else:
