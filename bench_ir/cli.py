@@ -208,8 +208,9 @@ def run(
     sample: Annotated[bool, typer.Option("--sample", help="built-in sample data (synthetic, offline)")] = False,
     input_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of degraded images")] = None,
     target_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of clean images")] = None,
-    pairing: Annotated[str, typer.Option(help="ad-hoc pairing rule: same_name, stem, sots, rain100l, raindrop, "
-                                          "outdoor_rain, position (docs/protocols/README.md)")] = "same_name",
+    pairing: Annotated[str | None, typer.Option(help="ad-hoc pairing rule: same_name, stem, sots, rain100l, raindrop, "
+                                          "outdoor_rain, position (docs/protocols/README.md) [default: "
+                                          "same_name]")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="run directory (default runs/<time>-<model>-<protocol>)")] = None,
     runs_root: Annotated[Path, typer.Option(help="parent of default run directories")] = Path("runs"),
     resume: Annotated[bool, typer.Option("--resume", help="continue --run-dir (or the newest unfinished run of this "
@@ -250,7 +251,14 @@ def run(
         if input_dir or target_dir:
             if not (input_dir and target_dir):
                 raise ValueError("--input-dir and --target-dir go together")
-            chosen = folder_protocol(input_dir, target_dir, pairing=pairing)
+            for option, given in (("--protocol", protocol), ("--sample", sample), ("--data-root", data_root)):
+                if given:
+                    raise ValueError(f"{option} and --input-dir/--target-dir are two ways to choose the images; "
+                                     "give one")
+            chosen = folder_protocol(input_dir, target_dir, pairing=pairing or "same_name")
+        elif pairing is not None:
+            raise ValueError("--pairing applies to --input-dir/--target-dir (a protocol pairs its files by its "
+                             "layouts)")
         elif protocol:
             chosen = protocol
         else:

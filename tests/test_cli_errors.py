@@ -216,3 +216,19 @@ def test_list_runs_says_when_there_is_no_run_and_when_the_folder_does_not_exist(
     assert empty.exit_code == missing.exit_code == 0
     assert empty.stdout.strip() == f"no runs in {tmp_path / 'empty'}"
     assert missing.stdout.strip().startswith(f"no runs in {tmp_path / 'nope'} (no such folder")
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--protocol", "5deg", "--pairing", "sots"],
+     "--pairing applies to --input-dir/--target-dir (a protocol pairs its files by its layouts)"),
+    (["--protocol", "5deg", "--input-dir", "IN", "--target-dir", "GT"],
+     "--protocol and --input-dir/--target-dir are two ways to choose the images; give one"),
+    (["--sample", "--input-dir", "IN", "--target-dir", "GT"],
+     "--sample and --input-dir/--target-dir are two ways to choose the images; give one"),
+])
+def test_options_for_another_way_of_choosing_the_images_are_errors_not_ignored(tmp_path, options, message):
+    options = [str(tmp_path / option) if option in ("IN", "GT") else option for option in options]
+    result = runner.invoke(app, ["run", "--model", "input", *options, "--runs-root", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert _error_lines(result) == [f"error: {message}"]
+    assert not (tmp_path / "runs").exists()
