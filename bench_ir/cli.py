@@ -263,6 +263,8 @@ def run(
             chosen = protocol
         else:
             raise ValueError("give --protocol (see `bench-ir list protocols`) or --input-dir/--target-dir")
+        if not lpips and (lpips_net is not None or lpips_weights is not None):
+            raise ValueError("--lpips-net and --lpips-weights apply with --lpips (LPIPS is scored only when asked)")
         lpips_choice = (lpips_net.value if lpips_net else "default") if lpips else None
         config = RunConfig(protocol=chosen, model=model, model_args=parse_model_args(model_arg),
                            checkpoint=checkpoint, data_root=data_root, sample=sample, run_dir=run_dir,

@@ -232,10 +232,14 @@ def _wider(a: int | None, b: int | None) -> int | None:
     return None if a is None or b is None else max(a, b)
 
 
-def _check_counts(config: RunConfig, card: ModelCard, protocol: Protocol) -> None:
-    """Counts and sizes that cannot work, refused before any data or model work (not silently replaced)."""
+def _check_options(config: RunConfig, card: ModelCard, protocol: Protocol) -> None:
+    """Counts, sizes and option pairs that cannot work, refused before any data or model work (never silently
+    replaced or ignored)."""
     check_counts([("--limit", config.limit, 1), ("--batch-size", config.batch_size, 1), ("--tile", config.tile, 1),
                   ("--workers", config.num_workers, 0)])
+    if config.random_weights and config.checkpoint:
+        raise ValueError("--random-weights allows a model without a checkpoint; it cannot run with --checkpoint "
+                         f"{config.checkpoint}")
     if config.tile is not None:
         crops = {protocol.crop_for(task) for task in protocol.tasks}
         for crop in crops:
@@ -269,7 +273,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
     convention = get_convention(config.convention or protocol.convention)
     card = with_model_args(get_card(config.model, config.registry), config.model_args)
     check_card_args(card)  # unknown card args / --model-arg fail here, before any data or model work
-    _check_counts(config, card, protocol)
+    _check_options(config, card, protocol)
 
     # 1. every dataset first: a missing folder fails before any model work (a resume resolves the run's own tasks)
     if not config.sample and config.data_root is None and protocol.name != "folders":

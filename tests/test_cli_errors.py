@@ -232,3 +232,17 @@ def test_options_for_another_way_of_choosing_the_images_are_errors_not_ignored(t
     assert result.exit_code == 2
     assert _error_lines(result) == [f"error: {message}"]
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--lpips-net", "vgg"], "--lpips-net and --lpips-weights apply with --lpips (LPIPS is scored only when asked)"),
+    (["--lpips-weights", "w.pth"], "--lpips-net and --lpips-weights apply with --lpips (LPIPS is scored only when "
+                                   "asked)"),
+    (["--model", "mirage-t", "--checkpoint", "w.safetensors", "--random-weights"],
+     "--random-weights allows a model without a checkpoint; it cannot run with --checkpoint w.safetensors"),
+])
+def test_an_option_that_would_be_ignored_is_an_error(tmp_path, options, message):
+    result = runner.invoke(app, [*SAMPLE_RUN, *options, "--runs-root", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert _error_lines(result) == [f"error: {message}"]
+    assert not (tmp_path / "runs").exists()
