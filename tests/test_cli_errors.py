@@ -28,6 +28,16 @@ def _error_lines(result) -> list[str]:
     return [line for line in result.output.splitlines() if line.startswith("error:")]
 
 
+def _refused_before_any_run(tmp_path: Path, args: list[str]) -> str:
+    """The one error line of `bench-ir ARGS --runs-root tmp_path/runs` (exit code 2), without its 'error: ', after
+    checking that no run directory was made."""
+    result = runner.invoke(app, [*args, "--runs-root", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    (line,) = _error_lines(result)
+    assert not (tmp_path / "runs").exists()
+    return line.removeprefix("error: ")
+
+
 def test_a_run_dir_below_a_file_is_one_line_naming_the_path(tmp_path):
     (tmp_path / "afile").write_text("x")
     result = runner.invoke(app, [*SAMPLE_RUN, "--run-dir", str(tmp_path / "afile" / "sub")])
@@ -62,10 +72,7 @@ def _finished_run(tmp_path: Path) -> Path:
 ])
 def test_an_impossible_count_is_refused_before_any_run_directory_exists(tmp_path, options, message):
     """Not silently replaced (a batch size of 0 used to mean 1, a limit of 0 gave a 'complete' run of no images)."""
-    result = runner.invoke(app, [*SAMPLE_RUN, *options, "--runs-root", str(tmp_path / "runs")])
-    assert result.exit_code == 2
-    assert _error_lines(result) == [f"error: {message}"]
-    assert not (tmp_path / "runs").exists()
+    assert _refused_before_any_run(tmp_path, [*SAMPLE_RUN, *options]) == message
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -228,10 +235,7 @@ def test_list_runs_says_when_there_is_no_run_and_when_the_folder_does_not_exist(
 ])
 def test_options_for_another_way_of_choosing_the_images_are_errors_not_ignored(tmp_path, options, message):
     options = [str(tmp_path / option) if option in ("IN", "GT") else option for option in options]
-    result = runner.invoke(app, ["run", "--model", "input", *options, "--runs-root", str(tmp_path / "runs")])
-    assert result.exit_code == 2
-    assert _error_lines(result) == [f"error: {message}"]
-    assert not (tmp_path / "runs").exists()
+    assert _refused_before_any_run(tmp_path, ["run", "--model", "input", *options]) == message
 
 
 @pytest.mark.parametrize("options, message", [
@@ -242,7 +246,4 @@ def test_options_for_another_way_of_choosing_the_images_are_errors_not_ignored(t
      "--random-weights allows a model without a checkpoint; it cannot run with --checkpoint w.safetensors"),
 ])
 def test_an_option_that_would_be_ignored_is_an_error(tmp_path, options, message):
-    result = runner.invoke(app, [*SAMPLE_RUN, *options, "--runs-root", str(tmp_path / "runs")])
-    assert result.exit_code == 2
-    assert _error_lines(result) == [f"error: {message}"]
-    assert not (tmp_path / "runs").exists()
+    assert _refused_before_any_run(tmp_path, [*SAMPLE_RUN, *options]) == message
