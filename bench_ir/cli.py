@@ -208,9 +208,9 @@ def run(
     sample: Annotated[bool, typer.Option("--sample", help="built-in sample data (synthetic, offline)")] = False,
     input_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of degraded images")] = None,
     target_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of clean images")] = None,
-    pairing: Annotated[str | None, typer.Option(help="ad-hoc pairing rule: same_name, stem, sots, rain100l, raindrop, "
-                                          "outdoor_rain, position (docs/protocols/README.md) [default: "
-                                          "same_name]")] = None,
+    pairing: Annotated[str | None, typer.Option(help="ad-hoc pairing rule: same_name, stem, sots, rain100l, "
+                                                 "raindrop, outdoor_rain, position (docs/protocols/README.md) "
+                                                 "[default: same_name]")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="run directory (default runs/<time>-<model>-<protocol>)")] = None,
     runs_root: Annotated[Path, typer.Option(help="parent of default run directories")] = Path("runs"),
     resume: Annotated[bool, typer.Option("--resume", help="continue --run-dir (or the newest unfinished run of this "

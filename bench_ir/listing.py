@@ -92,7 +92,7 @@ def runs_table(runs_root: str | Path) -> Table | str:
         where = "" if root.is_dir() else " (no such folder; --runs-root names the folder runs are stored in)"
         return f"no runs in {escape(str(runs_root))}{where}"
     table = Table(title=f"Runs in {runs_root}", caption="PSNR, SSIM: the protocol's Average")
-    table.add_column("run", overflow="fold", min_width=max((len(p.name) for p in run_dirs), default=3))
+    table.add_column("run", overflow="fold", min_width=max(len(p.name) for p in run_dirs))
     for column in ("status", "images", "PSNR", "SSIM"):
         table.add_column(column, no_wrap=True, justify="left" if column == "status" else "right")
     for run_dir in run_dirs:

@@ -143,6 +143,8 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
                   ("--patch-size", options.patch_size, 1), ("--workers", options.num_workers, 0),
                   ("--val-limit", options.val_limit, 1), ("--checkpoint-every", options.checkpoint_every, 1),
                   ("--log-every", options.log_every, 1)])
+    if options.max_minutes is not None and not options.max_minutes > 0:
+        raise ValueError(f"--max-minutes must be > 0, got {options.max_minutes}")
     card = _effective_card(model, options)
     plan = resolve_plan(recipe, card, options.epochs_from, options.loss_from,  # type: ignore[arg-type]
                         batch_size=options.batch_size, patch_size=options.patch_size)
@@ -156,8 +158,6 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
                          f"({len(dataset)} items after repeats); lower --batch-size")
     planned = plan.steps if plan.steps is not None else plan.epochs * sampler.steps_per_epoch  # type: ignore[operator]
     total_steps = min(planned, options.max_steps) if options.max_steps is not None else planned
-    if options.max_minutes is not None and not options.max_minutes > 0:
-        raise ValueError(f"--max-minutes must be > 0, got {options.max_minutes}")
     notices = list(dataset.notices)
     if total_steps < planned:
         notices.append(f"--max-steps {options.max_steps}: training stops at step {total_steps} of the recipe's "
