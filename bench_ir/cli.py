@@ -209,8 +209,8 @@ def run(
     input_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of degraded images")] = None,
     target_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of clean images")] = None,
     pairing: Annotated[str | None, typer.Option(help="ad-hoc pairing rule: same_name, stem, sots, rain100l, "
-                                                 "raindrop, outdoor_rain, position (docs/protocols/README.md) "
-                                                 "[default: same_name]")] = None,
+                                                 "raindrop, outdoor_rain, position (docs/protocols/README.md); "
+                                                 "default same_name")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="run directory (default runs/<time>-<model>-<protocol>)")] = None,
     runs_root: Annotated[Path, typer.Option(help="parent of default run directories")] = Path("runs"),
     resume: Annotated[bool, typer.Option("--resume", help="continue --run-dir (or the newest unfinished run of this "
@@ -516,8 +516,8 @@ def report(
     profile: Annotated[bool, typer.Option("--profile", help="compute params and FLOPs (CPU) of runs without a "
                                           "profile, stored under --runs-root")] = False,
     profile_size: Annotated[int, typer.Option(help="--profile: input height and width in pixels")] = 224,
-    runs_root: Annotated[Path | None, typer.Option(help="where to look for (and --profile stores) profile runs "
-                                                   "[default: runs]")] = None,
+    runs_root: Annotated[Path | None, typer.Option(help="where to look for (and --profile stores) profile runs"
+                                                   "; default runs")] = None,
     chart_out: Annotated[Path | None, typer.Option(help="also write the efficiency chart as PATH.pdf and "
                                                    "PATH.svg")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="CSV: unrounded values")] = False,

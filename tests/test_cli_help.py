@@ -39,3 +39,20 @@ def test_run_help_names_every_pairing_rule():
 
     text = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=200).output.split())
     assert all(rule in text for rule in PAIRING_RULES)
+
+
+def _params(command):
+    yield from getattr(command, "params", [])
+    for sub in getattr(command, "commands", {}).values():
+        yield from _params(sub)
+
+
+def test_no_option_help_holds_square_brackets_that_rich_would_take_for_markup():
+    """'[default: runs]' in a help string is swallowed as a markup tag by the rich help; say 'default runs'."""
+    bracketed = [f"{p.name}: {p.help}" for p in _params(typer.main.get_command(app)) if "[" in (p.help or "")]
+    assert bracketed == []
+
+
+def test_a_default_written_in_the_help_text_is_shown():
+    text = " ".join(CliRunner(env={"COLUMNS": "300"}).invoke(app, ["report", "--help"]).output.split())
+    assert "profile runs; default runs" in text
