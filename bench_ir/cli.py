@@ -726,8 +726,9 @@ def suite_run(
                                                 "local processes)")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="slurm: follow the jobs until they end")] = True,
 ) -> None:
-    """Run every cell of a suite: checks all datasets and checkpoints first, skips complete cells, resumes
-    interrupted ones; a failing cell does not stop the others (exit code 1 names them)."""
+    """Run every cell of a suite: checks datasets and checkpoints first, skips complete cells, resumes interrupted ones.
+
+    A failing cell does not stop the others; the exit code is then 1 and the failed cells are named."""
     from bench_ir.suite import make_launcher, run_suite
 
     overrides = {"limit": limit, "device": device, "noise_order": noise_order.value if noise_order else None}

@@ -41,6 +41,18 @@ def test_run_help_names_every_pairing_rule():
     assert all(rule in text for rule in PAIRING_RULES)
 
 
+def _summaries(command, prefix: str = ""):
+    yield prefix, (command.help or "").split("\n\n")[0]
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _summaries(sub, f"{prefix} {name}".strip())
+
+
+def test_every_command_summary_is_one_line_so_the_command_list_does_not_break_it_mid_sentence():
+    """Rich keeps a newline of a docstring's first paragraph: the list of commands showed 'resumes' + line break."""
+    broken = [name for name, summary in _summaries(typer.main.get_command(app)) if "\n" in summary]
+    assert broken == []
+
+
 def _params(command):
     yield from getattr(command, "params", [])
     for sub in getattr(command, "commands", {}).values():
