@@ -13,7 +13,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 import typer.core
 from rich.console import Console
@@ -21,6 +20,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench_ir.choices import CompileMode
+
+try:  # typer >= 0.26 carries its own copy of click (and no longer installs click)
+    from typer._click.exceptions import ClickException as _ClickException
+except ImportError:  # typer < 0.26 runs on click; typer.Exit and typer.Abort are then click's own
+    from click import ClickException as _ClickException
 
 console = Console()
 err_console = Console(stderr=True)
@@ -63,11 +67,11 @@ class _Commands(typer.core.TyperGroup):
     file-system errors name the file (read-only, full disk, a file where a folder is needed), anything else
     is one summary line with a hint that `--debug` shows the traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         show, warnings.showwarning = warnings.showwarning, _show_warning
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, _ClickException):  # usage errors: click prints them, exit code 2
             raise
         except Exception as err:
             if ctx.params.get("debug") or os.environ.get("BENCH_IR_DEBUG"):
@@ -301,7 +305,7 @@ def run(
     if nonfinite:
         console.print(f"[bold red]warning:[/] {nonfinite} image(s) with NaN/Inf outputs (see records)")
     console.print(f"results: {outcome.run_dir}", highlight=False)
-    console.print("next:\n" + "\n".join(f"  {line}" for line in next_commands(outcome.run_dir, chosen)),
+    console.print("next:\n" + "\n".join(f"  {line}" for line in next_commands(outcome.run_dir, outcome.manifest)),
                   highlight=False, markup=False, soft_wrap=True)
 
 
@@ -503,7 +507,9 @@ def report(
     protocol: Annotated[str, typer.Option("--protocol", "-p", help="protocol (or 'efficiency')")] = "5deg",
     format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.markdown,
     out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None,
-    leaderboard: Annotated[bool, typer.Option(help="include the published rows")] = True,
+    leaderboard: Annotated[bool | None, typer.Option("--leaderboard/--no-leaderboard", help="include the published "
+                                                     "rows; default: where a leaderboard table holds the protocol "
+                                                     "(your own protocol: your runs alone)")] = None,
     extra_runs: Annotated[list[Path] | None, typer.Option("--runs", help="run directory (repeatable)")] = None,
     standalone: Annotated[bool, typer.Option("--standalone", help="LaTeX: a whole document that compiles as it "
                                              "is")] = False,
@@ -729,7 +735,7 @@ def suite_run(
     """Run every cell of a suite: checks datasets and checkpoints first, skips complete cells, resumes interrupted ones.
 
     A failing cell does not stop the others; the exit code is then 1 and the failed cells are named."""
-    from bench_ir.suite import make_launcher, run_suite
+    from bench_ir.suite import make_launcher, report_command, run_suite
 
     overrides = {"limit": limit, "device": device, "noise_order": noise_order.value if noise_order else None}
     overview = RichSuiteOverview()
@@ -756,6 +762,8 @@ def suite_run(
     if launcher is LauncherKind.slurm:
         console.print(f"Slurm job ids: {outcome.plan.suite_dir / 'jobs.json'}; follow with `bench-ir suite status "
                       f"{outcome.plan.suite_dir}`", highlight=False)
+    elif not outcome.failed:
+        console.print(f"next: {report_command(outcome.plan.suite_dir)}", highlight=False, markup=False, soft_wrap=True)
     if outcome.failed:
         for result in outcome.failed:
             err_console.print(f"[bold red]{result.status}:[/] {result.name}: {result.error}", highlight=False,
@@ -788,7 +796,8 @@ def suite_status(
 @suite_app.command("report")
 def suite_report(
     suite_dir: Annotated[Path, typer.Argument(help="a suite directory")],
-    out: Annotated[Path, typer.Option("--out", help="folder for the tables and index.html")],
+    out: Annotated[Path | None, typer.Option("--out", help="folder for the tables and index.html (default "
+                                             "SUITE_DIR/report)")] = None,
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="compile the LaTeX tables where pdflatex exists")] = True,
 ) -> None:
     """Every paper table the suite touches (LaTeX, PDF, CSV, Markdown, HTML) and one index.html linking them."""

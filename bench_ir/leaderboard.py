@@ -100,6 +100,15 @@ def find_table(protocol: str) -> str:
     raise KeyError(f"no leaderboard table for protocol '{protocol}'; tables exist for: {', '.join(known)}")
 
 
+def has_table(protocol: str) -> bool:
+    """Whether a leaderboard CSV holds published rows of ``protocol`` (a user's own protocol has none)."""
+    try:
+        find_table(protocol)
+    except KeyError:
+        return False
+    return True
+
+
 def protocol_rows(protocol: str, table: str | None = None) -> pd.DataFrame:
     """The published rows of ``protocol``: from ``table`` when given (e.g. the run manifest's
     ``leaderboard_table``), otherwise from the CSV found by :func:`find_table`. A table holding a

@@ -26,7 +26,7 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -555,14 +555,19 @@ def default_workers() -> int:
     return min(8, max(0, (os.cpu_count() or 1) - 1))
 
 
-def next_commands(run_dir: str | Path, protocol: str | Path | Protocol | None = None) -> list[str]:
-    """The commands a user runs after ``run_dir`` is complete, with the run directory filled in (shell-quoted):
-    the paper table (for a protocol run), the rank among the published rows, a paired comparison."""
+def next_commands(run_dir: str | Path, manifest: Mapping[str, Any]) -> list[str]:
+    """The commands a user runs after the run in ``run_dir`` (with its ``manifest``) is complete, shell-quoted:
+    the protocol's table, the rank among the published rows (where the protocol has them), a paired comparison."""
+    from bench_ir.leaderboard import has_table
+
     run = shlex.quote(str(run_dir))
-    name = protocol.name if isinstance(protocol, Protocol) else protocol
+    protocol = manifest.get("protocol") or {}
+    name = str(protocol.get("name") or "folders")
     commands = []
-    if name is not None and str(name) != "folders":
-        commands.append(f"bench-ir report --protocol {shlex.quote(str(name))} --runs {run} --format markdown")
-        commands.append(f"bench-ir compare {run} --leaderboard")
+    if name != "folders":
+        published = bool(protocol.get("leaderboard_table")) or has_table(name)
+        commands.append(f"bench-ir report --protocol {shlex.quote(name)} --runs {run} --format markdown")
+        if published:
+            commands.append(f"bench-ir compare {run} --leaderboard")
     commands.append(f"bench-ir compare OTHER_RUN {run}")
     return commands

@@ -247,3 +247,28 @@ def test_options_for_another_way_of_choosing_the_images_are_errors_not_ignored(t
 ])
 def test_an_option_that_would_be_ignored_is_an_error(tmp_path, options, message):
     assert _refused_before_any_run(tmp_path, [*SAMPLE_RUN, *options]) == message
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "--limit", "abc"], "'abc' is not a valid int"),
+    (["run", "--bogus"], "No such option: --bogus"),
+    (["compare"], "Missing argument"),
+    (["list", "things"], "'things' is not one of"),
+], ids=["bad-int", "unknown-option", "missing-argument", "bad-choice"])
+def test_a_usage_error_is_clicks_usage_message_with_exit_code_2_not_an_unexpected_error(args, message):
+    """typer >= 0.26 raises its own copy of click's exceptions; they must not fall into the catch-all."""
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Usage: " in result.output
+    assert "unexpected" not in result.output
+
+
+def test_the_cli_imports_without_click_where_typer_does_not_need_it():
+    """A core install with typer >= 0.26 has no click (nothing in the core requires it)."""
+    code = ("import sys; sys.modules['click'] = None\n"
+            "try:\n    import typer.core\nexcept ImportError:\n    sys.exit(3)\n"
+            "import bench_ir.cli")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    if done.returncode == 3:
+        pytest.skip("this typer runs on click")
+    assert done.returncode == 0, done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -215,6 +216,21 @@ def test_the_overview_written_to_a_file_ends_its_last_line(tmp_path):
                                  str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
     assert "input__toy" in result.stderr and result.stderr.endswith("\n")
+
+
+def test_a_complete_suite_run_ends_with_the_report_command_which_writes_into_the_suite_directory(tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": [str(toy)]}], options={"device": "cpu"})
+    result = runner.invoke(app, ["suite", "run", str(path), "--out", str(tmp_path / "out"), "--data-root",
+                                 str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("next: ")]
+    words = shlex.split(line.removeprefix("next: "))
+    assert words[:3] == ["bench-ir", "suite", "report"]
+    report = runner.invoke(app, [*words[1:], "--no-pdf"])
+    assert report.exit_code == 0, report.output
+    assert (tmp_path / "out" / "report" / "index.html").is_file()
+    assert (tmp_path / "out" / "report" / "toy.csv").is_file()
 
 
 @pytest.mark.parametrize("content", ["[]", "null", '{"status": "compl'])

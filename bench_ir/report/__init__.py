@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench_ir.protocol import protocol_name
 from bench_ir.report.delta import Tolerance
 from bench_ir.report.efficiency import build_efficiency_table
 from bench_ir.report.measured import MeasuredRun, as_runs, measure
@@ -47,7 +48,7 @@ def measure_runs(runs: Sequence[RunLike], runs_root: str | Path | None = None, p
     return measured
 
 
-def _table(protocol_name: str, measured: list[MeasuredRun], leaderboard: bool, delta: Tolerance | None,
+def _table(protocol_name: str, measured: list[MeasuredRun], leaderboard: bool | None, delta: Tolerance | None,
            caption: str | None, label: str | None) -> TableModel:
     if protocol_name == "efficiency":
         table = build_efficiency_table(measured, leaderboard=leaderboard)
@@ -58,19 +59,20 @@ def _table(protocol_name: str, measured: list[MeasuredRun], leaderboard: bool, d
     return table
 
 
-def build_table(protocol_name: str, runs: Sequence[RunLike] = (), leaderboard: bool = True,
+def build_table(protocol_name: str, runs: Sequence[RunLike] = (), leaderboard: bool | None = None,
                 delta: Tolerance | None = None, runs_root: str | Path | None = None,
                 caption: str | None = None, label: str | None = None) -> TableModel:
     """The paper table of ``protocol_name`` (``3deg``, ``5deg``, ``cdd11``, ``allweather``, ``uieb``, ``udc``,
-    ``dehaze``/``derain``/``denoise`` or ``efficiency``) with the published rows when ``leaderboard`` and
-    one row per run (run directories or loaded runs). Every run must have been made with that protocol,
+    ``dehaze``/``derain``/``denoise``, ``efficiency`` or a user's own protocol) with the published rows (see
+    :func:`~bench_ir.report.tables.build_protocol_table` for ``leaderboard``) and one row per run (run directories
+    or loaded runs). Every run must have been made with that protocol,
     except profile runs (they feed the efficiency table). ``delta`` adds reproduction blocks (published,
     measured, Δ) with that tolerance; ``caption``/``label`` replace the defaults."""
     return _table(protocol_name, measure_runs(runs, runs_root), leaderboard, delta, caption, label)
 
 
 def write_chart(protocol: str, runs: Sequence[RunLike] | list[MeasuredRun], out: str | Path,
-                leaderboard: bool = True, runs_root: str | Path | None = None) -> list[Path]:
+                leaderboard: bool | None = None, runs_root: str | Path | None = None) -> list[Path]:
     """Write the efficiency chart (PSNR vs params and FLOPs) as ``out`` with suffix .pdf and .svg; returns
     the two paths. ``runs`` may be measured runs already joined with their profiles."""
     from bench_ir.report.chart import efficiency_chart, efficiency_points
@@ -92,7 +94,7 @@ def write_chart(protocol: str, runs: Sequence[RunLike] | list[MeasuredRun], out:
 
 
 def build_report(protocol: str, run_dirs: Sequence[RunLike] | Sequence[MeasuredRun] = (), fmt: str = "markdown",
-                 out: str | Path | None = None, leaderboard: bool = True, standalone: bool = False,
+                 out: str | Path | None = None, leaderboard: bool | None = None, standalone: bool = False,
                  delta: Tolerance | None = None, profile: bool = False, runs_root: str | Path | None = None,
                  caption: str | None = None, label: str | None = None, raw: bool = False,
                  chart_out: str | Path | None = None, profile_size: int = 224) -> str:
@@ -102,9 +104,12 @@ def build_report(protocol: str, run_dirs: Sequence[RunLike] | Sequence[MeasuredR
     ``latex`` / ``markdown`` / ``csv`` give the protocol's table (``standalone`` LaTeX compiles as it is;
     ``raw`` CSV keeps unrounded values); ``html`` gives one self-contained page with the table, the
     efficiency table and chart, the visual comparison strips and the runs with their per-image records.
+    ``leaderboard``: True, the published rows (an error where the protocol has none); False, none; None, the
+    published rows where a leaderboard table holds the protocol.
     ``delta``: reproduction blocks with that tolerance. ``profile``/``runs_root``/``profile_size``: see
     :func:`measure_runs`. ``chart_out``: also write the efficiency chart as .pdf and .svg.
     """
+    protocol = protocol_name(protocol)  # a protocol file, as `run --protocol` took it, goes by its name
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format '{fmt}'; expected one of {', '.join(FORMATS)}")
     for option, given, formats in (("--raw", raw, ("csv",)), ("--standalone", standalone, ("latex", "html")),

@@ -55,8 +55,8 @@ def _html_table(table: TableModel) -> Markup:
     return Markup(render(table, "html"))
 
 
-def html_report(protocol: str, measured: Sequence[MeasuredRun | Run], leaderboard: bool = True, crop: int = 128,
-                delta: Tolerance | None = None, caption: str | None = None) -> str:
+def html_report(protocol: str, measured: Sequence[MeasuredRun | Run], leaderboard: bool | None = None,
+                crop: int = 128, delta: Tolerance | None = None, caption: str | None = None) -> str:
     """One HTML page for ``protocol`` and ``measured`` runs: measured runs joined with their profiles (see
     :func:`bench_ir.report.measure_runs`), or loaded runs, which are measured and joined among themselves."""
     if any(isinstance(run, Run) for run in measured):

@@ -71,11 +71,11 @@ def _row_names(profiled: list[MeasuredRun], taken: set[str]) -> list[str]:
     return names
 
 
-def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool = True) -> TableModel:
-    """Efficiency table: published rows (when ``leaderboard``) and every run that has a profile."""
+def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool | None = None) -> TableModel:
+    """Efficiency table: published rows (unless ``leaderboard`` is False) and every run that has a profile."""
     table = TableModel(protocol="efficiency", title="Efficiency", caption="",
                        columns=list(EFFICIENCY_COLUMNS), blocks=[], show_params=False, source_header="Reference")
-    published = published_rows(protocol_rows("efficiency", EFFICIENCY_TABLE)) if leaderboard else []
+    published = published_rows(protocol_rows("efficiency", EFFICIENCY_TABLE)) if leaderboard is not False else []
     joined = {run.profile_run.run_dir.resolve() for run in measured if run.profile_run is not None}
     profiled = [(run, figures) for run in measured
                 if not (is_profile_run(run.run) and run.run.run_dir.resolve() in joined)

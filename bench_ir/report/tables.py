@@ -19,6 +19,7 @@ from bench_ir.leaderboard import (
     PublishedRow,
     column_label,
     has_average,
+    has_table,
     is_inconsistency_note,
     leaderboard_columns,
     leaderboard_metrics,
@@ -198,18 +199,20 @@ def _convention_notes(measured: list[MeasuredRun]) -> list[str]:
     return sorted(notes)
 
 
-def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard: bool = True,
+def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard: bool | None = None,
                          delta: Tolerance | None = None) -> TableModel:
-    """The paper table of ``protocol`` with the published rows (when ``leaderboard``) and the runs; with
-    ``delta``, a reproduction block (published, measured, Δ) per run of a model with a published row.
+    """The paper table of ``protocol`` with the published rows and the runs; with ``delta``, a reproduction
+    block (published, measured, Δ) per run of a model with a published row. ``leaderboard``: True, the published
+    rows (a KeyError where the protocol has none); False, none; None, the published rows where a leaderboard
+    table holds the protocol (a user's own protocol gets the runs alone; with no run, None is True).
     Profile runs (protocol "efficiency") are left out: they only feed the efficiency table."""
     measured = [run for run in measured if not is_profile_run(run.run)]
     for run in measured:
         if run.protocol != protocol:
             raise ValueError(f"run {run.run_id} was made with protocol '{run.protocol}', not '{protocol}'")
     rows = None
-    if leaderboard:
-        table_name = next((run.leaderboard_table for run in measured if run.leaderboard_table), None)
+    table_name = next((run.leaderboard_table for run in measured if run.leaderboard_table), None)
+    if leaderboard or (leaderboard is None and (table_name or not measured or has_table(protocol))):
         rows = protocol_rows(protocol, table_name)
     columns, hidden = _columns(rows, measured)
     published = published_rows(rows) if rows is not None else []

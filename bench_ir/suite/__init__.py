@@ -15,7 +15,7 @@ from bench_ir.suite.execute import CellResult, SuiteEvents, execute_cell
 from bench_ir.suite.launch import make_launcher
 from bench_ir.suite.launchers import LAUNCHERS, Launcher, LocalLauncher, NodeLauncher
 from bench_ir.suite.plan import Cell, SuiteCheckError, SuitePlan, cell_status, check_cells, plan_suite
-from bench_ir.suite.report import SuiteReport, write_suite_report
+from bench_ir.suite.report import SuiteReport, report_command, write_suite_report
 from bench_ir.suite.run import SuiteOutcome, SuiteProgress, default_suite_dir, run_suite
 from bench_ir.suite.spec import Suite, SuiteEntry, list_suites, load_suite, suites_dir
 
@@ -25,5 +25,5 @@ __all__ = [
     "CellResult", "SuiteEvents", "execute_cell",
     "LAUNCHERS", "Launcher", "LocalLauncher", "NodeLauncher", "make_launcher",
     "SuiteOutcome", "SuiteProgress", "run_suite", "default_suite_dir",
-    "SuiteReport", "write_suite_report",
+    "SuiteReport", "write_suite_report", "report_command",
 ]

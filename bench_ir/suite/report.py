@@ -14,6 +14,7 @@ the report library.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -24,11 +25,13 @@ from pathlib import Path
 from bench_ir.results import Run, load_run
 from bench_ir.suite.plan import SuitePlan, cell_status, read_cell_state
 
-__all__ = ["SuiteReport", "write_suite_report", "render_table", "latex_pdf", "join_profiles", "TABLE_FORMATS"]
+__all__ = ["SuiteReport", "write_suite_report", "report_command", "render_table", "latex_pdf", "join_profiles",
+           "TABLE_FORMATS"]
 
 TABLE_FORMATS = {"latex": "tex", "csv": "csv", "markdown": "md", "html": "html"}
 EFFICIENCY = "efficiency"
 PSNR_PROTOCOL = "3deg"  # the protocol whose Average the efficiency table prints
+REPORT_FOLDER = "report"  # the default output folder, inside the suite directory
 
 
 @dataclass
@@ -45,7 +48,7 @@ def render_table(protocol: str, runs: Sequence, fmt: str, out: Path, standalone:
     place where the suite calls the report library."""
     from bench_ir.report import Tolerance, build_report
 
-    build_report(protocol, list(runs), fmt=fmt, out=out, leaderboard=True, standalone=standalone, delta=Tolerance())
+    build_report(protocol, list(runs), fmt=fmt, out=out, standalone=standalone, delta=Tolerance())
     return out
 
 
@@ -95,10 +98,16 @@ def _html_index(plan: SuitePlan, report: SuiteReport) -> str:
         suite=plan.suite, source=plan.source, options=plan.options, tables=tables, cells=cells, notes=report.notes)
 
 
-def write_suite_report(suite_dir: str | Path, out: str | Path, pdf: bool = True) -> SuiteReport:
-    """Write every table of the suite in ``suite_dir`` into ``out`` (see the module docstring)."""
+def report_command(suite_dir: str | Path) -> str:
+    """The command that writes the report of ``suite_dir`` into its default folder (shell-quoted)."""
+    return f"bench-ir suite report {shlex.quote(str(suite_dir))}"
+
+
+def write_suite_report(suite_dir: str | Path, out: str | Path | None = None, pdf: bool = True) -> SuiteReport:
+    """Write every table of the suite in ``suite_dir`` into ``out`` (default ``suite_dir/report``; see the module
+    docstring)."""
     plan = SuitePlan.load(suite_dir)
-    out = Path(out)
+    out = Path(out) if out is not None else plan.suite_dir / REPORT_FOLDER
     out.mkdir(parents=True, exist_ok=True)
     report = SuiteReport(out=out, index=out / "index.html")
     runs: list[Run] = []
