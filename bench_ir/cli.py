@@ -464,7 +464,7 @@ def profile(
 ) -> None:
     """Parameters, FLOPs (fvcore: one multiply-add = one FLOP), peak GPU memory and latency; stored as a run."""
     from bench_ir.cards import list_models
-    from bench_ir.profile_run import profile_and_store
+    from bench_ir.profile_run import efficiency_report_command, profile_and_store
     from bench_ir.profiling import ProfileError, profile_to_markdown
 
     try:
@@ -491,6 +491,8 @@ def profile(
         for note in result.notes:
             console.print(f"note ({result.model}): {note}", highlight=False, markup=False)
         console.print(f"stored: {folder}", highlight=False)
+    console.print(f"next: {efficiency_report_command([folder for _, folder in results])}", highlight=False,
+                  markup=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------- report

@@ -32,7 +32,7 @@ from bench_ir.leaderboard import (
     protocol_rows,
     published_rows,
 )
-from bench_ir.report.measured import as_runs, measure
+from bench_ir.report.measured import as_runs, is_profile_run, measure
 from bench_ir.report.model import metric_column
 from bench_ir.results import Run
 
@@ -132,7 +132,7 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
     (the CI contains 0). Columns: :data:`COMPARE_COLUMNS`; ``attrs`` holds the run ids and settings, and
     ``warnings`` (few paired images; a run whose records do not cover what its manifest plans: "incomplete: ...";
     setups whose paired images are different measurements: :func:`~bench_ir.comparability.setup_differences`)."""
-    first, second = as_runs([run_a, run_b])
+    first, second = _scored_runs([run_a, run_b])
     tasks = list(dict.fromkeys([*first.records["task"], *second.records["task"]]))
     rows = [row for task in tasks for row in _compare_task(first, second, str(task), n_boot, seed, confidence)]
     average_tasks = [str(t) for t in (first.manifest.get("protocol") or {}).get("average") or []]
@@ -151,6 +151,17 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
                        method="paired percentile bootstrap over images", average_tasks=average_tasks,
                        warnings=warnings)
     return frame
+
+
+def _scored_runs(runs: list[Run | str | Path]) -> list[Run]:
+    """The runs loaded; a profile run (no per-image scores) is a ValueError that says where its figures go."""
+    loaded = as_runs(runs)
+    for run in loaded:
+        if is_profile_run(run):
+            raise ValueError(f"{run.run_dir} is a profile run (params, FLOPs, memory, latency; no per-image scores) "
+                             "and has nothing to compare; its figures go into the efficiency table: bench-ir report "
+                             f"--protocol efficiency --runs {run.run_dir}")
+    return loaded
 
 
 def _run_id(run: Run) -> str:
@@ -203,7 +214,7 @@ def rank_against_leaderboard(run: Run | str | Path, include_assisted: bool = Fal
     share a rank), among the main-section rows (``include_assisted`` adds the assisted ones); it is NA
     for runs that are not comparable (sample data, --limit, random weights). Deltas are run - published.
     Columns: :data:`RANK_COLUMNS`; ``attrs`` names the run, protocol and table."""
-    (loaded,) = as_runs([run])
+    (loaded,) = _scored_runs([run])
     measured = measure(loaded)
     rows = protocol_rows(measured.protocol, measured.leaderboard_table)
     published = [p for p in published_rows(rows) if include_assisted or p.section == "main"]

@@ -8,8 +8,9 @@ can place it beside the paper's efficiency table.
 from __future__ import annotations
 
 import datetime as _dt
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench_ir.acceleration import plan_execution
@@ -20,7 +21,7 @@ from bench_ir.manifest import device_info, environment_info, git_revision, now_i
 from bench_ir.profiling import ProfileResult, check_size, count_flops, inference_parameter_count, profile_model
 from bench_ir.results import PROFILE, RunStore, write_json_atomic
 
-__all__ = ["profile_and_store", "static_profile_and_store"]
+__all__ = ["profile_and_store", "static_profile_and_store", "efficiency_report_command"]
 
 
 def profile_and_store(
@@ -57,6 +58,12 @@ def profile_and_store(
     _write_profile_run(folder, card, count_parameters(net), checkpoint_info, command, torch_device, dtype,
                        result.execution, None, {"params": result.params_total, **result.to_dict()})
     return result, folder
+
+
+def efficiency_report_command(folders: Sequence[str | Path]) -> str:
+    """The command that places the profile runs in ``folders`` in the efficiency table (shell-quoted)."""
+    runs = " ".join(f"--runs {shlex.quote(str(folder))}" for folder in folders)
+    return f"bench-ir report --protocol efficiency {runs}"
 
 
 def _profile_folder(name: str, size: int, runs_root: str | Path, run_dir: str | Path | None) -> Path:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from skimage import data as skdata
@@ -208,6 +210,35 @@ def test_profile_json_reports_parameters_and_flops_and_stores_a_profile_run(tmp_
     assert payload["params_total"] == 6207412 and payload["params_inference"] == 6158576
     assert payload["flops"] > 0
     assert load_run(payload["run_dir"]).profile["params"] == 6207412
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory) -> tuple[Path, str]:
+    """(profile run directory, the `next:` command printed) of the tiny example at 32 px on the CPU."""
+    root = tmp_path_factory.mktemp("profile")
+    card = Path(__file__).resolve().parents[1] / "examples" / "tiny-unet.yaml"
+    result = runner.invoke(app, ["profile", "--model", str(card), "--size", "32", "--repeats", "1", "--warmup", "0",
+                                 "--device", "cpu", "--runs-root", str(root)], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    (folder,) = [p for p in root.iterdir() if p.is_dir()]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("next: ")]
+    return folder, line.removeprefix("next: ")
+
+
+def test_profile_ends_with_the_report_command_that_places_it_in_the_efficiency_table(profiled):
+    folder, command = profiled
+    words = shlex.split(command)
+    assert words == ["bench-ir", "report", "--protocol", "efficiency", "--runs", str(folder)]
+    result = runner.invoke(app, [*words[1:], "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith("TinyUNet (example),measured,")
+
+
+def test_compare_of_a_profile_run_says_where_its_figures_go(profiled):
+    folder, _ = profiled
+    result = runner.invoke(app, ["compare", str(folder)], terminal_width=400)
+    assert result.exit_code == 2
+    assert "is a profile run" in result.output and "bench-ir report --protocol efficiency" in result.output
 
 
 def test_profile_of_a_size_the_model_cannot_take_is_a_clear_message(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -205,6 +206,20 @@ def test_efficiency_table_reads_profiles_and_ranks_only_comparable_runs(efficien
     limited = efficiency_table.row("MIRAGE-T (limit 1)")
     assert not limited.ranked and all(cell.rank is None for cell in limited.cells)
     assert efficiency_table.row("MIRAGE-S").cells[0].rank == 2
+
+
+def test_a_profile_at_another_size_than_the_published_flops_is_marked_and_not_ranked(tmp_path):
+    """Table 6's FLOPs are counted at 224 px: 1.3G at 64 px is not 'the best FLOPs'."""
+    run_dir = tmp_path / "3deg-mynet"
+    shutil.copytree(STORE / "3deg-mynet", run_dir)
+    profile = json.loads((run_dir / "profile.json").read_text())
+    (run_dir / "profile.json").write_text(json.dumps({**profile, "input_shape": [1, 3, 64, 64]}))
+    table = build_table("efficiency", [run_dir])
+    mynet = table.row("MyNet (ours)")
+    assert not mynet.ranked and all(cell.rank is None for cell in mynet.cells)
+    (marker,) = mynet.markers
+    assert table.footnotes[marker].text.startswith("profiled at 64 px, not the 224 px of the published FLOPs")
+    assert table.row("MIRAGE-T").cells[3].rank == 1  # the published 16G is the best FLOPs again
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")

@@ -25,6 +25,7 @@ from bench_ir.report.tables import (
 __all__ = ["EFFICIENCY_COLUMNS", "build_efficiency_table", "PSNR_PROTOCOL"]
 
 PSNR_PROTOCOL = "3deg"
+PUBLISHED_SIZE = 224  # the published FLOPs are fvcore counts on a 1x3x224x224 input (PROTOCOLS.md, Table 6)
 EFFICIENCY_COLUMNS = [
     NumericColumn(("", "PSNR_3deg_average"), "", "PSNR", higher_is_better=True, decimals=2),
     NumericColumn(("", "memory"), "", "Memory", higher_is_better=False, decimals=0, unit="M", min_significant=2),
@@ -59,13 +60,19 @@ def _profile_note(name: str, run: MeasuredRun) -> str | None:
     return f"{name}: profiled with {', '.join(settings)}{static}{where}." if settings else None
 
 
+def _profile_size(profile: dict | None) -> int | None:
+    """The input height and width (pixels) a profile was measured at, None where it does not say."""
+    profile = profile or {}
+    size = profile.get("size") or (profile.get("input_shape") or [None])[-1]
+    return int(size) if size else None
+
+
 def _row_names(profiled: list[MeasuredRun], taken: set[str]) -> list[str]:
     """Protocol runs are named as in their protocol table; a lone profile run as ``Label (profile S px)``."""
     names = []
     for run in profiled:
         if is_profile_run(run.run):
-            size = (run.profile or {}).get("size") or ((run.profile or {}).get("input_shape") or [0, 0, 0, "?"])[-1]
-            names.append(unique_name(run.label, f"profile {size} px", taken))
+            names.append(unique_name(run.label, f"profile {_profile_size(run.profile) or '?'} px", taken))
         else:
             names.append(measured_name(run, taken))
     return names
@@ -86,6 +93,12 @@ def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool | None
     names = _row_names([run for run, _ in profiled], taken)
     runs = [measured_table_row(run, name, table.columns, table, _measured_lookup(run, figures))
             for name, (run, figures) in zip(names, profiled, strict=True)]
+    for row, (run, _) in zip(runs, profiled, strict=True):
+        size = _profile_size(run.profile)
+        if size is not None and size != PUBLISHED_SIZE:  # FLOPs and memory grow with the input
+            row.ranked = False
+            row.markers.append(table.footnote(f"profiled at {size} px, not the {PUBLISHED_SIZE} px of the published "
+                                              "FLOPs: not comparable; not ranked"))
     if published:
         table.blocks.append(RowBlock("", [published_table_row(p, table.columns, table, _published_lookup(p))
                                           for p in published]))
