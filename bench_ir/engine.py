@@ -58,7 +58,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when available, else CPU; anything else is passed to torch.device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:  # torch lists its twenty device types
+        raise ValueError(f"unknown device '{name}'; give auto, cpu, cuda or cuda:N (any torch device string)") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"--device {name} requested but CUDA is not available on this machine")
     return device

@@ -272,3 +272,11 @@ def test_the_cli_imports_without_click_where_typer_does_not_need_it():
     if done.returncode == 3:
         pytest.skip("this typer runs on click")
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("command", [SAMPLE_RUN, ["profile", "--model", "input"]], ids=["run", "profile"])
+def test_an_unknown_device_is_one_line_naming_the_choices_not_torchs_list_of_device_types(command):
+    result = runner.invoke(app, [*command, "--device", "gpu"], terminal_width=200)
+    assert result.exit_code == 2
+    assert _error_lines(result) == ["error: unknown device 'gpu'; give auto, cpu, cuda or cuda:N (any torch device "
+                                    "string)"]
