@@ -611,16 +611,21 @@ def docs(
 # ----------------------------------------------------------------------------------------- validate
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="model card, protocol, training recipe or suite YAML files")],
+    files: Annotated[list[Path], typer.Argument(help="model card, protocol, training recipe or suite YAML files, "
+                                                "or folders of them (e.g. registry)")],
     import_factory: Annotated[bool, typer.Option("--import", help="import each card's factory and named hooks (runs "
                                                  "their modules' code) and check its args against the real "
                                                  "signature")] = False,
 ) -> None:
     """Validate model cards, protocol, recipe and suite files without running them (code statically unless --import)."""
-    from bench_ir.validation import validate_file
+    from bench_ir.validation import spec_files, validate_file
 
+    try:
+        paths = spec_files(files)
+    except USER_ERRORS as err:
+        _fail(err)
     failed = False
-    for path in files:
+    for path in paths:
         notes: list[str] = []
         try:
             kind, name = validate_file(path, import_factory=import_factory, notes=notes)

@@ -15,7 +15,25 @@ from typing import Any
 
 from bench_ir.yamlio import SpecError, read_yaml, read_yaml_with_includes
 
-__all__ = ["validate_file", "validate_card_static", "check_hooks_static"]
+__all__ = ["validate_file", "validate_card_static", "check_hooks_static", "spec_files"]
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def spec_files(paths: list[str | Path]) -> list[Path]:
+    """``paths`` with each folder replaced by the YAML files directly in it (sorted), e.g. ``registry`` -> its model
+    cards. A folder without YAML files is a FileNotFoundError naming it; files are kept as given."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
+            if not files:
+                raise FileNotFoundError(f"{path}: a folder without YAML files (*.yaml, *.yml)")
+            found += files
+        else:
+            found.append(path)
+    return found
+
 
 
 def validate_card_static(card, notes: list[str] | None = None) -> None:

@@ -212,6 +212,21 @@ def test_profile_json_reports_parameters_and_flops_and_stores_a_profile_run(tmp_
     assert load_run(payload["run_dir"]).profile["params"] == 6207412
 
 
+def test_validate_takes_a_folder_as_every_yaml_file_in_it(tmp_path):
+    (tmp_path / "good.yaml").write_text("name: g\ndisplay_name: G\nfactory: torch.nn:Identity\n")
+    (tmp_path / "bad.yml").write_text("name: b\ndisplay_name: B\nfactory: torch.nn:Identity\ncolour: red\n")
+    (tmp_path / "notes.txt").write_text("not a spec")
+    result = runner.invoke(app, ["validate", str(tmp_path)], terminal_width=400)
+    assert result.exit_code == 1
+    assert "model card 'g'" in result.stdout and "unknown field(s) ['colour']" in result.stderr
+    assert "notes.txt" not in result.output
+
+
+def test_validate_of_a_folder_without_yaml_files_is_an_error_naming_it(tmp_path):
+    result = runner.invoke(app, ["validate", str(tmp_path)], terminal_width=400)
+    assert result.exit_code == 2 and f"{tmp_path}: a folder without YAML files" in result.output
+
+
 @pytest.fixture(scope="module")
 def profiled(tmp_path_factory) -> tuple[Path, str]:
     """(profile run directory, the `next:` command printed) of the tiny example at 32 px on the CPU."""
