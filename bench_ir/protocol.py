@@ -27,7 +27,7 @@ __all__ = [
     "TaskSpec",
     "Protocol",
     "load_protocol",
-    "protocol_name",
+    "resolve_protocol_name",
     "list_protocols",
     "protocol_sha256",
     "check_task_names",
@@ -242,7 +242,7 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
     return replace(protocol, sha256=protocol_sha256(protocol.to_dict()))
 
 
-def protocol_name(name_or_path: str | Path) -> str:
+def resolve_protocol_name(name_or_path: str | Path) -> str:
     """The name a protocol's runs and tables go by, from what ``run --protocol`` takes: a built-in name as it is,
     a YAML file by its ``name`` field."""
     text = str(name_or_path)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench_ir.protocol import protocol_name
+from bench_ir.protocol import resolve_protocol_name
 from bench_ir.report.delta import Tolerance
 from bench_ir.report.efficiency import build_efficiency_table
 from bench_ir.report.measured import MeasuredRun, as_runs, measure
@@ -109,7 +109,7 @@ def build_report(protocol: str, run_dirs: Sequence[RunLike] | Sequence[MeasuredR
     ``delta``: reproduction blocks with that tolerance. ``profile``/``runs_root``/``profile_size``: see
     :func:`measure_runs`. ``chart_out``: also write the efficiency chart as .pdf and .svg.
     """
-    protocol = protocol_name(protocol)  # a protocol file, as `run --protocol` took it, goes by its name
+    protocol = resolve_protocol_name(protocol)  # a protocol file, as `run --protocol` took it, goes by its name
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format '{fmt}'; expected one of {', '.join(FORMATS)}")
     for option, given, formats in (("--raw", raw, ("csv",)), ("--standalone", standalone, ("latex", "html")),
