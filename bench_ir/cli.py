@@ -321,7 +321,7 @@ class ListWhat(str, Enum):
 @app.command("list")
 def list_(
     what: Annotated[ListWhat, typer.Argument(help="models | protocols | runs | conventions | suites")],
-    details: Annotated[bool, typer.Option("--details", help="full description (protocols)")] = False,
+    details: Annotated[bool, typer.Option("--details", help="models, protocols: each described in full")] = False,
     runs_root: Annotated[Path, typer.Option(help="where runs are stored")] = Path("runs"),
     registry: Annotated[Path | None, typer.Option(help="folder of model cards")] = None,
 ) -> None:
@@ -329,8 +329,14 @@ def list_(
     from bench_ir import listing
 
     try:
+        for option, given, applies in (("--details", details, (ListWhat.models, ListWhat.protocols)),
+                                       ("--registry", registry is not None, (ListWhat.models,))):
+            if given and what not in applies:  # never ignored without a word
+                raise ValueError(f"{option} applies to {' and '.join(f'`list {w.value}`' for w in applies)}, not "
+                                 f"`list {what.value}`")
         if what is ListWhat.models:
-            console.print(listing.models_table(registry))
+            for renderable in listing.models_renderables(registry, details):
+                console.print(renderable)
         elif what is ListWhat.protocols:
             for renderable in listing.protocols_renderables(details):
                 console.print(renderable)

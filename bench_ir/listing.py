@@ -8,8 +8,8 @@ import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["frame_table", "models_table", "protocols_renderables", "conventions_table", "runs_table", "suites_table",
-           "run_status", "data_check_renderables"]
+__all__ = ["frame_table", "models_table", "models_renderables", "protocols_renderables", "conventions_table",
+           "runs_table", "suites_table", "run_status", "data_check_renderables"]
 
 
 def models_table(registry: str | Path | None = None) -> Table:
@@ -27,6 +27,18 @@ def models_table(registry: str | Path | None = None) -> Table:
         table.add_row(f"{escape(card.name)}\n[dim]{escape(card.display_name)}[/]", params, escape(paper),
                       escape(card.checkpoint.format), escape(fit))
     return table
+
+
+def models_renderables(registry: str | Path | None = None, details: bool = False) -> list:
+    """The models table, or with ``details`` every card in full (the Markdown of :mod:`bench_ir.card_docs`)."""
+    if not details:
+        return [models_table(registry)]
+    from rich.markdown import Markdown
+
+    from bench_ir.card_docs import card_markdown
+    from bench_ir.cards import list_cards
+
+    return [Markdown(card_markdown(card)) for card in list_cards(registry)]
 
 
 def protocol_details(name: str):

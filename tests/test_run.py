@@ -214,6 +214,27 @@ def test_list_models_fits_80_columns_with_every_name_and_display_name_whole():
     assert {"restormer-biasfree", "Restormer (BiasFree LN)", "mirage-t", "MIRAGE-T"} <= first_cells
 
 
+def test_list_models_details_describes_every_card_with_its_parity_and_official_checkpoints():
+    from bench_ir.cards import list_cards
+
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["list", "models", "--details"])
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert all(card.display_name in text for card in list_cards())
+    assert "Parity with the official code: Checked against official net/mirage_{tiny,small}.py" in text
+    assert "5deg: train_ckpt/5deg_tiny/5Deg_tiny.ckpt" in text
+    assert "spd_weight: 0.01 (the paper: 0.05)" in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["list", "runs", "--details"], "--details applies to `list models` and `list protocols`, not `list runs`"),
+    (["list", "protocols", "--registry", "cards"], "--registry applies to `list models`, not `list protocols`"),
+], ids=["details", "registry"])
+def test_a_list_option_that_would_be_ignored_is_an_error(args, message):
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(app, args)
+    assert result.exit_code == 2 and f"error: {message}" in result.output
+
+
 def test_list_protocols_stars_the_tasks_of_the_average_and_fits_80_columns():
     result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["list", "protocols"])
     assert result.exit_code == 0
