@@ -17,7 +17,7 @@ def models_table(registry: str | Path | None = None) -> Table:
     paper, checkpoint format and input size rule. Fits 80 columns."""
     from bench_ir.cards import list_cards
 
-    table = Table(title="Registered models")
+    table = Table(title="Registered models", caption="`bench-ir list models --details`: every card in full")
     for column in ("name", "params", "paper", "checkpoint", "input"):
         table.add_column(column, justify="right" if column == "params" else "left", no_wrap=column != "input")
     for card in list_cards(registry):
