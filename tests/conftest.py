@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from bench_ir.data.synthesis import gaussian_noise_uint8
@@ -61,6 +62,23 @@ def reference_noisy_crops(folder: Path, names: list[str], sigma: int = 25) -> di
     finally:
         np.random.set_state(saved)
     return {name: (crops[name], noisy[name]) for name in names}
+
+
+def write_one_pair_protocol(root: Path, name: str = "toy") -> Path:
+    """A protocol file ``root/<name>.yaml`` (no published table) with one task 't' over one 32x32 pair under
+    ``root/<name>/input`` and ``root/<name>/target``, the input the negative of the target."""
+    for folder in (f"{name}/input", f"{name}/target"):
+        (root / folder).mkdir(parents=True)
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(image).save(root / name / "target" / "a.png")
+    Image.fromarray(255 - image).save(root / name / "input" / "a.png")
+    protocol = {"name": name, "title": name, "version": 1, "convention": "M1",
+                "crop": {"rule": "center_multiple", "base": 16},
+                "tasks": [{"name": "t", "label": name, "dataset": name,
+                           "layouts": [{"input": f"{name}/input", "target": f"{name}/target"}]}]}
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(protocol), encoding="utf-8")
+    return path
 
 
 def write_scored_run(run_dir: Path, tasks: list[dict], records: list[tuple[str, str, float, float]],

@@ -6,10 +6,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-import numpy as np
 import pytest
-import yaml
-from PIL import Image
+from conftest import write_one_pair_protocol
 from typer.testing import CliRunner
 
 from bench_ir.cli import app
@@ -23,17 +21,7 @@ def own_run(tmp_path_factory) -> tuple[Path, Path, list[str]]:
     """(protocol file, run directory, the `next:` commands the run printed) of `--model input` on a one-image
     protocol named 'mine'."""
     root = tmp_path_factory.mktemp("own")
-    for folder in ("pairs/input", "pairs/target"):
-        (root / folder).mkdir(parents=True)
-    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    Image.fromarray(image).save(root / "pairs/target/a.png")
-    Image.fromarray(255 - image).save(root / "pairs/input/a.png")
-    protocol = {"name": "mine", "title": "my test set", "version": 1, "convention": "M1",
-                "crop": {"rule": "center_multiple", "base": 16},
-                "tasks": [{"name": "t", "label": "mine", "dataset": "pairs",
-                           "layouts": [{"input": "pairs/input", "target": "pairs/target"}]}]}
-    path = root / "mine.yaml"
-    path.write_text(yaml.safe_dump(protocol), encoding="utf-8")
+    path = write_one_pair_protocol(root, "mine")
     run_dir = root / "runs" / "input-mine"
     result = runner.invoke(app, ["run", "--protocol", str(path), "--data-root", str(root), "--model", "input",
                                  "--run-dir", str(run_dir)], terminal_width=400)

@@ -12,10 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
-from PIL import Image
+from conftest import write_one_pair_protocol
 from typer.testing import CliRunner
 
 from bench_ir.cli import app
@@ -144,19 +143,8 @@ def test_a_suite_on_real_data_needs_a_data_root_and_a_checkpoint_dir(tmp_path):
 
 # ----------------------------------------------------------------------------------- check before running
 def _toy_data(root: Path) -> Path:
-    """A one-task protocol file whose data exists under ``root``."""
-    for folder in ("toy/input", "toy/target"):
-        (root / folder).mkdir(parents=True)
-    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    Image.fromarray(image).save(root / "toy/target/a.png")
-    Image.fromarray(255 - image).save(root / "toy/input/a.png")
-    protocol = {"name": "toy", "title": "toy", "version": 1, "convention": "M1",
-                "crop": {"rule": "center_multiple", "base": 16},
-                "tasks": [{"name": "t", "label": "toy", "dataset": "toy",
-                           "layouts": [{"input": "toy/input", "target": "toy/target"}]}]}
-    path = root / "toy.yaml"
-    path.write_text(yaml.safe_dump(protocol), encoding="utf-8")
-    return path
+    """A one-task protocol file 'toy' whose data exists under ``root``."""
+    return write_one_pair_protocol(root, "toy")
 
 
 def test_missing_datasets_and_checkpoints_are_listed_together_before_any_forward(tmp_path):
