@@ -365,7 +365,7 @@ def export(
     from bench_ir.results import RECORD_COLUMNS, load_run
 
     try:
-        loaded = load_run(run_dir)
+        loaded = load_run(run_dir).require_scores("export")
     except USER_ERRORS as err:
         _fail(err)
     records = loaded.records[RECORD_COLUMNS]

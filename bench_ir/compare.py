@@ -32,7 +32,7 @@ from bench_ir.leaderboard import (
     protocol_rows,
     published_rows,
 )
-from bench_ir.report.measured import as_runs, is_profile_run, measure
+from bench_ir.report.measured import as_runs, measure
 from bench_ir.report.model import metric_column
 from bench_ir.results import Run
 
@@ -155,13 +155,7 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
 
 def _scored_runs(runs: list[Run | str | Path]) -> list[Run]:
     """The runs loaded; a profile run (no per-image scores) is a ValueError that says where its figures go."""
-    loaded = as_runs(runs)
-    for run in loaded:
-        if is_profile_run(run):
-            raise ValueError(f"{run.run_dir} is a profile run (params, FLOPs, memory, latency; no per-image scores) "
-                             "and has nothing to compare; its figures go into the efficiency table: bench-ir report "
-                             f"--protocol efficiency --runs {run.run_dir}")
-    return loaded
+    return [run.require_scores("compare") for run in as_runs(runs)]
 
 
 def _run_id(run: Run) -> str:

@@ -247,6 +247,21 @@ class Run:
     def summary(self) -> pd.DataFrame:
         return aggregate(self.records)
 
+    @property
+    def is_profile(self) -> bool:
+        """A ``bench-ir profile`` run (protocol "efficiency"): its figures are in profile.json, it scores no image."""
+        protocol = self.manifest.get("protocol") or {}
+        return self.manifest.get("kind") == "profile" or protocol.get("name") == "efficiency"
+
+    def require_scores(self, purpose: str) -> Run:
+        """This run; a ValueError for a profile run, naming what it cannot do (``purpose``, e.g. "compare") and
+        where its figures go."""
+        if self.is_profile:
+            raise ValueError(f"{self.run_dir} is a profile run (params, FLOPs, memory, latency; no per-image scores): "
+                             f"nothing to {purpose}; its figures ({self.run_dir / PROFILE}) go into the efficiency "
+                             f"table: bench-ir report --protocol efficiency --runs {self.run_dir}")
+        return self
+
     def coverage(self) -> dict[str, tuple[int, int]]:
         """Per task the manifest plans: (images with a record, images planned). Empty for manifests that plan
         nothing (runs made before bench-ir recorded ``planned``)."""

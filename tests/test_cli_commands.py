@@ -249,11 +249,14 @@ def test_profile_ends_with_the_report_command_that_places_it_in_the_efficiency_t
     assert result.stdout.splitlines()[-1].startswith("TinyUNet (example),measured,")
 
 
-def test_compare_of_a_profile_run_says_where_its_figures_go(profiled):
+@pytest.mark.parametrize("command", ["compare", "export"])
+def test_compare_or_export_of_a_profile_run_says_where_its_figures_go(profiled, command):
     folder, _ = profiled
-    result = runner.invoke(app, ["compare", str(folder)], terminal_width=400)
+    result = runner.invoke(app, [command, str(folder)], terminal_width=400)
     assert result.exit_code == 2
-    assert "is a profile run" in result.output and "bench-ir report --protocol efficiency" in result.output
+    assert f"is a profile run (params, FLOPs, memory, latency; no per-image scores): nothing to {command}" in (
+        result.output)
+    assert f"bench-ir report --protocol efficiency --runs {folder}" in result.output
 
 
 def test_profile_of_a_size_the_model_cannot_take_is_a_clear_message(tmp_path):

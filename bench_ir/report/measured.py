@@ -205,7 +205,7 @@ def _first(mapping: dict[str, Any], names: Sequence[str]) -> float | None:
 
 def is_profile_run(run: Run) -> bool:
     """True for a ``bench-ir profile`` run (protocol "efficiency", no per-image records)."""
-    return run.manifest.get("kind") == "profile" or (run.manifest.get("protocol") or {}).get("name") == "efficiency"
+    return run.is_profile
 
 
 def row_tags(manifest: dict[str, Any]) -> list[str]:
