@@ -1,16 +1,19 @@
 """Atomic file writes: write a temporary file beside the target, then rename it over the target, so a reader
-(or an interrupted run) never sees half a file."""
+(or an interrupted run) never sees half a file. And new run directories claimed atomically, so that two runs
+started in the same second never share one."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
+import itertools
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_target", "atomic_write", "append_line", "naming_path"]
+__all__ = ["atomic_target", "atomic_write", "append_line", "naming_path", "claim_new_dir"]
 
 
 def _umask() -> int:
@@ -48,6 +51,23 @@ def naming_path(path: str | os.PathLike[str]) -> Iterator[None]:
         if err.filename is not None and not Path(str(err.filename)).name.startswith("."):
             raise
         raise type(err)(err.errno, err.strerror or str(err), os.fspath(path)) from err
+
+
+def claim_new_dir(parent: str | os.PathLike[str], name: str) -> Path:
+    """Create and return ``parent/<YYYYmmdd-HHMMSS>-<name>`` (local time), or the first free ``...-2``, ``...-3``
+    when another run started in the same second holds it: ``mkdir`` either creates the folder or fails, so
+    concurrent callers never get the same one. ``parent`` is created if needed."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    base = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{name}"
+    for number in itertools.count(1):
+        folder = parent / (base if number == 1 else f"{base}-{number}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise AssertionError("unreachable")
 
 
 def append_line(path: str | os.PathLike[str], line: str) -> None:

@@ -7,13 +7,13 @@ can place it beside the paper's efficiency table.
 
 from __future__ import annotations
 
-import datetime as _dt
 import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench_ir.acceleration import plan_execution
+from bench_ir.atomic import claim_new_dir
 from bench_ir.cards import ModelCard, card_record, count_parameters, get_card
 from bench_ir.checkpoints import create_model
 from bench_ir.engine import resolve_device, resolve_dtype
@@ -67,8 +67,7 @@ def efficiency_report_command(folders: Sequence[str | Path]) -> str:
 
 
 def _profile_folder(name: str, size: int, runs_root: str | Path, run_dir: str | Path | None) -> Path:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(run_dir) if run_dir else Path(runs_root) / f"{stamp}-{name}-profile-{size}"
+    return Path(run_dir) if run_dir else claim_new_dir(runs_root, f"{name}-profile-{size}")
 
 
 def _write_profile_run(folder: Path, card, params: int, checkpoint: dict | None, command: list[str] | None,

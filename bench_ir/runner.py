@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as _dt
 import os
 import re
 import shlex
@@ -35,6 +34,7 @@ import pandas as pd
 import torch
 
 from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_settings
+from bench_ir.atomic import claim_new_dir
 from bench_ir.cards import ModelCard, check_card_args, count_parameters, get_card, with_model_args
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
@@ -325,7 +325,6 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
                        f"{config.seed})")
 
     # 3. the run directory (locked by rank 0 for as long as this process writes it) and its manifest
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     suffix = "-sample" if config.sample else ""
     command = config.command if config.command is not None else sys.argv
     base: dict[str, Any] = {
@@ -378,8 +377,8 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
                                   f"'{card.name}', protocol '{protocol.name}'); give --run-dir, or run without "
                                   "--resume to start a new one")
             run_dir = found
-        else:
-            run_dir = Path(config.runs_root) / f"{stamp}-{_slug(card.name)}-{_slug(protocol.name)}{suffix}"
+        else:  # a new folder of its own, even beside a run started in the same second
+            run_dir = claim_new_dir(config.runs_root, f"{_slug(card.name)}-{_slug(protocol.name)}{suffix}")
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = RunLock(run_dir).acquire()
         try:

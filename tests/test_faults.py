@@ -315,3 +315,42 @@ def test_report_marks_a_run_whose_records_do_not_cover_the_manifest(tmp_path):
     (tmp_path / "r" / "records.jsonl").write_text("".join(_lines(tmp_path / "r")[:2]))
     text = build_report("derain", [tmp_path / "r"], fmt="markdown")
     assert "incomplete: 2 of 5 images (derain 2 of 5): not comparable with published numbers" in text
+
+
+class _FrozenClock:
+    """Stands in for the ``datetime`` module of bench_ir.atomic: every ``now()`` is the same second."""
+
+    class datetime:  # noqa: N801 (the name of the class it replaces)
+        @staticmethod
+        def now():
+            import datetime
+
+            return datetime.datetime(2026, 12, 1, 9, 30, 0)
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monkeypatch):
+    """Guarantee: a run never writes into another run's directory; without --run-dir each run claims a new folder
+    (it was `<second>-<model>-<protocol>`, shared by two runs started in that second: the second failed, or with
+    both running, wrote beside the first)."""
+    import bench_ir.atomic
+
+    monkeypatch.setattr(bench_ir.atomic, "_dt", _FrozenClock)
+    command = ["run", "--protocol", "5deg", "--sample", "--model", "input", "--limit", "1", "--task", "derain",
+               "--runs-root", str(tmp_path)]
+    for _ in range(2):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, result.output
+    folders = sorted(p.name for p in tmp_path.iterdir())
+    assert folders == ["20261201-093000-input-5deg-sample", "20261201-093000-input-5deg-sample-2"]
+    assert all(len(load_run(tmp_path / name).records) == 1 for name in folders)
+
+
+def test_concurrent_claims_of_the_same_name_never_share_a_folder(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import bench_ir.atomic
+
+    monkeypatch.setattr(bench_ir.atomic, "_dt", _FrozenClock)
+    with ThreadPoolExecutor(8) as pool:
+        claimed = list(pool.map(lambda _: bench_ir.atomic.claim_new_dir(tmp_path, "mirage-t-5deg"), range(16)))
+    assert len(set(claimed)) == 16 and all(folder.is_dir() for folder in claimed)

@@ -4,7 +4,6 @@ model, optimizer, objective; plus the run's provenance (train_manifest.json) and
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import random
 import sys
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import yaml
 from torch import nn
 
 from bench_ir.acceleration import ExecutionPlan, compile_for_training, plan_execution
+from bench_ir.atomic import claim_new_dir
 from bench_ir.cards import ModelCard, card_record, count_parameters, get_card, with_model_args
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
@@ -115,8 +115,9 @@ def _effective_card(model: str | Path | ModelCard, options: TrainOptions) -> Mod
 def _run_dir(card: ModelCard, recipe: Recipe, options: TrainOptions, context: DistContext) -> Path:
     if options.run_dir is not None:
         return Path(options.run_dir)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(context.broadcast(str(Path(options.runs_root) / "train" / f"{stamp}-{card.name}-{recipe.name}")))
+    if not context.is_main:  # rank 0 claims the folder, the others take its name
+        return Path(context.broadcast(None))
+    return Path(context.broadcast(str(claim_new_dir(Path(options.runs_root) / "train", f"{card.name}-{recipe.name}"))))
 
 
 def _check_run_dir(run_dir: Path, resume: bool) -> None:
