@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_target", "atomic_write", "append_line", "naming_path", "claim_new_dir"]
+__all__ = ["atomic_target", "atomic_write", "write_text_atomic", "write_bytes_atomic", "append_line", "naming_path",
+           "claim_new_dir"]
 
 
 def _umask() -> int:
@@ -80,9 +81,22 @@ def append_line(path: str | os.PathLike[str], line: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "w", encoding: str | None = None) -> Iterator[IO[Any]]:
+def atomic_write(path: str | os.PathLike[str], mode: str = "w", encoding: str | None = None,
+                 newline: str | None = None) -> Iterator[IO[Any]]:
     """Yield an open temporary file beside ``path``; on success flush, fsync and rename it over ``path``."""
-    with atomic_target(path) as tmp, open(tmp, mode, encoding=encoding) as handle:
+    with atomic_target(path) as tmp, open(tmp, mode, encoding=encoding, newline=newline) as handle:
         yield handle
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """``Path.write_text`` (UTF-8) that never leaves half a file: the old version stays until the new one is whole."""
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """``Path.write_bytes`` that never leaves half a file."""
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench_ir.atomic import write_text_atomic
 from bench_ir.protocol import PAIRING_EXPLAINED, PAIRING_RULES, Protocol, TaskSpec, list_protocols, load_protocol
 
 __all__ = ["protocol_markdown", "write_protocol_pages", "NOISE_ORDER_TEXT"]
@@ -121,12 +122,12 @@ def write_protocol_pages(out_dir: str | Path) -> list[Path]:
     for name in list_protocols():
         protocol = load_protocol(name)
         path = out_dir / f"{name}.md"
-        path.write_text(protocol_markdown(protocol), encoding="utf-8")
+        write_text_atomic(path, protocol_markdown(protocol))
         written.append(path)
         index.append(f"| [{name}]({name}.md) | {protocol.title} | {', '.join(t.name for t in protocol.tasks)} |")
     index += ["", "## Pairing rules", "", "How an input file finds its target (a layout's `pairing`, or `bench-ir run "
               "--input-dir ... --target-dir ... --pairing RULE`):", ""]
     index += [f"- `{rule}`: {PAIRING_EXPLAINED[rule].explanation} Example: `{PAIRING_EXPLAINED[rule].example_input}` → "
               f"`{PAIRING_EXPLAINED[rule].example_target}`." for rule in PAIRING_RULES]
-    (out_dir / "README.md").write_text("\n".join(index) + "\n", encoding="utf-8")
+    write_text_atomic(out_dir / "README.md", "\n".join(index) + "\n")
     return [*written, out_dir / "README.md"]

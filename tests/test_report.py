@@ -324,3 +324,19 @@ def test_html_report_renders_in_headless_chromium(tmp_path, html_page):
     assert 'id="table-5deg"' in dom and 'id="efficiency-chart"' in dom
     # three runs in the 5deg table, and the profiled one again in the efficiency table
     assert dom.count('<tr class="measured') == 4 and 'class="strip"' in dom
+
+
+def test_a_report_that_fails_to_write_keeps_the_previous_file_whole(tmp_path, monkeypatch):
+    import errno
+
+    out = tmp_path / "table.tex"
+    build_report("5deg", RUNS_5DEG, "latex", out=out)
+    before = out.read_text()
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        build_report("5deg", RUNS_5DEG[:1], "latex", out=out)
+    assert out.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["table.tex"]

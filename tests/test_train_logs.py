@@ -24,3 +24,27 @@ def test_without_a_tensorboard_folder_nothing_is_said(tmp_path, monkeypatch, rec
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     TrainLog(tmp_path / "train_log.csv", None).close()
     assert not recwarn.list
+
+
+def test_a_resume_whose_log_rewrite_fails_keeps_the_whole_log(tmp_path, monkeypatch):
+    """truncate_csv (drop the steps after the last checkpoint) rewrites the log: a failure mid-way (here a full
+    disk at fsync) leaves the old log whole, never half of it."""
+    import errno
+    import os
+
+    from bench_ir.train.logs import truncate_csv
+
+    path = tmp_path / "train_log.csv"
+    log = TrainLog(path)
+    for step in range(1, 6):
+        log.write({"step": step, "loss": 1.0 / step})
+    before = path.read_text()
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        truncate_csv(path, last_step=3)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["train_log.csv"]  # no temporary file left behind

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench_ir.atomic import write_bytes_atomic, write_text_atomic
 from bench_ir.protocol import resolve_protocol_name
 from bench_ir.report.delta import Tolerance
 from bench_ir.report.efficiency import build_efficiency_table
@@ -86,9 +87,7 @@ def write_chart(protocol: str, runs: Sequence[RunLike] | list[MeasuredRun], out:
     paths = []
     for fmt in ("pdf", "svg"):
         path = Path(out).with_suffix(f".{fmt}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = efficiency_chart(points, fmt)
-        path.write_bytes(data)
+        write_bytes_atomic(path, efficiency_chart(points, fmt))
         paths.append(path)
     return paths
 
@@ -128,8 +127,7 @@ def build_report(protocol: str, run_dirs: Sequence[RunLike] | Sequence[MeasuredR
         text = render(_table(protocol, measured, leaderboard, delta, caption, label), fmt,  # type: ignore[arg-type]
                       standalone=standalone, raw=raw)
     if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text, encoding="utf-8")
+        write_text_atomic(out, text)
     if chart_out is not None:
         write_chart(protocol, measured, chart_out, leaderboard=leaderboard)
     return text

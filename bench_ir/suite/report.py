@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench_ir.atomic import write_text_atomic
 from bench_ir.results import Run, load_run
 from bench_ir.suite.plan import SuitePlan, cell_status, read_cell_state
 
@@ -136,5 +137,5 @@ def write_suite_report(suite_dir: str | Path, out: str | Path | None = None, pdf
                 elif why not in report.notes:
                     report.notes.append(why)
             report.tables[protocol] = files
-    report.index.write_text(_html_index(plan, report), encoding="utf-8")
+    write_text_atomic(report.index, _html_index(plan, report))
     return report

@@ -9,6 +9,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from bench_ir.atomic import atomic_write
+
 __all__ = ["TrainLog", "truncate_csv"]
 
 
@@ -22,7 +24,7 @@ def truncate_csv(path: Path, last_step: int) -> None:
     if fields is None:
         return
     kept = [row for row in rows if int(float(row["step"])) <= last_step]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with atomic_write(path, "w", encoding="utf-8", newline="") as handle:  # an interrupted resume keeps the log
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(kept)

@@ -16,7 +16,7 @@ import yaml
 from torch import nn
 
 from bench_ir.acceleration import ExecutionPlan, compile_for_training, plan_execution
-from bench_ir.atomic import claim_new_dir
+from bench_ir.atomic import claim_new_dir, write_text_atomic
 from bench_ir.cards import ModelCard, card_record, count_parameters, get_card, with_model_args
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
@@ -191,8 +191,7 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
 
 def _write_card(card: ModelCard, path: Path) -> None:
     data = {k: v for k, v in dataclasses.asdict(card).items() if k != "source"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
