@@ -61,11 +61,14 @@ class RunLock:
     """Exclusive lock on a run directory for the life of the writing process (see the module docstring).
 
     Use as a context manager or call :meth:`acquire`/:meth:`release`. Acquiring a lock that another open file
-    (another process, or another RunLock in this process) holds raises :class:`RunLockedError` naming its PID."""
+    (another process, or another RunLock in this process) holds raises :class:`RunLockedError` naming its PID and
+    ending with ``then`` (what to do once the holder is gone; a suite directory says "run the same command
+    again")."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, then: str = "--resume") -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_FILE
+        self.then = then
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
@@ -77,7 +80,7 @@ class RunLock:
             holder = lock_holder(self.run_dir)
             raise RunLockedError(f"{self.run_dir} is being written by another bench-ir process "
                                  f"(PID {holder if holder is not None else 'unknown'}); wait for it to finish or "
-                                 "stop it, then --resume") from None
+                                 f"stop it, then {self.then}") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         os.fsync(fd)

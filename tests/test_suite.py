@@ -206,6 +206,21 @@ def test_the_overview_written_to_a_file_ends_its_last_line(tmp_path):
     assert "input__toy" in result.stderr and result.stderr.endswith("\n")
 
 
+def test_a_second_suite_run_on_a_busy_suite_directory_is_refused_before_it_changes_anything(tmp_path):
+    from bench_ir.resume import RunLock
+
+    toy = _toy_data(tmp_path / "data")
+    path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": [str(toy)]}], options={"device": "cpu"})
+    (tmp_path / "out").mkdir()
+    with RunLock(tmp_path / "out"):  # stands in for a `suite run` in progress in that directory
+        result = runner.invoke(app, ["suite", "run", str(path), "--out", str(tmp_path / "out"), "--data-root",
+                                     str(tmp_path / "data")], terminal_width=400)
+    assert result.exit_code == 2
+    assert (f"error: {tmp_path / 'out'} is being written by another bench-ir process (PID {os.getpid()}); wait for "
+            "it to finish or stop it, then run the same command again") in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["run.lock"]  # no plan.json, no cell touched
+
+
 def test_a_complete_suite_run_ends_with_the_report_command_which_writes_into_the_suite_directory(tmp_path):
     toy = _toy_data(tmp_path / "data")
     path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": [str(toy)]}], options={"device": "cpu"})

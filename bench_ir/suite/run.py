@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_ir.results import RunStore
+from bench_ir.resume import RunLock
 from bench_ir.suite.execute import CellResult, SuiteEvents, record_cell_state
 from bench_ir.suite.launchers import Launcher, LocalLauncher
 from bench_ir.suite.plan import Cell, SuiteCheckError, SuitePlan, cell_status, check_cells, plan_suite
@@ -123,12 +124,15 @@ def run_suite(suite: Suite | str | Path, suite_dir: str | Path | None = None, da
     if problems and not skip_missing:
         raise SuiteCheckError(problems, plan.data_root)
     suite_dir.mkdir(parents=True, exist_ok=True)
-    plan.save()
-    for cell in todo:
-        if cell.problems:
-            record_cell_state(plan, cell, status="missing", error="; ".join(cell.problems))
-    names = [cell.name for cell in todo if not cell.problems]
-    if on_plan is not None:
-        on_plan(plan, names)
-    results = (launcher or LocalLauncher()).launch(plan, names, events or SuiteEvents())
+    # one `suite run` per suite directory at a time: a second would rewrite plan.json and mark the cells the first
+    # is running as failed (their run directories are locked)
+    with RunLock(suite_dir, then="run the same command again"):
+        plan.save()
+        for cell in todo:
+            if cell.problems:
+                record_cell_state(plan, cell, status="missing", error="; ".join(cell.problems))
+        names = [cell.name for cell in todo if not cell.problems]
+        if on_plan is not None:
+            on_plan(plan, names)
+        results = (launcher or LocalLauncher()).launch(plan, names, events or SuiteEvents())
     return SuiteOutcome(plan=plan, results=results, skipped=skipped, missing=problems)
