@@ -212,6 +212,24 @@ def test_cli_refuses_an_impossible_count_before_training(tmp_path, option, value
     assert not (tmp_path / "run").exists()
 
 
+def test_an_interrupted_training_names_its_run_directory_for_resume(tmp_path, monkeypatch):
+    from bench_ir.train import command
+
+    def interrupt(self, row):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command.RichTrainProgress, "step", interrupt)
+    run_dir = tmp_path / "run"
+    args = ["train", "--recipe", "sample", "--device", "cpu", "--run-dir", str(run_dir), "--max-steps", "2",
+            "--batch-size", "2", "--patch-size", "16", "--no-val", "--no-tensorboard", "--log-every", "1",
+            "--checkpoint-every", "1", *[f"--model-arg={k}={v}" for k, v in TINY.items()]]
+    result = CliRunner().invoke(_cli(), args, terminal_width=400)
+    assert result.exit_code == 130, result.output
+    assert f"interrupted: {run_dir} keeps its last checkpoint; continue with the same command plus --resume " \
+           f"--run-dir {run_dir}" in result.output
+    assert json.loads((run_dir / "train_manifest.json").read_text())["status"] == "interrupted"
+
+
 def test_cli_reports_missing_training_data_as_an_error(tmp_path):
     result = CliRunner().invoke(_cli(), ["train", "--recipe", "5deg", "--data-root", str(tmp_path), "--device", "cpu"])
     assert result.exit_code == 2

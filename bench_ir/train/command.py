@@ -159,6 +159,15 @@ def train_command(
               validate=val, val_data_root=val_data_root, val_limit=val_limit, checkpoint_every=checkpoint_every,
               log_every=log_every, tensorboard=tensorboard, model_args=parse_model_args(model_arg),
               registry=registry, command=["bench-ir", *sys.argv[1:]], init_weights=init_weights)
+    except KeyboardInterrupt as err:
+        if progress is not None:
+            progress.stop()
+        interrupted_in = getattr(err, "run_dir", None)
+        if main_process:
+            err_console.print("[yellow]interrupted[/] before the first step" if interrupted_in is None else
+                              f"[yellow]interrupted[/]: {interrupted_in} keeps its last checkpoint; continue with the "
+                              f"same command plus --resume --run-dir {interrupted_in}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
     except _USER_ERRORS as err:
         if progress is not None:
             progress.stop()

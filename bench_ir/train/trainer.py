@@ -350,6 +350,8 @@ def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t
         loop.run()
         outcome = loop.finish()
     except BaseException as err:
+        if isinstance(err, KeyboardInterrupt):  # the CLI names the run directory to resume
+            err.run_dir = session.run_dir  # type: ignore[attr-defined]
         if session.manifest.get("status") == "running" and not isinstance(err, NonFiniteLossError):
             session.manifest.update(status="interrupted", interrupted=now_iso(), steps_done=loop.step)
             session.write_manifest()
