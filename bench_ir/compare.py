@@ -135,6 +135,7 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
     first, second = _scored_runs([run_a, run_b])
     tasks = list(dict.fromkeys([*first.records["task"], *second.records["task"]]))
     rows = [row for task in tasks for row in _compare_task(first, second, str(task), n_boot, seed, confidence)]
+    _require_shared_images(first, second, rows)
     average_tasks = [str(t) for t in (first.manifest.get("protocol") or {}).get("average") or []]
     if average_tasks and all(task in tasks for task in average_tasks):
         rows += _compare_average(first, second, average_tasks, rows, n_boot, seed, confidence)
@@ -145,12 +146,35 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
     warnings = [f"few paired images in {', '.join(small)}: a bootstrap CI over fewer than {MIN_CI_IMAGES} images "
                 "says little; read these intervals with care"] if small else []
     warnings += [f"{run.run_dir}: {note}" for run in (first, second) if (note := run.incomplete())]
+    protocol_a, protocol_b = _protocol_name(first), _protocol_name(second)
+    if protocol_a != protocol_b:
+        warnings.append(f"the runs are on different protocols (A {protocol_a}, B {protocol_b}): only the tasks of the "
+                        "same name are paired" + (f", and the Average is {protocol_a}'s" if average_tasks else ""))
     warnings += setup_differences(first.manifest, second.manifest)
     frame.attrs.update(run_a=first.label, run_b=second.label, run_a_id=_run_id(first), run_b_id=_run_id(second),
                        n_boot=n_boot, seed=seed, confidence=confidence,
                        method="paired percentile bootstrap over images", average_tasks=average_tasks,
                        warnings=warnings)
     return frame
+
+
+def _protocol_name(run: Run) -> str:
+    return str((run.manifest.get("protocol") or {}).get("name") or "?")
+
+
+def _require_shared_images(run_a: Run, run_b: Run, rows: list[dict]) -> None:
+    """A ValueError when the runs scored no image of the same name in a task of the same name: nothing pairs."""
+    if any(row["n_a"] - row["only_a"] > 0 for row in rows):
+        return
+    tasks_a, tasks_b = (list(dict.fromkeys(map(str, run.records["task"]))) for run in (run_a, run_b))
+    shared = [task for task in tasks_a if task in tasks_b]
+    if shared:
+        why = f"their shared tasks ({', '.join(shared)}) have no image of the same name in both"
+    else:
+        why = (f"they share no task (A, protocol {_protocol_name(run_a)}: {', '.join(tasks_a)}; "
+               f"B, protocol {_protocol_name(run_b)}: {', '.join(tasks_b)})")
+    raise ValueError(f"nothing to compare between {run_a.run_dir} and {run_b.run_dir}: {why}; compare two runs of "
+                     "the same protocol and data")
 
 
 def _scored_runs(runs: list[Run | str | Path]) -> list[Run]:

@@ -112,6 +112,32 @@ def test_fixture_runs_pair_three_of_four_dehaze_images():
     assert result.attrs["run_b"] == "MyNet (ours)"
 
 
+def test_runs_that_share_no_task_are_an_error_naming_each_runs_tasks(tmp_path):
+    a = _write_run(tmp_path / "a", ["1.png"], [30], [0.9])
+    b = _write_run(tmp_path / "b", ["1.png"], [31], [0.9], task="folder")
+    with pytest.raises(ValueError, match=r"share no task \(A, protocol 3deg: denoise-25; B, protocol 3deg: folder\)"):
+        compare_runs(a, b, n_boot=100)
+
+
+def test_runs_whose_shared_tasks_hold_no_common_image_are_an_error(tmp_path):
+    a = _write_run(tmp_path / "a", ["1.png", "2.png"], [30, 31], [0.9] * 2)
+    b = _write_run(tmp_path / "b", ["3.png"], [31], [0.9])
+    with pytest.raises(ValueError, match=r"shared tasks \(denoise-25\) have no image of the same name in both"):
+        compare_runs(a, b, n_boot=100)
+
+
+def test_runs_of_two_protocols_are_compared_on_their_shared_tasks_with_a_warning(tmp_path):
+    a = _write_run(tmp_path / "a", ["1.png"], [30], [0.9])
+    b = _write_run(tmp_path / "b", ["1.png"], [31], [0.9])
+    manifest = RunStore(b).read_manifest()
+    manifest["protocol"]["name"] = "5deg"
+    RunStore(b).write_manifest(manifest)
+    result = compare_runs(a, b, n_boot=100)
+    assert _row(result, "PSNR")["delta"] == pytest.approx(1.0)
+    assert ("the runs are on different protocols (A 3deg, B 5deg): only the tasks of the same name are paired"
+            in result.attrs["warnings"])
+
+
 def test_lpips_wins_when_lower_and_is_compared_only_when_both_runs_scored_it(tmp_path):
     images = ["1.png", "2.png", "3.png", "4.png"]
     a = _write_run(tmp_path / "a", images, [30] * 4, [0.9] * 4, lpips=[0.30, 0.30, 0.30, 0.30])

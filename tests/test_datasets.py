@@ -123,6 +123,18 @@ def test_non_image_and_hidden_files_are_skipped_with_a_warning(tmp_path):
     assert len(pairing.pairs) == 1
 
 
+def test_each_skipped_file_warning_names_the_folder_that_holds_it(tmp_path):
+    _write(tmp_path / "in", "a.png")
+    _write(tmp_path / "gt", "a.png")
+    (tmp_path / "in" / ".DS_Store").write_bytes(b"\0")
+    (tmp_path / "gt" / "Thumbs.db").write_bytes(b"\0")
+    with pytest.warns(UserWarning) as caught:
+        pair_files(LayoutSpec(target="gt", input="in"), tmp_path / "in", tmp_path / "gt")
+    messages = sorted(str(w.message) for w in caught)
+    assert messages == [f"skipped non-image files (1: .DS_Store) in {tmp_path / 'in'}",
+                        f"skipped non-image files (1: Thumbs.db) in {tmp_path / 'gt'}"]
+
+
 def test_unknown_pairing_rule_is_an_error(tmp_path):
     _write(tmp_path / "gt", "a.png")
     with pytest.raises(ValueError, match="unknown pairing rule 'fuzzy'"):

@@ -251,9 +251,10 @@ def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
             pairs, unpaired = _match_by_name(layout.pairing, inputs, targets)
         used = {p.target_path for p in pairs}
         pairing = Pairing(pairs, unpaired, [t for t in targets if t not in used], non_images)
-    if pairing.non_images:
-        warnings.warn(f"skipped non-image files ({_shortlist(pairing.non_images)}) in "
-                      f"{input_dir or target_dir}", InputWarning, stacklevel=2)
+    for folder in dict.fromkeys(path.parent for path in pairing.non_images):
+        skipped_here = [path for path in pairing.non_images if path.parent == folder]
+        warnings.warn(f"skipped non-image files ({_shortlist(skipped_here)}) in {folder}", InputWarning,
+                      stacklevel=2)
     if pairing.unpaired_inputs:
         message = (f"{input_dir}: inputs without a target in {target_dir} (pairing rule "
                    f"'{layout.pairing}') — {_shortlist(pairing.unpaired_inputs)}")
