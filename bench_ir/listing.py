@@ -94,7 +94,8 @@ def suites_table() -> Table:
 def runs_table(runs_root: str | Path) -> Table | str:
     """One row per run directory under ``runs_root``: its name in full (what `report --runs` and `compare` take),
     with the model, protocol and flags (sample, random weights, limit, incomplete) on a second line, then status,
-    images scored and the protocol's Average PSNR (dB) / SSIM. Fits 80 columns for the default run names. A
+    images scored and the protocol's Average PSNR (dB) / SSIM (a protocol of one task and no Average, such as a
+    folder pair: that task's mean). Fits 80 columns for the default run names. A
     sentence instead of an empty table when there is no run (saying so when the folder does not exist)."""
     from bench_ir.results import load_run
 
@@ -103,7 +104,7 @@ def runs_table(runs_root: str | Path) -> Table | str:
     if not run_dirs:
         where = "" if root.is_dir() else " (no such folder; --runs-root names the folder runs are stored in)"
         return f"no runs in {escape(str(runs_root))}{where}"
-    table = Table(title=f"Runs in {runs_root}", caption="PSNR, SSIM: the protocol's Average")
+    table = Table(title=f"Runs in {runs_root}", caption="PSNR, SSIM: the protocol's Average (one task: its mean)")
     table.add_column("run", overflow="fold", min_width=max(len(p.name) for p in run_dirs))
     for column in ("status", "images", "PSNR", "SSIM"):
         table.add_column(column, no_wrap=True, justify="left" if column == "status" else "right")
@@ -121,7 +122,8 @@ def _run_row(run) -> list[str]:
     from bench_ir.results import protocol_average
 
     manifest = run.manifest
-    average = protocol_average(run.summary(), manifest["protocol"].get("average", []))
+    tasks = [task.get("name") for task in manifest["protocol"].get("tasks") or [] if isinstance(task, dict)]
+    average = protocol_average(run.summary(), manifest["protocol"].get("average") or (tasks if len(tasks) == 1 else []))
     flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
                              (f"limit {manifest.get('limit')}", manifest.get("limit") is not None),
                              (_coverage_flag(run), run.incomplete())) if on]

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 from typer.testing import CliRunner
 
 from bench_ir.atomic import append_line
 from bench_ir.cli import app
+from bench_ir.data.sample import load_sample_photo
 from bench_ir.results import RunStore
 
 runner = CliRunner()
@@ -213,6 +215,21 @@ def test_list_runs_at_80_columns_shows_each_run_name_whole(tmp_path):
     first_cells = [line.split("│")[1].strip() for line in lines if line.count("│") > 3]
     assert all(name in first_cells for name in names)
     assert "input · 5deg · sample · limit 1" in first_cells
+
+
+def test_list_runs_shows_the_mean_of_a_one_task_run_without_an_average(tmp_path):
+    inputs, targets = tmp_path / "in", tmp_path / "gt"
+    for folder, image in ((targets, load_sample_photo("chelsea")[:64, :64]),
+                          (inputs, load_sample_photo("chelsea")[:64, :64] // 2)):
+        folder.mkdir()
+        Image.fromarray(image).save(folder / "chelsea.png")
+    result = runner.invoke(app, ["run", "--model", "input", "--input-dir", str(inputs), "--target-dir", str(targets),
+                                 "--run-dir", str(tmp_path / "runs" / "pair")])
+    assert result.exit_code == 0, result.output
+    listed = CliRunner(env={"COLUMNS": "120"}).invoke(app, ["list", "runs", "--runs-root", str(tmp_path / "runs")])
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith("│ pair ")]
+    psnr, ssim = (cell.strip() for cell in row.split("│")[4:6])
+    assert float(psnr) > 0 and 0 < float(ssim) <= 1
 
 
 def test_list_runs_says_when_there_is_no_run_and_when_the_folder_does_not_exist(tmp_path):
