@@ -73,6 +73,8 @@ class _Commands(typer.core.TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, _ClickException):  # usage errors: click prints them, exit code 2
             raise
+        except BrokenPipeError:  # the reader of stdout left (`bench-ir ... | head`): click exits 1 without a word
+            raise
         except Exception as err:
             if ctx.params.get("debug") or os.environ.get("BENCH_IR_DEBUG"):
                 raise

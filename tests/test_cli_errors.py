@@ -297,3 +297,18 @@ def test_an_unknown_device_is_one_line_naming_the_choices_not_torchs_list_of_dev
     assert result.exit_code == 2
     assert _error_lines(result) == ["error: unknown device 'gpu'; give auto, cpu, cuda or cuda:N (any torch device "
                                     "string)"]
+
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(monkeypatch):
+    """`bench-ir list protocols --details | head -30`: when stdout's reader leaves while a command writes, the command
+    stops with exit code 1 and no error line, as click does (it printed `error: a file: Broken pipe`, exit code 2)."""
+    from bench_ir import listing
+
+    def closed_pipe():
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(listing, "conventions_table", closed_pipe)
+    result = runner.invoke(app, ["list", "conventions"])
+    assert result.exit_code == 1
+    assert "error" not in result.output
