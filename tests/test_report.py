@@ -176,6 +176,19 @@ def test_incomplete_or_interrupted_runs_are_marked_and_not_ranked(tmp_path):
     assert any("SOTS-outdoor 1/500" in text for text in texts)
 
 
+@pytest.mark.parametrize(("label", "manifest", "name"), [
+    ("MIRAGE-T (sample checkpoint)", {"sample": True, "limit": 3}, "MIRAGE-T (sample checkpoint) [sample, limit 3]"),
+    ("Unlimited-Net", {"limit": 2}, "Unlimited-Net [limit 2]"),
+    ("MyNet [sample]", {"sample": True}, "MyNet [sample]"),
+    ("MyNet (sample)", {"sample": True, "limit": 2}, "MyNet (sample) [limit 2]"),
+    ("MyNet", {"random_weights": True}, "MyNet [random weights]"),
+])
+def test_a_measured_rows_name_carries_each_tag_its_label_does_not_already_show(tmp_path, label, manifest, name):
+    tasks = [{"name": "dehaze", "label": "SOTS-outdoor", "leaderboard": {"dataset": "SOTS-outdoor", "subset": None}}]
+    run = _write_run(tmp_path / "run", tasks, [("dehaze", "1", 20.0, 0.5)], label=label, **manifest)
+    assert [row.name for row in build_table("3deg", [run]).rows if row.kind == "measured"] == [name]
+
+
 def test_runs_of_another_protocol_are_refused():
     with pytest.raises(ValueError, match="protocol '3deg', not '5deg'"):
         build_table("5deg", [STORE / "3deg-mynet"])

@@ -155,6 +155,19 @@ def test_runs_of_models_without_a_published_row_get_no_delta_block():
     assert not [b for b in table.blocks if b.title.startswith("Reproduction")]
 
 
+@pytest.mark.parametrize(("flag", "tag"), [("sample", "sample"), ("random_weights", "random weights")])
+def test_a_run_on_sample_data_or_random_weights_gets_a_note_not_a_delta_block(tmp_path, flag, tag):
+    run = tmp_path / "mirage"
+    shutil.copytree(STORE / "5deg-mirage-t", run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, flag: True}))
+    table = build_table("5deg", [run], delta=Tolerance())
+    assert not [b for b in table.blocks if b.title.startswith("Reproduction")]
+    (note,) = [n for n in table.notes if n.startswith("No reproduction block")]
+    assert note == (f"No reproduction block for MIRAGE-T [{tag}]: a Δ to the printed values needs the benchmark's "
+                    "test sets and trained weights, not sample data or random weights.")
+
+
 # ------------------------------------------------------------------------------------------- provenance
 def test_provenance_reaches_markdown_latex_and_csv():
     table = build_table("5deg", RUNS_5DEG)

@@ -70,12 +70,17 @@ def _signed(column: NumericColumn, value: float) -> str:
 def delta_blocks(table: TableModel, measured: list[tuple[str, MeasuredRun, Row]], published: list[PublishedRow],
                  published_rows: dict[str, Row], tolerance: Tolerance) -> list[RowBlock]:
     """One block per run with a published counterpart: published, measured and Δ rows (``measured`` holds
-    (row name, run, its measured row); ``published_rows`` the table's published rows by display name)."""
-    blocks = []
+    (row name, run, its measured row); ``published_rows`` the table's published rows by display name). A run on
+    sample data or with random weights gets no block (its Δ would measure the images or the weights, not a
+    reproduction), and a note says so."""
+    blocks, not_reproductions = [], []
     flag = None
     for name, run, row in measured:
         match = published_match(run, published)
         if match is None or match.display_name not in published_rows:
+            continue
+        if run.run.manifest.get("sample") or run.run.manifest.get("random_weights"):
+            not_reproductions.append(name)
             continue
         printed = published_rows[match.display_name]
         cells = []
@@ -104,4 +109,7 @@ def delta_blocks(table: TableModel, measured: list[tuple[str, MeasuredRun, Row]]
     if blocks:
         table.notes.append(f"Reproduction blocks: Δ = stored mean − printed value; flagged when "
                            f"{tolerance.describe()}.")
+    if not_reproductions:
+        table.notes.append(f"No reproduction block for {'; '.join(not_reproductions)}: a Δ to the printed values "
+                           "needs the benchmark's test sets and trained weights, not sample data or random weights.")
     return blocks

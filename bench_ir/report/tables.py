@@ -112,10 +112,17 @@ def measured_name(run: MeasuredRun, taken: set[str]) -> str:
     """A measured row's name: its label, tagged ``[sample]``/``[random weights]``/``[limit N]`` when so, and
     ``(run name)`` when another row already has that name; records the result in ``taken``."""
     name = run.label
-    tags = [tag for tag in row_tags(run.manifest) if tag.split(" ")[0] not in name.lower()]
+    tags = [tag for tag in row_tags(run.manifest) if not _carries_tag(name, tag)]
     if tags:
         name = f"{name} [{', '.join(tags)}]"
     return unique_name(name, run.run_id, taken)
+
+
+def _carries_tag(name: str, tag: str) -> bool:
+    """Whether ``name`` already shows ``tag`` as an item of a bracketed list ("MyNet (sample)", "MyNet [sample,
+    limit 2]"); a longer phrase ("MIRAGE-T (sample checkpoint)") or a word of the name ("Unlimited") is not it."""
+    groups = re.findall(r"[(\[]([^)\]]*)[)\]]", name)
+    return any(item.strip().lower() == tag for group in groups for item in group.split(","))
 
 
 def add_provenance(table: TableModel, rows: list[tuple[str, MeasuredRun]]) -> None:
