@@ -80,12 +80,15 @@ class ExecutionPlan:
 
 
 def plan_execution(device: torch.device, exact: bool = False, compile: CompileChoice = "auto",
-                   training: bool = False) -> ExecutionPlan:
+                   training: bool = False, dtype: str = "fp32") -> ExecutionPlan:
     """The plan for ``device``: exact when asked, else the fast path (compiled on CUDA, or anywhere with
     ``compile="on"``). Training compiles without CUDA graphs (``default`` mode): optimizer steps between
-    forwards would invalidate the graph's static buffers."""
+    forwards would invalidate the graph's static buffers. ``dtype`` (the autocast precision asked for) is checked
+    against ``exact``: the reference computation is float32."""
     if compile not in COMPILE_CHOICES:
         raise ValueError(f"compile must be one of {COMPILE_CHOICES}, got {compile!r}")
+    if exact and dtype != "fp32":
+        raise ValueError(f"--exact is the float32 reference computation; it cannot run with --dtype {dtype}")
     if exact:
         if compile == "on":
             raise ValueError("--exact runs the reference eager computation; it cannot be combined with --compile on")

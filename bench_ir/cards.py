@@ -40,6 +40,7 @@ __all__ = [
     "check_card_args",
     "card_record",
     "count_parameters",
+    "sample_checkpoint",
     "ENTRY_POINT_GROUP",
 ]
 
@@ -255,6 +256,20 @@ def check_card_args(card: ModelCard, factory: Any | None = None) -> None:
     params = runtime_parameters(factory)
     if params is not None:
         check_args(params, card.args, f"model card {card.source or card.name}", card.factory)
+
+
+def sample_checkpoint(card: ModelCard) -> Path | None:
+    """The card's shipped sample checkpoint (``default_checkpoint``, relative to the card file's folder, the registry
+    for built-in cards), or None when the card ships none. A named file that is missing is a FileNotFoundError."""
+    if not card.default_checkpoint:
+        return None
+    card_dir = Path(card.source).parent if card.source and Path(card.source).is_file() else registry_dir()
+    path = (card_dir / card.default_checkpoint).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"model card '{card.name}' names the sample checkpoint {path} "
+                                f"(default_checkpoint: {card.default_checkpoint}) but the file is missing; reinstall "
+                                "bench-ir or pass --checkpoint")
+    return path
 
 
 def count_parameters(model: nn.Module) -> int:

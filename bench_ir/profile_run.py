@@ -50,7 +50,7 @@ def profile_and_store(
     card = get_card(model, registry)
     torch_device = resolve_device(device)
     net = create_model(card, checkpoint=checkpoint, registry=registry)
-    execution = plan_execution(torch_device, exact=exact, compile=compile)  # type: ignore[arg-type]
+    execution = plan_execution(torch_device, exact=exact, compile=compile, dtype=dtype)  # type: ignore[arg-type]
     result = profile_model(net, card, size=size, batch=batch, device=torch_device, dtype=resolve_dtype(dtype),
                            repeats=repeats, warmup=warmup, train=train, execution=execution, progress=progress)
     checkpoint_info = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None

@@ -35,7 +35,14 @@ import torch
 
 from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_settings
 from bench_ir.atomic import claim_new_dir
-from bench_ir.cards import ModelCard, check_card_args, count_parameters, get_card, with_model_args
+from bench_ir.cards import (
+    ModelCard,
+    check_card_args,
+    count_parameters,
+    get_card,
+    sample_checkpoint,
+    with_model_args,
+)
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
 from bench_ir.distributed import dist_context
@@ -43,13 +50,12 @@ from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_
 from bench_ir.geometry import fit_policy, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
 from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_protocol
-from bench_ir.resources import registry_dir
 from bench_ir.results import RunStore, aggregate, protocol_average
 from bench_ir.resume import ResumeError, RunLock, data_identity, find_resumable, identity_differences
 
 __all__ = ["RunConfig", "RunOutcome", "ProgressHook", "run_protocol", "folder_protocol", "ResumeError",
-           "MissingWeightsError", "RunNotFinalizedError", "RunTerminated", "RunInterrupted", "next_commands",
-           "FAST_CUDA_BATCH"]
+           "MissingWeightsError", "missing_weights_message", "RunNotFinalizedError", "RunTerminated", "RunInterrupted",
+           "next_commands", "FAST_CUDA_BATCH"]
 
 FAST_CUDA_BATCH = 8  # images per forward on the fast CUDA path when --batch-size is not given
 
@@ -140,20 +146,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
-def _default_checkpoint(card: ModelCard, sample: bool) -> Path | None:
-    """A card's shipped default checkpoint is used for sample runs only; its path is relative to the card file's
-    folder (the registry for built-in cards)."""
-    if not sample or not card.default_checkpoint:
-        return None
-    card_dir = Path(card.source).parent if card.source and Path(card.source).is_file() else registry_dir()
-    path = (card_dir / card.default_checkpoint).resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"model card '{card.name}' names the sample checkpoint {path} "
-                                f"(default_checkpoint: {card.default_checkpoint}) but the file is missing; reinstall "
-                                "bench-ir or pass --checkpoint")
-    return path
-
-
 def _protocol_manifest(protocol: Protocol, tasks: list[TaskSpec]) -> dict[str, Any]:
     return {
         "name": protocol.name, "title": protocol.title, "version": protocol.version,
@@ -198,7 +190,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _missing_weights_message(card: ModelCard) -> str:
+def missing_weights_message(card: ModelCard) -> str:
+    """The error for a model with parameters and no checkpoint: what to pass, and the card's official files."""
     official = "; ".join(f"{key}: {value}" for key, value in card.official_checkpoints.items())
     files = f" (official checkpoints: {official})" if official else ""
     return (f"model '{card.name}' has no checkpoint: pass --checkpoint FILE{files}, or --random-weights to score a "
@@ -294,19 +287,18 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
             dataset_of(task.name)
 
     # 2. the model (under torchrun each rank takes its own GPU and a share of every task's images)
-    checkpoint = Path(config.checkpoint) if config.checkpoint else _default_checkpoint(card, config.sample)
+    checkpoint = Path(config.checkpoint) if config.checkpoint else (sample_checkpoint(card) if config.sample else None)
     real_data = not config.sample
     if checkpoint is None and real_data and not config.random_weights and (card.expected_params or 0) > 0:
-        raise MissingWeightsError(_missing_weights_message(card))
+        raise MissingWeightsError(missing_weights_message(card))
     requested = resolve_device(config.device)
     dctx = dist_context(requested.type)
     device = dctx.device(requested)
     if not dctx.is_main:
         progress = ProgressHook()
     resolve_dtype(config.dtype)
-    if config.exact and config.dtype != "fp32":
-        raise ValueError(f"--exact is the float32 reference computation; it cannot run with --dtype {config.dtype}")
-    plan = plan_execution(device, exact=config.exact, compile=config.compile)  # type: ignore[arg-type]
+    plan = plan_execution(device, exact=config.exact, compile=config.compile,  # type: ignore[arg-type]
+                          dtype=config.dtype)
     batch_size = config.batch_size or (FAST_CUDA_BATCH if plan.mode == "fast" and device.type == "cuda" else 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)  # random initialisation is a function of --seed
@@ -314,7 +306,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
     model = model.to(device)
     random_weights = checkpoint is None and count_parameters(model) > 0
     if random_weights and real_data and not config.random_weights:
-        raise MissingWeightsError(_missing_weights_message(card))
+        raise MissingWeightsError(missing_weights_message(card))
     if on_model is not None:
         on_model(model)
     notices = []

@@ -53,6 +53,14 @@ def test_exact_mode_refuses_compile_on():
         plan_execution(CPU, exact=True, compile="on")
 
 
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_exact_mode_refuses_a_lower_precision(dtype):
+    """The same rule for run, train, profile and restore: the reference computation is float32."""
+    with pytest.raises(ValueError, match=f"--exact is the float32 reference computation; it cannot run with --dtype "
+                                         f"{dtype}"):
+        plan_execution(CPU, exact=True, dtype=dtype)
+
+
 def test_precision_settings_of_exact_mode_are_restored_afterwards():
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
     before = (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32)

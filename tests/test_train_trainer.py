@@ -212,6 +212,19 @@ def test_cli_refuses_an_impossible_count_before_training(tmp_path, option, value
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--exact", "--dtype", "bf16"], "--exact is the float32 reference computation; it cannot run with --dtype bf16"),
+    (["--init-weights", "missing.safetensors"], "missing.safetensors"),
+])
+def test_a_training_refused_before_its_first_step_leaves_no_run_directory(tmp_path, options, message):
+    """A default run directory is claimed only once the model and optimizer are built (an empty timestamped folder
+    was left under runs/train by every such refusal)."""
+    result = CliRunner().invoke(_cli(), ["train", "--recipe", "sample", "--device", "cpu", "--runs-root",
+                                         str(tmp_path / "runs"), *options], terminal_width=400)
+    assert result.exit_code == 2 and "error:" in result.output and message in result.output
+    assert not (tmp_path / "runs" / "train").exists() or not any((tmp_path / "runs" / "train").iterdir())
+
+
 def test_an_interrupted_training_names_its_run_directory_for_resume(tmp_path, monkeypatch):
     from bench_ir.train import command
 

@@ -150,6 +150,8 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     plan = resolve_plan(recipe, card, options.epochs_from, options.loss_from,  # type: ignore[arg-type]
                         batch_size=options.batch_size, patch_size=options.patch_size)
     context, device = join(resolve_device(options.device))
+    execution = plan_execution(device, exact=options.exact, compile=options.compile,  # type: ignore[arg-type]
+                               training=True, dtype=options.dtype)
     dataset = build_training_set(recipe, options.data_root, plan.patch_size, options.seed)
     if options.validate:
         check_validation_data(recipe.validation, options.val_data_root or options.data_root)
@@ -166,11 +168,8 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     if any(spec.layout == "sample" for spec in recipe.data):
         notices.append("sample (synthetic) training data: built-in photos with synthetic degradations")
 
-    run_dir = _run_dir(card, recipe, options, context)
-    _check_run_dir(run_dir, options.resume)
-
-    execution = plan_execution(device, exact=options.exact, compile=options.compile,  # type: ignore[arg-type]
-                               training=True)
+    if options.run_dir is not None:
+        _check_run_dir(Path(options.run_dir), options.resume)
     _seed_everything(options.seed)
     module = execution.place_module(create_model(card, checkpoint=options.init_weights).to(device).train())
     if context.rank:
@@ -178,6 +177,7 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     optimizer = build_optimizer(plan, recipe.optimizer, module, fused=execution.fused_optimizer)
     remember_initial_lr(optimizer)
     trained = compile_for_training(wrap_model(module, context, device, plan.find_unused_parameters), execution)
+    run_dir = _run_dir(card, recipe, options, context)  # a new folder only once the model and optimizer are built
     session = TrainSession(recipe=recipe, card=card, plan=plan, options=options, context=context, device=device,
                            autocast_dtype=_DTYPES[options.dtype], dataset=dataset, sampler=sampler,
                            total_steps=total_steps, run_dir=run_dir, model=module, trained=trained,
