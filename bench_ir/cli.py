@@ -311,6 +311,72 @@ def run(
                   highlight=False, markup=False, soft_wrap=True)
 
 
+# ------------------------------------------------------------------------------------------- restore
+@app.command()
+def restore(
+    input_dir: Annotated[Path, typer.Option("--input-dir", "-i", help="folder of degraded images")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the restored PNGs (and restore.json)")],
+    model: Annotated[str, typer.Option("--model", "-m", help="model card name or YAML file")] = "mirage-t",
+    model_arg: Annotated[list[str] | None, typer.Option("--model-arg", help="override a card argument KEY=VALUE "
+                                                        "(repeatable; values are YAML)")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="weights file")] = None,
+    sample_checkpoint: Annotated[bool, typer.Option("--sample-checkpoint", help="the card's shipped sample "
+                                                    "checkpoint (a demonstration, not the published model)")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    dtype: Annotated[Dtype, typer.Option(help="inference precision")] = Dtype.fp32,
+    exact: Annotated[bool, typer.Option("--exact", help="reference computation: eager fp32, deterministic cuDNN, "
+                                        "no compile")] = False,
+    compile: Annotated[CompileMode, typer.Option("--compile", help="torch.compile: auto (CUDA only), on, off")] = (
+        CompileMode.auto),
+    tile: Annotated[int | None, typer.Option(help="tiled inference with this tile size (pixels)")] = None,
+    tile_overlap: Annotated[int, typer.Option(help="overlap between tiles (pixels)")] = 32,
+    pad: Annotated[str | None, typer.Option(help="padding to the model's multiple: reflect|replicate|constant "
+                                            "(default: the card's, else reflect)")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="restore every image again (default: keep the "
+                                            "outputs already in --out and continue)")] = False,
+    registry: Annotated[Path | None, typer.Option(help="folder of model cards replacing the built-in one")] = None,
+) -> None:
+    """Restore a folder of degraded images (no targets, no metrics) into PNGs of the same size."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from bench_ir.restore_folder import RestoreConfig, restore_folder
+    from bench_ir.train.command import parse_model_args
+
+    try:
+        config = RestoreConfig(input_dir=input_dir, out_dir=out, model=model, model_args=parse_model_args(model_arg),
+                               checkpoint=checkpoint, use_sample_checkpoint=sample_checkpoint, device=device,
+                               dtype=dtype.value, exact=exact, compile=compile.value, tile=tile,
+                               tile_overlap=tile_overlap, pad=pad, overwrite=overwrite, registry=registry,
+                               command=["bench-ir", *sys.argv[1:]])
+        progress = Progress(TextColumn("restore"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.fields[image]}"), console=err_console)
+        bar = None
+
+        def advance(name: str, done: int, total: int) -> None:  # drawn from the first image on, not before
+            nonlocal bar
+            if bar is None:
+                progress.start()
+                bar = progress.add_task("restore", total=total, completed=done, image=name)
+            progress.update(bar, completed=done, image=name)
+
+        try:
+            outcome = restore_folder(config, on_image=advance)
+        finally:
+            if bar is not None:
+                progress.stop()
+    except KeyboardInterrupt as err:
+        err_console.print(f"[yellow]interrupted[/]: the images restored so far are kept in {out}; run the same "
+                          "command again to continue", highlight=False, soft_wrap=True)
+        from bench_ir.runner import RunTerminated
+
+        raise typer.Exit(code=143 if isinstance(err, RunTerminated) else 130) from None
+    except USER_ERRORS as err:
+        _fail(err)
+    kept = f" ({len(outcome.kept)} already there, kept; --overwrite redoes them)" if outcome.kept else ""
+    console.print(f"restored {len(outcome.restored)} image(s) with {outcome.manifest['model']['display_name']} "
+                  f"into {outcome.out_dir}{kept}", highlight=False, soft_wrap=True)
+
+
 # --------------------------------------------------------------------------------------------- list
 class ListWhat(str, Enum):
     models = "models"

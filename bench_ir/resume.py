@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,10 +48,10 @@ class RunLockedError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------------- the lock
-def lock_holder(run_dir: str | Path) -> int | None:
+def lock_holder(run_dir: str | Path, file_name: str = LOCK_FILE) -> int | None:
     """The PID written in ``run_dir``'s lock file (whether or not the lock is held now), or None."""
     try:
-        text = (Path(run_dir) / LOCK_FILE).read_text(encoding="utf-8").strip()
+        text = (Path(run_dir) / file_name).read_text(encoding="utf-8").strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None
@@ -65,9 +65,9 @@ class RunLock:
     ending with ``then`` (what to do once the holder is gone; a suite directory says "run the same command
     again")."""
 
-    def __init__(self, run_dir: str | Path, then: str = "--resume") -> None:
+    def __init__(self, run_dir: str | Path, then: str = "--resume", file_name: str = LOCK_FILE) -> None:
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_FILE
+        self.path = self.run_dir / file_name
         self.then = then
         self._fd: int | None = None
 
@@ -77,7 +77,7 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            holder = lock_holder(self.run_dir)
+            holder = lock_holder(self.run_dir, self.path.name)
             raise RunLockedError(f"{self.run_dir} is being written by another bench-ir process "
                                  f"(PID {holder if holder is not None else 'unknown'}); wait for it to finish or "
                                  f"stop it, then {self.then}") from None
@@ -273,11 +273,13 @@ def _data_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return lines
 
 
-def identity_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def identity_differences(old: dict[str, Any], new: dict[str, Any],
+                         fields: Sequence[str] | None = None) -> list[str]:
     """Each field in which two manifests' resume identities differ, as ``"field: old → new"`` in words; the data
-    is compared for the tasks that both manifests resolved."""
+    is compared for the tasks that both manifests resolved. ``fields`` limits the comparison to those
+    :data:`IDENTITY_FIELDS` names (a restore folder has no protocol or data)."""
     lines = []
-    for spec in IDENTITY_FIELDS:
+    for spec in IDENTITY_FIELDS if fields is None else [f for f in IDENTITY_FIELDS if f.name in fields]:
         before, after = spec.read(old), spec.read(new)
         if before != after:
             lines.append(f"{spec.name}: {spec.say(before)} → {spec.say(after)}")

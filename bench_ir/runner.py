@@ -55,7 +55,7 @@ from bench_ir.resume import ResumeError, RunLock, data_identity, find_resumable,
 
 __all__ = ["RunConfig", "RunOutcome", "ProgressHook", "run_protocol", "folder_protocol", "ResumeError",
            "MissingWeightsError", "missing_weights_message", "RunNotFinalizedError", "RunTerminated", "RunInterrupted",
-           "next_commands", "FAST_CUDA_BATCH"]
+           "next_commands", "sigterm_as_interrupt", "FAST_CUDA_BATCH"]
 
 FAST_CUDA_BATCH = 8  # images per forward on the fast CUDA path when --batch-size is not given
 
@@ -173,7 +173,7 @@ class RunTerminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into :class:`RunTerminated` while a run writes (main thread only, and only where SIGTERM has its
     default action: a handler the caller installed is kept; the old handler is restored)."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
@@ -190,12 +190,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def missing_weights_message(card: ModelCard) -> str:
-    """The error for a model with parameters and no checkpoint: what to pass, and the card's official files."""
+def missing_weights_message(card: ModelCard,
+                            alternative: str = "--random-weights to score a randomly initialised network (seeded by "
+                                               "--seed)") -> str:
+    """The error for a model with parameters and no checkpoint: what to pass (``--checkpoint FILE`` with the card's
+    official files, or ``alternative``)."""
     official = "; ".join(f"{key}: {value}" for key, value in card.official_checkpoints.items())
     files = f" (official checkpoints: {official})" if official else ""
-    return (f"model '{card.name}' has no checkpoint: pass --checkpoint FILE{files}, or --random-weights to score a "
-            "randomly initialised network (seeded by --seed)")
+    return f"model '{card.name}' has no checkpoint: pass --checkpoint FILE{files}, or {alternative}"
 
 
 def _on_main(dctx: Any, fn: Callable[[], Any]) -> Any:
@@ -243,7 +245,7 @@ def _check_options(config: RunConfig, card: ModelCard, protocol: Protocol) -> No
 def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
                  on_model: Callable[[torch.nn.Module], None] | None = None) -> RunOutcome:
     """Run ``config.model`` on every task of ``config.protocol``; see the module docstring."""
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         return _run_protocol(config, progress or ProgressHook(), on_model)
 
 

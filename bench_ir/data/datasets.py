@@ -38,6 +38,8 @@ from bench_ir.protocol import PAIRING_RULES, CropSpec, LayoutSpec, NoiseSpec, Pr
 from bench_ir.safety import inside
 
 __all__ = [
+    "uint8_to_tensor",
+    "warn_skipped_files",
     "DatasetNotFoundError",
     "PairingError",
     "ImageSizeMismatchError",
@@ -172,6 +174,13 @@ def list_images(folder: Path) -> tuple[list[Path], list[Path]]:
     return images, others
 
 
+def warn_skipped_files(skipped: Sequence[Path]) -> None:
+    """One InputWarning per folder naming the non-image files :func:`list_images` skipped there."""
+    for folder in dict.fromkeys(path.parent for path in skipped):
+        here = [path for path in skipped if path.parent == folder]
+        warnings.warn(f"skipped non-image files ({_shortlist(here)}) in {folder}", InputWarning, stacklevel=3)
+
+
 def _candidates(rule: str, name: str) -> list[str]:
     """Target file names an input file name may pair with, best first (name rules only)."""
     stem, ext = Path(name).stem, Path(name).suffix
@@ -251,10 +260,7 @@ def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
             pairs, unpaired = _match_by_name(layout.pairing, inputs, targets)
         used = {p.target_path for p in pairs}
         pairing = Pairing(pairs, unpaired, [t for t in targets if t not in used], non_images)
-    for folder in dict.fromkeys(path.parent for path in pairing.non_images):
-        skipped_here = [path for path in pairing.non_images if path.parent == folder]
-        warnings.warn(f"skipped non-image files ({_shortlist(skipped_here)}) in {folder}", InputWarning,
-                      stacklevel=2)
+    warn_skipped_files(pairing.non_images)
     if pairing.unpaired_inputs:
         message = (f"{input_dir}: inputs without a target in {target_dir} (pairing rule "
                    f"'{layout.pairing}') — {_shortlist(pairing.unpaired_inputs)}")
@@ -291,7 +297,7 @@ _UINT8_TO_FLOAT = torch.arange(256, dtype=torch.float32).div(255).numpy()
 """Value v -> float32(v) / 255 computed by torch, i.e. exactly what torchvision ToTensor gives each pixel."""
 
 
-def _to_tensor(img: np.ndarray) -> torch.Tensor:
+def uint8_to_tensor(img: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) -> float32 (3, H, W) = uint8 / 255 (torchvision ToTensor), via a 256-entry lookup."""
     return torch.from_numpy(np.ascontiguousarray(_UINT8_TO_FLOAT[img.transpose(2, 0, 1)]))
 
@@ -450,7 +456,7 @@ class TaskDataset(Dataset):
             inp = apply_degradations(target, self.degradations, entry.name, *self.seed_parts)
         else:
             raise ValueError(f"task '{self.task_name}': item '{entry.name}' has no input and nothing to synthesise")
-        return {"name": entry.name, "input": _to_tensor(inp), "target": _to_tensor(target)}
+        return {"name": entry.name, "input": uint8_to_tensor(inp), "target": uint8_to_tensor(target)}
 
 
 # --------------------------------------------------------------------------------------------- builders

@@ -1,0 +1,243 @@
+"""`bench-ir restore` as a library call: a folder of degraded images -> a folder of restored PNGs (no targets, no
+metrics), for figures and for looking at a model's output on your own photos.
+
+Each image goes through the model whole and at its own size: it is padded at the bottom/right to the card's
+multiple (with the card's pad mode; reflect when the card has none; ``pad`` overrides it) and the output is cropped
+back, so a restored image has its input's size. (A protocol's centre crop applies to scoring only: an image whose
+sides are multiples of 16 is restored here exactly as ``bench-ir run --save-images`` restores it.)
+
+Outputs are ``<input name without its extension>.png``, 8-bit RGB, written atomically. An image whose output
+exists is skipped, so an interrupted restore continues where it stopped; ``overwrite`` redoes every image.
+``restore.json`` in the output folder records the model, the checkpoint (sha256), the device, the execution path
+and the library versions; continuing a folder with another setup (model, weights, dtype, execution, tiling,
+padding, versions) is refused, so that one folder never mixes two models' outputs. One process at a time writes a
+folder (its hidden ``.restore.lock``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_settings
+from bench_ir.atomic import write_text_atomic
+from bench_ir.cards import (
+    ModelCard,
+    card_record,
+    check_card_args,
+    count_parameters,
+    get_card,
+    sample_checkpoint,
+    with_model_args,
+)
+from bench_ir.checkpoints import create_model, sha256_file
+from bench_ir.counts import check_counts
+from bench_ir.data.datasets import list_images, uint8_to_tensor, warn_skipped_files
+from bench_ir.data.io import IMAGE_EXTENSIONS, read_rgb_uint8, write_png_uint8
+from bench_ir.engine import EvalOptions, resolve_device, restore, saved_image_name
+from bench_ir.geometry import FitPolicy, tile_size
+from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
+from bench_ir.resume import RunLock, identity_differences
+from bench_ir.runner import MissingWeightsError, missing_weights_message, sigterm_as_interrupt
+
+__all__ = ["RestoreConfig", "RestoreOutcome", "restore_folder", "MANIFEST_NAME", "PAD_MODES"]
+
+MANIFEST_NAME = "restore.json"
+LOCK_NAME = ".restore.lock"  # hidden: the folder is meant for images
+PAD_MODES = ("reflect", "replicate", "constant")
+# what must match for a folder to be continued (names of bench_ir.resume.IDENTITY_FIELDS)
+_IDENTITY = ("model", "weights", "dtype", "execution", "tiling", "padding override", "library versions")
+
+
+@dataclass
+class RestoreConfig:
+    """What a restore is. ``model`` is a card name or YAML path; ``checkpoint`` a weights file, or
+    ``use_sample_checkpoint`` for the card's shipped sample checkpoint (a demonstration, not a published model).
+    ``pad``: padding mode to the model's multiple (default: the card's, reflect when the card has none)."""
+
+    input_dir: str | Path
+    out_dir: str | Path
+    model: str | Path | ModelCard = "mirage-t"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | Path | None = None
+    use_sample_checkpoint: bool = False
+    device: str = "auto"
+    dtype: str = "fp32"
+    exact: bool = False
+    compile: str = "auto"
+    tile: int | None = None
+    tile_overlap: int = 32
+    pad: str | None = None
+    overwrite: bool = False
+    registry: str | Path | None = None
+    command: list[str] | None = None
+
+
+@dataclass
+class RestoreOutcome:
+    """``restored``: output files written now; ``kept``: outputs that were already there (not redone)."""
+
+    out_dir: Path
+    restored: list[Path]
+    kept: list[Path]
+    manifest: dict[str, Any]
+
+
+def restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], None] | None = None) -> RestoreOutcome:
+    """Restore every image of ``config.input_dir`` into ``config.out_dir`` (see the module docstring).
+    ``on_image(name, done, total)`` is called before each image is restored (``done``: the outputs there so far,
+    those kept from before included) and once at the end with ``name`` "".
+    SIGTERM stops it like Ctrl-C (KeyboardInterrupt), with ``restore.json`` marked interrupted."""
+    with sigterm_as_interrupt():
+        return _restore_folder(config, on_image)
+
+
+def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], None] | None) -> RestoreOutcome:
+    input_dir, out_dir = Path(config.input_dir), Path(config.out_dir)
+    jobs = _plan_outputs(input_dir, out_dir)
+    card = with_model_args(get_card(config.model, config.registry), config.model_args)
+    check_card_args(card)
+    check_counts([("--tile", config.tile, 1), ("--tile-overlap", config.tile_overlap, 0)])
+    policy = _fit_policy(card, config.pad)
+    if config.tile is not None:
+        tile_size(config.tile, config.tile_overlap, policy.multiple)
+    checkpoint = _checkpoint(card, config)
+    device = resolve_device(config.device)
+    plan = plan_execution(device, exact=config.exact, compile=config.compile,  # type: ignore[arg-type]
+                          dtype=config.dtype)
+    model = create_model(card, checkpoint=checkpoint, registry=config.registry).to(device).eval()
+    if checkpoint is None and count_parameters(model) > 0:
+        raise MissingWeightsError(missing_weights_message(card, _sample_advice(card)))
+    manifest = {
+        "kind": "restore", "created": now_iso(), "status": "running",
+        "command": config.command if config.command is not None else sys.argv,
+        "input_dir": str(input_dir.resolve()),
+        "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(model),
+                  "args_overrides": dict(config.model_args) or None, "card": card_record(card)},
+        "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None,
+        "sample_checkpoint": config.use_sample_checkpoint,
+        "random_weights": False,
+        "device": device_info(device), "dtype": config.dtype, "execution": plan.describe(),
+        "tile": config.tile, "tile_overlap": config.tile_overlap, "pad": config.pad,
+        "fit": {"multiple": policy.multiple, "pad_mode": policy.pad_mode},
+        "versions": environment_info(), "git_revision": git_revision(),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(out_dir, then="run the same command again", file_name=LOCK_NAME):
+        manifest = _continue_folder(out_dir, manifest, config.overwrite)
+        kept = [out for _, out in jobs if out.is_file() and not config.overwrite]
+        restored: dict[str, str] = {}  # output name -> input name, written now
+        accelerated = AcceleratedForward(model, plan)
+        options = EvalOptions(device=device, dtype=config.dtype, tile=config.tile, tile_overlap=config.tile_overlap,
+                              forward=accelerated)
+        try:
+            with precision_settings(plan), torch.inference_mode():
+                for source, out in (job for job in jobs if job[1] not in kept):
+                    if on_image is not None:
+                        on_image(source.name, len(kept) + len(restored), len(jobs))
+                    _restore_one(model, source, out, policy, options)
+                    restored[out.name] = source.name
+                if on_image is not None:
+                    on_image("", len(kept) + len(restored), len(jobs))
+        except BaseException as err:
+            manifest.update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
+            _write_manifest(out_dir, manifest, restored)
+            raise
+        manifest.update(status="complete", finished=now_iso(), execution=accelerated.describe())
+        _write_manifest(out_dir, manifest, restored)
+    return RestoreOutcome(out_dir=out_dir, restored=[out_dir / name for name in restored], kept=kept,
+                          manifest=manifest)
+
+
+def _plan_outputs(input_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
+    """(input file, output file) for every image of ``input_dir``; refuses a missing or empty folder, an output
+    folder that is the input folder, and two inputs that would write one output (``a.jpg`` and ``a.png``)."""
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"--input-dir {input_dir}: " + ("not a folder" if input_dir.exists() else "not found"))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder")
+    if out_dir.exists() and out_dir.resolve() == input_dir.resolve():
+        raise ValueError(f"--out {out_dir} is the input folder: restored PNGs would replace its images; choose "
+                         "another folder")
+    images, skipped = list_images(input_dir)
+    warn_skipped_files(skipped)
+    if not images:
+        raise ValueError(f"--input-dir {input_dir} holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    jobs: dict[str, Path] = {}
+    for path in images:
+        name = saved_image_name(path.name)
+        if name in jobs:
+            raise ValueError(f"{jobs[name].name} and {path.name} in {input_dir} would both be restored to {name}; "
+                             "rename one of them")
+        jobs[name] = path
+    return [(source, out_dir / name) for name, source in jobs.items()]
+
+
+def _fit_policy(card: ModelCard, pad: str | None) -> FitPolicy:
+    if pad is not None and pad not in PAD_MODES:
+        raise ValueError(f"--pad {pad}: choose one of {', '.join(PAD_MODES)} (an image of any size is padded to the "
+                         f"model's multiple of {card.input_multiple} and cropped back)")
+    mode = pad or (card.pad_mode if card.pad_mode != "none" else "reflect")
+    return FitPolicy(card.input_multiple, mode)
+
+
+def _checkpoint(card: ModelCard, config: RestoreConfig) -> Path | None:
+    if config.use_sample_checkpoint:
+        if config.checkpoint:
+            raise ValueError(f"--sample-checkpoint and --checkpoint {config.checkpoint} are two choices of weights; "
+                             "give one")
+        shipped = sample_checkpoint(card)
+        if shipped is None:
+            raise ValueError(f"model '{card.name}' ships no sample checkpoint; pass --checkpoint FILE")
+        return shipped
+    return Path(config.checkpoint) if config.checkpoint else None
+
+
+def _sample_advice(card: ModelCard) -> str:
+    if card.default_checkpoint:
+        return ("--sample-checkpoint for the sample checkpoint shipped with bench-ir (trained on a CPU on a few "
+                "photos: a demonstration, not the published model)")
+    return "a card of a model without parameters"
+
+
+def _continue_folder(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+    """The manifest to write: this one, after checking that an earlier restore into ``out_dir`` (if any) had the same
+    setup; with ``overwrite`` the earlier one is replaced."""
+    from bench_ir.results import read_manifest_file
+
+    path = out_dir / MANIFEST_NAME
+    if overwrite or not path.is_file():
+        return manifest
+    old = read_manifest_file(path)
+    differences = identity_differences(old, manifest, fields=_IDENTITY)
+    if differences:
+        raise ValueError(f"{out_dir} holds images restored with another setup: {'; '.join(differences)}. Choose "
+                         "another --out, or pass --overwrite to restore every image again")
+    return {**manifest, "created": old.get("created", manifest["created"]),
+            "continued": [*old.get("continued", []), {"at": manifest["created"], "command": manifest["command"]}],
+            "images": old.get("images", {})}
+
+
+def _write_manifest(out_dir: Path, manifest: dict[str, Any], restored: dict[str, str]) -> None:
+    """Write ``restore.json``; ``images`` maps every output file written so far to its input file's name."""
+    import json
+
+    manifest["images"] = {**(manifest.get("images") or {}), **restored}
+    write_text_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def _restore_one(model: torch.nn.Module, source: Path, out: Path, policy: FitPolicy, options: EvalOptions) -> None:
+    """Read ``source``, restore it at its own size, write ``out`` (8-bit PNG)."""
+    x = uint8_to_tensor(read_rgb_uint8(source)).unsqueeze(0).to(options.device)
+    restored, _tile = restore(model, x, policy, options)
+    if restored.shape != x.shape:
+        card = getattr(model, "bench_ir_card", None)
+        who = f"model '{card.name}'" if card else "the model"
+        raise RuntimeError(f"{source}: {who} returned shape {tuple(restored.shape)} for input {tuple(x.shape)} (a "
+                           "restoration model must return an image of its input's size)")
+    write_png_uint8(out, restored[0].clamp(0, 1).cpu())

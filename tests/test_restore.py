@@ -1,0 +1,172 @@
+"""`bench-ir restore`: a folder of degraded images restored into PNGs of the same size, with provenance, resumable,
+never mixing two setups in one folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from bench_ir import restore_folder as restore_module
+from bench_ir.cards import get_card
+from bench_ir.checkpoints import create_model
+from bench_ir.cli import app
+from bench_ir.data.io import read_rgb_uint8
+from bench_ir.data.sample import load_sample_photo
+from bench_ir.geometry import FitPolicy, run_padded
+from bench_ir.restore_folder import RestoreConfig, restore_folder
+from bench_ir.resume import RunLock
+from bench_ir.runner import MissingWeightsError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TINY_UNET = {"model": str(EXAMPLES / "tiny-unet.yaml"), "checkpoint": EXAMPLES / "tiny-unet.safetensors",
+             "device": "cpu"}
+runner = CliRunner()
+
+
+def _photos(folder: Path, sizes: dict[str, tuple[int, int]]) -> Path:
+    """Crops of chelsea, darkened (a degraded look), saved under ``folder`` with the given names and (H, W)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = load_sample_photo("chelsea")
+    for i, (name, (height, width)) in enumerate(sizes.items()):
+        crop = photo[7 * i:7 * i + height, 11 * i:11 * i + width] // 2
+        Image.fromarray(crop).save(folder / name, quality=95)
+    return folder
+
+
+def test_the_input_model_writes_each_image_back_unchanged_as_png(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (40, 52), "b.jpg": (33, 47)})
+    outcome = restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
+    assert sorted(p.name for p in outcome.restored) == ["a.png", "b.png"] and outcome.kept == []
+    for source, out in (("a.png", "a.png"), ("b.jpg", "b.png")):
+        assert np.array_equal(read_rgb_uint8(tmp_path / "out" / out), read_rgb_uint8(inputs / source))
+
+
+def test_an_image_of_any_size_is_padded_to_the_models_multiple_and_cropped_back(tmp_path):
+    inputs = _photos(tmp_path / "in", {"odd.png": (33, 47)})
+    restore_folder(RestoreConfig(inputs, tmp_path / "out", **TINY_UNET))
+    card = get_card(TINY_UNET["model"])
+    model = create_model(card, checkpoint=TINY_UNET["checkpoint"]).eval()
+    x = torch.from_numpy(read_rgb_uint8(inputs / "odd.png")).permute(2, 0, 1)[None].float() / 255
+    with torch.inference_mode():
+        expected = run_padded(model, x, FitPolicy(card.input_multiple, card.pad_mode))
+    written = read_rgb_uint8(tmp_path / "out" / "odd.png")
+    assert written.shape == (33, 47, 3)
+    assert np.array_equal(written, np.round(expected[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+
+
+def test_a_restored_image_equals_what_run_save_images_writes_for_it(tmp_path):
+    """Sides that are multiples of 16: the protocol's centre crop keeps the whole image, so both paths agree."""
+    inputs = _photos(tmp_path / "in", {"cat.png": (64, 80)})
+    restore_folder(RestoreConfig(inputs, tmp_path / "out", **TINY_UNET))
+    result = runner.invoke(app, ["run", "--model", TINY_UNET["model"], "--checkpoint", str(TINY_UNET["checkpoint"]),
+                                 "--input-dir", str(inputs), "--target-dir", str(inputs), "--device", "cpu",
+                                 "--save-images", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(read_rgb_uint8(tmp_path / "out" / "cat.png"),
+                          read_rgb_uint8(tmp_path / "run" / "images" / "folder" / "cat.png"))
+
+
+def test_restore_json_records_the_model_weights_and_each_output_with_its_input(tmp_path):
+    inputs = _photos(tmp_path / "in", {"b.jpg": (32, 32)})
+    restore_folder(RestoreConfig(inputs, tmp_path / "out", **TINY_UNET))
+    manifest = json.loads((tmp_path / "out" / "restore.json").read_text())
+    assert manifest["status"] == "complete" and manifest["model"]["name"] == "tiny-unet"
+    assert manifest["checkpoint"]["sha256"] and manifest["images"] == {"b.png": "b.jpg"}
+    assert manifest["fit"] == {"multiple": 2, "pad_mode": "reflect"}
+
+
+def test_outputs_already_there_are_kept_and_overwrite_redoes_them(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (24, 24), "b.png": (24, 24)})
+    config = RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu")
+    restore_folder(config)
+    marker = tmp_path / "out" / "a.png"
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(marker)  # an output a second call must not touch
+    again = restore_folder(config)
+    assert again.restored == [] and len(again.kept) == 2 and read_rgb_uint8(marker).max() == 0
+    redone = restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu", overwrite=True))
+    assert len(redone.restored) == 2 and read_rgb_uint8(marker).max() > 0
+
+
+def test_a_folder_restored_with_another_setup_is_refused_unless_overwrite(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (24, 24)})
+    restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
+    with pytest.raises(ValueError, match=r"holds images restored with another setup: model: card 'input'.*→ card "
+                                         r"'tiny-unet'.*Choose another --out, or pass --overwrite"):
+        restore_folder(RestoreConfig(inputs, tmp_path / "out", **TINY_UNET))
+    restore_folder(RestoreConfig(inputs, tmp_path / "out", **TINY_UNET, overwrite=True))
+    assert json.loads((tmp_path / "out" / "restore.json").read_text())["model"]["name"] == "tiny-unet"
+
+
+def test_a_model_with_parameters_needs_weights_and_names_the_shipped_sample_checkpoint(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (24, 24)})
+    with pytest.raises(MissingWeightsError, match=r"pass --checkpoint FILE \(official checkpoints: .*\), or "
+                                                  r"--sample-checkpoint for the sample checkpoint shipped"):
+        restore_folder(RestoreConfig(inputs, tmp_path / "out", model="mirage-t", device="cpu"))
+    with pytest.raises(ValueError, match="two choices of weights"):
+        restore_folder(RestoreConfig(inputs, tmp_path / "out", model="mirage-t", checkpoint=TINY_UNET["checkpoint"],
+                                     use_sample_checkpoint=True, device="cpu"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    ("missing", "--input-dir {in}: not found"),
+    ("empty", "--input-dir {in} holds no image"),
+    ("same", "--out {in} is the input folder: restored PNGs would replace its images"),
+    ("twins", "a.jpg and a.png in {in} would both be restored to a.png; rename one of them"),
+    ("file", "--out {out} is a file, not a folder"),
+])
+def test_folders_that_cannot_be_restored_are_errors_naming_them(tmp_path, setup, message):
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    if setup != "missing":
+        inputs.mkdir()
+    if setup == "twins":
+        _photos(inputs, {"a.png": (8, 8), "a.jpg": (8, 8)})
+    if setup in ("same", "file"):
+        _photos(inputs, {"a.png": (8, 8)})
+    if setup == "file":
+        out.write_text("not a folder")
+    config = RestoreConfig(inputs, inputs if setup == "same" else out, model="input", device="cpu")
+    with pytest.raises((ValueError, FileNotFoundError)) as err:
+        restore_folder(config)
+    assert message.format(**{"in": inputs, "out": out}) in str(err.value)
+
+
+def test_a_folder_another_process_writes_is_refused(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (8, 8)})
+    (tmp_path / "out").mkdir()
+    with RunLock(tmp_path / "out", file_name=restore_module.LOCK_NAME):
+        with pytest.raises(RuntimeError, match="being written by another bench-ir process .* then run the same "
+                                               "command again"):
+            restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
+
+
+def test_cli_restores_and_an_interrupted_restore_continues_where_it_stopped(tmp_path, monkeypatch):
+    inputs = _photos(tmp_path / "in", {"a.png": (16, 16), "b.png": (16, 16), "c.png": (16, 16)})
+    out = tmp_path / "out"
+    command = ["restore", "--input-dir", str(inputs), "--out", str(out), "--model", "input", "--device", "cpu"]
+    original, calls = restore_module._restore_one, []
+
+    def stop_at_the_second(*args):
+        calls.append(args[1].name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        original(*args)
+
+    monkeypatch.setattr(restore_module, "_restore_one", stop_at_the_second)
+    stopped = runner.invoke(app, command, terminal_width=300)
+    assert stopped.exit_code == 130
+    assert f"interrupted: the images restored so far are kept in {out}; run the same command again" in stopped.output
+    assert json.loads((out / "restore.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(restore_module, "_restore_one", original)
+    resumed = runner.invoke(app, command, terminal_width=300)
+    assert resumed.exit_code == 0, resumed.output
+    assert (f"restored 2 image(s) with Input (no restoration) into {out} (1 already there, kept; --overwrite redoes "
+            "them)") in resumed.output
+    manifest = json.loads((out / "restore.json").read_text())
+    assert manifest["status"] == "complete" and sorted(manifest["images"]) == ["a.png", "b.png", "c.png"]
