@@ -326,8 +326,8 @@ def restore(
     dtype: Annotated[Dtype, typer.Option(help="inference precision")] = Dtype.fp32,
     exact: Annotated[bool, typer.Option("--exact", help="reference computation: eager fp32, deterministic cuDNN, "
                                         "no compile")] = False,
-    compile: Annotated[CompileMode, typer.Option("--compile", help="torch.compile: auto (CUDA only), on, off")] = (
-        CompileMode.auto),
+    compile: Annotated[CompileMode, typer.Option("--compile", help="torch.compile: on; auto and off run eagerly "
+                                                 "(each image size would compile anew)")] = CompileMode.auto,
     tile: Annotated[int | None, typer.Option(help="tiled inference with this tile size (pixels)")] = None,
     tile_overlap: Annotated[int, typer.Option(help="overlap between tiles (pixels)")] = 32,
     pad: Annotated[str | None, typer.Option(help="padding to the model's multiple: reflect|replicate|constant "

@@ -6,6 +6,8 @@ multiple (with the card's pad mode; reflect when the card has none; ``pad`` over
 back, so a restored image has its input's size. (A protocol's centre crop applies to scoring only: an image whose
 sides are multiples of 16 is restored here exactly as ``bench-ir run --save-images`` restores it.)
 
+The fast path is eager (channels-last on CUDA) unless ``compile`` is "on": each image size would be compiled anew.
+
 Outputs are ``<input name without its extension>.png``, 8-bit RGB, written atomically. An image whose output
 exists is skipped, so an interrupted restore continues where it stopped; ``overwrite`` redoes every image.
 ``restore.json`` in the output folder records the model, the checkpoint (sha256), the device, the execution path
@@ -108,7 +110,9 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         tile_size(config.tile, config.tile_overlap, policy.multiple)
     checkpoint = _checkpoint(card, config)
     device = resolve_device(config.device)
-    plan = plan_execution(device, exact=config.exact, compile=config.compile,  # type: ignore[arg-type]
+    # compile only when asked: a folder of photos has as many input shapes as sizes, each compiled anew
+    compile_choice = "off" if config.compile == "auto" else config.compile
+    plan = plan_execution(device, exact=config.exact, compile=compile_choice,  # type: ignore[arg-type]
                           dtype=config.dtype)
     model = create_model(card, checkpoint=checkpoint, registry=config.registry).to(device).eval()
     if checkpoint is None and count_parameters(model) > 0:

@@ -191,3 +191,26 @@ def test_a_training_step_on_the_gpu_follows_the_exact_step(tmp_path, model, reco
     record_property("losses", losses)
     assert all(torch.isfinite(torch.tensor(v)).all() for v in losses.values())
     assert abs(losses["fast"][0] - losses["exact"][0]) <= 1e-3 * abs(losses["exact"][0]), losses
+
+
+def test_a_folder_restored_on_the_gpu_equals_the_cpu_restore_within_one_grey_level(tmp_path, record_property):
+    """bench-ir restore on CUDA (eager fast path, channels-last) against the CPU, sample checkpoint, two photo sizes
+    that are not multiples of MIRAGE's 8 (padded and cropped back)."""
+    import numpy as np
+    from PIL import Image
+
+    from bench_ir.data.io import read_rgb_uint8
+    from bench_ir.data.sample import load_sample_photo
+    from bench_ir.restore_folder import RestoreConfig, restore_folder
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(load_sample_photo("chelsea")[:101, :157] // 2).save(tmp_path / "in" / "cat.png")
+    Image.fromarray(load_sample_photo("coffee")[:77, :90]).save(tmp_path / "in" / "cup.png")
+    for device in ("cpu", "cuda"):
+        restore_folder(RestoreConfig(tmp_path / "in", tmp_path / device, model="mirage-t", use_sample_checkpoint=True,
+                                     device=device))
+    worst = max(np.abs(read_rgb_uint8(tmp_path / "cuda" / name).astype(int)
+                       - read_rgb_uint8(tmp_path / "cpu" / name).astype(int)).max() for name in ("cat.png", "cup.png"))
+    record_property("max_grey_level_diff", int(worst))
+    assert worst <= 1
+
