@@ -149,7 +149,10 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                 if on_image is not None:
                     on_image("", len(kept) + len(restored), len(jobs))
         except BaseException as err:
-            manifest.update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
+            if isinstance(err, KeyboardInterrupt):
+                manifest.update(status="interrupted", interrupted=now_iso())
+            else:
+                manifest.update(status="failed", failed=now_iso(), error=f"{type(err).__name__}: {err}")
             _write_manifest(out_dir, manifest, restored)
             raise
         manifest.update(status="complete", finished=now_iso(), execution=accelerated.describe())

@@ -137,6 +137,16 @@ def test_folders_that_cannot_be_restored_are_errors_naming_them(tmp_path, setup,
     assert message.format(**{"in": inputs, "out": out}) in str(err.value)
 
 
+def test_an_unreadable_image_stops_the_restore_with_the_error_recorded_and_the_outputs_before_it_kept(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (8, 8)})
+    (inputs / "b.png").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="b.png: not an image"):
+        restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
+    manifest = json.loads((tmp_path / "out" / "restore.json").read_text())
+    assert manifest["status"] == "failed" and "b.png: not an image" in manifest["error"]
+    assert manifest["images"] == {"a.png": "a.png"} and (tmp_path / "out" / "a.png").is_file()
+
+
 def test_a_folder_another_process_writes_is_refused(tmp_path):
     inputs = _photos(tmp_path / "in", {"a.png": (8, 8)})
     (tmp_path / "out").mkdir()
