@@ -10,10 +10,11 @@ The fast path is eager (channels-last on CUDA) unless ``compile`` is "on": each 
 
 Outputs are ``<input name without its extension>.png``, 8-bit RGB, written atomically. An image whose output
 exists is skipped, so an interrupted restore continues where it stopped; ``overwrite`` redoes every image.
-``restore.json`` in the output folder records the model, the checkpoint (sha256), the device, the execution path
-and the library versions; continuing a folder with another setup (model, weights, dtype, execution, tiling,
-padding, versions) is refused, so that one folder never mixes two models' outputs. One process at a time writes a
-folder (its hidden ``.restore.lock``).
+``restore.json`` in the output folder (written when the restore starts and when it ends) records the model, the
+checkpoint (sha256), the device, the execution path, the library versions and each output's input; continuing a
+folder with another setup (model, weights, dtype, execution, tiling, padding, versions) is refused, so that one folder
+never mixes two models' outputs, and so is a folder without ``restore.json`` that already holds an output's name.
+One process at a time writes a folder (its hidden ``.restore.lock``).
 """
 
 from __future__ import annotations
@@ -133,9 +134,10 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(out_dir, then="run the same command again", file_name=LOCK_NAME):
-        manifest = _continue_folder(out_dir, manifest, config.overwrite)
+        manifest = _continue_folder(out_dir, manifest, config.overwrite, [out for _, out in jobs if out.is_file()])
         kept = [out for _, out in jobs if out.is_file() and not config.overwrite]
         restored: dict[str, str] = {}  # output name -> input name, written now
+        _write_manifest(out_dir, manifest, {out.name: source.name for source, out in jobs if out in kept})
         accelerated = AcceleratedForward(model, plan)
         options = EvalOptions(device=device, dtype=config.dtype, tile=config.tile, tile_overlap=config.tile_overlap,
                               forward=accelerated)
@@ -212,13 +214,21 @@ def _sample_advice(card: ModelCard) -> str:
     return "a card of a model without parameters"
 
 
-def _continue_folder(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> dict[str, Any]:
-    """The manifest to write: this one, after checking that an earlier restore into ``out_dir`` (if any) had the same
-    setup; with ``overwrite`` the earlier one is replaced."""
+def _continue_folder(out_dir: Path, manifest: dict[str, Any], overwrite: bool, present: list[Path]) -> dict[str, Any]:
+    """The manifest to write: this one, after checking that an earlier restore into ``out_dir`` had the same setup
+    (``restore.json``), and that a folder without one holds none of the outputs (``present``): those are someone
+    else's files. With ``overwrite`` neither is checked."""
     from bench_ir.results import read_manifest_file
 
     path = out_dir / MANIFEST_NAME
-    if overwrite or not path.is_file():
+    if overwrite:
+        return manifest
+    if not path.is_file():
+        if present:
+            names = ", ".join(p.name for p in present[:3]) + (f" ... ({len(present)} files)" if len(present) > 3
+                                                               else "")
+            raise FileExistsError(f"{out_dir} already holds {names} but no {MANIFEST_NAME}: not a bench-ir restore "
+                                  "folder. Choose another --out, or pass --overwrite to replace those files")
         return manifest
     old = read_manifest_file(path)
     differences = identity_differences(old, manifest, fields=_IDENTITY)

@@ -103,6 +103,33 @@ def test_a_folder_restored_with_another_setup_is_refused_unless_overwrite(tmp_pa
     assert json.loads((tmp_path / "out" / "restore.json").read_text())["model"]["name"] == "tiny-unet"
 
 
+def test_a_folder_without_restore_json_that_holds_an_outputs_name_is_refused_unless_overwrite(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (8, 8), "b.png": (8, 8)})
+    (tmp_path / "out").mkdir()
+    mine = tmp_path / "out" / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(mine)  # someone else's file of that name
+    with pytest.raises(FileExistsError, match=r"already holds a.png but no restore.json: not a bench-ir restore "
+                                              r"folder.*--overwrite to replace those files"):
+        restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
+    assert read_rgb_uint8(mine).max() == 0
+    restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu", overwrite=True))
+    assert np.array_equal(read_rgb_uint8(mine), read_rgb_uint8(inputs / "a.png"))
+
+
+def test_restore_json_is_written_before_the_first_image_so_a_killed_restore_can_continue(tmp_path, monkeypatch):
+    inputs = _photos(tmp_path / "in", {"a.png": (8, 8)})
+    seen = []
+    original = restore_module._restore_one
+
+    def look(*args):
+        seen.append(json.loads((tmp_path / "out" / "restore.json").read_text())["status"])
+        original(*args)
+
+    monkeypatch.setattr(restore_module, "_restore_one", look)
+    restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
+    assert seen == ["running"]
+
+
 def test_a_model_with_parameters_needs_weights_and_names_the_shipped_sample_checkpoint(tmp_path):
     inputs = _photos(tmp_path / "in", {"a.png": (24, 24)})
     with pytest.raises(MissingWeightsError, match=r"pass --checkpoint FILE \(official checkpoints: .*\), or "
