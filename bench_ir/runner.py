@@ -132,9 +132,12 @@ class RunOutcome:
 def folder_protocol(input_dir: str | Path, target_dir: str | Path, pairing: str = "same_name",
                     crop: CropSpec | None = None, convention: str = "M1") -> Protocol:
     """An ad-hoc one-task protocol for ``--input-dir/--target-dir`` runs (3deg/5deg conventions by default:
-    centre crop to a multiple of 16, metric M1)."""
+    centre crop to a multiple of 16, metric M1). The task's label (a report's column) is the folders' common parent
+    when they are siblings (``Rain100L`` for ``Rain100L/input`` and ``Rain100L/target``), else the input folder's
+    name."""
     input_dir, target_dir = Path(input_dir).resolve(), Path(target_dir).resolve()
-    task = TaskSpec(name="folder", label=input_dir.name, dataset="folder",
+    siblings = input_dir.parent == target_dir.parent and input_dir != target_dir and input_dir.parent.name
+    task = TaskSpec(name="folder", label=input_dir.parent.name if siblings else input_dir.name, dataset="folder",
                     layouts=[LayoutSpec(target=str(target_dir), input=str(input_dir), pairing=pairing,
                                         source="--input-dir/--target-dir")])
     return Protocol(name="folders", title=f"{input_dir} vs {target_dir}", version=1, tasks=[task],

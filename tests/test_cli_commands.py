@@ -69,6 +69,14 @@ def test_nonfinite_outputs_are_flagged_per_image_and_warned(tmp_path, monkeypatc
     assert load_run(tmp_path / "run").records["nonfinite"].all()
 
 
+@pytest.mark.parametrize(("inputs", "targets", "label"), [
+    ("Rain100L/input", "Rain100L/target", "Rain100L"),  # siblings: the dataset folder names the column
+    ("hazy", "clear/gt", "hazy"),
+])
+def test_a_folder_pairs_label_is_the_folders_common_parent_or_the_input_folder(tmp_path, inputs, targets, label):
+    assert folder_protocol(tmp_path / inputs, tmp_path / targets).tasks[0].label == label
+
+
 def test_folder_protocol_run_is_resumable_like_any_protocol(tmp_path):
     _write_pair_folders(tmp_path, names=("a.png", "b.png", "c.png"))
     protocol = folder_protocol(tmp_path / "in", tmp_path / "gt")
