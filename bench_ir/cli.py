@@ -339,7 +339,7 @@ def restore(
     """Restore a folder of degraded images (no targets, no metrics) into PNGs of the same size."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from bench_ir.restore_folder import RestoreConfig, restore_folder
+    from bench_ir.folder_restore import RestoreConfig, restore_folder
     from bench_ir.train.command import parse_model_args
 
     try:

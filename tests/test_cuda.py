@@ -201,7 +201,7 @@ def test_a_folder_restored_on_the_gpu_equals_the_cpu_restore_within_one_grey_lev
 
     from bench_ir.data.io import read_rgb_uint8
     from bench_ir.data.sample import load_sample_photo
-    from bench_ir.restore_folder import RestoreConfig, restore_folder
+    from bench_ir.folder_restore import RestoreConfig, restore_folder
 
     (tmp_path / "in").mkdir()
     Image.fromarray(load_sample_photo("chelsea")[:101, :157] // 2).save(tmp_path / "in" / "cat.png")

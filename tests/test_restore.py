@@ -12,14 +12,14 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from bench_ir import restore_folder as restore_module
+from bench_ir import folder_restore as restore_module
 from bench_ir.cards import get_card
 from bench_ir.checkpoints import create_model
 from bench_ir.cli import app
 from bench_ir.data.io import read_rgb_uint8
 from bench_ir.data.sample import load_sample_photo
+from bench_ir.folder_restore import RestoreConfig, restore_folder
 from bench_ir.geometry import FitPolicy, run_padded
-from bench_ir.restore_folder import RestoreConfig, restore_folder
 from bench_ir.resume import RunLock
 from bench_ir.runner import MissingWeightsError
 
@@ -207,3 +207,12 @@ def test_cli_restores_and_an_interrupted_restore_continues_where_it_stopped(tmp_
             "them)") in resumed.output
     manifest = json.loads((out / "restore.json").read_text())
     assert manifest["status"] == "complete" and sorted(manifest["images"]) == ["a.png", "b.png", "c.png"]
+
+
+def test_the_package_level_restore_folder_stays_the_function_after_its_module_is_imported():
+    import bench_ir
+    import bench_ir.folder_restore  # noqa: F401  (what the CLI does)
+
+    assert callable(bench_ir.restore_folder) and bench_ir.restore_folder is restore_folder
+    assert bench_ir.RestoreConfig is RestoreConfig
+
