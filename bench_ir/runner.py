@@ -46,7 +46,7 @@ from bench_ir.cards import (
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
 from bench_ir.distributed import dist_context
-from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype
+from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype, saved_image_name
 from bench_ir.geometry import fit_policy, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
 from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_protocol
@@ -245,6 +245,18 @@ def _check_options(config: RunConfig, card: ModelCard, protocol: Protocol) -> No
             tile_size(config.tile, config.tile_overlap, policy.multiple)
 
 
+def _check_saved_names(task: str, names: list[str]) -> None:
+    """--save-images writes ``<name without extension>.png``: two images of a task that would share a file (``a.jpg``
+    and ``a.png``) are refused before any work, rather than one output silently replacing the other."""
+    seen: dict[str, str] = {}
+    for name in names:
+        saved = saved_image_name(name)
+        if saved in seen:
+            raise ValueError(f"task {task}: {seen[saved]} and {name} would both be saved as {saved} by --save-images; "
+                             "rename one of them or run without --save-images")
+        seen[saved] = name
+
+
 def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
                  on_model: Callable[[torch.nn.Module], None] | None = None) -> RunOutcome:
     """Run ``config.model`` on every task of ``config.protocol``; see the module docstring."""
@@ -289,6 +301,8 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
 
     if not config.resume:
         for task in tasks:
+            if config.save_images:
+                _check_saved_names(task.name, dataset_of(task.name).names)
             dataset_of(task.name)
 
     # 2. the model (under torchrun each rank takes its own GPU and a share of every task's images)

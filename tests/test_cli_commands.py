@@ -77,6 +77,17 @@ def test_a_folder_pairs_label_is_the_folders_common_parent_or_the_input_folder(t
     assert folder_protocol(tmp_path / inputs, tmp_path / targets).tasks[0].label == label
 
 
+def test_save_images_refuses_two_images_that_would_share_an_output_file(tmp_path):
+    _write_pair_folders(tmp_path, names=("a.png", "a.jpg"))
+    result = runner.invoke(app, ["run", "--model", "input", "--input-dir", str(tmp_path / "in"), "--target-dir",
+                                 str(tmp_path / "gt"), "--save-images", "--run-dir", str(tmp_path / "run")],
+                           terminal_width=300)
+    assert result.exit_code == 2
+    assert ("error: task folder: a.jpg and a.png would both be saved as a.png by --save-images; rename one of them "
+            "or run without --save-images") in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_folder_protocol_run_is_resumable_like_any_protocol(tmp_path):
     _write_pair_folders(tmp_path, names=("a.png", "b.png", "c.png"))
     protocol = folder_protocol(tmp_path / "in", tmp_path / "gt")
