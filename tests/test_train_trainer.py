@@ -6,6 +6,8 @@ import dataclasses
 import importlib.util
 import json
 import math
+import shlex
+from pathlib import Path
 
 import pytest
 import torch
@@ -181,6 +183,27 @@ def test_cli_trains_prints_progress_and_points_at_the_weights(tmp_path):
     evaluate = next(line for line in result.stdout.splitlines() if line.startswith("evaluate: "))
     assert evaluate == (f"evaluate: bench-ir run --protocol 5deg --sample --model {tmp_path / 'run/model-card.yaml'} "
                         f"--checkpoint {tmp_path / 'run/final.safetensors'}")  # the recipe validates on 5deg sample
+
+
+def test_the_suggested_evaluation_of_a_card_file_names_the_file_as_given_and_runs(tmp_path):
+    """A card outside the registry (the BYO example) is named by its path: its name alone is an unknown model."""
+    from bench_ir.cli import app
+
+    card = str(Path(__file__).resolve().parents[1] / "examples" / "tiny-unet.yaml")
+    result = CliRunner().invoke(app, [
+        "train", "--recipe", "sample", "--model", card, "--max-steps", "1", "--device", "cpu", "--batch-size", "2",
+        "--patch-size", "16", "--no-val", "--no-tensorboard", "--run-dir", str(tmp_path / "run")], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    evaluate = next(line for line in result.stdout.splitlines() if line.startswith("evaluate: "))
+    assert f"--model {card} --checkpoint" in evaluate
+    run = CliRunner().invoke(app, [*shlex.split(evaluate.removeprefix("evaluate: bench-ir ")), "--limit", "1",
+                                   "--device", "cpu", "--run-dir", str(tmp_path / "eval")])
+    assert run.exit_code == 0, run.output
+
+
+def test_the_suggested_evaluation_names_the_registry_a_card_came_from():
+    command = evaluation_command({"protocol": "5deg", "sample": True}, "my-net", "w.safetensors", registry="my cards")
+    assert command.endswith("--model my-net --checkpoint w.safetensors --registry 'my cards'")
 
 
 def test_the_suggested_evaluation_of_a_real_data_recipe_names_its_protocol_and_test_sets():

@@ -51,11 +51,15 @@ def _terms(row: dict[str, Any]) -> str:
 class RichTrainProgress:
     """A step bar with the epoch, lr, loss terms and throughput; validations and checkpoints as lines."""
 
-    def __init__(self, console: Console, out: Console | None = None, test_data_root: Path | None = None) -> None:
+    def __init__(self, console: Console, out: Console | None = None, test_data_root: Path | None = None,
+                 model: str | None = None, registry: Path | None = None) -> None:
+        """``model`` and ``registry``: as the command was given them, for the evaluation command printed at the
+        end (a card file by its path, as the user typed it)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.console, self.out = console, out or console
         self.test_data_root = test_data_root
+        self.model, self.registry = model, registry
         self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                  TextColumn("{task.fields[status]}"), console=console, transient=False)
         self.task = None
@@ -93,10 +97,11 @@ class RichTrainProgress:
         terms = ", ".join(f"{k} {v:.4g}" for k, v in outcome.final_losses.items())
         self.out.print(f"done: {outcome.steps} steps; final losses: {terms}", highlight=False, soft_wrap=True)
         model = outcome.manifest["model"]
-        card = outcome.run_dir / "model-card.yaml"
-        name = str(card) if card.is_file() else model["name"]
+        card = outcome.run_dir / "model-card.yaml"  # written when --model-arg changed the card
+        name = str(card) if card.is_file() else self.model or model["name"]
         validation = outcome.manifest["recipe"].get("resolved", {}).get("validation")
-        command = evaluation_command(validation, name, outcome.final_weights, self.test_data_root)
+        command = evaluation_command(validation, name, outcome.final_weights, self.test_data_root,
+                                     registry=None if card.is_file() else self.registry)
         self.out.print(f"weights: {outcome.final_weights}\nevaluate: {command}", highlight=False, soft_wrap=True,
                        markup=False)
 
@@ -148,8 +153,8 @@ def train_command(
 
     main_process = int(os.environ.get("RANK", "0")) == 0
     console, err_console = Console(), Console(stderr=True)
-    progress = RichTrainProgress(err_console, out=console, test_data_root=val_data_root or data_root) \
-        if main_process else None
+    progress = RichTrainProgress(err_console, out=console, test_data_root=val_data_root or data_root, model=model,
+                                 registry=registry) if main_process else None
     try:
         train(recipe, model, data_root, run_dir, progress=progress, runs_root=runs_root, max_steps=max_steps,
               max_minutes=max_minutes,

@@ -72,11 +72,11 @@ def check_validation_data(spec: ValidationSpec, data_root: str | Path | None) ->
 
 
 def evaluation_command(validation: dict[str, Any] | None, model: str | Path, weights: str | Path,
-                       data_root: str | Path | None = None) -> str:
+                       data_root: str | Path | None = None, registry: str | Path | None = None) -> str:
     """The `bench-ir run` that scores trained ``weights`` on the whole protocol the recipe validated on
     (``validation``: the resolved recipe's validation block): ``--sample`` when it validated on sample data,
     else ``--data-root`` with ``data_root`` or the placeholder DATA_ROOT; ``--protocol PROTOCOL`` when the recipe
-    names none. Arguments are shell-quoted."""
+    names none; ``--registry`` when the model card came from one. Arguments are shell-quoted."""
     protocol = (validation or {}).get("protocol")
     words = ["bench-ir", "run", "--protocol", shlex.quote(str(protocol)) if protocol else "PROTOCOL"]
     if protocol and validation.get("sample"):
@@ -84,6 +84,8 @@ def evaluation_command(validation: dict[str, Any] | None, model: str | Path, wei
     else:
         words += ["--data-root", shlex.quote(str(data_root)) if data_root is not None else "DATA_ROOT"]
     words += ["--model", shlex.quote(str(model)), "--checkpoint", shlex.quote(str(weights))]
+    if registry is not None:
+        words += ["--registry", shlex.quote(str(registry))]
     return " ".join(words)
 
 
