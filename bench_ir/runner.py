@@ -328,6 +328,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         raise MissingWeightsError(missing_weights_message(card))
     if on_model is not None:
         on_model(model)
+    scorer = _make_scorer(convention, config, device)  # LPIPS weights that are missing fail here, before a run folder
     notices = []
     if config.sample:
         notices.append("sample (synthetic) data: built-in photos with synthetic degradations, not the benchmark")
@@ -447,7 +448,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
             images = "image" if scope_limit == 1 else "images"
             notices.append(f"--limit {scope_limit}: at most {scope_limit} {images} per task, not the full test sets")
         manifest["notices"] = notices
-        return _score(config, progress, protocol, card, model, plan, device, dctx, batch_size, convention, run_dir,
+        return _score(config, progress, protocol, card, model, plan, device, dctx, batch_size, scorer, run_dir,
                       manifest, done, scored_before, scope, scope_limit, now_tasks, now_limit, dataset_of, notices)
     finally:
         if lock is not None:
@@ -455,7 +456,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
 
 
 def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: ModelCard, model: torch.nn.Module,
-           plan: Any, device: torch.device, dctx: Any, batch_size: int, convention: Any, run_dir: Path,
+           plan: Any, device: torch.device, dctx: Any, batch_size: int, scorer: Callable[..., Any], run_dir: Path,
            manifest: dict[str, Any], done: set[tuple[str, str]], scored_before: list[dict[str, Any]],
            scope: list[TaskSpec], scope_limit: int | None,
            now_tasks: list[TaskSpec], now_limit: int | None, dataset_of: Callable[[str], Any],
@@ -468,7 +469,6 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
     try:
         # 4. scoring
         writer.repair()
-        scorer = _make_scorer(convention, config, device)
         workers = config.num_workers if config.num_workers is not None else (
             default_workers() if device.type == "cuda" else 0)
         accelerated = AcceleratedForward(model, plan)

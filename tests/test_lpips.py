@@ -197,6 +197,15 @@ def test_missing_files_are_each_named_with_the_folder_they_belong_in(hub_dir: Pa
     assert not (hub_dir / "pyiqa").exists()  # nothing was created, let alone downloaded
 
 
+def test_a_run_with_missing_lpips_weights_fails_before_it_makes_a_run_directory(hub_dir: Path, tmp_path: Path) -> None:
+    from bench_ir.runner import RunConfig, run_protocol
+
+    with pytest.raises(LPIPSWeightsNotFound):
+        run_protocol(RunConfig(protocol="5deg", sample=True, model="input", limit=1, lpips="default", device="cpu",
+                               runs_root=tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()  # it used to leave a 'failed' run with 0 images
+
+
 def test_only_the_missing_backbone_is_reported_when_the_linear_file_is_present(hub_dir: Path) -> None:
     write_standins("vgg", hub_dir / "pyiqa" / linear_filename("vgg"), None)
     with pytest.raises(LPIPSWeightsNotFound) as caught:
