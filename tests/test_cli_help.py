@@ -68,3 +68,14 @@ def test_no_option_help_holds_square_brackets_that_rich_would_take_for_markup():
 def test_a_default_written_in_the_help_text_is_shown():
     text = " ".join(CliRunner(env={"COLUMNS": "300"}).invoke(app, ["report", "--help"]).output.split())
     assert "profile runs; default runs" in text
+
+
+def test_every_command_has_a_row_in_the_readme_commands_table():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| `bench-ir ")]
+    leaves = [path for path in COMMANDS if path and not any(other[:len(path)] == path and other != path
+                                                             for other in COMMANDS)]
+    missing = [" ".join(path) for path in leaves if not any(f"bench-ir {' '.join(path)}" in row for row in rows)]
+    assert missing == []
