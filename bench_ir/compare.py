@@ -168,13 +168,18 @@ def _require_shared_images(run_a: Run, run_b: Run, rows: list[dict]) -> None:
         return
     tasks_a, tasks_b = (list(dict.fromkeys(map(str, run.records["task"]))) for run in (run_a, run_b))
     shared = [task for task in tasks_a if task in tasks_b]
-    if shared:
+    empty = [f"{which} ({run.run_dir}, status {run.manifest.get('status') or '?'})"
+             for which, run in (("A", run_a), ("B", run_b)) if run.records.empty]
+    advice = "compare two runs of the same protocol and data"
+    if empty:
+        why = f"{' and '.join(empty)} {'has' if len(empty) == 1 else 'have'} no scored image"
+        advice = "continue it with the command that made it plus --resume --run-dir"
+    elif shared:
         why = f"their shared tasks ({', '.join(shared)}) have no image of the same name in both"
     else:
         why = (f"they share no task (A, protocol {_protocol_name(run_a)}: {', '.join(tasks_a)}; "
                f"B, protocol {_protocol_name(run_b)}: {', '.join(tasks_b)})")
-    raise ValueError(f"nothing to compare between {run_a.run_dir} and {run_b.run_dir}: {why}; compare two runs of "
-                     "the same protocol and data")
+    raise ValueError(f"nothing to compare between {run_a.run_dir} and {run_b.run_dir}: {why}; {advice}")
 
 
 def _scored_runs(runs: list[Run | str | Path]) -> list[Run]:

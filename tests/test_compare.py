@@ -119,6 +119,13 @@ def test_runs_that_share_no_task_are_an_error_naming_each_runs_tasks(tmp_path):
         compare_runs(a, b, n_boot=100)
 
 
+def test_a_run_without_a_scored_image_is_named_as_the_reason_nothing_pairs(tmp_path):
+    a = _write_run(tmp_path / "a", [], [], [])
+    b = _write_run(tmp_path / "b", ["1.png"], [31], [0.9])
+    with pytest.raises(ValueError, match=r"A \(.*a, status \?\) has no scored image"):
+        compare_runs(a, b, n_boot=100)
+
+
 def test_runs_whose_shared_tasks_hold_no_common_image_are_an_error(tmp_path):
     a = _write_run(tmp_path / "a", ["1.png", "2.png"], [30, 31], [0.9] * 2)
     b = _write_run(tmp_path / "b", ["3.png"], [31], [0.9])
