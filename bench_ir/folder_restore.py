@@ -207,11 +207,11 @@ def _checkpoint(card: ModelCard, config: RestoreConfig) -> Path | None:
     return Path(config.checkpoint) if config.checkpoint else None
 
 
-def _sample_advice(card: ModelCard) -> str:
+def _sample_advice(card: ModelCard) -> str | None:
     if card.default_checkpoint:
         return ("--sample-checkpoint for the sample checkpoint shipped with bench-ir (trained on a CPU on a few "
                 "photos: a demonstration, not the published model)")
-    return "a card of a model without parameters"
+    return None
 
 
 def _continue_folder(out_dir: Path, manifest: dict[str, Any], overwrite: bool, present: list[Path]) -> dict[str, Any]:

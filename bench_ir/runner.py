@@ -194,13 +194,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def missing_weights_message(card: ModelCard,
-                            alternative: str = "--random-weights to score a randomly initialised network (seeded by "
-                                               "--seed)") -> str:
+                            alternative: str | None = "--random-weights to score a randomly initialised network "
+                                                      "(seeded by --seed)") -> str:
     """The error for a model with parameters and no checkpoint: what to pass (``--checkpoint FILE`` with the card's
-    official files, or ``alternative``)."""
+    official files, or ``alternative`` when there is one)."""
     official = "; ".join(f"{key}: {value}" for key, value in card.official_checkpoints.items())
     files = f" (official checkpoints: {official})" if official else ""
-    return f"model '{card.name}' has no checkpoint: pass --checkpoint FILE{files}, or {alternative}"
+    return f"model '{card.name}' has no checkpoint: pass --checkpoint FILE{files}" + (
+        f", or {alternative}" if alternative else "")
 
 
 def _on_main(dctx: Any, fn: Callable[[], Any]) -> Any:

@@ -135,6 +135,10 @@ def test_a_model_with_parameters_needs_weights_and_names_the_shipped_sample_chec
     with pytest.raises(MissingWeightsError, match=r"pass --checkpoint FILE \(official checkpoints: .*\), or "
                                                   r"--sample-checkpoint for the sample checkpoint shipped"):
         restore_folder(RestoreConfig(inputs, tmp_path / "out", model="mirage-t", device="cpu"))
+    with pytest.raises(MissingWeightsError) as no_sample:  # a card that ships no sample checkpoint: one way only
+        restore_folder(RestoreConfig(inputs, tmp_path / "out", model="restormer", device="cpu"))
+    assert str(no_sample.value).startswith("model 'restormer' has no checkpoint: pass --checkpoint FILE")
+    assert ", or" not in str(no_sample.value)
     with pytest.raises(ValueError, match="two choices of weights"):
         restore_folder(RestoreConfig(inputs, tmp_path / "out", model="mirage-t", checkpoint=TINY_UNET["checkpoint"],
                                      use_sample_checkpoint=True, device="cpu"))
