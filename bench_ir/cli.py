@@ -238,7 +238,8 @@ def run(
     workers: Annotated[int | None, typer.Option(help="DataLoader workers (default: 0 on CPU, up to 8 on CUDA)")] = None,
     tile: Annotated[int | None, typer.Option(help="tiled inference with this tile size (pixels)")] = None,
     tile_overlap: Annotated[int, typer.Option(help="overlap between tiles (pixels)")] = 32,
-    pad: Annotated[str | None, typer.Option(help="override the size-fit padding: reflect|replicate|none")] = None,
+    pad: Annotated[str | None, typer.Option(help="override the size-fit padding: reflect|replicate|constant|none")] = (
+        None),
     save_images: Annotated[bool, typer.Option("--save-images", help="write restored images to the run dir")] = False,
     label: Annotated[str | None, typer.Option(help="display label of this run in reports")] = None,
     noise_order: Annotated[NoiseOrder, typer.Option(

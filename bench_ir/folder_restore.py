@@ -43,16 +43,15 @@ from bench_ir.counts import check_counts
 from bench_ir.data.datasets import list_images, uint8_to_tensor, warn_skipped_files
 from bench_ir.data.io import IMAGE_EXTENSIONS, read_rgb_uint8, write_png_uint8
 from bench_ir.engine import EvalOptions, resolve_device, restore, saved_image_name
-from bench_ir.geometry import FitPolicy, tile_size
+from bench_ir.geometry import FitPolicy, check_pad_mode, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
 from bench_ir.resume import RunLock, identity_differences
 from bench_ir.runner import MissingWeightsError, missing_weights_message, sigterm_as_interrupt
 
-__all__ = ["RestoreConfig", "RestoreOutcome", "restore_folder", "MANIFEST_NAME", "PAD_MODES"]
+__all__ = ["RestoreConfig", "RestoreOutcome", "restore_folder", "MANIFEST_NAME"]
 
 MANIFEST_NAME = "restore.json"
 LOCK_NAME = ".restore.lock"  # hidden: the folder is meant for images
-PAD_MODES = ("reflect", "replicate", "constant")
 # what must match for a folder to be continued (names of bench_ir.resume.IDENTITY_FIELDS)
 _IDENTITY = ("model", "weights", "dtype", "execution", "tiling", "padding override", "library versions")
 
@@ -188,9 +187,7 @@ def _plan_outputs(input_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
 
 
 def _fit_policy(card: ModelCard, pad: str | None) -> FitPolicy:
-    if pad is not None and pad not in PAD_MODES:
-        raise ValueError(f"--pad {pad}: choose one of {', '.join(PAD_MODES)} (an image of any size is padded to the "
-                         f"model's multiple of {card.input_multiple} and cropped back)")
+    check_pad_mode(pad, allow_none=False)  # an image of any size is padded to the model's multiple and cropped back
     mode = pad or (card.pad_mode if card.pad_mode != "none" else "reflect")
     return FitPolicy(card.input_multiple, mode)
 

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FitPolicy", "GeometryError", "fit_policy", "run_padded", "run_tiled"]
+__all__ = ["FitPolicy", "GeometryError", "PAD_MODES", "check_pad_mode", "fit_policy", "run_padded", "run_tiled"]
+
+PAD_MODES = ("reflect", "replicate", "constant")
+"""Padding modes to a model's multiple (torch.nn.functional.pad; ``constant`` pads with 0)."""
 
 
 class GeometryError(ValueError):
@@ -30,6 +33,14 @@ class FitPolicy:
                 "the protocol neither crops nor pads this task. Use a protocol with a crop rule, a card with "
                 "pad_mode: reflect, or --pad reflect."
             )
+
+
+def check_pad_mode(mode: str | None, allow_none: bool = True) -> None:
+    """A ValueError naming ``--pad`` when ``mode`` is not one of :data:`PAD_MODES` (or ``none``, where allowed:
+    sizes must then already fit). None (no override) passes."""
+    allowed = (*PAD_MODES, "none") if allow_none else PAD_MODES
+    if mode is not None and mode not in allowed:
+        raise ValueError(f"--pad {mode}: choose one of {', '.join(allowed)}")
 
 
 def fit_policy(card_multiple: int, card_pad_mode: str, protocol_rule: str, protocol_base: int,

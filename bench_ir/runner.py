@@ -47,7 +47,7 @@ from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
 from bench_ir.distributed import dist_context
 from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype, saved_image_name
-from bench_ir.geometry import fit_policy, tile_size
+from bench_ir.geometry import check_pad_mode, fit_policy, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
 from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_protocol
 from bench_ir.results import RunStore, aggregate, protocol_average
@@ -236,6 +236,7 @@ def _check_options(config: RunConfig, card: ModelCard, protocol: Protocol) -> No
     replaced or ignored)."""
     check_counts([("--limit", config.limit, 1), ("--batch-size", config.batch_size, 1), ("--tile", config.tile, 1),
                   ("--workers", config.num_workers, 0)])
+    check_pad_mode(config.pad)
     if config.random_weights and config.checkpoint:
         raise ValueError("--random-weights allows a model without a checkpoint; it cannot run with --checkpoint "
                          f"{config.checkpoint}")

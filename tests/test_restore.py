@@ -151,6 +151,7 @@ def test_a_model_with_parameters_needs_weights_and_names_the_shipped_sample_chec
     ("same", "--out {in} is the input folder: restored PNGs would replace its images"),
     ("twins", "a.jpg and a.png in {in} would both be restored to a.png; rename one of them"),
     ("file", "--out {out} is a file, not a folder"),
+    ("pad", "--pad none: choose one of reflect, replicate, constant"),  # a photo of any size needs padding
 ])
 def test_folders_that_cannot_be_restored_are_errors_naming_them(tmp_path, setup, message):
     inputs, out = tmp_path / "in", tmp_path / "out"
@@ -162,7 +163,10 @@ def test_folders_that_cannot_be_restored_are_errors_naming_them(tmp_path, setup,
         _photos(inputs, {"a.png": (8, 8)})
     if setup == "file":
         out.write_text("not a folder")
-    config = RestoreConfig(inputs, inputs if setup == "same" else out, model="input", device="cpu")
+    if setup == "pad":
+        _photos(inputs, {"a.png": (8, 8)})
+    config = RestoreConfig(inputs, inputs if setup == "same" else out, model="input", device="cpu",
+                           pad="none" if setup == "pad" else None)
     with pytest.raises((ValueError, FileNotFoundError)) as err:
         restore_folder(config)
     assert message.format(**{"in": inputs, "out": out}) in str(err.value)
