@@ -146,6 +146,8 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
     warnings = [f"few paired images in {', '.join(small)}: a bootstrap CI over fewer than {MIN_CI_IMAGES} images "
                 "says little; read these intervals with care"] if small else []
     warnings += [f"{run.run_dir}: {note}" for run in (first, second) if (note := run.incomplete())]
+    if Path(first.run_dir).resolve() == Path(second.run_dir).resolve():
+        warnings.append(f"A and B are the same run ({first.run_dir}): every delta is 0 by construction")
     protocol_a, protocol_b = _protocol_name(first), _protocol_name(second)
     if protocol_a != protocol_b:
         warnings.append(f"the runs are on different protocols (A {protocol_a}, B {protocol_b}): only the tasks of the "

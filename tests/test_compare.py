@@ -145,6 +145,12 @@ def test_runs_of_two_protocols_are_compared_on_their_shared_tasks_with_a_warning
             in result.attrs["warnings"])
 
 
+def test_a_run_compared_with_itself_gets_a_warning_saying_so(tmp_path):
+    a = _write_run(tmp_path / "a", ["1.png"], [30], [0.9])
+    result = compare_runs(a, tmp_path / "." / "a", n_boot=100)
+    assert f"A and B are the same run ({a}): every delta is 0 by construction" in result.attrs["warnings"]
+
+
 def test_lpips_wins_when_lower_and_is_compared_only_when_both_runs_scored_it(tmp_path):
     images = ["1.png", "2.png", "3.png", "4.png"]
     a = _write_run(tmp_path / "a", images, [30] * 4, [0.9] * 4, lpips=[0.30, 0.30, 0.30, 0.30])
