@@ -238,6 +238,7 @@ def test_cli_refuses_an_impossible_count_before_training(tmp_path, option, value
 @pytest.mark.parametrize("options, message", [
     (["--exact", "--dtype", "bf16"], "--exact is the float32 reference computation; it cannot run with --dtype bf16"),
     (["--init-weights", "missing.safetensors"], "missing.safetensors"),
+    (["--resume"], "--resume continues a training run: give its folder with --run-dir"),
 ])
 def test_a_training_refused_before_its_first_step_leaves_no_run_directory(tmp_path, options, message):
     """A default run directory is claimed only once the model and optimizer are built (an empty timestamped folder
