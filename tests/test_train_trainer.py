@@ -102,6 +102,18 @@ class NanAfter:
         return terms
 
 
+def test_a_training_run_another_process_writes_is_refused(tmp_path):
+    """One writer per training run, as for `bench-ir run`: a second --resume on a run in progress would interleave
+    checkpoints and logs."""
+    from bench_ir.resume import RunLock
+
+    train("sample", "mirage-t", run_dir=tmp_path / "run", max_steps=1, **FAST)
+    with RunLock(tmp_path / "run"), pytest.raises(RuntimeError, match=f"being written by another bench-ir process "
+                                                                     f".* then continue it with --resume --run-dir "
+                                                                     f"{tmp_path / 'run'}"):
+        train("sample", "mirage-t", run_dir=tmp_path / "run", max_steps=2, resume=True, **FAST)
+
+
 def test_a_nan_loss_stops_with_the_step_and_terms_and_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"step 3 .*l1=nan.*last good checkpoint is .*last.pt \(step 2\)"):
         train("sample", "mirage-t", None, tmp_path / "run", max_steps=5, checkpoint_every=2, objective=NanAfter(2),
