@@ -415,6 +415,9 @@ def list_(
             console.print(listing.suites_table())
         else:
             console.print(listing.runs_table(runs_root))
+            training = listing.training_runs_table(runs_root)
+            if training is not None:
+                console.print(training)
     except USER_ERRORS as err:
         _fail(err)
 

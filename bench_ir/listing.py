@@ -118,6 +118,38 @@ def runs_table(runs_root: str | Path) -> Table | str:
     return table
 
 
+def training_runs_table(runs_root: str | Path) -> Table | None:
+    """One row per training run under ``runs_root/train`` (the folders holding ``train_manifest.json``): its name in
+    full (what ``train --resume --run-dir`` takes), model and recipe, status (``stopped`` for a ``running`` run that
+    no process holds), optimizer steps done of the target, and the last total loss. None when there is none."""
+    import json
+
+    from bench_ir.train.session import MANIFEST_NAME
+
+    root = Path(runs_root) / "train"
+    run_dirs = sorted(p for p in root.glob("*") if (p / MANIFEST_NAME).is_file()) if root.is_dir() else []
+    if not run_dirs:
+        return None
+    table = Table(title=f"Training runs in {root}", caption="steps: optimizer steps done / this run's target; loss: "
+                                                               "the last total loss")
+    table.add_column("run", overflow="fold", min_width=max(len(p.name) for p in run_dirs))
+    for column in ("status", "steps", "loss"):
+        table.add_column(column, no_wrap=True, justify="left" if column == "status" else "right")
+    for run_dir in run_dirs:
+        try:
+            manifest = json.loads((run_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+            about = " · ".join(str(part) for part in ((manifest.get("model") or {}).get("name"),
+                                                      (manifest.get("recipe") or {}).get("name")) if part)
+            done, target = manifest.get("steps_done"), manifest.get("steps_target")
+            loss = (manifest.get("final_losses") or {}).get("total")
+            table.add_row(f"{escape(run_dir.name)}\n[dim]{escape(about)}[/]", run_status(run_dir, manifest),
+                          f"{done if done is not None else '–'}/{target if target is not None else '?'}",
+                          f"{loss:.4g}" if isinstance(loss, (int, float)) else "–")
+        except (OSError, ValueError, AttributeError) as err:  # one bad run never hides the others
+            table.add_row(f"{escape(run_dir.name)}\n[red]{escape(str(err))}[/]", "[red]unreadable[/]", "–", "–")
+    return table
+
+
 def _run_row(run) -> list[str]:
     from bench_ir.results import protocol_average
 

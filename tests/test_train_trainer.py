@@ -114,6 +114,24 @@ def test_a_training_run_another_process_writes_is_refused(tmp_path):
         train("sample", "mirage-t", run_dir=tmp_path / "run", max_steps=2, resume=True, **FAST)
 
 
+def test_list_runs_shows_training_runs_with_status_steps_and_loss(tmp_path):
+    from bench_ir.cli import app
+
+    runs = tmp_path / "runs"
+    train("sample", "mirage-t", run_dir=runs / "train" / "done", max_steps=1, **FAST)
+    killed = runs / "train" / "killed"  # a run whose process died: its manifest still says running, no lock is held
+    killed.mkdir()
+    manifest = json.loads((runs / "train" / "done" / "train_manifest.json").read_text())
+    (killed / "train_manifest.json").write_text(json.dumps({**manifest, "status": "running", "steps_done": None}))
+    listed = CliRunner().invoke(app, ["list", "runs", "--runs-root", str(runs)], terminal_width=120)
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:5]]
+            for line in listed.stdout.splitlines() if line.count("│") == 5}
+    assert rows["done"][:2] == ["complete", "1/1"] and float(rows["done"][2]) > 0
+    assert rows["killed"] == ["stopped", "–/1", rows["done"][2]]
+    assert "mirage-t · sample" in rows
+
+
 def test_a_nan_loss_stops_with_the_step_and_terms_and_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"step 3 .*l1=nan.*last good checkpoint is .*last.pt \(step 2\)"):
         train("sample", "mirage-t", None, tmp_path / "run", max_steps=5, checkpoint_every=2, objective=NanAfter(2),
