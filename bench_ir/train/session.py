@@ -148,7 +148,7 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
         raise ValueError(f"--max-minutes must be > 0, got {options.max_minutes}")
     if options.resume and options.run_dir is None:
         raise ValueError(f"--resume continues a training run: give its folder with --run-dir (the `interrupted:` "
-                         f"line names it; training runs are the folders under {Path(options.runs_root) / 'train'})")
+                         f"line names it, and `bench-ir list runs --runs-root {options.runs_root}` lists them)")
     card = _effective_card(model, options)
     plan = resolve_plan(recipe, card, options.epochs_from, options.loss_from,  # type: ignore[arg-type]
                         batch_size=options.batch_size, patch_size=options.patch_size)
