@@ -337,6 +337,15 @@ def test_the_slurm_launcher_through_the_submitit_local_executor_gives_the_local_
     assert all(j["job_id"] and j["cluster"] == "local" for j in jobs)
 
 
+def test_the_slurm_launcher_refuses_a_machine_without_slurm_instead_of_running_the_jobs_here(tmp_path, monkeypatch):
+    submitit = pytest.importorskip("submitit")
+    from bench_ir.suite.slurm import SlurmLauncher
+
+    monkeypatch.setattr(submitit.AutoExecutor, "which", staticmethod(lambda: "local"))
+    with pytest.raises(RuntimeError, match="--launcher slurm: no Slurm on this machine .* use --launcher local"):
+        SlurmLauncher()
+
+
 @pytest.mark.slow
 def test_a_cell_interrupted_with_sigint_resumes(tmp_path):
     entries = [{"model": TINY_CARD, "model_args": {"width": 48}, "name": "slow", "protocols": ["5deg"]}]

@@ -62,8 +62,9 @@ def _record_jobs(suite_dir: Path, rows: list[dict[str, Any]]) -> None:
 
 @dataclass
 class SlurmLauncher(Launcher):
-    """Submit cells through submitit. ``time`` in minutes; ``gpus`` per job; ``cluster`` None = Slurm
-    (auto-detected), ``local`` = local processes. With ``wait`` the call follows the jobs to the end."""
+    """Submit cells through submitit. ``time`` in minutes; ``gpus`` per job; ``cluster`` None = Slurm (an error
+    where submitit finds none, rather than its silent fallback to local processes), ``local`` = local processes.
+    With ``wait`` the call follows the jobs to the end."""
 
     partition: str | None = None
     account: str | None = None
@@ -76,6 +77,11 @@ class SlurmLauncher(Launcher):
     cluster: str | None = None
     wait: bool = True
     poll_seconds: float = 2.0
+
+    def __post_init__(self) -> None:  # before the suite is planned: submitit would run the jobs here instead
+        if self.cluster is None and _submitit().AutoExecutor.which() != "slurm":
+            raise RuntimeError("--launcher slurm: no Slurm on this machine (submitit finds no sbatch on PATH); run "
+                               "it on a Slurm login node, or use --launcher local (or node: one worker per GPU) here")
 
     def executor(self, plan: SuitePlan):
         submitit = _submitit()
