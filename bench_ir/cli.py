@@ -475,6 +475,8 @@ def convert(
 def data_check(
     protocol: Annotated[str, typer.Option("--protocol", "-p", help="protocol name or YAML file")],
     data_root: Annotated[Path, typer.Option(help="folder holding the protocol's test sets")],
+    task: Annotated[list[str] | None, typer.Option("--task", help="only these tasks (repeatable), as `run --task` "
+                                                   "scores them")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Check a dataset folder against a protocol: layout, counts, pairing, readability and sizes."""
@@ -483,7 +485,7 @@ def data_check(
     from bench_ir.protocol import load_protocol
 
     try:
-        checks = check_protocol(load_protocol(protocol), data_root)
+        checks = check_protocol(load_protocol(protocol), data_root, tasks=task)
     except USER_ERRORS as err:
         _fail(err)
     if as_json:

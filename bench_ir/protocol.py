@@ -166,6 +166,16 @@ class Protocol:
                 return task
         raise KeyError(f"protocol '{self.name}' has no task '{name}'; tasks: {[t.name for t in self.tasks]}")
 
+    def select_tasks(self, names: list[str] | None) -> list[TaskSpec]:
+        """The tasks named in ``names`` in protocol order (every task for None or []); an unknown name is a KeyError
+        naming the protocol's tasks."""
+        if not names:
+            return list(self.tasks)
+        unknown = [name for name in names if name not in {t.name for t in self.tasks}]
+        if unknown:
+            raise KeyError(f"protocol '{self.name}' has no task(s) {unknown}; tasks: {[t.name for t in self.tasks]}")
+        return [task for task in self.tasks if task.name in names]
+
     def crop_for(self, task: TaskSpec) -> CropSpec:
         return task.crop or self.crop
 

@@ -275,13 +275,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
     from bench_ir.metrics.conventions import get_convention
 
     protocol = config.protocol if isinstance(config.protocol, Protocol) else load_protocol(config.protocol)
-    tasks = protocol.tasks
-    if config.tasks:
-        unknown = [t for t in config.tasks if t not in {x.name for x in protocol.tasks}]
-        if unknown:
-            raise KeyError(f"protocol '{protocol.name}' has no task(s) {unknown}; tasks: "
-                           f"{[t.name for t in protocol.tasks]}")
-        tasks = [t for t in protocol.tasks if t.name in config.tasks]
+    tasks = protocol.select_tasks(config.tasks)
     convention = get_convention(config.convention or protocol.convention)
     card = with_model_args(get_card(config.model, config.registry), config.model_args)
     check_card_args(card)  # unknown card args / --model-arg fail here, before any data or model work

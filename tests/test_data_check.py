@@ -122,6 +122,14 @@ def test_check_protocol_covers_every_task_including_clean_only_ones(tmp_path):
     assert checks[1].pairs == 2 and checks[1].layout.input_dir is None
 
 
+def test_check_protocol_checks_only_the_tasks_asked_for_as_run_task_scores_them(tmp_path):
+    _write(tmp_path / "gt", "a.png")  # the noise task's data only: the paired task's inputs are missing
+    (checks,) = check_protocol(_protocol(), tmp_path, tasks=["noise"])
+    assert checks.task == "noise" and checks.ok
+    with pytest.raises(KeyError, match=r"protocol 'toy' has no task\(s\) \['haze'\]; tasks: \['pairs', 'noise'\]"):
+        check_protocol(_protocol(), tmp_path, tasks=["haze"])
+
+
 def test_fewer_pairs_than_expected_mark_the_task_incomplete_more_do_not(tmp_path):
     for name in ("a.png", "b.png", "c.png"):
         _write(tmp_path / "in", name)

@@ -233,12 +233,13 @@ def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, 
 
 
 def check_protocol(protocol: Protocol, data_root: str | Path, decode: bool = True,
-                   progress: Progress | None = None) -> list[TaskCheck]:
-    """:func:`check_task` for every task; files shared by several tasks are decoded once. A ``data_root`` that
-    is not a folder raises DatasetNotFoundError (one line) instead of one not-found finding per task."""
+                   progress: Progress | None = None, tasks: list[str] | None = None) -> list[TaskCheck]:
+    """:func:`check_task` for every task (or those named in ``tasks``, as `run --task` scores them); files shared by
+    several tasks are decoded once. A ``data_root`` that is not a folder raises DatasetNotFoundError (one line)
+    instead of one not-found finding per task; an unknown task name is a KeyError naming the protocol's tasks."""
     root = Path(data_root).expanduser()
     if not root.is_dir():
         raise DatasetNotFoundError(f"data root {root} {'is not a folder' if root.exists() else 'does not exist'}")
+    chosen = protocol.select_tasks(tasks)
     probe = _FileProbe(decode)
-    return [check_task(protocol, task, data_root, decode=decode, progress=progress, _probe=probe)
-            for task in protocol.tasks]
+    return [check_task(protocol, task, data_root, decode=decode, progress=progress, _probe=probe) for task in chosen]
