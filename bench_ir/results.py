@@ -280,12 +280,22 @@ class Run:
         return f"incomplete: {scored} of {planned} images ({short})"
 
 
+def _what_it_is(folder: Path) -> str:
+    """What a folder without a run manifest holds instead, when bench-ir wrote it: a training run or a restore."""
+    if (folder / "train_manifest.json").is_file():
+        return (f"; it is a training run: score its weights with `bench-ir run ... --checkpoint "
+                f"{folder / 'final.safetensors'}` (the `evaluate:` line of the training gives the whole command)")
+    if (folder / "restore.json").is_file():
+        return "; it holds restored images (bench-ir restore), which have no scores: score a model with `bench-ir run`"
+    return ""
+
+
 def load_run(run_dir: str | Path) -> Run:
     """Read a run directory; an unknown path or a folder without manifest is a clear error."""
     run_dir = Path(run_dir)
     store = RunStore(run_dir, create=False)
     if not store.manifest_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a bench-ir run directory (no {MANIFEST})")
+        raise FileNotFoundError(f"{run_dir}: not a bench-ir run directory (no {MANIFEST}){_what_it_is(run_dir)}")
     records = pd.DataFrame(store.read_records().records, columns=RECORD_COLUMNS)
     profile_path = run_dir / PROFILE
     profile = json.loads(profile_path.read_text()) if profile_path.is_file() else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -64,6 +65,17 @@ def test_protocol_average_is_none_when_a_task_is_missing():
 
 def test_loading_a_folder_without_manifest_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a bench-ir run directory"):
+        load_run(tmp_path)
+
+
+@pytest.mark.parametrize(("marker", "says"), [
+    ("train_manifest.json", "it is a training run: score its weights with `bench-ir run ... --checkpoint"),
+    ("restore.json", "it holds restored images (bench-ir restore), which have no scores"),
+])
+def test_a_training_or_restore_folder_given_as_a_run_says_what_it_is(tmp_path, marker, says):
+    (tmp_path / marker).write_text("{}")
+    expected = r"not a bench-ir run directory \(no manifest.json\); " + re.escape(says)
+    with pytest.raises(FileNotFoundError, match=expected):
         load_run(tmp_path)
 
 
