@@ -6,7 +6,7 @@ Python API (names are imported lazily, so `import bench_ir` stays light)::
     model = bench_ir.create_model("mirage-t", checkpoint="5Deg_tiny.ckpt")   # eval mode
     bench_ir.list_models()
     outcome = bench_ir.run_protocol(bench_ir.RunConfig(protocol="5deg", model="mirage-t", sample=True))
-    bench_ir.folder_restore(bench_ir.RestoreConfig("my-photos", "restored", model="mirage-t",
+    bench_ir.restore_folder(bench_ir.RestoreConfig("my-photos", "restored", model="mirage-t",
                                                    checkpoint="5Deg_tiny.ckpt"))
 """
 
