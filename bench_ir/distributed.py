@@ -6,6 +6,7 @@ Outside torchrun everything degrades to a single process: rank 0 of a world of 1
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,20 @@ class DistContext:
         payload = [value]
         dist.broadcast_object_list(payload, src=0)
         return payload[0]
+
+    def on_main(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on rank 0 (None elsewhere); an exception there is raised on every rank (so no rank waits at a
+        barrier forever)."""
+        result, error = None, None
+        if self.is_main:
+            try:
+                result = fn()
+            except Exception as err:  # re-raised below, on every rank
+                error = err
+        shared = self.broadcast(error)
+        if shared is not None:
+            raise error if error is not None else shared
+        return result
 
     def shard(self, items: list) -> list:
         """This rank's share of ``items``: every world_size-th item starting at rank (disjoint, complete)."""

@@ -204,20 +204,6 @@ def missing_weights_message(card: ModelCard,
         f", or {alternative}" if alternative else "")
 
 
-def _on_main(dctx: Any, fn: Callable[[], Any]) -> Any:
-    """``fn()`` on rank 0; an exception there is raised on every rank (so no rank waits at a barrier forever)."""
-    result, error = None, None
-    if dctx.is_main:
-        try:
-            result = fn()
-        except Exception as err:  # re-raised below, on every rank
-            error = err
-    shared = dctx.broadcast(error)
-    if shared is not None:
-        raise error if error is not None else shared
-    return result
-
-
 def _limited(dataset: Any, limit: int | None) -> Any:
     return dataset.limit(limit) if limit is not None else dataset
 
@@ -428,7 +414,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
                                                            "limit": config.limit, "tasks": config.tasks}])
         return manifest, store.scored_records()
 
-    opened = _on_main(dctx, open_run)
+    opened = dctx.on_main(open_run)
     lock = opened[1] if opened else None
     try:
         scored_before = opened[3] if opened else []  # rank 0 only (it draws the progress)

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from bench_ir.cards import ModelCard
 from bench_ir.checkpoints import sha256_file
 from bench_ir.manifest import now_iso, portable_path
-from bench_ir.resume import RunLock, RunLockedError
+from bench_ir.resume import RunLock
 from bench_ir.train.checkpointing import (
     CHECKPOINT_FORMAT,
     capture_rng_state,
@@ -349,17 +349,11 @@ def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t
 def _lock_run_dir(session: TrainSession) -> RunLock | None:
     """Rank 0 holds the run directory's lock while it trains (one writer per run, as for `bench-ir run`); a refusal
     is raised on every rank, so that no rank waits for the others forever."""
-    lock, error = None, None
-    if session.context.is_main:
-        try:
-            Path(session.run_dir).mkdir(parents=True, exist_ok=True)
-            lock = RunLock(session.run_dir, then=f"continue it with --resume --run-dir {session.run_dir}").acquire()
-        except RunLockedError as err:
-            error = err
-    shared = session.context.broadcast(error)
-    if shared is not None:
-        raise error if error is not None else shared
-    return lock
+    def acquire() -> RunLock:
+        Path(session.run_dir).mkdir(parents=True, exist_ok=True)
+        return RunLock(session.run_dir, then=f"continue it with --resume --run-dir {session.run_dir}").acquire()
+
+    return session.context.on_main(acquire)
 
 
 def _train_locked(session: TrainSession, progress: TrainProgress, settings: TrainOptions) -> TrainOutcome:
