@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from bench_ir.geometry import FitPolicy, run_padded, run_tiled
 
 __all__ = ["EvalOptions", "resolve_device", "resolve_dtype", "same_size_batches", "evaluate_task", "TORCH_DTYPES",
-           "restored_image"]
+           "restored_image", "saved_image_name", "saved_name_clash"]
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_TILES = (512, 256)
@@ -236,6 +236,18 @@ def saved_image_name(name: str) -> str:
     path = Path(name)
     base = str(path.with_suffix("")) if path.suffix.lower() in IMAGE_EXTENSIONS else name
     return base + ".png"
+
+
+def saved_name_clash(names: list[str]) -> tuple[str, str, str] | None:
+    """The first two image names that :func:`saved_image_name` maps to one file (``a.jpg`` and ``a.png`` ->
+    ``a.png``) as (first, second, file name), or None when every name gets its own file."""
+    seen: dict[str, str] = {}
+    for name in names:
+        saved = saved_image_name(name)
+        if saved in seen:
+            return seen[saved], name, saved
+        seen[saved] = name
+    return None
 
 
 def _save_batch(root: Path, task_name: str, batch: dict[str, Any], out: torch.Tensor) -> None:

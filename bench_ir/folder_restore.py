@@ -42,7 +42,7 @@ from bench_ir.checkpoints import create_model, sha256_file
 from bench_ir.counts import check_counts
 from bench_ir.data.datasets import list_images, uint8_to_tensor, warn_skipped_files
 from bench_ir.data.io import IMAGE_EXTENSIONS, read_rgb_uint8, write_png_uint8
-from bench_ir.engine import EvalOptions, resolve_device, restore, saved_image_name
+from bench_ir.engine import EvalOptions, resolve_device, restore, saved_image_name, saved_name_clash
 from bench_ir.geometry import FitPolicy, check_pad_mode, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
 from bench_ir.resume import RunLock, identity_differences
@@ -133,16 +133,19 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(out_dir, then="run the same command again", file_name=LOCK_NAME):
-        manifest = _continue_folder(out_dir, manifest, config.overwrite, [out for _, out in jobs if out.is_file()])
-        kept = [out for _, out in jobs if out.is_file() and not config.overwrite]
+        present = [out for _, out in jobs if out.is_file()]
+        manifest = _continue_folder(out_dir, manifest, config.overwrite, present)
+        kept = [] if config.overwrite else present
+        kept_set = set(kept)
+        todo = [(source, out) for source, out in jobs if out not in kept_set]
         restored: dict[str, str] = {}  # output name -> input name, written now
-        _write_manifest(out_dir, manifest, {out.name: source.name for source, out in jobs if out in kept})
+        _write_manifest(out_dir, manifest, {out.name: source.name for source, out in jobs if out in kept_set})
         accelerated = AcceleratedForward(model, plan)
         options = EvalOptions(device=device, dtype=config.dtype, tile=config.tile, tile_overlap=config.tile_overlap,
                               forward=accelerated)
         try:
             with precision_settings(plan), torch.inference_mode():
-                for source, out in (job for job in jobs if job[1] not in kept):
+                for source, out in todo:
                     if on_image is not None:
                         on_image(source.name, len(kept) + len(restored), len(jobs))
                     _restore_one(model, source, out, policy, options)
@@ -176,14 +179,11 @@ def _plan_outputs(input_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
     warn_skipped_files(skipped)
     if not images:
         raise ValueError(f"--input-dir {input_dir} holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-    jobs: dict[str, Path] = {}
-    for path in images:
-        name = saved_image_name(path.name)
-        if name in jobs:
-            raise ValueError(f"{jobs[name].name} and {path.name} in {input_dir} would both be restored to {name}; "
-                             "rename one of them")
-        jobs[name] = path
-    return [(source, out_dir / name) for name, source in jobs.items()]
+    clash = saved_name_clash([path.name for path in images])
+    if clash:
+        first, second, saved = clash
+        raise ValueError(f"{first} and {second} in {input_dir} would both be restored to {saved}; rename one of them")
+    return [(path, out_dir / saved_image_name(path.name)) for path in images]
 
 
 def _fit_policy(card: ModelCard, pad: str | None) -> FitPolicy:

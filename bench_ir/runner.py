@@ -46,7 +46,7 @@ from bench_ir.cards import (
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
 from bench_ir.distributed import dist_context
-from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype, saved_image_name
+from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype, saved_name_clash
 from bench_ir.geometry import check_pad_mode, fit_policy, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
 from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_protocol
@@ -236,13 +236,11 @@ def _check_options(config: RunConfig, card: ModelCard, protocol: Protocol) -> No
 def _check_saved_names(task: str, names: list[str]) -> None:
     """--save-images writes ``<name without extension>.png``: two images of a task that would share a file (``a.jpg``
     and ``a.png``) are refused before any work, rather than one output silently replacing the other."""
-    seen: dict[str, str] = {}
-    for name in names:
-        saved = saved_image_name(name)
-        if saved in seen:
-            raise ValueError(f"task {task}: {seen[saved]} and {name} would both be saved as {saved} by --save-images; "
-                             "rename one of them or run without --save-images")
-        seen[saved] = name
+    clash = saved_name_clash(names)
+    if clash:
+        first, second, saved = clash
+        raise ValueError(f"task {task}: {first} and {second} would both be saved as {saved} by --save-images; "
+                         "rename one of them or run without --save-images")
 
 
 def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
