@@ -8,7 +8,9 @@ sides are multiples of 16 is restored here exactly as ``bench-ir run --save-imag
 
 The fast path is eager (channels-last on CUDA) unless ``compile`` is "on": each image size would be compiled anew.
 
-Outputs are ``<input name without its extension>.png``, 8-bit RGB, written atomically. An image whose output
+Outputs are ``<input name without its extension>.png``, 8-bit RGB, written atomically. Pixels are restored as
+stored; a photo's EXIF orientation tag (a camera's "rotate to display") is copied into its output, so a viewer
+shows the output turned like the photo. An image whose output
 exists is skipped, so an interrupted restore continues where it stopped; ``overwrite`` redoes every image.
 ``restore.json`` in the output folder (written when the restore starts and when it ends) records the model, the
 checkpoint (sha256), the device, the execution path, the library versions and each output's input; continuing a
@@ -41,7 +43,7 @@ from bench_ir.cards import (
 from bench_ir.checkpoints import create_model, sha256_file
 from bench_ir.counts import check_counts
 from bench_ir.data.datasets import list_images, uint8_to_tensor, warn_skipped_files
-from bench_ir.data.io import IMAGE_EXTENSIONS, read_rgb_uint8, write_png_uint8
+from bench_ir.data.io import IMAGE_EXTENSIONS, exif_orientation, read_rgb_uint8, write_png_uint8
 from bench_ir.engine import EvalOptions, resolve_device, restore, saved_image_name, saved_name_clash
 from bench_ir.geometry import FitPolicy, check_pad_mode, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
@@ -246,7 +248,8 @@ def _write_manifest(out_dir: Path, manifest: dict[str, Any], restored: dict[str,
 
 
 def _restore_one(model: torch.nn.Module, source: Path, out: Path, policy: FitPolicy, options: EvalOptions) -> None:
-    """Read ``source``, restore it at its own size, write ``out`` (8-bit PNG)."""
+    """Read ``source``, restore it at its own size, write ``out`` (8-bit PNG, carrying the source's EXIF
+    orientation)."""
     x = uint8_to_tensor(read_rgb_uint8(source)).unsqueeze(0).to(options.device)
     restored, _tile = restore(model, x, policy, options)
     if restored.shape != x.shape:
@@ -254,4 +257,4 @@ def _restore_one(model: torch.nn.Module, source: Path, out: Path, policy: FitPol
         who = f"model '{card.name}'" if card else "the model"
         raise RuntimeError(f"{source}: {who} returned shape {tuple(restored.shape)} for input {tuple(x.shape)} (a "
                            "restoration model must return an image of its input's size)")
-    write_png_uint8(out, restored[0].clamp(0, 1).cpu())
+    write_png_uint8(out, restored[0].clamp(0, 1).cpu(), orientation=exif_orientation(source))

@@ -13,7 +13,14 @@ import tifffile
 import torch
 from PIL import Image
 
-from bench_ir.data.io import IMAGE_EXTENSIONS, ImageReadError, image_size, read_rgb_uint8, write_png_uint8
+from bench_ir.data.io import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    exif_orientation,
+    image_size,
+    read_rgb_uint8,
+    write_png_uint8,
+)
 
 
 def _rng_image(height: int = 40, width: int = 56, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -175,3 +182,24 @@ def test_reading_an_rgb_file_raises_no_warning(tmp_path):
         warnings.simplefilter("error")
         read_rgb_uint8(tmp_path / "a.jpg")
     assert ".jpg" in IMAGE_EXTENSIONS and ".png" in IMAGE_EXTENSIONS
+
+
+def test_exif_orientation_is_read_from_the_header_and_is_1_without_a_valid_tag(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.fromarray(_rng_image()).save(tmp_path / "turned.jpg", exif=exif.tobytes())
+    exif[0x0112] = 42  # not an orientation
+    Image.fromarray(_rng_image()).save(tmp_path / "invalid.jpg", exif=exif.tobytes())
+    Image.fromarray(_rng_image()).save(tmp_path / "plain.png")
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    assert exif_orientation(tmp_path / "turned.jpg") == 8
+    assert [exif_orientation(tmp_path / n) for n in ("invalid.jpg", "plain.png", "junk.png", "gone.png")] == [1] * 4
+
+
+def test_write_png_uint8_stores_an_orientation_without_turning_the_pixels(tmp_path):
+    image = _rng_image(20, 30)
+    write_png_uint8(tmp_path / "a.png", image, orientation=3)
+    assert exif_orientation(tmp_path / "a.png") == 3
+    np.testing.assert_array_equal(read_rgb_uint8(tmp_path / "a.png"), image)
+    with pytest.raises(ValueError, match="1..8"):
+        write_png_uint8(tmp_path / "b.png", image, orientation=9)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
 from bench_ir import folder_restore as restore_module
@@ -70,6 +70,24 @@ def test_a_restored_image_equals_what_run_save_images_writes_for_it(tmp_path):
     assert result.exit_code == 0, result.output
     assert np.array_equal(read_rgb_uint8(tmp_path / "out" / "cat.png"),
                           read_rgb_uint8(tmp_path / "run" / "images" / "folder" / "cat.png"))
+
+
+def test_a_photos_exif_orientation_is_carried_to_its_output_so_viewers_turn_both_alike(tmp_path):
+    """Pixels are restored as stored (as the references read them); the 'rotate to display' tag goes along."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    photo = Image.fromarray(load_sample_photo("chelsea")[:48, :80])
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    photo.save(inputs / "phone.jpg", quality=95, exif=exif.tobytes())
+    photo.save(inputs / "plain.png")
+    restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
+    with Image.open(tmp_path / "out" / "phone.png") as out:
+        assert out.size == (80, 48) and out.getexif().get(0x0112) == 6
+        assert ImageOps.exif_transpose(out).size == ImageOps.exif_transpose(Image.open(inputs / "phone.jpg")).size
+    assert np.array_equal(read_rgb_uint8(tmp_path / "out" / "phone.png"), read_rgb_uint8(inputs / "phone.jpg"))
+    with Image.open(tmp_path / "out" / "plain.png") as out:
+        assert 0x0112 not in out.getexif()
 
 
 def test_restore_json_records_the_model_weights_and_each_output_with_its_input(tmp_path):

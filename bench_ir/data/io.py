@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from bench_ir.atomic import atomic_write
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "InputWarning", "read_rgb_uint8", "image_size", "write_png_uint8",
-           "to_uint8_hwc"]
+           "to_uint8_hwc", "exif_orientation"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 """File-name suffixes (lower case) treated as images when listing dataset folders."""
@@ -29,6 +29,7 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 _UINT16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+_EXIF_ORIENTATION = 0x0112  # EXIF tag 274: 1 = stored upright, 2..8 = mirror and/or rotate to display
 
 
 class InputWarning(UserWarning):
@@ -177,6 +178,19 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def exif_orientation(path: str | os.PathLike[str]) -> int:
+    """The EXIF orientation tag of an image file (1..8), or 1 when it has none, an invalid one or no readable EXIF.
+
+    :func:`read_rgb_uint8` ignores it, as the reference scripts do (pixels are read as stored); a camera photo
+    with orientation 6 is then read lying on its side. Raises nothing: a file that cannot be read reports 1."""
+    try:
+        with Image.open(path) as im:
+            value = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except (*_DECODE_ERRORS, UnidentifiedImageError):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
 def to_uint8_hwc(image: Any) -> np.ndarray:
     """uint8 (H, W, 3) from a uint8 array (H, W[, C]) or a float array/tensor in [0, 1], (C, H, W) or (H, W, C)
     for arrays, (C, H, W) or (1, C, H, W) for tensors. Floats are clipped to [0, 1], scaled by 255 and rounded
@@ -205,11 +219,20 @@ def to_uint8_hwc(image: Any) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def write_png_uint8(path: str | os.PathLike[str], image: Any) -> Path:
+def write_png_uint8(path: str | os.PathLike[str], image: Any, orientation: int = 1) -> Path:
     """Save ``image`` (see :func:`to_uint8_hwc`) as an 8-bit RGB PNG, atomically (temporary file in the same
-    folder, then rename); parent folders are created. Returns the path written."""
+    folder, then rename); parent folders are created. An ``orientation`` other than 1 (an EXIF orientation,
+    2..8) is stored in the PNG's eXIf chunk, so viewers turn the image as they turn its source; the pixels are
+    written as given. Returns the path written."""
     path = Path(path)
     rgb = to_uint8_hwc(image)
+    options: dict[str, Any] = {}
+    if orientation != 1:
+        if orientation not in range(2, 9):
+            raise ValueError(f"EXIF orientation must be 1..8, got {orientation!r}")
+        exif = Image.Exif()
+        exif[_EXIF_ORIENTATION] = orientation
+        options["exif"] = exif.tobytes()
     with atomic_write(path, "wb") as handle:
-        Image.fromarray(rgb).save(handle, format="PNG")
+        Image.fromarray(rgb).save(handle, format="PNG", **options)
     return path
