@@ -434,18 +434,17 @@ def export(
     format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.csv,
 ) -> None:
     """Print a run's per-image records (stable columns) as CSV or JSON."""
-    from bench_ir.results import RECORD_COLUMNS, load_run
+    from bench_ir.results import load_run, records_as_csv, records_as_json
 
     try:
         loaded = load_run(run_dir).require_scores("export")
     except USER_ERRORS as err:
         _fail(err)
-    records = loaded.records[RECORD_COLUMNS]
     _warn_incomplete(loaded)
     if format is ExportFormat.csv:
-        sys.stdout.write(records.to_csv(index=False))
+        sys.stdout.write(records_as_csv(loaded.records))
     else:
-        sys.stdout.write(records.to_json(orient="records", indent=1) + "\n")
+        sys.stdout.write(records_as_json(loaded.records) + "\n")
 
 
 # ------------------------------------------------------------------------------------------ convert

@@ -17,6 +17,7 @@ numbers, and ignores a torn last line (an interrupted append). See docs/reliabil
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ __all__ = [
     "write_json_atomic",
     "aggregate",
     "protocol_average",
+    "records_as_csv",
+    "records_as_json",
 ]
 
 RECORD_COLUMNS = ["task", "image", "psnr", "ssim", "lpips", "height", "width", "seconds", "nonfinite"]
@@ -300,6 +303,25 @@ def load_run(run_dir: str | Path) -> Run:
     profile_path = run_dir / PROFILE
     profile = json.loads(profile_path.read_text()) if profile_path.is_file() else None
     return Run(run_dir=run_dir, manifest=store.read_manifest(), records=records, profile=profile)
+
+
+def records_as_csv(records: pd.DataFrame) -> str:
+    """Per-image records as CSV, columns ``RECORD_COLUMNS`` in order; floats printed to round-trip exactly."""
+    return records[RECORD_COLUMNS].to_csv(index=False)
+
+
+def records_as_json(records: pd.DataFrame) -> str:
+    """Per-image records as a JSON array of objects (keys ``RECORD_COLUMNS``), one object per line; floats keep
+    every digit (each parses back to the stored value); NaN, +-inf and missing values are null (JSON has no NaN)."""
+
+    def plain(value: Any) -> Any:
+        if value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
+            return None
+        return value.item() if hasattr(value, "item") else value
+
+    rows = [{column: plain(value) for column, value in zip(RECORD_COLUMNS, row, strict=True)}
+            for row in records[RECORD_COLUMNS].astype(object).itertuples(index=False, name=None)]
+    return "[\n" + ",\n".join(json.dumps(row, allow_nan=False) for row in rows) + ("\n]" if rows else "]")
 
 
 def aggregate(records: pd.DataFrame) -> pd.DataFrame:

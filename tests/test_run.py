@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from bench_ir.cli import app
 from bench_ir.protocol import list_protocols, load_protocol
-from bench_ir.results import load_run
+from bench_ir.results import load_run, records_as_json
 from bench_ir.runner import ResumeError, RunConfig, run_protocol
 
 runner = CliRunner()
@@ -198,6 +198,15 @@ def test_export_prints_stable_csv_columns(tmp_path):
     assert result.exit_code == 0
     assert result.output.splitlines()[0] == "task,image,psnr,ssim,lpips,height,width,seconds,nonfinite"
     assert len(result.output.splitlines()) == 3
+
+
+def test_export_json_keeps_every_digit_of_the_stored_scores_and_writes_nonfinite_as_null(tmp_path):
+    run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", limit=2))
+    stored = [json.loads(line) for line in (tmp_path / "r" / "records.jsonl").read_text().splitlines()]
+    exported = json.loads(runner.invoke(app, ["export", str(tmp_path / "r"), "--format", "json"]).output)
+    assert [(r["psnr"], r["ssim"]) for r in exported] == [(r["psnr"], r["ssim"]) for r in stored]
+    records = load_run(tmp_path / "r").records.assign(psnr=[float("inf"), float("nan")])
+    assert [r["psnr"] for r in json.loads(records_as_json(records))] == [None, None]
 
 
 def test_list_models_shows_exact_parameter_counts():
