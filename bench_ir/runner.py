@@ -424,6 +424,9 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         scope_limit = manifest["limit"]
         now_tasks = [t for t in scope if not config.tasks or t.name in config.tasks]
         now_limit = _narrower(scope_limit, config.limit)
+        if config.resume and config.save_images:  # a new run checked its names before loading the model
+            for task in now_tasks:
+                _check_saved_names(task.name, dataset_of(task.name).names)
         if scope_limit is not None:
             images = "image" if scope_limit == 1 else "images"
             notices.append(f"--limit {scope_limit}: at most {scope_limit} {images} per task, not the full test sets")

@@ -88,6 +88,17 @@ def test_save_images_refuses_two_images_that_would_share_an_output_file(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+def test_a_resume_that_adds_save_images_refuses_two_images_that_would_share_an_output_file(tmp_path):
+    _write_pair_folders(tmp_path, names=("a.png", "a.jpg"))
+    command = ["run", "--model", "input", "--input-dir", str(tmp_path / "in"), "--target-dir", str(tmp_path / "gt"),
+               "--run-dir", str(tmp_path / "run")]
+    assert runner.invoke(app, command).exit_code == 0
+    result = runner.invoke(app, [*command, "--resume", "--save-images"], terminal_width=300)
+    assert result.exit_code == 2
+    assert "a.jpg and a.png would both be saved as a.png by --save-images" in result.output
+    assert not (tmp_path / "run" / "images").exists()
+
+
 def test_folder_protocol_run_is_resumable_like_any_protocol(tmp_path):
     _write_pair_folders(tmp_path, names=("a.png", "b.png", "c.png"))
     protocol = folder_protocol(tmp_path / "in", tmp_path / "gt")
