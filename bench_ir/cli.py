@@ -340,7 +340,7 @@ def restore(
     """Restore a folder of degraded images (no targets, no metrics) into PNGs of the same size."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from bench_ir.folder_restore import RestoreConfig, restore_folder
+    from bench_ir.folder_restore import MANIFEST_NAME, RestoreConfig, restore_folder
     from bench_ir.train.command import parse_model_args
 
     try:
@@ -376,6 +376,12 @@ def restore(
     kept = f" ({len(outcome.kept)} already there, kept; --overwrite redoes them)" if outcome.kept else ""
     console.print(f"restored {len(outcome.restored)} image(s) with {outcome.manifest['model']['display_name']} "
                   f"into {outcome.out_dir}{kept}", highlight=False, soft_wrap=True)
+    if outcome.tiled:
+        sizes = " / ".join(f"{size} px" for size in sorted(set(outcome.tiled.values()), reverse=True))
+        err_console.print(f"warning: {len(outcome.tiled)} image(s) did not fit in GPU memory whole and were restored "
+                          f"in overlapping tiles of {sizes} ({MANIFEST_NAME} lists them under auto_tiled): near tile "
+                          "seams they differ from a whole-image restoration; --tile tiles every image alike",
+                          highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------- list

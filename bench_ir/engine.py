@@ -1,7 +1,8 @@
 """Evaluate one model on one task: batching of same-size images, size fitting, tiling, dtype, metrics.
 
-``evaluate_task`` yields one record per image (see bench_ir.results.RECORD_COLUMNS). It never prints;
-progress goes to an optional callback.
+``evaluate_task`` yields one record per image (see bench_ir.results.RECORD_COLUMNS); an image that did not fit in
+GPU memory whole and was restored in tiles also carries ``tile`` (its tile size in pixels, see :func:`auto_tiled`).
+It never prints; progress goes to an optional callback.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from bench_ir.geometry import FitPolicy, run_padded, run_tiled
 
 __all__ = ["EvalOptions", "resolve_device", "resolve_dtype", "same_size_batches", "evaluate_task", "TORCH_DTYPES",
-           "restored_image", "saved_image_name", "saved_name_clash"]
+           "restored_image", "saved_image_name", "saved_name_clash", "auto_tiled", "auto_tiled_notice"]
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_TILES = (512, 256)
@@ -180,7 +181,7 @@ def evaluate_task(
         warmup_before = getattr(options.forward, "warmup_seconds", 0.0)
         start = time.perf_counter()
         with torch.inference_mode():
-            out, _tile = restore(model, x, policy, options)
+            out, tile = restore(model, x, policy, options)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             warmup = getattr(options.forward, "warmup_seconds", 0.0) - warmup_before  # compilation, not model time
@@ -214,9 +215,33 @@ def evaluate_task(
                 "seconds": seconds,
                 "nonfinite": not finite_list[i],
             }
+            if tile is not None and options.tile is None:  # tiled after an out-of-memory error, not by request
+                record["tile"] = tile
             if on_record is not None:
                 on_record(record)
             yield record
+
+
+def auto_tiled(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """The images restored in tiles because they did not fit in GPU memory whole (records with a ``tile``), per
+    task in order of appearance: ``{task: {"images": count, "tile": smallest tile size in pixels}}``."""
+    tiled: dict[str, dict[str, int]] = {}
+    for record in records:
+        tile = record.get("tile")
+        if isinstance(tile, int) and not isinstance(tile, bool):
+            entry = tiled.setdefault(str(record["task"]), {"images": 0, "tile": tile})
+            entry["images"] += 1
+            entry["tile"] = min(entry["tile"], tile)
+    return tiled
+
+
+def auto_tiled_notice(tiled: Mapping[str, Mapping[str, int]], overlap: int) -> str:
+    """The sentence that says which images were tiled after an out-of-memory error (see :func:`auto_tiled`)."""
+    count = sum(entry["images"] for entry in tiled.values())
+    where = ", ".join(f"{task} {entry['images']} at {entry['tile']} px" for task, entry in tiled.items())
+    return (f"{count} image(s) did not fit in GPU memory whole and were restored in overlapping tiles ({where}; "
+            f"overlap {overlap} px): near tile seams their outputs differ from whole-image inference. Pass --tile to "
+            "tile every image alike, or use a GPU with more memory")
 
 
 def _describe_items(dataset: Dataset, task_name: str, names: list[str]) -> str:

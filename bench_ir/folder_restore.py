@@ -16,7 +16,9 @@ exists is skipped, so an interrupted restore continues where it stopped; ``overw
 checkpoint (sha256), the device, the execution path, the library versions and each output's input; continuing a
 folder with another setup (model, weights, dtype, execution, tiling, padding, versions) is refused, so that one folder
 never mixes two models' outputs, and so is a folder without ``restore.json`` that already holds an output's name.
-One process at a time writes a folder (its hidden ``.restore.lock``).
+One process at a time writes a folder (its hidden ``.restore.lock``). On CUDA, an image that does not fit in GPU
+memory whole is restored in overlapping tiles (512 px, then 256 px); ``restore.json`` names each such output under
+``auto_tiled`` with its tile size, since near tile seams it differs from a whole-image restoration.
 """
 
 from __future__ import annotations
@@ -84,12 +86,14 @@ class RestoreConfig:
 
 @dataclass
 class RestoreOutcome:
-    """``restored``: output files written now; ``kept``: outputs that were already there (not redone)."""
+    """``restored``: output files written now; ``kept``: outputs that were already there (not redone);
+    ``tiled``: the outputs written now in tiles after a GPU out-of-memory error, with their tile size in pixels."""
 
     out_dir: Path
     restored: list[Path]
     kept: list[Path]
     manifest: dict[str, Any]
+    tiled: dict[str, int] = field(default_factory=dict)
 
 
 def restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], None] | None = None) -> RestoreOutcome:
@@ -141,6 +145,9 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         kept_set = set(kept)
         todo = [(source, out) for source, out in jobs if out not in kept_set]
         restored: dict[str, str] = {}  # output name -> input name, written now
+        tiled: dict[str, int] = {}  # output name -> tile size, for outputs written now in tiles after an OOM
+        manifest["auto_tiled"] = {name: size for name, size in (manifest.get("auto_tiled") or {}).items()
+                                  if out_dir / name in kept_set}
         _write_manifest(out_dir, manifest, {out.name: source.name for source, out in jobs if out in kept_set})
         accelerated = AcceleratedForward(model, plan)
         options = EvalOptions(device=device, dtype=config.dtype, tile=config.tile, tile_overlap=config.tile_overlap,
@@ -150,8 +157,11 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                 for source, out in todo:
                     if on_image is not None:
                         on_image(source.name, len(kept) + len(restored), len(jobs))
-                    _restore_one(model, source, out, policy, options)
+                    tile = _restore_one(model, source, out, policy, options)
                     restored[out.name] = source.name
+                    if tile is not None:
+                        tiled[out.name] = tile
+                        manifest["auto_tiled"][out.name] = tile
                 if on_image is not None:
                     on_image("", len(kept) + len(restored), len(jobs))
         except BaseException as err:
@@ -164,7 +174,7 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         manifest.update(status="complete", finished=now_iso(), execution=accelerated.describe())
         _write_manifest(out_dir, manifest, restored)
     return RestoreOutcome(out_dir=out_dir, restored=[out_dir / name for name in restored], kept=kept,
-                          manifest=manifest)
+                          manifest=manifest, tiled=tiled)
 
 
 def _plan_outputs(input_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
@@ -236,7 +246,7 @@ def _continue_folder(out_dir: Path, manifest: dict[str, Any], overwrite: bool, p
                          "another --out, or pass --overwrite to restore every image again")
     return {**manifest, "created": old.get("created", manifest["created"]),
             "continued": [*old.get("continued", []), {"at": manifest["created"], "command": manifest["command"]}],
-            "images": old.get("images", {})}
+            "images": old.get("images", {}), "auto_tiled": old.get("auto_tiled", {})}
 
 
 def _write_manifest(out_dir: Path, manifest: dict[str, Any], restored: dict[str, str]) -> None:
@@ -247,14 +257,16 @@ def _write_manifest(out_dir: Path, manifest: dict[str, Any], restored: dict[str,
     write_text_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, default=str) + "\n")
 
 
-def _restore_one(model: torch.nn.Module, source: Path, out: Path, policy: FitPolicy, options: EvalOptions) -> None:
+def _restore_one(model: torch.nn.Module, source: Path, out: Path, policy: FitPolicy,
+                 options: EvalOptions) -> int | None:
     """Read ``source``, restore it at its own size, write ``out`` (8-bit PNG, carrying the source's EXIF
-    orientation)."""
+    orientation). Returns the tile size when the image was tiled after a GPU out-of-memory error, else None."""
     x = uint8_to_tensor(read_rgb_uint8(source)).unsqueeze(0).to(options.device)
-    restored, _tile = restore(model, x, policy, options)
+    restored, tile = restore(model, x, policy, options)
     if restored.shape != x.shape:
         card = getattr(model, "bench_ir_card", None)
         who = f"model '{card.name}'" if card else "the model"
         raise RuntimeError(f"{source}: {who} returned shape {tuple(restored.shape)} for input {tuple(x.shape)} (a "
                            "restoration model must return an image of its input's size)")
     write_png_uint8(out, restored[0].clamp(0, 1).cpu(), orientation=exif_orientation(source))
+    return tile if options.tile is None else None

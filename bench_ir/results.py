@@ -7,7 +7,9 @@ Layout of a run directory::
     images/<task>/    restored images when --save-images was given
 
 Record columns (stable, see ``RECORD_COLUMNS``): task, image, psnr (dB), ssim, lpips (or null),
-height, width (pixels scored), seconds (model time for the image), nonfinite (output had NaN/Inf).
+height, width (pixels scored), seconds (model time for the image), nonfinite (output had NaN/Inf). An optional
+column (``OPTIONAL_RECORD_COLUMNS``) is written only where it applies: tile (the tile size in pixels of an image
+that did not fit in GPU memory whole and was restored in tiles).
 
 Records are keyed by (task, image): reading keeps one record per key (the last valid one wins, at the position
 of the key's first record), skips unreadable lines with one :class:`RecordWarning` naming the file and the line
@@ -30,6 +32,7 @@ from bench_ir.atomic import append_line, atomic_write
 
 __all__ = [
     "RECORD_COLUMNS",
+    "OPTIONAL_RECORD_COLUMNS",
     "RunStore",
     "ManifestError",
     "read_manifest_file",
@@ -45,6 +48,7 @@ __all__ = [
 ]
 
 RECORD_COLUMNS = ["task", "image", "psnr", "ssim", "lpips", "height", "width", "seconds", "nonfinite"]
+OPTIONAL_RECORD_COLUMNS = ("tile",)
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 PROFILE = "profile.json"
@@ -97,6 +101,13 @@ class RecordLog:
         if not parts:
             return None
         return f"{self.path}: {'; '.join(parts)}; the other {len(self.records)} record(s) are used"
+
+
+def _record_line(record: dict[str, Any]) -> str:
+    """The stored line of a record: ``RECORD_COLUMNS`` in order, then the optional columns it has."""
+    row = {column: record.get(column) for column in RECORD_COLUMNS}
+    row.update((column, record[column]) for column in OPTIONAL_RECORD_COLUMNS if record.get(column) is not None)
+    return json.dumps(row, allow_nan=True) + "\n"
 
 
 def _valid_record(value: Any) -> bool:
@@ -170,9 +181,7 @@ class RunStore:
         return read_manifest_file(self.manifest_path)
 
     def append(self, record: dict[str, Any]) -> None:
-        row = {column: record.get(column) for column in RECORD_COLUMNS}
-        line = json.dumps(row, allow_nan=True) + "\n"
-        append_line(self.records_path, line)
+        append_line(self.records_path, _record_line(record))
 
     def extend(self, records: Iterable[dict[str, Any]]) -> None:
         for record in records:
@@ -227,7 +236,7 @@ class RunStore:
         rows = sorted(seen.values(), key=lambda r: rank.get((r["task"], r["image"]), len(rank)))
         with atomic_write(main, "w", encoding="utf-8") as handle:
             for row in rows:
-                handle.write(json.dumps({c: row.get(c) for c in RECORD_COLUMNS}, allow_nan=True) + "\n")
+                handle.write(_record_line(row))
         for path in shards:
             path.unlink()
         return len(rows)

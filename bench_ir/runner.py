@@ -46,7 +46,15 @@ from bench_ir.cards import (
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
 from bench_ir.distributed import dist_context
-from bench_ir.engine import EvalOptions, evaluate_task, resolve_device, resolve_dtype, saved_name_clash
+from bench_ir.engine import (
+    EvalOptions,
+    auto_tiled,
+    auto_tiled_notice,
+    evaluate_task,
+    resolve_device,
+    resolve_dtype,
+    saved_name_clash,
+)
 from bench_ir.geometry import check_pad_mode, fit_policy, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
 from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_protocol
@@ -491,6 +499,11 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
             scored = store.scored_keys()
             missing = sum(1 for key in order if key not in scored)
             manifest["status"] = "complete" if not missing else "incomplete"
+            tiled = auto_tiled(store.read_records(warn=False).records)
+            manifest.pop("auto_tiled", None)
+            if tiled:
+                manifest["auto_tiled"] = tiled
+                notices.append(auto_tiled_notice(tiled, config.tile_overlap))
             manifest["finished"] = now_iso()
             store.write_manifest(manifest)
         except OSError as err:

@@ -222,8 +222,9 @@ def row_tags(manifest: dict[str, Any]) -> list[str]:
 
 def provenance(run: Run, images: dict[str, int] | None = None) -> dict[str, str]:
     """Where a run's numbers come from, as display strings ('' when the manifest does not say):
-    run_id, git (revision, 12 characters), device, dtype, execution (mode), checkpoint (file name),
-    checkpoint_sha256 (12 characters), versions (torch, bench-ir), images (per task)."""
+    run_id, git (revision, 12 characters), device, dtype, execution (mode), tiling (requested tiles, or the images
+    tiled after a GPU out-of-memory error; '' for whole images), checkpoint (file name), checkpoint_sha256
+    (12 characters), versions (torch, bench-ir), images (per task)."""
     manifest = run.manifest
     device = manifest.get("device") or {}
     device_text = str(device.get("name") or "") if isinstance(device, dict) else str(device)
@@ -242,11 +243,29 @@ def provenance(run: Run, images: dict[str, int] | None = None) -> dict[str, str]
         "device": device_text,
         "dtype": str(manifest.get("dtype") or ""),
         "execution": mode,
+        "tiling": _tiling(manifest),
         "checkpoint": Path(str(checkpoint["path"])).name if checkpoint.get("path") else "",
         "checkpoint_sha256": str(checkpoint.get("sha256") or "")[:12],
         "versions": version_text,
         "images": ", ".join(f"{task} {n}" for task, n in counts.items()),
     }
+
+
+def _tiling(manifest: dict[str, Any]) -> str:
+    """'tiles of T px (overlap O)' for a run with --tile; 'N image(s) tiled at T px after GPU out-of-memory' for a
+    run whose largest images did not fit whole; '' when every image went through the model whole."""
+    overlap = manifest.get("tile_overlap")
+    overlap_text = f" (overlap {overlap})" if isinstance(overlap, int) else ""
+    if isinstance(manifest.get("tile"), int):
+        return f"tiles of {manifest['tile']} px{overlap_text}"
+    tiled = manifest.get("auto_tiled")
+    if not isinstance(tiled, dict) or not tiled:
+        return ""
+    entries = [entry for entry in tiled.values() if isinstance(entry, dict)]
+    count = sum(int(entry.get("images") or 0) for entry in entries)
+    sizes = sorted({int(entry["tile"]) for entry in entries if isinstance(entry.get("tile"), int)})
+    size_text = f" at {'/'.join(str(size) for size in sizes)} px" if sizes else ""
+    return f"{count} image(s) tiled{size_text}{overlap_text} after GPU out-of-memory"
 
 
 def provenance_line(name: str, info: dict[str, str]) -> str:
@@ -256,6 +275,7 @@ def provenance_line(name: str, info: dict[str, str]) -> str:
     parts += [f"device {info['device']}"] if info["device"] else []
     mode = " ".join(part for part in (info["dtype"], info["execution"]) if part)
     parts += [mode] if mode else []
+    parts += [info["tiling"]] if info.get("tiling") else []
     if info["checkpoint"]:
         parts.append(f"checkpoint {info['checkpoint']}" + (f" (sha256 {info['checkpoint_sha256']})"
                                                            if info["checkpoint_sha256"] else ""))

@@ -26,7 +26,8 @@ __all__ = ["FORMATS", "LATEX_PACKAGES", "render", "latex_escape", "latex_documen
 Format = Literal["latex", "html", "markdown", "csv"]
 FORMATS: tuple[str, ...] = ("latex", "html", "markdown", "csv")
 LATEX_PACKAGES = ("booktabs", "graphicx")  # \toprule/\midrule/\cmidrule, \resizebox
-PROVENANCE_COLUMNS = ("git", "device", "dtype", "execution", "checkpoint", "checkpoint_sha256", "versions", "images")
+PROVENANCE_COLUMNS = ("git", "device", "dtype", "execution", "tiling", "checkpoint", "checkpoint_sha256", "versions",
+                      "images")
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
