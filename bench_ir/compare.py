@@ -131,6 +131,7 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
     rate (fraction of paired images where B beats A: higher PSNR/SSIM, lower LPIPS) and ``within_noise``
     (the CI contains 0). Columns: :data:`COMPARE_COLUMNS`; ``attrs`` holds the run ids and settings, and
     ``warnings`` (few paired images; a run whose records do not cover what its manifest plans: "incomplete: ...";
+    a run with images tiled after a GPU out-of-memory error;
     setups whose paired images are different measurements: :func:`~bench_ir.comparability.setup_differences`)."""
     first, second = _scored_runs([run_a, run_b])
     tasks = list(dict.fromkeys([*first.records["task"], *second.records["task"]]))
@@ -146,6 +147,9 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
     warnings = [f"few paired images in {', '.join(small)}: a bootstrap CI over fewer than {MIN_CI_IMAGES} images "
                 "says little; read these intervals with care"] if small else []
     warnings += [f"{run.run_dir}: {note}" for run in (first, second) if (note := run.incomplete())]
+    warnings += [f"{run.run_dir}: {tiling}: near tile seams these outputs differ from whole-image inference, and "
+                 "their deltas include that" for run in (first, second)
+                 if run.manifest.get("auto_tiled") and (tiling := run.tiling())]
     if Path(first.run_dir).resolve() == Path(second.run_dir).resolve():
         warnings.append(f"A and B are the same run ({first.run_dir}): every delta is 0 by construction")
     protocol_a, protocol_b = _protocol_name(first), _protocol_name(second)

@@ -291,6 +291,24 @@ class Run:
         short = ", ".join(f"{task} {s} of {n}" for task, (s, n) in coverage.items() if s < n)
         return f"incomplete: {scored} of {planned} images ({short})"
 
+    def tiling(self) -> str:
+        """How the run tiled its images, in words: 'tiles of T px (overlap O)' for a run with --tile; 'N image(s)
+        tiled at T px (overlap O) after GPU out-of-memory' for a run whose largest images did not fit whole (the
+        manifest's ``auto_tiled``); '' when every image went through the model whole."""
+        manifest = self.manifest
+        overlap = manifest.get("tile_overlap")
+        overlap_text = f" (overlap {overlap})" if isinstance(overlap, int) else ""
+        if isinstance(manifest.get("tile"), int):
+            return f"tiles of {manifest['tile']} px{overlap_text}"
+        tiled = manifest.get("auto_tiled")
+        entries = [entry for entry in tiled.values() if isinstance(entry, dict)] if isinstance(tiled, dict) else []
+        count = sum(int(entry.get("images") or 0) for entry in entries)
+        if not count:
+            return ""
+        sizes = sorted({int(entry["tile"]) for entry in entries if isinstance(entry.get("tile"), int)})
+        size_text = f" at {'/'.join(str(size) for size in sizes)} px" if sizes else ""
+        return f"{count} image(s) tiled{size_text}{overlap_text} after GPU out-of-memory"
+
 
 def _what_it_is(folder: Path) -> str:
     """What a folder without a run manifest holds instead, when bench-ir wrote it: a training run or a restore."""

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from bench_ir import engine, folder_restore
 from bench_ir.cli import app
+from bench_ir.compare import compare_runs
 from bench_ir.data.sample import load_sample_photo
 from bench_ir.folder_restore import RestoreConfig, restore_folder
 from bench_ir.report.measured import provenance, provenance_line
@@ -84,6 +85,17 @@ def test_report_csv_has_a_tiling_column(tmp_path, monkeypatch):
     measured = [row for row in rows if ",measured," in row]
     assert ",execution,tiling,checkpoint," in header
     assert len(measured) == 1 and "1 image(s) tiled at 256 px (overlap 32) after GPU out-of-memory" in measured[0]
+
+
+def test_compare_warns_about_a_run_with_images_tiled_after_out_of_memory(tmp_path, monkeypatch):
+    with monkeypatch.context() as patch:
+        _tiles_the_square_images(engine, patch)
+        _derain(tmp_path)
+    run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "whole", limit=2))
+    warnings = compare_runs(tmp_path / "whole", tmp_path / "run", n_boot=10).attrs["warnings"]
+    tiled = [w for w in warnings if "after GPU out-of-memory" in w]
+    assert tiled == [f"{tmp_path / 'run'}: 1 image(s) tiled at 256 px (overlap 32) after GPU out-of-memory: near tile "
+                     "seams these outputs differ from whole-image inference, and their deltas include that"]
 
 
 def test_merging_rank_shards_keeps_the_tile_of_a_record(tmp_path):

@@ -243,29 +243,12 @@ def provenance(run: Run, images: dict[str, int] | None = None) -> dict[str, str]
         "device": device_text,
         "dtype": str(manifest.get("dtype") or ""),
         "execution": mode,
-        "tiling": _tiling(manifest),
+        "tiling": run.tiling(),
         "checkpoint": Path(str(checkpoint["path"])).name if checkpoint.get("path") else "",
         "checkpoint_sha256": str(checkpoint.get("sha256") or "")[:12],
         "versions": version_text,
         "images": ", ".join(f"{task} {n}" for task, n in counts.items()),
     }
-
-
-def _tiling(manifest: dict[str, Any]) -> str:
-    """'tiles of T px (overlap O)' for a run with --tile; 'N image(s) tiled at T px after GPU out-of-memory' for a
-    run whose largest images did not fit whole; '' when every image went through the model whole."""
-    overlap = manifest.get("tile_overlap")
-    overlap_text = f" (overlap {overlap})" if isinstance(overlap, int) else ""
-    if isinstance(manifest.get("tile"), int):
-        return f"tiles of {manifest['tile']} px{overlap_text}"
-    tiled = manifest.get("auto_tiled")
-    if not isinstance(tiled, dict) or not tiled:
-        return ""
-    entries = [entry for entry in tiled.values() if isinstance(entry, dict)]
-    count = sum(int(entry.get("images") or 0) for entry in entries)
-    sizes = sorted({int(entry["tile"]) for entry in entries if isinstance(entry.get("tile"), int)})
-    size_text = f" at {'/'.join(str(size) for size in sizes)} px" if sizes else ""
-    return f"{count} image(s) tiled{size_text}{overlap_text} after GPU out-of-memory"
 
 
 def provenance_line(name: str, info: dict[str, str]) -> str:
