@@ -291,7 +291,9 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         for task in tasks:
             if config.save_images:
                 _check_saved_names(task.name, dataset_of(task.name).names)
-            dataset_of(task.name)
+            # image headers (cached for scoring): an input whose size differs from its target's, or an image too
+            # small for the crop rule, fails here rather than after the tasks before it were scored
+            _limited(dataset_of(task.name), config.limit).item_sizes()
 
     # 2. the model (under torchrun each rank takes its own GPU and a share of every task's images)
     checkpoint = Path(config.checkpoint) if config.checkpoint else (sample_checkpoint(card) if config.sample else None)

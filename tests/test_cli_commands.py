@@ -99,6 +99,16 @@ def test_a_resume_that_adds_save_images_refuses_two_images_that_would_share_an_o
     assert not (tmp_path / "run" / "images").exists()
 
 
+def test_an_input_whose_size_differs_from_its_targets_is_refused_before_any_image_is_scored(tmp_path):
+    _write_pair_folders(tmp_path, names=("a.png", "b.png"))
+    Image.fromarray(skdata.astronaut()[:70, :88]).save(tmp_path / "in" / "b.png")
+    result = runner.invoke(app, ["run", "--model", "input", "--input-dir", str(tmp_path / "in"), "--target-dir",
+                                 str(tmp_path / "gt"), "--run-dir", str(tmp_path / "run")], terminal_width=300)
+    assert result.exit_code == 2
+    assert f"error: b.png: input {tmp_path / 'in' / 'b.png'} is 70x88 (HxW) but target" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_folder_protocol_run_is_resumable_like_any_protocol(tmp_path):
     _write_pair_folders(tmp_path, names=("a.png", "b.png", "c.png"))
     protocol = folder_protocol(tmp_path / "in", tmp_path / "gt")
