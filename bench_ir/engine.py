@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from bench_ir.geometry import FitPolicy, run_padded, run_tiled
 
 __all__ = ["EvalOptions", "resolve_device", "resolve_dtype", "same_size_batches", "evaluate_task", "TORCH_DTYPES",
-           "restored_image", "saved_image_name", "saved_name_clash", "auto_tiled", "auto_tiled_notice"]
+           "restored_image", "saved_image_name", "saved_name_clash", "auto_tiled", "auto_tiled_notice", "fitted_sizes"]
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_TILES = (512, 256)
@@ -146,6 +146,16 @@ def _run_splitting_batch(forward: Callable[[torch.Tensor], torch.Tensor], x: tor
     return torch.cat([_run_splitting_batch(forward, part, policy) for part in (x[:half], x[half:])])
 
 
+def fitted_sizes(dataset: Dataset, policy: FitPolicy, task_name: str) -> list[tuple[int, int]]:
+    """The post-crop (H, W) of every item of ``dataset`` (from the file headers), each checked against ``policy``:
+    a size mismatch, an image too small for the crop rule or a size the model cannot take raises, naming the
+    image."""
+    sizes = dataset.item_sizes()
+    for (height, width), name in zip(sizes, dataset.names, strict=True):
+        policy.check(height, width, f"{task_name}/{name}")
+    return sizes
+
+
 def evaluate_task(
     model: nn.Module,
     task_name: str,
@@ -162,9 +172,7 @@ def evaluate_task(
     device with the protocol's convention. ``seconds`` is the model time of the batch divided by its size
     (without the compilation of a new input shape under an accelerated forward).
     """
-    sizes = dataset.item_sizes()
-    for (height, width), name in zip(sizes, dataset.names, strict=True):
-        policy.check(height, width, f"{task_name}/{name}")
+    sizes = fitted_sizes(dataset, policy, task_name)
     todo = [i for i, name in enumerate(dataset.names) if name not in skip]
     batch_size = 1 if getattr(getattr(model, "bench_ir_card", None), "batch_size_one", False) else options.batch_size
     batches = same_size_batches(sizes, max(1, batch_size), order=todo)

@@ -51,11 +51,12 @@ from bench_ir.engine import (
     auto_tiled,
     auto_tiled_notice,
     evaluate_task,
+    fitted_sizes,
     resolve_device,
     resolve_dtype,
     saved_name_clash,
 )
-from bench_ir.geometry import check_pad_mode, fit_policy, tile_size
+from bench_ir.geometry import FitPolicy, check_pad_mode, fit_policy, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
 from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_protocol
 from bench_ir.results import RunStore, aggregate, protocol_average
@@ -216,6 +217,12 @@ def _limited(dataset: Any, limit: int | None) -> Any:
     return dataset.limit(limit) if limit is not None else dataset
 
 
+def _task_policy(card: ModelCard, protocol: Protocol, task: TaskSpec, pad: str | None) -> FitPolicy:
+    """How the images of ``task`` are fitted to the model: the card's size rule with the protocol's crop rule."""
+    crop = protocol.crop_for(task)
+    return fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode, pad)
+
+
 def _narrower(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else min(a, b)
 
@@ -235,10 +242,8 @@ def _check_options(config: RunConfig, card: ModelCard, protocol: Protocol) -> No
         raise ValueError("--random-weights allows a model without a checkpoint; it cannot run with --checkpoint "
                          f"{config.checkpoint}")
     if config.tile is not None:
-        crops = {protocol.crop_for(task) for task in protocol.tasks}
-        for crop in crops:
-            policy = fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode, config.pad)
-            tile_size(config.tile, config.tile_overlap, policy.multiple)
+        for task in protocol.tasks:
+            tile_size(config.tile, config.tile_overlap, _task_policy(card, protocol, task, config.pad).multiple)
 
 
 def _check_saved_names(task: str, names: list[str]) -> None:
@@ -291,9 +296,10 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         for task in tasks:
             if config.save_images:
                 _check_saved_names(task.name, dataset_of(task.name).names)
-            # image headers (cached for scoring): an input whose size differs from its target's, or an image too
-            # small for the crop rule, fails here rather than after the tasks before it were scored
-            _limited(dataset_of(task.name), config.limit).item_sizes()
+            # image headers (cached for scoring): an input whose size differs from its target's, an image too small
+            # for the crop rule or one the model cannot take fails here, not after the tasks before it were scored
+            fitted_sizes(_limited(dataset_of(task.name), config.limit), _task_policy(card, protocol, task, config.pad),
+                         task.name)
 
     # 2. the model (under torchrun each rank takes its own GPU and a share of every task's images)
     checkpoint = Path(config.checkpoint) if config.checkpoint else (sample_checkpoint(card) if config.sample else None)
@@ -471,8 +477,7 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
         for task in now_tasks:
             dataset = _limited(dataset_of(task.name), now_limit)
             skip = {image for (name, image) in done if name == task.name}
-            crop = protocol.crop_for(task)
-            policy = fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode, config.pad)
+            policy = _task_policy(card, protocol, task, config.pad)
             progress.start_task(task, len(dataset), len(skip & set(dataset.names)))
             if skip and hasattr(progress, "resumed"):  # running means cover the images scored before, too
                 names = set(dataset.names)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 from conftest import write_one_pair_protocol
+from PIL import Image
 from typer.testing import CliRunner
 
 from bench_ir.cli import app
@@ -70,3 +73,22 @@ def test_a_mistyped_protocol_without_runs_is_still_an_error():
 
 def test_a_published_protocol_keeps_its_published_rows_by_default():
     assert "MIRAGE-S" in build_report("5deg", [], "csv")
+
+
+def test_a_size_the_model_cannot_take_is_refused_before_the_run_folder_is_made(tmp_path):
+    """A protocol that neither crops nor pads, a model that needs even sides, an odd-sized pair and --pad none."""
+    path = write_one_pair_protocol(tmp_path, "odd")
+    protocol = yaml.safe_load(path.read_text())
+    protocol["crop"] = {"rule": "none"}
+    path.write_text(yaml.safe_dump(protocol))
+    image = np.zeros((31, 32, 3), np.uint8)
+    for folder in ("input", "target"):
+        Image.fromarray(image).save(tmp_path / "odd" / folder / "a.png")
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    result = runner.invoke(app, ["run", "--protocol", str(path), "--data-root", str(tmp_path), "--model",
+                                 str(examples / "tiny-unet.yaml"), "--checkpoint",
+                                 str(examples / "tiny-unet.safetensors"), "--pad", "none", "--run-dir",
+                                 str(tmp_path / "run")], terminal_width=300)
+    assert result.exit_code == 2, result.output
+    assert "error: t/a.png: 31x32 is not a multiple of 2, which the model needs" in result.output
+    assert not (tmp_path / "run").exists()
