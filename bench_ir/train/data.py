@@ -36,7 +36,7 @@ from torch.utils.data import Dataset, Sampler
 
 from bench_ir.data.crops import center_crop_to_multiple
 from bench_ir.data.datasets import DatasetNotFoundError, PairingError, TargetIndex, list_images, pair_files
-from bench_ir.data.io import IMAGE_EXTENSIONS, read_rgb_uint8
+from bench_ir.data.io import IMAGE_EXTENSIONS, image_size, read_rgb_uint8
 from bench_ir.data.synthesis import apply_degradations, gaussian_noise_uint8, per_image_rng
 from bench_ir.protocol import PAIRING_RULES, LayoutSpec
 from bench_ir.safety import inside
@@ -255,18 +255,36 @@ class TrainingSet(Dataset):
     def _load_pair(self, part: TrainPart, pair: TrainPair) -> tuple[np.ndarray, np.ndarray]:
         assert pair.input is not None and pair.target is not None
         inp, target = read_rgb_uint8(pair.input), read_rgb_uint8(pair.target)
-        if inp.shape != target.shape:
-            raise ValueError(f"task '{part.spec.task}': {pair.input} is {inp.shape[0]}x{inp.shape[1]} (HxW) but its "
-                             f"target {pair.target} is {target.shape[0]}x{target.shape[1]}")
+        _check_pair_sizes(part, pair, inp.shape[:2], target.shape[:2])
         return self._centre_crop(part, inp, str(pair.input)), self._centre_crop(part, target, str(pair.target))
 
     def _centre_crop(self, part: TrainPart, image: np.ndarray, where: str) -> np.ndarray:
         if part.spec.crop_multiple > 1:
             image = center_crop_to_multiple(image, part.spec.crop_multiple)
-        if min(image.shape[:2]) < self.patch_size:
-            raise ValueError(f"task '{part.spec.task}': {where} is {image.shape[0]}x{image.shape[1]} (HxW) after the "
-                             f"x{part.spec.crop_multiple} centre crop, smaller than the {self.patch_size} px patch")
+        self._check_patch_fits(part, image.shape[:2], where)
         return image
+
+    def _check_patch_fits(self, part: TrainPart, size: tuple[int, int], where: str) -> None:
+        """A ValueError naming ``where`` when an image of ``size`` (H, W) is smaller than a patch after the part's
+        centre crop to a multiple."""
+        multiple = max(1, part.spec.crop_multiple)
+        height, width = size[0] // multiple * multiple, size[1] // multiple * multiple
+        if min(height, width) < self.patch_size:
+            raise ValueError(f"task '{part.spec.task}': {where} is {height}x{width} (HxW) after the "
+                             f"x{part.spec.crop_multiple} centre crop, smaller than the {self.patch_size} px patch")
+
+    def check_files(self) -> None:
+        """Read the header of every stored training image (no pixels are decoded) before training starts: an
+        unreadable file, an input whose size differs from its target's, or an image smaller than a patch raises
+        here, naming the file, rather than when a draw reaches it, hours into training."""
+        for part in self.parts:
+            for pair in part.pairs:
+                if pair.target is None:  # a built-in sample photo
+                    continue
+                size = image_size(pair.target)
+                if pair.input is not None:
+                    _check_pair_sizes(part, pair, image_size(pair.input), size)
+                self._check_patch_fits(part, size, str(pair.target))
 
     def _patch(self, rng: np.random.Generator, *images: np.ndarray) -> list[np.ndarray]:
         size = self.patch_size
@@ -432,6 +450,14 @@ def _noise_variants(spec: DataSpec) -> list[tuple[str, Any]]:
     if spec.sigma_draw == "random":
         return [("noise", tuple(float(s) for s in spec.sigmas))]
     return [("noise", float(s)) for s in spec.sigmas]
+
+
+def _check_pair_sizes(part: TrainPart, pair: TrainPair, input_size: tuple[int, ...],
+                      target_size: tuple[int, ...]) -> None:
+    """A ValueError naming both files when a stored pair's input and target sizes (H, W) differ."""
+    if tuple(input_size) != tuple(target_size):
+        raise ValueError(f"task '{part.spec.task}': {pair.input} is {input_size[0]}x{input_size[1]} (HxW) but its "
+                         f"target {pair.target} is {target_size[0]}x{target_size[1]}")
 
 
 def _build_part(spec: DataSpec, data_root: Path | None) -> TrainPart:
