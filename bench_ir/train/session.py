@@ -156,7 +156,7 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     execution = plan_execution(device, exact=options.exact, compile=options.compile,  # type: ignore[arg-type]
                                training=True, dtype=options.dtype)
     dataset = build_training_set(recipe, options.data_root, plan.patch_size, options.seed)
-    dataset.check_files()
+    context.on_main(dataset.check_files)  # one reader of the headers under torchrun; its error reaches every rank
     if options.validate:
         check_validation_data(recipe.validation, options.val_data_root or options.data_root)
     sampler = EpochBatchSampler(len(dataset), plan.batch_size, options.seed, context.rank, context.world_size)
