@@ -190,7 +190,12 @@ def _plan_outputs(input_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
     images, skipped = list_images(input_dir)
     warn_skipped_files(skipped)
     if not images:
-        raise ValueError(f"--input-dir {input_dir} holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        nested = [(folder, len(list_images(folder)[0])) for folder in sorted(input_dir.iterdir()) if folder.is_dir()]
+        nested = [(folder, count) for folder, count in nested if count]
+        hint = ("; sub-folders are not searched, and these hold images (restore each with its own --input-dir and "
+                f"--out): {', '.join(f'{folder} ({count})' for folder, count in nested[:5])}"
+                + (f" and {len(nested) - 5} more" if len(nested) > 5 else "")) if nested else ""
+        raise ValueError(f"--input-dir {input_dir} holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))}){hint}")
     clash = saved_name_clash([path.name for path in images])
     if clash:
         first, second, saved = clash

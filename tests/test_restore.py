@@ -166,6 +166,8 @@ def test_a_model_with_parameters_needs_weights_and_names_the_shipped_sample_chec
 @pytest.mark.parametrize(("setup", "message"), [
     ("missing", "--input-dir {in}: not found"),
     ("empty", "--input-dir {in} holds no image"),
+    ("nested", "holds no image (.bmp, .jpeg, .jpg, .pgm, .png, .ppm, .tif, .tiff, .webp); sub-folders are not "
+               "searched, and these hold images (restore each with its own --input-dir and --out): {in}/day (1)"),
     ("same", "--out {in} is the input folder: restored PNGs would replace its images"),
     ("twins", "a.jpg and a.png in {in} would both be restored to a.png; rename one of them"),
     ("file", "--out {out} is a file, not a folder"),
@@ -177,6 +179,9 @@ def test_folders_that_cannot_be_restored_are_errors_naming_them(tmp_path, setup,
         inputs.mkdir()
     if setup == "twins":
         _photos(inputs, {"a.png": (8, 8), "a.jpg": (8, 8)})
+    if setup == "nested":
+        (inputs / "empty").mkdir()
+        _photos(inputs / "day", {"a.png": (8, 8)})
     if setup in ("same", "file"):
         _photos(inputs, {"a.png": (8, 8)})
     if setup == "file":
