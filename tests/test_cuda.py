@@ -214,3 +214,28 @@ def test_a_folder_restored_on_the_gpu_equals_the_cpu_restore_within_one_grey_lev
     record_property("max_grey_level_diff", int(worst))
     assert worst <= 1
 
+
+
+def test_a_folder_image_too_large_for_memory_is_tiled_and_listed_in_restore_json(tmp_path, record_property):
+    """The tiling fallback end to end: restore.json names the tiled output (tests/test_oom_tiling.py checks the
+    bookkeeping on the CPU with a simulated fallback)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from bench_ir.folder_restore import RestoreConfig, restore_folder
+
+    model = create_model("mirage-t", checkpoint=SAMPLE_WEIGHTS).to(CUDA).eval()
+    x = _seeded_images(1, 1024, 1024)
+    whole_bytes, tile_bytes = _peak_bytes(model, x), _peak_bytes(model, x[..., :512, :512])
+    (tmp_path / "in").mkdir()
+    pixels = (x[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "in" / "big.png")
+    del model, x
+    with _MemoryLimit(min(2 * tile_bytes, (whole_bytes + tile_bytes) // 2)):
+        outcome = restore_folder(RestoreConfig(tmp_path / "in", tmp_path / "out", model="mirage-t",
+                                               use_sample_checkpoint=True, device="cuda"))
+    record_property("tiled", outcome.tiled)
+    assert outcome.tiled.get("big.png") in (512, 256)
+    assert json.loads((tmp_path / "out" / "restore.json").read_text())["auto_tiled"] == outcome.tiled
