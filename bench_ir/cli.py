@@ -203,6 +203,10 @@ def print_summary(manifest: dict, summary, average) -> None:
     console.print(table)
 
 
+_TILE_HELP = ("tiled inference of every image with this tile size (pixels); without it, on CUDA, only an image "
+              "that does not fit in GPU memory whole is tiled, and the output names it")
+
+
 @app.command()
 def run(
     protocol: Annotated[str | None, typer.Option("--protocol", "-p", help="protocol name or YAML file")] = None,
@@ -236,7 +240,7 @@ def run(
     compile: Annotated[CompileMode, typer.Option("--compile", help="torch.compile: auto (CUDA only), on, off")] = (
         CompileMode.auto),
     workers: Annotated[int | None, typer.Option(help="DataLoader workers (default: 0 on CPU, up to 8 on CUDA)")] = None,
-    tile: Annotated[int | None, typer.Option(help="tiled inference with this tile size (pixels)")] = None,
+    tile: Annotated[int | None, typer.Option(help=_TILE_HELP)] = None,
     tile_overlap: Annotated[int, typer.Option(help="overlap between tiles (pixels)")] = 32,
     pad: Annotated[str | None, typer.Option(help="override the size-fit padding: reflect|replicate|constant|none")] = (
         None),
@@ -329,7 +333,7 @@ def restore(
                                         "no compile")] = False,
     compile: Annotated[CompileMode, typer.Option("--compile", help="torch.compile: on; auto and off run eagerly "
                                                  "(each image size would compile anew)")] = CompileMode.auto,
-    tile: Annotated[int | None, typer.Option(help="tiled inference with this tile size (pixels)")] = None,
+    tile: Annotated[int | None, typer.Option(help=_TILE_HELP)] = None,
     tile_overlap: Annotated[int, typer.Option(help="overlap between tiles (pixels)")] = 32,
     pad: Annotated[str | None, typer.Option(help="padding to the model's multiple: reflect|replicate|constant "
                                             "(default: the card's, else reflect)")] = None,
