@@ -482,25 +482,51 @@ def convert(
 # --------------------------------------------------------------------------------------- data check
 @data_app.command("check")
 def data_check(
-    protocol: Annotated[str, typer.Option("--protocol", "-p", help="protocol name or YAML file")],
-    data_root: Annotated[Path, typer.Option(help="folder holding the protocol's test sets")],
+    protocol: Annotated[str | None, typer.Option("--protocol", "-p", help="protocol name or YAML file: check its "
+                                                 "test sets")] = None,
+    recipe: Annotated[str | None, typer.Option("--recipe", "-r", help="training recipe name or YAML file: check its "
+                                               "training sets, as `train` reads them")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="folder holding the test (or training) sets")] = None,
     task: Annotated[list[str] | None, typer.Option("--task", help="only these tasks (repeatable), as `run --task` "
                                                    "scores them")] = None,
+    patch_size: Annotated[int | None, typer.Option(help="--recipe: training patch size (default: the recipe's), "
+                                                   "as `train --patch-size`")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Check a dataset folder against a protocol: layout, counts, pairing, readability and sizes."""
+    """Check a dataset folder against a protocol's test sets or a training recipe's training sets.
+
+    --protocol: layout, counts, pairing, readability and sizes, as `run` reads them. --recipe: folders, list files,
+    pairing, every image's header and its size against the training patch, as `train` reads them."""
     from bench_ir import listing
-    from bench_ir.data.check import check_protocol
-    from bench_ir.protocol import load_protocol
 
     try:
-        checks = check_protocol(load_protocol(protocol), data_root, tasks=task)
+        if (protocol is None) == (recipe is None):
+            raise ValueError("give --protocol (test sets) or --recipe (training sets)"
+                             + (", not both" if protocol is not None else ""))
+        if protocol is not None:
+            from bench_ir.data.check import check_protocol
+            from bench_ir.protocol import load_protocol
+
+            if patch_size is not None:
+                raise ValueError("--patch-size applies to --recipe (training patches), not to a protocol")
+            if data_root is None:
+                raise ValueError("--protocol needs --data-root (the folder holding its test sets)")
+            checks = check_protocol(load_protocol(protocol), data_root, tasks=task)
+            renderables = listing.data_check_renderables(checks)
+        else:
+            from bench_ir.counts import check_counts
+            from bench_ir.train.data_check import check_training_data
+            from bench_ir.train.recipes import load_recipe
+
+            check_counts([("--patch-size", patch_size, 1)])
+            checks = check_training_data(load_recipe(recipe), data_root, patch_size, tasks=task)
+            renderables = listing.train_data_check_renderables(checks)
     except USER_ERRORS as err:
         _fail(err)
     if as_json:
         sys.stdout.write(json.dumps([c.to_dict() for c in checks], indent=2, default=str) + "\n")
     else:
-        for renderable in listing.data_check_renderables(checks):
+        for renderable in renderables:
             console.print(renderable, soft_wrap=isinstance(renderable, str))  # paths in findings stay whole
     if not all(c.ok for c in checks):
         raise typer.Exit(code=1)

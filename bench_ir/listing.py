@@ -207,6 +207,41 @@ def data_check_renderables(checks) -> list:
     return [table, *details, data_check_verdict(checks)]
 
 
+_SHOWN_FINDINGS = 10  # per training set and kind in `data check --recipe`; --json has them all
+
+
+def train_data_check_renderables(checks) -> list:
+    """The findings of `data check --recipe` as text: one table row per data entry of the recipe, then every
+    problem (red) and warning (yellow), then one summary line."""
+    table = Table(title="Training data check")
+    for column in ("task", "layout", "location", "pairs", "items", "status"):
+        table.add_column(column, no_wrap=column in ("task", "pairs", "items"), overflow="fold",
+                         justify="right" if column in ("pairs", "items") else "left")
+    details = []
+    for check in checks:
+        if check.problems:
+            status = f"[red]{len(check.problems)} problem(s)[/]"
+        elif check.warnings:
+            status = f"[yellow]ok, {len(check.warnings)} warning(s)[/]"
+        else:
+            status = "[green]ok[/]"
+        table.add_row(escape(check.task), escape(check.layout), escape(check.location) or "[red]not found[/]",
+                      str(check.pairs), str(check.items), status)
+        prefix = f"task '{check.task}': "  # the row names the task already
+        for kind, colour, findings in (("error", "red", check.problems), ("warning", "yellow", check.warnings)):
+            details += [f"[{colour}]{escape(check.task)}: {kind}:[/] {escape(finding.removeprefix(prefix))}"
+                        for finding in findings[:_SHOWN_FINDINGS]]
+            if len(findings) > _SHOWN_FINDINGS:
+                details.append(f"[{colour}]{escape(check.task)}: ... and {len(findings) - _SHOWN_FINDINGS} more "
+                               f"{kind}s[/] (--json lists them all)")
+    failed = sum(1 for check in checks if check.problems)
+    if failed:
+        verdict = f"[red]not ready:[/] {failed} of {len(checks)} training set(s) with problems (exit code 1)"
+    else:
+        verdict = f"[green]ready:[/] all {len(checks)} training set(s) ok"
+    return [table, *details, verdict]
+
+
 def data_check_verdict(checks) -> str:
     """One line: how many tasks have problems (exit code 1), are incomplete or have warnings (exit code 0)."""
     failed = sum(1 for c in checks if c.problems)

@@ -36,13 +36,14 @@ from torch.utils.data import Dataset, Sampler
 
 from bench_ir.data.crops import center_crop_to_multiple
 from bench_ir.data.datasets import DatasetNotFoundError, PairingError, TargetIndex, list_images, pair_files
-from bench_ir.data.io import IMAGE_EXTENSIONS, image_size, read_rgb_uint8
+from bench_ir.data.io import IMAGE_EXTENSIONS, ImageReadError, image_size, read_rgb_uint8
 from bench_ir.data.synthesis import apply_degradations, gaussian_noise_uint8, per_image_rng
 from bench_ir.protocol import PAIRING_RULES, LayoutSpec
 from bench_ir.safety import inside
 from bench_ir.train.recipes import BrightnessSpec, ContrastSpec, DataSpec, Recipe
 
-__all__ = ["TrainPair", "TrainPart", "TrainingSet", "EpochBatchSampler", "build_training_set", "dihedral",
+__all__ = ["TrainPair", "TrainPart", "TrainingSet", "EpochBatchSampler", "build_training_set", "build_part",
+           "file_problems", "training_data_root", "dihedral",
            "Darkening", "draw_darkening", "darken", "ContrastChange", "draw_contrast", "reduce_contrast"]
 
 
@@ -183,6 +184,9 @@ def _patch_window(rng: np.random.Generator, height: int, width: int, size: int) 
     return int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
 
 
+_SHOWN_PROBLEMS = 5  # problems named in the error of TrainingSet.check_files
+
+
 # ------------------------------------------------------------------------------------------ the dataset
 class TrainingSet(Dataset):
     """The concatenation of the recipe's parts, each repeated ``repeat`` times; ``dataset[(epoch, index)]``
@@ -255,36 +259,28 @@ class TrainingSet(Dataset):
     def _load_pair(self, part: TrainPart, pair: TrainPair) -> tuple[np.ndarray, np.ndarray]:
         assert pair.input is not None and pair.target is not None
         inp, target = read_rgb_uint8(pair.input), read_rgb_uint8(pair.target)
-        _check_pair_sizes(part, pair, inp.shape[:2], target.shape[:2])
+        problem = _pair_size_problem(part, pair, inp.shape[:2], target.shape[:2])
+        if problem:
+            raise ValueError(problem)
         return self._centre_crop(part, inp, str(pair.input)), self._centre_crop(part, target, str(pair.target))
 
     def _centre_crop(self, part: TrainPart, image: np.ndarray, where: str) -> np.ndarray:
         if part.spec.crop_multiple > 1:
             image = center_crop_to_multiple(image, part.spec.crop_multiple)
-        self._check_patch_fits(part, image.shape[:2], where)
+        problem = _patch_fit_problem(part, image.shape[:2], where, self.patch_size)
+        if problem:
+            raise ValueError(problem)
         return image
 
-    def _check_patch_fits(self, part: TrainPart, size: tuple[int, int], where: str) -> None:
-        """A ValueError naming ``where`` when an image of ``size`` (H, W) is smaller than a patch after the part's
-        centre crop to a multiple."""
-        multiple = max(1, part.spec.crop_multiple)
-        height, width = size[0] // multiple * multiple, size[1] // multiple * multiple
-        if min(height, width) < self.patch_size:
-            raise ValueError(f"task '{part.spec.task}': {where} is {height}x{width} (HxW) after the "
-                             f"x{part.spec.crop_multiple} centre crop, smaller than the {self.patch_size} px patch")
-
-    def check_files(self) -> None:
-        """Read the header of every stored training image (no pixels are decoded) before training starts: an
-        unreadable file, an input whose size differs from its target's, or an image smaller than a patch raises
-        here, naming the file, rather than when a draw reaches it, hours into training."""
-        for part in self.parts:
-            for pair in part.pairs:
-                if pair.target is None:  # a built-in sample photo
-                    continue
-                size = image_size(pair.target)
-                if pair.input is not None:
-                    _check_pair_sizes(part, pair, image_size(pair.input), size)
-                self._check_patch_fits(part, size, str(pair.target))
+    def check_files(self, advice: str = "") -> None:
+        """Read the header of every stored training image (no pixels are decoded) before training starts: unreadable
+        files, inputs whose size differs from their target's and images smaller than a patch raise here (the first
+        few named, then ``advice``), rather than when a draw reaches them, hours into training."""
+        problems = [problem for part in self.parts for problem in file_problems(part, self.patch_size)]
+        if problems:
+            more = f"; ... and {len(problems) - _SHOWN_PROBLEMS} more" if len(problems) > _SHOWN_PROBLEMS else ""
+            raise ValueError(f"{len(problems)} problem(s) in the training data: "
+                             + "; ".join(problems[:_SHOWN_PROBLEMS]) + more + (f". {advice}" if advice else ""))
 
     def _patch(self, rng: np.random.Generator, *images: np.ndarray) -> list[np.ndarray]:
         size = self.patch_size
@@ -452,15 +448,50 @@ def _noise_variants(spec: DataSpec) -> list[tuple[str, Any]]:
     return [("noise", float(s)) for s in spec.sigmas]
 
 
-def _check_pair_sizes(part: TrainPart, pair: TrainPair, input_size: tuple[int, ...],
-                      target_size: tuple[int, ...]) -> None:
-    """A ValueError naming both files when a stored pair's input and target sizes (H, W) differ."""
-    if tuple(input_size) != tuple(target_size):
-        raise ValueError(f"task '{part.spec.task}': {pair.input} is {input_size[0]}x{input_size[1]} (HxW) but its "
-                         f"target {pair.target} is {target_size[0]}x{target_size[1]}")
+def _pair_size_problem(part: TrainPart, pair: TrainPair, input_size: tuple[int, ...],
+                       target_size: tuple[int, ...]) -> str | None:
+    """The sentence naming both files when a stored pair's input and target sizes (H, W) differ, else None."""
+    if tuple(input_size) == tuple(target_size):
+        return None
+    return (f"task '{part.spec.task}': {pair.input} is {input_size[0]}x{input_size[1]} (HxW) but its target "
+            f"{pair.target} is {target_size[0]}x{target_size[1]}")
 
 
-def _build_part(spec: DataSpec, data_root: Path | None) -> TrainPart:
+def _patch_fit_problem(part: TrainPart, size: tuple[int, ...], where: str, patch_size: int) -> str | None:
+    """The sentence naming ``where`` when an image of ``size`` (H, W) is smaller than a patch after the part's
+    centre crop to a multiple, else None."""
+    multiple = max(1, part.spec.crop_multiple)
+    height, width = size[0] // multiple * multiple, size[1] // multiple * multiple
+    if min(height, width) >= patch_size:
+        return None
+    return (f"task '{part.spec.task}': {where} is {height}x{width} (HxW) after the x{part.spec.crop_multiple} centre "
+            f"crop, smaller than the {patch_size} px patch")
+
+
+def file_problems(part: TrainPart, patch_size: int) -> list[str]:
+    """One sentence per problem of a part's stored images, read from the file headers only (no pixels decoded): an
+    unreadable or missing file, an input whose size differs from its target's, an image smaller than a
+    ``patch_size`` patch after the part's centre crop. Built-in sample photos are not files and are not read."""
+    problems = []
+    for pair in part.pairs:
+        if pair.target is None:
+            continue
+        try:
+            size = image_size(pair.target)
+            input_size = image_size(pair.input) if pair.input is not None else size
+        except ImageReadError as err:
+            problems.append(f"task '{part.spec.task}': {err}")
+            continue
+        problem = (_pair_size_problem(part, pair, input_size, size)
+                   or _patch_fit_problem(part, size, str(pair.target), patch_size))
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def build_part(spec: DataSpec, data_root: Path | None) -> TrainPart:
+    """One data entry of a recipe, found and paired under ``data_root`` (no image is read): DatasetNotFoundError
+    or PairingError naming the task when its folders, files or pairs are missing."""
     notices: list[str] = []
     if spec.layout == "sample":
         from bench_ir.data.sample import SAMPLE_TRAIN_IMAGES
@@ -496,11 +527,18 @@ def _build_part(spec: DataSpec, data_root: Path | None) -> TrainPart:
 def build_training_set(recipe: Recipe, data_root: str | Path | None, patch_size: int, seed: int) -> TrainingSet:
     """Find and pair every training set of the recipe (no image is decoded); missing or empty folders raise
     DatasetNotFoundError naming the task and the paths tried."""
+    root = training_data_root(recipe, data_root)
+    parts = [build_part(spec, root) for spec in recipe.data]
+    return TrainingSet(parts, patch_size, recipe.augmentation, seed)
+
+
+def training_data_root(recipe: Recipe, data_root: str | Path | None) -> Path | None:
+    """``data_root`` as a Path; FileNotFoundError when the recipe needs one and none is given, DatasetNotFoundError
+    when it is not a folder."""
     if recipe.needs_data_root and data_root is None:
         roots = ", ".join(spec.roots[0] for spec in recipe.data if spec.layout != "sample")
         raise FileNotFoundError(f"recipe '{recipe.name}' needs --data-root (the folder holding {roots})")
     root = Path(data_root).expanduser() if data_root is not None else None
     if root is not None and not root.is_dir() and recipe.needs_data_root:
         raise DatasetNotFoundError(f"--data-root {root} is not a folder")
-    parts = [_build_part(spec, root) for spec in recipe.data]
-    return TrainingSet(parts, patch_size, recipe.augmentation, seed)
+    return root

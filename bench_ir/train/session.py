@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,7 @@ def _seed_everything(seed: int) -> None:
 
 def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, options: TrainOptions) -> TrainSession:
     """Build the session; data is resolved before any model work so a missing folder fails fast."""
+    recipe_ref = recipe.name if isinstance(recipe, Recipe) else str(recipe)  # as the user named it
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if options.dtype not in _DTYPES:
         raise ValueError(f"unknown training dtype '{options.dtype}'; choose fp32 or bf16")
@@ -156,7 +158,10 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     execution = plan_execution(device, exact=options.exact, compile=options.compile,  # type: ignore[arg-type]
                                training=True, dtype=options.dtype)
     dataset = build_training_set(recipe, options.data_root, plan.patch_size, options.seed)
-    context.on_main(dataset.check_files)  # one reader of the headers under torchrun; its error reaches every rank
+    root = f" --data-root {shlex.quote(str(options.data_root))}" if options.data_root is not None else ""
+    advice = f"`bench-ir data check --recipe {shlex.quote(recipe_ref)}{root}` lists every problem"
+    # one reader of the headers under torchrun; its error reaches every rank
+    context.on_main(lambda: dataset.check_files(advice))
     if options.validate:
         check_validation_data(recipe.validation, options.val_data_root or options.data_root)
     sampler = EpochBatchSampler(len(dataset), plan.batch_size, options.seed, context.rank, context.world_size)

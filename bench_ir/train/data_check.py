@@ -1,0 +1,72 @@
+"""`bench-ir data check --recipe R`: are a recipe's training sets ready, before a (long) training job is started?
+
+Per data entry of the recipe: its folders found and paired as `train` finds them (layout, list file, pairing
+rule), then every stored image's header read (no pixels are decoded). Problems (``ok`` is False; `data check`
+exits with 1, and `train` refuses the same data): folders or list-file entries not found, inputs without a target,
+unreadable files, input / target size mismatches, images smaller than the training patch after the entry's centre
+crop. Warnings (a training run goes ahead): a pair count other than the official list's, a missing list file (every
+image found is used). Built-in sample photos (the ``sample`` layout) are always ready.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench_ir.train.data import build_part, file_problems, training_data_root
+from bench_ir.train.recipes import Recipe
+
+__all__ = ["TrainDataCheck", "check_training_data"]
+
+
+@dataclass
+class TrainDataCheck:
+    """The findings for one data entry of a recipe. ``pairs``: images (or pairs) found; ``items``: training items
+    per epoch (pairs x variants x repeat); ``expected``: the official list's count, where the recipe states it."""
+
+    task: str
+    layout: str
+    location: str = ""
+    pairs: int = 0
+    items: int = 0
+    expected: int | None = None
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def check_training_data(recipe: Recipe, data_root: str | Path | None, patch_size: int | None = None,
+                        tasks: list[str] | None = None) -> list[TrainDataCheck]:
+    """One :class:`TrainDataCheck` per data entry of ``recipe`` (only those of ``tasks`` when given), with patches
+    of ``patch_size`` pixels (default: the recipe's). A missing --data-root the recipe needs, or one that is not a
+    folder, raises before any entry is looked at; so does a task name the recipe does not train."""
+    root = training_data_root(recipe, data_root)
+    patch = patch_size or recipe.patch_size
+    known = [spec.task for spec in recipe.data]
+    unknown = [task for task in tasks or [] if task not in known]
+    if unknown:
+        raise ValueError(f"recipe '{recipe.name}' trains no task {', '.join(map(repr, unknown))}; its tasks: "
+                         f"{', '.join(dict.fromkeys(known))}")
+    checks = []
+    for spec in recipe.data:
+        if tasks and spec.task not in tasks:
+            continue
+        check = TrainDataCheck(task=spec.task, layout=spec.layout, expected=spec.expected_count)
+        try:
+            part = build_part(spec, root)
+        except (FileNotFoundError, ValueError) as err:  # DatasetNotFoundError, PairingError, a bad list file
+            check.problems.append(str(err))
+            checks.append(check)
+            continue
+        check.location, check.pairs, check.items = part.location, len(part.pairs), part.size
+        check.problems += file_problems(part, patch)
+        check.warnings += part.notices
+        checks.append(check)
+    return checks
