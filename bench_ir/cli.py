@@ -339,6 +339,8 @@ def restore(
                                             "(default: the card's, else reflect)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="restore every image again (default: keep the "
                                             "outputs already in --out and continue)")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", help="also the images of every sub-folder, each into the "
+                                            "same sub-folder of --out")] = False,
     registry: Annotated[Path | None, typer.Option(help="folder of model cards replacing the built-in one")] = None,
 ) -> None:
     """Restore a folder of degraded images (no targets, no metrics) into PNGs of the same size."""
@@ -351,8 +353,8 @@ def restore(
         config = RestoreConfig(input_dir=input_dir, out_dir=out, model=model, model_args=parse_model_args(model_arg),
                                checkpoint=checkpoint, use_sample_checkpoint=sample_checkpoint, device=device,
                                dtype=dtype.value, exact=exact, compile=compile.value, tile=tile,
-                               tile_overlap=tile_overlap, pad=pad, overwrite=overwrite, registry=registry,
-                               command=["bench-ir", *sys.argv[1:]])
+                               tile_overlap=tile_overlap, pad=pad, overwrite=overwrite, recursive=recursive,
+                               registry=registry, command=["bench-ir", *sys.argv[1:]])
         progress = Progress(TextColumn("restore"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                             TextColumn("{task.fields[image]}"), console=err_console)
         bar = None

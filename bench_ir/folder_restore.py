@@ -8,7 +8,8 @@ sides are multiples of 16 is restored here exactly as ``bench-ir run --save-imag
 
 The fast path is eager (channels-last on CUDA) unless ``compile`` is "on": each image size would be compiled anew.
 
-Outputs are ``<input name without its extension>.png``, 8-bit RGB, written atomically. Pixels are restored as
+Outputs are ``<input name without its extension>.png``, 8-bit RGB, written atomically (with ``recursive``, the
+images of every sub-folder too, each into the same sub-folder of the output folder). Pixels are restored as
 stored; a photo's EXIF orientation tag (a camera's "rotate to display") is copied into its output, so a viewer
 shows the output turned like the photo. An image whose output
 exists is skipped, so an interrupted restore continues where it stopped; ``overwrite`` redoes every image.
@@ -23,6 +24,7 @@ memory whole is restored in overlapping tiles (512 px, then 256 px); ``restore.j
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,7 +66,9 @@ _IDENTITY = ("model", "weights", "dtype", "execution", "tiling", "padding overri
 class RestoreConfig:
     """What a restore is. ``model`` is a card name or YAML path; ``checkpoint`` a weights file, or
     ``use_sample_checkpoint`` for the card's shipped sample checkpoint (a demonstration, not a published model).
-    ``pad``: padding mode to the model's multiple (default: the card's, reflect when the card has none)."""
+    ``pad``: padding mode to the model's multiple (default: the card's, reflect when the card has none).
+    ``recursive``: also the images of every sub-folder (hidden ones and ``out_dir`` excepted), each written to the
+    same sub-folder of ``out_dir``."""
 
     input_dir: str | Path
     out_dir: str | Path
@@ -80,6 +84,7 @@ class RestoreConfig:
     tile_overlap: int = 32
     pad: str | None = None
     overwrite: bool = False
+    recursive: bool = False
     registry: str | Path | None = None
     command: list[str] | None = None
 
@@ -107,7 +112,7 @@ def restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], No
 
 def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], None] | None) -> RestoreOutcome:
     input_dir, out_dir = Path(config.input_dir), Path(config.out_dir)
-    jobs = _plan_outputs(input_dir, out_dir)
+    jobs = _plan_outputs(input_dir, out_dir, config.recursive)
     card = with_model_args(get_card(config.model, config.registry), config.model_args)
     check_card_args(card)
     check_counts([("--tile", config.tile, 1), ("--tile-overlap", config.tile_overlap, 0)])
@@ -144,11 +149,12 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         kept = [] if config.overwrite else present
         kept_set = set(kept)
         todo = [(source, out) for source, out in jobs if out not in kept_set]
-        restored: dict[str, str] = {}  # output name -> input name, written now
-        tiled: dict[str, int] = {}  # output name -> tile size, for outputs written now in tiles after an OOM
+        restored: dict[str, str] = {}  # output -> input (paths relative to their folders), written now
+        tiled: dict[str, int] = {}  # output -> tile size, for outputs written now in tiles after an OOM
         manifest["auto_tiled"] = {name: size for name, size in (manifest.get("auto_tiled") or {}).items()
                                   if out_dir / name in kept_set}
-        _write_manifest(out_dir, manifest, {out.name: source.name for source, out in jobs if out in kept_set})
+        _write_manifest(out_dir, manifest, {_key(out, out_dir): _key(source, input_dir) for source, out in jobs
+                                            if out in kept_set})
         accelerated = AcceleratedForward(model, plan)
         options = EvalOptions(device=device, dtype=config.dtype, tile=config.tile, tile_overlap=config.tile_overlap,
                               forward=accelerated)
@@ -156,12 +162,12 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
             with precision_settings(plan), torch.inference_mode():
                 for source, out in todo:
                     if on_image is not None:
-                        on_image(source.name, len(kept) + len(restored), len(jobs))
+                        on_image(_key(source, input_dir), len(kept) + len(restored), len(jobs))
                     tile = _restore_one(model, source, out, policy, options)
-                    restored[out.name] = source.name
+                    restored[_key(out, out_dir)] = _key(source, input_dir)
                     if tile is not None:
-                        tiled[out.name] = tile
-                        manifest["auto_tiled"][out.name] = tile
+                        tiled[_key(out, out_dir)] = tile
+                        manifest["auto_tiled"][_key(out, out_dir)] = tile
                 if on_image is not None:
                     on_image("", len(kept) + len(restored), len(jobs))
         except BaseException as err:
@@ -177,9 +183,10 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                           manifest=manifest, tiled=tiled)
 
 
-def _plan_outputs(input_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
-    """(input file, output file) for every image of ``input_dir``; refuses a missing or empty folder, an output
-    folder that is the input folder, and two inputs that would write one output (``a.jpg`` and ``a.png``)."""
+def _plan_outputs(input_dir: Path, out_dir: Path, recursive: bool = False) -> list[tuple[Path, Path]]:
+    """(input file, output file) for every image of ``input_dir`` (and, ``recursive``, of its sub-folders but
+    hidden ones and ``out_dir``, each into the same sub-folder of ``out_dir``); refuses a missing or empty folder, an
+    output folder that is the input folder, and two inputs that would write one output (``a.jpg`` and ``a.png``)."""
     if not input_dir.is_dir():
         raise FileNotFoundError(f"--input-dir {input_dir}: " + ("not a folder" if input_dir.exists() else "not found"))
     if out_dir.exists() and not out_dir.is_dir():
@@ -187,20 +194,49 @@ def _plan_outputs(input_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
     if out_dir.exists() and out_dir.resolve() == input_dir.resolve():
         raise ValueError(f"--out {out_dir} is the input folder: restored PNGs would replace its images; choose "
                          "another folder")
-    images, skipped = list_images(input_dir)
-    warn_skipped_files(skipped)
-    if not images:
-        nested = [(folder, len(list_images(folder)[0])) for folder in sorted(input_dir.iterdir()) if folder.is_dir()]
-        nested = [(folder, count) for folder, count in nested if count]
-        hint = ("; sub-folders are not searched, and these hold images (restore each with its own --input-dir and "
-                f"--out): {', '.join(f'{folder} ({count})' for folder, count in nested[:5])}"
-                + (f" and {len(nested) - 5} more" if len(nested) > 5 else "")) if nested else ""
-        raise ValueError(f"--input-dir {input_dir} holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))}){hint}")
-    clash = saved_name_clash([path.name for path in images])
-    if clash:
-        first, second, saved = clash
-        raise ValueError(f"{first} and {second} in {input_dir} would both be restored to {saved}; rename one of them")
-    return [(path, out_dir / saved_image_name(path.name)) for path in images]
+    jobs: list[tuple[Path, Path]] = []
+    for folder in _image_folders(input_dir, out_dir) if recursive else [input_dir]:
+        images, skipped = list_images(folder)
+        warn_skipped_files(skipped)
+        clash = saved_name_clash([path.name for path in images])
+        if clash:
+            first, second, saved = clash
+            raise ValueError(f"{first} and {second} in {folder} would both be restored to {saved}; rename one of "
+                             "them")
+        target = out_dir / folder.relative_to(input_dir)
+        jobs += [(path, target / saved_image_name(path.name)) for path in images]
+    if not jobs:
+        raise ValueError(f"--input-dir {input_dir} holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+                         + ("" if recursive else _nested_hint(input_dir, out_dir)))
+    return jobs
+
+
+def _image_folders(input_dir: Path, out_dir: Path) -> list[Path]:
+    """``input_dir`` and its sub-folders, depth first in name order, without hidden folders, ``out_dir`` (when it
+    lies inside) and symbolic links to folders (no cycles)."""
+    skip = out_dir.resolve() if out_dir.exists() else out_dir.absolute()
+    folders = []
+    for root, dirs, _files in os.walk(input_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(root, d).resolve() != skip)
+        folders.append(Path(root))
+    return folders
+
+
+def _nested_hint(input_dir: Path, out_dir: Path) -> str:
+    """For a folder without images of its own: its sub-folders that hold images, and --recursive."""
+    counts = [(folder, len(list_images(folder)[0])) for folder in _image_folders(input_dir, out_dir)[1:]]
+    nested = [(folder, count) for folder, count in counts if count]
+    if not nested:
+        return ""
+    shown = ", ".join(f"{folder} ({count})" for folder, count in nested[:5])
+    more = f" and {len(nested) - 5} more" if len(nested) > 5 else ""
+    return (f"; sub-folders are searched with --recursive (their outputs go to the same sub-folders of --out), "
+            f"and these hold images: {shown}{more}")
+
+
+def _key(path: Path, folder: Path) -> str:
+    """``path`` relative to ``folder``, '/'-separated: how restore.json names inputs and outputs."""
+    return path.relative_to(folder).as_posix()
 
 
 def _fit_policy(card: ModelCard, pad: str | None) -> FitPolicy:
@@ -255,7 +291,8 @@ def _continue_folder(out_dir: Path, manifest: dict[str, Any], overwrite: bool, p
 
 
 def _write_manifest(out_dir: Path, manifest: dict[str, Any], restored: dict[str, str]) -> None:
-    """Write ``restore.json``; ``images`` maps every output file written so far to its input file's name."""
+    """Write ``restore.json``; ``images`` maps every output file written so far to its input file (paths relative to
+    the output and the input folder: the file name, or ``sub/folder/name`` with ``recursive``)."""
     import json
 
     manifest["images"] = {**(manifest.get("images") or {}), **restored}

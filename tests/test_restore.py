@@ -90,6 +90,36 @@ def test_a_photos_exif_orientation_is_carried_to_its_output_so_viewers_turn_both
         assert 0x0112 not in out.getexif()
 
 
+def test_recursive_restores_every_sub_folder_into_the_same_sub_folder_of_out(tmp_path):
+    inputs = _photos(tmp_path / "in", {"top.png": (16, 16)})
+    _photos(inputs / "day" / "street", {"a.jpg": (16, 24)})
+    _photos(inputs / "night", {"a.png": (24, 16)})  # the same output name as day/street's, in another folder
+    _photos(inputs / ".cache", {"hidden.png": (8, 8)})
+    outcome = restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu", recursive=True))
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in outcome.restored)
+    assert written == ["day/street/a.png", "night/a.png", "top.png"]
+    assert np.array_equal(read_rgb_uint8(tmp_path / "out" / "night" / "a.png"), read_rgb_uint8(inputs / "night/a.png"))
+    images = json.loads((tmp_path / "out" / "restore.json").read_text())["images"]
+    assert images == {"top.png": "top.png", "day/street/a.png": "day/street/a.jpg", "night/a.png": "night/a.png"}
+
+
+def test_recursive_never_reads_the_output_folder_inside_the_input_folder(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (16, 16)})
+    _photos(inputs / "sub", {"b.png": (16, 16)})
+    config = RestoreConfig(inputs, inputs / "restored", model="input", device="cpu", recursive=True)
+    assert len(restore_folder(config).restored) == 2
+    again = restore_folder(config)
+    assert again.restored == [] and len(again.kept) == 2
+    assert not (inputs / "restored" / "restored").exists()
+
+
+def test_recursive_refuses_two_images_of_one_sub_folder_that_would_share_an_output(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (8, 8)})
+    _photos(inputs / "sub", {"b.png": (8, 8), "b.jpg": (8, 8)})
+    with pytest.raises(ValueError, match=f"b.jpg and b.png in {inputs / 'sub'} would both be restored to b.png"):
+        restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu", recursive=True))
+
+
 def test_restore_json_records_the_model_weights_and_each_output_with_its_input(tmp_path):
     inputs = _photos(tmp_path / "in", {"b.jpg": (32, 32)})
     restore_folder(RestoreConfig(inputs, tmp_path / "out", **TINY_UNET))
@@ -166,8 +196,9 @@ def test_a_model_with_parameters_needs_weights_and_names_the_shipped_sample_chec
 @pytest.mark.parametrize(("setup", "message"), [
     ("missing", "--input-dir {in}: not found"),
     ("empty", "--input-dir {in} holds no image"),
-    ("nested", "holds no image (.bmp, .jpeg, .jpg, .pgm, .png, .ppm, .tif, .tiff, .webp); sub-folders are not "
-               "searched, and these hold images (restore each with its own --input-dir and --out): {in}/day (1)"),
+    ("nested", "holds no image (.bmp, .jpeg, .jpg, .pgm, .png, .ppm, .tif, .tiff, .webp); sub-folders are searched "
+               "with --recursive (their outputs go to the same sub-folders of --out), and these hold images: "
+               "{in}/day (1)"),
     ("same", "--out {in} is the input folder: restored PNGs would replace its images"),
     ("twins", "a.jpg and a.png in {in} would both be restored to a.png; rename one of them"),
     ("file", "--out {out} is a file, not a folder"),
@@ -247,3 +278,12 @@ def test_the_package_level_restore_folder_stays_the_function_after_its_module_is
     assert callable(bench_ir.restore_folder) and bench_ir.restore_folder is restore_folder
     assert bench_ir.RestoreConfig is RestoreConfig
 
+
+
+def test_cli_recursive_restores_sub_folders(tmp_path):
+    inputs = tmp_path / "in"
+    _photos(inputs / "indoor", {"a.png": (16, 16)})
+    result = runner.invoke(app, ["restore", "--input-dir", str(inputs), "--out", str(tmp_path / "out"), "--model",
+                                 "input", "--device", "cpu", "--recursive"], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "indoor" / "a.png").is_file()
