@@ -131,7 +131,7 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
     manifest = {
         "kind": "restore", "created": now_iso(), "status": "running",
         "command": config.command if config.command is not None else sys.argv,
-        "input_dir": str(input_dir.resolve()),
+        "input_dir": str(input_dir.resolve()), "recursive": config.recursive,
         "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(model),
                   "args_overrides": dict(config.model_args) or None, "card": card_record(card)},
         "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None,

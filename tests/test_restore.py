@@ -99,8 +99,10 @@ def test_recursive_restores_every_sub_folder_into_the_same_sub_folder_of_out(tmp
     written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in outcome.restored)
     assert written == ["day/street/a.png", "night/a.png", "top.png"]
     assert np.array_equal(read_rgb_uint8(tmp_path / "out" / "night" / "a.png"), read_rgb_uint8(inputs / "night/a.png"))
-    images = json.loads((tmp_path / "out" / "restore.json").read_text())["images"]
-    assert images == {"top.png": "top.png", "day/street/a.png": "day/street/a.jpg", "night/a.png": "night/a.png"}
+    manifest = json.loads((tmp_path / "out" / "restore.json").read_text())
+    assert manifest["images"] == {"top.png": "top.png", "day/street/a.png": "day/street/a.jpg",
+                                  "night/a.png": "night/a.png"}
+    assert manifest["recursive"] is True
 
 
 def test_recursive_never_reads_the_output_folder_inside_the_input_folder(tmp_path):
