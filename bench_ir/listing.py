@@ -93,10 +93,11 @@ def suites_table() -> Table:
 
 def runs_table(runs_root: str | Path) -> Table | str:
     """One row per run directory under ``runs_root``: its name in full (what `report --runs` and `compare` take),
-    with the model, protocol and flags (sample, random weights, limit, incomplete) on a second line, then status,
-    images scored and the protocol's Average PSNR (dB) / SSIM (a protocol of one task and no Average, such as a
-    folder pair: that task's mean). Fits 80 columns for the default run names. A
-    sentence instead of an empty table when there is no run (saying so when the folder does not exist)."""
+    with the model, protocol and flags (sample, random weights, limit, incomplete, images tiled after a GPU
+    out-of-memory error) on a second line, then status, images scored and the protocol's Average PSNR (dB) / SSIM (a
+    protocol of one task and no Average, such as a folder pair: that task's mean). Fits 80 columns for the default
+    run names. A sentence instead of an empty table when there is no run (saying so when the folder does not
+    exist)."""
     from bench_ir.results import load_run
 
     root = Path(runs_root)
@@ -158,11 +159,18 @@ def _run_row(run) -> list[str]:
     average = protocol_average(run.summary(), manifest["protocol"].get("average") or (tasks if len(tasks) == 1 else []))
     flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
                              (f"limit {manifest.get('limit')}", manifest.get("limit") is not None),
-                             (_coverage_flag(run), run.incomplete())) if on]
+                             (_coverage_flag(run), run.incomplete()), (_tiled_flag(run), manifest.get("auto_tiled")))
+             if on]
     about = " · ".join([manifest["model"]["name"], manifest["protocol"]["name"], *flags])
     return [f"{escape(run.run_dir.name)}\n[dim]{escape(about)}[/]", run_status(run.run_dir, manifest),
             str(len(run.records)), f"{average['psnr']:.2f}" if average is not None else "–",
             f"{average['ssim']:.3f}" if average is not None else "–"]
+
+
+def _tiled_flag(run) -> str:
+    """'N tiled': images tiled after a GPU out-of-memory error (their outputs differ near tile seams)."""
+    tiled = run.manifest.get("auto_tiled") or {}
+    return f"{sum(int(entry.get('images') or 0) for entry in tiled.values() if isinstance(entry, dict))} tiled"
 
 
 def _coverage_flag(run) -> str:

@@ -147,3 +147,16 @@ def test_cli_restore_warns_when_outputs_were_tiled(tmp_path, monkeypatch, tiled)
     warned = ("warning: 1 image(s) did not fit in GPU memory whole and were restored in overlapping tiles of 256 px "
               "(restore.json lists them under auto_tiled)")
     assert (warned in result.stderr) is tiled
+
+
+def test_list_runs_flags_a_run_with_images_tiled_after_out_of_memory(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from bench_ir.listing import runs_table
+
+    with monkeypatch.context() as patch:
+        _tiles_the_square_images(engine, patch)
+        _derain(tmp_path)
+    console = Console(width=200, record=True)
+    console.print(runs_table(tmp_path))
+    assert "input · derain · sample · limit 2 · 1 tiled" in console.export_text()
