@@ -12,9 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import write_one_pair_protocol
+from PIL import Image
 from typer.testing import CliRunner
 
 from bench_ir.cli import app
@@ -168,6 +170,19 @@ def test_missing_datasets_and_checkpoints_are_listed_together_before_any_forward
     assert [r.name for r in outcome.results] == ["input__toy"] and outcome.results[0].status == "complete"
     assert set(sum(outcome.missing.values(), [])) == {"input__3deg", "tiny-unet-tiny__toy"}
     assert outcome.statuses["input__3deg"] == "missing"
+
+
+def test_an_input_whose_size_differs_from_its_target_is_a_problem_found_before_any_forward(tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    Image.fromarray(np.zeros((30, 32, 3), np.uint8)).save(tmp_path / "data" / "toy" / "input" / "a.png")
+    path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": [str(toy)]}], options={"device": "cpu"})
+    with pytest.raises(SuiteCheckError) as err:
+        run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data")
+    message = str(err.value)
+    assert (f"- protocol 'toy': task 't': a.png: input {tmp_path / 'data' / 'toy' / 'input' / 'a.png'} is 30x32 "
+            "(HxW) but target") in message
+    assert message.endswith(f"bench-ir data check --protocol toy --data-root {tmp_path / 'data'}")
+    assert not (tmp_path / "out" / "runs").exists()
 
 
 def test_a_limit_of_zero_is_refused_before_the_suite_directory_exists(tmp_path):

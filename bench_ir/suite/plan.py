@@ -200,8 +200,9 @@ def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str 
 
 
 def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
-    """Check the checkpoint and every dataset of each run cell without building a model; fills ``cell.images``
-    and ``cell.problems`` and returns {problem: [cells]} (empty when everything is there)."""
+    """Check the checkpoint and every dataset of each run cell without building a model (the image headers of what
+    the cell will score included: an input whose size differs from its target's, an image too small for the crop
+    rule); fills ``cell.images`` and ``cell.problems`` and returns {problem: [cells]} (empty when all is there)."""
     from bench_ir.data.datasets import build_task_dataset
     from bench_ir.data.sample import build_sample_task_dataset
     from bench_ir.protocol import load_protocol
@@ -226,6 +227,11 @@ def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
                 cell.problems.append(f"protocol '{protocol.name}': {finding}")  # matches _DATASET_PROBLEM
                 continue
             limit = plan.options["limit"]
+            try:  # the file headers of the images the cell will score: sizes of input and target, the crop rule
+                (dataset if limit is None else dataset.limit(limit)).item_sizes()
+            except ValueError as err:
+                cell.problems.append(f"protocol '{protocol.name}': task '{task.name}': {err}")
+                continue
             images += len(dataset) if limit is None else min(limit, len(dataset))
         cell.images = images
         for problem in cell.problems:
