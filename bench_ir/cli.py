@@ -517,12 +517,13 @@ def data_check(
             renderables = listing.data_check_renderables(checks)
         else:
             from bench_ir.counts import check_counts
-            from bench_ir.train.data_check import check_training_data
+            from bench_ir.train.data_check import check_training_data, validation_data_check
             from bench_ir.train.recipes import load_recipe
 
             check_counts([("--patch-size", patch_size, 1)])
-            checks = check_training_data(load_recipe(recipe), data_root, patch_size, tasks=task)
-            renderables = listing.train_data_check_renderables(checks)
+            loaded = load_recipe(recipe)
+            checks = check_training_data(loaded, data_root, patch_size, tasks=task)
+            renderables = listing.train_data_check_renderables(checks, validation_data_check(loaded, data_root))
     except USER_ERRORS as err:
         _fail(err)
     if as_json:

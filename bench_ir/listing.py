@@ -218,9 +218,10 @@ def data_check_renderables(checks) -> list:
 _SHOWN_FINDINGS = 10  # per training set and kind in `data check --recipe`; --json has them all
 
 
-def train_data_check_renderables(checks) -> list:
+def train_data_check_renderables(checks, validation_check: str | None = None) -> list:
     """The findings of `data check --recipe` as text: one table row per data entry of the recipe, then every
-    problem (red) and warning (yellow), then one summary line."""
+    problem (red) and warning (yellow), then one summary line, then ``validation_check`` (the `data check` command
+    of the test sets the recipe validates on during training, where it validates on real data)."""
     table = Table(title="Training data check")
     for column in ("task", "layout", "location", "pairs", "items", "status"):
         table.add_column(column, no_wrap=column in ("task", "pairs", "items"), overflow="fold",
@@ -247,7 +248,9 @@ def train_data_check_renderables(checks) -> list:
         verdict = f"[red]not ready:[/] {failed} of {len(checks)} training set(s) with problems (exit code 1)"
     else:
         verdict = f"[green]ready:[/] all {len(checks)} training set(s) ok"
-    return [table, *details, verdict]
+    after = [f"validation during training scores test sets (found under --val-data-root, else --data-root); check "
+             f"them with: {escape(validation_check)} (or train with --no-val)"] if validation_check else []
+    return [table, *details, verdict, *after]
 
 
 def data_check_verdict(checks) -> str:

@@ -28,6 +28,9 @@ def test_a_complete_training_tree_is_ready_with_the_official_counts_as_warnings(
     assert result.exit_code == 0, result.output
     assert "ready: all 5 training set(s) ok" in result.output
     assert "derain: warning: 2 images found in" in result.output and "the official recipe uses 199" in result.output
+    assert result.output.rstrip().endswith(
+        "validation during training scores test sets (found under --val-data-root, else --data-root); check them "
+        f"with: bench-ir data check --protocol 5deg --data-root {tmp_path} (or train with --no-val)")
 
 
 def test_every_problem_of_every_training_set_is_listed_in_one_check(tmp_path):
@@ -82,6 +85,7 @@ def test_the_sample_recipe_needs_no_data_root():
     result = _check("--recipe", "sample")
     assert result.exit_code == 0, result.output
     assert "built-in sample photos" in result.output
+    assert "validation during training" not in result.output  # it validates on the sample protocol
 
 
 def test_data_check_takes_a_protocol_or_a_recipe(tmp_path):

@@ -10,6 +10,7 @@ image found is used). Built-in sample photos (the ``sample`` layout) are always 
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from bench_ir.train.data import build_part, file_problems, training_data_root
 from bench_ir.train.recipes import Recipe
 
-__all__ = ["TrainDataCheck", "check_training_data"]
+__all__ = ["TrainDataCheck", "check_training_data", "validation_data_check"]
 
 
 @dataclass
@@ -70,3 +71,15 @@ def check_training_data(recipe: Recipe, data_root: str | Path | None, patch_size
         check.warnings += part.notices
         checks.append(check)
     return checks
+
+
+def validation_data_check(recipe: Recipe, data_root: str | Path | None) -> str | None:
+    """The `bench-ir data check --protocol` command for the test sets ``recipe`` validates on during training, or
+    None when it validates on built-in sample data or not at all (those test sets are not training sets: `train`
+    looks for them under --val-data-root, else --data-root)."""
+    spec = recipe.validation
+    if spec.protocol is None or spec.sample:
+        return None
+    root = shlex.quote(str(data_root)) if data_root is not None else "DATA_ROOT"
+    tasks = "".join(f" --task {shlex.quote(task)}" for task in spec.tasks)
+    return f"bench-ir data check --protocol {shlex.quote(spec.protocol)} --data-root {root}{tasks}"
