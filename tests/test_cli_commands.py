@@ -109,6 +109,19 @@ def test_an_input_whose_size_differs_from_its_targets_is_refused_before_any_imag
     assert not (tmp_path / "run").exists()
 
 
+def test_a_size_mismatch_that_an_exif_quarter_turn_explains_says_so_in_run(tmp_path):
+    _write_pair_folders(tmp_path, names=("a.jpg",))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone photo stored lying on its side
+    Image.fromarray(np.ascontiguousarray(np.rot90(skdata.astronaut()[:72, :88]))).save(tmp_path / "in" / "a.jpg",
+                                                                                       exif=exif.tobytes())
+    result = runner.invoke(app, ["run", "--model", "input", "--input-dir", str(tmp_path / "in"), "--target-dir",
+                                 str(tmp_path / "gt"), "--run-dir", str(tmp_path / "run")], terminal_width=300)
+    assert result.exit_code == 2
+    assert (f"is 88x72 (HxW) but target {tmp_path / 'gt' / 'a.jpg'} is 72x88; {tmp_path / 'in' / 'a.jpg'} (EXIF "
+            "orientation 6) is turned a quarter turn in viewers, but pixels are read as stored") in result.output
+
+
 def test_folder_protocol_run_is_resumable_like_any_protocol(tmp_path):
     _write_pair_folders(tmp_path, names=("a.png", "b.png", "c.png"))
     protocol = folder_protocol(tmp_path / "in", tmp_path / "gt")

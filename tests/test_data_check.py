@@ -85,6 +85,20 @@ def test_input_target_size_mismatch_is_a_problem_naming_the_image(tmp_path):
     assert not check.ok and "a.png 40x56 vs 40x64" in check.problems[0]
 
 
+def test_a_size_mismatch_that_an_exif_quarter_turn_explains_says_so(tmp_path):
+    _write(tmp_path / "gt", "a.png", 40, 56)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    pixels = np.zeros((56, 40, 3), np.uint8)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(pixels).save(tmp_path / "in" / "a.png", exif=exif.tobytes())
+    check = check_task(_protocol(expected=1), "pairs", tmp_path)
+    assert check.problems == [
+        f"input/target size mismatch (HxW): 1: a.png 56x40 vs 40x56; turned a quarter turn in viewers by their EXIF "
+        f"orientation: 1: {tmp_path / 'in' / 'a.png'} (EXIF orientation 8), but pixels are read as stored, as the "
+        "reference scripts read them: save such images upright (e.g. with PIL.ImageOps.exif_transpose)"]
+
+
 def test_uncropped_protocols_need_sides_divisible_by_8(tmp_path):
     _write(tmp_path / "in", "a.png", 40, 56)
     _write(tmp_path / "gt", "a.png", 40, 56)

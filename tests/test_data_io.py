@@ -18,6 +18,7 @@ from bench_ir.data.io import (
     ImageReadError,
     exif_orientation,
     image_size,
+    quarter_turned_by_exif,
     read_rgb_uint8,
     write_png_uint8,
 )
@@ -203,3 +204,15 @@ def test_write_png_uint8_stores_an_orientation_without_turning_the_pixels(tmp_pa
     np.testing.assert_array_equal(read_rgb_uint8(tmp_path / "a.png"), image)
     with pytest.raises(ValueError, match="1..8"):
         write_png_uint8(tmp_path / "b.png", image, orientation=9)
+
+
+def test_an_exif_quarter_turn_is_named_only_where_it_explains_transposed_sizes(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(_rng_image(30, 40)).save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    Image.fromarray(_rng_image(40, 30)).save(tmp_path / "upright.png")
+    Image.fromarray(_rng_image(30, 40)).save(tmp_path / "plain.jpg")
+    assert quarter_turned_by_exif((tmp_path / "phone.jpg", tmp_path / "upright.png"), ((30, 40), (40, 30))) == [
+        f"{tmp_path / 'phone.jpg'} (EXIF orientation 6)"]
+    assert quarter_turned_by_exif((tmp_path / "phone.jpg", tmp_path / "upright.png"), ((30, 40), (40, 31))) == []
+    assert quarter_turned_by_exif((tmp_path / "plain.jpg", tmp_path / "upright.png"), ((30, 40), (40, 30))) == []

@@ -27,6 +27,7 @@ from bench_ir.data.datasets import (
     pair_files,
     resolve_layout,
 )
+from bench_ir.data.io import QUARTER_TURN_ADVICE, quarter_turned_by_exif
 from bench_ir.protocol import CropSpec, Protocol, TaskSpec
 
 __all__ = ["NONE_CROP_MULTIPLE", "TaskCheck", "check_task", "check_protocol"]
@@ -56,6 +57,7 @@ class TaskCheck:
     non_images: list[str] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     size_mismatches: list[tuple[str, tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+    exif_turned: list[str] = field(default_factory=list)  # mismatched files an EXIF orientation turns in viewers
     sizes: Counter = field(default_factory=Counter)
     multiple: int | None = None
     not_multiple: list[str] = field(default_factory=list)
@@ -75,7 +77,9 @@ class TaskCheck:
             out.append("unreadable files: " + _listing([f"{p} ({why})" for p, why in self.unreadable]))
         if self.size_mismatches:
             out.append("input/target size mismatch (HxW): " + _listing(
-                [f"{n} {a[0]}x{a[1]} vs {b[0]}x{b[1]}" for n, a, b in self.size_mismatches]))
+                [f"{n} {a[0]}x{a[1]} vs {b[0]}x{b[1]}" for n, a, b in self.size_mismatches])
+                + (f"; turned a quarter turn in viewers by their EXIF orientation: {_listing(self.exif_turned)}, but "
+                   f"{QUARTER_TURN_ADVICE}" if self.exif_turned else ""))
         if self.too_small:
             out.append(f"smaller than the crop multiple {self.crop.base}: {_listing(self.too_small)}")
         if self.not_multiple:
@@ -221,6 +225,8 @@ def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, 
             check.sizes[target_size] += 1
             if input_size is not None and input_size != target_size:
                 check.size_mismatches.append((pair.name, input_size, target_size))
+                check.exif_turned += quarter_turned_by_exif((pair.input_path, pair.target_path),
+                                                            (input_size, target_size))
             size = input_size or target_size
             if crop.rule == "center_multiple" and min(size) < crop.base:
                 check.too_small.append(pair.name)

@@ -26,7 +26,13 @@ import torch
 from torch.utils.data import Dataset
 
 from bench_ir.data.crops import center_crop_to_multiple, cropped_size
-from bench_ir.data.io import IMAGE_EXTENSIONS, InputWarning, image_size, read_rgb_uint8
+from bench_ir.data.io import (
+    IMAGE_EXTENSIONS,
+    InputWarning,
+    image_size,
+    quarter_turn_note,
+    read_rgb_uint8,
+)
 from bench_ir.data.synthesis import (
     DEGRADATIONS,
     ReferenceNoiseStream,
@@ -316,9 +322,12 @@ class _Sizes:
             if entry.input is not None:
                 input_size = _raw_size(entry.input)
                 if input_size != size:
+                    files = (entry.input, entry.target)
+                    why = quarter_turn_note(files, (input_size, size)) if all(  # type: ignore[arg-type]
+                        isinstance(f, Path) for f in files) else ""
                     raise ImageSizeMismatchError(
                         f"{entry.name}: input {_describe(entry.input)} is {input_size[0]}x{input_size[1]} (HxW) "
-                        f"but target {_describe(entry.target)} is {size[0]}x{size[1]}")
+                        f"but target {_describe(entry.target)} is {size[0]}x{size[1]}{why}")
             self.cache[index] = size
         return self.cache[index]
 

@@ -20,7 +20,8 @@ from PIL import Image, UnidentifiedImageError
 from bench_ir.atomic import atomic_write
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "InputWarning", "read_rgb_uint8", "image_size", "write_png_uint8",
-           "to_uint8_hwc", "exif_orientation"]
+           "to_uint8_hwc", "exif_orientation", "quarter_turned_by_exif", "quarter_turn_note",
+           "QUARTER_TURN_ADVICE"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 """File-name suffixes (lower case) treated as images when listing dataset folders."""
@@ -189,6 +190,29 @@ def exif_orientation(path: str | os.PathLike[str]) -> int:
     except (*_DECODE_ERRORS, UnidentifiedImageError):
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+QUARTER_TURN_ADVICE = ("pixels are read as stored, as the reference scripts read them: save such images upright "
+                       "(e.g. with PIL.ImageOps.exif_transpose)")
+"""What to do about an image that an EXIF orientation turns a quarter turn in viewers (see
+:func:`quarter_turned_by_exif`)."""
+
+
+def quarter_turned_by_exif(paths: tuple[Path, Path], sizes: tuple[tuple[int, int], tuple[int, int]]) -> list[str]:
+    """For two images whose (H, W) ``sizes`` are each other's transpose: those of ``paths`` whose EXIF orientation
+    (5..8) turns them a quarter turn in viewers, as 'PATH (EXIF orientation N)'; [] otherwise. Such a pair looks
+    alike in a viewer but differs as stored, which is how bench-ir (and the references) read it."""
+    if tuple(sizes[0]) != tuple(sizes[1])[::-1] or sizes[0][0] == sizes[0][1]:
+        return []
+    turned = [(path, exif_orientation(path)) for path in paths]
+    return [f"{path} (EXIF orientation {orientation})" for path, orientation in turned if orientation >= 5]
+
+
+def quarter_turn_note(paths: tuple[Path, Path], sizes: tuple[tuple[int, int], tuple[int, int]]) -> str:
+    """'; PATH (EXIF orientation N) is turned a quarter turn in viewers, but ...' to end a size-mismatch message
+    (see :func:`quarter_turned_by_exif`), or '' when no EXIF orientation explains the mismatch."""
+    turned = quarter_turned_by_exif(paths, sizes)
+    return f"; {', '.join(turned)} is turned a quarter turn in viewers, but {QUARTER_TURN_ADVICE}" if turned else ""
 
 
 def to_uint8_hwc(image: Any) -> np.ndarray:

@@ -36,7 +36,13 @@ from torch.utils.data import Dataset, Sampler
 
 from bench_ir.data.crops import center_crop_to_multiple
 from bench_ir.data.datasets import DatasetNotFoundError, PairingError, TargetIndex, list_images, pair_files
-from bench_ir.data.io import IMAGE_EXTENSIONS, ImageReadError, image_size, read_rgb_uint8
+from bench_ir.data.io import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    image_size,
+    quarter_turn_note,
+    read_rgb_uint8,
+)
 from bench_ir.data.synthesis import apply_degradations, gaussian_noise_uint8, per_image_rng
 from bench_ir.protocol import PAIRING_RULES, LayoutSpec
 from bench_ir.safety import inside
@@ -453,8 +459,9 @@ def _pair_size_problem(part: TrainPart, pair: TrainPair, input_size: tuple[int, 
     """The sentence naming both files when a stored pair's input and target sizes (H, W) differ, else None."""
     if tuple(input_size) == tuple(target_size):
         return None
+    why = quarter_turn_note((pair.input, pair.target), (input_size, target_size))  # type: ignore[arg-type]
     return (f"task '{part.spec.task}': {pair.input} is {input_size[0]}x{input_size[1]} (HxW) but its target "
-            f"{pair.target} is {target_size[0]}x{target_size[1]}")
+            f"{pair.target} is {target_size[0]}x{target_size[1]}{why}")
 
 
 def _patch_fit_problem(part: TrainPart, size: tuple[int, ...], where: str, patch_size: int) -> str | None:
