@@ -319,7 +319,8 @@ def run(
 # ------------------------------------------------------------------------------------------- restore
 @app.command()
 def restore(
-    input_dir: Annotated[Path, typer.Option("--input-dir", "-i", help="folder of degraded images")],
+    input_dir: Annotated[Path, typer.Option("--input-dir", "-i", help="folder of degraded images, or one image "
+                                            "file")],
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for the restored PNGs (and restore.json)")],
     model: Annotated[str, typer.Option("--model", "-m", help="model card name or YAML file")] = "mirage-t",
     model_arg: Annotated[list[str] | None, typer.Option("--model-arg", help="override a card argument KEY=VALUE "

@@ -8,8 +8,9 @@ sides are multiples of 16 is restored here exactly as ``bench-ir run --save-imag
 
 The fast path is eager (channels-last on CUDA) unless ``compile`` is "on": each image size would be compiled anew.
 
-Outputs are ``<input name without its extension>.png``, 8-bit RGB, written atomically (with ``recursive``, the
-images of every sub-folder too, each into the same sub-folder of the output folder). Pixels are restored as
+The input is a folder of images or one image file. Outputs are ``<input name without its extension>.png``, 8-bit
+RGB, written atomically (with ``recursive``, the images of every sub-folder too, each into the same sub-folder of
+the output folder). Pixels are restored as
 stored; a photo's EXIF orientation tag (a camera's "rotate to display") is copied into its output, so a viewer
 shows the output turned like the photo. An image whose output
 exists is skipped, so an interrupted restore continues where it stopped; ``overwrite`` redoes every image.
@@ -70,7 +71,7 @@ class RestoreConfig:
     ``recursive``: also the images of every sub-folder (hidden ones and ``out_dir`` excepted), each written to the
     same sub-folder of ``out_dir``."""
 
-    input_dir: str | Path
+    input_dir: str | Path  # a folder of images, or one image file
     out_dir: str | Path
     model: str | Path | ModelCard = "mirage-t"
     model_args: dict[str, Any] = field(default_factory=dict)
@@ -113,6 +114,7 @@ def restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], No
 def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], None] | None) -> RestoreOutcome:
     input_dir, out_dir = Path(config.input_dir), Path(config.out_dir)
     jobs = _plan_outputs(input_dir, out_dir, config.recursive)
+    input_root = input_dir.parent if input_dir.is_file() else input_dir  # restore.json names inputs relative to it
     card = with_model_args(get_card(config.model, config.registry), config.model_args)
     check_card_args(card)
     check_counts([("--tile", config.tile, 1), ("--tile-overlap", config.tile_overlap, 0)])
@@ -153,7 +155,7 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         tiled: dict[str, int] = {}  # output -> tile size, for outputs written now in tiles after an OOM
         manifest["auto_tiled"] = {name: size for name, size in (manifest.get("auto_tiled") or {}).items()
                                   if out_dir / name in kept_set}
-        _write_manifest(out_dir, manifest, {_key(out, out_dir): _key(source, input_dir) for source, out in jobs
+        _write_manifest(out_dir, manifest, {_key(out, out_dir): _key(source, input_root) for source, out in jobs
                                             if out in kept_set})
         accelerated = AcceleratedForward(model, plan)
         options = EvalOptions(device=device, dtype=config.dtype, tile=config.tile, tile_overlap=config.tile_overlap,
@@ -162,9 +164,9 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
             with precision_settings(plan), torch.inference_mode():
                 for source, out in todo:
                     if on_image is not None:
-                        on_image(_key(source, input_dir), len(kept) + len(restored), len(jobs))
+                        on_image(_key(source, input_root), len(kept) + len(restored), len(jobs))
                     tile = _restore_one(model, source, out, policy, options)
-                    restored[_key(out, out_dir)] = _key(source, input_dir)
+                    restored[_key(out, out_dir)] = _key(source, input_root)
                     if tile is not None:
                         tiled[_key(out, out_dir)] = tile
                         manifest["auto_tiled"][_key(out, out_dir)] = tile
@@ -184,13 +186,25 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
 
 
 def _plan_outputs(input_dir: Path, out_dir: Path, recursive: bool = False) -> list[tuple[Path, Path]]:
-    """(input file, output file) for every image of ``input_dir`` (and, ``recursive``, of its sub-folders but
-    hidden ones and ``out_dir``, each into the same sub-folder of ``out_dir``); refuses a missing or empty folder, an
-    output folder that is the input folder, and two inputs that would write one output (``a.jpg`` and ``a.png``)."""
-    if not input_dir.is_dir():
-        raise FileNotFoundError(f"--input-dir {input_dir}: " + ("not a folder" if input_dir.exists() else "not found"))
+    """(input file, output file) for the image file ``input_dir``, or for every image of the folder ``input_dir``
+    (and, ``recursive``, of its sub-folders but hidden ones and ``out_dir``, each into the same sub-folder of
+    ``out_dir``); refuses a missing or empty folder, an output that would replace an input, and two inputs that
+    would write one output (``a.jpg`` and ``a.png``)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir} is a file, not a folder")
+    if input_dir.is_file():
+        if recursive:
+            raise ValueError(f"--recursive restores the sub-folders of a folder; --input-dir {input_dir} is a file")
+        if input_dir.name.startswith(".") or input_dir.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise ValueError(f"--input-dir {input_dir}: not a folder, nor an image file "
+                             f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        out = out_dir / saved_image_name(input_dir.name)
+        if out.resolve() == input_dir.resolve():
+            raise ValueError(f"--out {out_dir}: the restored PNG would replace its input {input_dir}; choose another "
+                             "folder")
+        return [(input_dir, out)]
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"--input-dir {input_dir}: not found")
     if out_dir.exists() and out_dir.resolve() == input_dir.resolve():
         raise ValueError(f"--out {out_dir} is the input folder: restored PNGs would replace its images; choose "
                          "another folder")

@@ -122,6 +122,14 @@ def test_recursive_refuses_two_images_of_one_sub_folder_that_would_share_an_outp
         restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu", recursive=True))
 
 
+def test_one_image_file_is_restored_like_a_folder_of_one(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.jpg": (16, 24), "b.png": (16, 16)})
+    outcome = restore_folder(RestoreConfig(inputs / "a.jpg", tmp_path / "out", model="input", device="cpu"))
+    assert [p.name for p in outcome.restored] == ["a.png"] and not (tmp_path / "out" / "b.png").exists()
+    manifest = json.loads((tmp_path / "out" / "restore.json").read_text())
+    assert manifest["images"] == {"a.png": "a.jpg"} and manifest["input_dir"] == str((inputs / "a.jpg").resolve())
+
+
 def test_restore_json_records_the_model_weights_and_each_output_with_its_input(tmp_path):
     inputs = _photos(tmp_path / "in", {"b.jpg": (32, 32)})
     restore_folder(RestoreConfig(inputs, tmp_path / "out", **TINY_UNET))
@@ -205,6 +213,9 @@ def test_a_model_with_parameters_needs_weights_and_names_the_shipped_sample_chec
     ("twins", "a.jpg and a.png in {in} would both be restored to a.png; rename one of them"),
     ("file", "--out {out} is a file, not a folder"),
     ("pad", "--pad none: choose one of reflect, replicate, constant"),  # a photo of any size needs padding
+    ("notes", "--input-dir {in}/notes.txt: not a folder, nor an image file"),
+    ("replace", "--out {in}: the restored PNG would replace its input {in}/a.png; choose another folder"),
+    ("recursive", "--recursive restores the sub-folders of a folder; --input-dir {in}/a.png is a file"),
 ])
 def test_folders_that_cannot_be_restored_are_errors_naming_them(tmp_path, setup, message):
     inputs, out = tmp_path / "in", tmp_path / "out"
@@ -221,8 +232,14 @@ def test_folders_that_cannot_be_restored_are_errors_naming_them(tmp_path, setup,
         out.write_text("not a folder")
     if setup == "pad":
         _photos(inputs, {"a.png": (8, 8)})
-    config = RestoreConfig(inputs, inputs if setup == "same" else out, model="input", device="cpu",
-                           pad="none" if setup == "pad" else None)
+    if setup == "notes":
+        (inputs / "notes.txt").write_text("not an image")
+    if setup in ("replace", "recursive"):
+        _photos(inputs, {"a.png": (8, 8)})
+    source = {"notes": inputs / "notes.txt", "replace": inputs / "a.png", "recursive": inputs / "a.png"}.get(setup,
+                                                                                                         inputs)
+    config = RestoreConfig(source, inputs if setup in ("same", "replace") else out, model="input", device="cpu",
+                           pad="none" if setup == "pad" else None, recursive=setup == "recursive")
     with pytest.raises((ValueError, FileNotFoundError)) as err:
         restore_folder(config)
     assert message.format(**{"in": inputs, "out": out}) in str(err.value)
