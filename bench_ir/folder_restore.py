@@ -1,5 +1,5 @@
-"""`bench-ir restore` as a library call: a folder of degraded images -> a folder of restored PNGs (no targets, no
-metrics), for figures and for looking at a model's output on your own photos.
+"""`bench-ir restore` as a library call: a folder of degraded images (or one image) -> a folder of restored PNGs (no
+targets, no metrics), for figures and for looking at a model's output on your own photos.
 
 Each image goes through the model whole and at its own size: it is padded at the bottom/right to the card's
 multiple (with the card's pad mode; reflect when the card has none; ``pad`` overrides it) and the output is cropped
@@ -10,17 +10,17 @@ The fast path is eager (channels-last on CUDA) unless ``compile`` is "on": each 
 
 The input is a folder of images or one image file. Outputs are ``<input name without its extension>.png``, 8-bit
 RGB, written atomically (with ``recursive``, the images of every sub-folder too, each into the same sub-folder of
-the output folder). Pixels are restored as
-stored; a photo's EXIF orientation tag (a camera's "rotate to display") is copied into its output, so a viewer
-shows the output turned like the photo. An image whose output
-exists is skipped, so an interrupted restore continues where it stopped; ``overwrite`` redoes every image.
-``restore.json`` in the output folder (written when the restore starts and when it ends) records the model, the
-checkpoint (sha256), the device, the execution path, the library versions and each output's input; continuing a
-folder with another setup (model, weights, dtype, execution, tiling, padding, versions) is refused, so that one folder
-never mixes two models' outputs, and so is a folder without ``restore.json`` that already holds an output's name.
-One process at a time writes a folder (its hidden ``.restore.lock``). On CUDA, an image that does not fit in GPU
-memory whole is restored in overlapping tiles (512 px, then 256 px); ``restore.json`` names each such output under
-``auto_tiled`` with its tile size, since near tile seams it differs from a whole-image restoration.
+the output folder). Pixels are restored as stored; a photo's EXIF orientation tag (a camera's "rotate to display")
+is copied into its output, so a viewer shows the output turned like the photo.
+
+An image whose output exists is skipped, so an interrupted restore continues where it stopped; ``overwrite`` redoes
+every image. ``restore.json`` in the output folder (written when the restore starts and when it ends) records the
+model, the checkpoint (sha256), the device, the execution path, the library versions and each output's input;
+continuing a folder with another setup (model, weights, dtype, execution, tiling, padding, versions) is refused, so
+that one folder never mixes two models' outputs, and so is a folder without ``restore.json`` that already holds an
+output's name. One process at a time writes a folder (its hidden ``.restore.lock``). On CUDA, an image that does not
+fit in GPU memory whole is restored in overlapping tiles (512 px, then 256 px); ``restore.json`` names each such
+output under ``auto_tiled`` with its tile size, since near tile seams it differs from a whole-image restoration.
 """
 
 from __future__ import annotations
