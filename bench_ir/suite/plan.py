@@ -207,15 +207,10 @@ def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
     from bench_ir.data.sample import build_sample_task_dataset
     from bench_ir.protocol import load_protocol
 
-    problems: dict[str, list[str]] = {}
-    for cell in cells:
-        cell.problems, cell.images = [], None
-        if cell.kind != "run":
-            continue
-        if cell.checkpoint and not Path(cell.checkpoint).is_file():
-            cell.problems.append(f"checkpoint not found: {cell.checkpoint}")
-        protocol = load_protocol(cell.protocol or "")
-        images = 0
+    def dataset_findings(name: str) -> tuple[list[str], int]:
+        """(dataset problems, images to score) of protocol ``name``: the same for every cell that runs it."""
+        protocol = load_protocol(name)
+        found, images = [], 0
         for task in protocol.tasks:
             try:
                 dataset = (build_sample_task_dataset(protocol, task, noise_order=plan.options["noise_order"])
@@ -224,16 +219,30 @@ def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
                                               noise_order=plan.options["noise_order"]))
             except (FileNotFoundError, ValueError, KeyError) as err:
                 finding = err.args[0] if isinstance(err, KeyError) else getattr(err, "finding", err)
-                cell.problems.append(f"protocol '{protocol.name}': {finding}")  # matches _DATASET_PROBLEM
+                found.append(f"protocol '{protocol.name}': {finding}")  # matches _DATASET_PROBLEM
                 continue
             limit = plan.options["limit"]
             try:  # the file headers of the images the cell will score: sizes of input and target, the crop rule
                 (dataset if limit is None else dataset.limit(limit)).item_sizes()
             except ValueError as err:
-                cell.problems.append(f"protocol '{protocol.name}': task '{task.name}': {err}")
+                found.append(f"protocol '{protocol.name}': task '{task.name}': {err}")
                 continue
             images += len(dataset) if limit is None else min(limit, len(dataset))
-        cell.images = images
+        return found, images
+
+    checked: dict[str, tuple[list[str], int]] = {}  # protocol -> its findings, read once for all its cells
+    problems: dict[str, list[str]] = {}
+    for cell in cells:
+        cell.problems, cell.images = [], None
+        if cell.kind != "run":
+            continue
+        if cell.checkpoint and not Path(cell.checkpoint).is_file():
+            cell.problems.append(f"checkpoint not found: {cell.checkpoint}")
+        name = cell.protocol or ""
+        if name not in checked:
+            checked[name] = dataset_findings(name)
+        found, cell.images = checked[name]
+        cell.problems += found
         for problem in cell.problems:
             problems.setdefault(problem, []).append(cell.name)
     return problems
