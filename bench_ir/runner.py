@@ -503,10 +503,11 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
         order = [(t.name, name) for t in scope for name in _limited(dataset_of(t.name), scope_limit).names]
         try:
             store.merge_shards(order=order)
-            scored = store.scored_keys()
+            records = store.read_records().records  # every rank's records, merged into the main file
+            scored = {(r["task"], r["image"]) for r in records}
             missing = sum(1 for key in order if key not in scored)
             manifest["status"] = "complete" if not missing else "incomplete"
-            tiled = auto_tiled(store.read_records(warn=False).records)
+            tiled = auto_tiled(records)
             manifest.pop("auto_tiled", None)
             if tiled:
                 manifest["auto_tiled"] = tiled
