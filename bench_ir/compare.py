@@ -149,7 +149,7 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
     warnings += [f"{run.run_dir}: {note}" for run in (first, second) if (note := run.incomplete())]
     warnings += [f"{run.run_dir}: {tiling}: near tile seams these outputs differ from whole-image inference, and "
                  "their deltas include that" for run in (first, second)
-                 if run.manifest.get("auto_tiled") and (tiling := run.tiling())]
+                 if run.auto_tiled_images() and (tiling := run.tiling())]
     if Path(first.run_dir).resolve() == Path(second.run_dir).resolve():
         warnings.append(f"A and B are the same run ({first.run_dir}): every delta is 0 by construction")
     protocol_a, protocol_b = _protocol_name(first), _protocol_name(second)

@@ -159,18 +159,12 @@ def _run_row(run) -> list[str]:
     average = protocol_average(run.summary(), manifest["protocol"].get("average") or (tasks if len(tasks) == 1 else []))
     flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
                              (f"limit {manifest.get('limit')}", manifest.get("limit") is not None),
-                             (_coverage_flag(run), run.incomplete()), (_tiled_flag(run), manifest.get("auto_tiled")))
-             if on]
+                             (_coverage_flag(run), run.incomplete()),
+                             (f"{run.auto_tiled_images()} tiled", run.auto_tiled_images())) if on]
     about = " · ".join([manifest["model"]["name"], manifest["protocol"]["name"], *flags])
     return [f"{escape(run.run_dir.name)}\n[dim]{escape(about)}[/]", run_status(run.run_dir, manifest),
             str(len(run.records)), f"{average['psnr']:.2f}" if average is not None else "–",
             f"{average['ssim']:.3f}" if average is not None else "–"]
-
-
-def _tiled_flag(run) -> str:
-    """'N tiled': images tiled after a GPU out-of-memory error (their outputs differ near tile seams)."""
-    tiled = run.manifest.get("auto_tiled") or {}
-    return f"{sum(int(entry.get('images') or 0) for entry in tiled.values() if isinstance(entry, dict))} tiled"
 
 
 def _coverage_flag(run) -> str:

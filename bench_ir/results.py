@@ -291,6 +291,16 @@ class Run:
         short = ", ".join(f"{task} {s} of {n}" for task, (s, n) in coverage.items() if s < n)
         return f"incomplete: {scored} of {planned} images ({short})"
 
+    def _auto_tiled_entries(self) -> list[dict[str, Any]]:
+        """The manifest's ``auto_tiled`` entries ({"images": n, "tile": px} per task): images tiled after a GPU
+        out-of-memory error."""
+        tiled = self.manifest.get("auto_tiled")
+        return [entry for entry in tiled.values() if isinstance(entry, dict)] if isinstance(tiled, dict) else []
+
+    def auto_tiled_images(self) -> int:
+        """How many images were tiled after a GPU out-of-memory error (0 when every image fitted whole)."""
+        return sum(int(entry.get("images") or 0) for entry in self._auto_tiled_entries())
+
     def tiling(self) -> str:
         """How the run tiled its images, in words: 'tiles of T px (overlap O)' for a run with --tile; 'N image(s)
         tiled at T px (overlap O) after GPU out-of-memory' for a run whose largest images did not fit whole (the
@@ -300,12 +310,11 @@ class Run:
         overlap_text = f" (overlap {overlap})" if isinstance(overlap, int) else ""
         if isinstance(manifest.get("tile"), int):
             return f"tiles of {manifest['tile']} px{overlap_text}"
-        tiled = manifest.get("auto_tiled")
-        entries = [entry for entry in tiled.values() if isinstance(entry, dict)] if isinstance(tiled, dict) else []
-        count = sum(int(entry.get("images") or 0) for entry in entries)
+        count = self.auto_tiled_images()
         if not count:
             return ""
-        sizes = sorted({int(entry["tile"]) for entry in entries if isinstance(entry.get("tile"), int)})
+        sizes = sorted({int(entry["tile"]) for entry in self._auto_tiled_entries()
+                        if isinstance(entry.get("tile"), int)})
         size_text = f" at {'/'.join(str(size) for size in sizes)} px" if sizes else ""
         return f"{count} image(s) tiled{size_text}{overlap_text} after GPU out-of-memory"
 
