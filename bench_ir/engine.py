@@ -108,7 +108,9 @@ def _is_oom(err: BaseException) -> bool:
 def restore(
     model: nn.Module, x: torch.Tensor, policy: FitPolicy, options: EvalOptions
 ) -> tuple[torch.Tensor, int | None]:
-    """Run the model on a batch (B,3,H,W) in [0,1]; returns the float32 output and the tile size used.
+    """Run the model on a batch (B,3,H,W) in [0,1]; returns the float32 output and the automatic tile size: the
+    tile size in pixels when the images were tiled after an out-of-memory error, None when they ran whole or in
+    the tiles ``options.tile`` asked for.
 
     On a CUDA out-of-memory error the batch is split in halves first (per-image outputs do not change), and
     only a single image that still does not fit is tiled (which does change the output near tile seams).
@@ -125,7 +127,7 @@ def restore(
         try:
             if tile is None:
                 return _run_splitting_batch(forward, x, policy), None
-            return run_tiled(forward, x, policy, tile, options.tile_overlap), tile
+            return run_tiled(forward, x, policy, tile, options.tile_overlap), None if options.tile else tile
         except RuntimeError as err:
             if not _is_oom(err) or attempt == len(tiles) - 1 or options.tile:
                 raise
@@ -223,7 +225,7 @@ def evaluate_task(
                 "seconds": seconds,
                 "nonfinite": not finite_list[i],
             }
-            if tile is not None and options.tile is None:  # tiled after an out-of-memory error, not by request
+            if tile is not None:  # tiled after an out-of-memory error, not by request
                 record["tile"] = tile
             if on_record is not None:
                 on_record(record)

@@ -325,4 +325,4 @@ def _restore_one(model: torch.nn.Module, source: Path, out: Path, policy: FitPol
         raise RuntimeError(f"{source}: {who} returned shape {tuple(restored.shape)} for input {tuple(x.shape)} (a "
                            "restoration model must return an image of its input's size)")
     write_png_uint8(out, restored[0].clamp(0, 1).cpu(), orientation=exif_orientation(source))
-    return tile if options.tile is None else None
+    return tile

@@ -147,3 +147,12 @@ def test_resume_refuses_to_mix_exact_and_fast_records(tmp_path):
                            exact=True))
     with pytest.raises(ResumeError, match="execution: exact mode on cpu .* → fast mode on cpu"):
         run_protocol(RunConfig(protocol="derain", model="input", sample=True, run_dir=tmp_path / "r", resume=True))
+
+
+def test_tiles_asked_for_are_not_reported_as_automatic_tiling():
+    net = _BatchLimitedNet(limit=8)
+    x = torch.rand(1, 3, 48, 48)
+    out, tile = restore(net, x, fit_policy(1, "none", "none", 1, "none", None),
+                        EvalOptions(device=CPU, tile=32, tile_overlap=8))
+    assert tile is None
+    assert torch.allclose(out, x * 0.5)
