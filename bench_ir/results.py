@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 RECORD_COLUMNS = ["task", "image", "psnr", "ssim", "lpips", "height", "width", "seconds", "nonfinite"]
-OPTIONAL_RECORD_COLUMNS = ("tile",)
+OPTIONAL_RECORD_COLUMNS = ("tile",)  # integers; a loaded run has the column only when some record has it
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 PROFILE = "profile.json"
@@ -335,28 +335,39 @@ def load_run(run_dir: str | Path) -> Run:
     store = RunStore(run_dir, create=False)
     if not store.manifest_path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a bench-ir run directory (no {MANIFEST}){_what_it_is(run_dir)}")
-    records = pd.DataFrame(store.read_records().records, columns=RECORD_COLUMNS)
+    rows = store.read_records().records
+    optional = [column for column in OPTIONAL_RECORD_COLUMNS if any(row.get(column) is not None for row in rows)]
+    records = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, *optional]).astype(dict.fromkeys(optional, "Int64"))
     profile_path = run_dir / PROFILE
     profile = json.loads(profile_path.read_text()) if profile_path.is_file() else None
     return Run(run_dir=run_dir, manifest=store.read_manifest(), records=records, profile=profile)
 
 
+def _export_columns(records: pd.DataFrame) -> list[str]:
+    """``RECORD_COLUMNS``, then the optional columns the loaded records have (see :func:`load_run`)."""
+    return [*RECORD_COLUMNS, *(column for column in OPTIONAL_RECORD_COLUMNS if column in records.columns)]
+
+
 def records_as_csv(records: pd.DataFrame) -> str:
-    """Per-image records as CSV, columns ``RECORD_COLUMNS`` in order; floats printed to round-trip exactly."""
-    return records[RECORD_COLUMNS].to_csv(index=False)
+    """Per-image records as CSV, columns ``RECORD_COLUMNS`` in order, then an optional column (tile) when some
+    record has it (empty where it does not apply); floats printed to round-trip exactly."""
+    return records[_export_columns(records)].to_csv(index=False)
 
 
 def records_as_json(records: pd.DataFrame) -> str:
-    """Per-image records as a JSON array of objects (keys ``RECORD_COLUMNS``), one object per line; floats keep
-    every digit (each parses back to the stored value); NaN, +-inf and missing values are null (JSON has no NaN)."""
+    """Per-image records as a JSON array of objects (keys ``RECORD_COLUMNS``, plus an optional key such as tile
+    only in the records it applies to, as stored), one object per line; floats keep every digit (each parses
+    back to the stored value); NaN, +-inf and missing values are null (JSON has no NaN)."""
 
     def plain(value: Any) -> Any:
         if value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
             return None
         return value.item() if hasattr(value, "item") else value
 
-    rows = [{column: plain(value) for column, value in zip(RECORD_COLUMNS, row, strict=True)}
-            for row in records[RECORD_COLUMNS].astype(object).itertuples(index=False, name=None)]
+    columns = _export_columns(records)
+    rows = [{column: plain(value) for column, value in zip(columns, row, strict=True)
+             if column in RECORD_COLUMNS or plain(value) is not None}
+            for row in records[columns].astype(object).itertuples(index=False, name=None)]
     return "[\n" + ",\n".join(json.dumps(row, allow_nan=False) for row in rows) + ("\n]" if rows else "]")
 
 

@@ -269,7 +269,7 @@ def test_validate_takes_a_folder_as_every_yaml_file_in_it(tmp_path):
     (tmp_path / "good.yaml").write_text("name: g\ndisplay_name: G\nfactory: torch.nn:Identity\n")
     (tmp_path / "bad.yml").write_text("name: b\ndisplay_name: B\nfactory: torch.nn:Identity\ncolour: red\n")
     (tmp_path / "notes.txt").write_text("not a spec")
-    result = runner.invoke(app, ["validate", str(tmp_path)], terminal_width=400)
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["validate", str(tmp_path)])  # one line per file
     assert result.exit_code == 1
     assert "model card 'g'" in result.stdout and "unknown field(s) ['colour']" in result.stderr
     assert "notes.txt" not in result.output

@@ -160,3 +160,28 @@ def test_list_runs_flags_a_run_with_images_tiled_after_out_of_memory(tmp_path, m
     console = Console(width=200, record=True)
     console.print(runs_table(tmp_path))
     assert "input · derain · sample · limit 2 · 1 tiled" in console.export_text()
+
+
+def test_export_csv_adds_a_tile_column_for_a_run_with_tiled_images(tmp_path, monkeypatch):
+    _tiles_the_square_images(engine, monkeypatch)
+    _derain(tmp_path)
+    result = runner.invoke(app, ["export", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    header, astronaut, chelsea = result.stdout.splitlines()
+    assert header.endswith(",nonfinite,tile")
+    assert astronaut.endswith(",False,256") and chelsea.endswith(",False,")
+
+
+def test_export_json_gives_the_tile_of_the_tiled_images_only(tmp_path, monkeypatch):
+    _tiles_the_square_images(engine, monkeypatch)
+    _derain(tmp_path)
+    result = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    astronaut, chelsea = json.loads(result.stdout)
+    assert astronaut["tile"] == 256 and "tile" not in chelsea
+
+
+def test_export_of_a_run_without_tiling_keeps_the_stable_columns_only(tmp_path):
+    _derain(tmp_path)
+    header = runner.invoke(app, ["export", str(tmp_path / "run")]).stdout.splitlines()[0]
+    assert header == "task,image,psnr,ssim,lpips,height,width,seconds,nonfinite"
