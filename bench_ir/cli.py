@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench_ir.choices import CompileMode
+from bench_ir.data.roots import DATA_ROOT_ENV, DATA_ROOT_HINT, data_root_or_env
 
 try:  # typer >= 0.26 carries its own copy of click (and no longer installs click)
     from typer._click.exceptions import ClickException as _ClickException
@@ -101,6 +102,14 @@ def _global_options(
                                         "(also BENCH_IR_DEBUG=1)")] = False,
 ) -> None:
     pass
+
+
+def _data_root(given: Path | None) -> Path | None:
+    """``given``, else ``$BENCH_IR_DATA_ROOT`` with a note on stderr naming the folder it chose."""
+    chosen = data_root_or_env(given)
+    if given is None and chosen is not None:
+        err_console.print(f"data root from {DATA_ROOT_ENV}: {chosen}", highlight=False, markup=False, soft_wrap=True)
+    return Path(chosen) if chosen is not None else None
 
 
 def _warn_incomplete(run) -> None:
@@ -272,6 +281,7 @@ def run(
                              "layouts)")
         elif protocol:
             chosen = protocol
+            data_root = data_root if sample else _data_root(data_root)
         else:
             raise ValueError("give --protocol (see `bench-ir list protocols`) or --input-dir/--target-dir")
         if not lpips and (lpips_net is not None or lpips_weights is not None):
@@ -512,19 +522,22 @@ def data_check(
 
             if patch_size is not None:
                 raise ValueError("--patch-size applies to --recipe (training patches), not to a protocol")
+            data_root = _data_root(data_root)
             if data_root is None:
-                raise ValueError("--protocol needs --data-root (the folder holding its test sets)")
+                raise ValueError(f"--protocol needs the folder holding its test sets: {DATA_ROOT_HINT}")
             checks = check_protocol(load_protocol(protocol), data_root, tasks=task)
             renderables = listing.data_check_renderables(checks)
         else:
             from bench_ir.counts import check_counts
+            from bench_ir.train.data import training_data_root
             from bench_ir.train.data_check import check_training_data, validation_data_check
             from bench_ir.train.recipes import load_recipe
 
             check_counts([("--patch-size", patch_size, 1)])
             loaded = load_recipe(recipe)
             checks = check_training_data(loaded, data_root, patch_size, tasks=task)
-            renderables = listing.train_data_check_renderables(checks, validation_data_check(loaded, data_root))
+            renderables = listing.train_data_check_renderables(
+                checks, validation_data_check(loaded, training_data_root(loaded, data_root)))
     except USER_ERRORS as err:
         _fail(err)
     if as_json:

@@ -45,6 +45,7 @@ from bench_ir.cards import (
 )
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
+from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
 from bench_ir.distributed import dist_context
 from bench_ir.engine import (
     EvalOptions,
@@ -279,9 +280,11 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
     _check_options(config, card, protocol)
 
     # 1. every dataset first: a missing folder fails before any model work (a resume resolves the run's own tasks)
-    if not config.sample and config.data_root is None and protocol.name != "folders":
-        raise FileNotFoundError(f"protocol '{protocol.name}' needs --data-root (the folder holding its test sets) "
-                                "or --sample for the built-in sample data")
+    if not config.sample and protocol.name != "folders":
+        config = dataclasses.replace(config, data_root=data_root_or_env(config.data_root))
+        if config.data_root is None:
+            raise FileNotFoundError(f"protocol '{protocol.name}' needs the folder holding its test sets "
+                                    f"({DATA_ROOT_HINT}) or --sample for the built-in sample data")
     full: dict[str, Any] = {}  # task name -> its whole dataset (before --limit)
 
     def dataset_of(name: str) -> Any:

@@ -20,6 +20,12 @@ FAST_TRAINING = {"device": "cpu", "batch_size": 2, "patch_size": 16, "model_args
                  "validate": False, "tensorboard": False}
 
 
+@pytest.fixture(autouse=True)
+def no_data_root_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test decides its own data root: a BENCH_IR_DATA_ROOT of the machine running the tests is not read."""
+    monkeypatch.delenv("BENCH_IR_DATA_ROOT", raising=False)
+
+
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:
     """One intra-op thread for a module: inputs in these tests are tiny, so a thread pool only costs time (most of

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench_ir.counts import check_counts
+from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
 from bench_ir.manifest import now_iso
 from bench_ir.results import MANIFEST, PROFILE, ManifestError, read_manifest_file, write_json_atomic
 from bench_ir.suite.spec import Suite, load_suite, slug
@@ -177,8 +178,10 @@ def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str 
         raise KeyError(f"unknown suite option(s) {unknown}; options: {', '.join(RUN_OPTIONS)}")
     options.update({k: v for k, v in (overrides or {}).items() if v is not None})
     check_counts([(f"--{key.replace('_', '-')}", options.get(key), 1) for key in ("limit", "batch_size", "tile")])
-    if not options["sample"] and data_root is None:
-        raise ValueError(f"suite '{suite.name}' runs on the benchmark data: pass --data-root")
+    if not options["sample"]:
+        data_root = data_root_or_env(data_root)
+        if data_root is None:
+            raise ValueError(f"suite '{suite.name}' runs on the benchmark data: {DATA_ROOT_HINT}")
     runs, profiles = [], {}
     for entry in suite.entries:
         model = suite.model_ref(entry)

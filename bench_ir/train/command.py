@@ -16,6 +16,7 @@ import yaml
 from rich.console import Console
 
 from bench_ir.choices import CompileMode
+from bench_ir.data.roots import data_root_or_env
 
 __all__ = ["train_command", "RichTrainProgress", "parse_model_args"]
 
@@ -153,8 +154,8 @@ def train_command(
 
     main_process = int(os.environ.get("RANK", "0")) == 0
     console, err_console = Console(), Console(stderr=True)
-    progress = RichTrainProgress(err_console, out=console, test_data_root=val_data_root or data_root, model=model,
-                                 registry=registry) if main_process else None
+    progress = RichTrainProgress(err_console, out=console, test_data_root=val_data_root or data_root_or_env(data_root),
+                                 model=model, registry=registry) if main_process else None
     try:
         train(recipe, model, data_root, run_dir, progress=progress, runs_root=runs_root, max_steps=max_steps,
               max_minutes=max_minutes,

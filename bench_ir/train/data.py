@@ -43,6 +43,7 @@ from bench_ir.data.io import (
     quarter_turn_note,
     read_rgb_uint8,
 )
+from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
 from bench_ir.data.synthesis import apply_degradations, gaussian_noise_uint8, per_image_rng
 from bench_ir.protocol import PAIRING_RULES, LayoutSpec
 from bench_ir.safety import inside
@@ -540,11 +541,13 @@ def build_training_set(recipe: Recipe, data_root: str | Path | None, patch_size:
 
 
 def training_data_root(recipe: Recipe, data_root: str | Path | None) -> Path | None:
-    """``data_root`` as a Path; FileNotFoundError when the recipe needs one and none is given, DatasetNotFoundError
-    when it is not a folder."""
+    """``data_root`` (default ``$BENCH_IR_DATA_ROOT`` when the recipe reads folders) as a Path; FileNotFoundError when
+    the recipe needs one and none is given, DatasetNotFoundError when it is not a folder."""
+    if recipe.needs_data_root:
+        data_root = data_root_or_env(data_root)
     if recipe.needs_data_root and data_root is None:
         roots = ", ".join(spec.roots[0] for spec in recipe.data if spec.layout != "sample")
-        raise FileNotFoundError(f"recipe '{recipe.name}' needs --data-root (the folder holding {roots})")
+        raise FileNotFoundError(f"recipe '{recipe.name}' needs the folder holding {roots} ({DATA_ROOT_HINT})")
     root = Path(data_root).expanduser() if data_root is not None else None
     if root is not None and not root.is_dir() and recipe.needs_data_root:
         raise DatasetNotFoundError(f"--data-root {root} is not a folder")

@@ -24,7 +24,7 @@ from bench_ir.counts import check_counts
 from bench_ir.engine import resolve_device
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_command, portable_path
 from bench_ir.results import write_json_atomic
-from bench_ir.train.data import EpochBatchSampler, TrainingSet, build_training_set
+from bench_ir.train.data import EpochBatchSampler, TrainingSet, build_training_set, training_data_root
 from bench_ir.train.distributed import DistContext, join, wrap_model
 from bench_ir.train.evaluation import check_validation_data
 from bench_ir.train.objectives import Objective, build_objective, build_optimizer
@@ -157,6 +157,7 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     context, device = join(resolve_device(options.device))
     execution = plan_execution(device, exact=options.exact, compile=options.compile,  # type: ignore[arg-type]
                                training=True, dtype=options.dtype)
+    options = dataclasses.replace(options, data_root=training_data_root(recipe, options.data_root))  # or the env's
     dataset = build_training_set(recipe, options.data_root, plan.patch_size, options.seed)
     root = f" --data-root {shlex.quote(str(options.data_root))}" if options.data_root is not None else ""
     advice = f"`bench-ir data check --recipe {shlex.quote(recipe_ref)}{root}` lists every problem"

@@ -1,0 +1,100 @@
+"""BENCH_IR_DATA_ROOT: the data root of run, data check, suite and train when --data-root is not given."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import FAST_TRAINING, write_one_pair_protocol
+from test_train_data import make_train_tree
+from typer.testing import CliRunner
+
+from bench_ir.cli import app
+from bench_ir.suite import plan_suite
+from bench_ir.train.data import training_data_root
+from bench_ir.train.recipes import load_recipe
+from bench_ir.train.trainer import train
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    """A one-task protocol 'toy' whose data lies under tmp_path/data, named by BENCH_IR_DATA_ROOT only."""
+    protocol = write_one_pair_protocol(tmp_path / "data", "toy")
+    monkeypatch.setenv("BENCH_IR_DATA_ROOT", str(tmp_path / "data"))
+    return protocol
+
+
+def _run(tmp_path, *args: str):
+    return runner.invoke(app, ["run", "--model", "input", "--run-dir", str(tmp_path / "run"), *args])
+
+
+def test_run_reads_its_data_from_the_environment_and_records_the_folder(tmp_path, toy):
+    result = _run(tmp_path, "--protocol", str(toy))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["data_root"] == str((tmp_path / "data").resolve())
+
+
+def test_run_says_which_folder_it_took_from_the_environment(tmp_path, toy):
+    result = _run(tmp_path, "--protocol", str(toy))
+    assert f"data root from BENCH_IR_DATA_ROOT: {tmp_path / 'data'}" in " ".join(result.stderr.split())
+
+
+def test_an_explicit_data_root_wins_over_the_environment(tmp_path, toy, monkeypatch):
+    monkeypatch.setenv("BENCH_IR_DATA_ROOT", str(tmp_path / "elsewhere"))
+    result = _run(tmp_path, "--protocol", str(toy), "--data-root", str(tmp_path / "data"))
+    assert result.exit_code == 0, result.output
+    assert "BENCH_IR_DATA_ROOT" not in result.stderr
+
+
+def test_a_sample_run_does_not_read_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_IR_DATA_ROOT", str(tmp_path / "missing"))
+    result = _run(tmp_path, "--protocol", "derain", "--sample", "--limit", "1")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["data_root"] is None
+
+
+def test_a_folder_pair_run_is_not_in_conflict_with_the_environment(tmp_path, toy):
+    result = _run(tmp_path, "--input-dir", str(tmp_path / "data/toy/input"), "--target-dir",
+                  str(tmp_path / "data/toy/target"))
+    assert result.exit_code == 0, result.output
+
+
+def test_without_data_root_or_environment_the_error_names_both(tmp_path):
+    result = _run(tmp_path, "--protocol", "3deg")
+    assert result.exit_code == 2
+    assert "pass --data-root or set BENCH_IR_DATA_ROOT" in " ".join(result.stderr.split())
+
+
+def test_data_check_reads_the_environment(tmp_path, toy):
+    result = runner.invoke(app, ["data", "check", "--protocol", str(toy), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["data_root"] == str(tmp_path / "data")
+
+
+def test_a_suite_on_real_data_takes_its_data_root_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_IR_DATA_ROOT", str(tmp_path))
+    plan = plan_suite("mirage-paper", tmp_path / "out", checkpoint_dir=tmp_path)
+    assert plan.data_root == str(tmp_path.resolve())
+
+
+def test_a_sample_suite_ignores_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_IR_DATA_ROOT", str(tmp_path))
+    assert plan_suite("sample", tmp_path / "out").data_root is None
+
+
+def test_a_training_recipe_with_folders_takes_its_data_root_from_the_environment(tmp_path, monkeypatch):
+    make_train_tree(tmp_path)
+    monkeypatch.setenv("BENCH_IR_DATA_ROOT", str(tmp_path))
+    assert training_data_root(load_recipe("derain"), None) == tmp_path
+    assert training_data_root(load_recipe("sample-cpu"), None) is None
+
+
+def test_training_records_the_data_root_it_took_from_the_environment(tmp_path, monkeypatch):
+    make_train_tree(tmp_path / "data")
+    monkeypatch.setenv("BENCH_IR_DATA_ROOT", str(tmp_path / "data"))
+    train("derain", "mirage-t", None, tmp_path / "run", max_steps=1, **FAST_TRAINING)
+    manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
+    assert manifest["data"]["root"] == str((tmp_path / "data").resolve())
