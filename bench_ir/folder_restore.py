@@ -50,6 +50,7 @@ from bench_ir.counts import check_counts
 from bench_ir.data.datasets import list_images, uint8_to_tensor, warn_skipped_files
 from bench_ir.data.io import IMAGE_EXTENSIONS, exif_orientation, read_rgb_uint8, write_png_uint8
 from bench_ir.engine import EvalOptions, resolve_device, restore, saved_image_name, saved_name_clash
+from bench_ir.folder_names import RESTORE_MANIFEST_NAME
 from bench_ir.geometry import FitPolicy, check_pad_mode, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
 from bench_ir.resume import RunLock, identity_differences
@@ -57,7 +58,7 @@ from bench_ir.runner import MissingWeightsError, missing_weights_message, sigter
 
 __all__ = ["RestoreConfig", "RestoreOutcome", "restore_folder", "MANIFEST_NAME"]
 
-MANIFEST_NAME = "restore.json"
+MANIFEST_NAME = RESTORE_MANIFEST_NAME
 LOCK_NAME = ".restore.lock"  # hidden: the folder is meant for images
 # what must match for a folder to be continued (names of bench_ir.resume.IDENTITY_FIELDS)
 _IDENTITY = ("model", "weights", "dtype", "execution", "tiling", "padding override", "library versions")

@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from bench_ir.atomic import append_line, atomic_write
+from bench_ir.folder_names import FINAL_WEIGHTS_NAME, RESTORE_MANIFEST_NAME, TRAIN_MANIFEST_NAME
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -321,10 +322,10 @@ class Run:
 
 def _what_it_is(folder: Path) -> str:
     """What a folder without a run manifest holds instead, when bench-ir wrote it: a training run or a restore."""
-    if (folder / "train_manifest.json").is_file():
+    if (folder / TRAIN_MANIFEST_NAME).is_file():
         return (f"; it is a training run: score its weights with `bench-ir run ... --checkpoint "
-                f"{folder / 'final.safetensors'}` (the `evaluate:` line of the training gives the whole command)")
-    if (folder / "restore.json").is_file():
+                f"{folder / FINAL_WEIGHTS_NAME}` (the `evaluate:` line of the training gives the whole command)")
+    if (folder / RESTORE_MANIFEST_NAME).is_file():
         return "; it holds restored images (bench-ir restore), which have no scores: score a model with `bench-ir run`"
     return ""
 

@@ -22,6 +22,7 @@ from bench_ir.cards import ModelCard, card_record, count_parameters, get_card, w
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
 from bench_ir.engine import resolve_device
+from bench_ir.folder_names import TRAIN_MANIFEST_NAME
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_command, portable_path
 from bench_ir.results import write_json_atomic
 from bench_ir.train.data import EpochBatchSampler, TrainingSet, build_training_set, training_data_root
@@ -34,7 +35,7 @@ from bench_ir.train.schedule import remember_initial_lr
 __all__ = ["TrainOptions", "TrainSession", "TrainResumeError", "open_session", "check_resumable", "run_identity",
            "MANIFEST_NAME", "CHECKPOINT_NAME"]
 
-MANIFEST_NAME = "train_manifest.json"
+MANIFEST_NAME = TRAIN_MANIFEST_NAME
 CHECKPOINT_NAME = "checkpoints/last.pt"
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from bench_ir.cards import ModelCard
 from bench_ir.checkpoints import sha256_file
+from bench_ir.folder_names import FINAL_WEIGHTS_NAME
 from bench_ir.manifest import now_iso, portable_path
 from bench_ir.resume import RunLock
 from bench_ir.train.checkpointing import (
@@ -46,7 +47,14 @@ from bench_ir.train.logs import TrainLog, truncate_csv
 from bench_ir.train.objectives import Objective
 from bench_ir.train.recipes import Recipe
 from bench_ir.train.schedule import set_learning_rate
-from bench_ir.train.session import TrainOptions, TrainSession, check_resumable, open_session, run_identity
+from bench_ir.train.session import (
+    MANIFEST_NAME,
+    TrainOptions,
+    TrainSession,
+    check_resumable,
+    open_session,
+    run_identity,
+)
 
 __all__ = ["TrainProgress", "TrainOutcome", "NonFiniteLossError", "train", "apply_update"]
 
@@ -263,7 +271,7 @@ class _Loop:
             self.save_checkpoint()
         if self.val_enabled and (not self.validations or self.validations[-1].step != self.step):
             self.validate()
-        final = s.run_dir / "final.safetensors"
+        final = s.run_dir / FINAL_WEIGHTS_NAME
         if self.main:
             export_safetensors(s.model, final, {"bench_ir_model": s.card.name, "recipe": s.recipe.name,
                                                 "step": str(self.step)})
@@ -287,7 +295,7 @@ class _Loop:
 def _previous_manifest(session: TrainSession) -> dict[str, Any]:
     import json
 
-    path = session.run_dir / "train_manifest.json"
+    path = session.run_dir / MANIFEST_NAME
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 

@@ -1,0 +1,12 @@
+"""File names that mark the folders bench-ir writes besides runs (no imports, so any module can name them).
+
+A run directory's own names (``manifest.json``, ``records.jsonl``, ``profile.json``) live in bench_ir.results.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TRAIN_MANIFEST_NAME", "FINAL_WEIGHTS_NAME", "RESTORE_MANIFEST_NAME"]
+
+TRAIN_MANIFEST_NAME = "train_manifest.json"  # a training run (bench_ir.train)
+FINAL_WEIGHTS_NAME = "final.safetensors"  # a training run's last weights, what `bench-ir run --checkpoint` takes
+RESTORE_MANIFEST_NAME = "restore.json"  # a folder of restored images (bench-ir restore)
