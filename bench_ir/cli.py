@@ -223,7 +223,8 @@ def run(
     model_arg: Annotated[list[str] | None, typer.Option("--model-arg", help="override a card argument KEY=VALUE "
                                                         "(repeatable; values are YAML)")] = None,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="weights file")] = None,
-    data_root: Annotated[Path | None, typer.Option(help="folder holding the protocol's test sets")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="folder holding the protocol's test sets (default: "
+                                                           "$BENCH_IR_DATA_ROOT)")] = None,
     sample: Annotated[bool, typer.Option("--sample", help="built-in sample data (synthetic, offline)")] = False,
     input_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of degraded images")] = None,
     target_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of clean images")] = None,
@@ -499,7 +500,8 @@ def data_check(
                                                  "test sets")] = None,
     recipe: Annotated[str | None, typer.Option("--recipe", "-r", help="training recipe name or YAML file: check its "
                                                "training sets, as `train` reads them")] = None,
-    data_root: Annotated[Path | None, typer.Option(help="folder holding the test (or training) sets")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="folder holding the test (or training) sets (default: "
+                                                           "$BENCH_IR_DATA_ROOT)")] = None,
     task: Annotated[list[str] | None, typer.Option("--task", help="only these tasks (repeatable), as `run --task` "
                                                    "scores them")] = None,
     patch_size: Annotated[int | None, typer.Option(help="--recipe: training patch size (default: the recipe's), "
@@ -850,7 +852,8 @@ class RichSuiteOverview:
 @suite_app.command("run")
 def suite_run(
     suite: Annotated[str, typer.Argument(help="suite name (suites/*.yaml) or YAML file")],
-    data_root: Annotated[Path | None, typer.Option(help="folder holding the protocols' test sets")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="folder holding the protocols' test sets (default: "
+                                                           "$BENCH_IR_DATA_ROOT)")] = None,
     checkpoint_dir: Annotated[Path | None, typer.Option(help="folder the entries' checkpoint paths are relative to")
                               ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="suite directory (default runs/suite-<name>)")] = None,

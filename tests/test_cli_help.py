@@ -65,6 +65,12 @@ def test_no_option_help_holds_square_brackets_that_rich_would_take_for_markup():
     assert bracketed == []
 
 
+def test_every_data_root_option_names_its_environment_default():
+    helps = [p.help for p in _params(typer.main.get_command(app)) if p.name == "data_root"]
+    assert len(helps) == 4  # run, data check, suite run, train
+    assert all("$BENCH_IR_DATA_ROOT" in text for text in helps)
+
+
 def test_a_default_written_in_the_help_text_is_shown():
     text = " ".join(CliRunner(env={"COLUMNS": "300"}).invoke(app, ["report", "--help"]).output.split())
     assert "profile runs; default runs" in text

@@ -114,7 +114,8 @@ def train_command(
     recipe: Annotated[str, typer.Option("--recipe", "-r", help="recipe name (registry/recipes), YAML file, or a "
                                         "run's train_manifest.json (the recipe that run resolved)")],
     model: Annotated[str, typer.Option("--model", "-m", help="model card name or YAML file")] = "mirage-t",
-    data_root: Annotated[Path | None, typer.Option(help="folder holding the training sets (Train/...)")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="folder holding the training sets (Train/...; default: "
+                                                           "$BENCH_IR_DATA_ROOT)")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="run dir; default runs/train/<time>-<model>-<recipe>")] = None,
     runs_root: Annotated[Path, typer.Option(help="parent of default run directories")] = Path("runs"),
     max_steps: Annotated[int | None, typer.Option(help="stop after this many optimizer steps")] = None,
