@@ -135,7 +135,8 @@ def test_an_empty_training_folder_names_the_task(tmp_path):
 
 
 def test_recipes_with_folders_need_a_data_root():
-    with pytest.raises(FileNotFoundError, match=r"recipe '3deg' needs the folder holding .* \(pass --data-root or set BENCH_IR_DATA_ROOT\)"):
+    needs = r"recipe '3deg' needs the folder holding .* \(pass --data-root or set BENCH_IR_DATA_ROOT\)"
+    with pytest.raises(FileNotFoundError, match=needs):
         build_training_set(load_recipe("3deg"), None, patch_size=32, seed=0)
 
 

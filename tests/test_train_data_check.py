@@ -96,8 +96,8 @@ def test_data_check_takes_a_protocol_or_a_recipe(tmp_path):
     patch = _check("--protocol", "3deg", "--data-root", str(tmp_path), "--patch-size", "64")
     assert patch.exit_code == 2 and "--patch-size applies to --recipe" in patch.output
     no_root = _check("--protocol", "3deg")
-    assert no_root.exit_code == 2 and "error: --protocol needs the folder holding its test sets: pass --data-root or set " \
-        "BENCH_IR_DATA_ROOT" in " ".join(no_root.output.split())
+    assert no_root.exit_code == 2 and ("error: --protocol needs the folder holding its test sets: pass --data-root "
+                                       "or set BENCH_IR_DATA_ROOT") in " ".join(no_root.output.split())
 
 
 def test_train_refuses_bad_training_data_naming_the_first_problems_and_the_check_that_lists_them(tmp_path):
