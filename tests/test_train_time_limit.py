@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 
 import pytest
 import torch
@@ -41,3 +43,22 @@ def test_the_cli_rejects_a_non_positive_budget(tmp_path):
                                       "--run-dir", str(tmp_path / "run"), "--no-val", "--no-tensorboard"])
     assert result.exit_code == 2 and "--max-minutes must be > 0" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_the_cli_says_a_capped_run_stopped_early_and_prints_the_command_that_continues_it(tmp_path, monkeypatch):
+    args = ["train", "--recipe", "sample", "--device", "cpu", "--max-steps", "3", "--max-minutes", "1e-9",
+            "--batch-size", "2", "--patch-size", "16", "--workers", "0", "--no-val", "--no-tensorboard",
+            "--model-arg", "dim=6", "--model-arg", "num_blocks=[1,1,1,1]", "--model-arg", "num_refinement_blocks=1"]
+    args += ["--run-dir", str(tmp_path / "run")]
+    monkeypatch.setattr(sys, "argv", ["bench-ir", *args])  # what the manifest records as the command
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "stopped by --max-minutes 1e-09 at step 1 of 3; final losses:" in result.stdout
+    assert "done:" not in result.stdout
+    continue_line = next(line for line in result.stdout.splitlines() if line.startswith("continue: "))
+    assert continue_line.endswith(f"--run-dir {tmp_path / 'run'} --resume")
+    resumed = CliRunner(env={"COLUMNS": "400"}).invoke(app, shlex.split(continue_line)[2:])  # past "continue: bench-ir"
+    assert resumed.exit_code == 0, resumed.output
+    assert "stopped by --max-minutes 1e-09 at step 2 of 3" in resumed.stdout  # the same budget again: one more step
+    again = next(line for line in resumed.stdout.splitlines() if line.startswith("continue: "))
+    assert shlex.split(again).count("--resume") == 1 and shlex.split(again).count("--run-dir") == 1

@@ -6,6 +6,7 @@ Registered by bench_ir/cli.py as ``app.command("train")(train_command)``. Under 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from enum import Enum
 from pathlib import Path
@@ -49,18 +50,31 @@ def _terms(row: dict[str, Any]) -> str:
     return " ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in skip and isinstance(v, float))
 
 
+def continue_command(command: list[str], run_dir: Path) -> str:
+    """The training ``command`` (as the user typed it) that continues the run in ``run_dir``: the same
+    options plus ``--resume`` and ``--run-dir`` where they are missing, quoted for a POSIX shell."""
+    words = list(command)
+    if "--resume" not in words:
+        words.append("--resume")
+    if not any(word == "--run-dir" or word.startswith("--run-dir=") for word in words):
+        words += ["--run-dir", str(run_dir)]
+    return shlex.join(words)
+
+
 class RichTrainProgress:
     """A step bar with the epoch, lr, loss terms and throughput; validations and checkpoints as lines."""
 
     def __init__(self, console: Console, out: Console | None = None, test_data_root: Path | None = None,
-                 model: str | None = None, registry: Path | None = None) -> None:
+                 model: str | None = None, registry: Path | None = None, command: list[str] | None = None) -> None:
         """``model`` and ``registry``: as the command was given them, for the evaluation command printed at the
-        end (a card file by its path, as the user typed it)."""
+        end (a card file by its path, as the user typed it); ``command``: the command line, for the command that
+        continues a run stopped by --max-minutes."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.console, self.out = console, out or console
         self.test_data_root = test_data_root
         self.model, self.registry = model, registry
+        self.command = command or ["bench-ir", "train"]
         self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                  TextColumn("{task.fields[status]}"), console=console, transient=False)
         self.task = None
@@ -96,7 +110,10 @@ class RichTrainProgress:
 
         self.progress.stop()
         terms = ", ".join(f"{k} {v:.4g}" for k, v in outcome.final_losses.items())
-        self.out.print(f"done: {outcome.steps} steps; final losses: {terms}", highlight=False, soft_wrap=True)
+        stopped = outcome.manifest.get("stopped")
+        done = (f"stopped by {stopped['reason']} at step {outcome.steps:,} of {outcome.manifest['steps_target']:,}"
+                if stopped else f"done: {outcome.steps} steps")
+        self.out.print(f"{done}; final losses: {terms}", highlight=False, soft_wrap=True)
         model = outcome.manifest["model"]
         card = outcome.run_dir / "model-card.yaml"  # written when --model-arg changed the card
         name = str(card) if card.is_file() else self.model or model["name"]
@@ -105,6 +122,9 @@ class RichTrainProgress:
                                      registry=None if card.is_file() else self.registry)
         self.out.print(f"weights: {outcome.final_weights}\nevaluate: {command}", highlight=False, soft_wrap=True,
                        markup=False)
+        if stopped:
+            self.out.print(f"continue: {continue_command(self.command, outcome.run_dir)}",
+                           highlight=False, soft_wrap=True, markup=False)
 
     def stop(self) -> None:
         self.progress.stop()
@@ -155,8 +175,9 @@ def train_command(
 
     main_process = int(os.environ.get("RANK", "0")) == 0
     console, err_console = Console(), Console(stderr=True)
+    command = ["bench-ir", *sys.argv[1:]]
     progress = RichTrainProgress(err_console, out=console, test_data_root=val_data_root or data_root_or_env(data_root),
-                                 model=model, registry=registry) if main_process else None
+                                 model=model, registry=registry, command=command) if main_process else None
     try:
         train(recipe, model, data_root, run_dir, progress=progress, runs_root=runs_root, max_steps=max_steps,
               max_minutes=max_minutes,
@@ -165,7 +186,7 @@ def train_command(
               patch_size=patch_size, num_workers=workers,
               validate=val, val_data_root=val_data_root, val_limit=val_limit, checkpoint_every=checkpoint_every,
               log_every=log_every, tensorboard=tensorboard, model_args=parse_model_args(model_arg),
-              registry=registry, command=["bench-ir", *sys.argv[1:]], init_weights=init_weights)
+              registry=registry, command=command, init_weights=init_weights)
     except KeyboardInterrupt as err:
         if progress is not None:
             progress.stop()
