@@ -277,6 +277,16 @@ def test_malformed_model_arg_is_a_short_error(tmp_path):
     assert result.exit_code != 0 and "KEY=VALUE" in result.output
 
 
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_a_model_arg_value_that_is_not_yaml_is_a_short_error_naming_it(tmp_path, command):
+    choose = ["--protocol", "derain", "--sample"] if command == "run" else ["--recipe", "sample"]
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(app, [command, *choose, "--model-arg", "num_blocks=[1,1",
+                                                            "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "error: --model-arg 'num_blocks=[1,1': the value is not valid YAML" in result.output
+    assert "unexpected" not in result.output and not (tmp_path / "r").exists()
+
+
 def test_a_finished_run_prints_the_next_commands_with_its_run_directory(tmp_path):
     result = runner.invoke(app, ["run", "--protocol", "derain", "--model", "input", "--sample", "--limit", "1",
                                  "--run-dir", str(tmp_path / "r")], terminal_width=400)

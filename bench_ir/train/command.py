@@ -41,7 +41,12 @@ def parse_model_args(items: list[str] | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--model-arg expects KEY=VALUE, got {item!r}")
-        parsed[key.strip()] = yaml.safe_load(value)
+        try:
+            parsed[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or "not valid YAML"
+            raise ValueError(f"--model-arg {item!r}: the value is not valid YAML ({problem}); quote lists for the "
+                             "shell, e.g. --model-arg 'num_blocks=[1,1,1,1]'") from None
     return parsed
 
 
