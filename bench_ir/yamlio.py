@@ -22,6 +22,20 @@ class SpecError(ValueError):
     """A model card or protocol file is invalid; the message names the file and the field."""
 
 
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML parse error in one line: 'line L, column C: <problem> (<context> at line L, column C)', lines and
+    columns counted from 1 as editors do; the error's own text when it carries no position."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(err).split())
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+    if context and context_mark is not None:
+        text += f" ({context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+    return text
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read one YAML mapping; a missing file, bad YAML or a non-mapping is a SpecError naming the file."""
     path = Path(path)
@@ -30,7 +44,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML ({err})") from err
+        raise SpecError(f"{path}: not valid YAML: {yaml_problem(err)}") from err
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data

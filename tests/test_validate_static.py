@@ -126,3 +126,12 @@ def test_every_shipped_card_validates_statically_without_importing_an_architectu
             "assert loaded == [], loaded\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_file_that_is_not_yaml_is_one_line_naming_the_file_line_and_column(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\ntasks: [a, b\n")
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["run", "--protocol", str(broken), "--sample"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"error: {broken}: not valid YAML: line 3, column 1: expected ',' or ']', but got "
+                                      "'<stream end>' (while parsing a flow sequence at line 2, column 8)")

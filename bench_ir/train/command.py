@@ -18,6 +18,7 @@ from rich.console import Console
 
 from bench_ir.choices import CompileMode
 from bench_ir.data.roots import data_root_or_env
+from bench_ir.yamlio import yaml_problem
 
 __all__ = ["train_command", "RichTrainProgress", "parse_model_args"]
 
@@ -44,9 +45,8 @@ def parse_model_args(items: list[str] | None) -> dict[str, Any]:
         try:
             parsed[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as err:
-            problem = getattr(err, "problem", None) or "not valid YAML"
-            raise ValueError(f"--model-arg {item!r}: the value is not valid YAML ({problem}); quote lists for the "
-                             "shell, e.g. --model-arg 'num_blocks=[1,1,1,1]'") from None
+            raise ValueError(f"--model-arg {item!r}: the value is not valid YAML ({yaml_problem(err)}); quote lists "
+                             "for the shell, e.g. --model-arg 'num_blocks=[1,1,1,1]'") from None
     return parsed
 
 
