@@ -691,6 +691,12 @@ class CompareFormat(str, Enum):
     markdown = "markdown"
 
 
+class ImageMetric(str, Enum):
+    PSNR = "PSNR"
+    SSIM = "SSIM"
+    LPIPS = "LPIPS"
+
+
 @app.command()
 def compare(
     run_a: Annotated[Path, typer.Argument(help="baseline run directory (A)")],
@@ -701,12 +707,18 @@ def compare(
     confidence: Annotated[float, typer.Option(help="confidence level of the interval")] = 0.95,
     format: Annotated[CompareFormat, typer.Option("--format", "-f", help="table (80 columns), or csv, json, "
                                                   "markdown for machines")] = CompareFormat.table,
+    images: Annotated[int | None, typer.Option("--images", help="also list, per task, the N paired images where B "
+                                               "loses most against A and the N where it gains most")] = None,
+    image_metric: Annotated[ImageMetric, typer.Option(help="the metric --images ranks the images by")] = (
+        ImageMetric.PSNR),
 ) -> None:
     """Per-task paired deltas B - A with bootstrap confidence intervals, or a run's rank on the leaderboard."""
     from bench_ir import compare_output
 
     try:
-        ranked = paired = None
+        ranked = paired = changes = None
+        if images is not None and run_b is None:
+            raise ValueError("--images lists per-image changes between two runs: give RUN_B")
         if leaderboard or run_b is None:
             from bench_ir.compare import rank_against_leaderboard
 
@@ -715,10 +727,14 @@ def compare(
             from bench_ir.compare import compare_runs
 
             paired = compare_runs(run_a, run_b, n_boot=n_boot, seed=seed, confidence=confidence)
+            if images is not None:
+                from bench_ir.compare import largest_image_changes
+
+                changes = largest_image_changes(run_a, run_b, images, image_metric.value)
     except USER_ERRORS as err:
         _fail(err)
     if format is not CompareFormat.table:
-        sys.stdout.write(compare_output.compare_text(format.value, paired=paired, ranked=ranked))
+        sys.stdout.write(compare_output.compare_text(format.value, paired=paired, ranked=ranked, images=changes))
         return
     if ranked is not None:
         console.print(compare_output.rank_table(ranked))
@@ -728,6 +744,9 @@ def compare(
         console.print(compare_output.paired_table(paired))
         for line in compare_output.paired_notes(paired):
             console.print(line, highlight=False, markup=False)
+    if changes is not None:
+        console.print()
+        console.print(compare_output.image_changes_table(changes))
 
 
 # --------------------------------------------------------------------------------------------- docs

@@ -8,6 +8,9 @@ never paired. The confidence interval is the percentile interval of the mean dif
 (seed, task), so the numbers do not depend on which other tasks are present. Pairs where either
 value is NaN/Inf are left out and counted in ``n_nonfinite``. Only stored records are read.
 
+:func:`largest_image_changes` lists, per task, the paired images where B loses most against A and those where it
+gains most (for figures and failure cases).
+
 The "Average" rows follow the protocol (run A's manifest ``protocol.average``): the mean over those tasks of
 the per-task mean difference, with a stratified bootstrap (images resampled within each task). A task with
 fewer than :data:`MIN_CI_IMAGES` paired images gets a warning in ``attrs["warnings"]``: a percentile
@@ -36,8 +39,8 @@ from bench_ir.report.measured import as_runs, measure
 from bench_ir.report.model import metric_column
 from bench_ir.results import Run
 
-__all__ = ["paired_bootstrap_ci", "compare_runs", "rank_against_leaderboard", "COMPARE_COLUMNS", "RANK_COLUMNS",
-           "MIN_CI_IMAGES", "AVERAGE_ROW"]
+__all__ = ["paired_bootstrap_ci", "compare_runs", "largest_image_changes", "rank_against_leaderboard",
+           "COMPARE_COLUMNS", "IMAGE_CHANGE_COLUMNS", "RANK_COLUMNS", "MIN_CI_IMAGES", "AVERAGE_ROW"]
 
 # metric name in the tables -> (record column, higher is better)
 _METRICS = {"PSNR": ("psnr", True), "SSIM": ("ssim", True), "LPIPS": ("lpips", False)}
@@ -46,6 +49,7 @@ MIN_CI_IMAGES = 20  # fewer paired images than this: the bootstrap CI is flagged
 AVERAGE_ROW = "Average"
 COMPARE_COLUMNS = ["task", "metric", "n_a", "n_b", "n_paired", "only_a", "only_b", "n_nonfinite", "mean_a", "mean_b",
                    "delta", "ci_low", "ci_high", "win_rate", "within_noise"]
+IMAGE_CHANGE_COLUMNS = ["task", "change", "image", "metric", "a", "b", "delta"]
 RANK_COLUMNS = ["column", "metric", "value", "rank", "n_ranked", "best_method", "best_value", "delta_best",
                 "mirage_t", "delta_mirage_t", "mirage_s", "delta_mirage_s", "comparable"]
 
@@ -161,6 +165,39 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
                        n_boot=n_boot, seed=seed, confidence=confidence,
                        method="paired percentile bootstrap over images", average_tasks=average_tasks,
                        warnings=warnings)
+    return frame
+
+
+def largest_image_changes(run_a: Run | str | Path, run_b: Run | str | Path, n: int = 3,
+                          metric: str = "PSNR") -> pd.DataFrame:
+    """Per task (in order of appearance), the ``n`` paired images where B loses most against A by ``metric``
+    (``change`` "loss", largest loss first), then the ``n`` where B gains most ("gain", largest gain first).
+
+    Columns :data:`IMAGE_CHANGE_COLUMNS`: ``a`` and ``b`` are the two runs' values (PSNR in dB), ``delta`` is B - A.
+    Better means higher PSNR/SSIM and lower LPIPS; an image where both runs score the same is neither, and pairs
+    with a NaN/Inf value are left out. ``attrs``: run labels, ``metric`` and ``n``."""
+    check_counts([("--images", n, 1)])
+    if metric not in _METRICS:
+        raise ValueError(f"unknown metric '{metric}'; choose one of {', '.join(_METRICS)}")
+    first, second = _scored_runs([run_a, run_b])
+    field, higher_is_better = _METRICS[metric]
+    if not all(run.records[field].notna().any() for run in (first, second)):
+        raise ValueError(f"{metric} was not scored in both runs (LPIPS: `bench-ir run ... --lpips`)")
+    rows = []
+    for task in dict.fromkeys([*first.records["task"], *second.records["task"]]):
+        a, b = _task_records(first, str(task)), _task_records(second, str(task))
+        shared = a.index.intersection(b.index, sort=False)
+        pairs = pd.DataFrame({"a": pd.to_numeric(a.loc[shared, field], errors="coerce").astype("float64"),
+                              "b": pd.to_numeric(b.loc[shared, field], errors="coerce").astype("float64")})
+        pairs = pairs[np.isfinite(pairs["a"]) & np.isfinite(pairs["b"])]
+        pairs["delta"] = pairs["b"] - pairs["a"]
+        gain = pairs["delta"] if higher_is_better else -pairs["delta"]
+        for change, chosen in (("loss", gain[gain < 0].sort_values(kind="stable").index[:n]),
+                               ("gain", gain[gain > 0].sort_values(ascending=False, kind="stable").index[:n])):
+            rows += [{"task": str(task), "change": change, "image": str(image), "metric": metric,
+                      **pairs.loc[image, ["a", "b", "delta"]].astype(float).to_dict()} for image in chosen]
+    frame = pd.DataFrame(rows, columns=IMAGE_CHANGE_COLUMNS)
+    frame.attrs.update(run_a=first.label, run_b=second.label, metric=metric, n=n)
     return frame
 
 

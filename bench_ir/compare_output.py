@@ -4,7 +4,8 @@
 The JSON document is described by ``reports/compare.schema.json`` (JSON Schema draft 2020-12): an object
 with ``schema`` ("bench-ir/compare/1"), ``paired`` (the B - A frame of :func:`bench_ir.compare.compare_runs`
 with its settings and warnings, or null) and ``leaderboard`` (the frame of
-:func:`bench_ir.compare.rank_against_leaderboard` with the reasons and the meaning of ``n_ranked``, or null).
+:func:`bench_ir.compare.rank_against_leaderboard` with the reasons and the meaning of ``n_ranked``, or null); with
+``--images`` also ``images`` (the frame of :func:`bench_ir.compare.largest_image_changes`).
 Numbers are plain JSON numbers (PSNR in dB); NaN and NA become null.
 """
 
@@ -19,8 +20,8 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
-__all__ = ["SCHEMA_ID", "FORMATS", "paired_table", "rank_table", "rank_explanation", "compare_payload",
-           "compare_text"]
+__all__ = ["SCHEMA_ID", "FORMATS", "paired_table", "image_changes_table", "image_changes_title", "rank_table",
+           "rank_explanation", "compare_payload", "compare_text"]
 
 SCHEMA_ID = "bench-ir/compare/1"
 FORMATS = ("table", "csv", "json", "markdown")
@@ -67,6 +68,31 @@ def paired_table(frame: pd.DataFrame) -> Table:
                       _num(row["mean_a"], decimals), _num(row["mean_b"], decimals),
                       _num(row["delta"], decimals, True), ci, win, str(row["n_paired"]))
         previous = row["task"]
+    return table
+
+
+def image_changes_title(frame: pd.DataFrame) -> str:
+    n = frame.attrs.get("n")
+    return (f"Largest per-image {frame.attrs.get('metric')} changes, B - A: {frame.attrs.get('run_b')} vs "
+            f"{frame.attrs.get('run_a')} (up to {n} losses and {n} gains per task)")
+
+
+def image_changes_table(frame: pd.DataFrame) -> Table:
+    """The images where B loses and gains most per task (see :func:`bench_ir.compare.largest_image_changes`)."""
+    decimals = _DECIMALS.get(str(frame.attrs.get("metric")), 4)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title_justify="left",
+                  title=image_changes_title(frame))
+    for name in ("task", "change", "image", "A", "B", "B - A"):
+        table.add_column(name, justify="right" if name in ("A", "B", "B - A") else "left", overflow="fold")
+    previous = None
+    for row in frame.to_dict(orient="records"):
+        if previous is not None and row["task"] != previous:
+            table.add_section()
+        table.add_row(row["task"] if row["task"] != previous else "", row["change"], row["image"],
+                      _num(row["a"], decimals), _num(row["b"], decimals), _num(row["delta"], decimals, True))
+        previous = row["task"]
+    if frame.empty:
+        table.add_row("–", "", "no paired image differs", "", "", "")
     return table
 
 
@@ -130,14 +156,18 @@ def _frame_payload(frame: pd.DataFrame, extra: dict[str, Any]) -> dict[str, Any]
     return {**attrs, **extra, "rows": _records(frame)}
 
 
-def compare_payload(paired: pd.DataFrame | None = None, ranked: pd.DataFrame | None = None) -> dict[str, Any]:
+def compare_payload(paired: pd.DataFrame | None = None, ranked: pd.DataFrame | None = None,
+                    images: pd.DataFrame | None = None) -> dict[str, Any]:
     """The JSON document (see the module docstring and ``reports/compare.schema.json``)."""
-    return {
+    payload = {
         "schema": SCHEMA_ID,
         "paired": _frame_payload(paired, {"notes": paired_notes(paired)}) if paired is not None else None,
         "leaderboard": (_frame_payload(ranked, {"explanation": rank_explanation(ranked)})
                         if ranked is not None else None),
     }
+    if images is not None:
+        payload["images"] = _frame_payload(images, {})
+    return payload
 
 
 def _markdown(frame: pd.DataFrame, title: str, notes: list[str]) -> str:
@@ -153,16 +183,19 @@ def _markdown(frame: pd.DataFrame, title: str, notes: list[str]) -> str:
     return "\n".join(lines + [""] + [f"{note}  " for note in notes]) + "\n"
 
 
-def compare_text(fmt: str, paired: pd.DataFrame | None = None, ranked: pd.DataFrame | None = None) -> str:
-    """``csv`` | ``json`` | ``markdown`` text of the leaderboard rank and/or the paired comparison (CSV: one
-    block per frame, the rank block first, separated by an empty line)."""
+def compare_text(fmt: str, paired: pd.DataFrame | None = None, ranked: pd.DataFrame | None = None,
+                 images: pd.DataFrame | None = None) -> str:
+    """``csv`` | ``json`` | ``markdown`` text of the leaderboard rank and/or the paired comparison, and the largest
+    per-image changes when ``images`` is given (CSV: one block per frame in that order, separated by an empty
+    line)."""
     if fmt == "json":
-        return json.dumps(compare_payload(paired, ranked), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(compare_payload(paired, ranked, images), indent=2, ensure_ascii=False) + "\n"
     frames = [(f, t, n) for f, t, n in (
         (ranked, f"{ranked.attrs.get('run')} on {ranked.attrs.get('table')}" if ranked is not None else "",
          rank_explanation(ranked) if ranked is not None else []),
         (paired, f"B - A: {paired.attrs.get('run_b')} vs {paired.attrs.get('run_a')}" if paired is not None else "",
-         paired_notes(paired) if paired is not None else [])) if f is not None]
+         paired_notes(paired) if paired is not None else []),
+        (images, image_changes_title(images) if images is not None else "", [])) if f is not None]
     if fmt == "csv":
         parts = []
         for frame, _, _ in frames:
