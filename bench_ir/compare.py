@@ -97,13 +97,20 @@ def _task_rng(seed: int, task: str, metric: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(task.encode()), zlib.crc32(metric.encode())])
 
 
-def _paired_values(run_a: Run, run_b: Run, task: str, field: str) -> tuple[np.ndarray, np.ndarray, int, int, int]:
-    """Values of A and B on the images both scored, and the counts (n_a, n_b, shared)."""
+def _paired_frame(run_a: Run, run_b: Run, task: str, field: str) -> tuple[pd.DataFrame, int, int]:
+    """Columns ``a`` and ``b`` (float64, NaN where not a number) on the images both runs scored, indexed by image
+    name in A's order, and the image counts of A and B."""
     a, b = _task_records(run_a, task), _task_records(run_b, task)
     shared = a.index.intersection(b.index, sort=False)
-    values_a = pd.to_numeric(a.loc[shared, field], errors="coerce").to_numpy(dtype=np.float64)
-    values_b = pd.to_numeric(b.loc[shared, field], errors="coerce").to_numpy(dtype=np.float64)
-    return values_a, values_b, len(a), len(b), len(shared)
+    pairs = pd.DataFrame({"a": pd.to_numeric(a.loc[shared, field], errors="coerce").astype("float64"),
+                          "b": pd.to_numeric(b.loc[shared, field], errors="coerce").astype("float64")})
+    return pairs, len(a), len(b)
+
+
+def _paired_values(run_a: Run, run_b: Run, task: str, field: str) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """Values of A and B on the images both scored, and the counts (n_a, n_b, shared)."""
+    pairs, n_a, n_b = _paired_frame(run_a, run_b, task, field)
+    return pairs["a"].to_numpy(), pairs["b"].to_numpy(), n_a, n_b, len(pairs)
 
 
 def _compare_task(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int, confidence: float) -> list[dict]:
@@ -185,10 +192,7 @@ def largest_image_changes(run_a: Run | str | Path, run_b: Run | str | Path, n: i
         raise ValueError(f"{metric} was not scored in both runs (LPIPS: `bench-ir run ... --lpips`)")
     rows = []
     for task in dict.fromkeys([*first.records["task"], *second.records["task"]]):
-        a, b = _task_records(first, str(task)), _task_records(second, str(task))
-        shared = a.index.intersection(b.index, sort=False)
-        pairs = pd.DataFrame({"a": pd.to_numeric(a.loc[shared, field], errors="coerce").astype("float64"),
-                              "b": pd.to_numeric(b.loc[shared, field], errors="coerce").astype("float64")})
+        pairs, _, _ = _paired_frame(first, second, str(task), field)
         pairs = pairs[np.isfinite(pairs["a"]) & np.isfinite(pairs["b"])]
         pairs["delta"] = pairs["b"] - pairs["a"]
         gain = pairs["delta"] if higher_is_better else -pairs["delta"]
