@@ -66,7 +66,8 @@ def read_manifest_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as err:
         raise ManifestError(f"{path}: unreadable manifest (not UTF-8 text)") from err
     except json.JSONDecodeError as err:
-        raise ManifestError(f"{path}: unreadable manifest (truncated or invalid JSON: {err.msg} at line {err.lineno} "
+        what = err.msg.removesuffix(" at")  # json writes some messages as 'Invalid control character at'
+        raise ManifestError(f"{path}: unreadable manifest (truncated or invalid JSON: {what} at line {err.lineno} "
                             f"column {err.colno})") from err
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: unreadable manifest (expected a JSON object, got {json.dumps(data)[:40]})")

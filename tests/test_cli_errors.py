@@ -82,6 +82,7 @@ def test_an_impossible_count_is_refused_before_any_run_directory_exists(tmp_path
     ("[]", "expected a JSON object, got []"),
     ("null", "expected a JSON object, got null"),
     ('{"run_id": "x", "protoc', "truncated or invalid JSON"),
+    ('{"bad\n', "invalid JSON: Invalid control character at line 1 column 6)"),  # not 'at at'
 ])
 def test_a_bad_manifest_is_one_line_naming_the_file(tmp_path, content, reason):
     bad = tmp_path / "bad"
