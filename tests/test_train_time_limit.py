@@ -62,3 +62,10 @@ def test_the_cli_says_a_capped_run_stopped_early_and_prints_the_command_that_con
     assert "stopped by --max-minutes 1e-09 at step 2 of 3" in resumed.stdout  # the same budget again: one more step
     again = next(line for line in resumed.stdout.splitlines() if line.startswith("continue: "))
     assert shlex.split(again).count("--resume") == 1 and shlex.split(again).count("--run-dir") == 1
+
+
+def test_the_continue_command_of_a_run_on_several_processes_launches_torchrun_again(tmp_path):
+    from bench_ir.train.command import continue_command
+
+    line = continue_command(["bench-ir", "train", "--recipe", "5deg", "--run-dir", "runs/x"], tmp_path, world_size=4)
+    assert line == "torchrun --nproc-per-node 4 -m bench_ir train --recipe 5deg --run-dir runs/x --resume"

@@ -55,10 +55,13 @@ def _terms(row: dict[str, Any]) -> str:
     return " ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in skip and isinstance(v, float))
 
 
-def continue_command(command: list[str], run_dir: Path) -> str:
-    """The training ``command`` (as the user typed it) that continues the run in ``run_dir``: the same
-    options plus ``--resume`` and ``--run-dir`` where they are missing, quoted for a POSIX shell."""
+def continue_command(command: list[str], run_dir: Path, world_size: int = 1) -> str:
+    """The training ``command`` (``bench-ir train ...`` as the user typed it) that continues the run in ``run_dir``:
+    the same options plus ``--resume`` and ``--run-dir`` where they are missing, launched with ``torchrun`` over
+    ``world_size`` processes when there were several, quoted for a POSIX shell."""
     words = list(command)
+    if world_size > 1:
+        words[:1] = ["torchrun", "--nproc-per-node", str(world_size), "-m", "bench_ir"]
     if "--resume" not in words:
         words.append("--resume")
     if not any(word == "--run-dir" or word.startswith("--run-dir=") for word in words):
@@ -128,8 +131,8 @@ class RichTrainProgress:
         self.out.print(f"weights: {outcome.final_weights}\nevaluate: {command}", highlight=False, soft_wrap=True,
                        markup=False)
         if stopped:
-            self.out.print(f"continue: {continue_command(self.command, outcome.run_dir)}",
-                           highlight=False, soft_wrap=True, markup=False)
+            again = continue_command(self.command, outcome.run_dir, int(outcome.manifest.get("world_size") or 1))
+            self.out.print(f"continue: {again}", highlight=False, soft_wrap=True, markup=False)
 
     def stop(self) -> None:
         self.progress.stop()
