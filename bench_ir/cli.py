@@ -537,9 +537,9 @@ def data_check(
 
             check_counts([("--patch-size", patch_size, 1)])
             loaded = load_recipe(recipe)
-            checks = check_training_data(loaded, data_root, patch_size, tasks=task)
-            renderables = listing.train_data_check_renderables(
-                checks, validation_data_check(loaded, training_data_root(loaded, data_root)))
+            root = training_data_root(loaded, _data_root(data_root) if loaded.needs_data_root else data_root)
+            checks = check_training_data(loaded, root, patch_size, tasks=task)
+            renderables = listing.train_data_check_renderables(checks, validation_data_check(loaded, root))
     except USER_ERRORS as err:
         _fail(err)
     if as_json:

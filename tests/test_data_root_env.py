@@ -74,6 +74,14 @@ def test_data_check_reads_the_environment(tmp_path, toy):
     assert json.loads(result.stdout)[0]["data_root"] == str(tmp_path / "data")
 
 
+def test_data_check_of_a_recipe_reads_the_environment_and_says_so(tmp_path, monkeypatch):
+    make_train_tree(tmp_path / "data")
+    monkeypatch.setenv("BENCH_IR_DATA_ROOT", str(tmp_path / "data"))
+    result = runner.invoke(app, ["data", "check", "--recipe", "derain", "--patch-size", "32"])
+    assert result.exit_code == 0, result.output
+    assert f"data root from BENCH_IR_DATA_ROOT: {tmp_path / 'data'}" in " ".join(result.stderr.split())
+
+
 def test_a_suite_on_real_data_takes_its_data_root_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_IR_DATA_ROOT", str(tmp_path))
     plan = plan_suite("mirage-paper", tmp_path / "out", checkpoint_dir=tmp_path)
