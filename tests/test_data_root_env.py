@@ -106,3 +106,4 @@ def test_training_records_the_data_root_it_took_from_the_environment(tmp_path, m
     train("derain", "mirage-t", None, tmp_path / "run", max_steps=1, **FAST_TRAINING)
     manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
     assert manifest["data"]["root"] == str((tmp_path / "data").resolve())
+    assert f"data root from BENCH_IR_DATA_ROOT: {tmp_path / 'data'}" in manifest["notices"]

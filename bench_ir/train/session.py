@@ -21,6 +21,7 @@ from bench_ir.atomic import claim_new_dir, write_text_atomic
 from bench_ir.cards import ModelCard, card_record, count_parameters, get_card, with_model_args
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
+from bench_ir.data.roots import DATA_ROOT_ENV
 from bench_ir.engine import resolve_device
 from bench_ir.folder_names import TRAIN_MANIFEST_NAME
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_command, portable_path
@@ -158,6 +159,7 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     context, device = join(resolve_device(options.device))
     execution = plan_execution(device, exact=options.exact, compile=options.compile,  # type: ignore[arg-type]
                                training=True, dtype=options.dtype)
+    root_from_env = options.data_root is None and recipe.needs_data_root
     options = dataclasses.replace(options, data_root=training_data_root(recipe, options.data_root))  # or the env's
     dataset = build_training_set(recipe, options.data_root, plan.patch_size, options.seed)
     root = f" --data-root {shlex.quote(str(options.data_root))}" if options.data_root is not None else ""
@@ -173,6 +175,8 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     planned = plan.steps if plan.steps is not None else plan.epochs * sampler.steps_per_epoch  # type: ignore[operator]
     total_steps = min(planned, options.max_steps) if options.max_steps is not None else planned
     notices = list(dataset.notices)
+    if root_from_env:
+        notices.append(f"data root from {DATA_ROOT_ENV}: {options.data_root}")
     if total_steps < planned:
         notices.append(f"--max-steps {options.max_steps}: training stops at step {total_steps} of the recipe's "
                        f"{planned}")
