@@ -830,17 +830,22 @@ def _suite_overview(progress) -> Table:
 
 
 class RichSuiteOverview:
-    """Live overview of a suite run (SuiteEvents): cells done, running and failed, with an ETA."""
+    """Live overview of a suite run (SuiteEvents): cells done, running and failed, with an ETA.
+    ``data_root_given``: whether --data-root was given (if not, a plan on real data took $BENCH_IR_DATA_ROOT)."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_root_given: bool = True) -> None:
         from rich.live import Live
 
         self.progress = None
+        self.data_root_given = data_root_given
         self.live = Live(console=err_console, refresh_per_second=2, transient=False)
 
     def on_plan(self, plan, names) -> None:
         from bench_ir.suite import SuiteProgress
 
+        if not self.data_root_given and plan.data_root is not None:
+            err_console.print(f"data root from {DATA_ROOT_ENV}: {plan.data_root}", highlight=False, markup=False,
+                              soft_wrap=True)
         self.progress = SuiteProgress(plan, names)
         self.live.start()
         self._refresh()
@@ -899,7 +904,7 @@ def suite_run(
     from bench_ir.suite import make_launcher, report_command, run_suite
 
     overrides = {"limit": limit, "device": device, "noise_order": noise_order.value if noise_order else None}
-    overview = RichSuiteOverview()
+    overview = RichSuiteOverview(data_root_given=data_root is not None)
     try:
         slurm = dict(partition=partition, account=account, time=time, cpus=cpus, array=array, cluster=cluster,
                      wait=wait) if launcher is LauncherKind.slurm else {}

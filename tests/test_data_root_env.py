@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from conftest import FAST_TRAINING, write_one_pair_protocol
 from test_train_data import make_train_tree
 from typer.testing import CliRunner
@@ -86,6 +87,17 @@ def test_a_suite_on_real_data_takes_its_data_root_from_the_environment(tmp_path,
     monkeypatch.setenv("BENCH_IR_DATA_ROOT", str(tmp_path))
     plan = plan_suite("mirage-paper", tmp_path / "out", checkpoint_dir=tmp_path)
     assert plan.data_root == str(tmp_path.resolve())
+
+
+def test_suite_run_on_real_data_reads_the_environment_and_says_so(tmp_path, toy):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "toy-suite", "protocols": [str(toy)], "options": {"device": "cpu"},
+                                     "entries": [{"model": "input"}]}))
+    result = runner.invoke(app, ["suite", "run", str(suite), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert f"data root from BENCH_IR_DATA_ROOT: {(tmp_path / 'data').resolve()}" in " ".join(result.stderr.split())
+    assert json.loads((tmp_path / "out/runs/input__toy/manifest.json").read_text())["data_root"] == str(
+        (tmp_path / "data").resolve())
 
 
 def test_a_sample_suite_ignores_the_environment(tmp_path, monkeypatch):
