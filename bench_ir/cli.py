@@ -417,13 +417,19 @@ def list_(
     details: Annotated[bool, typer.Option("--details", help="models, protocols: each described in full")] = False,
     runs_root: Annotated[Path, typer.Option(help="where runs are stored")] = Path("runs"),
     registry: Annotated[Path | None, typer.Option(help="folder of model cards")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="runs: only the runs of this model card name "
+                                              "(evaluation and training runs)")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", "-p", help="runs: only the runs on this protocol "
+                                                 "name (evaluation runs only)")] = None,
 ) -> None:
     """List registered models, protocols, metric conventions, shipped suites or stored runs."""
     from bench_ir import listing
 
     try:
         for option, given, applies in (("--details", details, (ListWhat.models, ListWhat.protocols)),
-                                       ("--registry", registry is not None, (ListWhat.models,))):
+                                       ("--registry", registry is not None, (ListWhat.models,)),
+                                       ("--model", model is not None, (ListWhat.runs,)),
+                                       ("--protocol", protocol is not None, (ListWhat.runs,))):
             if given and what not in applies:  # never ignored without a word
                 raise ValueError(f"{option} applies to {' and '.join(f'`list {w.value}`' for w in applies)}, not "
                                  f"`list {what.value}`")
@@ -438,8 +444,8 @@ def list_(
         elif what is ListWhat.suites:
             console.print(listing.suites_table())
         else:
-            console.print(listing.runs_table(runs_root))
-            training = listing.training_runs_table(runs_root)
+            console.print(listing.runs_table(runs_root, model=model, protocol=protocol))
+            training = listing.training_runs_table(runs_root, model=model) if protocol is None else None
             if training is not None:
                 console.print(training)
     except USER_ERRORS as err:

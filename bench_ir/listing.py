@@ -91,13 +91,14 @@ def suites_table() -> Table:
     return table
 
 
-def runs_table(runs_root: str | Path) -> Table | str:
+def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | None = None) -> Table | str:
     """One row per run directory under ``runs_root``: its name in full (what `report --runs` and `compare` take),
     with the model, protocol and flags (sample, random weights, limit, incomplete, images tiled after a GPU
     out-of-memory error) on a second line, then status, images scored and the protocol's Average PSNR (dB) / SSIM (a
     protocol of one task and no Average, such as a folder pair: that task's mean). Fits 80 columns for the default
-    run names. A sentence instead of an empty table when there is no run (saying so when the folder does not
-    exist)."""
+    run names. ``model`` / ``protocol``: only the runs of that model card name / protocol name (an unreadable run is
+    shown whatever they say, so that it never hides). A sentence instead of an empty table when there is no run
+    (saying so when the folder does not exist, or what the filters left out)."""
     from bench_ir.results import load_run
 
     root = Path(runs_root)
@@ -105,24 +106,36 @@ def runs_table(runs_root: str | Path) -> Table | str:
     if not run_dirs:
         where = "" if root.is_dir() else " (no such folder; --runs-root names the folder runs are stored in)"
         return f"no runs in {escape(str(runs_root))}{where}"
-    table = Table(title=f"Runs in {runs_root}", caption="PSNR, SSIM: the protocol's Average (one task: its mean)")
-    table.add_column("run", overflow="fold", min_width=max(len(p.name) for p in run_dirs))
-    for column in ("status", "images", "PSNR", "SSIM"):
-        table.add_column(column, no_wrap=True, justify="left" if column == "status" else "right")
+    wanted = {"model": model, "protocol": protocol}
+    chosen = " and ".join(f"{key} {value}" for key, value in wanted.items() if value is not None)
+    rows = []
     for run_dir in run_dirs:
         try:
-            table.add_row(*_run_row(load_run(run_dir)))
+            run = load_run(run_dir)
+            if all(value is None or run.manifest[key]["name"] == value for key, value in wanted.items()):
+                rows.append((run_dir, _run_row(run)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # one bad run never hides the others
             reason = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
             reason = reason.removeprefix(f"{run_dir / 'manifest.json'}: ")
-            table.add_row(f"{escape(run_dir.name)}\n[red]{escape(reason)}[/]", "[red]unreadable[/]", "–", "–", "–")
+            rows.append((run_dir, [f"{escape(run_dir.name)}\n[red]{escape(reason)}[/]", "[red]unreadable[/]", "–", "–",
+                                   "–"]))
+    if not rows:
+        return f"no runs of {escape(chosen)} in {escape(str(runs_root))} ({len(run_dirs)} run(s) of others)"
+    table = Table(title=f"Runs in {runs_root}" + (f" ({escape(chosen)})" if chosen else ""),
+                  caption="PSNR, SSIM: the protocol's Average (one task: its mean)")
+    table.add_column("run", overflow="fold", min_width=max(len(run_dir.name) for run_dir, _ in rows))
+    for column in ("status", "images", "PSNR", "SSIM"):
+        table.add_column(column, no_wrap=True, justify="left" if column == "status" else "right")
+    for _, cells in rows:
+        table.add_row(*cells)
     return table
 
 
-def training_runs_table(runs_root: str | Path) -> Table | None:
+def training_runs_table(runs_root: str | Path, model: str | None = None) -> Table | None:
     """One row per training run under ``runs_root/train`` (the folders holding ``train_manifest.json``): its name in
     full (what ``train --resume --run-dir`` takes), model and recipe, status (``stopped`` for a ``running`` run that
-    no process holds), optimizer steps done of the target, and the last total loss. None when there is none."""
+    no process holds), optimizer steps done of the target, and the last total loss. ``model``: only the runs of
+    that model card name (an unreadable one is shown). None when there is none."""
     import json
 
     from bench_ir.train.session import MANIFEST_NAME
@@ -139,6 +152,8 @@ def training_runs_table(runs_root: str | Path) -> Table | None:
     for run_dir in run_dirs:
         try:
             manifest = json.loads((run_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+            if model is not None and (manifest.get("model") or {}).get("name") != model:
+                continue
             about = " · ".join(str(part) for part in ((manifest.get("model") or {}).get("name"),
                                                       (manifest.get("recipe") or {}).get("name")) if part)
             done, target = manifest.get("steps_done"), manifest.get("steps_target")
@@ -148,7 +163,7 @@ def training_runs_table(runs_root: str | Path) -> Table | None:
                           f"{loss:.4g}" if isinstance(loss, (int, float)) else "–")
         except (OSError, ValueError, AttributeError) as err:  # one bad run never hides the others
             table.add_row(f"{escape(run_dir.name)}\n[red]{escape(str(err))}[/]", "[red]unreadable[/]", "–", "–")
-    return table
+    return table if table.row_count else None
 
 
 def _run_row(run) -> list[str]:

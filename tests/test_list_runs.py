@@ -1,0 +1,69 @@
+"""`bench-ir list runs --model M --protocol P`: only the runs of a model and/or on a protocol."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import write_scored_run
+from typer.testing import CliRunner
+
+from bench_ir.cli import app
+
+TASK = [{"name": "derain", "label": "Rain100L"}]
+RECORDS = [("derain", "r1", 30.0, 0.9)]
+runner = CliRunner(env={"COLUMNS": "120"})
+
+
+def _runs(root):
+    for name, model, protocol in (("a-mirage-3deg", "mirage-t", "3deg"), ("b-mirage-5deg", "mirage-t", "5deg"),
+                                  ("c-mynet-3deg", "mynet", "3deg")):
+        write_scored_run(root / name, TASK, RECORDS, model={"name": model, "display_name": model},
+                         protocol={"name": protocol, "tasks": TASK, "average": ["derain"]})
+    return root
+
+
+def _listed(root, *options: str) -> list[str]:
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(root), *options])
+    assert result.exit_code == 0, result.output
+    return [name for name in ("a-mirage-3deg", "b-mirage-5deg", "c-mynet-3deg") if name in result.stdout]
+
+
+def test_model_keeps_the_runs_of_that_model(tmp_path):
+    assert _listed(_runs(tmp_path), "--model", "mirage-t") == ["a-mirage-3deg", "b-mirage-5deg"]
+
+
+def test_protocol_keeps_the_runs_on_that_protocol(tmp_path):
+    assert _listed(_runs(tmp_path), "--protocol", "3deg") == ["a-mirage-3deg", "c-mynet-3deg"]
+
+
+def test_model_and_protocol_together_keep_the_runs_matching_both(tmp_path):
+    assert _listed(_runs(tmp_path), "--model", "mirage-t", "--protocol", "3deg") == ["a-mirage-3deg"]
+
+
+def test_no_match_says_what_was_asked_and_how_many_runs_there_are(tmp_path):
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(_runs(tmp_path)), "--model", "restormer"])
+    assert result.exit_code == 0
+    assert f"no runs of model restormer in {tmp_path} (3 run(s) of others)" in " ".join(result.stdout.split())
+
+
+def test_an_unreadable_run_is_shown_whatever_the_filter(tmp_path):
+    (_runs(tmp_path) / "a-mirage-3deg" / "manifest.json").write_text("[]")
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path), "--model", "mynet"])
+    assert "a-mirage-3deg" in result.stdout and "unreadable" in result.stdout and "c-mynet-3deg" in result.stdout
+
+
+def test_training_runs_follow_the_model_filter_and_are_left_out_with_protocol(tmp_path):
+    for name, model in (("t-mirage", "mirage-t"), ("t-mynet", "mynet")):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        (tmp_path / "train" / name / "train_manifest.json").write_text(json.dumps(
+            {"model": {"name": model}, "recipe": {"name": "5deg"}, "status": "complete", "steps_done": 1,
+             "steps_target": 1}))
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path), "--model", "mynet"])
+    assert "t-mynet" in result.stdout and "t-mirage" not in result.stdout
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path), "--protocol", "3deg"])
+    assert "Training runs" not in result.stdout
+
+
+def test_the_filters_apply_to_list_runs_only():
+    result = runner.invoke(app, ["list", "models", "--protocol", "3deg"])
+    assert result.exit_code == 2 and "--protocol applies to `list runs`, not `list models`" in result.output
