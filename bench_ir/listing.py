@@ -120,7 +120,7 @@ def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | 
             rows.append((run_dir, [f"{escape(run_dir.name)}\n[red]{escape(reason)}[/]", "[red]unreadable[/]", "–", "–",
                                    "–"]))
     if not rows:
-        return f"no runs of {escape(chosen)} in {escape(str(runs_root))} ({len(run_dirs)} run(s) of others)"
+        return f"no runs of {escape(chosen)} in {escape(str(runs_root))}; it holds {len(run_dirs)} other run(s)"
     table = Table(title=f"Runs in {runs_root}" + (f" ({escape(chosen)})" if chosen else ""),
                   caption="PSNR, SSIM: the protocol's Average (one task: its mean)")
     table.add_column("run", overflow="fold", min_width=max(len(run_dir.name) for run_dir, _ in rows))

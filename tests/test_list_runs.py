@@ -43,7 +43,7 @@ def test_model_and_protocol_together_keep_the_runs_matching_both(tmp_path):
 def test_no_match_says_what_was_asked_and_how_many_runs_there_are(tmp_path):
     result = runner.invoke(app, ["list", "runs", "--runs-root", str(_runs(tmp_path)), "--model", "restormer"])
     assert result.exit_code == 0
-    assert f"no runs of model restormer in {tmp_path} (3 run(s) of others)" in " ".join(result.stdout.split())
+    assert f"no runs of model restormer in {tmp_path}; it holds 3 other run(s)" in " ".join(result.stdout.split())
 
 
 def test_an_unreadable_run_is_shown_whatever_the_filter(tmp_path):
