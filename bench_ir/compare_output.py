@@ -73,8 +73,9 @@ def paired_table(frame: pd.DataFrame) -> Table:
 
 def image_changes_title(frame: pd.DataFrame) -> str:
     n = frame.attrs.get("n")
+    losses, gains = ("loss", "gain") if n == 1 else ("losses", "gains")
     return (f"Largest per-image {frame.attrs.get('metric')} changes, B - A: {frame.attrs.get('run_b')} vs "
-            f"{frame.attrs.get('run_a')} (up to {n} losses and {n} gains per task)")
+            f"{frame.attrs.get('run_a')} (up to {n} {losses} and {n} {gains} per task)")
 
 
 def image_changes_table(frame: pd.DataFrame) -> Table:

@@ -68,6 +68,7 @@ def test_the_cli_prints_the_image_table_after_the_paired_table(tmp_path):
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert text.index("B - A: Toy vs Toy") < text.index("Largest per-image PSNR changes, B - A")
+    assert "(up to 1 loss and 1 gain per task)" in " ".join(text.split())
     assert any(line.split() == ["derain", "loss", "r2", "30.00", "27.50", "-2.50"] for line in text.splitlines())
     assert any(line.split() == ["gain", "r4", "30.00", "33.00", "+3.00"] for line in text.splitlines())
 
