@@ -753,6 +753,7 @@ def compare(
     if changes is not None:
         console.print()
         console.print(compare_output.image_changes_table(changes))
+        console.print(compare_output.saved_images_note(run_a, run_b), highlight=False, markup=False)
 
 
 # --------------------------------------------------------------------------------------------- docs

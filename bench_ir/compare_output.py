@@ -14,14 +14,15 @@ from __future__ import annotations
 import io
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from rich import box
 from rich.table import Table
 
-__all__ = ["SCHEMA_ID", "FORMATS", "paired_table", "image_changes_table", "image_changes_title", "rank_table",
-           "rank_explanation", "compare_payload", "compare_text"]
+__all__ = ["SCHEMA_ID", "FORMATS", "paired_table", "image_changes_table", "image_changes_title", "saved_images_note",
+           "rank_table", "rank_explanation", "compare_payload", "compare_text"]
 
 SCHEMA_ID = "bench-ir/compare/1"
 FORMATS = ("table", "csv", "json", "markdown")
@@ -95,6 +96,17 @@ def image_changes_table(frame: pd.DataFrame) -> Table:
     if frame.empty:
         table.add_row("–", "", "no paired image differs", "", "", "")
     return table
+
+
+def saved_images_note(run_a: Path, run_b: Path) -> str:
+    """Where to look at the images of :func:`image_changes_table`: the runs' ``images/<task>/`` folders when they
+    were saved (``run --save-images``), else how to save them."""
+    saved = [f"{which} {run / 'images'}/<task>/" for which, run in (("A", run_a), ("B", run_b))
+             if (run / "images").is_dir()]
+    if len(saved) == 2:
+        return f"Restored images (with _input/ and _target/ beside them): {', '.join(saved)}."
+    return ("To look at these images, score the runs with `bench-ir run ... --save-images`"
+            + (f" (only {saved[0]} has them)." if saved else "."))
 
 
 def paired_notes(frame: pd.DataFrame) -> list[str]:

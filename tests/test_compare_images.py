@@ -103,3 +103,13 @@ def test_images_needs_a_positive_count(tmp_path):
     run_a, run_b = _pair(tmp_path, {})
     result = runner.invoke(app, ["compare", str(run_a), str(run_b), "--images", "0"])
     assert result.exit_code == 2 and "error: --images must be at least 1, got 0" in result.output
+
+
+def test_the_table_says_where_the_saved_images_are_or_how_to_save_them(tmp_path):
+    run_a, run_b = _pair(tmp_path, {"r2": 27.5})
+    args = ["compare", str(run_a), str(run_b), "--images", "1", "--n-boot", "100"]
+    wide = CliRunner(env={"COLUMNS": "300"})
+    assert "score the runs with `bench-ir run ... --save-images`." in wide.invoke(app, args).stdout
+    for run in (run_a, run_b):
+        (run / "images" / "derain").mkdir(parents=True)
+    assert f"A {run_a / 'images'}/<task>/, B {run_b / 'images'}/<task>/" in wide.invoke(app, args).stdout
