@@ -45,11 +45,12 @@ class Strip:
 
 
 def saved_image_path(folder: Path, image: str) -> Path | None:
-    """The PNG saved for record ``image`` in ``folder`` (``name.png`` with the suffix replaced, or appended)."""
-    for candidate in (folder / Path(image).with_suffix(".png").name, folder / f"{image}.png"):
-        if candidate.is_file():
-            return candidate
-    return None
+    """The PNG saved for record ``image`` in ``folder`` (named by :func:`bench_ir.engine.saved_image_name`, the
+    rule `run --save-images` writes by), or None when there is none."""
+    from bench_ir.engine import saved_image_name
+
+    candidate = folder / saved_image_name(image)
+    return candidate if candidate.is_file() else None
 
 
 def _window(size: tuple[int, int], crop: int) -> tuple[int, int, int, int]:
