@@ -725,18 +725,22 @@ def compare(
         ranked = paired = changes = None
         if images is not None and run_b is None:
             raise ValueError("--images lists per-image changes between two runs: give RUN_B")
-        if leaderboard or run_b is None:
+        from bench_ir.results import load_run
+
+        first = load_run(run_a)  # once, for every comparison below
+        second = load_run(run_b) if run_b is not None else None
+        if leaderboard or second is None:
             from bench_ir.compare import rank_against_leaderboard
 
-            ranked = rank_against_leaderboard(run_a)
-        if run_b is not None:
+            ranked = rank_against_leaderboard(first)
+        if second is not None:
             from bench_ir.compare import compare_runs
 
-            paired = compare_runs(run_a, run_b, n_boot=n_boot, seed=seed, confidence=confidence)
+            paired = compare_runs(first, second, n_boot=n_boot, seed=seed, confidence=confidence)
             if images is not None:
                 from bench_ir.compare import largest_image_changes
 
-                changes = largest_image_changes(run_a, run_b, images, image_metric.value)
+                changes = largest_image_changes(first, second, images, image_metric.value)
     except USER_ERRORS as err:
         _fail(err)
     if format is not CompareFormat.table:
