@@ -99,7 +99,7 @@ def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | 
     run names. ``model`` / ``protocol``: only the runs of that model card name / protocol name (an unreadable run is
     shown whatever they say, so that it never hides). A sentence instead of an empty table when there is no run
     (saying so when the folder does not exist, or what the filters left out)."""
-    from bench_ir.results import load_run
+    from bench_ir.results import MANIFEST, load_run, read_manifest_file
 
     root = Path(runs_root)
     run_dirs = sorted(p for p in root.glob("*") if (p / "manifest.json").is_file()) if root.is_dir() else []
@@ -111,9 +111,11 @@ def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | 
     rows = []
     for run_dir in run_dirs:
         try:
-            run = load_run(run_dir)
-            if all(value is None or run.manifest[key]["name"] == value for key, value in wanted.items()):
-                rows.append((run_dir, _run_row(run)))
+            if chosen:  # the manifest alone decides; records are read only for the runs shown
+                manifest = read_manifest_file(run_dir / MANIFEST)
+                if any(value is not None and manifest[key]["name"] != value for key, value in wanted.items()):
+                    continue
+            rows.append((run_dir, _run_row(load_run(run_dir))))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # one bad run never hides the others
             reason = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
             reason = reason.removeprefix(f"{run_dir / 'manifest.json'}: ")
