@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench_ir.choices import CompileMode
-from bench_ir.data.roots import DATA_ROOT_ENV, DATA_ROOT_HINT, data_root_or_env
+from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env, env_data_root_note
 
 try:  # typer >= 0.26 carries its own copy of click (and no longer installs click)
     from typer._click.exceptions import ClickException as _ClickException
@@ -108,7 +108,7 @@ def _data_root(given: Path | None) -> Path | None:
     """``given``, else ``$BENCH_IR_DATA_ROOT`` with a note on stderr naming the folder it chose."""
     chosen = data_root_or_env(given)
     if given is None and chosen is not None:
-        err_console.print(f"data root from {DATA_ROOT_ENV}: {chosen}", highlight=False, markup=False, soft_wrap=True)
+        err_console.print(env_data_root_note(chosen), highlight=False, markup=False, soft_wrap=True)
     return Path(chosen) if chosen is not None else None
 
 
@@ -855,8 +855,7 @@ class RichSuiteOverview:
         from bench_ir.suite import SuiteProgress
 
         if not self.data_root_given and plan.data_root is not None:
-            err_console.print(f"data root from {DATA_ROOT_ENV}: {plan.data_root}", highlight=False, markup=False,
-                              soft_wrap=True)
+            err_console.print(env_data_root_note(plan.data_root), highlight=False, markup=False, soft_wrap=True)
         self.progress = SuiteProgress(plan, names)
         self.live.start()
         self._refresh()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DATA_ROOT_ENV", "DATA_ROOT_HINT", "data_root_or_env"]
+__all__ = ["DATA_ROOT_ENV", "DATA_ROOT_HINT", "data_root_or_env", "env_data_root_note"]
 
 DATA_ROOT_ENV = "BENCH_IR_DATA_ROOT"
 DATA_ROOT_HINT = f"pass --data-root or set {DATA_ROOT_ENV}"
@@ -24,3 +24,8 @@ def data_root_or_env(given: str | Path | None) -> str | Path | None:
         return given
     named = os.environ.get(DATA_ROOT_ENV, "").strip()
     return Path(named).expanduser() if named else None
+
+
+def env_data_root_note(root: str | Path) -> str:
+    """The sentence every command prints when it took its data root from ``$BENCH_IR_DATA_ROOT``."""
+    return f"data root from {DATA_ROOT_ENV}: {root}"

@@ -545,9 +545,9 @@ def training_data_root(recipe: Recipe, data_root: str | Path | None) -> Path | N
     the recipe needs one and none is given, DatasetNotFoundError when it is not a folder."""
     if recipe.needs_data_root:
         data_root = data_root_or_env(data_root)
-    if recipe.needs_data_root and data_root is None:
-        roots = ", ".join(spec.roots[0] for spec in recipe.data if spec.layout != "sample")
-        raise FileNotFoundError(f"recipe '{recipe.name}' needs the folder holding {roots} ({DATA_ROOT_HINT})")
+        if data_root is None:
+            roots = ", ".join(spec.roots[0] for spec in recipe.data if spec.layout != "sample")
+            raise FileNotFoundError(f"recipe '{recipe.name}' needs the folder holding {roots} ({DATA_ROOT_HINT})")
     root = Path(data_root).expanduser() if data_root is not None else None
     if root is not None and not root.is_dir() and recipe.needs_data_root:
         raise DatasetNotFoundError(f"--data-root {root} is not a folder")

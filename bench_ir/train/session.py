@@ -21,7 +21,7 @@ from bench_ir.atomic import claim_new_dir, write_text_atomic
 from bench_ir.cards import ModelCard, card_record, count_parameters, get_card, with_model_args
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
-from bench_ir.data.roots import DATA_ROOT_ENV
+from bench_ir.data.roots import env_data_root_note
 from bench_ir.engine import resolve_device
 from bench_ir.folder_names import TRAIN_MANIFEST_NAME
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_command, portable_path
@@ -176,7 +176,7 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     total_steps = min(planned, options.max_steps) if options.max_steps is not None else planned
     notices = list(dataset.notices)
     if root_from_env:
-        notices.append(f"data root from {DATA_ROOT_ENV}: {options.data_root}")
+        notices.append(env_data_root_note(options.data_root))
     if total_steps < planned:
         notices.append(f"--max-steps {options.max_steps}: training stops at step {total_steps} of the recipe's "
                        f"{planned}")
