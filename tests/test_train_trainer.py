@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -290,10 +291,12 @@ def test_an_interrupted_training_names_its_run_directory_for_resume(tmp_path, mo
     args = ["train", "--recipe", "sample", "--device", "cpu", "--run-dir", str(run_dir), "--max-steps", "2",
             "--batch-size", "2", "--patch-size", "16", "--no-val", "--no-tensorboard", "--log-every", "1",
             "--checkpoint-every", "1", *[f"--model-arg={k}={v}" for k, v in TINY.items()]]
-    result = CliRunner().invoke(_cli(), args, terminal_width=400)
+    monkeypatch.setattr(sys, "argv", ["bench-ir", *args])
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(_cli(), args)
     assert result.exit_code == 130, result.output
-    assert f"interrupted: {run_dir} keeps its last checkpoint; continue with the same command plus --resume " \
-           f"--run-dir {run_dir}" in result.output
+    # the step hook runs before the checkpoint of step 1 is written
+    assert f"interrupted: {run_dir} holds no checkpoint yet; continuing starts it again from step 0" in result.output
+    assert f"continue: {shlex.join(['bench-ir', *args, '--resume'])}" in result.output
     assert json.loads((run_dir / "train_manifest.json").read_text())["status"] == "interrupted"
 
 

@@ -3,7 +3,8 @@
 Modules: ``recipes`` (registry/recipes/*.yaml -> Recipe, TrainPlan), ``data`` (training sets, deterministic
 patches, epoch sampler), ``schedule`` (learning-rate factors), ``objectives`` (losses and optimizers),
 ``checkpointing`` (resumable state, safetensors export), ``evaluation`` (periodic validation), ``logs``,
-``distributed`` (torchrun/DDP), ``session`` and ``trainer`` (the loop), ``command`` (the CLI function).
+``distributed`` (torchrun/DDP), ``session`` and ``trainer`` (the loop), ``stop_request`` (Ctrl-C and SIGTERM stop
+at a step boundary), ``command`` (the CLI function).
 Names below are imported lazily::
 
     from bench_ir.train import train
@@ -20,6 +21,7 @@ _EXPORTS = {
     "TrainOutcome": "bench_ir.train.trainer",
     "TrainProgress": "bench_ir.train.trainer",
     "NonFiniteLossError": "bench_ir.train.trainer",
+    "TrainingStopped": "bench_ir.train.stop_request",
     "TrainResumeError": "bench_ir.train.session",
     "Recipe": "bench_ir.train.recipes",
     "load_recipe": "bench_ir.train.recipes",

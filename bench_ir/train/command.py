@@ -18,6 +18,7 @@ from rich.console import Console
 
 from bench_ir.choices import CompileMode
 from bench_ir.data.roots import data_root_or_env
+from bench_ir.train.stop_request import TrainingStopped
 from bench_ir.yamlio import yaml_problem
 
 __all__ = ["train_command", "RichTrainProgress", "parse_model_args"]
@@ -134,8 +135,29 @@ class RichTrainProgress:
             again = continue_command(self.command, outcome.run_dir, int(outcome.manifest.get("world_size") or 1))
             self.out.print(f"continue: {again}", highlight=False, soft_wrap=True, markup=False)
 
+    def stop_requested(self, reason: str) -> None:
+        self.progress.console.print(f"[yellow]{reason}[/]: training stops after this step and writes its checkpoint "
+                                    "(a second signal stops at once, losing the steps since the last checkpoint)",
+                                    highlight=False, soft_wrap=True)
+
     def stop(self) -> None:
         self.progress.stop()
+
+
+def interrupted_message(err: KeyboardInterrupt, command: list[str], world_size: int = 1) -> str:
+    """What the CLI prints for a training ended by Ctrl-C: the step its checkpoint holds and the command that
+    continues it (``err`` carries ``run_dir`` and ``checkpoint_step`` once the run directory exists)."""
+    run_dir = getattr(err, "run_dir", None)
+    if run_dir is None:
+        return "interrupted before the first step"
+    step = getattr(err, "checkpoint_step", None)
+    if isinstance(err, TrainingStopped):
+        kept = f"interrupted at step {step:,}: its checkpoint is written to {run_dir}"
+    elif step is None:
+        kept = f"interrupted: {run_dir} holds no checkpoint yet; continuing starts it again from step 0"
+    else:
+        kept = f"interrupted: {run_dir} keeps its checkpoint of step {step:,}; later steps are lost"
+    return f"{kept}\ncontinue: {continue_command(command, Path(run_dir), world_size)}"
 
 
 def train_command(
@@ -198,12 +220,10 @@ def train_command(
     except KeyboardInterrupt as err:
         if progress is not None:
             progress.stop()
-        interrupted_in = getattr(err, "run_dir", None)
         if main_process:
-            err_console.print("[yellow]interrupted[/] before the first step" if interrupted_in is None else
-                              f"[yellow]interrupted[/]: {interrupted_in} keeps its last checkpoint; continue with the "
-                              f"same command plus --resume --run-dir {interrupted_in}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=130) from None
+            err_console.print(interrupted_message(err, command, int(os.environ.get("WORLD_SIZE", "1"))),
+                              highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(code=143 if getattr(err, "terminated", False) else 130) from None  # 128 + SIGTERM / SIGINT
     except _USER_ERRORS as err:
         if progress is not None:
             progress.stop()

@@ -124,8 +124,10 @@ def _run_dir(card: ModelCard, recipe: Recipe, options: TrainOptions, context: Di
 
 
 def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    """--resume needs a training run in ``run_dir``: its checkpoint, or only its manifest when it stopped before
+    the first checkpoint (it then starts again from step 0); without --resume the folder must hold no run."""
     exists = (run_dir / CHECKPOINT_NAME).is_file() or (run_dir / MANIFEST_NAME).is_file()
-    if resume and not (run_dir / CHECKPOINT_NAME).is_file():
+    if resume and not exists:
         raise FileNotFoundError(f"--resume: no checkpoint {run_dir / CHECKPOINT_NAME} to continue from")
     if exists and not resume:
         raise FileExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or choose "

@@ -55,8 +55,9 @@ from bench_ir.train.session import (
     open_session,
     run_identity,
 )
+from bench_ir.train.stop_request import StopRequest, TrainingStopped, ignore_interrupts, interrupt_reason
 
-__all__ = ["TrainProgress", "TrainOutcome", "NonFiniteLossError", "train", "apply_update"]
+__all__ = ["TrainProgress", "TrainOutcome", "NonFiniteLossError", "TrainingStopped", "train", "apply_update"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -75,6 +76,10 @@ class TrainProgress:
     def checkpoint(self, step: int, path: Path) -> None: ...
 
     def end(self, outcome: TrainOutcome) -> None: ...
+
+    def stop_requested(self, reason: str) -> None:
+        """Ctrl-C or SIGTERM (``reason``) in a single-process run: training stops after the current step, with a
+        checkpoint."""
 
 
 @dataclass
@@ -117,6 +122,7 @@ class _Loop:
         self.validations: list[ValidationResult] = []
         self.last_checkpoint: int | None = None
         self.out_of_time = False
+        self.stop = StopRequest(progress.stop_requested, enabled=session.context.world_size == 1)
         options, recipe = session.options, session.recipe
         self.main = session.context.is_main
         self.log = TrainLog(session.run_dir / "train_log.csv",
@@ -125,11 +131,16 @@ class _Loop:
         self.val_enabled = options.validate and recipe.validation.protocol is not None
         workers = options.num_workers if options.num_workers is not None else recipe.num_workers
         self.loader = DataLoader(session.dataset, batch_sampler=session.sampler, num_workers=workers,
-                                 pin_memory=session.device.type == "cuda", generator=torch.Generator())
+                                 pin_memory=session.device.type == "cuda", generator=torch.Generator(),
+                                 worker_init_fn=ignore_interrupts)
 
     # ---- checkpoints
     def resume(self) -> None:
         s = self.s
+        if not s.checkpoint_path.is_file():  # stopped before its first checkpoint: nothing to keep
+            s.notices.append("the run stopped before its first checkpoint: training starts again from step 0")
+            self._keep_logs_up_to(0)
+            return
         payload = load_training_checkpoint(s.checkpoint_path)
         check_resumable(s, payload)
         s.model.load_state_dict(payload["model"])
@@ -144,11 +155,16 @@ class _Loop:
             s.notices.append(f"resumed with {s.context.world_size} processes instead of {len(states)}: data order "
                              "is unchanged but stochastic-depth draws differ from an uninterrupted run")
         self.last_checkpoint = self.step
+        self._keep_logs_up_to(self.step)
+
+    def _keep_logs_up_to(self, step: int) -> None:
+        """Drop the log rows of steps lost after ``step`` and record the resume in the manifest (rank 0)."""
+        s = self.s
         if self.main:
             for name in ("train_log.csv", "val.csv"):
-                truncate_csv(s.run_dir / name, self.step)
+                truncate_csv(s.run_dir / name, step)
             s.manifest["created"] = _previous_manifest(s).get("created", s.manifest["created"])
-            s.manifest["resumed"] = [*_previous_manifest(s).get("resumed", []), {"at": now_iso(), "step": self.step}]
+            s.manifest["resumed"] = [*_previous_manifest(s).get("resumed", []), {"at": now_iso(), "step": step}]
 
     def save_checkpoint(self) -> None:
         s = self.s
@@ -228,6 +244,16 @@ class _Loop:
         return bool(mean_across(flag * (self.s.context.rank == 0), self.s.context).item() > 0)
 
     def run(self) -> None:
+        """Train to the target step, to the --max-minutes budget, or to the step boundary after Ctrl-C or SIGTERM
+        (which writes a checkpoint of that step and raises TrainingStopped)."""
+        with self.stop:
+            self._run()
+            if self.stop.requested and self.step < self.s.total_steps:
+                if self.last_checkpoint != self.step:
+                    self.save_checkpoint()
+                raise TrainingStopped(terminated=self.stop.terminated)
+
+    def _run(self) -> None:
         s, recipe = self.s, self.s.recipe
         minutes = s.options.max_minutes
         deadline = None if minutes is None else time.monotonic() + 60 * minutes
@@ -256,12 +282,12 @@ class _Loop:
                     self.save_checkpoint()
                 if self.val_enabled and _due(self.step, s.steps_per_epoch, spec.every_steps, spec.every_epochs):
                     self.validate()
-                if self.step >= s.total_steps:
+                if self.step >= s.total_steps or self.stop.requested:
                     break
                 if self._time_is_up(deadline):
                     self.out_of_time = True
                     break
-            if self.out_of_time:
+            if self.out_of_time or self.stop.requested:
                 break
 
     def finish(self) -> TrainOutcome:
@@ -378,10 +404,15 @@ def _train_locked(session: TrainSession, progress: TrainProgress, settings: Trai
         loop.run()
         outcome = loop.finish()
     except BaseException as err:
-        if isinstance(err, KeyboardInterrupt):  # the CLI names the run directory to resume
+        if isinstance(err, KeyboardInterrupt):  # the CLI names the run directory to resume and its checkpoint
             err.run_dir = session.run_dir  # type: ignore[attr-defined]
+            err.checkpoint_step = loop.last_checkpoint  # type: ignore[attr-defined]
         if session.manifest.get("status") == "running" and not isinstance(err, NonFiniteLossError):
-            session.manifest.update(status="interrupted", interrupted=now_iso(), steps_done=loop.step)
+            if isinstance(err, KeyboardInterrupt):
+                session.manifest.update(status="interrupted", interrupted=now_iso(), reason=interrupt_reason(err))
+            else:
+                session.manifest.update(status="failed", failure=f"{type(err).__name__}: {err}", finished=now_iso())
+            session.manifest.update(steps_done=loop.step)
             session.write_manifest()
         if loop.log is not None:
             loop.log.close()

@@ -1,0 +1,161 @@
+"""Ctrl-C during `bench-ir train`: the first stops at the next step boundary with a checkpoint of that step, a
+second stops at once; either way the printed command continues the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import FAST_TRAINING as FAST
+from conftest import TINY_MIRAGE_ARGS as TINY
+from typer.testing import CliRunner
+
+from bench_ir.cli import app
+from bench_ir.train.trainer import TrainingStopped, TrainProgress, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class _CtrlC(TrainProgress):
+    """Presses Ctrl-C ``times`` times (``signum`` to this process) when the logged step reaches ``at``."""
+
+    def __init__(self, at: int, times: int = 1, signum: int = signal.SIGINT) -> None:
+        self.at, self.times, self.signum, self.requests = at, times, signum, []
+
+    def step(self, row):
+        if row["step"] == self.at:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
+
+    def stop_requested(self, reason):
+        self.requests.append(reason)
+
+
+def _checkpoint_step(run_dir) -> int:
+    return torch.load(run_dir / "checkpoints/last.pt", weights_only=True)["step"]
+
+
+def test_ctrl_c_stops_after_the_current_step_and_writes_its_checkpoint(tmp_path):
+    progress = _CtrlC(at=2)
+    with pytest.raises(TrainingStopped) as stopped:
+        train("sample", "mirage-t", None, tmp_path / "run", progress=progress, max_steps=4, log_every=1,
+              checkpoint_every=100, **FAST)
+    assert progress.requests == ["SIGINT (Ctrl-C)"]
+    assert _checkpoint_step(tmp_path / "run") == 2 and stopped.value.checkpoint_step == 2
+    manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["steps_done"] == 2
+    assert manifest["reason"] == "SIGINT (Ctrl-C)"
+
+
+def test_a_run_stopped_by_ctrl_c_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    straight = train("sample", "mirage-t", None, tmp_path / "straight", max_steps=4, **FAST)
+    with pytest.raises(TrainingStopped):
+        train("sample", "mirage-t", None, tmp_path / "split", progress=_CtrlC(at=2), max_steps=4, log_every=1,
+              checkpoint_every=100, **FAST)
+    resumed = train("sample", "mirage-t", None, tmp_path / "split", max_steps=4, resume=True, **FAST)
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert resumed.steps == 4 and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(tmp_path):
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        train("sample", "mirage-t", None, tmp_path / "run", progress=_CtrlC(at=3, times=2), max_steps=6, log_every=1,
+              checkpoint_every=2, **FAST)
+    assert not isinstance(interrupted.value, TrainingStopped)
+    assert _checkpoint_step(tmp_path / "run") == 2 and interrupted.value.checkpoint_step == 2
+
+
+def test_sigterm_stops_after_the_current_step_like_ctrl_c_and_is_recorded_as_the_reason(tmp_path):
+    progress = _CtrlC(at=2, signum=signal.SIGTERM)
+    with pytest.raises(TrainingStopped) as stopped:
+        train("sample", "mirage-t", None, tmp_path / "run", progress=progress, max_steps=4, log_every=1,
+              checkpoint_every=100, **FAST)
+    assert stopped.value.terminated and progress.requests == ["SIGTERM"]
+    assert _checkpoint_step(tmp_path / "run") == 2
+    manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["reason"] == "SIGTERM"
+
+
+def test_training_restores_the_previous_signal_handlers(tmp_path):
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    train("sample", "mirage-t", None, tmp_path / "run", max_steps=1, **FAST)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_an_error_during_training_marks_the_run_failed_with_the_error_not_interrupted(tmp_path, monkeypatch):
+    from bench_ir.train import trainer
+
+    def out_of_memory(self, batch, objective):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(trainer._Loop, "train_step", out_of_memory)
+    with pytest.raises(RuntimeError):
+        train("sample", "mirage-t", None, tmp_path / "run", max_steps=2, **FAST)
+    manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["failure"] == "RuntimeError: CUDA out of memory (simulated)"
+
+
+def test_a_run_interrupted_before_its_first_checkpoint_continues_from_step_zero(tmp_path):
+    """It used to be a dead end: without --resume the folder 'already holds a training run', with --resume there
+    was 'no checkpoint to continue from'."""
+    with pytest.raises(KeyboardInterrupt):
+        train("sample", "mirage-t", None, tmp_path / "run", progress=_CtrlC(at=1, times=2), max_steps=2,
+              log_every=1, checkpoint_every=100, **FAST)
+    assert not (tmp_path / "run/checkpoints/last.pt").exists()
+    straight = train("sample", "mirage-t", None, tmp_path / "straight", max_steps=2, **FAST)
+    again = train("sample", "mirage-t", None, tmp_path / "run", max_steps=2, resume=True, log_every=1, **FAST)
+    a, b = straight.model.state_dict(), again.model.state_dict()
+    assert again.steps == 2 and all(torch.equal(a[k], b[k]) for k in a)
+    assert any("starts again from step 0" in notice for notice in again.manifest["notices"])
+    assert [int(line.split(",")[0]) for line in (tmp_path / "run/train_log.csv").read_text().splitlines()[1:]] == \
+        [1, 2]
+
+
+def test_the_cli_names_the_step_of_the_checkpoint_and_prints_the_command_that_continues(tmp_path, monkeypatch):
+    from bench_ir.train import command
+
+    monkeypatch.setattr(command.RichTrainProgress, "step", lambda self, row: _CtrlC(at=2).step(row))
+    args = ["train", "--recipe", "sample", "--device", "cpu", "--max-steps", "4", "--batch-size", "2",
+            "--patch-size", "16", "--workers", "0", "--no-val", "--no-tensorboard", "--log-every", "1",
+            "--checkpoint-every", "100", *[f"--model-arg={k}={v}" for k, v in TINY.items()],
+            "--run-dir", str(tmp_path / "run")]
+    monkeypatch.setattr(sys, "argv", ["bench-ir", *args])  # the command the continue line is built from
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(app, args)
+    assert result.exit_code == 130, result.output
+    assert "SIGINT (Ctrl-C): training stops after this step and writes its checkpoint" in result.output
+    assert f"interrupted at step 2: its checkpoint is written to {tmp_path / 'run'}" in result.output
+    continue_line = next(line for line in result.output.splitlines() if line.startswith("continue: "))
+    resumed = CliRunner(env={"COLUMNS": "400"}).invoke(app, shlex.split(continue_line)[2:])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((tmp_path / "run/train_manifest.json").read_text())["steps_done"] == 4
+
+
+def test_a_training_process_sent_sigterm_exits_143_with_a_checkpoint_of_its_last_step(tmp_path):
+    """A real `python -m bench_ir train` process with a DataLoader worker, as a scheduler stops it."""
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "bench_ir", "train", "--recipe", "sample", "--device", "cpu", "--max-steps", "500",
+               "--batch-size", "2", "--patch-size", "16", "--workers", "1", "--no-val", "--no-tensorboard",
+               "--log-every", "1", "--checkpoint-every", "1000", *[f"--model-arg={k}={v}" for k, v in TINY.items()],
+               "--run-dir", str(run_dir)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    log, deadline = run_dir / "train_log.csv", time.monotonic() + 180
+    while not (log.is_file() and len(log.read_text().splitlines()) > 2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"no training step logged: {process.communicate()}")
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err and "interrupted at step" in err
+    manifest = json.loads((run_dir / "train_manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["reason"] == "SIGTERM"
+    assert 2 <= manifest["steps_done"] < 500 and _checkpoint_step(run_dir) == manifest["steps_done"]
