@@ -13,9 +13,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Literal
 
 from bench_ir.resources import registry_dir
 from bench_ir.signatures import (
@@ -27,6 +25,9 @@ from bench_ir.signatures import (
     runtime_parameters,
 )
 from bench_ir.yamlio import SpecError, build_dataclass, read_yaml
+
+if TYPE_CHECKING:  # torch is imported by the code that builds a model, not to read a card
+    from torch import nn
 
 __all__ = [
     "CheckpointSpec",

@@ -140,7 +140,7 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
     that model card name (an unreadable one is shown). None when there is none."""
     import json
 
-    from bench_ir.train.session import MANIFEST_NAME
+    from bench_ir.folder_names import TRAIN_MANIFEST_NAME as MANIFEST_NAME  # not bench_ir.train: torch, scipy
 
     root = Path(runs_root) / "train"
     run_dirs = sorted(p for p in root.glob("*") if (p / MANIFEST_NAME).is_file()) if root.is_dir() else []
