@@ -175,7 +175,9 @@ fi
 if wants train; then
   rest=$(( $(left) - 45 ))
   resume=()
-  [ -f "$TRAIN_DIR/checkpoints/last.pt" ] && resume=(--resume)
+  # a first stretch cut by its timeout (SIGTERM) stops at a step boundary with a checkpoint; one cut before its
+  # first checkpoint resumes from step 0: either way its folder holds a manifest and only --resume may reuse it
+  [ -f "$TRAIN_DIR/train_manifest.json" ] && resume=(--resume)
   if [ "$MODE" = dry ]; then
     echo "== train: ${TRAIN[*]} --max-minutes M [--resume] (beside the tests, then in the minutes left)"
   elif [ "$rest" -ge 20 ] && ! grep -q '"status": "complete"' "$TRAIN_DIR/train_manifest.json" 2>/dev/null; then
