@@ -400,6 +400,12 @@ def restore(
                           f"in overlapping tiles of {sizes} ({MANIFEST_NAME} lists them under auto_tiled): near tile "
                           "seams they differ from a whole-image restoration; --tile tiles every image alike",
                           highlight=False, soft_wrap=True)
+    if outcome.unreadable:  # the others are restored; the exit code tells a script that some are missing
+        lines = [escape(f"  {name}: {reason}") for name, reason in sorted(outcome.unreadable.items())]
+        err_console.print(f"[bold red]error:[/] {len(lines)} input(s) could not be read and were skipped ("
+                          f"{MANIFEST_NAME} lists them under unreadable; replace them and run the same command to "
+                          "restore only those):\n" + "\n".join(lines), highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
 
 
 # --------------------------------------------------------------------------------------------- list

@@ -14,8 +14,10 @@ the output folder). Pixels are restored as stored; a photo's EXIF orientation ta
 is copied into its output, so a viewer shows the output turned like the photo.
 
 An image whose output exists is skipped, so an interrupted restore continues where it stopped; ``overwrite`` redoes
-every image. ``restore.json`` in the output folder (written when the restore starts and when it ends) records the
-model, the checkpoint (sha256), the device, the execution path, the library versions and each output's input;
+every image. An input that cannot be decoded (corrupt, truncated, not an image) does not stop the others: it is
+named with the reason under ``unreadable`` in ``restore.json``, whose status is then ``incomplete``.
+``restore.json`` in the output folder (written when the restore starts and when it ends) records the model, the
+checkpoint (sha256), the device, the execution path, the library versions and each output's input;
 continuing a folder with another setup (model, weights, dtype, execution, tiling, padding, versions) is refused, so
 that one folder never mixes two models' outputs, and so is a folder without ``restore.json`` that already holds an
 output's name. One process at a time writes a folder (its hidden ``.restore.lock``). On CUDA, an image that does not
@@ -48,7 +50,7 @@ from bench_ir.cards import (
 from bench_ir.checkpoints import create_model, sha256_file
 from bench_ir.counts import check_counts
 from bench_ir.data.datasets import list_images, uint8_to_tensor, warn_skipped_files
-from bench_ir.data.io import IMAGE_EXTENSIONS, exif_orientation, read_rgb_uint8, write_png_uint8
+from bench_ir.data.io import IMAGE_EXTENSIONS, ImageReadError, exif_orientation, read_rgb_uint8, write_png_uint8
 from bench_ir.engine import EvalOptions, resolve_device, restore, saved_image_name, saved_name_clash
 from bench_ir.folder_names import RESTORE_MANIFEST_NAME
 from bench_ir.geometry import FitPolicy, check_pad_mode, tile_size
@@ -94,13 +96,15 @@ class RestoreConfig:
 @dataclass
 class RestoreOutcome:
     """``restored``: output files written now; ``kept``: outputs that were already there (not redone);
-    ``tiled``: the outputs written now in tiles after a GPU out-of-memory error, with their tile size in pixels."""
+    ``tiled``: the outputs written now in tiles after a GPU out-of-memory error, with their tile size in pixels;
+    ``unreadable``: the inputs (relative to the input folder) that could not be decoded, with the reason."""
 
     out_dir: Path
     restored: list[Path]
     kept: list[Path]
     manifest: dict[str, Any]
     tiled: dict[str, int] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], None] | None = None) -> RestoreOutcome:
@@ -154,6 +158,8 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         todo = [(source, out) for source, out in jobs if out not in kept_set]
         restored: dict[str, str] = {}  # output -> input (paths relative to their folders), written now
         tiled: dict[str, int] = {}  # output -> tile size, for outputs written now in tiles after an OOM
+        unreadable: dict[str, str] = {}  # input -> why it could not be decoded
+        manifest["unreadable"] = unreadable
         manifest["auto_tiled"] = {name: size for name, size in (manifest.get("auto_tiled") or {}).items()
                                   if out_dir / name in kept_set}
         _write_manifest(out_dir, manifest, {_key(out, out_dir): _key(source, input_root) for source, out in jobs
@@ -166,7 +172,11 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                 for source, out in todo:
                     if on_image is not None:
                         on_image(_key(source, input_root), len(kept) + len(restored), len(jobs))
-                    tile = _restore_one(model, source, out, policy, options)
+                    try:
+                        tile = _restore_one(model, source, out, policy, options)
+                    except ImageReadError as err:  # one broken file does not stop the others
+                        unreadable[_key(source, input_root)] = str(err).removeprefix(f"{source}: ")
+                        continue
                     restored[_key(out, out_dir)] = _key(source, input_root)
                     if tile is not None:
                         tiled[_key(out, out_dir)] = tile
@@ -180,10 +190,11 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                 manifest.update(status="failed", failed=now_iso(), error=f"{type(err).__name__}: {err}")
             _write_manifest(out_dir, manifest, restored)
             raise
-        manifest.update(status="complete", finished=now_iso(), execution=accelerated.describe())
+        manifest.update(status="incomplete" if unreadable else "complete", finished=now_iso(),
+                        execution=accelerated.describe())
         _write_manifest(out_dir, manifest, restored)
     return RestoreOutcome(out_dir=out_dir, restored=[out_dir / name for name in restored], kept=kept,
-                          manifest=manifest, tiled=tiled)
+                          manifest=manifest, tiled=tiled, unreadable=unreadable)
 
 
 def _plan_outputs(input_dir: Path, out_dir: Path, recursive: bool = False) -> list[tuple[Path, Path]]:

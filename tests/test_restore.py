@@ -245,14 +245,33 @@ def test_folders_that_cannot_be_restored_are_errors_naming_them(tmp_path, setup,
     assert message.format(**{"in": inputs, "out": out}) in str(err.value)
 
 
-def test_an_unreadable_image_stops_the_restore_with_the_error_recorded_and_the_outputs_before_it_kept(tmp_path):
-    inputs = _photos(tmp_path / "in", {"a.png": (8, 8)})
+def test_an_unreadable_image_is_skipped_and_named_while_the_others_are_restored(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (8, 8), "c.png": (8, 8)})
     (inputs / "b.png").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="b.png: not an image"):
-        restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
+    outcome = restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
+    assert sorted(path.name for path in outcome.restored) == ["a.png", "c.png"]
+    assert outcome.unreadable == {"b.png": "not an image or an unsupported format"}
     manifest = json.loads((tmp_path / "out" / "restore.json").read_text())
-    assert manifest["status"] == "failed" and "b.png: not an image" in manifest["error"]
-    assert manifest["images"] == {"a.png": "a.png"} and (tmp_path / "out" / "a.png").is_file()
+    assert manifest["status"] == "incomplete" and manifest["unreadable"] == outcome.unreadable
+    assert manifest["images"] == {"a.png": "a.png", "c.png": "c.png"}
+
+
+def test_cli_names_the_skipped_inputs_exits_1_and_a_rerun_restores_only_the_replaced_one(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (8, 8), "b.png": (8, 8)})
+    good = (inputs / "b.png").read_bytes()
+    (inputs / "b.png").write_bytes(good[:len(good) // 2])
+    command = ["restore", "--input-dir", str(inputs), "--out", str(tmp_path / "out"), "--model", "input", "--device",
+               "cpu"]
+    first = CliRunner(env={"COLUMNS": "300"}).invoke(app, command)
+    assert first.exit_code == 1
+    assert "error: 1 input(s) could not be read and were skipped" in first.output
+    assert "b.png: corrupt or truncated image" in first.output
+    (inputs / "b.png").write_bytes(good)
+    again = CliRunner(env={"COLUMNS": "300"}).invoke(app, command)
+    assert again.exit_code == 0, again.output
+    assert "restored 1 image(s)" in again.output and "(1 already there, kept" in again.output
+    manifest = json.loads((tmp_path / "out" / "restore.json").read_text())
+    assert manifest["status"] == "complete" and manifest["unreadable"] == {}
 
 
 def test_a_folder_another_process_writes_is_refused(tmp_path):
