@@ -18,6 +18,7 @@ from conftest import TINY_MIRAGE_ARGS as TINY
 from typer.testing import CliRunner
 
 from bench_ir.cli import app
+from bench_ir.train.stop_request import ignore_interrupts
 from bench_ir.train.trainer import TrainingStopped, TrainProgress, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -137,25 +138,50 @@ def test_the_cli_names_the_step_of_the_checkpoint_and_prints_the_command_that_co
     assert json.loads((tmp_path / "run/train_manifest.json").read_text())["steps_done"] == 4
 
 
-def test_a_training_process_sent_sigterm_exits_143_with_a_checkpoint_of_its_last_step(tmp_path):
-    """A real `python -m bench_ir train` process with a DataLoader worker, as a scheduler stops it."""
+def test_a_training_job_sent_sigterm_exits_143_with_a_checkpoint_of_its_last_step(tmp_path):
+    """A real `python -m bench_ir train` process with DataLoader workers, stopped as a scheduler stops a job: SIGTERM
+    to every process of its group (the workers used to die of it and fail the run)."""
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "bench_ir", "train", "--recipe", "sample", "--device", "cpu", "--max-steps", "500",
-               "--batch-size", "2", "--patch-size", "16", "--workers", "1", "--no-val", "--no-tensorboard",
+               "--batch-size", "2", "--patch-size", "16", "--workers", "2", "--no-val", "--no-tensorboard",
                "--log-every", "1", "--checkpoint-every", "1000", *[f"--model-arg={k}={v}" for k, v in TINY.items()],
                "--run-dir", str(run_dir)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
     log, deadline = run_dir / "train_log.csv", time.monotonic() + 180
     while not (log.is_file() and len(log.read_text().splitlines()) > 2):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise AssertionError(f"no training step logged: {process.communicate()}")
         time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
     assert "Traceback" not in err and "interrupted at step" in err
     manifest = json.loads((run_dir / "train_manifest.json").read_text())
     assert manifest["status"] == "interrupted" and manifest["reason"] == "SIGTERM"
     assert 2 <= manifest["steps_done"] < 500 and _checkpoint_step(run_dir) == manifest["steps_done"]
+
+
+def _loader_worker(ready) -> None:
+    ignore_interrupts(0)
+    ready.set()
+    time.sleep(60)
+
+
+@pytest.mark.skipif(not hasattr(signal, "sigwaitinfo"), reason="needs signal.sigwaitinfo (Linux)")
+def test_a_loader_worker_outlives_ctrl_c_and_a_schedulers_sigterm_but_ends_on_its_trainers():
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    worker = context.Process(target=_loader_worker, args=(ready,), daemon=True)
+    worker.start()
+    assert ready.wait(30)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # sent by another process, as a terminal or a scheduler does
+        subprocess.run([sys.executable, "-c", f"import os; os.kill({worker.pid}, {int(signum)})"], check=True)
+    worker.join(1.0)
+    assert worker.is_alive()
+    worker.terminate()  # SIGTERM from the trainer's process, as the loader and Python's exit send it
+    worker.join(10)
+    assert worker.exitcode == 0

@@ -8,6 +8,7 @@ tears the group down, so there each process keeps Python's default (Ctrl-C raise
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -76,8 +77,23 @@ class StopRequest:
 
 
 def ignore_interrupts(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: workers ignore SIGINT and SIGTERM, so that a signal meant for the trainer
-    (which stops at the next step boundary) does not end them and fail the next batch; they end with the loader
-    (which tells them to), or on their own when the trainer's process is gone."""
-    for signum in SIGNAL_REASONS:
-        signal.signal(signum, signal.SIG_IGN)
+    """DataLoader ``worker_init_fn``: a worker outlives the signals meant for the trainer, so that it does not end
+    (and fail the next batch) while the trainer finishes its step; it ends with the loader.
+
+    - SIGINT, which a terminal's Ctrl-C sends to every process of the job, is ignored.
+    - SIGTERM, which a scheduler (Slurm) sends to every process of the job, is ignored unless the trainer's process
+      sends it: the loader and Python's exit stop workers that way (torch's own worker handler draws the same line).
+      This needs ``signal.sigwaitinfo`` (Linux); elsewhere SIGTERM keeps torch's handler.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not hasattr(signal, "sigwaitinfo"):
+        return
+    parent = os.getppid()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # every thread started from here blocks it too
+
+    def end_when_the_trainer_says_so() -> None:
+        while True:
+            if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
+                os._exit(0)
+
+    threading.Thread(target=end_when_the_trainer_says_so, name="sigterm-from-trainer", daemon=True).start()
