@@ -651,14 +651,16 @@ class ReportFormat(str, Enum):
 
 @app.command()
 def report(
-    runs: Annotated[list[Path] | None, typer.Argument(help="run directories to place in the table")] = None,
+    runs: Annotated[list[Path] | None, typer.Argument(help="run directories to place in the table, or folders "
+                                                      "of runs (each: its runs made with the protocol)")] = None,
     protocol: Annotated[str, typer.Option("--protocol", "-p", help="protocol (or 'efficiency')")] = "5deg",
     format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.markdown,
     out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None,
     leaderboard: Annotated[bool | None, typer.Option("--leaderboard/--no-leaderboard", help="include the published "
                                                      "rows; default: where a leaderboard table holds the protocol "
                                                      "(your own protocol: your runs alone)")] = None,
-    extra_runs: Annotated[list[Path] | None, typer.Option("--runs", help="run directory (repeatable)")] = None,
+    extra_runs: Annotated[list[Path] | None, typer.Option("--runs", help="run directory, or a folder of runs "
+                                                          "(repeatable)")] = None,
     standalone: Annotated[bool, typer.Option("--standalone", help="LaTeX: a whole document that compiles as it "
                                              "is")] = False,
     caption: Annotated[str | None, typer.Option(help="table caption (default: protocol and sources)")] = None,
@@ -676,12 +678,20 @@ def report(
                                                    "PATH.svg")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="CSV: unrounded values")] = False,
 ) -> None:
-    """Render the paper table of a protocol: published rows plus your runs (never recomputes a metric)."""
+    """Render the paper table of a protocol: published rows plus your runs (never recomputes a metric).
+
+    A folder that holds run directories (such as runs/) stands for its runs made with the protocol."""
+    from bench_ir.protocol import resolve_protocol_name
     from bench_ir.report import Tolerance, build_report
+    from bench_ir.report.run_folders import expand_run_folders
 
     try:
+        run_dirs, folders = expand_run_folders([*(runs or []), *(extra_runs or [])], resolve_protocol_name(protocol))
+        for folder in folders:
+            err_console.print(f"note: {folder.describe(resolve_protocol_name(protocol))}", highlight=False,
+                              soft_wrap=True, markup=False)
         root = runs_root if runs_root is not None else (Path("runs") if profile or Path("runs").is_dir() else None)
-        text = build_report(protocol, [*(runs or []), *(extra_runs or [])], fmt=format.value, out=out,
+        text = build_report(protocol, run_dirs, fmt=format.value, out=out,
                             leaderboard=leaderboard, standalone=standalone, caption=caption, label=label,
                             delta=Tolerance(psnr=tol_psnr, ssim=tol_ssim) if delta else None, profile=profile,
                             runs_root=root, raw=raw, chart_out=chart_out, profile_size=profile_size)
