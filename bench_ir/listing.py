@@ -160,7 +160,8 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
                                                       (manifest.get("recipe") or {}).get("name")) if part)
             done, target = manifest.get("steps_done"), manifest.get("steps_target")
             loss = (manifest.get("final_losses") or {}).get("total")
-            table.add_row(f"{escape(run_dir.name)}\n[dim]{escape(about)}[/]", run_status(run_dir, manifest),
+            table.add_row(f"{escape(run_dir.name)}\n[dim]{escape(about)}[/]{_failure_line(manifest, 'failure')}",
+                          run_status(run_dir, manifest),
                           f"{done if done is not None else '–'}/{target if target is not None else '?'}",
                           f"{loss:.4g}" if isinstance(loss, (int, float)) else "–")
         except (OSError, ValueError, AttributeError) as err:  # one bad run never hides the others
@@ -179,9 +180,20 @@ def _run_row(run) -> list[str]:
                              (_coverage_flag(run), run.incomplete()),
                              (f"{run.auto_tiled_images()} tiled", run.auto_tiled_images())) if on]
     about = " · ".join([manifest["model"]["name"], manifest["protocol"]["name"], *flags])
-    return [f"{escape(run.run_dir.name)}\n[dim]{escape(about)}[/]", run_status(run.run_dir, manifest),
+    return [f"{escape(run.run_dir.name)}\n[dim]{escape(about)}[/]{_failure_line(manifest, 'error')}",
+            run_status(run.run_dir, manifest),
             str(len(run.records)), f"{average['psnr']:.2f}" if average is not None else "–",
             f"{average['ssim']:.3f}" if average is not None else "–"]
+
+
+def _failure_line(manifest: dict, key: str) -> str:
+    """For a failed run, a third line of its cell with the error its manifest records under ``key`` (its first line,
+    at most 100 characters), so that `list runs` says why without opening the manifest; else ''."""
+    error = manifest.get(key)
+    if manifest.get("status") != "failed" or not isinstance(error, str) or not error.strip():
+        return ""
+    first = error.strip().splitlines()[0]
+    return f"\n[red]{escape(first if len(first) <= 100 else first[:99] + '…')}[/]"
 
 
 def _coverage_flag(run) -> str:

@@ -67,3 +67,21 @@ def test_training_runs_follow_the_model_filter_and_are_left_out_with_protocol(tm
 def test_the_filters_apply_to_list_runs_only():
     result = runner.invoke(app, ["list", "models", "--protocol", "3deg"])
     assert result.exit_code == 2 and "--protocol applies to `list runs`, not `list models`" in result.output
+
+
+def test_a_failed_run_says_why_on_its_row(tmp_path):
+    write_scored_run(tmp_path / "broken", TASK, [], model={"name": "mirage-t", "display_name": "MIRAGE-T"},
+                     protocol={"name": "5deg", "tasks": TASK, "average": ["derain"]}, status="failed",
+                     error="OSError: [Errno 28] No space left on device")
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path)])
+    assert result.exit_code == 0 and "failed" in result.stdout
+    assert "OSError: [Errno 28] No space left on device" in result.stdout
+
+
+def test_a_failed_training_run_says_why_on_its_row(tmp_path):
+    (tmp_path / "train" / "t-oom").mkdir(parents=True)
+    (tmp_path / "train" / "t-oom" / "train_manifest.json").write_text(json.dumps(
+        {"model": {"name": "mirage-t"}, "recipe": {"name": "5deg"}, "status": "failed", "steps_done": 7,
+         "steps_target": 100, "failure": "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"}))
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path)])
+    assert "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB" in " ".join(result.stdout.split())
