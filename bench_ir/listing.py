@@ -134,21 +134,24 @@ def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | 
 
 
 def training_runs_table(runs_root: str | Path, model: str | None = None) -> Table | None:
-    """One row per training run under ``runs_root/train`` (the folders holding ``train_manifest.json``): its name in
-    full (what ``train --resume --run-dir`` takes), model and recipe, status (``stopped`` for a ``running`` run that
-    no process holds), optimizer steps done of the target, and the last total loss. ``model``: only the runs of
-    that model card name (an unreadable one is shown). None when there is none."""
+    """One row per training run (a folder holding ``train_manifest.json``) under ``runs_root/train``, where `train`
+    puts them, or directly under ``runs_root`` (a ``--run-dir`` there): its folder relative to ``runs_root`` (with
+    ``runs_root``, what ``train --resume --run-dir`` takes), model and recipe, status (``stopped`` for a
+    ``running`` run that no process holds), optimizer steps done of the target, and the last total loss.
+    ``model``: only the runs of that model card name (an unreadable one is shown). None when there is none."""
     import json
 
     from bench_ir.folder_names import TRAIN_MANIFEST_NAME as MANIFEST_NAME  # not bench_ir.train: torch, scipy
 
-    root = Path(runs_root) / "train"
-    run_dirs = sorted(p for p in root.glob("*") if (p / MANIFEST_NAME).is_file()) if root.is_dir() else []
+    root = Path(runs_root)
+    run_dirs = sorted(p for folder in (root / "train", root) if folder.is_dir() for p in folder.glob("*")
+                      if (p / MANIFEST_NAME).is_file())
     if not run_dirs:
         return None
+    names = {run_dir: run_dir.relative_to(root).as_posix() for run_dir in run_dirs}
     table = Table(title=f"Training runs in {root}", caption="steps: optimizer steps done / this run's target; loss: "
-                                                               "the last total loss")
-    table.add_column("run", overflow="fold", min_width=max(len(p.name) for p in run_dirs))
+                                                              "the last total loss")
+    table.add_column("run", overflow="fold", min_width=max(len(name) for name in names.values()))
     for column in ("status", "steps", "loss"):
         table.add_column(column, no_wrap=True, justify="left" if column == "status" else "right")
     for run_dir in run_dirs:
@@ -160,12 +163,12 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
                                                       (manifest.get("recipe") or {}).get("name")) if part)
             done, target = manifest.get("steps_done"), manifest.get("steps_target")
             loss = (manifest.get("final_losses") or {}).get("total")
-            table.add_row(f"{escape(run_dir.name)}\n[dim]{escape(about)}[/]{_failure_line(manifest, 'failure')}",
+            table.add_row(f"{escape(names[run_dir])}\n[dim]{escape(about)}[/]{_failure_line(manifest, 'failure')}",
                           run_status(run_dir, manifest),
                           f"{done if done is not None else '–'}/{target if target is not None else '?'}",
                           f"{loss:.4g}" if isinstance(loss, (int, float)) else "–")
         except (OSError, ValueError, AttributeError) as err:  # one bad run never hides the others
-            table.add_row(f"{escape(run_dir.name)}\n[red]{escape(str(err))}[/]", "[red]unreadable[/]", "–", "–")
+            table.add_row(f"{escape(names[run_dir])}\n[red]{escape(str(err))}[/]", "[red]unreadable[/]", "–", "–")
     return table if table.row_count else None
 
 

@@ -85,3 +85,15 @@ def test_a_failed_training_run_says_why_on_its_row(tmp_path):
          "steps_target": 100, "failure": "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"}))
     result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path)])
     assert "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB" in " ".join(result.stdout.split())
+
+
+def test_training_runs_are_listed_under_train_and_directly_under_the_runs_root(tmp_path):
+    """`train --run-dir runs/my-finetune` is listed as well as the default runs/train/<time>-<model>-<recipe>."""
+    for folder in (tmp_path / "train" / "20261201-mirage-t-5deg", tmp_path / "my-finetune"):
+        folder.mkdir(parents=True)
+        (folder / "train_manifest.json").write_text(json.dumps(
+            {"model": {"name": "mirage-t"}, "recipe": {"name": "5deg"}, "status": "complete", "steps_done": 1,
+             "steps_target": 1}))
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path)])
+    first_cells = [line.split("│")[1].strip() for line in result.stdout.splitlines() if line.count("│") > 3]
+    assert "train/20261201-mirage-t-5deg" in first_cells and "my-finetune" in first_cells
