@@ -246,7 +246,9 @@ def read_checkpoint(path: str | Path, spec: CheckpointSpec | None = None,
     if path.is_dir():
         raise CheckpointError(f"checkpoint path {path} is a directory; pass the checkpoint file itself")
     spec = spec or CheckpointSpec()
-    if path.suffix == ".safetensors" or spec.format == "safetensors" or _looks_like_safetensors(path):
+    # the content decides (a card's format names the official release's): a card whose release is safetensors
+    # still loads a torch.save file, such as a bench-ir training checkpoint (checkpoints/last.pt)
+    if path.suffix == ".safetensors" or _looks_like_safetensors(path):
         state, fmt = _read_safetensors(path), "safetensors"
     else:
         state, fmt = _extract(_torch_load(path, trust_pickle), path)

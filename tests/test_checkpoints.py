@@ -333,3 +333,20 @@ def test_safetensors_file_is_recognised_without_its_suffix(converted, tmp_path):
     renamed = tmp_path / "weights.bin"
     renamed.write_bytes(converted[0].read_bytes())
     assert read_checkpoint(renamed).format == "safetensors"
+
+
+def test_a_training_checkpoint_loads_for_a_card_whose_release_is_safetensors(tmp_path):
+    """The content decides the format: `run --checkpoint <training run>/checkpoints/last.pt` scores a model whose
+    card says `format: safetensors` (it failed with 'cannot read safetensors file ... header too large')."""
+    from conftest import FAST_TRAINING
+
+    from bench_ir.checkpoints import create_model
+    from bench_ir.train.trainer import train
+
+    card_path = Path(__file__).resolve().parents[1] / "examples" / "tiny-unet.yaml"
+    assert get_card(str(card_path)).checkpoint.format == "safetensors"
+    outcome = train("sample", str(card_path), None, tmp_path / "run", max_steps=1,
+                    **{**FAST_TRAINING, "model_args": {}})
+    from_checkpoint = create_model(get_card(str(card_path)), checkpoint=tmp_path / "run/checkpoints/last.pt")
+    trained = outcome.model.state_dict()
+    assert all(torch.equal(value, trained[key]) for key, value in from_checkpoint.state_dict().items())
