@@ -132,6 +132,12 @@ def test_the_cli_names_the_step_of_the_checkpoint_and_prints_the_command_that_co
     assert result.exit_code == 130, result.output
     assert "SIGINT (Ctrl-C): training stops after this step and writes its checkpoint" in result.output
     assert f"interrupted at step 2: its checkpoint is written to {tmp_path / 'run'}" in result.output
+    evaluate = next(line for line in result.output.splitlines() if line.startswith("evaluate step 2: "))
+    assert evaluate.endswith(f"--checkpoint {tmp_path / 'run/checkpoints/last.pt'}")
+    scored = CliRunner(env={"COLUMNS": "400"}).invoke(app, [*shlex.split(evaluate.split(": ", 1)[1])[1:], "--limit",
+                                                           "1", "--task", "derain", "--runs-root",
+                                                           str(tmp_path / "runs")])
+    assert scored.exit_code == 0, scored.output
     continue_line = next(line for line in result.output.splitlines() if line.startswith("continue: "))
     resumed = CliRunner(env={"COLUMNS": "400"}).invoke(app, shlex.split(continue_line)[2:])
     assert resumed.exit_code == 0, resumed.output

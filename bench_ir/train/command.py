@@ -114,21 +114,25 @@ class RichTrainProgress:
     def checkpoint(self, step: int, path: Path) -> None:
         self.progress.console.print(f"[dim]checkpoint @ step {step}: {path}[/]", highlight=False, soft_wrap=True)
 
-    def end(self, outcome) -> None:
+    def evaluate_command(self, manifest: dict[str, Any], run_dir: Path, weights: Path) -> str:
+        """The `bench-ir run` that scores ``weights`` of the training run in ``run_dir`` (its ``manifest``): the
+        card as the user gave it, or the run's model-card.yaml when --model-arg changed it."""
         from bench_ir.train.evaluation import evaluation_command
 
+        card = run_dir / "model-card.yaml"  # written when --model-arg changed the card
+        name = str(card) if card.is_file() else self.model or manifest["model"]["name"]
+        validation = manifest["recipe"].get("resolved", {}).get("validation")
+        return evaluation_command(validation, name, weights, self.test_data_root,
+                                  registry=None if card.is_file() else self.registry)
+
+    def end(self, outcome) -> None:
         self.progress.stop()
         terms = ", ".join(f"{k} {v:.4g}" for k, v in outcome.final_losses.items())
         stopped = outcome.manifest.get("stopped")
         done = (f"stopped by {stopped['reason']} at step {outcome.steps:,} of {outcome.manifest['steps_target']:,}"
                 if stopped else f"done: {outcome.steps} steps")
         self.out.print(f"{done}; final losses: {terms}", highlight=False, soft_wrap=True)
-        model = outcome.manifest["model"]
-        card = outcome.run_dir / "model-card.yaml"  # written when --model-arg changed the card
-        name = str(card) if card.is_file() else self.model or model["name"]
-        validation = outcome.manifest["recipe"].get("resolved", {}).get("validation")
-        command = evaluation_command(validation, name, outcome.final_weights, self.test_data_root,
-                                     registry=None if card.is_file() else self.registry)
+        command = self.evaluate_command(outcome.manifest, outcome.run_dir, outcome.final_weights)
         self.out.print(f"weights: {outcome.final_weights}\nevaluate: {command}", highlight=False, soft_wrap=True,
                        markup=False)
         if stopped:
@@ -144,12 +148,19 @@ class RichTrainProgress:
         self.progress.stop()
 
 
-def interrupted_message(err: KeyboardInterrupt, command: list[str], world_size: int = 1) -> str:
-    """What the CLI prints for a training ended by Ctrl-C: the step its checkpoint holds and the command that
-    continues it (``err`` carries ``run_dir`` and ``checkpoint_step`` once the run directory exists)."""
+def interrupted_message(err: KeyboardInterrupt, command: list[str], world_size: int = 1,
+                        progress: RichTrainProgress | None = None) -> str:
+    """What the CLI prints for a training ended by Ctrl-C or SIGTERM: the step its checkpoint holds, the command that
+    continues it and (with ``progress``) the one that scores the checkpoint's weights (``err`` carries ``run_dir``
+    and ``checkpoint_step`` once the run directory exists)."""
+    import json
+
+    from bench_ir.train.session import CHECKPOINT_NAME, MANIFEST_NAME
+
     run_dir = getattr(err, "run_dir", None)
     if run_dir is None:
         return "interrupted before the first step"
+    run_dir = Path(run_dir)
     step = getattr(err, "checkpoint_step", None)
     if isinstance(err, TrainingStopped):
         kept = f"interrupted at step {step:,}: its checkpoint is written to {run_dir}"
@@ -157,7 +168,16 @@ def interrupted_message(err: KeyboardInterrupt, command: list[str], world_size: 
         kept = f"interrupted: {run_dir} holds no checkpoint yet; continuing starts it again from step 0"
     else:
         kept = f"interrupted: {run_dir} keeps its checkpoint of step {step:,}; later steps are lost"
-    return f"{kept}\ncontinue: {continue_command(command, Path(run_dir), world_size)}"
+    lines = [kept, f"continue: {continue_command(command, run_dir, world_size)}"]
+    if step is not None and progress is not None:
+        try:
+            manifest = json.loads((run_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+            evaluate = progress.evaluate_command(manifest, run_dir, run_dir / CHECKPOINT_NAME)
+        except (OSError, ValueError, KeyError, AttributeError):  # the manifest could not be written or read
+            pass
+        else:
+            lines.append(f"evaluate step {step:,}: {evaluate}")
+    return "\n".join(lines)
 
 
 def train_command(
@@ -221,7 +241,7 @@ def train_command(
         if progress is not None:
             progress.stop()
         if main_process:
-            err_console.print(interrupted_message(err, command, int(os.environ.get("WORLD_SIZE", "1"))),
+            err_console.print(interrupted_message(err, command, int(os.environ.get("WORLD_SIZE", "1")), progress),
                               highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(code=143 if getattr(err, "terminated", False) else 130) from None  # 128 + SIGTERM / SIGINT
     except _USER_ERRORS as err:
