@@ -96,10 +96,21 @@ data_app = typer.Typer(no_args_is_help=True, help="Inspect benchmark datasets.")
 app.add_typer(data_app, name="data")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from bench_ir.manifest import version_text
+
+        console.print(version_text(), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     debug: Annotated[bool, typer.Option("--debug", help="show the full traceback of an unexpected error "
                                         "(also BENCH_IR_DEBUG=1)")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print bench-ir's version and git revision, the Python and library "
+                                               "versions a run manifest records, and exit")] = False,
 ) -> None:
     pass
 

@@ -9,12 +9,13 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # imported where a device is described: `bench-ir --version` needs no torch
+    import torch
 
 __all__ = ["environment_info", "device_info", "git_revision", "now_iso", "bench_ir_version", "portable_path",
-           "portable_command", "project_root"]
+           "portable_command", "project_root", "version_text"]
 
 _VERSIONED = ("bench-ir", "torch", "numpy", "scikit-image", "scipy", "pandas", "pillow", "pyiqa", "fvcore")
 
@@ -102,6 +103,8 @@ def cpu_name() -> str:
 
 
 def device_info(device: torch.device) -> dict[str, Any]:
+    import torch
+
     info: dict[str, Any] = {"type": device.type, "cpu": cpu_name(), "threads": torch.get_num_threads()}
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
@@ -120,3 +123,16 @@ def environment_info() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def version_text() -> str:
+    """What `bench-ir --version` prints: bench-ir's version and git revision (a checkout), then the versions a
+    manifest records (Python and the libraries; "not installed" for an optional one that is missing)."""
+    versions = environment_info()
+    revision = git_revision()
+    head = f"bench-ir {versions.pop('bench-ir') or 'unknown'}" + (f" (git {revision[:12]}"
+                                                                  f"{'-dirty' if revision.endswith('-dirty') else ''})"
+                                                                  if revision else "")
+    platform_name = versions.pop("platform")
+    libraries = ", ".join(f"{name} {version or 'not installed'}" for name, version in versions.items())
+    return f"{head}\n{libraries}\n{platform_name}"

@@ -85,3 +85,21 @@ def test_every_command_has_a_row_in_the_readme_commands_table():
                                                              for other in COMMANDS)]
     missing = [" ".join(path) for path in leaves if not any(f"bench-ir {' '.join(path)}" in row for row in rows)]
     assert missing == []
+
+
+def test_version_names_bench_ir_its_revision_and_the_library_versions_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom bench_ir.cli import app\n"
+            "result = CliRunner().invoke(app, ['--version'])\n"
+            "assert result.exit_code == 0, result.output\n"
+            "print(result.stdout)\nprint('torch imported' if 'torch' in sys.modules else 'torch not imported')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    from importlib import metadata
+
+    first, libraries = done.stdout.splitlines()[:2]
+    assert first.startswith(f"bench-ir {metadata.version('bench-ir')}")
+    assert f"torch {metadata.version('torch')}" in libraries and "python " in libraries
+    assert done.stdout.splitlines()[-1] == "torch not imported"
