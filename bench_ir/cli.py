@@ -697,10 +697,11 @@ def report(
     from bench_ir.report.run_folders import expand_run_folders
 
     try:
-        run_dirs, folders = expand_run_folders([*(runs or []), *(extra_runs or [])], resolve_protocol_name(protocol))
+        protocol_name = resolve_protocol_name(protocol)  # a protocol file goes by its name, as in its runs
+        run_dirs, folders = expand_run_folders([*(runs or []), *(extra_runs or [])], protocol_name)
         for folder in folders:
-            err_console.print(f"note: {folder.describe(resolve_protocol_name(protocol))}", highlight=False,
-                              soft_wrap=True, markup=False)
+            err_console.print(f"note: {folder.describe(protocol_name)}", highlight=False, soft_wrap=True,
+                              markup=False)
         root = runs_root if runs_root is not None else (Path("runs") if profile or Path("runs").is_dir() else None)
         text = build_report(protocol, run_dirs, fmt=format.value, out=out,
                             leaderboard=leaderboard, standalone=standalone, caption=caption, label=label,
