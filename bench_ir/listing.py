@@ -137,7 +137,7 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
     """One row per training run (a folder holding ``train_manifest.json``) under ``runs_root/train``, where `train`
     puts them, or directly under ``runs_root`` (a ``--run-dir`` there): its folder relative to ``runs_root`` (with
     ``runs_root``, what ``train --resume --run-dir`` takes), model and recipe, status (``stopped`` for a
-    ``running`` run that no process holds), optimizer steps done of the target, and the last total loss.
+    ``running`` run that no process holds), optimizer steps done of the target, and the total loss of the last step.
     ``model``: only the runs of that model card name (an unreadable one is shown). None when there is none."""
     import json
 
@@ -150,7 +150,7 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
         return None
     names = {run_dir: run_dir.relative_to(root).as_posix() for run_dir in run_dirs}
     table = Table(title=f"Training runs in {root}", caption="steps: optimizer steps done / this run's target; loss: "
-                                                              "the last total loss")
+                                                              "the total loss of the last step done")
     table.add_column("run", overflow="fold", min_width=max(len(name) for name in names.values()))
     for column in ("status", "steps", "loss"):
         table.add_column(column, no_wrap=True, justify="left" if column == "status" else "right")
@@ -162,7 +162,7 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
             about = " · ".join(str(part) for part in ((manifest.get("model") or {}).get("name"),
                                                       (manifest.get("recipe") or {}).get("name")) if part)
             done, target = manifest.get("steps_done"), manifest.get("steps_target")
-            loss = (manifest.get("final_losses") or {}).get("total")
+            loss = (manifest.get("final_losses") or manifest.get("last_losses") or {}).get("total")  # or stopped
             table.add_row(f"{escape(names[run_dir])}\n[dim]{escape(about)}[/]{_failure_line(manifest, 'failure')}",
                           run_status(run_dir, manifest),
                           f"{done if done is not None else '–'}/{target if target is not None else '?'}",

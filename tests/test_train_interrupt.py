@@ -53,6 +53,7 @@ def test_ctrl_c_stops_after_the_current_step_and_writes_its_checkpoint(tmp_path)
     manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
     assert manifest["status"] == "interrupted" and manifest["steps_done"] == 2
     assert manifest["reason"] == "SIGINT (Ctrl-C)"
+    assert manifest["last_losses"]["total"] > 0  # the loss of step 2, which `list runs` shows
 
 
 def test_a_run_stopped_by_ctrl_c_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):

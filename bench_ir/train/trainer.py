@@ -412,7 +412,7 @@ def _train_locked(session: TrainSession, progress: TrainProgress, settings: Trai
                 session.manifest.update(status="interrupted", interrupted=now_iso(), reason=interrupt_reason(err))
             else:
                 session.manifest.update(status="failed", failure=f"{type(err).__name__}: {err}", finished=now_iso())
-            session.manifest.update(steps_done=loop.step)
+            session.manifest.update(steps_done=loop.step, last_losses=loop.losses)  # of step steps_done
             session.write_manifest()
         if loop.log is not None:
             loop.log.close()
