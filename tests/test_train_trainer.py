@@ -128,8 +128,8 @@ def test_list_runs_shows_training_runs_with_status_steps_and_loss(tmp_path):
     assert listed.exit_code == 0, listed.output
     rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:5]]
             for line in listed.stdout.splitlines() if line.count("│") == 5}
-    assert rows["done"][:2] == ["complete", "1/1"] and float(rows["done"][2]) > 0
-    assert rows["killed"] == ["stopped", "–/1", rows["done"][2]]
+    assert rows["train/done"][:2] == ["complete", "1/1"] and float(rows["train/done"][2]) > 0
+    assert rows["train/killed"] == ["stopped", "–/1", rows["train/done"][2]]
     assert "mirage-t · sample" in rows
 
 
