@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from bench_ir.atomic import append_line, atomic_write
-from bench_ir.folder_names import FINAL_WEIGHTS_NAME, RESTORE_MANIFEST_NAME, TRAIN_MANIFEST_NAME
+from bench_ir.folder_names import FINAL_WEIGHTS_NAME, RESTORE_MANIFEST_NAME, SUITE_PLAN_NAME, TRAIN_MANIFEST_NAME
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -322,12 +322,18 @@ class Run:
 
 
 def _what_it_is(folder: Path) -> str:
-    """What a folder without a run manifest holds instead, when bench-ir wrote it: a training run or a restore."""
+    """What a folder without a run manifest holds instead, when bench-ir wrote it: a training run, a restore, a
+    suite directory or a folder of runs."""
     if (folder / TRAIN_MANIFEST_NAME).is_file():
         return (f"; it is a training run: score its weights with `bench-ir run ... --checkpoint "
                 f"{folder / FINAL_WEIGHTS_NAME}` (the `evaluate:` line of the training gives the whole command)")
     if (folder / RESTORE_MANIFEST_NAME).is_file():
         return "; it holds restored images (bench-ir restore), which have no scores: score a model with `bench-ir run`"
+    if (folder / SUITE_PLAN_NAME).is_file():
+        return (f"; it is a suite directory: `bench-ir suite report {folder}` renders its tables, and its runs are in "
+                f"{folder / 'runs'}")
+    if folder.is_dir() and any((child / MANIFEST).is_file() for child in folder.iterdir() if child.is_dir()):
+        return f"; it holds runs: name one of them (`bench-ir list runs --runs-root {folder}` lists them)"
     return ""
 
 

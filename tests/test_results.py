@@ -71,10 +71,15 @@ def test_loading_a_folder_without_manifest_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize(("marker", "says"), [
     ("train_manifest.json", "it is a training run: score its weights with `bench-ir run ... --checkpoint"),
     ("restore.json", "it holds restored images (bench-ir restore), which have no scores"),
+    ("plan.json", "it is a suite directory: `bench-ir suite report {folder}` renders its tables, and its runs are "
+                  "in {folder}/runs"),
+    ("some-run/manifest.json", "it holds runs: name one of them (`bench-ir list runs --runs-root {folder}` lists "
+                               "them)"),
 ])
-def test_a_training_or_restore_folder_given_as_a_run_says_what_it_is(tmp_path, marker, says):
+def test_a_folder_of_another_kind_given_as_a_run_says_what_it_is(tmp_path, marker, says):
+    (tmp_path / marker).parent.mkdir(exist_ok=True)
     (tmp_path / marker).write_text("{}")
-    expected = r"not a bench-ir run directory \(no manifest.json\); " + re.escape(says)
+    expected = r"not a bench-ir run directory \(no manifest.json\); " + re.escape(says.format(folder=tmp_path))
     with pytest.raises(FileNotFoundError, match=expected):
         load_run(tmp_path)
 

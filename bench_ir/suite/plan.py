@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from bench_ir.counts import check_counts
 from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
+from bench_ir.folder_names import SUITE_PLAN_NAME
 from bench_ir.manifest import now_iso
 from bench_ir.results import MANIFEST, PROFILE, ManifestError, read_manifest_file, write_json_atomic
 from bench_ir.suite.spec import Suite, load_suite, slug
@@ -34,7 +35,7 @@ from bench_ir.suite.spec import Suite, load_suite, slug
 __all__ = ["Cell", "SuitePlan", "SuiteCheckError", "plan_suite", "check_cells", "cell_status", "read_cell_state",
            "CELL_STATES", "PLAN_FILE"]
 
-PLAN_FILE = "plan.json"
+PLAN_FILE = SUITE_PLAN_NAME
 CELL_STATES = ("complete", "outdated", "failed", "interrupted", "missing", "pending")
 RUN_OPTIONS = ("sample", "limit", "dtype", "exact", "lpips", "convention", "noise_order", "device", "batch_size",
                "tile")
