@@ -153,8 +153,9 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     if options.max_minutes is not None and not options.max_minutes > 0:
         raise ValueError(f"--max-minutes must be > 0, got {options.max_minutes}")
     if options.resume and options.run_dir is None:
-        raise ValueError(f"--resume continues a training run: give its folder with --run-dir (the `interrupted:` "
-                         f"line names it, and `bench-ir list runs --runs-root {options.runs_root}` lists them)")
+        raise ValueError(f"--resume continues a training run: give its folder with --run-dir (the `continue:` "
+                         f"line of a stopped run is the whole command, and `bench-ir list runs --runs-root "
+                         f"{options.runs_root}` lists the runs)")
     card = _effective_card(model, options)
     plan = resolve_plan(recipe, card, options.epochs_from, options.loss_from,  # type: ignore[arg-type]
                         batch_size=options.batch_size, patch_size=options.patch_size)
