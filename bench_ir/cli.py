@@ -463,8 +463,10 @@ def list_(
         else:
             console.print(listing.runs_table(runs_root, model=model, protocol=protocol))
             training = listing.training_runs_table(runs_root, model=model) if protocol is None else None
-            if training is not None:
-                console.print(training)
+            suites = listing.suite_dirs_table(runs_root) if model is None and protocol is None else None
+            for table in (training, suites):
+                if table is not None:
+                    console.print(table)
     except USER_ERRORS as err:
         _fail(err)
 

@@ -9,7 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["frame_table", "models_table", "models_renderables", "protocols_renderables", "conventions_table",
-           "runs_table", "suites_table", "run_status", "data_check_renderables"]
+           "runs_table", "training_runs_table", "suite_dirs_table", "suites_table", "run_status",
+           "data_check_renderables"]
 
 
 def models_table(registry: str | Path | None = None) -> Table:
@@ -170,6 +171,33 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
         except (OSError, ValueError, AttributeError) as err:  # one bad run never hides the others
             table.add_row(f"{escape(names[run_dir])}\n[red]{escape(str(err))}[/]", "[red]unreadable[/]", "–", "–")
     return table if table.row_count else None
+
+
+def suite_dirs_table(runs_root: str | Path) -> Table | None:
+    """One row per suite directory directly under ``runs_root`` (a folder holding ``plan.json``, which `suite run`
+    writes; its runs are under its own ``runs/``, so the runs table does not show them): the folder, the suite, how
+    many of its cells are complete and how many failed. None when there is none."""
+    from bench_ir.folder_names import SUITE_PLAN_NAME
+
+    root = Path(runs_root)
+    suite_dirs = sorted(p for p in root.glob("*") if (p / SUITE_PLAN_NAME).is_file()) if root.is_dir() else []
+    if not suite_dirs:
+        return None
+    from bench_ir.suite.plan import SuitePlan, cell_status
+
+    table = Table(title=f"Suites in {root}", caption="`suite status DIR`: its cells; `suite report DIR`: its tables")
+    table.add_column("suite directory", overflow="fold", min_width=max(len(p.name) for p in suite_dirs))
+    for column in ("complete", "failed"):
+        table.add_column(column, no_wrap=True, justify="right")
+    for suite_dir in suite_dirs:
+        try:
+            plan = SuitePlan.load(suite_dir)
+            states = [cell_status(plan, cell) for cell in plan.cells]
+            table.add_row(f"{escape(suite_dir.name)}\n[dim]suite {escape(plan.suite)}[/]",
+                          f"{states.count('complete')}/{len(states)}", str(states.count("failed")))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # never hides the others
+            table.add_row(f"{escape(suite_dir.name)}\n[red]{escape(str(err))}[/]", "[red]unreadable[/]", "–")
+    return table
 
 
 def _run_row(run) -> list[str]:

@@ -439,3 +439,14 @@ def test_a_resume_mismatch_is_a_failed_cell_with_its_message(tmp_path):
     (result,) = outcome.results
     assert result.status == "failed" and "ResumeError" in result.error and "cannot resume" in result.error
     assert outcome.statuses["tiny__toy"] == "failed"
+
+
+def test_list_runs_shows_a_suite_directory_with_its_complete_and_failed_cells(local_suite):
+    """Its runs are under its own runs/, which the runs table does not show: without this table `list runs` said
+    'no runs' after a suite run."""
+    _, suite_dir, _ = local_suite
+    listed = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["list", "runs", "--runs-root", str(suite_dir.parent)])
+    assert listed.exit_code == 0, listed.output
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(f"│ {suite_dir.name} ")]
+    assert [cell.strip() for cell in row.split("│")[2:4]] == ["6/6", "0"]
+    assert "suite tiny-sample" in listed.stdout

@@ -11,13 +11,39 @@ SUITE_DIR/runs/<cell>, plus one profile per distinct model; launchers (bench_ir.
 where a cell runs: in this process, one worker per GPU of the node, or Slurm jobs through submitit.
 """
 
-from bench_ir.suite.execute import CellResult, SuiteEvents, execute_cell
-from bench_ir.suite.launch import make_launcher
-from bench_ir.suite.launchers import LAUNCHERS, Launcher, LocalLauncher, NodeLauncher
-from bench_ir.suite.plan import Cell, SuiteCheckError, SuitePlan, cell_status, check_cells, plan_suite
-from bench_ir.suite.report import SuiteReport, report_command, write_suite_report
-from bench_ir.suite.run import SuiteOutcome, SuiteProgress, default_suite_dir, run_suite
-from bench_ir.suite.spec import Suite, SuiteEntry, list_suites, load_suite, suites_dir
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CellResult": "bench_ir.suite.execute",
+    "SuiteEvents": "bench_ir.suite.execute",
+    "execute_cell": "bench_ir.suite.execute",
+    "make_launcher": "bench_ir.suite.launch",
+    "LAUNCHERS": "bench_ir.suite.launchers",
+    "Launcher": "bench_ir.suite.launchers",
+    "LocalLauncher": "bench_ir.suite.launchers",
+    "NodeLauncher": "bench_ir.suite.launchers",
+    "Cell": "bench_ir.suite.plan",
+    "SuiteCheckError": "bench_ir.suite.plan",
+    "SuitePlan": "bench_ir.suite.plan",
+    "cell_status": "bench_ir.suite.plan",
+    "check_cells": "bench_ir.suite.plan",
+    "plan_suite": "bench_ir.suite.plan",
+    "SuiteReport": "bench_ir.suite.report",
+    "report_command": "bench_ir.suite.report",
+    "write_suite_report": "bench_ir.suite.report",
+    "SuiteOutcome": "bench_ir.suite.run",
+    "SuiteProgress": "bench_ir.suite.run",
+    "default_suite_dir": "bench_ir.suite.run",
+    "run_suite": "bench_ir.suite.run",
+    "Suite": "bench_ir.suite.spec",
+    "SuiteEntry": "bench_ir.suite.spec",
+    "list_suites": "bench_ir.suite.spec",
+    "load_suite": "bench_ir.suite.spec",
+    "suites_dir": "bench_ir.suite.spec",
+}
 
 __all__ = [
     "Suite", "SuiteEntry", "load_suite", "list_suites", "suites_dir",
@@ -27,3 +53,13 @@ __all__ = [
     "SuiteOutcome", "SuiteProgress", "run_suite", "default_suite_dir",
     "SuiteReport", "write_suite_report", "report_command",
 ]
+
+
+def __getattr__(name: str) -> Any:  # imported on first use: reading a suite file or a plan needs no torch
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'bench_ir.suite' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
