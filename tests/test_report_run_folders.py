@@ -70,3 +70,12 @@ def test_a_folder_that_holds_no_run_is_still_refused_as_not_a_run(tmp_path):
     (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["report", "--protocol", "5deg", str(tmp_path / "empty")])
     assert result.exit_code != 0 and "not a bench-ir run directory" in result.output
+
+
+def test_a_suite_directory_stands_for_the_runs_of_its_cells(tmp_path):
+    suite_dir = tmp_path / "suite-mine"
+    shutil.copytree(STORE, suite_dir / "runs", ignore=shutil.ignore_patterns("*.py"))
+    (suite_dir / "plan.json").write_text("{}")
+    runs, folders = expand_run_folders([suite_dir], "5deg")
+    assert [run.name for run in runs] == ["5deg-mirage-t", "5deg-mynet", "5deg-sample"]
+    assert folders[0].folder == suite_dir / "runs"

@@ -1,5 +1,6 @@
 """Runs named by the folder that holds them: ``bench-ir report --protocol 5deg runs/`` places every run in ``runs/``
-made with that protocol, so a table of all of a researcher's runs needs no list of run directories."""
+made with that protocol, so a table of all of a researcher's runs needs no list of run directories. A suite
+directory stands for the runs of its cells (its ``runs/``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench_ir.folder_names import SUITE_PLAN_NAME
 from bench_ir.results import MANIFEST, ManifestError, read_manifest_file
 
 __all__ = ["FolderRuns", "expand_run_folders", "is_run_folder_parent"]
@@ -48,14 +50,16 @@ def _wanted(manifest: dict, protocol: str) -> bool:
 
 
 def expand_run_folders(paths: Sequence[str | Path], protocol: str) -> tuple[list[Path], list[FolderRuns]]:
-    """``paths`` with each folder of runs (see :func:`is_run_folder_parent`) replaced by its runs made with
-    ``protocol`` (a protocol name; for "efficiency": its 3deg runs and profile runs), in name order; every other
-    path is kept as given, for the report to accept or refuse. A run named twice is placed once. A folder of runs
-    with none on ``protocol`` is a ValueError that says what it holds."""
+    """``paths`` with each folder of runs (see :func:`is_run_folder_parent`; a suite directory: its ``runs/``)
+    replaced by its runs made with ``protocol`` (a protocol name; for "efficiency": its 3deg runs and profile
+    runs), in name order; every other path is kept as given, for the report to accept or refuse. A run named twice
+    is placed once. A folder of runs with none on ``protocol`` is a ValueError that says what it holds."""
     expanded: list[Path] = []
     folders: list[FolderRuns] = []
     for given in paths:
         path = Path(given)
+        if (path / SUITE_PLAN_NAME).is_file() and is_run_folder_parent(path / "runs"):  # a suite directory
+            path = path / "runs"
         if not is_run_folder_parent(path):
             expanded.append(path)
             continue
