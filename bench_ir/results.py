@@ -325,8 +325,11 @@ def _what_it_is(folder: Path) -> str:
     """What a folder without a run manifest holds instead, when bench-ir wrote it: a training run, a restore, a
     suite directory or a folder of runs."""
     if (folder / TRAIN_MANIFEST_NAME).is_file():
-        return (f"; it is a training run: score its weights with `bench-ir run ... --checkpoint "
-                f"{folder / FINAL_WEIGHTS_NAME}` (the `evaluate:` line of the training gives the whole command)")
+        weights, last = folder / FINAL_WEIGHTS_NAME, folder / "checkpoints" / "last.pt"
+        if last.is_file() and not weights.is_file():  # a run stopped before its end has no final weights yet
+            weights = last
+        return (f"; it is a training run: score its weights with `bench-ir run ... --checkpoint {weights}` (the "
+                "`evaluate` line of the training gives the whole command)")
     if (folder / RESTORE_MANIFEST_NAME).is_file():
         return "; it holds restored images (bench-ir restore), which have no scores: score a model with `bench-ir run`"
     if (folder / SUITE_PLAN_NAME).is_file():

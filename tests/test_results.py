@@ -69,7 +69,10 @@ def test_loading_a_folder_without_manifest_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize(("marker", "says"), [
-    ("train_manifest.json", "it is a training run: score its weights with `bench-ir run ... --checkpoint"),
+    ("train_manifest.json", "it is a training run: score its weights with `bench-ir run ... --checkpoint "
+                            "{folder}/final.safetensors`"),
+    ("checkpoints/last.pt", "it is a training run: score its weights with `bench-ir run ... --checkpoint "
+                            "{folder}/checkpoints/last.pt`"),
     ("restore.json", "it holds restored images (bench-ir restore), which have no scores"),
     ("plan.json", "it is a suite directory: `bench-ir suite report {folder}` renders its tables, and its runs are "
                   "in {folder}/runs"),
@@ -79,6 +82,8 @@ def test_loading_a_folder_without_manifest_is_a_clear_error(tmp_path):
 def test_a_folder_of_another_kind_given_as_a_run_says_what_it_is(tmp_path, marker, says):
     (tmp_path / marker).parent.mkdir(exist_ok=True)
     (tmp_path / marker).write_text("{}")
+    if marker.startswith("checkpoints/"):  # a training run stopped before its end
+        (tmp_path / "train_manifest.json").write_text("{}")
     expected = r"not a bench-ir run directory \(no manifest.json\); " + re.escape(says.format(folder=tmp_path))
     with pytest.raises(FileNotFoundError, match=expected):
         load_run(tmp_path)
