@@ -340,3 +340,30 @@ def test_resume_refuses_a_run_started_from_other_weights(tmp_path):
     with pytest.raises(TrainResumeError, match="init_weights"):
         train("sample", "mirage-t", None, tmp_path / "run", max_steps=2, resume=True,
               init_weights=tmp_path / "run/final.safetensors", **FAST)
+
+
+@pytest.mark.parametrize(("requested", "recipe", "cpus", "processes", "workers", "lowered"), [
+    (None, 16, 8, 1, 8, True),     # the 3deg recipe's 16 workers on an 8-CPU machine
+    (None, 16, 32, 4, 8, True),    # 4 processes of torchrun share 32 CPUs
+    (None, 2, 8, 1, 2, False),     # the recipe's number fits
+    (None, 8, 1, 1, 1, True),      # at least one worker
+    (12, 16, 2, 1, 12, False),     # --workers is taken as given
+])
+def test_dataloader_workers_are_the_recipes_at_most_the_cpus_of_the_machine(requested, recipe, cpus, processes,
+                                                                            workers, lowered):
+    from bench_ir.train.session import loader_workers
+
+    chosen, notice = loader_workers(requested, recipe, cpus, processes)
+    assert chosen == workers and (notice is not None) == lowered
+    if lowered:
+        assert f"the recipe's {recipe} per process lowered to {workers}" in notice
+
+
+def test_a_training_records_its_dataloader_workers_and_says_when_it_lowered_the_recipes(tmp_path, monkeypatch):
+    from bench_ir.train import session as session_module
+
+    monkeypatch.setattr(session_module, "available_cpus", lambda: 1)
+    options = {key: value for key, value in FAST.items() if key != "num_workers"}  # the recipe's 2 workers
+    outcome = train("sample", "mirage-t", None, tmp_path / "run", max_steps=1, **options)
+    assert outcome.manifest["data"]["workers_per_process"] == 1
+    assert any("the recipe's 2 per process lowered to 1" in notice for notice in outcome.manifest["notices"])

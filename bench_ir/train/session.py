@@ -4,6 +4,7 @@ model, optimizer, objective; plus the run's provenance (train_manifest.json) and
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import shlex
 import sys
@@ -97,6 +98,7 @@ class TrainSession:
     manifest: dict[str, Any]
     notices: list[str]
     execution: ExecutionPlan
+    num_workers: int = 0  # DataLoader workers per process
 
     @property
     def steps_per_epoch(self) -> int:
@@ -121,6 +123,29 @@ def _run_dir(card: ModelCard, recipe: Recipe, options: TrainOptions, context: Di
     if not context.is_main:  # rank 0 claims the folder, the others take its name
         return Path(context.broadcast(None))
     return Path(context.broadcast(str(claim_new_dir(Path(options.runs_root) / "train", f"{card.name}-{recipe.name}"))))
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def loader_workers(requested: int | None, recipe_workers: int, cpus: int, local_processes: int = 1,
+                   ) -> tuple[int, str | None]:
+    """DataLoader workers per process and the notice when the recipe's number is lowered: ``requested``
+    (--workers) as given; else the recipe's, at most ``cpus`` shared by the ``local_processes`` of this machine
+    (more workers than CPUs only compete for them; the batches do not depend on the number of workers)."""
+    if requested is not None:
+        return requested, None
+    fitting = max(1, cpus // max(1, local_processes))
+    if recipe_workers <= fitting:
+        return recipe_workers, None
+    return fitting, (f"DataLoader workers: the recipe's {recipe_workers} per process lowered to {fitting}, the "
+                     f"{cpus} CPUs of this machine over {local_processes} process(es) (--workers sets them; the "
+                     "batches do not depend on it)")
 
 
 def _check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -185,6 +210,10 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
                        f"{planned}")
     if any(spec.layout == "sample" for spec in recipe.data):
         notices.append("sample (synthetic) training data: built-in photos with synthetic degradations")
+    num_workers, workers_notice = loader_workers(options.num_workers, recipe.num_workers, available_cpus(),
+                                                 int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    if workers_notice is not None:
+        notices.append(workers_notice)
 
     if options.run_dir is not None:
         _check_run_dir(Path(options.run_dir), options.resume)
@@ -200,7 +229,7 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
                            autocast_dtype=_DTYPES[options.dtype], dataset=dataset, sampler=sampler,
                            total_steps=total_steps, run_dir=run_dir, model=module, trained=trained,
                            optimizer=optimizer, objective=build_objective(plan), manifest={}, notices=notices,
-                           execution=execution)
+                           execution=execution, num_workers=num_workers)
     session.manifest = _manifest(session, planned)
     if context.is_main and options.model_args:
         _write_card(card, run_dir / "model-card.yaml")
@@ -229,7 +258,7 @@ def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
                   "card": card_record(card)},
         "data": {"root": str(Path(options.data_root).resolve()) if options.data_root else None,
                  "items": len(session.dataset), "parts": session.dataset.describe(),
-                 "steps_per_epoch": session.steps_per_epoch},
+                 "steps_per_epoch": session.steps_per_epoch, "workers_per_process": session.num_workers},
         "seed": options.seed,
         "init_weights": _init_weights_record(options.init_weights),
         "world_size": context.world_size,

@@ -129,8 +129,7 @@ class _Loop:
                             session.run_dir / "tensorboard" if options.tensorboard else None) if self.main else None
         self.log_every = options.log_every or recipe.log_every_steps
         self.val_enabled = options.validate and recipe.validation.protocol is not None
-        workers = options.num_workers if options.num_workers is not None else recipe.num_workers
-        self.loader = DataLoader(session.dataset, batch_sampler=session.sampler, num_workers=workers,
+        self.loader = DataLoader(session.dataset, batch_sampler=session.sampler, num_workers=session.num_workers,
                                  pin_memory=session.device.type == "cuda", generator=torch.Generator(),
                                  worker_init_fn=ignore_interrupts)
 
