@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import json
 import pathlib
+import traceback
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -46,6 +47,7 @@ from bench_ir.results import write_json_atomic
 from bench_ir.yamlio import SpecError
 
 __all__ = [
+    "ModelBuildError",
     "CheckpointError",
     "CheckpointMismatchError",
     "CheckpointContents",
@@ -74,6 +76,10 @@ _DTYPES = {"fp16": torch.float16, "float16": torch.float16, "half": torch.float1
 
 class CheckpointError(RuntimeError):
     """A file that is not a usable checkpoint (corrupt, not a checkpoint, unsafe to unpickle)."""
+
+
+class ModelBuildError(ValueError):
+    """A card's factory raised while building the model (most often a wrong value in its args or --model-arg)."""
 
 
 class CheckpointMismatchError(CheckpointError):
@@ -435,7 +441,14 @@ def create_model(
         card = replace(card, args={**card.args, **overrides})
     factory = resolve_factory(card)
     check_card_args(card, factory)  # unknown or missing args: one error naming the card, before building
-    model = factory(**card.args)
+    try:
+        model = factory(**card.args)
+    except Exception as err:  # the card's code: name the card, the values it got and where it failed
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        args = ", ".join(f"{key}={value!r}" for key, value in card.args.items())
+        raise ModelBuildError(f"{card.source or card.name}: {card.factory}({args}) raised {type(err).__name__}: "
+                              f"{err} (at {frame.filename}:{frame.lineno}); check the card's args and any "
+                              "--model-arg values") from err
     if not isinstance(model, nn.Module):
         raise SpecError(f"{card.source or card.name}: field 'factory': {card.factory} returned "
                         f"{type(model).__name__}, not a torch.nn.Module")

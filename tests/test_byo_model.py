@@ -69,3 +69,13 @@ def test_a_model_whose_output_shape_differs_from_its_input_is_named_in_the_error
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     with pytest.raises(RuntimeError, match=r"model 'half' .* returned output shape \(1, 3, 96, 96\) .* differs from"):
         run_protocol(RunConfig(protocol="derain", model=str(card), sample=True, run_dir=tmp_path / "r", limit=1))
+
+
+def test_a_factory_that_fails_is_an_error_naming_the_card_its_values_and_the_line(tmp_path):
+    """A wrong --model-arg value used to surface as 'unexpected IndexError: tuple index out of range'."""
+    from bench_ir.checkpoints import ModelBuildError, create_model
+
+    with pytest.raises(ModelBuildError, match=r"registry/mirage-t.yaml: bench_ir.models.mirage:MIRAGE\(variant='tiny', "
+                                              r"num_blocks=\[1, 1\]\) raised IndexError: .* \(at .*mirage.py:\d+\); "
+                                              r"check the card's args and any --model-arg values"):
+        create_model("mirage-t", num_blocks=[1, 1])

@@ -128,15 +128,15 @@ def test_a_full_disk_while_appending_a_record_names_the_records_file(tmp_path, m
 
 def test_an_unexpected_error_is_one_line_with_the_debug_hint_and_debug_shows_it(tmp_path):
     (tmp_path / "broken.py").write_text("from torch import nn\n\nclass Broken(nn.Module):\n"
-                                        "    def __init__(self):\n        super().__init__()\n        1 / 0\n")
+                                        "    def forward(self, x):\n        return x / (1 // 0)\n")
     card = tmp_path / "broken.yaml"
     card.write_text(yaml.safe_dump({"name": "broken", "display_name": "Broken", "factory": "broken:Broken"}))
     args = ["run", "--protocol", "5deg", "--sample", "--model", str(card), "--limit", "1", "--task", "denoise-25",
             "--runs-root", str(tmp_path / "runs")]
     result = runner.invoke(app, args)
     assert result.exit_code == 1
-    assert _error_lines(result) == ["error: unexpected ZeroDivisionError: division by zero (run `bench-ir --debug "
-                                    "...` for the traceback)"]
+    assert _error_lines(result) == ["error: unexpected ZeroDivisionError: integer division or modulo by zero (run "
+                                    "`bench-ir --debug ...` for the traceback)"]
     debug = runner.invoke(app, ["--debug", *args])
     assert isinstance(debug.exception, ZeroDivisionError)
 

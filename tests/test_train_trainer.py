@@ -306,6 +306,13 @@ def test_cli_reports_missing_training_data_as_an_error(tmp_path):
     assert "error:" in result.output and "task 'denoise'" in result.output
 
 
+def test_missing_training_data_names_the_data_check_that_lists_every_missing_set(tmp_path):
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(_cli(), ["train", "--recipe", "5deg", "--data-root",
+                                                               str(tmp_path), "--device", "cpu"])
+    assert f"`bench-ir data check --recipe 5deg --data-root {tmp_path}` checks every training set of the recipe in " \
+           "one go" in result.output
+
+
 
 def test_compiled_training_follows_the_eager_loss_curve(tmp_path):
     """torch.compile (forced on the CPU) reproduces the eager loss curve; a small convolutional card keeps the

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from bench_ir.choices import CompileMode
 from bench_ir.data.roots import data_root_or_env
@@ -249,5 +250,11 @@ def train_command(
             progress.stop()
         if main_process:
             message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            from bench_ir.data.datasets import DatasetNotFoundError
+
+            if isinstance(err, DatasetNotFoundError):  # the first missing folder; data check lists them all
+                check = ["bench-ir", "data", "check", "--recipe", recipe,
+                         *(["--data-root", str(data_root)] if data_root is not None else [])]
+                message += f"\n`{shlex.join(check)}` checks every training set of the recipe in one go"
+            err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
