@@ -94,12 +94,13 @@ def suites_table() -> Table:
 
 def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | None = None) -> Table | str:
     """One row per run directory under ``runs_root``: its name in full (what `report --runs` and `compare` take),
-    with the model, protocol and flags (sample, random weights, limit, incomplete, images tiled after a GPU
-    out-of-memory error) on a second line, then status, images scored and the protocol's Average PSNR (dB) / SSIM (a
-    protocol of one task and no Average, such as a folder pair: that task's mean). Fits 80 columns for the default
-    run names. ``model`` / ``protocol``: only the runs of that model card name / protocol name (an unreadable run is
-    shown whatever they say, so that it never hides). A sentence instead of an empty table when there is no run
-    (saying so when the folder does not exist, or what the filters left out)."""
+    with the model, protocol, flags (sample, random weights, limit, incomplete, images tiled after a GPU
+    out-of-memory error) and the ``--label`` in quotes on a second line (a failed run's error on a third), then
+    status, images scored and the protocol's Average PSNR (dB) / SSIM (a protocol of one task and no Average, such
+    as a folder pair: that task's mean). Fits 80 columns for the default run names. ``model`` / ``protocol``: only
+    the runs of that model card name / protocol name (an unreadable run is shown whatever they say, so that it never
+    hides). A sentence instead of an empty table when there is no run (saying so when the folder does not exist, or
+    what the filters left out)."""
     from bench_ir.results import MANIFEST, load_run, read_manifest_file
 
     root = Path(runs_root)
@@ -210,7 +211,9 @@ def _run_row(run) -> list[str]:
                              (f"limit {manifest.get('limit')}", manifest.get("limit") is not None),
                              (_coverage_flag(run), run.incomplete()),
                              (f"{run.auto_tiled_images()} tiled", run.auto_tiled_images())) if on]
-    about = " · ".join([manifest["model"]["name"], manifest["protocol"]["name"], *flags])
+    label = manifest.get("label")  # `run --label`: the row name in reports, so also here
+    about = " · ".join([manifest["model"]["name"], manifest["protocol"]["name"], *flags,
+                        *([f'"{label}"'] if isinstance(label, str) and label else [])])
     return [f"{escape(run.run_dir.name)}\n[dim]{escape(about)}[/]{_failure_line(manifest, 'error')}",
             run_status(run.run_dir, manifest),
             str(len(run.records)), f"{average['psnr']:.2f}" if average is not None else "–",

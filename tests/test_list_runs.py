@@ -97,3 +97,11 @@ def test_training_runs_are_listed_under_train_and_directly_under_the_runs_root(t
     result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path)])
     first_cells = [line.split("│")[1].strip() for line in result.stdout.splitlines() if line.count("│") > 3]
     assert "train/20261201-mirage-t-5deg" in first_cells and "my-finetune" in first_cells
+
+
+def test_a_runs_label_is_shown_beside_its_model_and_protocol(tmp_path):
+    write_scored_run(tmp_path / "labelled", TASK, RECORDS, label="step 153",
+                     model={"name": "mirage-t", "display_name": "MIRAGE-T"},
+                     protocol={"name": "5deg", "tasks": TASK, "average": ["derain"]})
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path)])
+    assert 'mirage-t · 5deg · "step 153"' in result.stdout
