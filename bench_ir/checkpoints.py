@@ -235,6 +235,20 @@ def _strip(state: dict[str, Tensor], prefixes: list[str]) -> dict[str, Tensor]:
     return out
 
 
+_CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt", ".tar", ".bin", ".safetensors")
+
+
+def _checkpoint_files_hint(folder: Path, shown: int = 5) -> str:
+    """', e.g. one of: a.ckpt, b.pth' naming the checkpoint-like files in ``folder`` and its direct sub-folders
+    (a training run's folder, a Lightning log folder), or '' when there is none."""
+    found = sorted(p for pattern in ("*", "*/*") for p in folder.glob(pattern)
+                   if p.suffix in _CHECKPOINT_SUFFIXES and p.is_file())
+    if not found:
+        return ""
+    more = f" (and {len(found) - shown} more)" if len(found) > shown else ""
+    return f", e.g. one of: {', '.join(str(p) for p in found[:shown])}{more}"
+
+
 @dataclass(frozen=True)
 class CheckpointContents:
     """Tensors of a checkpoint (prefixes removed, on CPU) and the detected file format."""
@@ -250,7 +264,8 @@ def read_checkpoint(path: str | Path, spec: CheckpointSpec | None = None,
     if not path.exists():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     if path.is_dir():
-        raise CheckpointError(f"checkpoint path {path} is a directory; pass the checkpoint file itself")
+        raise CheckpointError(f"checkpoint path {path} is a directory; pass the checkpoint file itself"
+                              f"{_checkpoint_files_hint(path)}")
     spec = spec or CheckpointSpec()
     # the content decides (a card's format names the official release's): a card whose release is safetensors
     # still loads a torch.save file, such as a bench-ir training checkpoint (checkpoints/last.pt)

@@ -350,3 +350,14 @@ def test_a_training_checkpoint_loads_for_a_card_whose_release_is_safetensors(tmp
     from_checkpoint = create_model(get_card(str(card_path)), checkpoint=tmp_path / "run/checkpoints/last.pt")
     trained = outcome.model.state_dict()
     assert all(torch.equal(value, trained[key]) for key, value in from_checkpoint.state_dict().items())
+
+
+def test_a_folder_given_as_checkpoint_names_the_checkpoint_files_in_it(tmp_path):
+    from bench_ir.checkpoints import CheckpointError, read_checkpoint
+
+    (tmp_path / "checkpoints").mkdir()
+    for name in ("final.safetensors", "checkpoints/last.pt", "train_log.csv"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(CheckpointError, match=rf"is a directory; pass the checkpoint file itself, e.g. one of: "
+                                              rf"{tmp_path}/checkpoints/last.pt, {tmp_path}/final.safetensors$"):
+        read_checkpoint(tmp_path)
