@@ -54,3 +54,36 @@ def test_two_processes_split_the_global_batch_and_end_with_identical_weights(tmp
     assert manifest["status"] == "complete"
     exported = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["model"]
     assert all(torch.equal(exported[k], weights[0][k]) for k in exported)
+
+
+VALIDATING_SCRIPT = """
+import dataclasses, os, sys
+from bench_ir.train import train
+from bench_ir.train.recipes import ValidationSpec, load_recipe
+
+recipe = dataclasses.replace(load_recipe("sample"), validation=ValidationSpec(
+    protocol="5deg", sample=True, limit=1, tasks=["derain", "denoise-25"], every_steps=2, every_epochs=None))
+train(recipe, "mirage-t", None, os.path.join(sys.argv[1], "run"), max_steps=2, device="cpu", batch_size=4,
+      patch_size=16, num_workers=0, validate=True, tensorboard=False,
+      model_args={"dim": 6, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1})
+"""
+
+
+@pytest.mark.slow
+def test_validation_under_torchrun_is_scored_by_every_process_and_the_run_completes(tmp_path):
+    """It hung: rank 0 ran the validation as a sharded run whose other shard nobody scored, while rank 1 waited at a
+    barrier (the recipes validate every epoch by default). The last step is a validation step, so the end of the
+    run decides about its final validation on every rank alike."""
+    script = tmp_path / "ddp_validate.py"
+    script.write_text(VALIDATING_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
+               str(tmp_path)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
+    assert manifest["status"] == "complete" and [v["step"] for v in manifest["validation"]] == [2]
+    assert {task: v["images"] for task, v in manifest["validation"][0]["tasks"].items()} == {"derain": 1,
+                                                                                          "denoise-25": 1}
+    validation = json.loads((tmp_path / "run/val/step-0000002/manifest.json").read_text())
+    assert validation["status"] == "complete"

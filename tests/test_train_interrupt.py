@@ -192,3 +192,26 @@ def test_a_loader_worker_outlives_ctrl_c_and_a_schedulers_sigterm_but_ends_on_it
     worker.terminate()  # SIGTERM from the trainer's process, as the loader and Python's exit send it
     worker.join(10)
     assert worker.exitcode == 0
+
+
+def test_validations_are_recorded_as_they_go_and_a_resumed_run_keeps_the_earlier_ones(tmp_path, monkeypatch):
+    import dataclasses
+
+    from bench_ir.train import trainer
+    from bench_ir.train.recipes import ValidationSpec, load_recipe
+
+    recipe = dataclasses.replace(load_recipe("sample"), validation=ValidationSpec(
+        protocol="5deg", sample=True, limit=1, tasks=["derain"], every_steps=1, every_epochs=None))
+    options = {**FAST, "validate": True, "log_every": 1, "checkpoint_every": 100}
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingStopped):
+        train(recipe, "mirage-t", None, run_dir, progress=_CtrlC(at=2), max_steps=3, **options)
+    steps = lambda: [v["step"] for v in json.loads((run_dir / "train_manifest.json").read_text())["validation"]]  # noqa: E731
+    assert steps() == [1, 2]  # a stopped run keeps its validations (they were only written at the end)
+    train(recipe, "mirage-t", None, run_dir, max_steps=3, resume=True, **options)
+    assert steps() == [1, 2, 3]  # the earlier ones were dropped by a resume
+    calls = []
+    original = trainer.run_validation
+    monkeypatch.setattr(trainer, "run_validation", lambda *a, **k: calls.append(a) or original(*a, **k))
+    train(recipe, "mirage-t", None, run_dir, max_steps=3, resume=True, **options)
+    assert steps() == [1, 2, 3] and calls == []  # a complete run resumed is not validated again

@@ -3,7 +3,9 @@
 Each validation is an ordinary run directory ``<run_dir>/val/step-<step>/`` (manifest + per-image records, so
 ``bench-ir report``/``compare`` read it). The weights are copied from memory into the model ``run_protocol``
 builds; its manifest names the training run and step instead of a checkpoint file. Per-task means are
-appended to ``<run_dir>/val.csv``. Global random generators are left exactly as they were.
+appended to ``<run_dir>/val.csv``. Global random generators are left exactly as they were. Under torchrun every
+process takes part, as in a sharded ``bench-ir run``: each scores its share of the images, rank 0 merges them
+(a validation on rank 0 alone waited forever for the other ranks).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from bench_ir.cards import ModelCard
+from bench_ir.distributed import DistContext
 from bench_ir.results import RunStore
 from bench_ir.train.checkpointing import preserved_rng
 from bench_ir.train.recipes import ValidationSpec
@@ -91,15 +94,21 @@ def evaluation_command(validation: dict[str, Any] | None, model: str | Path, wei
 
 def run_validation(model: nn.Module, card: ModelCard, spec: ValidationSpec, run_dir: Path, step: int, epoch: int,
                    device: torch.device, data_root: str | Path | None, limit: int | None = None,
-                   label: str = "") -> ValidationResult:
-    """Score the weights of ``model`` on ``spec.protocol``; see the module docstring."""
+                   label: str = "", context: DistContext | None = None) -> ValidationResult:
+    """Score the weights of ``model`` on ``spec.protocol``; see the module docstring. ``context``: the process
+    group of the training; every one of its processes calls this (the result is the same on each)."""
     from bench_ir.runner import RunConfig, run_protocol
 
     if spec.protocol is None:
         raise ValueError("the recipe names no validation protocol")
+    context = context or DistContext()
     val_dir = run_dir / "val" / f"step-{step:07d}"
-    if val_dir.exists():  # left by steps after the last checkpoint of an interrupted run
-        shutil.rmtree(val_dir)
+
+    def clear() -> None:
+        if val_dir.exists():  # left by steps after the last checkpoint of an interrupted run
+            shutil.rmtree(val_dir)
+
+    context.on_main(clear)  # the other processes wait for it
     state = {k: v.detach() for k, v in model.state_dict().items()}
 
     def load_current_weights(fresh: nn.Module) -> None:
@@ -112,22 +121,24 @@ def run_validation(model: nn.Module, card: ModelCard, spec: ValidationSpec, run_
                        label=label or f"{run_dir.name} step {step}",
                        random_weights=True)  # the weights are the training state, loaded by on_model below
     with preserved_rng():
-        outcome = run_protocol(config, on_model=load_current_weights)
+        outcome = run_protocol(config, on_model=load_current_weights)  # every rank's summary is the merged one
 
-    store = RunStore(val_dir)
-    manifest = store.read_manifest()
-    manifest["checkpoint"] = {"path": None, "sha256": state_sha256(model),
-                              "training_run": str(run_dir), "step": step, "epoch": epoch}
-    manifest["random_weights"] = False
-    manifest["notices"] = [n for n in manifest.get("notices", []) if not n.startswith("random weights")]
-    store.write_manifest(manifest)
+    if context.is_main:
+        store = RunStore(val_dir)
+        manifest = store.read_manifest()
+        manifest["checkpoint"] = {"path": None, "sha256": state_sha256(model),
+                                  "training_run": str(run_dir), "step": step, "epoch": epoch}
+        manifest["random_weights"] = False
+        manifest["notices"] = [n for n in manifest.get("notices", []) if not n.startswith("random weights")]
+        store.write_manifest(manifest)
 
     tasks = {str(task): {"psnr": float(row["psnr"]), "ssim": float(row["ssim"]), "images": int(row["images"])}
              for task, row in outcome.summary.iterrows()}
     average = None
     if outcome.average is not None:
         average = {"psnr": float(outcome.average["psnr"]), "ssim": float(outcome.average["ssim"])}
-    _append_rows(run_dir / "val.csv", step, epoch, tasks, average)
+    if context.is_main:
+        _append_rows(run_dir / "val.csv", step, epoch, tasks, average)
     return ValidationResult(step, epoch, val_dir, tasks, average)
 
 

@@ -157,13 +157,17 @@ class _Loop:
         self._keep_logs_up_to(self.step)
 
     def _keep_logs_up_to(self, step: int) -> None:
-        """Drop the log rows of steps lost after ``step`` and record the resume in the manifest (rank 0)."""
+        """Drop the log rows and validations of steps lost after ``step`` and record the resume in the manifest,
+        which keeps the validations up to ``step`` (rank 0)."""
         s = self.s
         if self.main:
             for name in ("train_log.csv", "val.csv"):
                 truncate_csv(s.run_dir / name, step)
-            s.manifest["created"] = _previous_manifest(s).get("created", s.manifest["created"])
-            s.manifest["resumed"] = [*_previous_manifest(s).get("resumed", []), {"at": now_iso(), "step": step}]
+            previous = _previous_manifest(s)
+            s.manifest["created"] = previous.get("created", s.manifest["created"])
+            s.manifest["resumed"] = [*previous.get("resumed", []), {"at": now_iso(), "step": step}]
+            s.manifest["validation"] = [v for v in previous.get("validation") or []
+                                        if isinstance(v, dict) and isinstance(v.get("step"), int) and v["step"] <= step]
 
     def save_checkpoint(self) -> None:
         s = self.s
@@ -187,11 +191,16 @@ class _Loop:
     # ---- validation
     def validate(self) -> None:
         s = self.s
+        result = run_validation(s.model, s.card, s.recipe.validation, s.run_dir, self.step,  # every rank scores
+                                self.step // s.steps_per_epoch, s.device,                     # its share
+                                s.options.val_data_root or s.options.data_root, s.options.val_limit,
+                                context=s.context)
         if self.main:
-            result = run_validation(s.model, s.card, s.recipe.validation, s.run_dir, self.step,
-                                    self.step // s.steps_per_epoch, s.device,
-                                    s.options.val_data_root or s.options.data_root, s.options.val_limit)
             self.validations.append(result)
+            s.manifest.setdefault("validation", []).append(  # as it goes: a stopped run keeps its validations
+                {"step": result.step, "run_dir": portable_path(result.run_dir, {"run": s.run_dir}),
+                 "tasks": result.tasks, "average": result.average})
+            s.write_manifest()
             if self.log is not None and self.log.writer is not None:
                 for task, values in result.tasks.items():
                     self.log.writer.add_scalar(f"val/{task}/psnr", values["psnr"], self.step)
@@ -294,8 +303,9 @@ class _Loop:
         sync_buffers(s.model, s.context)
         if self.last_checkpoint != self.step:
             self.save_checkpoint()
-        if self.val_enabled and (not self.validations or self.validations[-1].step != self.step):
-            self.validate()
+        validated = [v["step"] for v in s.manifest.get("validation") or []]  # rank 0's record, a resume's included
+        if s.context.broadcast(self.val_enabled and (not validated or validated[-1] != self.step)):
+            self.validate()  # every rank takes part, so every rank must decide as rank 0 does
         final = s.run_dir / FINAL_WEIGHTS_NAME
         if self.main:
             export_safetensors(s.model, final, {"bench_ir_model": s.card.name, "recipe": s.recipe.name,
@@ -307,9 +317,7 @@ class _Loop:
                 status="stopped" if self.out_of_time else "complete", finished=now_iso(), steps_done=self.step,
                 epochs_done=self.step / s.steps_per_epoch, final_losses=self.losses,
                 final_weights={"path": final.name, "sha256": sha256_file(final)},
-                validation=[{"step": v.step, "run_dir": portable_path(v.run_dir, {"run": s.run_dir}), "tasks": v.tasks,
-                             "average": v.average}
-                            for v in self.validations])
+                validation=s.manifest.get("validation") or [])
             s.write_manifest()
             if self.log is not None:
                 self.log.close()
