@@ -34,15 +34,20 @@ json.dump({"batches": batches, "losses": outcome.final_losses}, open(os.path.joi
 """
 
 
-@pytest.mark.slow
-def test_two_processes_split_the_global_batch_and_end_with_identical_weights(tmp_path):
-    script = tmp_path / "ddp_train.py"
-    script.write_text(SCRIPT)
+def _torchrun_two_processes(code: str, out_dir: Path) -> None:
+    """Run ``code`` (a script taking the output folder as its argument) as 2 gloo processes under torchrun."""
+    script = out_dir / "ddp_script.py"
+    script.write_text(code)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
-               str(tmp_path)]
+               str(out_dir)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_two_processes_split_the_global_batch_and_end_with_identical_weights(tmp_path):
+    _torchrun_two_processes(SCRIPT, tmp_path)
 
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["batches"] for r in ranks] == [[2, 2], [2, 2]]  # global batch 4 = 2 per process, 2 steps
@@ -74,13 +79,7 @@ def test_validation_under_torchrun_is_scored_by_every_process_and_the_run_comple
     """It hung: rank 0 ran the validation as a sharded run whose other shard nobody scored, while rank 1 waited at a
     barrier (the recipes validate every epoch by default). The last step is a validation step, so the end of the
     run decides about its final validation on every rank alike."""
-    script = tmp_path / "ddp_validate.py"
-    script.write_text(VALIDATING_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
-               str(tmp_path)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    _torchrun_two_processes(VALIDATING_SCRIPT, tmp_path)
     manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
     assert manifest["status"] == "complete" and [v["step"] for v in manifest["validation"]] == [2]
     assert {task: v["images"] for task, v in manifest["validation"][0]["tasks"].items()} == {"derain": 1,
