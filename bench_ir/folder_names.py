@@ -5,9 +5,11 @@ A run directory's own names (``manifest.json``, ``records.jsonl``, ``profile.jso
 
 from __future__ import annotations
 
-__all__ = ["TRAIN_MANIFEST_NAME", "FINAL_WEIGHTS_NAME", "RESTORE_MANIFEST_NAME", "SUITE_PLAN_NAME"]
+__all__ = ["TRAIN_MANIFEST_NAME", "TRAIN_CHECKPOINT_NAME", "FINAL_WEIGHTS_NAME", "RESTORE_MANIFEST_NAME",
+           "SUITE_PLAN_NAME"]
 
 TRAIN_MANIFEST_NAME = "train_manifest.json"  # a training run (bench_ir.train)
+TRAIN_CHECKPOINT_NAME = "checkpoints/last.pt"  # its resumable state, relative to the training run
 FINAL_WEIGHTS_NAME = "final.safetensors"  # a training run's last weights, what `bench-ir run --checkpoint` takes
 RESTORE_MANIFEST_NAME = "restore.json"  # a folder of restored images (bench-ir restore)
 SUITE_PLAN_NAME = "plan.json"  # a suite directory (bench-ir suite run); its runs are under runs/

@@ -29,7 +29,13 @@ from typing import Any
 import pandas as pd
 
 from bench_ir.atomic import append_line, atomic_write
-from bench_ir.folder_names import FINAL_WEIGHTS_NAME, RESTORE_MANIFEST_NAME, SUITE_PLAN_NAME, TRAIN_MANIFEST_NAME
+from bench_ir.folder_names import (
+    FINAL_WEIGHTS_NAME,
+    RESTORE_MANIFEST_NAME,
+    SUITE_PLAN_NAME,
+    TRAIN_CHECKPOINT_NAME,
+    TRAIN_MANIFEST_NAME,
+)
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -325,7 +331,7 @@ def _what_it_is(folder: Path) -> str:
     """What a folder without a run manifest holds instead, when bench-ir wrote it: a training run, a restore, a
     suite directory or a folder of runs."""
     if (folder / TRAIN_MANIFEST_NAME).is_file():
-        weights, last = folder / FINAL_WEIGHTS_NAME, folder / "checkpoints" / "last.pt"
+        weights, last = folder / FINAL_WEIGHTS_NAME, folder / TRAIN_CHECKPOINT_NAME
         if last.is_file() and not weights.is_file():  # a run stopped before its end has no final weights yet
             weights = last
         return (f"; it is a training run: score its weights with `bench-ir run ... --checkpoint {weights}` (the "

@@ -156,7 +156,7 @@ def interrupted_message(err: KeyboardInterrupt, command: list[str], world_size: 
     and ``checkpoint_step`` once the run directory exists)."""
     import json
 
-    from bench_ir.train.session import CHECKPOINT_NAME, MANIFEST_NAME
+    from bench_ir.folder_names import TRAIN_CHECKPOINT_NAME, TRAIN_MANIFEST_NAME
 
     run_dir = getattr(err, "run_dir", None)
     if run_dir is None:
@@ -172,8 +172,8 @@ def interrupted_message(err: KeyboardInterrupt, command: list[str], world_size: 
     lines = [kept, f"continue: {continue_command(command, run_dir, world_size)}"]
     if step is not None and progress is not None:
         try:
-            manifest = json.loads((run_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
-            evaluate = progress.evaluate_command(manifest, run_dir, run_dir / CHECKPOINT_NAME)
+            manifest = json.loads((run_dir / TRAIN_MANIFEST_NAME).read_text(encoding="utf-8"))
+            evaluate = progress.evaluate_command(manifest, run_dir, run_dir / TRAIN_CHECKPOINT_NAME)
         except (OSError, ValueError, KeyError, AttributeError):  # the manifest could not be written or read
             pass
         else:

@@ -24,7 +24,7 @@ from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
 from bench_ir.data.roots import env_data_root_note
 from bench_ir.engine import resolve_device
-from bench_ir.folder_names import TRAIN_MANIFEST_NAME
+from bench_ir.folder_names import TRAIN_CHECKPOINT_NAME, TRAIN_MANIFEST_NAME
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_command, portable_path
 from bench_ir.results import write_json_atomic
 from bench_ir.train.data import EpochBatchSampler, TrainingSet, build_training_set, training_data_root
@@ -38,7 +38,7 @@ __all__ = ["TrainOptions", "TrainSession", "TrainResumeError", "open_session", "
            "MANIFEST_NAME", "CHECKPOINT_NAME"]
 
 MANIFEST_NAME = TRAIN_MANIFEST_NAME
-CHECKPOINT_NAME = "checkpoints/last.pt"
+CHECKPOINT_NAME = TRAIN_CHECKPOINT_NAME
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 
