@@ -47,6 +47,7 @@ __all__ = [
     "RecordWarning",
     "Run",
     "load_run",
+    "is_run_folder_parent",
     "write_json_atomic",
     "aggregate",
     "protocol_average",
@@ -327,6 +328,12 @@ class Run:
         return f"{count} image(s) tiled{size_text}{overlap_text} after GPU out-of-memory"
 
 
+def is_run_folder_parent(path: Path) -> bool:
+    """A folder that is not a run itself and holds at least one run directory (a child with ``manifest.json``)."""
+    return (path.is_dir() and not (path / MANIFEST).is_file()
+            and any((child / MANIFEST).is_file() for child in path.iterdir() if child.is_dir()))
+
+
 def _what_it_is(folder: Path) -> str:
     """What a folder without a run manifest holds instead, when bench-ir wrote it: a training run, a restore, a
     suite directory or a folder of runs."""
@@ -341,7 +348,7 @@ def _what_it_is(folder: Path) -> str:
     if (folder / SUITE_PLAN_NAME).is_file():
         return (f"; it is a suite directory: `bench-ir suite report {folder}` renders its tables, and its runs are in "
                 f"{folder / 'runs'}")
-    if folder.is_dir() and any((child / MANIFEST).is_file() for child in folder.iterdir() if child.is_dir()):
+    if is_run_folder_parent(folder):
         return f"; it holds runs: name one of them (`bench-ir list runs --runs-root {folder}` lists them)"
     return ""
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_ir.folder_names import SUITE_PLAN_NAME
-from bench_ir.results import MANIFEST, ManifestError, read_manifest_file
+from bench_ir.results import MANIFEST, ManifestError, is_run_folder_parent, read_manifest_file
 
-__all__ = ["FolderRuns", "expand_run_folders", "is_run_folder_parent"]
+__all__ = ["FolderRuns", "expand_run_folders"]
 
 _EFFICIENCY_SOURCES = ("3deg",)  # the efficiency table's PSNR is the 3deg Average; profile runs give the rest
 
@@ -33,12 +33,6 @@ class FolderRuns:
                                                        (self.unreadable, "unreadable")) if count]
         return f"{self.folder}: {len(self.taken)} run(s) on {protocol}" + (f" ({', '.join(left)} left out)"
                                                                           if left else "")
-
-
-def is_run_folder_parent(path: Path) -> bool:
-    """A folder that is not a run itself and holds at least one run directory (a child with ``manifest.json``)."""
-    return (path.is_dir() and not (path / MANIFEST).is_file()
-            and any((child / MANIFEST).is_file() for child in path.iterdir() if child.is_dir()))
 
 
 def _wanted(manifest: dict, protocol: str) -> bool:
