@@ -20,7 +20,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench_ir.choices import CompileMode
-from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env, env_data_root_note
+from bench_ir.data.roots import (
+    CHECKPOINT_DIR_ENV,
+    DATA_ROOT_HINT,
+    data_root_or_env,
+    env_checkpoint_dir_note,
+    env_data_root_note,
+)
 
 try:  # typer >= 0.26 carries its own copy of click (and no longer installs click)
     from typer._click.exceptions import ClickException as _ClickException
@@ -886,6 +892,9 @@ class RichSuiteOverview:
 
         if not self.data_root_given and plan.data_root is not None:
             err_console.print(env_data_root_note(plan.data_root), highlight=False, markup=False, soft_wrap=True)
+        if plan.checkpoint_dir_origin == CHECKPOINT_DIR_ENV:
+            err_console.print(env_checkpoint_dir_note(plan.checkpoint_dir), highlight=False, markup=False,
+                              soft_wrap=True)
         self.progress = SuiteProgress(plan, names)
         self.live.start()
         self._refresh()
@@ -918,8 +927,9 @@ def suite_run(
     suite: Annotated[str, typer.Argument(help="suite name (suites/*.yaml) or YAML file")],
     data_root: Annotated[Path | None, typer.Option(help="folder holding the protocols' test sets (default: "
                                                            "$BENCH_IR_DATA_ROOT)")] = None,
-    checkpoint_dir: Annotated[Path | None, typer.Option(help="folder the entries' checkpoint paths are relative to")
-                              ] = None,
+    checkpoint_dir: Annotated[Path | None, typer.Option(help="folder the entries' checkpoint paths are relative to "
+                                                        "(default: the suite file's checkpoint_dir, else "
+                                                        "$BENCH_IR_CHECKPOINT_DIR)")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="suite directory (default runs/suite-<name>)")] = None,
     skip_missing: Annotated[bool, typer.Option("--skip-missing", help="run the cells whose datasets and checkpoints "
                                                "exist, skip the others")] = False,

@@ -21,9 +21,11 @@ FAST_TRAINING = {"device": "cpu", "batch_size": 2, "patch_size": 16, "model_args
 
 
 @pytest.fixture(autouse=True)
-def no_data_root_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test decides its own data root: a BENCH_IR_DATA_ROOT of the machine running the tests is not read."""
+def no_folders_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test decides its own data root and checkpoint folder: BENCH_IR_DATA_ROOT and BENCH_IR_CHECKPOINT_DIR
+    of the machine running the tests are not read."""
     monkeypatch.delenv("BENCH_IR_DATA_ROOT", raising=False)
+    monkeypatch.delenv("BENCH_IR_CHECKPOINT_DIR", raising=False)
 
 
 @pytest.fixture(scope="module")

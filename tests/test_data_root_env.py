@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -119,3 +120,55 @@ def test_training_records_the_data_root_it_took_from_the_environment(tmp_path, m
     manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
     assert manifest["data"]["root"] == str((tmp_path / "data").resolve())
     assert f"data root from BENCH_IR_DATA_ROOT: {tmp_path / 'data'}" in manifest["notices"]
+
+
+# ------------------------------------------------------------------------------ BENCH_IR_CHECKPOINT_DIR
+def test_a_suite_reads_relative_checkpoints_from_the_checkpoint_folder_of_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_IR_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
+    plan = plan_suite("mirage-paper", tmp_path / "out", data_root=tmp_path)
+    cell = plan.cell("mirage-t-5Deg_tiny__5deg")
+    assert cell.checkpoint == str((tmp_path / "ckpt/mirage/5Deg_tiny.ckpt").resolve())
+    assert (plan.checkpoint_dir, plan.checkpoint_dir_origin) == (str((tmp_path / "ckpt").resolve()),
+                                                                 "BENCH_IR_CHECKPOINT_DIR")
+
+
+def test_an_explicit_checkpoint_dir_wins_over_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_IR_CHECKPOINT_DIR", str(tmp_path / "elsewhere"))
+    plan = plan_suite("mirage-paper", tmp_path / "out", data_root=tmp_path, checkpoint_dir=tmp_path / "ckpt")
+    assert plan.cell("mirage-t-5Deg_tiny__5deg").checkpoint == str((tmp_path / "ckpt/mirage/5Deg_tiny.ckpt").resolve())
+    assert plan.checkpoint_dir_origin == "--checkpoint-dir"
+
+
+def test_the_suite_files_own_checkpoint_folder_wins_over_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_IR_CHECKPOINT_DIR", str(tmp_path / "elsewhere"))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "mine", "protocols": ["3deg"], "checkpoint_dir": "weights",
+                                     "entries": [{"model": "mirage-t", "checkpoint": "mine.ckpt"}]}))
+    plan = plan_suite(suite, tmp_path / "out", data_root=tmp_path)
+    assert plan.cell("mirage-t-mine__3deg").checkpoint == str((tmp_path / "weights/mine.ckpt").resolve())
+    assert plan.checkpoint_dir_origin == "suite file"
+
+
+def test_without_a_checkpoint_folder_the_error_names_the_option_and_the_variable(tmp_path):
+    with pytest.raises(ValueError, match="pass --checkpoint-dir or set BENCH_IR_CHECKPOINT_DIR"):
+        plan_suite("mirage-paper", tmp_path / "out", data_root=tmp_path)
+
+
+def test_a_suite_without_relative_checkpoints_records_no_checkpoint_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_IR_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
+    plan = plan_suite("sample", tmp_path / "out")
+    assert (plan.checkpoint_dir, plan.checkpoint_dir_origin) == (None, None)
+
+
+def test_suite_run_takes_the_checkpoint_folder_from_the_environment_and_says_so(tmp_path, toy, monkeypatch):
+    card = Path(__file__).resolve().parents[1] / "examples" / "tiny-unet.yaml"
+    monkeypatch.setenv("BENCH_IR_CHECKPOINT_DIR", str(card.parent))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "toy-suite", "protocols": [str(toy)], "profile": {"enabled": False},
+                                     "options": {"device": "cpu"},
+                                     "entries": [{"model": str(card), "checkpoint": "tiny-unet.safetensors"}]}))
+    result = runner.invoke(app, ["suite", "run", str(suite), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert f"checkpoint folder from BENCH_IR_CHECKPOINT_DIR: {card.parent}" in " ".join(result.stderr.split())
+    manifest = json.loads((tmp_path / "out/runs/tiny-unet-tiny-unet__toy/manifest.json").read_text())
+    assert manifest["checkpoint"]["path"] == str(card.parent / "tiny-unet.safetensors")

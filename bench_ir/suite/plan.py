@@ -90,6 +90,8 @@ class SuitePlan:
     data_root: str | None
     cells: list[Cell]
     created: str = ""
+    checkpoint_dir: str | None = None  # the folder relative checkpoint paths were read from (absolute)
+    checkpoint_dir_origin: str | None = None  # what named it: --checkpoint-dir, suite file, BENCH_IR_CHECKPOINT_DIR
 
     def cell(self, name: str) -> Cell:
         for cell in self.cells:
@@ -183,6 +185,8 @@ def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str 
         data_root = data_root_or_env(data_root)
         if data_root is None:
             raise ValueError(f"suite '{suite.name}' runs on the benchmark data: {DATA_ROOT_HINT}")
+    checkpoint_base, checkpoint_origin = (suite.checkpoint_base(checkpoint_dir) if suite.has_relative_checkpoints()
+                                          else (None, None))
     runs, profiles = [], {}
     for entry in suite.entries:
         model = suite.model_ref(entry)
@@ -200,7 +204,9 @@ def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str 
     return SuitePlan(suite_dir=Path(suite_dir), suite=suite.name, source=suite.source, options=options,
                      profile=dataclasses.asdict(suite.profile),
                      data_root=str(Path(data_root).expanduser().resolve()) if data_root is not None else None,
-                     cells=[*profiles.values(), *runs], created=now_iso())
+                     cells=[*profiles.values(), *runs], created=now_iso(),
+                     checkpoint_dir=str(checkpoint_base) if checkpoint_base is not None else None,
+                     checkpoint_dir_origin=checkpoint_origin)
 
 
 def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:

@@ -2,9 +2,9 @@
 every cell shares. YAML, validated strictly (unknown or mistyped fields name the file and field).
 
 Paths: a model card file (``*.yaml``) is relative to the suite file's folder; a checkpoint is relative to
-``--checkpoint-dir`` (or the suite's ``checkpoint_dir``, itself relative to the suite file); absolute paths
-and ``~`` are used as they are. A cell is named ``<entry>__<protocol>``; the entry part is its ``name`` or,
-by default, the card name plus the checkpoint file stem.
+``--checkpoint-dir`` (else the suite's ``checkpoint_dir``, itself relative to the suite file, else
+``$BENCH_IR_CHECKPOINT_DIR``); absolute paths and ``~`` are used as they are. A cell is named
+``<entry>__<protocol>``; the entry part is its ``name`` or, by default, the card name plus the checkpoint file stem.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bench_ir.data.roots import CHECKPOINT_DIR_ENV, CHECKPOINT_DIR_HINT, folder_from_env
 from bench_ir.resources import resource_dir
 from bench_ir.yamlio import SpecError, build_dataclass, read_yaml, resolve_spec_path
 
@@ -85,18 +86,33 @@ class Suite:
             return str(path if path.is_absolute() else (self.folder / path).resolve())
         return entry.model
 
+    def checkpoint_base(self, checkpoint_dir: str | Path | None = None) -> tuple[Path | None, str | None]:
+        """The folder the entries' relative checkpoint paths are read from, and what named it: ``checkpoint_dir``
+        (``--checkpoint-dir``), else the suite file's ``checkpoint_dir`` (relative to the suite file), else
+        ``$BENCH_IR_CHECKPOINT_DIR``; (None, None) when nothing does."""
+        if checkpoint_dir is not None:
+            return Path(checkpoint_dir).expanduser().resolve(), "--checkpoint-dir"
+        if self.checkpoint_dir is not None:
+            return (self.folder / Path(self.checkpoint_dir).expanduser()).resolve(), "suite file"
+        from_env = folder_from_env(CHECKPOINT_DIR_ENV)
+        return (from_env.resolve(), CHECKPOINT_DIR_ENV) if from_env is not None else (None, None)
+
+    def has_relative_checkpoints(self) -> bool:
+        """Whether some entry names its checkpoint relative to the checkpoint folder."""
+        return any(entry.checkpoint is not None and not Path(entry.checkpoint).expanduser().is_absolute()
+                   for entry in self.entries)
+
     def checkpoint_path(self, entry: SuiteEntry, checkpoint_dir: str | Path | None = None) -> Path | None:
-        """The entry's checkpoint under ``checkpoint_dir`` (else the suite's checkpoint_dir); None without one."""
+        """The entry's checkpoint under the checkpoint folder (``checkpoint_base``); None without one."""
         if entry.checkpoint is None:
             return None
         path = Path(entry.checkpoint).expanduser()
         if path.is_absolute():
             return path
-        base = Path(checkpoint_dir).expanduser() if checkpoint_dir is not None else (
-            self.folder / Path(self.checkpoint_dir).expanduser() if self.checkpoint_dir is not None else None)
+        base, _ = self.checkpoint_base(checkpoint_dir)
         if base is None:
             raise ValueError(f"suite '{self.name}': entry '{self.entry_name(entry)}' names the checkpoint "
-                             f"{entry.checkpoint} relative to --checkpoint-dir; pass --checkpoint-dir")
+                             f"{entry.checkpoint} relative to the checkpoint folder; {CHECKPOINT_DIR_HINT}")
         return (base / path).resolve()
 
     def protocol_ref(self, protocol: str) -> str:
