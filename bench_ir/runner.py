@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import re
 import shlex
 import signal
@@ -45,6 +44,7 @@ from bench_ir.cards import (
 )
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
+from bench_ir.cpus import default_eval_workers
 from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
 from bench_ir.distributed import dist_context
 from bench_ir.engine import (
@@ -116,7 +116,7 @@ class RunConfig:
     batch_size: int | None = None  # None: 1, or FAST_CUDA_BATCH on the fast CUDA path
     exact: bool = False  # the reference computation (eager fp32, deterministic cuDNN); see bench_ir.acceleration
     compile: str = "auto"  # torch.compile: auto (on CUDA unless exact), on, off
-    num_workers: int | None = None  # None: 0 on CPU (no gain), default_workers() on CUDA
+    num_workers: int | None = None  # None: 0 on CPU (no gain), cpus.default_eval_workers() on CUDA
     tile: int | None = None
     tile_overlap: int = 32
     pad: str | None = None
@@ -472,7 +472,7 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
         # 4. scoring
         writer.repair()
         workers = config.num_workers if config.num_workers is not None else (
-            default_workers() if device.type == "cuda" else 0)
+            default_eval_workers() if device.type == "cuda" else 0)
         accelerated = AcceleratedForward(model, plan)
         options = EvalOptions(device=device, dtype=config.dtype, batch_size=batch_size,
                               num_workers=workers, tile=config.tile, tile_overlap=config.tile_overlap,
@@ -564,12 +564,6 @@ def _make_scorer(convention, config: RunConfig, device: torch.device):
         return score_pair_batch(pred, target, convention, lpips=lpips)
 
     return scorer
-
-
-def default_workers() -> int:
-    """DataLoader workers used on CUDA when none are requested: up to 8, leaving one core free (decoding a pair of
-    1280x720 PNGs takes tens of milliseconds per core, so a fast GPU needs several decoding processes)."""
-    return min(8, max(0, (os.cpu_count() or 1) - 1))
 
 
 def next_commands(run_dir: str | Path, manifest: Mapping[str, Any]) -> list[str]:

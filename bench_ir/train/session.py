@@ -4,7 +4,6 @@ model, optimizer, objective; plus the run's provenance (train_manifest.json) and
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import shlex
 import sys
@@ -22,6 +21,7 @@ from bench_ir.atomic import claim_new_dir, write_text_atomic
 from bench_ir.cards import ModelCard, card_record, count_parameters, get_card, with_model_args
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
+from bench_ir.cpus import available_cpus, local_process_count
 from bench_ir.data.roots import env_data_root_note
 from bench_ir.engine import resolve_device
 from bench_ir.folder_names import TRAIN_CHECKPOINT_NAME, TRAIN_MANIFEST_NAME
@@ -125,14 +125,6 @@ def _run_dir(card: ModelCard, recipe: Recipe, options: TrainOptions, context: Di
     return Path(context.broadcast(str(claim_new_dir(Path(options.runs_root) / "train", f"{card.name}-{recipe.name}"))))
 
 
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the platform has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def loader_workers(requested: int | None, recipe_workers: int, cpus: int, local_processes: int = 1,
                    ) -> tuple[int, str | None]:
     """DataLoader workers per process and the notice when the recipe's number is lowered: ``requested``
@@ -211,7 +203,7 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     if any(spec.layout == "sample" for spec in recipe.data):
         notices.append("sample (synthetic) training data: built-in photos with synthetic degradations")
     num_workers, workers_notice = loader_workers(options.num_workers, recipe.num_workers, available_cpus(),
-                                                 int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+                                                 local_process_count())
     if workers_notice is not None:
         notices.append(workers_notice)
 
