@@ -82,6 +82,14 @@ class CropSpec:
     base: int = 16
     pad_mode: Literal["reflect", "replicate", "constant"] = "reflect"
 
+    def brief(self) -> str:
+        """The rule in a few characters, for tables: ``centre ×16``, ``pad ×8``, ``none``."""
+        if self.rule == "center_multiple":
+            return f"centre ×{self.base}"
+        if self.rule == "pad_multiple":
+            return f"pad ×{self.base}"
+        return "none"
+
 
 @dataclass(frozen=True)
 class LayoutSpec:

@@ -255,6 +255,24 @@ def test_list_protocols_stars_the_tasks_of_the_average_and_fits_80_columns():
     assert "denoise-25*" in tasks and "lowlight*" in tasks and "denoise-15," in tasks and "denoise-50," in tasks
 
 
+def test_list_protocols_at_80_columns_breaks_a_title_between_words_only():
+    from bench_ir.protocol import list_protocols, load_protocol
+
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["list", "protocols"])
+    assert result.exit_code == 0
+    title_cells = [line.split("│")[2] for line in result.stdout.splitlines() if line.count("│") == 6]
+    words_shown = {word for cell in title_cells for word in cell.split()}
+    title_words = {word for name in list_protocols() for word in load_protocol(name).title.split()}
+    assert title_words <= words_shown, sorted(title_words - words_shown)
+
+
+def test_list_protocols_shows_each_crop_rule_with_its_multiple():
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["list", "protocols"])
+    rows = {line.split("│")[1].strip(): line.split("│")[5].strip() for line in result.stdout.splitlines()
+            if line.count("│") == 6 and line.split("│")[1].strip()}
+    assert (rows["3deg"], rows["allweather"], rows["cdd11"]) == ("centre ×16", "pad ×8", "none")
+
+
 def test_list_protocols_details_describes_layout_pairing_and_metric():
     result = runner.invoke(app, ["list", "protocols", "--details"])
     assert result.exit_code == 0
