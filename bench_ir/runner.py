@@ -550,7 +550,7 @@ def _mark_stopped(store: RunStore, manifest: dict[str, Any], err: BaseException)
 def _make_scorer(convention, config: RunConfig, device: torch.device):
     """PSNR/SSIM with the convention; LPIPS (when asked) with the backbone given or the convention's own, and
     the convention's input mapping (x*2-1 for MIRAGE's lpips package call, raw [0,1] for DiffUIR)."""
-    from bench_ir.metrics.conventions import score_pair_batch
+    from bench_ir.metrics.scoring import score_pair_batch
 
     lpips = None
     if config.lpips:

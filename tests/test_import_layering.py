@@ -112,14 +112,15 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("what", ["runs", "models"])
-def test_listing_runs_or_models_does_not_import_torch(tmp_path, what):
-    """`bench-ir list runs|models` reads manifests and cards only: it answers in well under a second, without the
-    seconds torch (and scipy, through the training data code) take to import."""
+@pytest.mark.parametrize("what", ["runs", "models", "conventions", "suites", "protocols"])
+def test_listing_does_not_import_torch(tmp_path, what):
+    """`bench-ir list ...` reads manifests, cards, suites, protocols and the convention registry only: it answers in
+    about a second, without the seconds torch (and scipy, through the training data code) take to import."""
     (tmp_path / "train/run").mkdir(parents=True)
     (tmp_path / "train/run/train_manifest.json").write_text('{"status": "complete", "steps_done": 3}')
+    runs_root = ["--runs-root", str(tmp_path)] if what == "runs" else []
     code = ("import sys\nfrom typer.testing import CliRunner\nfrom bench_ir.cli import app\n"
-            f"result = CliRunner().invoke(app, ['list', {what!r}, '--runs-root', {str(tmp_path)!r}])\n"
+            f"result = CliRunner().invoke(app, ['list', {what!r}, *{runs_root!r}])\n"
             "assert result.exit_code == 0, result.output\n"
             "print(sorted(m for m in ('torch', 'scipy') if m in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from bench_ir.cli import app
 from bench_ir.data.io import InputWarning, read_rgb_uint8
 from bench_ir.metrics import functional
-from bench_ir.metrics.conventions import score_pair_batch
+from bench_ir.metrics.scoring import score_pair_batch
 
 runner = CliRunner()
 
@@ -91,7 +91,7 @@ def test_scoring_a_large_image_holds_no_whole_image_float64_temporaries():
     inputs; widening the images to float64 and filtering all channels at once took about 400."""
     code = textwrap.dedent("""
         import torch
-        from bench_ir.metrics.conventions import score_pair_batch
+        from bench_ir.metrics.scoring import score_pair_batch
 
         def peak_kib():
             for line in open('/proc/self/status'):

@@ -23,9 +23,9 @@ from bench_ir.metrics.conventions import (
     MetricConvention,
     get_convention,
     list_conventions,
-    score_pair_batch,
 )
 from bench_ir.metrics.functional import quantize_uint8, rgb_to_y, ssim_basicsr, ssim_gaussian_3d
+from bench_ir.metrics.scoring import score_pair_batch
 
 PSNR_TOL = 1e-3
 SSIM_TOL = 1e-5

@@ -19,8 +19,8 @@ from scipy.ndimage import gaussian_filter
 from skimage import data, transform
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from bench_ir.metrics.conventions import score_pair_batch
 from bench_ir.metrics.functional import psnr, ssim
+from bench_ir.metrics.scoring import score_pair_batch
 
 PSNR_TOL = 1e-3
 SSIM_TOL = 1e-5

@@ -2,45 +2,44 @@
 
 * :mod:`~bench_ir.metrics.functional` -- pure per-image functions (PSNR, SSIM variants, luma, uint8
   quantization) on ``(B, C, H, W)`` tensors;
-* :mod:`~bench_ir.metrics.conventions` -- the M1..M7 conventions and :func:`score_pair_batch`, the
-  one call the engine makes;
+* :mod:`~bench_ir.metrics.conventions` -- the M1..M7 conventions (data; no torch);
+* :mod:`~bench_ir.metrics.scoring` -- :func:`score_pair_batch`, the one call the engine makes;
 * :mod:`~bench_ir.metrics.lpips` -- :class:`LPIPSScorer` (pyiqa imported only when one is built;
   weights from local files only).
+
+The names below are imported on first use, so that reading or listing conventions imports no torch.
 """
 
 from __future__ import annotations
 
-from bench_ir.metrics.conventions import (
-    HIGHER_IS_BETTER,
-    MetricConvention,
-    SsimSettings,
-    get_convention,
-    list_conventions,
-    score_pair_batch,
-)
-from bench_ir.metrics.functional import (
-    psnr,
-    quantize_uint8,
-    rgb_to_y,
-    ssim,
-    ssim_basicsr,
-    ssim_gaussian_3d,
-)
-from bench_ir.metrics.lpips import LPIPSScorer, LPIPSWeightsNotFound
+import importlib
+from typing import Any
 
-__all__ = [
-    "HIGHER_IS_BETTER",
-    "LPIPSScorer",
-    "LPIPSWeightsNotFound",
-    "MetricConvention",
-    "SsimSettings",
-    "get_convention",
-    "list_conventions",
-    "psnr",
-    "quantize_uint8",
-    "rgb_to_y",
-    "score_pair_batch",
-    "ssim",
-    "ssim_basicsr",
-    "ssim_gaussian_3d",
-]
+_EXPORTS = {
+    "HIGHER_IS_BETTER": "bench_ir.metrics.conventions",
+    "MetricConvention": "bench_ir.metrics.conventions",
+    "SsimSettings": "bench_ir.metrics.conventions",
+    "get_convention": "bench_ir.metrics.conventions",
+    "list_conventions": "bench_ir.metrics.conventions",
+    "score_pair_batch": "bench_ir.metrics.scoring",
+    "psnr": "bench_ir.metrics.functional",
+    "quantize_uint8": "bench_ir.metrics.functional",
+    "rgb_to_y": "bench_ir.metrics.functional",
+    "ssim": "bench_ir.metrics.functional",
+    "ssim_basicsr": "bench_ir.metrics.functional",
+    "ssim_gaussian_3d": "bench_ir.metrics.functional",
+    "LPIPSScorer": "bench_ir.metrics.lpips",
+    "LPIPSWeightsNotFound": "bench_ir.metrics.lpips",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'bench_ir.metrics' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
