@@ -11,6 +11,7 @@ import difflib
 import importlib
 import sys
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -142,10 +143,18 @@ def _plugin_cards() -> list[ModelCard]:
     return cards
 
 
+@lru_cache(maxsize=256)
+def _registry_card(path: str, mtime_ns: int, size: int) -> ModelCard:
+    """``load_card(path)`` once per version of the file (its modification time and size), since a name is looked
+    up in the whole registry: a suite of 15 entries read every card 15 times."""
+    return load_card(path)
+
+
 def list_cards(registry: str | Path | None = None) -> list[ModelCard]:
     """All cards: the built-in registry (or ``registry``), then installed plugins; sorted by name."""
     folder = Path(registry) if registry else registry_dir()
-    cards = {c.name: c for c in (load_card(p) for p in sorted(folder.glob("*.yaml")))}
+    stats = [(str(path), path.stat()) for path in sorted(folder.glob("*.yaml"))]
+    cards = {c.name: c for c in (_registry_card(path, st.st_mtime_ns, st.st_size) for path, st in stats)}
     for card in _plugin_cards():
         cards.setdefault(card.name, card)
     return sorted(cards.values(), key=lambda c: c.name)

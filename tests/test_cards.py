@@ -51,6 +51,39 @@ def test_unknown_model_name_suggests_close_matches():
         get_card("mirage-tt")
 
 
+def _registry_copy(folder, names):
+    """A registry folder holding copies of the shipped cards ``names``."""
+    from bench_ir.resources import registry_dir
+
+    folder.mkdir()
+    for name in names:
+        (folder / f"{name}.yaml").write_text((registry_dir() / f"{name}.yaml").read_text())
+    return folder
+
+
+def test_looking_up_names_reads_each_card_file_once(tmp_path, monkeypatch):
+    import bench_ir.cards as cards_module
+
+    registry = _registry_copy(tmp_path / "registry", ["mirage-t", "input"])
+    reads = []
+    real_load_card = cards_module.load_card
+    monkeypatch.setattr(cards_module, "load_card", lambda path: reads.append(path) or real_load_card(path))
+    for _ in range(5):
+        assert get_card("mirage-t", registry=registry).name == "mirage-t"
+        assert get_card("input", registry=registry).name == "input"
+    assert len(reads) == 2
+
+
+def test_an_edited_card_file_is_read_again(tmp_path):
+    registry = _registry_copy(tmp_path / "registry", ["input"])
+    assert get_card("input", registry=registry).display_name != "Degraded input (edited)"
+    card = registry / "input.yaml"
+    lines = card.read_text().splitlines()
+    card.write_text("\n".join("display_name: Degraded input (edited)" if line.startswith("display_name:") else line
+                              for line in lines))
+    assert get_card("input", registry=registry).display_name == "Degraded input (edited)"
+
+
 def test_card_with_unknown_field_names_the_file_and_field(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\ndisplay_name: X\nfactory: a.b:C\nexpected_parmas: 3\n")
