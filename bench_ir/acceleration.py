@@ -34,6 +34,9 @@ __all__ = [
     "precision_settings",
     "AcceleratedForward",
     "compile_for_training",
+    "compile_failure_text",
+    "is_out_of_memory",
+    "compile_error_in",
 ]
 
 CompileChoice = Literal["auto", "on", "off"]
@@ -140,6 +143,11 @@ class AcceleratedForward:
     ``reduce-overhead``) until ``max_compiled_shapes`` keys are held; later keys run the eager model. Outputs are
     returned as contiguous NCHW tensors that the next call does not overwrite. ``warmup_seconds`` sums the time of
     first calls per key (compilation and graph capture), which timing figures should leave out.
+
+    When compiling fails (no working C++ compiler for Inductor, an operator Dynamo or Triton cannot handle) and the
+    eager model runs the same batch, every later call runs eagerly: ``compile_error`` names the failure, and
+    :meth:`describe` records it as ``compile_failed`` (callers state it as a notice). Out of GPU memory is not a
+    compile failure and is raised as it is; so is an error the eager model raises too.
     """
 
     def __init__(self, model: nn.Module, plan: ExecutionPlan) -> None:
@@ -148,6 +156,7 @@ class AcceleratedForward:
         self.keys: set[tuple[Any, ...]] = set()
         self.warmup_seconds = 0.0
         self._compiled: Callable[..., Any] | None = None
+        self.compile_error: str | None = None
         plan.place_module(model)
         if plan.compiles:
             _raise_recompile_limit(plan.max_compiled_shapes)
@@ -166,9 +175,17 @@ class AcceleratedForward:
         if first and len(self.keys) >= self.plan.max_compiled_shapes:
             return _as_nchw(self.model(x))
         start = time.perf_counter()
-        if self.plan.compile_mode == "reduce-overhead":
-            torch.compiler.cudagraph_mark_step_begin()
-        out = _as_nchw(self._compiled(x), copy=self.plan.compile_mode == "reduce-overhead")
+        try:
+            if self.plan.compile_mode == "reduce-overhead":
+                torch.compiler.cudagraph_mark_step_begin()
+            out = _as_nchw(self._compiled(x), copy=self.plan.compile_mode == "reduce-overhead")
+        except Exception as err:
+            if not first or is_out_of_memory(err):
+                raise
+            out = _as_nchw(self.model(x))  # raises the model's own error when the eager model fails as well
+            self._compiled = None
+            self.compile_error = compile_failure_text(err)
+            return out
         if first:
             if x.device.type == "cuda":
                 torch.cuda.synchronize(x.device)
@@ -177,8 +194,43 @@ class AcceleratedForward:
         return out
 
     def describe(self) -> dict[str, Any]:
+        failed = {"compile_failed": self.compile_error} if self.compile_error else {}
         return {**self.plan.describe(), "compiled_shapes": len(self.keys),
-                "warmup_seconds": round(self.warmup_seconds, 3)}
+                "warmup_seconds": round(self.warmup_seconds, 3), **failed}
+
+    def compile_notice(self) -> str | None:
+        """The sentence that states a compile failure and the eager fallback, or None when compiling did not fail."""
+        if self.compile_error is None:
+            return None
+        return (f"torch.compile failed ({self.compile_error}); the model ran eagerly instead (same outputs within "
+                "1e-4, without the compiled speed). --compile off skips the attempt")
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is a GPU out-of-memory error (the CUDA exception, or an error whose message says so, as
+    compiled code and some backends raise it)."""
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+def compile_error_in(err: BaseException) -> BaseException | None:
+    """``err``, or the error it was raised from, that comes from torch.compile's machinery (Dynamo, Inductor);
+    None when none does."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__module__.startswith(("torch._dynamo", "torch._inductor")):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def compile_failure_text(err: BaseException, limit: int = 300) -> str:
+    """'Type: first line of the message', at most ``limit`` characters: a compile error's message can run to pages
+    (Inductor quotes the generated code and the compiler's output)."""
+    lines = str(err).strip().splitlines()
+    text = f"{type(err).__name__}: {lines[0].strip()}" if lines else type(err).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _as_nchw(out: Any, copy: bool = False) -> Any:

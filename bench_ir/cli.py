@@ -69,6 +69,20 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         recorder(warnings.WarningMessage(message, category, filename, lineno, file, line))
 
 
+def unexpected_error_message(err: Exception) -> str:
+    """The one line for an error bench-ir did not expect; a failure of torch.compile is named as such (its message
+    can run to pages) with the option that avoids it."""
+    debug = "(run `bench-ir --debug ...` for the traceback)"
+    if "torch" in sys.modules:
+        from bench_ir.acceleration import compile_error_in, compile_failure_text
+
+        compile_error = compile_error_in(err)
+        if compile_error is not None:
+            return (f"torch.compile failed: {compile_failure_text(compile_error)}; --compile off runs the model "
+                    f"eagerly {debug}")
+    return f"unexpected {type(err).__name__}: {err} {debug}"
+
+
 class _Commands(typer.core.TyperGroup):
     """Runs a command with warnings shown as `warning:` lines, and turns any error that reaches it into one line:
     file-system errors name the file (read-only, full disk, a file where a folder is needed), anything else
@@ -88,8 +102,7 @@ class _Commands(typer.core.TyperGroup):
             if isinstance(err, OSError):
                 message, code = _describe_os_error(err), 2
             else:
-                message, code = (f"unexpected {type(err).__name__}: {err} (run `bench-ir --debug ...` for the "
-                                 "traceback)"), 1
+                message, code = unexpected_error_message(err), 1
             err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=code) from None
         finally:
@@ -335,7 +348,7 @@ def run(
         return
     print_summary(outcome.manifest, outcome.summary, outcome.average)
     for notice in outcome.notices:
-        console.print(f"[bold yellow]note:[/] {notice}", highlight=False)
+        console.print(f"[bold yellow]note:[/] {escape(notice)}", highlight=False)
     nonfinite = int(outcome.summary.get("nonfinite", 0).sum()) if "nonfinite" in outcome.summary else 0
     if nonfinite:
         console.print(f"[bold red]warning:[/] {nonfinite} image(s) with NaN/Inf outputs (see records)")
@@ -411,6 +424,8 @@ def restore(
     kept = f" ({len(outcome.kept)} already there, kept; --overwrite redoes them)" if outcome.kept else ""
     console.print(f"restored {len(outcome.restored)} image(s) with {outcome.manifest['model']['display_name']} "
                   f"into {outcome.out_dir}{kept}", highlight=False, soft_wrap=True)
+    for notice in outcome.notices:
+        err_console.print(f"note: {notice}", highlight=False, markup=False, soft_wrap=True)
     if outcome.tiled:
         sizes = " / ".join(f"{size} px" for size in sorted(set(outcome.tiled.values()), reverse=True))
         err_console.print(f"warning: {len(outcome.tiled)} image(s) did not fit in GPU memory whole and were restored "

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from bench_ir.acceleration import is_out_of_memory
 from bench_ir.geometry import FitPolicy, run_padded, run_tiled
 
 __all__ = ["EvalOptions", "resolve_device", "resolve_dtype", "same_size_batches", "evaluate_task", "TORCH_DTYPES",
@@ -101,10 +102,6 @@ def _autocast(device: torch.device, dtype: str):
     return torch.autocast(device_type=device.type, dtype=resolve_dtype(dtype))
 
 
-def _is_oom(err: BaseException) -> bool:
-    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
-
-
 def restore(
     model: nn.Module, x: torch.Tensor, policy: FitPolicy, options: EvalOptions
 ) -> tuple[torch.Tensor, int | None]:
@@ -129,7 +126,7 @@ def restore(
                 return _run_splitting_batch(forward, x, policy), None
             return run_tiled(forward, x, policy, tile, options.tile_overlap), None if options.tile else tile
         except RuntimeError as err:
-            if not _is_oom(err) or attempt == len(tiles) - 1 or options.tile:
+            if not is_out_of_memory(err) or attempt == len(tiles) - 1 or options.tile:
                 raise
             torch.cuda.empty_cache()
     raise AssertionError("unreachable")
@@ -141,7 +138,7 @@ def _run_splitting_batch(forward: Callable[[torch.Tensor], torch.Tensor], x: tor
     try:
         return run_padded(forward, x, policy)
     except RuntimeError as err:
-        if not _is_oom(err) or x.shape[0] == 1:
+        if not is_out_of_memory(err) or x.shape[0] == 1:
             raise
     torch.cuda.empty_cache()
     half = x.shape[0] // 2

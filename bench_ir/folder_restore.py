@@ -97,7 +97,8 @@ class RestoreConfig:
 class RestoreOutcome:
     """``restored``: output files written now; ``kept``: outputs that were already there (not redone);
     ``tiled``: the outputs written now in tiles after a GPU out-of-memory error, with their tile size in pixels;
-    ``unreadable``: the inputs (relative to the input folder) that could not be decoded, with the reason."""
+    ``unreadable``: the inputs (relative to the input folder) that could not be decoded, with the reason;
+    ``notices``: what to state beside the result (a failed torch.compile and the eager fallback)."""
 
     out_dir: Path
     restored: list[Path]
@@ -105,6 +106,7 @@ class RestoreOutcome:
     manifest: dict[str, Any]
     tiled: dict[str, int] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
 
 
 def restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], None] | None = None) -> RestoreOutcome:
@@ -193,8 +195,9 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         manifest.update(status="incomplete" if unreadable else "complete", finished=now_iso(),
                         execution=accelerated.describe())
         _write_manifest(out_dir, manifest, restored)
+    notice = accelerated.compile_notice()
     return RestoreOutcome(out_dir=out_dir, restored=[out_dir / name for name in restored], kept=kept,
-                          manifest=manifest, tiled=tiled, unreadable=unreadable)
+                          manifest=manifest, tiled=tiled, unreadable=unreadable, notices=[notice] if notice else [])
 
 
 def _plan_outputs(input_dir: Path, out_dir: Path, recursive: bool = False) -> list[tuple[Path, Path]]:

@@ -100,6 +100,63 @@ def test_shapes_beyond_the_compiled_limit_run_eagerly():
     assert len(forward.keys) == 1
 
 
+def _failing_compile(monkeypatch, error: Exception) -> list[int]:
+    """torch.compile replaced by one whose compiled model raises ``error`` on every call (as Inductor without a C++
+    compiler does on the first); returns the list of calls made to it."""
+    calls: list[int] = []
+
+    def compile_that_fails(model, **kwargs):
+        def compiled(x):
+            calls.append(1)
+            raise error
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", compile_that_fails)
+    return calls
+
+
+def test_a_failing_compile_falls_back_to_the_eager_model_and_says_why(monkeypatch):
+    calls = _failing_compile(monkeypatch, RuntimeError("InvalidCxxCompiler: No working C++ compiler found in\n..."))
+    net = _tiny_net()
+    forward = AcceleratedForward(net, plan_execution(CPU, compile="on"))
+    with torch.inference_mode():
+        for shape in [(2, 3, 16, 16), (1, 3, 24, 16)]:
+            x = torch.rand(shape)
+            assert torch.equal(forward(x), net(x))
+    assert len(calls) == 1  # not tried again for the next shape
+    assert forward.describe()["compile_failed"] == "RuntimeError: InvalidCxxCompiler: No working C++ compiler found in"
+    assert "the model ran eagerly instead" in forward.compile_notice()
+
+
+def test_an_error_of_the_model_itself_is_raised_not_taken_for_a_compile_failure(monkeypatch):
+    _failing_compile(monkeypatch, RuntimeError("compiled"))
+
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise ValueError("the model's own bug")
+
+    forward = AcceleratedForward(Broken(), plan_execution(CPU, compile="on"))
+    with pytest.raises(ValueError, match="the model's own bug"):
+        forward(torch.rand(1, 3, 8, 8))
+
+
+def test_out_of_memory_in_compiled_code_is_raised_for_the_batch_split(monkeypatch):
+    _failing_compile(monkeypatch, RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    forward = AcceleratedForward(_tiny_net(), plan_execution(CPU, compile="on"))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        forward(torch.rand(1, 3, 8, 8))
+    assert forward.compile_error is None
+
+
+def test_a_run_whose_compile_fails_completes_eagerly_and_records_the_failure(tmp_path, monkeypatch):
+    _failing_compile(monkeypatch, RuntimeError("BackendCompilerFailed: backend='inductor' raised [x]"))
+    outcome = run_protocol(RunConfig(protocol="derain", model="mirage-t", sample=True, run_dir=tmp_path / "r",
+                                     limit=1, compile="on"))
+    assert outcome.manifest["status"] == "complete"
+    assert outcome.manifest["execution"]["compile_failed"].startswith("RuntimeError: BackendCompilerFailed")
+    assert any("torch.compile failed" in notice for notice in outcome.notices)
+
+
 def test_training_module_shares_parameters_with_the_model():
     net = _tiny_net().train()
     trained = compile_for_training(net, plan_execution(CPU, exact=True))

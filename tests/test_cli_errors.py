@@ -314,3 +314,25 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly(monkeypatch):
     result = runner.invoke(app, ["list", "conventions"])
     assert result.exit_code == 1
     assert "error" not in result.output
+
+
+def test_a_torch_compile_failure_is_named_with_the_option_that_avoids_it():
+    from bench_ir.cli import unexpected_error_message
+
+    inductor_error = type("InductorError", (RuntimeError,), {"__module__": "torch._inductor.exc"})
+    try:
+        try:
+            raise inductor_error("CppCompileError: C++ compile error\n" + "generated code line\n" * 500)
+        except RuntimeError as inner:
+            raise RuntimeError("the training step failed") from inner
+    except RuntimeError as err:
+        message = unexpected_error_message(err)
+    assert message.startswith("torch.compile failed: InductorError: CppCompileError: C++ compile error; --compile off")
+    assert "generated code line" not in message
+
+
+def test_any_other_unexpected_error_is_one_line_with_the_debug_hint():
+    from bench_ir.cli import unexpected_error_message
+
+    message = unexpected_error_message(ZeroDivisionError("division by zero"))
+    assert message == "unexpected ZeroDivisionError: division by zero (run `bench-ir --debug ...` for the traceback)"
