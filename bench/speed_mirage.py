@@ -175,7 +175,7 @@ def bench_inference(official: Official, variant: str, device: torch.device, batc
         paths[name]["psnr_change_vs_official_fp32_db"] = clean_psnr[name] - clean_psnr["official fp32"]
     return {"variant": variant, "batch": batch, "size": size, "repeats": repeats, "warmup": warmup,
             "checkpoint": str(checkpoint) if checkpoint else None, "compile_warmup_s": fast.warmup_seconds,
-            "paths": paths}
+            "compile_failed": fast.compile_error, "paths": paths}
 
 
 def bench_latency(official: Official, variant: str, device: torch.device, size: int, repeats: int,
@@ -191,7 +191,8 @@ def bench_latency(official: Official, variant: str, device: torch.device, size: 
         with precision_settings(exact_plan):
             paths["bench-ir exact fp32"] = latency_summary(time_calls(lambda: exact(x), device, repeats, warmup), 1)
         paths["bench-ir fast fp32"] = latency_summary(time_calls(lambda: fast(x), device, repeats, warmup), 1)
-    return {"variant": variant, "size": size, "repeats": repeats, "warmup": warmup, "paths": paths}
+    return {"variant": variant, "size": size, "repeats": repeats, "warmup": warmup,
+            "compile_failed": fast.compile_error, "paths": paths}
 
 
 def _training_batches(count: int, batch: int, size: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -428,14 +429,17 @@ def protocol_decision(paths: dict[str, Any], scale: float) -> dict[str, Any]:
         return warmup + (row["seconds"] - warmup) / scale
 
     first_compiled, first_eager = projected(cold), projected(eager)
-    compiled_ran = cold["execution"].get("compile_mode") is not None
+    compile_failed = cold["execution"].get("compile_failed")
+    compiled_ran = cold["execution"].get("compile_mode") is not None and not compile_failed
     return {"decided": compiled_ran, "scale": scale,
             "subset_seconds": {"compiled_cold": cold["seconds"], "eager": eager["seconds"]},
             "compile_warmup_s": cold["execution"].get("warmup_seconds"),
             "projected_full_protocol_s": {"compiled_cold": first_compiled, "eager": first_eager},
             "default": ("compile" if first_compiled <= first_eager else "eager") if compiled_ran else None,
             "rule": "eager when the projected first (cold) full-protocol run is slower compiled than eager",
-            "note": None if compiled_ran else "the compiled path did not compile on this device (CPU rehearsal)"}
+            "note": None if compiled_ran else (f"torch.compile failed, the run went on eagerly: {compile_failed}"
+                                               if compile_failed else
+                                               "the compiled path did not compile on this device (CPU rehearsal)")}
 
 
 def bench_protocol(official: Official, device: torch.device, checkpoint: Path | None, scale: float,

@@ -63,6 +63,16 @@ def test_no_default_is_decided_when_nothing_compiled():
     assert not decision["decided"] and decision["default"] is None
 
 
+def test_no_default_is_decided_when_the_compile_failed_and_the_run_went_on_eagerly():
+    cold = _path(10.0, 0.0)
+    cold["execution"]["compile_failed"] = "RuntimeError: InvalidCxxCompiler: No working C++ compiler found"
+    decision = _load("speed_mirage").protocol_decision(
+        {"bench-ir fast, compiled, cold cache": cold, "bench-ir fast, eager": _path(10.0, 0.0, compiled=False)},
+        scale=0.1)
+    assert not decision["decided"] and decision["default"] is None
+    assert "InvalidCxxCompiler" in decision["note"]
+
+
 def test_params_and_flops_are_checked_against_the_committed_cpu_figures():
     from types import SimpleNamespace
 

@@ -63,6 +63,8 @@ def test_the_fast_path_matches_the_exact_path_at_two_sizes(name, record_property
     # the kernels it was recorded with whatever the switches say later.
     record_property("max_abs_diff_eager_fast_switches", worst_eager)
     record_property("compile_mode", fast_plan.compile_mode)
+    record_property("compile_failed", fast.compile_error)
+    assert fast.compile_error is None, f"{name}: torch.compile failed, the fast path ran eagerly: {fast.compile_error}"
     assert worst <= TOLERANCE, (f"{name}: fast path differs from --exact by {worst:.3e} (> {TOLERANCE}); "
                                 f"eager under the same switches: {worst_eager:.3e}")
 
@@ -96,6 +98,7 @@ def test_automatic_dynamic_shapes_compile_fewer_graphs_than_the_protocol_has_inp
     record_property("input_shapes", execution["compiled_shapes"])
     record_property("graphs", graphs)
     record_property("compile_warmup_s", execution["warmup_seconds"])
+    assert "compile_failed" not in execution, execution["compile_failed"]
     assert execution["compile_mode"] == "reduce-overhead" and execution["compiled_shapes"] >= 3
     assert graphs < execution["compiled_shapes"], execution
 
