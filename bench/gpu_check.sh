@@ -116,6 +116,15 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" || { echo "
 "$PY" -c "import typer, bench_ir.cli; print('typer', typer.__version__)" \
   || echo "warning: the bench-ir command line does not import: the train part will fail"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
+# torch.compile on CUDA needs a C compiler (Triton builds its launcher with it): without one, run/profile/speed go on
+# eagerly and say so (compile_failed), the CUDA tests of the compiled path fail, and the training would stop, so it
+# trains eagerly instead of losing its minutes
+TRAIN_COMPILE=()
+if ! command -v "${CC:-cc}" >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1 && ! command -v clang >/dev/null 2>&1
+then
+  echo "warning: no C compiler (cc, gcc, clang): torch.compile cannot build kernels; the training runs --compile off"
+  TRAIN_COMPILE=(--compile off)
+fi
 XDIST=()
 if "$PY" -c "import xdist" 2>/dev/null; then XDIST=(-n "${XDIST_WORKERS:-6}"); fi
 echo "setup done at $(elapsed)s"
@@ -132,7 +141,8 @@ else
 fi
 TRAIN_DIR="$WORK/sample-train"
 TRAIN=("$PY" -m bench_ir train --recipe sample --model mirage-t --device "$DEVICE" --run-dir "$TRAIN_DIR" --no-val
-       --init-weights registry/weights/mirage-t-sample.safetensors --no-tensorboard "${TRAIN_ARGS[@]}")
+       --init-weights registry/weights/mirage-t-sample.safetensors --no-tensorboard "${TRAIN_ARGS[@]}"
+       "${TRAIN_COMPILE[@]}")
 minutes_for() { "$PY" -c "print(f'{max($1, 1) / 60:.2f}')"; }
 
 # ---------------------------------------------------------------------------------------------------- 1 tests (+ training)
