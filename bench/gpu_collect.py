@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if files.speed is not None:
         data = json.loads(files.speed.read_text())["results"]
         decision = (data.get("protocol") or {}).get("decision") or {}
-        why = f" ({decision['note']})" if decision.get("note") else ""
+        why = f"; {decision['note']}" if decision.get("note") else ""
         print(f"CUDA default by measurement: {decision.get('default') or 'not decided'}{why}")
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="gpu-collect-"))
     manifest = unpack_sample_training(files, work_dir)
