@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_MIRAGE_ARGS
 
 SCRIPT = """
 import json, os, sys, torch
@@ -86,3 +89,33 @@ def test_validation_under_torchrun_is_scored_by_every_process_and_the_run_comple
                                                                                           "denoise-25": 1}
     validation = json.loads((tmp_path / "run/val/step-0000002/manifest.json").read_text())
     assert validation["status"] == "complete"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "reason"), [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT (Ctrl-C)")])
+def test_a_torchrun_job_stopped_by_a_signal_writes_the_checkpoint_of_its_last_step(tmp_path, signum, reason):
+    """`torchrun ... -m bench_ir train` stopped as Slurm (SIGTERM) or a terminal's Ctrl-C (SIGINT) stops it: the
+    signal reaches every process of the group, and torchrun forwards it to its workers once more. Both processes
+    agree on the step to stop after, and its checkpoint is written (before, every step since the last one was lost)."""
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "bench_ir",
+               "train", "--recipe", "sample", "--device", "cpu", "--max-steps", "500", "--batch-size", "4",
+               "--patch-size", "16", "--workers", "0", "--no-val", "--no-tensorboard", "--log-every", "1",
+               "--checkpoint-every", "1000", *[f"--model-arg={k}={v}" for k, v in TINY_MIRAGE_ARGS.items()],
+               "--run-dir", str(run_dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    log, deadline = run_dir / "train_log.csv", time.monotonic() + 180
+    while not (log.is_file() and len(log.read_text().splitlines()) > 2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"no training step logged: {process.communicate()}")
+        time.sleep(0.05)
+    os.killpg(process.pid, signum)
+    out, err = process.communicate(timeout=120)
+    manifest = json.loads((run_dir / "train_manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["reason"] == reason, err[-3000:]
+    assert "interrupted at step" in err
+    checkpoint = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)
+    assert 2 <= manifest["steps_done"] < 500 and checkpoint["step"] == manifest["steps_done"]

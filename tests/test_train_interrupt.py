@@ -215,3 +215,19 @@ def test_validations_are_recorded_as_they_go_and_a_resumed_run_keeps_the_earlier
     monkeypatch.setattr(trainer, "run_validation", lambda *a, **k: calls.append(a) or original(*a, **k))
     train(recipe, "mirage-t", None, run_dir, max_steps=3, resume=True, **options)
     assert steps() == [1, 2, 3] and calls == []  # a complete run resumed is not validated again
+
+
+def test_a_repeat_of_the_signal_within_the_window_is_the_same_request_and_a_later_one_stops_at_once(monkeypatch):
+    """Under torchrun a process gets each signal twice (the terminal's or the scheduler's, then torchrun's forward)."""
+    import bench_ir.train.stop_request as stop_request
+
+    now = [100.0]
+    monkeypatch.setattr(stop_request.time, "monotonic", lambda: now[0])
+    with stop_request.StopRequest(same_request_within=5.0) as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        now[0] += 0.01
+        os.kill(os.getpid(), signal.SIGTERM)  # torchrun's forward: no KeyboardInterrupt
+        assert stop.requested and stop.terminated
+        now[0] += 10.0
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)

@@ -2,8 +2,11 @@
 at the next step boundary (the trainer then writes a checkpoint of that step, so no step is lost), a second stops at
 once (the steps since the last checkpoint are lost).
 
-Only a single-process run defers these signals: under torchrun every process receives them and torchrun itself
-tears the group down, so there each process keeps Python's default (Ctrl-C raises KeyboardInterrupt at once).
+Under torchrun each process gets the signal twice: from the terminal or the scheduler, which signal every process
+of the job, and from torchrun, which forwards what it receives to its workers and kills them 30 s later. A repeat
+within ``same_request_within`` seconds of the first is therefore the same request there. The processes agree at
+each step boundary on whether any of them was asked to stop (the trainer's collective), so that all stop after
+the same step.
 """
 
 from __future__ import annotations
@@ -11,12 +14,16 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 
-__all__ = ["StopRequest", "TrainingStopped", "ignore_interrupts", "interrupt_reason"]
+__all__ = ["StopRequest", "TrainingStopped", "ignore_interrupts", "interrupt_reason", "CTRL_C", "TERMINATED",
+           "TORCHRUN_REPEAT_S"]
 
 SIGNAL_REASONS = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+CTRL_C, TERMINATED = SIGNAL_REASONS[signal.SIGINT], SIGNAL_REASONS[signal.SIGTERM]
+TORCHRUN_REPEAT_S = 5.0  # under torchrun, a repeat of a signal within this many seconds is the same request
 
 
 class TrainingStopped(KeyboardInterrupt):
@@ -30,21 +37,25 @@ class TrainingStopped(KeyboardInterrupt):
 
 def interrupt_reason(err: KeyboardInterrupt) -> str:
     """The manifest's ``reason`` of a training ended by ``err``: "SIGTERM" or "SIGINT (Ctrl-C)"."""
-    return SIGNAL_REASONS[signal.SIGTERM if getattr(err, "terminated", False) else signal.SIGINT]
+    return TERMINATED if getattr(err, "terminated", False) else CTRL_C
 
 
 class StopRequest:
     """A context manager that turns the first SIGINT or SIGTERM into a request (``reason`` set, ``on_request``
-    called once with it) and lets a second raise KeyboardInterrupt (``terminated`` set for SIGTERM). It does
-    nothing when ``enabled`` is false or outside the main thread (where Python cannot install a signal handler),
-    and leaves SIGTERM alone when the caller installed its own handler; the previous handlers are restored on
-    exit."""
+    called once with it) and lets a second raise KeyboardInterrupt (``terminated`` set for SIGTERM); a repeat within
+    ``same_request_within`` seconds of the first (torchrun's forward of the same signal) is part of the first. It
+    does nothing when ``enabled`` is false or outside the main thread (where Python cannot install a signal
+    handler), and leaves SIGTERM alone when the caller installed its own handler; the previous handlers are restored
+    on exit."""
 
-    def __init__(self, on_request: Callable[[str], None] | None = None, enabled: bool = True) -> None:
+    def __init__(self, on_request: Callable[[str], None] | None = None, enabled: bool = True,
+                 same_request_within: float = 0.0) -> None:
         self.on_request = on_request
         self.enabled = enabled
+        self.same_request_within = same_request_within
         self.reason: str | None = None
         self.terminated = False
+        self._requested_at = 0.0
         self._previous: dict[int, object] = {}
 
     @property
@@ -53,10 +64,13 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
+            if time.monotonic() - self._requested_at < self.same_request_within:
+                return
             err = KeyboardInterrupt()
             err.terminated = signum == signal.SIGTERM  # type: ignore[attr-defined]
             raise err
         self.reason, self.terminated = SIGNAL_REASONS[signum], signum == signal.SIGTERM
+        self._requested_at = time.monotonic()
         if self.on_request is not None:
             self.on_request(self.reason)
 

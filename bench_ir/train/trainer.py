@@ -55,7 +55,15 @@ from bench_ir.train.session import (
     open_session,
     run_identity,
 )
-from bench_ir.train.stop_request import StopRequest, TrainingStopped, ignore_interrupts, interrupt_reason
+from bench_ir.train.stop_request import (
+    CTRL_C,
+    TERMINATED,
+    TORCHRUN_REPEAT_S,
+    StopRequest,
+    TrainingStopped,
+    ignore_interrupts,
+    interrupt_reason,
+)
 
 __all__ = ["TrainProgress", "TrainOutcome", "NonFiniteLossError", "TrainingStopped", "train", "apply_update"]
 
@@ -122,7 +130,10 @@ class _Loop:
         self.validations: list[ValidationResult] = []
         self.last_checkpoint: int | None = None
         self.out_of_time = False
-        self.stop = StopRequest(progress.stop_requested, enabled=session.context.world_size == 1)
+        # under torchrun a process gets each signal twice within milliseconds (see stop_request)
+        self.stop = StopRequest(progress.stop_requested,
+                                same_request_within=TORCHRUN_REPEAT_S if session.context.world_size > 1 else 0.0)
+        self.stopping: str | None = None  # the agreed reason to stop after this step (any process's signal)
         options, recipe = session.options, session.recipe
         self.main = session.context.is_main
         self.log = TrainLog(session.run_dir / "train_log.csv",
@@ -244,22 +255,31 @@ class _Loop:
                                  f"({shown}); training stopped before this step was applied; {where}")
 
     # ---- the loop
-    def _time_is_up(self, deadline: float | None) -> bool:
-        """Whether the --max-minutes budget is spent; rank 0's clock decides for every process."""
-        if deadline is None:
-            return False
-        flag = torch.tensor([float(time.monotonic() >= deadline)], device=self.s.device)
-        return bool(mean_across(flag * (self.s.context.rank == 0), self.s.context).item() > 0)
+    def _agree_to_stop(self, deadline: float | None) -> bool:
+        """At a step boundary, the same answer on every process: sets ``stopping`` when any process was asked to
+        stop (Ctrl-C, SIGTERM; SIGTERM wins) and returns whether the --max-minutes budget is spent by rank 0's
+        clock. One small collective under torchrun; none in a single process."""
+        context = self.s.context
+        time_up = deadline is not None and time.monotonic() >= deadline
+        if context.world_size == 1:
+            self.stopping = self.stop.reason
+            return time_up
+        flags = torch.tensor([float(self.stop.requested and not self.stop.terminated), float(self.stop.terminated),
+                              float(time_up and context.rank == 0)], device=self.s.device)
+        ctrl_c, terminated, time_up = (mean_across(flags, context) > 0).tolist()
+        if terminated or ctrl_c:
+            self.stopping = TERMINATED if terminated else CTRL_C
+        return bool(time_up)
 
     def run(self) -> None:
         """Train to the target step, to the --max-minutes budget, or to the step boundary after Ctrl-C or SIGTERM
         (which writes a checkpoint of that step and raises TrainingStopped)."""
         with self.stop:
             self._run()
-            if self.stop.requested and self.step < self.s.total_steps:
+            if self.stopping and self.step < self.s.total_steps:
                 if self.last_checkpoint != self.step:
                     self.save_checkpoint()
-                raise TrainingStopped(terminated=self.stop.terminated)
+                raise TrainingStopped(terminated=self.stopping == TERMINATED)
 
     def _run(self) -> None:
         s, recipe = self.s, self.s.recipe
@@ -290,12 +310,12 @@ class _Loop:
                     self.save_checkpoint()
                 if self.val_enabled and _due(self.step, s.steps_per_epoch, spec.every_steps, spec.every_epochs):
                     self.validate()
-                if self.step >= s.total_steps or self.stop.requested:
+                if self.step >= s.total_steps:
                     break
-                if self._time_is_up(deadline):
-                    self.out_of_time = True
+                self.out_of_time = self._agree_to_stop(deadline) and not self.stopping
+                if self.stopping or self.out_of_time:
                     break
-            if self.out_of_time or self.stop.requested:
+            if self.out_of_time or self.stopping:
                 break
 
     def finish(self) -> TrainOutcome:
