@@ -173,6 +173,7 @@ def evaluate_task(
     """
     sizes = fitted_sizes(dataset, policy, task_name)
     todo = [i for i, name in enumerate(dataset.names) if name not in skip]
+    position = {name: i for i, name in enumerate(dataset.names)} if options.save_images is not None else {}
     batch_size = 1 if getattr(getattr(model, "bench_ir_card", None), "batch_size_one", False) else options.batch_size
     batches = same_size_batches(sizes, max(1, batch_size), order=todo)
     if options.num_workers and hasattr(dataset, "prepare"):
@@ -207,7 +208,8 @@ def evaluate_task(
             except ValueError as err:  # e.g. an image smaller than the SSIM window: name its files
                 raise ValueError(f"{_describe_items(dataset, task_name, batch['name'])}: {err}") from err
         if options.save_images is not None:
-            _save_batch(options.save_images, task_name, batch, out)
+            _save_batch(options.save_images, task_name, batch, out,
+                        _orientations(dataset, [position[name] for name in batch["name"]]))
         values = {key: value.double().cpu().tolist() for key, value in scores.items()}
         finite_list = finite.cpu().tolist()
         for i, name in enumerate(batch["name"]):
@@ -282,13 +284,28 @@ def saved_name_clash(names: list[str]) -> tuple[str, str, str] | None:
     return None
 
 
-def _save_batch(root: Path, task_name: str, batch: dict[str, Any], out: torch.Tensor) -> None:
-    """Write output, input and target PNGs of a batch under ``root/<task>/`` (each path checked to stay in ``root``)."""
+def _orientations(dataset: Dataset, indices: list[int]) -> list[tuple[int, int]]:
+    """(input, target) EXIF orientation of the dataset's items ``indices`` (1 where there is no file or no tag)."""
+    from bench_ir.data.io import exif_orientation
+
+    if not hasattr(dataset, "source_paths"):
+        return [(1, 1)] * len(indices)
+    return [tuple(exif_orientation(p) if p is not None else 1 for p in dataset.source_paths(i))  # type: ignore[misc]
+            for i in indices]
+
+
+def _save_batch(root: Path, task_name: str, batch: dict[str, Any], out: torch.Tensor,
+                orientations: list[tuple[int, int]] | None = None) -> None:
+    """Write output, input and target PNGs of a batch under ``root/<task>/`` (each path checked to stay in ``root``).
+    ``orientations``: (input, target) EXIF orientation per image; the output and the input carry the input's, the
+    target its own, so that viewers turn them as they turn the source photos (the pixels are written as stored)."""
     from bench_ir.data.io import write_png_uint8
     from bench_ir.safety import inside
 
     for i, name in enumerate(batch["name"]):
         stem = saved_image_name(name)
-        for sub, image in (("", out[i].clamp(0, 1).cpu()), ("_input", batch["input"][i]),
-                           ("_target", batch["target"][i])):
-            write_png_uint8(inside(root, Path(task_name, sub, stem), "saved image"), image)
+        of_input, of_target = orientations[i] if orientations is not None else (1, 1)
+        for sub, image, orientation in (("", out[i].clamp(0, 1).cpu(), of_input),
+                                        ("_input", batch["input"][i], of_input),
+                                        ("_target", batch["target"][i], of_target)):
+            write_png_uint8(inside(root, Path(task_name, sub, stem), "saved image"), image, orientation=orientation)

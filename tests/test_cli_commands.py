@@ -88,6 +88,28 @@ def test_save_images_refuses_two_images_that_would_share_an_output_file(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+def test_saved_images_carry_the_exif_orientation_of_their_source_photos(tmp_path):
+    """Pixels are scored and saved as stored (as the references read them); the 'rotate to display' tag goes along,
+    so that a viewer turns the output, the input and the target as it turns the photos."""
+    photo = Image.fromarray(skdata.chelsea()[:48, :80])
+    for folder, orientation in (("in", 6), ("gt", 8)):
+        (tmp_path / folder).mkdir()
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        photo.save(tmp_path / folder / "phone.jpg", quality=95, exif=exif.tobytes())
+        photo.save(tmp_path / folder / "plain.png")
+    result = runner.invoke(app, ["run", "--model", "input", "--input-dir", str(tmp_path / "in"), "--target-dir",
+                                 str(tmp_path / "gt"), "--save-images", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    saved = tmp_path / "run" / "images" / "folder"
+    tags = {}
+    for path in sorted(saved.rglob("*.png")):
+        with Image.open(path) as image:
+            tags[path.relative_to(saved).as_posix()] = image.getexif().get(0x0112)
+    assert tags == {"_input/phone.png": 6, "_input/plain.png": None, "_target/phone.png": 8,
+                    "_target/plain.png": None, "phone.png": 6, "plain.png": None}
+
+
 def test_a_resume_that_adds_save_images_refuses_two_images_that_would_share_an_output_file(tmp_path):
     _write_pair_folders(tmp_path, names=("a.png", "a.jpg"))
     command = ["run", "--model", "input", "--input-dir", str(tmp_path / "in"), "--target-dir", str(tmp_path / "gt"),
