@@ -284,8 +284,8 @@ def run(
     tile_overlap: Annotated[int, typer.Option(help="overlap between tiles (pixels)")] = 32,
     pad: Annotated[str | None, typer.Option(help="override the size-fit padding: reflect|replicate|constant|none")] = (
         None),
-    save_images: Annotated[bool, typer.Option("--save-images", help="write restored images (with their inputs and targets, "
-                                              "a photo's EXIF orientation kept) to the run dir")] = False,
+    save_images: Annotated[bool, typer.Option("--save-images", help="write restored images (with their inputs and "
+                                              "targets, a photo's EXIF orientation kept) to the run dir")] = False,
     label: Annotated[str | None, typer.Option(help="display label of this run in reports")] = None,
     noise_order: Annotated[NoiseOrder, typer.Option(
         help="order of the reference noise stream: sorted file names (deterministic) or os.listdir's (what the "
