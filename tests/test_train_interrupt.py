@@ -194,7 +194,7 @@ def test_a_loader_worker_outlives_ctrl_c_and_a_schedulers_sigterm_but_ends_on_it
     assert worker.exitcode == 0
 
 
-def test_validations_are_recorded_as_they_go_and_a_resumed_run_keeps_the_earlier_ones(tmp_path, monkeypatch):
+def test_validations_are_recorded_as_they_go_and_a_stop_defers_the_one_due_to_the_resume(tmp_path, monkeypatch):
     import dataclasses
 
     from bench_ir.train import trainer
@@ -207,7 +207,9 @@ def test_validations_are_recorded_as_they_go_and_a_resumed_run_keeps_the_earlier
     with pytest.raises(TrainingStopped):
         train(recipe, "mirage-t", None, run_dir, progress=_CtrlC(at=2), max_steps=3, **options)
     steps = lambda: [v["step"] for v in json.loads((run_dir / "train_manifest.json").read_text())["validation"]]  # noqa: E731
-    assert steps() == [1, 2]  # a stopped run keeps its validations (they were only written at the end)
+    # a stopped run keeps its validations (they were only written at the end); the one due at the step it stopped
+    # after is not made then (minutes, where a scheduler kills 30 s after its SIGTERM) but when the run continues
+    assert steps() == [1] and _checkpoint_step(run_dir) == 2
     train(recipe, "mirage-t", None, run_dir, max_steps=3, resume=True, **options)
     assert steps() == [1, 2, 3]  # the earlier ones were dropped by a resume
     calls = []

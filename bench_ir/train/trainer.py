@@ -289,6 +289,11 @@ class _Loop:
         ckpt_epochs = None if s.options.checkpoint_every else recipe.checkpoint.every_epochs
         spec = recipe.validation
         samples_since, last_time = 0, time.perf_counter()
+        if self.val_enabled and 0 < self.step < s.total_steps and _due(self.step, s.steps_per_epoch, spec.every_steps,
+                                                                       spec.every_epochs):
+            validated = [v["step"] for v in s.manifest.get("validation") or []]  # rank 0's record decides
+            if s.context.broadcast(self.step not in validated):  # stopped before it (or killed during it)
+                self.validate()
         while self.step < s.total_steps:
             epoch, in_epoch = divmod(self.step, s.steps_per_epoch)
             s.sampler.set_epoch(epoch, in_epoch)
@@ -308,13 +313,15 @@ class _Loop:
                     self.progress.step(row)
                 if _due(self.step, s.steps_per_epoch, ckpt_steps, ckpt_epochs):
                     self.save_checkpoint()
-                if self.val_enabled and _due(self.step, s.steps_per_epoch, spec.every_steps, spec.every_epochs):
-                    self.validate()
-                if self.step >= s.total_steps:
+                if self.step >= s.total_steps:  # finish() validates the last step
                     break
+                # before a validation (minutes, where a scheduler kills 30 s after its SIGTERM): a stop skips it,
+                # and the run validates that step when it is continued; out of time, finish() validates it
                 self.out_of_time = self._agree_to_stop(deadline) and not self.stopping
                 if self.stopping or self.out_of_time:
                     break
+                if self.val_enabled and _due(self.step, s.steps_per_epoch, spec.every_steps, spec.every_epochs):
+                    self.validate()
             if self.out_of_time or self.stopping:
                 break
 
