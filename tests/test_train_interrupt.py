@@ -3,6 +3,7 @@ second stops at once; either way the printed command continues the run."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
@@ -233,3 +234,20 @@ def test_a_repeat_of_the_signal_within_the_window_is_the_same_request_and_a_late
         now[0] += 10.0
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize(("world_size", "second"), [(1, "a second signal stops at once"),
+                                                    (2, "a signal more than 5 s after this one stops at once")])
+def test_the_stop_notice_says_which_signal_stops_at_once(world_size, second):
+    from rich.console import Console
+
+    from bench_ir.train.command import RichTrainProgress
+
+    console = Console(record=True, width=300, file=io.StringIO())
+    progress = RichTrainProgress(console)
+    progress.start({"model": "MIRAGE-T", "recipe": "sample", "params": 1, "items": 1, "steps_per_epoch": 1,
+                    "global_batch": 4, "world_size": world_size, "run_dir": "run", "notices": [], "total_steps": 2,
+                    "start_step": 0})
+    progress.stop_requested("SIGTERM")
+    progress.stop()
+    assert second in console.export_text()

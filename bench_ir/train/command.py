@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from bench_ir.choices import CompileMode
 from bench_ir.data.roots import data_root_or_env
-from bench_ir.train.stop_request import TrainingStopped
+from bench_ir.train.stop_request import TORCHRUN_REPEAT_S, TrainingStopped
 from bench_ir.yamlio import yaml_problem
 
 __all__ = ["train_command", "RichTrainProgress", "parse_model_args"]
@@ -88,8 +88,10 @@ class RichTrainProgress:
         self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                  TextColumn("{task.fields[status]}"), console=console, transient=False)
         self.task = None
+        self.world_size = 1
 
     def start(self, info: dict[str, Any]) -> None:
+        self.world_size = int(info["world_size"])
         self.console.print(f"[bold]{info['model']}[/] with recipe [bold]{info['recipe']}[/]: {info['params']:,} "
                            f"parameters, {info['items']:,} training items, {info['steps_per_epoch']:,} steps/epoch, "
                            f"global batch {info['global_batch']} over {info['world_size']} process(es)",
@@ -141,8 +143,10 @@ class RichTrainProgress:
             self.out.print(f"continue: {again}", highlight=False, soft_wrap=True, markup=False)
 
     def stop_requested(self, reason: str) -> None:
+        second = ("a second signal" if self.world_size == 1 else  # torchrun forwards the first one again at once
+                  f"a signal more than {TORCHRUN_REPEAT_S:g} s after this one")
         self.progress.console.print(f"[yellow]{reason}[/]: training stops after this step and writes its checkpoint "
-                                    "(a second signal stops at once, losing the steps since the last checkpoint)",
+                                    f"({second} stops at once, losing the steps since the last checkpoint)",
                                     highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
