@@ -12,8 +12,7 @@ Python API (names are imported lazily, so `import bench_ir` stays light)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from bench_ir.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "create_model": "bench_ir.checkpoints",
@@ -30,12 +29,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'bench_ir' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +135,21 @@ def stored_pair_sets(tmp_path: Path):
                                    tmp_path, 32, seed=3) for spec in specs]
 
     return make
+
+
+def signal_training_job(command: list[str], run_dir: Path, signum: int, env: dict[str, str] | None = None,
+                        ) -> tuple[subprocess.Popen, str]:
+    """Start the training ``command`` (writing ``run_dir``) in a process group of its own, wait until it has logged
+    two steps, send ``signum`` to the whole group (as a scheduler or a terminal's Ctrl-C does) and wait for it to
+    end; returns the process and its stderr."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, start_new_session=True)
+    log, deadline = run_dir / "train_log.csv", time.monotonic() + 180
+    while not (log.is_file() and len(log.read_text().splitlines()) > 2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"no training step logged: {process.communicate()}")
+        time.sleep(0.05)
+    os.killpg(process.pid, signum)
+    _, err = process.communicate(timeout=120)
+    return process, err

@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_MIRAGE_ARGS
+from conftest import TINY_MIRAGE_ARGS, signal_training_job
 
 SCRIPT = """
 import json, os, sys, torch
@@ -103,17 +102,7 @@ def test_a_torchrun_job_stopped_by_a_signal_writes_the_checkpoint_of_its_last_st
                "--patch-size", "16", "--workers", "0", "--no-val", "--no-tensorboard", "--log-every", "1",
                "--checkpoint-every", "1000", *[f"--model-arg={k}={v}" for k, v in TINY_MIRAGE_ARGS.items()],
                "--run-dir", str(run_dir)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                               start_new_session=True)
-    log, deadline = run_dir / "train_log.csv", time.monotonic() + 180
-    while not (log.is_file() and len(log.read_text().splitlines()) > 2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"no training step logged: {process.communicate()}")
-        time.sleep(0.05)
-    os.killpg(process.pid, signum)
-    out, err = process.communicate(timeout=120)
+    _, err = signal_training_job(command, run_dir, signum, env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     manifest = json.loads((run_dir / "train_manifest.json").read_text())
     assert manifest["status"] == "interrupted" and manifest["reason"] == reason, err[-3000:]
     assert "interrupted at step" in err

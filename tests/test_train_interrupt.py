@@ -16,6 +16,7 @@ import pytest
 import torch
 from conftest import FAST_TRAINING as FAST
 from conftest import TINY_MIRAGE_ARGS as TINY
+from conftest import signal_training_job
 from typer.testing import CliRunner
 
 from bench_ir.cli import app
@@ -154,16 +155,7 @@ def test_a_training_job_sent_sigterm_exits_143_with_a_checkpoint_of_its_last_ste
                "--batch-size", "2", "--patch-size", "16", "--workers", "2", "--no-val", "--no-tensorboard",
                "--log-every", "1", "--checkpoint-every", "1000", *[f"--model-arg={k}={v}" for k, v in TINY.items()],
                "--run-dir", str(run_dir)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
-    log, deadline = run_dir / "train_log.csv", time.monotonic() + 180
-    while not (log.is_file() and len(log.read_text().splitlines()) > 2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"no training step logged: {process.communicate()}")
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGTERM)
-    out, err = process.communicate(timeout=120)
+    process, err = signal_training_job(command, run_dir, signal.SIGTERM)
     assert process.returncode == 143, err
     assert "Traceback" not in err and "interrupted at step" in err
     manifest = json.loads((run_dir / "train_manifest.json").read_text())

@@ -12,8 +12,7 @@ The names below are imported on first use, so that reading or listing convention
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from bench_ir.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "HIGHER_IS_BETTER": "bench_ir.metrics.conventions",
@@ -34,12 +33,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'bench_ir.metrics' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

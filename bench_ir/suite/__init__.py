@@ -13,8 +13,7 @@ where a cell runs: in this process, one worker per GPU of the node, or Slurm job
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from bench_ir.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "CellResult": "bench_ir.suite.execute",
@@ -54,12 +53,4 @@ __all__ = [
     "SuiteReport", "write_suite_report", "report_command",
 ]
 
-
-def __getattr__(name: str) -> Any:  # imported on first use: reading a suite file or a plan needs no torch
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'bench_ir.suite' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

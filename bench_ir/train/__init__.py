@@ -13,8 +13,7 @@ Names below are imported lazily::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from bench_ir.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "train": "bench_ir.train.trainer",
@@ -31,12 +30,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'bench_ir.train' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
