@@ -116,9 +116,9 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" || { echo "
 "$PY" -c "import typer, bench_ir.cli; print('typer', typer.__version__)" \
   || echo "warning: the bench-ir command line does not import: the train part will fail"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
-# torch.compile on CUDA needs a C compiler (Triton builds its launcher with it): without one, run/profile/speed go on
-# eagerly and say so (compile_failed), the CUDA tests of the compiled path fail, and the training would stop, so it
-# trains eagerly instead of losing its minutes
+# torch.compile on CUDA needs a C compiler (Triton builds its launcher with it): without one, run/profile/speed/train
+# go on eagerly and say so (compile_failed) and the CUDA tests of the compiled path fail; the training then skips the
+# attempt (its minutes are few)
 TRAIN_COMPILE=()
 if ! command -v "${CC:-cc}" >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1 && ! command -v clang >/dev/null 2>&1
 then

@@ -374,3 +374,28 @@ def test_a_training_records_its_dataloader_workers_and_says_when_it_lowered_the_
     outcome = train("sample", "mirage-t", None, tmp_path / "run", max_steps=1, **options)
     assert outcome.manifest["data"]["workers_per_process"] == 1
     assert any("the recipe's 2 per process lowered to 1" in notice for notice in outcome.manifest["notices"])
+
+
+def _compile_that_fails(monkeypatch) -> None:
+    """torch.compile replaced by one whose compiled module raises Inductor's kind of error when called (as on a
+    machine without a C++ compiler) before it runs anything."""
+    inductor_error = type("InvalidCxxCompiler", (RuntimeError,), {"__module__": "torch._inductor.exc"})
+
+    def compile_that_fails(model, **kwargs):
+        def compiled(*args, **kw):
+            raise inductor_error("No working C++ compiler found in torch._inductor.config.cpp.cxx")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", compile_that_fails)
+
+
+def test_a_failing_compile_trains_eagerly_from_that_step_and_says_so(tmp_path, monkeypatch):
+    eager = train("sample", "mirage-t", None, tmp_path / "eager", max_steps=2, compile="off", **FAST)
+    _compile_that_fails(monkeypatch)
+    with pytest.warns(UserWarning, match="torch.compile failed at step 1"):
+        fallback = train("sample", "mirage-t", None, tmp_path / "fallback", max_steps=2, compile="on", **FAST)
+    assert fallback.manifest["status"] == "complete"
+    assert fallback.manifest["execution"]["compile_failed"].startswith("InvalidCxxCompiler: No working C++ compiler")
+    assert any("training goes on eagerly" in notice for notice in fallback.manifest["notices"])
+    weights = load_file(fallback.final_weights), load_file(eager.final_weights)
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[1])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from bench_ir.acceleration import compile_error_in, compile_failure_text, is_out_of_memory
 from bench_ir.cards import ModelCard
 from bench_ir.checkpoints import sha256_file
 from bench_ir.folder_names import FINAL_WEIGHTS_NAME
@@ -227,6 +229,30 @@ class _Loop:
         return torch.autocast(device_type=s.device.type, dtype=s.autocast_dtype)
 
     def train_step(self, batch: dict[str, Any], objective: Objective) -> dict[str, float]:
+        """One optimizer step on ``batch``; the mean loss terms over the processes. In a single process a failing
+        torch.compile (no C++ compiler, an operator it cannot handle) is stated and the step is taken eagerly,
+        as every later one (under torchrun it stops the run: the processes could not agree on the fallback)."""
+        try:
+            return self._train_step(batch, objective)
+        except Exception as err:
+            if not self._fall_back_to_eager(err):
+                raise
+        return self._train_step(batch, objective)
+
+    def _fall_back_to_eager(self, err: Exception) -> bool:
+        s = self.s
+        failure = compile_error_in(err)
+        if failure is None or s.trained is s.model or s.context.world_size > 1 or is_out_of_memory(err):
+            return False
+        s.trained = s.model
+        s.manifest["execution"]["compile_failed"] = compile_failure_text(failure)
+        notice = (f"torch.compile failed at step {self.step + 1} ({compile_failure_text(failure)}); training goes on "
+                  "eagerly (the same computation, without the compiled speed). --compile off skips the attempt")
+        s.notices.append(notice)
+        warnings.warn(notice, stacklevel=2)
+        return True
+
+    def _train_step(self, batch: dict[str, Any], objective: Objective) -> dict[str, float]:
         s = self.s
         lq = s.execution.place_input(batch["input"].to(s.device, non_blocking=True))
         gt = s.execution.place_input(batch["target"].to(s.device, non_blocking=True))
