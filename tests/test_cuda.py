@@ -186,6 +186,7 @@ def test_a_training_step_on_the_gpu_follows_the_exact_step(tmp_path, model, reco
     fast = train("sample", model, None, tmp_path / "fast", **common)
     exact = train("sample", model, None, tmp_path / "exact", exact=True, **common)
     assert fast.manifest["execution"]["compile_mode"] == "default" and fast.manifest["device"]["type"] == "cuda"
+    assert "compile_failed" not in fast.manifest["execution"], fast.manifest["execution"]["compile_failed"]
     losses = {}
     for label, outcome in (("fast", fast), ("exact", exact)):
         rows = (outcome.run_dir / "train_log.csv").read_text().splitlines()
