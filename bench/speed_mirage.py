@@ -42,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 import types
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from _targets import evaluate_targets, targets_markdown  # noqa: E402
 from bench_ir.acceleration import (  # noqa: E402
     AcceleratedForward,
     compile_for_training,
+    one_line_error,
     plan_execution,
     precision_settings,
 )
@@ -542,6 +544,8 @@ def to_markdown(results: dict[str, Any]) -> str:
         else:
             lines += ["", f"No decision on the CUDA default: {decision.get('note') or decision.get('why')}."]
         lines.append("")
+    for failed in results.get("failed_parts", []):
+        lines += [f"### MIRAGE-{failed['variant']} {failed['part']}: failed", "", f"`{failed['error']}`", ""]
     lines.append(targets_markdown(evaluate_targets(results)))
     return "\n".join(lines)
 
@@ -594,12 +598,7 @@ def main() -> None:
             write_results(kind, device, command, with_targets(), to_markdown(results), args.out, args.out_dir,
                           args.rehearsal)
 
-    for part, variant in JOB_ORDER:
-        if part not in args.parts or variant not in args.variants:
-            continue
-        checkpoint = args.checkpoint if variant == "tiny" else None
-        start = time.perf_counter()
-        print(f"[speed_mirage] {part} MIRAGE-{variant} ...", flush=True)
+    def run_part(part: str, variant: str, checkpoint: Path | None) -> None:
         if part == "inference":
             results.setdefault("inference", []).append(bench_inference(
                 official, variant, device, batch=2 if q else 16, size=64 if q else 256, repeats=2 if q else 30,
@@ -615,6 +614,20 @@ def main() -> None:
             results.setdefault("train", []).append(bench_train(
                 official, variant, device, batch=2 if q else 32, size=32 if q else 128,
                 steps=4 if q else args.train_steps, warmup=1 if q else 20, dtype=args.train_dtype))
+
+    for part, variant in JOB_ORDER:
+        if part not in args.parts or variant not in args.variants:
+            continue
+        checkpoint = args.checkpoint if variant == "tiny" else None
+        start = time.perf_counter()
+        print(f"[speed_mirage] {part} MIRAGE-{variant} ...", flush=True)
+        try:
+            run_part(part, variant, checkpoint)
+        except Exception as err:  # one failing part (a compile error, out of memory) does not cost the others
+            failure = one_line_error(err)
+            results.setdefault("failed_parts", []).append({"part": part, "variant": variant, "error": failure})
+            print(f"[speed_mirage] {part} MIRAGE-{variant} failed: {failure}", flush=True)
+            traceback.print_exc()
         print(f"[speed_mirage] {part} MIRAGE-{variant}: {time.perf_counter() - start:.1f} s", flush=True)
         save()
         if device.type == "cuda":

@@ -34,7 +34,7 @@ __all__ = [
     "precision_settings",
     "AcceleratedForward",
     "compile_for_training",
-    "compile_failure_text",
+    "one_line_error",
     "is_out_of_memory",
     "compile_error_in",
 ]
@@ -184,7 +184,7 @@ class AcceleratedForward:
                 raise
             out = _as_nchw(self.model(x))  # raises the model's own error when the eager model fails as well
             self._compiled = None
-            self.compile_error = compile_failure_text(err)
+            self.compile_error = one_line_error(err)
             return out
         if first:
             if x.device.type == "cuda":
@@ -225,7 +225,7 @@ def compile_error_in(err: BaseException) -> BaseException | None:
     return None
 
 
-def compile_failure_text(err: BaseException, limit: int = 300) -> str:
+def one_line_error(err: BaseException, limit: int = 300) -> str:
     """'Type: first line of the message', at most ``limit`` characters: a compile error's message can run to pages
     (Inductor quotes the generated code and the compiler's output)."""
     lines = str(err).strip().splitlines()

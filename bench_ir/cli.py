@@ -74,11 +74,11 @@ def unexpected_error_message(err: Exception) -> str:
     can run to pages) with the option that avoids it."""
     debug = "(run `bench-ir --debug ...` for the traceback)"
     if "torch" in sys.modules:
-        from bench_ir.acceleration import compile_error_in, compile_failure_text
+        from bench_ir.acceleration import compile_error_in, one_line_error
 
         compile_error = compile_error_in(err)
         if compile_error is not None:
-            return (f"torch.compile failed: {compile_failure_text(compile_error)}; --compile off runs the model "
+            return (f"torch.compile failed: {one_line_error(compile_error)}; --compile off runs the model "
                     f"eagerly {debug}")
     return f"unexpected {type(err).__name__}: {err} {debug}"
 

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from bench_ir.acceleration import compile_error_in, compile_failure_text, is_out_of_memory
+from bench_ir.acceleration import compile_error_in, is_out_of_memory, one_line_error
 from bench_ir.cards import ModelCard
 from bench_ir.checkpoints import sha256_file
 from bench_ir.folder_names import FINAL_WEIGHTS_NAME
@@ -245,8 +245,8 @@ class _Loop:
         if failure is None or s.trained is s.model or s.context.world_size > 1 or is_out_of_memory(err):
             return False
         s.trained = s.model
-        s.manifest["execution"]["compile_failed"] = compile_failure_text(failure)
-        notice = (f"torch.compile failed at step {self.step + 1} ({compile_failure_text(failure)}); training goes on "
+        s.manifest["execution"]["compile_failed"] = one_line_error(failure)
+        notice = (f"torch.compile failed at step {self.step + 1} ({one_line_error(failure)}); training goes on "
                   "eagerly (the same computation, without the compiled speed). --compile off skips the attempt")
         s.notices.append(notice)
         warnings.warn(notice, stacklevel=2)
