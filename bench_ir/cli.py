@@ -892,25 +892,33 @@ def _suite_overview(progress) -> Table:
     return table
 
 
-class RichSuiteOverview:
-    """Live overview of a suite run (SuiteEvents): cells done, running and failed, with an ETA.
-    ``data_root_given``: whether --data-root was given (if not, a plan on real data took $BENCH_IR_DATA_ROOT)."""
+def _suite_folders_from_env(suite, data_root: Path | None, checkpoint_dir: Path | None) -> list[str]:
+    """The notes for the folders a suite will take from $BENCH_IR_DATA_ROOT and $BENCH_IR_CHECKPOINT_DIR, said
+    before its datasets and checkpoints are checked (so that a missing file's path can be traced to its variable)."""
+    notes = []
+    if data_root is None and not suite.options.sample:
+        from_env = data_root_or_env(None)
+        if from_env is not None:
+            notes.append(env_data_root_note(Path(from_env).resolve()))
+    if suite.has_relative_checkpoints():
+        folder, origin = suite.checkpoint_base(checkpoint_dir)
+        if origin == CHECKPOINT_DIR_ENV:
+            notes.append(env_checkpoint_dir_note(folder))
+    return notes
 
-    def __init__(self, data_root_given: bool = True) -> None:
+
+class RichSuiteOverview:
+    """Live overview of a suite run (SuiteEvents): cells done, running and failed, with an ETA."""
+
+    def __init__(self) -> None:
         from rich.live import Live
 
         self.progress = None
-        self.data_root_given = data_root_given
         self.live = Live(console=err_console, refresh_per_second=2, transient=False)
 
     def on_plan(self, plan, names) -> None:
         from bench_ir.suite import SuiteProgress
 
-        if not self.data_root_given and plan.data_root is not None:
-            err_console.print(env_data_root_note(plan.data_root), highlight=False, markup=False, soft_wrap=True)
-        if plan.checkpoint_dir_origin == CHECKPOINT_DIR_ENV:
-            err_console.print(env_checkpoint_dir_note(plan.checkpoint_dir), highlight=False, markup=False,
-                              soft_wrap=True)
         self.progress = SuiteProgress(plan, names)
         self.live.start()
         self._refresh()
@@ -967,11 +975,14 @@ def suite_run(
     """Run every cell of a suite: checks datasets and checkpoints first, skips complete cells, resumes interrupted ones.
 
     A failing cell does not stop the others; the exit code is then 1 and the failed cells are named."""
-    from bench_ir.suite import make_launcher, report_command, run_suite
+    from bench_ir.suite import load_suite, make_launcher, report_command, run_suite
 
     overrides = {"limit": limit, "device": device, "noise_order": noise_order.value if noise_order else None}
-    overview = RichSuiteOverview(data_root_given=data_root is not None)
+    overview = RichSuiteOverview()
     try:
+        suite = load_suite(suite)
+        for note in _suite_folders_from_env(suite, data_root, checkpoint_dir):
+            err_console.print(note, highlight=False, markup=False, soft_wrap=True)
         slurm = dict(partition=partition, account=account, time=time, cpus=cpus, array=array, cluster=cluster,
                      wait=wait) if launcher is LauncherKind.slurm else {}
         chosen = make_launcher(launcher.value, gpus=gpus, **slurm)

@@ -228,6 +228,6 @@ def test_a_model_that_fails_to_build_is_reported_and_the_exit_status_is_1(capsys
 
 
 def test_a_failed_speed_part_is_named_with_its_error_in_the_results():
-    text = _load("speed_mirage").to_markdown(
-        {"failed_parts": [{"part": "train", "variant": "tiny", "error": "InvalidCxxCompiler: No working C++ compiler"}]})
+    failed = {"part": "train", "variant": "tiny", "error": "InvalidCxxCompiler: No working C++ compiler"}
+    text = _load("speed_mirage").to_markdown({"failed_parts": [failed]})
     assert "### MIRAGE-tiny train: failed" in text and "`InvalidCxxCompiler: No working C++ compiler`" in text

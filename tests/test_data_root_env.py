@@ -172,3 +172,15 @@ def test_suite_run_takes_the_checkpoint_folder_from_the_environment_and_says_so(
     assert f"checkpoint folder from BENCH_IR_CHECKPOINT_DIR: {card.parent}" in " ".join(result.stderr.split())
     manifest = json.loads((tmp_path / "out/runs/tiny-unet-tiny-unet__toy/manifest.json").read_text())
     assert manifest["checkpoint"]["path"] == str(card.parent / "tiny-unet.safetensors")
+
+
+def test_suite_run_names_the_folders_it_took_from_the_environment_before_a_check_fails(tmp_path, monkeypatch):
+    """A missing checkpoint's path can then be traced to the variable that named its folder."""
+    monkeypatch.setenv("BENCH_IR_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("BENCH_IR_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
+    result = runner.invoke(app, ["suite", "run", "mirage-paper", "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0
+    stderr = " ".join(result.stderr.split())
+    assert f"data root from BENCH_IR_DATA_ROOT: {(tmp_path / 'data').resolve()}" in stderr
+    assert f"checkpoint folder from BENCH_IR_CHECKPOINT_DIR: {(tmp_path / 'ckpt').resolve()}" in stderr
+    assert f"checkpoint not found: {(tmp_path / 'ckpt').resolve()}/mirage/3Deg_tiny.ckpt" in stderr
