@@ -137,11 +137,26 @@ def stored_pair_sets(tmp_path: Path):
     return make
 
 
+def _torchrun_worker(agent_pid: int, rank: int) -> int:
+    """The pid of torchrun's worker process of ``rank`` (Linux: read from /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == agent_pid and f"RANK={rank}".encode() in environ:
+            return int(entry.name)
+    raise AssertionError(f"no worker of rank {rank} under torchrun process {agent_pid}")
+
+
 def signal_training_job(command: list[str], run_dir: Path, signum: int, env: dict[str, str] | None = None,
-                        ) -> tuple[subprocess.Popen, str]:
+                        rank: int | None = None) -> tuple[subprocess.Popen, str]:
     """Start the training ``command`` (writing ``run_dir``) in a process group of its own, wait until it has logged
-    two steps, send ``signum`` to the whole group (as a scheduler or a terminal's Ctrl-C does) and wait for it to
-    end; returns the process and its stderr."""
+    two steps, send ``signum`` to the whole group (as a scheduler or a terminal's Ctrl-C does), or with ``rank`` to
+    that torchrun worker alone, and wait for the job to end; returns the process and its stderr."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, start_new_session=True)
     log, deadline = run_dir / "train_log.csv", time.monotonic() + 180
@@ -150,6 +165,9 @@ def signal_training_job(command: list[str], run_dir: Path, signum: int, env: dic
             process.kill()
             raise AssertionError(f"no training step logged: {process.communicate()}")
         time.sleep(0.05)
-    os.killpg(process.pid, signum)
+    if rank is None:
+        os.killpg(process.pid, signum)
+    else:
+        os.kill(_torchrun_worker(process.pid, rank), signum)
     _, err = process.communicate(timeout=120)
     return process, err

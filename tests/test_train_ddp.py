@@ -91,8 +91,11 @@ def test_validation_under_torchrun_is_scored_by_every_process_and_the_run_comple
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("signum", "reason"), [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT (Ctrl-C)")])
-def test_a_torchrun_job_stopped_by_a_signal_writes_the_checkpoint_of_its_last_step(tmp_path, signum, reason):
+@pytest.mark.parametrize(("signum", "reason", "rank"), [
+    (signal.SIGTERM, "SIGTERM", None), (signal.SIGINT, "SIGINT (Ctrl-C)", None),
+    (signal.SIGTERM, "SIGTERM", 1),  # one worker alone: the other learns of it at the step boundary
+], ids=["sigterm-to-the-group", "ctrl-c-to-the-group", "sigterm-to-rank-1"])
+def test_a_torchrun_job_stopped_by_a_signal_writes_the_checkpoint_of_its_last_step(tmp_path, signum, reason, rank):
     """`torchrun ... -m bench_ir train` stopped as Slurm (SIGTERM) or a terminal's Ctrl-C (SIGINT) stops it: the
     signal reaches every process of the group, and torchrun forwards it to its workers once more. Both processes
     agree on the step to stop after, and its checkpoint is written (before, every step since the last one was lost)."""
@@ -102,9 +105,10 @@ def test_a_torchrun_job_stopped_by_a_signal_writes_the_checkpoint_of_its_last_st
                "--patch-size", "16", "--workers", "0", "--no-val", "--no-tensorboard", "--log-every", "1",
                "--checkpoint-every", "1000", *[f"--model-arg={k}={v}" for k, v in TINY_MIRAGE_ARGS.items()],
                "--run-dir", str(run_dir)]
-    _, err = signal_training_job(command, run_dir, signum, env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    _, err = signal_training_job(command, run_dir, signum, env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                                 rank=rank)
     manifest = json.loads((run_dir / "train_manifest.json").read_text())
     assert manifest["status"] == "interrupted" and manifest["reason"] == reason, err[-3000:]
-    assert "interrupted at step" in err
+    assert "interrupted at step" in err and f"{reason}: training stops after this step" in err  # rank 0 says so
     checkpoint = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)
     assert 2 <= manifest["steps_done"] < 500 and checkpoint["step"] == manifest["steps_done"]

@@ -295,6 +295,8 @@ class _Loop:
         ctrl_c, terminated, time_up = (mean_across(flags, context) > 0).tolist()
         if terminated or ctrl_c:
             self.stopping = TERMINATED if terminated else CTRL_C
+            if not self.stop.requested:  # another process was signalled: say so here too
+                self.progress.stop_requested(self.stopping)
         return bool(time_up)
 
     def run(self) -> None:
