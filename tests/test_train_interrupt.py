@@ -243,3 +243,27 @@ def test_the_stop_notice_says_which_signal_stops_at_once(world_size, second):
     progress.stop_requested("SIGTERM")
     progress.stop()
     assert second in console.export_text()
+
+
+def test_a_signal_during_a_validation_stops_right_after_it_with_that_steps_checkpoint(tmp_path, monkeypatch):
+    import dataclasses
+
+    from bench_ir.train import trainer
+    from bench_ir.train.recipes import ValidationSpec, load_recipe
+
+    recipe = dataclasses.replace(load_recipe("sample"), validation=ValidationSpec(
+        protocol="5deg", sample=True, limit=1, tasks=["derain"], every_steps=2, every_epochs=None))
+    original = trainer.run_validation
+
+    def validation_interrupted_by_ctrl_c(*args, **kwargs):
+        result = original(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(trainer, "run_validation", validation_interrupted_by_ctrl_c)
+    with pytest.raises(TrainingStopped):
+        train(recipe, "mirage-t", None, tmp_path / "run", max_steps=6, log_every=1, checkpoint_every=100,
+              **{**FAST, "validate": True})
+    manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
+    assert manifest["steps_done"] == 2 and _checkpoint_step(tmp_path / "run") == 2
+    assert [v["step"] for v in manifest["validation"]] == [2]

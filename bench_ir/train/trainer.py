@@ -299,6 +299,11 @@ class _Loop:
                 self.progress.stop_requested(self.stopping)
         return bool(time_up)
 
+    def _stops_here(self, deadline: float | None) -> bool:
+        """Whether the loop ends at this step boundary: a stop was asked for, or the time budget is spent."""
+        self.out_of_time = self._agree_to_stop(deadline) and not self.stopping
+        return bool(self.stopping) or self.out_of_time
+
     def run(self) -> None:
         """Train to the target step, to the --max-minutes budget, or to the step boundary after Ctrl-C or SIGTERM
         (which writes a checkpoint of that step and raises TrainingStopped)."""
@@ -345,11 +350,12 @@ class _Loop:
                     break
                 # before a validation (minutes, where a scheduler kills 30 s after its SIGTERM): a stop skips it,
                 # and the run validates that step when it is continued; out of time, finish() validates it
-                self.out_of_time = self._agree_to_stop(deadline) and not self.stopping
-                if self.stopping or self.out_of_time:
+                if self._stops_here(deadline):
                     break
                 if self.val_enabled and _due(self.step, s.steps_per_epoch, spec.every_steps, spec.every_epochs):
                     self.validate()
+                    if self._stops_here(deadline):  # asked during the validation
+                        break
             if self.out_of_time or self.stopping:
                 break
 
