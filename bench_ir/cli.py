@@ -1034,6 +1034,11 @@ def suite_status(
         if progress.status[cell.name] != "complete" and state.get("error"):
             progress.errors[cell.name] = state["error"]
     console.print(_suite_overview(progress))
+    folders = [("data", "sample data (built-in)" if plan.options.get("sample") else plan.data_root)]
+    if plan.checkpoint_dir is not None:
+        folders.append(("checkpoints", f"{plan.checkpoint_dir} (from {plan.checkpoint_dir_origin})"))
+    for what, where in folders:
+        console.print(f"{what}: {where}", highlight=False, markup=False, soft_wrap=True)
 
 
 @suite_app.command("report")

@@ -172,6 +172,9 @@ def test_suite_run_takes_the_checkpoint_folder_from_the_environment_and_says_so(
     assert f"checkpoint folder from BENCH_IR_CHECKPOINT_DIR: {card.parent}" in " ".join(result.stderr.split())
     manifest = json.loads((tmp_path / "out/runs/tiny-unet-tiny-unet__toy/manifest.json").read_text())
     assert manifest["checkpoint"]["path"] == str(card.parent / "tiny-unet.safetensors")
+    status = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["suite", "status", str(tmp_path / "out")])
+    assert f"data: {(tmp_path / 'data').resolve()}" in status.stdout
+    assert f"checkpoints: {card.parent} (from BENCH_IR_CHECKPOINT_DIR)" in status.stdout
 
 
 def test_suite_run_names_the_folders_it_took_from_the_environment_before_a_check_fails(tmp_path, monkeypatch):
