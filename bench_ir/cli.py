@@ -129,7 +129,8 @@ def _global_options(
                                         "(also BENCH_IR_DEBUG=1)")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                           help="print bench-ir's version and git revision, the Python and library "
-                                               "versions a run manifest records, and exit")] = False,
+                                               "versions a run manifest records, the C/C++ compilers torch.compile "
+                                               "needs, and exit")] = False,
 ) -> None:
     pass
 

@@ -135,4 +135,16 @@ def version_text() -> str:
                                                                   if revision else "")
     platform_name = versions.pop("platform")
     libraries = ", ".join(f"{name} {version or 'not installed'}" for name, version in versions.items())
-    return f"{head}\n{libraries}\n{platform_name}"
+    return f"{head}\n{libraries}\n{platform_name}\n{compilers_text()}"
+
+
+def compilers_text() -> str:
+    """The C and C++ compilers on PATH that torch.compile builds its kernels with (Triton's launcher: C; Inductor's
+    CPU kernels: C++), or what is missing: without them compiling fails and bench-ir goes on eagerly."""
+    import shutil
+
+    found = []
+    for language, names in (("C", ("cc", "gcc", "clang")), ("C++", ("c++", "g++", "clang++"))):
+        path = next((p for p in map(shutil.which, names) if p), None)
+        found.append(f"{language} {path}" if path else f"no {language} compiler ({', '.join(names)})")
+    return "compilers for torch.compile: " + ", ".join(found)

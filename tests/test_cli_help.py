@@ -103,3 +103,14 @@ def test_version_names_bench_ir_its_revision_and_the_library_versions_without_im
     assert first.startswith(f"bench-ir {metadata.version('bench-ir')}")
     assert f"torch {metadata.version('torch')}" in libraries and "python " in libraries
     assert done.stdout.splitlines()[-1] == "torch not imported"
+
+
+def test_version_names_the_compilers_torch_compile_needs_or_says_they_are_missing(monkeypatch):
+    import shutil
+
+    from bench_ir.manifest import compilers_text
+
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/gcc" if name == "gcc" else None)
+    assert compilers_text() == "compilers for torch.compile: C /usr/bin/gcc, no C++ compiler (c++, g++, clang++)"
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.stdout.splitlines()[-1] == compilers_text()
