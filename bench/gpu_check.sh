@@ -116,6 +116,7 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" || { echo "
 "$PY" -c "import typer, bench_ir.cli; print('typer', typer.__version__)" \
   || echo "warning: the bench-ir command line does not import: the train part will fail"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
+"$PY" -m bench_ir --version 2>/dev/null | tail -n 2 || true  # platform, and the compilers torch.compile needs
 # torch.compile on CUDA needs a C compiler (Triton builds its launcher with it): without one, run/profile/speed/train
 # go on eagerly and say so (compile_failed) and the CUDA tests of the compiled path fail; the training then skips the
 # attempt (its minutes are few)
