@@ -235,6 +235,16 @@ def test_a_profile_at_another_size_than_the_published_flops_is_marked_and_not_ra
     assert table.row("MIRAGE-T").cells[3].rank == 1  # the published 16G is the best FLOPs again
 
 
+def test_a_profile_whose_compile_failed_says_its_memory_was_measured_eagerly(tmp_path):
+    run_dir = tmp_path / "3deg-mynet"
+    shutil.copytree(STORE / "3deg-mynet", run_dir)
+    profile = json.loads((run_dir / "profile.json").read_text())
+    execution = {**(profile.get("execution") or {}), "compile_failed": "InvalidCxxCompiler: No working C++ compiler"}
+    (run_dir / "profile.json").write_text(json.dumps({**profile, "execution": execution}))
+    notes = " ".join(build_table("efficiency", [run_dir]).notes)
+    assert "measured eagerly: torch.compile failed (InvalidCxxCompiler: No working C++ compiler)" in notes
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_latex_tables_compile_with_pdflatex(tmp_path):
     tables = [render(build_table(protocol), "latex")

@@ -57,7 +57,9 @@ def _profile_note(name: str, run: MeasuredRun) -> str | None:
     source = run.profile_run.run_dir.name if run.profile_run is not None and not run.run.profile else ""
     where = f" (profile run {source})" if source else ""
     static = "; params and FLOPs only" if profile.get("static") else ""
-    return f"{name}: profiled with {', '.join(settings)}{static}{where}." if settings else None
+    failed = (profile.get("execution") or {}).get("compile_failed")
+    eager = f"; measured eagerly: torch.compile failed ({failed})" if failed else ""
+    return f"{name}: profiled with {', '.join(settings)}{static}{eager}{where}." if settings else None
 
 
 def _profile_size(profile: dict | None) -> int | None:
