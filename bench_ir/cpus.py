@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["available_cpus", "local_process_count", "default_eval_workers"]
+__all__ = ["available_cpus", "local_process_count", "cpus_per_process", "default_eval_workers"]
 
 MAX_EVAL_WORKERS = 8
 
@@ -29,6 +29,11 @@ def local_process_count() -> int:
         return 1
 
 
+def cpus_per_process(cpus: int, local_processes: int) -> int:
+    """This process's share of ``cpus`` among the ``local_processes`` of this machine, at least 1."""
+    return max(1, cpus // max(1, local_processes))
+
+
 def default_eval_workers(cpus: int | None = None, local_processes: int | None = None) -> int:
     """DataLoader workers of an evaluation on CUDA when none are requested: this process's share of the ``cpus``
     (default: :func:`available_cpus`) among the ``local_processes`` (default: :func:`local_process_count`), less one
@@ -36,4 +41,4 @@ def default_eval_workers(cpus: int | None = None, local_processes: int | None = 
     so a fast GPU needs several decoding processes)."""
     cpus = available_cpus() if cpus is None else cpus
     local_processes = local_process_count() if local_processes is None else local_processes
-    return min(MAX_EVAL_WORKERS, max(0, cpus // max(1, local_processes) - 1))
+    return min(MAX_EVAL_WORKERS, cpus_per_process(cpus, local_processes) - 1)

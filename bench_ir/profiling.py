@@ -414,8 +414,8 @@ def profile_model(
         report("timed", 0, repeats)
         times = time_calls(lambda: forward(images), device, repeats, on_call=lambda i: report("timed", i, repeats))
     latency = latency_summary(times, batch)
-    if isinstance(forward, AcceleratedForward) and forward.compile_notice():
-        notes.append(forward.compile_notice())
+    if isinstance(forward, AcceleratedForward) and (notice := forward.compile_notice()):
+        notes.append(notice)
     train_profile = None
     if train:
         report("train", 0, 1)

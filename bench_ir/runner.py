@@ -494,8 +494,8 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
                     progress.record(record)
             progress.end_task(task)
         manifest["execution"] = accelerated.describe()
-        if accelerated.compile_notice():
-            notices.append(accelerated.compile_notice())
+        if notice := accelerated.compile_notice():
+            notices.append(notice)
         dctx.barrier()
     except BaseException as err:
         if dctx.is_main:

@@ -21,7 +21,7 @@ from bench_ir.atomic import claim_new_dir, write_text_atomic
 from bench_ir.cards import ModelCard, card_record, count_parameters, get_card, with_model_args
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
-from bench_ir.cpus import available_cpus, local_process_count
+from bench_ir.cpus import available_cpus, cpus_per_process, local_process_count
 from bench_ir.data.roots import env_data_root_note
 from bench_ir.engine import resolve_device
 from bench_ir.folder_names import TRAIN_CHECKPOINT_NAME, TRAIN_MANIFEST_NAME
@@ -132,7 +132,7 @@ def loader_workers(requested: int | None, recipe_workers: int, cpus: int, local_
     (more workers than CPUs only compete for them; the batches do not depend on the number of workers)."""
     if requested is not None:
         return requested, None
-    fitting = max(1, cpus // max(1, local_processes))
+    fitting = cpus_per_process(cpus, local_processes)
     if recipe_workers <= fitting:
         return recipe_workers, None
     return fitting, (f"DataLoader workers: the recipe's {recipe_workers} per process lowered to {fitting}, the "

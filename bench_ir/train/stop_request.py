@@ -44,14 +44,11 @@ class StopRequest:
     """A context manager that turns the first SIGINT or SIGTERM into a request (``reason`` set, ``on_request``
     called once with it) and lets a second raise KeyboardInterrupt (``terminated`` set for SIGTERM); a repeat within
     ``same_request_within`` seconds of the first (torchrun's forward of the same signal) is part of the first. It
-    does nothing when ``enabled`` is false or outside the main thread (where Python cannot install a signal
-    handler), and leaves SIGTERM alone when the caller installed its own handler; the previous handlers are restored
-    on exit."""
+    does nothing outside the main thread (where Python cannot install a signal handler), and leaves SIGTERM alone
+    when the caller installed its own handler; the previous handlers are restored on exit."""
 
-    def __init__(self, on_request: Callable[[str], None] | None = None, enabled: bool = True,
-                 same_request_within: float = 0.0) -> None:
+    def __init__(self, on_request: Callable[[str], None] | None = None, same_request_within: float = 0.0) -> None:
         self.on_request = on_request
-        self.enabled = enabled
         self.same_request_within = same_request_within
         self.reason: str | None = None
         self.terminated = False
@@ -75,7 +72,7 @@ class StopRequest:
             self.on_request(self.reason)
 
     def __enter__(self) -> StopRequest:
-        if self.enabled and threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread():
             for signum in SIGNAL_REASONS:
                 previous = signal.getsignal(signum)
                 if signum == signal.SIGTERM and previous != signal.SIG_DFL:

@@ -245,8 +245,8 @@ class _Loop:
         if failure is None or s.trained is s.model or s.context.world_size > 1 or is_out_of_memory(err):
             return False
         s.trained = s.model
-        s.manifest["execution"]["compile_failed"] = one_line_error(failure)
-        notice = (f"torch.compile failed at step {self.step + 1} ({one_line_error(failure)}); training goes on "
+        s.manifest["execution"]["compile_failed"] = failed = one_line_error(failure)
+        notice = (f"torch.compile failed at step {self.step + 1} ({failed}); training goes on "
                   "eagerly (the same computation, without the compiled speed). --compile off skips the attempt")
         s.notices.append(notice)
         warnings.warn(notice, stacklevel=2)
