@@ -426,6 +426,11 @@ def restore(
     kept = f" ({len(outcome.kept)} already there, kept; --overwrite redoes them)" if outcome.kept else ""
     console.print(f"restored {len(outcome.restored)} image(s) with {outcome.manifest['model']['display_name']} "
                   f"into {outcome.out_dir}{kept}", highlight=False, soft_wrap=True)
+    if outcome.redone:
+        lines = [f"  {name}: {reason}" for name, reason in sorted(outcome.redone.items())]
+        err_console.print(f"note: {len(lines)} output(s) already there no longer matched their input and were "
+                          "restored again (or removed, when the input cannot be read):\n" + "\n".join(lines),
+                          highlight=False, markup=False, soft_wrap=True)
     for notice in outcome.notices:
         err_console.print(f"note: {notice}", highlight=False, markup=False, soft_wrap=True)
     if outcome.tiled:

@@ -13,11 +13,14 @@ RGB, written atomically (with ``recursive``, the images of every sub-folder too,
 the output folder). Pixels are restored as stored; a photo's EXIF orientation tag (a camera's "rotate to display")
 is copied into its output, so a viewer shows the output turned like the photo.
 
-An image whose output exists is skipped, so an interrupted restore continues where it stopped; ``overwrite`` redoes
+An image whose output ``restore.json`` records, made from an input of the same path and content (sha256), is skipped,
+so an interrupted restore continues where it stopped; an output whose input has changed since (or that
+``restore.json`` does not record, as after ``kill -9`` between two writes of it) is restored again; ``overwrite`` redoes
 every image. An input that cannot be decoded (corrupt, truncated, not an image) does not stop the others: it is
 named with the reason under ``unreadable`` in ``restore.json``, whose status is then ``incomplete``.
-``restore.json`` in the output folder (written when the restore starts and when it ends) records the model, the
-checkpoint (sha256), the device, the execution path, the library versions and each output's input;
+``restore.json`` in the output folder (written when the restore starts, every few seconds while it runs and when it
+ends) records the model, the checkpoint (sha256), the device, the execution path, the library versions and each
+output's input with the input's sha256;
 continuing a folder with another setup (model, weights, dtype, execution, tiling, padding, versions) is refused, so
 that one folder never mixes two models' outputs, and so is a folder without ``restore.json`` that already holds an
 output's name. One process at a time writes a folder (its hidden ``.restore.lock``). On CUDA, an image that does not
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +66,7 @@ __all__ = ["RestoreConfig", "RestoreOutcome", "restore_folder", "MANIFEST_NAME"]
 
 MANIFEST_NAME = RESTORE_MANIFEST_NAME
 LOCK_NAME = ".restore.lock"  # hidden: the folder is meant for images
+MANIFEST_EVERY_S = 2.0  # restore.json is rewritten at most this often while images are restored
 # what must match for a folder to be continued (names of bench_ir.resume.IDENTITY_FIELDS)
 _IDENTITY = ("model", "weights", "dtype", "execution", "tiling", "padding override", "library versions")
 
@@ -98,12 +103,15 @@ class RestoreOutcome:
     """``restored``: output files written now; ``kept``: outputs that were already there (not redone);
     ``tiled``: the outputs written now in tiles after a GPU out-of-memory error, with their tile size in pixels;
     ``unreadable``: the inputs (relative to the input folder) that could not be decoded, with the reason;
-    ``notices``: what to state beside the result (a failed torch.compile and the eager fallback)."""
+    ``notices``: what to state beside the result (a failed torch.compile and the eager fallback);
+    ``redone``: outputs that were there but no longer stood for their input (restored again, or removed when the
+    input can no longer be read), with the reason."""
 
     out_dir: Path
     restored: list[Path]
     kept: list[Path]
     manifest: dict[str, Any]
+    redone: dict[str, str] = field(default_factory=dict)
     tiled: dict[str, int] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
@@ -155,17 +163,23 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
     with RunLock(out_dir, then="run the same command again", file_name=LOCK_NAME):
         present = [out for _, out in jobs if out.is_file()]
         manifest = _continue_folder(out_dir, manifest, config.overwrite, present)
-        kept = [] if config.overwrite else present
+        redone = {} if config.overwrite else _stale_outputs(jobs, manifest, input_root, out_dir)
+        for name in redone:  # removed now: an interrupted redo must not leave an output of the old input
+            (out_dir / name).unlink()
+        kept = [out for out in present if _key(out, out_dir) not in redone] if not config.overwrite else []
         kept_set = set(kept)
         todo = [(source, out) for source, out in jobs if out not in kept_set]
         restored: dict[str, str] = {}  # output -> input (paths relative to their folders), written now
+        digests: dict[str, str] = {}  # output -> sha256 of its input, for outputs written now
         tiled: dict[str, int] = {}  # output -> tile size, for outputs written now in tiles after an OOM
         unreadable: dict[str, str] = {}  # input -> why it could not be decoded
         manifest["unreadable"] = unreadable
-        manifest["auto_tiled"] = {name: size for name, size in (manifest.get("auto_tiled") or {}).items()
-                                  if out_dir / name in kept_set}
+        for record in ("images", "input_sha256", "auto_tiled"):  # of the outputs kept; the others are redone
+            manifest[record] = {name: value for name, value in (manifest.get(record) or {}).items()
+                                if out_dir / name in kept_set}
         _write_manifest(out_dir, manifest, {_key(out, out_dir): _key(source, input_root) for source, out in jobs
                                             if out in kept_set})
+        written_at = time.monotonic()
         accelerated = AcceleratedForward(model, plan)
         options = EvalOptions(device=device, dtype=config.dtype, tile=config.tile, tile_overlap=config.tile_overlap,
                               forward=accelerated)
@@ -174,15 +188,20 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                 for source, out in todo:
                     if on_image is not None:
                         on_image(_key(source, input_root), len(kept) + len(restored), len(jobs))
+                    digest = sha256_file(source)
                     try:
                         tile = _restore_one(model, source, out, policy, options)
                     except ImageReadError as err:  # one broken file does not stop the others
                         unreadable[_key(source, input_root)] = str(err).removeprefix(f"{source}: ")
                         continue
                     restored[_key(out, out_dir)] = _key(source, input_root)
+                    digests[_key(out, out_dir)] = digest
                     if tile is not None:
                         tiled[_key(out, out_dir)] = tile
                         manifest["auto_tiled"][_key(out, out_dir)] = tile
+                    if time.monotonic() - written_at >= MANIFEST_EVERY_S:  # after kill -9 at most that is redone
+                        _write_manifest(out_dir, manifest, restored, digests)
+                        written_at = time.monotonic()
                 if on_image is not None:
                     on_image("", len(kept) + len(restored), len(jobs))
         except BaseException as err:
@@ -190,14 +209,15 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                 manifest.update(status="interrupted", interrupted=now_iso())
             else:
                 manifest.update(status="failed", failed=now_iso(), error=f"{type(err).__name__}: {err}")
-            _write_manifest(out_dir, manifest, restored)
+            _write_manifest(out_dir, manifest, restored, digests)
             raise
         manifest.update(status="incomplete" if unreadable else "complete", finished=now_iso(),
                         execution=accelerated.describe())
-        _write_manifest(out_dir, manifest, restored)
+        _write_manifest(out_dir, manifest, restored, digests)
     notice = accelerated.compile_notice()
     return RestoreOutcome(out_dir=out_dir, restored=[out_dir / name for name in restored], kept=kept,
-                          manifest=manifest, tiled=tiled, unreadable=unreadable, notices=[notice] if notice else [])
+                          manifest=manifest, tiled=tiled, unreadable=unreadable, notices=[notice] if notice else [],
+                          redone=redone)
 
 
 def _plan_outputs(input_dir: Path, out_dir: Path, recursive: bool = False) -> list[tuple[Path, Path]]:
@@ -316,15 +336,39 @@ def _continue_folder(out_dir: Path, manifest: dict[str, Any], overwrite: bool, p
                          "another --out, or pass --overwrite to restore every image again")
     return {**manifest, "created": old.get("created", manifest["created"]),
             "continued": [*old.get("continued", []), {"at": manifest["created"], "command": manifest["command"]}],
-            "images": old.get("images", {}), "auto_tiled": old.get("auto_tiled", {})}
+            "images": old.get("images", {}), "input_sha256": old.get("input_sha256", {}),
+            "auto_tiled": old.get("auto_tiled", {})}
 
 
-def _write_manifest(out_dir: Path, manifest: dict[str, Any], restored: dict[str, str]) -> None:
+def _stale_outputs(jobs: list[tuple[Path, Path]], manifest: dict[str, Any], input_root: Path,
+                   out_dir: Path) -> dict[str, str]:
+    """The outputs in ``out_dir`` that no longer stand for their input, with the reason: ``restore.json``
+    (``manifest``, continued) does not record them, records another input for them, or records an input sha256 that
+    the input no longer has. An output recorded without a digest (by a bench-ir from before digests) is trusted on
+    its input's path."""
+    recorded, digests = manifest.get("images") or {}, manifest.get("input_sha256") or {}
+    stale = {}
+    for source, out in jobs:
+        name = _key(out, out_dir)
+        if not out.is_file():
+            continue
+        if recorded.get(name) != _key(source, input_root):
+            stale[name] = ("restore.json does not record it" if name not in recorded
+                           else f"it was restored from {recorded[name]}")
+        elif name in digests and digests[name] != sha256_file(source):
+            stale[name] = f"{_key(source, input_root)} has changed since it was restored"
+    return stale
+
+
+def _write_manifest(out_dir: Path, manifest: dict[str, Any], restored: dict[str, str],
+                    digests: dict[str, str] | None = None) -> None:
     """Write ``restore.json``; ``images`` maps every output file written so far to its input file (paths relative to
-    the output and the input folder: the file name, or ``sub/folder/name`` with ``recursive``)."""
+    the output and the input folder: the file name, or ``sub/folder/name`` with ``recursive``), ``input_sha256``
+    each output written since input digests were recorded to the sha256 of its input file."""
     import json
 
     manifest["images"] = {**(manifest.get("images") or {}), **restored}
+    manifest["input_sha256"] = {**(manifest.get("input_sha256") or {}), **(digests or {})}
     write_text_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, default=str) + "\n")
 
 

@@ -151,6 +151,74 @@ def test_outputs_already_there_are_kept_and_overwrite_redoes_them(tmp_path):
     assert len(redone.restored) == 2 and read_rgb_uint8(marker).max() > 0
 
 
+def test_an_output_whose_input_changed_is_restored_again_and_named(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (24, 24), "b.png": (24, 24)})
+    config = RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu")
+    restore_folder(config)
+    Image.fromarray(load_sample_photo("coffee")[:33, :47]).save(inputs / "b.png")  # another photo, another size
+    again = restore_folder(config)
+    assert [p.name for p in again.restored] == ["b.png"] and [p.name for p in again.kept] == ["a.png"]
+    assert again.redone == {"b.png": "b.png has changed since it was restored"}
+    assert np.array_equal(read_rgb_uint8(tmp_path / "out" / "b.png"), read_rgb_uint8(inputs / "b.png"))
+
+
+def test_an_output_restored_from_another_input_folder_is_restored_again(tmp_path):
+    first = _photos(tmp_path / "first", {"a.png": (16, 16)})
+    second = tmp_path / "second"
+    second.mkdir()
+    Image.fromarray(load_sample_photo("coffee")[:16, :16]).save(second / "a.png")
+    restore_folder(RestoreConfig(first, tmp_path / "out", model="input", device="cpu"))
+    again = restore_folder(RestoreConfig(second, tmp_path / "out", model="input", device="cpu"))
+    assert again.redone == {"a.png": "a.png has changed since it was restored"} and len(again.restored) == 1
+    manifest = json.loads((tmp_path / "out" / "restore.json").read_text())
+    assert manifest["input_dir"] == str(second.resolve())
+    assert np.array_equal(read_rgb_uint8(tmp_path / "out" / "a.png"), read_rgb_uint8(second / "a.png"))
+
+
+def test_an_output_whose_input_became_unreadable_is_removed_not_kept(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (16, 16), "b.png": (16, 16)})
+    config = RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu")
+    restore_folder(config)
+    (inputs / "b.png").write_bytes(b"not a png any more")
+    again = restore_folder(config)
+    assert set(again.unreadable) == {"b.png"} and not (tmp_path / "out" / "b.png").exists()
+    assert json.loads((tmp_path / "out" / "restore.json").read_text())["images"] == {"a.png": "a.png"}
+
+
+def test_an_output_restore_json_does_not_record_is_restored_again(tmp_path):
+    """As after kill -9 between two writes of restore.json: the file may be from another input."""
+    inputs = _photos(tmp_path / "in", {"a.png": (16, 16), "b.png": (16, 16)})
+    config = RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu")
+    restore_folder(config)
+    manifest_path = tmp_path / "out" / "restore.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["images"]["b.png"], manifest["input_sha256"]["b.png"]
+    manifest_path.write_text(json.dumps(manifest))
+    again = restore_folder(config)
+    assert again.redone == {"b.png": "restore.json does not record it"} and len(again.kept) == 1
+
+
+def test_restore_json_records_the_sha256_of_each_outputs_input(tmp_path):
+    from bench_ir.checkpoints import sha256_file
+
+    inputs = _photos(tmp_path / "in", {"a.png": (16, 16)})
+    restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
+    manifest = json.loads((tmp_path / "out" / "restore.json").read_text())
+    assert manifest["input_sha256"] == {"a.png": sha256_file(inputs / "a.png")}
+
+
+def test_an_output_recorded_before_input_digests_were_kept_is_trusted_on_its_inputs_path(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (16, 16)})
+    config = RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu")
+    restore_folder(config)
+    manifest_path = tmp_path / "out" / "restore.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["input_sha256"]
+    manifest_path.write_text(json.dumps(manifest))
+    again = restore_folder(config)
+    assert again.redone == {} and len(again.kept) == 1
+
+
 def test_a_folder_restored_with_another_setup_is_refused_unless_overwrite(tmp_path):
     inputs = _photos(tmp_path / "in", {"a.png": (24, 24)})
     restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
@@ -186,6 +254,33 @@ def test_restore_json_is_written_before_the_first_image_so_a_killed_restore_can_
     monkeypatch.setattr(restore_module, "_restore_one", look)
     restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
     assert seen == ["running"]
+
+
+def test_restore_json_records_the_outputs_as_they_are_written_so_kill_9_loses_little(tmp_path, monkeypatch):
+    inputs = _photos(tmp_path / "in", {"a.png": (8, 8), "b.png": (8, 8), "c.png": (8, 8)})
+    recorded = []
+    original = restore_module._restore_one
+
+    def look(*args):
+        recorded.append(sorted(json.loads((tmp_path / "out" / "restore.json").read_text())["images"]))
+        original(*args)
+
+    monkeypatch.setattr(restore_module, "MANIFEST_EVERY_S", 0.0)
+    monkeypatch.setattr(restore_module, "_restore_one", look)
+    restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
+    assert recorded == [[], ["a.png"], ["a.png", "b.png"]]
+
+
+def test_cli_names_the_outputs_restored_again_because_their_input_changed(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (16, 16)})
+    command = ["restore", "--input-dir", str(inputs), "--out", str(tmp_path / "out"), "--model", "input",
+               "--device", "cpu"]
+    assert runner.invoke(app, command).exit_code == 0
+    Image.fromarray(load_sample_photo("coffee")[:16, :16]).save(inputs / "a.png")
+    again = runner.invoke(app, command, terminal_width=300)
+    assert again.exit_code == 0, again.output
+    assert ("note: 1 output(s) already there no longer matched their input and were restored again (or removed, "
+            "when the input cannot be read):\n  a.png: a.png has changed since it was restored") in again.output
 
 
 def test_a_model_with_parameters_needs_weights_and_names_the_shipped_sample_checkpoint(tmp_path):
