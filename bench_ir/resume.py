@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench_ir.results import ManifestError, read_manifest_file
+from bench_ir.results import ManifestError, RunStore, read_manifest_file
 
 __all__ = [
     "IDENTITY_FIELDS",
@@ -250,7 +250,11 @@ def data_identity(dataset: Any, data_root: str | Path | None) -> dict[str, Any]:
             "target_dir": where(layout.target_dir) if layout else None, "pairs": pairs}
 
 
-def _data_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def _data_differences(old: dict[str, Any], new: dict[str, Any],
+                      scored: set[tuple[str, str]] | None = None) -> list[str]:
+    """The data changes between two manifests' ``data`` (task -> :func:`data_identity`), in words. With ``scored``
+    (the run's (task, image) records), a changed file of a pair without a record is no difference: nothing of the
+    run came from it (a corrupt image replaced after the run failed on it)."""
     lines = []
     for task in old:
         before, after = old[task], new[task]
@@ -264,7 +268,8 @@ def _data_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         new_pairs = {row[0]: row for row in after.get("pairs") or []}
         removed = [n for n in old_pairs if n not in new_pairs]
         added = [n for n in new_pairs if n not in old_pairs]
-        changed = [n for n in old_pairs if n in new_pairs and old_pairs[n] != new_pairs[n]]
+        changed = [n for n in old_pairs if n in new_pairs and old_pairs[n] != new_pairs[n]
+                   and (scored is None or (task, n) in scored)]
         if removed or added or changed:
             parts = [f"{label} {', '.join(names[:5])}{' …' if len(names) > 5 else ''}"
                      for label, names in (("missing now:", removed), ("new:", added), ("changed files:", changed))
@@ -273,11 +278,13 @@ def _data_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return lines
 
 
-def identity_differences(old: dict[str, Any], new: dict[str, Any],
-                         fields: Sequence[str] | None = None) -> list[str]:
+def identity_differences(old: dict[str, Any], new: dict[str, Any], fields: Sequence[str] | None = None,
+                         scored: set[tuple[str, str]] | None = None) -> list[str]:
     """Each field in which two manifests' resume identities differ, as ``"field: old → new"`` in words; the data
     is compared for the tasks that both manifests resolved. ``fields`` limits the comparison to those
-    :data:`IDENTITY_FIELDS` names (a restore folder has no protocol or data)."""
+    :data:`IDENTITY_FIELDS` names (a restore folder has no protocol or data). ``scored``: the (task, image) pairs
+    the old run has records of; a file that changed under a pair without one is allowed (see
+    :func:`_data_differences`)."""
     lines = []
     for spec in IDENTITY_FIELDS if fields is None else [f for f in IDENTITY_FIELDS if f.name in fields]:
         before, after = spec.read(old), spec.read(new)
@@ -285,7 +292,7 @@ def identity_differences(old: dict[str, Any], new: dict[str, Any],
             lines.append(f"{spec.name}: {spec.say(before)} → {spec.say(after)}")
     old_data, new_data = old.get("data") or {}, new.get("data") or {}
     shared = [task for task in old_data if task in new_data]
-    return lines + _data_differences({t: old_data[t] for t in shared}, {t: new_data[t] for t in shared})
+    return lines + _data_differences({t: old_data[t] for t in shared}, {t: new_data[t] for t in shared}, scored)
 
 
 def find_resumable(runs_root: str | Path, manifest_for: Callable[[dict[str, Any]], dict[str, Any]]) -> Path | None:
@@ -306,6 +313,6 @@ def find_resumable(runs_root: str | Path, manifest_for: Callable[[dict[str, Any]
             new = manifest_for(manifest)
         except (KeyError, TypeError, ValueError, FileNotFoundError):
             continue  # the old run's tasks cannot be resolved with this setup: not the same run
-        if not identity_differences(manifest, new):
+        if not identity_differences(manifest, new, scored=RunStore(run_dir).scored_keys()):
             return run_dir
     return None

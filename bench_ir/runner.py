@@ -413,9 +413,10 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         scope = [str(t["name"]) for t in (old.get("protocol") or {}).get("tasks") or []]
         known = [name for name in scope if name in {t.name for t in protocol.tasks}]
         differences = identity_differences(old, manifest_for(known, old.get("limit"), with_data=False))
+        records = store.scored_records()
         if not differences:
             manifest = manifest_for(known, _wider(old.get("limit"), config.limit))
-            differences = identity_differences(old, manifest)
+            differences = identity_differences(old, manifest, scored={(r["task"], r["image"]) for r in records})
         if differences:
             raise ResumeError(f"{run_dir}: cannot resume, this run was made with another setup: "
                               f"{'; '.join(differences)}. Use a new --run-dir for the new setup")
@@ -429,7 +430,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         manifest.update(created=old.get("created", manifest["created"]), command=old.get("command", command),
                         resumes=[*old.get("resumes", []), {"at": now_iso(), "command": command,
                                                            "limit": config.limit, "tasks": config.tasks}])
-        return manifest, store.scored_records()
+        return manifest, records
 
     opened = dctx.on_main(open_run)
     lock = opened[1] if opened else None

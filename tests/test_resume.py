@@ -84,6 +84,28 @@ def test_other_data_is_refused_naming_the_task_and_the_files(tiny, tmp_path):
     assert "task 'b'" not in message
 
 
+def test_a_run_that_failed_on_a_corrupt_image_resumes_once_the_file_is_replaced(tiny, tmp_path):
+    protocol, root = tiny
+    (root / "a" / "in" / "2.png").write_bytes((root / "a" / "in" / "2.png").read_bytes()[:60])  # truncated
+    with pytest.raises(Exception, match="2.png"):
+        _run(protocol, root, tmp_path / "run")
+    assert load_run(tmp_path / "run").manifest["status"] == "failed"
+    _pairs(tmp_path / "fresh", seed=0)
+    shutil.copy(tmp_path / "fresh" / "in" / "2.png", root / "a" / "in" / "2.png")  # the file, fixed
+    resumed = _run(protocol, root, tmp_path / "run", resume=True)
+    assert resumed.manifest["status"] == "complete"
+    assert resumed.manifest["data"]["a"]["pairs"][2][2] == (root / "a" / "in" / "2.png").stat().st_size
+
+
+def test_a_changed_file_of_an_image_already_scored_is_still_refused(tiny, tmp_path):
+    protocol, root = tiny
+    _run(protocol, root, tmp_path / "run", limit=2)
+    Image.fromarray(np.zeros((48, 48, 3), np.uint8)).save(root / "a" / "in" / "2.png")  # not scored: allowed
+    Image.fromarray(np.zeros((48, 48, 3), np.uint8)).save(root / "a" / "in" / "1.png")  # scored: refused
+    message = _refusal(protocol, root, tmp_path / "run")
+    assert "changed files: 1.png)" in message and "2.png" not in message
+
+
 def test_other_input_and_target_folders_are_refused(tmp_path):
     _pairs(tmp_path / "one")
     _pairs(tmp_path / "two", seed=5)
