@@ -77,6 +77,26 @@ def test_truncated_files_are_found_by_decoding_and_named(tmp_path):
     assert check_task(_protocol(expected=1), "pairs", tmp_path, decode=False).ok  # the header alone is intact
 
 
+@pytest.mark.parametrize("decode", [True, False], ids=["decoded", "header"])
+def test_a_float_image_that_run_refuses_is_reported_unreadable(tmp_path, decode):
+    _write(tmp_path / "in", "a.tif")
+    (tmp_path / "gt").mkdir()
+    Image.fromarray(np.random.default_rng(0).random((40, 56), np.float32)).save(tmp_path / "gt" / "a.tif")
+    check = check_task(_protocol(expected=1), "pairs", tmp_path, decode=decode)
+    assert not check.ok
+    assert check.unreadable == [(str(tmp_path / "gt" / "a.tif"),
+                                 "floating-point images (PIL mode F) are not supported; save as 8 or 16 bit")]
+
+
+def test_a_grayscale_16_bit_dataset_is_ok_and_its_conversions_are_not_printed_per_file(tmp_path, recwarn):
+    for folder in ("in", "gt"):
+        (tmp_path / folder).mkdir()
+        pixels = np.random.default_rng(1).integers(0, 65536, (40, 56), dtype=np.uint16)
+        Image.fromarray(pixels).save(tmp_path / folder / "a.png")
+    check = check_task(_protocol(expected=1), "pairs", tmp_path)
+    assert check.ok and check.sizes == {(40, 56): 1} and len(recwarn) == 0
+
+
 def test_input_target_size_mismatch_is_a_problem_naming_the_image(tmp_path):
     _write(tmp_path / "in", "a.png", 40, 56)
     _write(tmp_path / "gt", "a.png", 40, 64)

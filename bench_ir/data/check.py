@@ -27,7 +27,13 @@ from bench_ir.data.datasets import (
     pair_files,
     resolve_layout,
 )
-from bench_ir.data.io import QUARTER_TURN_ADVICE, quarter_turned_by_exif
+from bench_ir.data.io import (
+    FLOAT_IMAGE_REFUSAL,
+    QUARTER_TURN_ADVICE,
+    ImageReadError,
+    quarter_turned_by_exif,
+    read_rgb_uint8,
+)
 from bench_ir.protocol import CropSpec, Protocol, TaskSpec
 
 __all__ = ["NONE_CROP_MULTIPLE", "TaskCheck", "check_task", "check_protocol"]
@@ -168,15 +174,24 @@ class _FileProbe:
         self.cache: dict[Path, tuple[tuple[int, int] | None, str | None]] = {}
 
     def __call__(self, path: Path) -> tuple[tuple[int, int] | None, str | None]:
+        """Decoding reads the file as ``run`` does (:func:`read_rgb_uint8`), so that a file ``run`` would refuse (a
+        float image, say) is reported here; without decoding only the header is read."""
         if path not in self.cache:
             try:
-                with Image.open(path) as im:
-                    width, height = im.size
-                    if self.decode:
-                        im.load()
+                if self.decode:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # conversions run states (grayscale, 16 bit) are no errors
+                        height, width = read_rgb_uint8(path).shape[:2]
+                else:
+                    with Image.open(path) as im:
+                        width, height = im.size
+                        if im.mode == "F":
+                            raise ImageReadError(f"{path}: {FLOAT_IMAGE_REFUSAL}")
                 self.cache[path] = ((int(height), int(width)), None)
             except UnidentifiedImageError:
                 self.cache[path] = (None, "not an image or an unsupported format")
+            except ImageReadError as err:
+                self.cache[path] = (None, str(err).removeprefix(f"{path}: "))
             except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
                 self.cache[path] = (None, f"corrupt or truncated: {err}")
         return self.cache[path]

@@ -21,7 +21,7 @@ from bench_ir.atomic import atomic_write
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "InputWarning", "read_rgb_uint8", "image_size", "write_png_uint8",
            "to_uint8_hwc", "exif_orientation", "quarter_turned_by_exif", "quarter_turn_note",
-           "QUARTER_TURN_ADVICE"]
+           "QUARTER_TURN_ADVICE", "FLOAT_IMAGE_REFUSAL"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 """File-name suffixes (lower case) treated as images when listing dataset folders."""
@@ -110,6 +110,9 @@ def _uint16_to_rgb(data: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(data[..., :3]), channels == 4
 
 
+FLOAT_IMAGE_REFUSAL = "floating-point images (PIL mode F) are not supported; save as 8 or 16 bit"
+
+
 def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image as RGB uint8 (H, W, 3), like ``np.asarray(Image.open(p).convert('RGB'))``.
 
@@ -158,7 +161,7 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> tuple[np.ndarray, bool]:
                       stacklevel=3)
         return _uint16_to_rgb(np.asarray(im))
     if mode == "F":
-        raise ImageReadError(f"{path}: floating-point images (PIL mode F) are not supported; save as 8 or 16 bit")
+        raise ImageReadError(f"{path}: {FLOAT_IMAGE_REFUSAL}")
     had_alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
     rgb = im if mode == "RGB" else im.convert("RGB")
     return np.array(rgb, dtype=np.uint8), had_alpha
