@@ -62,6 +62,14 @@ def test_same_name_pairs_identical_names_and_reports_unused_targets(tmp_path):
     assert [p.name for p in pairing.pairs] == ["a.png", "b.png"]
 
 
+def test_a_target_folder_that_is_the_input_folder_pairing_files_with_themselves_is_refused(tmp_path):
+    _write(tmp_path / "photos", "a.png")
+    layout = LayoutSpec(target="photos", input="photos", pairing="same_name")
+    with pytest.raises(PairingError, match=r"inputs paired with themselves as targets .* 1: a.png; the input and the "
+                                           r"target of a pair must be two files \(is the target folder the input"):
+        pair_files(layout, tmp_path / "photos", tmp_path / "photos")
+
+
 def test_stem_pairs_across_extensions(tmp_path):
     _, pairs = _pairs("stem", ["1.jpg", "2.jpg"], ["1.png", "2.png"], tmp_path)
     assert pairs == [("1.jpg", "1.png"), ("2.jpg", "2.png")]

@@ -78,7 +78,7 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 class PairingError(ValueError):
-    """Input files without a target (first names listed, with the count)."""
+    """Input files without a target (first names listed, with the count), or inputs paired with themselves."""
 
 
 class ImageSizeMismatchError(ValueError):
@@ -264,6 +264,11 @@ def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
             unpaired = inputs[len(pairs):]
         else:
             pairs, unpaired = _match_by_name(layout.pairing, inputs, targets)
+        itself = [p.input_path for p in pairs if p.input_path.resolve() == p.target_path.resolve()]
+        if itself:  # every score would compare an image with itself (PSNR inf)
+            raise PairingError(f"{input_dir}: inputs paired with themselves as targets in {target_dir} (pairing "
+                               f"rule '{layout.pairing}') — {_shortlist(itself)}; the input and the target of a "
+                               "pair must be two files (is the target folder the input folder?)")
         used = {p.target_path for p in pairs}
         pairing = Pairing(pairs, unpaired, [t for t in targets if t not in used], non_images)
     warn_skipped_files(pairing.non_images)
