@@ -450,12 +450,27 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         if scope_limit is not None:
             images = "image" if scope_limit == 1 else "images"
             notices.append(f"--limit {scope_limit}: at most {scope_limit} {images} per task, not the full test sets")
+        if not config.sample:
+            notices += _test_set_size_notices(protocol, now_tasks, dataset_of)
         manifest["notices"] = notices
         return _score(config, progress, protocol, card, model, plan, device, dctx, batch_size, scorer, run_dir,
                       manifest, done, scored_before, scope, scope_limit, now_tasks, now_limit, dataset_of, notices)
     finally:
         if lock is not None:
             lock.release()
+
+
+def _test_set_size_notices(protocol: Protocol, tasks: list[TaskSpec], dataset_of: Callable[[str], Any]) -> list[str]:
+    """One notice per task whose data holds another number of pairs than the published test set (a task's
+    ``expected_count``): its mean is then not comparable to the published number."""
+    notices = []
+    for task in tasks:
+        found = len(dataset_of(task.name))
+        if task.expected_count is not None and found != task.expected_count:
+            notices.append(f"task '{task.name}' ({task.label}): {found} pairs found, {task.expected_count} expected; "
+                           "not the published test set, so its mean is not comparable to the published number "
+                           f"(bench-ir data check --protocol {protocol.name} says what differs)")
+    return notices
 
 
 def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: ModelCard, model: torch.nn.Module,

@@ -106,6 +106,17 @@ def test_a_changed_file_of_an_image_already_scored_is_still_refused(tiny, tmp_pa
     assert "changed files: 1.png)" in message and "2.png" not in message
 
 
+def test_a_task_with_fewer_pairs_than_its_published_test_set_is_noted_in_the_run(tiny, tmp_path):
+    protocol, root = tiny
+    protocol.write_text(PROTOCOL.replace("dataset: a,", "dataset: a, expected_count: 100,")
+                        .replace("dataset: b,", "dataset: b, expected_count: 3,"))
+    outcome = _run(protocol, root, tmp_path / "run")
+    assert [n for n in outcome.notices if "expected" in n] == [
+        "task 'a' (A): 3 pairs found, 100 expected; not the published test set, so its mean is not comparable to "
+        "the published number (bench-ir data check --protocol tiny says what differs)"]
+    assert outcome.manifest["notices"] == outcome.notices
+
+
 def test_other_input_and_target_folders_are_refused(tmp_path):
     _pairs(tmp_path / "one")
     _pairs(tmp_path / "two", seed=5)
