@@ -245,6 +245,33 @@ def test_a_profile_whose_compile_failed_says_its_memory_was_measured_eagerly(tmp
     assert "measured eagerly: torch.compile failed (InvalidCxxCompiler: No working C++ compiler)" in notes
 
 
+def test_a_latex_row_whose_name_starts_with_a_bracket_is_not_read_as_the_last_rows_spacing(tmp_path):
+    tasks = [{"name": "dehaze", "label": "SOTS-outdoor", "leaderboard": {"dataset": "SOTS-outdoor", "subset": None}}]
+    run = _write_run(tmp_path / "ours", tasks, [("dehaze", "x.jpg", 30.0, 0.9)], label="[ours] Net")
+    latex = render(build_table("3deg", [run]), "latex")
+    assert "\n{}[ours] Net & measured" in latex
+
+
+@pytest.mark.parametrize("label", ["tab:res 50%", "tab:{x}", "tab#1", ""])
+def test_a_latex_label_that_would_break_label_is_refused(label):
+    table = build_table("3deg")
+    table.label = label or None
+    if not label:  # no label: the default
+        assert "\\label{tab:bench-ir-3deg}" in render(table, "latex")
+        return
+    with pytest.raises(ValueError, match=r"a LaTeX label holds letters, digits and : \. _ - / \+ only"):
+        render(table, "latex")
+
+
+def test_a_dollar_sign_in_a_run_label_is_drawn_as_it_is_in_the_efficiency_chart():
+    from bench_ir.report.chart import EfficiencyPoint, efficiency_chart_svg
+
+    points = [EfficiencyPoint("Net $x^$ b", "measured", True, 30.0, 5.0, 10.0, None),  # not valid mathtext
+              EfficiencyPoint("Cost $5 vs $10", "measured", True, 31.0, 6.0, 12.0, None)]
+    svg = efficiency_chart_svg(points)
+    assert re.search(r">Cost \$5 vs \$10</text>", svg) and re.search(r">Net \$x\^\$ b</text>", svg)
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_latex_tables_compile_with_pdflatex(tmp_path):
     tables = [render(build_table(protocol), "latex")

@@ -83,7 +83,7 @@ def _figure(points: list[EfficiencyPoint], width_in: float) -> Figure:
             size = (point.memory_m or _DEFAULT_MEMORY) / 8.0
             ax.scatter([x], [point.psnr], s=size, **_style(point))
             ax.annotate(point.name + point.marker, (x, point.psnr), xytext=(0, 7), textcoords="offset points",
-                        ha="center", fontsize=8)
+                        ha="center", fontsize=8, parse_math=False)  # a "$" in a run's label is a dollar sign
         ax.set_xlabel(label)
         ax.grid(True, alpha=0.3)
         ax.margins(x=0.12, y=0.15)

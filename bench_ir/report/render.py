@@ -48,6 +48,16 @@ def latex_escape(text: str) -> str:
     return _LATEX_PATTERN.sub(lambda m: _LATEX_SPECIAL.get(m.group(0)) or _LATEX_UNICODE[m.group(0)], text)
 
 
+def check_latex_label(label: str) -> str:
+    """``label`` when it can be a LaTeX ``\\label`` key (letters, digits and ``:._-/+``); else ValueError: ``#``,
+    ``%``, braces or a backslash break ``\\label``, and a key rewritten here would not match the paper's ``\\ref``."""
+    bad = sorted(set(re.sub(r"[A-Za-z0-9:._/+-]", "", label)))
+    if bad or not label:
+        raise ValueError(f"--label {label!r}: a LaTeX label holds letters, digits and : . _ - / + only"
+                         + (f" (not {' '.join(repr(c) for c in bad)})" if bad else ""))
+    return label
+
+
 def _markdown_escape(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
@@ -95,6 +105,8 @@ def _latex_cell(table: TableModel, cell: Cell) -> str:
 def _latex_row(table: TableModel, row: Row) -> list[str]:
     marks = "".join(rf"\textsuperscript{{{table.footnotes[m].latex_symbol}}}" for m in row.markers)
     name = latex_escape(row.name) + marks
+    if name.startswith("["):  # after the previous row's \\ a "[" would open its optional argument
+        name = "{}" + name
     fixed = [rf"\textit{{{name}}}" if row.kind == "delta" else name, latex_escape(row.source)]
     if table.show_params:
         fixed.append(latex_escape(row.params))
@@ -113,7 +125,8 @@ def _latex_context(table: TableModel) -> dict[str, Any]:
     headers += [latex_escape(f"{c.metric}{c.arrow}") for c in table.columns]
     return {
         "packages": ", ".join(LATEX_PACKAGES), "usepackage": rf"\usepackage{{{','.join(LATEX_PACKAGES)}}}",
-        "caption": latex_escape(table.caption), "label": table.label or f"tab:bench-ir-{_slug(table.protocol)}",
+        "caption": latex_escape(table.caption), "label": (check_latex_label(table.label) if table.label
+                                                          else f"tab:bench-ir-{_slug(table.protocol)}"),
         "colspec": "l" * 2 + ("r" if table.show_params else "") + "r" * len(table.columns),
         "ncols": n_fixed + len(table.columns), "has_groups": any(label for label, _ in table.groups()),
         "group_row": [""] * n_fixed + groups, "cmidrules": " ".join(cmidrules), "headers": headers,
