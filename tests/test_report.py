@@ -4,6 +4,7 @@ leaderboard CSVs. Golden files in tests/fixtures/golden/; regenerate with BENCH_
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import json
 import os
@@ -243,6 +244,19 @@ def test_a_profile_whose_compile_failed_says_its_memory_was_measured_eagerly(tmp
     (run_dir / "profile.json").write_text(json.dumps({**profile, "execution": execution}))
     notes = " ".join(build_table("efficiency", [run_dir]).notes)
     assert "measured eagerly: torch.compile failed (InvalidCxxCompiler: No working C++ compiler)" in notes
+
+
+def test_two_runs_in_folders_of_one_name_keep_their_own_provenance_and_links(tmp_path):
+    tasks = [{"name": "dehaze", "label": "SOTS-outdoor", "leaderboard": {"dataset": "SOTS-outdoor", "subset": None}}]
+    for experiment, revision in (("exp1", "aaaaaaaaaaaa"), ("exp2", "bbbbbbbbbbbb")):
+        _write_run(tmp_path / experiment / "run", tasks, [("dehaze", "x.jpg", 30.0, 0.9)], label="Net",
+                   git_revision=revision)
+    runs = [tmp_path / "exp1" / "run", tmp_path / "exp2" / "run"]
+    rows = list(csv.DictReader(io.StringIO(build_report("3deg", runs, "csv", leaderboard=False))))
+    assert [(r["method"], r["run_id"], r["git"]) for r in rows] == [
+        ("Net", "exp1/run", "aaaaaaaaaaaa"), ("Net (exp2/run)", "exp2/run", "bbbbbbbbbbbb")]
+    page = build_report("3deg", runs, "html", leaderboard=False)
+    assert page.count('id="run-exp1-run"') == 1 and page.count('id="run-exp2-run"') == 1
 
 
 def test_a_latex_row_whose_name_starts_with_a_bracket_is_not_read_as_the_last_rows_spacing(tmp_path):

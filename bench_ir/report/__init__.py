@@ -23,7 +23,7 @@ from bench_ir.atomic import write_bytes_atomic, write_text_atomic
 from bench_ir.protocol import resolve_protocol_name
 from bench_ir.report.delta import Tolerance
 from bench_ir.report.efficiency import build_efficiency_table
-from bench_ir.report.measured import MeasuredRun, as_runs, measure
+from bench_ir.report.measured import MeasuredRun, as_runs, distinct_run_ids, measure
 from bench_ir.report.model import TableModel
 from bench_ir.report.profiles import attach_profiles, ensure_profiles, find_profile_runs
 from bench_ir.report.render import FORMATS, render
@@ -42,7 +42,7 @@ def measure_runs(runs: Sequence[RunLike], runs_root: str | Path | None = None, p
     ``runs_root``); ``profile=True`` computes and stores (under ``runs_root``, default ``runs``) the missing
     ones: params and FLOPs at 1x3x``profile_size``² on the CPU."""
     loaded = as_runs(runs)
-    measured = [measure(run) for run in loaded]
+    measured = distinct_run_ids([measure(run) for run in loaded])
     attach_profiles(measured, find_profile_runs(loaded, runs_root))
     if profile:
         ensure_profiles(measured, runs_root if runs_root is not None else "runs", size=profile_size)

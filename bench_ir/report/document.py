@@ -17,7 +17,7 @@ from markupsafe import Markup
 from bench_ir.report.chart import efficiency_chart_svg, efficiency_points
 from bench_ir.report.delta import Tolerance
 from bench_ir.report.efficiency import build_efficiency_table
-from bench_ir.report.measured import MeasuredRun, is_profile_run, measure, provenance
+from bench_ir.report.measured import MeasuredRun, distinct_run_ids, is_profile_run, measure, provenance
 from bench_ir.report.model import TableModel, shift_footnotes
 from bench_ir.report.render import render, run_anchor, template_environment
 from bench_ir.report.strips import build_strips
@@ -42,7 +42,7 @@ def _run_summary(run: MeasuredRun, strip_tasks: list[str]) -> dict[str, Any]:
     rows = [{"task": str(r.task), "image": str(r.image), "psnr": _number(r.psnr, 2), "ssim": _number(r.ssim, 4),
              "lpips": _number(r.lpips, 4)} for r in records.itertuples(index=False)]
     return {
-        **info, "anchor": run_anchor(run.run_id), "label": run.label, "protocol": run.protocol,
+        **info, "run_id": run.run_id, "anchor": run_anchor(run.run_id), "label": run.label, "protocol": run.protocol,
         "model": str((manifest.get("model") or {}).get("name", "")),
         "convention": str(run.convention.get("name", "")), "created": str(manifest.get("created", "")),
         "flags": "; ".join(run.reasons) or "comparable", "records": rows,
@@ -63,7 +63,7 @@ def html_report(protocol: str, measured: Sequence[MeasuredRun | Run], leaderboar
         from bench_ir.report.profiles import attach_profiles, find_profile_runs
 
         loaded = [run for run in measured if isinstance(run, Run)]
-        measured = [run if isinstance(run, MeasuredRun) else measure(run) for run in measured]
+        measured = distinct_run_ids([run if isinstance(run, MeasuredRun) else measure(run) for run in measured])
         attach_profiles(measured, find_profile_runs(loaded))
     measured = list(measured)  # type: ignore[assignment]
     if protocol == "efficiency":

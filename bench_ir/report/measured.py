@@ -10,6 +10,7 @@ column is ("Average", "") = mean of the manifest's ``protocol.average`` tasks.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,6 +190,22 @@ def measure(run: Run) -> MeasuredRun:
         reasons=reasons,
         nonfinite=int(summary["nonfinite"].sum()) if "nonfinite" in summary else 0,
     )
+
+
+def distinct_run_ids(measured: list[MeasuredRun]) -> list[MeasuredRun]:
+    """``measured``, with the ``run_id`` of runs whose folders share a name (two suite directories' ``cell``
+    folders, ``exp1/run`` and ``exp2/run``) made the folder's path below their closest common folder, so that a
+    report's provenance rows, links and row names tell them apart. Others keep the folder name."""
+    by_id: dict[str, list[MeasuredRun]] = {}
+    for run in measured:
+        by_id.setdefault(run.run_id, []).append(run)
+    for same in by_id.values():
+        folders = [run.run.run_dir.resolve() for run in same]
+        if len(set(folders)) > 1:
+            common = Path(os.path.commonpath([folder.parent for folder in folders]))
+            for run, folder in zip(same, folders, strict=True):
+                run.run_id = folder.relative_to(common).as_posix()
+    return measured
 
 
 def as_runs(runs: Iterable[Run | str | Path]) -> list[Run]:

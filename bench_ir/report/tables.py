@@ -127,7 +127,7 @@ def _carries_tag(name: str, tag: str) -> bool:
 
 def add_provenance(table: TableModel, rows: list[tuple[str, MeasuredRun]]) -> None:
     """One provenance line per measured row (git, device, dtype/execution, checkpoint, versions, images)."""
-    table.provenance = [(name, provenance(run.run, run.images)) for name, run in rows]
+    table.provenance = [(name, {**provenance(run.run, run.images), "run_id": run.run_id}) for name, run in rows]
 
 
 Lookup = Callable[[NumericColumn], "float | None"]
