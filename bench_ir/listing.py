@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from rich.markup import escape
@@ -97,15 +98,44 @@ def suites_table() -> Table:
     return table
 
 
+def _model_names(model: str | None) -> set[str] | None:
+    """The case-folded names that ``--model`` stands for: its card's name when it names one (any letter case, a
+    display name or a card file, as ``run`` takes it), else itself (a card that is not registered here)."""
+    if model is None:
+        return None
+    from bench_ir.cards import get_card
+
+    try:
+        return {get_card(model).name.casefold()}
+    except (KeyError, OSError, ValueError):
+        return {model.casefold()}
+
+
+def _protocol_names(protocol: str | None) -> set[str] | None:
+    """The case-folded names that ``--protocol`` stands for: a protocol file's ``name``, else itself."""
+    if protocol is None:
+        return None
+    if protocol.endswith((".yaml", ".yml")) and Path(protocol).is_file():
+        from bench_ir.protocol import load_protocol
+
+        return {load_protocol(protocol).name.casefold()}
+    return {protocol.casefold()}
+
+
+def _recorded_names(entry: dict[str, Any]) -> set[str]:
+    """A manifest's model or protocol entry: its name and display name, case-folded."""
+    return {str(entry[key]).casefold() for key in ("name", "display_name") if entry.get(key)}
+
+
 def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | None = None) -> Table | str:
     """One row per run directory under ``runs_root``: its name in full (what `report --runs` and `compare` take),
     with the model, protocol, flags (sample, random weights, limit, incomplete, images tiled after a GPU
     out-of-memory error) and the ``--label`` in quotes on a second line (a failed run's error on a third), then
     status, images scored and the protocol's Average PSNR (dB) / SSIM (a protocol of one task and no Average, such
     as a folder pair: that task's mean). Fits 80 columns for the default run names. ``model`` / ``protocol``: only
-    the runs of that model card name / protocol name (an unreadable run is shown whatever they say, so that it never
-    hides). A sentence instead of an empty table when there is no run (saying so when the folder does not exist, or
-    what the filters left out)."""
+    the runs of that model / protocol, named as ``run`` takes them (any letter case, a display name, a file; an
+    unreadable run is shown whatever they say, so that it never hides). A sentence instead of an empty table when
+    there is no run (saying so when the folder does not exist, or what the filters left out)."""
     from bench_ir.results import MANIFEST, load_run, read_manifest_file
 
     root = Path(runs_root)
@@ -115,12 +145,14 @@ def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | 
         return f"no runs in {escape(str(runs_root))}{where}"
     wanted = {"model": model, "protocol": protocol}
     chosen = " and ".join(f"{key} {value}" for key, value in wanted.items() if value is not None)
+    names = {"model": _model_names(model), "protocol": _protocol_names(protocol)}
     rows = []
     for run_dir in run_dirs:
         try:
             if chosen:  # the manifest alone decides; records are read only for the runs shown
                 manifest = read_manifest_file(run_dir / MANIFEST)
-                if any(value is not None and manifest[key]["name"] != value for key, value in wanted.items()):
+                if any(accepted is not None and not accepted & _recorded_names(manifest[key])
+                       for key, accepted in names.items()):
                     continue
             rows.append((run_dir, _run_row(load_run(run_dir))))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # one bad run never hides the others
@@ -164,7 +196,7 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
     for run_dir in run_dirs:
         try:
             manifest = json.loads((run_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
-            if model is not None and (manifest.get("model") or {}).get("name") != model:
+            if model is not None and not _model_names(model) & _recorded_names(manifest.get("model") or {}):
                 continue
             about = " · ".join(str(part) for part in ((manifest.get("model") or {}).get("name"),
                                                       (manifest.get("recipe") or {}).get("name")) if part)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from conftest import write_scored_run
 from typer.testing import CliRunner
@@ -30,6 +31,30 @@ def _listed(root, *options: str) -> list[str]:
 
 def test_model_keeps_the_runs_of_that_model(tmp_path):
     assert _listed(_runs(tmp_path), "--model", "mirage-t") == ["a-mirage-3deg", "b-mirage-5deg"]
+
+
+def test_model_is_matched_as_run_takes_it_in_any_letter_case_or_by_display_name(tmp_path):
+    write_scored_run(tmp_path / "d-mirage-s", TASK, RECORDS, model={"name": "mirage-s", "display_name": "MIRAGE-S"},
+                     protocol={"name": "3deg", "tasks": TASK, "average": ["derain"]})
+    assert _listed(_runs(tmp_path), "--model", "MIRAGE-T") == ["a-mirage-3deg", "b-mirage-5deg"]
+    assert _listed(tmp_path, "--model", "MyNet") == ["c-mynet-3deg"]  # not registered: its recorded name, any case
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path), "--model", "Mirage-S"])
+    assert "d-mirage-s" in result.stdout and "a-mirage-3deg" not in result.stdout
+
+
+def test_protocol_is_matched_by_name_or_by_its_file(tmp_path):
+    protocol_file = Path(__file__).resolve().parents[1] / "protocols" / "3deg.yaml"
+    assert _listed(_runs(tmp_path), "--protocol", str(protocol_file)) == ["a-mirage-3deg", "c-mynet-3deg"]
+    assert _listed(tmp_path, "--protocol", "3DEG") == ["a-mirage-3deg", "c-mynet-3deg"]
+
+
+def test_training_runs_follow_the_model_filter_in_any_letter_case(tmp_path):
+    (tmp_path / "train" / "t-mirage").mkdir(parents=True)
+    (tmp_path / "train" / "t-mirage" / "train_manifest.json").write_text(json.dumps(
+        {"model": {"name": "mirage-t"}, "recipe": {"name": "5deg"}, "status": "complete", "steps_done": 1,
+         "steps_target": 1}))
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path), "--model", "MIRAGE-T"])
+    assert "t-mirage" in result.stdout
 
 
 def test_protocol_keeps_the_runs_on_that_protocol(tmp_path):
