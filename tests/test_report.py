@@ -259,6 +259,15 @@ def test_two_runs_in_folders_of_one_name_keep_their_own_provenance_and_links(tmp
     assert page.count('id="run-exp1-run"') == 1 and page.count('id="run-exp2-run"') == 1
 
 
+def test_a_run_with_part_of_its_images_is_tagged_incomplete_in_its_row_and_the_caption(tmp_path):
+    tasks = [{"name": "dehaze", "label": "SOTS-outdoor", "leaderboard": {"dataset": "SOTS-outdoor", "subset": None}}]
+    run = _write_run(tmp_path / "half", tasks, [("dehaze", "x.jpg", 30.0, 0.9)], label="HalfNet",
+                     status="interrupted", planned={"dehaze": 500})
+    table = build_table("3deg", [run])
+    assert [row.name for row in table.rows if row.kind == "measured"] == ["HalfNet [incomplete]"]
+    assert "Includes rows on unfinished runs (part of the images) (not comparable, not ranked)." in table.caption
+
+
 def test_a_latex_row_whose_name_starts_with_a_bracket_is_not_read_as_the_last_rows_spacing(tmp_path):
     tasks = [{"name": "dehaze", "label": "SOTS-outdoor", "leaderboard": {"dataset": "SOTS-outdoor", "subset": None}}]
     run = _write_run(tmp_path / "ours", tasks, [("dehaze", "x.jpg", 30.0, 0.9)], label="[ours] Net")

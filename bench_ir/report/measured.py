@@ -29,6 +29,7 @@ __all__ = [
     "provenance",
     "provenance_line",
     "row_tags",
+    "run_tags",
     "is_profile_run",
 ]
 
@@ -223,6 +224,12 @@ def _first(mapping: dict[str, Any], names: Sequence[str]) -> float | None:
 def is_profile_run(run: Run) -> bool:
     """True for a ``bench-ir profile`` run (protocol "efficiency", no per-image records)."""
     return run.is_profile
+
+
+def run_tags(run: MeasuredRun) -> list[str]:
+    """:func:`row_tags` of a measured run, and ``incomplete`` when its records do not cover what it planned (a run
+    that failed, was interrupted or is still running): its means are over part of the test set."""
+    return row_tags(run.manifest) + (["incomplete"] if run.run.incomplete() else [])
 
 
 def row_tags(manifest: dict[str, Any]) -> list[str]:

@@ -27,7 +27,7 @@ from bench_ir.leaderboard import (
     published_rows,
 )
 from bench_ir.report.delta import Tolerance, delta_blocks
-from bench_ir.report.measured import MeasuredRun, is_profile_run, provenance, row_tags
+from bench_ir.report.measured import MeasuredRun, is_profile_run, provenance, run_tags
 from bench_ir.report.model import MISSING, Cell, NumericColumn, Row, RowBlock, TableModel, mark_best, metric_column
 
 __all__ = ["build_protocol_table", "published_table_row", "measured_table_row", "unique_name", "RANKING_NOTE",
@@ -94,25 +94,27 @@ def paper_reference(source: str) -> str:
 
 def caption_text(subject: str, source: str, measured: list[MeasuredRun]) -> str:
     """Caption: what the table shows, where the published rows come from, and whether any measured row is on
-    sample data or random weights (so that a pasted table says so even without its footnotes)."""
+    sample data, random weights, --limit or part of its images (so that a pasted table says so even without its
+    footnotes)."""
     parts = [subject + "."]
     if source:
         parts.append(f"Published rows: {paper_reference(source)}, as printed.")
     if measured:
         parts.append("Measured rows: bench-ir.")
     tags = sorted({tag.split(" ")[0] if tag.startswith("limit") else tag
-                   for run in measured for tag in row_tags(run.manifest)})
+                   for run in measured for tag in run_tags(run)})
     if tags:
-        words = {"sample": "sample data", "random weights": "random weights", "limit": "--limit"}
+        words = {"sample": "sample data", "random weights": "random weights", "limit": "--limit",
+                 "incomplete": "unfinished runs (part of the images)"}
         parts.append(f"Includes rows on {', '.join(words[t] for t in tags)} (not comparable, not ranked).")
     return " ".join(parts)
 
 
 def measured_name(run: MeasuredRun, taken: set[str]) -> str:
-    """A measured row's name: its label, tagged ``[sample]``/``[random weights]``/``[limit N]`` when so, and
-    ``(run name)`` when another row already has that name; records the result in ``taken``."""
+    """A measured row's name: its label, tagged ``[sample]``/``[random weights]``/``[limit N]``/``[incomplete]``
+    when so, and ``(run name)`` when another row already has that name; records the result in ``taken``."""
     name = run.label
-    tags = [tag for tag in row_tags(run.manifest) if not _carries_tag(name, tag)]
+    tags = [tag for tag in run_tags(run) if not _carries_tag(name, tag)]
     if tags:
         name = f"{name} [{', '.join(tags)}]"
     return unique_name(name, run.run_id, taken)
