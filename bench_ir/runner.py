@@ -45,6 +45,7 @@ from bench_ir.cards import (
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
 from bench_ir.cpus import default_eval_workers
+from bench_ir.data.datasets import FOLDER_PAIR_SOURCE
 from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
 from bench_ir.distributed import dist_context
 from bench_ir.engine import (
@@ -149,7 +150,7 @@ def folder_protocol(input_dir: str | Path, target_dir: str | Path, pairing: str 
     siblings = input_dir.parent == target_dir.parent and input_dir != target_dir and input_dir.parent.name
     task = TaskSpec(name="folder", label=input_dir.parent.name if siblings else input_dir.name, dataset="folder",
                     layouts=[LayoutSpec(target=str(target_dir), input=str(input_dir), pairing=pairing,
-                                        source="--input-dir/--target-dir")])
+                                        source=FOLDER_PAIR_SOURCE)])
     return Protocol(name="folders", title=f"{input_dir} vs {target_dir}", version=1, tasks=[task],
                     convention=convention, crop=crop or CropSpec(rule="center_multiple", base=16),
                     reference="ad-hoc folder pair", source="command line")

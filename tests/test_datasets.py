@@ -175,6 +175,19 @@ def test_missing_layout_error_names_task_every_path_tried_and_the_way_out(tmp_pa
     assert "--sample" in message and f"bench-ir data check --protocol 3deg --data-root {tmp_path}" in message
 
 
+def test_a_folder_pair_that_is_not_two_folders_says_which_path_is_a_file_or_missing(tmp_path):
+    from bench_ir.runner import folder_protocol
+
+    _write(tmp_path, "a.png")
+    task = folder_protocol(tmp_path / "a.png", tmp_path / "nowhere").tasks[0]
+    with pytest.raises(DatasetNotFoundError) as err:
+        resolve_layout(task, None, protocol_name="folders")
+    message = str(err.value)
+    assert f"input {tmp_path / 'a.png'} (a file, not a folder), target {tmp_path / 'nowhere'} (missing)" in message
+    assert "--input-dir and --target-dir take two folders of images." in message
+    assert "data check" not in message and "--sample" not in message
+
+
 def test_relative_layouts_without_a_data_root_say_so():
     task = load_protocol("derain").task("derain")
     with pytest.raises(DatasetNotFoundError, match="needs --data-root"):

@@ -120,6 +120,14 @@ def _shortlist(paths: Sequence[Path | str]) -> str:
 
 
 # --------------------------------------------------------------------------------------------- layouts
+FOLDER_PAIR_SOURCE = "--input-dir/--target-dir"
+"""The ``source`` of the layout of an ad-hoc folder pair (``bench-ir run --input-dir/--target-dir``)."""
+
+
+def _folder_state(folder: Path) -> str:
+    return "exists" if folder.is_dir() else "a file, not a folder" if folder.exists() else "missing"
+
+
 def _layout_dirs(layout: LayoutSpec, data_root: Path | None) -> tuple[Path | None, Path | None]:
     """The layout's folders: relative ones under ``data_root`` (None without one), absolute ones as they are; with a
     data root every folder must lie inside it (bench_ir.safety.inside, an UnsafePathError otherwise)."""
@@ -151,9 +159,13 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
             return ResolvedLayout(layout, input_dir, target_dir)
         parts = []
         if input_dir is not None:
-            parts.append(f"input {input_dir} ({'exists' if input_dir.is_dir() else 'missing'})")
-        parts.append(f"target {target_dir} ({'exists' if target_dir.is_dir() else 'missing'})")
+            parts.append(f"input {input_dir} ({_folder_state(input_dir)})")
+        parts.append(f"target {target_dir} ({_folder_state(target_dir)})")
         tried.append(f"{', '.join(parts)} - {layout.source or 'layout'}")
+    if all(layout.source == FOLDER_PAIR_SOURCE for layout in task.layouts):
+        folders = tried[0].removesuffix(f" - {FOLDER_PAIR_SOURCE}")
+        raise DatasetNotFoundError(f"task '{task.name}' ({task.label}): {folders}", tried,
+                                   advice="--input-dir and --target-dir take two folders of images.")
     protocol = protocol_name or "<protocol>"
     root_text = str(root) if root is not None else "<data root>"
     raise DatasetNotFoundError(
