@@ -188,14 +188,13 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                 for source, out in todo:
                     if on_image is not None:
                         on_image(_key(source, input_root), len(kept) + len(restored), len(jobs))
-                    digest = sha256_file(source)
                     try:
                         tile = _restore_one(model, source, out, policy, options)
                     except ImageReadError as err:  # one broken file does not stop the others
                         unreadable[_key(source, input_root)] = str(err).removeprefix(f"{source}: ")
                         continue
                     restored[_key(out, out_dir)] = _key(source, input_root)
-                    digests[_key(out, out_dir)] = digest
+                    digests[_key(out, out_dir)] = sha256_file(source)
                     if tile is not None:
                         tiled[_key(out, out_dir)] = tile
                         manifest["auto_tiled"][_key(out, out_dir)] = tile
@@ -261,12 +260,19 @@ def _plan_outputs(input_dir: Path, out_dir: Path, recursive: bool = False) -> li
 
 
 def _image_folders(input_dir: Path, out_dir: Path) -> list[Path]:
-    """``input_dir`` and its sub-folders, depth first in name order, without hidden folders, ``out_dir`` (when it
-    lies inside) and symbolic links to folders (no cycles)."""
+    """``input_dir`` and its sub-folders, depth first in name order, without hidden folders and ``out_dir`` (when it
+    lies inside). Symbolic links to folders are followed, each real folder once (no cycles)."""
     skip = out_dir.resolve() if out_dir.exists() else out_dir.absolute()
+    seen = {input_dir.resolve()}
     folders = []
-    for root, dirs, _files in os.walk(input_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(root, d).resolve() != skip)
+    for root, dirs, _files in os.walk(input_dir, followlinks=True):
+        kept = []
+        for name in sorted((d for d in dirs if not d.startswith(".")), key=lambda d: (Path(root, d).is_symlink(), d)):
+            real = Path(root, name).resolve()
+            if real != skip and real not in seen:
+                seen.add(real)
+                kept.append(name)
+        dirs[:] = kept
         folders.append(Path(root))
     return folders
 
@@ -355,9 +361,17 @@ def _stale_outputs(jobs: list[tuple[Path, Path]], manifest: dict[str, Any], inpu
         if recorded.get(name) != _key(source, input_root):
             stale[name] = ("restore.json does not record it" if name not in recorded
                            else f"it was restored from {recorded[name]}")
-        elif name in digests and digests[name] != sha256_file(source):
+        elif name in digests and digests[name] != _sha256_or_none(source):
             stale[name] = f"{_key(source, input_root)} has changed since it was restored"
     return stale
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    """The file's sha256, or None when it cannot be read (a broken link: it is then restored again, and named)."""
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
 
 
 def _write_manifest(out_dir: Path, manifest: dict[str, Any], restored: dict[str, str],

@@ -63,9 +63,10 @@ def test_an_image_of_any_size_is_padded_to_the_models_multiple_and_cropped_back(
 def test_a_restored_image_equals_what_run_save_images_writes_for_it(tmp_path):
     """Sides that are multiples of 16: the protocol's centre crop keeps the whole image, so both paths agree."""
     inputs = _photos(tmp_path / "in", {"cat.png": (64, 80)})
+    targets = _photos(tmp_path / "gt", {"cat.png": (64, 80)})  # a run needs targets; these are not scored here
     restore_folder(RestoreConfig(inputs, tmp_path / "out", **TINY_UNET))
     result = runner.invoke(app, ["run", "--model", TINY_UNET["model"], "--checkpoint", str(TINY_UNET["checkpoint"]),
-                                 "--input-dir", str(inputs), "--target-dir", str(inputs), "--device", "cpu",
+                                 "--input-dir", str(inputs), "--target-dir", str(targets), "--device", "cpu",
                                  "--save-images", "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert np.array_equal(read_rgb_uint8(tmp_path / "out" / "cat.png"),
@@ -103,6 +104,25 @@ def test_recursive_restores_every_sub_folder_into_the_same_sub_folder_of_out(tmp
     assert manifest["images"] == {"top.png": "top.png", "day/street/a.png": "day/street/a.jpg",
                                   "night/a.png": "night/a.png"}
     assert manifest["recursive"] is True
+
+
+def test_recursive_follows_a_linked_folder_once_and_a_link_cycle_ends(tmp_path):
+    inputs = _photos(tmp_path / "in", {"top.png": (8, 8)})
+    _photos(tmp_path / "elsewhere", {"far.png": (8, 8)})
+    (inputs / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere" / "back").symlink_to(inputs, target_is_directory=True)  # a cycle
+    outcome = restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu", recursive=True))
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in outcome.restored) == ["linked/far.png",
+                                                                                            "top.png"]
+
+
+def test_a_broken_link_with_an_images_name_is_named_unreadable_not_passed_over(tmp_path):
+    inputs = _photos(tmp_path / "in", {"a.png": (8, 8)})
+    (inputs / "gone.png").symlink_to(tmp_path / "unmounted" / "gone.png")
+    outcome = restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
+    assert [p.name for p in outcome.restored] == ["a.png"]
+    assert outcome.unreadable == {"gone.png": f"broken symbolic link (to {tmp_path / 'unmounted' / 'gone.png'}, "
+                                              "which does not exist)"}
 
 
 def test_recursive_never_reads_the_output_folder_inside_the_input_folder(tmp_path):

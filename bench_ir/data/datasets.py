@@ -180,10 +180,11 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
 # --------------------------------------------------------------------------------------------- pairing
 def list_images(folder: Path) -> tuple[list[Path], list[Path]]:
     """(image files sorted by name, skipped non-image files): hidden files and unknown extensions are skipped;
-    sub-folders are ignored."""
+    sub-folders are ignored. A broken symbolic link with an image's name is listed as an image, so that reading it
+    names it (a dataset on a drive that is not mounted must not shrink without a word)."""
     images, others = [], []
     for path in sorted(folder.iterdir(), key=lambda p: p.name):
-        if not path.is_file():
+        if not path.is_file() and not (path.is_symlink() and not path.exists()):
             continue
         if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
             others.append(path)

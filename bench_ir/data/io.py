@@ -123,6 +123,8 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
+        if path.is_symlink() and not path.exists():
+            raise ImageReadError(f"{path}: broken symbolic link (to {os.readlink(path)}, which does not exist)")
         raise ImageReadError(f"{path}: file not found" if not path.exists() else f"{path}: not a regular file")
     try:
         with Image.open(path) as im:
@@ -171,6 +173,8 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(H, W) from the file header, without decoding the pixels. Raises ImageReadError naming the file."""
     path = Path(path)
     if not path.is_file():
+        if path.is_symlink() and not path.exists():
+            raise ImageReadError(f"{path}: broken symbolic link (to {os.readlink(path)}, which does not exist)")
         raise ImageReadError(f"{path}: file not found" if not path.exists() else f"{path}: not a regular file")
     try:
         with Image.open(path) as im:
