@@ -166,6 +166,15 @@ def test_resume_refuses_a_run_with_another_seed_and_reuse_needs_resume(tmp_path)
         train("sample", "mirage-t", None, tmp_path / "run", max_steps=2, **FAST)
 
 
+def test_resume_refuses_a_max_steps_below_the_steps_done_and_leaves_the_run_as_it_was(tmp_path):
+    train("sample", "mirage-t", None, tmp_path / "run", max_steps=2, **FAST)
+    before = (tmp_path / "run" / "train_manifest.json").read_text()
+    with pytest.raises(TrainResumeError, match="--max-steps 1: the run has done 2 steps already; give a larger "
+                                               "--max-steps, or none"):
+        train("sample", "mirage-t", None, tmp_path / "run", max_steps=1, resume=True, **FAST)
+    assert (tmp_path / "run" / "train_manifest.json").read_text() == before
+
+
 def test_a_recipe_objective_hook_and_gradient_clip_are_used(tmp_path, monkeypatch):
     (tmp_path / "my_objective.py").write_text(
         "import torch\n"

@@ -276,13 +276,19 @@ def _init_weights_record(path: str | Path | None) -> dict[str, str] | None:
 
 
 def check_resumable(session: TrainSession, payload: dict[str, Any]) -> None:
-    """The checkpoint must come from the same recipe, model, seed and plan (only the step budget may change)."""
+    """The checkpoint must come from the same recipe, model, seed and plan (only the step budget may change), and
+    be no further than this call's last step (``--max-steps`` below the steps done would go nowhere)."""
     identity = payload.get("identity", {})
     expected = run_identity(session)
     for key, value in expected.items():
         if identity.get(key) != value:
             raise TrainResumeError(f"{session.run_dir}: cannot resume: {key} was {identity.get(key)!r}, now "
                                    f"{value!r}; use a new --run-dir")
+    done = int(payload.get("step", 0))
+    if done > session.total_steps:
+        raise TrainResumeError(f"{session.run_dir}: cannot resume with --max-steps {session.options.max_steps}: the "
+                               f"run has done {done} steps already; give a larger --max-steps, or none for the "
+                               "recipe's whole schedule")
 
 
 def run_identity(session: TrainSession) -> dict[str, Any]:
