@@ -153,6 +153,26 @@ def test_delta_rows_reach_every_format(fmt):
 def test_runs_of_models_without_a_published_row_get_no_delta_block():
     table = build_table("5deg", [STORE / "5deg-mynet"], delta=Tolerance())
     assert not [b for b in table.blocks if b.title.startswith("Reproduction")]
+    assert "No reproduction block for MyNet (ours): no published row is of its model." in table.notes
+
+
+def test_delta_without_published_rows_says_there_is_nothing_to_compare_with():
+    table = build_table("5deg", [STORE / "5deg-mirage-t"], delta=Tolerance(), leaderboard=False)
+    assert [n for n in table.notes if n.startswith("No reproduction block")] == [
+        "No reproduction block for MIRAGE-T: this table shows no published rows."]
+
+
+@pytest.mark.parametrize("change", [{"limit": 2}, {"planned": {"dehaze": 500}}], ids=["limit", "unfinished"])
+def test_a_run_on_part_of_the_test_sets_gets_a_note_not_a_delta_block(tmp_path, change):
+    run = tmp_path / "mirage"
+    shutil.copytree(STORE / "5deg-mirage-t", run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, **change}))
+    table = build_table("5deg", [run], delta=Tolerance())
+    assert not [b for b in table.blocks if b.title.startswith("Reproduction")]
+    (note,) = [n for n in table.notes if n.startswith("No reproduction block")]
+    assert note.endswith(": a Δ to the printed values needs every image of the test sets, not --limit or an "
+                         "unfinished run.")
 
 
 @pytest.mark.parametrize(("flag", "tag"), [("sample", "sample"), ("random_weights", "random weights")])

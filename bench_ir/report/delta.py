@@ -72,15 +72,20 @@ def delta_blocks(table: TableModel, measured: list[tuple[str, MeasuredRun, Row]]
     """One block per run with a published counterpart: published, measured and Δ rows (``measured`` holds
     (row name, run, its measured row); ``published_rows`` the table's published rows by display name). A run on
     sample data or with random weights gets no block (its Δ would measure the images or the weights, not a
-    reproduction), and a note says so."""
-    blocks, not_reproductions = [], []
+    reproduction), nor does one on part of the test sets (--limit, unfinished) or without a published row of its
+    model; a note says so for each."""
+    blocks, not_reproductions, partial, unmatched = [], [], [], []
     flag = None
     for name, run, row in measured:
         match = published_match(run, published)
         if match is None or match.display_name not in published_rows:
+            unmatched.append(name)
             continue
         if run.run.manifest.get("sample") or run.run.manifest.get("random_weights"):
             not_reproductions.append(name)
+            continue
+        if run.run.manifest.get("limit") is not None or run.run.incomplete():
+            partial.append(name)
             continue
         printed = published_rows[match.display_name]
         cells = []
@@ -112,4 +117,11 @@ def delta_blocks(table: TableModel, measured: list[tuple[str, MeasuredRun, Row]]
     if not_reproductions:
         table.notes.append(f"No reproduction block for {'; '.join(not_reproductions)}: a Δ to the printed values "
                            "needs the benchmark's test sets and trained weights, not sample data or random weights.")
+    if partial:
+        table.notes.append(f"No reproduction block for {'; '.join(partial)}: a Δ to the printed values needs every "
+                           "image of the test sets, not --limit or an unfinished run.")
+    if unmatched:
+        where = ("this table shows no published rows" if not published_rows
+                 else "no published row is of its model")
+        table.notes.append(f"No reproduction block for {'; '.join(unmatched)}: {where}.")
     return blocks
