@@ -268,6 +268,19 @@ def test_a_run_with_part_of_its_images_is_tagged_incomplete_in_its_row_and_the_c
     assert "Includes rows on unfinished runs (part of the images) (not comparable, not ranked)." in table.caption
 
 
+def test_folder_runs_scored_with_two_metric_conventions_are_not_ranked_against_each_other(tmp_path):
+    tasks = [{"name": "folder", "label": "mine"}]
+    protocol = {"name": "folders", "tasks": tasks, "average": []}
+    runs = [_write_run(tmp_path / name, tasks, [("folder", "x.png", psnr, 0.9)], label=name, protocol=protocol,
+                       convention={"name": convention, "description": ""})
+            for name, convention, psnr in (("a", "M1", 30.0), ("b", "M2", 31.0), ("c", "M2", 29.0))]
+    table = build_table("folders", runs)
+    assert [(row.name, row.ranked) for row in table.rows] == [("a", False), ("b", False), ("c", False)]
+    assert any("the table mixes metric conventions M1 and M2" in note.text for note in table.footnotes)
+    one_convention = build_table("folders", runs[1:])
+    assert [row.ranked for row in one_convention.rows] == [True, True]
+
+
 def test_a_latex_row_whose_name_starts_with_a_bracket_is_not_read_as_the_last_rows_spacing(tmp_path):
     tasks = [{"name": "dehaze", "label": "SOTS-outdoor", "leaderboard": {"dataset": "SOTS-outdoor", "subset": None}}]
     run = _write_run(tmp_path / "ours", tasks, [("dehaze", "x.jpg", 30.0, 0.9)], label="[ours] Net")

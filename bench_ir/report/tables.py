@@ -208,6 +208,18 @@ def _convention_notes(measured: list[MeasuredRun]) -> list[str]:
     return sorted(notes)
 
 
+def _flag_mixed_conventions(measured: list[MeasuredRun]) -> None:
+    """When the comparable runs were scored with more than one metric convention (possible where the protocol
+    prescribes none, as a folder pair's), none of them is ranked: their numbers are different definitions. A
+    built-in protocol's runs of another convention are flagged on their own (``measured.noncomparable_reasons``)."""
+    comparable = [run for run in measured if run.comparable]
+    used = sorted({str(run.convention.get("name") or "") for run in comparable} - {""})
+    if len(used) > 1:
+        for run in comparable:
+            run.reasons.append(f"the table mixes metric conventions {' and '.join(used)} (rank the runs of one "
+                               "convention)")
+
+
 def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard: bool | None = None,
                          delta: Tolerance | None = None) -> TableModel:
     """The paper table of ``protocol`` with the published rows and the runs; with ``delta``, a reproduction
@@ -219,6 +231,7 @@ def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard
     for run in measured:
         if run.protocol != protocol:
             raise ValueError(f"run {run.run_id} was made with protocol '{run.protocol}', not '{protocol}'")
+    _flag_mixed_conventions(measured)
     rows = None
     table_name = next((run.leaderboard_table for run in measured if run.leaderboard_table), None)
     if leaderboard or (leaderboard is None and (table_name or not measured or has_table(protocol))):
