@@ -309,6 +309,17 @@ def test_a_dollar_sign_in_a_run_label_is_drawn_as_it_is_in_the_efficiency_chart(
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_a_table_with_a_greek_letter_and_a_bracket_in_run_labels_compiles_with_pdflatex(tmp_path):
+    tasks = [{"name": "dehaze", "label": "SOTS-outdoor", "leaderboard": {"dataset": "SOTS-outdoor", "subset": None}}]
+    runs = [_write_run(tmp_path / name, tasks, [("dehaze", "x.jpg", 30.0, 0.9)], label=label)
+            for name, label in (("a", "α-Net (λ=0.1)"), ("b", "[ours] Ω_50% #2"))]
+    (tmp_path / "table.tex").write_text(latex_document([render(build_table("3deg", runs), "latex")]), encoding="utf-8")
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "table.tex"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_latex_tables_compile_with_pdflatex(tmp_path):
     tables = [render(build_table(protocol), "latex")
               for protocol in ("3deg", "cdd11", "allweather", "uieb", "udc", "dehaze", "denoise")]

@@ -37,6 +37,12 @@ _LATEX_UNICODE = {"∗": r"$^{\ast}$", "σ": r"$\sigma$", "↑": r"$\uparrow$", 
                   "Ö": r"\"O", "ö": r"\"o", "Ü": r"\"U", "ü": r"\"u", "é": r"\'e", "·": r"$\cdot$",
                   "≈": r"$\approx$", "−": r"$-$", "|": r"$|$", "<": r"$<$", ">": r"$>$", "→": r"$\rightarrow$",
                   "µ": r"$\mu$"}
+# Greek letters (a model named "α-Net"): lower case and the upper case letters math mode has, as math symbols.
+_LATEX_UNICODE.update({letter: rf"$\{name}$" for letter, name in zip(
+    "αβγδεζηθικλμνξπρςστυφχψωΓΘΛΞΠΣΥΦΨΩ",
+    ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu",
+     "xi", "pi", "rho", "varsigma", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "Gamma", "Theta",
+     "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"], strict=True)})
 # An ASCII "-" before another "-" (as in --limit) gets "{}" so that pdflatex does not print an en dash.
 _LATEX_SPECIAL["-"] = "-{}"
 _LATEX_PATTERN = re.compile("-(?=-)|" + "|".join(re.escape(c) for c in [*_LATEX_SPECIAL, *_LATEX_UNICODE] if c != "-"))
