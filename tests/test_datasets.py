@@ -70,6 +70,13 @@ def test_a_target_folder_that_is_the_input_folder_pairing_files_with_themselves_
         pair_files(layout, tmp_path / "photos", tmp_path / "photos")
 
 
+def test_names_that_differ_only_in_unicode_normal_form_pair(tmp_path):
+    """A target copied from macOS (NFD: "o" and a combining diaeresis) pairs with the input's composed name."""
+    composed, decomposed = "ph\u00f6to.png", "pho\u0308to.png"
+    _, pairs = _pairs("same_name", [composed], [decomposed], tmp_path)
+    assert pairs == [(composed, decomposed)]
+
+
 def test_stem_pairs_across_extensions(tmp_path):
     _, pairs = _pairs("stem", ["1.jpg", "2.jpg"], ["1.png", "2.png"], tmp_path)
     assert pairs == [("1.jpg", "1.png"), ("2.jpg", "2.png")]

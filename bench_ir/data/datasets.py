@@ -14,6 +14,7 @@ as torchvision ToTensor), after the protocol's crop rule: ``center_multiple`` cr
 from __future__ import annotations
 
 import os
+import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -216,24 +217,31 @@ def _candidates(rule: str, name: str) -> list[str]:
     raise ValueError(f"unknown pairing rule '{rule}'")
 
 
+def _nfc(name: str) -> str:
+    """A file name in Unicode normal form C: "ö" as one code point, as Linux tools write it, or as "o" and a
+    combining diaeresis (NFD), as macOS wrote it, compare equal."""
+    return unicodedata.normalize("NFC", name)
+
+
 class TargetIndex:
-    """Target files looked up by file name, or by stem when exactly one target has it (another extension)."""
+    """Target files looked up by file name, or by stem when exactly one target has it (another extension); names
+    are compared in Unicode normal form C."""
 
     def __init__(self, targets: list[Path]) -> None:
-        self._by_name = {p.name: p for p in targets}
+        self._by_name = {_nfc(p.name): p for p in targets}
         self._by_stem: dict[str, list[Path]] = {}
         for path in targets:
-            self._by_stem.setdefault(path.stem, []).append(path)
+            self._by_stem.setdefault(_nfc(path.stem), []).append(path)
 
     def with_stem(self, stem: str) -> list[Path]:
-        return self._by_stem.get(stem, [])
+        return self._by_stem.get(_nfc(stem), [])
 
     def find(self, names: list[str], stem_fallback: bool = True) -> Path | None:
         """The first of ``names`` present; else (``stem_fallback``) the only target with one of their stems."""
-        match = next((self._by_name[n] for n in names if n in self._by_name), None)
+        match = next((self._by_name[_nfc(n)] for n in names if _nfc(n) in self._by_name), None)
         if match is None and stem_fallback:
             stems = [Path(n).stem for n in names]
-            match = next((self._by_stem[s][0] for s in stems if len(self.with_stem(s)) == 1), None)
+            match = next((self.with_stem(s)[0] for s in stems if len(self.with_stem(s)) == 1), None)
         return match
 
 
