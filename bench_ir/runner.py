@@ -63,6 +63,7 @@ from bench_ir.manifest import device_info, environment_info, git_revision, now_i
 from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_protocol
 from bench_ir.results import RunStore, aggregate, protocol_average
 from bench_ir.resume import ResumeError, RunLock, data_identity, find_resumable, identity_differences
+from bench_ir.run_config import RunConfig
 
 __all__ = ["RunConfig", "RunOutcome", "ProgressHook", "run_protocol", "folder_protocol", "ResumeError",
            "MissingWeightsError", "missing_weights_message", "RunNotFinalizedError", "RunTerminated", "RunInterrupted",
@@ -92,42 +93,6 @@ class ProgressHook:
     def record(self, record: dict[str, Any]) -> None: ...
 
     def end_task(self, task: TaskSpec) -> None: ...
-
-
-@dataclass
-class RunConfig:
-    """Everything that defines a run. ``protocol`` and ``model`` are names or YAML paths."""
-
-    protocol: str | Path | Protocol
-    model: str | Path | ModelCard = "mirage-t"
-    model_args: dict[str, Any] = field(default_factory=dict)  # card argument overrides (with_model_args)
-    checkpoint: str | Path | None = None
-    data_root: str | Path | None = None
-    sample: bool = False
-    run_dir: str | Path | None = None
-    runs_root: str | Path = "runs"
-    resume: bool = False
-    limit: int | None = None
-    tasks: list[str] | None = None
-    convention: str | None = None
-    lpips: str | None = None  # None (off), "default" (the convention's backbone), "alex" or "vgg"
-    lpips_weights: str | Path | None = None
-    device: str = "auto"
-    dtype: str = "fp32"
-    batch_size: int | None = None  # None: 1, or FAST_CUDA_BATCH on the fast CUDA path
-    exact: bool = False  # the reference computation (eager fp32, deterministic cuDNN); see bench_ir.acceleration
-    compile: str = "auto"  # torch.compile: auto (on CUDA unless exact), on, off
-    num_workers: int | None = None  # None: 0 on CPU (no gain), cpus.default_eval_workers() on CUDA
-    tile: int | None = None
-    tile_overlap: int = 32
-    pad: str | None = None
-    save_images: bool = False
-    label: str | None = None
-    noise_order: str = "sorted"  # reference noise stream order: sorted file names, or os.listdir's (official loop)
-    command: list[str] | None = None
-    registry: str | Path | None = None
-    random_weights: bool = False  # allow a randomly initialised model on real data (never silently)
-    seed: int = 0  # seed of the random initialisation (recorded; the same command gives the same numbers)
 
 
 @dataclass
