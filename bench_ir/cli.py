@@ -1026,7 +1026,7 @@ def suite_run(
 def suite_status(
     suite_dir: Annotated[Path, typer.Argument(help="a suite directory")],
 ) -> None:
-    """The state of every cell of a suite directory (complete, failed, interrupted, missing, pending)."""
+    """The state of every cell (complete, running, outdated, failed, interrupted, missing, pending) and why."""
     from bench_ir.suite import SuitePlan, SuiteProgress
     from bench_ir.suite.plan import read_cell_state
 

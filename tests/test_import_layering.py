@@ -126,3 +126,21 @@ def test_listing_does_not_import_torch(tmp_path, what):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_listing_the_runs_beside_a_finished_suite_does_not_import_torch(tmp_path):
+    """A suite directory's cells are compared with the plan (bench_ir.execution_plan and bench_ir.run_config decide
+    what a cell would record without torch)."""
+    from bench_ir.suite import run_suite
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nprotocols: [3deg]\noptions: {sample: true, limit: 1}\nentries: [{model: input}]\n"
+                     "profile: {enabled: false}\n")
+    run_suite(suite, tmp_path / "runs" / "suite-s")
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom bench_ir.cli import app\n"
+            f"result = CliRunner().invoke(app, ['list', 'runs', '--runs-root', {str(tmp_path / 'runs')!r}])\n"
+            "assert result.exit_code == 0 and 'suite-s' in result.output, result.output\n"
+            "print(sorted(m for m in ('torch', 'scipy') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

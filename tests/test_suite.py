@@ -7,6 +7,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -323,6 +324,210 @@ def test_a_complete_cell_with_other_options_is_run_again(tmp_path):
     outcome = run_suite(path, suite_dir=tmp_path / "out", overrides={"limit": 2})
     assert [r.name for r in outcome.results] == ["input__5deg"] and outcome.results[0].images == 7
     assert len(load_run(tmp_path / "out" / "runs" / "input__5deg").records) == 14
+
+
+# ------------------------------------------------------------------------ what makes a complete cell outdated
+def _tiny_unet_3deg(suite_dir: Path) -> tuple[SuitePlan, object]:
+    plan = SuitePlan.load(suite_dir)
+    return plan, plan.cell("tiny-unet-tiny-unet__3deg")
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"options": {"sample": True, "limit": 1, "device": "cpu", "convention": "M2"}},
+     "convention: M1 (skimage-uniform) → M2 (skimage-gaussian)"),
+    ({"options": {"sample": True, "limit": 1, "device": "cpu", "exact": True}},
+     "execution: fast mode on cpu (compile None, channels-last False) → exact mode on cpu"),
+    ({"options": {"sample": True, "limit": 1, "device": "cpu", "lpips": "alex"}}, "LPIPS: off → on (alex)"),
+    ({"options": {"sample": True, "limit": 1, "device": "cpu", "tile": 64}},
+     "tiling: whole images → tiles of 64 px, overlap 32"),
+    ({"options": {"sample": True, "limit": 1, "device": "cuda"}},
+     "execution: fast mode on cpu (compile None, channels-last False) → fast mode on cuda"),
+    ({"entries": [{"model": "input"}, {"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "label": "TinyUNet",
+                                       "model_args": {"width": 8}}]},
+     "model: card 'tiny-unet' (factory tiny_unet:TinyUNet, args {'width': 16}, input multiple 2, pad reflect) → "
+     "card 'tiny-unet' (factory tiny_unet:TinyUNet, args {'width': 8}, overrides {'width': 8}"),
+], ids=["convention", "exact", "lpips", "tile", "device", "model_args"])
+def test_a_complete_cell_planned_with_another_setting_is_outdated_and_says_which(local_suite, tmp_path, change,
+                                                                                 reason):
+    _, suite_dir, _ = local_suite
+    plan = plan_suite(_write_suite(tmp_path, profile=True, **change), suite_dir)
+    cell = plan.cell("tiny-unet-tiny-unet__3deg")
+    assert cell_status(plan, cell) == "outdated"
+    from bench_ir.suite import cell_status_reason
+
+    status, why = cell_status_reason(plan, cell)
+    assert status == "outdated" and why.startswith(reason), why
+
+
+def test_a_complete_cell_whose_checkpoint_file_changed_at_the_same_path_is_outdated(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from bench_ir.checkpoints import create_model, sha256_file
+
+    toy = _toy_data(tmp_path / "data")
+    weights = tmp_path / "tiny.safetensors"
+    shutil.copyfile(TINY_WEIGHTS, weights)
+    entries = [{"model": TINY_CARD, "checkpoint": str(weights), "name": "tiny", "protocols": [str(toy)]}]
+    path = _write_suite(tmp_path, entries=entries, options={"device": "cpu"})
+    run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data")
+    before = sha256_file(weights)
+    torch.manual_seed(1)  # other weights, written over the same file
+    save_file({k: v.contiguous() for k, v in create_model(TINY_CARD).state_dict().items()}, str(weights))
+    plan = plan_suite(path, tmp_path / "out", data_root=tmp_path / "data")
+    assert cell_status(plan, plan.cell("tiny__toy")) == "outdated"
+    from bench_ir.suite import cell_status_reason
+
+    assert cell_status_reason(plan, plan.cell("tiny__toy"))[1] == (
+        f"weights: checkpoint sha256 {before} → checkpoint sha256 {sha256_file(weights)}")
+
+
+def test_suite_status_says_why_a_cell_is_outdated(tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    entries = [{"model": "input", "protocols": [str(toy)]}]
+    run_suite(_write_suite(tmp_path, entries=entries, options={"device": "cpu"}), suite_dir=tmp_path / "out",
+              data_root=tmp_path / "data")
+    changed = _write_suite(tmp_path, entries=entries, options={"device": "cpu", "convention": "M2"})
+    plan_suite(changed, tmp_path / "out", data_root=tmp_path / "data").save()  # as `suite run` saves it first
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["suite", "status", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    (row,) = [line for line in result.stdout.splitlines() if "input__toy" in line]
+    assert [c.strip() for c in row.split("│")[2:5]] == [
+        "outdated", "1", "convention: M1 (skimage-uniform) → M2 (skimage-gaussian)"]
+
+
+def test_a_complete_cell_stays_complete_when_only_the_batch_size_changes(local_suite, tmp_path):
+    """The batch size changes no record: like a resume (bench_ir.resume), a suite does not compare it."""
+    _, suite_dir, _ = local_suite
+    options = {"sample": True, "limit": 1, "device": "cpu", "batch_size": 4}
+    plan = plan_suite(_write_suite(tmp_path, profile=True, options=options), suite_dir)
+    assert cell_status(plan, plan.cell("tiny-unet-tiny-unet__3deg")) == "complete"
+
+
+@pytest.mark.parametrize("limit, reason", [(2, "limit: --limit 1 → --limit 2"),
+                                           (None, "limit: --limit 1 → the full test sets")], ids=["2", "none"])
+def test_a_cell_run_with_a_narrower_limit_than_the_suite_asks_is_outdated(local_suite, tmp_path, limit, reason):
+    from bench_ir.suite import cell_status_reason
+
+    _, suite_dir, _ = local_suite
+    options = {"sample": True, "limit": limit, "device": "cpu"}
+    plan = plan_suite(_write_suite(tmp_path, profile=True, options=options), suite_dir)
+    assert cell_status_reason(plan, plan.cell("tiny-unet-tiny-unet__3deg")) == ("outdated", reason)
+
+
+def test_a_suite_run_with_a_narrower_limit_skips_the_cells_run_with_a_wider_one(tmp_path):
+    entries = [{"model": "input", "protocols": ["5deg"]}]
+    path = _write_suite(tmp_path, entries=entries, options={"sample": True, "limit": 2, "device": "cpu"})
+    run_suite(path, suite_dir=tmp_path / "out")
+    records = tmp_path / "out" / "runs" / "input__5deg" / "records.jsonl"
+    before = records.stat().st_mtime_ns
+    result = runner.invoke(app, ["suite", "run", str(path), "--out", str(tmp_path / "out"), "--limit", "1"])
+    assert result.exit_code == 0, result.output
+    assert "1 cell(s) already complete, skipped" in result.stdout
+    assert records.stat().st_mtime_ns == before
+    plan = SuitePlan.load(tmp_path / "out")
+    assert plan.options["limit"] == 1 and cell_status(plan, plan.cell("input__5deg")) == "complete"
+
+
+def test_the_report_of_a_suite_last_run_with_a_narrower_limit_has_its_tables(tmp_path):
+    entries = [{"model": "input", "protocols": ["5deg"]}]
+    path = _write_suite(tmp_path, entries=entries, options={"sample": True, "limit": 2, "device": "cpu"})
+    run_suite(path, suite_dir=tmp_path / "out")
+    run_suite(path, suite_dir=tmp_path / "out", overrides={"limit": 1})
+    report = write_suite_report(tmp_path / "out", pdf=False)
+    assert set(report.tables) == {"5deg"} and report.notes == []
+
+
+# ---------------------------------------------------------------------------------------------- running cells
+def test_a_cell_shows_running_while_its_images_are_scored(tmp_path):
+    from bench_ir.suite import SuiteEvents, execute_cell
+
+    toy = _toy_data(tmp_path / "data")
+    path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": [str(toy)]}], options={"device": "cpu"})
+    plan_suite(path, tmp_path / "out", data_root=tmp_path / "data").save()
+    seen = []
+
+    class Look(SuiteEvents):
+        def cell_record(self, name, record):
+            plan = SuitePlan.load(tmp_path / "out")
+            seen.append(cell_status(plan, plan.cell(name)))
+
+    assert execute_cell(tmp_path / "out", "input__toy", Look()).status == "complete"
+    assert seen == ["running"]
+
+
+def test_a_profile_cell_shows_running_while_it_profiles(tmp_path, monkeypatch):
+    import bench_ir.profile_run
+    from bench_ir.suite import execute_cell
+
+    plan_suite(_write_suite(tmp_path, profile=True), tmp_path / "out").save()
+    seen = []
+
+    def profile(*args, **kwargs):
+        plan = SuitePlan.load(tmp_path / "out")
+        seen.append(cell_status(plan, plan.cell("profile__input")))
+
+    monkeypatch.setattr(bench_ir.profile_run, "profile_and_store", profile)
+    execute_cell(tmp_path / "out", "profile__input")
+    assert seen == ["running"]
+
+
+def test_suite_status_shows_the_running_cell_with_its_process(tmp_path):
+    from bench_ir.resume import RunLock
+    from bench_ir.suite.execute import record_cell_state
+
+    plan = plan_suite(_write_suite(tmp_path), tmp_path / "out")
+    plan.save()
+    cell = plan.cell("input__5deg")
+    record_cell_state(plan, cell, status="running", started="now")
+    plan.run_dir(cell).mkdir(parents=True)
+    with RunLock(plan.run_dir(cell)):  # stands in for the process scoring the cell
+        result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["suite", "status", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "1 running · 3 pending" in result.stdout
+    (row,) = [line for line in result.stdout.splitlines() if "input__5deg" in line]
+    assert [c.strip() for c in row.split("│")[2:5]] == ["running", "0", f"PID {os.getpid()} on {socket.gethostname()}"]
+
+
+def test_a_running_cell_whose_process_was_killed_is_interrupted(tmp_path):
+    from bench_ir.results import write_json_atomic
+    from bench_ir.suite.execute import record_cell_state
+
+    plan = plan_suite(_write_suite(tmp_path), tmp_path / "out")
+    plan.save()
+    cell = plan.cell("input__5deg")
+    record_cell_state(plan, cell, status="running", started="now")
+    run_dir = plan.run_dir(cell)
+    run_dir.mkdir(parents=True)
+    write_json_atomic(run_dir / "manifest.json", {"status": "running"})  # what a run leaves when it is killed
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from bench_ir.resume import RunLock; "
+                               f"RunLock({str(run_dir)!r}).acquire(); print('held', flush=True); time.sleep(600)"],
+                              stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        assert cell_status(plan, cell) == "running"
+    finally:
+        holder.kill()  # SIGKILL: nothing of the process runs again, the kernel drops its lock
+        holder.wait()
+    assert cell_status(plan, cell) == "interrupted"
+
+
+# -------------------------------------------------------------------------------------------- another suite
+def test_a_suite_directory_holding_another_suite_is_refused_naming_both(tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    entries = [{"model": "input", "protocols": [str(toy)]}]
+    run_suite(_write_suite(tmp_path, entries=entries, options={"device": "cpu"}), suite_dir=tmp_path / "out",
+              data_root=tmp_path / "data")
+    plan_json = (tmp_path / "out" / "plan.json").read_bytes()
+    (tmp_path / "other").mkdir()
+    other = _write_suite(tmp_path / "other", name="other-suite", entries=entries, options={"device": "cpu"})
+    result = runner.invoke(app, ["suite", "run", str(other), "--out", str(tmp_path / "out"), "--data-root",
+                                 str(tmp_path / "data")], terminal_width=400)
+    assert result.exit_code == 2
+    assert (f"error: {tmp_path / 'out'} holds suite 'tiny-sample' (from {tmp_path / 'suite.yaml'}); suite "
+            f"'other-suite' (from {other}) cannot run into it: its plan.json would replace the cells of "
+            "'tiny-sample'. Choose another --out for 'other-suite' (default runs/suite-other-suite)") in result.output
+    assert (tmp_path / "out" / "plan.json").read_bytes() == plan_json
 
 
 @pytest.mark.slow

@@ -28,11 +28,13 @@ _EXPORTS = {
     "SuiteCheckError": "bench_ir.suite.plan",
     "SuitePlan": "bench_ir.suite.plan",
     "cell_status": "bench_ir.suite.plan",
+    "cell_status_reason": "bench_ir.suite.plan",
     "check_cells": "bench_ir.suite.plan",
     "plan_suite": "bench_ir.suite.plan",
     "SuiteReport": "bench_ir.suite.report",
     "report_command": "bench_ir.suite.report",
     "write_suite_report": "bench_ir.suite.report",
+    "OtherSuiteError": "bench_ir.suite.run",
     "SuiteOutcome": "bench_ir.suite.run",
     "SuiteProgress": "bench_ir.suite.run",
     "default_suite_dir": "bench_ir.suite.run",
@@ -46,10 +48,10 @@ _EXPORTS = {
 
 __all__ = [
     "Suite", "SuiteEntry", "load_suite", "list_suites", "suites_dir",
-    "Cell", "SuitePlan", "SuiteCheckError", "plan_suite", "check_cells", "cell_status",
+    "Cell", "SuitePlan", "SuiteCheckError", "plan_suite", "check_cells", "cell_status", "cell_status_reason",
     "CellResult", "SuiteEvents", "execute_cell",
     "LAUNCHERS", "Launcher", "LocalLauncher", "NodeLauncher", "make_launcher",
-    "SuiteOutcome", "SuiteProgress", "run_suite", "default_suite_dir",
+    "SuiteOutcome", "SuiteProgress", "OtherSuiteError", "run_suite", "default_suite_dir",
     "SuiteReport", "write_suite_report", "report_command",
 ]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from bench_ir.manifest import now_iso
 from bench_ir.results import write_json_atomic
+from bench_ir.resume import RunLock
 from bench_ir.runner import ProgressHook
 from bench_ir.suite.plan import Cell, SuitePlan
 
@@ -63,14 +64,18 @@ def record_cell_state(plan: SuitePlan, cell: Cell, **state: Any) -> None:
 
 
 def _profile(plan: SuitePlan, cell: Cell) -> None:
+    """Profile the cell's model into its run directory, holding that directory's lock as a run does (one writer at
+    a time; `suite status` tells a running cell by the lock)."""
     from bench_ir.cards import get_card, with_model_args
     from bench_ir.profile_run import profile_and_store
 
     opts, profile = plan.options, plan.profile
-    profile_and_store(with_model_args(get_card(cell.model), cell.model_args), size=profile["size"],
-                      repeats=profile["repeats"], warmup=profile["warmup"], device=opts["device"],
-                      dtype=opts["dtype"], run_dir=plan.run_dir(cell), command=plan.command(cell),
-                      exact=opts["exact"])
+    run_dir = plan.run_dir(cell)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir, then="run the same command again"):
+        profile_and_store(with_model_args(get_card(cell.model), cell.model_args), size=profile["size"],
+                          repeats=profile["repeats"], warmup=profile["warmup"], device=opts["device"],
+                          dtype=opts["dtype"], run_dir=run_dir, command=plan.command(cell), exact=opts["exact"])
 
 
 def execute_cell(suite_dir: str | Path, name: str, events: SuiteEvents | None = None) -> CellResult:

@@ -11,18 +11,20 @@ Layout of a suite directory::
     jobs.json               Slurm (submitit) job ids, one line per submission
 
 A cell's state is read from its run directory (the result store is the only truth about scores) and, for
-failures, from ``cells/<cell>.json``.
+failures and the attempt in progress, from ``cells/<cell>.json``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from bench_ir.counts import check_counts
@@ -30,13 +32,16 @@ from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
 from bench_ir.folder_names import SUITE_PLAN_NAME
 from bench_ir.manifest import now_iso
 from bench_ir.results import MANIFEST, PROFILE, ManifestError, read_manifest_file, write_json_atomic
+from bench_ir.resume import IDENTITY_FIELDS, RunLock, identity_differences
 from bench_ir.suite.spec import Suite, load_suite, slug
 
-__all__ = ["Cell", "SuitePlan", "SuiteCheckError", "plan_suite", "check_cells", "cell_status", "read_cell_state",
-           "CELL_STATES", "PLAN_FILE"]
+__all__ = ["Cell", "SuitePlan", "SuiteCheckError", "plan_suite", "check_cells", "cell_status", "cell_status_reason",
+           "read_cell_state", "CELL_STATES", "PLAN_FILE"]
 
 PLAN_FILE = SUITE_PLAN_NAME
-CELL_STATES = ("complete", "outdated", "failed", "interrupted", "missing", "pending")
+CELL_STATES = ("complete", "running", "outdated", "failed", "interrupted", "missing", "pending")
+# the parts of a run's resume identity a suite plan fixes: all but the environment's library versions (the run's own)
+_PLANNED_FIELDS = [f.name for f in IDENTITY_FIELDS if f.name != "library versions"]
 RUN_OPTIONS = ("sample", "limit", "dtype", "exact", "lpips", "convention", "noise_order", "device", "batch_size",
                "tile")
 
@@ -127,7 +132,7 @@ class SuitePlan:
 
     def run_config(self, cell: Cell):
         """The RunConfig of a run cell: an ordinary resumable run into the cell's run directory."""
-        from bench_ir.runner import RunConfig
+        from bench_ir.run_config import RunConfig
 
         opts = self.options
         return RunConfig(protocol=cell.protocol or "", model=cell.model, model_args=dict(cell.model_args),
@@ -264,24 +269,98 @@ def read_cell_state(plan: SuitePlan, cell: Cell) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+@functools.lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    """sha256 of a checkpoint file, read once per (path, size, mtime, inode): a suite's status hashes each file once."""
+    from bench_ir.checkpoints import sha256_file
+
+    return sha256_file(path)
+
+
+def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[str, Any]:
+    """The run manifest ``run`` with every setting of its resume identity (bench_ir.resume.IDENTITY_FIELDS) that the
+    plan fixes replaced by the plan's value, as ``bench-ir run`` would record it for the cell now: the protocol (its
+    content), sample data, the card with its arguments, the checkpoint's sha256, the metric convention, dtype,
+    execution mode, tiling, padding, LPIPS and the noise order. What the plan does not fix keeps the run's value: the
+    device ``auto`` resolved to, the seed of random weights, the data files (a run checks those itself when it
+    resumes) and the libraries' versions (the environment's, not the plan's: not compared). A setting that cannot
+    be read now (a card or protocol file gone, a checkpoint missing) keeps the run's value too: nothing says that it
+    differs, and running the cell names the problem."""
+    from bench_ir.cards import card_record, get_card, sample_checkpoint, with_model_args
+    from bench_ir.execution_plan import plan_execution
+    from bench_ir.metrics.conventions import get_convention
+    from bench_ir.protocol import load_protocol
+
+    config = plan.run_config(cell)
+    planned = {**run, "sample": config.sample, "dtype": config.dtype, "noise_order": config.noise_order,
+               "lpips": config.lpips, "tile": config.tile, "tile_overlap": config.tile_overlap, "pad": config.pad}
+    unreadable = (OSError, KeyError, ValueError, TypeError, RuntimeError)
+    try:
+        protocol = load_protocol(str(config.protocol))
+        planned["protocol"] = {**(run.get("protocol") or {}), "name": protocol.name, "sha256": protocol.sha256}
+        convention = get_convention(config.convention or protocol.convention)
+        planned["convention"] = {**(run.get("convention") or {}), "id": convention.id, "name": convention.name}
+    except unreadable:
+        pass
+    try:
+        card = with_model_args(get_card(str(config.model)), config.model_args)
+        planned["model"] = {**(run.get("model") or {}), "name": card.name,
+                            "args_overrides": dict(config.model_args) or None, "card": card_record(card)}
+        checkpoint = config.checkpoint or (sample_checkpoint(card) if config.sample else None)
+        if checkpoint is not None:
+            stat = Path(checkpoint).stat()
+            sha = _sha256(str(checkpoint), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+            planned["checkpoint"] = {"path": str(checkpoint), "sha256": sha}
+        elif run.get("checkpoint"):  # the cell's checkpoint was dropped: random weights, as a run would have them
+            planned.update(checkpoint=None, random_weights=True, init_seed=config.seed)
+    except unreadable:
+        pass
+    try:
+        device = run.get("device") or {}
+        kind = str(device.get("type") if config.device == "auto" else config.device).partition(":")[0]  # cuda:1
+        execution = plan_execution(SimpleNamespace(type=kind), exact=config.exact, compile=config.compile,  # type: ignore
+                                   dtype=config.dtype).describe()
+        planned["device"] = {**device, "type": kind}
+        planned["execution"] = {**(run.get("execution") or {}), **execution}
+    except unreadable:
+        pass
+    return planned
+
+
+def _covers(run_limit: int | None, wanted: int | None) -> bool:
+    """Whether a run made with --limit ``run_limit`` scores at least what --limit ``wanted`` asks (None: the full
+    test sets, which cover any limit)."""
+    return run_limit is None or (wanted is not None and run_limit >= wanted)
+
+
 def _differences(plan: SuitePlan, cell: Cell, manifest: dict[str, Any]) -> list[str]:
-    """Run options of a finished run that differ from the plan (a changed --limit, dtype, data, checkpoint...)."""
-    opts = plan.options
-    wanted = {"limit": opts["limit"], "sample": opts["sample"], "dtype": opts["dtype"],
-              "noise_order": opts["noise_order"]}
-    found = {"noise_order": "sorted", **manifest}
-    differ = [key for key, value in wanted.items() if found.get(key) != value]
-    checkpoint = (manifest.get("checkpoint") or {}).get("path")
-    if cell.checkpoint is not None and checkpoint != cell.checkpoint:
-        differ.append("checkpoint")
+    """How a finished run differs from what the plan asks of its cell, in words (``"field: run's → plan's"``): every
+    setting of the run's resume identity (see :func:`_planned_manifest`; the batch size is none of them, it changes
+    no record) and a limit narrower than the plan's. A wider limit (or none) covers a narrower one: a resume never
+    narrows a run, so a suite run once with a smaller --limit keeps its complete cells."""
+    differ = identity_differences(manifest, _planned_manifest(plan, cell, manifest), fields=_PLANNED_FIELDS)
+    run_limit, wanted = manifest.get("limit"), plan.options["limit"]
+    if not _covers(run_limit, wanted):
+        asked = "the full test sets" if wanted is None else f"--limit {wanted}"
+        differ.append(f"limit: --limit {run_limit} → {asked}")
     return differ
 
 
-def cell_status(plan: SuitePlan, cell: Cell) -> str:
-    """complete | outdated | failed | interrupted | missing | pending, from the run directory first, then
-    cells/<cell>.json. ``outdated``: a complete run made with other options than the plan's (it is run again,
-    resuming: a larger --limit scores the extra images; a changed checkpoint or dtype fails with a ResumeError
-    that asks for a new suite directory)."""
+def _running(plan: SuitePlan, cell: Cell, state: dict[str, Any] | None) -> bool:
+    """Whether the cell's last attempt says it is running and a live process holds its run directory's lock (the
+    kernel drops the lock of a process that died, whatever killed it)."""
+    return state is not None and state.get("status") == "running" and RunLock.is_held(plan.run_dir(cell))
+
+
+def cell_status_reason(plan: SuitePlan, cell: Cell) -> tuple[str, str | None]:
+    """The state of ``cell`` (one of CELL_STATES) and why, in words, where there is something to say: what makes it
+    outdated, which process runs it, the error of a failed, missing or interrupted attempt.
+
+    From the run directory first, then cells/<cell>.json. ``complete``: the run (or profile) is finished and made
+    with what the plan asks. ``running``: cells/<cell>.json says running and a live process holds the run
+    directory's lock. ``outdated``: a complete run made with other settings than the plan's (it is run again,
+    resuming: a larger --limit scores the extra images; another checkpoint, card, dtype... fails with a ResumeError
+    that asks for a new suite directory). ``interrupted``: an unfinished run that nothing runs now."""
     run_dir = plan.run_dir(cell)
     manifest = None
     if (run_dir / MANIFEST).is_file():
@@ -289,14 +368,26 @@ def cell_status(plan: SuitePlan, cell: Cell) -> str:
             manifest = read_manifest_file(run_dir / MANIFEST)
         except ManifestError:  # unreadable: the cell's run resumes and says what is wrong
             manifest = None
+    differences: list[str] = []
     if cell.kind == "profile":
         if (run_dir / PROFILE).is_file():
-            return "complete"
-    elif manifest is not None and manifest.get("status") == "complete" and not _differences(plan, cell, manifest):
-        return "complete"
+            return "complete", None
+    elif manifest is not None and manifest.get("status") == "complete":
+        differences = _differences(plan, cell, manifest)
+        if not differences:
+            return "complete", None
     state = read_cell_state(plan, cell)
+    if _running(plan, cell, state):
+        return "running", f"PID {state.get('pid')} on {state.get('host')}"  # type: ignore[union-attr]
     if state is not None and state.get("status") in ("failed", "missing", "interrupted"):
-        return state["status"]
+        return state["status"], state.get("error")
     if manifest is not None:
-        return "outdated" if manifest.get("status") == "complete" else "interrupted"
-    return "pending"
+        if manifest.get("status") == "complete":
+            return "outdated", "; ".join(differences)
+        return "interrupted", None
+    return "pending", None
+
+
+def cell_status(plan: SuitePlan, cell: Cell) -> str:
+    """complete | running | outdated | failed | interrupted | missing | pending; see :func:`cell_status_reason`."""
+    return cell_status_reason(plan, cell)[0]

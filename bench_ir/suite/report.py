@@ -3,7 +3,7 @@
 For each protocol with complete cells: ``<protocol>.tex`` (a table to ``\\input``; ``<protocol>.pdf`` from its
 standalone version where pdflatex exists), ``<protocol>.csv``, ``<protocol>.md`` and ``<protocol>.html`` (the full
 page with charts and strips); with profiles, the efficiency table likewise. ``index.html`` links them and lists
-every cell with its state (failed and missing cells with their reason).
+every cell with its state (failed, missing and outdated cells with their reason).
 
 Registered models get the published-vs-measured (Δ) blocks of the report library. Each protocol run is joined with
 the profile of its model (card with its arguments) made by the suite, whatever the checkpoint: weights change
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench_ir.atomic import write_text_atomic
 from bench_ir.results import Run, load_run
-from bench_ir.suite.plan import SuitePlan, cell_status, read_cell_state
+from bench_ir.suite.plan import SuitePlan, cell_status, cell_status_reason
 
 __all__ = ["SuiteReport", "write_suite_report", "report_command", "render_table", "latex_pdf", "join_profiles",
            "TABLE_FORMATS"]
@@ -90,9 +90,9 @@ def _html_index(plan: SuitePlan, report: SuiteReport) -> str:
 
     cells = []
     for cell in plan.cells:
-        state = read_cell_state(plan, cell) or {}
-        cells.append({"name": cell.name, "kind": cell.kind, "status": cell_status(plan, cell),
-                      "error": state.get("error") or "", "run_dir": cell.run_dir})
+        status, reason = cell_status_reason(plan, cell)  # reason: the error, what makes it outdated, who runs it
+        cells.append({"name": cell.name, "kind": cell.kind, "status": status, "error": reason or "",
+                      "run_dir": cell.run_dir})
     tables = [{"name": name, "files": {fmt: path.name for fmt, path in files.items()}}
               for name, files in report.tables.items()]
     return template_environment("html").get_template("suite-index.html.j2").render(

@@ -6,6 +6,7 @@ them), interrupted ones resume inside their run directory, failed ones are tried
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,10 +17,19 @@ from bench_ir.results import RunStore
 from bench_ir.resume import RunLock
 from bench_ir.suite.execute import CellResult, SuiteEvents, record_cell_state
 from bench_ir.suite.launchers import Launcher, LocalLauncher
-from bench_ir.suite.plan import Cell, SuiteCheckError, SuitePlan, cell_status, check_cells, plan_suite
+from bench_ir.suite.plan import (
+    PLAN_FILE,
+    Cell,
+    SuiteCheckError,
+    SuitePlan,
+    cell_status,
+    cell_status_reason,
+    check_cells,
+    plan_suite,
+)
 from bench_ir.suite.spec import Suite, load_suite
 
-__all__ = ["SuiteOutcome", "SuiteProgress", "run_suite", "default_suite_dir"]
+__all__ = ["SuiteOutcome", "SuiteProgress", "OtherSuiteError", "check_same_suite", "run_suite", "default_suite_dir"]
 
 
 @dataclass
@@ -48,8 +58,10 @@ class SuiteProgress(SuiteEvents):
     def __init__(self, plan: SuitePlan, names: list[str] | None = None) -> None:
         self.plan = plan
         self.cells = {cell.name: cell for cell in plan.cells}
-        self.status = {cell.name: cell_status(plan, cell) for cell in plan.cells}
-        self.errors: dict[str, str] = {}
+        states = {cell.name: cell_status_reason(plan, cell) for cell in plan.cells}
+        self.status = {name: status for name, (status, _) in states.items()}
+        # why a cell is not complete (what makes it outdated, who runs it, the error of its last attempt)
+        self.errors: dict[str, str] = {name: reason for name, (_, reason) in states.items() if reason}
         self.scored = {cell.name: _scored(plan, cell) for cell in plan.cells}  # images in the run directory
         self.session = 0  # images scored during this call (the ETA's rate)
         self._reported: dict[str, int] = {}
@@ -58,6 +70,7 @@ class SuiteProgress(SuiteEvents):
 
     def cell_started(self, name: str) -> None:
         self.status[name] = "running"
+        self.errors.pop(name, None)  # the reason of the state it leaves
 
     def cell_record(self, name: str, record: dict[str, Any]) -> None:
         self.scored[name] += 1
@@ -105,6 +118,26 @@ def default_suite_dir(suite: Suite) -> Path:
     return Path("runs") / f"suite-{suite.name}"
 
 
+class OtherSuiteError(FileExistsError):
+    """The suite directory holds the plan of another suite (another ``name``)."""
+
+
+def check_same_suite(suite: Suite, suite_dir: Path) -> None:
+    """Refuse (OtherSuiteError) a suite directory whose plan.json is another suite's: saving this suite's plan would
+    replace it, and the other suite's cells would vanish from status and report though their runs stay there."""
+    try:
+        held = json.loads((suite_dir / PLAN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no plan yet (or one that cannot be read: SuitePlan.load says what is wrong)
+        return
+    other = held.get("suite") if isinstance(held, dict) else None
+    if other is not None and other != suite.name:
+        raise OtherSuiteError(
+            f"{suite_dir} holds suite '{other}' (from {held.get('source') or 'an unknown file'}); suite "
+            f"'{suite.name}' (from {suite.source or 'an unknown file'}) cannot run into it: its plan.json would "
+            f"replace the cells of '{other}'. Choose another --out for '{suite.name}' (default "
+            f"{default_suite_dir(suite)})")
+
+
 def run_suite(suite: Suite | str | Path, suite_dir: str | Path | None = None, data_root: str | Path | None = None,
               checkpoint_dir: str | Path | None = None, launcher: Launcher | None = None,
               skip_missing: bool = False, overrides: dict[str, Any] | None = None,
@@ -112,10 +145,11 @@ def run_suite(suite: Suite | str | Path, suite_dir: str | Path | None = None, da
               on_plan: Callable[[SuitePlan, list[str]], None] | None = None) -> SuiteOutcome:
     """Plan ``suite`` into ``suite_dir``, check every dataset and checkpoint of the unfinished cells (raising
     SuiteCheckError listing all problems, unless ``skip_missing``), save plan.json, then run the unfinished cells
-    with ``launcher`` (default local). ``on_plan(plan, names)`` is called before the first cell runs (the CLI
-    starts its overview there)."""
+    with ``launcher`` (default local). A ``suite_dir`` that holds another suite is refused (OtherSuiteError).
+    ``on_plan(plan, names)`` is called before the first cell runs (the CLI starts its overview there)."""
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     suite_dir = Path(suite_dir) if suite_dir is not None else default_suite_dir(suite)
+    check_same_suite(suite, suite_dir)
     plan = plan_suite(suite, suite_dir, data_root=data_root, checkpoint_dir=checkpoint_dir, overrides=overrides)
     statuses = {cell.name: cell_status(plan, cell) for cell in plan.cells}
     skipped = [name for name, status in statuses.items() if status == "complete"]
@@ -127,6 +161,7 @@ def run_suite(suite: Suite | str | Path, suite_dir: str | Path | None = None, da
     # one `suite run` per suite directory at a time: a second would rewrite plan.json and mark the cells the first
     # is running as failed (their run directories are locked)
     with RunLock(suite_dir, then="run the same command again"):
+        check_same_suite(suite, suite_dir)  # again: another suite may have planned here since the first check
         plan.save()
         for cell in todo:
             if cell.problems:
