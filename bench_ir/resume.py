@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 LOCK_FILE = "run.lock"
+PROBE_WAIT_S = 0.5  # how long acquire waits out a lock held for an instant (a status probe) before refusing
 _VERSIONS = ("torch", "numpy", "scikit-image", "bench-ir")  # libraries whose version can change a record
 
 
@@ -72,15 +74,23 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
+        """Take the lock, or raise RunLockedError naming the holder. A lock held for an instant (:meth:`is_held`'s
+        probe, as `suite status` makes it) is waited for, up to PROBE_WAIT_S."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            holder = lock_holder(self.run_dir, self.path.name)
-            raise RunLockedError(f"{self.run_dir} is being written by another bench-ir process "
-                                 f"(PID {holder if holder is not None else 'unknown'}); wait for it to finish or "
-                                 f"stop it, then {self.then}") from None
+        deadline = time.monotonic() + PROBE_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+                os.close(fd)
+                holder = lock_holder(self.run_dir, self.path.name)
+                raise RunLockedError(f"{self.run_dir} is being written by another bench-ir process "
+                                     f"(PID {holder if holder is not None else 'unknown'}); wait for it to finish or "
+                                     f"stop it, then {self.then}") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         os.fsync(fd)

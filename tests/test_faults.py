@@ -162,6 +162,18 @@ def test_the_lock_is_exclusive_within_one_process_too(tmp_path):
         assert RunLock.is_held(tmp_path)
 
 
+def test_a_lock_held_for_an_instant_by_a_status_probe_is_waited_for_not_refused(tmp_path):
+    import fcntl
+    import threading
+
+    RunLock(tmp_path).acquire().release()  # the lock file exists, as once a run has started
+    probe = os.open(tmp_path / "run.lock", os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)  # what RunLock.is_held holds for an instant
+    threading.Timer(0.1, os.close, args=[probe]).start()
+    with RunLock(tmp_path):
+        assert RunLock.is_held(tmp_path)
+
+
 # ------------------------------------------------------------------------------------- damaged records files
 def _lines(run_dir: Path) -> list[str]:
     return (run_dir / "records.jsonl").read_text().splitlines(keepends=True)
