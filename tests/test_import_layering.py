@@ -112,6 +112,17 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+def _heavy_modules_imported_by(args: list[str], expect_in_output: str = "") -> str:
+    """Run `bench-ir ARGS` in a fresh interpreter; which of torch and scipy it imported, as a printed list."""
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom bench_ir.cli import app\n"
+            f"result = CliRunner().invoke(app, {args!r})\n"
+            f"assert result.exit_code == 0 and {expect_in_output!r} in result.output, result.output\n"
+            "print(sorted(m for m in ('torch', 'scipy') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 @pytest.mark.parametrize("what", ["runs", "models", "conventions", "suites", "protocols"])
 def test_listing_does_not_import_torch(tmp_path, what):
     """`bench-ir list ...` reads manifests, cards, suites, protocols and the convention registry only: it answers in
@@ -119,13 +130,7 @@ def test_listing_does_not_import_torch(tmp_path, what):
     (tmp_path / "train/run").mkdir(parents=True)
     (tmp_path / "train/run/train_manifest.json").write_text('{"status": "complete", "steps_done": 3}')
     runs_root = ["--runs-root", str(tmp_path)] if what == "runs" else []
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom bench_ir.cli import app\n"
-            f"result = CliRunner().invoke(app, ['list', {what!r}, *{runs_root!r}])\n"
-            "assert result.exit_code == 0, result.output\n"
-            "print(sorted(m for m in ('torch', 'scipy') if m in sys.modules))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert _heavy_modules_imported_by(["list", what, *runs_root]) == "[]"
 
 
 def test_listing_the_runs_beside_a_finished_suite_does_not_import_torch(tmp_path):
@@ -137,10 +142,4 @@ def test_listing_the_runs_beside_a_finished_suite_does_not_import_torch(tmp_path
     suite.write_text("name: s\nprotocols: [3deg]\noptions: {sample: true, limit: 1}\nentries: [{model: input}]\n"
                      "profile: {enabled: false}\n")
     run_suite(suite, tmp_path / "runs" / "suite-s")
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom bench_ir.cli import app\n"
-            f"result = CliRunner().invoke(app, ['list', 'runs', '--runs-root', {str(tmp_path / 'runs')!r}])\n"
-            "assert result.exit_code == 0 and 'suite-s' in result.output, result.output\n"
-            "print(sorted(m for m in ('torch', 'scipy') if m in sys.modules))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert _heavy_modules_imported_by(["list", "runs", "--runs-root", str(tmp_path / "runs")], "suite-s") == "[]"
