@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,3 +221,26 @@ def test_training_set_rejects_keys_out_of_range():
     with pytest.raises(IndexError):
         dataset[(0, 0)]
     assert DataSpec(task="t", layout="sample").roots == [""]
+
+
+def test_a_training_folder_that_leaves_a_relative_data_root_is_refused(tmp_path, monkeypatch):
+    """The check joins a relative root to --data-root once (a relative --data-root was joined twice, so a root
+    climbing out of it passed)."""
+    from bench_ir.safety import UnsafePathError
+    from bench_ir.train.data import _find_root
+    from bench_ir.train.recipes import DataSpec
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "d" / "good").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    spec = DataSpec(task="derain", layout="derain", root="../../outside")
+    with pytest.raises(UnsafePathError, match=f"leaves d/good \\(it resolves to {tmp_path / 'outside'}\\)"):
+        _find_root(spec, Path("d/good"))
+
+
+def test_a_list_file_saved_with_a_byte_order_mark_lists_its_first_entry_by_its_name(tmp_path):
+    from bench_ir.train.data import _listed
+
+    (tmp_path / "list.txt").write_bytes("\ufeff0001.png\r\n0002.png\r\n".encode())
+    spec = DataSpec(task="derain", layout="derain", root="x", list_file="list.txt")
+    assert _listed(spec, tmp_path, []) == {"0001.png", "0002.png"}

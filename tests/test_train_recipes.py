@@ -106,6 +106,37 @@ def test_a_recipe_naming_an_unknown_layout_is_rejected(tmp_path):
         load_recipe(path)
 
 
+def test_a_validation_protocol_that_does_not_exist_is_rejected_before_any_training(tmp_path):
+    path = _variant(tmp_path, validation={"protocol": "nosuchproto", "sample": True})
+    with pytest.raises(SpecError, match=r"validation.protocol 'nosuchproto': .*unknown protocol"):
+        load_recipe(path)
+
+
+def test_validation_tasks_outside_the_validation_protocol_are_rejected(tmp_path):
+    path = _variant(tmp_path, validation={"protocol": "5deg", "sample": True, "tasks": ["derain", "dehazing"]})
+    with pytest.raises(SpecError, match=r"validation.tasks \['dehazing'\] are not tasks of protocol '5deg'"):
+        load_recipe(path)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"checkpoint": {"every_epochs": 0, "every_steps": None}}, "checkpoint.every_epochs must be >= 1"),
+    ({"log_every_steps": 0}, "log_every_steps must be >= 1"),
+    ({"num_workers": -1}, "num_workers must be >= 0"),
+    ({"epochs": {"code": 0}}, r"epochs.code must be >= 1"),
+])
+def test_loop_counts_that_would_divide_by_zero_or_train_nothing_are_rejected(tmp_path, changes, message):
+    with pytest.raises(SpecError, match=message):
+        load_recipe(_variant(tmp_path, **changes))
+
+
+@pytest.mark.parametrize("entry", [{"root": "../../outside"}, {"root": "Train/Derain", "list_file": "../../x.txt"}],
+                         ids=["root", "list_file"])
+def test_a_relative_root_or_list_file_that_climbs_out_is_rejected(tmp_path, entry):
+    path = _variant(tmp_path, data=[{"task": "derain", "layout": "derain", **entry}])
+    with pytest.raises(SpecError, match="climbs out of the folder it is relative to"):
+        load_recipe(path)
+
+
 def test_an_unknown_recipe_name_suggests_the_closest():
     with pytest.raises(KeyError, match="Did you mean: 5deg"):
         load_recipe("5dge")

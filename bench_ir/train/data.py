@@ -356,8 +356,8 @@ def _find_root(spec: DataSpec, data_root: Path | None) -> Path:
             if data_root is None:
                 raise FileNotFoundError(f"task '{spec.task}': its training data '{rel}' is relative to --data-root; "
                                         "give --data-root")
+            inside(data_root, path, f"task '{spec.task}': training folder '{rel}'")  # joined there, then checked
             path = data_root / path
-            inside(data_root, path, f"task '{spec.task}': training folder '{rel}'")
         if path.is_dir():
             return path
         tried.append(str(path))
@@ -376,12 +376,14 @@ def _listed(spec: DataSpec, root: Path, notices: list[str]) -> set[str] | None:
     if spec.list_file is None:
         return None
     path = Path(spec.list_file).expanduser()
-    path = path if path.is_absolute() else root / path
+    if not path.is_absolute():
+        inside(root, path, f"task '{spec.task}': list file")  # relative to the training folder, inside it
+        path = root / path
     if not path.is_file():
         notices.append(f"task '{spec.task}': no list file {path}; using every image found (the official recipe "
                        f"uses the list {Path(spec.list_file).name})")
         return None
-    entries = {line.strip().replace("\\", "/") for line in path.read_text(encoding="utf-8").splitlines()}
+    entries = {line.strip().replace("\\", "/") for line in path.read_text(encoding="utf-8-sig").splitlines()}
     return {e for e in entries if e}
 
 

@@ -312,6 +312,7 @@ def _check(recipe: Recipe, where: str) -> None:
             raise SpecError(f"{at}: 'sigma_draw' and 'noise' apply to noise sigmas; this entry has no 'sigmas'")
         if spec.repeat < 1 or spec.crop_multiple < 1:
             raise SpecError(f"{at}: 'repeat' and 'crop_multiple' must be >= 1")
+        _check_below(spec, at)
         _check_photometric(spec, at)
     if recipe.patch_size < 8 or recipe.batch_size < 1:
         raise SpecError(f"{where}: patch_size must be >= 8 and batch_size >= 1")
@@ -328,6 +329,50 @@ def _check(recipe: Recipe, where: str) -> None:
         raise SpecError(f"{where}: loss.grad_clip must be > 0 (a max gradient norm), got {recipe.loss.grad_clip}")
     if schedule.name == "multistep" and list(schedule.milestones) != sorted(set(schedule.milestones)):
         raise SpecError(f"{where}: schedule milestones must be increasing, got {schedule.milestones}")
+    _check_loop(recipe, where)
+
+
+def _check_below(spec: DataSpec, at: str) -> None:
+    """A relative ``root`` stays inside --data-root and a relative ``list_file`` inside its root (absolute paths
+    are the recipe author's own choice)."""
+    from bench_ir.safety import UnsafePathError, stays_below
+
+    for field_name, path in [*(("root", root) for root in spec.roots), ("list_file", spec.list_file)]:
+        if path and not Path(path).expanduser().is_absolute():
+            try:
+                stays_below(path, f"{at}: {field_name}")
+            except UnsafePathError as err:
+                raise SpecError(str(err)) from None
+
+
+def _check_loop(recipe: Recipe, where: str) -> None:
+    """Counts of the training loop, and the validation protocol and tasks: checked when the recipe is read, not
+    after the first epoch has been trained."""
+    for name, value in (("epochs.code", recipe.epochs.code), ("epochs.paper", recipe.epochs.paper)):
+        if value is not None and value < 1:
+            raise SpecError(f"{where}: {name} must be >= 1 (passes over the training data), got {value:g}")
+    for name, value in (("log_every_steps", recipe.log_every_steps), ("checkpoint.every_epochs",
+                        recipe.checkpoint.every_epochs), ("checkpoint.every_steps", recipe.checkpoint.every_steps),
+                        ("validation.every_epochs", recipe.validation.every_epochs),
+                        ("validation.every_steps", recipe.validation.every_steps), ("validation.limit",
+                        recipe.validation.limit)):
+        if value is not None and value < 1:
+            raise SpecError(f"{where}: {name} must be >= 1 (or left out), got {value}")
+    if recipe.num_workers < 0:
+        raise SpecError(f"{where}: num_workers must be >= 0 (0: load in the training process), got "
+                        f"{recipe.num_workers}")
+    validation = recipe.validation
+    if validation.protocol is not None:
+        from bench_ir.protocol import load_protocol
+
+        try:
+            protocol = load_protocol(validation.protocol)
+        except (KeyError, OSError, ValueError) as err:
+            raise SpecError(f"{where}: validation.protocol {validation.protocol!r}: {err}") from None
+        unknown = [task for task in validation.tasks if task not in [t.name for t in protocol.tasks]]
+        if unknown:
+            raise SpecError(f"{where}: validation.tasks {unknown} are not tasks of protocol '{protocol.name}' "
+                            f"({', '.join(t.name for t in protocol.tasks)})")
 
 
 def _check_photometric(spec: DataSpec, at: str) -> None:
