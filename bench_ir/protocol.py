@@ -246,8 +246,20 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
     data["source"] = str(path)
     protocol = build_dataclass(Protocol, data, str(path))
     names = [t.name for t in protocol.tasks]
+    if not names:
+        raise SpecError(f"{path}: field 'tasks' must list at least one task")
     if len(set(names)) != len(names):
         raise SpecError(f"{path}: duplicate task names in {names}")
+    for where, crop in [("crop", protocol.crop), *((f"task '{t.name}': crop", t.crop) for t in protocol.tasks)]:
+        if crop is not None and crop.base < 1:
+            raise SpecError(f"{path}: {where}: 'base' must be >= 1 (sides are cropped or padded to its multiples), "
+                            f"got {crop.base}")
+    from bench_ir.metrics.conventions import get_convention
+
+    try:
+        get_convention(protocol.convention)
+    except KeyError as err:
+        raise SpecError(f"{path}: field 'convention': {err.args[0] if err.args else err}") from None
     unknown = [n for n in protocol.average if n not in names]
     if unknown:
         raise SpecError(f"{path}: field 'average': unknown task(s) {unknown}; tasks: {names}")

@@ -71,6 +71,26 @@ def test_unknown_pairing_rule_is_rejected_with_the_allowed_values(tmp_path):
         load_protocol(path)
 
 
+@pytest.mark.parametrize(("head", "task_extra", "message"), [
+    ("crop: {rule: center_multiple, base: 0}\n", "", r"crop: 'base' must be >= 1"),
+    ("", ", crop: {rule: pad_multiple, base: 0}", r"task 'a': crop: 'base' must be >= 1"),
+    ("convention: M9\n", "", r"field 'convention': unknown metric convention 'M9'"),
+], ids=["protocol crop", "task crop", "convention"])
+def test_a_crop_base_below_one_or_an_unknown_convention_is_rejected_when_read(tmp_path, head, task_extra, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(f"name: p\ntitle: P\nversion: 1\n{head}"
+                    f"tasks:\n  - {{name: a, label: A, dataset: d, layouts: [{{target: t}}]{task_extra}}}\n")
+    with pytest.raises(SpecError, match=message):
+        load_protocol(path)
+
+
+def test_a_protocol_without_tasks_is_rejected(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\ntitle: P\nversion: 1\ntasks: []\n")
+    with pytest.raises(SpecError, match="field 'tasks' must list at least one task"):
+        load_protocol(path)
+
+
 def test_unknown_protocol_name_suggests_close_matches():
     with pytest.raises(KeyError, match="Did you mean: 5deg"):
         load_protocol("5degs")
