@@ -8,6 +8,7 @@ import contextlib
 import datetime as _dt
 import itertools
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,13 +55,20 @@ def naming_path(path: str | os.PathLike[str]) -> Iterator[None]:
         raise type(err)(err.errno, err.strerror or str(err), os.fspath(path)) from err
 
 
+def folder_slug(text: str) -> str:
+    """``text`` as a folder name: every run of characters other than letters, digits and ``._-`` (a path
+    separator, a space) becomes one ``-``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
+
+
 def claim_new_dir(parent: str | os.PathLike[str], name: str) -> Path:
-    """Create and return ``parent/<YYYYmmdd-HHMMSS>-<name>`` (local time), or the first free ``...-2``, ``...-3``
-    when another run started in the same second holds it: ``mkdir`` either creates the folder or fails, so
-    concurrent callers never get the same one. ``parent`` is created if needed."""
+    """Create and return ``parent/<YYYYmmdd-HHMMSS>-<name>`` (local time; ``name`` through :func:`folder_slug`, so a
+    card named ``my/net`` makes one folder), or the first free ``...-2``, ``...-3`` when another run started in the
+    same second holds it: ``mkdir`` either creates the folder or fails, so concurrent callers never get the same
+    one. ``parent`` is created if needed."""
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    base = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{name}"
+    base = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{folder_slug(name)}"
     for number in itertools.count(1):
         folder = parent / (base if number == 1 else f"{base}-{number}")
         try:

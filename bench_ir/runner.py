@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import re
 import shlex
 import signal
 import sys
@@ -119,10 +118,6 @@ def folder_protocol(input_dir: str | Path, target_dir: str | Path, pairing: str 
     return Protocol(name="folders", title=f"{input_dir} vs {target_dir}", version=1, tasks=[task],
                     convention=convention, crop=crop or CropSpec(rule="center_multiple", base=16),
                     reference="ad-hoc folder pair", source="command line")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
 def _protocol_manifest(protocol: Protocol, tasks: list[TaskSpec]) -> dict[str, Any]:
@@ -355,7 +350,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
                                   "--resume to start a new one")
             run_dir = found
         else:  # a new folder of its own, even beside a run started in the same second
-            run_dir = claim_new_dir(config.runs_root, f"{_slug(card.name)}-{_slug(protocol.name)}{suffix}")
+            run_dir = claim_new_dir(config.runs_root, f"{card.name}-{protocol.name}{suffix}")
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = RunLock(run_dir).acquire()
         try:

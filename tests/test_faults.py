@@ -366,3 +366,12 @@ def test_concurrent_claims_of_the_same_name_never_share_a_folder(tmp_path, monke
     with ThreadPoolExecutor(8) as pool:
         claimed = list(pool.map(lambda _: bench_ir.atomic.claim_new_dir(tmp_path, "mirage-t-5deg"), range(16)))
     assert len(set(claimed)) == 16 and all(folder.is_dir() for folder in claimed)
+
+
+def test_a_run_folder_name_from_a_name_with_a_path_separator_is_one_folder(tmp_path):
+    """A recipe or card named ``a/b`` (or with spaces) gets one folder under the runs root, not a path into a
+    folder that does not exist."""
+    import bench_ir.atomic
+
+    folder = bench_ir.atomic.claim_new_dir(tmp_path / "train", "my/net-sample recipe")
+    assert folder.parent == tmp_path / "train" and folder.name.endswith("-my-net-sample-recipe")
