@@ -244,3 +244,23 @@ def test_a_list_file_saved_with_a_byte_order_mark_lists_its_first_entry_by_its_n
     (tmp_path / "list.txt").write_bytes("\ufeff0001.png\r\n0002.png\r\n".encode())
     spec = DataSpec(task="derain", layout="derain", root="x", list_file="list.txt")
     assert _listed(spec, tmp_path, []) == {"0001.png", "0002.png"}
+
+
+class _Unreadable(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int):
+        from bench_ir.data.io import ImageReadError
+
+        raise ImageReadError("/data/rain-1.png: corrupt or truncated image (image file is truncated)")
+
+
+def test_an_error_in_a_loader_worker_is_raised_as_the_worker_raised_it_not_with_its_traceback():
+    from bench_ir.data.io import ImageReadError
+    from bench_ir.train.trainer import batches_of
+
+    loader = torch.utils.data.DataLoader(_Unreadable(), num_workers=1)
+    with pytest.raises(ImageReadError) as caught:
+        next(batches_of(loader))
+    assert str(caught.value) == "/data/rain-1.png: corrupt or truncated image (image file is truncated)"

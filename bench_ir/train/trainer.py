@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -330,7 +331,7 @@ class _Loop:
         while self.step < s.total_steps:
             epoch, in_epoch = divmod(self.step, s.steps_per_epoch)
             s.sampler.set_epoch(epoch, in_epoch)
-            for batch in self.loader:
+            for batch in batches_of(self.loader):
                 lr_factor = set_learning_rate(s.optimizer, recipe.schedule, epoch, self.step)
                 self.losses = self.train_step(batch, s.objective)
                 self.step += 1
@@ -391,6 +392,35 @@ def _previous_manifest(session: TrainSession) -> dict[str, Any]:
 
     path = session.run_dir / MANIFEST_NAME
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+
+def batches_of(loader: Iterable[Any]) -> Iterator[Any]:
+    """The loader's batches. An error raised in a DataLoader worker (an unreadable image, say) is raised again as
+    the worker raised it: torch puts the worker's whole traceback into the message of the error it re-raises."""
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except Exception as err:
+            raise as_raised_in_worker(err) from None
+        yield batch
+
+
+def as_raised_in_worker(err: Exception) -> Exception:
+    """``err`` with the message it had in its DataLoader worker (the last line of the worker's traceback that torch
+    put into the message), of the same type where that type takes a message; other errors unchanged."""
+    text = str(err)
+    if not text.startswith("Caught ") or "Original Traceback" not in text:
+        return err
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    message = last.split(f"{type(err).__name__}: ", 1)[-1]
+    try:
+        return type(err)(message)
+    except Exception:  # noqa: BLE001 - a type that does not take one message
+        return RuntimeError(message)
 
 
 def train(recipe: str | Path | Recipe, model: str | Path | ModelCard = "mirage-t", data_root: str | Path | None = None,
