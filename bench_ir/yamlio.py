@@ -36,34 +36,109 @@ def yaml_problem(err: yaml.YAMLError) -> str:
     return text
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping repeating a key (PyYAML keeps the last value silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, yaml.Node] = {}
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # '<<' merge keys may be overridden by the mapping's own keys
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    earlier = first.setdefault(key, key_node)
+                except TypeError:
+                    continue  # an unhashable key: the base constructor says so
+                if earlier is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        "first defined", earlier.start_mark, f"duplicate key {key!r}", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _duplicate_key(err: yaml.YAMLError) -> str | None:
+    """'duplicate key 'name' at line 3 (first at line 1)' for a repeated key, else None."""
+    mark, context_mark = getattr(err, "problem_mark", None), getattr(err, "context_mark", None)
+    problem = getattr(err, "problem", None) or ""
+    if not isinstance(err, yaml.constructor.ConstructorError) or not problem.startswith("duplicate key "):
+        return None
+    if mark is None or context_mark is None:
+        return None
+    return f"{problem} at line {mark.line + 1} (first at line {context_mark.line + 1})"
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Read one YAML mapping; a missing file, bad YAML or a non-mapping is a SpecError naming the file."""
+    """Read one YAML mapping; a missing file, bad YAML, a key repeated in a mapping or a non-mapping is a SpecError
+    naming the file."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # a SafeLoader
     except yaml.YAMLError as err:
+        duplicate = _duplicate_key(err)
+        if duplicate is not None:
+            raise SpecError(f"{path}: {duplicate}; a key may appear once in a mapping") from err
         raise SpecError(f"{path}: not valid YAML: {yaml_problem(err)}") from err
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
 
 
+class _Included(dict):
+    """A mapping read with its ``include:`` chain, remembering for each top-level key the chain of files (the
+    including file first) from which it came, so that :func:`build_dataclass` names the file holding a bad value."""
+
+    origins: dict[str, tuple[str, ...]]
+
+
+def _from_chain(chain: tuple[str, ...]) -> str:
+    """'(from a.yaml including b.yaml including c.yaml)'."""
+    return f"(from {' including '.join(chain)})"
+
+
 def read_yaml_with_includes(path: Path, merge: Merge | None = None,
                             seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """One YAML mapping with its ``include:`` chain resolved: the included file (a path relative to the including
     one) is read first, then the including file's top-level keys replace its keys. ``merge(base, data, path,
-    include)`` replaces that rule (``base`` is None for a file without ``include``). A cycle is a SpecError."""
-    path = Path(path).resolve()
-    if path in seen:
-        raise SpecError(f"{path}: include cycle via {[str(p) for p in seen]}")
-    data = read_yaml(path)
+    include)`` replaces that rule (``base`` is None for a file without ``include``). A cycle is a SpecError.
+
+    An error in an included file (missing, not YAML) names that file and the files including it; the returned
+    mapping remembers which file each top-level key came from, so :func:`build_dataclass` names the file that set a
+    bad value."""
+    return _read_included(Path(path), merge, seen, ())
+
+
+def _read_included(path: Path, merge: Merge | None, seen: tuple[Path, ...],
+                   chain: tuple[str, ...]) -> dict[str, Any]:
+    """:func:`read_yaml_with_includes` of ``path`` (as the user, or the including file, wrote it) included by the
+    files ``chain`` (as written, the outermost first)."""
+    resolved = path.resolve()
+    if resolved in seen:
+        raise SpecError(f"{resolved}: include cycle via {[str(p) for p in seen]}")
+    here = (*chain, str(path))
+    try:
+        data = read_yaml(resolved)
+    except SpecError as err:
+        if not chain:
+            raise
+        if not resolved.is_file():
+            raise SpecError(f"{chain[-1]}: field 'include': {resolved}: file not found"
+                            f"{' ' + _from_chain(here) if len(chain) > 1 else ''}") from err
+        raise SpecError(f"{err} {_from_chain(here)}") from err
     parent = data.pop("include", None)
-    base = None if parent is None else read_yaml_with_includes(path.parent / parent, merge, (*seen, path))
-    if merge is not None:
-        return merge(base, data, path, parent)
-    return data if base is None else {**base, **data}
+    own = set(data)
+    base = None
+    if parent is not None:
+        target = resolved.parent / str(parent)  # relative to the including file itself (a link's target)
+        written = path.parent / str(parent)
+        shown = written if written.resolve() == target.resolve() else target
+        base = _read_included(shown, merge, (*seen, resolved), here)
+    merged = merge(base, data, resolved, parent) if merge is not None else data if base is None else {**base, **data}
+    inherited = getattr(base, "origins", {})
+    result = _Included(merged)
+    result.origins = {key: inherited[key] if key in inherited and key not in own else here for key in result}
+    return result
 
 
 def _type_name(tp: Any) -> str:
@@ -122,17 +197,37 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def _origin(data: dict[str, Any], key: str) -> tuple[str, ...] | None:
+    """The include chain (outermost file first) of a top-level key read from an included file, else None."""
+    chain = getattr(data, "origins", {}).get(key)
+    return chain if chain is not None and len(chain) > 1 else None
+
+
+def _coerce_field(data: dict[str, Any], name: str, tp: Any, where: str) -> Any:
+    """``_coerce`` of the top-level field ``name``; an error names the included file that set it, if one did."""
+    chain = _origin(data, name)
+    if chain is None:
+        return _coerce(data[name], tp, f"{where}: field '{name}'")
+    try:
+        return _coerce(data[name], tp, f"{chain[-1]}: field '{name}'")
+    except SpecError as err:
+        raise SpecError(f"{err} {_from_chain(chain)}") from err
+
+
 def build_dataclass(cls: type[T], data: dict[str, Any], where: str) -> T:
     """Build the frozen dataclass ``cls`` from ``data``; unknown keys, missing keys and wrong types raise."""
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
+        chain = _origin(data, unknown[0])
+        if chain and all(_origin(data, key) == chain for key in unknown):
+            raise SpecError(f"{chain[-1]}: unknown field(s) {unknown}; allowed: {sorted(fields)} {_from_chain(chain)}")
         raise SpecError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, field in fields.items():
         if name in data:
-            kwargs[name] = _coerce(data[name], hints[name], f"{where}: field '{name}'")
+            kwargs[name] = _coerce_field(data, name, hints[name], where)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise SpecError(f"{where}: missing required field '{name}'")
     return cls(**kwargs)
