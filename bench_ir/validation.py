@@ -35,10 +35,10 @@ def spec_files(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-
 def validate_card_static(card, notes: list[str] | None = None) -> None:
-    """Check ``card``'s factory and args without importing anything; what cannot be read statically is added to
-    ``notes`` (the args are then checked only by ``--import`` or when the model is built)."""
+    """Check ``card``'s factory and args without importing anything: the factory's module file must exist and bind
+    the factory's name; what cannot be read statically is added to ``notes`` (the args are then checked only by
+    ``--import`` or when the model is built)."""
     from bench_ir.signatures import card_dir_of, check_args, locate_module_file, parse_factory, static_parameters
 
     where = card.source or card.name
@@ -48,6 +48,9 @@ def validate_card_static(card, notes: list[str] | None = None) -> None:
         what = f"file {ref.file}" if ref.file else f"module '{ref.module}'"
         raise SpecError(f"{where}: field 'factory': cannot import {what} (not found in the card's folder or on the "
                         "import path; nothing was imported)")
+    if not _check_name_static(source, ref.file or ref.module, ref.attr, card.factory, f"{where}: field 'factory'",
+                              notes):
+        return  # the name may be bound dynamically: noted, and checked by --import
     params = static_parameters(source, ref.attr)
     if params is None:
         if notes is not None:
@@ -58,12 +61,31 @@ def validate_card_static(card, notes: list[str] | None = None) -> None:
     check_args(params, card.args, f"model card {where}", card.factory)
 
 
+def _check_name_static(source: Path, module: str, attr: str, text: str, where: str,
+                       notes: list[str] | None) -> bool:
+    """Whether the Python file ``source`` (module ``module``) binds ``attr`` at its top level to something other than
+    a literal value, read without importing it. A name it cannot bind is a SpecError worded as the import check words
+    it (``where`` names the file and field); a name it may bind dynamically is a note (False is returned)."""
+    from bench_ir.signatures import top_level_names
+
+    names, dynamic = top_level_names(source)
+    if attr not in names:
+        if not dynamic:
+            raise SpecError(f"{where}: module '{module}' has no attribute '{attr}' ({source})")
+        if notes is not None:
+            notes.append(f"{where}: '{attr}' is not defined literally in {source}; `validate --import` checks it")
+        return False
+    if names[attr] == "literal":
+        raise SpecError(f"{where}: {text} is not callable")
+    return True
+
+
 def check_hooks_static(hooks: dict[str, str | None], where: str, notes: list[str] | None = None) -> None:
     """Every named hook (``{"loss.objective": "module:name", ...}``; None = not set) must be a ``module:name`` whose
     module file exists and binds ``name`` at its top level to something other than a literal value; found without
     importing. A SpecError names ``where`` and the field (worded as the import check words it); a name the file may
     bind dynamically is a note."""
-    from bench_ir.signatures import locate_module_file, parse_factory, top_level_names
+    from bench_ir.signatures import locate_module_file, parse_factory
 
     for field_name, text in hooks.items():
         if text is None:
@@ -76,15 +98,7 @@ def check_hooks_static(hooks: dict[str, str | None], where: str, notes: list[str
         if source is None:
             raise SpecError(f"{where}: {field_name}: cannot import module '{module}' (no such module file on the "
                             "import path; nothing was imported)")
-        names, dynamic = top_level_names(source)
-        if attr not in names:
-            if not dynamic:
-                raise SpecError(f"{where}: {field_name}: module '{module}' has no attribute '{attr}' ({source})")
-            if notes is not None:
-                notes.append(f"{where}: {field_name}: '{attr}' is not defined literally in {source}; "
-                             "`validate --import` checks it")
-        elif names[attr] == "literal":
-            raise SpecError(f"{where}: {field_name}: {text} is not callable")
+        _check_name_static(source, module, attr, str(text), f"{where}: {field_name}", notes)
 
 
 def validate_file(path: str | Path, import_factory: bool = False, notes: list[str] | None = None) -> tuple[str, str]:

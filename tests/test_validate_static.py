@@ -88,6 +88,22 @@ def test_a_factory_string_of_the_wrong_shape_or_without_a_module_file_is_invalid
         validate_file(_card(tmp_path, factory=factory))
 
 
+@pytest.mark.parametrize("factory", ["mynet:Nett", "mynet.py:Nett"])
+def test_a_factory_name_its_module_file_does_not_define_is_invalid_without_importing_it(tmp_path, factory):
+    result = runner.invoke(app, ["validate", str(_card(tmp_path, factory=factory))])
+    assert result.exit_code == 1
+    assert re.search(r"card\.yaml: field 'factory': module 'net_\w+(\.py)?' has no attribute 'Nett'", result.output)
+    assert not (tmp_path / "imported.marker").exists()
+
+
+def test_a_factory_name_bound_to_a_literal_value_is_not_callable(tmp_path):
+    path = _card(tmp_path, factory="mynet:WIDTH")
+    module = next(tmp_path.glob("net_*.py"))
+    module.write_text(module.read_text() + "\nWIDTH = 4\n")
+    with pytest.raises(SpecError, match=r"field 'factory': net_\w+:WIDTH is not callable"):
+        validate_file(path)
+
+
 def test_a_factory_may_be_a_python_file_next_to_the_card(tmp_path):
     path = _card(tmp_path, factory="mynet.py:Net")
     assert validate_file(path) == ("model card", "mine")
