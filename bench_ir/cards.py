@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from bench_ir.resources import registry_dir
+from bench_ir.safety import UnsafePathError, safe_name
 from bench_ir.signatures import (
     card_dir_of,
     check_args,
@@ -40,6 +41,7 @@ __all__ = [
     "get_card",
     "with_model_args",
     "check_card_args",
+    "check_card_name",
     "card_record",
     "count_parameters",
     "sample_checkpoint",
@@ -119,10 +121,20 @@ def load_card(path: str | Path) -> ModelCard:
     data = read_yaml(path)
     data.setdefault("source", str(path))
     card = build_dataclass(ModelCard, data, str(path))
+    check_card_name(card.name, str(path))
     parse_factory(card.factory, str(path))
     if card.input_multiple < 1:
         raise SpecError(f"{path}: field 'input_multiple': must be >= 1")
     return card
+
+
+def check_card_name(name: str, where: str) -> None:
+    """A card's ``name`` becomes part of run folder names (``runs/train/<time>-<name>-<recipe>``): it must be a safe
+    name (bench_ir.safety.safe_name: no '/', no '..'); else a SpecError naming ``where`` and the field."""
+    try:
+        safe_name(name, f"{where}: field 'name':")
+    except UnsafePathError as err:
+        raise SpecError(str(err)) from err
 
 
 def _plugin_cards() -> list[ModelCard]:
@@ -133,11 +145,14 @@ def _plugin_cards() -> list[ModelCard]:
         provided = provided() if callable(provided) else provided
         items = provided if isinstance(provided, (list, tuple)) else [provided]
         for item in items:
+            where = f"entry point {entry.name} ({entry.value})"
             if isinstance(item, ModelCard):
+                check_card_name(item.name, item.source or where)
                 cards.append(item)
             elif isinstance(item, dict):
-                where = f"entry point {entry.name} ({entry.value})"
-                cards.append(build_dataclass(ModelCard, {"source": where, **item}, where))
+                card = build_dataclass(ModelCard, {"source": where, **item}, where)
+                check_card_name(card.name, where)
+                cards.append(card)
             else:
                 cards.append(load_card(item))
     return cards

@@ -98,6 +98,14 @@ def test_card_with_wrong_type_names_the_field(tmp_path):
         load_card(path)
 
 
+@pytest.mark.parametrize("name", ["my/net", "..", "my net", "net\\x"])
+def test_a_card_name_that_is_not_a_safe_folder_name_names_the_file_and_field(tmp_path, name):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"name: '{name}'\ndisplay_name: X\nfactory: torch.nn:Identity\n")
+    with pytest.raises(SpecError, match=r"bad\.yaml: field 'name': .* is not a safe name"):
+        load_card(path)
+
+
 def test_card_whose_factory_cannot_be_imported_names_the_field(tmp_path):
     path = tmp_path / "ghost.yaml"
     path.write_text("name: ghost\ndisplay_name: Ghost\nfactory: no_such_package.nets:Net\n")
