@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bench_ir.atomic import atomic_target
+from bench_ir.atomic import atomic_target, naming_path
 from bench_ir.cards import CheckpointSpec, ModelCard, check_card_args, get_card, list_cards, resolve_factory
 from bench_ir.manifest import bench_ir_version, portable_path
 from bench_ir.results import write_json_atomic
@@ -139,9 +139,31 @@ def _torch_detail(failure: BaseException) -> str:
     return f" ({type(failure).__name__}: {first[:200]})"
 
 
+def _unreadable(path: Path, failure: BaseException) -> CheckpointError:
+    """The error for a file torch.load cannot read: what its bytes look like, and torch's reason."""
+    return CheckpointError(
+        f"cannot read checkpoint {path}: {_describe_bytes(path)}. Expected a PyTorch checkpoint "
+        f"(.ckpt/.pth/.pt/.tar written by torch.save) or a .safetensors file.{_torch_detail(failure)}")
+
+
+def _is_torch_archive(path: Path) -> bool:
+    """Whether ``path`` is a readable zip archive holding a torch.save pickle (``<name>/data.pkl``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/data.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def _torch_load(path: Path, trust_pickle: bool) -> Any:
     if trust_pickle:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # a file that is no checkpoint, or whose objects fail to unpickle
+            if _is_torch_archive(path) or isinstance(err, (ImportError, AttributeError)):  # an object it pickles
+                raise CheckpointError(f"cannot unpickle checkpoint {path} (--trust-pickle): {type(err).__name__}: "
+                                      f"{(str(err).splitlines() or [''])[0][:200]}") from err
+            raise _unreadable(path, err) from err
     try:
         with warnings.catch_warnings():  # torch warns about protocols before failing on raw pickles
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
@@ -155,10 +177,7 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
         except Exception:
             unsafe = []
     if not unsafe:
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: {_describe_bytes(path)}. Expected a PyTorch checkpoint "
-            f"(.ckpt/.pth/.pt/.tar written by torch.save) or a .safetensors file.{_torch_detail(failure)}"
-        ) from failure
+        raise _unreadable(path, failure) from failure
     allowed_names = {_global_name(entry) for entry in METADATA_GLOBALS}
     foreign = sorted(set(unsafe) - allowed_names)
     if foreign:
@@ -491,12 +510,15 @@ def sidecar_path(out: str | Path) -> Path:
 
 
 def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, dtype: str | torch.dtype | None = None,
-                       trust_pickle: bool = False) -> dict[str, Any]:
+                       trust_pickle: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Check ``src`` against the card's model (strictly), write its tensors to ``out`` (.safetensors) and
     a provenance sidecar ``<out>.json``; return the sidecar's content.
 
     dtype: cast floating-point tensors (``"fp16"``, ``"bf16"``, ``"fp32"`` or a torch dtype); integer
     buffers such as BatchNorm's ``num_batches_tracked`` keep their dtype.
+    overwrite: replace an existing ``out`` and its sidecar (else an existing one is a FileExistsError).
+    Both files are written to temporary names first and renamed at the end: a failure leaves no new output
+    without its sidecar.
     """
     from safetensors.torch import save_file
 
@@ -506,6 +528,11 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
         raise ValueError(f"output {out} must end in .safetensors")
     if out.exists() and src.exists() and out.resolve() == src.resolve():
         raise FileExistsError(f"output {out} is the checkpoint being converted; choose another output file")
+    if not overwrite:
+        for existing in (out, sidecar_path(out)):
+            if existing.exists():
+                raise FileExistsError(f"output {existing} already exists; pass --overwrite (overwrite=True) to "
+                                      "replace it, or choose another output file")
     cast = _DTYPES.get(dtype.lower(), None) if isinstance(dtype, str) else dtype
     if isinstance(dtype, str) and cast is None:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")
@@ -529,12 +556,9 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
             value = value.to(cast)
         tensors[key] = value.contiguous().clone()  # clone: safetensors refuses tensors sharing storage
     source_sha = sha256_file(src)
-    with atomic_target(out) as tmp:  # safetensors itself creates 0600 files; this gives a normal file's mode
-        save_file(tensors, str(tmp), metadata={"format": "pt", "bench_ir_model": card.name,
-                                               "source_sha256": source_sha})
     parameter_keys = {name for name, _ in model.named_parameters()}
     floating = sorted({str(t.dtype).removeprefix("torch.") for t in tensors.values() if t.is_floating_point()})
-    sidecar = {
+    sidecar: dict[str, Any] = {
         "model": card.name,
         "display_name": card.display_name,
         "card_source": portable_path(card.source, {"output": out.parent}),
@@ -542,7 +566,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
         "source_sha256": source_sha,
         "source_format": checkpoint.format,
         "output_file": out.name,
-        "output_sha256": sha256_file(out),
+        "output_sha256": "",  # filled in once the output is written
         "tensors": len(tensors),
         "parameters": sum(t.numel() for k, t in tensors.items() if k in parameter_keys),
         "buffer_elements": sum(t.numel() for k, t in tensors.items() if k not in parameter_keys),
@@ -550,7 +574,22 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
         "bench_ir_version": bench_ir_version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    write_json_atomic(sidecar_path(out), sidecar)
+    # output and sidecar go to temporary files first; the output is renamed into place, then the sidecar (a
+    # failure in between removes the new output), so no new output is ever left without its provenance
+    output_placed = False
+    try:
+        with atomic_target(sidecar_path(out)) as sidecar_tmp:
+            with atomic_target(out) as tmp:  # safetensors itself creates 0600 files; this gives a normal mode
+                save_file(tensors, str(tmp), metadata={"format": "pt", "bench_ir_model": card.name,
+                                                       "source_sha256": source_sha})
+                sidecar["output_sha256"] = sha256_file(tmp)
+                with naming_path(sidecar_path(out)):  # an OSError names the sidecar, not a temporary file
+                    write_json_atomic(sidecar_tmp, sidecar)
+            output_placed = True
+    except BaseException:
+        if output_placed:
+            out.unlink(missing_ok=True)
+        raise
     return sidecar
 
 

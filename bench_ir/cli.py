@@ -533,14 +533,18 @@ def convert(
     fp16: Annotated[bool, typer.Option("--fp16", help="store weights in half precision")] = False,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="fully unpickle the checkpoint (can run code "
                                                "from the file; only for files from a source you trust)")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing output and its sidecar (without "
+                                            "it an existing output is an error)")] = False,
 ) -> None:
-    """Convert an official checkpoint to safetensors plus a JSON provenance sidecar."""
+    """Convert an official checkpoint to safetensors plus a JSON provenance sidecar.
+
+    An existing output is refused unless --overwrite; the output is never left without its sidecar."""
     from bench_ir.cards import get_card
     from bench_ir.checkpoints import convert_checkpoint
 
     try:
         info = convert_checkpoint(checkpoint, out, get_card(model), dtype="fp16" if fp16 else None,
-                                  trust_pickle=trust_pickle)
+                                  trust_pickle=trust_pickle, overwrite=overwrite)
     except USER_ERRORS as err:
         _fail(err)
     console.print(f"wrote {out} ({info.get('tensors', '?')} tensors) and {out}.json", highlight=False)

@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import json
 import pickle
+import re
 import sys
 import types
 from pathlib import Path
@@ -223,6 +224,53 @@ def test_conversion_output_must_be_safetensors(mirage_t_ckpt, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- errors
+def test_conversion_refuses_an_existing_output_unless_overwrite(converted, mirage_t_ckpt):
+    out, _ = converted
+    before = out.read_bytes(), sidecar_path(out).read_bytes()
+    with pytest.raises(FileExistsError, match=rf"output {re.escape(str(out))} already exists; pass --overwrite"):
+        convert_checkpoint(mirage_t_ckpt, out, "mirage-t", dtype="fp16")
+    assert (out.read_bytes(), sidecar_path(out).read_bytes()) == before
+
+
+def test_conversion_refuses_an_output_whose_sidecar_exists(mirage_t_ckpt, tmp_path):
+    out = tmp_path / "w.safetensors"
+    sidecar_path(out).write_text("{}")
+    with pytest.raises(FileExistsError, match=r"w\.safetensors\.json already exists"):
+        convert_checkpoint(mirage_t_ckpt, out, "mirage-t")
+    assert not out.exists()
+
+
+def test_conversion_with_overwrite_replaces_the_output_and_its_sidecar(mirage_t_ckpt, tmp_path):
+    out = tmp_path / "w.safetensors"
+    convert_checkpoint(mirage_t_ckpt, out, "mirage-t")
+    info = convert_checkpoint(mirage_t_ckpt, out, "mirage-t", dtype="fp16", overwrite=True)
+    assert info["dtype"] == "float16" and json.loads(sidecar_path(out).read_text())["dtype"] == "float16"
+    assert info["output_sha256"] == sha256_file(out)
+
+
+def _failing_json_write(path, data):
+    raise OSError(28, "No space left on device", str(path))
+
+
+def test_a_failed_sidecar_write_leaves_no_output_without_provenance(mirage_t_ckpt, tmp_path, monkeypatch):
+    monkeypatch.setattr("bench_ir.checkpoints.write_json_atomic", _failing_json_write)
+    out = tmp_path / "w.safetensors"
+    with pytest.raises(OSError, match="No space left"):
+        convert_checkpoint(mirage_t_ckpt, out, "mirage-t")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_failed_sidecar_write_keeps_the_previous_output_and_sidecar(mirage_t_ckpt, tmp_path, monkeypatch):
+    out = tmp_path / "w.safetensors"
+    convert_checkpoint(mirage_t_ckpt, out, "mirage-t")
+    before = out.read_bytes(), sidecar_path(out).read_bytes()
+    monkeypatch.setattr("bench_ir.checkpoints.write_json_atomic", _failing_json_write)
+    with pytest.raises(OSError, match="No space left"):
+        convert_checkpoint(mirage_t_ckpt, out, "mirage-t", dtype="fp16", overwrite=True)
+    assert (out.read_bytes(), sidecar_path(out).read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors", "w.safetensors.json"]
+
+
 def test_wrong_variant_checkpoint_names_shape_mismatches_and_guesses_mirage_s(mirage_s_ckpt):
     with pytest.raises(CheckpointMismatchError) as caught:
         load_weights(MIRAGE("tiny"), mirage_s_ckpt, get_card("mirage-t"))
@@ -279,6 +327,37 @@ def test_corrupt_or_foreign_file_gives_a_checkpoint_error(tmp_path, name, write,
     message = str(caught.value)
     assert str(path) in message and explanation in message and "Expected a PyTorch checkpoint" in message
     assert "weights_only" not in message  # torch's advice for a pickle it refuses names the wrong cause here
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "explanation"),
+    [
+        ("empty.ckpt", lambda p: p.write_bytes(b""), "the file is empty"),
+        ("truncated.ckpt", _truncated_checkpoint, "zip archive that is truncated"),
+        ("list.pkl", lambda p: p.write_bytes(pickle.dumps([1, 2, 3])), "raw Python pickle"),
+    ],
+)
+def test_a_file_that_is_no_checkpoint_gives_the_same_checkpoint_error_when_pickle_is_trusted(tmp_path, name, write,
+                                                                                          explanation):
+    path = tmp_path / name
+    write(path)
+    with pytest.raises(CheckpointError) as caught:
+        read_state_dict(path, trust_pickle=True)
+    message = str(caught.value)
+    assert message.startswith(f"cannot read checkpoint {path}: ") and explanation in message
+    assert "Expected a PyTorch checkpoint" in message and "\n" not in message
+
+
+def test_a_trusted_checkpoint_whose_objects_fail_to_unpickle_names_the_file(tmp_path, monkeypatch):
+    module = types.ModuleType("vanishing_module")
+    monkeypatch.setitem(sys.modules, "vanishing_module", module)
+    thing = type("Thing", (), {"__module__": "vanishing_module"})
+    module.Thing = thing
+    torch.save({"state_dict": SmallNet().state_dict(), "config": thing()}, tmp_path / "objects.ckpt")
+    monkeypatch.delitem(sys.modules, "vanishing_module")
+    with pytest.raises(CheckpointError, match=r"cannot unpickle checkpoint .*objects\.ckpt \(--trust-pickle\): "
+                                              r"ModuleNotFoundError: No module named 'vanishing_module'"):
+        read_state_dict(tmp_path / "objects.ckpt", trust_pickle=True)
 
 
 def test_torch_file_without_tensors_says_what_was_expected(tmp_path):
