@@ -984,7 +984,8 @@ def suite_run(
 ) -> None:
     """Run every cell of a suite: checks datasets and checkpoints first, skips complete cells, resumes interrupted ones.
 
-    A failing cell does not stop the others; the exit code is then 1 and the failed cells are named."""
+    A failing cell does not stop the others; the exit code is then 1 and the failed cells are named, as are the cells
+    --skip-missing skipped. Ctrl-C or SIGTERM marks the running cells interrupted (exit code 130 or 143)."""
     from bench_ir.suite import load_suite, make_launcher, report_command, run_suite
 
     overrides = {"limit": limit, "device": device, "noise_order": noise_order.value if noise_order else None}
@@ -999,10 +1000,14 @@ def suite_run(
         outcome = run_suite(suite, suite_dir=out, data_root=data_root, checkpoint_dir=checkpoint_dir,
                             launcher=chosen, skip_missing=skip_missing, overrides=overrides, events=overview,
                             on_plan=overview.on_plan)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (run_suite raises it as RunTerminated)
         overview.stop()
-        err_console.print("[yellow]interrupted[/]: scored images are kept; run the same command to continue")
-        raise typer.Exit(code=130) from None
+        from bench_ir.suite.execute import interrupt_reason, interrupted_error, terminated
+
+        where = f" in {overview.progress.plan.suite_dir}" if overview.progress is not None else ""
+        err_console.print(f"[yellow]{interrupted_error(interrupt_reason(err))}[/]: scored images are kept"
+                          f"{escape(where)}; run the same command to continue", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=143 if terminated(err) else 130) from None  # 128 + SIGTERM / SIGINT
     except USER_ERRORS as err:
         overview.stop()
         _fail(err)
@@ -1012,17 +1017,22 @@ def suite_run(
     for problem, cells in outcome.missing.items():
         console.print(f"[bold yellow]skipped (missing):[/] {', '.join(cells)}: {problem}", highlight=False)
     console.print(f"suite directory: {outcome.plan.suite_dir}", highlight=False)
+    missing = outcome.missing_cells
     if launcher is LauncherKind.slurm:
         console.print(f"Slurm job ids: {outcome.plan.suite_dir / 'jobs.json'}; follow with `bench-ir suite status "
                       f"{outcome.plan.suite_dir}`", highlight=False)
-    elif not outcome.failed:
+    elif not outcome.failed and not missing:
         console.print(f"next: {report_command(outcome.plan.suite_dir)}", highlight=False, markup=False, soft_wrap=True)
-    if outcome.failed:
+    if outcome.failed or missing:  # a missing cell did not complete either: `suite run && suite report` stops
         for result in outcome.failed:
             err_console.print(f"[bold red]{result.status}:[/] {result.name}: {result.error}", highlight=False,
                               soft_wrap=True)
-        err_console.print(f"[bold red]{len(outcome.failed)} cell(s) did not complete:[/] "
-                          f"{', '.join(r.name for r in outcome.failed)}", highlight=False, soft_wrap=True)
+        for name in missing:
+            problems = "; ".join(outcome.plan.cell(name).problems)
+            err_console.print(f"[bold red]missing:[/] {name}: {escape(problems)}", highlight=False, soft_wrap=True)
+        incomplete = [r.name for r in outcome.failed] + missing
+        err_console.print(f"[bold red]{len(incomplete)} cell(s) did not complete:[/] {', '.join(incomplete)}",
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
 
 

@@ -211,6 +211,57 @@ def test_a_failing_cell_does_not_stop_the_others_and_the_exit_code_names_it(tmp_
     assert state["status"] == "failed" and state["error"]
 
 
+def test_cells_skipped_as_missing_make_the_exit_code_1_and_are_named(tmp_path):
+    """`suite run --skip-missing && suite report` does not carry on as if the suite were complete."""
+    toy = _toy_data(tmp_path / "data")
+    entries = [{"model": "input", "protocols": [str(toy)]},
+               {"model": TINY_CARD, "checkpoint": "nowhere/tiny.safetensors", "protocols": [str(toy)]}]
+    path = _write_suite(tmp_path, entries=entries, options={"device": "cpu"})
+    result = runner.invoke(app, ["suite", "run", str(path), "--out", str(tmp_path / "out"), "--data-root",
+                                 str(tmp_path / "data"), "--checkpoint-dir", str(tmp_path / "ckpt"),
+                                 "--skip-missing"])
+    assert result.exit_code == 1, result.output
+    assert (f"missing: tiny-unet-tiny__toy: checkpoint not found: {tmp_path / 'ckpt' / 'nowhere' / 'tiny.safetensors'}"
+            in result.stderr)
+    assert "1 cell(s) did not complete: tiny-unet-tiny__toy" in result.stderr
+    assert "next:" not in result.stdout
+    plan = SuitePlan.load(tmp_path / "out")
+    assert cell_status(plan, plan.cell("input__toy")) == "complete"
+
+
+def test_a_corrupt_plan_json_is_named_with_the_command_that_writes_it_again(tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": [str(toy)]}], options={"device": "cpu"})
+    out = tmp_path / "out"
+    run_suite(path, suite_dir=out, data_root=tmp_path / "data")
+    (out / "plan.json").write_text('{"suite": "tiny\n-sample"}')  # a raw newline inside a string
+    result = runner.invoke(app, ["suite", "status", str(out)], terminal_width=400)
+    assert result.exit_code == 2
+    assert (f"error: {out / 'plan.json'}: not a readable suite plan (JSONDecodeError: Invalid control character at: "
+            f"line 1 column 16 (char 15)). `bench-ir suite run SUITE --out {out}` with the suite's file writes it "
+            f"again; the cells' runs and profiles in {out} are kept (complete ones are skipped)") in result.output
+    rerun = runner.invoke(app, ["suite", "run", str(path), "--out", str(out), "--data-root", str(tmp_path / "data")])
+    assert rerun.exit_code == 0, rerun.output
+    assert "1 cell(s) already complete, skipped" in rerun.stdout
+
+
+def test_a_corrupt_cell_state_file_counts_as_absent_with_a_warning_naming_it(tmp_path):
+    """The run directory is the truth about scores: the cell is what its run says, here complete."""
+    toy = _toy_data(tmp_path / "data")
+    path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": [str(toy)]}], options={"device": "cpu"})
+    out = tmp_path / "out"
+    run_suite(path, suite_dir=out, data_root=tmp_path / "data")
+    state = out / "cells" / "input__toy.json"
+    state.write_text('{"status": "compl')  # cut short
+    with pytest.warns(UserWarning, match="unreadable cell state"):
+        result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["suite", "status", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {state}: unreadable cell state (JSONDecodeError: " in result.stderr
+    assert "taken as absent: the cell's state comes from its run directory" in result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if "input__toy" in line]
+    assert [c.strip() for c in row.split("│")[2:4]] == ["complete", "1/1"]
+
+
 def test_the_overview_written_to_a_file_ends_its_last_line(tmp_path):
     """A suite run's live table on a non-terminal stderr (a log file) ends with a newline, as run's progress does,
     so that what is printed next starts on a line of its own."""

@@ -1,7 +1,7 @@
 """Run one cell of a suite, wherever a launcher put it: an ordinary resumable run (or one profile) into the
 cell's directory, with the outcome recorded in ``cells/<cell>.json``. A failing cell raises nothing: its error
-(a ResumeError, a held lock, a missing file, a crash of the model) is its result. Ctrl-C marks it interrupted and
-propagates.
+(a ResumeError, a held lock, a missing file, a crash of the model) is its result. Ctrl-C or SIGTERM marks it
+interrupted (with the reason a run's manifest gives: ``SIGINT (Ctrl-C)`` or ``SIGTERM``) and propagates.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from typing import Any
 from bench_ir.manifest import now_iso
 from bench_ir.results import write_json_atomic
 from bench_ir.resume import RunLock
-from bench_ir.runner import ProgressHook
+from bench_ir.runner import ProgressHook, RunTerminated, sigterm_as_interrupt
 from bench_ir.suite.plan import Cell, SuitePlan
 
-__all__ = ["CellResult", "SuiteEvents", "execute_cell", "record_cell_state"]
+__all__ = ["CellResult", "SuiteEvents", "execute_cell", "record_cell_state", "interrupt_reason", "interrupted_error",
+           "terminated"]
 
 
 @dataclass
@@ -55,6 +56,21 @@ class _CellProgress(ProgressHook):
         self.events.cell_record(self.name, record)
 
 
+def terminated(err: BaseException) -> bool:
+    """Whether the interrupt ``err`` came from SIGTERM (RunTerminated, or a RunInterrupted of a run it stopped)."""
+    return isinstance(err, RunTerminated) or bool(getattr(err, "terminated", False))
+
+
+def interrupt_reason(err: BaseException) -> str:
+    """What stopped a cell, in the words of a run manifest's ``reason``: ``SIGTERM`` or ``SIGINT (Ctrl-C)``."""
+    return "SIGTERM" if terminated(err) else "SIGINT (Ctrl-C)"
+
+
+def interrupted_error(reason: str) -> str:
+    """The ``error`` of an interrupted cell: ``interrupted (Ctrl-C)`` or ``interrupted (SIGTERM)``."""
+    return "interrupted (SIGTERM)" if reason == "SIGTERM" else "interrupted (Ctrl-C)"
+
+
 def record_cell_state(plan: SuitePlan, cell: Cell, **state: Any) -> None:
     """Write cells/<cell>.json (where and how the last attempt ran) atomically."""
     info = {"name": cell.name, "kind": cell.kind, "run_dir": cell.run_dir, "host": socket.gethostname(),
@@ -79,30 +95,37 @@ def _profile(plan: SuitePlan, cell: Cell) -> None:
 
 
 def execute_cell(suite_dir: str | Path, name: str, events: SuiteEvents | None = None) -> CellResult:
-    """Run cell ``name`` of the suite in ``suite_dir`` (plan.json) and record the outcome; see the module doc."""
+    """Run cell ``name`` of the suite in ``suite_dir`` (plan.json) and record the outcome; see the module doc.
+
+    SIGTERM is Ctrl-C here (bench_ir.runner.sigterm_as_interrupt: where the caller installed a SIGTERM handler of its
+    own, as `suite run`, a node worker or submitit do, that one is kept)."""
     plan = SuitePlan.load(suite_dir)
     cell = plan.cell(name)
     events = events or SuiteEvents()
     hook = _CellProgress(name, events)
     started, start = now_iso(), time.perf_counter()
-    record_cell_state(plan, cell, status="running", started=started)
-    events.cell_started(name)
-    try:
-        if cell.kind == "profile":
-            _profile(plan, cell)
-        else:
-            from bench_ir.runner import run_protocol
+    with sigterm_as_interrupt():
+        try:
+            record_cell_state(plan, cell, status="running", started=started)
+            events.cell_started(name)
+            if cell.kind == "profile":
+                _profile(plan, cell)
+            else:
+                from bench_ir.runner import run_protocol
 
-            run_protocol(plan.run_config(cell), progress=hook)
-        result = CellResult(name, "complete", images=hook.count)
-    except KeyboardInterrupt:
-        result = CellResult(name, "interrupted", time.perf_counter() - start, "interrupted (Ctrl-C)", hook.count)
+                run_protocol(plan.run_config(cell), progress=hook)
+            result = CellResult(name, "complete", images=hook.count)
+        except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the cell stays resumable, the caller stops
+            reason = interrupt_reason(err)
+            result = CellResult(name, "interrupted", time.perf_counter() - start, interrupted_error(reason),
+                                hook.count)
+            record_cell_state(plan, cell, **result.to_dict(), reason=reason, started=started, finished=now_iso())
+            events.cell_finished(result)
+            err.cell_result = result  # type: ignore[attr-defined]  # for a launcher that reports it elsewhere
+            raise
+        except Exception as err:  # a failing cell never stops the others
+            result = CellResult(name, "failed", error=f"{type(err).__name__}: {err}", images=hook.count)
+        result.seconds = time.perf_counter() - start
         record_cell_state(plan, cell, **result.to_dict(), started=started, finished=now_iso())
         events.cell_finished(result)
-        raise
-    except Exception as err:  # a failing cell never stops the others
-        result = CellResult(name, "failed", error=f"{type(err).__name__}: {err}", images=hook.count)
-    result.seconds = time.perf_counter() - start
-    record_cell_state(plan, cell, **result.to_dict(), started=started, finished=now_iso())
-    events.cell_finished(result)
     return result

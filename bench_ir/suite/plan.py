@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 import shlex
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,7 +37,7 @@ from bench_ir.resume import IDENTITY_FIELDS, RunLock, identity_differences
 from bench_ir.suite.spec import Suite, load_suite, slug
 
 __all__ = ["Cell", "SuitePlan", "SuiteCheckError", "plan_suite", "check_cells", "cell_status", "cell_status_reason",
-           "read_cell_state", "CELL_STATES", "PLAN_FILE"]
+           "read_cell_state", "CellStateWarning", "CELL_STATES", "PLAN_FILE"]
 
 PLAN_FILE = SUITE_PLAN_NAME
 CELL_STATES = ("complete", "running", "outdated", "failed", "interrupted", "missing", "pending")
@@ -125,10 +126,17 @@ class SuitePlan:
         path = suite_dir / PLAN_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{suite_dir}: not a suite directory (no {PLAN_FILE}); run `bench-ir suite run`")
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data["suite_dir"] = suite_dir  # the folder may have moved since
-        data["cells"] = [Cell(**c) for c in data["cells"]]
-        return cls(**data)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data["suite_dir"] = suite_dir  # the folder may have moved since
+            data["cells"] = [Cell(**c) for c in data["cells"]]
+            return cls(**data)
+        except (ValueError, TypeError, KeyError, AttributeError) as err:  # not JSON, or not the fields of a plan
+            what = f"missing field {err}" if isinstance(err, KeyError) else str(err)
+            raise ValueError(
+                f"{path}: not a readable suite plan ({type(err).__name__}: {what}). `bench-ir suite run SUITE --out "
+                f"{suite_dir}` with the suite's file writes it again; the cells' runs and profiles in {suite_dir} "
+                "are kept (complete ones are skipped)") from None
 
     def run_config(self, cell: Cell):
         """The RunConfig of a run cell: an ordinary resumable run into the cell's run directory."""
@@ -263,10 +271,29 @@ def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
     return problems
 
 
+class CellStateWarning(UserWarning):
+    """A cells/<cell>.json that cannot be read; the cell's state is then read from its run directory alone."""
+
+
 def read_cell_state(plan: SuitePlan, cell: Cell) -> dict[str, Any] | None:
-    """The last recorded attempt at ``cell`` (cells/<cell>.json), or None."""
+    """The last recorded attempt at ``cell`` (cells/<cell>.json), or None. A file that cannot be read (not JSON, not
+    an object) counts as absent, with a CellStateWarning naming it: the run directory is the truth about scores, so
+    the cell is complete, interrupted or pending as its run says, and its next attempt writes the file again."""
     path = plan.suite_dir / "cells" / f"{cell.name}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        problem = f"{type(err).__name__}: {err}"
+    else:
+        if isinstance(state, dict):
+            return state
+        problem = "not a JSON object"
+    warnings.warn(f"{path}: unreadable cell state ({problem}); taken as absent: the cell's state comes from its run "
+                  "directory, and its next attempt (`bench-ir suite run`) writes the file again", CellStateWarning,
+                  stacklevel=1)  # attributed here: one warning per file, whichever command reads it
+    return None
 
 
 @functools.lru_cache(maxsize=256)

@@ -15,6 +15,7 @@ from typing import Any
 
 from bench_ir.results import RunStore
 from bench_ir.resume import RunLock
+from bench_ir.runner import sigterm_as_interrupt
 from bench_ir.suite.execute import CellResult, SuiteEvents, record_cell_state
 from bench_ir.suite.launchers import Launcher, LocalLauncher
 from bench_ir.suite.plan import (
@@ -42,6 +43,12 @@ class SuiteOutcome:
     @property
     def failed(self) -> list[CellResult]:
         return [r for r in self.results if r.status != "complete"]
+
+    @property
+    def missing_cells(self) -> list[str]:
+        """The cells skipped because a dataset or checkpoint is missing (``skip_missing``), in plan order."""
+        hit = {name for cells in self.missing.values() for name in cells}
+        return [cell.name for cell in self.plan.cells if cell.name in hit]
 
     @property
     def statuses(self) -> dict[str, str]:
@@ -146,7 +153,20 @@ def run_suite(suite: Suite | str | Path, suite_dir: str | Path | None = None, da
     """Plan ``suite`` into ``suite_dir``, check every dataset and checkpoint of the unfinished cells (raising
     SuiteCheckError listing all problems, unless ``skip_missing``), save plan.json, then run the unfinished cells
     with ``launcher`` (default local). A ``suite_dir`` that holds another suite is refused (OtherSuiteError).
-    ``on_plan(plan, names)`` is called before the first cell runs (the CLI starts its overview there)."""
+    ``on_plan(plan, names)`` is called before the first cell runs (the CLI starts its overview there).
+
+    Ctrl-C, and SIGTERM alike (raised as bench_ir.runner.RunTerminated, a KeyboardInterrupt), stops the call: the
+    running cell is recorded ``interrupted`` with the reason, node workers are stopped first (NodeLauncher), the
+    suite lock is released and the interrupt propagates; the same call continues the suite."""
+    with sigterm_as_interrupt():  # SIGTERM (what schedulers send) is Ctrl-C for the whole call, between cells too
+        return _run_suite(suite, suite_dir, data_root, checkpoint_dir, launcher, skip_missing, overrides, events,
+                          on_plan)
+
+
+def _run_suite(suite: Suite | str | Path, suite_dir: str | Path | None, data_root: str | Path | None,
+               checkpoint_dir: str | Path | None, launcher: Launcher | None, skip_missing: bool,
+               overrides: dict[str, Any] | None, events: SuiteEvents | None,
+               on_plan: Callable[[SuitePlan, list[str]], None] | None) -> SuiteOutcome:
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     suite_dir = Path(suite_dir) if suite_dir is not None else default_suite_dir(suite)
     check_same_suite(suite, suite_dir)
