@@ -9,11 +9,11 @@ Paths: a model card file (``*.yaml``) is relative to the suite file's folder; a 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bench_ir.atomic import folder_slug as slug
 from bench_ir.data.roots import CHECKPOINT_DIR_ENV, CHECKPOINT_DIR_HINT, folder_from_env
 from bench_ir.resources import resource_dir
 from bench_ir.yamlio import SpecError, build_dataclass, read_yaml, resolve_spec_path
@@ -126,11 +126,6 @@ class Suite:
             return slug(entry.name)
         stem = Path(entry.model).stem if entry.model.endswith((".yaml", ".yml")) else entry.model
         return slug(f"{stem}-{Path(entry.checkpoint).stem}" if entry.checkpoint else stem)
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of ``text`` (letters, digits, ``._-``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
 def suites_dir() -> Path:
