@@ -108,6 +108,8 @@ def test_paper_suite_names_the_official_checkpoint_files():
     ({"options": {"sample": False}, "entries": [{"model": "input"}, {"model": TINY_CARD}]},
      r"entries\[1\]: field 'checkpoint': required for 'tiny-unet' on real data"),
     ({"entries": [{"model": "input"}, {"model": "input"}]}, r"cell 'input__3deg' is also planned by entries\[0\]"),
+    ({"options": {"sample": True, "limit": 0}}, r"options: field 'limit' must be at least 1, got 0"),
+    ({"options": {"sample": True, "device": "gpu9"}}, r"options: field 'device': unknown device 'gpu9'"),
 ])
 def test_validate_rejects_a_bad_suite_with_a_clear_message(tmp_path, change, message):
     path = _write_suite(tmp_path, **change)
@@ -115,6 +117,15 @@ def test_validate_rejects_a_bad_suite_with_a_clear_message(tmp_path, change, mes
     assert result.exit_code == 1
     assert str(path) in result.output
     with pytest.raises(SpecError, match=message):
+        load_suite(path)
+
+
+def test_a_profile_size_below_one_is_rejected_when_the_suite_is_read(tmp_path):
+    path = _write_suite(tmp_path, profile=True)
+    data = yaml.safe_load(path.read_text())
+    data["profile"]["size"] = -5
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(SpecError, match=r"profile: field 'size' must be at least 1, got -5"):
         load_suite(path)
 
 

@@ -9,6 +9,7 @@ Paths: a model card file (``*.yaml``) is relative to the suite file's folder; a 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -136,6 +137,27 @@ def list_suites() -> list[str]:
     return sorted(p.stem for p in suites_dir().glob("*.yaml"))
 
 
+_DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
+
+
+def _check_numbers(suite: Suite, path: Path) -> None:
+    """Counts and the device of ``options`` and ``profile``, checked when the suite is read (validate included),
+    where they failed every cell at run time."""
+    options, profile = suite.options, suite.profile
+    for where, value, minimum in (("options: field 'limit'", options.limit, 1),
+                                  ("options: field 'batch_size'", options.batch_size, 1),
+                                  ("options: field 'tile'", options.tile, 1),
+                                  ("profile: field 'size'", profile.size, 1),
+                                  ("profile: field 'repeats'", profile.repeats, 1),
+                                  ("profile: field 'warmup'", profile.warmup, 0)):
+        if value is not None and value < minimum:
+            raise SpecError(f"{path}: {where} must be {'0 or more' if minimum == 0 else f'at least {minimum}'}, "
+                            f"got {value}")
+    if not _DEVICE.fullmatch(options.device):
+        raise SpecError(f"{path}: options: field 'device': unknown device {options.device!r}; give auto, cpu, "
+                        "cuda or cuda:N (mps, xpu also)")
+
+
 def load_suite(name_or_path: str | Path) -> Suite:
     """Load and validate a suite by name (suites/<name>.yaml) or path.
 
@@ -158,6 +180,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
             get_convention(suite.options.convention)
         except KeyError as err:
             raise SpecError(f"{path}: options: field 'convention': {err.args[0]}") from None
+    _check_numbers(suite, path)
     if suite.options.sample and suite.options.noise_order != "sorted":
         raise SpecError(f"{path}: options: noise_order '{suite.options.noise_order}' needs dataset folders; "
                         "the sample data has none")
