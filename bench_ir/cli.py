@@ -1016,21 +1016,24 @@ def suite_run(
         console.print(f"{len(outcome.skipped)} cell(s) already complete, skipped", highlight=False)
     for problem, cells in outcome.missing.items():
         console.print(f"[bold yellow]skipped (missing):[/] {', '.join(cells)}: {problem}", highlight=False)
+    if outcome.running:
+        console.print(f"[bold yellow]running elsewhere, not started again:[/] {', '.join(outcome.running)} (follow "
+                      f"with `bench-ir suite status {outcome.plan.suite_dir}`)", highlight=False, soft_wrap=True)
     console.print(f"suite directory: {outcome.plan.suite_dir}", highlight=False)
     missing = outcome.missing_cells
     if launcher is LauncherKind.slurm:
         console.print(f"Slurm job ids: {outcome.plan.suite_dir / 'jobs.json'}; follow with `bench-ir suite status "
                       f"{outcome.plan.suite_dir}`", highlight=False)
-    elif not outcome.failed and not missing:
+    elif not outcome.failed and not missing and not outcome.running:
         console.print(f"next: {report_command(outcome.plan.suite_dir)}", highlight=False, markup=False, soft_wrap=True)
-    if outcome.failed or missing:  # a missing cell did not complete either: `suite run && suite report` stops
+    if outcome.failed or missing or outcome.running:  # not complete either: `suite run && suite report` stops
         for result in outcome.failed:
             err_console.print(f"[bold red]{result.status}:[/] {result.name}: {result.error}", highlight=False,
                               soft_wrap=True)
         for name in missing:
             problems = "; ".join(outcome.plan.cell(name).problems)
             err_console.print(f"[bold red]missing:[/] {name}: {escape(problems)}", highlight=False, soft_wrap=True)
-        incomplete = [r.name for r in outcome.failed] + missing
+        incomplete = [r.name for r in outcome.failed] + missing + outcome.running
         err_console.print(f"[bold red]{len(incomplete)} cell(s) did not complete:[/] {', '.join(incomplete)}",
                           highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)

@@ -551,6 +551,28 @@ def test_suite_status_shows_the_running_cell_with_its_process(tmp_path):
     assert [c.strip() for c in row.split("│")[2:5]] == ["running", "0", f"PID {os.getpid()} on {socket.gethostname()}"]
 
 
+def test_suite_run_leaves_a_cell_another_process_runs_to_it_and_exits_1_naming_it(tmp_path):
+    """As when a Slurm job of an earlier --no-wait call still scores the cell: started again, it would only fail on
+    the run directory's lock."""
+    from bench_ir.resume import RunLock
+    from bench_ir.suite.execute import record_cell_state
+
+    path = _write_suite(tmp_path, protocols=["3deg"])
+    plan = plan_suite(path, tmp_path / "out")
+    plan.save()
+    cell = plan.cell("input__3deg")
+    record_cell_state(plan, cell, status="running", started="now")
+    plan.run_dir(cell).mkdir(parents=True)
+    with RunLock(plan.run_dir(cell)):
+        result = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["suite", "run", str(path), "--out",
+                                                                str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert "running elsewhere, not started again: input__3deg" in result.output
+    assert "1 cell(s) did not complete: input__3deg" in result.output
+    assert json.loads((tmp_path / "out" / "cells" / "input__3deg.json").read_text())["status"] == "running"
+    assert not (plan.run_dir(cell) / "manifest.json").exists()
+
+
 def test_a_running_cell_whose_process_was_killed_is_interrupted(tmp_path):
     from bench_ir.results import write_json_atomic
     from bench_ir.suite.execute import record_cell_state

@@ -39,6 +39,7 @@ class SuiteOutcome:
     results: list[CellResult]
     skipped: list[str] = field(default_factory=list)  # complete before this call
     missing: dict[str, list[str]] = field(default_factory=dict)  # problem -> cells (with skip_missing)
+    running: list[str] = field(default_factory=list)  # run by another process now: not started again
 
     @property
     def failed(self) -> list[CellResult]:
@@ -173,7 +174,9 @@ def _run_suite(suite: Suite | str | Path, suite_dir: str | Path | None, data_roo
     plan = plan_suite(suite, suite_dir, data_root=data_root, checkpoint_dir=checkpoint_dir, overrides=overrides)
     statuses = {cell.name: cell_status(plan, cell) for cell in plan.cells}
     skipped = [name for name, status in statuses.items() if status == "complete"]
-    todo = [cell for cell in plan.cells if statuses[cell.name] != "complete"]
+    # a cell another process runs now (a Slurm job of an earlier --no-wait call, say) is left to it
+    running = [name for name, status in statuses.items() if status == "running"]
+    todo = [cell for cell in plan.cells if statuses[cell.name] not in ("complete", "running")]
     problems = check_cells(plan, todo)
     if problems and not skip_missing:
         raise SuiteCheckError(problems, plan.data_root)
@@ -190,4 +193,4 @@ def _run_suite(suite: Suite | str | Path, suite_dir: str | Path | None, data_roo
         if on_plan is not None:
             on_plan(plan, names)
         results = (launcher or LocalLauncher()).launch(plan, names, events or SuiteEvents())
-    return SuiteOutcome(plan=plan, results=results, skipped=skipped, missing=problems)
+    return SuiteOutcome(plan=plan, results=results, skipped=skipped, missing=problems, running=running)
