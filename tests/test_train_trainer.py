@@ -175,6 +175,16 @@ def test_resume_refuses_a_max_steps_below_the_steps_done_and_leaves_the_run_as_i
     assert (tmp_path / "run" / "train_manifest.json").read_text() == before
 
 
+def test_a_refused_resume_leaves_no_tensorboard_events_file(tmp_path):
+    pytest.importorskip("tensorboard")
+    options = {**FAST, "tensorboard": True}
+    train("sample", "mirage-t", None, tmp_path / "run", max_steps=1, **options)
+    before = sorted(p.name for p in (tmp_path / "run" / "tensorboard").iterdir())
+    with pytest.raises(TrainResumeError, match="seed was 0, now 1"):
+        train("sample", "mirage-t", None, tmp_path / "run", max_steps=2, resume=True, seed=1, **options)
+    assert sorted(p.name for p in (tmp_path / "run" / "tensorboard").iterdir()) == before and len(before) == 1
+
+
 def test_a_recipe_objective_hook_and_gradient_clip_are_used(tmp_path, monkeypatch):
     (tmp_path / "my_objective.py").write_text(
         "import torch\n"

@@ -32,7 +32,8 @@ def truncate_csv(path: Path, last_step: int) -> None:
 
 class TrainLog:
     """Append-only CSV of scalar rows (columns fixed by the first row written, or by the existing file) plus
-    optional TensorBoard scalars under the tag ``<prefix>/<column>``."""
+    optional TensorBoard scalars under the tag ``<prefix>/<column>``. The TensorBoard events file is opened when the
+    first scalar is written, so a run refused before its first step (a resume of another setup) leaves none."""
 
     def __init__(self, path: Path, tensorboard_dir: Path | None = None) -> None:
         self.path = path
@@ -41,7 +42,9 @@ class TrainLog:
             with open(path, newline="", encoding="utf-8") as handle:
                 header = next(csv.reader(handle), None)
             self.fields = header or None
-        self.writer = None
+        self.tensorboard_dir = tensorboard_dir
+        self._writer: Any = None
+        self._writer_class: Any = None
         if tensorboard_dir is not None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -50,7 +53,14 @@ class TrainLog:
                               f"(pip install tensorboard, or pass --no-tensorboard); {path.name} holds every logged "
                               "step", stacklevel=2)
             else:
-                self.writer = SummaryWriter(log_dir=str(tensorboard_dir))
+                self._writer_class = SummaryWriter
+
+    @property
+    def writer(self) -> Any:
+        """The TensorBoard SummaryWriter (opened on first use), or None without TensorBoard."""
+        if self._writer is None and self._writer_class is not None:
+            self._writer = self._writer_class(log_dir=str(self.tensorboard_dir))
+        return self._writer
 
     def write(self, row: dict[str, Any], prefix: str = "train") -> None:
         """Append ``row`` (must hold ``step``); unknown later columns are dropped, missing ones left empty."""
@@ -71,5 +81,5 @@ class TrainLog:
             self.writer.flush()
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self._writer is not None:
+            self._writer.close()
