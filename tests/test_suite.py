@@ -727,6 +727,8 @@ def test_a_resume_mismatch_is_a_failed_cell_with_its_message(tmp_path):
     outcome = run_suite(_write_suite(tmp_path, **suite), suite_dir=tmp_path / "out", data_root=tmp_path / "data")
     (result,) = outcome.results
     assert result.status == "failed" and "ResumeError" in result.error and "cannot resume" in result.error
+    assert result.error.endswith("Run the suite with another --out for the new setup (its cells are new run "
+                                 "directories)") and "--run-dir" not in result.error
     assert outcome.statuses["tiny__toy"] == "failed"
 
 

@@ -94,6 +94,18 @@ def _profile(plan: SuitePlan, cell: Cell) -> None:
                           dtype=opts["dtype"], run_dir=run_dir, command=plan.command(cell), exact=opts["exact"])
 
 
+def _cell_error(err: Exception) -> str:
+    """A failed cell's error in the suite's terms: a run that cannot resume (made with another setup) asks for a
+    new suite directory, since a suite names its run directories itself."""
+    from bench_ir.runner import ResumeError
+
+    text = f"{type(err).__name__}: {err}"
+    if isinstance(err, ResumeError):
+        text = text.replace("Use a new --run-dir for the new setup", "Run the suite with another --out for the new "
+                            "setup (its cells are new run directories)")
+    return text
+
+
 def execute_cell(suite_dir: str | Path, name: str, events: SuiteEvents | None = None) -> CellResult:
     """Run cell ``name`` of the suite in ``suite_dir`` (plan.json) and record the outcome; see the module doc.
 
@@ -124,7 +136,7 @@ def execute_cell(suite_dir: str | Path, name: str, events: SuiteEvents | None = 
             err.cell_result = result  # type: ignore[attr-defined]  # for a launcher that reports it elsewhere
             raise
         except Exception as err:  # a failing cell never stops the others
-            result = CellResult(name, "failed", error=f"{type(err).__name__}: {err}", images=hook.count)
+            result = CellResult(name, "failed", error=_cell_error(err), images=hook.count)
         result.seconds = time.perf_counter() - start
         record_cell_state(plan, cell, **result.to_dict(), started=started, finished=now_iso())
         events.cell_finished(result)
