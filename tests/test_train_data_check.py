@@ -112,3 +112,12 @@ def test_train_refuses_bad_training_data_naming_the_first_problems_and_the_check
     assert "error: 2 problem(s) in the training data: task 'derain': " in result.output
     assert f"`bench-ir data check --recipe derain --data-root {tmp_path}` lists every problem" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_rain_target_without_its_rainy_input_is_a_warning_naming_it(tmp_path):
+    make_train_tree(tmp_path)
+    _save(tmp_path / "Train/Derain/gt/norain-8.png", _photo(2))
+    result = _check("--recipe", "5deg", "--data-root", str(tmp_path), "--patch-size", "32")
+    assert result.exit_code == 0, result.output
+    assert (f"derain: warning: 1 target(s) in {tmp_path}/Train/Derain/gt without an input in "
+            f"{tmp_path}/Train/Derain/rainy (pairing rule 'rain100l') are not used: norain-8.png") in result.output

@@ -400,12 +400,20 @@ def _filter_listed(spec: DataSpec, root: Path, pairs: list[TrainPair], listed: s
     return [by_rel[rel] for rel in sorted(listed)]
 
 
-def _pairs_from_folders(spec: DataSpec, input_dir: Path, target_dir: Path, pairing: str) -> list[TrainPair]:
+def _pairs_from_folders(spec: DataSpec, input_dir: Path, target_dir: Path, pairing: str,
+                        notices: list[str]) -> list[TrainPair]:
+    """The pairs of two folders by ``pairing``; targets without an input are left out with a notice (the
+    evaluation's data check warns about them too)."""
     if pairing not in PAIRING_RULES:
         raise ValueError(f"task '{spec.task}': unknown pairing rule '{pairing}'; choose one of "
                          f"{', '.join(PAIRING_RULES)}")
     layout = LayoutSpec(target=str(target_dir), input=str(input_dir), pairing=pairing)  # type: ignore[arg-type]
     result = pair_files(layout, _require_dir(spec, input_dir), _require_dir(spec, target_dir))
+    if result.unpaired_targets:
+        names = [p.name for p in result.unpaired_targets]
+        notices.append(f"task '{spec.task}': {len(names)} target(s) in {target_dir} without an input in {input_dir} "
+                       f"(pairing rule '{pairing}') are not used: {', '.join(names[:5])}"
+                       + (f" ... and {len(names) - 5} more" if len(names) > 5 else ""))
     return [TrainPair(p.name, p.target_path, p.input_path) for p in result.pairs]
 
 
@@ -443,7 +451,7 @@ def _cdd11_pairs(spec: DataSpec, root: Path) -> list[TrainPair]:
                                    f"found: {', '.join(found) or 'none'}")
     pairs = []
     for subset in subsets:
-        for pair in _pairs_from_folders(spec, root / subset, clear, "same_name"):
+        for pair in _pairs_from_folders(spec, root / subset, clear, "same_name", []):  # clear serves every subset
             pairs.append(TrainPair(f"{subset}/{pair.name}", pair.target, pair.input))
     return pairs
 
@@ -517,11 +525,12 @@ def build_part(spec: DataSpec, data_root: Path | None) -> TrainPart:
         variants: list[tuple[str, Any]] = _noise_variants(spec)
     else:
         if spec.layout == "derain":
-            pairs = _pairs_from_folders(spec, root / "rainy", root / "gt", "rain100l")
+            pairs = _pairs_from_folders(spec, root / "rainy", root / "gt", "rain100l", notices)
         elif spec.layout == "dehaze_ots":
             pairs = _dehaze_ots_pairs(spec, root)
         elif spec.layout == "paired":
-            pairs = _pairs_from_folders(spec, root / str(spec.input), root / str(spec.target), spec.pairing)
+            pairs = _pairs_from_folders(spec, root / str(spec.input), root / str(spec.target), spec.pairing,
+                                        notices)
         else:
             pairs = _cdd11_pairs(spec, root)
         pairs = _filter_listed(spec, root, pairs, listed, "input")
