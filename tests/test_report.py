@@ -281,6 +281,13 @@ def test_folder_runs_scored_with_two_metric_conventions_are_not_ranked_against_e
     assert [row.ranked for row in one_convention.rows] == [True, True]
 
 
+def test_a_markdown_row_name_with_an_html_tag_is_shown_as_text(tmp_path):
+    tasks = [{"name": "dehaze", "label": "SOTS-outdoor", "leaderboard": {"dataset": "SOTS-outdoor", "subset": None}}]
+    run = _write_run(tmp_path / "b", tasks, [("dehaze", "x.jpg", 30.0, 0.9)], label="<b>Net</b>")
+    markdown = render(build_table("3deg", [run]), "markdown")
+    assert "| \\<b>Net\\</b> |" in markdown and "| <b>Net" not in markdown
+
+
 def test_a_latex_row_whose_name_starts_with_a_bracket_is_not_read_as_the_last_rows_spacing(tmp_path):
     tasks = [{"name": "dehaze", "label": "SOTS-outdoor", "leaderboard": {"dataset": "SOTS-outdoor", "subset": None}}]
     run = _write_run(tmp_path / "ours", tasks, [("dehaze", "x.jpg", 30.0, 0.9)], label="[ours] Net")

@@ -46,7 +46,7 @@ _LATEX_UNICODE.update({letter: rf"$\{name}$" for letter, name in zip(
 # An ASCII "-" before another "-" (as in --limit) gets "{}" so that pdflatex does not print an en dash.
 _LATEX_SPECIAL["-"] = "-{}"
 _LATEX_PATTERN = re.compile("-(?=-)|" + "|".join(re.escape(c) for c in [*_LATEX_SPECIAL, *_LATEX_UNICODE] if c != "-"))
-_MARKDOWN_SPECIAL = re.compile(r"([\\|*_`])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\|*_`<])")  # "<": a label is text, not inline HTML
 
 
 def latex_escape(text: str) -> str:
