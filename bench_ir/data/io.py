@@ -113,6 +113,17 @@ def _uint16_to_rgb(data: np.ndarray) -> tuple[np.ndarray, bool]:
 FLOAT_IMAGE_REFUSAL = "floating-point images (PIL mode F) are not supported; save as 8 or 16 bit"
 
 
+def _image_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path when it is a regular file; else ImageReadError naming it: missing, a broken symbolic
+    link (and where it points), or not a regular file."""
+    path = Path(path)
+    if not path.is_file():
+        if path.is_symlink() and not path.exists():
+            raise ImageReadError(f"{path}: broken symbolic link (to {os.readlink(path)}, which does not exist)")
+        raise ImageReadError(f"{path}: file not found" if not path.exists() else f"{path}: not a regular file")
+    return path
+
+
 def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image as RGB uint8 (H, W, 3), like ``np.asarray(Image.open(p).convert('RGB'))``.
 
@@ -121,11 +132,7 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
     (warning); 32-bit integer images are read as 16-bit values clipped to [0, 65535] (warning).
     Raises ImageReadError naming the file when it is missing, not an image, corrupt or truncated.
     """
-    path = Path(path)
-    if not path.is_file():
-        if path.is_symlink() and not path.exists():
-            raise ImageReadError(f"{path}: broken symbolic link (to {os.readlink(path)}, which does not exist)")
-        raise ImageReadError(f"{path}: file not found" if not path.exists() else f"{path}: not a regular file")
+    path = _image_file(path)
     try:
         with Image.open(path) as im:
             grayscale = im.mode in _GRAY_MODES
@@ -171,11 +178,7 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> tuple[np.ndarray, bool]:
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(H, W) from the file header, without decoding the pixels. Raises ImageReadError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        if path.is_symlink() and not path.exists():
-            raise ImageReadError(f"{path}: broken symbolic link (to {os.readlink(path)}, which does not exist)")
-        raise ImageReadError(f"{path}: file not found" if not path.exists() else f"{path}: not a regular file")
+    path = _image_file(path)
     try:
         with Image.open(path) as im:
             width, height = im.size
