@@ -188,6 +188,7 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
     if not run_dirs:
         return None
     names = {run_dir: run_dir.relative_to(root).as_posix() for run_dir in run_dirs}
+    wanted = _model_names(model)  # resolved once: a card lookup, not one per run
     table = Table(title=f"Training runs in {root}", caption="steps: optimizer steps done / this run's target; loss: "
                                                               "the total loss of the last step done")
     table.add_column("run", overflow="fold", min_width=max(len(name) for name in names.values()))
@@ -196,7 +197,7 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
     for run_dir in run_dirs:
         try:
             manifest = json.loads((run_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
-            if model is not None and not _model_names(model) & _recorded_names(manifest.get("model") or {}):
+            if wanted is not None and not wanted & _recorded_names(manifest.get("model") or {}):
                 continue
             about = " · ".join(str(part) for part in ((manifest.get("model") or {}).get("name"),
                                                       (manifest.get("recipe") or {}).get("name")) if part)
