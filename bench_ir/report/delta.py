@@ -84,7 +84,7 @@ def delta_blocks(table: TableModel, measured: list[tuple[str, MeasuredRun, Row]]
         if run.run.manifest.get("sample") or run.run.manifest.get("random_weights"):
             not_reproductions.append(name)
             continue
-        if run.run.manifest.get("limit") is not None or run.run.incomplete():
+        if run.run.manifest.get("limit") is not None or run.incomplete:
             partial.append(name)
             continue
         printed = published_rows[match.display_name]

@@ -111,6 +111,7 @@ class MeasuredRun:
     images: dict[str, int]
     reasons: list[str] = field(default_factory=list)
     nonfinite: int = 0
+    incomplete: str | None = None  # Run.incomplete(): its records do not cover what it planned (then also a reason)
     profile_run: Run | None = None  # where the efficiency figures come from (itself, or a joined profile run)
 
     @property
@@ -189,7 +190,7 @@ def measure(run: Run) -> MeasuredRun:
         run=run, label=run.label, run_id=str(run.manifest.get("run_id") or run.run_dir.name),
         protocol=str(protocol.get("name") or ""), task_columns=columns, values=values, images=images,
         reasons=reasons,
-        nonfinite=int(summary["nonfinite"].sum()) if "nonfinite" in summary else 0,
+        nonfinite=int(summary["nonfinite"].sum()) if "nonfinite" in summary else 0, incomplete=incomplete,
     )
 
 
@@ -229,7 +230,7 @@ def is_profile_run(run: Run) -> bool:
 def run_tags(run: MeasuredRun) -> list[str]:
     """:func:`row_tags` of a measured run, and ``incomplete`` when its records do not cover what it planned (a run
     that failed, was interrupted or is still running): its means are over part of the test set."""
-    return row_tags(run.manifest) + (["incomplete"] if run.run.incomplete() else [])
+    return row_tags(run.manifest) + (["incomplete"] if run.incomplete else [])
 
 
 def row_tags(manifest: dict[str, Any]) -> list[str]:
