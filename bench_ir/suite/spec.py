@@ -143,16 +143,18 @@ _DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 def _check_numbers(suite: Suite, path: Path) -> None:
     """Counts and the device of ``options`` and ``profile``, checked when the suite is read (validate included),
     where they failed every cell at run time."""
+    from bench_ir.counts import check_counts
+
     options, profile = suite.options, suite.profile
-    for where, value, minimum in (("options: field 'limit'", options.limit, 1),
-                                  ("options: field 'batch_size'", options.batch_size, 1),
-                                  ("options: field 'tile'", options.tile, 1),
-                                  ("profile: field 'size'", profile.size, 1),
-                                  ("profile: field 'repeats'", profile.repeats, 1),
-                                  ("profile: field 'warmup'", profile.warmup, 0)):
-        if value is not None and value < minimum:
-            raise SpecError(f"{path}: {where} must be {'0 or more' if minimum == 0 else f'at least {minimum}'}, "
-                            f"got {value}")
+    try:
+        check_counts([(f"{path}: options: field 'limit'", options.limit, 1),
+                      (f"{path}: options: field 'batch_size'", options.batch_size, 1),
+                      (f"{path}: options: field 'tile'", options.tile, 1),
+                      (f"{path}: profile: field 'size'", profile.size, 1),
+                      (f"{path}: profile: field 'repeats'", profile.repeats, 1),
+                      (f"{path}: profile: field 'warmup'", profile.warmup, 0)])
+    except ValueError as err:
+        raise SpecError(str(err)) from None
     if not _DEVICE.fullmatch(options.device):
         raise SpecError(f"{path}: options: field 'device': unknown device {options.device!r}; give auto, cpu, "
                         "cuda or cuda:N (mps, xpu also)")
