@@ -177,8 +177,7 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         for record in ("images", "input_sha256", "auto_tiled"):  # of the outputs kept; the others are redone
             manifest[record] = {name: value for name, value in (manifest.get(record) or {}).items()
                                 if out_dir / name in kept_set}
-        _write_manifest(out_dir, manifest, {_key(out, out_dir): _key(source, input_root) for source, out in jobs
-                                            if out in kept_set})
+        _write_manifest(out_dir, manifest, {})  # a kept output is recorded with its input (_stale_outputs)
         written_at = time.monotonic()
         accelerated = AcceleratedForward(model, plan)
         options = EvalOptions(device=device, dtype=config.dtype, tile=config.tile, tile_overlap=config.tile_overlap,
