@@ -28,6 +28,7 @@ from bench_ir.suite import (
     SuiteCheckError,
     SuitePlan,
     cell_status,
+    cell_status_reason,
     list_suites,
     load_suite,
     plan_suite,
@@ -415,8 +416,6 @@ def test_a_complete_cell_planned_with_another_setting_is_outdated_and_says_which
     plan = plan_suite(_write_suite(tmp_path, profile=True, **change), suite_dir)
     cell = plan.cell("tiny-unet-tiny-unet__3deg")
     assert cell_status(plan, cell) == "outdated"
-    from bench_ir.suite import cell_status_reason
-
     status, why = cell_status_reason(plan, cell)
     assert status == "outdated" and why.startswith(reason), why
 
@@ -438,11 +437,38 @@ def test_a_complete_cell_whose_checkpoint_file_changed_at_the_same_path_is_outda
     save_file({k: v.contiguous() for k, v in create_model(TINY_CARD).state_dict().items()}, str(weights))
     plan = plan_suite(path, tmp_path / "out", data_root=tmp_path / "data")
     assert cell_status(plan, plan.cell("tiny__toy")) == "outdated"
-    from bench_ir.suite import cell_status_reason
-
     assert cell_status_reason(plan, plan.cell("tiny__toy"))[1] == (
         f"weights: checkpoint sha256 {before} → checkpoint sha256 {sha256_file(weights)}")
 
+
+
+def _toy_pair(folder: Path, name: str, seed: int) -> None:
+    """A 32x32 pair ``name`` in the toy protocol's folders under ``folder`` (input the negative of the target)."""
+    image = np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(image).save(folder / "target" / name)
+    Image.fromarray(255 - image).save(folder / "input" / name)
+
+
+def test_a_complete_cell_whose_test_set_file_changed_is_outdated_and_names_the_file(tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": [str(toy)]}], options={"device": "cpu"})
+    run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data")
+    target = tmp_path / "data" / "toy" / "target" / "a.png"
+    Image.fromarray(np.full((32, 32, 3), 7, np.uint8)).save(target)  # the target replaced: another file size
+    plan = plan_suite(path, tmp_path / "out", data_root=tmp_path / "data")
+    assert cell_status_reason(plan, plan.cell("input__toy")) == (
+        "outdated", "data of task 't': 1 pairs → 1 pairs (changed files: a.png)")
+
+
+def test_a_test_set_file_the_cell_did_not_score_past_its_limit_leaves_it_complete(tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    _toy_pair(tmp_path / "data" / "toy", "b.png", seed=1)
+    path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": [str(toy)]}],
+                        options={"device": "cpu", "limit": 1})
+    run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data")
+    Image.fromarray(np.full((32, 32, 3), 7, np.uint8)).save(tmp_path / "data" / "toy" / "target" / "b.png")
+    plan = plan_suite(path, tmp_path / "out", data_root=tmp_path / "data")
+    assert cell_status_reason(plan, plan.cell("input__toy")) == ("complete", None)
 
 def test_suite_status_says_why_a_cell_is_outdated(tmp_path):
     toy = _toy_data(tmp_path / "data")
@@ -469,8 +495,6 @@ def test_a_complete_cell_stays_complete_when_only_the_batch_size_changes(local_s
 @pytest.mark.parametrize("limit, reason", [(2, "limit: --limit 1 → --limit 2"),
                                            (None, "limit: --limit 1 → the full test sets")], ids=["2", "none"])
 def test_a_cell_run_with_a_narrower_limit_than_the_suite_asks_is_outdated(local_suite, tmp_path, limit, reason):
-    from bench_ir.suite import cell_status_reason
-
     _, suite_dir, _ = local_suite
     options = {"sample": True, "limit": limit, "device": "cpu"}
     plan = plan_suite(_write_suite(tmp_path, profile=True, options=options), suite_dir)

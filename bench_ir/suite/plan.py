@@ -32,7 +32,7 @@ from bench_ir.counts import check_counts
 from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
 from bench_ir.folder_names import SUITE_PLAN_NAME
 from bench_ir.manifest import now_iso
-from bench_ir.results import MANIFEST, PROFILE, ManifestError, read_manifest_file, write_json_atomic
+from bench_ir.results import MANIFEST, PROFILE, ManifestError, RunStore, read_manifest_file, write_json_atomic
 from bench_ir.resume import IDENTITY_FIELDS, RunLock, identity_differences
 from bench_ir.suite.spec import Suite, load_suite, slug
 
@@ -309,10 +309,11 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
     plan fixes replaced by the plan's value, as ``bench-ir run`` would record it for the cell now: the protocol (its
     content), sample data, the card with its arguments, the checkpoint's sha256, the metric convention, dtype,
     execution mode, tiling, padding, LPIPS and the noise order. What the plan does not fix keeps the run's value: the
-    device ``auto`` resolved to, the seed of random weights, the data files (a run checks those itself when it
-    resumes) and the libraries' versions (the environment's, not the plan's: not compared). A setting that cannot
-    be read now (a card or protocol file gone, a checkpoint missing) keeps the run's value too: nothing says that it
-    differs, and running the cell names the problem."""
+    device ``auto`` resolved to, the seed of random weights and the libraries' versions (the environment's, not the
+    plan's: not compared). The data is the plan's too: each task's folders and paired files with their sizes as they
+    are now under the plan's data root (see bench_ir.resume.data_identity; sample data has no files). A setting that
+    cannot be read now (a card or protocol file gone, a checkpoint missing, a dataset folder gone) keeps the run's
+    value too: nothing says that it differs, and running the cell names the problem."""
     from bench_ir.cards import card_record, get_card, sample_checkpoint, with_model_args
     from bench_ir.execution_plan import plan_execution
     from bench_ir.metrics.conventions import get_convention
@@ -342,6 +343,11 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
             planned.update(checkpoint=None, random_weights=True, init_seed=config.seed)
     except unreadable:
         pass
+    if not config.sample and run.get("data"):
+        try:
+            planned["data"] = _data_now(config, list(run["data"]))
+        except unreadable:
+            pass
     try:
         device = run.get("device") or {}
         kind = str(device.get("type") if config.device == "auto" else config.device).partition(":")[0]  # cuda:1
@@ -352,6 +358,18 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
     except unreadable:
         pass
     return planned
+
+
+def _data_now(config: Any, task_names: list[str]) -> dict[str, Any]:
+    """The data identity of each of ``task_names`` as `bench-ir run` would record it now (real data only)."""
+    from bench_ir.data.datasets import build_task_dataset
+    from bench_ir.protocol import load_protocol
+    from bench_ir.resume import data_identity
+
+    protocol = load_protocol(str(config.protocol))
+    return {name: data_identity(build_task_dataset(protocol, name, data_root=config.data_root,
+                                                   noise_order=config.noise_order), config.data_root)
+            for name in task_names}
 
 
 def _covers(run_limit: int | None, wanted: int | None) -> bool:
@@ -365,7 +383,11 @@ def _differences(plan: SuitePlan, cell: Cell, manifest: dict[str, Any]) -> list[
     setting of the run's resume identity (see :func:`_planned_manifest`; the batch size is none of them, it changes
     no record) and a limit narrower than the plan's. A wider limit (or none) covers a narrower one: a resume never
     narrows a run, so a suite run once with a smaller --limit keeps its complete cells."""
-    differ = identity_differences(manifest, _planned_manifest(plan, cell, manifest), fields=_PLANNED_FIELDS)
+    planned = _planned_manifest(plan, cell, manifest)
+    differ = identity_differences(manifest, planned, fields=_PLANNED_FIELDS)
+    if any(line.startswith("data of task") for line in differ):  # a changed file under a pair the run did not score
+        scored = RunStore(plan.run_dir(cell)).scored_keys()  # (past its --limit) changes no record: as on resume
+        differ = identity_differences(manifest, planned, fields=_PLANNED_FIELDS, scored=scored)
     run_limit, wanted = manifest.get("limit"), plan.options["limit"]
     if not _covers(run_limit, wanted):
         asked = "the full test sets" if wanted is None else f"--limit {wanted}"
