@@ -620,6 +620,29 @@ def test_a_running_cell_whose_process_was_killed_is_interrupted(tmp_path):
     assert cell_status(plan, cell) == "interrupted"
 
 
+
+def test_a_profile_cell_whose_process_was_killed_is_interrupted_with_the_process_named(tmp_path):
+    from bench_ir.suite.execute import record_cell_state
+
+    plan = plan_suite(_write_suite(tmp_path, profile=True), tmp_path / "out")
+    plan.save()
+    cell = plan.cell("profile__input")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(gone.stdout)  # a process of this host that has ended
+    record_cell_state(plan, cell, status="running", started="now", pid=pid)  # what a profile killed with -9 leaves
+    status, why = cell_status_reason(plan, cell)
+    assert status == "interrupted" and why.startswith(f"its process (PID {pid} on "), why
+
+
+def test_a_cell_whose_live_process_loads_its_model_before_holding_the_lock_is_not_interrupted(tmp_path):
+    from bench_ir.suite.execute import record_cell_state
+
+    plan = plan_suite(_write_suite(tmp_path, profile=True), tmp_path / "out")
+    plan.save()
+    cell = plan.cell("profile__input")
+    record_cell_state(plan, cell, status="running", started="now")  # this live process, no lock yet
+    assert cell_status(plan, cell) == "pending"
+
 # -------------------------------------------------------------------------------------------- another suite
 def test_a_suite_directory_holding_another_suite_is_refused_naming_both(tmp_path):
     toy = _toy_data(tmp_path / "data")

@@ -20,8 +20,10 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 import re
 import shlex
+import socket
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -401,6 +403,21 @@ def _running(plan: SuitePlan, cell: Cell, state: dict[str, Any] | None) -> bool:
     return state is not None and state.get("status") == "running" and RunLock.is_held(plan.run_dir(cell))
 
 
+def _process_gone(state: dict[str, Any]) -> bool:
+    """Whether the process a cell state names is known to have ended: it ran on this host and no process has its
+    PID now. A live PID (the cell is loading its model, before its run holds the lock) or another host: not known."""
+    pid = state.get("pid")
+    if state.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, owned by another user
+        return False
+    return False
+
+
 def cell_status_reason(plan: SuitePlan, cell: Cell) -> tuple[str, str | None]:
     """The state of ``cell`` (one of CELL_STATES) and why, in words, where there is something to say: what makes it
     outdated, which process runs it, the error of a failed, missing or interrupted attempt.
@@ -409,7 +426,8 @@ def cell_status_reason(plan: SuitePlan, cell: Cell) -> tuple[str, str | None]:
     with what the plan asks. ``running``: cells/<cell>.json says running and a live process holds the run
     directory's lock. ``outdated``: a complete run made with other settings than the plan's (it is run again,
     resuming: a larger --limit scores the extra images; another checkpoint, card, dtype... fails with a ResumeError
-    that asks for a new suite directory). ``interrupted``: an unfinished run that nothing runs now."""
+    that asks for a new suite directory). ``interrupted``: an unfinished run or profile that nothing runs now (also
+    one whose cells/<cell>.json still says running while its process, on this host, is gone: killed with -9)."""
     run_dir = plan.run_dir(cell)
     manifest = None
     if (run_dir / MANIFEST).is_file():
@@ -430,6 +448,8 @@ def cell_status_reason(plan: SuitePlan, cell: Cell) -> tuple[str, str | None]:
         return "running", f"PID {state.get('pid')} on {state.get('host')}"  # type: ignore[union-attr]
     if state is not None and state.get("status") in ("failed", "missing", "interrupted"):
         return state["status"], state.get("error")
+    if state is not None and state.get("status") == "running" and _process_gone(state):  # killed without a word
+        return "interrupted", f"its process (PID {state.get('pid')} on {state.get('host')}) ended while it ran"
     if manifest is not None:
         if manifest.get("status") == "complete":
             return "outdated", "; ".join(differences)
