@@ -127,6 +127,19 @@ def test_16bit_rgb_tiff_is_scaled_with_rounding(tmp_path):
     np.testing.assert_array_equal(out, _round_257(data))
 
 
+
+@pytest.mark.parametrize(("magic", "channels", "maxval"), [("P6", 3, 65535), ("P6", 3, 1023), ("P5", 1, 65535),
+                                                            ("P5", 1, 4095)])
+def test_a_ppm_or_pgm_above_8_bits_is_scaled_by_its_maxval_and_says_so(tmp_path, magic, channels, maxval):
+    values = np.random.default_rng(maxval).integers(0, maxval + 1, (6, 7, channels))
+    path = tmp_path / "deep.pnm"
+    path.write_bytes(f"{magic}\n7 6\n{maxval}\n".encode() + values.astype(">u2").tobytes())  # big-endian samples
+    with pytest.warns(UserWarning, match=rf"deep.pnm: {maxval.bit_length()}-bit image \(maxval {maxval}\) scaled to 8 "
+                      rf"bits with round\(v\*255/{maxval}\)"):
+        out = read_rgb_uint8(path)
+    expected = np.round(values * 255 / maxval).astype(np.uint8)
+    np.testing.assert_array_equal(out, np.broadcast_to(expected, (6, 7, 3)))
+
 def test_missing_file_error_names_the_file(tmp_path):
     with pytest.raises(ImageReadError, match="nothere.png.*not found"):
         read_rgb_uint8(tmp_path / "nothere.png")

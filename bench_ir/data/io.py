@@ -99,6 +99,19 @@ def _sixteen_bit_colour(im: Image.Image) -> str | None:
     return None
 
 
+def _netpbm_maxval(im: Image.Image) -> int | None:
+    """The maxval of a PPM/PGM file (binary or plain) when it is above 255 (a 9- to 16-bit image), read from the
+    header PIL parsed (before the pixels are decoded); None for any other file."""
+    if im.format != "PPM" or not im.tile:
+        return None
+    args = im.tile[0].args
+    if args == "I;16B":  # PIL reads a maxval-65535 PGM raw
+        return 65535
+    if isinstance(args, tuple) and len(args) == 2 and isinstance(args[1], int) and args[1] > 255:
+        return args[1]
+    return None
+
+
 def _uint16_to_rgb(data: np.ndarray) -> tuple[np.ndarray, bool]:
     """uint16 (H, W) or (H, W, C) -> (uint8 RGB, had_alpha)."""
     data = _scale_16_to_8(data)
@@ -129,7 +142,8 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
 
     Grayscale images are replicated to RGB (warning); palette images are converted; alpha is dropped (warning);
     16-bit images (I;16, 16-bit RGB/RGBA/LA PNG, 16-bit colour TIFF) are scaled with round(v/257)
-    (warning); 32-bit integer images are read as 16-bit values clipped to [0, 65535] (warning).
+    (warning); PPM/PGM files with a maxval above 255 with round(v*255/maxval) (warning); 32-bit integer images are
+    read as 16-bit values clipped to [0, 65535] (warning).
     Raises ImageReadError naming the file when it is missing, not an image, corrupt or truncated.
     """
     path = _image_file(path)
@@ -141,6 +155,12 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
                 data = _read_tiff16_colour(path) if sixteen == "tiff" else _read_png16_colour(path, sixteen[4:])
                 rgb, had_alpha = _uint16_to_rgb(data)
                 warnings.warn(f"{path}: 16-bit image scaled to 8 bits with round(v/257)", InputWarning, stacklevel=2)
+            elif (maxval := _netpbm_maxval(im)) is not None:  # PIL scales these itself: colour to 8 bits, gray to 16
+                im.load()
+                rgb, had_alpha = _uint16_to_rgb(np.asarray(im)) if im.mode == "I" else (np.array(im.convert("RGB")),
+                                                                                        False)
+                warnings.warn(f"{path}: {maxval.bit_length()}-bit image (maxval {maxval}) scaled to 8 bits with "
+                              f"round(v*255/{maxval})", InputWarning, stacklevel=2)
             else:
                 im.load()
                 rgb, had_alpha = _pil_to_rgb(im, path)
