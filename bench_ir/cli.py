@@ -510,7 +510,11 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="a run directory")],
     format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.csv,
 ) -> None:
-    """Print a run's per-image records (stable columns) as CSV or JSON."""
+    """Print a run's per-image records (stable columns) as CSV or JSON.
+
+    JSON has no NaN or infinity: those values are null there (CSV writes inf and leaves NaN empty).
+
+    A null PSNR with nonfinite false: the output equals its target (PSNR inf); true: the output had NaN/Inf."""
     from bench_ir.results import load_run, records_as_csv, records_as_json
 
     try:
