@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -254,8 +255,15 @@ def _run_row(run) -> list[str]:
                         *([f'"{label}"'] if isinstance(label, str) and label else [])])
     return [f"{escape(run.run_dir.name)}\n[dim]{escape(about)}[/]{_failure_line(manifest, 'error')}",
             run_status(run.run_dir, manifest),
-            str(len(run.records)), f"{average['psnr']:.2f}" if average is not None else "–",
-            f"{average['ssim']:.3f}" if average is not None else "–"]
+            str(len(run.records)), _mean_cell(average, "psnr", 2), _mean_cell(average, "ssim", 3)]
+
+
+def _mean_cell(average, metric: str, decimals: int) -> str:
+    """A protocol average's ``metric`` with ``decimals``, or – where there is none (a task missing, or a NaN task
+    mean: an output with NaN/Inf, as the run's table shows it)."""
+    if average is None or math.isnan(value := float(average[metric])):
+        return "–"
+    return f"{value:.{decimals}f}"
 
 
 def _failure_line(manifest: dict, key: str) -> str:

@@ -416,10 +416,12 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def protocol_average(summary: pd.DataFrame, average_tasks: list[str]) -> pd.Series | None:
-    """Arithmetic mean of the per-task means over ``average_tasks`` (each task weighted equally).
+    """Arithmetic mean of the per-task means over ``average_tasks`` (each task weighted equally); a task mean that
+    is NaN (an output with NaN/Inf, see :func:`aggregate`) makes the average NaN, never skipped.
 
     Returns None when any of those tasks is missing from ``summary``.
     """
     if not average_tasks or any(task not in summary.index for task in average_tasks):
         return None
-    return summary.loc[average_tasks, ["psnr", "ssim", "lpips"]].mean(numeric_only=False)
+    means = summary.loc[average_tasks, ["psnr", "ssim", "lpips"]].apply(pd.to_numeric, errors="coerce")
+    return means.mean(skipna=False)

@@ -130,3 +130,14 @@ def test_a_runs_label_is_shown_beside_its_model_and_protocol(tmp_path):
                      protocol={"name": "5deg", "tasks": TASK, "average": ["derain"]})
     result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path)])
     assert 'mirage-t · 5deg · "step 153"' in result.stdout
+
+
+def test_a_run_with_a_nan_task_mean_shows_no_average_rather_than_the_mean_of_the_other_tasks(tmp_path):
+    tasks = [{"name": "derain", "label": "Rain100L"}, {"name": "dehaze", "label": "SOTS"}]
+    nan = float("nan")
+    write_scored_run(tmp_path / "nan-out", tasks, [("derain", "r1", 30.0, 0.9), ("dehaze", "h1", nan, nan)],
+                     model={"name": "mynet", "display_name": "MyNet"},
+                     protocol={"name": "3deg", "tasks": tasks, "average": ["derain", "dehaze"]})
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path)])
+    row = next(line for line in result.stdout.splitlines() if "nan-out" in line)
+    assert [cell.strip() for cell in row.split("│")[-3:-1]] == ["–", "–"], row

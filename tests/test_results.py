@@ -58,6 +58,13 @@ def test_protocol_average_weights_each_task_equally_not_each_image():
     assert average["psnr"] == pytest.approx(25.0)
 
 
+
+def test_a_task_whose_mean_is_nan_makes_the_protocol_average_nan_not_the_mean_of_the_others():
+    frame = pd.DataFrame([_record("a", "1", 30.0), _record("b", "1", float("nan"), float("nan"), nonfinite=True),
+                          _record("c", "1", 20.0)])
+    average = protocol_average(aggregate(frame), ["a", "b", "c"])
+    assert math.isnan(average["psnr"]) and math.isnan(average["ssim"])
+
 def test_protocol_average_is_none_when_a_task_is_missing():
     frame = pd.DataFrame([_record("a", "1", 30.0)])
     assert protocol_average(aggregate(frame), ["a", "b"]) is None
