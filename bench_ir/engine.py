@@ -23,7 +23,8 @@ from bench_ir.acceleration import is_out_of_memory
 from bench_ir.geometry import FitPolicy, run_padded, run_tiled
 
 __all__ = ["EvalOptions", "resolve_device", "resolve_dtype", "same_size_batches", "evaluate_task", "TORCH_DTYPES",
-           "restored_image", "saved_image_name", "saved_name_clash", "auto_tiled", "auto_tiled_notice", "fitted_sizes"]
+           "restored_image", "OutputShapeError", "output_shape_error", "saved_image_name", "saved_name_clash",
+           "auto_tiled", "auto_tiled_notice", "fitted_sizes"]
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_TILES = (512, 256)
@@ -52,8 +53,28 @@ class EvalOptions:
 
 def restored_image(output: Any) -> torch.Tensor:
     """The restored image of a model's forward: the output itself, or the first element when the model returns a
-    tuple or list (training heads, auxiliary outputs: ``(image, ...)``)."""
-    return output[0] if isinstance(output, (tuple, list)) else output
+    tuple or list (training heads, auxiliary outputs: ``(image, ...)``). Anything else than a tensor there (a dict,
+    None) is a TypeError that says what the forward returned."""
+    image = output[0] if isinstance(output, (tuple, list)) and output else output
+    if isinstance(image, torch.Tensor):
+        return image
+    what = f"a dict with keys {sorted(map(str, output))}" if isinstance(output, Mapping) else (
+        f"a {type(output).__name__} whose first element is a {type(image).__name__}" if image is not output
+        else f"a {type(output).__name__}")
+    raise TypeError(f"the model's forward returned {what}; bench-ir takes the restored image as a tensor "
+                    "(B,3,H,W), or as the first element of a tuple or list: make forward return it so")
+
+
+class OutputShapeError(RuntimeError):
+    """A model returned an image of another shape than the input it was given."""
+
+
+def output_shape_error(where: str, model: nn.Module, detail: str) -> RuntimeError:
+    """The error for a model whose output is not the size of its input, naming the image (``where``) and the card."""
+    card = getattr(model, "bench_ir_card", None)
+    who = f"model '{card.name}' ({card.source or 'registry'})" if card else "the model"
+    return RuntimeError(f"{where}: {who} returned output shape {detail} (a restoration model must return an image "
+                        "of its input's size)")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -116,8 +137,14 @@ def restore(
 
     def forward(inp: torch.Tensor) -> torch.Tensor:
         with _autocast(options.device, options.dtype):
-            out = model_forward(inp)
-        return restored_image(out).float()
+            # a copy: a model that changes its input in place must not reach the batch (saved as _input) or the
+            # neighbouring tiles (views of one image)
+            out = model_forward(inp.clone())
+        out = restored_image(out).float()
+        if out.shape != inp.shape:  # here, before padding or tiling would crop a larger output to size
+            fitted = "" if inp.shape == x.shape else " (the image as padded or tiled for the model)"
+            raise OutputShapeError(f"{tuple(out.shape)} for input {tuple(inp.shape)}{fitted}")
+        return out
 
     tiles = [options.tile] if options.tile else [None, *AUTO_TILES] if options.device.type == "cuda" else [None]
     for attempt, tile in enumerate(tiles):
@@ -189,19 +216,14 @@ def evaluate_task(
         warmup_before = getattr(options.forward, "warmup_seconds", 0.0)
         start = time.perf_counter()
         with torch.inference_mode():
-            out, tile = restore(model, x, policy, options)
+            try:
+                out, tile = restore(model, x, policy, options)
+            except OutputShapeError as err:
+                raise output_shape_error(f"{task_name}/{batch['name'][0]}", model, str(err)) from None
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             warmup = getattr(options.forward, "warmup_seconds", 0.0) - warmup_before  # compilation, not model time
             seconds = max(0.0, time.perf_counter() - start - warmup) / x.shape[0]
-            if out.shape != target.shape:
-                card = getattr(model, "bench_ir_card", None)
-                who = f"model '{card.name}' ({card.source or 'registry'})" if card else "the model"
-                raise RuntimeError(
-                    f"{task_name}/{batch['name'][0]}: {who} returned output shape {tuple(out.shape)} for input "
-                    f"{tuple(x.shape)}; it differs from the target shape {tuple(target.shape)} (a restoration model "
-                    "must return an image of its input's size)"
-                )
             finite = torch.isfinite(out).flatten(1).all(dim=1)
             try:
                 scores = scorer(out, target)

@@ -55,7 +55,15 @@ from bench_ir.checkpoints import create_model, sha256_file
 from bench_ir.counts import check_counts
 from bench_ir.data.datasets import list_images, uint8_to_tensor, warn_skipped_files
 from bench_ir.data.io import IMAGE_EXTENSIONS, ImageReadError, exif_orientation, read_rgb_uint8, write_png_uint8
-from bench_ir.engine import EvalOptions, resolve_device, restore, saved_image_name, saved_name_clash
+from bench_ir.engine import (
+    EvalOptions,
+    OutputShapeError,
+    output_shape_error,
+    resolve_device,
+    restore,
+    saved_image_name,
+    saved_name_clash,
+)
 from bench_ir.folder_names import RESTORE_MANIFEST_NAME
 from bench_ir.geometry import FitPolicy, check_pad_mode, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
@@ -390,11 +398,9 @@ def _restore_one(model: torch.nn.Module, source: Path, out: Path, policy: FitPol
     """Read ``source``, restore it at its own size, write ``out`` (8-bit PNG, carrying the source's EXIF
     orientation). Returns the tile size when the image was tiled after a GPU out-of-memory error, else None."""
     x = uint8_to_tensor(read_rgb_uint8(source)).unsqueeze(0).to(options.device)
-    restored, tile = restore(model, x, policy, options)
-    if restored.shape != x.shape:
-        card = getattr(model, "bench_ir_card", None)
-        who = f"model '{card.name}'" if card else "the model"
-        raise RuntimeError(f"{source}: {who} returned shape {tuple(restored.shape)} for input {tuple(x.shape)} (a "
-                           "restoration model must return an image of its input's size)")
+    try:
+        restored, tile = restore(model, x, policy, options)
+    except OutputShapeError as err:
+        raise output_shape_error(str(source), model, str(err)) from None
     write_png_uint8(out, restored[0].clamp(0, 1).cpu(), orientation=exif_orientation(source))
     return tile

@@ -67,7 +67,8 @@ def test_a_model_whose_output_shape_differs_from_its_input_is_named_in_the_error
     card = tmp_path / "half.yaml"
     card.write_text(f"name: half\ndisplay_name: Half\nfactory: {__name__}:HalvingNet\nexpected_params: 0\n")
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    with pytest.raises(RuntimeError, match=r"model 'half' .* returned output shape \(1, 3, 96, 96\) .* differs from"):
+    with pytest.raises(RuntimeError, match=r"model 'half' .* returned output shape \(1, 3, 96, 96\) for input "
+                       r"\(1, 3, 192, 192\)"):
         run_protocol(RunConfig(protocol="derain", model=str(card), sample=True, run_dir=tmp_path / "r", limit=1))
 
 
