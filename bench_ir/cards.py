@@ -166,8 +166,13 @@ def _registry_card(path: str, mtime_ns: int, size: int) -> ModelCard:
 
 
 def list_cards(registry: str | Path | None = None) -> list[ModelCard]:
-    """All cards: the built-in registry (or ``registry``), then installed plugins; sorted by name."""
+    """All cards: the built-in registry (or ``registry``), then installed plugins; sorted by name. A ``registry``
+    that is not a folder is an error naming it (FileNotFoundError when it does not exist, else ValueError)."""
     folder = Path(registry) if registry else registry_dir()
+    if registry and not folder.is_dir():
+        if not folder.exists():
+            raise FileNotFoundError(f"model registry folder {folder} does not exist")
+        raise ValueError(f"model registry {folder} is a file, not a folder of model cards")
     stats = [(str(path), path.stat()) for path in sorted(folder.glob("*.yaml"))]
     cards = {c.name: c for c in (_registry_card(path, st.st_mtime_ns, st.st_size) for path, st in stats)}
     for card in _plugin_cards():

@@ -96,6 +96,13 @@ class ProgressHook:
 
 @dataclass
 class RunOutcome:
+    """What :func:`run_protocol` returns. run_dir: the run directory. manifest: the run manifest as written
+    (``manifest.json``). summary: the per-task means (psnr, ssim, lpips), image counts and ``nonfinite`` counts,
+    indexed by task (:func:`bench_ir.results.aggregate`). average: the mean over the protocol's ``average`` tasks
+    (None when one of them was not run). notices: lines to show the user (sample data, random weights, an
+    incomplete run...). rank: the distributed process rank of this process under torchrun (0 otherwise), not a
+    leaderboard rank."""
+
     run_dir: Path
     manifest: dict[str, Any]
     summary: pd.DataFrame

@@ -23,7 +23,7 @@ from bench_ir.atomic import write_bytes_atomic, write_text_atomic
 from bench_ir.protocol import resolve_protocol_name
 from bench_ir.report.delta import Tolerance
 from bench_ir.report.efficiency import build_efficiency_table
-from bench_ir.report.measured import MeasuredRun, as_runs, distinct_run_ids, measure
+from bench_ir.report.measured import MeasuredRun, as_runs, distinct_run_ids, measure, run_list
 from bench_ir.report.model import TableModel
 from bench_ir.report.profiles import attach_profiles, ensure_profiles, find_profile_runs
 from bench_ir.report.render import FORMATS, render
@@ -36,7 +36,7 @@ __all__ = ["TableModel", "Tolerance", "FORMATS", "build_table", "render", "build
 RunLike = Run | str | Path
 
 
-def measure_runs(runs: Sequence[RunLike], runs_root: str | Path | None = None, profile: bool = False,
+def measure_runs(runs: Sequence[RunLike] | RunLike, runs_root: str | Path | None = None, profile: bool = False,
                  profile_size: int = 224) -> list[MeasuredRun]:
     """Load and measure ``runs`` and join each protocol run with its profile (among ``runs`` and under
     ``runs_root``); ``profile=True`` computes and stores (under ``runs_root``, default ``runs``) the missing
@@ -60,7 +60,7 @@ def _table(protocol_name: str, measured: list[MeasuredRun], leaderboard: bool | 
     return table
 
 
-def build_table(protocol_name: str, runs: Sequence[RunLike] = (), leaderboard: bool | None = None,
+def build_table(protocol_name: str, runs: Sequence[RunLike] | RunLike = (), leaderboard: bool | None = None,
                 delta: Tolerance | None = None, runs_root: str | Path | None = None,
                 caption: str | None = None, label: str | None = None) -> TableModel:
     """The paper table of ``protocol_name`` (``3deg``, ``5deg``, ``cdd11``, ``allweather``, ``uieb``, ``udc``,
@@ -78,6 +78,7 @@ def write_chart(protocol: str, runs: Sequence[RunLike] | list[MeasuredRun], out:
     the two paths. ``runs`` may be measured runs already joined with their profiles."""
     from bench_ir.report.chart import efficiency_chart, efficiency_points
 
+    runs = run_list(runs)
     measured = (list(runs) if runs and all(isinstance(r, MeasuredRun) for r in runs)
                 else measure_runs(runs, runs_root))  # type: ignore[arg-type]
     points = efficiency_points(build_efficiency_table(measured, leaderboard=leaderboard))
@@ -92,13 +93,14 @@ def write_chart(protocol: str, runs: Sequence[RunLike] | list[MeasuredRun], out:
     return paths
 
 
-def build_report(protocol: str, run_dirs: Sequence[RunLike] | Sequence[MeasuredRun] = (), fmt: str = "markdown",
-                 out: str | Path | None = None, leaderboard: bool | None = None, standalone: bool = False,
-                 delta: Tolerance | None = None, profile: bool = False, runs_root: str | Path | None = None,
-                 caption: str | None = None, label: str | None = None, raw: bool = False,
-                 chart_out: str | Path | None = None, profile_size: int = 224) -> str:
+def build_report(protocol: str, run_dirs: Sequence[RunLike] | Sequence[MeasuredRun] | RunLike = (),
+                 fmt: str = "markdown", out: str | Path | None = None, leaderboard: bool | None = None,
+                 standalone: bool = False, delta: Tolerance | None = None, profile: bool = False,
+                 runs_root: str | Path | None = None, caption: str | None = None, label: str | None = None,
+                 raw: bool = False, chart_out: str | Path | None = None, profile_size: int = 224) -> str:
     """Render the report of ``protocol`` for ``run_dirs`` (run directories, loaded runs, or measured runs already
-    joined with their profiles) in ``fmt`` and write it to ``out`` when given.
+    joined with their profiles; a single run directory is a list of one) in ``fmt`` and write it to ``out`` when
+    given.
 
     ``latex`` / ``markdown`` / ``csv`` give the protocol's table (``standalone`` LaTeX compiles as it is;
     ``raw`` CSV keeps unrounded values); ``html`` gives one self-contained page with the table, the
@@ -109,6 +111,7 @@ def build_report(protocol: str, run_dirs: Sequence[RunLike] | Sequence[MeasuredR
     :func:`measure_runs`. ``chart_out``: also write the efficiency chart as .pdf and .svg.
     """
     protocol = resolve_protocol_name(protocol)  # a protocol file, as `run --protocol` took it, goes by its name
+    run_dirs = run_list(run_dirs)
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format '{fmt}'; expected one of {', '.join(FORMATS)}")
     for option, given, formats in (("--raw", raw, ("csv",)), ("--standalone", standalone, ("latex", "html")),

@@ -29,6 +29,7 @@ __all__ = [
     "provenance",
     "provenance_line",
     "row_tags",
+    "run_list",
     "run_tags",
     "is_profile_run",
 ]
@@ -210,9 +211,15 @@ def distinct_run_ids(measured: list[MeasuredRun]) -> list[MeasuredRun]:
     return measured
 
 
-def as_runs(runs: Iterable[Run | str | Path]) -> list[Run]:
-    """Accept loaded runs or run directories."""
-    return [run if isinstance(run, Run) else load_run(run) for run in runs]
+def run_list(runs: Any) -> list[Any]:
+    """``runs`` as a list: one run directory (str or Path) or one run is a list of one, never read as the
+    characters of a path."""
+    return [runs] if isinstance(runs, str | os.PathLike | Run | MeasuredRun) else list(runs)
+
+
+def as_runs(runs: Iterable[Run | str | Path] | Run | str | Path) -> list[Run]:
+    """Accept loaded runs or run directories (or a single one)."""
+    return [run if isinstance(run, Run) else load_run(run) for run in run_list(runs)]
 
 
 def _first(mapping: dict[str, Any], names: Sequence[str]) -> float | None:
