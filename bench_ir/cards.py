@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import sys
+import warnings
+import weakref
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import metadata
@@ -42,8 +44,12 @@ __all__ = [
     "with_model_args",
     "check_card_args",
     "check_card_name",
+    "check_checkpoint_spec",
     "card_record",
     "count_parameters",
+    "parameter_count_mismatch",
+    "default_checkpoint_path",
+    "missing_default_checkpoint",
     "sample_checkpoint",
     "ENTRY_POINT_GROUP",
 ]
@@ -58,11 +64,15 @@ class CheckpointSpec:
     format: ``lightning`` (dict with ``state_dict``), ``basicsr`` (dict with ``params``),
     ``state_dict`` (plain mapping), ``safetensors``, or ``auto`` (detect).
     strip_prefixes: key prefixes removed when loading (e.g. ``net.`` for Lightning, ``module.`` for DDP).
+    key: the entry of a ``torch.save`` dict that holds the weights, for files with several weight sets (e.g.
+    ``params_ema`` for BasicSR's EMA weights); default: the first of ``state_dict``, ``params``, ``params_ema``,
+    ``model_state_dict``, ``model``. A file without this entry is an error; a plain state_dict ignores it.
     """
 
     format: Literal["auto", "lightning", "basicsr", "state_dict", "safetensors"] = "auto"
     strip_prefixes: list[str] = field(default_factory=list)
     strict: bool = True
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,9 @@ class ModelCard:
     input_multiple: H and W the network accepts must be multiples of this.
     pad_mode: what the engine does with other sizes: ``none`` (the protocol must guarantee the size;
     otherwise an error), ``reflect`` or ``replicate`` (pad bottom/right, crop the output back).
-    expected_params: total parameter count (``parameters()``), checked by the test suite.
+    expected_params: total parameter count (``parameters()``) of the model built with the card's own ``args``:
+    ``validate --import`` fails on another count, a model built by create_model warns when counted
+    (:func:`count_parameters`), and the test suite checks every registered card.
     inference_params: parameters used at inference (without training-only heads), if different.
     published: figures printed in papers (e.g. params_m, flops_g, memory) for reference only.
     leaderboard_key: the ``model_key``/``method`` of this model in registry/leaderboard/*.csv.
@@ -123,9 +135,24 @@ def load_card(path: str | Path) -> ModelCard:
     card = build_dataclass(ModelCard, data, str(path))
     check_card_name(card.name, str(path))
     parse_factory(card.factory, str(path))
+    check_checkpoint_spec(card.checkpoint, str(path))
     if card.input_multiple < 1:
         raise SpecError(f"{path}: field 'input_multiple': must be >= 1")
     return card
+
+
+def check_checkpoint_spec(spec: CheckpointSpec, where: str) -> None:
+    """A SpecError naming ``where`` for a ``checkpoint.key`` that cannot choose anything: an empty one, or one on a
+    card whose release is safetensors (a safetensors file holds a single set of weights)."""
+    if spec.key is None:
+        return
+    if not spec.key.strip():
+        raise SpecError(f"{where}: field 'checkpoint': field 'key': must name the entry of the checkpoint file "
+                        "that holds the weights (e.g. params_ema), not be empty")
+    if spec.format == "safetensors":
+        raise SpecError(f"{where}: field 'checkpoint': field 'key': a safetensors file holds a single set of "
+                        f"weights, so key ({spec.key}) only applies to torch.save formats (lightning, basicsr, "
+                        "state_dict, auto)")
 
 
 def check_card_name(name: str, where: str) -> None:
@@ -148,10 +175,12 @@ def _plugin_cards() -> list[ModelCard]:
             where = f"entry point {entry.name} ({entry.value})"
             if isinstance(item, ModelCard):
                 check_card_name(item.name, item.source or where)
+                check_checkpoint_spec(item.checkpoint, item.source or where)
                 cards.append(item)
             elif isinstance(item, dict):
                 card = build_dataclass(ModelCard, {"source": where, **item}, where)
                 check_card_name(card.name, where)
+                check_checkpoint_spec(card.checkpoint, where)
                 cards.append(card)
             else:
                 cards.append(load_card(item))
@@ -288,22 +317,98 @@ def check_card_args(card: ModelCard, factory: Any | None = None) -> None:
         check_args(params, card.args, f"model card {card.source or card.name}", card.factory)
 
 
-def sample_checkpoint(card: ModelCard) -> Path | None:
-    """The card's shipped sample checkpoint (``default_checkpoint``, relative to the card file's folder, the registry
-    for built-in cards), or None when the card ships none. A named file that is missing is a FileNotFoundError."""
+def _card_folder(card: ModelCard) -> Path:
+    """The folder a card's relative paths start from: its file's folder, the registry for a card without a file."""
+    return Path(card.source).parent if card.source and Path(card.source).is_file() else registry_dir()
+
+
+def _ships_with_bench_ir(card: ModelCard) -> bool:
+    """Whether ``card`` is one of bench-ir's own (its file is in the built-in registry)."""
+    source = Path(card.source) if card.source else None
+    return source is not None and source.is_file() and source.resolve().parent == registry_dir().resolve()
+
+
+def default_checkpoint_path(card: ModelCard) -> Path | None:
+    """The file the card's ``default_checkpoint`` names, relative to the card file's folder (the registry for a card
+    that is not read from a file); None when the card names none. Whether it exists is not checked."""
     if not card.default_checkpoint:
         return None
-    card_dir = Path(card.source).parent if card.source and Path(card.source).is_file() else registry_dir()
-    path = (card_dir / card.default_checkpoint).resolve()
-    if not path.is_file():
+    return (_card_folder(card) / card.default_checkpoint).resolve()
+
+
+def missing_default_checkpoint(card: ModelCard) -> str | None:
+    """None when the card names no ``default_checkpoint`` or its file exists; else a sentence naming the card file,
+    the field, its value and the path it resolves to."""
+    path = default_checkpoint_path(card)
+    if path is None or path.is_file():
+        return None
+    folder = "the card's folder" if card.source and Path(card.source).is_file() else f"the registry {registry_dir()}"
+    return (f"{card.source or card.name}: field 'default_checkpoint': {card.default_checkpoint} names {path}, which "
+            f"does not exist (the field is a path relative to {folder})")
+
+
+def sample_checkpoint(card: ModelCard) -> Path | None:
+    """The card's sample checkpoint (``default_checkpoint``, relative to the card file's folder, the registry for
+    built-in cards), or None when the card names none. A named file that is missing is a FileNotFoundError: for a
+    card shipped with bench-ir it says to reinstall bench-ir; for any other card it names the card file, the field
+    and the path."""
+    path = default_checkpoint_path(card)
+    if path is None:
+        return None
+    if path.is_file():
+        return path
+    if _ships_with_bench_ir(card):
         raise FileNotFoundError(f"model card '{card.name}' names the sample checkpoint {path} "
                                 f"(default_checkpoint: {card.default_checkpoint}) but the file is missing; reinstall "
                                 "bench-ir or pass --checkpoint")
-    return path
+    raise FileNotFoundError(f"model card {missing_default_checkpoint(card)}; correct the field or pass --checkpoint")
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters as ``sum(p.numel() for p in model.parameters())`` (shared ones once)."""
+_COUNT_CHECKED: weakref.WeakSet = weakref.WeakSet()  # models whose count was compared with their card's
+
+
+def _parameter_total(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def parameter_count_mismatch(card: ModelCard, model: nn.Module) -> str | None:
+    """None when the card states no ``expected_params`` or ``model`` has that many parameters; else a sentence naming
+    the card file and both numbers."""
+    count = _parameter_total(model)
+    if card.expected_params is None or card.expected_params == count:
+        return None
+    return (f"model card {card.source or card.name}: expected_params is {card.expected_params} but the model built "
+            f"from {card.factory} has {count} parameters")
+
+
+def _built_as_declared(card: ModelCard) -> bool:
+    """Whether ``card`` still has the ``args`` its file (or plugin) declares: its ``expected_params`` counts the model
+    of those args, not of --model-arg or create_model overrides."""
+    if not card.source:
+        return False
+    path = Path(card.source)
+    try:
+        if path.is_file():
+            stat = path.stat()
+            declared: ModelCard | None = _registry_card(str(path), stat.st_mtime_ns, stat.st_size)
+        else:  # a plugin's card: the one registered under its name from the same entry point
+            declared = next((c for c in list_cards() if c.name == card.name and c.source == card.source), None)
+    except (OSError, SpecError):
+        return False
+    return declared is not None and declared.args == card.args
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters as ``sum(p.numel() for p in model.parameters())`` (shared ones once).
+
+    A model built by :func:`bench_ir.checkpoints.create_model` with its card's own ``args`` is compared with the
+    card's ``expected_params`` the first time it is counted (``run``, ``profile``, ``restore`` and ``train`` count
+    it); a different count is a UserWarning naming the card and both numbers."""
+    card = getattr(model, "bench_ir_card", None)
+    if isinstance(card, ModelCard) and model not in _COUNT_CHECKED:
+        _COUNT_CHECKED.add(model)
+        problem = parameter_count_mismatch(card, model) if _built_as_declared(card) else None
+        if problem:
+            warnings.warn(f"{problem}: the card's count is wrong or the factory builds another network than the "
+                          "card describes", UserWarning, stacklevel=2)
+    return _parameter_total(model)

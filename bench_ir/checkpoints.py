@@ -9,8 +9,19 @@ the card's ``checkpoint.format`` records what the official release uses):
   ``model_state_dict`` / ``model`` (e.g. ``{'state_dict': ..., 'optimizer': ..., 'epoch': ...}``);
 - ``safetensors``: by suffix or header.
 
-The card's ``strip_prefixes`` are removed from every key that starts with them; ``module.`` (DDP) and
-``_orig_mod.`` (torch.compile) are removed when every key has them.
+Weight sets: a dict's weights are the entry named by the card's ``checkpoint.key`` (e.g. ``params_ema``), else the
+first of ``state_dict``, ``params``, ``params_ema``, ``model_state_dict``, ``model``. A file holding several weight
+sets (those entries, or ``state_dict_ema`` / ``ema_state_dict`` / ``model_ema``) for a card without ``key``
+loads that first one and says so in a warning.
+
+Prefixes: the card's ``strip_prefixes`` are removed from every key that starts with them; ``module.`` (DDP) and
+``_orig_mod.`` (torch.compile) are removed when every key has them. A card prefix applies to a key as stored or,
+when none of them starts it, to the key once ``module.`` / ``_orig_mod.`` are removed: ``module.model.conv.weight``
+with ``strip_prefixes: ["model."]`` becomes ``conv.weight``.
+
+Mismatches: strict loads raise :class:`CheckpointMismatchError` listing the differing keys, and say which
+``strip_prefixes`` make the keys fit when one more common prefix (``model.``, ``generator.``) is all that differs;
+a non-strict load that matches none of the model's tensors raises the same error.
 
 Unpickling policy: files are read with ``torch.load(weights_only=True)``, which builds tensors and
 primitives only. A file that also pickles Python objects is retried when every object is harmless
@@ -29,12 +40,12 @@ import pathlib
 import traceback
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -68,8 +79,10 @@ __all__ = [
 ]
 
 _WRAPPER_KEYS = ("state_dict", "params", "params_ema", "model_state_dict", "model")
+_OTHER_WEIGHT_SETS = ("state_dict_ema", "ema_state_dict", "model_ema")  # EMA copies: never chosen without a card key
 _AUTO_STRIP = ("module.", "_orig_mod.")
 _SHOWN = 5  # keys listed per category in a mismatch message
+V = TypeVar("V")
 _DTYPES = {"fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
            "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp32": torch.float32, "float32": torch.float32}
 
@@ -214,24 +227,52 @@ def _is_tensor_mapping(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, Tensor) for v in obj.values())
 
 
-def _extract(obj: Any, path: Path) -> tuple[dict[str, Tensor], str]:
-    """(state_dict, detected format) from what torch.load returned."""
+def _weight_sets(obj: Mapping) -> list[str]:
+    """Entries of a checkpoint dict that hold a set of weights (a mapping with tensors), in choosing order."""
+    return [key for key in (*_WRAPPER_KEYS, *_OTHER_WEIGHT_SETS)
+            if isinstance(obj.get(key), Mapping) and any(isinstance(v, Tensor) for v in obj[key].values())]
+
+
+def _take(obj: Mapping, key: str, path: Path) -> tuple[dict[str, Tensor], str]:
+    """(tensors of ``obj[key]``, detected format); an entry that is not purely tensors is a CheckpointError."""
+    inner = obj[key]
+    if not isinstance(inner, Mapping):
+        raise CheckpointError(f"checkpoint {path}: '{key}' holds a {type(inner).__name__}; expected a state_dict")
+    tensors = {k: v for k, v in inner.items() if isinstance(v, Tensor)}
+    others = sorted(set(inner) - set(tensors))
+    if not tensors or others:
+        detail = f"non-tensor entries {others[:_SHOWN]}" if tensors else "no tensors"
+        raise CheckpointError(f"checkpoint {path}: '{key}' holds {detail}; expected a state_dict")
+    if key.startswith("params"):
+        return tensors, "basicsr"
+    lightning = key == "state_dict" and "pytorch-lightning_version" in obj
+    return tensors, "lightning" if lightning else "state_dict"
+
+
+def _extract(obj: Any, path: Path, chosen: str | None = None) -> tuple[dict[str, Tensor], str, str | None]:
+    """(state_dict, detected format, entry it came from) from what torch.load returned; ``chosen`` is the card's
+    ``checkpoint.key`` (ignored for a plain mapping of tensors, which holds one weight set)."""
     if _is_tensor_mapping(obj):
-        return dict(obj), "state_dict"
+        return dict(obj), "state_dict", None
     if isinstance(obj, Mapping):
+        sets = _weight_sets(obj)
+        if chosen is not None:
+            if chosen not in obj:
+                held = f"its weight sets are {', '.join(map(repr, sets))}" if sets else "it holds no weight set"
+                raise CheckpointError(
+                    f"checkpoint {path} has no entry '{chosen}' (the card's checkpoint.key): {held}; top-level "
+                    f"keys are {', '.join(repr(k) for k in list(obj)[:10])}")
+            return (*_take(obj, chosen, path), chosen)
         for key in _WRAPPER_KEYS:
-            inner = obj.get(key)
-            if not isinstance(inner, Mapping):
+            if not isinstance(obj.get(key), Mapping):
                 continue
-            tensors = {k: v for k, v in inner.items() if isinstance(v, Tensor)}
-            others = sorted(set(inner) - set(tensors))
-            if not tensors or others:
-                detail = f"non-tensor entries {others[:_SHOWN]}" if tensors else "no tensors"
-                raise CheckpointError(f"checkpoint {path}: '{key}' holds {detail}; expected a state_dict")
-            if key.startswith("params"):
-                return tensors, "basicsr"
-            lightning = key == "state_dict" and "pytorch-lightning_version" in obj
-            return tensors, "lightning" if lightning else "state_dict"
+            tensors, fmt = _take(obj, key, path)
+            if len(sets) > 1:
+                other = next(s for s in sets if s != key)
+                warnings.warn(f"checkpoint {path} holds {len(sets)} weight sets ({', '.join(map(repr, sets))}); "
+                              f"loaded '{key}'. To load another, name it in the model card: "
+                              f"`checkpoint: {{key: {other}}}`", UserWarning, stacklevel=4)
+            return tensors, fmt, key
         listed = ", ".join(repr(k) for k in list(obj)[:10])
         raise CheckpointError(
             f"checkpoint {path} holds no state_dict: top-level keys are {listed}. Expected tensors under "
@@ -241,17 +282,33 @@ def _extract(obj: Any, path: Path) -> tuple[dict[str, Tensor], str]:
                           "parameter names to tensors)")
 
 
-def _strip(state: dict[str, Tensor], prefixes: list[str]) -> dict[str, Tensor]:
-    out = {}
-    for key, value in state.items():
-        for prefix in prefixes:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-        out[key] = value
+def _strip_card(key: str, prefixes: Sequence[str]) -> str:
+    for prefix in prefixes:
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return key
+
+
+def _strip_auto(keys: list[str]) -> list[str]:
     for prefix in _AUTO_STRIP:
-        if out and all(k.startswith(prefix) for k in out):
-            out = {k[len(prefix):]: v for k, v in out.items()}
-    return out
+        if keys and all(k.startswith(prefix) for k in keys):
+            keys = [k[len(prefix):] for k in keys]
+    return keys
+
+
+def _strip(state: Mapping[str, V], prefixes: Sequence[str]) -> dict[str, V]:
+    """``state`` with the card's ``prefixes`` and the automatic ones removed (see the module docstring): card
+    prefixes, then ``module.`` / ``_orig_mod.``, then the card prefixes of keys they did not match as stored (and
+    the automatic ones again if that revealed any)."""
+    stored = list(state)
+    keys = [_strip_card(k, prefixes) for k in stored]
+    untouched = [new == old for new, old in zip(keys, stored, strict=True)]
+    keys = _strip_auto(keys)
+    if prefixes and any(untouched):
+        revealed = [_strip_card(k, prefixes) if fresh else k for k, fresh in zip(keys, untouched, strict=True)]
+        if revealed != keys:
+            keys = _strip_auto(revealed)
+    return dict(zip(keys, state.values(), strict=True))
 
 
 _CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt", ".tar", ".bin", ".safetensors")
@@ -270,10 +327,16 @@ def _checkpoint_files_hint(folder: Path, shown: int = 5) -> str:
 
 @dataclass(frozen=True)
 class CheckpointContents:
-    """Tensors of a checkpoint (prefixes removed, on CPU) and the detected file format."""
+    """Tensors of a checkpoint (prefixes removed, on CPU) and the detected file format.
+
+    key: the entry of the file's dict the tensors came from (None for a plain state_dict or safetensors);
+    prefixes: the ``strip_prefixes`` applied; stored_shapes: tensor shapes by key as stored in the file."""
 
     state_dict: dict[str, Tensor]
     format: str
+    key: str | None = None
+    prefixes: tuple[str, ...] = ()
+    stored_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
 
 
 def read_checkpoint(path: str | Path, spec: CheckpointSpec | None = None,
@@ -289,13 +352,13 @@ def read_checkpoint(path: str | Path, spec: CheckpointSpec | None = None,
     # the content decides (a card's format names the official release's): a card whose release is safetensors
     # still loads a torch.save file, such as a bench-ir training checkpoint (checkpoints/last.pt)
     if path.suffix == ".safetensors" or _looks_like_safetensors(path):
-        state, fmt = _read_safetensors(path), "safetensors"
+        state, fmt, key = _read_safetensors(path), "safetensors", None
     else:
-        state, fmt = _extract(_torch_load(path, trust_pickle), path)
+        state, fmt, key = _extract(_torch_load(path, trust_pickle), path, spec.key)
     prefixes = list(spec.strip_prefixes)
     if not prefixes and fmt == "lightning" and all(k.startswith("net.") for k in state):
         prefixes = ["net."]
-    return CheckpointContents(_strip(state, prefixes), fmt)
+    return CheckpointContents(_strip(state, prefixes), fmt, key, tuple(prefixes), _signature(state))
 
 
 def read_state_dict(path: str | Path, spec: CheckpointSpec | None = None,
@@ -389,8 +452,55 @@ def _guess_sentence(guesses: list[ModelGuess]) -> str:
     return f"It matches no registered model (closest: {best.display_name}, {best.score:.0%} of tensors)."
 
 
+_HINT_DEPTH = 3  # dotted components tried as a missing strip prefix: 'model.', 'model.net.', 'model.net.body.'
+_HINT_CANDIDATES = 20
+
+
+def _prefix_fix(checkpoint: CheckpointContents, model_shapes: Mapping[str, tuple[int, ...]],
+                mismatch: KeyMismatch) -> tuple[list[str], int] | None:
+    """(strip_prefixes, unexpected keys left) with which every model tensor is found in the checkpoint by name and
+    shape: the applied prefixes plus one common leading part of the unexpected keys, checked with the real key
+    stripping on the keys as stored. None when no such prefix exists; the fewest leftover keys wins."""
+    if not checkpoint.stored_shapes or not mismatch.unexpected:
+        return None
+    counts: dict[str, int] = {}
+    for key in mismatch.unexpected:
+        parts = key.split(".")
+        for depth in range(1, min(_HINT_DEPTH, len(parts) - 1) + 1):
+            candidate = ".".join(parts[:depth]) + "."
+            counts[candidate] = counts.get(candidate, 0) + 1
+    best: tuple[list[str], int] | None = None
+    for candidate in sorted(counts, key=lambda c: -counts[c])[:_HINT_CANDIDATES]:
+        prefixes = [*checkpoint.prefixes, candidate]
+        fixed = compare_state_dict(model_shapes, _strip(checkpoint.stored_shapes, prefixes))
+        if not fixed.missing and not fixed.mismatched and (best is None or len(fixed.unexpected) < best[1]):
+            best = (prefixes, len(fixed.unexpected))
+    return best
+
+
+def _prefix_sentence(fix: tuple[list[str], int]) -> str:
+    prefixes, left = fix
+    if left:
+        return (f"Removing the prefix '{prefixes[-1]}' from its keys finds every tensor of the model ({left} "
+                f"checkpoint keys stay unused): put `checkpoint: {{strip_prefixes: {json.dumps(prefixes)}, "
+                "strict: false}` in the model card.")
+    return (f"Removing the prefix '{prefixes[-1]}' from its keys makes them fit: put "
+            f"`checkpoint: {{strip_prefixes: {json.dumps(prefixes)}}}` in the model card.")
+
+
+def _mismatch_error(path: Path, target: str, checkpoint: CheckpointContents, model_state: Mapping[str, Tensor],
+                    mismatch: KeyMismatch, exclude: tuple[str, ...], headline: str = "") -> CheckpointMismatchError:
+    """The error for a checkpoint that does not fit: the differing keys, then the missing strip prefix that makes
+    them fit or, without one, the registered models the checkpoint resembles."""
+    fix = _prefix_fix(checkpoint, _signature(model_state), mismatch)
+    guesses = [] if fix else guess_models(_signature(checkpoint.state_dict), exclude=exclude)
+    message = _mismatch_message(path, target, mismatch, len(checkpoint.state_dict), len(model_state), guesses,
+                                _prefix_sentence(fix) if fix else None)
+    return CheckpointMismatchError(headline + message, mismatch, guesses)
+
+
 def _mismatch_message(path: Path, target: str, mismatch: KeyMismatch, n_checkpoint: int, n_model: int,
-                      guesses: list[ModelGuess]) -> str:
+                      guesses: list[ModelGuess], hint: str | None = None) -> str:
     lines = [f"checkpoint {path} does not fit {target}: {len(mismatch.missing)} missing, "
              f"{len(mismatch.unexpected)} unexpected, {len(mismatch.mismatched)} shape-mismatched keys "
              f"(the checkpoint has {n_checkpoint} tensors, the model expects {n_model})."]
@@ -401,7 +511,7 @@ def _mismatch_message(path: Path, target: str, mismatch: KeyMismatch, n_checkpoi
     if mismatch.mismatched:
         shown = [f"{k} checkpoint {list(c)} vs model {list(m)}" for k, c, m in mismatch.mismatched[:_SHOWN]]
         lines.append("  shape mismatches: " + "; ".join(shown))
-    lines.append(_guess_sentence(guesses))
+    lines.append(hint or _guess_sentence(guesses))
     return "\n".join(lines)
 
 
@@ -437,7 +547,8 @@ def load_weights(model: nn.Module, path: str | Path, card: ModelCard | None = No
     """Load a checkpoint into ``model`` (in place). ``strict`` defaults to the card's ``checkpoint.strict``
     (True without a card). Strict: any missing, unexpected or shape-mismatched key raises
     :class:`CheckpointMismatchError`. Non-strict: the matching tensors are loaded, the rest is reported
-    in the returned :class:`LoadReport` and in a warning."""
+    in the returned :class:`LoadReport` and in a warning; a checkpoint matching none of the model's tensors
+    raises :class:`CheckpointMismatchError` (it would load nothing)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(_missing_file_message(path, card))
@@ -447,15 +558,19 @@ def load_weights(model: nn.Module, path: str | Path, card: ModelCard | None = No
     model_state = model.state_dict()
     mismatch = compare_state_dict(_signature(model_state), _signature(checkpoint.state_dict))
     target = f"{card.display_name} ({card.name})" if card else type(model).__name__
-    if not mismatch.ok:
-        guesses = guess_models(_signature(checkpoint.state_dict), exclude=(card.name,) if card else ())
-        message = _mismatch_message(path, target, mismatch, len(checkpoint.state_dict), len(model_state),
-                                    guesses)
-        if strict:
-            raise CheckpointMismatchError(message, mismatch, guesses)
-        warnings.warn(f"non-strict load: {message}", UserWarning, stacklevel=2)
     bad = {k for k, _, _ in mismatch.mismatched} | set(mismatch.unexpected)
     usable = {k: v for k, v in checkpoint.state_dict.items() if k not in bad}
+    if not mismatch.ok:
+        exclude = (card.name,) if card else ()
+        if strict:
+            raise _mismatch_error(path, target, checkpoint, model_state, mismatch, exclude)
+        if model_state and not usable:
+            raise _mismatch_error(path, target, checkpoint, model_state, mismatch, exclude,
+                                  f"non-strict load (checkpoint.strict: false): no tensor of the checkpoint "
+                                  f"matches any of the {len(model_state)} tensors of {target} by name and shape, "
+                                  "so it would load nothing.\n")
+        message = _mismatch_error(path, target, checkpoint, model_state, mismatch, exclude)
+        warnings.warn(f"non-strict load: {message}", UserWarning, stacklevel=2)
     model.load_state_dict(usable, strict=mismatch.ok)
     return LoadReport(str(path), checkpoint.format, len(checkpoint.state_dict), len(usable), strict, mismatch)
 
@@ -544,10 +659,8 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
     model_state = model.state_dict()
     mismatch = compare_state_dict(_signature(model_state), _signature(checkpoint.state_dict))
     if not mismatch.ok:
-        guesses = guess_models(_signature(checkpoint.state_dict), exclude=(card.name,))
-        message = _mismatch_message(src, f"{card.display_name} ({card.name})", mismatch,
-                                    len(checkpoint.state_dict), len(model_state), guesses)
-        raise CheckpointMismatchError(message, mismatch, guesses)
+        raise _mismatch_error(src, f"{card.display_name} ({card.name})", checkpoint, model_state, mismatch,
+                              (card.name,))
 
     tensors = {}
     for key, value in checkpoint.state_dict.items():

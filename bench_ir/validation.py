@@ -3,9 +3,11 @@
 Code named by a file is checked statically by default, never imported: a card's schema, the shape of its factory
 string (``module.path:callable`` or ``file.py:callable``), that the factory's module file exists, and its ``args``
 against the factory's signature as read from the module's syntax tree (bench_ir.signatures); the training hooks a
-card or recipe names (objective, optimizer factory) must exist in their modules' files. ``import_factory=True``
-(``--import``) imports them (which runs their code) and checks the args against the real signature. A protocol is
-loaded and validated (includes, safe task/dataset names, layout folders).
+card or recipe names (objective, optimizer factory) must exist in their modules' files; a card's
+``default_checkpoint`` must name an existing file (relative to the card, as runs resolve it). ``import_factory=True``
+(``--import``) imports them (which runs their code), checks the args against the real signature and builds the model:
+a parameter count other than the card's ``expected_params`` is an error. A protocol is loaded and validated
+(includes, safe task/dataset names, layout folders).
 """
 
 from __future__ import annotations
@@ -105,11 +107,18 @@ def validate_file(path: str | Path, import_factory: bool = False, notes: list[st
     """Validate ``path`` as a suite (has ``entries``), a protocol (has ``tasks``), a training recipe (has ``data``)
     or a model card (has ``factory``); ``include:`` chains are resolved first.
 
-    Code is checked statically (see the module docstring); with ``import_factory`` a card's factory is imported and
-    its args bound to the real signature, and named hooks (a card's options ``objective``/``optimizer``, a recipe's
+    Code is checked statically (see the module docstring); with ``import_factory`` a card's factory is imported, its
+    args bound to the real signature and the model built (its parameter count must be the card's ``expected_params``
+    when the card states one), and named hooks (a card's options ``objective``/``optimizer``, a recipe's
     ``loss.objective``/``optimizer.factory``) are imported. Returns (kind, name); raises SpecError naming the file
     and field. Remarks that are not errors (e.g. a signature that cannot be read statically) go to ``notes``."""
-    from bench_ir.cards import check_card_args, load_card, resolve_factory
+    from bench_ir.cards import (
+        check_card_args,
+        load_card,
+        missing_default_checkpoint,
+        parameter_count_mismatch,
+        resolve_factory,
+    )
     from bench_ir.protocol import load_protocol
     from bench_ir.train.objectives import check_hooks
 
@@ -136,6 +145,9 @@ def validate_file(path: str | Path, import_factory: bool = False, notes: list[st
         return "recipe", recipe.name
     if "factory" in data:
         card = load_card(path)
+        missing = missing_default_checkpoint(card)
+        if missing:
+            raise SpecError(missing)
         hooks = {f"options.{key}{'' if value == 'default' else '.' + value}": option
                  for key in ("objective", "optimizer") for value, option in _option_values(card.options, key)}
         if not import_factory:
@@ -147,6 +159,11 @@ def validate_file(path: str | Path, import_factory: bool = False, notes: list[st
             raise SpecError(f"{path}: field 'factory': {card.factory} is not callable")
         check_card_args(card, factory)
         check_hooks(hooks, str(path))
+        from bench_ir.checkpoints import create_model
+
+        mismatch = parameter_count_mismatch(card, create_model(card))
+        if mismatch:
+            raise SpecError(f"{mismatch}; correct expected_params or the factory and its args")
         return "model card", card.name
     raise SpecError(f"{path}: neither a suite (no 'entries'), a protocol (no 'tasks'), a recipe (no 'data') nor a "
                     "model card (no 'factory')")

@@ -80,3 +80,53 @@ def test_a_factory_that_fails_is_an_error_naming_the_card_its_values_and_the_lin
                                               r"num_blocks=\[1, 1\]\) raised IndexError: .* \(at .*mirage.py:\d+\); "
                                               r"check the card's args and any --model-arg values"):
         create_model("mirage-t", num_blocks=[1, 1])
+
+
+CONV_CARD = ("name: conv\ndisplay_name: Conv\nfactory: torch.nn:Conv2d\n"
+             "args: {in_channels: 3, out_channels: 3, kernel_size: 3, padding: 1}\n")  # 3*3*3*3 + 3 = 84 parameters
+
+
+def test_a_run_of_a_model_whose_parameter_count_differs_from_expected_params_warns_naming_the_card_and_both(tmp_path):
+    from bench_ir.runner import RunConfig, run_protocol
+
+    card = tmp_path / "conv.yaml"
+    card.write_text(CONV_CARD + "expected_params: 999\n")
+    with pytest.warns(UserWarning, match=r"model card .*conv\.yaml: expected_params is 999 but the model built from "
+                                         r"torch\.nn:Conv2d has 84 parameters"):
+        outcome = run_protocol(RunConfig(protocol="derain", model=str(card), sample=True, run_dir=tmp_path / "r",
+                                         limit=1))
+    assert outcome.manifest["model"]["params"] == 84
+
+
+def test_expected_params_counts_the_cards_own_args_so_a_model_arg_override_is_not_compared(tmp_path):
+    card = tmp_path / "conv.yaml"
+    card.write_text(CONV_CARD + "expected_params: 84\n")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert count_parameters(create_model(card)) == 84
+        assert count_parameters(create_model(card, kernel_size=1, padding=0)) == 12
+
+
+def test_a_users_card_whose_default_checkpoint_is_missing_names_the_card_field_and_path_not_reinstalling(tmp_path):
+    from bench_ir.runner import RunConfig, run_protocol
+
+    card = tmp_path / "conv.yaml"
+    card.write_text(CONV_CARD + "default_checkpoint: weights/conv.safetensors\n")
+    with pytest.raises(FileNotFoundError) as caught:
+        run_protocol(RunConfig(protocol="derain", model=str(card), sample=True, run_dir=tmp_path / "r", limit=1))
+    message = str(caught.value)
+    assert f"{card}: field 'default_checkpoint': weights/conv.safetensors names " \
+           f"{(tmp_path / 'weights' / 'conv.safetensors').resolve()}, which does not exist" in message
+    assert "reinstall" not in message and "--checkpoint" in message
+
+
+def test_a_shipped_cards_missing_sample_checkpoint_still_says_to_reinstall_bench_ir():
+    from dataclasses import replace
+
+    from bench_ir.cards import get_card, sample_checkpoint
+
+    card = replace(get_card("mirage-t"), default_checkpoint="weights/gone.safetensors")
+    with pytest.raises(FileNotFoundError, match=r"gone\.safetensors\) but the file is missing; reinstall bench-ir"):
+        sample_checkpoint(card)

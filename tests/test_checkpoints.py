@@ -9,6 +9,8 @@ import pickle
 import re
 import sys
 import types
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ import torch
 from skimage import data
 from torch import nn
 
-from bench_ir.cards import get_card
+from bench_ir.cards import CheckpointSpec, ModelCard, get_card, load_card
 from bench_ir.checkpoints import (
     CheckpointError,
     CheckpointMismatchError,
@@ -32,6 +34,9 @@ from bench_ir.checkpoints import (
     sidecar_path,
 )
 from bench_ir.models.mirage import MIRAGE
+from bench_ir.yamlio import SpecError
+
+TINY_UNET_CARD = Path(__file__).resolve().parents[1] / "examples" / "tiny-unet.yaml"
 
 
 class SmallNet(nn.Module):
@@ -145,7 +150,8 @@ def test_basicsr_checkpoint_uses_params_before_params_ema(tmp_path):
     params, ema = _seeded(SmallNet, 0), _seeded(SmallNet, 1)
     torch.save({"params": params.state_dict(), "params_ema": ema.state_dict()}, tmp_path / "net_g.pth")
     target = _seeded(SmallNet, 2)
-    assert load_weights(target, tmp_path / "net_g.pth").format == "basicsr"
+    with pytest.warns(UserWarning, match="loaded 'params'"):
+        assert load_weights(target, tmp_path / "net_g.pth").format == "basicsr"
     assert _same_weights(target, params)
 
 
@@ -440,3 +446,148 @@ def test_a_folder_given_as_checkpoint_names_the_checkpoint_files_in_it(tmp_path)
     with pytest.raises(CheckpointError, match=rf"is a directory; pass the checkpoint file itself, e.g. one of: "
                                               rf"{tmp_path}/checkpoints/last.pt, {tmp_path}/final.safetensors$"):
         read_checkpoint(tmp_path)
+
+
+# ---------------------------------------------------------------------------- weight sets and key prefixes
+def _small_card(**checkpoint) -> ModelCard:
+    """A card for SmallNet (load_weights reads only its names and checkpoint section)."""
+    return ModelCard(name="small-net", display_name="SmallNet", factory="unused:SmallNet",
+                     checkpoint=CheckpointSpec(**checkpoint))
+
+
+def test_card_key_chooses_the_weight_set_of_a_file_holding_several(tmp_path):
+    params, ema = _seeded(SmallNet, 0), _seeded(SmallNet, 1)
+    torch.save({"params": params.state_dict(), "params_ema": ema.state_dict()}, tmp_path / "net_g.pth")
+    target = _seeded(SmallNet, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the card chose: nothing to warn about
+        report = load_weights(target, tmp_path / "net_g.pth", _small_card(key="params_ema"))
+    assert report.format == "basicsr" and _same_weights(target, ema)
+    assert read_checkpoint(tmp_path / "net_g.pth", CheckpointSpec(key="params_ema")).key == "params_ema"
+
+
+@pytest.mark.parametrize(("sets", "used", "other"), [
+    (("params", "params_ema"), "params", "params_ema"),
+    (("state_dict", "params"), "state_dict", "params"),
+    (("state_dict", "state_dict_ema"), "state_dict", "state_dict_ema"),
+])
+def test_a_file_with_several_weight_sets_and_no_card_key_warns_which_one_it_loaded(tmp_path, sets, used, other):
+    nets = {name: _seeded(SmallNet, seed) for seed, name in enumerate(sets)}
+    torch.save({name: net.state_dict() for name, net in nets.items()}, tmp_path / "several.pth")
+    target = _seeded(SmallNet, 9)
+    listed = ", ".join(f"'{name}'" for name in sets)
+    with pytest.warns(UserWarning, match=re.escape(f"several.pth holds 2 weight sets ({listed}); loaded '{used}'. To "
+                                                   f"load another, name it in the model card: `checkpoint: "
+                                                   f"{{key: {other}}}`")):
+        load_weights(target, tmp_path / "several.pth")
+    assert _same_weights(target, nets[used])
+
+
+def test_a_file_with_one_weight_set_loads_without_a_warning(tmp_path):
+    source = _seeded(SmallNet, 0)
+    torch.save({"state_dict": source.state_dict(), "optimizer": {"state": {}, "param_groups": []}, "epoch": 3},
+               tmp_path / "one.ckpt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_weights(_seeded(SmallNet, 1), tmp_path / "one.ckpt")
+
+
+def test_a_card_key_the_file_lacks_is_an_error_naming_the_weight_sets_it_holds(tmp_path):
+    torch.save({"params": SmallNet().state_dict(), "iter": 7}, tmp_path / "net_g.pth")
+    with pytest.raises(CheckpointError, match=r"net_g\.pth has no entry 'params_ema' \(the card's checkpoint\.key\): "
+                                              r"its weight sets are 'params'"):
+        load_weights(SmallNet(), tmp_path / "net_g.pth", _small_card(key="params_ema"))
+
+
+@pytest.mark.parametrize(("checkpoint", "error"), [
+    ("{key: params_ema}", None),
+    ("{key: ''}", "field 'checkpoint': field 'key': must name the entry"),
+    ("{key: 3}", "field 'checkpoint': field 'key': expected"),
+    ("{format: safetensors, key: params_ema}", "a safetensors file holds a single set of weights"),
+])
+def test_the_card_key_is_checked_when_the_card_is_read(tmp_path, checkpoint, error):
+    card_file = tmp_path / "net.yaml"
+    card_file.write_text(f"name: net\ndisplay_name: Net\nfactory: net:Net\ncheckpoint: {checkpoint}\n")
+    if error is None:
+        assert load_card(card_file).checkpoint.key == "params_ema"
+    else:
+        with pytest.raises(SpecError, match=re.escape(f"{card_file}: ") + ".*" + re.escape(error)):
+            load_card(card_file)
+
+
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod."])
+def test_a_card_prefix_behind_an_automatic_prefix_is_removed_too(tmp_path, prefix):
+    """`module.model.conv.weight` with `strip_prefixes: ["model."]` is `conv.weight`: the automatic DDP/compile
+    prefix no longer hides the card's."""
+    source = _seeded(SmallNet, 0)
+    torch.save({f"{prefix}model.{k}": v for k, v in source.state_dict().items()}, tmp_path / "wrapped.pth")
+    target = _seeded(SmallNet, 1)
+    load_weights(target, tmp_path / "wrapped.pth", _small_card(strip_prefixes=["model."]))
+    assert _same_weights(target, source)
+
+
+@pytest.mark.parametrize(("stored", "prefixes", "loaded"), [
+    ("net.conv.weight", ["net."], "conv.weight"),                      # Lightning
+    ("module.conv.weight", ["module."], "conv.weight"),                # a card naming DDP's prefix itself
+    ("module.module.conv.weight", ["module."], "conv.weight"),
+    ("module.net.conv.weight", ["module.net."], "conv.weight"),        # a card prefix spanning the automatic one
+    ("net.net.conv.weight", ["net."], "net.conv.weight"),              # a card prefix is removed once per key
+    ("_orig_mod.model.conv.weight", [], "model.conv.weight"),          # no card prefix: only the automatic ones
+])
+def test_key_prefixes_are_removed_as_before_for_existing_cards(tmp_path, stored, prefixes, loaded):
+    torch.save({stored: torch.zeros(1)}, tmp_path / "one.pth")
+    assert list(read_state_dict(tmp_path / "one.pth", CheckpointSpec(strip_prefixes=prefixes))) == [loaded]
+
+
+@pytest.mark.parametrize("prefix", ["model.", "net.", "generator."])
+def test_keys_behind_one_common_prefix_get_the_strip_prefixes_to_put_in_the_card(tmp_path, prefix):
+    source = _seeded(SmallNet, 0)
+    torch.save({f"{prefix}{k}": v for k, v in source.state_dict().items()}, tmp_path / "prefixed.pth")
+    with pytest.raises(CheckpointMismatchError) as caught:
+        load_weights(SmallNet(), tmp_path / "prefixed.pth", _small_card())
+    message = str(caught.value)
+    assert f"unexpected (checkpoint keys the model lacks): {prefix}conv.weight" in message
+    assert message.endswith(f"Removing the prefix '{prefix}' from its keys makes them fit: put "
+                            f'`checkpoint: {{strip_prefixes: ["{prefix}"]}}` in the model card.')
+    assert "matches no registered model" not in message
+    target = _seeded(SmallNet, 1)  # the advice works
+    load_weights(target, tmp_path / "prefixed.pth", _small_card(strip_prefixes=[prefix]))
+    assert _same_weights(target, source)
+
+
+def test_the_prefix_advice_keeps_the_cards_own_prefixes_and_flags_leftover_keys(tmp_path):
+    state = {f"net.generator.{k}": v for k, v in SmallNet().state_dict().items()}
+    state["net.discriminator.weight"] = torch.zeros(2)
+    torch.save(state, tmp_path / "gan.pth")
+    with pytest.raises(CheckpointMismatchError, match=re.escape(
+            "Removing the prefix 'generator.' from its keys finds every tensor of the model (1 checkpoint keys stay "
+            'unused): put `checkpoint: {strip_prefixes: ["net.", "generator."], strict: false}` in the model card.')):
+        load_weights(SmallNet(), tmp_path / "gan.pth", _small_card(strip_prefixes=["net."]))
+
+
+def test_a_non_strict_card_whose_checkpoint_matches_no_tensor_is_an_error_not_a_silent_random_model(tmp_path):
+    """`strict: false` loads what matches; a file matching nothing would leave the random initialisation scored
+    as if it were the checkpoint's weights."""
+    card = get_card(str(TINY_UNET_CARD))
+    card = replace(card, checkpoint=replace(card.checkpoint, format="state_dict", strict=False))
+    weights = create_model(card).state_dict()
+    torch.save({f"model.{k}": v for k, v in weights.items()}, tmp_path / "prefixed.pth")
+    with pytest.raises(CheckpointMismatchError) as caught:
+        create_model(card, checkpoint=tmp_path / "prefixed.pth")
+    message = str(caught.value)
+    assert message.startswith("non-strict load (checkpoint.strict: false): no tensor of the checkpoint matches any "
+                              f"of the {len(weights)} tensors of TinyUNet (example) (tiny-unet)")
+    assert f"checkpoint {tmp_path / 'prefixed.pth'} does not fit" in message
+    assert "unexpected (checkpoint keys the model lacks): model.embed.weight, model.embed.bias" in message
+    assert '`checkpoint: {strip_prefixes: ["model."]}`' in message
+
+
+def test_a_non_strict_load_matching_some_tensors_still_loads_them_with_a_warning(tmp_path):
+    source = _seeded(SmallNet, 0)
+    state = {k: v for k, v in source.state_dict().items() if k.startswith("head.")}
+    state.update({f"model.{k}": v for k, v in source.state_dict().items() if not k.startswith("head.")})
+    torch.save(state, tmp_path / "half.pth")
+    target = _seeded(SmallNet, 1)
+    with pytest.warns(UserWarning, match="non-strict load"):
+        report = load_weights(target, tmp_path / "half.pth", strict=False)
+    assert report.loaded == 2 and torch.equal(target.head.weight, source.head.weight)

@@ -63,3 +63,19 @@ def test_convert_trust_pickle_of_a_file_that_is_no_checkpoint_is_one_line_naming
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot read checkpoint {tmp_path / name}: {explanation}")
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_convert_of_keys_behind_one_common_prefix_says_which_strip_prefixes_to_put_in_the_card(tmp_path):
+    from safetensors.torch import load_file
+
+    card = Path(__file__).resolve().parents[1] / "examples" / "tiny-unet.yaml"
+    weights = load_file(str(card.with_suffix(".safetensors")))
+    torch.save({"state_dict": {f"generator.{k}": v for k, v in weights.items()}}, tmp_path / "gan.pth")
+    result = runner.invoke(app, ["convert", str(tmp_path / "gan.pth"), str(tmp_path / "out.safetensors"),
+                                 "--model", str(card)])
+    assert result.exit_code == 2
+    assert f"error: checkpoint {tmp_path / 'gan.pth'} does not fit TinyUNet (example) (tiny-unet)" in result.stderr
+    assert result.stderr.rstrip().endswith(
+        "Removing the prefix 'generator.' from its keys makes them fit: put "
+        '`checkpoint: {strip_prefixes: ["generator."]}` in the model card.')
+    assert not (tmp_path / "out.safetensors").exists()

@@ -151,3 +151,36 @@ def test_a_file_that_is_not_yaml_is_one_line_naming_the_file_line_and_column(tmp
     assert result.exit_code == 2
     assert result.stderr.strip() == (f"error: {broken}: not valid YAML: line 3, column 1: expected ',' or ']', but got "
                                       "'<stream end>' (while parsing a flow sequence at line 2, column 8)")
+
+
+def test_import_builds_the_model_and_a_count_other_than_expected_params_is_an_error_naming_the_card_and_both(tmp_path):
+    path = _card(tmp_path)  # Net(width=4): one 1x1 conv, 3*3 weights + 3 biases = 12 parameters
+    card = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**card, "expected_params": 999}))
+    assert validate_file(path) == ("model card", "mine")  # static: nothing is built, the count is not known
+    with pytest.raises(SpecError, match=r"card\.yaml: expected_params is 999 but the model built from net_\w+:Net "
+                                        r"has 12 parameters"):
+        validate_file(path, import_factory=True)
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["validate", "--import", str(path)])
+    assert result.exit_code == 1
+    assert "expected_params is 999" in result.output and "has 12 parameters" in result.output
+
+    path.write_text(yaml.safe_dump({**card, "expected_params": 12}))
+    assert validate_file(path, import_factory=True) == ("model card", "mine")
+
+
+@pytest.mark.parametrize("import_factory", [False, True], ids=["static", "import"])
+def test_a_default_checkpoint_missing_relative_to_the_card_is_invalid_naming_the_field_and_path(tmp_path,
+                                                                                              import_factory):
+    path = _card(tmp_path)
+    card = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**card, "default_checkpoint": "weights/mine.safetensors"}))
+    resolved = (tmp_path / "weights" / "mine.safetensors").resolve()
+    with pytest.raises(SpecError) as caught:
+        validate_file(path, import_factory=import_factory)
+    assert f"{path}: field 'default_checkpoint': weights/mine.safetensors names {resolved}, which does not exist" \
+        in str(caught.value)
+
+    resolved.parent.mkdir()
+    resolved.write_bytes(b"")  # found next to the card, whatever the current folder
+    assert validate_file(path, import_factory=import_factory) == ("model card", "mine")
