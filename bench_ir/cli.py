@@ -261,7 +261,9 @@ def run(
     target_dir: Annotated[Path | None, typer.Option(help="ad-hoc: folder of clean images")] = None,
     pairing: Annotated[str | None, typer.Option(help="ad-hoc pairing rule: same_name, stem, sots, rain100l, "
                                                  "raindrop, outdoor_rain, position (docs/protocols/README.md); "
-                                                 "default same_name")] = None,
+                                                 "default same_name. position pairs the n-th input with the n-th "
+                                                 "target in natural order (2.png before 10.png, as natsorted) and "
+                                                 "needs as many targets as inputs")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="run directory (default runs/<time>-<model>-<protocol>)")] = None,
     runs_root: Annotated[Path, typer.Option(help="parent of default run directories")] = Path("runs"),
     resume: Annotated[bool, typer.Option("--resume", help="continue --run-dir (or the newest unfinished run of this "

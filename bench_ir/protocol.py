@@ -62,8 +62,9 @@ PAIRING_EXPLAINED = {rule.rule: rule for rule in (
     PairingRule("outdoor_rain", "the target is the first 7 characters of the input's name plus its extension "
                 "(Outdoor-Rain: the rain parameters follow the image number)." + _OTHER_EXTENSION,
                 "im_0001_s80_a04.png", "im_0001.png"),
-    PairingRule("position", "the n-th input pairs with the n-th target, both sorted by file name; names are not "
-                "compared.", "a.png", "clean_a.png"),
+    PairingRule("position", "the n-th input pairs with the n-th target, both in natural order (digits compared as "
+                "numbers: 2 before 10, as natsorted); names are not compared, and both folders must hold the same "
+                "number of images.", "a.png", "clean_a.png"),
 )}
 """Every rule of PAIRING_RULES explained (docs, `list protocols --details`)."""
 

@@ -420,6 +420,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
             notices.append(f"--limit {scope_limit}: at most {scope_limit} {images} per task, not the full test sets")
         if not config.sample:
             notices += _test_set_size_notices(protocol, now_tasks, dataset_of)
+            notices += _unpaired_target_notices(now_tasks, dataset_of)
         manifest["notices"] = notices
         return _score(config, progress, protocol, card, model, plan, device, dctx, batch_size, scorer, run_dir,
                       manifest, done, scored_before, scope, scope_limit, now_tasks, now_limit, dataset_of, notices)
@@ -439,6 +440,14 @@ def _test_set_size_notices(protocol: Protocol, tasks: list[TaskSpec], dataset_of
                            "not the published test set, so its mean is not comparable to the published number "
                            f"(bench-ir data check --protocol {protocol.name} says what differs)")
     return notices
+
+
+def _unpaired_target_notices(tasks: list[TaskSpec], dataset_of: Callable[[str], Any]) -> list[str]:
+    """One notice per task whose target folder holds images no input pairs with (they are not scored; a target
+    that several inputs pair with, as in SOTS, is paired)."""
+    from bench_ir.data.datasets import unpaired_targets_notice
+
+    return [notice for task in tasks if (notice := unpaired_targets_notice(dataset_of(task.name)))]
 
 
 def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: ModelCard, model: torch.nn.Module,

@@ -106,9 +106,55 @@ def test_outdoor_rain_pairs_the_first_seven_characters(tmp_path):
     assert pairs == [("im_0001_s80_a04.png", "im_0001.png"), ("im_0002_s95_a06.png", "im_0002.png")]
 
 
-def test_position_pairs_the_sorted_lists_in_code_point_order(tmp_path):
-    _, pairs = _pairs("position", ["rainy-2.png", "rainy-10.png"], ["x.png", "y.png"], tmp_path)
-    assert pairs == [("rainy-10.png", "x.png"), ("rainy-2.png", "y.png")]
+def test_position_pairs_the_two_lists_in_natural_order_with_digits_compared_as_numbers(tmp_path):
+    """As Histoformer's metric script (natsorted): 2 before 10 on both sides, so N.png meets N_gt.png; code-point
+    order would pair 1.png with 10_gt.png and 10.png with 1_gt.png."""
+    _, pairs = _pairs("position", ["1.png", "2.png", "10.png"], ["1_gt.png", "2_gt.png", "10_gt.png"], tmp_path)
+    assert pairs == [("1.png", "1_gt.png"), ("2.png", "2_gt.png"), ("10.png", "10_gt.png")]
+
+
+def test_position_pairing_refuses_a_target_folder_with_an_extra_image_naming_the_counts_and_the_way_out(tmp_path):
+    """One extra target would shift every later pair (a↔clean_a, b↔clean_a_copy, c↔clean_b): refused, not scored."""
+    with pytest.raises(PairingError) as err:
+        _pairs("position", ["a.png", "b.png", "c.png"], ["clean_a.png", "clean_a_copy.png", "clean_b.png",
+                                                         "clean_c.png"], tmp_path)
+    message = str(err.value)
+    assert "holds 3 image(s)" in message and f"{tmp_path / 'gt'} 4;" in message
+    assert "Targets left without an input at the end — 1: clean_c.png" in message
+    assert "same images" in message and "--pairing stem" in message
+
+
+def test_position_pairing_refuses_an_input_folder_with_more_images_than_targets_even_with_allow_unpaired(tmp_path):
+    with pytest.raises(PairingError, match=r"holds 3 image\(s\) .* 2; .*Inputs left without a target at the end — "
+                                           r"1: 10.png"):
+        _pairs("position", ["1.png", "2.png", "10.png"], ["1_gt.png", "2_gt.png"], tmp_path, allow_unpaired=True)
+
+
+def test_same_name_names_the_target_with_the_same_stem_and_another_extension_and_suggests_stem_pairing(tmp_path):
+    with pytest.raises(PairingError) as err:
+        _pairs("same_name", ["a.png", "b.png"], ["a.jpg", "b.png"], tmp_path)
+    message = str(err.value)
+    assert "inputs without a target" in message and "1: a.png" in message
+    assert "1 of them have a target with the same stem and another extension (a.png → a.jpg)" in message
+    assert "`--pairing stem`" in message
+
+
+def test_same_name_suggests_no_stem_pairing_where_no_target_shares_the_stem(tmp_path):
+    with pytest.raises(PairingError) as err:
+        _pairs("same_name", ["a.png", "b.png"], ["b.png", "c.jpg"], tmp_path)
+    assert "--pairing stem" not in str(err.value)
+
+
+def test_targets_no_input_pairs_with_are_kept_on_the_dataset_but_a_target_of_many_inputs_is_paired(tmp_path):
+    """SOTS-style many-to-one: 0001.png is the target of two hazy images; only 0003.png has no input at all."""
+    for i, name in enumerate(["0001_0.8_0.2.png", "0001_0.9_0.1.png", "0002_0.8_0.2.png"]):
+        _write(tmp_path / "in", name, seed=i)
+    for i, name in enumerate(["0001.png", "0002.png", "0003.png"]):
+        _write(tmp_path / "gt", name, seed=10 + i)
+    protocol = Protocol(name="p", title="p", version=1, tasks=[
+        TaskSpec(name="t", label="T", dataset="d", layouts=[LayoutSpec(target="gt", input="in", pairing="sots")])])
+    dataset = build_task_dataset(protocol, "t", data_root=tmp_path)
+    assert len(dataset) == 3 and [p.name for p in dataset.unpaired_targets] == ["0003.png"]
 
 
 def test_unpaired_inputs_are_an_error_listing_the_first_ten_and_the_count(tmp_path):
@@ -342,7 +388,8 @@ def test_every_pairing_rule_is_explained_by_an_example_that_holds(rule, tmp_path
     pixels = np.zeros((4, 4, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "in" / explained.example_input)
     Image.fromarray(pixels).save(tmp_path / "gt" / explained.example_target)
-    Image.fromarray(pixels).save(tmp_path / "gt" / "zzz_unrelated.png")  # never the partner (sorted last)
+    if rule != "position":  # position pairing refuses folders that hold different numbers of images
+        Image.fromarray(pixels).save(tmp_path / "gt" / "zzz_unrelated.png")  # never the partner (sorted last)
     layout = LayoutSpec(input="in", target="gt", pairing=rule)
     pairing = pair_files(layout, tmp_path / "in", tmp_path / "gt")
     assert [(p.input_path.name, p.target_path.name) for p in pairing.pairs] == [

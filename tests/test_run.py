@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -363,3 +364,105 @@ def test_the_progress_bar_counts_resumed_records_in_its_running_mean():
     bar.resumed(task, [{"psnr": 20.0}, {"psnr": 30.0}])
     bar.record({"psnr": 40.0})
     assert bar.progress.tasks[0].fields["psnr"] == "PSNR 30.00 dB"
+
+
+def _save(folder, name, seed=0, size=32):
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / name)
+
+
+def test_position_pairing_of_folders_with_an_extra_target_is_refused_not_scored(tmp_path):
+    """inputs a, b, c and targets clean_a, clean_a_copy, clean_b, clean_c: refused with a short error naming the
+    counts, never scored with every pair after clean_a_copy shifted."""
+    for name in ("a.png", "b.png", "c.png"):
+        _save(tmp_path / "in", name)
+    for name in ("clean_a.png", "clean_a_copy.png", "clean_b.png", "clean_c.png"):
+        _save(tmp_path / "gt", name)
+    result = runner.invoke(app, ["run", "--model", "input", "--input-dir", str(tmp_path / "in"), "--target-dir",
+                                 str(tmp_path / "gt"), "--pairing", "position", "--run-dir", str(tmp_path / "r")],
+                           terminal_width=400)
+    assert result.exit_code == 2, result.output
+    assert "holds 3 image(s)" in result.output and "clean_c.png" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "r" / "records.jsonl").exists()
+
+
+def test_a_run_notes_the_targets_that_no_input_pairs_with(tmp_path):
+    _save(tmp_path / "in", "a.png")
+    for name in ("a.png", "b.png", "c.png"):
+        _save(tmp_path / "gt", name)
+    result = runner.invoke(app, ["run", "--model", "input", "--input-dir", str(tmp_path / "in"), "--target-dir",
+                                 str(tmp_path / "gt"), "--run-dir", str(tmp_path / "r")], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    notices = load_run(tmp_path / "r").manifest["notices"]
+    assert notices == [f"task 'folder' ({tmp_path.name}): 2 target images in {tmp_path / 'gt'} without an input in "
+                       f"{tmp_path / 'in'} (pairing rule 'same_name'), not scored: b.png, c.png"]
+    assert f"note: task 'folder' ({tmp_path.name}): 2 target images" in result.output
+
+
+def test_unpaired_target_notes_name_the_first_five_and_how_many_more(tmp_path):
+    from bench_ir.runner import folder_protocol
+
+    _save(tmp_path / "in", "a.png")
+    for i in range(8):
+        _save(tmp_path / "gt", f"{i}.png")
+    _save(tmp_path / "gt", "a.png")
+    outcome = run_protocol(RunConfig(protocol=folder_protocol(tmp_path / "in", tmp_path / "gt"), model="input",
+                                     run_dir=tmp_path / "r", device="cpu"))
+    (notice,) = [n for n in outcome.notices if "without an input" in n]
+    assert "8 target images" in notice and notice.endswith("not scored: 0.png, 1.png, 2.png, 3.png, 4.png ... and 3 "
+                                                           "more")
+
+
+SOTS_STYLE = """\
+name: haze
+title: many hazy images per clean one
+version: 1
+convention: M1
+crop: {rule: center_multiple, base: 16}
+average: [dehaze]
+tasks:
+  - {name: dehaze, label: SOTS, dataset: sots, layouts: [{input: hazy, target: gt, pairing: sots}]}
+"""
+
+
+def test_a_target_of_several_inputs_is_paired_and_only_a_target_without_any_input_is_noted(tmp_path):
+    """SOTS-style many-to-one: three hazy images of 0001.png and 0002.png are quiet; 0003.png (no hazy image) is
+    noted."""
+    (tmp_path / "haze.yaml").write_text(SOTS_STYLE)
+    for i, name in enumerate(["0001_0.8_0.2.png", "0001_0.9_0.1.png", "0002_0.8_0.2.png"]):
+        _save(tmp_path / "data" / "hazy", name, seed=i)
+    for name in ("0001.png", "0002.png"):
+        _save(tmp_path / "data" / "gt", name)
+    config = RunConfig(protocol=str(tmp_path / "haze.yaml"), model="input", data_root=tmp_path / "data",
+                       run_dir=tmp_path / "r", device="cpu")
+    assert not [n for n in run_protocol(config).notices if "without an input" in n]
+    _save(tmp_path / "data" / "gt", "0003.png")
+    outcome = run_protocol(dataclasses.replace(config, run_dir=tmp_path / "r2"))
+    assert [n for n in outcome.notices if "without an input" in n] == [
+        f"task 'dehaze' (SOTS): 1 target image in {tmp_path / 'data' / 'gt'} without an input in "
+        f"{tmp_path / 'data' / 'hazy'} (pairing rule 'sots'), not scored: 0003.png"]
+
+
+def test_the_shipped_layouts_of_sots_rain100l_and_a_shared_cdd11_clear_folder_raise_no_unpaired_target_note(
+        tmp_path):
+    root = tmp_path / "data"
+    for name in ("0001_0.8_0.2.jpg", "0002_1_0.16.jpg"):
+        _save(root / "dehaze" / "input", name)
+    for name in ("0001.png", "0002.png"):
+        _save(root / "dehaze" / "target", name)
+    for i in (1, 2):
+        _save(root / "derain" / "Rain100L" / "input", f"rain-{i:03d}.png")
+        _save(root / "derain" / "Rain100L" / "target", f"norain-{i:03d}.png")
+    for subset in ("low", "haze", "clear"):
+        for name in ("001.png", "002.png"):
+            _save(root / "test" / subset, name)
+    notes = []
+    for protocol, tasks in (("3deg", ["dehaze", "derain"]), ("cdd11", ["low", "haze"])):
+        outcome = run_protocol(RunConfig(protocol=protocol, model="input", data_root=root, tasks=tasks,
+                                         run_dir=tmp_path / protocol, device="cpu"))
+        assert list(outcome.summary["images"]) == [2, 2]
+        notes += [n for n in outcome.notices if "without an input" in n]
+    assert notes == []

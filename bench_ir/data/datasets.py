@@ -1,10 +1,12 @@
 """Test-set folders: find a task's layout under --data-root, pair input and target files, serve image pairs.
 
 File order is the code-point order of the file names (Python ``sorted``), as ``sorted(os.listdir())`` in
-the reference scripts that sort; it fixes the order of the reference noise stream and of ``position``
-pairing. Hidden files and files without an image extension are skipped with a warning. ``noise_order="listdir"``
-draws the reference noise stream in the order ``os.listdir`` returns for the clean folder instead (what the
-official MIRAGE/PromptIR/AdaIR/AirNet test loops do; it depends on the file system), while items stay sorted.
+the reference scripts that sort; it fixes the order of the reference noise stream. ``position`` pairing alone
+sorts both folders in natural order instead (:func:`natural_key`: digits compared as numbers, ``2.png`` before
+``10.png``), as Histoformer's ``natsorted``, and refuses folders that hold different numbers of images. Hidden
+files and files without an image extension are skipped with a warning. ``noise_order="listdir"`` draws the
+reference noise stream in the order ``os.listdir`` returns for the clean folder instead (what the official
+MIRAGE/PromptIR/AdaIR/AirNet test loops do; it depends on the file system), while items stay sorted.
 
 Items are ``{"name": str, "input": (3, H, W) float32, "target": (3, H, W) float32}`` in [0, 1] (uint8 / 255,
 as torchvision ToTensor), after the protocol's crop rule: ``center_multiple`` crops input and target alike;
@@ -14,6 +16,7 @@ as torchvision ToTensor), after the protocol's crop rule: ``center_multiple`` cr
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
@@ -59,9 +62,11 @@ __all__ = [
     "listdir_order",
     "resolve_layout",
     "list_images",
+    "natural_key",
     "pair_files",
     "build_task_dataset",
     "build_folder_dataset",
+    "unpaired_targets_notice",
 ]
 
 _SHOWN = 10
@@ -79,7 +84,8 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 class PairingError(ValueError):
-    """Input files without a target (first names listed, with the count), or inputs paired with themselves."""
+    """Input files without a target (first names listed, with the count), inputs paired with themselves, or
+    ``position`` pairing of folders that hold different numbers of images."""
 
 
 class ImageSizeMismatchError(ValueError):
@@ -201,6 +207,37 @@ def warn_skipped_files(skipped: Sequence[Path]) -> None:
         warnings.warn(f"skipped non-image files ({_shortlist(here)}) in {folder}", InputWarning, stacklevel=3)
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
+    """Sort key of a file name in natural order: runs of digits compare as numbers, the rest by code point
+    (case-sensitive), so ``1.png < 2.png < 10.png`` and ``1_gt.png < 2_gt.png < 10_gt.png``; names equal as
+    numbers (``01.png``, ``1.png``) fall back to code-point order. This is ``natsort.natsorted``'s default order
+    (Histoformer's metric script pairs its two folders by position after ``natsorted``)."""
+    parts = _DIGITS.split(name)  # text, digits, text, ...: str and int never meet at one position
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts)), name
+
+
+def _natural_sorted(paths: Iterable[Path]) -> list[Path]:
+    return sorted(paths, key=lambda path: natural_key(path.name))
+
+
+def _position_count_error(layout: LayoutSpec, input_dir: Path, target_dir: Path, inputs: list[Path],
+                          targets: list[Path]) -> PairingError:
+    """The refusal of ``position`` pairing for folders holding different numbers of images."""
+    shorter = min(len(inputs), len(targets))
+    extra, kind, partner = ((targets[shorter:], "targets", "an input") if len(targets) > len(inputs)
+                            else (inputs[shorter:], "inputs", "a target"))
+    return PairingError(
+        f"pairing rule '{layout.pairing}': {input_dir} holds {len(inputs)} image(s) and {target_dir} "
+        f"{len(targets)}; position pairing needs the same number in both, since it pairs the n-th input with the "
+        f"n-th target (both in natural order of the file names) and one extra or missing file shifts every pair "
+        f"after it. {kind.capitalize()} left without {partner} at the end — {_shortlist(extra)} (the extra file "
+        f"may be anywhere in the list). Make the two folders hold the same images, or pair by name: "
+        f"`--pairing same_name` or `--pairing stem` (`pairing: same_name`/`stem` in a protocol layout).")
+
+
 def _candidates(rule: str, name: str) -> list[str]:
     """Target file names an input file name may pair with, best first (name rules only)."""
     stem, ext = Path(name).stem, Path(name).suffix
@@ -270,7 +307,17 @@ def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
     With ``input_dir`` None every target image is an item (input synthesised). Pair names are the input file
     names (target names when there is no input). Name rules other than ``same_name`` also accept a target
     with the expected stem and another extension. Unpaired inputs raise PairingError unless
-    ``allow_unpaired``; unpaired targets are only reported.
+    ``allow_unpaired`` (for ``same_name``, the error names the inputs whose stem a target has with another
+    extension and suggests ``--pairing stem``); unpaired targets (targets no input pairs with; a target that
+    several inputs pair with, as SOTS, is paired) are only reported, in ``Pairing.unpaired_targets``.
+
+    ``position`` pairs the n-th input with the n-th target, both in natural order (:func:`natural_key`, as
+    Histoformer's ``natsorted``), and raises PairingError when the folders hold different numbers of images
+    (whatever ``allow_unpaired``): an extra file would shift every later pair. MoCE-IR pairs Rain100L by position
+    in plain ``sorted()`` (code-point) lists; the two orders pair alike whenever both folders number their files
+    the same way (``1..100.png`` in both), and differ where the names sort differently in the two folders
+    (``1, 2, 10.png`` with ``1_gt, 2_gt, 10_gt.png``: code-point order puts ``10.png`` second but ``10_gt.png``
+    first). No shipped protocol pairs by position (its MoCE-IR Rain100L layout uses the ``rain100l`` name rule).
     """
     if layout.pairing not in PAIRING_RULES:
         raise ValueError(f"unknown pairing rule '{layout.pairing}'; choose one of {', '.join(PAIRING_RULES)}")
@@ -281,8 +328,11 @@ def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
         inputs, skipped = list_images(input_dir)
         non_images = skipped + non_images
         if layout.pairing == "position":
-            pairs = [ImagePair(i.name, i, t) for i, t in zip(inputs, targets, strict=False)]
-            unpaired = inputs[len(pairs):]
+            inputs, targets = _natural_sorted(inputs), _natural_sorted(targets)
+            if len(inputs) != len(targets):
+                raise _position_count_error(layout, input_dir, target_dir, inputs, targets)
+            pairs = [ImagePair(i.name, i, t) for i, t in zip(inputs, targets, strict=True)]
+            unpaired = []
         else:
             pairs, unpaired = _match_by_name(layout.pairing, inputs, targets)
         itself = [p.input_path for p in pairs if p.input_path.resolve() == p.target_path.resolve()]
@@ -295,11 +345,26 @@ def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
     warn_skipped_files(pairing.non_images)
     if pairing.unpaired_inputs:
         message = (f"{input_dir}: inputs without a target in {target_dir} (pairing rule "
-                   f"'{layout.pairing}') — {_shortlist(pairing.unpaired_inputs)}")
+                   f"'{layout.pairing}') — {_shortlist(pairing.unpaired_inputs)}"
+                   f"{_other_extension_hint(layout, pairing.unpaired_inputs, targets)}")
         if not allow_unpaired:
             raise PairingError(message)
         warnings.warn(message, InputWarning, stacklevel=2)
     return pairing
+
+
+def _other_extension_hint(layout: LayoutSpec, unpaired: list[Path], targets: list[Path]) -> str:
+    """For ``same_name``: the unpaired inputs whose stem a target has with another extension, and the way out."""
+    if layout.pairing != "same_name":
+        return ""
+    index = TargetIndex(targets)
+    found = [(path, index.with_stem(path.stem)) for path in unpaired if index.with_stem(path.stem)]
+    if not found:
+        return ""
+    shown = ", ".join(f"{path.name} → {matches[0].name}" for path, matches in found[:3])
+    more = f" ... and {len(found) - 3} more" if len(found) > 3 else ""
+    return (f". {len(found)} of them have a target with the same stem and another extension ({shown}{more}): "
+            "pair by stem with `--pairing stem` (`pairing: stem` in a protocol layout)")
 
 
 # --------------------------------------------------------------------------------------------- dataset
@@ -401,13 +466,16 @@ class TaskDataset(Dataset):
     ``names`` are in dataset order; ``item_sizes()`` gives the post-crop (H, W) of each item from the file
     headers; ``subset``/``limit`` keep the noise of every image unchanged. ``is_sample`` marks the built-in
     synthetic sample data. ``noise_stream_order`` (item names) is the order the reference noise stream is drawn
-    in; by default the dataset order.
+    in; by default the dataset order. ``unpaired_targets``: the images of the target folder that no input pairs
+    with (not items; ``run`` notes them, see :func:`unpaired_targets_notice`).
     """
 
     def __init__(self, entries: Sequence[ItemSource], crop: CropSpec, task_name: str, noise: NoiseSpec | None = None,
                  degradations: Sequence[str] = (), seed_parts: Sequence[Any] = (), layout: ResolvedLayout | None = None,
-                 is_sample: bool = False, label: str = "", noise_stream_order: Sequence[str] | None = None) -> None:
+                 is_sample: bool = False, label: str = "", noise_stream_order: Sequence[str] | None = None,
+                 unpaired_targets: Sequence[Path] = ()) -> None:
         self.task_name, self.crop, self.noise, self.layout = task_name, crop, noise, layout
+        self.unpaired_targets = list(unpaired_targets)
         self.degradations, self.seed_parts = tuple(degradations), tuple(seed_parts)
         self.is_sample, self.label = is_sample, label or task_name
         unknown = [d for d in self.degradations if d not in DEGRADATIONS]
@@ -533,7 +601,7 @@ def build_task_dataset(protocol: Protocol, task: TaskSpec | str, data_root: str 
         by_file = {p.target_path.name: p.name for p in pairing.pairs}
         stream_order = [by_file[f] for f in listdir_order(resolved.target_dir, list(by_file))]
     return TaskDataset(entries, protocol.crop_for(task), task.name, noise=task.noise, layout=resolved,
-                       label=task.label, noise_stream_order=stream_order)
+                       label=task.label, noise_stream_order=stream_order, unpaired_targets=pairing.unpaired_targets)
 
 
 def build_folder_dataset(input_dir: str | Path, target_dir: str | Path, pairing: str = "same_name",
@@ -548,4 +616,18 @@ def build_folder_dataset(input_dir: str | Path, target_dir: str | Path, pairing:
         raise DatasetNotFoundError(f"{resolved.describe()} holds no image pairs")
     entries = [ItemSource(p.name, p.target_path, p.input_path) for p in result.pairs]
     return TaskDataset(entries, crop or CropSpec(rule="center_multiple", base=16), "folder", layout=resolved,
-                       label=task.label)
+                       label=task.label, unpaired_targets=result.unpaired_targets)
+
+
+def unpaired_targets_notice(dataset: TaskDataset, shown: int = 5) -> str | None:
+    """A line naming the target images no input of ``dataset`` pairs with (how many, the first ``shown``), or None
+    when there are none. A target that several inputs pair with (SOTS: ``0001_0.8_0.2.jpg`` and
+    ``0001_0.9_0.1.jpg`` -> ``0001.png``) is paired; only targets without any input count."""
+    unused, layout = dataset.unpaired_targets, dataset.layout
+    if not unused or layout is None or layout.input_dir is None:
+        return None
+    names = ", ".join(path.name for path in unused[:shown]) + (
+        f" ... and {len(unused) - shown} more" if len(unused) > shown else "")
+    images = "image" if len(unused) == 1 else "images"
+    return (f"task '{dataset.task_name}' ({dataset.label}): {len(unused)} target {images} in {layout.target_dir} "
+            f"without an input in {layout.input_dir} (pairing rule '{layout.layout.pairing}'), not scored: {names}")
