@@ -24,7 +24,8 @@ from bench_ir.geometry import FitPolicy, run_padded, run_tiled
 
 __all__ = ["EvalOptions", "resolve_device", "resolve_dtype", "same_size_batches", "evaluate_task", "TORCH_DTYPES",
            "restored_image", "OutputShapeError", "output_shape_error", "saved_image_name", "saved_name_clash",
-           "auto_tiled", "auto_tiled_notice", "fitted_sizes"]
+           "auto_tiled", "auto_tiled_notice", "fitted_sizes", "check_task_data", "convention_size_problem",
+           "warn_orientation_mismatches"]
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_TILES = (512, 256)
@@ -179,6 +180,60 @@ def fitted_sizes(dataset: Dataset, policy: FitPolicy, task_name: str) -> list[tu
     sizes = dataset.item_sizes()
     for (height, width), name in zip(sizes, dataset.names, strict=True):
         policy.check(height, width, f"{task_name}/{name}")
+    return sizes
+
+
+def convention_size_problem(convention: Any, images: list[str]) -> str:
+    """The refusal of ``images`` ('NAME HxW' each, sizes as scored: after the crop rule) whose shorter side is below
+    ``convention.min_image_side``, naming the convention's SSIM window, with what to do."""
+    shown = "; ".join(images[:10]) + (f" ... and {len(images) - 10} more" if len(images) > 10 else "")
+    many = len(images) > 1
+    window = convention.ssim_window
+    need = (f"the {window} px SSIM window" if window == convention.min_image_side else
+            f"the {convention.min_image_side} px (SSIM window and border crops)")
+    return (f"{len(images)} image{'s are' if many else ' is'} smaller than {need} of convention {convention.id} "
+            f"({convention.name}) after the crop rule (HxW as scored): {shown}; too small for this convention's SSIM, "
+            f"remove {'them' if many else 'it'} from the test set or use another convention (run --convention)")
+
+
+def warn_orientation_mismatches(dataset: Dataset, task_name: str, shown: int = 10) -> int:
+    """One :class:`~bench_ir.data.io.InputWarning` per pair of ``dataset`` whose input and target EXIF orientations
+    differ (:func:`~bench_ir.data.io.orientation_mismatch_note`, from the headers), the first ``shown`` of a task
+    by name and one line counting the others; returns the number of such pairs."""
+    import warnings
+
+    from bench_ir.data.io import InputWarning, orientation_mismatch_note
+
+    if not hasattr(dataset, "source_paths"):
+        return 0
+    count = 0
+    for index, name in enumerate(dataset.names):
+        paths = dataset.source_paths(index)
+        if any(path is None for path in paths) or not (note := orientation_mismatch_note(paths)):
+            continue
+        count += 1
+        if count <= shown:
+            warnings.warn(f"{task_name}/{name}: {note}", InputWarning, stacklevel=2)
+    if count > shown:
+        warnings.warn(f"task {task_name}: {count - shown} more pairs whose input and target EXIF orientations differ "
+                      "(bench-ir data check lists them)", InputWarning, stacklevel=2)
+    return count
+
+
+def check_task_data(dataset: Dataset, policy: FitPolicy, task_name: str, convention: Any) -> list[tuple[int, int]]:
+    """What a run checks of a task's data before its run folder is made, from the file headers alone: the sizes
+    (:func:`fitted_sizes`), every image against the smallest side ``convention`` (a
+    :class:`~bench_ir.metrics.conventions.MetricConvention`) can score (a ValueError naming every such image, see
+    :func:`convention_size_problem`), and a warning for each pair whose EXIF orientations differ
+    (:func:`warn_orientation_mismatches`). Returns the post-crop (H, W) of every item."""
+    sizes = fitted_sizes(dataset, policy, task_name)
+    small = [index for index, size in enumerate(sizes) if min(size) < convention.min_image_side]
+    if small:
+        names = dataset.names
+        described = [f"{_describe_items(dataset, task_name, [names[i]])} {sizes[i][0]}x{sizes[i][1]}"
+                     for i in small[:10]]  # the others are only counted
+        raise ValueError(convention_size_problem(convention, described + [names[i] for i in small[10:]]))
+    warn_orientation_mismatches(dataset, task_name)
     return sizes
 
 

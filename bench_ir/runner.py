@@ -51,8 +51,8 @@ from bench_ir.engine import (
     EvalOptions,
     auto_tiled,
     auto_tiled_notice,
+    check_task_data,
     evaluate_task,
-    fitted_sizes,
     resolve_device,
     resolve_dtype,
     saved_name_clash,
@@ -268,9 +268,10 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
             if config.save_images:
                 _check_saved_names(task.name, dataset_of(task.name).names)
             # image headers (cached for scoring): an input whose size differs from its target's, an image too small
-            # for the crop rule or one the model cannot take fails here, not after the tasks before it were scored
-            fitted_sizes(_limited(dataset_of(task.name), config.limit), _task_policy(card, protocol, task, config.pad),
-                         task.name)
+            # for the crop rule or the convention's SSIM window, one the model cannot take or a float image fails
+            # here, not after the tasks before it were scored; differing EXIF orientations are warned of
+            check_task_data(_limited(dataset_of(task.name), config.limit),
+                            _task_policy(card, protocol, task, config.pad), task.name, convention)
 
     # 2. the model (under torchrun each rank takes its own GPU and a share of every task's images)
     checkpoint = Path(config.checkpoint) if config.checkpoint else (sample_checkpoint(card) if config.sample else None)

@@ -178,3 +178,73 @@ def test_fewer_pairs_than_expected_mark_the_task_incomplete_more_do_not(tmp_path
 def test_a_missing_data_root_is_one_error_not_one_per_task(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"^data root .*nope does not exist$"):
         check_protocol(_protocol(), tmp_path / "nope")
+
+
+@pytest.mark.parametrize(("crop", "convention", "raw", "scored"), [
+    (CropSpec(rule="pad_multiple", base=8), "M4", (5, 5), "5x5"),  # AllWeather-style: padding keeps the size
+    (CropSpec(rule="none"), "M2", (8, 1000), "8x1000"),  # a side multiple of 8, thinner than the 11 px window
+    (CropSpec(rule="center_multiple", base=8), "M4", (9, 40), "8x40"),  # the size after the crop counts
+], ids=["pad-M4", "none-M2", "centre-M4"])
+def test_an_image_smaller_than_the_conventions_ssim_window_is_a_problem_as_run_refuses_it(tmp_path, crop, convention,
+                                                                                           raw, scored):
+    for name, (height, width) in (("ok.png", (40, 56)), ("thin.png", raw)):
+        _write(tmp_path / "in", name, height, width)
+        _write(tmp_path / "gt", name, height, width)
+    protocol = Protocol(name="toy", title="toy", version=1, tasks=_protocol().tasks, crop=crop, convention=convention)
+    check = check_task(protocol, "pairs", tmp_path)
+    names = {"M4": "M4 (histoformer-allweather)", "M2": "M2 (skimage-gaussian)"}
+    assert not check.ok and check.too_small_for_ssim == [f"thin.png {scored}"]
+    assert check.problems == [
+        f"1 image is smaller than the 11 px SSIM window of convention {names[convention]} after the crop rule (HxW "
+        f"as scored): thin.png {scored}; too small for this convention's SSIM, remove it from the test set or use "
+        "another convention (run --convention)"]
+    assert check.to_dict()["convention"] == convention
+    assert check_task(protocol, "pairs", tmp_path, convention="M6").ok  # DiffUIR's 3-D SSIM pads: any size scores
+
+
+def test_an_image_too_small_only_for_an_alternative_convention_is_a_warning_naming_it(tmp_path):
+    _write(tmp_path / "in", "thin.png", 8, 1000)
+    _write(tmp_path / "gt", "thin.png", 8, 1000)
+    protocol = Protocol(name="toy", title="toy", version=1, tasks=_protocol(expected=1).tasks,
+                        crop=CropSpec(rule="none"), convention="M1", alternative_conventions=["M3", "M2"])
+    check = check_task(protocol, "pairs", tmp_path)
+    assert check.ok and check.warnings == [
+        "smaller than the 11 px SSIM window of the alternative convention M2 (skimage-gaussian) after the crop rule, "
+        "so `run --convention M2` would refuse them: 1: thin.png 8x1000"]
+
+
+@pytest.mark.parametrize("decode", [True, False], ids=["decoded", "header"])
+def test_an_empty_file_is_reported_as_empty(tmp_path, decode):
+    _write(tmp_path / "in", "a.png")
+    _write(tmp_path / "gt", "a.png")
+    (tmp_path / "in" / "a.png").write_bytes(b"")
+    check = check_task(_protocol(expected=1), "pairs", tmp_path, decode=decode)
+    assert check.unreadable == [(str(tmp_path / "in" / "a.png"), "empty file (0 bytes)")]
+
+
+@pytest.mark.parametrize("decode", [True, False], ids=["decoded", "header"])
+def test_a_float_rgb_tiff_gets_the_advice_of_a_float_gray_one(tmp_path, decode):
+    import tifffile
+
+    _write(tmp_path / "in", "a.tif")
+    (tmp_path / "gt").mkdir()
+    tifffile.imwrite(tmp_path / "gt" / "a.tif", np.full((40, 56, 3), 0.5, np.float32), photometric="rgb")
+    check = check_task(_protocol(expected=1), "pairs", tmp_path, decode=decode)
+    assert check.unreadable == [(str(tmp_path / "gt" / "a.tif"), "floating-point images (float32 TIFF, 3 samples "
+                                 "per pixel: RGB) are not supported; save as 8 or 16 bit")]
+
+
+def test_a_pair_whose_exif_orientations_differ_is_a_warning_naming_both(tmp_path):
+    from bench_ir.data.io import write_png_uint8
+
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    write_png_uint8(tmp_path / "in" / "a.png", pixels, orientation=6)  # square: the sizes cannot tell
+    write_png_uint8(tmp_path / "gt" / "a.png", pixels)
+    write_png_uint8(tmp_path / "in" / "b.png", pixels, orientation=3)
+    write_png_uint8(tmp_path / "gt" / "b.png", pixels, orientation=3)  # alike: nothing to say
+    check = check_task(_protocol(), "pairs", tmp_path)
+    assert check.ok and check.exif_differs == ["a.png (input 6, target 1)"]
+    assert check.warnings == [
+        "input and target EXIF orientations differ, so viewers show these pairs turned differently: 1: a.png (input "
+        "6, target 1), but pixels are read as stored, as the reference scripts read them: save such images upright "
+        "(e.g. with PIL.ImageOps.exif_transpose)"]

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from bench_ir.data.io import (
+    FLOAT_IMAGE_REFUSAL,
     IMAGE_EXTENSIONS,
     ImageReadError,
     exif_orientation,
@@ -229,3 +230,82 @@ def test_an_exif_quarter_turn_is_named_only_where_it_explains_transposed_sizes(t
         f"{tmp_path / 'phone.jpg'} (EXIF orientation 6)"]
     assert quarter_turned_by_exif((tmp_path / "phone.jpg", tmp_path / "upright.png"), ((30, 40), (40, 31))) == []
     assert quarter_turned_by_exif((tmp_path / "plain.jpg", tmp_path / "upright.png"), ((30, 40), (40, 30))) == []
+
+
+def test_an_empty_file_is_named_empty_not_an_unsupported_format(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    for read in (read_rgb_uint8, image_size):
+        with pytest.raises(ImageReadError) as caught:
+            read(tmp_path / "empty.png")
+        assert str(caught.value) == f"{tmp_path / 'empty.png'}: empty file (0 bytes)"
+
+
+def test_a_float_image_is_refused_from_its_header_before_its_pixels_are_read(tmp_path):
+    Image.fromarray(np.random.default_rng(0).random((40, 56), np.float32)).save(tmp_path / "f.tif")  # mode F
+    with pytest.raises(ImageReadError) as caught:
+        image_size(tmp_path / "f.tif")  # what `run` reads of every image before it makes a run folder
+    assert str(caught.value) == f"{tmp_path / 'f.tif'}: {FLOAT_IMAGE_REFUSAL}"
+
+
+@pytest.mark.parametrize(("pixels", "options", "why"), [
+    (np.full((6, 7, 3), 0.5, np.float32), {"photometric": "rgb"},
+     "floating-point images (float32 TIFF, 3 samples per pixel: RGB) are not supported; save as 8 or 16 bit"),
+    (np.full((6, 7, 3), 0.5, np.float16), {"photometric": "rgb"},
+     "floating-point images (float16 TIFF, 3 samples per pixel: RGB) are not supported; save as 8 or 16 bit"),
+    (np.full((6, 7, 2), 1000, np.uint16), {"photometric": "minisblack", "extrasamples": ["unassalpha"],
+                                           "planarconfig": "contig"},
+     "a TIFF of this layout (uint16, 2 samples per pixel: gray + alpha) is not supported; save as 8 or 16 bit gray, "
+     "RGB or RGBA"),
+], ids=["float32-rgb", "float16-rgb", "uint16-gray-alpha"])
+def test_a_tiff_pil_cannot_read_is_described_with_what_to_save_instead(tmp_path, pixels, options, why):
+    tifffile.imwrite(tmp_path / "a.tif", pixels, **options)
+    for read in (read_rgb_uint8, image_size):
+        with pytest.raises(ImageReadError) as caught:
+            read(tmp_path / "a.tif")
+        assert str(caught.value) == f"{tmp_path / 'a.tif'}: {why}"
+
+
+def test_a_file_that_is_no_tiff_and_no_image_still_says_so(tmp_path):
+    (tmp_path / "a.tif").write_bytes(b"II*\x00 but nothing a TIFF reader can follow")
+    (tmp_path / "b.png").write_bytes(b"text")
+    for name in ("a.tif", "b.png"):
+        with pytest.raises(ImageReadError, match="not an image or an unsupported format"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's own complaint about the broken TIFF header
+            image_size(tmp_path / name)
+
+
+def test_a_png_orientation_is_read_from_its_chunks_without_decoding_the_pixels(tmp_path, monkeypatch):
+    from PIL import PngImagePlugin
+
+    write_png_uint8(tmp_path / "turned.png", _rng_image(40, 56), orientation=6)
+    Image.fromarray(_rng_image(40, 56)).save(tmp_path / "plain.png")
+    with monkeypatch.context() as patch:  # `run` reads every image's orientation before any work: headers only
+        patch.setattr(PngImagePlugin.PngImageFile, "load", lambda self: pytest.fail("PNG pixels decoded"))
+        assert [exif_orientation(tmp_path / name) for name in ("turned.png", "plain.png")] == [6, 1]
+    data = (tmp_path / "turned.png").read_bytes()
+    chunks, at = [], 8  # an eXIf chunk placed after the pixels (valid PNG) is found too
+    while at < len(data):
+        length = struct.unpack(">I", data[at:at + 4])[0]
+        chunks.append(data[at:at + 12 + length])
+        at += 12 + length
+    exif = [c for c in chunks if c[4:8] == b"eXIf"]
+    others = [c for c in chunks if c[4:8] != b"eXIf"]
+    (tmp_path / "late.png").write_bytes(data[:8] + b"".join(others[:-1]) + exif[0] + others[-1])
+    assert exif_orientation(tmp_path / "late.png") == 6
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_a_pair_whose_exif_orientations_differ_is_named_with_both_even_at_one_size(tmp_path, orientation):
+    from bench_ir.data.io import orientation_mismatch_note
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(_rng_image(32, 32)).save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    Image.fromarray(_rng_image(32, 32)).save(tmp_path / "upright.png")
+    turned = {3: "turned 180 degrees", 6: "turned 90 degrees clockwise"}[orientation]
+    assert orientation_mismatch_note((tmp_path / "phone.jpg", tmp_path / "upright.png")) == (
+        f"input {tmp_path / 'phone.jpg'} has EXIF orientation {orientation} ({turned} in viewers) and target "
+        f"{tmp_path / 'upright.png'} has 1 (upright): viewers show the pair turned differently, but pixels are read "
+        "as stored, as the reference scripts read them: save such images upright (e.g. with "
+        "PIL.ImageOps.exif_transpose)")
+    assert orientation_mismatch_note((tmp_path / "phone.jpg", tmp_path / "phone.jpg")) == ""  # alike: nothing

@@ -113,21 +113,78 @@ def test_scoring_a_large_image_holds_no_whole_image_float64_temporaries():
     assert float(done.stdout.strip()) < 64
 
 
-def test_an_image_smaller_than_the_ssim_window_is_an_error_naming_its_files(tmp_path):
+def _protocol_run(tmp_path, convention: str = "M1", crop: dict | None = None) -> list[str]:
+    """`run --model input` of a one-task protocol on tmp_path/in -> tmp_path/gt, with ``convention``; no crop rule
+    (the images reach the metric whole) unless ``crop`` is given."""
     import yaml
 
+    spec = {"name": "p", "title": "t", "version": 1, "convention": convention, "tasks": [
+        {"name": "t", "label": "T", "dataset": "d", "layouts": [{"input": "in", "target": "gt"}]}]}
+    protocol = tmp_path / "p.yaml"
+    protocol.write_text(yaml.safe_dump({**spec, **({"crop": crop} if crop else {})}))
+    return ["run", "--protocol", str(protocol), "--data-root", str(tmp_path), "--model", "input", "--run-dir",
+            str(tmp_path / "run")]
+
+
+@pytest.mark.parametrize(("convention", "crop", "size", "window", "named"), [
+    ("M1", None, (5, 6), 7, "M1 (skimage-uniform)"),
+    ("M4", {"rule": "pad_multiple", "base": 8}, (5, 5), 11, "M4 (histoformer-allweather)"),  # AllWeather's rule
+    ("M2", None, (8, 1000), 11, "M2 (skimage-gaussian)"),
+], ids=["M1-5x6", "M4-5x5", "M2-8x1000"])
+def test_an_image_smaller_than_the_ssim_window_is_refused_before_a_run_folder_is_made(tmp_path, convention, crop,
+                                                                                        size, window, named):
     for folder in ("in", "gt"):
         (tmp_path / folder).mkdir()
-        Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(tmp_path / folder / "a.png")
-    protocol = tmp_path / "p.yaml"  # no crop rule: the 5x6 image reaches the metric whole
-    protocol.write_text(yaml.safe_dump({"name": "p", "title": "t", "version": 1, "tasks": [
-        {"name": "t", "label": "T", "dataset": "d", "layouts": [{"input": "in", "target": "gt"}]}]}))
-    result = runner.invoke(app, ["run", "--protocol", str(protocol), "--data-root", str(tmp_path), "--model", "input",
-                                 "--run-dir", str(tmp_path / "run")])
+        Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / folder / "a.png")  # scored first, before
+        Image.fromarray(np.zeros((*size, 3), np.uint8)).save(tmp_path / folder / "b.png")
+    result = runner.invoke(app, _protocol_run(tmp_path, convention, crop))
     assert result.exit_code == 2
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: t/a.png ({tmp_path / 'in' / 'a.png'}, {tmp_path / 'gt' / 'a.png'}): SSIM window of 7 px "
-                      "exceeds the image (5x6)"]
+    assert errors == [f"error: 1 image is smaller than the {window} px SSIM window of convention {named} after the "
+                      f"crop rule (HxW as scored): t/b.png ({tmp_path / 'in' / 'b.png'}, {tmp_path / 'gt' / 'b.png'}) "
+                      f"{size[0]}x{size[1]}; too small for this convention's SSIM, remove it from the test set or use "
+                      "another convention (run --convention)"]
+    assert not (tmp_path / "run").exists()  # no failed run with a.png scored: nothing was started
+
+
+def test_a_float_tiff_is_refused_before_a_run_folder_is_made(tmp_path):
+    for folder in ("in", "gt"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / folder / "a.tif")
+    Image.fromarray(np.full((32, 32), 0.5, np.float32)).save(tmp_path / "in" / "b.tif")  # PIL mode F
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "gt" / "b.tif")
+    result = runner.invoke(app, _protocol_run(tmp_path))
+    assert result.exit_code == 2
+    assert [line for line in result.output.splitlines() if line.startswith("error:")] == [
+        f"error: {tmp_path / 'in' / 'b.tif'}: floating-point images (PIL mode F) are not supported; save as 8 or 16 "
+        "bit"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_warns_once_per_pair_whose_exif_orientations_differ_and_scores_the_pixels_as_stored(tmp_path):
+    from bench_ir.data.io import write_png_uint8
+    from bench_ir.results import load_run
+
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    noisy = np.clip(target.astype(int) + rng.integers(-9, 10, target.shape), 0, 255).astype(np.uint8)
+    for name, orientation in (("a.png", 6), ("b.png", 3), ("c.png", 1)):  # square: the sizes cannot tell
+        write_png_uint8(tmp_path / "in" / name, noisy, orientation=orientation)
+        write_png_uint8(tmp_path / "gt" / name, target)
+    result = runner.invoke(app, [*_protocol_run(tmp_path), "--batch-size", "3"])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    advice = ("viewers show the pair turned differently, but pixels are read as stored, as the reference scripts "
+              "read them: save such images upright (e.g. with PIL.ImageOps.exif_transpose)")
+    assert warned == [
+        f"warning: t/a.png: input {tmp_path / 'in' / 'a.png'} has EXIF orientation 6 (turned 90 degrees clockwise in "
+        f"viewers) and target {tmp_path / 'gt' / 'a.png'} has 1 (upright): {advice}",
+        f"warning: t/b.png: input {tmp_path / 'in' / 'b.png'} has EXIF orientation 3 (turned 180 degrees in viewers) "
+        f"and target {tmp_path / 'gt' / 'b.png'} has 1 (upright): {advice}"]
+    expected = score_pair_batch(torch.from_numpy(noisy).permute(2, 0, 1)[None] / 255.0,
+                                torch.from_numpy(target).permute(2, 0, 1)[None] / 255.0, "M1")["psnr"].item()
+    psnr = load_run(tmp_path / "run").records["psnr"].tolist()
+    assert [round(value, 9) for value in psnr] == [round(expected, 9)] * 3  # the pixels as stored, all alike
 
 
 def test_a_real_process_prints_each_input_warning_once_without_a_python_source_line(tmp_path):

@@ -1,12 +1,15 @@
 """`bench-ir data check`: is a data root ready for a protocol? Layout, pairing, counts, readability, sizes.
 
 Problems (``ok`` is False; `data check` exits with 1): no layout found, no pairs, inputs without a target,
-unreadable files, input / target size mismatches, images smaller than the crop multiple, and — for protocols
-that neither crop nor pad — sides that are not a multiple of NONE_CROP_MULTIPLE. A run refuses the same data.
-Warnings (``ok`` stays True, exit code 0; a run goes ahead): a pair count different from the expected one (fewer
-pairs than expected marks the task ``incomplete``), targets without an input (a run skips them), skipped
-non-image files. Every image is fully decoded unless ``decode=False`` (headers only). A data root that does not
-exist raises DatasetNotFoundError once, before any task is looked at.
+unreadable files (empty, not an image, a floating-point or otherwise unsupported image), input / target size
+mismatches, images smaller than the crop multiple or (after the crop rule) than the SSIM window of the protocol's
+convention, and — for protocols that neither crop nor pad — sides that are not a multiple of NONE_CROP_MULTIPLE. A
+run refuses the same data. Warnings (``ok`` stays True, exit code 0; a run goes ahead): a pair count different from
+the expected one (fewer pairs than expected marks the task ``incomplete``), targets without an input (a run skips
+them), skipped non-image files, images too small for one of the protocol's alternative conventions, pairs whose
+input and target EXIF orientations differ (viewers turn them differently; scores compare the pixels as stored).
+Every image is fully decoded unless ``decode=False`` (headers only). A data root that does not exist raises
+DatasetNotFoundError once, before any task is looked at.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from bench_ir.data.crops import cropped_size
 from bench_ir.data.datasets import (
     DatasetNotFoundError,
     PairingError,
@@ -28,12 +32,15 @@ from bench_ir.data.datasets import (
     resolve_layout,
 )
 from bench_ir.data.io import (
-    FLOAT_IMAGE_REFUSAL,
     QUARTER_TURN_ADVICE,
     ImageReadError,
+    exif_orientation,
+    image_size,
     quarter_turned_by_exif,
     read_rgb_uint8,
 )
+from bench_ir.engine import convention_size_problem
+from bench_ir.metrics.conventions import MetricConvention, get_convention
 from bench_ir.protocol import CropSpec, Protocol, TaskSpec
 
 __all__ = ["NONE_CROP_MULTIPLE", "TaskCheck", "check_task", "check_protocol"]
@@ -68,6 +75,10 @@ class TaskCheck:
     multiple: int | None = None
     not_multiple: list[str] = field(default_factory=list)
     too_small: list[str] = field(default_factory=list)
+    convention: MetricConvention | None = None  # the protocol's (or the one asked for): its SSIM window must fit
+    too_small_for_ssim: list[str] = field(default_factory=list)  # 'NAME HxW', the size as scored (after the crop)
+    too_small_for_alternatives: dict[str, list[str]] = field(default_factory=dict)  # convention id -> 'NAME HxW'
+    exif_differs: list[str] = field(default_factory=list)  # 'NAME (input N, target M)': EXIF orientations differ
 
     @property
     def problems(self) -> list[str]:
@@ -91,6 +102,8 @@ class TaskCheck:
         if self.not_multiple:
             out.append(f"sides not a multiple of {self.multiple} (the protocol neither crops nor pads): "
                        f"{_listing(self.not_multiple)}")
+        if self.too_small_for_ssim and self.convention is not None:
+            out.append(convention_size_problem(self.convention, self.too_small_for_ssim))
         return out
 
     @property
@@ -102,6 +115,14 @@ class TaskCheck:
             out.append(f"targets without an input: {_listing(self.unpaired_targets)}")
         if self.non_images:
             out.append(f"non-image files skipped: {_listing(self.non_images)}")
+        for name, images in self.too_small_for_alternatives.items():
+            other = get_convention(name)
+            out.append(f"smaller than the {other.ssim_window or other.min_image_side} px SSIM window of the "
+                       f"alternative convention {other.id} ({other.name}) after the crop rule, so `run --convention "
+                       f"{other.id}` would refuse them: {_listing(images)}")
+        if self.exif_differs:
+            out.append(f"input and target EXIF orientations differ, so viewers show these pairs turned differently: "
+                       f"{_listing(self.exif_differs)}, but {QUARTER_TURN_ADVICE}")
         return out
 
     @property
@@ -157,6 +178,10 @@ class TaskCheck:
             "size_summary": self.size_summary(),
             "crop": {"rule": self.crop.rule, "base": self.crop.base},
             "multiple": self.multiple, "not_multiple": self.not_multiple, "too_small": self.too_small,
+            "convention": self.convention.id if self.convention else None,
+            "too_small_for_ssim": self.too_small_for_ssim,
+            "too_small_for_alternatives": self.too_small_for_alternatives,
+            "exif_orientation_differs": self.exif_differs,
             "problems": self.problems, "warnings": self.warnings,
         }
 
@@ -182,11 +207,8 @@ class _FileProbe:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")  # conversions run states (grayscale, 16 bit) are no errors
                         height, width = read_rgb_uint8(path).shape[:2]
-                else:
-                    with Image.open(path) as im:
-                        width, height = im.size
-                        if im.mode == "F":
-                            raise ImageReadError(f"{path}: {FLOAT_IMAGE_REFUSAL}")
+                else:  # the header refusals of `run` (an empty file, a float image, an unsupported TIFF)
+                    height, width = image_size(path)
                 self.cache[path] = ((int(height), int(width)), None)
             except UnidentifiedImageError:
                 self.cache[path] = (None, "not an image or an unsupported format")
@@ -199,15 +221,20 @@ class _FileProbe:
 
 def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, decode: bool = True,
                multiple: int | None = None, progress: Progress | None = None,
-               _probe: _FileProbe | None = None) -> TaskCheck:
+               _probe: _FileProbe | None = None, convention: str | MetricConvention | None = None) -> TaskCheck:
     """Check one task of ``protocol`` under ``data_root``. ``multiple`` overrides the side multiple required of
-    the raw images (default: NONE_CROP_MULTIPLE when the protocol's crop rule is ``none``, else no check)."""
+    the raw images (default: NONE_CROP_MULTIPLE when the protocol's crop rule is ``none``, else no check).
+    ``convention`` (default: the protocol's) is the one whose SSIM window every image must hold after the crop
+    rule, as `run` requires; images too small for one of the protocol's other conventions are warnings."""
     task = protocol.task(task) if isinstance(task, str) else task
     crop = protocol.crop_for(task)
     if multiple is None and crop.rule == "none":
         multiple = NONE_CROP_MULTIPLE
+    chosen = get_convention(convention or protocol.convention)
+    others = [get_convention(name) for name in protocol.alternative_conventions]
+    others = [other for other in dict.fromkeys(others) if other.id != chosen.id]
     check = TaskCheck(protocol.name, task.name, task.label, str(data_root), crop, task.expected_count,
-                      multiple=multiple)
+                      multiple=multiple, convention=chosen)
     try:
         check.layout = resolve_layout(task, data_root, protocol_name=protocol.name)
     except DatasetNotFoundError as err:
@@ -245,22 +272,49 @@ def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, 
             size = input_size or target_size
             if crop.rule == "center_multiple" and min(size) < crop.base:
                 check.too_small.append(pair.name)
+            elif scored := _scored_size(target_size, crop):  # the size the metric sees must hold the SSIM window
+                named = f"{pair.name} {scored[0]}x{scored[1]}"
+                if min(scored) < chosen.min_image_side:
+                    check.too_small_for_ssim.append(named)
+                for other in others:
+                    if min(scored) < other.min_image_side:
+                        check.too_small_for_alternatives.setdefault(other.id, []).append(named)
             if multiple and (size[0] % multiple or size[1] % multiple):
                 check.not_multiple.append(f"{pair.name} {size[0]}x{size[1]}")
+            if input_size == target_size and (orientations := _orientations(pair.input_path, pair.target_path)):
+                check.exif_differs.append(f"{pair.name} (input {orientations[0]}, target {orientations[1]})")
         if progress is not None:
             progress(task.name, done, len(pairing.pairs))
     check.unreadable = list(dict.fromkeys(check.unreadable))  # a shared target counted once
     return check
 
 
+def _scored_size(size: tuple[int, int], crop: CropSpec) -> tuple[int, int] | None:
+    """(H, W) of an image of raw ``size`` as the metric sees it (after the crop rule); None when the crop rule
+    cannot take it (reported as too small for the crop multiple)."""
+    try:
+        return cropped_size(*size, crop)
+    except ValueError:
+        return None
+
+
+def _orientations(input_path: Path, target_path: Path) -> tuple[int, int] | None:
+    """(input, target) EXIF orientations of a pair when they differ, else None."""
+    orientations = exif_orientation(input_path), exif_orientation(target_path)
+    return orientations if orientations[0] != orientations[1] else None
+
+
 def check_protocol(protocol: Protocol, data_root: str | Path, decode: bool = True,
-                   progress: Progress | None = None, tasks: list[str] | None = None) -> list[TaskCheck]:
+                   progress: Progress | None = None, tasks: list[str] | None = None,
+                   convention: str | MetricConvention | None = None) -> list[TaskCheck]:
     """:func:`check_task` for every task (or those named in ``tasks``, as `run --task` scores them); files shared by
     several tasks are decoded once. A ``data_root`` that is not a folder raises DatasetNotFoundError (one line)
-    instead of one not-found finding per task; an unknown task name is a KeyError naming the protocol's tasks."""
+    instead of one not-found finding per task; an unknown task name is a KeyError naming the protocol's tasks.
+    ``convention``: as in :func:`check_task`."""
     root = Path(data_root).expanduser()
     if not root.is_dir():
         raise DatasetNotFoundError(f"data root {root} {'is not a folder' if root.exists() else 'does not exist'}")
     chosen = protocol.select_tasks(tasks)
     probe = _FileProbe(decode)
-    return [check_task(protocol, task, data_root, decode=decode, progress=progress, _probe=probe) for task in chosen]
+    return [check_task(protocol, task, data_root, decode=decode, progress=progress, _probe=probe,
+                       convention=convention) for task in chosen]

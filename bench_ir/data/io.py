@@ -10,6 +10,7 @@ stated in an :class:`InputWarning` naming the file.
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from bench_ir.atomic import atomic_write
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "InputWarning", "read_rgb_uint8", "image_size", "write_png_uint8",
            "to_uint8_hwc", "exif_orientation", "quarter_turned_by_exif", "quarter_turn_note",
-           "QUARTER_TURN_ADVICE", "FLOAT_IMAGE_REFUSAL"]
+           "QUARTER_TURN_ADVICE", "FLOAT_IMAGE_REFUSAL", "EXIF_ORIENTATIONS", "orientation_mismatch_note"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 """File-name suffixes (lower case) treated as images when listing dataset folders."""
@@ -124,16 +125,52 @@ def _uint16_to_rgb(data: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 FLOAT_IMAGE_REFUSAL = "floating-point images (PIL mode F) are not supported; save as 8 or 16 bit"
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
+_NOT_AN_IMAGE = "not an image or an unsupported format"
+
+
+def _unidentified(path: Path) -> str:
+    """Why PIL could not identify ``path``: a TIFF whose pixel layout PIL does not read (described by tifffile: its
+    sample type and samples per pixel, with what to save instead), or not an image at all."""
+    return _unsupported_tiff(path) or _NOT_AN_IMAGE
+
+
+def _unsupported_tiff(path: Path) -> str | None:
+    """For a TIFF that PIL cannot identify but tifffile can describe: the refusal naming its sample type and
+    samples per pixel, with the advice to save it as 8 or 16 bit; None for any other file."""
+    with open(path, "rb") as handle:
+        if handle.read(4) not in _TIFF_MAGIC:
+            return None
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            dtype, samples = np.dtype(page.dtype), int(page.samplesperpixel)
+            photometric = getattr(page.photometric, "name", str(page.photometric))
+            alpha = any(int(kind) in (1, 2) for kind in page.extrasamples)  # associated or unassociated alpha
+    except Exception:  # tifffile cannot read it either: nothing to describe
+        return None
+    colours = {"MINISBLACK": 1, "MINISWHITE": 1, "RGB": 3}.get(photometric)
+    layout = {1: "gray", 3: "RGB"}.get(colours or 0, photometric.lower())
+    if colours is not None and samples > colours:
+        layout += " + alpha" if samples == colours + 1 and alpha else f" + {samples - colours} extra samples"
+    what = f"{samples} sample{'s' if samples != 1 else ''} per pixel: {layout}"
+    if dtype.kind == "f":
+        return f"floating-point images ({dtype.name} TIFF, {what}) are not supported; save as 8 or 16 bit"
+    return f"a TIFF of this layout ({dtype.name}, {what}) is not supported; save as 8 or 16 bit gray, RGB or RGBA"
 
 
 def _image_file(path: str | os.PathLike[str]) -> Path:
-    """``path`` as a Path when it is a regular file; else ImageReadError naming it: missing, a broken symbolic
-    link (and where it points), or not a regular file."""
+    """``path`` as a Path when it is a non-empty regular file; else ImageReadError naming it: missing, a broken
+    symbolic link (and where it points), not a regular file, or empty (0 bytes)."""
     path = Path(path)
     if not path.is_file():
         if path.is_symlink() and not path.exists():
             raise ImageReadError(f"{path}: broken symbolic link (to {os.readlink(path)}, which does not exist)")
         raise ImageReadError(f"{path}: file not found" if not path.exists() else f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
     return path
 
 
@@ -144,7 +181,9 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
     16-bit images (I;16, 16-bit RGB/RGBA/LA PNG, 16-bit colour TIFF) are scaled with round(v/257)
     (warning); PPM/PGM files with a maxval above 255 with round(v*255/maxval) (warning); 32-bit integer images are
     read as 16-bit values clipped to [0, 65535] (warning).
-    Raises ImageReadError naming the file when it is missing, not an image, corrupt or truncated.
+    Raises ImageReadError naming the file when it is missing, empty, not an image, corrupt or truncated, or a
+    floating-point image (or a TIFF of another layout PIL cannot read, described with its sample type and samples
+    per pixel), with what to save instead.
     """
     path = _image_file(path)
     try:
@@ -167,7 +206,7 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
     except ImageReadError:
         raise
     except UnidentifiedImageError as err:
-        raise ImageReadError(f"{path}: not an image or an unsupported format") from err
+        raise ImageReadError(f"{path}: {_unidentified(path)}") from err
     except _DECODE_ERRORS as err:
         raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from err
     if grayscale:
@@ -197,29 +236,69 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> tuple[np.ndarray, bool]:
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(H, W) from the file header, without decoding the pixels. Raises ImageReadError naming the file."""
+    """(H, W) from the file header, without decoding the pixels. Raises ImageReadError naming the file, also for
+    a file whose header shows that :func:`read_rgb_uint8` would refuse it (a floating-point image), so that such
+    a file is refused before any work rather than when it is scored."""
     path = _image_file(path)
     try:
         with Image.open(path) as im:
             width, height = im.size
+            if im.mode == "F":
+                raise ImageReadError(f"{path}: {FLOAT_IMAGE_REFUSAL}")
+    except ImageReadError:
+        raise
     except UnidentifiedImageError as err:
-        raise ImageReadError(f"{path}: not an image or an unsupported format") from err
+        raise ImageReadError(f"{path}: {_unidentified(path)}") from err
     except _DECODE_ERRORS as err:
         raise ImageReadError(f"{path}: unreadable image header ({err})") from err
     return int(height), int(width)
+
+
+_PNG_LATE_METADATA = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})  # chunks PIL reads EXIF and XMP from
+
+
+def _png_metadata_after_pixels(path: str | os.PathLike[str]) -> bool:
+    """Whether a PNG holds an EXIF or text chunk after its first IDAT chunk, where PIL finds it only by decoding
+    the pixels; walks the chunk headers and decodes nothing."""
+    with open(path, "rb") as handle:
+        handle.seek(8)  # the PNG signature
+        pixels_seen = False
+        while len(head := handle.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IEND":
+                return False
+            if kind == b"IDAT":
+                pixels_seen = True
+            elif pixels_seen and kind in _PNG_LATE_METADATA:
+                return True
+            handle.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+    return False
 
 
 def exif_orientation(path: str | os.PathLike[str]) -> int:
     """The EXIF orientation tag of an image file (1..8), or 1 when it has none, an invalid one or no readable EXIF.
 
     :func:`read_rgb_uint8` ignores it, as the reference scripts do (pixels are read as stored); a camera photo
-    with orientation 6 is then read lying on its side. Raises nothing: a file that cannot be read reports 1."""
+    with orientation 6 is then read lying on its side. Only headers are read (a PNG's pixels are decoded only when
+    its EXIF follows them), so checking a whole test set costs about as little as reading its sizes. Raises
+    nothing: a file that cannot be read reports 1."""
     try:
         with Image.open(path) as im:
-            value = im.getexif().get(_EXIF_ORIENTATION, 1)
+            if im.format == "PNG" and "exif" not in im.info and not _png_metadata_after_pixels(path):
+                exif = Image.Image.getexif(im)  # what the chunks before the pixels hold (PIL's PNG getexif decodes)
+            else:
+                exif = im.getexif()
+            value = exif.get(_EXIF_ORIENTATION, 1)
     except (*_DECODE_ERRORS, UnidentifiedImageError):
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+EXIF_ORIENTATIONS = {1: "upright", 2: "mirrored left to right", 3: "turned 180 degrees",
+                     4: "mirrored top to bottom", 5: "mirrored across its diagonal (transposed)",
+                     6: "turned 90 degrees clockwise", 7: "mirrored across its other diagonal (transverse)",
+                     8: "turned 90 degrees counter-clockwise"}
+"""How viewers show the stored pixels of an image with each EXIF orientation (1..8)."""
 
 
 QUARTER_TURN_ADVICE = ("pixels are read as stored, as the reference scripts read them: save such images upright "
@@ -243,6 +322,19 @@ def quarter_turn_note(paths: tuple[Path, Path], sizes: tuple[tuple[int, int], tu
     (see :func:`quarter_turned_by_exif`), or '' when no EXIF orientation explains the mismatch."""
     turned = quarter_turned_by_exif(paths, sizes)
     return f"; {', '.join(turned)} is turned a quarter turn in viewers, but {QUARTER_TURN_ADVICE}" if turned else ""
+
+
+def orientation_mismatch_note(paths: tuple[Path, Path]) -> str:
+    """For an (input, target) pair whose EXIF orientations differ: 'input PATH has EXIF orientation 6 (turned 90
+    degrees clockwise in viewers) and target PATH has 1 (upright): ...' with what to do; '' when they agree. Such
+    a pair is shown turned differently in viewers, while bench-ir (and the references) score the pixels as
+    stored; a pair of transposed sizes is named by :func:`quarter_turn_note` instead."""
+    (source, target), (of_source, of_target) = paths, tuple(exif_orientation(path) for path in paths)
+    if of_source == of_target:
+        return ""
+    return (f"input {source} has EXIF orientation {of_source} ({EXIF_ORIENTATIONS[of_source]} in viewers) and "
+            f"target {target} has {of_target} ({EXIF_ORIENTATIONS[of_target]}): viewers show the pair turned "
+            f"differently, but {QUARTER_TURN_ADVICE}")
 
 
 def to_uint8_hwc(image: Any) -> np.ndarray:

@@ -133,6 +133,19 @@ class MetricConvention:
     def higher_is_better(self) -> Mapping[str, bool]:
         return HIGHER_IS_BETTER
 
+    @property
+    def ssim_window(self) -> int | None:
+        """The side in pixels of the SSIM window, which must fit inside the scored image; None for the 3-D Gaussian
+        SSIM, which pads the image and scores any size."""
+        return None if self.ssim.flavour == "gaussian_3d" else self.ssim.win_size
+
+    @property
+    def min_image_side(self) -> int:
+        """The shortest image side (pixels, after the protocol's crop rule) this convention can score: the SSIM
+        window plus the image border cropped on each side before SSIM, and at least one pixel left by the PSNR
+        border crop."""
+        return max((self.ssim_window or 1) + 2 * self.ssim_crop_border, 2 * self.psnr_crop_border + 1)
+
 
 _UNIFORM_7 = SsimSettings()
 _CONVENTIONS: tuple[MetricConvention, ...] = (
