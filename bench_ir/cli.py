@@ -47,6 +47,7 @@ def _fail(err: BaseException) -> None:
     message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
     if isinstance(err, OSError) and err.errno in _OS_ERROR_HINTS:
         message = _describe_os_error(err)
+    message = "\n".join([message, *getattr(err, "__notes__", ())])  # e.g. how a failed run continues
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 

@@ -541,6 +541,11 @@ def _mark_stopped(store: RunStore, manifest: dict[str, Any], err: BaseException)
     except OSError as write_error:
         err.add_note(f"the manifest could not be updated ({write_error}); the scored images are kept and the run "
                      "stays resumable")
+    else:
+        if not isinstance(err, KeyboardInterrupt):  # an interrupted run's own message says how to go on
+            scored = len(store.scored_keys())
+            err.add_note(f"the run is kept in {store.run_dir} with the {scored} image(s) scored so far; once the "
+                         f"cause is fixed, the same command plus --resume --run-dir {store.run_dir} continues it")
 
 
 def _make_scorer(convention, config: RunConfig, device: torch.device):

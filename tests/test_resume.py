@@ -97,6 +97,19 @@ def test_a_run_that_failed_on_a_corrupt_image_resumes_once_the_file_is_replaced(
     assert resumed.manifest["data"]["a"]["pairs"][2][2] == (root / "a" / "in" / "2.png").stat().st_size
 
 
+
+def test_the_error_of_a_failed_run_says_what_it_kept_and_how_to_continue_it(tiny, tmp_path):
+    protocol, root = tiny
+    (root / "a" / "in" / "2.png").write_bytes((root / "a" / "in" / "2.png").read_bytes()[:60])  # truncated
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["run", "--protocol", str(protocol), "--model", "input", "--data-root", str(root),
+                                 "--run-dir", str(run_dir), "--device", "cpu"])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert "2.png: corrupt or truncated image" in said
+    assert (f"the run is kept in {run_dir} with the 2 image(s) scored so far; once the cause is fixed, the same "
+            f"command plus --resume --run-dir {run_dir} continues it") in said
+
 def test_a_changed_file_of_an_image_already_scored_is_still_refused(tiny, tmp_path):
     protocol, root = tiny
     _run(protocol, root, tmp_path / "run", limit=2)
