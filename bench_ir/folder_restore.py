@@ -26,6 +26,8 @@ that one folder never mixes two models' outputs, and so is a folder without ``re
 output's name. One process at a time writes a folder (its hidden ``.restore.lock``). On CUDA, an image that does not
 fit in GPU memory whole is restored in overlapping tiles (512 px, then 256 px); ``restore.json`` names each such
 output under ``auto_tiled`` with its tile size, since near tile seams it differs from a whole-image restoration.
+An output for which the model returned NaN/Inf values is written (NaN as 0, ±Inf clipped), stated in a notice and
+counted under ``nonfinite`` in ``restore.json``.
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ class RestoreOutcome:
     ``unreadable``: the inputs (relative to the input folder) that could not be decoded, with the reason;
     ``notices``: what to state beside the result (a failed torch.compile and the eager fallback);
     ``redone``: outputs that were there but no longer stood for their input (restored again, or removed when the
-    input can no longer be read), with the reason."""
+    input can no longer be read), with the reason; ``nonfinite``: the outputs written now whose model output had
+    NaN/Inf values, with how many (NaN written as 0, ±Inf clipped)."""
 
     out_dir: Path
     restored: list[Path]
@@ -123,6 +126,7 @@ class RestoreOutcome:
     tiled: dict[str, int] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    nonfinite: dict[str, int] = field(default_factory=dict)
 
 
 def restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], None] | None = None) -> RestoreOutcome:
@@ -180,9 +184,10 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         restored: dict[str, str] = {}  # output -> input (paths relative to their folders), written now
         digests: dict[str, str] = {}  # output -> sha256 of its input, for outputs written now
         tiled: dict[str, int] = {}  # output -> tile size, for outputs written now in tiles after an OOM
+        nonfinite: dict[str, int] = {}  # output -> NaN/Inf values of the model's output, for outputs written now
         unreadable: dict[str, str] = {}  # input -> why it could not be decoded
         manifest["unreadable"] = unreadable
-        for record in ("images", "input_sha256", "auto_tiled"):  # of the outputs kept; the others are redone
+        for record in ("images", "input_sha256", "auto_tiled", "nonfinite"):  # of the outputs kept; others redone
             manifest[record] = {name: value for name, value in (manifest.get(record) or {}).items()
                                 if out_dir / name in kept_set}
         _write_manifest(out_dir, manifest, {})  # a kept output is recorded with its input (_stale_outputs)
@@ -196,7 +201,7 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                     if on_image is not None:
                         on_image(_key(source, input_root), len(kept) + len(restored), len(jobs))
                     try:
-                        tile = _restore_one(model, source, out, policy, options)
+                        tile, bad_values = _restore_one(model, source, out, policy, options)
                     except ImageReadError as err:  # one broken file does not stop the others
                         unreadable[_key(source, input_root)] = str(err).removeprefix(f"{source}: ")
                         continue
@@ -205,6 +210,8 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                     if tile is not None:
                         tiled[_key(out, out_dir)] = tile
                         manifest["auto_tiled"][_key(out, out_dir)] = tile
+                    if bad_values:
+                        nonfinite[_key(out, out_dir)] = manifest["nonfinite"][_key(out, out_dir)] = bad_values
                     if time.monotonic() - written_at >= MANIFEST_EVERY_S:  # after kill -9 at most that is redone
                         _write_manifest(out_dir, manifest, restored, digests)
                         written_at = time.monotonic()
@@ -220,10 +227,14 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         manifest.update(status="incomplete" if unreadable else "complete", finished=now_iso(),
                         execution=accelerated.describe())
         _write_manifest(out_dir, manifest, restored, digests)
-    notice = accelerated.compile_notice()
+    notices = [notice] if (notice := accelerated.compile_notice()) else []
+    if nonfinite:
+        shown = ", ".join(sorted(nonfinite)[:5]) + (f" and {len(nonfinite) - 5} more" if len(nonfinite) > 5 else "")
+        notices.append(f"the model's output had NaN/Inf values for {len(nonfinite)} image(s) ({shown}): NaN is "
+                       "written as 0 (black) and ±Inf clipped to 0 or 255; restore.json counts them under nonfinite")
     return RestoreOutcome(out_dir=out_dir, restored=[out_dir / name for name in restored], kept=kept,
-                          manifest=manifest, tiled=tiled, unreadable=unreadable, notices=[notice] if notice else [],
-                          redone=redone)
+                          manifest=manifest, tiled=tiled, unreadable=unreadable, notices=notices, redone=redone,
+                          nonfinite=nonfinite)
 
 
 def _plan_outputs(input_dir: Path, out_dir: Path, recursive: bool = False) -> list[tuple[Path, Path]]:
@@ -350,7 +361,7 @@ def _continue_folder(out_dir: Path, manifest: dict[str, Any], overwrite: bool, p
     return {**manifest, "created": old.get("created", manifest["created"]),
             "continued": [*old.get("continued", []), {"at": manifest["created"], "command": manifest["command"]}],
             "images": old.get("images", {}), "input_sha256": old.get("input_sha256", {}),
-            "auto_tiled": old.get("auto_tiled", {})}
+            "auto_tiled": old.get("auto_tiled", {}), "nonfinite": old.get("nonfinite", {})}
 
 
 def _stale_outputs(jobs: list[tuple[Path, Path]], manifest: dict[str, Any], input_root: Path,
@@ -394,13 +405,16 @@ def _write_manifest(out_dir: Path, manifest: dict[str, Any], restored: dict[str,
 
 
 def _restore_one(model: torch.nn.Module, source: Path, out: Path, policy: FitPolicy,
-                 options: EvalOptions) -> int | None:
+                 options: EvalOptions) -> tuple[int | None, int]:
     """Read ``source``, restore it at its own size, write ``out`` (8-bit PNG, carrying the source's EXIF
-    orientation). Returns the tile size when the image was tiled after a GPU out-of-memory error, else None."""
+    orientation). Returns the tile size when the image was tiled after a GPU out-of-memory error (else None) and
+    the number of NaN/Inf values of the model's output (NaN written as 0, ±Inf clipped to 0 or 1)."""
     x = uint8_to_tensor(read_rgb_uint8(source)).unsqueeze(0).to(options.device)
     try:
         restored, tile = restore(model, x, policy, options)
     except OutputShapeError as err:
         raise output_shape_error(str(source), model, str(err)) from None
-    write_png_uint8(out, restored[0].clamp(0, 1).cpu(), orientation=exif_orientation(source))
-    return tile
+    bad_values = int((~torch.isfinite(restored)).sum())
+    image = torch.nan_to_num(restored[0], nan=0.0) if bad_values else restored[0]
+    write_png_uint8(out, image.clamp(0, 1).cpu(), orientation=exif_orientation(source))
+    return tile, bad_values

@@ -4,6 +4,7 @@ says what was returned, and a model that writes into its input changes nothing o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,16 @@ class ZeroingIdentity(nn.Module):
     def forward(self, x):
         out = x.clone()
         x.zero_()
+        return out
+
+
+class HolesNet(nn.Module):
+    """The identity with a NaN in the first row and +Inf in the second (of every channel)."""
+
+    def forward(self, x):
+        out = x.clone()
+        out[..., 0, :] = float("nan")
+        out[..., 1, :] = float("inf")
         return out
 
 
@@ -98,3 +109,19 @@ def test_the_run_of_a_model_that_zeroes_its_input_saves_the_true_input_image(tmp
     saved = sorted((outcome.run_dir / "images").rglob("*.png"))
     inputs = [path for path in saved if "_input" in path.parts]
     assert inputs and all(np.asarray(Image.open(path)).max() > 0 for path in inputs), saved
+
+
+def test_restore_writes_nan_as_black_and_inf_as_white_and_says_which_outputs_had_them(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    card = _card(tmp_path, "holes", "HolesNet")
+    (tmp_path / "in").mkdir()
+    photo = load_sample_photo("coffee")[:32, :48]
+    Image.fromarray(photo).save(tmp_path / "in" / "cup.png")
+    outcome = restore_folder(RestoreConfig(input_dir=tmp_path / "in", out_dir=tmp_path / "out", model=str(card),
+                                           device="cpu"))
+    written = np.asarray(Image.open(tmp_path / "out" / "cup.png"))
+    assert (written[0] == 0).all() and (written[1] == 255).all()
+    np.testing.assert_array_equal(written[2:], photo[2:])
+    assert outcome.nonfinite == {"cup.png": 2 * 48 * 3}
+    assert any("NaN/Inf values for 1 image(s) (cup.png)" in notice for notice in outcome.notices)
+    assert json.loads((tmp_path / "out" / "restore.json").read_text())["nonfinite"] == {"cup.png": 288}

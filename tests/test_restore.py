@@ -269,7 +269,7 @@ def test_restore_json_is_written_before_the_first_image_so_a_killed_restore_can_
 
     def look(*args):
         seen.append(json.loads((tmp_path / "out" / "restore.json").read_text())["status"])
-        original(*args)
+        return original(*args)
 
     monkeypatch.setattr(restore_module, "_restore_one", look)
     restore_folder(RestoreConfig(inputs, tmp_path / "out", model="input", device="cpu"))
@@ -283,7 +283,7 @@ def test_restore_json_records_the_outputs_as_they_are_written_so_kill_9_loses_li
 
     def look(*args):
         recorded.append(sorted(json.loads((tmp_path / "out" / "restore.json").read_text())["images"]))
-        original(*args)
+        return original(*args)
 
     monkeypatch.setattr(restore_module, "MANIFEST_EVERY_S", 0.0)
     monkeypatch.setattr(restore_module, "_restore_one", look)
@@ -408,7 +408,7 @@ def test_cli_restores_and_an_interrupted_restore_continues_where_it_stopped(tmp_
         calls.append(args[1].name)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        original(*args)
+        return original(*args)
 
     monkeypatch.setattr(restore_module, "_restore_one", stop_at_the_second)
     stopped = runner.invoke(app, command, terminal_width=300)
