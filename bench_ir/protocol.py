@@ -274,10 +274,13 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
 
 
 def resolve_protocol_name(name_or_path: str | Path) -> str:
-    """The name a protocol's runs and tables go by, from what ``run --protocol`` takes: a built-in name as it is,
-    a YAML file by its ``name`` field."""
+    """The name a protocol's runs and tables go by, from what ``run --protocol`` takes: a built-in name as it is
+    (in any letter case, as :func:`load_protocol` finds it: ``5DEG`` is ``5deg``), a YAML file by its ``name``
+    field; any other name (a user's own protocol, known from its runs) as it is."""
     text = str(name_or_path)
-    return load_protocol(text).name if text.endswith((".yaml", ".yml")) else text
+    if text.endswith((".yaml", ".yml")):
+        return load_protocol(text).name
+    return next((name for name in list_protocols() if name.casefold() == text.casefold()), text)
 
 
 def list_protocols() -> list[str]:

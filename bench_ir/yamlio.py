@@ -234,8 +234,9 @@ def build_dataclass(cls: type[T], data: dict[str, Any], where: str) -> T:
 
 
 def resolve_spec_path(name_or_path: str | Path, folder: Path, kind: str) -> Path:
-    """A YAML path as given, or ``<folder>/<name>.yaml`` for a built-in name; an unknown name is a KeyError
-    listing the known ones with "did you mean" hints. ``kind`` names the thing (protocol, recipe)."""
+    """A YAML path as given, or ``<folder>/<name>.yaml`` for a built-in name, in any letter case when that names
+    one file (``5DEG`` is ``5deg``, as model names are); an unknown name is a KeyError listing the known ones with
+    "did you mean" hints. ``kind`` names the thing (protocol, recipe)."""
     import difflib
 
     text = str(name_or_path)
@@ -243,6 +244,9 @@ def resolve_spec_path(name_or_path: str | Path, folder: Path, kind: str) -> Path
         return Path(text)
     path = folder / f"{text}.yaml"
     if not path.is_file():
+        folded = [p for p in folder.glob("*.yaml") if p.stem.casefold() == text.casefold()]
+        if len(folded) == 1:
+            return folded[0]
         known = sorted(p.stem for p in folder.glob("*.yaml"))
         hint = difflib.get_close_matches(text, known, n=3)
         did_you_mean = f" Did you mean: {', '.join(hint)}?" if hint else ""

@@ -94,3 +94,8 @@ def test_a_protocol_without_tasks_is_rejected(tmp_path):
 def test_unknown_protocol_name_suggests_close_matches():
     with pytest.raises(KeyError, match="Did you mean: 5deg"):
         load_protocol("5degs")
+
+
+def test_a_protocol_name_is_found_in_any_letter_case_as_model_names_are():
+    assert load_protocol("5DEG").name == "5deg"
+    assert load_protocol("AllWeather").sha256 == load_protocol("allweather").sha256

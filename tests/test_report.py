@@ -444,3 +444,12 @@ def test_a_report_that_fails_to_write_keeps_the_previous_file_whole(tmp_path, mo
     with pytest.raises(OSError, match="No space left"):
         build_report("5deg", RUNS_5DEG[:1], "latex", out=out)
     assert out.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["table.tex"]
+
+
+def test_the_report_of_a_protocol_named_in_another_letter_case_is_that_protocols(tmp_path):
+    from conftest import write_scored_run
+
+    tasks = [{"name": "derain", "label": "Rain100L"}]
+    run = write_scored_run(tmp_path / "r", tasks, [("derain", "1.png", 30.0, 0.9)],
+                           protocol={"name": "3deg", "tasks": tasks, "average": ["derain"]})
+    assert build_report("3DEG", [run], fmt="csv") == build_report("3deg", [run], fmt="csv")

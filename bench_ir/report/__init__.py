@@ -69,7 +69,8 @@ def build_table(protocol_name: str, runs: Sequence[RunLike] | RunLike = (), lead
     or loaded runs). Every run must have been made with that protocol,
     except profile runs (they feed the efficiency table). ``delta`` adds reproduction blocks (published,
     measured, Δ) with that tolerance; ``caption``/``label`` replace the defaults."""
-    return _table(protocol_name, measure_runs(runs, runs_root), leaderboard, delta, caption, label)
+    return _table(resolve_protocol_name(protocol_name), measure_runs(runs, runs_root), leaderboard, delta, caption,
+                  label)
 
 
 def write_chart(protocol: str, runs: Sequence[RunLike] | list[MeasuredRun], out: str | Path,
