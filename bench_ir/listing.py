@@ -86,16 +86,20 @@ def conventions_table() -> Table:
 
 
 def suites_table() -> Table:
-    """The shipped suite files: name, title, entries and cells (entry × protocol runs)."""
+    """The shipped suite files: name, title, entries and cells (entry × protocol runs, plus one profile per distinct
+    model when the suite profiles, as `suite run` plans them)."""
+    from bench_ir.suite.plan import profiled_models
     from bench_ir.suite.spec import list_suites, load_suite
 
-    table = Table(title="Suites (suites/*.yaml)")
+    table = Table(title="Suites (suites/*.yaml)", caption="cells: entry × protocol runs + profiles of the models")
     for column in ("name", "title", "entries", "cells"):
         table.add_column(column, justify="right" if column in ("entries", "cells") else "left")
     for name in list_suites():
         suite = load_suite(name)
-        cells = sum(len(suite.entry_protocols(entry)) for entry in suite.entries)
-        table.add_row(name, suite.title, str(len(suite.entries)), str(cells))
+        runs = sum(len(suite.entry_protocols(entry)) for entry in suite.entries)
+        profiles = len(profiled_models(suite))
+        table.add_row(name, suite.title, str(len(suite.entries)),
+                      f"{runs + profiles} ({runs} + {profiles})" if profiles else str(runs))
     return table
 
 

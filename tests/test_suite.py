@@ -84,11 +84,13 @@ def test_every_shipped_suite_validates():
         assert f"suite '{name}'" in result.output
 
 
-def test_list_suites_shows_every_shipped_suite_with_its_cells():
+def test_list_suites_shows_every_shipped_suite_with_the_cells_suite_run_plans(tmp_path):
     result = runner.invoke(app, ["list", "suites"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "mirage-paper" in result.output and "own-checkpoints" in result.output
-    assert any(line.split("│")[1].strip() == "sample" and line.split("│")[-2].strip() == "4"
+    planned = plan_suite("sample", tmp_path / "out").cells  # 4 runs and a profile of each of its 2 models
+    assert len(planned) == 6
+    assert any(line.split("│")[1].strip() == "sample" and line.split("│")[-2].strip() == "6 (4 + 2)"
                for line in result.output.splitlines() if "│" in line)
 
 

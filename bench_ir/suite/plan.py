@@ -183,6 +183,17 @@ def _profile_name(model: str, model_args: dict[str, Any]) -> str:
     return slug(f"{stem}-{digest}")
 
 
+def profiled_models(suite: Suite) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The profile cells of ``suite`` (none unless it profiles): cell-folder name -> (model, model_args) of each
+    distinct model (card + args), in file order."""
+    models: dict[str, tuple[str, dict[str, Any]]] = {}
+    if suite.profile.enabled:
+        for entry in suite.entries:
+            model = suite.model_ref(entry)
+            models.setdefault(_profile_name(model, entry.model_args), (model, dict(entry.model_args)))
+    return models
+
+
 def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str | Path | None = None,
                checkpoint_dir: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SuitePlan:
     """The cells of ``suite`` in ``suite_dir``: profiles of the distinct models first (when the suite profiles),
@@ -202,14 +213,12 @@ def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str 
             raise ValueError(f"suite '{suite.name}' runs on the benchmark data: {DATA_ROOT_HINT}")
     checkpoint_base, checkpoint_origin = (suite.checkpoint_base(checkpoint_dir) if suite.has_relative_checkpoints()
                                           else (None, None))
-    runs, profiles = [], {}
+    profiles = {name: Cell(name=f"profile__{name}", kind="profile", model=model, run_dir=f"profiles/{name}",
+                           model_args=model_args) for name, (model, model_args) in profiled_models(suite).items()}
+    runs = []
     for entry in suite.entries:
         model = suite.model_ref(entry)
         checkpoint = suite.checkpoint_path(entry, checkpoint_dir)
-        if suite.profile.enabled:
-            name = _profile_name(model, entry.model_args)
-            profiles.setdefault(name, Cell(name=f"profile__{name}", kind="profile", model=model,
-                                           run_dir=f"profiles/{name}", model_args=dict(entry.model_args)))
         for protocol in suite.entry_protocols(entry):
             ref = suite.protocol_ref(protocol)
             name = f"{suite.entry_name(entry)}__{load_protocol(ref).name}"
