@@ -8,7 +8,9 @@ import inspect
 import json
 import os
 import sys
+import time
 import warnings
+from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -35,6 +37,8 @@ except ImportError:  # typer < 0.26 runs on click; typer.Exit and typer.Abort ar
 
 console = Console()
 err_console = Console(stderr=True)
+
+PROGRESS_LINE_EVERY_S = 30.0  # seconds between progress lines where stderr is no terminal (a log file, nohup, Slurm)
 
 USER_ERRORS = (FileNotFoundError, FileExistsError, KeyError, ValueError, RuntimeError)
 _OS_ERROR_HINTS = {errno.EROFS: "read-only file system; choose a writable --run-dir/--runs-root/--out",
@@ -174,8 +178,63 @@ class NoiseOrder(str, Enum):
     listdir = "listdir"
 
 
+def live_display(out: Console) -> bool:
+    """Whether ``out`` redraws a rich live display (a terminal); elsewhere (a file, a pipe, nohup, a Slurm log) rich
+    would write it once at the end, so the commands write progress lines (ProgressLines) instead."""
+    return out.is_terminal and not out.is_dumb_terminal
+
+
+def clock(seconds: float | None) -> str:
+    """``0:01:12``; ``-:--:--`` when not known (as rich's TimeRemainingColumn)."""
+    return "-:--:--" if seconds is None else str(timedelta(seconds=int(max(seconds, 0.0))))
+
+
+def print_line(out: Console, text: str) -> None:
+    """One plain progress line, flushed at once (a log read while the command runs shows it)."""
+    out.print(text, highlight=False, markup=False, soft_wrap=True)
+    out.file.flush()
+
+
+class ProgressLines:
+    """Progress of one task as plain lines for a log: ``NAME: 40/100 images, 0:01:12 elapsed, ETA 0:01:48``, one at
+    :meth:`start`, then at most one every PROGRESS_LINE_EVERY_S seconds and one at :meth:`end`. The ETA uses the
+    images done since the start (not those a resumed run or kept outputs had before)."""
+
+    def __init__(self, name: str, out: Console = err_console) -> None:
+        self.name, self.out = name, out
+        self.total = self.done = self.first = 0
+        self.shown: int | None = None  # the images the last line showed
+        self.started = self.written = time.monotonic()
+
+    def start(self, total: int, done: int, extra: str = "") -> None:
+        self.total, self.done, self.first = total, done, done
+        self.started = time.monotonic()
+        self.write(extra)
+
+    def update(self, done: int, extra: str = "") -> None:
+        self.done = done
+        if time.monotonic() - self.written >= PROGRESS_LINE_EVERY_S:
+            self.write(extra)
+
+    def end(self, extra: str = "", done: int | None = None) -> None:
+        """The last line, unless the last one written already showed these images."""
+        self.done = self.done if done is None else done
+        if self.shown != self.done:
+            self.write(extra)
+
+    def write(self, extra: str = "") -> None:
+        self.written = now = time.monotonic()
+        self.shown = self.done
+        elapsed = now - self.started
+        eta = (0.0 if self.done >= self.total else None if self.done <= self.first
+               else (self.total - self.done) * elapsed / (self.done - self.first))
+        print_line(self.out, f"{self.name}: {self.done}/{self.total} images, {clock(elapsed)} elapsed, "
+                             f"ETA {clock(eta)}{f', {extra}' if extra else ''}")
+
+
 class RichProgress:
-    """Per-task progress bar with ETA and the running mean PSNR."""
+    """Per-task progress bar with ETA and the running mean PSNR; on a stderr that is no terminal, lines instead
+    (ProgressLines: ``derain: 40/100 images, 0:01:12 elapsed, ETA 0:01:48, PSNR 30.12 dB``)."""
 
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -183,20 +242,27 @@ class RichProgress:
         self.progress = Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
                                  TimeRemainingColumn(), TextColumn("{task.fields[psnr]}"), console=err_console,
                                  transient=False)
+        self.live = live_display(err_console)
+        self.lines: ProgressLines | None = None
         self.current = None
         self.psnr_sum = 0.0
         self.count = 0
 
     def __enter__(self):
-        self.progress.start()
+        if self.live:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.live:
+            self.progress.stop()
 
     def start_task(self, task, total: int, done: int) -> None:
         self.psnr_sum, self.count = 0.0, 0
         self.current = self.progress.add_task(task.name, total=total, completed=done, psnr="")
+        if not self.live:
+            self.lines = ProgressLines(task.name)
+            self.lines.start(total, done)
 
     def resumed(self, task, records: list[dict]) -> None:
         """The images a resumed run scored before count in the running mean, as in the final table."""
@@ -215,9 +281,13 @@ class RichProgress:
     def record(self, record: dict) -> None:
         self._add(record)
         self.progress.update(self.current, advance=1, psnr=self._mean())
+        if self.lines is not None:
+            self.lines.update(self.lines.done + 1, self._mean())
 
     def end_task(self, task) -> None:
-        pass
+        if self.lines is not None:
+            self.lines.end(self._mean())
+            self.lines = None
 
 
 SAMPLE_DATASET_LABEL = "sample data (synthetic)"
@@ -265,7 +335,8 @@ def run(
                                                  "default same_name. position pairs the n-th input with the n-th "
                                                  "target in natural order (2.png before 10.png, as natsorted) and "
                                                  "needs as many targets as inputs")] = None,
-    run_dir: Annotated[Path | None, typer.Option(help="run directory (default runs/<time>-<model>-<protocol>)")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="run directory (default runs/<time>-<model>-<protocol>, "
+                                                       "-sample added on the sample data)")] = None,
     runs_root: Annotated[Path, typer.Option(help="parent of default run directories")] = Path("runs"),
     resume: Annotated[bool, typer.Option("--resume", help="continue --run-dir (or the newest unfinished run of this "
                                          "setup under --runs-root), scoring only images without a record")] = False,
@@ -405,9 +476,19 @@ def restore(
         progress = Progress(TextColumn("restore"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                             TextColumn("{task.fields[image]}"), console=err_console)
         bar = None
+        lines = None if live_display(err_console) else ProgressLines("restore")
 
         def advance(name: str, done: int, total: int) -> None:  # drawn from the first image on, not before
             nonlocal bar
+            if lines is not None:  # no terminal: a line at the start, every PROGRESS_LINE_EVERY_S and at the end
+                if bar is None:
+                    bar = True
+                    lines.start(total, done)
+                elif name:  # called before each image
+                    lines.update(done)
+                else:  # after the last one
+                    lines.end(done=done)
+                return
             if bar is None:
                 progress.start()
                 bar = progress.add_task("restore", total=total, completed=done, image=name)
@@ -416,7 +497,7 @@ def restore(
         try:
             outcome = restore_folder(config, on_image=advance)
         finally:
-            if bar is not None:
+            if bar is not None and lines is None:
                 progress.stop()
     except KeyboardInterrupt as err:
         err_console.print(f"[yellow]interrupted[/]: the images restored so far are kept in {out}; run the same "
@@ -925,42 +1006,81 @@ def _suite_folders_from_env(suite, data_root: Path | None, checkpoint_dir: Path 
 
 
 class RichSuiteOverview:
-    """Live overview of a suite run (SuiteEvents): cells done, running and failed, with an ETA."""
+    """Live overview of a suite run (SuiteEvents): cells done, running and failed, with an ETA. On a stderr that is no
+    terminal (a log file, a Slurm log) a line per cell start and end (and every PROGRESS_LINE_EVERY_S seconds while a
+    cell of this process scores images) instead, and the overview table once at the end."""
 
     def __init__(self) -> None:
         from rich.live import Live
 
         self.progress = None
         self.live = Live(console=err_console, refresh_per_second=2, transient=False)
+        self.lines = not live_display(err_console)
+        self.started: dict[str, float] = {}
+        self.written = time.monotonic()
+        self.stopped = False
 
     def on_plan(self, plan, names) -> None:
         from bench_ir.suite import SuiteProgress
 
         self.progress = SuiteProgress(plan, names)
+        if self.lines:
+            todo = f"{len(names)} cell(s) to run" if names else "no cell to run"
+            print_line(err_console, f"suite {plan.suite}: {todo} of {len(plan.cells)}")
+            return
         self.live.start()
         self._refresh()
 
     def _refresh(self) -> None:
-        if self.progress is not None:
+        if self.progress is not None and not self.lines:
             self.live.update(_suite_overview(self.progress), refresh=True)
+
+    def _line(self, name: str, state: str, seconds: float | None) -> None:
+        cell = self.progress.cells[name]
+        parts = [state]
+        if cell.kind != "profile":
+            scored = self.progress.scored[name]
+            parts.append(f"{scored} images" if cell.images is None else f"{scored}/{cell.images} images")
+        if seconds is not None:
+            parts.append(f"{seconds:.1f} s")
+        if state not in ("running", "complete"):
+            eta = None
+        else:
+            eta = self.progress.eta_seconds()
+        if eta is not None:
+            parts.append(f"suite ETA {clock(eta)}")
+        self.written = time.monotonic()
+        print_line(err_console, f"cell {name}: {', '.join(parts)}")
 
     def cell_started(self, name: str) -> None:
         self.progress.cell_started(name)
+        self.started[name] = time.monotonic()
+        if self.lines:
+            self._line(name, "running", None)
         self._refresh()
 
     def cell_record(self, name: str, record: dict) -> None:
         self.progress.cell_record(name, record)
+        if self.lines and time.monotonic() - self.written >= PROGRESS_LINE_EVERY_S:
+            self._line(name, "running", time.monotonic() - self.started.get(name, self.progress.start))
         self._refresh()
 
     def cell_finished(self, result) -> None:
         self.progress.cell_finished(result)
+        if self.lines:
+            self._line(result.name, result.status, result.seconds)
         self._refresh()
 
     def stop(self) -> None:
-        if self.progress is not None:
-            self.live.stop()
-            if not err_console.is_interactive:  # as rich's Progress.stop: Live leaves a file's last line open
-                err_console.print()
+        if self.progress is None or self.stopped:
+            return
+        self.stopped = True
+        if self.lines:  # the overview table once, as the live display leaves it
+            err_console.print(_suite_overview(self.progress))
+            return
+        self.live.stop()
+        if not err_console.is_interactive:  # as rich's Progress.stop: Live leaves a file's last line open
+            err_console.print()
 
 
 @suite_app.command("run")
