@@ -303,6 +303,8 @@ def test_a_profile_of_another_checkpoint_does_not_join(profiled_user_model, tmp_
     (tmp_path / "run" / "manifest.json").write_text(json.dumps(manifest))
     table = build_table("efficiency", [tmp_path / "run"], runs_root=root / "profiles")
     assert not [row for row in table.rows if row.kind == "measured"]
+    assert any(note.startswith("Left out, without a profile of the same model card, arguments and checkpoint among "
+                               "the runs given or under --runs-root: run.") for note in table.notes), table.notes
 
 
 def test_report_profile_computes_params_and_flops_on_the_cpu_and_writes_the_chart(profiled_user_model, tmp_path):

@@ -80,6 +80,16 @@ def _row_names(profiled: list[MeasuredRun], taken: set[str]) -> list[str]:
     return names
 
 
+def _unprofiled_note(runs: list[MeasuredRun]) -> str:
+    """Why runs given to the table have no row: no profile of the same card, arguments and checkpoint was found
+    (see bench_ir.report.profiles), and how to get one."""
+    shown = ", ".join(run.run_id for run in runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+    return (f"Left out, without a profile of the same model card, arguments and checkpoint among the runs given or "
+            f"under --runs-root: {shown}. `bench-ir profile --model M --checkpoint C` measures one (give its folder "
+            "to --runs-root), `report --profile` computes params and FLOPs, and `bench-ir suite report` joins a "
+            "suite's own profiles.")
+
+
 def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool | None = None) -> TableModel:
     """Efficiency table: published rows (unless ``leaderboard`` is False) and every run that has a profile."""
     table = TableModel(protocol="efficiency", title="Efficiency", caption="",
@@ -114,6 +124,8 @@ def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool | None
                            "count / 1e9; PSNR only for 3deg runs (3deg Average from the result store).")
         table.notes += [note for name, (run, _) in zip(names, profiled, strict=True)
                         if (note := _profile_note(name, run))]
+    if unprofiled := [run for run in measured if not is_profile_run(run.run) and run.profile is None]:
+        table.notes.append(_unprofiled_note(unprofiled))
     table.notes.append("Best in bold, second underlined, per column, among published rows and comparable runs.")
     add_provenance(table, [(name, run) for name, (run, _) in zip(names, profiled, strict=True)])
     mark_best(table)
