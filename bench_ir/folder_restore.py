@@ -247,7 +247,10 @@ def _plan_outputs(input_dir: Path, out_dir: Path, recursive: bool = False) -> li
     if input_dir.is_file():
         if recursive:
             raise ValueError(f"--recursive restores the sub-folders of a folder; --input-dir {input_dir} is a file")
-        if input_dir.name.startswith(".") or input_dir.suffix.lower() not in IMAGE_EXTENSIONS:
+        if input_dir.name.startswith("."):  # as in folders: macOS's ._ resource forks carry an image's suffix
+            raise ValueError(f"--input-dir {input_dir}: a hidden file (a name starting with '.', such as macOS's ._ "
+                             "copies), which bench-ir never takes for an image; give the image or its folder")
+        if input_dir.suffix.lower() not in IMAGE_EXTENSIONS:
             raise ValueError(f"--input-dir {input_dir}: not a folder, nor an image file "
                              f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
         out = out_dir / saved_image_name(input_dir.name)

@@ -329,6 +329,8 @@ def test_a_model_with_parameters_needs_weights_and_names_the_shipped_sample_chec
     ("file", "--out {out} is a file, not a folder"),
     ("pad", "--pad none: choose one of reflect, replicate, constant"),  # a photo of any size needs padding
     ("notes", "--input-dir {in}/notes.txt: not a folder, nor an image file"),
+    ("hidden", "--input-dir {in}/._a.png: a hidden file (a name starting with '.', such as macOS's ._ copies), which "
+               "bench-ir never takes for an image; give the image or its folder"),
     ("replace", "--out {in}: the restored PNG would replace its input {in}/a.png; choose another folder"),
     ("recursive", "--recursive restores the sub-folders of a folder; --input-dir {in}/a.png is a file"),
 ])
@@ -349,10 +351,12 @@ def test_folders_that_cannot_be_restored_are_errors_naming_them(tmp_path, setup,
         _photos(inputs, {"a.png": (8, 8)})
     if setup == "notes":
         (inputs / "notes.txt").write_text("not an image")
+    if setup == "hidden":
+        _photos(inputs, {"._a.png": (8, 8)})
     if setup in ("replace", "recursive"):
         _photos(inputs, {"a.png": (8, 8)})
-    source = {"notes": inputs / "notes.txt", "replace": inputs / "a.png", "recursive": inputs / "a.png"}.get(setup,
-                                                                                                         inputs)
+    source = {"notes": inputs / "notes.txt", "hidden": inputs / "._a.png", "replace": inputs / "a.png",
+              "recursive": inputs / "a.png"}.get(setup, inputs)
     config = RestoreConfig(source, inputs if setup in ("same", "replace") else out, model="input", device="cpu",
                            pad="none" if setup == "pad" else None, recursive=setup == "recursive")
     with pytest.raises((ValueError, FileNotFoundError)) as err:
