@@ -23,9 +23,9 @@ from bench_ir.acceleration import is_out_of_memory
 from bench_ir.geometry import FitPolicy, run_padded, run_tiled
 
 __all__ = ["EvalOptions", "resolve_device", "resolve_dtype", "same_size_batches", "evaluate_task", "TORCH_DTYPES",
-           "restored_image", "OutputShapeError", "output_shape_error", "saved_image_name", "saved_name_clash",
-           "auto_tiled", "auto_tiled_notice", "fitted_sizes", "check_task_data", "convention_size_problem",
-           "warn_orientation_mismatches"]
+           "restored_image", "OutputShapeError", "output_shape_error", "check_model_precision", "saved_image_name",
+           "saved_name_clash", "auto_tiled", "auto_tiled_notice", "fitted_sizes", "check_task_data",
+           "convention_size_problem", "warn_orientation_mismatches"]
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_TILES = (512, 256)
@@ -64,6 +64,18 @@ def restored_image(output: Any) -> torch.Tensor:
         else f"a {type(output).__name__}")
     raise TypeError(f"the model's forward returned {what}; bench-ir takes the restored image as a tensor "
                     "(B,3,H,W), or as the first element of a tuple or list: make forward return it so")
+
+
+def check_model_precision(model: nn.Module, dtype: str, who: str) -> None:
+    """Refuse a model whose floating-point parameters are not float32 when images go in as float32 (``dtype``
+    fp32, no autocast): its first layer would fail on the dtype mismatch with torch's bare message. ``who`` names
+    the model in the error."""
+    kinds = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.is_floating_point()}
+                   - {"float32"})
+    if kinds and dtype == "fp32":
+        suggested = "bf16" if kinds == ["bfloat16"] else "fp16"
+        raise ValueError(f"{who} has {' and '.join(kinds)} parameters, but images go in as float32 (--dtype fp32): "
+                         f"run with --dtype {suggested} (autocast), or make the card's factory return a float32 model")
 
 
 class OutputShapeError(RuntimeError):

@@ -60,6 +60,7 @@ from bench_ir.data.io import IMAGE_EXTENSIONS, ImageReadError, exif_orientation,
 from bench_ir.engine import (
     EvalOptions,
     OutputShapeError,
+    check_model_precision,
     output_shape_error,
     resolve_device,
     restore,
@@ -155,6 +156,7 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
     plan = plan_execution(device, exact=config.exact, compile=compile_choice,  # type: ignore[arg-type]
                           dtype=config.dtype)
     model = create_model(card, checkpoint=checkpoint, registry=config.registry).to(device).eval()
+    check_model_precision(model, config.dtype, f"model '{card.name}'")
     if checkpoint is None and count_parameters(model) > 0:
         raise MissingWeightsError(missing_weights_message(card, _sample_advice(card)))
     manifest = {

@@ -51,6 +51,7 @@ from bench_ir.engine import (
     EvalOptions,
     auto_tiled,
     auto_tiled_notice,
+    check_model_precision,
     check_task_data,
     evaluate_task,
     resolve_device,
@@ -291,6 +292,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         torch.manual_seed(config.seed)  # random initialisation is a function of --seed
         model = create_model(card, checkpoint=checkpoint, registry=config.registry)
     model = model.to(device)
+    check_model_precision(model, config.dtype, f"model '{card.name}'")
     random_weights = checkpoint is None and count_parameters(model) > 0
     if random_weights and real_data and not config.random_weights:
         raise MissingWeightsError(missing_weights_message(card))

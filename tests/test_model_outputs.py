@@ -46,6 +46,17 @@ class HolesNet(nn.Module):
         return out
 
 
+class HalfNet(nn.Module):
+    """A 1x1 convolution kept in half precision."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1).half()
+
+    def forward(self, x):
+        return self.conv(x)
+
+
 class DictNet(nn.Module):
     def forward(self, x):
         return {"image": x, "aux": x.mean()}
@@ -125,3 +136,12 @@ def test_restore_writes_nan_as_black_and_inf_as_white_and_says_which_outputs_had
     assert outcome.nonfinite == {"cup.png": 2 * 48 * 3}
     assert any("NaN/Inf values for 1 image(s) (cup.png)" in notice for notice in outcome.notices)
     assert json.loads((tmp_path / "out" / "restore.json").read_text())["nonfinite"] == {"cup.png": 288}
+
+
+def test_a_half_precision_model_under_fp32_is_refused_with_the_dtype_that_runs_it(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    card = _card(tmp_path, "half", "HalfNet")
+    with pytest.raises(ValueError, match=r"model 'half' has float16 parameters, but images go in as float32 "
+                       r"\(--dtype fp32\): run with --dtype fp16 \(autocast\)"):
+        run_protocol(RunConfig(protocol="derain", model=str(card), sample=True, run_dir=tmp_path / "r", limit=1))
+    assert not (tmp_path / "r").exists()
