@@ -1025,8 +1025,7 @@ class RichSuiteOverview:
 
         self.progress = SuiteProgress(plan, names)
         if self.lines:
-            todo = f"{len(names)} cell(s) to run" if names else "no cell to run"
-            print_line(err_console, f"suite {plan.suite}: {todo} of {len(plan.cells)}")
+            print_line(err_console, f"suite {plan.suite}: {len(names)} of {len(plan.cells)} cells to run")
             return
         self.live.start()
         self._refresh()
@@ -1043,10 +1042,7 @@ class RichSuiteOverview:
             parts.append(f"{scored} images" if cell.images is None else f"{scored}/{cell.images} images")
         if seconds is not None:
             parts.append(f"{seconds:.1f} s")
-        if state not in ("running", "complete"):
-            eta = None
-        else:
-            eta = self.progress.eta_seconds()
+        eta = self.progress.eta_seconds()
         if eta is not None:
             parts.append(f"suite ETA {clock(eta)}")
         self.written = time.monotonic()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
+from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +27,8 @@ from bench_ir.yamlio import yaml_problem
 __all__ = ["train_command", "RichTrainProgress", "parse_model_args"]
 
 _USER_ERRORS = (FileNotFoundError, FileExistsError, KeyError, ValueError, RuntimeError)
+
+PROGRESS_LINE_EVERY_S = 30.0  # seconds between progress lines where stderr is no terminal (a log file, nohup, Slurm)
 
 
 class TrainDtype(str, Enum):
@@ -71,8 +75,15 @@ def continue_command(command: list[str], run_dir: Path, world_size: int = 1) -> 
     return shlex.join(words)
 
 
+def _clock(seconds: float | None) -> str:
+    return "-:--:--" if seconds is None else str(timedelta(seconds=int(max(seconds, 0.0))))
+
+
 class RichTrainProgress:
-    """A step bar with the epoch, lr, loss terms and throughput; validations and checkpoints as lines."""
+    """A step bar with the epoch, lr, loss terms and throughput; validations and checkpoints as lines. On a console
+    that is no terminal (a log file, nohup, a Slurm log), where rich would draw the bar only at the end, the bar's
+    facts as a line at the start, at the first logged step after every PROGRESS_LINE_EVERY_S seconds and at the last
+    step: ``train: step 40/1000, 0:01:12 elapsed, ETA 0:28:48, ep 0 lr 1.00e-04 loss 0.1234 (...) 12.3 img/s``."""
 
     def __init__(self, console: Console, out: Console | None = None, test_data_root: Path | None = None,
                  model: str | None = None, registry: Path | None = None, command: list[str] | None = None) -> None:
@@ -89,6 +100,11 @@ class RichTrainProgress:
                                  TextColumn("{task.fields[status]}"), console=console, transient=False)
         self.task = None
         self.world_size = 1
+        self.lines = not (console.is_terminal and not console.is_dumb_terminal)  # as rich's Live redraws
+        self.total, self.first_step = 0, 0
+        self.started = self.written = time.monotonic()
+        self.shown: int | None = None  # the step of the last line
+        self.status = ""  # of the last logged step
 
     def start(self, info: dict[str, Any]) -> None:
         self.world_size = int(info["world_size"])
@@ -99,14 +115,33 @@ class RichTrainProgress:
         self.console.print(f"run directory: {info['run_dir']}", highlight=False, soft_wrap=True)
         for notice in info["notices"]:
             self.console.print(f"[yellow]note:[/] {notice}", highlight=False, soft_wrap=True)
-        self.progress.start()
         self.task = self.progress.add_task("train", total=info["total_steps"], completed=info["start_step"],
                                            status="resumed" if info["start_step"] else "")
+        self.total, self.first_step = int(info["total_steps"]), int(info["start_step"])
+        self.started = time.monotonic()
+        if self.lines:
+            self._line(self.first_step, "resumed" if self.first_step else "")
+        else:
+            self.progress.start()
 
     def step(self, row: dict[str, Any]) -> None:
         status = (f"ep {row['epoch']} lr {row['lr']:.2e} loss {row['total']:.4f} ({_terms(row)}) "
                   f"{row['samples_per_s']:.1f} img/s")
         self.progress.update(self.task, completed=row["step"], status=status)
+        self.status = status
+        if self.lines and (row["step"] >= self.total or time.monotonic() - self.written >= PROGRESS_LINE_EVERY_S):
+            self._line(int(row["step"]), status)
+
+    def _line(self, step: int, status: str) -> None:
+        """``train: step 40/1000, 0:01:12 elapsed, ETA 0:28:48, STATUS``, flushed at once."""
+        self.written = now = time.monotonic()
+        self.shown = step
+        elapsed = now - self.started
+        eta = (0.0 if step >= self.total else None if step <= self.first_step
+               else (self.total - step) * elapsed / (step - self.first_step))
+        self.console.print(f"train: step {step}/{self.total}, {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
+                           f"{f', {status}' if status else ''}", highlight=False, markup=False, soft_wrap=True)
+        self.console.file.flush()
 
     def validation(self, result) -> None:
         tasks = "  ".join(f"{t} {v['psnr']:.2f}/{v['ssim']:.3f}" for t, v in result.tasks.items())
@@ -129,7 +164,9 @@ class RichTrainProgress:
                                   registry=None if card.is_file() else self.registry)
 
     def end(self, outcome) -> None:
-        self.progress.stop()
+        if self.lines and self.shown != outcome.steps:  # stopped (--max-minutes, a signal) between two lines
+            self._line(outcome.steps, self.status)
+        self.stop()
         terms = ", ".join(f"{k} {v:.4g}" for k, v in outcome.final_losses.items())
         stopped = outcome.manifest.get("stopped")
         done = (f"stopped by {stopped['reason']} at step {outcome.steps:,} of {outcome.manifest['steps_target']:,}"
@@ -150,7 +187,8 @@ class RichTrainProgress:
                                     highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
-        self.progress.stop()
+        if not self.lines:
+            self.progress.stop()
 
 
 def interrupted_message(err: KeyboardInterrupt, command: list[str], world_size: int = 1,
