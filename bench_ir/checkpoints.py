@@ -478,24 +478,26 @@ def _prefix_fix(checkpoint: CheckpointContents, model_shapes: Mapping[str, tuple
     return best
 
 
-def _prefix_sentence(fix: tuple[list[str], int]) -> str:
+def _prefix_sentence(fix: tuple[list[str], int], converting: bool = False) -> str:
     prefixes, left = fix
     if left:
         return (f"Removing the prefix '{prefixes[-1]}' from its keys finds every tensor of the model ({left} "
                 f"checkpoint keys stay unused): put `checkpoint: {{strip_prefixes: {json.dumps(prefixes)}, "
                 "strict: false}` in the model card.")
+    also = f" (or convert with `--strip-prefix {prefixes[-1]}`)" if converting else ""
     return (f"Removing the prefix '{prefixes[-1]}' from its keys makes them fit: put "
-            f"`checkpoint: {{strip_prefixes: {json.dumps(prefixes)}}}` in the model card.")
+            f"`checkpoint: {{strip_prefixes: {json.dumps(prefixes)}}}` in the model card{also}.")
 
 
 def _mismatch_error(path: Path, target: str, checkpoint: CheckpointContents, model_state: Mapping[str, Tensor],
-                    mismatch: KeyMismatch, exclude: tuple[str, ...], headline: str = "") -> CheckpointMismatchError:
+                    mismatch: KeyMismatch, exclude: tuple[str, ...], headline: str = "",
+                    converting: bool = False) -> CheckpointMismatchError:
     """The error for a checkpoint that does not fit: the differing keys, then the missing strip prefix that makes
     them fit or, without one, the registered models the checkpoint resembles."""
     fix = _prefix_fix(checkpoint, _signature(model_state), mismatch)
     guesses = [] if fix else guess_models(_signature(checkpoint.state_dict), exclude=exclude)
     message = _mismatch_message(path, target, mismatch, len(checkpoint.state_dict), len(model_state), guesses,
-                                _prefix_sentence(fix) if fix else None)
+                                _prefix_sentence(fix, converting) if fix else None)
     return CheckpointMismatchError(headline + message, mismatch, guesses)
 
 
@@ -625,13 +627,16 @@ def sidecar_path(out: str | Path) -> Path:
 
 
 def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, dtype: str | torch.dtype | None = None,
-                       trust_pickle: bool = False, overwrite: bool = False) -> dict[str, Any]:
+                       trust_pickle: bool = False, overwrite: bool = False,
+                       strip_prefixes: Sequence[str] = ()) -> dict[str, Any]:
     """Check ``src`` against the card's model (strictly), write its tensors to ``out`` (.safetensors) and
     a provenance sidecar ``<out>.json``; return the sidecar's content.
 
     dtype: cast floating-point tensors (``"fp16"``, ``"bf16"``, ``"fp32"`` or a torch dtype); integer
     buffers such as BatchNorm's ``num_batches_tracked`` keep their dtype.
     overwrite: replace an existing ``out`` and its sidecar (else an existing one is a FileExistsError).
+    strip_prefixes: key prefixes removed in addition to the card's ``checkpoint.strip_prefixes`` (a checkpoint saved
+    from a wrapper, e.g. ``model.``), recorded in the sidecar.
     Both files are written to temporary names first and renamed at the end: a failure leaves no new output
     without its sidecar.
     """
@@ -639,6 +644,9 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
 
     src, out = Path(src), Path(out)
     card = get_card(card)
+    if strip_prefixes:
+        card = replace(card, checkpoint=replace(card.checkpoint, strip_prefixes=[*card.checkpoint.strip_prefixes,
+                                                                                 *strip_prefixes]))
     if out.suffix != ".safetensors":
         raise ValueError(f"output {out} must end in .safetensors")
     if out.exists() and src.exists() and out.resolve() == src.resolve():
@@ -660,7 +668,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
     mismatch = compare_state_dict(_signature(model_state), _signature(checkpoint.state_dict))
     if not mismatch.ok:
         raise _mismatch_error(src, f"{card.display_name} ({card.name})", checkpoint, model_state, mismatch,
-                              (card.name,))
+                              (card.name,), converting=True)
 
     tensors = {}
     for key, value in checkpoint.state_dict.items():
@@ -678,6 +686,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
         "source_file": src.name,
         "source_sha256": source_sha,
         "source_format": checkpoint.format,
+        "stripped_prefixes": list(checkpoint.prefixes),
         "output_file": out.name,
         "output_sha256": "",  # filled in once the output is written
         "tensors": len(tensors),

@@ -623,6 +623,9 @@ def convert(
                                                "from the file; only for files from a source you trust)")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing output and its sidecar (without "
                                             "it an existing output is an error)")] = False,
+    strip_prefix: Annotated[list[str] | None, typer.Option("--strip-prefix", help="remove this key prefix too, e.g. "
+                                                           "model. (repeatable; added to the card's "
+                                                           "strip_prefixes)")] = None,
 ) -> None:
     """Convert an official checkpoint to safetensors plus a JSON provenance sidecar.
 
@@ -632,7 +635,7 @@ def convert(
 
     try:
         info = convert_checkpoint(checkpoint, out, get_card(model), dtype="fp16" if fp16 else None,
-                                  trust_pickle=trust_pickle, overwrite=overwrite)
+                                  trust_pickle=trust_pickle, overwrite=overwrite, strip_prefixes=strip_prefix or ())
     except USER_ERRORS as err:
         _fail(err)
     console.print(f"wrote {out} ({info.get('tensors', '?')} tensors) and {out}.json", highlight=False)

@@ -77,5 +77,18 @@ def test_convert_of_keys_behind_one_common_prefix_says_which_strip_prefixes_to_p
     assert f"error: checkpoint {tmp_path / 'gan.pth'} does not fit TinyUNet (example) (tiny-unet)" in result.stderr
     assert result.stderr.rstrip().endswith(
         "Removing the prefix 'generator.' from its keys makes them fit: put "
-        '`checkpoint: {strip_prefixes: ["generator."]}` in the model card.')
+        '`checkpoint: {strip_prefixes: ["generator."]}` in the model card (or convert with `--strip-prefix '
+        'generator.`).')
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_convert_strip_prefix_removes_a_wrappers_prefix_and_the_sidecar_records_it(tmp_path):
+    from safetensors.torch import load_file
+
+    torch.save({"state_dict": {f"model.{k}": v for k, v in load_file(str(SAMPLE_WEIGHTS)).items()},
+                "pytorch-lightning_version": "2.6.0"}, tmp_path / "wrapped.ckpt")
+    out = tmp_path / "out.safetensors"
+    result = runner.invoke(app, ["convert", str(tmp_path / "wrapped.ckpt"), str(out), "--strip-prefix", "model."])
+    assert result.exit_code == 0, result.output
+    assert load_file(str(out)).keys() == load_file(str(SAMPLE_WEIGHTS)).keys()
+    assert json.loads(out.with_suffix(".safetensors.json").read_text())["stripped_prefixes"] == ["net.", "model."]
