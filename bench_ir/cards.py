@@ -238,12 +238,14 @@ def get_card(name_or_path: str | Path | ModelCard, registry: str | Path | None =
 def with_model_args(card: ModelCard, overrides: dict[str, Any] | None) -> ModelCard:
     """``card`` with some factory arguments replaced (e.g. ``{"queue_size": 3}`` for a single-task AirNet
     checkpoint); the display name says that the arguments were changed, and the card's shipped
-    ``default_checkpoint`` (weights of its own arguments) is dropped. No overrides: ``card`` itself."""
+    ``default_checkpoint`` and ``expected_params`` (of its own arguments) are dropped, so that the card a training
+    run writes with the overrides (model-card.yaml) states no count it does not have. No overrides: ``card``
+    itself."""
     if not overrides:
         return card
     shown = ", ".join(f"{key}={value}" for key, value in overrides.items())
     return replace(card, args={**card.args, **overrides}, display_name=f"{card.display_name} ({shown})",
-                   default_checkpoint=None)
+                   default_checkpoint=None, expected_params=None)
 
 
 def resolve_factory(card: ModelCard):

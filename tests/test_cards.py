@@ -149,3 +149,11 @@ def test_two_cards_whose_modules_share_a_name_each_build_their_own_network(tmp_p
         cards.append(load_card(folder / "card.yaml"))
     widths = [create_model(card).conv.out_channels for card in cards]
     assert widths == [3, 5]
+
+
+def test_a_card_with_model_args_states_no_parameter_count_of_its_own_args():
+    """A training run writes this card as model-card.yaml: a count of the original args would be false there."""
+    from bench_ir.cards import get_card, with_model_args
+
+    changed = with_model_args(get_card("mirage-t"), {"dim": 16})
+    assert get_card("mirage-t").expected_params is not None and changed.expected_params is None
