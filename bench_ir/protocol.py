@@ -199,7 +199,10 @@ def _resolve_path(name_or_path: str | Path) -> Path:
 def _merge_protocol(base: dict[str, Any] | None, data: dict[str, Any], path: Path,
                     parent: str | None) -> dict[str, Any]:
     """Include rule of protocols: the including file's keys win; ``only_tasks`` keeps those tasks of the included
-    protocol (and, unless ``average`` is given, its average restricted to them)."""
+    protocol (and, unless ``average`` is given, its average restricted to them). A file with ``only_tasks`` names
+    itself (its Average and test sets are not the included protocol's, and reports tell protocols by name) and
+    keeps the included ``leaderboard_table``/``paper_table`` only when it names them itself: a published Average
+    is over the included protocol's tasks."""
     only = data.pop("only_tasks", None)
     if base is None:
         if only is not None:
@@ -208,6 +211,10 @@ def _merge_protocol(base: dict[str, Any] | None, data: dict[str, Any], path: Pat
     base.pop("sha256", None)
     merged = {**base, **data}
     if only is not None:
+        if "name" not in data:
+            raise SpecError(f"{path}: a protocol that keeps some tasks of {parent} (only_tasks) needs a 'name' of its "
+                            f"own: it would go by '{base.get('name')}' in runs and reports, and its Average is not "
+                            "that protocol's")
         tasks = {t["name"]: t for t in base.get("tasks", [])}
         missing = [n for n in only if n not in tasks]
         if missing:
@@ -215,6 +222,9 @@ def _merge_protocol(base: dict[str, Any] | None, data: dict[str, Any], path: Pat
         merged["tasks"] = [tasks[n] for n in only]
         if "average" not in data:
             merged["average"] = [n for n in base.get("average", []) if n in only]
+        for published in ("leaderboard_table", "paper_table"):
+            if published not in data:
+                merged.pop(published, None)
     return merged
 
 

@@ -99,3 +99,21 @@ def test_unknown_protocol_name_suggests_close_matches():
 def test_a_protocol_name_is_found_in_any_letter_case_as_model_names_are():
     assert load_protocol("5DEG").name == "5deg"
     assert load_protocol("AllWeather").sha256 == load_protocol("allweather").sha256
+
+
+def test_a_protocol_keeping_some_tasks_of_another_needs_its_own_name(tmp_path):
+    path = tmp_path / "four.yaml"
+    path.write_text(f"include: {load_protocol('5deg').source}\nonly_tasks: [dehaze, derain, deblur, lowlight]\n")
+    with pytest.raises(SpecError, match=r"four\.yaml: a protocol that keeps some tasks of .*5deg\.yaml "
+                                        r"\(only_tasks\) needs a 'name' of its own: it would go by '5deg'"):
+        load_protocol(path)
+
+
+def test_a_protocol_keeping_some_tasks_drops_the_published_table_whose_average_is_over_all_of_them(tmp_path):
+    path = tmp_path / "four.yaml"
+    path.write_text(f"name: four\ninclude: {load_protocol('5deg').source}\n"
+                    "only_tasks: [dehaze, derain, deblur, lowlight]\n")
+    four = load_protocol(path)
+    assert (four.name, four.leaderboard_table, four.paper_table) == ("four", None, "")
+    assert four.average == ["dehaze", "derain", "deblur", "lowlight"]
+    assert load_protocol("dehaze").leaderboard_table == "tableB_single_degradation.csv"  # named by the file itself
