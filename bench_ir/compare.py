@@ -46,6 +46,7 @@ __all__ = ["paired_bootstrap_ci", "compare_runs", "largest_image_changes", "rank
 _METRICS = {"PSNR": ("psnr", True), "SSIM": ("ssim", True), "LPIPS": ("lpips", False)}
 _BOOT_CELLS = 4_000_000  # resampled values held in memory at once
 MIN_CI_IMAGES = 20  # fewer paired images than this: the bootstrap CI is flagged as not meaning much
+MIN_N_BOOT = 1000  # fewer resamples than this: the percentile interval is flagged as unstable
 AVERAGE_ROW = "Average"
 COMPARE_COLUMNS = ["task", "metric", "n_a", "n_b", "n_paired", "only_a", "only_b", "n_nonfinite", "mean_a", "mean_b",
                    "delta", "ci_low", "ci_high", "win_rate", "within_noise"]
@@ -157,6 +158,9 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
              if row["metric"] == "PSNR" and row["task"] != AVERAGE_ROW and row["n_paired"] < MIN_CI_IMAGES]
     warnings = [f"few paired images in {', '.join(small)}: a bootstrap CI over fewer than {MIN_CI_IMAGES} images "
                 "says little; read these intervals with care"] if small else []
+    if n_boot < MIN_N_BOOT:
+        warnings.append(f"{n_boot} bootstrap resamples: a percentile interval from fewer than {MIN_N_BOOT} moves "
+                        "with the seed (the default is 10000)")
     warnings += [f"{run.run_dir}: {note}" for run in (first, second) if (note := run.incomplete())]
     warnings += [f"{run.run_dir}: {tiling}: near tile seams these outputs differ from whole-image inference, and "
                  "their deltas include that" for run in (first, second)

@@ -53,7 +53,7 @@ def _num(value: Any, decimals: int, signed: bool = False) -> str:
 
 def paired_table(frame: pd.DataFrame) -> Table:
     """B - A per task and metric in 8 narrow columns (about 75 characters wide)."""
-    confidence = int(round(100 * frame.attrs.get("confidence", 0.95)))
+    confidence = f"{100 * frame.attrs.get('confidence', 0.95):.4g}"  # 95, 99.9, 92.5
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title_justify="left",
                   title=f"B - A: {frame.attrs.get('run_b')} vs {frame.attrs.get('run_a')}")
     for name in ("task", "metric", "A", "B", "B - A", f"{confidence}% CI", "win", "n"):
@@ -112,10 +112,11 @@ def saved_images_note(run_a: Path, run_b: Path) -> str:
 def paired_notes(frame: pd.DataFrame) -> list[str]:
     """Sentences under the paired table: method, unpaired images, non-finite pairs and warnings."""
     notes = [f"{frame.attrs.get('method', 'paired bootstrap')}, {frame.attrs.get('n_boot')} resamples, seed "
-             f"{frame.attrs.get('seed')}; win = share of paired images where B is better; n = paired images."]
+             f"{frame.attrs.get('seed')}; A, B = means over the paired images only; win = share of paired images "
+             "where B is better (a tie is no win); n = paired images."]
     if frame.attrs.get("average_tasks"):
-        notes.append(f"Average = mean over the protocol's tasks ({', '.join(frame.attrs['average_tasks'])}); "
-                     "CI by a bootstrap stratified by task.")
+        notes.append(f"Average = mean over the protocol's tasks ({', '.join(frame.attrs['average_tasks'])}), each "
+                     "weighted equally, for the win share too; CI by a bootstrap stratified by task.")
     task_rows = frame[(frame["metric"] == "PSNR") & (frame["task"] != "Average")]
     unpaired = [f"{r.task} (A only {r.only_a}, B only {r.only_b})" for r in task_rows.itertuples()
                 if r.only_a or r.only_b]

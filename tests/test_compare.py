@@ -195,3 +195,17 @@ def test_impossible_bootstrap_settings_are_errors_naming_them(settings, message)
     with pytest.raises(ValueError) as err:
         paired_bootstrap_ci(np.array([0.1, 0.2, 0.3]), **settings)
     assert str(err.value) == message
+
+
+def test_fewer_than_a_thousand_resamples_are_flagged_and_the_interval_is_labelled_with_its_level(tmp_path):
+    from bench_ir.compare_output import paired_table
+
+    images = [f"{i:03d}.png" for i in range(30)]
+    base = np.linspace(25.0, 35.0, 30)
+    a = _write_run(tmp_path / "a", images, base, np.full(30, 0.8))
+    b = _write_run(tmp_path / "b", images, base + np.linspace(-1, 1, 30), np.full(30, 0.8))
+    few = compare_runs(a, b, n_boot=100, confidence=0.999)
+    assert any(w.startswith("100 bootstrap resamples: a percentile interval from fewer than 1000") for w in
+               few.attrs["warnings"])
+    assert "99.9% CI" in [column.header for column in paired_table(few).columns]
+    assert not any("bootstrap resamples" in w for w in compare_runs(a, b, n_boot=1000).attrs["warnings"])
