@@ -234,6 +234,30 @@ def protocol_sha256(data: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def check_noise(task: TaskSpec, where: str) -> None:
+    """A task's ``noise`` as a run would draw it, checked when the protocol is read (else a run found out after
+    its run folder was made, or never): the input is synthesised from the target, so no layout names an input
+    folder (one that did was scored as it is, without the noise); sigma above 0; for the reference stream, sigma
+    is one of ``stream_sigmas``, listed once each."""
+    noise = task.noise
+    assert noise is not None
+    inputs = [layout.input for layout in task.layouts if layout.input]
+    if inputs:
+        raise SpecError(f"{where}: task '{task.name}': 'noise' synthesises the input from the target, but its "
+                        f"layouts name input folder(s) {inputs}; drop 'noise' to score those inputs, or the layouts' "
+                        "'input' to synthesise it")
+    if not noise.sigma > 0:
+        raise SpecError(f"{where}: task '{task.name}': noise 'sigma' must be above 0, got {noise.sigma}")
+    if noise.stream == "reference":
+        if len(set(noise.stream_sigmas)) != len(noise.stream_sigmas):
+            raise SpecError(f"{where}: task '{task.name}': noise 'stream_sigmas' lists a sigma twice: "
+                            f"{noise.stream_sigmas}")
+        if noise.sigma not in noise.stream_sigmas:
+            raise SpecError(f"{where}: task '{task.name}': noise sigma {noise.sigma} is not in 'stream_sigmas' "
+                            f"{noise.stream_sigmas}: the reference stream draws each of those in turn; add it there "
+                            "(or use stream: per_image)")
+
+
 def check_task_names(task: TaskSpec, where: str) -> None:
     """Task and dataset names become folder names (saved images, caches): both must be safe identifiers, and a
     relative layout folder must not climb out of the data root. Raises SpecError naming the file and the task."""
@@ -278,6 +302,8 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
         check_task_names(task, str(path))
         if not task.layouts:
             raise SpecError(f"{path}: task '{task.name}': field 'layouts' must list at least one layout")
+        if task.noise is not None:
+            check_noise(task, str(path))
     from dataclasses import replace
 
     return replace(protocol, sha256=protocol_sha256(protocol.to_dict()))

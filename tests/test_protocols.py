@@ -117,3 +117,30 @@ def test_a_protocol_keeping_some_tasks_drops_the_published_table_whose_average_i
     assert (four.name, four.leaderboard_table, four.paper_table) == ("four", None, "")
     assert four.average == ["dehaze", "derain", "deblur", "lowlight"]
     assert load_protocol("dehaze").leaderboard_table == "tableB_single_degradation.csv"  # named by the file itself
+
+
+NOISY_TASK = """name: mine
+title: mine
+version: 1
+convention: M1
+tasks:
+  - name: t
+    label: T
+    dataset: d
+    noise: {noise}
+    layouts: [{layout}]
+"""
+
+
+@pytest.mark.parametrize(("noise", "layout", "message"), [
+    ("{sigma: 50}", "{input: d/in, target: d/gt}",
+     r"task 't': 'noise' synthesises the input from the target, but its layouts name input folder\(s\) \['d/in'\]"),
+    ("{sigma: 30}", "{target: d/gt}", r"task 't': noise sigma 30.0 is not in 'stream_sigmas' \[15.0, 25.0, 50.0\]"),
+    ("{sigma: 30, stream_sigmas: [30, 30]}", "{target: d/gt}", r"noise 'stream_sigmas' lists a sigma twice"),
+    ("{sigma: -5, stream: per_image}", "{target: d/gt}", r"noise 'sigma' must be above 0, got -5"),
+])
+def test_a_noise_spec_a_run_could_not_draw_as_written_is_refused_when_read(tmp_path, noise, layout, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(NOISY_TASK.format(noise=noise, layout=layout))
+    with pytest.raises(SpecError, match=message):
+        load_protocol(path)
