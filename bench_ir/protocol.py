@@ -277,7 +277,7 @@ def check_task_names(task: TaskSpec, where: str) -> None:
 def load_protocol(name_or_path: str | Path) -> Protocol:
     """Load a protocol by name (protocols/<name>.yaml) or from a YAML path; validated, includes resolved."""
     path = _resolve_path(name_or_path)
-    data = read_yaml_with_includes(path, _merge_protocol)
+    data = read_yaml_with_includes(path, _merge_protocol, builtin=protocols_dir())
     data["source"] = str(path)
     protocol = build_dataclass(Protocol, data, str(path))
     names = [t.name for t in protocol.tasks]

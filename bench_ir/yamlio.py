@@ -98,19 +98,20 @@ def _from_chain(chain: tuple[str, ...]) -> str:
 
 
 def read_yaml_with_includes(path: Path, merge: Merge | None = None,
-                            seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+                            seen: tuple[Path, ...] = (), builtin: Path | None = None) -> dict[str, Any]:
     """One YAML mapping with its ``include:`` chain resolved: the included file (a path relative to the including
-    one) is read first, then the including file's top-level keys replace its keys. ``merge(base, data, path,
-    include)`` replaces that rule (``base`` is None for a file without ``include``). A cycle is a SpecError.
+    one; where none is there, ``<builtin>/<name>.yaml``, so that a user's file can write ``include: 3deg`` for a
+    shipped one) is read first, then the including file's top-level keys replace its keys. ``merge(base, data,
+    path, include)`` replaces that rule (``base`` is None for a file without ``include``). A cycle is a SpecError.
 
     An error in an included file (missing, not YAML) names that file and the files including it; the returned
     mapping remembers which file each top-level key came from, so :func:`build_dataclass` names the file that set a
     bad value."""
-    return _read_included(Path(path), merge, seen, ())
+    return _read_included(Path(path), merge, seen, (), builtin)
 
 
 def _read_included(path: Path, merge: Merge | None, seen: tuple[Path, ...],
-                   chain: tuple[str, ...]) -> dict[str, Any]:
+                   chain: tuple[str, ...], builtin: Path | None = None) -> dict[str, Any]:
     """:func:`read_yaml_with_includes` of ``path`` (as the user, or the including file, wrote it) included by the
     files ``chain`` (as written, the outermost first)."""
     resolved = path.resolve()
@@ -133,7 +134,11 @@ def _read_included(path: Path, merge: Merge | None, seen: tuple[Path, ...],
         target = resolved.parent / str(parent)  # relative to the including file itself (a link's target)
         written = path.parent / str(parent)
         shown = written if written.resolve() == target.resolve() else target
-        base = _read_included(shown, merge, (*seen, resolved), here)
+        shipped = builtin / (str(parent) if str(parent).endswith((".yaml", ".yml")) else f"{parent}.yaml") \
+            if builtin is not None and "/" not in str(parent) else None
+        if not target.is_file() and shipped is not None and shipped.is_file():
+            shown = shipped  # `include: 3deg` of a user's file: the shipped one
+        base = _read_included(shown, merge, (*seen, resolved), here, builtin)
     merged = merge(base, data, resolved, parent) if merge is not None else data if base is None else {**base, **data}
     inherited = getattr(base, "origins", {})
     result = _Included(merged)

@@ -144,3 +144,12 @@ def test_a_noise_spec_a_run_could_not_draw_as_written_is_refused_when_read(tmp_p
     path.write_text(NOISY_TASK.format(noise=noise, layout=layout))
     with pytest.raises(SpecError, match=message):
         load_protocol(path)
+
+
+@pytest.mark.parametrize("written", ["3deg", "3deg.yaml"])
+def test_a_users_protocol_includes_a_shipped_one_by_its_name(tmp_path, written):
+    path = tmp_path / "mine.yaml"
+    path.write_text(f"name: mine\ninclude: {written}\nonly_tasks: [derain]\n")
+    mine = load_protocol(path)
+    assert [task.name for task in mine.tasks] == ["derain"]
+    assert mine.tasks[0].layouts == load_protocol("3deg").task("derain").layouts

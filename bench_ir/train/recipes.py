@@ -425,7 +425,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
 
         data = read_manifest_file(path)
     else:
-        data = read_yaml_with_includes(path)
+        data = read_yaml_with_includes(path, builtin=recipes_dir())
     if data.get("kind") == "training" and isinstance(data.get("recipe"), dict):
         resolved = data["recipe"].get("resolved")
         if not isinstance(resolved, dict):
