@@ -306,7 +306,21 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
             check_noise(task, str(path))
     from dataclasses import replace
 
-    return replace(protocol, sha256=protocol_sha256(protocol.to_dict()))
+    protocol = replace(protocol, sha256=protocol_sha256(protocol.to_dict()))
+    _check_not_a_builtin_name(protocol, path)
+    return protocol
+
+
+def _check_not_a_builtin_name(protocol: Protocol, path: Path) -> None:
+    """A protocol file outside protocols/ may not take a shipped protocol's name with other content: runs, reports
+    and the published tables go by the name, so its runs would be ranked as that protocol's."""
+    shipped = protocols_dir() / f"{protocol.name}.yaml"
+    if not shipped.is_file() or path.resolve() == shipped.resolve():
+        return
+    if load_protocol(shipped).sha256 != protocol.sha256:
+        raise SpecError(f"{path}: name '{protocol.name}' is a shipped protocol's, but this file defines other test "
+                        "sets, metric or synthesis; give it a name of its own (runs, reports and the published "
+                        "tables go by the name)")
 
 
 def resolve_protocol_name(name_or_path: str | Path) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench_ir.protocol import list_protocols, load_protocol
@@ -51,8 +53,10 @@ def test_protocol_hash_changes_when_content_changes(tmp_path):
     path = tmp_path / "derain-copy.yaml"
     path.write_text(open(base.source).read().replace("include: 3deg.yaml", f"include: {load_protocol('3deg').source}"))
     assert load_protocol(path).sha256 == base.sha256
+    path.write_text(path.read_text().replace("name: derain", "name: mine"))  # a shipped name keeps its content
+    renamed = load_protocol(path).sha256
     path.write_text(path.read_text().replace("version: 1", "version: 2"))
-    assert load_protocol(path).sha256 != base.sha256
+    assert load_protocol(path).sha256 not in (base.sha256, renamed)
 
 
 def test_average_naming_an_unknown_task_is_rejected(tmp_path):
@@ -153,3 +157,13 @@ def test_a_users_protocol_includes_a_shipped_one_by_its_name(tmp_path, written):
     mine = load_protocol(path)
     assert [task.name for task in mine.tasks] == ["derain"]
     assert mine.tasks[0].layouts == load_protocol("3deg").task("derain").layouts
+
+
+def test_a_protocol_file_taking_a_shipped_name_with_other_content_is_refused(tmp_path):
+    shipped = Path(load_protocol("3deg").source).read_text()
+    (tmp_path / "3deg.yaml").write_text(shipped.replace("convention: M1", "convention: M2"))
+    with pytest.raises(SpecError, match=r"3deg\.yaml: name '3deg' is a shipped protocol's, but this file defines "
+                                        r"other test sets, metric or synthesis; give it a name of its own"):
+        load_protocol(tmp_path / "3deg.yaml")
+    (tmp_path / "copy.yaml").write_text(shipped)  # an exact copy is the shipped protocol
+    assert load_protocol(tmp_path / "copy.yaml").sha256 == load_protocol("3deg").sha256
