@@ -45,6 +45,11 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _num(value: Any, decimals: int, signed: bool = False) -> str:
+    """``value`` with ``decimals`` (a sign with ``signed``); a missing or NaN value is –, an infinite one inf (a PSNR
+    of an output equal to its target, which ranks first)."""
+    raw = value.item() if hasattr(value, "item") else value
+    if isinstance(raw, float) and math.isinf(raw):
+        return ("+" if signed and raw > 0 else "") + ("inf" if raw > 0 else "-inf")
     value = _plain(value)
     if value is None:
         return "–"

@@ -209,3 +209,13 @@ def test_fewer_than_a_thousand_resamples_are_flagged_and_the_interval_is_labelle
                few.attrs["warnings"])
     assert "99.9% CI" in [column.header for column in paired_table(few).columns]
     assert not any("bootstrap resamples" in w for w in compare_runs(a, b, n_boot=1000).attrs["warnings"])
+
+
+def test_an_infinite_psnr_is_shown_as_inf_in_the_rank_table_not_as_a_missing_value():
+    from bench_ir.compare_output import rank_table
+
+    ranks = rank_against_leaderboard(STORE / "5deg-mynet")
+    ranks.loc[(ranks["column"] == "LOLv1") & (ranks["metric"] == "PSNR"), ["value", "delta_best"]] = float("inf")
+    table = rank_table(ranks)
+    values, deltas = table.columns[2]._cells, table.columns[5]._cells
+    assert "inf" in values and "+inf" in deltas
