@@ -333,5 +333,16 @@ def resolve_protocol_name(name_or_path: str | Path) -> str:
     return next((name for name in list_protocols() if name.casefold() == text.casefold()), text)
 
 
+def command_ref(protocol: Protocol) -> str:
+    """How a command line names ``protocol``: a shipped one by its name, a user's file by its path (shell-quoted),
+    since `--protocol NAME` finds only shipped protocols."""
+    import shlex
+
+    source = Path(protocol.source) if protocol.source else None
+    if source is None or source.resolve().parent == protocols_dir().resolve():
+        return protocol.name
+    return shlex.quote(str(source))
+
+
 def list_protocols() -> list[str]:
     return sorted(p.stem for p in protocols_dir().glob("*.yaml"))

@@ -60,7 +60,7 @@ from bench_ir.engine import (
 )
 from bench_ir.geometry import FitPolicy, check_pad_mode, fit_policy, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
-from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, load_protocol
+from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, command_ref, load_protocol
 from bench_ir.results import RunStore, aggregate, protocol_average
 from bench_ir.resume import ResumeError, RunLock, data_identity, find_resumable, identity_differences
 from bench_ir.run_config import RunConfig
@@ -441,7 +441,7 @@ def _test_set_size_notices(protocol: Protocol, tasks: list[TaskSpec], dataset_of
         if task.expected_count is not None and found != task.expected_count:
             notices.append(f"task '{task.name}' ({task.label}): {found} pairs found, {task.expected_count} expected; "
                            "not the published test set, so its mean is not comparable to the published number "
-                           f"(bench-ir data check --protocol {protocol.name} says what differs)")
+                           f"(bench-ir data check --protocol {command_ref(protocol)} says what differs)")
     return notices
 
 

@@ -394,3 +394,12 @@ def test_every_pairing_rule_is_explained_by_an_example_that_holds(rule, tmp_path
     pairing = pair_files(layout, tmp_path / "in", tmp_path / "gt")
     assert [(p.input_path.name, p.target_path.name) for p in pairing.pairs] == [
         (explained.example_input, explained.example_target)]
+
+
+def test_the_advice_for_missing_data_of_a_users_protocol_names_its_file_which_data_check_takes(tmp_path):
+    from conftest import write_one_pair_protocol
+
+    protocol_file = write_one_pair_protocol(tmp_path / "mine", "toy")
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_task_dataset(load_protocol(protocol_file), "t", data_root=tmp_path / "elsewhere")
+    assert f"bench-ir data check --protocol {protocol_file} --data-root" in str(err.value)

@@ -44,7 +44,7 @@ from bench_ir.data.synthesis import (
     gaussian_noise_uint8,
     per_image_rng,
 )
-from bench_ir.protocol import PAIRING_RULES, CropSpec, LayoutSpec, NoiseSpec, Protocol, TaskSpec
+from bench_ir.protocol import PAIRING_RULES, CropSpec, LayoutSpec, NoiseSpec, Protocol, TaskSpec, command_ref
 from bench_ir.safety import inside
 
 __all__ = [
@@ -589,7 +589,7 @@ def build_task_dataset(protocol: Protocol, task: TaskSpec | str, data_root: str 
     task = protocol.task(task) if isinstance(task, str) else task
     if noise_order not in NOISE_ORDERS:
         raise ValueError(f"unknown noise order '{noise_order}'; expected one of {', '.join(NOISE_ORDERS)}")
-    resolved = resolve_layout(task, data_root, protocol_name=protocol.name)
+    resolved = resolve_layout(task, data_root, protocol_name=command_ref(protocol))
     pairing = pair_files(resolved.layout, resolved.input_dir, resolved.target_dir, allow_unpaired=allow_unpaired)
     if not pairing.pairs:
         raise DatasetNotFoundError(f"task '{task.name}' ({task.label}): {resolved.describe()} holds no image pairs")
