@@ -309,7 +309,8 @@ def print_summary(manifest: dict, summary, average) -> None:
     if average is not None:
         tasks = manifest["protocol"]["average"]
         table.add_section()
-        table.add_row("Average", f"mean of {len(tasks)} tasks", _fmt(average["psnr"], 2), _fmt(average["ssim"], 3),
+        about = f"mean of {len(tasks)} tasks" if len(tasks) != 1 else f"the task {tasks[0]}"
+        table.add_row("Average", about, _fmt(average["psnr"], 2), _fmt(average["ssim"], 3),
                       *([_fmt(average["lpips"], 4)] if has_lpips else []), "")
     console.print(table)
 

@@ -338,3 +338,11 @@ def test_profile_of_a_size_the_model_cannot_take_is_a_clear_message(tmp_path):
     result = runner.invoke(app, ["profile", "--model", "mirage-t", "--size", "60", "--device", "cpu",
                                  "--runs-root", str(tmp_path)])
     assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output
+
+
+def test_the_average_of_a_one_task_protocol_names_its_task_rather_than_one_tasks(tmp_path):
+    result = runner.invoke(app, ["run", "--protocol", "derain", "--sample", "--limit", "1", "--model", "input",
+                                 "--device", "cpu", "--run-dir", str(tmp_path / "r")], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    average = next(line for line in result.output.splitlines() if line.lstrip("│ ").startswith("Average"))
+    assert "the task derain" in average and "tasks" not in average
