@@ -334,6 +334,7 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
     planned = {**run, "sample": config.sample, "dtype": config.dtype, "noise_order": config.noise_order,
                "lpips": config.lpips, "tile": config.tile, "tile_overlap": config.tile_overlap, "pad": config.pad}
     unreadable = (OSError, KeyError, ValueError, TypeError, RuntimeError)
+    protocol = None
     try:
         protocol = load_protocol(str(config.protocol))
         planned["protocol"] = {**(run.get("protocol") or {}), "name": protocol.name, "sha256": protocol.sha256}
@@ -354,9 +355,9 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
             planned.update(checkpoint=None, random_weights=True, init_seed=config.seed)
     except unreadable:
         pass
-    if not config.sample and run.get("data"):
+    if protocol is not None and not config.sample and run.get("data"):
         try:
-            planned["data"] = _data_now(config, list(run["data"]))
+            planned["data"] = _data_now(protocol, config, list(run["data"]))
         except unreadable:
             pass
     try:
@@ -371,13 +372,12 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
     return planned
 
 
-def _data_now(config: Any, task_names: list[str]) -> dict[str, Any]:
-    """The data identity of each of ``task_names`` as `bench-ir run` would record it now (real data only)."""
+def _data_now(protocol: Any, config: Any, task_names: list[str]) -> dict[str, Any]:
+    """The data identity of each of ``task_names`` of ``protocol`` as `bench-ir run` would record it now (real data
+    only)."""
     from bench_ir.data.datasets import build_task_dataset
-    from bench_ir.protocol import load_protocol
     from bench_ir.resume import data_identity
 
-    protocol = load_protocol(str(config.protocol))
     return {name: data_identity(build_task_dataset(protocol, name, data_root=config.data_root,
                                                    noise_order=config.noise_order), config.data_root)
             for name in task_names}
