@@ -34,7 +34,7 @@ from bench_ir.data.datasets import (
 from bench_ir.data.io import (
     QUARTER_TURN_ADVICE,
     ImageReadError,
-    exif_orientation,
+    differing_orientations,
     image_size,
     quarter_turned_by_exif,
     read_rgb_uint8,
@@ -281,7 +281,8 @@ def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, 
                         check.too_small_for_alternatives.setdefault(other.id, []).append(named)
             if multiple and (size[0] % multiple or size[1] % multiple):
                 check.not_multiple.append(f"{pair.name} {size[0]}x{size[1]}")
-            if input_size == target_size and (orientations := _orientations(pair.input_path, pair.target_path)):
+            paths = (pair.input_path, pair.target_path)
+            if input_size == target_size and (orientations := differing_orientations(paths)):
                 check.exif_differs.append(f"{pair.name} (input {orientations[0]}, target {orientations[1]})")
         if progress is not None:
             progress(task.name, done, len(pairing.pairs))
@@ -296,12 +297,6 @@ def _scored_size(size: tuple[int, int], crop: CropSpec) -> tuple[int, int] | Non
         return cropped_size(*size, crop)
     except ValueError:
         return None
-
-
-def _orientations(input_path: Path, target_path: Path) -> tuple[int, int] | None:
-    """(input, target) EXIF orientations of a pair when they differ, else None."""
-    orientations = exif_orientation(input_path), exif_orientation(target_path)
-    return orientations if orientations[0] != orientations[1] else None
 
 
 def check_protocol(protocol: Protocol, data_root: str | Path, decode: bool = True,

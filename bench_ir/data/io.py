@@ -22,7 +22,8 @@ from bench_ir.atomic import atomic_write
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "InputWarning", "read_rgb_uint8", "image_size", "write_png_uint8",
            "to_uint8_hwc", "exif_orientation", "quarter_turned_by_exif", "quarter_turn_note",
-           "QUARTER_TURN_ADVICE", "FLOAT_IMAGE_REFUSAL", "EXIF_ORIENTATIONS", "orientation_mismatch_note"]
+           "QUARTER_TURN_ADVICE", "FLOAT_IMAGE_REFUSAL", "EXIF_ORIENTATIONS", "differing_orientations",
+           "orientation_mismatch_note"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 """File-name suffixes (lower case) treated as images when listing dataset folders."""
@@ -324,14 +325,21 @@ def quarter_turn_note(paths: tuple[Path, Path], sizes: tuple[tuple[int, int], tu
     return f"; {', '.join(turned)} is turned a quarter turn in viewers, but {QUARTER_TURN_ADVICE}" if turned else ""
 
 
+def differing_orientations(paths: tuple[Path, Path]) -> tuple[int, int] | None:
+    """The (input, target) EXIF orientations of a pair when they differ, else None."""
+    orientations = exif_orientation(paths[0]), exif_orientation(paths[1])
+    return orientations if orientations[0] != orientations[1] else None
+
+
 def orientation_mismatch_note(paths: tuple[Path, Path]) -> str:
     """For an (input, target) pair whose EXIF orientations differ: 'input PATH has EXIF orientation 6 (turned 90
     degrees clockwise in viewers) and target PATH has 1 (upright): ...' with what to do; '' when they agree. Such
     a pair is shown turned differently in viewers, while bench-ir (and the references) score the pixels as
     stored; a pair of transposed sizes is named by :func:`quarter_turn_note` instead."""
-    (source, target), (of_source, of_target) = paths, tuple(exif_orientation(path) for path in paths)
-    if of_source == of_target:
+    differing = differing_orientations(paths)
+    if differing is None:
         return ""
+    (source, target), (of_source, of_target) = paths, differing
     return (f"input {source} has EXIF orientation {of_source} ({EXIF_ORIENTATIONS[of_source]} in viewers) and "
             f"target {target} has {of_target} ({EXIF_ORIENTATIONS[of_target]}): viewers show the pair turned "
             f"differently, but {QUARTER_TURN_ADVICE}")
