@@ -55,6 +55,7 @@ from bench_ir.atomic import atomic_target, naming_path
 from bench_ir.cards import CheckpointSpec, ModelCard, check_card_args, get_card, list_cards, resolve_factory
 from bench_ir.manifest import bench_ir_version, portable_path
 from bench_ir.results import write_json_atomic
+from bench_ir.shortlist import shortlist
 from bench_ir.yamlio import SpecError
 
 __all__ = [
@@ -321,8 +322,7 @@ def _checkpoint_files_hint(folder: Path, shown: int = 5) -> str:
                    if p.suffix in _CHECKPOINT_SUFFIXES and p.is_file())
     if not found:
         return ""
-    more = f" (and {len(found) - shown} more)" if len(found) > shown else ""
-    return f", e.g. one of: {', '.join(str(p) for p in found[:shown])}{more}"
+    return f", e.g. one of: {shortlist([str(p) for p in found], shown, more=' (and {} more)')}"
 
 
 @dataclass(frozen=True)

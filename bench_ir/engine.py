@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench_ir.acceleration import is_out_of_memory
 from bench_ir.geometry import FitPolicy, run_padded, run_tiled
+from bench_ir.shortlist import shortlist
 
 __all__ = ["EvalOptions", "resolve_device", "resolve_dtype", "same_size_batches", "evaluate_task", "TORCH_DTYPES",
            "restored_image", "OutputShapeError", "output_shape_error", "check_model_precision", "saved_image_name",
@@ -198,7 +199,7 @@ def fitted_sizes(dataset: Dataset, policy: FitPolicy, task_name: str) -> list[tu
 def convention_size_problem(convention: Any, images: list[str]) -> str:
     """The refusal of ``images`` ('NAME HxW' each, sizes as scored: after the crop rule) whose shorter side is below
     ``convention.min_image_side``, naming the convention's SSIM window, with what to do."""
-    shown = "; ".join(images[:10]) + (f" ... and {len(images) - 10} more" if len(images) > 10 else "")
+    shown = shortlist(images, 10, separator="; ")
     many = len(images) > 1
     window = convention.ssim_window
     need = (f"the {window} px SSIM window" if window == convention.min_image_side else

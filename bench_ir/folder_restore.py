@@ -72,6 +72,7 @@ from bench_ir.geometry import FitPolicy, check_pad_mode, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
 from bench_ir.resume import RunLock, identity_differences
 from bench_ir.runner import MissingWeightsError, missing_weights_message, sigterm_as_interrupt
+from bench_ir.shortlist import shortlist
 
 __all__ = ["RestoreConfig", "RestoreOutcome", "restore_folder", "MANIFEST_NAME"]
 
@@ -231,7 +232,7 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         _write_manifest(out_dir, manifest, restored, digests)
     notices = [notice] if (notice := accelerated.compile_notice()) else []
     if nonfinite:
-        shown = ", ".join(sorted(nonfinite)[:5]) + (f" and {len(nonfinite) - 5} more" if len(nonfinite) > 5 else "")
+        shown = shortlist(sorted(nonfinite), 5, more=" and {} more")
         notices.append(f"the model's output had NaN/Inf values for {len(nonfinite)} image(s) ({shown}): NaN is "
                        "written as 0 (black) and ±Inf clipped to 0 or 255; restore.json counts them under nonfinite")
     return RestoreOutcome(out_dir=out_dir, restored=[out_dir / name for name in restored], kept=kept,
@@ -306,10 +307,9 @@ def _nested_hint(input_dir: Path, out_dir: Path) -> str:
     nested = [(folder, count) for folder, count in counts if count]
     if not nested:
         return ""
-    shown = ", ".join(f"{folder} ({count})" for folder, count in nested[:5])
-    more = f" and {len(nested) - 5} more" if len(nested) > 5 else ""
+    shown = shortlist([f"{folder} ({count})" for folder, count in nested], 5, more=" and {} more")
     return (f"; sub-folders are searched with --recursive (their outputs go to the same sub-folders of --out), "
-            f"and these hold images: {shown}{more}")
+            f"and these hold images: {shown}")
 
 
 def _key(path: Path, folder: Path) -> str:

@@ -36,6 +36,7 @@ from bench_ir.folder_names import (
     TRAIN_CHECKPOINT_NAME,
     TRAIN_MANIFEST_NAME,
 )
+from bench_ir.shortlist import shortlist
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -101,9 +102,8 @@ class RecordLog:
         """One line describing skipped lines and duplicates, or None when the file is clean."""
         parts = []
         if self.bad_lines:
-            shown = ", ".join(str(n) for n in self.bad_lines[:_SHOWN_LINES])
-            more = f" and {len(self.bad_lines) - _SHOWN_LINES} more" if len(self.bad_lines) > _SHOWN_LINES else ""
-            parts.append(f"skipped {len(self.bad_lines)} unreadable line(s) (line {shown}{more})")
+            shown = shortlist([str(n) for n in self.bad_lines], _SHOWN_LINES, more=" and {} more")
+            parts.append(f"skipped {len(self.bad_lines)} unreadable line(s) (line {shown})")
         if self.duplicates:
             parts.append(f"{self.duplicates} duplicate record(s) of an already scored (task, image), the last of "
                          "each kept")

@@ -42,6 +42,7 @@ from bench_ir.data.io import (
 from bench_ir.engine import convention_size_problem
 from bench_ir.metrics.conventions import MetricConvention, get_convention
 from bench_ir.protocol import CropSpec, Protocol, TaskSpec
+from bench_ir.shortlist import shortlist
 
 __all__ = ["NONE_CROP_MULTIPLE", "TaskCheck", "check_task", "check_protocol"]
 
@@ -187,8 +188,7 @@ class TaskCheck:
 
 
 def _listing(items: list[str]) -> str:
-    shown = ", ".join(items[:_SHOWN])
-    return f"{len(items)}: {shown}" + (f" ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
+    return f"{len(items)}: {shortlist(items, _SHOWN)}"
 
 
 class _FileProbe:

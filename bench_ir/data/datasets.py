@@ -46,6 +46,7 @@ from bench_ir.data.synthesis import (
 )
 from bench_ir.protocol import PAIRING_RULES, CropSpec, LayoutSpec, NoiseSpec, Protocol, TaskSpec, command_ref
 from bench_ir.safety import inside
+from bench_ir.shortlist import shortlist
 
 __all__ = [
     "uint8_to_tensor",
@@ -121,9 +122,7 @@ class Pairing:
 
 
 def _shortlist(paths: Sequence[Path | str]) -> str:
-    names = [Path(p).name for p in paths[:_SHOWN]]
-    more = f" ... and {len(paths) - _SHOWN} more" if len(paths) > _SHOWN else ""
-    return f"{len(paths)}: {', '.join(names)}{more}"
+    return f"{len(paths)}: {shortlist([Path(p).name for p in paths], _SHOWN)}"
 
 
 # --------------------------------------------------------------------------------------------- layouts
@@ -361,9 +360,8 @@ def _other_extension_hint(layout: LayoutSpec, unpaired: list[Path], targets: lis
     found = [(path, index.with_stem(path.stem)) for path in unpaired if index.with_stem(path.stem)]
     if not found:
         return ""
-    shown = ", ".join(f"{path.name} → {matches[0].name}" for path, matches in found[:3])
-    more = f" ... and {len(found) - 3} more" if len(found) > 3 else ""
-    return (f". {len(found)} of them have a target with the same stem and another extension ({shown}{more}): "
+    shown = shortlist([f"{path.name} → {matches[0].name}" for path, matches in found], 3)
+    return (f". {len(found)} of them have a target with the same stem and another extension ({shown}): "
             "pair by stem with `--pairing stem` (`pairing: stem` in a protocol layout)")
 
 
@@ -626,8 +624,7 @@ def unpaired_targets_notice(dataset: TaskDataset, shown: int = 5) -> str | None:
     unused, layout = dataset.unpaired_targets, dataset.layout
     if not unused or layout is None or layout.input_dir is None:
         return None
-    names = ", ".join(path.name for path in unused[:shown]) + (
-        f" ... and {len(unused) - shown} more" if len(unused) > shown else "")
+    names = shortlist([path.name for path in unused], shown)
     images = "image" if len(unused) == 1 else "images"
     return (f"task '{dataset.task_name}' ({dataset.label}): {len(unused)} target {images} in {layout.target_dir} "
             f"without an input in {layout.input_dir} (pairing rule '{layout.layout.pairing}'), not scored: {names}")

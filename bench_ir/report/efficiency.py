@@ -21,6 +21,7 @@ from bench_ir.report.tables import (
     published_table_row,
     unique_name,
 )
+from bench_ir.shortlist import shortlist
 
 __all__ = ["EFFICIENCY_COLUMNS", "build_efficiency_table", "PSNR_PROTOCOL"]
 
@@ -83,7 +84,7 @@ def _row_names(profiled: list[MeasuredRun], taken: set[str]) -> list[str]:
 def _unprofiled_note(runs: list[MeasuredRun]) -> str:
     """Why runs given to the table have no row: no profile of the same card, arguments and checkpoint was found
     (see bench_ir.report.profiles), and how to get one."""
-    shown = ", ".join(run.run_id for run in runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+    shown = shortlist([run.run_id for run in runs], 5, more=" and {} more")
     return (f"Left out, without a profile of the same model card, arguments and checkpoint among the runs given or "
             f"under --runs-root: {shown}. `bench-ir profile --model M --checkpoint C` measures one (give its folder "
             "to --runs-root), `report --profile` computes params and FLOPs, and `bench-ir suite report` joins a "

@@ -47,6 +47,7 @@ from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
 from bench_ir.data.synthesis import apply_degradations, gaussian_noise_uint8, per_image_rng
 from bench_ir.protocol import PAIRING_RULES, LayoutSpec
 from bench_ir.safety import inside
+from bench_ir.shortlist import shortlist
 from bench_ir.train.recipes import BrightnessSpec, ContrastSpec, DataSpec, Recipe
 
 __all__ = ["TrainPair", "TrainPart", "TrainingSet", "EpochBatchSampler", "build_training_set", "build_part",
@@ -285,9 +286,9 @@ class TrainingSet(Dataset):
         few named, then ``advice``), rather than when a draw reaches them, hours into training."""
         problems = [problem for part in self.parts for problem in file_problems(part, self.patch_size)]
         if problems:
-            more = f"; ... and {len(problems) - _SHOWN_PROBLEMS} more" if len(problems) > _SHOWN_PROBLEMS else ""
             raise ValueError(f"{len(problems)} problem(s) in the training data: "
-                             + "; ".join(problems[:_SHOWN_PROBLEMS]) + more + (f". {advice}" if advice else ""))
+                             + shortlist(problems, _SHOWN_PROBLEMS, separator="; ", more="; ... and {} more")
+                             + (f". {advice}" if advice else ""))
 
     def _patch(self, rng: np.random.Generator, *images: np.ndarray) -> list[np.ndarray]:
         size = self.patch_size
@@ -394,9 +395,8 @@ def _filter_listed(spec: DataSpec, root: Path, pairs: list[TrainPair], listed: s
     by_rel = {getattr(p, key).relative_to(root).as_posix(): p for p in pairs}
     missing = sorted(listed - set(by_rel))
     if missing:
-        shown = ", ".join(missing[:5]) + (f" ... and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise DatasetNotFoundError(f"task '{spec.task}': {len(missing)} file(s) of the list {spec.list_file} are "
-                                   f"missing under {root}: {shown}")
+                                   f"missing under {root}: {shortlist(missing, 5)}")
     return [by_rel[rel] for rel in sorted(listed)]
 
 
@@ -412,8 +412,7 @@ def _pairs_from_folders(spec: DataSpec, input_dir: Path, target_dir: Path, pairi
     if result.unpaired_targets:
         names = [p.name for p in result.unpaired_targets]
         notices.append(f"task '{spec.task}': {len(names)} target(s) in {target_dir} without an input in {input_dir} "
-                       f"(pairing rule '{pairing}') are not used: {', '.join(names[:5])}"
-                       + (f" ... and {len(names) - 5} more" if len(names) > 5 else ""))
+                       f"(pairing rule '{pairing}') are not used: {shortlist(names, 5)}")
     return [TrainPair(p.name, p.target_path, p.input_path) for p in result.pairs]
 
 
