@@ -30,6 +30,11 @@ __all__ = [
     "resolve_protocol_name",
     "list_protocols",
     "protocol_sha256",
+    "protocol_record",
+    "measurement_content",
+    "measurement_changes",
+    "DESCRIPTIVE_FIELDS",
+    "DESCRIPTIVE_TASK_FIELDS",
     "check_task_names",
 ]
 
@@ -232,6 +237,55 @@ def protocol_sha256(data: dict[str, Any]) -> str:
     """Hash of the fully resolved protocol content (includes expanded), stable across key order."""
     payload = json.dumps({k: v for k, v in data.items() if k not in ("source", "sha256")}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+# Fields that describe a protocol or link it to published tables without changing what a run computes or records:
+# editing them keeps an interrupted run resumable and a suite's cells current. Every other field (a new one too)
+# counts as part of the measurement.
+DESCRIPTIVE_FIELDS = ("title", "description", "notes", "reference", "paper_table", "leaderboard_table",
+                      "alternative_conventions")
+DESCRIPTIVE_TASK_FIELDS = ("label", "notes", "leaderboard", "expected_count")
+# A task's layouts are where its files are looked for: the folders and files they resolve to are compared as the
+# run's data (bench_ir.resume.data_identity), so another candidate layout or pairing rule that finds the same pairs
+# is the same measurement.
+_DATA_TASK_FIELDS = ("layouts",)
+
+
+def protocol_record(protocol: Protocol) -> dict[str, Any]:
+    """What a run manifest keeps of its protocol to tell later whether a protocol file still defines the same
+    measurement: the name, the content sha256 and the resolved content (includes expanded; no source path)."""
+    resolved = {k: v for k, v in protocol.to_dict().items() if k not in ("source", "sha256")}
+    return {"name": protocol.name, "sha256": protocol.sha256, "resolved": resolved}
+
+
+def measurement_content(resolved: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved protocol (``Protocol.to_dict()`` as :func:`protocol_record` keeps it) that decides a
+    run's records besides its data: everything but :data:`DESCRIPTIVE_FIELDS` and, per task,
+    :data:`DESCRIPTIVE_TASK_FIELDS` and the layouts (the data a run resolved is compared on its own)."""
+    content = {k: v for k, v in resolved.items() if k not in (*DESCRIPTIVE_FIELDS, "source", "sha256")}
+    content["tasks"] = [{k: v for k, v in task.items() if k not in (*DESCRIPTIVE_TASK_FIELDS, *_DATA_TASK_FIELDS)}
+                        for task in resolved.get("tasks") or [] if isinstance(task, dict)]
+    return content
+
+
+def measurement_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The fields in which two resolved protocols define different measurements, in words (``crop``, ``task
+    'derain': layouts``, ``tasks added: x``); empty when only descriptive fields (or the order of the tasks)
+    differ."""
+    before, after = measurement_content(old), measurement_content(new)
+    changes = [key for key in sorted(before.keys() | after.keys())
+               if key != "tasks" and before.get(key) != after.get(key)]
+    old_tasks = {str(task.get("name")): task for task in before["tasks"]}
+    new_tasks = {str(task.get("name")): task for task in after["tasks"]}
+    for label, names in (("tasks removed", [n for n in old_tasks if n not in new_tasks]),
+                         ("tasks added", [n for n in new_tasks if n not in old_tasks])):
+        if names:
+            changes.append(f"{label}: {', '.join(names)}")
+    for name in (n for n in old_tasks if n in new_tasks and old_tasks[n] != new_tasks[n]):
+        task_a, task_b = old_tasks[name], new_tasks[name]
+        fields = [key for key in sorted(task_a.keys() | task_b.keys()) if task_a.get(key) != task_b.get(key)]
+        changes.append(f"task '{name}': {', '.join(fields)}")
+    return changes
 
 
 def check_noise(task: TaskSpec, where: str) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench_ir.protocol import measurement_changes
 from bench_ir.results import ManifestError, RunStore, read_manifest_file
 
 __all__ = [
@@ -134,12 +135,38 @@ def _sub(manifest: dict[str, Any], *keys: str) -> Any:
 
 
 def _protocol(manifest: dict[str, Any]) -> Any:
-    return {"name": _sub(manifest, "protocol", "name"), "sha256": _sub(manifest, "protocol", "sha256")}
+    resolved = _sub(manifest, "protocol", "resolved")
+    return {"name": _sub(manifest, "protocol", "name"), "sha256": _sub(manifest, "protocol", "sha256"),
+            "resolved": resolved if isinstance(resolved, dict) else None}
+
+
+def _protocol_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str] | None:
+    """The measurement fields the protocol changed in (bench_ir.protocol.measurement_changes) when both
+    manifests keep its resolved content; None when one predates that (only its content sha256 is known)."""
+    if before.get("resolved") is None or after.get("resolved") is None:
+        return None
+    return measurement_changes(before["resolved"], after["resolved"])
+
+
+def _same_protocol(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Same name, and the same measurement: a file whose descriptive fields alone were edited (its description,
+    notes, labels) defines the same run. Without resolved content on both sides, the content sha256 decides."""
+    if before.get("name") != after.get("name"):
+        return False
+    changes = _protocol_changes(before, after)
+    return before.get("sha256") == after.get("sha256") if changes is None else not changes
 
 
 def _say_protocol(value: dict[str, Any]) -> str:
     sha = (value.get("sha256") or "")[:12]
     return f"'{value.get('name')}'" + (f" (content sha256 {sha}…)" if sha else "")
+
+
+def _say_protocol_change(before: dict[str, Any], after: dict[str, Any]) -> str:
+    changes = _protocol_changes(before, after)
+    if before.get("name") != after.get("name") or not changes:
+        return f"{_say_protocol(before)} → {_say_protocol(after)}"
+    return f"the file of '{after.get('name')}' now defines another measurement ({'; '.join(changes)} changed)"
 
 
 def _card(manifest: dict[str, Any]) -> Any:
@@ -200,15 +227,27 @@ def _say(value: Any) -> str:
 
 @dataclass(frozen=True)
 class IdentityField:
-    """One part of the resume identity: ``read`` takes it from a manifest, ``say`` puts a value in words."""
+    """One part of the resume identity: ``read`` takes it from a manifest, ``say`` puts a value in words; ``same``
+    (default: equality) decides whether two values are one identity and ``say_change`` (default: "old → new" with
+    ``say``) words a difference."""
 
     name: str
     read: Callable[[dict[str, Any]], Any]
     say: Callable[[Any], str] = _say
+    same: Callable[[Any, Any], bool] | None = None
+    say_change: Callable[[Any, Any], str] | None = None
+
+    def differs(self, before: Any, after: Any) -> bool:
+        return not self.same(before, after) if self.same is not None else before != after
+
+    def change(self, before: Any, after: Any) -> str:
+        if self.say_change is not None:
+            return self.say_change(before, after)
+        return f"{self.say(before)} → {self.say(after)}"
 
 
 IDENTITY_FIELDS: list[IdentityField] = [
-    IdentityField("protocol", _protocol, _say_protocol),
+    IdentityField("protocol", _protocol, _say_protocol, same=_same_protocol, say_change=_say_protocol_change),
     IdentityField("sample data", lambda m: bool(m.get("sample")),
                   lambda v: "built-in sample data" if v else "real data"),
     IdentityField("model", _card, _say_card),
@@ -298,8 +337,8 @@ def identity_differences(old: dict[str, Any], new: dict[str, Any], fields: Seque
     lines = []
     for spec in IDENTITY_FIELDS if fields is None else [f for f in IDENTITY_FIELDS if f.name in fields]:
         before, after = spec.read(old), spec.read(new)
-        if before != after:
-            lines.append(f"{spec.name}: {spec.say(before)} → {spec.say(after)}")
+        if spec.differs(before, after):
+            lines.append(f"{spec.name}: {spec.change(before, after)}")
     old_data, new_data = old.get("data") or {}, new.get("data") or {}
     shared = [task for task in old_data if task in new_data]
     return lines + _data_differences({t: old_data[t] for t in shared}, {t: new_data[t] for t in shared}, scored)

@@ -60,7 +60,7 @@ from bench_ir.engine import (
 )
 from bench_ir.geometry import FitPolicy, check_pad_mode, fit_policy, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
-from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, command_ref, load_protocol
+from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, command_ref, load_protocol, protocol_record
 from bench_ir.results import RunStore, aggregate, protocol_average
 from bench_ir.resume import ResumeError, RunLock, data_identity, find_resumable, identity_differences
 from bench_ir.run_config import RunConfig
@@ -130,8 +130,8 @@ def folder_protocol(input_dir: str | Path, target_dir: str | Path, pairing: str 
 
 def _protocol_manifest(protocol: Protocol, tasks: list[TaskSpec]) -> dict[str, Any]:
     return {
-        "name": protocol.name, "title": protocol.title, "version": protocol.version,
-        "sha256": protocol.sha256, "source": portable_path(protocol.source),
+        **protocol_record(protocol), "title": protocol.title, "version": protocol.version,
+        "source": portable_path(protocol.source),
         "leaderboard_table": protocol.leaderboard_table,
         "paper_table": protocol.paper_table, "average": list(protocol.average),
         "crop": dataclasses.asdict(protocol.crop),

@@ -192,6 +192,40 @@ def test_other_library_versions_are_refused(tiny, tmp_path, monkeypatch):
     assert "numpy 0.0.1" in message.split("→")[1]
 
 
+def test_editing_only_a_protocol_files_descriptions_keeps_its_run_resumable(tiny, tmp_path):
+    protocol, root = tiny
+    _run(protocol, root, tmp_path / "run", limit=1)
+    protocol.write_text(PROTOCOL.replace("A tiny two-task protocol", "A tiny protocol, retitled")
+                        .replace("label: A,", "label: Task A, notes: relabelled,")
+                        + 'description: "described after the run began"\nnotes: "a typo fixed"\n')
+    resumed = _run(protocol, root, tmp_path / "run", resume=True)
+    assert resumed.manifest["status"] == "complete"
+    assert resumed.manifest["protocol"]["title"] == "A tiny protocol, retitled"
+
+
+def test_a_protocol_file_that_now_measures_differently_is_refused_naming_what_changed(tiny, tmp_path):
+    protocol, root = tiny
+    _run(protocol, root, tmp_path / "run", limit=1)
+    protocol.write_text(PROTOCOL.replace("base: 16", "base: 8").replace("dataset: a,", "dataset: a2,"))
+    assert ("protocol: the file of 'tiny' now defines another measurement (crop; task 'a': dataset changed)"
+            in _refusal(protocol, root, tmp_path / "run"))
+
+
+def test_another_layout_that_finds_the_same_pairs_keeps_the_run_resumable(tiny, tmp_path):
+    protocol, root = tiny
+    _run(protocol, root, tmp_path / "run", limit=1)
+    protocol.write_text(PROTOCOL.replace("layouts: [{input: a/in", "layouts: [{input: elsewhere/in, target: "
+                                         "elsewhere/gt}, {input: a/in").replace("same_name}]}", "stem}]}"))
+    assert _run(protocol, root, tmp_path / "run", resume=True).manifest["status"] == "complete"
+
+
+def test_a_run_whose_manifest_keeps_only_the_protocol_sha256_is_compared_by_it():
+    old = {"protocol": {"name": "p", "sha256": "1"}}
+    resolved = {"protocol": {"name": "p", "sha256": "2", "resolved": {"name": "p", "tasks": []}}}
+    assert identity_differences(old, resolved) == ["protocol: 'p' (content sha256 1…) → 'p' (content sha256 2…)"]
+    assert identity_differences(old, {"protocol": {"name": "p", "sha256": "1", "resolved": {"tasks": []}}}) == []
+
+
 def test_identity_is_one_table_and_a_new_manifest_field_joins_it():
     assert [f.name for f in IDENTITY_FIELDS][:3] == ["protocol", "sample data", "model"]
     old = {"protocol": {"name": "p", "sha256": "1"}, "noise_order": "reference"}

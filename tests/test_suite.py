@@ -462,6 +462,21 @@ def test_a_complete_cell_whose_test_set_file_changed_is_outdated_and_names_the_f
         "outdated", "data of task 't': 1 pairs → 1 pairs (changed files: a.png)")
 
 
+def test_a_cell_stays_complete_when_its_protocol_file_is_only_redescribed_and_is_outdated_when_it_measures_anew(
+        tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": [str(toy)]}], options={"device": "cpu"})
+    run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data")
+    text = toy.read_text()
+    toy.write_text(text.replace("title: toy", "title: toy, retitled") + "description: written after the run\n")
+    plan = plan_suite(path, tmp_path / "out", data_root=tmp_path / "data")
+    assert cell_status_reason(plan, plan.cell("input__toy")) == ("complete", None)
+    toy.write_text(text.replace("base: 16", "base: 8"))
+    plan = plan_suite(path, tmp_path / "out", data_root=tmp_path / "data")
+    assert cell_status_reason(plan, plan.cell("input__toy")) == (
+        "outdated", "protocol: the file of 'toy' now defines another measurement (crop changed)")
+
+
 def test_a_test_set_file_the_cell_did_not_score_past_its_limit_leaves_it_complete(tmp_path):
     toy = _toy_data(tmp_path / "data")
     _toy_pair(tmp_path / "data" / "toy", "b.png", seed=1)

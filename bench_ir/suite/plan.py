@@ -328,7 +328,7 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
     from bench_ir.cards import card_record, get_card, sample_checkpoint, with_model_args
     from bench_ir.execution_plan import plan_execution
     from bench_ir.metrics.conventions import get_convention
-    from bench_ir.protocol import load_protocol
+    from bench_ir.protocol import load_protocol, protocol_record
 
     config = plan.run_config(cell)
     planned = {**run, "sample": config.sample, "dtype": config.dtype, "noise_order": config.noise_order,
@@ -337,7 +337,7 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
     protocol = None
     try:
         protocol = load_protocol(str(config.protocol))
-        planned["protocol"] = {**(run.get("protocol") or {}), "name": protocol.name, "sha256": protocol.sha256}
+        planned["protocol"] = {**(run.get("protocol") or {}), **protocol_record(protocol)}
         convention = get_convention(config.convention or protocol.convention)
         planned["convention"] = {**(run.get("convention") or {}), "id": convention.id, "name": convention.name}
     except unreadable:
