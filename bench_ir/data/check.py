@@ -7,8 +7,10 @@ convention, and — for protocols that neither crop nor pad — sides that are n
 run refuses the same data. Warnings (``ok`` stays True, exit code 0; a run goes ahead): a pair count different from
 the expected one (fewer pairs than expected marks the task ``incomplete``), targets without an input (a run skips
 them), skipped non-image files, images too small for one of the protocol's alternative conventions, pairs whose
-input and target EXIF orientations differ (viewers turn them differently; scores compare the pixels as stored).
-Every image is fully decoded unless ``decode=False`` (headers only). A data root that does not exist raises
+input and target EXIF orientations differ (viewers turn them differently; scores compare the pixels as stored),
+and the conversions `run` makes on reading (grayscale replicated to RGB, alpha dropped, 16-bit or high-maxval
+PPM/PGM scaled to 8 bits, 32-bit integers read as 16 bit), grouped by kind. Every image is fully decoded unless
+``decode=False`` (headers only, which finds no conversions). A data root that does not exist raises
 DatasetNotFoundError once, before any task is looked at.
 """
 
@@ -19,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from PIL import Image, UnidentifiedImageError
 
@@ -34,6 +36,7 @@ from bench_ir.data.datasets import (
 from bench_ir.data.io import (
     QUARTER_TURN_ADVICE,
     ImageReadError,
+    InputWarning,
     differing_orientations,
     image_size,
     quarter_turned_by_exif,
@@ -50,6 +53,7 @@ NONE_CROP_MULTIPLE = 8
 """Side multiple required of uncropped, unpadded test images (MIRAGE and the PromptIR family downsample 3x by 2)."""
 
 _SHOWN = 10
+_SHOWN_CONVERTED = 3  # files named per conversion kind in the warning; --json lists them all
 Progress = Callable[[str, int, int], None]
 
 
@@ -80,6 +84,7 @@ class TaskCheck:
     too_small_for_ssim: list[str] = field(default_factory=list)  # 'NAME HxW', the size as scored (after the crop)
     too_small_for_alternatives: dict[str, list[str]] = field(default_factory=dict)  # convention id -> 'NAME HxW'
     exif_differs: list[str] = field(default_factory=list)  # 'NAME (input N, target M)': EXIF orientations differ
+    conversions: dict[str, list[str]] = field(default_factory=dict)  # kind -> files, relative to the data root
 
     @property
     def problems(self) -> list[str]:
@@ -124,6 +129,7 @@ class TaskCheck:
         if self.exif_differs:
             out.append(f"input and target EXIF orientations differ, so viewers show these pairs turned differently: "
                        f"{_listing(self.exif_differs)}, but {QUARTER_TURN_ADVICE}")
+        out += [_conversion_warning(kind, files) for kind, files in self.conversions.items()]
         return out
 
     @property
@@ -183,6 +189,7 @@ class TaskCheck:
             "too_small_for_ssim": self.too_small_for_ssim,
             "too_small_for_alternatives": self.too_small_for_alternatives,
             "exif_orientation_differs": self.exif_differs,
+            "conversions": self.conversions,
             "problems": self.problems, "warnings": self.warnings,
         }
 
@@ -191,32 +198,85 @@ def _listing(items: list[str]) -> str:
     return f"{len(items)}: {shortlist(items, _SHOWN)}"
 
 
+_CONVERSIONS: dict[str, str] = {
+    "grayscale": "grayscale {images} replicated to 3 RGB channels",
+    "alpha_dropped": "{images} whose alpha channel is dropped without compositing",
+    "16_bit": "16-bit {images} scaled to 8 bits with round(v/257)",
+    "netpbm_maxval": "PPM/PGM {images} with a maxval above 255 scaled to 8 bits with round(v*255/maxval)",
+    "32_bit": "32-bit integer {images} read as 16-bit values and scaled to 8 bits",
+    "other": "{images} changed on reading",
+}
+"""The warning of `data check` about each kind of conversion :func:`read_rgb_uint8` states (the ``kind`` of its
+InputWarning; the keys of TaskCheck.conversions and of --json). ``other`` takes a warning without a known kind; its
+files are listed as 'FILE (MESSAGE)'."""
+
+
+def _conversion_warning(kind: str, files: list[str]) -> str:
+    """'12 grayscale images replicated to 3 RGB channels (as run reads them): a.png, b.png ... and 9 more'."""
+    images = "image" if len(files) == 1 else "images"
+    what = _CONVERSIONS[kind].format(images=images)
+    return f"{len(files)} {what} (as run reads them): {shortlist(files, _SHOWN_CONVERTED)}"
+
+
+class _Probed(NamedTuple):
+    """What probing one file found: its size (H, W) or why it is unreadable, and the conversions `run` makes on
+    reading it as (kind, read_rgb_uint8's message without 'PATH: '); none without decoding."""
+
+    size: tuple[int, int] | None
+    error: str | None
+    conversions: tuple[tuple[str, str], ...] = ()
+
+
 class _FileProbe:
-    """Size (H, W) or error of each file, decoded once even when several tasks share a folder."""
+    """Size (H, W) or error, and conversions, of each file, decoded once even when several tasks share a folder."""
 
     def __init__(self, decode: bool) -> None:
         self.decode = decode
-        self.cache: dict[Path, tuple[tuple[int, int] | None, str | None]] = {}
+        self.cache: dict[Path, _Probed] = {}
 
-    def __call__(self, path: Path) -> tuple[tuple[int, int] | None, str | None]:
+    def __call__(self, path: Path) -> _Probed:
         """Decoding reads the file as ``run`` does (:func:`read_rgb_uint8`), so that a file ``run`` would refuse (a
-        float image, say) is reported here; without decoding only the header is read."""
+        float image, say) is reported here, and so are the conversions it states; without decoding only the header
+        is read."""
         if path not in self.cache:
             try:
+                conversions: tuple[tuple[str, str], ...] = ()
                 if self.decode:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")  # conversions run states (grayscale, 16 bit) are no errors
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")  # every file's own, even when a message repeats
                         height, width = read_rgb_uint8(path).shape[:2]
+                    conversions = tuple((_conversion_kind(w.message), str(w.message).removeprefix(f"{path}: "))
+                                        for w in caught if issubclass(w.category, InputWarning))
                 else:  # the header refusals of `run` (an empty file, a float image, an unsupported TIFF)
                     height, width = image_size(path)
-                self.cache[path] = ((int(height), int(width)), None)
+                self.cache[path] = _Probed((int(height), int(width)), None, conversions)
             except UnidentifiedImageError:
-                self.cache[path] = (None, "not an image or an unsupported format")
+                self.cache[path] = _Probed(None, "not an image or an unsupported format")
             except ImageReadError as err:
-                self.cache[path] = (None, str(err).removeprefix(f"{path}: "))
+                self.cache[path] = _Probed(None, str(err).removeprefix(f"{path}: "))
             except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
-                self.cache[path] = (None, f"corrupt or truncated: {err}")
+                self.cache[path] = _Probed(None, f"corrupt or truncated: {err}")
         return self.cache[path]
+
+
+def _file_name(path: Path, root: Path) -> str:
+    """``path`` relative to the data root (input and target files often share a name), or whole when outside it."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _conversion_kind(warning: Warning | str) -> str:
+    """The key of _CONVERSIONS for an InputWarning of read_rgb_uint8: its ``kind``, or 'other'."""
+    kind = getattr(warning, "kind", "")
+    return kind if kind in _CONVERSIONS else "other"
+
+
+def _note_conversions(check: TaskCheck, name: str, conversions: tuple[tuple[str, str], ...]) -> None:
+    """Add file ``name`` to the kinds of its ``conversions`` ((kind, message) pairs) in ``check.conversions``."""
+    for kind, message in conversions:
+        check.conversions.setdefault(kind, []).append(f"{name} ({message})" if kind == "other" else name)
 
 
 def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, decode: bool = True,
@@ -254,15 +314,18 @@ def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, 
     check.unpaired_targets = [p.name for p in pairing.unpaired_targets]
     check.non_images = [str(p) for p in pairing.non_images]
     probe = _probe or _FileProbe(decode)
+    root = Path(data_root).expanduser()
     for done, pair in enumerate(pairing.pairs, start=1):
-        target_size, target_error = probe(pair.target_path)
+        target_size, target_error, target_conversions = probe(pair.target_path)
         if target_error:
             check.unreadable.append((str(pair.target_path), target_error))
         input_size = None
         if pair.input_path is not None:
-            input_size, input_error = probe(pair.input_path)
+            input_size, input_error, input_conversions = probe(pair.input_path)
             if input_error:
                 check.unreadable.append((str(pair.input_path), input_error))
+            _note_conversions(check, _file_name(pair.input_path, root), input_conversions)
+        _note_conversions(check, _file_name(pair.target_path, root), target_conversions)
         if target_size is not None:
             check.sizes[target_size] += 1
             if input_size is not None and input_size != target_size:
@@ -287,6 +350,8 @@ def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, 
         if progress is not None:
             progress(task.name, done, len(pairing.pairs))
     check.unreadable = list(dict.fromkeys(check.unreadable))  # a shared target counted once
+    check.conversions = {kind: list(dict.fromkeys(check.conversions[kind]))  # in kind order, a shared target once
+                         for kind in _CONVERSIONS if kind in check.conversions}
     return check
 
 

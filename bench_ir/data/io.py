@@ -37,7 +37,13 @@ _EXIF_ORIENTATION = 0x0112  # EXIF tag 274: 1 = stored upright, 2..8 = mirror an
 
 class InputWarning(UserWarning):
     """An input or target image was changed on reading (grayscale replicated, alpha dropped, 16 bits scaled) or a
-    dataset file was skipped; the message names the file. The CLI shows these as `warning:` lines."""
+    dataset file was skipped; the message names the file. The CLI shows these as `warning:` lines. ``kind`` names a
+    conversion made on reading, so that `data check` can group them: grayscale, alpha_dropped, 16_bit,
+    netpbm_maxval or 32_bit; '' for other warnings."""
+
+    def __init__(self, message: str = "", kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class ImageReadError(ValueError):
@@ -194,13 +200,14 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
             if sixteen is not None:
                 data = _read_tiff16_colour(path) if sixteen == "tiff" else _read_png16_colour(path, sixteen[4:])
                 rgb, had_alpha = _uint16_to_rgb(data)
-                warnings.warn(f"{path}: 16-bit image scaled to 8 bits with round(v/257)", InputWarning, stacklevel=2)
+                warnings.warn(InputWarning(f"{path}: 16-bit image scaled to 8 bits with round(v/257)", "16_bit"),
+                              stacklevel=2)
             elif (maxval := _netpbm_maxval(im)) is not None:  # PIL scales these itself: colour to 8 bits, gray to 16
                 im.load()
                 rgb, had_alpha = _uint16_to_rgb(np.asarray(im)) if im.mode == "I" else (np.array(im.convert("RGB")),
                                                                                         False)
-                warnings.warn(f"{path}: {maxval.bit_length()}-bit image (maxval {maxval}) scaled to 8 bits with "
-                              f"round(v*255/{maxval})", InputWarning, stacklevel=2)
+                warnings.warn(InputWarning(f"{path}: {maxval.bit_length()}-bit image (maxval {maxval}) scaled to 8 "
+                                           f"bits with round(v*255/{maxval})", "netpbm_maxval"), stacklevel=2)
             else:
                 im.load()
                 rgb, had_alpha = _pil_to_rgb(im, path)
@@ -211,11 +218,11 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
     except _DECODE_ERRORS as err:
         raise ImageReadError(f"{path}: corrupt or truncated image ({err})") from err
     if grayscale:
-        warnings.warn(f"{path}: grayscale image replicated to 3 RGB channels, as PIL convert('RGB')", InputWarning,
-                      stacklevel=2)
+        warnings.warn(InputWarning(f"{path}: grayscale image replicated to 3 RGB channels, as PIL convert('RGB')",
+                                   "grayscale"), stacklevel=2)
     if had_alpha:
-        warnings.warn(f"{path}: alpha channel dropped (not composited), as PIL convert('RGB')", InputWarning,
-                      stacklevel=2)
+        warnings.warn(InputWarning(f"{path}: alpha channel dropped (not composited), as PIL convert('RGB')",
+                                   "alpha_dropped"), stacklevel=2)
     return rgb
 
 
@@ -223,11 +230,12 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> tuple[np.ndarray, bool]:
     """A loaded 8-bit / 16-bit / 32-bit PIL image -> (uint8 RGB, had_alpha)."""
     mode = im.mode
     if mode in _UINT16_MODES:
-        warnings.warn(f"{path}: 16-bit image ({mode}) scaled to 8 bits with round(v/257)", InputWarning, stacklevel=3)
+        warnings.warn(InputWarning(f"{path}: 16-bit image ({mode}) scaled to 8 bits with round(v/257)", "16_bit"),
+                      stacklevel=3)
         return _uint16_to_rgb(np.asarray(im))
     if mode == "I":
-        warnings.warn(f"{path}: 32-bit integer image read as 16-bit values, scaled with round(v/257)", InputWarning,
-                      stacklevel=3)
+        warnings.warn(InputWarning(f"{path}: 32-bit integer image read as 16-bit values, scaled with round(v/257)",
+                                   "32_bit"), stacklevel=3)
         return _uint16_to_rgb(np.asarray(im))
     if mode == "F":
         raise ImageReadError(f"{path}: {FLOAT_IMAGE_REFUSAL}")
