@@ -3,7 +3,9 @@ published rows of its protocol.
 
 Conventions: every delta is B - A (or run - published), in the metric's unit (PSNR in dB; SSIM and
 LPIPS unitless). Images are paired by (task, image name); images scored in only one run are counted,
-never paired. The confidence interval is the percentile interval of the mean difference over
+never paired. An image where B is better (higher PSNR/SSIM, lower LPIPS) is a win of B, one where A is better a win
+of A, and one where both score the same a tie (a win for neither): ``wins_b + wins_a + ties == n_paired``, and
+``win_rate`` is B's share. The confidence interval is the percentile interval of the mean difference over
 ``n_boot`` resamples of the paired images (with replacement), from a NumPy generator seeded with
 (seed, task), so the numbers do not depend on which other tasks are present. Pairs where either
 value is NaN/Inf are left out and counted in ``n_nonfinite``. Only stored records are read.
@@ -49,7 +51,7 @@ MIN_CI_IMAGES = 20  # fewer paired images than this: the bootstrap CI is flagged
 MIN_N_BOOT = 1000  # fewer resamples than this: the percentile interval is flagged as unstable
 AVERAGE_ROW = "Average"
 COMPARE_COLUMNS = ["task", "metric", "n_a", "n_b", "n_paired", "only_a", "only_b", "n_nonfinite", "mean_a", "mean_b",
-                   "delta", "ci_low", "ci_high", "win_rate", "within_noise"]
+                   "delta", "ci_low", "ci_high", "win_rate", "within_noise", "wins_b", "wins_a", "ties"]
 IMAGE_CHANGE_COLUMNS = ["task", "change", "image", "metric", "a", "b", "delta"]
 RANK_COLUMNS = ["column", "metric", "value", "rank", "n_ranked", "best_method", "best_value", "delta_best",
                 "mirage_t", "delta_mirage_t", "mirage_s", "delta_mirage_s", "comparable"]
@@ -114,6 +116,12 @@ def _paired_values(run_a: Run, run_b: Run, task: str, field: str) -> tuple[np.nd
     return pairs["a"].to_numpy(), pairs["b"].to_numpy(), n_a, n_b, len(pairs)
 
 
+def _outcomes(diff: np.ndarray, higher_is_better: bool) -> dict[str, int]:
+    """Paired images where B is better, where A is better and where they score the same (``diff`` = B - A)."""
+    gain = diff if higher_is_better else -diff
+    return {"wins_b": int((gain > 0).sum()), "wins_a": int((gain < 0).sum()), "ties": int((gain == 0).sum())}
+
+
 def _compare_task(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int, confidence: float) -> list[dict]:
     rows = []
     for metric, (field, higher_is_better) in _METRICS.items():
@@ -123,7 +131,7 @@ def _compare_task(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int, con
         finite = np.isfinite(values_a) & np.isfinite(values_b)
         diff = values_b[finite] - values_a[finite]
         low, high = paired_bootstrap_ci(diff, n_boot, confidence, rng=_task_rng(seed, task, metric))
-        wins = diff > 0 if higher_is_better else diff < 0
+        outcomes = _outcomes(diff, higher_is_better)
         rows.append({
             "task": task, "metric": metric, "n_a": n_a, "n_b": n_b, "n_paired": int(finite.sum()),
             "only_a": n_a - n_shared, "only_b": n_b - n_shared,
@@ -131,8 +139,8 @@ def _compare_task(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int, con
             "mean_a": float(values_a[finite].mean()) if diff.size else float("nan"),
             "mean_b": float(values_b[finite].mean()) if diff.size else float("nan"),
             "delta": float(diff.mean()) if diff.size else float("nan"), "ci_low": low, "ci_high": high,
-            "win_rate": float(wins.mean()) if diff.size else float("nan"),
-            "within_noise": bool(low <= 0.0 <= high) if diff.size else pd.NA,
+            "win_rate": outcomes["wins_b"] / diff.size if diff.size else float("nan"),
+            "within_noise": bool(low <= 0.0 <= high) if diff.size else pd.NA, **outcomes,
         })
     return rows
 
@@ -140,8 +148,10 @@ def _compare_task(run_a: Run, run_b: Run, task: str, n_boot: int, seed: int, con
 def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int = 10000, seed: int = 0,
                  confidence: float = 0.95) -> pd.DataFrame:
     """Per task and metric: mean B - A over the images both runs scored, its paired bootstrap CI, the win
-    rate (fraction of paired images where B beats A: higher PSNR/SSIM, lower LPIPS) and ``within_noise``
-    (the CI contains 0). Columns: :data:`COMPARE_COLUMNS`; ``attrs`` holds the run ids and settings, and
+    rate (fraction of paired images where B beats A: higher PSNR/SSIM, lower LPIPS), ``within_noise``
+    (the CI contains 0) and the counts ``wins_b``, ``wins_a`` and ``ties`` (they add up to ``n_paired``; in the
+    Average row they are totals over its tasks, while its win rate weighs each task equally).
+    Columns: :data:`COMPARE_COLUMNS`; ``attrs`` holds the run ids and settings, and
     ``warnings`` (few paired images; a run whose records do not cover what its manifest plans: "incomplete: ...";
     a run with images tiled after a GPU out-of-memory error;
     setups whose paired images are different measurements: :func:`~bench_ir.comparability.setup_differences`)."""
@@ -244,8 +254,9 @@ def _run_id(run: Run) -> str:
 
 def _compare_average(run_a: Run, run_b: Run, tasks: list[str], task_rows: list[dict], n_boot: int, seed: int,
                      confidence: float) -> list[dict]:
-    """The protocol's Average per metric: mean over ``tasks`` of the per-task means (A, B, B - A) with a
-    stratified bootstrap CI (each task's images resampled within the task, then the task means averaged)."""
+    """The protocol's Average per metric: mean over ``tasks`` of the per-task means (A, B, B - A) and win rates,
+    with a stratified bootstrap CI (each task's images resampled within the task, then the task means averaged);
+    counts (images, wins, ties) are totals over ``tasks``."""
     rows = []
     for metric, (field, higher_is_better) in _METRICS.items():
         per_task = [row for row in task_rows if row["metric"] == metric and row["task"] in tasks]
@@ -278,15 +289,17 @@ def _compare_average(run_a: Run, run_b: Run, tasks: list[str], task_rows: list[d
             "mean_b": mean_of("mean_b"), "delta": mean_of("delta"), "ci_low": low, "ci_high": high,
             "win_rate": wins if finite_boot else float("nan"),
             "within_noise": bool(low <= 0.0 <= high) if finite_boot else pd.NA,
+            **{name: sum(r[name] for r in per_task) for name in ("wins_b", "wins_a", "ties")},
         })
     return rows
 
 
 def rank_against_leaderboard(run: Run | str | Path, include_assisted: bool = False) -> pd.DataFrame:
     """Rank ``run`` among the published rows of its protocol: Average PSNR first, then Average SSIM, then
-    each dataset column. ``rank`` = 1 + number of published rows strictly better on printed values (ties
-    share a rank), among the main-section rows (``include_assisted`` adds the assisted ones); it is NA
-    for runs that are not comparable (sample data, --limit, random weights). Deltas are run - published.
+    each dataset column. ``rank`` = 1 + number of published rows strictly better on printed values (the run's
+    value rounded to the paper's precision, :func:`~bench_ir.report.model.metric_column`; ties share a rank),
+    among the main-section rows (``include_assisted`` adds the assisted ones); it is NA for runs that are not
+    comparable (sample data, --limit, random weights). Deltas are the unrounded run value - published.
     Columns: :data:`RANK_COLUMNS`; ``attrs`` names the run, protocol and table."""
     (loaded,) = _scored_runs([run])
     measured = measure(loaded)

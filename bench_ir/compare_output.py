@@ -21,12 +21,14 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
+from bench_ir.report.model import metric_column
+
 __all__ = ["SCHEMA_ID", "FORMATS", "paired_table", "image_changes_table", "image_changes_title", "saved_images_note",
            "rank_table", "rank_explanation", "compare_payload", "compare_text"]
 
 SCHEMA_ID = "bench-ir/compare/1"
 FORMATS = ("table", "csv", "json", "markdown")
-_DECIMALS = {"PSNR": 2, "SSIM": 4, "LPIPS": 4}
+_DECIMALS = {"PSNR": 2, "SSIM": 4, "LPIPS": 4}  # means and deltas; a rank's value is at the paper's precision
 
 
 def _plain(value: Any) -> Any:
@@ -57,7 +59,8 @@ def _num(value: Any, decimals: int, signed: bool = False) -> str:
 
 
 def paired_table(frame: pd.DataFrame) -> Table:
-    """B - A per task and metric in 8 narrow columns (about 75 characters wide)."""
+    """B - A per task and metric in 8 narrow columns (about 75 characters wide; tie counts are in
+    :func:`paired_notes`)."""
     confidence = f"{100 * frame.attrs.get('confidence', 0.95):.4g}"  # 95, 99.9, 92.5
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title_justify="left",
                   title=f"B - A: {frame.attrs.get('run_b')} vs {frame.attrs.get('run_a')}")
@@ -114,14 +117,27 @@ def saved_images_note(run_a: Path, run_b: Path) -> str:
             + (f" (only {saved[0]} has them)." if saved else "."))
 
 
+def _ties_note(frame: pd.DataFrame) -> str:
+    """The paired images where A and B score the same, per task and metric: with them, the wins of A are
+    n - B's wins - ties."""
+    tied = frame[frame["ties"] > 0]
+    if tied.empty:
+        return "No paired image is a tie (A and B scoring the same), so A is better on every one B does not win."
+    per_task = [f"{task} {', '.join(f'{r.metric} {r.ties} of {r.n_paired}' for r in rows.itertuples())}"
+                for task, rows in tied.groupby("task", sort=False)]
+    return (f"Ties, paired images where A and B score the same (a win for neither; A is better on the others B does "
+            f"not win): {'; '.join(per_task)}.")
+
+
 def paired_notes(frame: pd.DataFrame) -> list[str]:
-    """Sentences under the paired table: method, unpaired images, non-finite pairs and warnings."""
+    """Sentences under the paired table: method, ties, unpaired images, non-finite pairs and warnings."""
     notes = [f"{frame.attrs.get('method', 'paired bootstrap')}, {frame.attrs.get('n_boot')} resamples, seed "
              f"{frame.attrs.get('seed')}; A, B = means over the paired images only; win = share of paired images "
-             "where B is better (a tie is no win); n = paired images."]
+             "where B is better; n = paired images.", _ties_note(frame)]
     if frame.attrs.get("average_tasks"):
         notes.append(f"Average = mean over the protocol's tasks ({', '.join(frame.attrs['average_tasks'])}), each "
-                     "weighted equally, for the win share too; CI by a bootstrap stratified by task.")
+                     "weighted equally, for the win share too (its n and ties are totals over those tasks); CI by a "
+                     "bootstrap stratified by task.")
     task_rows = frame[(frame["metric"] == "PSNR") & (frame["task"] != "Average")]
     unpaired = [f"{r.task} (A only {r.only_a}, B only {r.only_b})" for r in task_rows.itertuples()
                 if r.only_a or r.only_b]
@@ -133,18 +149,24 @@ def paired_notes(frame: pd.DataFrame) -> list[str]:
     return notes + [f"warning: {text}" for text in frame.attrs.get("warnings", [])]
 
 
+def _printed_decimals(metric: str) -> int:
+    """Decimals the paper prints ``metric`` with, the precision ranks compare at."""
+    return metric_column(("", ""), "", metric).decimals
+
+
 def rank_table(frame: pd.DataFrame) -> Table:
-    """The run's rank per column among the published rows, in 8 narrow columns."""
+    """The run's rank per column among the published rows, in 8 narrow columns: value and best published at the
+    paper's printed precision (the one ranked at), deltas of the unrounded value at :data:`_DECIMALS`."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title_justify="left",
                   title=f"{frame.attrs.get('run')} on {frame.attrs.get('table')}")
     for name in ("column", "metric", "value", "rank", "best published", "Δ best", "ΔT", "ΔS"):
         table.add_column(name, justify="left" if name in ("column", "metric", "best published") else "right",
                          overflow="fold")
     for row in frame.to_dict(orient="records"):
-        decimals = _DECIMALS.get(row["metric"], 4) if row["metric"] != "PSNR" else 2
+        decimals, printed = _DECIMALS.get(row["metric"], 4), _printed_decimals(row["metric"])
         rank = "–" if _plain(row["rank"]) is None else f"{row['rank']}/{row['n_ranked']}"
-        best = f"{row['best_method']} {_num(row['best_value'], decimals)}" if row["best_method"] else "–"
-        table.add_row(str(row["column"]), str(row["metric"]), _num(row["value"], decimals), rank, best,
+        best = f"{row['best_method']} {_num(row['best_value'], printed)}" if row["best_method"] else "–"
+        table.add_row(str(row["column"]), str(row["metric"]), _num(row["value"], printed), rank, best,
                       _num(row["delta_best"], decimals, True), _num(row["delta_mirage_t"], decimals, True),
                       _num(row["delta_mirage_s"], decimals, True))
     return table
@@ -155,6 +177,8 @@ def rank_explanation(frame: pd.DataFrame) -> list[str]:
     run = frame.attrs.get("run", "the run")
     reasons = list(frame.attrs.get("reasons") or [])
     lines = ["Δ = run - published; ΔT, ΔS: against MIRAGE-T, MIRAGE-S; rank is out of n_ranked."]
+    if not frame.empty:
+        lines.append(_printed_precision_note(list(dict.fromkeys(frame["metric"]))))
     if reasons:
         lines.append(f"{run} is not ranked: its numbers are not comparable with the published ones because of "
                      f"{'; '.join(reasons)}. Values and deltas are shown for information only.")
@@ -167,6 +191,14 @@ def rank_explanation(frame: pd.DataFrame) -> list[str]:
                      f"({first['column']} {first['metric']}: {int(first['n_ranked']) - 1} published + 1 = "
                      f"{int(first['n_ranked'])}).")
     return lines
+
+
+def _printed_precision_note(metrics: list[str]) -> str:
+    """The sentence that says ranks, like the report's best marks, are decided on printed values."""
+    precision = ", ".join(f"{metric} {_printed_decimals(metric)}" for metric in metrics)
+    return (f"Ranks are decided on printed values, as the paper's tables print them ({precision} decimals), so "
+            "equal printed values share a rank; value and best published are shown at that precision, the Δ "
+            "columns from the unrounded value.")
 
 
 def _frame_payload(frame: pd.DataFrame, extra: dict[str, Any]) -> dict[str, Any]:
