@@ -51,6 +51,8 @@ __all__ = [
     "default_checkpoint_path",
     "missing_default_checkpoint",
     "sample_checkpoint",
+    "chosen_checkpoint",
+    "sample_checkpoint_advice",
     "ENTRY_POINT_GROUP",
 ]
 
@@ -365,6 +367,28 @@ def sample_checkpoint(card: ModelCard) -> Path | None:
                                 "bench-ir or pass --checkpoint")
     raise FileNotFoundError(f"model card {missing_default_checkpoint(card)}; correct the field or pass --checkpoint")
 
+
+def sample_checkpoint_advice(card: ModelCard) -> str | None:
+    """How to use the card's shipped sample checkpoint (``--sample-checkpoint``, of `run` and `restore`), as an
+    alternative for :func:`bench_ir.runner.missing_weights_message`; None when the card ships none."""
+    if card.default_checkpoint:
+        return ("--sample-checkpoint for the sample checkpoint shipped with bench-ir (trained on a CPU on a few "
+                "photos: a demonstration, not the published model)")
+    return None
+
+
+def chosen_checkpoint(card: ModelCard, checkpoint: str | Path | None, use_sample_checkpoint: bool) -> Path | None:
+    """The weights file asked for by ``--checkpoint`` (``checkpoint``) or ``--sample-checkpoint``
+    (``use_sample_checkpoint``: the card's shipped sample checkpoint, :func:`sample_checkpoint`); None
+    when neither is given. Both at once, or ``--sample-checkpoint`` for a card that ships none, is a ValueError."""
+    if not use_sample_checkpoint:
+        return Path(checkpoint) if checkpoint else None
+    if checkpoint:
+        raise ValueError(f"--sample-checkpoint and --checkpoint {checkpoint} are two choices of weights; give one")
+    shipped = sample_checkpoint(card)
+    if shipped is None:
+        raise ValueError(f"model '{card.name}' ships no sample checkpoint; pass --checkpoint FILE")
+    return shipped
 
 _COUNT_CHECKED: weakref.WeakSet = weakref.WeakSet()  # models whose count was compared with their card's
 

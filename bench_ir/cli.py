@@ -326,6 +326,9 @@ def run(
     model_arg: Annotated[list[str] | None, typer.Option("--model-arg", help="override a card argument KEY=VALUE "
                                                         "(repeatable; values are YAML)")] = None,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="weights file")] = None,
+    sample_checkpoint: Annotated[bool, typer.Option("--sample-checkpoint", help="the card's shipped sample "
+                                                    "checkpoint on any data (a demonstration, not the published "
+                                                    "model; the default with --sample)")] = False,
     data_root: Annotated[Path | None, typer.Option(help="folder holding the protocol's test sets (default: "
                                                            "$BENCH_IR_DATA_ROOT)")] = None,
     sample: Annotated[bool, typer.Option("--sample", help="built-in sample data (synthetic, offline)")] = False,
@@ -396,7 +399,8 @@ def run(
             raise ValueError("--lpips-net and --lpips-weights apply with --lpips (LPIPS is scored only when asked)")
         lpips_choice = (lpips_net.value if lpips_net else "default") if lpips else None
         config = RunConfig(protocol=chosen, model=model, model_args=parse_model_args(model_arg),
-                           checkpoint=checkpoint, data_root=data_root, sample=sample, run_dir=run_dir,
+                           checkpoint=checkpoint, use_sample_checkpoint=sample_checkpoint, data_root=data_root,
+                           sample=sample, run_dir=run_dir,
                            runs_root=runs_root, resume=resume, limit=limit, tasks=task,
                            convention=convention, lpips=lpips_choice, lpips_weights=lpips_weights,
                            device=device, dtype=dtype.value, batch_size=batch_size, num_workers=workers, tile=tile,
@@ -424,11 +428,8 @@ def run(
     if outcome.rank != 0:
         return
     print_summary(outcome.manifest, outcome.summary, outcome.average)
-    for notice in outcome.notices:
+    for notice in outcome.notices:  # NaN/Inf outputs included
         console.print(f"[bold yellow]note:[/] {escape(notice)}", highlight=False)
-    nonfinite = int(outcome.summary.get("nonfinite", 0).sum()) if "nonfinite" in outcome.summary else 0
-    if nonfinite:
-        console.print(f"[bold red]warning:[/] {nonfinite} image(s) with NaN/Inf outputs (see records)")
     console.print(f"results: {outcome.run_dir}", highlight=False)
     console.print("next:\n" + "\n".join(f"  {line}" for line in next_commands(outcome.run_dir, outcome.manifest)),
                   highlight=False, markup=False, soft_wrap=True)

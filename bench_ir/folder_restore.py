@@ -48,9 +48,10 @@ from bench_ir.cards import (
     ModelCard,
     card_record,
     check_card_args,
+    chosen_checkpoint,
     count_parameters,
     get_card,
-    sample_checkpoint,
+    sample_checkpoint_advice,
     with_model_args,
 )
 from bench_ir.checkpoints import create_model, sha256_file
@@ -150,7 +151,7 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
     policy = _fit_policy(card, config.pad)
     if config.tile is not None:
         tile_size(config.tile, config.tile_overlap, policy.multiple)
-    checkpoint = _checkpoint(card, config)
+    checkpoint = chosen_checkpoint(card, config.checkpoint, config.use_sample_checkpoint)
     device = resolve_device(config.device)
     # compile only when asked: a folder of photos has as many input shapes as sizes, each compiled anew
     compile_choice = "off" if config.compile == "auto" else config.compile
@@ -159,7 +160,7 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
     model = create_model(card, checkpoint=checkpoint, registry=config.registry).to(device).eval()
     check_model_precision(model, config.dtype, f"model '{card.name}'")
     if checkpoint is None and count_parameters(model) > 0:
-        raise MissingWeightsError(missing_weights_message(card, _sample_advice(card)))
+        raise MissingWeightsError(missing_weights_message(card, sample_checkpoint_advice(card)))
     manifest = {
         "kind": "restore", "created": now_iso(), "status": "running",
         "command": config.command if config.command is not None else sys.argv,
@@ -321,25 +322,6 @@ def _fit_policy(card: ModelCard, pad: str | None) -> FitPolicy:
     check_pad_mode(pad, allow_none=False)  # an image of any size is padded to the model's multiple and cropped back
     mode = pad or (card.pad_mode if card.pad_mode != "none" else "reflect")
     return FitPolicy(card.input_multiple, mode)
-
-
-def _checkpoint(card: ModelCard, config: RestoreConfig) -> Path | None:
-    if config.use_sample_checkpoint:
-        if config.checkpoint:
-            raise ValueError(f"--sample-checkpoint and --checkpoint {config.checkpoint} are two choices of weights; "
-                             "give one")
-        shipped = sample_checkpoint(card)
-        if shipped is None:
-            raise ValueError(f"model '{card.name}' ships no sample checkpoint; pass --checkpoint FILE")
-        return shipped
-    return Path(config.checkpoint) if config.checkpoint else None
-
-
-def _sample_advice(card: ModelCard) -> str | None:
-    if card.default_checkpoint:
-        return ("--sample-checkpoint for the sample checkpoint shipped with bench-ir (trained on a CPU on a few "
-                "photos: a demonstration, not the published model)")
-    return None
 
 
 def _continue_folder(out_dir: Path, manifest: dict[str, Any], overwrite: bool, present: list[Path]) -> dict[str, Any]:

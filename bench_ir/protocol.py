@@ -155,6 +155,12 @@ class TaskSpec:
     sample: SampleSpec = field(default_factory=SampleSpec)
     notes: str = ""
 
+    @property
+    def has_sample_variant(self) -> bool:
+        """Whether ``--sample`` can build this task from the built-in photos: it synthesises noise or names
+        sample degradations (bench_ir.data.sample)."""
+        return self.noise is not None or bool(self.sample.degradations)
+
 
 @dataclass(frozen=True)
 class Protocol:

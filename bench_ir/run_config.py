@@ -17,7 +17,7 @@ __all__ = ["RunConfig", "NOISE_ORDERS"]
 
 NOISE_ORDERS: tuple[str, ...] = ("sorted", "listdir")  # bench_ir.data.datasets.NOISE_ORDERS (that module needs torch)
 
-_BOOLS = ("sample", "resume", "exact", "save_images", "random_weights")
+_BOOLS = ("use_sample_checkpoint", "sample", "resume", "exact", "save_images", "random_weights")
 _INTS = ("limit", "batch_size", "num_workers", "tile", "tile_overlap", "seed")
 _OPTIONAL_INTS = ("limit", "batch_size", "num_workers", "tile")
 _STRS = ("device", "dtype", "compile", "noise_order")
@@ -33,7 +33,10 @@ class RunConfig:
     (e.g. :func:`bench_ir.runner.folder_protocol`). model: a model card name, a card YAML file or a
     :class:`ModelCard`. model_args: card argument overrides (``--model-arg``). checkpoint: the weights file (None:
     the card's sample weights with ``sample``; on real data a model with parameters needs one, or
-    ``random_weights``). data_root: the folder holding the protocol's test sets (None: ``$BENCH_IR_DATA_ROOT``).
+    ``use_sample_checkpoint``, or ``random_weights``). use_sample_checkpoint: the card's shipped sample checkpoint
+    on any data (``--sample-checkpoint``; a demonstration, not a published model; not with ``checkpoint``; the
+    manifest records it as any checkpoint, path and sha256). data_root: the folder holding the protocol's test sets
+    (None: ``$BENCH_IR_DATA_ROOT``).
     sample: the built-in synthetic sample data (offline; not the benchmark).
     run_dir: the run directory (None: ``<runs_root>/<time>-<model>-<protocol>``). runs_root: the parent of default
     run directories. resume: continue ``run_dir`` (or the newest unfinished run of this setup under
@@ -63,6 +66,7 @@ class RunConfig:
     model: str | Path | ModelCard = "mirage-t"
     model_args: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | Path | None = None
+    use_sample_checkpoint: bool = False
     data_root: str | Path | None = None
     sample: bool = False
     run_dir: str | Path | None = None

@@ -10,8 +10,8 @@ manifest (its tasks, its limit, ``planned`` image counts): a task outside the ru
 limit than the run's (or none) widens the run to cover it, as a suite asks when its --limit grows. The final
 status is ``complete`` when every planned image has a record, ``incomplete`` otherwise; a stopped run is
 ``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` (an error, recorded in ``error``); all of them can be resumed. On
-real data a model with parameters needs a checkpoint unless ``random_weights`` is set; random initialisation is
-seeded by ``seed``.
+real data a model with parameters needs a checkpoint (``checkpoint``, or ``use_sample_checkpoint`` for the card's
+shipped sample checkpoint) unless ``random_weights`` is set; random initialisation is seeded by ``seed``.
 See docs/reliability.md.
 """
 
@@ -36,9 +36,11 @@ from bench_ir.atomic import claim_new_dir
 from bench_ir.cards import (
     ModelCard,
     check_card_args,
+    chosen_checkpoint,
     count_parameters,
     get_card,
     sample_checkpoint,
+    sample_checkpoint_advice,
     with_model_args,
 )
 from bench_ir.checkpoints import create_model
@@ -64,6 +66,7 @@ from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, command_
 from bench_ir.results import RunStore, aggregate, protocol_average
 from bench_ir.resume import ResumeError, RunLock, data_identity, find_resumable, identity_differences
 from bench_ir.run_config import RunConfig
+from bench_ir.shortlist import shortlist
 
 __all__ = ["RunConfig", "RunOutcome", "ProgressHook", "run_protocol", "folder_protocol", "ResumeError",
            "MissingWeightsError", "missing_weights_message", "RunNotFinalizedError", "RunTerminated", "RunInterrupted",
@@ -100,9 +103,9 @@ class RunOutcome:
     """What :func:`run_protocol` returns. run_dir: the run directory. manifest: the run manifest as written
     (``manifest.json``). summary: the per-task means (psnr, ssim, lpips), image counts and ``nonfinite`` counts,
     indexed by task (:func:`bench_ir.results.aggregate`). average: the mean over the protocol's ``average`` tasks
-    (None when one of them was not run). notices: lines to show the user (sample data, random weights, an
-    incomplete run...). rank: the distributed process rank of this process under torchrun (0 otherwise), not a
-    leaderboard rank."""
+    (None when one of them was not run). notices: lines to show the user (sample data, random weights, outputs with
+    NaN/Inf values, an incomplete run...). rank: the distributed process rank of this process under torchrun (0
+    otherwise), not a leaderboard rank."""
 
     run_dir: Path
     manifest: dict[str, Any]
@@ -172,15 +175,49 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def missing_weights_message(card: ModelCard,
-                            alternative: str | None = "--random-weights to score a randomly initialised network "
-                                                      "(seeded by --seed)") -> str:
+RANDOM_WEIGHTS_ADVICE = "--random-weights to score a randomly initialised network (seeded by --seed)"
+
+
+def missing_weights_message(card: ModelCard, alternative: str | None = RANDOM_WEIGHTS_ADVICE) -> str:
     """The error for a model with parameters and no checkpoint: what to pass (``--checkpoint FILE`` with the card's
     official files, or ``alternative`` when there is one)."""
     official = "; ".join(f"{key}: {value}" for key, value in card.official_checkpoints.items())
     files = f" (official checkpoints: {official})" if official else ""
     return f"model '{card.name}' has no checkpoint: pass --checkpoint FILE{files}" + (
         f", or {alternative}" if alternative else "")
+
+
+def _run_checkpoint(config: RunConfig, card: ModelCard) -> Path | None:
+    """The run's weights: the one :func:`chosen_checkpoint` names, else on the sample data the card's sample
+    checkpoint (None: none, the model is randomly initialised)."""
+    chosen = chosen_checkpoint(card, config.checkpoint, config.use_sample_checkpoint)
+    return chosen if chosen is not None or not config.sample else sample_checkpoint(card)
+
+
+def _sample_data_works(tasks: list[TaskSpec], noise_order: str) -> bool:
+    """Whether ``--sample`` can run ``tasks``: each has a sample variant (sample degradations, or noise of its
+    own, as bench_ir.data.sample builds it) and the noise order is ``sorted`` (the sample data has no folder)."""
+    return noise_order == "sorted" and all(task.has_sample_variant for task in tasks)
+
+
+def _nonfinite_notice(records: list[dict[str, Any]]) -> str | None:
+    """The images whose output had NaN/Inf values (records marked ``nonfinite``; their PSNR and SSIM are NaN) and
+    what that does to the means (:func:`bench_ir.results.aggregate` never leaves them out); None when there are
+    none."""
+    bad = [record for record in records if record.get("nonfinite")]
+    if not bad:
+        return None
+    tasks = ", ".join(dict.fromkeys(str(record["task"]) for record in bad))
+    shown = shortlist([f"{record['task']}/{record['image']}" for record in bad], 5, more=" and {} more")
+    return (f"{len(bad)} image(s) with NaN/Inf outputs ({shown}): their PSNR and SSIM are NaN (the records mark them "
+            f"nonfinite), so the PSNR and SSIM means of task(s) {tasks} are NaN, and so is an Average over them")
+
+
+def _missing_weights(card: ModelCard) -> str:
+    """A run's missing-weights error: --checkpoint, the card's sample checkpoint where it ships one, or
+    --random-weights."""
+    return missing_weights_message(card, ", or ".join(
+        advice for advice in (sample_checkpoint_advice(card), RANDOM_WEIGHTS_ADVICE) if advice))
 
 
 def _limited(dataset: Any, limit: int | None) -> Any:
@@ -208,9 +245,9 @@ def _check_options(config: RunConfig, card: ModelCard, protocol: Protocol) -> No
     check_counts([("--limit", config.limit, 1), ("--batch-size", config.batch_size, 1), ("--tile", config.tile, 1),
                   ("--workers", config.num_workers, 0)])
     check_pad_mode(config.pad)
-    if config.random_weights and config.checkpoint:
-        raise ValueError("--random-weights allows a model without a checkpoint; it cannot run with --checkpoint "
-                         f"{config.checkpoint}")
+    if config.random_weights and (config.checkpoint or config.use_sample_checkpoint):
+        weights = f"--checkpoint {config.checkpoint}" if config.checkpoint else "--sample-checkpoint"
+        raise ValueError(f"--random-weights allows a model without a checkpoint; it cannot run with {weights}")
     if config.tile is not None:
         for task in protocol.tasks:
             tile_size(config.tile, config.tile_overlap, _task_policy(card, protocol, task, config.pad).multiple)
@@ -247,13 +284,16 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
     card = with_model_args(get_card(config.model, config.registry), config.model_args)
     check_card_args(card)  # unknown card args / --model-arg fail here, before any data or model work
     _check_options(config, card, protocol)
+    checkpoint = _run_checkpoint(config, card)
 
     # 1. every dataset first: a missing folder fails before any model work (a resume resolves the run's own tasks)
     if not config.sample and protocol.name != "folders":
         config = dataclasses.replace(config, data_root=data_root_or_env(config.data_root))
         if config.data_root is None:
+            sample = _sample_data_works(tasks, config.noise_order)
             raise FileNotFoundError(f"protocol '{protocol.name}' needs the folder holding its test sets "
-                                    f"({DATA_ROOT_HINT}) or --sample for the built-in sample data")
+                                    f"({DATA_ROOT_HINT})" + (" or --sample for the built-in sample data" if sample
+                                                             else ""))
     full: dict[str, Any] = {}  # task name -> its whole dataset (before --limit)
 
     def dataset_of(name: str) -> Any:
@@ -275,10 +315,9 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
                             _task_policy(card, protocol, task, config.pad), task.name, convention)
 
     # 2. the model (under torchrun each rank takes its own GPU and a share of every task's images)
-    checkpoint = Path(config.checkpoint) if config.checkpoint else (sample_checkpoint(card) if config.sample else None)
     real_data = not config.sample
     if checkpoint is None and real_data and not config.random_weights and (card.expected_params or 0) > 0:
-        raise MissingWeightsError(missing_weights_message(card))
+        raise MissingWeightsError(_missing_weights(card))
     requested = resolve_device(config.device)
     dctx = dist_context(requested.type)
     device = dctx.device(requested)
@@ -295,7 +334,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
     check_model_precision(model, config.dtype, f"model '{card.name}'")
     random_weights = checkpoint is None and count_parameters(model) > 0
     if random_weights and real_data and not config.random_weights:
-        raise MissingWeightsError(missing_weights_message(card))
+        raise MissingWeightsError(_missing_weights(card))
     if on_model is not None:
         on_model(model)
     scorer = _make_scorer(convention, config, device)  # LPIPS weights that are missing fail here, before a run folder
@@ -521,8 +560,11 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
                 f"not be written ({err}); the run stays resumable: run the same command with --resume --run-dir "
                 f"{run_dir} once the disk is writable") from err
     dctx.barrier()
-    summary = aggregate(pd.DataFrame(store.read_records(warn=False).records))
+    records = store.read_records(warn=False).records
+    summary = aggregate(pd.DataFrame(records))
     average = protocol_average(summary, manifest["protocol"]["average"])
+    if notice := _nonfinite_notice(records):
+        notices.append(notice)
     if manifest["status"] == "incomplete":
         notices.append(f"incomplete: the run's other images are not scored yet; continue with --resume --run-dir "
                        f"{run_dir}")

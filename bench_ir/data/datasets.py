@@ -174,12 +174,13 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
                                    advice="--input-dir and --target-dir take two folders of images.")
     protocol = protocol_name or "<protocol>"
     root_text = str(root) if root is not None else "<data root>"
+    check = f"`bench-ir data check --protocol {protocol} --data-root {root_text}` to see what is missing."
     raise DatasetNotFoundError(
         f"task '{task.name}' ({task.label}): no layout found under {root_text}. Tried:\n" +
         "\n".join(f"  - {line}" for line in tried),
         tried,
-        advice=f"Use --sample for the built-in sample data, or run `bench-ir data check --protocol {protocol} "
-               f"--data-root {root_text}` to see what is missing.",
+        advice=(f"Use --sample for the built-in sample data, or run {check}" if task.has_sample_variant
+                else f"Run {check}"),
     )
 
 

@@ -96,7 +96,7 @@ def build_sample_task_dataset(protocol: Protocol, task: TaskSpec | str, max_side
                          "data has no folder (use --data-root)")
     task = protocol.task(task) if isinstance(task, str) else task
     crop = protocol.crop_for(task)
-    if task.noise is None and not task.sample.degradations:
+    if not task.has_sample_variant:
         raise ValueError(f"task '{task.name}' of protocol '{protocol.name}' defines no sample degradations "
                          "(sample: {degradations: [...]}) and no noise")
     entries = []
