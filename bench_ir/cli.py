@@ -918,12 +918,27 @@ def compare(
 # --------------------------------------------------------------------------------------------- docs
 @app.command()
 def docs(
-    out: Annotated[Path, typer.Option(help="folder for the generated protocol pages")] = Path("docs/protocols"),
+    protocols: Annotated[list[Path] | None, typer.Argument(help="your protocol YAML files, or folders of them "
+                                                           "(default: the shipped protocols)",
+                                                           show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the generated pages and their index README.md "
+                                             "(default: docs/protocols for the shipped protocols; required with "
+                                             "your own files)", show_default=False)] = None,
 ) -> None:
-    """Regenerate the protocol pages (one Markdown page per protocol YAML)."""
+    """Write one Markdown page per protocol YAML and an index: the shipped ones (docs/protocols) or your own files.
+
+    Without files it regenerates docs/protocols from protocols/*.yaml; with protocol files or folders of them it writes
+    their pages into --out."""
     from bench_ir.protocol_docs import write_protocol_pages
 
-    for path in write_protocol_pages(out):
+    try:
+        if protocols and out is None:
+            raise ValueError("give --out FOLDER for the pages of your protocol files (docs/protocols holds the "
+                             "shipped protocols' pages and index)")
+        paths = write_protocol_pages(out or Path("docs/protocols"), protocols or None)
+    except USER_ERRORS as err:
+        _fail(err)
+    for path in paths:
         console.print(f"wrote {path}", highlight=False)
 
 

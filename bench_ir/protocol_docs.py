@@ -1,15 +1,18 @@
 """One Markdown page per protocol, generated from its YAML: what a number of that protocol means.
 
 The same text backs `bench-ir list protocols --details` and the committed pages in docs/protocols/
-(`bench-ir docs` regenerates them; a test checks they are current).
+(`bench-ir docs` regenerates them; a test checks they are current). `bench-ir docs FILE|FOLDER --out FOLDER` writes
+the pages of a researcher's own protocol files.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench_ir.atomic import write_text_atomic
 from bench_ir.protocol import PAIRING_EXPLAINED, PAIRING_RULES, Protocol, TaskSpec, list_protocols, load_protocol
+from bench_ir.resources import protocols_dir
 
 __all__ = ["protocol_markdown", "write_protocol_pages", "NOISE_ORDER_TEXT"]
 
@@ -52,6 +55,16 @@ def _synthesis_text(task: TaskSpec) -> str:
             f"[0, 255], {rounding}; {stream}")
 
 
+def _generated_from(protocol: Protocol) -> str:
+    """The page's first line: the YAML file it was made from and how to make it again."""
+    source = Path(protocol.source)
+    if source.resolve().parent == protocols_dir().resolve():
+        return (f"*Generated from `protocols/{source.name}` (version {protocol.version}); "
+                "do not edit by hand — run `bench-ir docs`.*")
+    return (f"*Generated from `{source.name}` (version {protocol.version}); do not edit by hand — run "
+            f"`bench-ir docs {source.name} --out FOLDER`.*")
+
+
 def protocol_markdown(protocol: Protocol | str) -> str:
     """The documentation page of ``protocol`` as Markdown."""
     from bench_ir.metrics.conventions import get_convention
@@ -61,8 +74,7 @@ def protocol_markdown(protocol: Protocol | str) -> str:
     lines = [
         f"# `{protocol.name}` — {protocol.title}",
         "",
-        f"*Generated from `protocols/{Path(protocol.source).name}` (version {protocol.version}); "
-        "do not edit by hand — run `bench-ir docs`.*",
+        _generated_from(protocol),
         "",
         protocol.description.strip(),
         "",
@@ -114,13 +126,31 @@ def protocol_markdown(protocol: Protocol | str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_protocol_pages(out_dir: str | Path) -> list[Path]:
-    """Write ``<out_dir>/<protocol>.md`` for every shipped protocol and an index; returns the paths."""
+def _protocols_to_document(files: Sequence[str | Path] | None) -> list[Protocol]:
+    """The protocols in ``files`` (protocol YAML files, or folders: the YAML files directly in them; a file given
+    twice counts once), or every shipped protocol for None; two files of one name are a SpecError naming both, since
+    a page is ``<name>.md``."""
+    from bench_ir.validation import check_distinct_protocol_names, spec_files
+
+    if files is None:
+        return [load_protocol(name) for name in list_protocols()]
+    given: dict[Path, Path] = {}  # each file once, as it was given
+    for path in spec_files(list(files)):
+        given.setdefault(path.resolve(), path)
+    protocols = [load_protocol(path) for path in given.values()]
+    check_distinct_protocol_names(protocols, "each page is <name>.md, so one would overwrite the other")
+    return protocols
+
+
+def write_protocol_pages(out_dir: str | Path, files: Sequence[str | Path] | None = None) -> list[Path]:
+    """Write ``<out_dir>/<name>.md`` for every protocol in ``files`` (protocol YAML files or folders of them;
+    default: every shipped protocol) and an index ``README.md``; returns the paths."""
+    protocols = _protocols_to_document(files)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, index = [], ["# Protocols", "", "| protocol | title | tasks |", "|---|---|---|"]
-    for name in list_protocols():
-        protocol = load_protocol(name)
+    for protocol in protocols:
+        name = protocol.name
         path = out_dir / f"{name}.md"
         write_text_atomic(path, protocol_markdown(protocol))
         written.append(path)

@@ -160,16 +160,22 @@ def _check_numbers(suite: Suite, path: Path) -> None:
                         "cuda or cuda:N (mps, xpu also)")
 
 
+_SHARED_PROTOCOL_NAME = ("a suite names its cells (<entry>__<protocol name>) and report tables by protocol name, so "
+                         "their runs would be taken for one protocol's")
+
+
 def load_suite(name_or_path: str | Path) -> Suite:
     """Load and validate a suite by name (suites/<name>.yaml) or path.
 
     Checks the schema, that every entry has protocols, every protocol and model card resolves, the convention
     exists, every entry not on sample data names a checkpoint (a suite never runs random weights; a card with
-    no parameters, such as ``input``, needs none) and cell names are unique. Files are not required to exist:
+    no parameters, such as ``input``, needs none), no two protocol files share a name and cell names are unique.
+    Files are not required to exist:
     `bench-ir suite run` checks datasets and checkpoints before the first forward pass."""
     from bench_ir.cards import get_card
     from bench_ir.metrics.conventions import get_convention
-    from bench_ir.protocol import load_protocol
+    from bench_ir.protocol import Protocol, load_protocol
+    from bench_ir.validation import check_distinct_protocol_names
 
     path = resolve_spec_path(name_or_path, suites_dir(), "suite")
     data = read_yaml(path)
@@ -187,6 +193,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise SpecError(f"{path}: options: noise_order '{suite.options.noise_order}' needs dataset folders; "
                         "the sample data has none")
     protocol_names: dict[str, str] = {}
+    loaded: dict[str, Protocol] = {}
     cells: dict[str, int] = {}
     for i, entry in enumerate(suite.entries):
         where = f"{path}: entries[{i}]"
@@ -203,10 +210,15 @@ def load_suite(name_or_path: str | Path) -> Suite:
         for protocol in protocols:
             if protocol not in protocol_names:
                 try:
-                    protocol_names[protocol] = load_protocol(suite.protocol_ref(protocol)).name
+                    loaded[protocol] = load_protocol(suite.protocol_ref(protocol))
                 except (KeyError, SpecError) as err:
                     message = err.args[0] if isinstance(err, KeyError) else str(err)
                     raise SpecError(f"{where}: protocol '{protocol}': {message}") from None
+                try:
+                    check_distinct_protocol_names(loaded.values(), _SHARED_PROTOCOL_NAME)
+                except SpecError as err:
+                    raise SpecError(f"{where}: {err}") from None
+                protocol_names[protocol] = loaded[protocol].name
             cell = f"{suite.entry_name(entry)}__{protocol_names[protocol]}"
             if cell in cells:
                 raise SpecError(f"{where}: cell '{cell}' is also planned by entries[{cells[cell]}]; give the "
