@@ -4,16 +4,21 @@ main command restores with it."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
 from bench_ir.cards import get_card
 from bench_ir.checkpoints import create_model, sha256_file, sidecar_path
+from bench_ir.cli import app
 from bench_ir.data.sample import SAMPLE_EVAL_IMAGES, SAMPLE_TRAIN_IMAGES
 from bench_ir.resources import registry_dir
+from bench_ir.results import load_run, protocol_average
 from bench_ir.runner import RunConfig, run_protocol
 from bench_ir.train.recipes import load_recipe
 
@@ -48,17 +53,49 @@ def test_training_manifest_shows_a_complete_sample_recipe_run_on_photos_disjoint
     assert not set(SAMPLE_TRAIN_IMAGES) & set(SAMPLE_EVAL_IMAGES)
 
 
-# The one whole-protocol MIRAGE-T run of the suite (35 forwards on the CPU), shared by the tests below: 99 s alone on
-# 2 cores, over 300 s on a loaded 2-core machine. pytest-timeout counts a fixture in the first test that uses it, so
-# every test of the fixture gets the worst-case limit (1800 s); the other runs of the suite use --limit 1.
+# The one whole-protocol MIRAGE-T run of the suite (35 forwards on the CPU, the README's main command), shared by the
+# tests below: 99 s alone on 2 cores, over 300 s on a loaded 2-core machine. pytest-timeout counts a fixture in the
+# first test that uses it, so every test of the fixture gets the worst-case limit (1800 s); the other runs of the
+# suite use --limit 1.
+
+
+@dataclass
+class SampleRun:
+    """A finished sample run: its manifest, per-task means and protocol Average, and (for the CLI run) its output."""
+
+    manifest: dict
+    summary: pd.DataFrame
+    average: pd.Series
+    output: str = ""
 
 
 @pytest.fixture(scope="module")
-def sample_runs(tmp_path_factory):
+def sample_runs(tmp_path_factory) -> tuple[SampleRun, SampleRun]:
+    """MIRAGE-T through the README's main command, `bench-ir run --protocol 5deg --sample` (with a --run-dir), and
+    the degraded inputs through the Python API."""
     root = tmp_path_factory.mktemp("runs")
-    mirage = run_protocol(RunConfig(protocol="5deg", model="mirage-t", sample=True, run_dir=root / "mirage"))
+    result = CliRunner().invoke(app, ["run", "--protocol", "5deg", "--sample", "--run-dir", str(root / "mirage")],
+                                terminal_width=200)
+    assert result.exit_code == 0, result.output
+    run = load_run(root / "mirage")
+    summary = run.summary()
+    mirage = SampleRun(run.manifest, summary, protocol_average(summary, run.manifest["protocol"]["average"]),
+                       result.output)
     degraded = run_protocol(RunConfig(protocol="5deg", model="input", sample=True, run_dir=root / "input"))
-    return mirage, degraded
+    return mirage, SampleRun(degraded.manifest, degraded.summary, degraded.average)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_readme_command_prints_the_paper_table_of_the_sample_data_with_the_average(sample_runs):
+    output = sample_runs[0].output
+    assert "Average" in output and "MIRAGE-T" in output
+    assert "sample (synthetic)" in output and "random weights" not in output
+    table = output.split("Average")[0]
+    assert table.count("sample data (synthetic)") == 7
+    assert not [name for name in ("SOTS", "Rain100L", "BSD68", "GoPro", "LOLv1") if name in table]
+    assert sample_runs[0].manifest["model"]["params"] == 6207412
+    assert sample_runs[0].manifest["checkpoint"]["path"].endswith("mirage-t-sample.safetensors")
 
 
 def _readme_row(label: str) -> list[float]:
