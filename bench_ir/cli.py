@@ -670,14 +670,16 @@ def data_check(
                              + (", not both" if protocol is not None else ""))
         if protocol is not None:
             from bench_ir.data.check import check_protocol
+            from bench_ir.data.datasets import needs_data_root
             from bench_ir.protocol import load_protocol
 
             if patch_size is not None:
                 raise ValueError("--patch-size applies to --recipe (training patches), not to a protocol")
+            loaded = load_protocol(protocol)
             data_root = _data_root(data_root)
-            if data_root is None:
+            if data_root is None and needs_data_root(loaded.select_tasks(task)):
                 raise ValueError(f"--protocol needs the folder holding its test sets: {DATA_ROOT_HINT}")
-            checks = check_protocol(load_protocol(protocol), data_root, tasks=task)
+            checks = check_protocol(loaded, data_root, tasks=task)
             renderables = listing.data_check_renderables(checks)
         else:
             from bench_ir.counts import check_counts

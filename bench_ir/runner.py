@@ -46,7 +46,7 @@ from bench_ir.cards import (
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
 from bench_ir.cpus import default_eval_workers
-from bench_ir.data.datasets import FOLDER_PAIR_SOURCE
+from bench_ir.data.datasets import FOLDER_PAIR_SOURCE, needs_data_root
 from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
 from bench_ir.distributed import dist_context
 from bench_ir.engine import (
@@ -289,7 +289,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
     # 1. every dataset first: a missing folder fails before any model work (a resume resolves the run's own tasks)
     if not config.sample and protocol.name != "folders":
         config = dataclasses.replace(config, data_root=data_root_or_env(config.data_root))
-        if config.data_root is None:
+        if config.data_root is None and needs_data_root(tasks):
             sample = _sample_data_works(tasks, config.noise_order)
             raise FileNotFoundError(f"protocol '{protocol.name}' needs the folder holding its test sets "
                                     f"({DATA_ROOT_HINT})" + (" or --sample for the built-in sample data" if sample

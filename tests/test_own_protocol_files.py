@@ -1,8 +1,9 @@
-"""A researcher's own protocol files: a suite refuses two of one name, `bench-ir docs` writes their pages; the
-single-task protocols cut from 3deg do not inherit its notes."""
+"""A researcher's own protocol files: absolute layout folders are read wherever they are, a suite refuses two files
+of one name, `bench-ir docs` writes their pages; the single-task protocols cut from 3deg do not inherit its notes."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from conftest import write_one_pair_protocol
 from typer.testing import CliRunner
 
 from bench_ir.cli import app
+from bench_ir.data.datasets import DatasetNotFoundError, needs_data_root, resolve_layout
 from bench_ir.protocol import load_protocol
 from bench_ir.protocol_docs import protocol_markdown
+from bench_ir.suite import plan_suite
 
 runner = CliRunner()
 
@@ -30,6 +33,62 @@ def _suite_file(root: Path, suite: dict) -> Path:
     path = root / "suite.yaml"
     path.write_text(yaml.safe_dump({"name": "s", "title": "s", **suite}), encoding="utf-8")
     return path
+
+
+def _absolute_protocol(root: Path) -> Path:
+    """``root/abs.yaml``: a one-pair protocol 'abs' whose layout names its folders absolutely."""
+    path = write_one_pair_protocol(root, "abs")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["tasks"][0]["layouts"] = [{"input": str(root / "abs" / "input"), "target": str(root / "abs" / "target")}]
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------------------- absolute layout folders
+def test_absolute_layout_folders_are_used_as_they_are_under_any_data_root(tmp_path):
+    task = load_protocol(_absolute_protocol(tmp_path)).tasks[0]
+    (tmp_path / "elsewhere").mkdir()
+    for data_root in (None, tmp_path / "elsewhere"):
+        assert resolve_layout(task, data_root).target_dir == tmp_path / "abs" / "target"
+
+
+def test_only_relative_layout_folders_need_a_data_root(tmp_path):
+    assert not needs_data_root(load_protocol(_absolute_protocol(tmp_path)).tasks)
+    assert needs_data_root(load_protocol(write_one_pair_protocol(tmp_path, "rel")).tasks)
+
+
+def test_data_check_of_a_protocol_with_absolute_folders_needs_no_data_root(tmp_path):
+    result = runner.invoke(app, ["data", "check", "--protocol", str(_absolute_protocol(tmp_path))],
+                           terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert "ready: all 1 task(s) ok" in result.output
+
+
+@pytest.mark.parametrize("data_root", [[], ["--data-root", "elsewhere"]], ids=["no data root", "another data root"])
+def test_run_of_a_protocol_with_absolute_folders_reads_them_with_or_without_a_data_root(tmp_path, data_root):
+    (tmp_path / "elsewhere").mkdir()
+    data_root = [str(tmp_path / arg) if arg == "elsewhere" else arg for arg in data_root]
+    result = runner.invoke(app, ["run", "--protocol", str(_absolute_protocol(tmp_path)), "--model", "input",
+                                 "--run-dir", str(tmp_path / "run"), *data_root], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert "results:" in result.output
+
+
+def test_missing_absolute_folders_are_named_without_asking_for_a_data_root(tmp_path):
+    task = load_protocol(_absolute_protocol(tmp_path)).tasks[0]
+    shutil.rmtree(tmp_path / "abs")
+    with pytest.raises(DatasetNotFoundError) as caught:
+        resolve_layout(task, None, protocol_name="abs")
+    message = str(caught.value)
+    assert "no layout found. Tried:" in message and str(tmp_path / "abs" / "target") in message
+    assert "data root" not in message and "--data-root" not in message, message
+
+
+def test_a_suite_of_protocols_with_absolute_folders_plans_without_a_data_root(tmp_path):
+    _absolute_protocol(tmp_path)
+    plan = plan_suite(_suite_file(tmp_path, {"protocols": ["abs.yaml"], "entries": [{"model": "input"}]}),
+                      tmp_path / "suite")
+    assert plan.data_root is None and "input__abs" in [cell.name for cell in plan.cells]
 
 
 # ------------------------------------------------------------------------------------- suites

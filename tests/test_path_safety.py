@@ -1,4 +1,5 @@
-"""Outputs stay inside the run directory, datasets inside --data-root: safe task/dataset names, one `inside`."""
+"""Outputs stay inside the run directory, relative layout folders inside --data-root: safe task/dataset names,
+one `inside`."""
 
 from __future__ import annotations
 
@@ -80,13 +81,13 @@ def test_saved_images_cannot_leave_the_images_folder_even_with_a_hostile_task_na
         "dehaze/_input/a.png", "dehaze/_target/a.png", "dehaze/a.png"]
 
 
-def test_an_absolute_layout_folder_outside_the_data_root_is_refused(tmp_path):
+def test_an_absolute_layout_folder_is_read_where_it_is_even_outside_the_data_root(tmp_path):
+    """The protocol file names it outright; only relative folders are joined to (and kept inside) the data root."""
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "root").mkdir()
     task = TaskSpec(name="t", label="T", dataset="d",
-                    layouts=[LayoutSpec(target=str(tmp_path / "elsewhere"), source="hostile layout")])
-    with pytest.raises(UnsafePathError, match="elsewhere leaves"):
-        resolve_layout(task, tmp_path / "root")
+                    layouts=[LayoutSpec(target=str(tmp_path / "elsewhere"), source="own layout")])
+    assert resolve_layout(task, tmp_path / "root").target_dir == tmp_path / "elsewhere"
 
 
 def test_a_layout_folder_linked_into_the_data_root_is_followed(tmp_path):

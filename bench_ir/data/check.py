@@ -64,7 +64,7 @@ class TaskCheck:
     protocol: str
     task: str
     label: str
-    data_root: str
+    data_root: str | None  # None: the layout folders are absolute
     crop: CropSpec
     expected: int | None = None
     layout: ResolvedLayout | None = None
@@ -259,10 +259,11 @@ class _FileProbe:
         return self.cache[path]
 
 
-def _file_name(path: Path, root: Path) -> str:
-    """``path`` relative to the data root (input and target files often share a name), or whole when outside it."""
+def _file_name(path: Path, root: Path | None) -> str:
+    """``path`` relative to the data root (input and target files often share a name), or whole when outside it or
+    without one."""
     try:
-        return str(path.relative_to(root))
+        return str(path.relative_to(root)) if root is not None else str(path)
     except ValueError:
         return str(path)
 
@@ -279,7 +280,7 @@ def _note_conversions(check: TaskCheck, name: str, conversions: tuple[tuple[str,
         check.conversions.setdefault(kind, []).append(f"{name} ({message})" if kind == "other" else name)
 
 
-def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, decode: bool = True,
+def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path | None, decode: bool = True,
                multiple: int | None = None, progress: Progress | None = None,
                _probe: _FileProbe | None = None, convention: str | MetricConvention | None = None) -> TaskCheck:
     """Check one task of ``protocol`` under ``data_root``. ``multiple`` overrides the side multiple required of
@@ -293,7 +294,8 @@ def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, 
     chosen = get_convention(convention or protocol.convention)
     others = [get_convention(name) for name in protocol.alternative_conventions]
     others = [other for other in dict.fromkeys(others) if other.id != chosen.id]
-    check = TaskCheck(protocol.name, task.name, task.label, str(data_root), crop, task.expected_count,
+    check = TaskCheck(protocol.name, task.name, task.label, str(data_root) if data_root is not None else None, crop,
+                      task.expected_count,
                       multiple=multiple, convention=chosen)
     try:
         check.layout = resolve_layout(task, data_root, protocol_name=protocol.name)
@@ -314,7 +316,7 @@ def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path, 
     check.unpaired_targets = [p.name for p in pairing.unpaired_targets]
     check.non_images = [str(p) for p in pairing.non_images]
     probe = _probe or _FileProbe(decode)
-    root = Path(data_root).expanduser()
+    root = Path(data_root).expanduser() if data_root is not None else None
     for done, pair in enumerate(pairing.pairs, start=1):
         target_size, target_error, target_conversions = probe(pair.target_path)
         if target_error:
@@ -364,15 +366,15 @@ def _scored_size(size: tuple[int, int], crop: CropSpec) -> tuple[int, int] | Non
         return None
 
 
-def check_protocol(protocol: Protocol, data_root: str | Path, decode: bool = True,
+def check_protocol(protocol: Protocol, data_root: str | Path | None, decode: bool = True,
                    progress: Progress | None = None, tasks: list[str] | None = None,
                    convention: str | MetricConvention | None = None) -> list[TaskCheck]:
     """:func:`check_task` for every task (or those named in ``tasks``, as `run --task` scores them); files shared by
     several tasks are decoded once. A ``data_root`` that is not a folder raises DatasetNotFoundError (one line)
     instead of one not-found finding per task; an unknown task name is a KeyError naming the protocol's tasks.
     ``convention``: as in :func:`check_task`."""
-    root = Path(data_root).expanduser()
-    if not root.is_dir():
+    root = Path(data_root).expanduser() if data_root is not None else None
+    if root is not None and not root.is_dir():
         raise DatasetNotFoundError(f"data root {root} {'is not a folder' if root.exists() else 'does not exist'}")
     chosen = protocol.select_tasks(tasks)
     probe = _FileProbe(decode)

@@ -62,6 +62,7 @@ __all__ = [
     "NOISE_ORDERS",
     "listdir_order",
     "resolve_layout",
+    "needs_data_root",
     "list_images",
     "natural_key",
     "pair_files",
@@ -135,19 +136,28 @@ def _folder_state(folder: Path) -> str:
 
 
 def _layout_dirs(layout: LayoutSpec, data_root: Path | None) -> tuple[Path | None, Path | None]:
-    """The layout's folders: relative ones under ``data_root`` (None without one), absolute ones as they are; with a
-    data root every folder must lie inside it (bench_ir.safety.inside, an UnsafePathError otherwise)."""
+    """The layout's folders: absolute ones as they are, wherever they are (the protocol file names them outright);
+    relative ones under ``data_root`` (None without one), inside which they must stay (bench_ir.safety.inside, an
+    UnsafePathError otherwise)."""
     def place(rel: str | None) -> Path | None:
         if rel is None:
             return None
         path = Path(rel).expanduser()
-        if data_root is not None:
-            inside(data_root, path, f"layout folder ({layout.source or 'layout'})")
         if path.is_absolute():
             return path
-        return data_root / path if data_root is not None else None
+        if data_root is None:
+            return None
+        inside(data_root, path, f"layout folder ({layout.source or 'layout'})")
+        return data_root / path
 
     return place(layout.input), place(layout.target)
+
+
+def needs_data_root(tasks: Iterable[TaskSpec]) -> bool:
+    """Whether a layout of ``tasks`` names a folder relative to the data root: tasks whose layout folders are all
+    absolute need no --data-root."""
+    return any(folder is not None and not Path(folder).expanduser().is_absolute()
+               for task in tasks for layout in task.layouts for folder in (layout.input, layout.target))
 
 
 def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: str | None = None) -> ResolvedLayout:
@@ -173,10 +183,11 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
         raise DatasetNotFoundError(f"task '{task.name}' ({task.label}): {folders}", tried,
                                    advice="--input-dir and --target-dir take two folders of images.")
     protocol = protocol_name or "<protocol>"
-    root_text = str(root) if root is not None else "<data root>"
-    check = f"`bench-ir data check --protocol {protocol} --data-root {root_text}` to see what is missing."
+    root_text = str(root) if root is not None else "<data root>" if needs_data_root([task]) else None
+    root_option = f" --data-root {root_text}" if root_text else ""
+    check = f"`bench-ir data check --protocol {protocol}{root_option}` to see what is missing."
     raise DatasetNotFoundError(
-        f"task '{task.name}' ({task.label}): no layout found under {root_text}. Tried:\n" +
+        f"task '{task.name}' ({task.label}): no layout found{f' under {root_text}' if root_text else ''}. Tried:\n" +
         "\n".join(f"  - {line}" for line in tried),
         tried,
         advice=(f"Use --sample for the built-in sample data, or run {check}" if task.has_sample_variant

@@ -198,6 +198,7 @@ def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str 
                checkpoint_dir: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SuitePlan:
     """The cells of ``suite`` in ``suite_dir``: profiles of the distinct models first (when the suite profiles),
     then entry × protocol runs in file order. ``overrides`` replace suite options (e.g. ``limit``, ``device``)."""
+    from bench_ir.data.datasets import needs_data_root
     from bench_ir.protocol import load_protocol
 
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
@@ -209,7 +210,9 @@ def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str 
     check_counts([(f"--{key.replace('_', '-')}", options.get(key), 1) for key in ("limit", "batch_size", "tile")])
     if not options["sample"]:
         data_root = data_root_or_env(data_root)
-        if data_root is None:
+        refs = dict.fromkeys(ref for entry in suite.entries for ref in suite.entry_protocols(entry))
+        if data_root is None and needs_data_root(task for ref in refs for task in load_protocol(suite.protocol_ref(ref))
+                                                 .tasks):
             raise ValueError(f"suite '{suite.name}' runs on the benchmark data: {DATA_ROOT_HINT}")
     checkpoint_base, checkpoint_origin = (suite.checkpoint_base(checkpoint_dir) if suite.has_relative_checkpoints()
                                           else (None, None))
