@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_scored_run
+from conftest import write_one_pair_protocol, write_scored_run
 from PIL import Image
 
 from bench_ir.report import build_report, build_table, render
 from bench_ir.report.model import Cell, NumericColumn, Row, RowBlock, TableModel, mark_best
 from bench_ir.report.render import latex_document
+from bench_ir.runner import RunConfig, run_protocol
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STORE = FIXTURES / "store"
@@ -279,6 +280,30 @@ def test_folder_runs_scored_with_two_metric_conventions_are_not_ranked_against_e
     assert any("the table mixes metric conventions M1 and M2" in note.text for note in table.footnotes)
     one_convention = build_table("folders", runs[1:])
     assert [row.ranked for row in one_convention.rows] == [True, True]
+
+
+def _run_of_a_file_named_mine(root: Path, edit: tuple[str, str] = ("", "")) -> Path:
+    """A `--model input` run of a one-pair protocol file named 'mine' under ``root``, its YAML text edited by
+    ``edit`` (old, new) first; returns the run directory."""
+    path = write_one_pair_protocol(root, "mine")
+    path.write_text(path.read_text(encoding="utf-8").replace(*edit), encoding="utf-8")
+    return run_protocol(RunConfig(protocol=str(path), model="input", data_root=root, run_dir=root / "run",
+                                  device="cpu")).run_dir
+
+
+def test_runs_of_two_protocol_files_of_one_name_that_measure_differently_are_not_ranked(tmp_path):
+    runs = [_run_of_a_file_named_mine(tmp_path / "a"),
+            _run_of_a_file_named_mine(tmp_path / "b", ("base: 16", "base: 8"))]
+    table = build_table("mine", runs)
+    assert [row.ranked for row in table.rows] == [False, False]
+    assert any("mixes runs of protocol files named 'mine' that measure differently" in note.text
+               and "crop differ" in note.text for note in table.footnotes)
+
+
+def test_runs_of_protocol_files_of_one_name_that_differ_only_in_descriptions_are_ranked(tmp_path):
+    runs = [_run_of_a_file_named_mine(tmp_path / "a"),
+            _run_of_a_file_named_mine(tmp_path / "b", ("title: mine", "title: mine, retitled"))]
+    assert [row.ranked for row in build_table("mine", runs).rows] == [True, True]
 
 
 def test_a_markdown_row_name_with_an_html_tag_is_shown_as_text(tmp_path):

@@ -26,6 +26,7 @@ from bench_ir.leaderboard import (
     protocol_rows,
     published_rows,
 )
+from bench_ir.protocol import measurement_changes
 from bench_ir.report.delta import Tolerance, delta_blocks
 from bench_ir.report.measured import MeasuredRun, is_profile_run, provenance, run_tags
 from bench_ir.report.model import MISSING, Cell, NumericColumn, Row, RowBlock, TableModel, mark_best, metric_column
@@ -220,6 +221,28 @@ def _flag_mixed_conventions(measured: list[MeasuredRun]) -> None:
                                "convention)")
 
 
+def _flag_mixed_protocol_files(measured: list[MeasuredRun]) -> None:
+    """When the comparable runs were made with protocol files of one name that measure differently (another crop,
+    synthesis, task set or Average: bench_ir.protocol.measurement_changes of the resolved protocols their manifests
+    keep), none of them is ranked: two researchers' files named alike are not one protocol. Files that differ only
+    in descriptions are one protocol; a manifest without the resolved protocol (older runs) is not compared."""
+    comparable = [run for run in measured if run.comparable]
+    kept = [(run, resolved) for run in comparable
+            if isinstance(resolved := (run.manifest.get("protocol") or {}).get("resolved"), dict)]
+    if not kept:
+        return
+    first_run, first = kept[0]
+    other = next(((run, changes) for run, resolved in kept[1:] if (changes := measurement_changes(first, resolved))),
+                 None)
+    if other is None:
+        return
+    run, changes = other
+    reason = (f"the table mixes runs of protocol files named '{first_run.protocol}' that measure differently (runs "
+              f"{first_run.run_id} and {run.run_id}: {'; '.join(changes)} differ); rank the runs of one file")
+    for run in comparable:
+        run.reasons.append(reason)
+
+
 def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard: bool | None = None,
                          delta: Tolerance | None = None) -> TableModel:
     """The paper table of ``protocol`` with the published rows and the runs; with ``delta``, a reproduction
@@ -232,6 +255,7 @@ def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard
         if run.protocol != protocol:
             raise ValueError(f"run {run.run_id} was made with protocol '{run.protocol}', not '{protocol}'")
     _flag_mixed_conventions(measured)
+    _flag_mixed_protocol_files(measured)
     rows = None
     table_name = next((run.leaderboard_table for run in measured if run.leaderboard_table), None)
     if leaderboard or (leaderboard is None and (table_name or not measured or has_table(protocol))):
