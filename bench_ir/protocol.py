@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +37,7 @@ __all__ = [
     "DESCRIPTIVE_FIELDS",
     "DESCRIPTIVE_TASK_FIELDS",
     "check_task_names",
+    "check_distinct_protocol_names",
 ]
 
 PAIRING_RULES = ("same_name", "stem", "sots", "rain100l", "raindrop", "outdoor_rain", "position")
@@ -381,6 +383,19 @@ def _check_not_a_builtin_name(protocol: Protocol, path: Path) -> None:
         raise SpecError(f"{path}: name '{protocol.name}' is a shipped protocol's, but this file defines other test "
                         "sets, metric or synthesis; give it a name of its own (runs, reports and the published "
                         "tables go by the name)")
+
+
+def check_distinct_protocol_names(protocols: Iterable[Protocol], what: str) -> None:
+    """Protocols read from different files must have different names; else a SpecError naming both files and the
+    shared name, with ``what`` saying what goes by that name, that asks to give one of them another ``name``. One
+    file listed twice is no conflict."""
+    first_file: dict[str, Path] = {}
+    for protocol in protocols:
+        source = Path(protocol.source).resolve()
+        first = first_file.setdefault(protocol.name, source)
+        if first != source:
+            raise SpecError(f"protocol files {first} and {source} share the name '{protocol.name}': {what}; give "
+                            "one of them another `name`")
 
 
 def resolve_protocol_name(name_or_path: str | Path) -> str:

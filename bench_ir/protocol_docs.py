@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench_ir.atomic import write_text_atomic
-from bench_ir.protocol import PAIRING_EXPLAINED, PAIRING_RULES, Protocol, TaskSpec, list_protocols, load_protocol
+from bench_ir.protocol import (
+    PAIRING_EXPLAINED,
+    PAIRING_RULES,
+    Protocol,
+    TaskSpec,
+    check_distinct_protocol_names,
+    list_protocols,
+    load_protocol,
+)
 from bench_ir.resources import protocols_dir
 
 __all__ = ["protocol_markdown", "write_protocol_pages", "NOISE_ORDER_TEXT"]
@@ -130,7 +138,7 @@ def _protocols_to_document(files: Sequence[str | Path] | None) -> list[Protocol]
     """The protocols in ``files`` (protocol YAML files, or folders: the YAML files directly in them; a file given
     twice counts once), or every shipped protocol for None; two files of one name are a SpecError naming both, since
     a page is ``<name>.md``."""
-    from bench_ir.validation import check_distinct_protocol_names, spec_files
+    from bench_ir.validation import spec_files
 
     if files is None:
         return [load_protocol(name) for name in list_protocols()]

@@ -13,16 +13,12 @@ must have distinct names: its cells and report tables are named by protocol name
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench_ir.yamlio import SpecError, read_yaml, read_yaml_with_includes
 
-if TYPE_CHECKING:
-    from bench_ir.protocol import Protocol
-
-__all__ = ["validate_file", "validate_card_static", "check_hooks_static", "spec_files", "check_distinct_protocol_names"]
+__all__ = ["validate_file", "validate_card_static", "check_hooks_static", "spec_files"]
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -40,19 +36,6 @@ def spec_files(paths: list[str | Path]) -> list[Path]:
         else:
             found.append(path)
     return found
-
-
-def check_distinct_protocol_names(protocols: Iterable[Protocol], what: str) -> None:
-    """Protocols read from different files must have different names; else a SpecError naming both files and the
-    shared name, with ``what`` saying what goes by that name, that asks to give one of them another ``name``. One
-    file listed twice is no conflict."""
-    first_file: dict[str, Path] = {}
-    for protocol in protocols:
-        source = Path(protocol.source).resolve()
-        first = first_file.setdefault(protocol.name, source)
-        if first != source:
-            raise SpecError(f"protocol files {first} and {source} share the name '{protocol.name}': {what}; give "
-                            "one of them another `name`")
 
 
 def validate_card_static(card, notes: list[str] | None = None) -> None:

@@ -174,8 +174,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     `bench-ir suite run` checks datasets and checkpoints before the first forward pass."""
     from bench_ir.cards import get_card
     from bench_ir.metrics.conventions import get_convention
-    from bench_ir.protocol import Protocol, load_protocol
-    from bench_ir.validation import check_distinct_protocol_names
+    from bench_ir.protocol import Protocol, check_distinct_protocol_names, load_protocol
 
     path = resolve_spec_path(name_or_path, suites_dir(), "suite")
     data = read_yaml(path)
