@@ -14,9 +14,10 @@ import torch
 from conftest import TINY_MIRAGE_ARGS, signal_training_job
 
 SCRIPT = """
-import json, os, sys, torch
+import dataclasses, json, os, sys, torch
 from bench_ir.train import train
 from bench_ir.train.objectives import RestorationObjective
+from bench_ir.train.recipes import ValidationSpec, load_recipe
 
 out_dir = sys.argv[1]
 rank = int(os.environ["RANK"])
@@ -27,8 +28,10 @@ def recording_objective(model, lq, gt, step):
     batches.append(int(lq.shape[0]))
     return standard(model, lq, gt, step)
 
-outcome = train("sample", "mirage-t", None, os.path.join(out_dir, "run"), max_steps=2, device="cpu",
-                batch_size=4, patch_size=16, num_workers=0, validate=False, tensorboard=False,
+recipe = dataclasses.replace(load_recipe("sample"), validation=ValidationSpec(
+    protocol="5deg", sample=True, limit=1, tasks=["derain", "denoise-25"], every_steps=2, every_epochs=None))
+outcome = train(recipe, "mirage-t", None, os.path.join(out_dir, "run"), max_steps=2, device="cpu", batch_size=4,
+                patch_size=16, num_workers=0, validate=True, tensorboard=False,
                 model_args={"dim": 6, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1},
                 objective=recording_objective)
 torch.save(outcome.model.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
@@ -47,46 +50,39 @@ def _torchrun_two_processes(code: str, out_dir: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-@pytest.mark.slow
-def test_two_processes_split_the_global_batch_and_end_with_identical_weights(tmp_path):
-    _torchrun_two_processes(SCRIPT, tmp_path)
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory) -> Path:
+    """One 2-step training of a tiny MIRAGE-T as 2 gloo processes, validating at its last step (one torchrun
+    launch, about 13 s, shared by the tests below)."""
+    out_dir = tmp_path_factory.mktemp("ddp")
+    _torchrun_two_processes(SCRIPT, out_dir)
+    return out_dir
 
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+
+@pytest.mark.slow
+def test_two_processes_split_the_global_batch_and_end_with_identical_weights(two_process_run):
+    ranks = [json.loads((two_process_run / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["batches"] for r in ranks] == [[2, 2], [2, 2]]  # global batch 4 = 2 per process, 2 steps
     assert ranks[0]["losses"] == ranks[1]["losses"]  # logged terms are the mean over processes
-    weights = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    weights = [torch.load(two_process_run / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-    manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
+    manifest = json.loads((two_process_run / "run/train_manifest.json").read_text())
     assert (manifest["world_size"], manifest["global_batch"], manifest["per_process_batch"]) == (2, 4, 2)
     assert manifest["status"] == "complete"
-    exported = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["model"]
+    exported = torch.load(two_process_run / "run/checkpoints/last.pt", weights_only=True)["model"]
     assert all(torch.equal(exported[k], weights[0][k]) for k in exported)
 
 
-VALIDATING_SCRIPT = """
-import dataclasses, os, sys
-from bench_ir.train import train
-from bench_ir.train.recipes import ValidationSpec, load_recipe
-
-recipe = dataclasses.replace(load_recipe("sample"), validation=ValidationSpec(
-    protocol="5deg", sample=True, limit=1, tasks=["derain", "denoise-25"], every_steps=2, every_epochs=None))
-train(recipe, "mirage-t", None, os.path.join(sys.argv[1], "run"), max_steps=2, device="cpu", batch_size=4,
-      patch_size=16, num_workers=0, validate=True, tensorboard=False,
-      model_args={"dim": 6, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1})
-"""
-
-
 @pytest.mark.slow
-def test_validation_under_torchrun_is_scored_by_every_process_and_the_run_completes(tmp_path):
+def test_validation_under_torchrun_is_scored_by_every_process_and_the_run_completes(two_process_run):
     """It hung: rank 0 ran the validation as a sharded run whose other shard nobody scored, while rank 1 waited at a
     barrier (the recipes validate every epoch by default). The last step is a validation step, so the end of the
     run decides about its final validation on every rank alike."""
-    _torchrun_two_processes(VALIDATING_SCRIPT, tmp_path)
-    manifest = json.loads((tmp_path / "run/train_manifest.json").read_text())
+    manifest = json.loads((two_process_run / "run/train_manifest.json").read_text())
     assert manifest["status"] == "complete" and [v["step"] for v in manifest["validation"]] == [2]
     assert {task: v["images"] for task, v in manifest["validation"][0]["tasks"].items()} == {"derain": 1,
                                                                                           "denoise-25": 1}
-    validation = json.loads((tmp_path / "run/val/step-0000002/manifest.json").read_text())
+    validation = json.loads((two_process_run / "run/val/step-0000002/manifest.json").read_text())
     assert validation["status"] == "complete"
 
 
