@@ -390,6 +390,7 @@ def chosen_checkpoint(card: ModelCard, checkpoint: str | Path | None, use_sample
         raise ValueError(f"model '{card.name}' ships no sample checkpoint; pass --checkpoint FILE")
     return shipped
 
+
 _COUNT_CHECKED: weakref.WeakSet = weakref.WeakSet()  # models whose count was compared with their card's
 
 
