@@ -22,6 +22,7 @@ from typing import Any
 
 from bench_ir.protocol import measurement_changes
 from bench_ir.results import ManifestError, RunStore, read_manifest_file
+from bench_ir.shortlist import shortlist
 
 __all__ = [
     "IDENTITY_FIELDS",
@@ -320,7 +321,7 @@ def _data_differences(old: dict[str, Any], new: dict[str, Any],
         changed = [n for n in old_pairs if n in new_pairs and old_pairs[n] != new_pairs[n]
                    and (scored is None or (task, n) in scored)]
         if removed or added or changed:
-            parts = [f"{label} {', '.join(names[:5])}{' …' if len(names) > 5 else ''}"
+            parts = [f"{label} {shortlist(names, 5, more=' …')}"
                      for label, names in (("missing now:", removed), ("new:", added), ("changed files:", changed))
                      if names]
             lines.append(f"data of task '{task}': {len(old_pairs)} pairs → {len(new_pairs)} pairs ({'; '.join(parts)})")
