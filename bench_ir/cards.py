@@ -46,6 +46,8 @@ __all__ = [
     "check_card_name",
     "check_checkpoint_spec",
     "card_record",
+    "model_record",
+    "factory_source_sha256",
     "count_parameters",
     "parameter_count_mismatch",
     "default_checkpoint_path",
@@ -310,6 +312,40 @@ def card_record(card: ModelCard) -> dict[str, Any]:
     from bench_ir.manifest import portable_path
 
     return {**asdict(card), "source": portable_path(card.source)}
+
+
+def factory_source_sha256(card: ModelCard) -> str | None:
+    """sha256 of the code of the source file that defines the card's factory (found without importing it,
+    bench_ir.signatures.locate_module_file), so that a run of a researcher's own model knows when its code changed.
+    The code is the file's syntax tree (``ast.dump``): comments, blank lines and layout do not count, a docstring
+    does; a file that does not parse counts byte for byte. None for bench-ir's own factories (its version pins their
+    code) or when the file cannot be found. Only that file: modules it imports are not covered."""
+    import ast
+    import hashlib
+
+    try:
+        ref = parse_factory(card.factory, card.source or card.name)
+        if ref.module is not None and ref.module.split(".")[0] == "bench_ir":
+            return None
+        path = locate_module_file(ref, card_dir_of(card.source))
+        if path is None:
+            return None
+        source = path.read_bytes()
+    except (SpecError, OSError):
+        return None
+    try:
+        code = ast.dump(ast.parse(source)).encode("utf-8")
+    except (SyntaxError, ValueError):
+        code = source
+    return hashlib.sha256(code).hexdigest()
+
+
+def model_record(card: ModelCard, params: int | None, args_overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``model`` entry of a manifest: the card's name and display name, the model's parameter count, the
+    ``--model-arg`` overrides, the card (:func:`card_record`) and its factory's source sha256
+    (:func:`factory_source_sha256`)."""
+    return {"name": card.name, "display_name": card.display_name, "params": params, "args_overrides": args_overrides,
+            "card": card_record(card), "factory_sha256": factory_source_sha256(card)}
 
 
 def check_card_args(card: ModelCard, factory: Any | None = None) -> None:

@@ -46,11 +46,11 @@ from bench_ir.acceleration import AcceleratedForward, plan_execution, precision_
 from bench_ir.atomic import write_text_atomic
 from bench_ir.cards import (
     ModelCard,
-    card_record,
     check_card_args,
     chosen_checkpoint,
     count_parameters,
     get_card,
+    model_record,
     sample_checkpoint_advice,
     with_model_args,
 )
@@ -165,8 +165,7 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         "kind": "restore", "created": now_iso(), "status": "running",
         "command": config.command if config.command is not None else sys.argv,
         "input_dir": str(input_dir.resolve()), "recursive": config.recursive,
-        "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(model),
-                  "args_overrides": dict(config.model_args) or None, "card": card_record(card)},
+        "model": model_record(card, count_parameters(model), dict(config.model_args) or None),
         "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None,
         "sample_checkpoint": config.use_sample_checkpoint,
         "random_weights": False,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench_ir.acceleration import plan_execution
 from bench_ir.atomic import claim_new_dir
-from bench_ir.cards import ModelCard, card_record, count_parameters, get_card
+from bench_ir.cards import ModelCard, count_parameters, get_card, model_record
 from bench_ir.checkpoints import create_model
 from bench_ir.engine import resolve_device, resolve_dtype
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
@@ -83,8 +83,7 @@ def _write_profile_run(folder: Path, card, params: int, checkpoint: dict | None,
         "finished": now_iso(),
         "status": "complete",
         "protocol": {"name": "efficiency", "tasks": [], "average": [], "leaderboard_table": "table6_efficiency.csv"},
-        "model": {"name": card.name, "display_name": card.display_name, "params": params,
-                  "args_overrides": args_overrides, "card": card_record(card)},
+        "model": model_record(card, params, args_overrides),
         "checkpoint": checkpoint,
         "random_weights": False,  # weights do not change params, FLOPs, memory or speed
         "sample": False,

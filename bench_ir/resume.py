@@ -174,7 +174,22 @@ def _card(manifest: dict[str, Any]) -> Any:
     card = _sub(manifest, "model", "card") or {}
     return {"name": _sub(manifest, "model", "name"), "factory": card.get("factory"), "args": card.get("args"),
             "overrides": _sub(manifest, "model", "args_overrides"), "input_multiple": card.get("input_multiple"),
-            "pad_mode": card.get("pad_mode")}
+            "pad_mode": card.get("pad_mode"), "factory_sha256": _sub(manifest, "model", "factory_sha256")}
+
+
+def _without_unknown_source(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both cards without ``factory_sha256`` when one side does not know it (a manifest from before it was
+    recorded, a factory of bench-ir's own, a file not found): then it is not compared."""
+    if before.get("factory_sha256") is None or after.get("factory_sha256") is None:
+        return {**before, "factory_sha256": None}, {**after, "factory_sha256": None}
+    return before, after
+
+
+def _same_card(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """The same card content and, where both manifests know it, the same source file of its factory: a run of a
+    researcher's own model whose code was edited is another model."""
+    before, after = _without_unknown_source(before, after)
+    return before == after
 
 
 def _say_card(value: dict[str, Any]) -> str:
@@ -182,6 +197,15 @@ def _say_card(value: dict[str, Any]) -> str:
     if value.get("overrides"):
         text += f", overrides {value['overrides']}"
     return text + f", input multiple {value.get('input_multiple')}, pad {value.get('pad_mode')})"
+
+
+def _say_card_change(before: dict[str, Any], after: dict[str, Any]) -> str:
+    known_before, known_after = _without_unknown_source(before, after)
+    if {**known_before, "factory_sha256": None} == {**known_after, "factory_sha256": None}:
+        return (f"the source file of factory {after.get('factory')} of card '{after.get('name')}' changed (sha256 "
+                f"{str(before['factory_sha256'])[:12]}… → {str(after['factory_sha256'])[:12]}…): the model's code is "
+                "not the one the run was made with")
+    return f"{_say_card(before)} → {_say_card(after)}"
 
 
 def _weights(manifest: dict[str, Any]) -> Any:
@@ -251,7 +275,7 @@ IDENTITY_FIELDS: list[IdentityField] = [
     IdentityField("protocol", _protocol, _say_protocol, same=_same_protocol, say_change=_say_protocol_change),
     IdentityField("sample data", lambda m: bool(m.get("sample")),
                   lambda v: "built-in sample data" if v else "real data"),
-    IdentityField("model", _card, _say_card),
+    IdentityField("model", _card, _say_card, same=_same_card, say_change=_say_card_change),
     IdentityField("weights", _weights),
     IdentityField("convention", lambda m: {"id": _sub(m, "convention", "id"), "name": _sub(m, "convention", "name")},
                   lambda v: f"{v['id']} ({v['name']})"),

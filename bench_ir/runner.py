@@ -39,6 +39,7 @@ from bench_ir.cards import (
     chosen_checkpoint,
     count_parameters,
     get_card,
+    model_record,
     sample_checkpoint,
     sample_checkpoint_advice,
     with_model_args,
@@ -272,7 +273,6 @@ def run_protocol(config: RunConfig, progress: ProgressHook | None = None,
 
 def _run_protocol(config: RunConfig, progress: ProgressHook,
                   on_model: Callable[[torch.nn.Module], None] | None) -> RunOutcome:
-    from bench_ir.cards import card_record
     from bench_ir.checkpoints import sha256_file
     from bench_ir.data.datasets import build_task_dataset
     from bench_ir.data.sample import build_sample_task_dataset
@@ -355,9 +355,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         "created": now_iso(),
         "status": "running",
         "convention": {"id": convention.id, "name": convention.name, "description": convention.describe()},
-        "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(model),
-                  "args_overrides": dict(config.model_args) or None,
-                  "card": card_record(card)},
+        "model": model_record(card, count_parameters(model), dict(config.model_args) or None),
         "checkpoint": ({"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None),
         "random_weights": random_weights,
         "init_seed": config.seed if random_weights else None,

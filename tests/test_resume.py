@@ -166,6 +166,36 @@ def test_a_card_with_the_same_name_but_other_content_is_refused(tmp_path):
                                random_weights=True, resume=True))
 
 
+def _own_model_run(tmp_path: Path, **kwargs):
+    """A run of a copy of the example card and its factory file ``tiny_unet.py`` in ``tmp_path``."""
+    protocol = folder_protocol(tmp_path / "d" / "in", tmp_path / "d" / "gt")
+    return run_protocol(RunConfig(protocol=protocol, model=str(tmp_path / "card.yaml"), run_dir=tmp_path / "run",
+                                  device="cpu", random_weights=True, **kwargs))
+
+
+@pytest.fixture
+def own_model(tmp_path) -> Path:
+    """Folder pairs, the example card and its factory file copied into ``tmp_path``, and a first run of it with
+    --limit 1; returns the factory file."""
+    _pairs(tmp_path / "d")
+    (tmp_path / "card.yaml").write_text((EXAMPLES / "tiny-unet.yaml").read_text())
+    shutil.copy(EXAMPLES / "tiny_unet.py", tmp_path / "tiny_unet.py")
+    _own_model_run(tmp_path, limit=1)
+    return tmp_path / "tiny_unet.py"
+
+
+def test_an_own_model_whose_factory_code_changed_is_refused(own_model, tmp_path):
+    own_model.write_text(own_model.read_text().replace("return x + self.head", "return x - self.head"))
+    with pytest.raises(ResumeError, match=r"model: the source file of factory tiny_unet:TinyUNet of card "
+                                          r"'tiny-unet' changed \(sha256 [0-9a-f]{12}… → [0-9a-f]{12}…\)"):
+        _own_model_run(tmp_path, resume=True)
+
+
+def test_an_own_model_whose_factory_file_gained_only_comments_and_blank_lines_resumes(own_model, tmp_path):
+    own_model.write_text("# a comment added after the run began\n\n" + own_model.read_text() + "\n\n# the end\n")
+    assert _own_model_run(tmp_path, resume=True).manifest["status"] == "complete"
+
+
 def test_random_weights_instead_of_a_checkpoint_or_another_seed_are_refused(tmp_path):
     _pairs(tmp_path / "d")
     protocol = folder_protocol(tmp_path / "d" / "in", tmp_path / "d" / "gt")

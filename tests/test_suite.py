@@ -477,6 +477,21 @@ def test_a_cell_stays_complete_when_its_protocol_file_is_only_redescribed_and_is
         "outdated", "protocol: the file of 'toy' now defines another measurement (crop changed)")
 
 
+def test_a_complete_cell_of_an_own_model_whose_factory_code_changed_is_outdated(tmp_path):
+    toy = _toy_data(tmp_path / "data")
+    shutil.copy(TINY_CARD, tmp_path / "tiny-unet.yaml")
+    shutil.copy(ROOT / "examples" / "tiny_unet.py", tmp_path / "tiny_unet.py")
+    entries = [{"model": str(tmp_path / "tiny-unet.yaml"), "checkpoint": TINY_WEIGHTS, "name": "tiny",
+                "protocols": [str(toy)]}]
+    path = _write_suite(tmp_path, entries=entries, options={"device": "cpu"})
+    run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data")
+    factory = tmp_path / "tiny_unet.py"
+    factory.write_text(factory.read_text().replace("return x + self.head", "return x - self.head"))
+    plan = plan_suite(path, tmp_path / "out", data_root=tmp_path / "data")
+    status, why = cell_status_reason(plan, plan.cell("tiny__toy"))
+    assert status == "outdated" and why.startswith("model: the source file of factory tiny_unet:TinyUNet"), why
+
+
 def test_a_test_set_file_the_cell_did_not_score_past_its_limit_leaves_it_complete(tmp_path):
     toy = _toy_data(tmp_path / "data")
     _toy_pair(tmp_path / "data" / "toy", "b.png", seed=1)

@@ -328,7 +328,7 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
     are now under the plan's data root (see bench_ir.resume.data_identity; sample data has no files). A setting that
     cannot be read now (a card or protocol file gone, a checkpoint missing, a dataset folder gone) keeps the run's
     value too: nothing says that it differs, and running the cell names the problem."""
-    from bench_ir.cards import card_record, get_card, sample_checkpoint, with_model_args
+    from bench_ir.cards import get_card, model_record, sample_checkpoint, with_model_args
     from bench_ir.execution_plan import plan_execution
     from bench_ir.metrics.conventions import get_convention
     from bench_ir.protocol import load_protocol, protocol_record
@@ -347,8 +347,8 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
         pass
     try:
         card = with_model_args(get_card(str(config.model)), config.model_args)
-        planned["model"] = {**(run.get("model") or {}), "name": card.name,
-                            "args_overrides": dict(config.model_args) or None, "card": card_record(card)}
+        before = run.get("model") or {}
+        planned["model"] = {**before, **model_record(card, before.get("params"), dict(config.model_args) or None)}
         checkpoint = config.checkpoint or (sample_checkpoint(card) if config.sample else None)
         if checkpoint is not None:
             stat = Path(checkpoint).stat()

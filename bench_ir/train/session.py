@@ -18,7 +18,7 @@ from torch import nn
 
 from bench_ir.acceleration import ExecutionPlan, compile_for_training, plan_execution
 from bench_ir.atomic import claim_new_dir, write_text_atomic
-from bench_ir.cards import ModelCard, card_record, count_parameters, get_card, with_model_args
+from bench_ir.cards import ModelCard, count_parameters, get_card, model_record, with_model_args
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
 from bench_ir.cpus import available_cpus, cpus_per_process, local_process_count
@@ -245,9 +245,7 @@ def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
                    "source": portable_path(recipe.source),
                    "sha256": recipe.sha256, "resolved": {**recipe.to_dict(), "source": portable_path(recipe.source)}},
         "plan": dataclasses.asdict(session.plan),
-        "model": {"name": card.name, "display_name": card.display_name, "params": count_parameters(session.model),
-                  "args_overrides": dict(options.model_args),
-                  "card": card_record(card)},
+        "model": model_record(card, count_parameters(session.model), dict(options.model_args)),
         "data": {"root": str(Path(options.data_root).resolve()) if options.data_root else None,
                  "items": len(session.dataset), "parts": session.dataset.describe(),
                  "steps_per_epoch": session.steps_per_epoch, "workers_per_process": session.num_workers},
