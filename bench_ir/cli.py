@@ -1190,23 +1190,21 @@ def suite_status(
 ) -> None:
     """The state of every cell (complete, running, outdated, failed, interrupted, missing, pending) and why."""
     from bench_ir.suite import SuitePlan, SuiteProgress
-    from bench_ir.suite.plan import read_cell_state
+    from bench_ir.suite.plan import suite_file_changed
 
     try:
         plan = SuitePlan.load(suite_dir)
     except USER_ERRORS as err:
         _fail(err)
-    progress = SuiteProgress(plan)
-    for cell in plan.cells:
-        state = read_cell_state(plan, cell) or {}
-        if progress.status[cell.name] != "complete" and state.get("error"):
-            progress.errors[cell.name] = state["error"]
-    console.print(_suite_overview(progress))
+    console.print(_suite_overview(SuiteProgress(plan)))  # each reason is what is true now (cell_status_reason)
     folders = [("data", "sample data (built-in)" if plan.options.get("sample") else plan.data_root)]
     if plan.checkpoint_dir is not None:
         folders.append(("checkpoints", f"{plan.checkpoint_dir} (from {plan.checkpoint_dir_origin})"))
     for what, where in folders:
         console.print(f"{what}: {where}", highlight=False, markup=False, soft_wrap=True)
+    changed = suite_file_changed(plan)
+    if changed is not None:
+        console.print(f"note: {changed}", highlight=False, markup=False, soft_wrap=True)
 
 
 @suite_app.command("report")

@@ -132,6 +132,22 @@ def _recorded_names(entry: dict[str, Any]) -> set[str]:
     return {str(entry[key]).casefold() for key in ("name", "display_name") if entry.get(key)}
 
 
+def _no_runs(root: Path) -> str:
+    """Why ``root`` lists no run: no such folder, a suite directory (its runs are under its own ``runs/``), or none."""
+    import shlex
+
+    from bench_ir.folder_names import SUITE_PLAN_NAME
+
+    if not root.is_dir():
+        return f"no runs in {escape(str(root))} (no such folder; --runs-root names the folder runs are stored in)"
+    if (root / SUITE_PLAN_NAME).is_file():
+        quoted = shlex.quote(str(root))
+        return escape(f"no runs in {root}: it is a suite directory (it holds {SUITE_PLAN_NAME}), whose runs are in "
+                      f"{root / 'runs'}; `bench-ir suite status {quoted}` shows its cells and `bench-ir list runs "
+                      f"--runs-root {shlex.quote(str(root / 'runs'))}` its runs")
+    return f"no runs in {escape(str(root))}"
+
+
 def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | None = None) -> Table | str:
     """One row per run directory under ``runs_root``: its name in full (what `report --runs` and `compare` take),
     with the model, protocol, flags (sample, random weights, limit, incomplete, images tiled after a GPU
@@ -146,8 +162,7 @@ def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | 
     root = Path(runs_root)
     run_dirs = sorted(p for p in root.glob("*") if (p / "manifest.json").is_file()) if root.is_dir() else []
     if not run_dirs:
-        where = "" if root.is_dir() else " (no such folder; --runs-root names the folder runs are stored in)"
-        return f"no runs in {escape(str(runs_root))}{where}"
+        return _no_runs(root)
     wanted = {"model": model, "protocol": protocol}
     chosen = " and ".join(f"{key} {value}" for key, value in wanted.items() if value is not None)
     names = {"model": _model_names(model), "protocol": _protocol_names(protocol)}

@@ -23,6 +23,21 @@ FAST_TRAINING = {"device": "cpu", "batch_size": 2, "patch_size": 16, "model_args
                  "validate": False, "tensorboard": False}
 
 
+@pytest.fixture(scope="session")
+def wide_tiny_unet(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A suite entry of the example tiny-unet card at width 48 (a few images per second on the CPU: slow enough to
+    be stopped mid-cell) with random weights saved as its checkpoint, since a suite never runs random weights."""
+    from safetensors.torch import save_file
+
+    from bench_ir.checkpoints import create_model
+
+    card = str(Path(__file__).resolve().parents[1] / "examples" / "tiny-unet.yaml")
+    weights = tmp_path_factory.mktemp("wide-tiny-unet") / "tiny-unet-width48.safetensors"
+    torch.manual_seed(0)
+    save_file({k: v.contiguous() for k, v in create_model(card, width=48).state_dict().items()}, str(weights))
+    return {"model": card, "model_args": {"width": 48}, "checkpoint": str(weights)}
+
+
 @pytest.fixture(autouse=True)
 def no_folders_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test decides its own data root and checkpoint folder: BENCH_IR_DATA_ROOT and BENCH_IR_CHECKPOINT_DIR

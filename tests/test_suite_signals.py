@@ -20,8 +20,6 @@ from bench_ir.resume import RunLock
 from bench_ir.suite import SuitePlan, cell_status
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_CARD = str(ROOT / "examples" / "tiny-unet.yaml")
-SLOW = {"model": TINY_CARD, "model_args": {"width": 48}}  # random weights on sample data: a few images per second
 
 pytestmark = pytest.mark.slow
 
@@ -69,9 +67,9 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def test_sigterm_while_a_cell_scores_records_it_interrupted_by_sigterm_and_exits_143(tmp_path):
+def test_sigterm_while_a_cell_scores_records_it_interrupted_by_sigterm_and_exits_143(tmp_path, wide_tiny_unet):
     out = tmp_path / "out"
-    process = _start(_suite(tmp_path, [{**SLOW, "name": "slow"}]), out)
+    process = _start(_suite(tmp_path, [{**wide_tiny_unet, "name": "slow"}]), out)
     records = out / "runs" / "slow__5deg" / "records.jsonl"
     _wait_until(process, lambda: _scored(records) >= 1, "scored an image")
     process.send_signal(signal.SIGTERM)
@@ -85,10 +83,10 @@ def test_sigterm_while_a_cell_scores_records_it_interrupted_by_sigterm_and_exits
     assert 1 <= _scored(records) < 14
 
 
-def test_sigterm_while_a_profile_cell_runs_records_it_interrupted_and_exits_143(tmp_path):
+def test_sigterm_while_a_profile_cell_runs_records_it_interrupted_and_exits_143(tmp_path, wide_tiny_unet):
     out = tmp_path / "out"
     profile = {"enabled": True, "size": 64, "repeats": 1_000_000, "warmup": 0}  # runs until it is stopped
-    process = _start(_suite(tmp_path, [{**SLOW, "name": "slow"}], profile=profile), out)
+    process = _start(_suite(tmp_path, [{**wide_tiny_unet, "name": "slow"}], profile=profile), out)
 
     def profiling() -> bool:
         if not (out / "plan.json").is_file():
@@ -113,12 +111,13 @@ def test_sigterm_while_a_profile_cell_runs_records_it_interrupted_and_exits_143(
     (signal.SIGTERM, 143, "SIGTERM", False),  # SIGINT takes the same path (its code and reason: the local tests)
     (signal.SIGTERM, 143, "SIGTERM", True),
 ], ids=["SIGTERM", "SIGTERM-to-group"])
-def test_a_signal_to_a_node_suite_run_stops_its_workers_before_it_exits(tmp_path, signum, code, reason, group):
+def test_a_signal_to_a_node_suite_run_stops_its_workers_before_it_exits(tmp_path, wide_tiny_unet, signum, code, reason,
+                                                                         group):
     """The signal is sent to the launching process alone (`kill -TERM PID`), or to its process group as a scheduler
     does: its workers stop their cells (recorded interrupted with the signal's reason) and are gone, their run locks
     and the suite lock free, when it exits."""
     out = tmp_path / "out"
-    entries = [{**SLOW, "name": "a"}, {**SLOW, "name": "b"}]
+    entries = [{**wide_tiny_unet, "name": "a"}, {**wide_tiny_unet, "name": "b"}]
     process = _start(_suite(tmp_path, entries, limit=4), out, "--launcher", "node", "--gpus", "2")
     records = [out / "runs" / f"{name}__5deg" / "records.jsonl" for name in ("a", "b")]
     _wait_until(process, lambda: all(_scored(r) >= 1 for r in records), "scored an image in both cells")
@@ -150,9 +149,9 @@ except KeyboardInterrupt:
 """
 
 
-def test_a_node_worker_that_does_not_stop_in_time_is_killed_and_its_cell_recorded_interrupted(tmp_path):
+def test_a_node_worker_that_does_not_stop_in_time_is_killed_and_its_cell_recorded_interrupted(tmp_path, wide_tiny_unet):
     out = tmp_path / "out"
-    suite = _suite(tmp_path, [{**SLOW, "name": "slow"}], limit=4)
+    suite = _suite(tmp_path, [{**wide_tiny_unet, "name": "slow"}], limit=4)
     python_path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     process = subprocess.Popen([sys.executable, "-c", _NODE_SUITE_RUN, str(suite), str(out), "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -175,9 +174,10 @@ def test_a_node_worker_that_does_not_stop_in_time_is_killed_and_its_cell_recorde
             os.kill(worker, signal.SIGKILL)
 
 
-def test_a_node_worker_killed_during_a_cell_fails_that_cell_only_and_a_new_worker_runs_the_others(tmp_path):
+def test_a_node_worker_killed_during_a_cell_fails_that_cell_only_and_a_new_worker_runs_the_others(tmp_path,
+                                                                                                   wide_tiny_unet):
     out = tmp_path / "out"
-    entries = [{**SLOW, "name": "slow"}, {"model": "input", "name": "b"}, {"model": "input", "name": "c"}]
+    entries = [{**wide_tiny_unet, "name": "slow"}, {"model": "input", "name": "b"}, {"model": "input", "name": "c"}]
     process = _start(_suite(tmp_path, entries, limit=4), out, "--launcher", "node", "--gpus", "1")
     records = out / "runs" / "slow__5deg" / "records.jsonl"
     _wait_until(process, lambda: _scored(records) >= 1, "scored an image")

@@ -11,7 +11,8 @@ Layout of a suite directory::
     jobs.json               Slurm (submitit) job ids, one line per submission
 
 A cell's state is read from its run directory (the result store is the only truth about scores) and, for
-failures and the attempt in progress, from ``cells/<cell>.json``.
+failures and the attempt in progress, from ``cells/<cell>.json``. plan.json records the sha256 of the suite file it was
+made from, so that `suite status` can say when the file changed since.
 """
 
 from __future__ import annotations
@@ -38,20 +39,38 @@ from bench_ir.results import MANIFEST, PROFILE, ManifestError, RunStore, read_ma
 from bench_ir.resume import IDENTITY_FIELDS, RunLock, identity_differences
 from bench_ir.suite.spec import Suite, load_suite, slug
 
-__all__ = ["Cell", "SuitePlan", "SuiteCheckError", "plan_suite", "check_cells", "cell_status", "cell_status_reason",
-           "read_cell_state", "CellStateWarning", "CELL_STATES", "PLAN_FILE"]
+__all__ = ["Cell", "SuitePlan", "SuiteCheckError", "CellProblems", "plan_suite", "check_cells", "cell_status",
+           "cell_status_reason", "read_cell_state", "suite_file_changed", "CellStateWarning", "CELL_STATES",
+           "PLAN_FILE", "PROFILE_BATCH"]
 
 PLAN_FILE = SUITE_PLAN_NAME
 CELL_STATES = ("complete", "running", "outdated", "failed", "interrupted", "missing", "pending")
 # the parts of a run's resume identity a suite plan fixes: all but the environment's library versions (the run's own)
 _PLANNED_FIELDS = [f.name for f in IDENTITY_FIELDS if f.name != "library versions"]
+# the parts of it a profile cell's manifest records that change its figures: the card with its arguments, dtype, and
+# the execution (device, exact); a profile has no protocol, data or checkpoint (weights change no figure)
+_PROFILED_FIELDS = ["model", "dtype", "execution"]
+PROFILE_BATCH = 1  # the batch a suite's profile cells time (bench_ir.profile_run.profile_and_store's default)
 RUN_OPTIONS = ("sample", "limit", "dtype", "exact", "lpips", "convention", "noise_order", "device", "batch_size",
                "tile")
 
 
+class CellProblems(dict):
+    """What :func:`check_cells` found: {problem: [cells]}, plus how a command line names each protocol it checked
+    (``protocol_refs``: name -> a shipped protocol's name or a user's file, bench_ir.protocol.command_ref) and
+    whether the cells run on the built-in sample data (``sample``), for the advice of :class:`SuiteCheckError`."""
+
+    def __init__(self, protocol_refs: dict[str, str] | None = None, sample: bool = False) -> None:
+        super().__init__()
+        self.protocol_refs = dict(protocol_refs or {})
+        self.sample = sample
+
+
 class SuiteCheckError(FileNotFoundError):
-    """Datasets or checkpoints of a suite are missing; ``problems`` maps each problem to the cells it hits. The
-    message ends with the `bench-ir data check` command of each protocol whose test sets have a problem."""
+    """Datasets or checkpoints of a suite are missing; ``problems`` maps each problem to the cells it hits. On real
+    data the message ends with the `bench-ir data check` command of each protocol whose test sets have a problem
+    (naming a user's protocol by its file, as ``problems`` of :func:`check_cells` tell); the built-in sample data
+    has no folder to check, so a sample suite's message gives none."""
 
     def __init__(self, problems: dict[str, list[str]], data_root: str | Path | None = None) -> None:
         self.problems = problems
@@ -59,11 +78,13 @@ class SuiteCheckError(FileNotFoundError):
                  "the other cells):"]
         for problem, cells in problems.items():
             lines.append(f"- {problem}\n  cells: {', '.join(cells)}")
+        refs: dict[str, str] = getattr(problems, "protocol_refs", {})
         protocols = dict.fromkeys(m.group(1) for m in map(_DATASET_PROBLEM.match, problems) if m)
-        if protocols:
+        if protocols and not getattr(problems, "sample", False):
             root = shlex.quote(str(data_root)) if data_root is not None else "DATA_ROOT"
             lines.append("What the test sets lack, file by file:")
-            lines += [f"  bench-ir data check --protocol {shlex.quote(name)} --data-root {root}" for name in protocols]
+            lines += [f"  bench-ir data check --protocol {refs.get(name) or shlex.quote(name)} --data-root {root}"
+                      for name in protocols]
         super().__init__("\n".join(lines))
 
 
@@ -100,6 +121,7 @@ class SuitePlan:
     created: str = ""
     checkpoint_dir: str | None = None  # the folder relative checkpoint paths were read from (absolute)
     checkpoint_dir_origin: str | None = None  # what named it: --checkpoint-dir, suite file, BENCH_IR_CHECKPOINT_DIR
+    source_sha256: str | None = None  # of the suite file's content when planned (None: plans from before it)
 
     def cell(self, name: str) -> Cell:
         for cell in self.cells:
@@ -150,6 +172,7 @@ class SuitePlan:
                          run_dir=self.run_dir(cell), resume=True, limit=opts["limit"], convention=opts["convention"],
                          lpips=opts["lpips"], device=opts["device"], dtype=opts["dtype"],
                          batch_size=opts["batch_size"], exact=opts["exact"], tile=opts["tile"], label=cell.label,
+                         tile_overlap=opts.get("tile_overlap", RunConfig.tile_overlap),  # absent from older plans
                          noise_order=opts["noise_order"], command=self.command(cell))
 
     def command(self, cell: Cell) -> list[str]:
@@ -233,20 +256,47 @@ def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str 
                      data_root=str(Path(data_root).expanduser().resolve()) if data_root is not None else None,
                      cells=[*profiles.values(), *runs], created=now_iso(),
                      checkpoint_dir=str(checkpoint_base) if checkpoint_base is not None else None,
-                     checkpoint_dir_origin=checkpoint_origin)
+                     checkpoint_dir_origin=checkpoint_origin, source_sha256=_file_sha256(suite.source))
 
 
-def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
+def _file_sha256(path: str) -> str | None:
+    """sha256 of the content of file ``path``; None without one (a suite built in code, a file gone)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+    except OSError:
+        return None
+
+
+def suite_file_changed(plan: SuitePlan) -> str | None:
+    """A sentence saying that the suite file ``plan`` was made from has changed since (its content's sha256 is not
+    the one plan.json recorded), with the command that plans it again; the cells' states are those of the plan,
+    so a new entry, limit or profile size is not in them. None when the file is unchanged, cannot be read, or the
+    plan predates the recorded sha256."""
+    if plan.source_sha256 is None or _file_sha256(plan.source) in (None, plan.source_sha256):
+        return None
+    command = ["bench-ir", "suite", "run", plan.source, "--out", str(plan.suite_dir)]
+    if not plan.options.get("sample") and plan.data_root is not None:
+        command += ["--data-root", plan.data_root]
+    if plan.checkpoint_dir_origin == "--checkpoint-dir" and plan.checkpoint_dir is not None:
+        command += ["--checkpoint-dir", plan.checkpoint_dir]
+    return (f"the suite file {plan.source} changed after this plan was made (the states above are those of the old "
+            f"plan): `{shlex.join(command)}` plans it again")
+
+
+def check_cells(plan: SuitePlan, cells: list[Cell]) -> CellProblems:
     """Check the checkpoint and every dataset of each run cell without building a model (the image headers of what
     the cell will score included: an input whose size differs from its target's, an image too small for the crop
     rule); fills ``cell.images`` and ``cell.problems`` and returns {problem: [cells]} (empty when all is there)."""
     from bench_ir.data.datasets import build_task_dataset
     from bench_ir.data.sample import build_sample_task_dataset
-    from bench_ir.protocol import load_protocol
+    from bench_ir.protocol import command_ref, load_protocol
+
+    problems = CellProblems(sample=bool(plan.options["sample"]))
 
     def dataset_findings(name: str) -> tuple[list[str], int]:
         """(dataset problems, images to score) of protocol ``name``: the same for every cell that runs it."""
         protocol = load_protocol(name)
+        problems.protocol_refs[protocol.name] = command_ref(protocol)
         found, images = [], 0
         for task in protocol.tasks:
             try:
@@ -268,13 +318,11 @@ def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
         return found, images
 
     checked: dict[str, tuple[list[str], int]] = {}  # protocol -> its findings, read once for all its cells
-    problems: dict[str, list[str]] = {}
     for cell in cells:
         cell.problems, cell.images = [], None
         if cell.kind != "run":
             continue
-        if cell.checkpoint and not Path(cell.checkpoint).is_file():
-            cell.problems.append(f"checkpoint not found: {cell.checkpoint}")
+        cell.problems += filter(None, [_checkpoint_problem(cell)])
         name = cell.protocol or ""
         if name not in checked:
             checked[name] = dataset_findings(name)
@@ -283,6 +331,13 @@ def check_cells(plan: SuitePlan, cells: list[Cell]) -> dict[str, list[str]]:
         for problem in cell.problems:
             problems.setdefault(problem, []).append(cell.name)
     return problems
+
+
+def _checkpoint_problem(cell: Cell) -> str | None:
+    """``checkpoint not found: PATH`` when the cell names a checkpoint file that is not there now, else None."""
+    if cell.checkpoint and not Path(cell.checkpoint).is_file():
+        return f"checkpoint not found: {cell.checkpoint}"
+    return None
 
 
 class CellStateWarning(UserWarning):
@@ -328,8 +383,7 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
     are now under the plan's data root (see bench_ir.resume.data_identity; sample data has no files). A setting that
     cannot be read now (a card or protocol file gone, a checkpoint missing, a dataset folder gone) keeps the run's
     value too: nothing says that it differs, and running the cell names the problem."""
-    from bench_ir.cards import get_card, model_record, sample_checkpoint, with_model_args
-    from bench_ir.execution_plan import plan_execution
+    from bench_ir.cards import get_card, sample_checkpoint, with_model_args
     from bench_ir.metrics.conventions import get_convention
     from bench_ir.protocol import load_protocol, protocol_record
 
@@ -347,8 +401,7 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
         pass
     try:
         card = with_model_args(get_card(str(config.model)), config.model_args)
-        before = run.get("model") or {}
-        planned["model"] = {**before, **model_record(card, before.get("params"), dict(config.model_args) or None)}
+        planned["model"] = _planned_model(run, card, dict(config.model_args) or None)
         checkpoint = config.checkpoint or (sample_checkpoint(card) if config.sample else None)
         if checkpoint is not None:
             stat = Path(checkpoint).stat()
@@ -364,15 +417,33 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
         except unreadable:
             pass
     try:
-        device = run.get("device") or {}
-        kind = str(device.get("type") if config.device == "auto" else config.device).partition(":")[0]  # cuda:1
-        execution = plan_execution(SimpleNamespace(type=kind), exact=config.exact, compile=config.compile,  # type: ignore
-                                   dtype=config.dtype).describe()
-        planned["device"] = {**device, "type": kind}
-        planned["execution"] = {**(run.get("execution") or {}), **execution}
+        planned.update(_planned_execution(run, config.device, exact=config.exact, compile=config.compile,
+                                          dtype=config.dtype))
     except unreadable:
         pass
     return planned
+
+
+def _planned_model(run: dict[str, Any], card: Any, args_overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``model`` entry of manifest ``run`` as ``card`` (its arguments applied) with ``args_overrides`` gives it
+    now (bench_ir.cards.model_record: the card's content and its factory's source); the parameter count stays the
+    run's (it is known once the model is built)."""
+    from bench_ir.cards import model_record
+
+    before = run.get("model") or {}
+    return {**before, **model_record(card, before.get("params"), args_overrides)}
+
+
+def _planned_execution(run: dict[str, Any], device: str, exact: bool, compile: str, dtype: str) -> dict[str, Any]:
+    """The ``device`` and ``execution`` entries of manifest ``run`` as the plan's ``device`` (``auto``: the type the
+    run resolved it to) and execution options give them now."""
+    from bench_ir.execution_plan import plan_execution
+
+    recorded = run.get("device") or {}
+    kind = str(recorded.get("type") if device == "auto" else device).partition(":")[0]  # cuda:1
+    execution = plan_execution(SimpleNamespace(type=kind), exact=exact, compile=compile,  # type: ignore
+                               dtype=dtype).describe()
+    return {"device": {**recorded, "type": kind}, "execution": {**(run.get("execution") or {}), **execution}}
 
 
 def _data_now(protocol: Any, config: Any, task_names: list[str]) -> dict[str, Any]:
@@ -392,21 +463,103 @@ def _covers(run_limit: int | None, wanted: int | None) -> bool:
     return run_limit is None or (wanted is not None and run_limit >= wanted)
 
 
-def _differences(plan: SuitePlan, cell: Cell, manifest: dict[str, Any]) -> list[str]:
-    """How a finished run differs from what the plan asks of its cell, in words (``"field: run's → plan's"``): every
-    setting of the run's resume identity (see :func:`_planned_manifest`; the batch size is none of them, it changes
-    no record) and a limit narrower than the plan's. A wider limit (or none) covers a narrower one: a resume never
-    narrows a run, so a suite run once with a smaller --limit keeps its complete cells."""
+def _setup_differences(plan: SuitePlan, cell: Cell, manifest: dict[str, Any]) -> list[str]:
+    """How the setup of a run (finished or not) differs from what the plan asks of its cell, in words (``"field:
+    run's → plan's"``): every setting of the run's resume identity (see :func:`_planned_manifest`; the batch size is
+    none of them, it changes no record). Any of them makes the cell's next attempt fail with a ResumeError."""
     planned = _planned_manifest(plan, cell, manifest)
     differ = identity_differences(manifest, planned, fields=_PLANNED_FIELDS)
     if any(line.startswith("data of task") for line in differ):  # a changed file under a pair the run did not score
         scored = RunStore(plan.run_dir(cell)).scored_keys()  # (past its --limit) changes no record: as on resume
         differ = identity_differences(manifest, planned, fields=_PLANNED_FIELDS, scored=scored)
+    return differ
+
+
+def _differences(plan: SuitePlan, cell: Cell, manifest: dict[str, Any]) -> list[str]:
+    """How a finished run differs from what the plan asks of its cell, in words: its setup
+    (:func:`_setup_differences`) and a limit narrower than the plan's. A wider limit (or none) covers a narrower
+    one: a resume never narrows a run, so a suite run once with a smaller --limit keeps its complete cells."""
+    differ = _setup_differences(plan, cell, manifest)
     run_limit, wanted = manifest.get("limit"), plan.options["limit"]
     if not _covers(run_limit, wanted):
         asked = "the full test sets" if wanted is None else f"--limit {wanted}"
         differ.append(f"limit: --limit {run_limit} → {asked}")
     return differ
+
+
+def _profile_differences(plan: SuitePlan, cell: Cell, manifest: dict[str, Any], profile: dict[str, Any]) -> list[str]:
+    """How a finished profile differs from what the plan asks of its cell, in words (``"field: profiled → plan's"``):
+    the card with its arguments (its file's content included), dtype and execution (device, exact) of its manifest,
+    compared as a run's resume identity is (:data:`_PROFILED_FIELDS`), and the input size and batch of its
+    profile.json. Repeats and warmup are not compared: they refine the timing, not what is profiled. A card that
+    cannot be read now keeps the profile's value, as for runs."""
+    from bench_ir.cards import get_card, with_model_args
+
+    opts = plan.options
+    planned = {**manifest, "dtype": opts["dtype"]}
+    try:
+        card = with_model_args(get_card(cell.model), cell.model_args)
+        planned["model"] = _planned_model(manifest, card, (manifest.get("model") or {}).get("args_overrides"))
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError):
+        pass
+    try:
+        planned.update(_planned_execution(manifest, opts["device"], exact=opts["exact"], compile="auto",
+                                          dtype=opts["dtype"]))  # the compile choice profile_and_store makes
+    except (KeyError, ValueError, TypeError):
+        pass
+    differ = identity_differences(manifest, planned, fields=_PROFILED_FIELDS)
+    for key, wanted, unit in (("size", plan.profile["size"], " px"), ("batch", PROFILE_BATCH, "")):
+        if profile.get(key) != wanted:
+            differ.append(f"profile {key}: {profile.get(key)}{unit} → {wanted}{unit}")
+    return differ
+
+
+def _finished_differences(plan: SuitePlan, cell: Cell, manifest: dict[str, Any] | None) -> list[str] | None:
+    """How the cell's finished run or profile differs from what the plan asks (empty: it is complete), or None when
+    the cell has no finished run or profile."""
+    run_dir = plan.run_dir(cell)
+    if cell.kind == "profile":
+        try:
+            profile = json.loads((run_dir / PROFILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if manifest is None or not isinstance(profile, dict):  # figures without their setup: cannot be compared
+            return []
+        return _profile_differences(plan, cell, manifest, profile)
+    if manifest is not None and manifest.get("status") == "complete":
+        return _differences(plan, cell, manifest)
+    return None
+
+
+def _missing_now(plan: SuitePlan, cell: Cell, state: dict[str, Any] | None) -> str | None:
+    """What an unfinished run cell lacks now, in words, or None: for a cell whose last attempt was skipped as
+    missing, whatever :func:`check_cells` finds now (its checkpoint and datasets); for any other, its checkpoint
+    file (the datasets are checked when the suite runs)."""
+    if cell.kind != "run":
+        return None
+    if state is not None and state.get("status") == "missing":
+        try:
+            return "; ".join(check_cells(plan, [dataclasses.replace(cell)])) or None  # a copy: the plan's is kept
+        except (OSError, KeyError, ValueError):  # its protocol cannot be read now: what the attempt met stands
+            return state.get("error")
+    return _checkpoint_problem(cell)
+
+
+def _read_run_manifest(run_dir: Path) -> dict[str, Any] | None:
+    """The run directory's manifest, or None when it has none or one that cannot be read (the cell's run resumes
+    and says what is wrong)."""
+    if not (run_dir / MANIFEST).is_file():
+        return None
+    try:
+        return read_manifest_file(run_dir / MANIFEST)
+    except ManifestError:
+        return None
+
+
+def _records_setup(manifest: dict[str, Any] | None) -> bool:
+    """Whether a run manifest records the run's setup (its protocol and model): a run writes them when it opens its
+    directory, so only a manifest written otherwise (by hand, cut to its status) lacks them."""
+    return manifest is not None and bool(manifest.get("protocol")) and bool(manifest.get("model"))
 
 
 def _running(plan: SuitePlan, cell: Cell, state: dict[str, Any] | None) -> bool:
@@ -432,39 +585,39 @@ def _process_gone(state: dict[str, Any]) -> bool:
 
 def cell_status_reason(plan: SuitePlan, cell: Cell) -> tuple[str, str | None]:
     """The state of ``cell`` (one of CELL_STATES) and why, in words, where there is something to say: what makes it
-    outdated, which process runs it, the error of a failed, missing or interrupted attempt.
+    outdated, which process runs it, what it lacks, the error of a failed or interrupted attempt.
 
-    From the run directory first, then cells/<cell>.json. ``complete``: the run (or profile) is finished and made
-    with what the plan asks. ``running``: cells/<cell>.json says running and a live process holds the run
-    directory's lock. ``outdated``: a complete run made with other settings than the plan's (it is run again,
-    resuming: a larger --limit scores the extra images; another checkpoint, card, dtype... fails with a ResumeError
-    that asks for a new suite directory). ``interrupted``: an unfinished run or profile that nothing runs now (also
-    one whose cells/<cell>.json still says running while its process, on this host, is gone: killed with -9)."""
-    run_dir = plan.run_dir(cell)
-    manifest = None
-    if (run_dir / MANIFEST).is_file():
-        try:
-            manifest = read_manifest_file(run_dir / MANIFEST)
-        except ManifestError:  # unreadable: the cell's run resumes and says what is wrong
-            manifest = None
-    differences: list[str] = []
-    if cell.kind == "profile":
-        if (run_dir / PROFILE).is_file():
-            return "complete", None
-    elif manifest is not None and manifest.get("status") == "complete":
-        differences = _differences(plan, cell, manifest)
-        if not differences:
-            return "complete", None
+    What is true now comes before what the last attempt (cells/<cell>.json) recorded, which says only what it met:
+    ``running``: cells/<cell>.json says running and a live process holds the run directory's lock. ``complete``: the
+    run (or profile) is finished and made with what the plan asks. ``missing``: an unfinished run cell whose
+    checkpoint is not there now, or whose last attempt was skipped for a missing dataset or checkpoint that is
+    still missing (checked again; once it is there the cell is what its run directory says). ``outdated``: a run
+    or profile made with other settings than the plan's: a complete one (it is run again, resuming: a larger
+    --limit scores the extra images; a profile is profiled again; another checkpoint, card, dtype... fails with a
+    ResumeError that asks for a new suite directory), or an unfinished run (that ResumeError is what its next
+    attempt meets). Only then the last attempt: ``failed`` with its error (an unfinished run whose setup matches,
+    or none: the error is what will likely happen again) or ``interrupted`` with its reason. ``interrupted`` also:
+    an unfinished run that nothing runs now, or a cell whose cells/<cell>.json still says running while its
+    process, on this host, is gone (killed with -9)."""
     state = read_cell_state(plan, cell)
     if _running(plan, cell, state):
         return "running", f"PID {state.get('pid')} on {state.get('host')}"  # type: ignore[union-attr]
-    if state is not None and state.get("status") in ("failed", "missing", "interrupted"):
+    manifest = _read_run_manifest(plan.run_dir(cell))
+    differences = _finished_differences(plan, cell, manifest)
+    if differences == []:
+        return "complete", None
+    missing = _missing_now(plan, cell, state)
+    if missing:
+        return "missing", missing
+    if differences is None and cell.kind == "run" and _records_setup(manifest):  # an unfinished run
+        differences = _setup_differences(plan, cell, manifest)  # type: ignore[arg-type]
+    if differences:
+        return "outdated", "; ".join(differences)
+    if state is not None and state.get("status") in ("failed", "interrupted"):
         return state["status"], state.get("error")
     if state is not None and state.get("status") == "running" and _process_gone(state):  # killed without a word
         return "interrupted", f"its process (PID {state.get('pid')} on {state.get('host')}) ended while it ran"
     if manifest is not None:
-        if manifest.get("status") == "complete":
-            return "outdated", "; ".join(differences)
         return "interrupted", None
     return "pending", None
 

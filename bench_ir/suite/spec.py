@@ -12,12 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bench_ir.atomic import folder_slug as slug
 from bench_ir.data.roots import CHECKPOINT_DIR_ENV, CHECKPOINT_DIR_HINT, folder_from_env
 from bench_ir.resources import resource_dir
 from bench_ir.yamlio import SpecError, build_dataclass, read_yaml, resolve_spec_path
+
+if TYPE_CHECKING:
+    from bench_ir.cards import ModelCard
+    from bench_ir.protocol import Protocol
 
 __all__ = ["Suite", "SuiteEntry", "SuiteOptions", "ProfileOptions", "load_suite", "list_suites", "suites_dir",
            "slug"]
@@ -49,6 +53,7 @@ class SuiteOptions:
     device: str = "auto"
     batch_size: int | None = None
     tile: int | None = None
+    tile_overlap: int = 32  # pixels shared by neighbouring tiles (with ``tile``), as `bench-ir run --tile-overlap`
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,9 @@ class Suite:
         base, _ = self.checkpoint_base(checkpoint_dir)
         if base is None:
             raise ValueError(f"suite '{self.name}': entry '{self.entry_name(entry)}' names the checkpoint "
-                             f"{entry.checkpoint} relative to the checkpoint folder; {CHECKPOINT_DIR_HINT}")
+                             f"{entry.checkpoint} relative to the checkpoint folder; {CHECKPOINT_DIR_HINT}, or give "
+                             f"the suite file {self.source or self.name} a field 'checkpoint_dir' (a folder relative "
+                             "to the suite file)")
         return (base / path).resolve()
 
     def protocol_ref(self, protocol: str) -> str:
@@ -150,6 +157,7 @@ def _check_numbers(suite: Suite, path: Path) -> None:
         check_counts([(f"{path}: options: field 'limit'", options.limit, 1),
                       (f"{path}: options: field 'batch_size'", options.batch_size, 1),
                       (f"{path}: options: field 'tile'", options.tile, 1),
+                      (f"{path}: options: field 'tile_overlap'", options.tile_overlap, 0),
                       (f"{path}: profile: field 'size'", profile.size, 1),
                       (f"{path}: profile: field 'repeats'", profile.repeats, 1),
                       (f"{path}: profile: field 'warmup'", profile.warmup, 0)])
@@ -160,6 +168,42 @@ def _check_numbers(suite: Suite, path: Path) -> None:
                         "cuda or cuda:N (mps, xpu also)")
 
 
+def _check_tiles(options: SuiteOptions, path: Path, index: int, card: ModelCard, protocols: list[Protocol]) -> None:
+    """With ``options.tile``: the tile larger than ``options.tile_overlap`` on every task entry ``index`` runs,
+    the tile rounded down to the size multiple of the model and the protocol's crop rule as a run does (see
+    bench_ir.geometry.tile_size), where every such cell failed at run time."""
+    if options.tile is None:
+        return
+    from bench_ir.geometry import GeometryError, fit_policy, tile_size
+
+    for protocol in protocols:
+        for task in protocol.tasks:
+            crop = protocol.crop_for(task)
+            multiple = fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode).multiple
+            try:
+                tile_size(options.tile, options.tile_overlap, multiple)
+            except GeometryError as err:
+                raise SpecError(f"{path}: options: fields 'tile' ({options.tile}) and 'tile_overlap' "
+                                f"({options.tile_overlap}): {err} for entries[{index}] ('{card.name}') on protocol "
+                                f"'{protocol.name}'; give a larger 'tile' or a smaller 'tile_overlap'") from None
+
+
+def _missing_checkpoint(card: ModelCard, sample: bool) -> str | None:
+    """Why an entry of ``card`` without a checkpoint would evaluate random weights, or None when it would not: a
+    card without parameters needs none, and on sample data (``sample``) a card that ships a sample checkpoint
+    (``default_checkpoint``) uses it."""
+    from bench_ir.cards import default_checkpoint_path
+
+    if card.expected_params == 0:
+        return None
+    if not sample:
+        return f"required for '{card.name}' on real data (a suite never evaluates random weights)"
+    if default_checkpoint_path(card) is None:
+        return (f"required for '{card.name}': its card ships no sample checkpoint (no 'default_checkpoint'), so even "
+                "on sample data it would run random weights, which a suite never evaluates; name the weights file")
+    return None
+
+
 _SHARED_PROTOCOL_NAME = ("a suite names its cells (<entry>__<protocol name>) and report tables by protocol name, so "
                          "their runs would be taken for one protocol's")
 
@@ -168,13 +212,14 @@ def load_suite(name_or_path: str | Path) -> Suite:
     """Load and validate a suite by name (suites/<name>.yaml) or path.
 
     Checks the schema, that every entry has protocols, every protocol and model card resolves, the convention
-    exists, every entry not on sample data names a checkpoint (a suite never runs random weights; a card with
-    no parameters, such as ``input``, needs none), no two protocol files share a name and cell names are unique.
+    exists, every entry names a checkpoint (a suite never runs random weights; a card with no parameters, such as
+    ``input``, needs none, nor on sample data a card that ships a sample checkpoint), the tile is larger than the
+    tile overlap, no two protocol files share a name and cell names are unique.
     Files are not required to exist:
     `bench-ir suite run` checks datasets and checkpoints before the first forward pass."""
     from bench_ir.cards import get_card
     from bench_ir.metrics.conventions import get_convention
-    from bench_ir.protocol import Protocol, check_distinct_protocol_names, load_protocol
+    from bench_ir.protocol import check_distinct_protocol_names, load_protocol
 
     path = resolve_spec_path(name_or_path, suites_dir(), "suite")
     data = read_yaml(path)
@@ -203,9 +248,9 @@ def load_suite(name_or_path: str | Path) -> Suite:
             card = get_card(suite.model_ref(entry))
         except (KeyError, SpecError) as err:
             raise SpecError(f"{where}: field 'model': {err.args[0] if isinstance(err, KeyError) else err}") from None
-        if entry.checkpoint is None and not suite.options.sample and card.expected_params != 0:
-            raise SpecError(f"{where}: field 'checkpoint': required for '{card.name}' on real data (a suite never "
-                            "evaluates random weights)")
+        missing = _missing_checkpoint(card, suite.options.sample) if entry.checkpoint is None else None
+        if missing is not None:
+            raise SpecError(f"{where}: field 'checkpoint': {missing}")
         for protocol in protocols:
             if protocol not in protocol_names:
                 try:
@@ -223,4 +268,5 @@ def load_suite(name_or_path: str | Path) -> Suite:
                 raise SpecError(f"{where}: cell '{cell}' is also planned by entries[{cells[cell]}]; give the "
                                 "entries distinct 'name's")
             cells[cell] = i
+        _check_tiles(suite.options, path, i, card, [loaded[protocol] for protocol in protocols])
     return suite
