@@ -141,6 +141,8 @@ def test_the_tile_overlap_option_reaches_every_cells_run(tmp_path):
     plan = plan_suite(path, tmp_path / "out")
     configs = [plan.run_config(cell) for cell in plan.cells]
     assert [(config.tile, config.tile_overlap) for config in configs] == [(16, 8), (16, 8)]
+    commands = [" ".join(plan.command(cell)) for cell in plan.cells]
+    assert all("--tile 16 --tile-overlap 8" in command for command in commands), commands
 
 
 # ----------------------------------------------------------------------------------------------- report

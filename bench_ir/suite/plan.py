@@ -190,6 +190,8 @@ class SuitePlan:
         for key in ("limit", "convention", "batch_size", "tile"):
             if opts[key] is not None:
                 command += [f"--{key.replace('_', '-')}", str(opts[key])]
+        if opts["tile"] is not None and opts.get("tile_overlap") is not None:
+            command += ["--tile-overlap", str(opts["tile_overlap"])]
         if opts["lpips"]:
             command += ["--lpips"] + ([] if opts["lpips"] == "default" else ["--lpips-net", opts["lpips"]])
         command += ["--device", opts["device"], "--dtype", opts["dtype"], "--noise-order", opts["noise_order"]]
