@@ -260,12 +260,14 @@ def suite_dirs_table(runs_root: str | Path) -> Table | None:
 
 
 def _run_row(run) -> list[str]:
+    from bench_ir.report.measured import demonstration_weights
     from bench_ir.results import protocol_average
 
     manifest = run.manifest
     tasks = [task.get("name") for task in manifest["protocol"].get("tasks") or [] if isinstance(task, dict)]
     average = protocol_average(run.summary(), manifest["protocol"].get("average") or (tasks if len(tasks) == 1 else []))
     flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
+                             ("sample checkpoint", demonstration_weights(manifest)),
                              (f"limit {manifest.get('limit')}", manifest.get("limit") is not None),
                              (_coverage_flag(run), run.incomplete()),
                              (f"{run.auto_tiled_images()} tiled", run.auto_tiled_images())) if on]

@@ -39,6 +39,7 @@ from bench_ir.cards import (
     chosen_checkpoint,
     count_parameters,
     get_card,
+    is_sample_checkpoint,
     model_record,
     sample_checkpoint,
     sample_checkpoint_advice,
@@ -240,6 +241,12 @@ def _wider(a: int | None, b: int | None) -> int | None:
     return None if a is None or b is None else max(a, b)
 
 
+def _binding(limit: int | None, datasets: list[Any]) -> int | None:
+    """``limit``, or None when it leaves out no image of any of ``datasets`` (a task's whole test set): such a run
+    covers the full test sets and is recorded as one (reports rank it; suites count it complete)."""
+    return limit if limit is not None and any(len(dataset) > limit for dataset in datasets) else None
+
+
 def _check_options(config: RunConfig, card: ModelCard, protocol: Protocol) -> None:
     """Counts, sizes and option pairs that cannot work, refused before any data or model work (never silently
     replaced or ignored)."""
@@ -346,6 +353,11 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
                        f"{config.seed})")
 
     # 3. the run directory (locked by rank 0 for as long as this process writes it) and its manifest
+    checkpoint_record = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None
+    sample_weights = is_sample_checkpoint(card, checkpoint_record["sha256"] if checkpoint_record else None)
+    if sample_weights and not config.sample:
+        notices.append(f"weights: the sample checkpoint shipped for {card.display_name} (a demonstration, not the "
+                       "published model): reports do not rank this run")
     suffix = "-sample" if config.sample else ""
     command = config.command if config.command is not None else sys.argv
     base: dict[str, Any] = {
@@ -356,7 +368,8 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         "status": "running",
         "convention": {"id": convention.id, "name": convention.name, "description": convention.describe()},
         "model": model_record(card, count_parameters(model), dict(config.model_args) or None),
-        "checkpoint": ({"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None),
+        "checkpoint": checkpoint_record,
+        "sample_checkpoint": sample_weights,
         "random_weights": random_weights,
         "init_seed": config.seed if random_weights else None,
         "sample": config.sample,
@@ -378,6 +391,8 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
     def manifest_for(task_names: list[str], limit: int | None, with_data: bool = True) -> dict[str, Any]:
         """This setup's manifest for a run of ``task_names`` at ``limit`` (the run's scope)."""
         scope = [t for t in protocol.tasks if t.name in task_names]
+        if with_data:
+            limit = _binding(limit, [dataset_of(t.name) for t in scope])
         manifest = {**base, "protocol": _protocol_manifest(protocol, scope), "limit": limit,
                     "seed": {t.name: t.noise.seed for t in scope if t.noise}}
         if with_data:
@@ -458,6 +473,10 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
         if scope_limit is not None:
             images = "image" if scope_limit == 1 else "images"
             notices.append(f"--limit {scope_limit}: at most {scope_limit} {images} per task, not the full test sets")
+        elif config.limit is not None:
+            largest = max(len(dataset_of(t.name)) for t in scope)
+            notices.append(f"--limit {config.limit} leaves out no image (the largest task has {largest}): the run "
+                           "covers the full test sets")
         if not config.sample:
             notices += _test_set_size_notices(protocol, now_tasks, dataset_of)
             notices += _unpaired_target_notices(now_tasks, dataset_of)

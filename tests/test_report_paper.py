@@ -185,7 +185,7 @@ def test_a_run_on_sample_data_or_random_weights_gets_a_note_not_a_delta_block(tm
     assert not [b for b in table.blocks if b.title.startswith("Reproduction")]
     (note,) = [n for n in table.notes if n.startswith("No reproduction block")]
     assert note == (f"No reproduction block for MIRAGE-T [{tag}]: a Δ to the printed values needs the benchmark's "
-                    "test sets and trained weights, not sample data or random weights.")
+                    "test sets and trained weights, not sample data, random weights or a sample checkpoint.")
 
 
 # ------------------------------------------------------------------------------------------- provenance

@@ -93,3 +93,17 @@ def test_a_missing_test_set_of_a_shipped_task_is_still_advised_sample(tmp_path):
     with pytest.raises(DatasetNotFoundError) as missing:
         run_protocol(RunConfig(protocol="derain", model="input", data_root=tmp_path, device="cpu"))
     assert missing.value.advice.startswith("Use --sample for the built-in sample data, or run `bench-ir data check")
+
+
+def test_a_limit_that_leaves_out_no_image_records_a_run_of_the_full_test_sets(tmp_path):
+    protocol = write_one_pair_protocol(tmp_path, "toy")
+    outcome = run_protocol(RunConfig(protocol=str(protocol), model="input", data_root=tmp_path, limit=5,
+                                     run_dir=tmp_path / "run", device="cpu"))
+    assert outcome.manifest["limit"] is None
+    assert "--limit 5 leaves out no image (the largest task has 1): the run covers the full test sets" in (
+        outcome.notices)
+
+
+def test_a_limit_that_leaves_out_images_is_kept(tmp_path):
+    outcome = run_protocol(RunConfig(protocol="derain", model="input", sample=True, limit=1, run_dir=tmp_path / "r"))
+    assert outcome.manifest["limit"] == 1

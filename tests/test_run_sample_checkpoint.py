@@ -112,3 +112,37 @@ def test_a_model_without_weights_on_real_data_names_the_sample_checkpoint_option
 def test_use_sample_checkpoint_must_be_true_or_false():
     with pytest.raises(TypeError, match="RunConfig use_sample_checkpoint must be True or False, got 'yes'"):
         RunConfig(protocol="5deg", use_sample_checkpoint="yes")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------ what a report makes of such a run
+def test_a_run_on_real_data_with_the_sample_checkpoint_records_it_and_says_it_is_not_ranked(tmp_path,
+                                                                                          card_with_sample):
+    inputs, targets = _pair_folders(tmp_path)
+    outcome = run_protocol(RunConfig(protocol=folder_protocol(inputs, targets), model=str(card_with_sample),
+                                     use_sample_checkpoint=True, run_dir=tmp_path / "run", device="cpu"))
+    assert outcome.manifest["sample_checkpoint"] is True
+    assert any("sample checkpoint shipped" in notice and "not rank" in notice for notice in outcome.notices)
+
+
+def test_a_copy_of_the_sample_checkpoint_given_as_checkpoint_counts_as_the_sample_checkpoint(tmp_path,
+                                                                                             card_with_sample):
+    inputs, targets = _pair_folders(tmp_path)
+    copy = shutil.copy(card_with_sample.parent / "tiny-unet.safetensors", tmp_path / "my-weights.safetensors")
+    outcome = run_protocol(RunConfig(protocol=folder_protocol(inputs, targets), model=str(card_with_sample),
+                                     checkpoint=copy, run_dir=tmp_path / "run", device="cpu"))
+    assert outcome.manifest["sample_checkpoint"] is True
+
+
+def test_a_report_does_not_rank_or_reproduce_a_run_with_the_sample_checkpoint(tmp_path):
+    from conftest import write_scored_run
+
+    from bench_ir.report import build_table
+
+    tasks = [{"name": "derain", "label": "Rain100L", "leaderboard": {"dataset": "Rain100L", "subset": None}}]
+    run = write_scored_run(tmp_path / "run", tasks, [("derain", "x.png", 30.0, 0.9)], sample_checkpoint=True,
+                           model={"name": "mirage-t", "display_name": "MIRAGE-T", "params": 6207412})
+    table = build_table("3deg", [run], delta=True)
+    measured = [row for row in table.rows if row.kind == "measured"]
+    assert [(row.name, row.ranked) for row in measured] == [("MIRAGE-T [sample checkpoint]", False)]
+    assert not any(block.title.startswith("Reproduction") for block in table.blocks)
+    assert any("sample checkpoint" in note for note in table.notes)

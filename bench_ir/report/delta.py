@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench_ir.leaderboard import PublishedRow
-from bench_ir.report.measured import MeasuredRun
+from bench_ir.report.measured import MeasuredRun, demonstration_weights
 from bench_ir.report.model import MISSING, Cell, NumericColumn, Row, RowBlock, TableModel
 
 __all__ = ["Tolerance", "leaderboard_key", "published_match", "delta_blocks"]
@@ -81,7 +81,8 @@ def delta_blocks(table: TableModel, measured: list[tuple[str, MeasuredRun, Row]]
         if match is None or match.display_name not in published_rows:
             unmatched.append(name)
             continue
-        if run.run.manifest.get("sample") or run.run.manifest.get("random_weights"):
+        if (run.run.manifest.get("sample") or run.run.manifest.get("random_weights")
+                or demonstration_weights(run.run.manifest)):
             not_reproductions.append(name)
             continue
         if run.run.manifest.get("limit") is not None or run.incomplete:
@@ -116,7 +117,8 @@ def delta_blocks(table: TableModel, measured: list[tuple[str, MeasuredRun, Row]]
                            f"{tolerance.describe()}.")
     if not_reproductions:
         table.notes.append(f"No reproduction block for {'; '.join(not_reproductions)}: a Δ to the printed values "
-                           "needs the benchmark's test sets and trained weights, not sample data or random weights.")
+                           "needs the benchmark's test sets and trained weights, not sample data, random weights "
+                           "or a sample checkpoint.")
     if partial:
         table.notes.append(f"No reproduction block for {'; '.join(partial)}: a Δ to the printed values needs every "
                            "image of the test sets, not --limit or an unfinished run.")

@@ -25,6 +25,7 @@ __all__ = [
     "as_runs",
     "measure",
     "noncomparable_reasons",
+    "demonstration_weights",
     "profile_figures",
     "provenance",
     "provenance_line",
@@ -53,6 +54,13 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
+def demonstration_weights(manifest: dict[str, Any]) -> bool:
+    """Whether a run on real data used its card's shipped sample checkpoint (``--sample-checkpoint``, or the same
+    file given as ``--checkpoint``): weights trained on a CPU on a few photos, never the published ones. On the
+    sample data its rows say "sample" already."""
+    return bool(manifest.get("sample_checkpoint")) and not manifest.get("sample")
+
+
 def noncomparable_reasons(manifest: dict[str, Any]) -> list[str]:
     """Why a run's numbers cannot stand beside published ones (empty when they can)."""
     reasons = []
@@ -63,6 +71,8 @@ def noncomparable_reasons(manifest: dict[str, Any]) -> list[str]:
         reasons.append(f"--limit {limit} (at most {limit} image{'s' if limit != 1 else ''} per task)")
     if manifest.get("random_weights"):
         reasons.append("random weights")
+    if demonstration_weights(manifest):
+        reasons.append("the model's shipped sample checkpoint (a demonstration, not the published weights)")
     status = manifest.get("status")
     if status is not None and status != "complete":
         reasons.append(f"run {status}, not complete")
@@ -247,6 +257,8 @@ def row_tags(manifest: dict[str, Any]) -> list[str]:
         tags.append("sample")
     if manifest.get("random_weights"):
         tags.append("random weights")
+    if demonstration_weights(manifest):
+        tags.append("sample checkpoint")
     if manifest.get("limit") is not None:
         tags.append(f"limit {int(manifest['limit'])}")
     return tags

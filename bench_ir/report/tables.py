@@ -95,8 +95,8 @@ def paper_reference(source: str) -> str:
 
 def caption_text(subject: str, source: str, measured: list[MeasuredRun]) -> str:
     """Caption: what the table shows, where the published rows come from, and whether any measured row is on
-    sample data, random weights, --limit or part of its images (so that a pasted table says so even without its
-    footnotes)."""
+    sample data, random weights, a sample checkpoint, --limit or part of its images (so that a pasted table says so
+    even without its footnotes)."""
     parts = [subject + "."]
     if source:
         parts.append(f"Published rows: {paper_reference(source)}, as printed.")
@@ -106,7 +106,8 @@ def caption_text(subject: str, source: str, measured: list[MeasuredRun]) -> str:
                    for run in measured for tag in run_tags(run)})
     if tags:
         words = {"sample": "sample data", "random weights": "random weights", "limit": "--limit",
-                 "incomplete": "unfinished runs (part of the images)"}
+                 "incomplete": "unfinished runs (part of the images)",
+                 "sample checkpoint": "a shipped sample checkpoint (a demonstration)"}
         parts.append(f"Includes rows on {', '.join(words[t] for t in tags)} (not comparable, not ranked).")
     return " ".join(parts)
 
