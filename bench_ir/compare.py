@@ -256,7 +256,8 @@ def _compare_average(run_a: Run, run_b: Run, tasks: list[str], task_rows: list[d
                      confidence: float) -> list[dict]:
     """The protocol's Average per metric: mean over ``tasks`` of the per-task means (A, B, B - A) and win rates,
     with a stratified bootstrap CI (each task's images resampled within the task, then the task means averaged);
-    counts (images, wins, ties) are totals over ``tasks``."""
+    counts (images, wins, ties) are totals over ``tasks``. Where a task has no paired image the Average is not
+    computed: its paired, win and tie counts are 0 and its win rate and CI NaN (the image counts stay)."""
     rows = []
     for metric, (field, higher_is_better) in _METRICS.items():
         per_task = [row for row in task_rows if row["metric"] == metric and row["task"] in tasks]
@@ -283,13 +284,13 @@ def _compare_average(run_a: Run, run_b: Run, tasks: list[str], task_rows: list[d
 
         rows.append({
             "task": AVERAGE_ROW, "metric": metric, "n_a": sum(r["n_a"] for r in per_task),
-            "n_b": sum(r["n_b"] for r in per_task), "n_paired": paired,
+            "n_b": sum(r["n_b"] for r in per_task), "n_paired": paired if finite_boot else 0,
             "only_a": sum(r["only_a"] for r in per_task), "only_b": sum(r["only_b"] for r in per_task),
             "n_nonfinite": sum(r["n_nonfinite"] for r in per_task), "mean_a": mean_of("mean_a"),
             "mean_b": mean_of("mean_b"), "delta": mean_of("delta"), "ci_low": low, "ci_high": high,
             "win_rate": wins if finite_boot else float("nan"),
             "within_noise": bool(low <= 0.0 <= high) if finite_boot else pd.NA,
-            **{name: sum(r[name] for r in per_task) for name in ("wins_b", "wins_a", "ties")},
+            **{name: sum(r[name] for r in per_task) if finite_boot else 0 for name in ("wins_b", "wins_a", "ties")},
         })
     return rows
 

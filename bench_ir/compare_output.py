@@ -22,6 +22,7 @@ from rich import box
 from rich.table import Table
 
 from bench_ir.report.model import metric_column
+from bench_ir.report.render import markdown_escape
 
 __all__ = ["SCHEMA_ID", "FORMATS", "paired_table", "image_changes_table", "image_changes_title", "saved_images_note",
            "rank_table", "rank_explanation", "compare_payload", "compare_text"]
@@ -129,6 +130,16 @@ def _ties_note(frame: pd.DataFrame) -> str:
             f"not win): {'; '.join(per_task)}.")
 
 
+def _average_not_computed_note(frame: pd.DataFrame) -> list[str]:
+    """The sentence that says which Average rows are not computed (n 0) and which of its tasks have no paired image."""
+    missing = frame[(frame["task"] == "Average") & (frame["n_paired"] == 0)]
+    if missing.empty:
+        return []
+    unpaired = frame[frame["task"].isin(frame.attrs["average_tasks"]) & (frame["n_paired"] == 0)]
+    tasks = ", ".join(dict.fromkeys(map(str, unpaired["task"])))
+    return [f"Average {', '.join(map(str, missing['metric']))} not computed: no paired image in {tasks}."]
+
+
 def paired_notes(frame: pd.DataFrame) -> list[str]:
     """Sentences under the paired table: method, ties, unpaired images, non-finite pairs and warnings."""
     notes = [f"{frame.attrs.get('method', 'paired bootstrap')}, {frame.attrs.get('n_boot')} resamples, seed "
@@ -138,6 +149,7 @@ def paired_notes(frame: pd.DataFrame) -> list[str]:
         notes.append(f"Average = mean over the protocol's tasks ({', '.join(frame.attrs['average_tasks'])}), each "
                      "weighted equally, for the win share too (its n and ties are totals over those tasks); CI by a "
                      "bootstrap stratified by task.")
+        notes += _average_not_computed_note(frame)
     task_rows = frame[(frame["metric"] == "PSNR") & (frame["task"] != "Average")]
     unpaired = [f"{r.task} (A only {r.only_a}, B only {r.only_b})" for r in task_rows.itertuples()
                 if r.only_a or r.only_b]
@@ -226,12 +238,12 @@ def _markdown(frame: pd.DataFrame, title: str, notes: list[str]) -> str:
         value = _plain(value)
         if value is None:
             return "–"
-        return f"{value:.4f}" if isinstance(value, float) else str(value).replace("|", "\\|")
+        return f"{value:.4f}" if isinstance(value, float) else markdown_escape(str(value))
 
-    lines = [f"**{title}**", "", "| " + " | ".join(frame.columns) + " |",
+    lines = [f"**{markdown_escape(title)}**", "", "| " + " | ".join(frame.columns) + " |",
              "|" + "|".join("--:" if pd.api.types.is_numeric_dtype(frame[c]) else ":--" for c in frame.columns) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines + [""] + [f"{note}  " for note in notes]) + "\n"
+    return "\n".join(lines + [""] + [f"{markdown_escape(note)}  " for note in notes]) + "\n"
 
 
 def compare_text(fmt: str, paired: pd.DataFrame | None = None, ranked: pd.DataFrame | None = None,

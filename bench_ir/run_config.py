@@ -4,6 +4,7 @@ it, and `suite status` and `list runs` compare a finished run with the plan. :mo
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -95,9 +96,10 @@ class RunConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        """Refuse a field of the wrong type (TypeError) or an unknown noise order (ValueError), naming the field,
-        the value and what it takes; a single task name is taken as ``[name]``, an integer type as ``int``.
-        Counts and option pairs are checked by the run, before any data or model work."""
+        """Refuse a field of the wrong type (TypeError), an unknown noise order or a label that is blank or holds a
+        control character (ValueError), naming the field, the value and what it takes; a single task name is taken
+        as ``[name]``, an integer type as ``int``. Counts and option pairs are checked by the run, before any data
+        or model work."""
         if isinstance(self.tasks, str):
             self.tasks = [self.tasks]
         for name in _BOOLS:
@@ -131,6 +133,20 @@ class RunConfig:
                         else "a list of strings or None")
         if self.noise_order not in NOISE_ORDERS:
             raise ValueError(f"unknown noise order '{self.noise_order}'; expected one of {', '.join(NOISE_ORDERS)}")
+        if self.label is not None:
+            _check_label(self.label)
+
+
+def _check_label(label: str) -> None:
+    """A ValueError for a label a report table cannot show as one name: blank, or holding a control character (a
+    newline splits a Markdown row and breaks a LaTeX table)."""
+    if not label.strip():
+        raise ValueError(f"label {label!r} is blank: give the name the reports show for this run, or leave "
+                         "--label out to use the model's name")
+    controls = [char for char in dict.fromkeys(label) if unicodedata.category(char) in ("Cc", "Zl", "Zp")]
+    if controls:
+        raise ValueError(f"label {label!r} holds control characters ({', '.join(map(repr, controls))}): a label is "
+                         "one line of text in the report tables; give it without newlines or tabs")
 
 
 def _refuse(name: str, value: Any, expected: str) -> None:

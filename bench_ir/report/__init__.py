@@ -16,22 +16,23 @@ Protocol runs are joined with the profile run of the same model card, card argum
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from bench_ir.atomic import write_bytes_atomic, write_text_atomic
 from bench_ir.protocol import resolve_protocol_name
 from bench_ir.report.delta import Tolerance
-from bench_ir.report.efficiency import build_efficiency_table
+from bench_ir.report.efficiency import build_efficiency_table, unprofiled_note
 from bench_ir.report.measured import MeasuredRun, as_runs, distinct_run_ids, measure, run_list
 from bench_ir.report.model import TableModel
 from bench_ir.report.profiles import attach_profiles, ensure_profiles, find_profile_runs
-from bench_ir.report.render import FORMATS, render
+from bench_ir.report.render import FORMATS, ReportWarning, render
 from bench_ir.report.tables import build_protocol_table
 from bench_ir.results import Run
 
-__all__ = ["TableModel", "Tolerance", "FORMATS", "build_table", "render", "build_report", "measure_runs",
-           "write_chart"]
+__all__ = ["TableModel", "Tolerance", "FORMATS", "ReportWarning", "build_table", "render", "build_report",
+           "measure_runs", "write_chart"]
 
 RunLike = Run | str | Path
 
@@ -109,7 +110,9 @@ def build_report(protocol: str, run_dirs: Sequence[RunLike] | Sequence[MeasuredR
     ``leaderboard``: True, the published rows (an error where the protocol has none); False, none; None, the
     published rows where a leaderboard table holds the protocol.
     ``delta``: reproduction blocks with that tolerance. ``profile``/``runs_root``/``profile_size``: see
-    :func:`measure_runs`. ``chart_out``: also write the efficiency chart as .pdf and .svg.
+    :func:`measure_runs`. ``chart_out``: also write the efficiency chart as .pdf and .svg. Runs that the efficiency
+    table or chart leaves out for want of a profile are named in a :class:`ReportWarning` (the HTML page names them
+    under its table).
     """
     protocol = resolve_protocol_name(protocol)  # a protocol file, as `run --protocol` took it, goes by its name
     run_dirs = run_list(run_dirs)
@@ -134,4 +137,6 @@ def build_report(protocol: str, run_dirs: Sequence[RunLike] | Sequence[MeasuredR
         write_text_atomic(out, text)
     if chart_out is not None:
         write_chart(protocol, measured, chart_out, leaderboard=leaderboard)
+    if fmt != "html" and (chart_out is not None or protocol == "efficiency") and (note := unprofiled_note(measured)):
+        warnings.warn(note, ReportWarning, stacklevel=2)  # the HTML page says it under its efficiency table
     return text

@@ -23,7 +23,7 @@ from bench_ir.report.tables import (
 )
 from bench_ir.shortlist import shortlist
 
-__all__ = ["EFFICIENCY_COLUMNS", "build_efficiency_table", "PSNR_PROTOCOL"]
+__all__ = ["EFFICIENCY_COLUMNS", "build_efficiency_table", "unprofiled_note", "PSNR_PROTOCOL"]
 
 PSNR_PROTOCOL = "3deg"
 PUBLISHED_SIZE = 224  # the published FLOPs are fvcore counts on a 1x3x224x224 input (PROTOCOLS.md, Table 6)
@@ -81,9 +81,13 @@ def _row_names(profiled: list[MeasuredRun], taken: set[str]) -> list[str]:
     return names
 
 
-def _unprofiled_note(runs: list[MeasuredRun]) -> str:
-    """Why runs given to the table have no row: no profile of the same card, arguments and checkpoint was found
-    (see bench_ir.report.profiles), and how to get one."""
+def unprofiled_note(measured: list[MeasuredRun]) -> str | None:
+    """Why measured runs have no row in the efficiency table and no point on its chart: no profile of the same card,
+    arguments and checkpoint was found (see bench_ir.report.profiles), and how to get one; None when every protocol
+    run has a profile."""
+    runs = [run for run in measured if not is_profile_run(run.run) and run.profile is None]
+    if not runs:
+        return None
     shown = shortlist([run.run_id for run in runs], 5, more=" and {} more")
     return (f"Left out, without a profile of the same model card, arguments and checkpoint among the runs given or "
             f"under --runs-root: {shown}. `bench-ir profile --model M --checkpoint C` measures one (give its folder "
@@ -125,8 +129,8 @@ def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool | None
                            "count / 1e9; PSNR only for 3deg runs (3deg Average from the result store).")
         table.notes += [note for name, (run, _) in zip(names, profiled, strict=True)
                         if (note := _profile_note(name, run))]
-    if unprofiled := [run for run in measured if not is_profile_run(run.run) and run.profile is None]:
-        table.notes.append(_unprofiled_note(unprofiled))
+    if unprofiled := unprofiled_note(measured):
+        table.notes.append(unprofiled)
     table.notes.append("Best in bold, second underlined, per column, among published rows and comparable runs.")
     add_provenance(table, [(name, run) for name, (run, _) in zip(names, profiled, strict=True)])
     mark_best(table)
