@@ -106,13 +106,108 @@ def check_hooks_static(hooks: dict[str, str | None], where: str, notes: list[str
 
 def validate_file(path: str | Path, import_factory: bool = False, notes: list[str] | None = None) -> tuple[str, str]:
     """Validate ``path`` as a suite (has ``entries``), a protocol (has ``tasks``), a training recipe (has ``data``)
-    or a model card (has ``factory``); ``include:`` chains are resolved first.
+    or a model card (has ``factory``); a file that has none of these itself but an ``include:`` is read as the
+    recipe or protocol it includes, its includes resolved exactly as `train` and `run` resolve them (a file beside
+    it, else the shipped one by name: `include: 3deg` is the shipped recipe for a recipe and the shipped protocol
+    for a protocol).
 
     Code is checked statically (see the module docstring); with ``import_factory`` a card's factory is imported, its
     args bound to the real signature and the model built (its parameter count must be the card's ``expected_params``
     when the card states one), and named hooks (a card's options ``objective``/``optimizer``, a recipe's
     ``loss.objective``/``optimizer.factory``) are imported. Returns (kind, name); raises SpecError naming the file
-    and field. Remarks that are not errors (e.g. a signature that cannot be read statically) go to ``notes``."""
+    and field. Remarks that are not errors (e.g. a signature that cannot be read statically, or what a recipe's
+    training would be told: a card option replacing its value, a schedule its length does not fit) go to
+    ``notes``."""
+    path = Path(path)
+    data = read_yaml(path)
+    if "entries" in data:
+        from bench_ir.suite.spec import load_suite
+
+        return "suite", load_suite(path).name
+    if "include" in data and not {"tasks", "data", "factory"} & set(data):
+        return _validate_included(path, str(data["include"]), import_factory, notes)
+    if "tasks" in data:
+        return _validate_protocol(path)
+    if "data" in data:
+        return _validate_recipe(path, import_factory, notes)
+    if "factory" in data:
+        return _validate_card(path, import_factory, notes)
+    raise SpecError(f"{path}: neither a suite (no 'entries'), a protocol (no 'tasks'), a recipe (no 'data') nor a "
+                    "model card (no 'factory')")
+
+
+def _validate_included(path: Path, include: str, import_factory: bool, notes: list[str] | None) -> tuple[str, str]:
+    """A file whose kind comes from the file it includes: a recipe when its include chain, read as `train` reads
+    recipes, gives ``data``; a protocol when, read as `run` reads protocols, it gives ``tasks``. A file that may be
+    either (``include: 3deg`` names a shipped recipe and a shipped protocol) is the kinds it is valid as; valid as
+    both, ``notes`` says so."""
+    from bench_ir.resources import protocols_dir
+    from bench_ir.train.recipes import recipes_dir
+
+    kinds: list[str] = []
+    unreadable: list[SpecError] = []
+    for kind, key, builtin in (("recipe", "data", recipes_dir()), ("protocol", "tasks", protocols_dir())):
+        try:
+            if key in read_yaml_with_includes(path, builtin=builtin):
+                kinds.append(kind)
+        except SpecError as err:
+            unreadable.append(err)
+    if not kinds:
+        if unreadable:
+            raise unreadable[0]
+        raise SpecError(f"{path}: field 'include': '{include}' gives neither a recipe (no 'data') nor a protocol "
+                        "(no 'tasks')")
+    if len(kinds) == 1:
+        return _validate_as(kinds[0], path, import_factory, notes)
+    results, errors = {}, {}
+    for kind in kinds:
+        try:
+            results[kind] = _validate_as(kind, path, import_factory, notes)
+        except (KeyError, OSError, ValueError) as err:  # SpecError is a ValueError
+            errors[kind] = err
+    if not results:
+        raise SpecError(f"{path}: `include: {include}` names a shipped recipe and a shipped protocol, and the file is "
+                        f"neither: as a recipe, {errors['recipe']}; as a protocol, {errors['protocol']}")
+    if len(results) == 2:
+        if notes is not None:
+            notes.append(f"{path}: `include: {include}` names both a shipped recipe and a shipped protocol, and the "
+                         "file is valid as either: `train` and `data check --recipe` read it as the recipe, `run` and "
+                         "suites as the protocol")
+        return "recipe and protocol", results["recipe"][1]
+    return next(iter(results.values()))
+
+
+def _validate_as(kind: str, path: Path, import_factory: bool, notes: list[str] | None) -> tuple[str, str]:
+    return _validate_recipe(path, import_factory, notes) if kind == "recipe" else _validate_protocol(path)
+
+
+def _validate_protocol(path: Path) -> tuple[str, str]:
+    from bench_ir.protocol import load_protocol
+
+    return "protocol", load_protocol(path).name
+
+
+def _validate_recipe(path: Path, import_factory: bool, notes: list[str] | None) -> tuple[str, str]:
+    """The recipe as `train` loads it, its named hooks, and (to ``notes``) what its training would be told that is
+    known without the data: for the registered models whose cards replace a value of the recipe, and for its own
+    epochs or steps, a schedule they do not fit (bench_ir.train.plan_notices.model_notices)."""
+    from bench_ir.cards import list_cards
+    from bench_ir.train.objectives import check_hooks
+    from bench_ir.train.plan_notices import model_notices
+    from bench_ir.train.recipes import load_recipe
+
+    recipe = load_recipe(path)
+    hooks = {"loss.objective": recipe.loss.objective, "optimizer.factory": recipe.optimizer.factory}
+    if import_factory:
+        check_hooks(hooks, str(path))
+    else:
+        check_hooks_static(hooks, str(path), notes)
+    if notes is not None:
+        notes += [f"{path}: {notice}" for notice in model_notices(recipe, list_cards())]
+    return "recipe", recipe.name
+
+
+def _validate_card(path: Path, import_factory: bool, notes: list[str] | None) -> tuple[str, str]:
     from bench_ir.cards import (
         check_card_args,
         load_card,
@@ -120,54 +215,29 @@ def validate_file(path: str | Path, import_factory: bool = False, notes: list[st
         parameter_count_mismatch,
         resolve_factory,
     )
-    from bench_ir.protocol import load_protocol
     from bench_ir.train.objectives import check_hooks
 
-    path = Path(path)
-    data = read_yaml(path)
-    if "entries" in data:
-        from bench_ir.suite.spec import load_suite
-
-        return "suite", load_suite(path).name
-    if "include" in data:
-        data = {**read_yaml_with_includes(path), **data}
-    if "tasks" in data:
-        protocol = load_protocol(path)
-        return "protocol", protocol.name
-    if "data" in data:
-        from bench_ir.train.recipes import load_recipe
-
-        recipe = load_recipe(path)
-        hooks = {"loss.objective": recipe.loss.objective, "optimizer.factory": recipe.optimizer.factory}
-        if import_factory:
-            check_hooks(hooks, str(path))
-        else:
-            check_hooks_static(hooks, str(path), notes)
-        return "recipe", recipe.name
-    if "factory" in data:
-        card = load_card(path)
-        missing = missing_default_checkpoint(card)
-        if missing:
-            raise SpecError(missing)
-        hooks = {f"options.{key}{'' if value == 'default' else '.' + value}": option
-                 for key in ("objective", "optimizer") for value, option in _option_values(card.options, key)}
-        if not import_factory:
-            validate_card_static(card, notes)
-            check_hooks_static(hooks, str(path), notes)
-            return "model card", card.name
-        factory = resolve_factory(card)
-        if not callable(factory):
-            raise SpecError(f"{path}: field 'factory': {card.factory} is not callable")
-        check_card_args(card, factory)
-        check_hooks(hooks, str(path))
-        from bench_ir.checkpoints import create_model
-
-        mismatch = parameter_count_mismatch(card, create_model(card))
-        if mismatch:
-            raise SpecError(f"{mismatch}; correct expected_params or the factory and its args")
+    card = load_card(path)
+    missing = missing_default_checkpoint(card)
+    if missing:
+        raise SpecError(missing)
+    hooks = {f"options.{key}{'' if value == 'default' else '.' + value}": option
+             for key in ("objective", "optimizer") for value, option in _option_values(card.options, key)}
+    if not import_factory:
+        validate_card_static(card, notes)
+        check_hooks_static(hooks, str(path), notes)
         return "model card", card.name
-    raise SpecError(f"{path}: neither a suite (no 'entries'), a protocol (no 'tasks'), a recipe (no 'data') nor a "
-                    "model card (no 'factory')")
+    factory = resolve_factory(card)
+    if not callable(factory):
+        raise SpecError(f"{path}: field 'factory': {card.factory} is not callable")
+    check_card_args(card, factory)
+    check_hooks(hooks, str(path))
+    from bench_ir.checkpoints import create_model
+
+    mismatch = parameter_count_mismatch(card, create_model(card))
+    if mismatch:
+        raise SpecError(f"{mismatch}; correct expected_params or the factory and its args")
+    return "model card", card.name
 
 
 def _option_values(options: dict[str, Any], key: str) -> list[tuple[str, Any]]:

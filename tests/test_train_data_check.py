@@ -110,7 +110,8 @@ def test_train_refuses_bad_training_data_naming_the_first_problems_and_the_check
                                  "1", "--patch-size", "32", "--no-val"], terminal_width=300)
     assert result.exit_code == 2, result.output
     assert "error: 2 problem(s) in the training data: task 'derain': " in result.output
-    assert f"`bench-ir data check --recipe derain --data-root {tmp_path}` lists every problem" in result.output
+    assert (f"`bench-ir data check --recipe derain --data-root {tmp_path} --patch-size 32` lists every problem"
+            in result.output)
     assert not (tmp_path / "runs").exists()
 
 

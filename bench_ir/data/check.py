@@ -47,7 +47,7 @@ from bench_ir.metrics.conventions import MetricConvention, get_convention
 from bench_ir.protocol import CropSpec, Protocol, TaskSpec
 from bench_ir.shortlist import shortlist
 
-__all__ = ["NONE_CROP_MULTIPLE", "TaskCheck", "check_task", "check_protocol"]
+__all__ = ["NONE_CROP_MULTIPLE", "TaskCheck", "check_task", "check_protocol", "conversion_warnings"]
 
 NONE_CROP_MULTIPLE = 8
 """Side multiple required of uncropped, unpadded test images (MIRAGE and the PromptIR family downsample 3x by 2)."""
@@ -129,7 +129,7 @@ class TaskCheck:
         if self.exif_differs:
             out.append(f"input and target EXIF orientations differ, so viewers show these pairs turned differently: "
                        f"{_listing(self.exif_differs)}, but {QUARTER_TURN_ADVICE}")
-        out += [_conversion_warning(kind, files) for kind, files in self.conversions.items()]
+        out += conversion_warnings(self.conversions)
         return out
 
     @property
@@ -211,11 +211,17 @@ InputWarning; the keys of TaskCheck.conversions and of --json). ``other`` takes 
 files are listed as 'FILE (MESSAGE)'."""
 
 
-def _conversion_warning(kind: str, files: list[str]) -> str:
-    """'12 grayscale images replicated to 3 RGB channels (as run reads them): a.png, b.png ... and 9 more'."""
-    images = "image" if len(files) == 1 else "images"
-    what = _CONVERSIONS[kind].format(images=images)
-    return f"{len(files)} {what} (as run reads them): {shortlist(files, _SHOWN_CONVERTED)}"
+def conversion_warnings(conversions: dict[str, list[str]], reader: str = "run") -> list[str]:
+    """One line per kind of ``conversions`` (kind -> files; the ``kind`` of read_rgb_uint8's InputWarning, 'other'
+    for an unknown one), in the order of :data:`_CONVERSIONS`: '12 grayscale images replicated to 3 RGB channels
+    (as run reads them): a.png, b.png ... and 9 more'; ``reader`` names who reads them (run, training)."""
+    order = list(_CONVERSIONS)
+    lines = []
+    for kind in sorted(conversions, key=lambda k: order.index(k if k in order else "other")):
+        files = conversions[kind]
+        what = _CONVERSIONS[kind if kind in order else "other"].format(images="image" if len(files) == 1 else "images")
+        lines.append(f"{len(files)} {what} (as {reader} reads them): {shortlist(files, _SHOWN_CONVERTED)}")
+    return lines
 
 
 class _Probed(NamedTuple):

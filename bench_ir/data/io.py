@@ -23,7 +23,7 @@ from bench_ir.atomic import atomic_write
 __all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "InputWarning", "read_rgb_uint8", "image_size", "write_png_uint8",
            "to_uint8_hwc", "exif_orientation", "quarter_turned_by_exif", "quarter_turn_note",
            "QUARTER_TURN_ADVICE", "FLOAT_IMAGE_REFUSAL", "EXIF_ORIENTATIONS", "differing_orientations",
-           "orientation_mismatch_note"]
+           "header_conversions", "orientation_mismatch_note"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 """File-name suffixes (lower case) treated as images when listing dataset folders."""
@@ -224,6 +224,29 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
         warnings.warn(InputWarning(f"{path}: alpha channel dropped (not composited), as PIL convert('RGB')",
                                    "alpha_dropped"), stacklevel=2)
     return rgb
+
+
+def header_conversions(path: str | Path) -> tuple[str, ...]:
+    """The conversions :func:`read_rgb_uint8` makes on reading ``path``, as the ``kind`` of each InputWarning it
+    states (16_bit, netpbm_maxval or 32_bit, then grayscale, then alpha_dropped), from the file's header alone (no
+    pixels decoded; the same tests in the same order as read_rgb_uint8); () when the header cannot be read."""
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            if _sixteen_bit_colour(im) is not None:
+                depth: tuple[str, ...] = ("16_bit",)
+            elif _netpbm_maxval(im) is not None:
+                depth = ("netpbm_maxval",)
+            elif mode in _UINT16_MODES:
+                depth = ("16_bit",)
+            elif mode == "I":
+                depth = ("32_bit",)
+            else:
+                depth = ()
+            alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return ()
+    return (*depth, *(("grayscale",) if mode in _GRAY_MODES else ()), *(("alpha_dropped",) if alpha else ()))
 
 
 def _pil_to_rgb(im: Image.Image, path: Path) -> tuple[np.ndarray, bool]:

@@ -10,6 +10,7 @@ file usable as ``bench-ir run --checkpoint``), ``optimizer``, ``schedule``, ``st
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench_ir.atomic import atomic_target, atomic_write
+from bench_ir.atomic import atomic_write, write_bytes_atomic
 
 __all__ = ["CHECKPOINT_FORMAT", "capture_rng_state", "restore_rng_state", "preserved_rng", "save_atomic",
            "load_training_checkpoint", "export_safetensors"]
@@ -88,11 +89,26 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def export_safetensors(model: nn.Module, path: str | Path, metadata: dict[str, str]) -> Path:
     """The model's state_dict (parameters and buffers, on CPU, contiguous copies) as a safetensors file,
-    written atomically; loadable with ``bench-ir run --checkpoint``."""
-    from safetensors.torch import save_file
+    written atomically; loadable with ``bench-ir run --checkpoint``. The same tensors and metadata give the same
+    bytes in any process (see :func:`_with_sorted_metadata`)."""
+    from safetensors.torch import save
 
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_target(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", **metadata})
+    write_bytes_atomic(path, _with_sorted_metadata(save(tensors, metadata={"format": "pt", **metadata})))
     return path
+
+
+def _with_sorted_metadata(blob: bytes) -> bytes:
+    """A safetensors file's bytes with the ``__metadata__`` of its JSON header in key order. safetensors writes
+    that map in an order that changes from process to process (a hash map seeded at random), so identical weights
+    got another sha256 each time. The tensors' entries keep safetensors' order; their offsets count from the end
+    of the header, so only the header (8-byte length, JSON padded with spaces to a multiple of 8) is written
+    again."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + size])
+    metadata = header.pop("__metadata__", None)
+    ordered = {**({"__metadata__": dict(sorted(metadata.items()))} if metadata is not None else {}), **header}
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + blob[8 + size:]

@@ -193,9 +193,10 @@ class RichTrainProgress:
 
 def interrupted_message(err: KeyboardInterrupt, command: list[str], world_size: int = 1,
                         progress: RichTrainProgress | None = None) -> str:
-    """What the CLI prints for a training ended by Ctrl-C or SIGTERM: the step its checkpoint holds, the command that
-    continues it and (with ``progress``) the one that scores the checkpoint's weights (``err`` carries ``run_dir``
-    and ``checkpoint_step`` once the run directory exists)."""
+    """What the CLI prints for a training ended by Ctrl-C or SIGTERM: the step its checkpoint holds (and whether steps
+    done after it are lost), the command that continues it and (with ``progress``) the one that scores the
+    checkpoint's weights (``err`` carries ``run_dir``, ``checkpoint_step`` and ``step``, the steps done, once the run
+    directory exists)."""
     import json
 
     from bench_ir.folder_names import TRAIN_CHECKPOINT_NAME, TRAIN_MANIFEST_NAME
@@ -209,6 +210,8 @@ def interrupted_message(err: KeyboardInterrupt, command: list[str], world_size: 
         kept = f"interrupted at step {step:,}: its checkpoint is written to {run_dir}"
     elif step is None:
         kept = f"interrupted: {run_dir} holds no checkpoint yet; continuing starts it again from step 0"
+    elif getattr(err, "step", None) == step:
+        kept = f"interrupted: {run_dir} keeps its checkpoint of step {step:,}, the last step done: nothing is lost"
     else:
         kept = f"interrupted: {run_dir} keeps its checkpoint of step {step:,}; later steps are lost"
     lines = [kept, f"continue: {continue_command(command, run_dir, world_size)}"]
@@ -293,8 +296,10 @@ def train_command(
         if main_process:
             message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
             from bench_ir.data.datasets import DatasetNotFoundError
+            from bench_ir.train.session import ValidationDataNotFoundError  # its advice names the test sets' check
 
-            if isinstance(err, DatasetNotFoundError):  # the first missing folder; data check lists them all
+            if isinstance(err, DatasetNotFoundError) and not isinstance(err, ValidationDataNotFoundError):
+                # the first missing training folder; data check lists them all
                 check = ["bench-ir", "data", "check", "--recipe", recipe,
                          *(["--data-root", str(data_root)] if data_root is not None else [])]
                 message += f"\n`{shlex.join(check)}` checks every training set of the recipe in one go"

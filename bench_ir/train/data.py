@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ from bench_ir.data.datasets import DatasetNotFoundError, PairingError, TargetInd
 from bench_ir.data.io import (
     IMAGE_EXTENSIONS,
     ImageReadError,
+    InputWarning,
+    header_conversions,
     image_size,
     quarter_turn_note,
     read_rgb_uint8,
@@ -51,7 +54,8 @@ from bench_ir.shortlist import shortlist
 from bench_ir.train.recipes import BrightnessSpec, ContrastSpec, DataSpec, Recipe
 
 __all__ = ["TrainPair", "TrainPart", "TrainingSet", "EpochBatchSampler", "build_training_set", "build_part",
-           "file_problems", "training_data_root", "dihedral",
+           "file_problems", "file_conversions", "conversion_notices", "relative_name",
+           "training_data_root", "dihedral",
            "Darkening", "draw_darkening", "darken", "ContrastChange", "draw_contrast", "reduce_contrast"]
 
 
@@ -202,6 +206,9 @@ class TrainingSet(Dataset):
 
     def __init__(self, parts: list[TrainPart], patch_size: int, augmentation: str, seed: int) -> None:
         self.parts, self.patch_size, self.augmentation, self.seed = parts, patch_size, augmentation, seed
+        # True once the conversions its files need on reading were stated (see check_files): reads are then quiet,
+        # in the DataLoader workers of every epoch too, instead of repeating an InputWarning per file and worker
+        self.conversions_stated = False
         self._starts = []
         total = 0
         for part in parts:
@@ -221,6 +228,20 @@ class TrainingSet(Dataset):
         return [{"task": p.spec.task, "layout": p.spec.layout, "location": p.location, "pairs": len(p.pairs),
                  "variants": [f"{kind}:{value}" if value is not None else kind for kind, value in p.variants],
                  "repeat": p.spec.repeat, "items": p.size} for p in self.parts]
+
+    def files(self, data_root: str | Path | None) -> dict[str, int | None]:
+        """Every stored file the set reads, as ``{name: size in bytes}`` in the set's order (a pair's input before
+        its target; a shared target once): the name relative to ``data_root`` (see :func:`relative_name`), the size
+        None for a file that cannot be read. Built-in sample photos are no files. Names and sizes identify the data,
+        as they do for evaluation's resume (bench_ir.resume.data_identity); the same files under another data root
+        are the same data."""
+        files: dict[str, int | None] = {}
+        for part in self.parts:
+            for pair in part.pairs:
+                for path in (pair.input, pair.target):
+                    if path is not None:
+                        files.setdefault(relative_name(path, data_root), _file_size(path))
+        return files
 
     def locate(self, index: int) -> tuple[TrainPart, TrainPair, tuple[str, Any]]:
         if not 0 <= index < self._total:
@@ -261,12 +282,12 @@ class TrainingSet(Dataset):
 
             image, where = load_sample_photo(pair.name, part.spec.max_side), f"sample photo '{pair.name}'"
         else:
-            image, where = read_rgb_uint8(pair.target), str(pair.target)
+            image, where = self._read(pair.target), str(pair.target)
         return self._centre_crop(part, image, where)
 
     def _load_pair(self, part: TrainPart, pair: TrainPair) -> tuple[np.ndarray, np.ndarray]:
         assert pair.input is not None and pair.target is not None
-        inp, target = read_rgb_uint8(pair.input), read_rgb_uint8(pair.target)
+        inp, target = self._read(pair.input), self._read(pair.target)
         problem = _pair_size_problem(part, pair, inp.shape[:2], target.shape[:2])
         if problem:
             raise ValueError(problem)
@@ -280,15 +301,26 @@ class TrainingSet(Dataset):
             raise ValueError(problem)
         return image
 
-    def check_files(self, advice: str = "") -> None:
+    def _read(self, path: Path) -> np.ndarray:
+        """:func:`read_rgb_uint8` of ``path``, without its InputWarnings once ``conversions_stated``."""
+        if not self.conversions_stated:
+            return read_rgb_uint8(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InputWarning)
+            return read_rgb_uint8(path)
+
+    def check_files(self, advice: str = "", data_root: str | Path | None = None) -> dict[str, list[str]]:
         """Read the header of every stored training image (no pixels are decoded) before training starts: unreadable
         files, inputs whose size differs from their target's and images smaller than a patch raise here (the first
-        few named, then ``advice``), rather than when a draw reaches them, hours into training."""
+        few named, then ``advice``), rather than when a draw reaches them, hours into training. Returns the
+        conversions reading the files makes, found in the same headers (see :func:`file_conversions`; names
+        relative to ``data_root``), to be stated once for the whole training (:func:`conversion_notices`)."""
         problems = [problem for part in self.parts for problem in file_problems(part, self.patch_size)]
         if problems:
             raise ValueError(f"{len(problems)} problem(s) in the training data: "
                              + shortlist(problems, _SHOWN_PROBLEMS, separator="; ", more="; ... and {} more")
                              + (f". {advice}" if advice else ""))
+        return file_conversions(self.parts, data_root)
 
     def _patch(self, rng: np.random.Generator, *images: np.ndarray) -> list[np.ndarray]:
         size = self.patch_size
@@ -504,6 +536,44 @@ def file_problems(part: TrainPart, patch_size: int) -> list[str]:
         if problem:
             problems.append(problem)
     return problems
+
+
+def relative_name(path: Path, data_root: str | Path | None) -> str:
+    """``path`` relative to ``data_root``, '/'-separated, as it was joined under it (no file system access); the
+    whole path when it is outside the data root or there is none."""
+    if data_root is not None:
+        try:
+            return Path(path).relative_to(data_root).as_posix()
+        except ValueError:
+            pass
+    return Path(path).as_posix()
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def file_conversions(parts: list[TrainPart], data_root: str | Path | None) -> dict[str, list[str]]:
+    """The conversions reading the parts' stored images makes (bench_ir.data.io.header_conversions): kind -> the
+    files (relative to ``data_root``, a file shared by several pairs once), from the headers only."""
+    found: dict[str, list[str]] = {}
+    for part in parts:
+        for pair in part.pairs:
+            for path in (pair.input, pair.target):
+                for kind in header_conversions(path) if path is not None else ():
+                    found.setdefault(kind, []).append(relative_name(path, data_root))
+    return {kind: list(dict.fromkeys(files)) for kind, files in found.items()}
+
+
+def conversion_notices(conversions: dict[str, list[str]]) -> list[str]:
+    """One line per kind of ``conversions`` (:func:`file_conversions`), in the words and kind order of `bench-ir data
+    check`: '2 grayscale images replicated to 3 RGB channels (as training reads them): a.png, b.png'."""
+    from bench_ir.data.check import conversion_warnings
+
+    return conversion_warnings(conversions, reader="training")
 
 
 def build_part(spec: DataSpec, data_root: Path | None) -> TrainPart:

@@ -5,7 +5,10 @@ rule), then every stored image's header read (no pixels are decoded). Problems (
 exits with 1, and `train` refuses the same data): folders or list-file entries not found, inputs without a target,
 unreadable files, input / target size mismatches, images smaller than the training patch after the entry's centre
 crop. Warnings (a training run goes ahead): a pair count other than the official list's, a missing list file (every
-image found is used). Built-in sample photos (the ``sample`` layout) are always ready.
+image found is used), pairs whose input and target EXIF orientations differ (in a square pair, pixels stored turned
+against each other show no size difference), grayscale targets paired with a colour input (training would teach the
+model to remove colour), and the conversions reading the files makes (grayscale, alpha, 16 bits ...; `train` states
+them once in its notices). Built-in sample photos (the ``sample`` layout) are always ready.
 """
 
 from __future__ import annotations
@@ -15,10 +18,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_ir.train.data import build_part, file_problems, training_data_root
+from bench_ir.data.io import (
+    QUARTER_TURN_ADVICE,
+    ImageReadError,
+    differing_orientations,
+    header_conversions,
+    image_size,
+)
+from bench_ir.shortlist import shortlist
+from bench_ir.train.data import (
+    TrainPart,
+    build_part,
+    conversion_notices,
+    file_conversions,
+    file_problems,
+    relative_name,
+    training_data_root,
+)
 from bench_ir.train.recipes import Recipe
 
-__all__ = ["TrainDataCheck", "check_training_data", "validation_data_check"]
+__all__ = ["TrainDataCheck", "check_training_data", "pair_warnings", "validation_data_check"]
+
+_SHOWN_PAIRS = 5  # pairs named per warning
 
 
 @dataclass
@@ -68,9 +89,42 @@ def check_training_data(recipe: Recipe, data_root: str | Path | None, patch_size
             continue
         check.location, check.pairs, check.items = part.location, len(part.pairs), part.size
         check.problems += file_problems(part, patch)
-        check.warnings += part.notices
+        check.warnings += part.notices + pair_warnings(part, root)
+        check.warnings += [f"task '{spec.task}': {line}" for line in conversion_notices(file_conversions([part], root))]
         checks.append(check)
     return checks
+
+
+def pair_warnings(part: TrainPart, data_root: str | Path | None) -> list[str]:
+    """From the headers of a part's stored pairs (input and target of equal size; other pairs are problems): one
+    warning naming the pairs whose input and target EXIF orientations differ, one naming the grayscale targets
+    paired with a colour input. Files are named relative to ``data_root``."""
+    turned, gray = [], []
+    for pair in part.pairs:
+        if pair.input is None or pair.target is None:
+            continue
+        try:
+            if image_size(pair.input) != image_size(pair.target):
+                continue
+        except ImageReadError:  # a problem of file_problems
+            continue
+        if orientations := differing_orientations((pair.input, pair.target)):
+            turned.append(f"{relative_name(pair.input, data_root)} (input {orientations[0]}, target "
+                          f"{orientations[1]})")
+        if "grayscale" in header_conversions(pair.target) and "grayscale" not in header_conversions(pair.input):
+            gray.append(f"{relative_name(pair.target, data_root)} (input {relative_name(pair.input, data_root)})")
+    task, warnings = part.spec.task, []
+    if turned:
+        warnings.append(f"task '{task}': {len(turned)} pair(s) whose input and target EXIF orientations differ: "
+                        f"{shortlist(turned, _SHOWN_PAIRS)}. Viewers show such a pair turned differently, and pixels "
+                        "stored turned against each other show no size difference in a square image: training would "
+                        f"learn from patches that do not match; {QUARTER_TURN_ADVICE}")
+    if gray:
+        warnings.append(f"task '{task}': {len(gray)} grayscale target(s) paired with a colour input: "
+                        f"{shortlist(gray, _SHOWN_PAIRS)}. A grayscale target is read as 3 equal RGB channels, so "
+                        "training teaches the model to remove colour; give such pairs a colour target or leave them "
+                        "out")
+    return warnings
 
 
 def validation_data_check(recipe: Recipe, data_root: str | Path | None) -> str | None:

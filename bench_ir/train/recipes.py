@@ -7,7 +7,9 @@ another recipe file (top-level keys of the including file replace the inherited 
 
 Values that differ between the paper and the official code are :class:`Choice` objects: ``code`` (what produced
 the released checkpoints, the default) and ``paper``. A choice may name a model-card option (``card_option``);
-when the card defines it (e.g. MIRAGE's ``spd_weight: {default: 0.01, paper: 0.05}``), the card's value wins.
+when the card defines it (e.g. MIRAGE's ``spd_weight: {default: 0.01, paper: 0.05}``), the card's value wins: it
+holds the official value for that model. Where it replaces another value of the recipe (an edited copy of a shipped
+recipe), the plan's notices say so; removing ``card_option`` keeps the recipe's value.
 :func:`resolve_plan` turns a recipe, a card and the two selectors into the concrete numbers of a run.
 """
 
@@ -40,6 +42,7 @@ __all__ = [
     "list_recipes",
     "load_recipe",
     "resolve_plan",
+    "LAYOUT_FIELDS",
 ]
 
 Layout = Literal["denoise", "derain", "dehaze_ots", "paired", "cdd11", "sample"]
@@ -214,7 +217,10 @@ class LossSpec:
 @dataclass(frozen=True)
 class ValidationSpec:
     """Periodic validation through `bench-ir run` machinery on ``protocol`` (``sample``: its built-in sample
-    variant), at most ``limit`` images per task, every ``every_epochs`` epochs and/or ``every_steps`` steps."""
+    variant), at most ``limit`` images per task, every ``every_epochs`` epochs and/or ``every_steps`` steps (a recipe
+    file giving ``every_steps`` alone validates at that interval only; ``every_epochs`` is 1 when it gives neither).
+    ``protocol``: a shipped protocol's name or a protocol file; a relative path is read from the folder of the
+    recipe file, when the file is there, and recorded as an absolute path."""
 
     protocol: str | None = None
     sample: bool = False
@@ -227,7 +233,7 @@ class ValidationSpec:
 @dataclass(frozen=True)
 class CheckpointSpec:
     """Resumable checkpoints (<run_dir>/checkpoints/last.pt), every ``every_epochs`` epochs and/or
-    ``every_steps`` steps, and always at the end."""
+    ``every_steps`` steps (``every_steps`` alone in a recipe file: that interval only), and always at the end."""
 
     every_epochs: int | None = 1
     every_steps: int | None = None
@@ -294,8 +300,7 @@ def _check(recipe: Recipe, where: str) -> None:
         unknown = [d for d in spec.degradations if d not in DEGRADATIONS]
         if unknown:
             raise SpecError(f"{at}: unknown degradation(s) {unknown}; known: {', '.join(sorted(DEGRADATIONS))}")
-        if spec.degradations and spec.layout != "sample":
-            raise SpecError(f"{at}: 'degradations' are synthesised only by the 'sample' layout")
+        _check_layout_fields(spec, at)
         if spec.layout in ("denoise",) and not spec.sigmas:
             raise SpecError(f"{at}: layout 'denoise' needs 'sigmas' (noise levels on the 0-255 scale)")
         if spec.layout == "sample" and not (spec.sigmas or spec.degradations):
@@ -330,6 +335,29 @@ def _check(recipe: Recipe, where: str) -> None:
     if schedule.name == "multistep" and list(schedule.milestones) != sorted(set(schedule.milestones)):
         raise SpecError(f"{where}: schedule milestones must be increasing, got {schedule.milestones}")
     _check_loop(recipe, where)
+
+
+# The data-entry fields that only some layouts read (every layout reads task, layout, repeat, crop_multiple,
+# brightness and contrast); a field set to other than its default in an entry of another layout is refused.
+_NOT_SAMPLE = tuple(layout for layout in LAYOUTS if layout != "sample")
+LAYOUT_FIELDS: dict[str, tuple[str, ...]] = {
+    "root": _NOT_SAMPLE, "list_file": _NOT_SAMPLE, "expected_count": _NOT_SAMPLE,
+    "input": ("paired",), "target": ("paired",), "pairing": ("paired",),
+    "sigmas": ("denoise", "sample"), "sigma_draw": ("denoise", "sample"), "noise": ("denoise", "sample"),
+    "degradations": ("sample",), "max_side": ("sample",), "subsets": ("cdd11",),
+}
+
+
+def _check_layout_fields(spec: DataSpec, at: str) -> None:
+    """A field the entry's layout does not read must keep its default: it would be accepted and have no effect
+    (e.g. ``sigmas`` of a ``paired`` entry: no noise is added)."""
+    defaults = DataSpec(task="", layout=spec.layout)
+    for name, layouts in LAYOUT_FIELDS.items():
+        if spec.layout not in layouts and getattr(spec, name) != getattr(defaults, name):
+            users = ", ".join(f"'{layout}'" for layout in layouts)
+            which = f"layouts {users} read it" if len(layouts) > 1 else f"layout {users} reads it"
+            raise SpecError(f"{at}: field '{name}' has no effect in layout '{spec.layout}' (only {which}); remove "
+                            "it, or choose a layout that reads it")
 
 
 def _check_below(spec: DataSpec, at: str) -> None:
@@ -426,6 +454,8 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         data = read_manifest_file(path)
     else:
         data = read_yaml_with_includes(path, builtin=recipes_dir())
+        _protocol_beside_the_recipe(data, path)
+        _step_intervals_alone(data)
     if data.get("kind") == "training" and isinstance(data.get("recipe"), dict):
         resolved = data["recipe"].get("resolved")
         if not isinstance(resolved, dict):
@@ -435,6 +465,30 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     recipe = build_dataclass(Recipe, data, str(path))
     _check(recipe, str(path))
     return replace(recipe, sha256=recipe_sha256(recipe.to_dict()))
+
+
+def _protocol_beside_the_recipe(data: dict[str, Any], path: Path) -> None:
+    """Read ``validation.protocol`` as ``include:`` is read: relative to the folder of the recipe file that sets
+    ``validation``, when it names a file there; it is then recorded as an absolute path, so that the resolved recipe
+    (a run's train_manifest.json) finds it from anywhere. A shipped protocol's name (``5deg``), an absolute path and
+    a path naming no file there are kept as written."""
+    validation = data.get("validation")
+    protocol = validation.get("protocol") if isinstance(validation, dict) else None
+    if not isinstance(protocol, str) or not protocol or Path(protocol).expanduser().is_absolute():
+        return
+    chain = getattr(data, "origins", {}).get("validation")  # the files through which `validation` came
+    beside = Path(chain[-1] if chain else path).parent / protocol
+    if beside.is_file():
+        data["validation"] = {**validation, "protocol": str(beside.resolve())}
+
+
+def _step_intervals_alone(data: dict[str, Any]) -> None:
+    """A ``validation`` or ``checkpoint`` that gives ``every_steps`` and not ``every_epochs`` runs at that step
+    interval alone: ``every_epochs`` defaults to 1 only when neither is given."""
+    for section in ("validation", "checkpoint"):
+        spec = data.get(section)
+        if isinstance(spec, dict) and spec.get("every_steps") is not None and "every_epochs" not in spec:
+            data[section] = {**spec, "every_epochs": None}
 
 
 # ------------------------------------------------------------------------------------------ resolution
@@ -456,10 +510,11 @@ class TrainPlan:
     epochs_from: str
     loss_from: str
     balance_weight: float = 0.0
+    notices: list[str] = field(default_factory=list)  # recipe values the card's options replaced (_choose)
 
     def fingerprint(self) -> dict[str, Any]:
         """Fields that must not change when a run is resumed."""
-        return {k: v for k, v in asdict(self).items() if k not in ("epochs", "steps", "epochs_from")}
+        return {k: v for k, v in asdict(self).items() if k not in ("epochs", "steps", "epochs_from", "notices")}
 
 
 def _card_option(card: ModelCard, key: str | None, source: ValueSource) -> Any:
@@ -471,11 +526,20 @@ def _card_option(card: ModelCard, key: str | None, source: ValueSource) -> Any:
     return option
 
 
-def _choose(choice: Choice, card: ModelCard, source: ValueSource, what: str, recipe: Recipe) -> float:
+def _choose(choice: Choice, card: ModelCard, source: ValueSource, what: str, recipe: Recipe,
+            notices: list[str]) -> float:
+    """The ``source`` value of ``choice``: the card's option ``choice.card_option`` when the card defines it (it
+    holds the official value for that model), else the recipe's. A card value replacing another value of the
+    recipe adds a notice to ``notices`` saying how to keep the recipe's."""
+    value = choice.code if source == "code" else choice.paper
     from_card = _card_option(card, choice.card_option, source)
     if from_card is not None:
+        if value is not None and float(from_card) != float(value):
+            notices.append(f"{what}.{source} {value:g} of recipe '{recipe.name}' is replaced by {float(from_card):g}, "
+                           f"the {source} value of the model card's option '{choice.card_option}' (a card option "
+                           f"holds the official value for its model); to train with the recipe's {value:g}, remove "
+                           f"`card_option: {choice.card_option}` from the recipe's '{what}'")
         return float(from_card)
-    value = choice.code if source == "code" else choice.paper
     if value is None:
         raise ValueError(f"recipe '{recipe.name}' states no paper value for {what}; use the code value")
     return float(value)
@@ -493,7 +557,9 @@ def resolve_plan(recipe: Recipe, card: ModelCard, epochs_from: ValueSource = "co
     for name, value in (("epochs_from", epochs_from), ("loss_from", loss_from)):
         if value not in ("code", "paper"):
             raise ValueError(f"{name} must be 'code' or 'paper', got {value!r}")
-    epochs = None if recipe.steps is not None else int(_choose(recipe.epochs, card, epochs_from, "epochs", recipe))
+    notices: list[str] = []
+    epochs = None if recipe.steps is not None else int(_choose(recipe.epochs, card, epochs_from, "epochs", recipe,
+                                                               notices))
     objective = recipe.loss.objective or _card_option(card, "objective", loss_from)
     objective_args = dict(recipe.loss.objective_args) if recipe.loss.objective else dict(
         card.options.get("objective_args", {}) or {})
@@ -506,8 +572,8 @@ def resolve_plan(recipe: Recipe, card: ModelCard, epochs_from: ValueSource = "co
         steps=recipe.steps,
         patch_size=patch_size or recipe.patch_size,
         batch_size=batch_size or recipe.batch_size,
-        fft_weight=_choose(recipe.loss.fft_weight, card, loss_from, "fft_weight", recipe),
-        spd_weight=_choose(recipe.loss.spd_weight, card, loss_from, "spd_weight", recipe),
+        fft_weight=_choose(recipe.loss.fft_weight, card, loss_from, "loss.fft_weight", recipe, notices),
+        spd_weight=_choose(recipe.loss.spd_weight, card, loss_from, "loss.spd_weight", recipe, notices),
         objective=str(objective) if objective else None,
         objective_args=objective_args,
         optimizer_factory=str(optimizer_factory) if optimizer_factory else None,
@@ -516,6 +582,7 @@ def resolve_plan(recipe: Recipe, card: ModelCard, epochs_from: ValueSource = "co
         epochs_from=epochs_from,
         loss_from=loss_from,
         balance_weight=float(_card_option(card, "balance_loss_weight", loss_from) or 0.0),
+        notices=notices,
     )
     if plan.patch_size % 8:
         raise ValueError(f"patch size {plan.patch_size} is not a multiple of 8")

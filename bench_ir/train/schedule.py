@@ -21,7 +21,7 @@ import torch
 
 from bench_ir.train.recipes import ScheduleSpec
 
-__all__ = ["schedule_factor", "schedule_position", "set_learning_rate", "remember_initial_lr"]
+__all__ = ["schedule_factor", "schedule_position", "set_learning_rate", "remember_initial_lr", "schedule_end_notices"]
 
 
 def _warmup_cosine(spec: ScheduleSpec, t: int) -> float:
@@ -64,3 +64,46 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, spec: ScheduleSpec, epoc
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] * factor
     return factor
+
+
+def _planned_units(unit: str, epochs: int | None, steps: int | None, steps_per_epoch: int | None) -> int | None:
+    """Epochs or optimizer steps (``unit``) of a training of ``epochs`` epochs or ``steps`` steps; None when the
+    other count would need ``steps_per_epoch`` and it is not known."""
+    if unit == "epoch":
+        if epochs is not None:
+            return epochs
+        return -(-steps // steps_per_epoch) if steps is not None and steps_per_epoch else None
+    if steps is not None:
+        return steps
+    return epochs * steps_per_epoch if epochs is not None and steps_per_epoch else None
+
+
+def _count(number: int, unit: str) -> str:
+    return f"{number:,} {unit}{'' if number == 1 else 's'}"
+
+
+def schedule_end_notices(spec: ScheduleSpec, epochs: int | None, steps: int | None,
+                         steps_per_epoch: int | None = None) -> list[str]:
+    """The sentences warning that a ``warmup_cosine`` schedule does not fit a training of ``epochs`` epochs (or
+    ``steps`` steps): the epochs or steps trained at a position at or past ``max`` (they train at ``end_factor``, lr
+    0 for a cosine to 0), or a training whose last position is still inside the warmup (the decay never starts).
+    Empty for other schedules and for a fitting one, and when the training is counted in the other unit than the
+    schedule and ``steps_per_epoch`` is not known."""
+    units = _planned_units(spec.unit, epochs, steps, steps_per_epoch)
+    if spec.name != "warmup_cosine" or units is None:
+        return []
+    lag = f", delay {spec.delay}" if spec.delay else ""
+    past = units - spec.max - spec.delay  # unit i trains at position max(i - delay, 0)
+    if past > 0:
+        end = "lr 0" if spec.end_factor == 0 else f"{spec.end_factor:g} x the initial lr"
+        return [f"schedule: the planned {_count(units, spec.unit)} run past the end of the learning-rate schedule "
+                f"(warmup_cosine to {spec.unit} {spec.max}{lag}): the last {_count(past, spec.unit)} train at its end "
+                f"factor ({end}); set schedule.max to {units - spec.delay} or more to keep every {spec.unit} on the "
+                f"cosine, or plan fewer {spec.unit}s"]
+    last = schedule_position(spec, units - 1, units - 1)
+    if last < spec.warmup:
+        return [f"schedule: the planned {_count(units, spec.unit)} end inside the learning-rate warmup (warmup "
+                f"{spec.warmup}{lag}): the last trains at {_warmup_cosine(spec, last):.3g} x the initial lr and the "
+                f"cosine decay never starts; set schedule.warmup to at most {max(units - 1 - spec.delay, 0)}, or plan "
+                f"more {spec.unit}s"]
+    return []

@@ -1,13 +1,20 @@
 """Everything a training run holds, built in a fixed order: recipe and card, data (fails fast), run directory,
-model, optimizer, objective; plus the run's provenance (train_manifest.json) and resume checks."""
+model, optimizer, objective; plus the run's provenance (train_manifest.json) and resume checks.
+
+A run's identity (:func:`run_identity`, stored in every checkpoint) is what a resume must not change: recipe, model,
+seed, plan, dtype, the initial weights (sha256) and the training data (the names of its files relative to the data
+root, with their sizes in bytes; the same files under another data root are the same data). A fine-tune continues
+from its checkpoint without its --init-weights file: the run's manifest records which weights it started from."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import shlex
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +29,47 @@ from bench_ir.cards import ModelCard, count_parameters, get_card, model_record, 
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
 from bench_ir.cpus import available_cpus, cpus_per_process, local_process_count
+from bench_ir.data.datasets import DatasetNotFoundError
 from bench_ir.data.roots import env_data_root_note
 from bench_ir.engine import resolve_device
 from bench_ir.folder_names import TRAIN_CHECKPOINT_NAME, TRAIN_MANIFEST_NAME
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_command, portable_path
 from bench_ir.results import write_json_atomic
-from bench_ir.train.data import EpochBatchSampler, TrainingSet, build_training_set, training_data_root
+from bench_ir.shortlist import shortlist
+from bench_ir.train.data import (
+    EpochBatchSampler,
+    TrainingSet,
+    build_training_set,
+    conversion_notices,
+    training_data_root,
+)
+from bench_ir.train.data_check import validation_data_check
 from bench_ir.train.distributed import DistContext, join, wrap_model
 from bench_ir.train.evaluation import check_validation_data
 from bench_ir.train.objectives import Objective, build_objective, build_optimizer
+from bench_ir.train.plan_notices import plan_notices
 from bench_ir.train.recipes import Recipe, TrainPlan, load_recipe, resolve_plan
 from bench_ir.train.schedule import remember_initial_lr
 
-__all__ = ["TrainOptions", "TrainSession", "TrainResumeError", "open_session", "check_resumable", "run_identity",
-           "MANIFEST_NAME", "CHECKPOINT_NAME"]
+__all__ = ["TrainOptions", "TrainSession", "TrainResumeError", "ValidationDataNotFoundError", "open_session",
+           "check_resumable", "run_identity", "previous_manifest", "MANIFEST_NAME", "CHECKPOINT_NAME"]
 
 MANIFEST_NAME = TRAIN_MANIFEST_NAME
 CHECKPOINT_NAME = TRAIN_CHECKPOINT_NAME
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+_SHOWN_FILES = 3  # files named per kind of change when a resume finds other training data
+_RESTORING_OPTIONS = {"patch_size": "--patch-size", "batch_size": "--batch-size", "loss_from": "--loss-from",
+                      "seed": "--seed", "dtype": "--dtype"}
+"""The option that gives back a run's value of an identity (or plan) key, named when a resume changed it."""
 
 
 class TrainResumeError(ValueError):
     """--resume was asked for a run directory whose checkpoint belongs to a different run."""
+
+
+class ValidationDataNotFoundError(DatasetNotFoundError):
+    """The test sets the recipe validates on are missing; the advice names the `bench-ir data check --protocol`
+    command that checks them (not the training sets' check)."""
 
 
 @dataclass
@@ -107,6 +133,12 @@ class TrainSession:
     @property
     def checkpoint_path(self) -> Path:
         return self.run_dir / CHECKPOINT_NAME
+
+    @cached_property
+    def data_files(self) -> dict[str, int | None]:
+        """The training files by name (relative to the data root) and size (:meth:`TrainingSet.files`), read
+        once per session."""
+        return self.dataset.files(self.options.data_root)
 
     def write_manifest(self) -> None:
         if self.context.is_main:
@@ -182,19 +214,19 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     root_from_env = options.data_root is None and recipe.needs_data_root
     options = dataclasses.replace(options, data_root=training_data_root(recipe, options.data_root))  # or the env's
     dataset = build_training_set(recipe, options.data_root, plan.patch_size, options.seed)
-    root = f" --data-root {shlex.quote(str(options.data_root))}" if options.data_root is not None else ""
-    advice = f"`bench-ir data check --recipe {shlex.quote(recipe_ref)}{root}` lists every problem"
+    advice = f"`{_training_data_check(recipe_ref, options)}` lists every problem"
     # one reader of the headers under torchrun; its error reaches every rank
-    context.on_main(lambda: dataset.check_files(advice))
+    conversions = context.on_main(lambda: dataset.check_files(advice, options.data_root)) or {}
+    dataset.conversions_stated = True  # once, in the notices (rank 0's), not per read in every worker and epoch
     if options.validate:
-        check_validation_data(recipe.validation, options.val_data_root or options.data_root)
+        _check_validation_data(recipe, options.val_data_root or options.data_root)
     sampler = EpochBatchSampler(len(dataset), plan.batch_size, options.seed, context.rank, context.world_size)
     if sampler.steps_per_epoch == 0:
         raise ValueError(f"batch size {plan.batch_size} is larger than the training set of recipe '{recipe.name}' "
                          f"({len(dataset)} items after repeats); lower --batch-size")
     planned = plan.steps if plan.steps is not None else plan.epochs * sampler.steps_per_epoch  # type: ignore[operator]
     total_steps = min(planned, options.max_steps) if options.max_steps is not None else planned
-    notices = list(dataset.notices)
+    notices = [*plan_notices(recipe, plan, sampler.steps_per_epoch), *dataset.notices, *conversion_notices(conversions)]
     if root_from_env:
         notices.append(env_data_root_note(options.data_root))
     if total_steps < planned:
@@ -209,8 +241,9 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
 
     if options.run_dir is not None:
         _check_run_dir(Path(options.run_dir), options.resume)
+    init_weights, init_record = _init_weights(options)
     _seed_everything(options.seed)
-    module = execution.place_module(create_model(card, checkpoint=options.init_weights).to(device).train())
+    module = execution.place_module(create_model(card, checkpoint=init_weights).to(device).train())
     if context.rank:
         torch.manual_seed(options.seed + 1_000_003 * context.rank)  # own stochastic-depth stream per process
     optimizer = build_optimizer(plan, recipe.optimizer, module, fused=execution.fused_optimizer)
@@ -222,10 +255,79 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
                            total_steps=total_steps, run_dir=run_dir, model=module, trained=trained,
                            optimizer=optimizer, objective=build_objective(plan), manifest={}, notices=notices,
                            execution=execution, num_workers=num_workers)
-    session.manifest = _manifest(session, planned)
+    session.manifest = _manifest(session, planned, init_record)
     if context.is_main and options.model_args:
         _write_card(card, run_dir / "model-card.yaml")
     return session
+
+
+def _training_data_check(recipe_ref: str, options: TrainOptions) -> str:
+    """The `bench-ir data check --recipe` command that checks the training data as this run reads it (its data
+    root and, when given, its patch size)."""
+    words = ["bench-ir", "data", "check", "--recipe", recipe_ref]
+    if options.data_root is not None:
+        words += ["--data-root", str(options.data_root)]
+    if options.patch_size is not None:
+        words += ["--patch-size", str(options.patch_size)]
+    return shlex.join(words)
+
+
+def _check_validation_data(recipe: Recipe, data_root: str | Path | None) -> None:
+    """:func:`check_validation_data`; a missing test set raises ValidationDataNotFoundError, whose advice ends with
+    the `bench-ir data check --protocol` command for the validation's test sets."""
+    try:
+        check_validation_data(recipe.validation, data_root)
+    except DatasetNotFoundError as err:
+        command = validation_data_check(recipe, data_root)
+        check = f" `{command}` checks the test sets validation scores." if command else ""
+        raise ValidationDataNotFoundError(err.finding, err.tried, advice=f"{err.advice}{check}") from err
+
+
+def _init_weights(options: TrainOptions) -> tuple[Path | None, dict[str, str] | None]:
+    """The weights to load before training (None: a fresh initialisation, or a resume whose checkpoint holds the
+    weights) and the manifest's ``init_weights`` record (path and sha256); see :func:`_resumed_init_weights`."""
+    given = Path(options.init_weights).expanduser() if options.init_weights is not None else None
+    if given is not None and not given.is_file():
+        raise FileNotFoundError(f"--init-weights {given}: {'not a file' if given.exists() else 'no such file'}; "
+                                "give the weights to start from (a checkpoint the model card reads, e.g. a training "
+                                "run's final.safetensors), or train without --init-weights from a fresh "
+                                "initialisation")
+    record = _init_weights_record(given)
+    previous = previous_manifest(Path(options.run_dir)) if options.resume and options.run_dir is not None else {}
+    if not previous:  # a new run (or one whose manifest is gone: the checkpoint's identity decides)
+        return given, record
+    return _resumed_init_weights(Path(str(options.run_dir)), given, record, previous.get("init_weights"))
+
+
+def _resumed_init_weights(run_dir: Path, given: Path | None, record: dict[str, str] | None,
+                          recorded: dict[str, str] | None) -> tuple[Path | None, dict[str, str] | None]:
+    """A resumed run keeps the ``recorded`` init weights of its start: without --init-weights (``given``) it
+    continues from its checkpoint, so the file may be gone since; a file of other weights (``record``) is refused.
+    Only a run that stopped before its first checkpoint needs the file again, to start again from it."""
+    has_checkpoint = (run_dir / CHECKPOINT_NAME).is_file()
+    if given is None or record is None:
+        if recorded is not None and not has_checkpoint:
+            raise FileNotFoundError(f"{run_dir}: the run stopped before its first checkpoint, so it starts again from "
+                                    f"the weights it started from: give them with --init-weights ({recorded['path']}, "
+                                    f"sha256 {recorded['sha256']})")
+        return None, recorded
+    if recorded is None:
+        raise TrainResumeError(f"{run_dir}: cannot resume with --init-weights {given}: the run started from a fresh "
+                               "initialisation (its manifest records no init_weights); resume without "
+                               "--init-weights, or use a new --run-dir to fine-tune from these weights")
+    if recorded.get("sha256") != record["sha256"]:
+        raise TrainResumeError(f"{run_dir}: cannot resume with --init-weights {given} (sha256 "
+                               f"{record['sha256'][:12]}…): the run started from {recorded.get('path')} (sha256 "
+                               f"{recorded.get('sha256')}); "
+                               "resume without --init-weights (its checkpoint holds the weights) or with that file, "
+                               "or use a new --run-dir to fine-tune from these weights")
+    return (None if has_checkpoint else given), recorded
+
+
+def previous_manifest(run_dir: Path) -> dict[str, Any]:
+    """The training manifest ``run_dir`` holds, or {} when it holds none."""
+    path = Path(run_dir) / MANIFEST_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _write_card(card: ModelCard, path: Path) -> None:
@@ -233,7 +335,7 @@ def _write_card(card: ModelCard, path: Path) -> None:
     write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
-def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
+def _manifest(session: TrainSession, planned_steps: int, init_weights: dict[str, str] | None) -> dict[str, Any]:
     recipe, card, options, context = session.recipe, session.card, session.options, session.context
     return {
         "kind": "training",
@@ -250,7 +352,7 @@ def _manifest(session: TrainSession, planned_steps: int) -> dict[str, Any]:
                  "items": len(session.dataset), "parts": session.dataset.describe(),
                  "steps_per_epoch": session.steps_per_epoch, "workers_per_process": session.num_workers},
         "seed": options.seed,
-        "init_weights": _init_weights_record(options.init_weights),
+        "init_weights": init_weights,
         "world_size": context.world_size,
         "global_batch": session.plan.batch_size,
         "per_process_batch": session.plan.batch_size // context.world_size,
@@ -274,14 +376,36 @@ def _init_weights_record(path: str | Path | None) -> dict[str, str] | None:
 
 
 def check_resumable(session: TrainSession, payload: dict[str, Any]) -> None:
-    """The checkpoint must come from the same recipe, model, seed and plan (only the step budget may change), and
-    be no further than this call's last step (``--max-steps`` below the steps done would go nowhere)."""
+    """The checkpoint must come from the same recipe, model, seed, plan (only the step budget may change), dtype,
+    initial weights and training data, and be no further than this call's last step (``--max-steps`` below the
+    steps done would go nowhere). Every difference is named in one error, with the options that give back the run's
+    values; a checkpoint from before the data's files were recorded is compared by its number of items only."""
     identity = payload.get("identity", {})
-    expected = run_identity(session)
-    for key, value in expected.items():
-        if identity.get(key) != value:
-            raise TrainResumeError(f"{session.run_dir}: cannot resume: {key} was {identity.get(key)!r}, now "
-                                   f"{value!r}; use a new --run-dir")
+    changes, options, other_data = [], [], False
+    for key, value in run_identity(session).items():
+        if key not in identity and key == "data_files":
+            continue
+        before = identity.get(key)
+        if before == value:
+            continue
+        if key == "plan" and isinstance(before, dict):
+            changed = [k for k in dict.fromkeys([*before, *value]) if before.get(k) != value.get(k)]
+            changes.append("plan: " + ", ".join(f"{k} {before.get(k)} -> {value.get(k)}" for k in changed))
+            options += [f"{_RESTORING_OPTIONS[k]} {before[k]}" for k in changed
+                        if k in _RESTORING_OPTIONS and before.get(k) is not None]
+        elif key == "data_files":
+            changes.append(_data_files_change(before, value))
+            other_data = True
+        else:
+            changes.append(f"{key} was {before!r}, now {value!r}")
+            if key in _RESTORING_OPTIONS and before is not None:
+                options.append(f"{_RESTORING_OPTIONS[key]} {before}")
+    if changes:
+        restore = [" ".join(options)] if options else []
+        restore += ["the --data-root that holds the run's files"] if other_data else []
+        advice = f"resume with {' and '.join(restore)}, or use" if restore else "use"
+        raise TrainResumeError(f"{session.run_dir}: cannot resume: {'; '.join(changes)}; {advice} a new --run-dir for "
+                               "the new setup")
     done = int(payload.get("step", 0))
     if done > session.total_steps:
         raise TrainResumeError(f"{session.run_dir}: cannot resume with --max-steps {session.options.max_steps}: the "
@@ -289,9 +413,23 @@ def check_resumable(session: TrainSession, payload: dict[str, Any]) -> None:
                                "recipe's whole schedule")
 
 
+def _data_files_change(before: dict[str, int | None], after: dict[str, int | None]) -> str:
+    """'training data: not the run's (...): changed size: a.png ...; missing now: ...; new: ...' naming the first
+    files of each kind of change."""
+    changed = [name for name, size in before.items() if name in after and after[name] != size]
+    missing = [name for name in before if name not in after]
+    new = [name for name in after if name not in before]
+    found = [f"{label} {shortlist(names, _SHOWN_FILES)}" for label, names in
+             (("changed size:", changed), ("missing now:", missing), ("new:", new)) if names]
+    return (f"training data: not the files the run was trained on ({len(before)} files -> {len(after)}; names "
+            f"relative to the data root): {'; '.join(found)}")
+
+
 def run_identity(session: TrainSession) -> dict[str, Any]:
-    """What a checkpoint records about its run, compared by :func:`check_resumable`."""
+    """What a checkpoint records about its run, compared by :func:`check_resumable`: ``data_files`` are the
+    training files' names (relative to the data root) and sizes."""
     return {"recipe_sha256": session.recipe.sha256, "model": session.card.name,
             "model_args": dict(session.card.args), "seed": session.options.seed,
             "plan": session.plan.fingerprint(), "dataset_items": len(session.dataset), "dtype": session.options.dtype,
-            "init_weights": (session.manifest.get("init_weights") or {}).get("sha256")}
+            "init_weights": (session.manifest.get("init_weights") or {}).get("sha256"),
+            "data_files": session.data_files}

@@ -51,11 +51,11 @@ from bench_ir.train.objectives import Objective
 from bench_ir.train.recipes import Recipe
 from bench_ir.train.schedule import set_learning_rate
 from bench_ir.train.session import (
-    MANIFEST_NAME,
     TrainOptions,
     TrainSession,
     check_resumable,
     open_session,
+    previous_manifest,
     run_identity,
 )
 from bench_ir.train.stop_request import (
@@ -172,14 +172,19 @@ class _Loop:
 
     def _keep_logs_up_to(self, step: int) -> None:
         """Drop the log rows and validations of steps lost after ``step`` and record the resume in the manifest,
-        which keeps the validations up to ``step`` (rank 0)."""
+        which keeps the validations up to ``step`` (rank 0). The manifest's ``command`` and ``data.root`` stay those
+        of the run's start; each ``resumed`` entry holds its own (where the later steps came from)."""
         s = self.s
         if self.main:
             for name in ("train_log.csv", "val.csv"):
                 truncate_csv(s.run_dir / name, step)
-            previous = _previous_manifest(s)
+            previous = previous_manifest(s.run_dir)
+            segment = {"at": now_iso(), "step": step, "command": s.manifest["command"],
+                       "data_root": s.manifest["data"]["root"]}
             s.manifest["created"] = previous.get("created", s.manifest["created"])
-            s.manifest["resumed"] = [*previous.get("resumed", []), {"at": now_iso(), "step": step}]
+            s.manifest["command"] = previous.get("command", s.manifest["command"])
+            s.manifest["data"]["root"] = (previous.get("data") or {}).get("root", s.manifest["data"]["root"])
+            s.manifest["resumed"] = [*previous.get("resumed", []), segment]
             s.manifest["validation"] = [v for v in previous.get("validation") or []
                                         if isinstance(v, dict) and isinstance(v.get("step"), int) and v["step"] <= step]
 
@@ -387,14 +392,6 @@ class _Loop:
         return TrainOutcome(s.run_dir, final, s.manifest, self.step, self.losses, self.validations, s.model)
 
 
-def _previous_manifest(session: TrainSession) -> dict[str, Any]:
-    import json
-
-    path = session.run_dir / MANIFEST_NAME
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-
 def batches_of(loader: Iterable[Any]) -> Iterator[Any]:
     """The loader's batches. An error raised in a DataLoader worker (an unreadable image, say) is raised again as
     the worker raised it: torch puts the worker's whole traceback into the message of the error it re-raises."""
@@ -505,6 +502,7 @@ def _train_locked(session: TrainSession, progress: TrainProgress, settings: Trai
         if isinstance(err, KeyboardInterrupt):  # the CLI names the run directory to resume and its checkpoint
             err.run_dir = session.run_dir  # type: ignore[attr-defined]
             err.checkpoint_step = loop.last_checkpoint  # type: ignore[attr-defined]
+            err.step = loop.step  # type: ignore[attr-defined]  # the steps done: none lost past a checkpoint of it
         if session.manifest.get("status") == "running" and not isinstance(err, NonFiniteLossError):
             if isinstance(err, KeyboardInterrupt):
                 session.manifest.update(status="interrupted", interrupted=now_iso(), reason=interrupt_reason(err))

@@ -1,0 +1,45 @@
+"""What a training is told about its plan before it starts: the recipe values a model card's options replace, and
+a planned length that does not fit the learning-rate schedule (for `train`, and for `bench-ir validate` of a recipe,
+which knows no model or data)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bench_ir.cards import ModelCard
+from bench_ir.train.recipes import Recipe, TrainPlan, resolve_plan
+from bench_ir.train.schedule import schedule_end_notices
+
+__all__ = ["plan_notices", "model_notices"]
+
+
+def plan_notices(recipe: Recipe, plan: TrainPlan, steps_per_epoch: int | None = None) -> list[str]:
+    """What a training of ``plan`` is told before it starts: the recipe values the model card's options replaced
+    (``plan.notices``), and a planned length that runs past the end of the recipe's learning-rate schedule or ends
+    inside its warmup (bench_ir.train.schedule.schedule_end_notices; epochs against a schedule counted in steps, or
+    steps against one counted in epochs, only when ``steps_per_epoch`` is given)."""
+    return [*plan.notices, *schedule_end_notices(recipe.schedule, plan.epochs, plan.steps, steps_per_epoch)]
+
+
+def model_notices(recipe: Recipe, cards: Iterable[ModelCard]) -> list[str]:
+    """The :func:`plan_notices` a training of ``recipe`` would give, known without its model or data (for
+    `bench-ir validate`), for the code and, where stated, the paper values: those of the recipe's own epochs or
+    steps, then those of each card of ``cards`` defining a card option the recipe names, which the card's values
+    would add (``with model a, b: ...``)."""
+    lengths = [(None, recipe.steps)] if recipe.steps is not None else [
+        (int(epochs), None) for epochs in (recipe.epochs.code, recipe.epochs.paper) if epochs is not None]
+    own = [text for epochs, steps in lengths for text in schedule_end_notices(recipe.schedule, epochs, steps)]
+    named = {c.card_option for c in (recipe.epochs, recipe.loss.fft_weight, recipe.loss.spd_weight) if c.card_option}
+    models: dict[str, list[str]] = {}
+    for card in cards:
+        if not named & set(card.options):
+            continue
+        for source in ("code", "paper"):
+            try:
+                plan = resolve_plan(recipe, card, source, source)  # type: ignore[arg-type]
+            except ValueError:  # no paper value: `train` says so
+                continue
+            for text in plan_notices(recipe, plan):
+                if text not in own and card.name not in models.setdefault(text, []):
+                    models[text].append(card.name)
+    return [*dict.fromkeys(own), *(f"with model {', '.join(names)}: {text}" for text, names in models.items())]
