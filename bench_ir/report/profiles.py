@@ -15,18 +15,26 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench_ir.report.measured import MeasuredRun, is_profile_run
 from bench_ir.results import MANIFEST, PROFILE, Run, load_run
+
+if TYPE_CHECKING:
+    from bench_ir.cards import ModelCard
 
 __all__ = ["join_key", "find_profile_runs", "attach_profiles", "ensure_profiles"]
 
 
 def join_key(manifest: dict) -> tuple[str, str, str]:
-    """(model card content, card argument overrides, checkpoint sha256) of a run, as comparable strings."""
+    """(model card content, card argument overrides, checkpoint sha256) of a run, as comparable strings. The card's
+    content is every field but its ``source`` (the same card file run from another folder is recorded by another
+    relative path), with its factory's source sha256 where the manifest has it."""
     model = manifest.get("model") or {}
     card = model.get("card")
-    card_text = json.dumps(card, sort_keys=True, default=str) if card else f"name:{model.get('name', '')}"
+    content = ({**{k: v for k, v in card.items() if k != "source"}, "factory_sha256": model.get("factory_sha256")}
+               if isinstance(card, dict) else None)
+    card_text = json.dumps(content, sort_keys=True, default=str) if content else f"name:{model.get('name', '')}"
     args = json.dumps(model.get("args_overrides") or {}, sort_keys=True, default=str)
     sha = str((manifest.get("checkpoint") or {}).get("sha256") or "")
     return (card_text, args, sha)
@@ -57,24 +65,58 @@ def attach_profiles(measured: list[MeasuredRun], profiles: list[Run]) -> None:
         run.profile_run = by_key.get(join_key(run.manifest))
 
 
+def _profiled_card(run: MeasuredRun) -> ModelCard:
+    """The card a run was made with, to build its model for a profile: the manifest's copy, whose factory is looked
+    up from its recorded ``source`` (relative to the folder the run was started from: the current folder, or a
+    folder above the run directory, such as the one holding ``runs/``), else the registered card of the same name
+    and content. A factory found by none of them is a ValueError saying how to get the profile."""
+    from dataclasses import replace
+
+    from bench_ir.cards import ModelCard, get_card, resolve_factory
+    from bench_ir.yamlio import SpecError, build_dataclass
+
+    model = run.manifest.get("model") or {}
+    if not model.get("card"):
+        return get_card(str(model.get("name") or ""))
+    card = build_dataclass(ModelCard, dict(model["card"]), f"manifest of {run.run_id}")
+    places = [Path(card.source)] if card.source else []
+    if card.source and not Path(card.source).is_absolute():
+        places += [folder / card.source for folder in list(run.run.run_dir.resolve().parents)[:4]]
+    problem: Exception | None = None
+    for place in [p for p in places if p.is_file()] or places[:1] or [None]:
+        candidate = card if place is None else replace(card, source=str(place))
+        try:
+            resolve_factory(candidate)
+            return candidate
+        except SpecError as err:
+            problem = problem or err
+    try:
+        registered = get_card(card.name)
+    except KeyError:
+        registered = None
+    if registered is not None and {**vars(registered), "source": ""} == {**vars(card), "source": ""}:
+        return registered
+    raise ValueError(f"--profile: run {run.run_id} was made with model card {card.source or card.name}, whose factory "
+                     f"cannot be imported from here ({problem}); the card's path is recorded relative to the folder "
+                     f"the run was started from: run `bench-ir report` there, or profile the model with `bench-ir "
+                     f"profile --model CARD --checkpoint FILE` and give that run's folder to --runs-root")
+
+
 def ensure_profiles(measured: list[MeasuredRun], runs_root: str | Path, size: int = 224) -> list[Path]:
     """Compute and store (under ``runs_root``) the params/FLOPs profile of every protocol run that has none,
     and attach it. The card is the manifest's copy (with its argument overrides applied) or the registered
     card of that name. Returns the new profile run directories."""
-    from bench_ir.cards import ModelCard, get_card
     from bench_ir.profile_run import static_profile_and_store
-    from bench_ir.yamlio import build_dataclass
 
     created = []
     for run in measured:
         if run.profile is not None or is_profile_run(run.run):
             continue
-        model = run.manifest.get("model") or {}
-        card = (build_dataclass(ModelCard, dict(model["card"]), f"manifest of {run.run_id}") if model.get("card")
-                else get_card(str(model.get("name") or "")))
+        card = _profiled_card(run)
+        overrides = (run.manifest.get("model") or {}).get("args_overrides")
         digest = hashlib.sha256("|".join(join_key(run.manifest)).encode()).hexdigest()[:8]
         folder = static_profile_and_store(
-            card, checkpoint=run.manifest.get("checkpoint"), args_overrides=model.get("args_overrides"), size=size,
+            card, checkpoint=run.manifest.get("checkpoint"), args_overrides=overrides, size=size,
             runs_root=runs_root, run_dir=Path(runs_root) / f"{card.name}-params-flops-{size}-{digest}",
             command=["bench-ir", "report", "--profile", run.run_id])
         run.profile_run = load_run(folder)
