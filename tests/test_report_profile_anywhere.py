@@ -23,8 +23,10 @@ def own_card_run(tmp_path, monkeypatch) -> Path:
     from ``tmp_path/project`` into ``project/runs/own``; the current folder is then ``tmp_path/elsewhere``."""
     project = tmp_path / "project"
     (project / "mycard").mkdir(parents=True)
-    for name in ("tiny-unet.yaml", "tiny_unet.py", "tiny-unet.safetensors"):
-        shutil.copy(EXAMPLES / name, project / "mycard" / name)
+    shutil.copy(EXAMPLES / "tiny_unet.py", project / "mycard" / "own_unet.py")  # a module name no other test has
+    shutil.copy(EXAMPLES / "tiny-unet.safetensors", project / "mycard" / "tiny-unet.safetensors")
+    card = (EXAMPLES / "tiny-unet.yaml").read_text().replace("tiny_unet:TinyUNet", "own_unet:TinyUNet")
+    (project / "mycard" / "tiny-unet.yaml").write_text(card)
     monkeypatch.chdir(project)
     run_protocol(RunConfig(protocol="3deg", model="mycard/tiny-unet.yaml", checkpoint="mycard/tiny-unet.safetensors",
                            sample=True, limit=1, run_dir=project / "runs" / "own", device="cpu"))
@@ -35,7 +37,7 @@ def own_card_run(tmp_path, monkeypatch) -> Path:
 
 def _as_in_a_new_process(monkeypatch) -> None:
     """Forget the card's module and folder that the run imported, as `bench-ir report` in a new process would."""
-    monkeypatch.delitem(sys.modules, "tiny_unet", raising=False)
+    monkeypatch.delitem(sys.modules, "own_unet", raising=False)
     monkeypatch.setattr(sys, "path", [entry for entry in sys.path if not entry.endswith("mycard")])
 
 
