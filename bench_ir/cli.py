@@ -540,11 +540,12 @@ class ListWhat(str, Enum):
     runs = "runs"
     conventions = "conventions"
     suites = "suites"
+    recipes = "recipes"
 
 
 @app.command("list")
 def list_(
-    what: Annotated[ListWhat, typer.Argument(help="models | protocols | runs | conventions | suites")],
+    what: Annotated[ListWhat, typer.Argument(help="models | protocols | runs | conventions | suites | recipes")],
     details: Annotated[bool, typer.Option("--details", help="models, protocols: each described in full")] = False,
     runs_root: Annotated[Path, typer.Option(help="where runs are stored")] = Path("runs"),
     registry: Annotated[Path | None, typer.Option(help="folder of model cards")] = None,
@@ -553,7 +554,7 @@ def list_(
     protocol: Annotated[str | None, typer.Option("--protocol", "-p", help="runs: only the runs on this protocol "
                                                  "name (evaluation runs only)")] = None,
 ) -> None:
-    """List registered models, protocols, metric conventions, shipped suites or stored runs."""
+    """List registered models, protocols, metric conventions, shipped suites, training recipes or stored runs."""
     from bench_ir import listing
 
     try:
@@ -574,6 +575,8 @@ def list_(
             console.print(listing.conventions_table())
         elif what is ListWhat.suites:
             console.print(listing.suites_table())
+        elif what is ListWhat.recipes:
+            console.print(listing.recipes_table())
         else:
             console.print(listing.runs_table(runs_root, model=model, protocol=protocol))
             training = listing.training_runs_table(runs_root, model=model) if protocol is None else None

@@ -10,8 +10,8 @@ import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["frame_table", "models_table", "models_renderables", "protocols_renderables", "conventions_table",
-           "runs_table", "training_runs_table", "suite_dirs_table", "suites_table", "run_status",
+__all__ = ["frame_table", "models_table", "models_renderables", "protocols_renderables", "recipes_table",
+           "conventions_table", "runs_table", "training_runs_table", "suite_dirs_table", "suites_table", "run_status",
            "data_check_renderables"]
 
 
@@ -72,6 +72,33 @@ def protocols_renderables(details: bool = False) -> list:
         table.add_row(escape(protocol.name), escape(protocol.title), escape(tasks), protocol.convention,
                       protocol.crop.brief())
     return [table]
+
+
+def recipes_table() -> Table:
+    """The shipped training recipes (what `train --recipe` takes): name with its length under it (optimizer steps
+    where the recipe counts steps, else the official code's epochs), title, and what they train (one entry per data
+    entry: its task, or for the built-in sample photos ``sample(...)`` with its synthetic degradations). Fits 80
+    columns."""
+    from bench_ir.train.recipes import list_recipes, load_recipe
+
+    table = Table(title="Training recipes (registry/recipes/*.yaml)",
+                  caption="trains: the data entries; `bench-ir data check --recipe R` checks their folders")
+    recipes = [load_recipe(name) for name in list_recipes()]
+    for column in ("name", "title", "trains"):  # trains kept narrow, so that a title breaks between words only
+        table.add_column(column, no_wrap=column == "name", overflow="fold",
+                         max_width=len("denoise, derain, dehaze,") if column == "trains" else None)
+    for recipe in recipes:
+        length = f"{recipe.steps:,} steps" if recipe.steps is not None else f"{recipe.epochs.code:g} epochs"
+        table.add_row(f"{escape(recipe.name)}\n[dim]{length}[/]", escape(recipe.title),
+                      escape(", ".join(map(_trained, recipe.data))))
+    return table
+
+
+def _trained(spec) -> str:
+    """What one data entry of a recipe trains: its task; ``sample(haze, rain, noise)`` for the sample photos."""
+    if spec.layout != "sample":
+        return spec.task
+    return f"{spec.task}({', '.join([*spec.degradations, *(['noise'] if spec.sigmas else [])])})"
 
 
 def conventions_table() -> Table:

@@ -51,7 +51,7 @@ from bench_ir.data.synthesis import apply_degradations, gaussian_noise_uint8, pe
 from bench_ir.protocol import PAIRING_RULES, LayoutSpec
 from bench_ir.safety import inside
 from bench_ir.shortlist import shortlist
-from bench_ir.train.recipes import BrightnessSpec, ContrastSpec, DataSpec, Recipe
+from bench_ir.train.recipes import BrightnessSpec, ContrastSpec, DataSpec, Recipe, is_shipped
 
 __all__ = ["TrainPair", "TrainPart", "TrainingSet", "EpochBatchSampler", "build_training_set", "build_part",
            "file_problems", "file_conversions", "conversion_notices", "relative_name",
@@ -404,8 +404,25 @@ def _require_dir(spec: DataSpec, path: Path) -> Path:
     return path
 
 
-def _listed(spec: DataSpec, root: Path, notices: list[str]) -> set[str] | None:
-    """Entries of the list file (relative paths, '/' separated) or None when there is none."""
+def _recipe_words(recipe: Recipe | None) -> str:
+    """How a notice names the recipe a data entry comes from: "the official recipe '5deg'" for a shipped one,
+    "the recipe 'mine'" for a researcher's own, "the recipe" when it is not known."""
+    if recipe is None:
+        return "the recipe"
+    return f"the {'official ' if is_shipped(recipe) else ''}recipe '{recipe.name}'"
+
+
+def _count_words(recipe: Recipe | None, expected: int) -> str:
+    """Whose image count a data entry's ``expected_count`` is: the official list's for a shipped recipe (worded as
+    `data check` has always shown it), else what the researcher's recipe expects."""
+    if recipe is not None and is_shipped(recipe):
+        return f"the official recipe uses {expected} (recipe '{recipe.name}')"
+    return f"{_recipe_words(recipe)} expects {expected}"
+
+
+def _listed(spec: DataSpec, root: Path, notices: list[str], recipe: Recipe | None = None) -> set[str] | None:
+    """Entries of the list file (relative paths, '/' separated) or None when there is none (a notice names the
+    ``recipe`` that names the list)."""
     if spec.list_file is None:
         return None
     path = Path(spec.list_file).expanduser()
@@ -413,8 +430,8 @@ def _listed(spec: DataSpec, root: Path, notices: list[str]) -> set[str] | None:
         inside(root, path, f"task '{spec.task}': list file")  # relative to the training folder, inside it
         path = root / path
     if not path.is_file():
-        notices.append(f"task '{spec.task}': no list file {path}; using every image found (the official recipe "
-                       f"uses the list {Path(spec.list_file).name})")
+        notices.append(f"task '{spec.task}': no list file {path}; using every image found ({_recipe_words(recipe)} "
+                       f"names the list {Path(spec.list_file).name})")
         return None
     entries = {line.strip().replace("\\", "/") for line in path.read_text(encoding="utf-8-sig").splitlines()}
     return {e for e in entries if e}
@@ -576,9 +593,10 @@ def conversion_notices(conversions: dict[str, list[str]]) -> list[str]:
     return conversion_warnings(conversions, reader="training")
 
 
-def build_part(spec: DataSpec, data_root: Path | None) -> TrainPart:
+def build_part(spec: DataSpec, data_root: Path | None, recipe: Recipe | None = None) -> TrainPart:
     """One data entry of a recipe, found and paired under ``data_root`` (no image is read): DatasetNotFoundError
-    or PairingError naming the task when its folders, files or pairs are missing."""
+    or PairingError naming the task when its folders, files or pairs are missing. ``recipe``: the recipe the entry
+    comes from, which its notices name."""
     notices: list[str] = []
     if spec.layout == "sample":
         from bench_ir.data.sample import SAMPLE_TRAIN_IMAGES
@@ -587,7 +605,7 @@ def build_part(spec: DataSpec, data_root: Path | None) -> TrainPart:
         variants = [("degradation", d) for d in spec.degradations] + _noise_variants(spec)
         return TrainPart(spec, pairs, variants, "built-in sample photos (scikit-image)", notices)
     root = _find_root(spec, data_root)
-    listed = _listed(spec, root, notices)
+    listed = _listed(spec, root, notices, recipe)
     if spec.layout == "denoise":
         images, _ = list_images(root)
         pairs = _filter_listed(spec, root, [TrainPair(p.name, p) for p in images], listed, "target")
@@ -607,8 +625,8 @@ def build_part(spec: DataSpec, data_root: Path | None) -> TrainPart:
     if not pairs:
         raise DatasetNotFoundError(f"task '{spec.task}' (layout '{spec.layout}'): no training images in {root}")
     if spec.expected_count is not None and len(pairs) != spec.expected_count:
-        notices.append(f"task '{spec.task}': {len(pairs)} images found in {root}; the official recipe uses "
-                       f"{spec.expected_count}")
+        notices.append(f"task '{spec.task}': {len(pairs)} images found in {root}; "
+                       f"{_count_words(recipe, spec.expected_count)}")
     return TrainPart(spec, pairs, variants, str(root), notices)
 
 
@@ -616,7 +634,7 @@ def build_training_set(recipe: Recipe, data_root: str | Path | None, patch_size:
     """Find and pair every training set of the recipe (no image is decoded); missing or empty folders raise
     DatasetNotFoundError naming the task and the paths tried."""
     root = training_data_root(recipe, data_root)
-    parts = [build_part(spec, root) for spec in recipe.data]
+    parts = [build_part(spec, root, recipe) for spec in recipe.data]
     return TrainingSet(parts, patch_size, recipe.augmentation, seed)
 
 

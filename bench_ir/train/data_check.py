@@ -4,7 +4,7 @@ Per data entry of the recipe: its folders found and paired as `train` finds them
 rule), then every stored image's header read (no pixels are decoded). Problems (``ok`` is False; `data check`
 exits with 1, and `train` refuses the same data): folders or list-file entries not found, inputs without a target,
 unreadable files, input / target size mismatches, images smaller than the training patch after the entry's centre
-crop. Warnings (a training run goes ahead): a pair count other than the official list's, a missing list file (every
+crop. Warnings (a training run goes ahead): a pair count other than the recipe states, a missing list file (every
 image found is used), pairs whose input and target EXIF orientations differ (in a square pair, pixels stored turned
 against each other show no size difference), grayscale targets paired with a colour input (training would teach the
 model to remove colour), and the conversions reading the files makes (grayscale, alpha, 16 bits ...; `train` states
@@ -45,7 +45,7 @@ _SHOWN_PAIRS = 5  # pairs named per warning
 @dataclass
 class TrainDataCheck:
     """The findings for one data entry of a recipe. ``pairs``: images (or pairs) found; ``items``: training items
-    per epoch (pairs x variants x repeat); ``expected``: the official list's count, where the recipe states it."""
+    per epoch (pairs x variants x repeat); ``expected``: the recipe's ``expected_count``, where it states one."""
 
     task: str
     layout: str
@@ -82,7 +82,7 @@ def check_training_data(recipe: Recipe, data_root: str | Path | None, patch_size
             continue
         check = TrainDataCheck(task=spec.task, layout=spec.layout, expected=spec.expected_count)
         try:
-            part = build_part(spec, root)
+            part = build_part(spec, root, recipe)
         except (FileNotFoundError, ValueError) as err:  # DatasetNotFoundError, PairingError, a bad list file
             check.problems.append(str(err))
             checks.append(check)

@@ -41,6 +41,7 @@ __all__ = [
     "recipes_dir",
     "list_recipes",
     "load_recipe",
+    "is_shipped",
     "resolve_plan",
     "LAYOUT_FIELDS",
 ]
@@ -283,6 +284,13 @@ def recipes_dir() -> Path:
 def list_recipes() -> list[str]:
     """Names of the built-in recipes."""
     return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+
+
+def is_shipped(recipe: Recipe) -> bool:
+    """Whether ``recipe`` was read from bench-ir's own recipes folder (registry/recipes/): an official recipe, not a
+    researcher's file (an edited copy, one that includes a shipped recipe, a run's train_manifest.json)."""
+    source = Path(recipe.source) if recipe.source else None
+    return source is not None and source.resolve().parent == recipes_dir().resolve()
 
 
 def _resolve_path(name_or_path: str | Path) -> Path:

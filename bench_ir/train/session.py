@@ -330,8 +330,20 @@ def previous_manifest(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+# fields of a card that describe the network of its own args: false for one built with --model-arg overrides
+_OWN_NETWORK_FIELDS = ("expected_params", "inference_params", "default_checkpoint", "official_checkpoints",
+                       "published", "leaderboard_key", "parity")
+
+
 def _write_card(card: ModelCard, path: Path) -> None:
-    data = {k: v for k, v in dataclasses.asdict(card).items() if k != "source"}
+    """``card`` (with the run's --model-arg overrides: :func:`with_model_args`) as model-card.yaml, without the
+    fields that describe the network of the card's own args (parameter counts, checkpoints, published figures,
+    parity, leaderboard row: a report of a run of this card matches no published row), and with a description that
+    says so. The ``paper`` stays: it describes the architecture."""
+    data = {k: v for k, v in dataclasses.asdict(card).items() if k not in ("source", *_OWN_NETWORK_FIELDS)}
+    data["description"] = (f"{card.display_name}: the network of model card '{card.name}' with --model-arg overrides, "
+                           "written by a training run. It is not the network that card describes: that card's "
+                           "parameter counts, checkpoints, published figures, parity and leaderboard row are left out.")
     write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
