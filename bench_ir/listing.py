@@ -286,18 +286,39 @@ def suite_dirs_table(runs_root: str | Path) -> Table | None:
     return table
 
 
+def _scope_flags(manifest: dict, summary: pd.DataFrame) -> list[str]:
+    """'2 of 5 tasks' for a run of part of its protocol's tasks (`run --task`; known from the resolved protocol
+    newer manifests keep), and 'short test sets (Rain100L 51/100)' for a full real-data run of a test set smaller
+    than the protocol expects (as a report footnotes it)."""
+    from bench_ir.report.measured import short_test_sets
+
+    protocol = manifest.get("protocol") or {}
+    flags = []
+    every = ((protocol.get("resolved") or {}).get("tasks") or []) if isinstance(protocol.get("resolved"), dict) else []
+    scope = protocol.get("tasks") or []
+    if every and len(scope) < len(every):
+        flags.append(f"{len(scope)} of {len(every)} tasks")
+    if not manifest.get("sample") and manifest.get("limit") is None and "images" in summary:
+        short = short_test_sets(protocol, {str(task): int(n) for task, n in summary["images"].items()})
+        if short:
+            flags.append(f"short test sets ({', '.join(short)})")
+    return flags
+
+
 def _run_row(run) -> list[str]:
     from bench_ir.report.measured import demonstration_weights
     from bench_ir.results import protocol_average
 
     manifest = run.manifest
+    summary = run.summary()
     tasks = [task.get("name") for task in manifest["protocol"].get("tasks") or [] if isinstance(task, dict)]
-    average = protocol_average(run.summary(), manifest["protocol"].get("average") or (tasks if len(tasks) == 1 else []))
+    average = protocol_average(summary, manifest["protocol"].get("average") or (tasks if len(tasks) == 1 else []))
     flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
                              ("sample checkpoint", demonstration_weights(manifest)),
                              (f"limit {manifest.get('limit')}", manifest.get("limit") is not None),
                              (_coverage_flag(run), run.incomplete()),
                              (f"{run.auto_tiled_images()} tiled", run.auto_tiled_images())) if on]
+    flags += _scope_flags(manifest, summary)
     label = manifest.get("label")  # `run --label`: the row name in reports, so also here
     about = " · ".join([manifest["model"]["name"], manifest["protocol"]["name"], *flags,
                         *([f'"{label}"'] if isinstance(label, str) and label else [])])

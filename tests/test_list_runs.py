@@ -141,3 +141,20 @@ def test_a_run_with_a_nan_task_mean_shows_no_average_rather_than_the_mean_of_the
     result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path)])
     row = next(line for line in result.stdout.splitlines() if "nan-out" in line)
     assert [cell.strip() for cell in row.split("│")[-3:-1]] == ["–", "–"], row
+
+
+def test_a_run_of_part_of_its_protocols_tasks_says_how_many(tmp_path):
+    resolved = {"tasks": [{"name": "derain"}, {"name": "dehaze"}, {"name": "denoise"}]}
+    write_scored_run(tmp_path / "subset", TASK, RECORDS, model={"name": "mynet", "display_name": "MyNet"},
+                     protocol={"name": "3deg", "tasks": TASK, "average": ["derain", "dehaze", "denoise"],
+                               "resolved": resolved})
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path)], terminal_width=200)
+    assert "mynet · 3deg · 1 of 3 tasks" in result.stdout
+
+
+def test_a_full_run_on_a_test_set_smaller_than_expected_says_so(tmp_path):
+    task = [{"name": "derain", "label": "Rain100L", "expected_count": 100}]
+    write_scored_run(tmp_path / "short", task, RECORDS, model={"name": "mynet", "display_name": "MyNet"},
+                     protocol={"name": "3deg", "tasks": task, "average": ["derain"]})
+    result = runner.invoke(app, ["list", "runs", "--runs-root", str(tmp_path)], terminal_width=200)
+    assert "short test sets (Rain100L 1/100)" in result.stdout

@@ -26,6 +26,7 @@ __all__ = [
     "measure",
     "noncomparable_reasons",
     "demonstration_weights",
+    "short_test_sets",
     "profile_figures",
     "provenance",
     "provenance_line",
@@ -98,7 +99,7 @@ def _other_convention(manifest: dict[str, Any]) -> str | None:
     return f"metric convention {used}, not the protocol's {expected}" if used != expected else None
 
 
-def _incomplete_tasks(protocol: dict[str, Any], images: dict[str, int]) -> list[str]:
+def short_test_sets(protocol: dict[str, Any], images: dict[str, int]) -> list[str]:
     """Tasks scored on fewer images than the protocol's expected count (full real-data runs only)."""
     short = []
     for task in protocol.get("tasks") or []:
@@ -194,7 +195,7 @@ def measure(run: Run) -> MeasuredRun:
     if incomplete:
         reasons.append(incomplete)
     if not run.manifest.get("sample") and run.manifest.get("limit") is None:
-        short = _incomplete_tasks(protocol, images)
+        short = short_test_sets(protocol, images)
         if short:
             reasons.append(f"incomplete test sets ({', '.join(short)} images)")
     return MeasuredRun(
