@@ -216,7 +216,7 @@ def test_list_runs_at_80_columns_shows_each_run_name_whole(tmp_path):
     assert max(len(line) for line in lines) <= 80
     first_cells = [line.split("│")[1].strip() for line in lines if line.count("│") > 3]
     assert all(name in first_cells for name in names)
-    assert "input · 5deg · sample · limit 1" in first_cells
+    assert "input · 5deg · sample · limit 1 · 1 of 7 tasks" in first_cells  # SAMPLE_RUN scores one task
 
 
 def test_list_runs_shows_the_mean_of_a_one_task_run_without_an_average(tmp_path):
