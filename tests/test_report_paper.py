@@ -127,6 +127,18 @@ def test_an_option_of_another_format_is_an_error_not_ignored(fmt, options, messa
     assert str(err.value) == message
 
 
+def test_a_run_with_overridden_card_arguments_gets_no_reproduction_block(tmp_path):
+    run = tmp_path / "5deg-mirage-t-dim16"
+    shutil.copytree(STORE / "5deg-mirage-t", run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["model"]["args_overrides"] = {"dim": 16}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    table = build_table("5deg", [run], delta=Tolerance())
+    assert not [block for block in table.blocks if block.title.startswith("Reproduction")]
+    assert "No reproduction block for MIRAGE-T (5deg-mirage-t): its model card's arguments were overridden " \
+           "(--model-arg), so it is not the published network." in table.notes, table.notes
+
+
 def test_delta_blocks_show_published_measured_and_delta_and_flag_cells_beyond_tolerance():
     table = build_table("5deg", [STORE / "5deg-mirage-t"], delta=Tolerance())
     block = next(b for b in table.blocks if b.title.startswith("Reproduction: MIRAGE-T (5deg-mirage-t)"))

@@ -54,9 +54,10 @@ def leaderboard_key(run: MeasuredRun) -> str:
 
 
 def published_match(run: MeasuredRun, published: list[PublishedRow]) -> PublishedRow | None:
-    """The published row of the run's model (main section preferred), or None."""
+    """The published row of the run's model (main section preferred), or None. A run whose card arguments were
+    overridden (``--model-arg``, a suite entry's ``model_args``) is another network than the published one: None."""
     key = leaderboard_key(run)
-    if not key:
+    if not key or (run.manifest.get("model") or {}).get("args_overrides"):
         return None
     matches = [p for p in published if p.model_key == key]
     matches.sort(key=lambda p: p.section != "main")
@@ -76,8 +77,12 @@ def delta_blocks(table: TableModel, measured: list[tuple[str, MeasuredRun, Row]]
     model; a note says so for each."""
     blocks, not_reproductions, partial, unmatched = [], [], [], []
     flag = None
+    overridden = []
     for name, run, row in measured:
         match = published_match(run, published)
+        if match is None and leaderboard_key(run) and (run.manifest.get("model") or {}).get("args_overrides"):
+            overridden.append(name)
+            continue
         if match is None or match.display_name not in published_rows:
             unmatched.append(name)
             continue
@@ -122,6 +127,9 @@ def delta_blocks(table: TableModel, measured: list[tuple[str, MeasuredRun, Row]]
     if partial:
         table.notes.append(f"No reproduction block for {'; '.join(partial)}: a Δ to the printed values needs every "
                            "image of the test sets, not --limit or an unfinished run.")
+    if overridden:
+        table.notes.append(f"No reproduction block for {'; '.join(overridden)}: its model card's arguments were "
+                           "overridden (--model-arg), so it is not the published network.")
     if unmatched:
         where = ("this table shows no published rows" if not published_rows
                  else "no published row is of its model")
