@@ -135,8 +135,8 @@ def test_a_run_with_overridden_card_arguments_gets_no_reproduction_block(tmp_pat
     (run / "manifest.json").write_text(json.dumps(manifest))
     table = build_table("5deg", [run], delta=Tolerance())
     assert not [block for block in table.blocks if block.title.startswith("Reproduction")]
-    assert "No reproduction block for MIRAGE-T (5deg-mirage-t): its model card's arguments were overridden " \
-           "(--model-arg), so it is not the published network." in table.notes, table.notes
+    assert ("No reproduction block for MIRAGE-T (5deg-mirage-t): its model card's arguments were overridden "
+            "(--model-arg), so it is not the published network.") in table.notes, table.notes
 
 
 def test_delta_blocks_show_published_measured_and_delta_and_flag_cells_beyond_tolerance():
