@@ -31,6 +31,7 @@ from bench_ir.data.datasets import (
     PairingError,
     ResolvedLayout,
     pair_files,
+    relative_name,
     resolve_layout,
 )
 from bench_ir.data.io import (
@@ -265,15 +266,6 @@ class _FileProbe:
         return self.cache[path]
 
 
-def _file_name(path: Path, root: Path | None) -> str:
-    """``path`` relative to the data root (input and target files often share a name), or whole when outside it or
-    without one."""
-    try:
-        return str(path.relative_to(root)) if root is not None else str(path)
-    except ValueError:
-        return str(path)
-
-
 def _conversion_kind(warning: Warning | str) -> str:
     """The key of _CONVERSIONS for an InputWarning of read_rgb_uint8: its ``kind``, or 'other'."""
     kind = getattr(warning, "kind", "")
@@ -332,8 +324,8 @@ def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path |
             input_size, input_error, input_conversions = probe(pair.input_path)
             if input_error:
                 check.unreadable.append((str(pair.input_path), input_error))
-            _note_conversions(check, _file_name(pair.input_path, root), input_conversions)
-        _note_conversions(check, _file_name(pair.target_path, root), target_conversions)
+            _note_conversions(check, relative_name(pair.input_path, root), input_conversions)
+        _note_conversions(check, relative_name(pair.target_path, root), target_conversions)
         if target_size is not None:
             check.sizes[target_size] += 1
             if input_size is not None and input_size != target_size:

@@ -64,6 +64,7 @@ __all__ = [
     "resolve_layout",
     "needs_data_root",
     "list_images",
+    "relative_name",
     "natural_key",
     "pair_files",
     "build_task_dataset",
@@ -196,6 +197,17 @@ def resolve_layout(task: TaskSpec, data_root: str | Path | None, protocol_name: 
 
 
 # --------------------------------------------------------------------------------------------- pairing
+def relative_name(path: str | Path, data_root: str | Path | None) -> str:
+    """``path`` relative to ``data_root``, '/'-separated, as it was joined under it (no file system access); the
+    whole path when it is outside the data root or there is none."""
+    if data_root is not None:
+        try:
+            return Path(path).relative_to(data_root).as_posix()
+        except ValueError:
+            pass
+    return Path(path).as_posix()
+
+
 def list_images(folder: Path) -> tuple[list[Path], list[Path]]:
     """(image files sorted by name, skipped non-image files): hidden files and unknown extensions are skipped;
     sub-folders are ignored. A broken symbolic link with an image's name is listed as an image, so that reading it

@@ -36,7 +36,14 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from bench_ir.data.crops import center_crop_to_multiple
-from bench_ir.data.datasets import DatasetNotFoundError, PairingError, TargetIndex, list_images, pair_files
+from bench_ir.data.datasets import (
+    DatasetNotFoundError,
+    PairingError,
+    TargetIndex,
+    list_images,
+    pair_files,
+    relative_name,
+)
 from bench_ir.data.io import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -553,17 +560,6 @@ def file_problems(part: TrainPart, patch_size: int) -> list[str]:
         if problem:
             problems.append(problem)
     return problems
-
-
-def relative_name(path: Path, data_root: str | Path | None) -> str:
-    """``path`` relative to ``data_root``, '/'-separated, as it was joined under it (no file system access); the
-    whole path when it is outside the data root or there is none."""
-    if data_root is not None:
-        try:
-            return Path(path).relative_to(data_root).as_posix()
-        except ValueError:
-            pass
-    return Path(path).as_posix()
 
 
 def _file_size(path: Path) -> int | None:

@@ -22,7 +22,6 @@ from bench_ir.data.io import (
     QUARTER_TURN_ADVICE,
     ImageReadError,
     differing_orientations,
-    header_conversions,
     image_size,
 )
 from bench_ir.shortlist import shortlist
@@ -89,16 +88,19 @@ def check_training_data(recipe: Recipe, data_root: str | Path | None, patch_size
             continue
         check.location, check.pairs, check.items = part.location, len(part.pairs), part.size
         check.problems += file_problems(part, patch)
-        check.warnings += part.notices + pair_warnings(part, root)
-        check.warnings += [f"task '{spec.task}': {line}" for line in conversion_notices(file_conversions([part], root))]
+        conversions = file_conversions([part], root)  # every stored file's header, read once for both warnings
+        check.warnings += part.notices + pair_warnings(part, root, conversions)
+        check.warnings += [f"task '{spec.task}': {line}" for line in conversion_notices(conversions)]
         checks.append(check)
     return checks
 
 
-def pair_warnings(part: TrainPart, data_root: str | Path | None) -> list[str]:
+def pair_warnings(part: TrainPart, data_root: str | Path | None, conversions: dict[str, list[str]]) -> list[str]:
     """From the headers of a part's stored pairs (input and target of equal size; other pairs are problems): one
     warning naming the pairs whose input and target EXIF orientations differ, one naming the grayscale targets
-    paired with a colour input. Files are named relative to ``data_root``."""
+    paired with a colour input (by the part's ``conversions``, :func:`~bench_ir.train.data.file_conversions`).
+    Files are named relative to ``data_root``."""
+    grayscale = set(conversions.get("grayscale", []))
     turned, gray = [], []
     for pair in part.pairs:
         if pair.input is None or pair.target is None:
@@ -111,8 +113,9 @@ def pair_warnings(part: TrainPart, data_root: str | Path | None) -> list[str]:
         if orientations := differing_orientations((pair.input, pair.target)):
             turned.append(f"{relative_name(pair.input, data_root)} (input {orientations[0]}, target "
                           f"{orientations[1]})")
-        if "grayscale" in header_conversions(pair.target) and "grayscale" not in header_conversions(pair.input):
-            gray.append(f"{relative_name(pair.target, data_root)} (input {relative_name(pair.input, data_root)})")
+        target, source = relative_name(pair.target, data_root), relative_name(pair.input, data_root)
+        if target in grayscale and source not in grayscale:
+            gray.append(f"{target} (input {source})")
     task, warnings = part.spec.task, []
     if turned:
         warnings.append(f"task '{task}': {len(turned)} pair(s) whose input and target EXIF orientations differ: "
