@@ -15,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ __all__ = [
     "find_resumable",
     "identity_differences",
     "lock_holder",
+    "mapping_changes",
     "resume_identity",
 ]
 
@@ -324,6 +325,13 @@ def data_identity(dataset: Any, data_root: str | Path | None) -> dict[str, Any]:
             "target_dir": where(layout.target_dir) if layout else None, "pairs": pairs}
 
 
+def mapping_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """(keys whose value differs, keys only ``before`` has, keys only ``after`` has), each in its mapping's order:
+    how a run's files changed, by name."""
+    changed = [key for key in before if key in after and before[key] != after[key]]
+    return changed, [key for key in before if key not in after], [key for key in after if key not in before]
+
+
 def _data_differences(old: dict[str, Any], new: dict[str, Any],
                       scored: set[tuple[str, str]] | None = None) -> list[str]:
     """The data changes between two manifests' ``data`` (task -> :func:`data_identity`), in words. With ``scored``
@@ -340,10 +348,8 @@ def _data_differences(old: dict[str, Any], new: dict[str, Any],
                              f"{after.get(side)}")
         old_pairs = {row[0]: row for row in before.get("pairs") or []}
         new_pairs = {row[0]: row for row in after.get("pairs") or []}
-        removed = [n for n in old_pairs if n not in new_pairs]
-        added = [n for n in new_pairs if n not in old_pairs]
-        changed = [n for n in old_pairs if n in new_pairs and old_pairs[n] != new_pairs[n]
-                   and (scored is None or (task, n) in scored)]
+        changed, removed, added = mapping_changes(old_pairs, new_pairs)
+        changed = [n for n in changed if scored is None or (task, n) in scored]
         if removed or added or changed:
             parts = [f"{label} {shortlist(names, 5, more=' …')}"
                      for label, names in (("missing now:", removed), ("new:", added), ("changed files:", changed))

@@ -35,6 +35,7 @@ from bench_ir.engine import resolve_device
 from bench_ir.folder_names import TRAIN_CHECKPOINT_NAME, TRAIN_MANIFEST_NAME
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_command, portable_path
 from bench_ir.results import write_json_atomic
+from bench_ir.resume import mapping_changes
 from bench_ir.shortlist import shortlist
 from bench_ir.train.data import (
     EpochBatchSampler,
@@ -428,9 +429,7 @@ def check_resumable(session: TrainSession, payload: dict[str, Any]) -> None:
 def _data_files_change(before: dict[str, int | None], after: dict[str, int | None]) -> str:
     """'training data: not the run's (...): changed size: a.png ...; missing now: ...; new: ...' naming the first
     files of each kind of change."""
-    changed = [name for name, size in before.items() if name in after and after[name] != size]
-    missing = [name for name in before if name not in after]
-    new = [name for name in after if name not in before]
+    changed, missing, new = mapping_changes(before, after)
     found = [f"{label} {shortlist(names, _SHOWN_FILES)}" for label, names in
              (("changed size:", changed), ("missing now:", missing), ("new:", new)) if names]
     return (f"training data: not the files the run was trained on ({len(before)} files -> {len(after)}; names "
