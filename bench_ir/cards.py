@@ -54,7 +54,6 @@ __all__ = [
     "missing_default_checkpoint",
     "sample_checkpoint",
     "chosen_checkpoint",
-    "is_sample_checkpoint",
     "sample_checkpoint_advice",
     "ENTRY_POINT_GROUP",
 ]
@@ -412,21 +411,6 @@ def sample_checkpoint_advice(card: ModelCard) -> str | None:
         return ("--sample-checkpoint for the sample checkpoint shipped with bench-ir (trained on a CPU on a few "
                 "photos: a demonstration, not the published model)")
     return None
-
-
-def is_sample_checkpoint(card: ModelCard, sha256: str | None) -> bool:
-    """Whether weights whose file has content ``sha256`` are the card's shipped sample checkpoint (a copy of it
-    counts): a demonstration, not published weights, so reports do not rank its runs on real data."""
-    import hashlib
-
-    path = default_checkpoint_path(card)
-    if sha256 is None or path is None or not path.is_file():
-        return False
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest() == sha256
 
 
 def chosen_checkpoint(card: ModelCard, checkpoint: str | Path | None, use_sample_checkpoint: bool) -> Path | None:

@@ -52,7 +52,15 @@ import torch
 from torch import Tensor, nn
 
 from bench_ir.atomic import atomic_target, naming_path
-from bench_ir.cards import CheckpointSpec, ModelCard, check_card_args, get_card, list_cards, resolve_factory
+from bench_ir.cards import (
+    CheckpointSpec,
+    ModelCard,
+    check_card_args,
+    default_checkpoint_path,
+    get_card,
+    list_cards,
+    resolve_factory,
+)
 from bench_ir.manifest import bench_ir_version, portable_path
 from bench_ir.results import write_json_atomic
 from bench_ir.shortlist import shortlist
@@ -60,6 +68,7 @@ from bench_ir.yamlio import SpecError
 
 __all__ = [
     "ModelBuildError",
+    "is_sample_checkpoint",
     "CheckpointError",
     "CheckpointMismatchError",
     "CheckpointContents",
@@ -618,6 +627,13 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
         while block := handle.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
+
+
+def is_sample_checkpoint(card: ModelCard, sha256: str | None) -> bool:
+    """Whether weights whose file has content ``sha256`` are the card's shipped sample checkpoint (a copy of it
+    counts): a demonstration, not published weights, so reports do not rank its runs on real data."""
+    path = default_checkpoint_path(card)
+    return sha256 is not None and path is not None and path.is_file() and sha256_file(path) == sha256
 
 
 def sidecar_path(out: str | Path) -> Path:

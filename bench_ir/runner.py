@@ -39,13 +39,12 @@ from bench_ir.cards import (
     chosen_checkpoint,
     count_parameters,
     get_card,
-    is_sample_checkpoint,
     model_record,
     sample_checkpoint,
     sample_checkpoint_advice,
     with_model_args,
 )
-from bench_ir.checkpoints import create_model
+from bench_ir.checkpoints import create_model, is_sample_checkpoint
 from bench_ir.counts import check_counts
 from bench_ir.cpus import default_eval_workers
 from bench_ir.data.datasets import FOLDER_PAIR_SOURCE, needs_data_root
