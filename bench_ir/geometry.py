@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FitPolicy", "GeometryError", "PAD_MODES", "check_pad_mode", "fit_policy", "run_padded", "run_tiled"]
+if TYPE_CHECKING:
+    from bench_ir.cards import ModelCard
+    from bench_ir.protocol import Protocol, TaskSpec
+
+__all__ = ["FitPolicy", "GeometryError", "PAD_MODES", "check_pad_mode", "fit_policy", "task_fit_policy", "run_padded",
+           "run_tiled"]
 
 PAD_MODES = ("reflect", "replicate", "constant")
 """Padding modes to a model's multiple (torch.nn.functional.pad; ``constant`` pads with 0)."""
@@ -54,6 +60,13 @@ def fit_policy(card_multiple: int, card_pad_mode: str, protocol_rule: str, proto
     if protocol_rule == "pad_multiple":
         return FitPolicy(math.lcm(protocol_base, card_multiple), override_pad_mode or protocol_pad_mode)
     return FitPolicy(card_multiple, override_pad_mode or card_pad_mode)
+
+
+def task_fit_policy(card: ModelCard, protocol: Protocol, task: TaskSpec, pad: str | None = None) -> FitPolicy:
+    """How the images of ``task`` are fitted to the model: :func:`fit_policy` of the card's size rule with the
+    protocol's crop rule for the task (``pad``: a run's --pad override)."""
+    crop = protocol.crop_for(task)
+    return fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode, pad)
 
 
 def _pad_bottom_right(x: torch.Tensor, multiple: int, mode: str) -> torch.Tensor:

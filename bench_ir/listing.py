@@ -294,7 +294,8 @@ def _scope_flags(manifest: dict, summary: pd.DataFrame) -> list[str]:
 
     protocol = manifest.get("protocol") or {}
     flags = []
-    every = ((protocol.get("resolved") or {}).get("tasks") or []) if isinstance(protocol.get("resolved"), dict) else []
+    resolved = protocol.get("resolved")
+    every = (resolved.get("tasks") or []) if isinstance(resolved, dict) else []
     scope = protocol.get("tasks") or []
     if every and len(scope) < len(every):
         flags.append(f"{len(scope)} of {len(every)} tasks")

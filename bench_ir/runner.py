@@ -61,7 +61,7 @@ from bench_ir.engine import (
     resolve_dtype,
     saved_name_clash,
 )
-from bench_ir.geometry import FitPolicy, check_pad_mode, fit_policy, tile_size
+from bench_ir.geometry import check_pad_mode, task_fit_policy, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_path
 from bench_ir.protocol import CropSpec, LayoutSpec, Protocol, TaskSpec, command_ref, load_protocol, protocol_record
 from bench_ir.results import RunStore, aggregate, protocol_average
@@ -225,12 +225,6 @@ def _limited(dataset: Any, limit: int | None) -> Any:
     return dataset.limit(limit) if limit is not None else dataset
 
 
-def _task_policy(card: ModelCard, protocol: Protocol, task: TaskSpec, pad: str | None) -> FitPolicy:
-    """How the images of ``task`` are fitted to the model: the card's size rule with the protocol's crop rule."""
-    crop = protocol.crop_for(task)
-    return fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode, pad)
-
-
 def _narrower(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else min(a, b)
 
@@ -257,7 +251,7 @@ def _check_options(config: RunConfig, card: ModelCard, protocol: Protocol) -> No
         raise ValueError(f"--random-weights allows a model without a checkpoint; it cannot run with {weights}")
     if config.tile is not None:
         for task in protocol.tasks:
-            tile_size(config.tile, config.tile_overlap, _task_policy(card, protocol, task, config.pad).multiple)
+            tile_size(config.tile, config.tile_overlap, task_fit_policy(card, protocol, task, config.pad).multiple)
 
 
 def _check_saved_names(task: str, names: list[str]) -> None:
@@ -318,7 +312,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
             # for the crop rule or the convention's SSIM window, one the model cannot take or a float image fails
             # here, not after the tasks before it were scored; differing EXIF orientations are warned of
             check_task_data(_limited(dataset_of(task.name), config.limit),
-                            _task_policy(card, protocol, task, config.pad), task.name, convention)
+                            task_fit_policy(card, protocol, task, config.pad), task.name, convention)
 
     # 2. the model (under torchrun each rank takes its own GPU and a share of every task's images)
     real_data = not config.sample
@@ -531,7 +525,7 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
         for task in now_tasks:
             dataset = _limited(dataset_of(task.name), now_limit)
             skip = {image for (name, image) in done if name == task.name}
-            policy = _task_policy(card, protocol, task, config.pad)
+            policy = task_fit_policy(card, protocol, task, config.pad)
             progress.start_task(task, len(dataset), len(skip & set(dataset.names)))
             if skip and hasattr(progress, "resumed"):  # running means cover the images scored before, too
                 names = set(dataset.names)

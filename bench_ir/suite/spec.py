@@ -174,14 +174,12 @@ def _check_tiles(options: SuiteOptions, path: Path, index: int, card: ModelCard,
     bench_ir.geometry.tile_size), where every such cell failed at run time."""
     if options.tile is None:
         return
-    from bench_ir.geometry import GeometryError, fit_policy, tile_size
+    from bench_ir.geometry import GeometryError, task_fit_policy, tile_size
 
     for protocol in protocols:
         for task in protocol.tasks:
-            crop = protocol.crop_for(task)
-            multiple = fit_policy(card.input_multiple, card.pad_mode, crop.rule, crop.base, crop.pad_mode).multiple
             try:
-                tile_size(options.tile, options.tile_overlap, multiple)
+                tile_size(options.tile, options.tile_overlap, task_fit_policy(card, protocol, task).multiple)
             except GeometryError as err:
                 raise SpecError(f"{path}: options: fields 'tile' ({options.tile}) and 'tile_overlap' "
                                 f"({options.tile_overlap}): {err} for entries[{index}] ('{card.name}') on protocol "
@@ -236,7 +234,6 @@ def load_suite(name_or_path: str | Path) -> Suite:
     if suite.options.sample and suite.options.noise_order != "sorted":
         raise SpecError(f"{path}: options: noise_order '{suite.options.noise_order}' needs dataset folders; "
                         "the sample data has none")
-    protocol_names: dict[str, str] = {}
     loaded: dict[str, Protocol] = {}
     cells: dict[str, int] = {}
     for i, entry in enumerate(suite.entries):
@@ -252,7 +249,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         if missing is not None:
             raise SpecError(f"{where}: field 'checkpoint': {missing}")
         for protocol in protocols:
-            if protocol not in protocol_names:
+            if protocol not in loaded:
                 try:
                     loaded[protocol] = load_protocol(suite.protocol_ref(protocol))
                 except (KeyError, SpecError) as err:
@@ -262,8 +259,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
                     check_distinct_protocol_names(loaded.values(), _SHARED_PROTOCOL_NAME)
                 except SpecError as err:
                     raise SpecError(f"{where}: {err}") from None
-                protocol_names[protocol] = loaded[protocol].name
-            cell = f"{suite.entry_name(entry)}__{protocol_names[protocol]}"
+            cell = f"{suite.entry_name(entry)}__{loaded[protocol].name}"
             if cell in cells:
                 raise SpecError(f"{where}: cell '{cell}' is also planned by entries[{cells[cell]}]; give the "
                                 "entries distinct 'name's")
