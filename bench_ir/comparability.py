@@ -4,13 +4,16 @@ B - A compare more than the two models.
 Read from the run manifests only. A pair is the same measurement when both runs score with the same metric
 convention, on the same kind of data (sample or real), with the same task synthesis (dataset, noise, sample
 degradations), the same crop rule and, for a noisy task, the same noise order, and when each paired image comes
-from the same files (names and byte sizes as the manifest's ``data`` records them). Model, checkpoint, precision,
+from the same files (names and byte sizes as the manifest's ``data`` records them, and their content sha256 where
+both manifests record it). Model, checkpoint, precision,
 tiling and batch size are what a comparison is for, and are not reported here.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from bench_ir.resume import content_changes
 
 __all__ = ["setup_differences"]
 
@@ -42,10 +45,13 @@ def setup_differences(manifest_a: dict[str, Any], manifest_b: dict[str, Any]) ->
             changed.append("noise order")
         if changed:
             differences.append(f"task {name}: the runs make its inputs differently ({', '.join(changed)} differ)")
-        files = _differing_files(manifest_a, manifest_b, name)
+        files, contents = _differing_files(manifest_a, manifest_b, name)
         if files:
             differences.append(f"task {name}: {files} paired image(s) come from different files (name or size "
                                "differs)")
+        if contents:
+            differences.append(f"task {name}: {contents} paired image(s) come from files of the same name and size "
+                               "with other content (sha256 differs)")
     return differences
 
 
@@ -58,9 +64,17 @@ def _tasks(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if isinstance(task, dict) and "name" in task}
 
 
-def _differing_files(manifest_a: dict[str, Any], manifest_b: dict[str, Any], task: str) -> int:
-    """How many images both runs list for ``task`` whose pair (input name and size, target name and size)
-    differs; a pair row is [image, input name, input bytes, target name, target bytes]."""
-    pairs_a = {row[0]: row[1:] for row in ((manifest_a.get("data") or {}).get(task) or {}).get("pairs") or []}
-    pairs_b = {row[0]: row[1:] for row in ((manifest_b.get("data") or {}).get(task) or {}).get("pairs") or []}
-    return sum(1 for image in pairs_a.keys() & pairs_b.keys() if pairs_a[image] != pairs_b[image])
+def _differing_files(manifest_a: dict[str, Any], manifest_b: dict[str, Any], task: str) -> tuple[int, int]:
+    """How many images both runs list for ``task`` come from other files: (those whose pair row differs, those
+    whose rows agree but whose content hashes differ, where both manifests have them). A pair row is
+    [image, input name, input bytes, target name, target bytes] (see bench_ir.resume.data_identity)."""
+    data_a, data_b = _task_data(manifest_a, task), _task_data(manifest_b, task)
+    pairs_a = {row[0]: row[1:] for row in data_a.get("pairs") or []}
+    pairs_b = {row[0]: row[1:] for row in data_b.get("pairs") or []}
+    other_files = {image for image in pairs_a.keys() & pairs_b.keys() if pairs_a[image] != pairs_b[image]}
+    other_content = set(content_changes(data_a, data_b)) - other_files
+    return len(other_files), len(other_content)
+
+
+def _task_data(manifest: dict[str, Any], task: str) -> dict[str, Any]:
+    return (manifest.get("data") or {}).get(task) or {}

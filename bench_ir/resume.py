@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench_ir.file_hashes import HashCache
 from bench_ir.protocol import measurement_changes
 from bench_ir.results import ManifestError, RunStore, read_manifest_file
 from bench_ir.shortlist import shortlist
@@ -31,6 +32,7 @@ __all__ = [
     "ResumeError",
     "RunLock",
     "RunLockedError",
+    "content_changes",
     "data_identity",
     "find_resumable",
     "identity_differences",
@@ -293,7 +295,7 @@ IDENTITY_FIELDS: list[IdentityField] = [
 
 def resume_identity(manifest: dict[str, Any]) -> dict[str, Any]:
     """The resume identity of a run as plain data: every :data:`IDENTITY_FIELDS` value plus ``data`` (per task:
-    the folders and the paired files with their sizes, see :func:`data_identity`)."""
+    the folders and the paired files with their sizes and content hashes, see :func:`data_identity`)."""
     identity = {f.name: f.read(manifest) for f in IDENTITY_FIELDS}
     identity["data"] = manifest.get("data") or {}
     return identity
@@ -301,9 +303,11 @@ def resume_identity(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def data_identity(dataset: Any, data_root: str | Path | None) -> dict[str, Any]:
     """The data a task resolved to, before any --limit: its input and target folders (relative to ``data_root``
-    when inside it, else absolute; None for built-in sample data) and every pair as
-    ``[name, input file, input bytes, target file, target bytes]`` (file fields None where an image is synthesised
-    or built in)."""
+    when inside it, else absolute; None for built-in sample data), every pair as
+    ``[name, input file, input bytes, target file, target bytes]`` and, apart so that the rows keep the shape older
+    manifests have, each pair's content as ``sha256: {name: [input sha256, target sha256]}`` (file fields and
+    hashes None where an image is synthesised or built in; hashes through the stat cache of
+    :mod:`bench_ir.file_hashes`)."""
     root = Path(data_root).expanduser().resolve() if data_root is not None else None
 
     def where(folder: Path | None) -> str | None:
@@ -315,14 +319,27 @@ def data_identity(dataset: Any, data_root: str | Path | None) -> dict[str, Any]:
         return str(folder)
 
     layout = getattr(dataset, "layout", None)
-    pairs = []
-    for index, name in enumerate(dataset.names):
-        row: list[Any] = [name]
-        for path in dataset.source_paths(index):
-            row += [path.name, path.stat().st_size] if path is not None else [None, None]
-        pairs.append(row)
+    pairs, hashes = [], {}
+    with HashCache() as cache:
+        for index, name in enumerate(dataset.names):
+            paths = dataset.source_paths(index)
+            row: list[Any] = [name]
+            for path in paths:
+                row += [path.name, path.stat().st_size] if path is not None else [None, None]
+            pairs.append(row)
+            hashes[name] = [cache.sha256(path) if path is not None else None for path in paths]
     return {"input_dir": where(layout.input_dir) if layout else None,
-            "target_dir": where(layout.target_dir) if layout else None, "pairs": pairs}
+            "target_dir": where(layout.target_dir) if layout else None, "pairs": pairs, "sha256": hashes}
+
+
+def content_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """The pairs, in ``before``'s order, that two data identities of a task (:func:`data_identity`) both list with
+    content hashes and whose hashes differ: a file replaced by another of the same name and size. Empty when
+    either identity has no hashes (a manifest from before they were recorded: compared by names and sizes alone)."""
+    old, new = before.get("sha256"), after.get("sha256")
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return []
+    return [name for name in old if name in new and old[name] != new[name]]
 
 
 def mapping_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
@@ -334,9 +351,10 @@ def mapping_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tupl
 
 def _data_differences(old: dict[str, Any], new: dict[str, Any],
                       scored: set[tuple[str, str]] | None = None) -> list[str]:
-    """The data changes between two manifests' ``data`` (task -> :func:`data_identity`), in words. With ``scored``
-    (the run's (task, image) records), a changed file of a pair without a record is no difference: nothing of the
-    run came from it (a corrupt image replaced after the run failed on it)."""
+    """The data changes between two manifests' ``data`` (task -> :func:`data_identity`), in words: folders, pairs
+    missing or new, and pairs whose files changed (name, size, or content where both manifests hash it). With
+    ``scored`` (the run's (task, image) records), a changed file of a pair without a record is no difference:
+    nothing of the run came from it (a corrupt image replaced after the run failed on it)."""
     lines = []
     for task in old:
         before, after = old[task], new[task]
@@ -349,7 +367,8 @@ def _data_differences(old: dict[str, Any], new: dict[str, Any],
         old_pairs = {row[0]: row for row in before.get("pairs") or []}
         new_pairs = {row[0]: row for row in after.get("pairs") or []}
         changed, removed, added = mapping_changes(old_pairs, new_pairs)
-        changed = [n for n in changed if scored is None or (task, n) in scored]
+        differ = {*changed, *content_changes(before, after)}
+        changed = [n for n in old_pairs if n in differ and (scored is None or (task, n) in scored)]
         if removed or added or changed:
             parts = [f"{label} {shortlist(names, 5, more=' …')}"
                      for label, names in (("missing now:", removed), ("new:", added), ("changed files:", changed))

@@ -46,6 +46,15 @@ def no_folders_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BENCH_IR_CHECKPOINT_DIR", raising=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_cache_of_the_user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests never read or write the user's cache of file hashes (bench_ir.file_hashes): BENCH_IR_CACHE_DIR names a
+    folder of the test session, from before the first module fixture runs (subprocesses inherit it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BENCH_IR_CACHE_DIR", str(tmp_path_factory.mktemp("bench-ir-cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:
     """One intra-op thread for a module: inputs in these tests are tiny, so a thread pool only costs time (most of
