@@ -78,7 +78,7 @@ def write_chart(protocol: str, runs: Sequence[RunLike] | list[MeasuredRun], out:
                 leaderboard: bool | None = None, runs_root: str | Path | None = None) -> list[Path]:
     """Write the efficiency chart (PSNR vs params and FLOPs) as ``out`` with suffix .pdf and .svg; returns
     the two paths. ``runs`` may be measured runs already joined with their profiles."""
-    from bench_ir.report.chart import efficiency_chart, efficiency_points
+    from bench_ir.report.chart import efficiency_charts, efficiency_points
 
     runs = run_list(runs)
     measured = (list(runs) if runs and all(isinstance(r, MeasuredRun) for r in runs)
@@ -88,9 +88,9 @@ def write_chart(protocol: str, runs: Sequence[RunLike] | list[MeasuredRun], out:
         raise ValueError("no efficiency figures with a 3deg PSNR to plot: give 3deg runs joined with a profile "
                          "(or --profile), or keep the leaderboard")
     paths = []
-    for fmt in ("pdf", "svg"):
+    for fmt, data in efficiency_charts(points, ("pdf", "svg")).items():
         path = Path(out).with_suffix(f".{fmt}")
-        write_bytes_atomic(path, efficiency_chart(points, fmt))
+        write_bytes_atomic(path, data)
         paths.append(path)
     return paths
 

@@ -30,6 +30,7 @@ from bench_ir.protocol import measurement_changes
 from bench_ir.report.delta import Tolerance, delta_blocks
 from bench_ir.report.measured import MeasuredRun, is_profile_run, provenance, run_tags
 from bench_ir.report.model import MISSING, Cell, NumericColumn, Row, RowBlock, TableModel, mark_best, metric_column
+from bench_ir.shortlist import shortlist
 
 __all__ = ["build_protocol_table", "published_table_row", "measured_table_row", "unique_name", "RANKING_NOTE",
            "ASTERISK_NOTE", "measured_name", "caption_text", "add_provenance"]
@@ -39,6 +40,7 @@ RANKING_NOTE = ("Best in bold, second underlined, per column, among the publishe
                 "runs measured on full real data with real weights.")
 ASTERISK_NOTE = ("∗ General image restoration methods retrained in the all-in-one setting; numbers as reported by "
                  "other all-in-one papers and copied by the source table.")
+_SHOWN_ROWS = 5  # rows a convention note names before "and N more"
 _PAPER_SOURCE = re.compile(r"^(?P<paper>\S+) (?P<venue>[A-Za-z]+ \d{4}) Table (?P<number>\S+)(?P<rest>.*)$")
 
 
@@ -200,14 +202,22 @@ def unique_name(name: str, run_id: str, taken: set[str]) -> str:
     return unique
 
 
-def _convention_notes(measured: list[MeasuredRun]) -> list[str]:
+def _convention_notes(measured: list[MeasuredRun], names: list[str]) -> list[str]:
+    """One note per metric convention of the measured rows (``names``: their row names, in order). Where the rows
+    were scored with more than one convention (or some record none), each note names the rows it applies to."""
+    rows: dict[tuple[str, str], list[str]] = {}
+    for run, name in zip(measured, names, strict=True):
+        convention = (str(run.convention.get("name") or ""), str(run.convention.get("description") or ""))
+        rows.setdefault(convention, []).append(name)
     notes = []
-    for convention in {(r.convention.get("name", ""), r.convention.get("description", "")) for r in measured}:
-        if convention[0]:
-            text = f"{convention[0]} ({convention[1]})" if convention[1] else convention[0]
-            notes.append("Measured rows: per-image means read from the bench-ir result store, "
-                         f"metric convention {text}.")
-    return sorted(notes)
+    for (convention, description), applies_to in sorted(rows.items()):
+        if not convention:
+            continue
+        subject = ("Measured rows" if len(rows) == 1
+                   else f"Measured rows {shortlist(applies_to, _SHOWN_ROWS, more=' and {} more')}")
+        text = f"{convention} ({description})" if description else convention
+        notes.append(f"{subject}: per-image means read from the bench-ir result store, metric convention {text}.")
+    return notes
 
 
 def _flag_mixed_conventions(measured: list[MeasuredRun]) -> None:
@@ -290,7 +300,7 @@ def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard
         table.notes.append(ASTERISK_NOTE)
     if published:
         table.notes.append(f"Published rows: {source}, numbers as printed.")
-    table.notes += _convention_notes(measured)
+    table.notes += _convention_notes(measured, names)
     if hidden:
         table.notes.append(f"Scored but not in the paper's table (not shown): {', '.join(hidden)}.")
     table.notes.append(RANKING_NOTE)
