@@ -21,7 +21,10 @@ with ``strip_prefixes: ["model."]`` becomes ``conv.weight``.
 
 Mismatches: strict loads raise :class:`CheckpointMismatchError` listing the differing keys, and say which
 ``strip_prefixes`` make the keys fit when one more common prefix (``model.``, ``generator.``) is all that differs;
-a non-strict load that matches none of the model's tensors raises the same error.
+a non-strict load that matches none of the model's tensors raises the same error. Weights of a bench-ir training run
+(``final.safetensors``) record the card and the arguments the network was built with (:func:`trained_model`); when
+they do not fit the same card with other arguments, the error names the arguments they were trained with and how to
+load them (the run's ``model-card.yaml``, or ``--model-arg``).
 
 Unpickling policy: files are read with ``torch.load(weights_only=True)``, which builds tensors and
 primitives only. A file that also pickles Python objects is retried when every object is harmless
@@ -37,6 +40,7 @@ import argparse
 import hashlib
 import json
 import pathlib
+import shlex
 import traceback
 import warnings
 import zipfile
@@ -61,6 +65,7 @@ from bench_ir.cards import (
     list_cards,
     resolve_factory,
 )
+from bench_ir.folder_names import RUN_CARD_NAME
 from bench_ir.manifest import bench_ir_version, portable_path
 from bench_ir.results import write_json_atomic
 from bench_ir.shortlist import shortlist
@@ -69,6 +74,11 @@ from bench_ir.yamlio import SpecError
 __all__ = [
     "ModelBuildError",
     "is_sample_checkpoint",
+    "TRAINED_CARD_KEY",
+    "TRAINED_ARGS_KEY",
+    "TrainedModel",
+    "model_args_metadata",
+    "trained_model",
     "CheckpointError",
     "CheckpointMismatchError",
     "CheckpointContents",
@@ -500,14 +510,107 @@ def _prefix_sentence(fix: tuple[list[str], int], converting: bool = False) -> st
 
 def _mismatch_error(path: Path, target: str, checkpoint: CheckpointContents, model_state: Mapping[str, Tensor],
                     mismatch: KeyMismatch, exclude: tuple[str, ...], headline: str = "",
-                    converting: bool = False) -> CheckpointMismatchError:
+                    converting: bool = False, card: ModelCard | None = None) -> CheckpointMismatchError:
     """The error for a checkpoint that does not fit: the differing keys, then the missing strip prefix that makes
-    them fit or, without one, the registered models the checkpoint resembles."""
+    them fit or, without one, the other arguments of ``card`` the file was trained with
+    (:func:`_trained_args_sentence`) or, without those, the registered models the checkpoint resembles."""
     fix = _prefix_fix(checkpoint, _signature(model_state), mismatch)
-    guesses = [] if fix else guess_models(_signature(checkpoint.state_dict), exclude=exclude)
-    message = _mismatch_message(path, target, mismatch, len(checkpoint.state_dict), len(model_state), guesses,
-                                _prefix_sentence(fix, converting) if fix else None)
+    hint = _prefix_sentence(fix, converting) if fix else _trained_args_sentence(path, card)
+    guesses = [] if hint else guess_models(_signature(checkpoint.state_dict), exclude=exclude)
+    message = _mismatch_message(path, target, mismatch, len(checkpoint.state_dict), len(model_state), guesses, hint)
     return CheckpointMismatchError(headline + message, mismatch, guesses)
+
+
+# ------------------------------------------------------------------------------ weights of a training run
+TRAINED_CARD_KEY = "bench_ir_model"
+"""safetensors metadata key: the name of the model card a training run trained (``final.safetensors``)."""
+TRAINED_ARGS_KEY = "bench_ir_model_args"
+"""safetensors metadata key: the arguments its network was built with (the card's, with the run's --model-arg
+values), as :func:`model_args_metadata` writes them."""
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """The model card (by name) and the arguments its network was built with, as a training run recorded them."""
+
+    card: str
+    args: dict[str, Any]
+
+
+def model_args_metadata(args: Mapping[str, Any]) -> str:
+    """Model arguments as a metadata string: JSON with sorted keys, so that the same arguments in any order give the
+    same text (and the weights file the same bytes)."""
+    return json.dumps(dict(args), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def trained_model(path: str | Path) -> TrainedModel | None:
+    """The card and model arguments a safetensors file's metadata records (:data:`TRAINED_CARD_KEY`,
+    :data:`TRAINED_ARGS_KEY`); None for any other file, or one that records no arguments (written elsewhere, or by a
+    bench-ir from before they were recorded)."""
+    path = Path(path)
+    if not path.is_file() or not (path.suffix == ".safetensors" or _looks_like_safetensors(path)):
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as handle:
+            metadata = handle.metadata() or {}
+        args = json.loads(metadata[TRAINED_ARGS_KEY])
+    except Exception:  # noqa: BLE001 - unreadable or foreign metadata records nothing
+        return None
+    name = metadata.get(TRAINED_CARD_KEY)
+    return TrainedModel(name, args) if isinstance(args, dict) and isinstance(name, str) and name else None
+
+
+def _as_recorded(args: Mapping[str, Any]) -> dict[str, Any]:
+    """``args`` as they read back from the metadata (tuples as lists...), so that they compare with recorded ones."""
+    return json.loads(model_args_metadata(args))
+
+
+def _trained_args_sentence(path: Path, card: ModelCard | None) -> str | None:
+    """For weights whose training run recorded other arguments of ``card`` than it has: those arguments (and the
+    given ones) and how to load the weights, with the run's model-card.yaml beside them (when it records the same
+    arguments) or with --model-arg flags. None otherwise (another card, the same arguments, nothing recorded)."""
+    trained = trained_model(path) if card is not None else None
+    if card is None or trained is None or trained.card != card.name:
+        return None
+    given = _as_recorded(card.args)
+    differing = {key: value for key, value in trained.args.items() if key not in given or given[key] != value}
+    if not differing:
+        return None
+    shown = ", ".join(f"{key}={json.dumps(value)}" for key, value in differing.items())
+    flags = " ".join(_model_arg_flag(key, value) for key, value in differing.items())
+    run_card = path.parent / RUN_CARD_NAME
+    how = f"`--model {card.name} {flags}`"
+    if _records_args(run_card, trained.args):
+        how = f"`--model {shlex.quote(str(run_card))}` (the card its training run wrote) or {how}"
+    return (f"It was trained with other arguments of model card '{card.name}': {shown} (given: "
+            f"{_given_words(given, list(differing))}); load it with {how}.")
+
+
+def _given_words(given: Mapping[str, Any], keys: list[str]) -> str:
+    """'dim=16; num_blocks left to the factory's default': the values ``given`` has for ``keys``."""
+    unset = [key for key in keys if key not in given]
+    words = [", ".join(f"{key}={json.dumps(given[key])}" for key in keys if key in given)]
+    if unset:
+        words.append(f"{', '.join(unset)} left to the factory's default{'s' if len(unset) > 1 else ''}")
+    return "; ".join(word for word in words if word)
+
+
+def _model_arg_flag(key: str, value: Any) -> str:
+    """``--model-arg 'num_blocks=[1,1,1,1]'``: the flag that sets ``value`` (JSON is YAML), quoted for a shell."""
+    compact = json.dumps(value, separators=(",", ":"))
+    return f"--model-arg {shlex.quote(f'{key}={compact}')}"
+
+
+def _records_args(card_file: Path, args: Mapping[str, Any]) -> bool:
+    """Whether ``card_file`` is a readable model card whose arguments are ``args``."""
+    if not card_file.is_file():
+        return False
+    try:
+        return _as_recorded(get_card(card_file).args) == dict(args)
+    except Exception:  # noqa: BLE001 - a card that cannot be read is not suggested
+        return False
 
 
 def _mismatch_message(path: Path, target: str, mismatch: KeyMismatch, n_checkpoint: int, n_model: int,
@@ -574,13 +677,13 @@ def load_weights(model: nn.Module, path: str | Path, card: ModelCard | None = No
     if not mismatch.ok:
         exclude = (card.name,) if card else ()
         if strict:
-            raise _mismatch_error(path, target, checkpoint, model_state, mismatch, exclude)
+            raise _mismatch_error(path, target, checkpoint, model_state, mismatch, exclude, card=card)
         if model_state and not usable:
             raise _mismatch_error(path, target, checkpoint, model_state, mismatch, exclude,
                                   f"non-strict load (checkpoint.strict: false): no tensor of the checkpoint "
                                   f"matches any of the {len(model_state)} tensors of {target} by name and shape, "
-                                  "so it would load nothing.\n")
-        message = _mismatch_error(path, target, checkpoint, model_state, mismatch, exclude)
+                                  "so it would load nothing.\n", card=card)
+        message = _mismatch_error(path, target, checkpoint, model_state, mismatch, exclude, card=card)
         warnings.warn(f"non-strict load: {message}", UserWarning, stacklevel=2)
     model.load_state_dict(usable, strict=mismatch.ok)
     return LoadReport(str(path), checkpoint.format, len(checkpoint.state_dict), len(usable), strict, mismatch)

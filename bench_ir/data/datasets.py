@@ -19,7 +19,7 @@ import os
 import re
 import unicodedata
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -67,6 +67,8 @@ __all__ = [
     "relative_name",
     "natural_key",
     "pair_files",
+    "evaluation_pairing_advice",
+    "PairingAdvice",
     "build_task_dataset",
     "build_folder_dataset",
     "unpaired_targets_notice",
@@ -246,8 +248,20 @@ def _natural_sorted(paths: Iterable[Path]) -> list[Path]:
     return sorted(paths, key=lambda path: natural_key(path.name))
 
 
+def evaluation_pairing_advice(rules: Sequence[str]) -> str:
+    """How an evaluation sets the pairing rules ``rules`` (either one will do): its --pairing option or a protocol
+    layout's ``pairing:``."""
+    options = " or ".join(f"`--pairing {rule}`" for rule in rules)
+    return f"{options} (`pairing: {'`/`'.join(rules)}` in a protocol layout)"
+
+
+PairingAdvice = Callable[[Sequence[str]], str]
+"""Words for "set the pairing rule to one of these" where the caller's users set it (see
+:func:`evaluation_pairing_advice`)."""
+
+
 def _position_count_error(layout: LayoutSpec, input_dir: Path, target_dir: Path, inputs: list[Path],
-                          targets: list[Path]) -> PairingError:
+                          targets: list[Path], advise: PairingAdvice) -> PairingError:
     """The refusal of ``position`` pairing for folders holding different numbers of images."""
     shorter = min(len(inputs), len(targets))
     extra, kind, partner = ((targets[shorter:], "targets", "an input") if len(targets) > len(inputs)
@@ -258,7 +272,7 @@ def _position_count_error(layout: LayoutSpec, input_dir: Path, target_dir: Path,
         f"n-th target (both in natural order of the file names) and one extra or missing file shifts every pair "
         f"after it. {kind.capitalize()} left without {partner} at the end — {_shortlist(extra)} (the extra file "
         f"may be anywhere in the list). Make the two folders hold the same images, or pair by name: "
-        f"`--pairing same_name` or `--pairing stem` (`pairing: same_name`/`stem` in a protocol layout).")
+        f"{advise(['same_name', 'stem'])}.")
 
 
 def _candidates(rule: str, name: str) -> list[str]:
@@ -324,15 +338,16 @@ def _match_by_name(rule: str, inputs: list[Path], targets: list[Path]) -> tuple[
 
 
 def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
-               allow_unpaired: bool = False) -> Pairing:
+               allow_unpaired: bool = False, advise: PairingAdvice = evaluation_pairing_advice) -> Pairing:
     """Pair the files of ``input_dir`` with those of ``target_dir`` by ``layout.pairing`` (see LayoutSpec).
 
     With ``input_dir`` None every target image is an item (input synthesised). Pair names are the input file
     names (target names when there is no input). Name rules other than ``same_name`` also accept a target
     with the expected stem and another extension. Unpaired inputs raise PairingError unless
     ``allow_unpaired`` (for ``same_name``, the error names the inputs whose stem a target has with another
-    extension and suggests ``--pairing stem``); unpaired targets (targets no input pairs with; a target that
-    several inputs pair with, as SOTS, is paired) are only reported, in ``Pairing.unpaired_targets``.
+    extension and suggests ``--pairing stem``, in the words of ``advise``); unpaired targets (targets no input
+    pairs with; a target that several inputs pair with, as SOTS, is paired) are only reported, in
+    ``Pairing.unpaired_targets``.
 
     ``position`` pairs the n-th input with the n-th target, both in natural order (:func:`natural_key`, as
     Histoformer's ``natsorted``), and raises PairingError when the folders hold different numbers of images
@@ -353,7 +368,7 @@ def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
         if layout.pairing == "position":
             inputs, targets = _natural_sorted(inputs), _natural_sorted(targets)
             if len(inputs) != len(targets):
-                raise _position_count_error(layout, input_dir, target_dir, inputs, targets)
+                raise _position_count_error(layout, input_dir, target_dir, inputs, targets, advise)
             pairs = [ImagePair(i.name, i, t) for i, t in zip(inputs, targets, strict=True)]
             unpaired = []
         else:
@@ -369,14 +384,15 @@ def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
     if pairing.unpaired_inputs:
         message = (f"{input_dir}: inputs without a target in {target_dir} (pairing rule "
                    f"'{layout.pairing}') — {_shortlist(pairing.unpaired_inputs)}"
-                   f"{_other_extension_hint(layout, pairing.unpaired_inputs, targets)}")
+                   f"{_other_extension_hint(layout, pairing.unpaired_inputs, targets, advise)}")
         if not allow_unpaired:
             raise PairingError(message)
         warnings.warn(message, InputWarning, stacklevel=2)
     return pairing
 
 
-def _other_extension_hint(layout: LayoutSpec, unpaired: list[Path], targets: list[Path]) -> str:
+def _other_extension_hint(layout: LayoutSpec, unpaired: list[Path], targets: list[Path],
+                          advise: PairingAdvice) -> str:
     """For ``same_name``: the unpaired inputs whose stem a target has with another extension, and the way out."""
     if layout.pairing != "same_name":
         return ""
@@ -386,7 +402,7 @@ def _other_extension_hint(layout: LayoutSpec, unpaired: list[Path], targets: lis
         return ""
     shown = shortlist([f"{path.name} → {matches[0].name}" for path, matches in found], 3)
     return (f". {len(found)} of them have a target with the same stem and another extension ({shown}): "
-            "pair by stem with `--pairing stem` (`pairing: stem` in a protocol layout)")
+            f"pair by stem with {advise(['stem'])}")
 
 
 # --------------------------------------------------------------------------------------------- dataset

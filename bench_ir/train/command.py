@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from bench_ir.choices import CompileMode
 from bench_ir.data.roots import data_root_or_env
+from bench_ir.folder_names import RUN_CARD_NAME
 from bench_ir.train.stop_request import TORCHRUN_REPEAT_S, TrainingStopped
 from bench_ir.yamlio import yaml_problem
 
@@ -157,7 +158,7 @@ class RichTrainProgress:
         card as the user gave it, or the run's model-card.yaml when --model-arg changed it."""
         from bench_ir.train.evaluation import evaluation_command
 
-        card = run_dir / "model-card.yaml"  # written when --model-arg changed the card
+        card = run_dir / RUN_CARD_NAME  # written when --model-arg changed the card
         name = str(card) if card.is_file() else self.model or manifest["model"]["name"]
         validation = manifest["recipe"].get("resolved", {}).get("validation")
         return evaluation_command(validation, name, weights, self.test_data_root,

@@ -26,7 +26,7 @@ import bisect
 import hashlib
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -38,6 +38,7 @@ from torch.utils.data import Dataset, Sampler
 from bench_ir.data.crops import center_crop_to_multiple
 from bench_ir.data.datasets import (
     DatasetNotFoundError,
+    PairingAdvice,
     PairingError,
     TargetIndex,
     list_images,
@@ -388,6 +389,47 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
 
 
 # ------------------------------------------------------------------------------------------ layouts
+@dataclass
+class _EntrySearch:
+    """The search for one data entry's pairs: the entry, the recipe it comes from (which messages name), its notices
+    (training goes ahead) and its problems. A problem is raised at once when ``problems`` is None (training refuses
+    the data at the first one); `data check` collects them in ``problems`` and the search goes on with the pairs
+    found, so that one check lists them all."""
+
+    spec: DataSpec
+    recipe: Recipe | None
+    notices: list[str] = field(default_factory=list)
+    problems: list[str] | None = None
+    found: int = 0  # problems collected
+
+    def problem(self, error: Exception) -> None:
+        """Raise ``error`` (training), or collect its message and go on (`data check`)."""
+        if self.problems is None:
+            raise error from None
+        self.problems.append(str(error))
+        self.found += 1
+
+
+def _recipe_pairing_advice(search: _EntrySearch) -> PairingAdvice:
+    """How a data entry sets a pairing rule: the ``pairing:`` of the recipe's data entry (of layout ``paired``, the
+    only one that reads it), not the evaluation's ``--pairing`` option."""
+    spec = search.spec
+    if search.recipe is None:
+        entry = f"the recipe's data entry of task '{spec.task}'"
+    elif is_shipped(search.recipe):
+        entry = f"the data entry of task '{spec.task}' of a copy of the official recipe '{search.recipe.name}'"
+    else:
+        entry = f"the data entry of task '{spec.task}' of the recipe '{search.recipe.name}'"
+
+    def advise(rules: Sequence[str]) -> str:
+        options = " or ".join(f"`pairing: {rule}`" for rule in rules)
+        if spec.layout == "paired":
+            return f"{options} in {entry}"
+        return f"`layout: paired` and {options} in {entry} (layout '{spec.layout}' pairs by its own rule)"
+
+    return advise
+
+
 def _find_root(spec: DataSpec, data_root: Path | None) -> Path:
     tried = []
     for rel in spec.roots:
@@ -444,31 +486,46 @@ def _listed(spec: DataSpec, root: Path, notices: list[str], recipe: Recipe | Non
     return {e for e in entries if e}
 
 
-def _filter_listed(spec: DataSpec, root: Path, pairs: list[TrainPair], listed: set[str] | None,
+def _filter_listed(search: _EntrySearch, root: Path, pairs: list[TrainPair], listed: set[str] | None,
                    key: str) -> list[TrainPair]:
+    """The pairs the list file names (all without one); listed files that are missing are a problem."""
     if listed is None:
         return pairs
     by_rel = {getattr(p, key).relative_to(root).as_posix(): p for p in pairs}
     missing = sorted(listed - set(by_rel))
     if missing:
-        raise DatasetNotFoundError(f"task '{spec.task}': {len(missing)} file(s) of the list {spec.list_file} are "
-                                   f"missing under {root}: {shortlist(missing, 5)}")
-    return [by_rel[rel] for rel in sorted(listed)]
+        search.problem(DatasetNotFoundError(f"task '{search.spec.task}': {len(missing)} file(s) of the list "
+                                            f"{search.spec.list_file} are missing under {root}: "
+                                            f"{shortlist(missing, 5)}"))
+    return [by_rel[rel] for rel in sorted(listed) if rel in by_rel]
 
 
-def _pairs_from_folders(spec: DataSpec, input_dir: Path, target_dir: Path, pairing: str,
-                        notices: list[str]) -> list[TrainPair]:
-    """The pairs of two folders by ``pairing``; targets without an input are left out with a notice (the
-    evaluation's data check warns about them too)."""
+def _pairs_from_folders(search: _EntrySearch, input_dir: Path, target_dir: Path, pairing: str,
+                        unused_targets_notice: bool = True) -> list[TrainPair]:
+    """The pairs of two folders by ``pairing``; targets without an input are left out, with a notice unless
+    ``unused_targets_notice`` is False (the evaluation's data check warns about them too). Inputs without a target
+    are a problem (the other inputs are still paired, for `data check`); folders that cannot be paired at all
+    (position pairing of unequal counts, a stem several targets share) give no pairs."""
+    spec = search.spec
     if pairing not in PAIRING_RULES:
         raise ValueError(f"task '{spec.task}': unknown pairing rule '{pairing}'; choose one of "
                          f"{', '.join(PAIRING_RULES)}")
     layout = LayoutSpec(target=str(target_dir), input=str(input_dir), pairing=pairing)  # type: ignore[arg-type]
-    result = pair_files(layout, _require_dir(spec, input_dir), _require_dir(spec, target_dir))
-    if result.unpaired_targets:
+    inputs, targets = _require_dir(spec, input_dir), _require_dir(spec, target_dir)
+    try:
+        result = pair_files(layout, inputs, targets, advise=_recipe_pairing_advice(search))
+    except PairingError as err:
+        search.problem(PairingError(f"task '{spec.task}': {err}"))
+        with warnings.catch_warnings():  # the call above has stated its skipped files
+            warnings.simplefilter("ignore", InputWarning)
+            try:
+                result = pair_files(layout, inputs, targets, allow_unpaired=True)
+            except PairingError:
+                return []
+    if result.unpaired_targets and unused_targets_notice:
         names = [p.name for p in result.unpaired_targets]
-        notices.append(f"task '{spec.task}': {len(names)} target(s) in {target_dir} without an input in {input_dir} "
-                       f"(pairing rule '{pairing}') are not used: {shortlist(names, 5)}")
+        search.notices.append(f"task '{spec.task}': {len(names)} target(s) in {target_dir} without an input in "
+                              f"{input_dir} (pairing rule '{pairing}') are not used: {shortlist(names, 5)}")
     return [TrainPair(p.name, p.target_path, p.input_path) for p in result.pairs]
 
 
@@ -477,8 +534,10 @@ def _images_under(folder: Path) -> list[Path]:
                    and p.suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: p.as_posix())
 
 
-def _dehaze_ots_pairs(spec: DataSpec, root: Path) -> list[TrainPair]:
-    """OTS: synthetic/**/<id>_<A>_<beta>.<ext> -> original/<id>.<ext> (another extension when unique)."""
+def _dehaze_ots_pairs(search: _EntrySearch, root: Path) -> list[TrainPair]:
+    """OTS: synthetic/**/<id>_<A>_<beta>.<ext> -> original/<id>.<ext> (another extension when unique); hazy images
+    without a clean image are a problem."""
+    spec = search.spec
     hazy = _images_under(_require_dir(spec, root / "synthetic"))
     originals, _ = list_images(_require_dir(spec, root / "original"))
     index = TargetIndex(originals)
@@ -491,22 +550,26 @@ def _dehaze_ots_pairs(spec: DataSpec, root: Path) -> list[TrainPair]:
         else:
             pairs.append(TrainPair(path.relative_to(root).as_posix(), target, path))
     if unpaired:
-        raise PairingError(f"task '{spec.task}': {len(unpaired)} hazy image(s) without a clean image in "
-                           f"{root / 'original'} (id = name up to the first '_'): {', '.join(unpaired[:5])}")
+        search.problem(PairingError(f"task '{spec.task}': {len(unpaired)} hazy image(s) without a clean image in "
+                                    f"{root / 'original'} (id = name up to the first '_'): "
+                                    f"{', '.join(unpaired[:5])}"))
     return pairs
 
 
-def _cdd11_pairs(spec: DataSpec, root: Path) -> list[TrainPair]:
+def _cdd11_pairs(search: _EntrySearch, root: Path) -> list[TrainPair]:
+    """Each subset folder paired by name with clear/ (which serves every subset); subsets the entry names that are
+    not there are a problem, the others are still paired."""
+    spec = search.spec
     clear = _require_dir(spec, root / "clear")
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "clear" and not p.name.startswith("."))
     subsets = list(spec.subsets) or found
     unknown = [s for s in subsets if s not in found]
     if unknown:
-        raise DatasetNotFoundError(f"task '{spec.task}': CDD-11 subset folder(s) {unknown} not found under {root}; "
-                                   f"found: {', '.join(found) or 'none'}")
+        search.problem(DatasetNotFoundError(f"task '{spec.task}': CDD-11 subset folder(s) {unknown} not found under "
+                                            f"{root}; found: {', '.join(found) or 'none'}"))
     pairs = []
-    for subset in subsets:
-        for pair in _pairs_from_folders(spec, root / subset, clear, "same_name", []):  # clear serves every subset
+    for subset in (s for s in subsets if s in found):  # clear/ holds every subset's targets: unused ones are normal
+        for pair in _pairs_from_folders(search, root / subset, clear, "same_name", unused_targets_notice=False):
             pairs.append(TrainPair(f"{subset}/{pair.name}", pair.target, pair.input))
     return pairs
 
@@ -589,11 +652,15 @@ def conversion_notices(conversions: dict[str, list[str]]) -> list[str]:
     return conversion_warnings(conversions, reader="training")
 
 
-def build_part(spec: DataSpec, data_root: Path | None, recipe: Recipe | None = None) -> TrainPart:
+def build_part(spec: DataSpec, data_root: Path | None, recipe: Recipe | None = None,
+               problems: list[str] | None = None) -> TrainPart:
     """One data entry of a recipe, found and paired under ``data_root`` (no image is read): DatasetNotFoundError
     or PairingError naming the task when its folders, files or pairs are missing. ``recipe``: the recipe the entry
-    comes from, which its notices name."""
-    notices: list[str] = []
+    comes from, which its messages name. ``problems`` (`data check`): the pairing problems (inputs without a target,
+    listed files or CDD-11 subsets missing) are collected there instead of raised, and the part holds the pairs
+    found; a missing training folder is still raised (nothing else of the entry can be checked)."""
+    search = _EntrySearch(spec, recipe, problems=problems)
+    notices = search.notices
     if spec.layout == "sample":
         from bench_ir.data.sample import SAMPLE_TRAIN_IMAGES
 
@@ -604,21 +671,20 @@ def build_part(spec: DataSpec, data_root: Path | None, recipe: Recipe | None = N
     listed = _listed(spec, root, notices, recipe)
     if spec.layout == "denoise":
         images, _ = list_images(root)
-        pairs = _filter_listed(spec, root, [TrainPair(p.name, p) for p in images], listed, "target")
+        pairs = _filter_listed(search, root, [TrainPair(p.name, p) for p in images], listed, "target")
         variants: list[tuple[str, Any]] = _noise_variants(spec)
     else:
         if spec.layout == "derain":
-            pairs = _pairs_from_folders(spec, root / "rainy", root / "gt", "rain100l", notices)
+            pairs = _pairs_from_folders(search, root / "rainy", root / "gt", "rain100l")
         elif spec.layout == "dehaze_ots":
-            pairs = _dehaze_ots_pairs(spec, root)
+            pairs = _dehaze_ots_pairs(search, root)
         elif spec.layout == "paired":
-            pairs = _pairs_from_folders(spec, root / str(spec.input), root / str(spec.target), spec.pairing,
-                                        notices)
+            pairs = _pairs_from_folders(search, root / str(spec.input), root / str(spec.target), spec.pairing)
         else:
-            pairs = _cdd11_pairs(spec, root)
-        pairs = _filter_listed(spec, root, pairs, listed, "input")
+            pairs = _cdd11_pairs(search, root)
+        pairs = _filter_listed(search, root, pairs, listed, "input")
         variants = [("pair", None)]
-    if not pairs:
+    if not pairs and not search.found:  # with problems collected, they say why
         raise DatasetNotFoundError(f"task '{spec.task}' (layout '{spec.layout}'): no training images in {root}")
     if spec.expected_count is not None and len(pairs) != spec.expected_count:
         notices.append(f"task '{spec.task}': {len(pairs)} images found in {root}; "

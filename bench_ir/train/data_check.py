@@ -1,14 +1,16 @@
 """`bench-ir data check --recipe R`: are a recipe's training sets ready, before a (long) training job is started?
 
 Per data entry of the recipe: its folders found and paired as `train` finds them (layout, list file, pairing
-rule), then every stored image's header read (no pixels are decoded). Problems (``ok`` is False; `data check`
-exits with 1, and `train` refuses the same data): folders or list-file entries not found, inputs without a target,
-unreadable files, input / target size mismatches, images smaller than the training patch after the entry's centre
-crop. Warnings (a training run goes ahead): a pair count other than the recipe states, a missing list file (every
-image found is used), pairs whose input and target EXIF orientations differ (in a square pair, pixels stored turned
-against each other show no size difference), grayscale targets paired with a colour input (training would teach the
-model to remove colour), and the conversions reading the files makes (grayscale, alpha, 16 bits ...; `train` states
-them once in its notices). Built-in sample photos (the ``sample`` layout) are always ready.
+rule), then every stored image's header read (no pixels are decoded). Every problem of every entry is listed in one
+check: a pairing problem (inputs without a target, listed files missing) does not stop the check of the pairs found.
+Problems (``ok`` is False; `data check` exits with 1, and `train` refuses the same data): folders or list-file
+entries not found, inputs without a target, unreadable files, input / target size mismatches, images smaller than the
+training patch after the entry's centre crop. Warnings (a training run goes ahead): a pair count other than the
+recipe states, a missing list file (every image found is used), pairs whose input and target EXIF orientations differ
+(in a square pair, pixels stored turned against each other show no size difference), grayscale targets paired with a
+colour input (training would teach the model to remove colour), and the conversions reading the files makes
+(grayscale, alpha, 16 bits ...; `train` states them once in its notices). Built-in sample photos (the ``sample``
+layout) are always ready.
 """
 
 from __future__ import annotations
@@ -80,18 +82,17 @@ def check_training_data(recipe: Recipe, data_root: str | Path | None, patch_size
         if tasks and spec.task not in tasks:
             continue
         check = TrainDataCheck(task=spec.task, layout=spec.layout, expected=spec.expected_count)
-        try:
-            part = build_part(spec, root, recipe)
-        except (FileNotFoundError, ValueError) as err:  # DatasetNotFoundError, PairingError, a bad list file
+        checks.append(check)
+        try:  # pairing problems are collected, and the pairs found are checked as well
+            part = build_part(spec, root, recipe, problems=check.problems)
+        except (FileNotFoundError, ValueError) as err:  # a missing folder, a bad list file: nothing more to check
             check.problems.append(str(err))
-            checks.append(check)
             continue
         check.location, check.pairs, check.items = part.location, len(part.pairs), part.size
         check.problems += file_problems(part, patch)
         conversions = file_conversions([part], root)  # every stored file's header, read once for both warnings
         check.warnings += part.notices + pair_warnings(part, root, conversions)
         check.warnings += [f"task '{spec.task}': {line}" for line in conversion_notices(conversions)]
-        checks.append(check)
     return checks
 
 

@@ -3,7 +3,9 @@
 A recipe states what the official training scripts do: the degradation mix (one :class:`DataSpec` per training
 set, with its folder layout under --data-root and its repeat factor), patch and batch size, augmentation,
 optimizer, learning-rate schedule, epochs, loss weights, validation and checkpoint intervals. ``include:`` inherits
-another recipe file (top-level keys of the including file replace the inherited ones).
+another recipe file's training (top-level keys of the including file replace the inherited ones), not its words about
+itself: ``description``, ``reference`` and ``notes`` (:data:`DESCRIPTIVE_FIELDS`) are the including file's own or
+empty, and a file without a ``title`` of its own is titled as the included recipe changed by that file.
 
 Values that differ between the paper and the official code are :class:`Choice` objects: ``code`` (what produced
 the released checkpoints, the default) and ``paper``. A choice may name a model-card option (``card_option``);
@@ -44,6 +46,7 @@ __all__ = [
     "is_shipped",
     "resolve_plan",
     "LAYOUT_FIELDS",
+    "DESCRIPTIVE_FIELDS",
 ]
 
 Layout = Literal["denoise", "derain", "dehaze_ots", "paired", "cdd11", "sample"]
@@ -449,6 +452,24 @@ def recipe_sha256(data: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+DESCRIPTIVE_FIELDS: tuple[str, ...] = ("description", "reference", "notes")
+"""What a recipe says about itself (what it trains, where it comes from, its assumptions): a recipe that includes
+another one does not inherit them (its training fields it does inherit)."""
+
+
+def _include_recipe(base: dict[str, Any] | None, data: dict[str, Any], path: Path,
+                    parent: str | None) -> dict[str, Any]:
+    """Include rule of recipes: the including file's keys win over the included recipe's, whose
+    :data:`DESCRIPTIVE_FIELDS` are left out (they describe that recipe, not this one); without a ``title`` of its own
+    the file is titled '<included title>, as changed by <file name>'."""
+    if base is None:
+        return data
+    merged = {key: value for key, value in base.items() if key not in DESCRIPTIVE_FIELDS}
+    if "title" not in data and "title" in base:
+        merged["title"] = f"{base['title']}, as changed by {path.name}"
+    return {**merged, **data}
+
+
 def load_recipe(name_or_path: str | Path) -> Recipe:
     """Load a recipe by name (registry/recipes/<name>.yaml) or from a YAML path; validated, includes resolved.
 
@@ -461,7 +482,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
 
         data = read_manifest_file(path)
     else:
-        data = read_yaml_with_includes(path, builtin=recipes_dir())
+        data = read_yaml_with_includes(path, _include_recipe, builtin=recipes_dir())
         _protocol_beside_the_recipe(data, path)
         _step_intervals_alone(data)
     if data.get("kind") == "training" and isinstance(data.get("recipe"), dict):

@@ -32,7 +32,7 @@ from bench_ir.cpus import available_cpus, cpus_per_process, local_process_count
 from bench_ir.data.datasets import DatasetNotFoundError
 from bench_ir.data.roots import env_data_root_note
 from bench_ir.engine import resolve_device
-from bench_ir.folder_names import TRAIN_CHECKPOINT_NAME, TRAIN_MANIFEST_NAME
+from bench_ir.folder_names import RUN_CARD_NAME, TRAIN_CHECKPOINT_NAME, TRAIN_MANIFEST_NAME
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso, portable_command, portable_path
 from bench_ir.results import write_json_atomic
 from bench_ir.resume import mapping_changes
@@ -49,7 +49,7 @@ from bench_ir.train.distributed import DistContext, join, wrap_model
 from bench_ir.train.evaluation import check_validation_data
 from bench_ir.train.objectives import Objective, build_objective, build_optimizer
 from bench_ir.train.plan_notices import plan_notices
-from bench_ir.train.recipes import Recipe, TrainPlan, load_recipe, resolve_plan
+from bench_ir.train.recipes import DESCRIPTIVE_FIELDS, Recipe, TrainPlan, load_recipe, recipe_sha256, resolve_plan
 from bench_ir.train.schedule import remember_initial_lr
 
 __all__ = ["TrainOptions", "TrainSession", "TrainResumeError", "ValidationDataNotFoundError", "open_session",
@@ -258,7 +258,7 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
                            execution=execution, num_workers=num_workers)
     session.manifest = _manifest(session, planned, init_record)
     if context.is_main and options.model_args:
-        _write_card(card, run_dir / "model-card.yaml")
+        _write_card(card, run_dir / RUN_CARD_NAME)
     return session
 
 
@@ -389,17 +389,18 @@ def _init_weights_record(path: str | Path | None) -> dict[str, str] | None:
 
 
 def check_resumable(session: TrainSession, payload: dict[str, Any]) -> None:
-    """The checkpoint must come from the same recipe, model, seed, plan (only the step budget may change), dtype,
-    initial weights and training data, and be no further than this call's last step (``--max-steps`` below the
-    steps done would go nowhere). Every difference is named in one error, with the options that give back the run's
-    values; a checkpoint from before the data's files were recorded is compared by its number of items only."""
+    """The checkpoint must come from the same recipe (its words about itself aside: :func:`_only_words_changed`),
+    model, seed, plan (only the step budget may change), dtype, initial weights and training data, and be no further
+    than this call's last step (``--max-steps`` below the steps done would go nowhere). Every difference is named in
+    one error, with the options that give back the run's values; a checkpoint from before the data's files were
+    recorded is compared by its number of items only."""
     identity = payload.get("identity", {})
     changes, options, other_data = [], [], False
     for key, value in run_identity(session).items():
         if key not in identity and key == "data_files":
             continue
         before = identity.get(key)
-        if before == value:
+        if before == value or (key == "recipe_sha256" and _only_words_changed(session)):
             continue
         if key == "plan" and isinstance(before, dict):
             changed = [k for k in dict.fromkeys([*before, *value]) if before.get(k) != value.get(k)]
@@ -424,6 +425,27 @@ def check_resumable(session: TrainSession, payload: dict[str, Any]) -> None:
         raise TrainResumeError(f"{session.run_dir}: cannot resume with --max-steps {session.options.max_steps}: the "
                                f"run has done {done} steps already; give a larger --max-steps, or none for the "
                                "recipe's whole schedule")
+
+
+def _only_words_changed(session: TrainSession) -> bool:
+    """Whether the recipe differs from the one the run recorded (its manifest's resolved recipe) only in what it says
+    about itself (its title and :data:`DESCRIPTIVE_FIELDS`), as a recipe that included another one's description
+    before includes stopped inheriting it: the training is the same, so the run resumes, with a notice."""
+    resolved = (previous_manifest(session.run_dir).get("recipe") or {}).get("resolved")
+    if not isinstance(resolved, dict):
+        return False
+    current = session.recipe.to_dict()
+    words = ("title", *DESCRIPTIVE_FIELDS)
+
+    def training(recipe: dict[str, Any]) -> str:
+        return recipe_sha256({key: value for key, value in recipe.items() if key not in words})
+
+    if training(resolved) != training(current):
+        return False
+    changed = [word for word in words if resolved.get(word, "") != current.get(word, "")]
+    session.notices.append(f"the recipe's {' and '.join(changed)} differ from the run's start; its training is the "
+                           "same, so the run resumes")
+    return True
 
 
 def _data_files_change(before: dict[str, int | None], after: dict[str, int | None]) -> str:

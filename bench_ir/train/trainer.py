@@ -7,7 +7,8 @@ Run directory::
     checkpoints/last.pt      resumable state (model, optimizer, schedule, RNG, data position), atomic
     train_log.csv            step, epoch, lr, loss terms, samples/s (TensorBoard events in tensorboard/ if available)
     val/step-<N>/            validation runs (bench-ir run stores); val.csv: per-task means
-    final.safetensors        the trained weights: bench-ir run --model M --checkpoint final.safetensors
+    final.safetensors        the trained weights: bench-ir run --model M --checkpoint final.safetensors; its
+                             metadata records the card's name and the arguments the network was built with
     model-card.yaml          the card with the --model-arg overrides (only when there are some)
 
 One optimizer step consumes one global batch (``batch_size`` patches split over the processes). Resuming
@@ -32,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from bench_ir.acceleration import compile_error_in, is_out_of_memory, one_line_error
 from bench_ir.cards import ModelCard
-from bench_ir.checkpoints import sha256_file
+from bench_ir.checkpoints import TRAINED_ARGS_KEY, TRAINED_CARD_KEY, model_args_metadata, sha256_file
 from bench_ir.folder_names import FINAL_WEIGHTS_NAME
 from bench_ir.manifest import now_iso, portable_path
 from bench_ir.resume import RunLock
@@ -375,7 +376,8 @@ class _Loop:
             self.validate()  # every rank takes part, so every rank must decide as rank 0 does
         final = s.run_dir / FINAL_WEIGHTS_NAME
         if self.main:
-            export_safetensors(s.model, final, {"bench_ir_model": s.card.name, "recipe": s.recipe.name,
+            export_safetensors(s.model, final, {TRAINED_CARD_KEY: s.card.name, "recipe": s.recipe.name,
+                                                TRAINED_ARGS_KEY: model_args_metadata(s.card.args),
                                                 "step": str(self.step)})
             if self.out_of_time:
                 s.manifest["stopped"] = {"reason": f"--max-minutes {s.options.max_minutes}", "step": self.step,
