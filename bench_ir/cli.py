@@ -813,8 +813,9 @@ def report(
     tol_psnr: Annotated[float, typer.Option(help="--delta: flag |Δ PSNR| above this (dB)")] = 0.05,
     tol_ssim: Annotated[float, typer.Option(help="--delta: flag |Δ SSIM| above this")] = 0.002,
     profile: Annotated[bool, typer.Option("--profile", help="compute params and FLOPs (CPU) of runs without a "
-                                          "profile, stored under --runs-root")] = False,
-    profile_size: Annotated[int, typer.Option(help="--profile: input height and width in pixels")] = 224,
+                                          "profile at --profile-size, stored under --runs-root")] = False,
+    profile_size: Annotated[int, typer.Option(help="--profile: input height and width in pixels (a stored profile "
+                                              "of another size is not reused)")] = 224,
     runs_root: Annotated[Path | None, typer.Option(help="where to look for (and --profile stores) profile runs"
                                                    "; default runs")] = None,
     chart_out: Annotated[Path | None, typer.Option(help="also write the efficiency chart as PATH.pdf and "

@@ -159,12 +159,40 @@ def _recorded_names(entry: dict[str, Any]) -> set[str]:
     return {str(entry[key]).casefold() for key in ("name", "display_name") if entry.get(key)}
 
 
+def _records_without_manifest(root: Path) -> list[Path]:
+    """The folders directly under ``root`` that hold per-image records (records.jsonl) but no manifest.json."""
+    from bench_ir.results import MANIFEST, RECORDS
+
+    if not root.is_dir():
+        return []
+    return sorted(folder for folder in root.glob("*") if (folder / RECORDS).is_file()
+                  and not (folder / MANIFEST).is_file())
+
+
+def _records_without_manifest_note(root: Path) -> str:
+    """A sentence naming the folders under ``root`` that hold records without a manifest (not runs bench-ir can read)
+    and what to do; '' when there is none."""
+    from bench_ir.shortlist import shortlist
+
+    folders = _records_without_manifest(root)
+    if not folders:
+        return ""
+    names = shortlist([folder.name for folder in folders], 5, more=" and {} more")
+    return (f"{len(folders)} folder(s) hold records.jsonl without a manifest.json ({names}): not runs bench-ir can "
+            "read, since the manifest says what was run; copy each run folder whole, with its manifest.json, or run "
+            "it again")
+
+
 def _no_runs(root: Path) -> str:
-    """Why ``root`` lists no run: no such folder, a suite directory (its runs are under its own ``runs/``), or none."""
+    """Why ``root`` lists no run: no such folder, a file, a suite directory (its runs are under its own ``runs/``),
+    folders holding records without a manifest, or none."""
     import shlex
 
     from bench_ir.folder_names import SUITE_PLAN_NAME
 
+    if root.is_file():
+        return (f"no runs in {escape(str(root))}: it is a file, not a folder; --runs-root names the folder runs are "
+                "stored in")
     if not root.is_dir():
         return f"no runs in {escape(str(root))} (no such folder; --runs-root names the folder runs are stored in)"
     if (root / SUITE_PLAN_NAME).is_file():
@@ -172,7 +200,8 @@ def _no_runs(root: Path) -> str:
         return escape(f"no runs in {root}: it is a suite directory (it holds {SUITE_PLAN_NAME}), whose runs are in "
                       f"{root / 'runs'}; `bench-ir suite status {quoted}` shows its cells and `bench-ir list runs "
                       f"--runs-root {shlex.quote(str(root / 'runs'))}` its runs")
-    return f"no runs in {escape(str(root))}"
+    note = _records_without_manifest_note(root)
+    return f"no runs in {escape(str(root))}" + (f"; {escape(note)}" if note else "")
 
 
 def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | None = None) -> Table | str:
@@ -183,7 +212,9 @@ def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | 
     as a folder pair: that task's mean). Fits 80 columns for the default run names. ``model`` / ``protocol``: only
     the runs of that model / protocol, named as ``run`` takes them (any letter case, a display name, a file; an
     unreadable run is shown whatever they say, so that it never hides). A sentence instead of an empty table when
-    there is no run (saying so when the folder does not exist, or what the filters left out)."""
+    there is no run (saying so when the folder does not exist or is a file, or what the filters left out); folders
+    holding records without a manifest, which are no runs bench-ir can read, are named in that sentence or in the
+    table's caption. A model's ``--model-arg`` overrides are shown beside its name (``mirage-t (dim=6)``)."""
     from bench_ir.results import MANIFEST, load_run, read_manifest_file
 
     root = Path(runs_root)
@@ -209,8 +240,10 @@ def runs_table(runs_root: str | Path, model: str | None = None, protocol: str | 
                                    "–"]))
     if not rows:
         return f"no runs of {escape(chosen)} in {escape(str(runs_root))}; it holds {len(run_dirs)} other run(s)"
+    note = _records_without_manifest_note(root)
     table = Table(title=f"Runs in {runs_root}" + (f" ({escape(chosen)})" if chosen else ""),
-                  caption="PSNR, SSIM: the protocol's Average (one task: its mean)")
+                  caption="PSNR, SSIM: the protocol's Average (one task: its mean)" + (f"\n{escape(note)}" if note
+                                                                                         else ""))
     table.add_column("run", overflow="fold", min_width=max(len(run_dir.name) for run_dir, _ in rows))
     for column in ("status", "images", "PSNR", "SSIM"):
         table.add_column(column, no_wrap=True, justify="left" if column == "status" else "right")
@@ -321,11 +354,24 @@ def _run_row(run) -> list[str]:
                              (f"{run.auto_tiled_images()} tiled", run.auto_tiled_images())) if on]
     flags += _scope_flags(manifest, summary)
     label = manifest.get("label")  # `run --label`: the row name in reports, so also here
-    about = " · ".join([manifest["model"]["name"], manifest["protocol"]["name"], *flags,
+    about = " · ".join([_model_with_overrides(manifest["model"]), manifest["protocol"]["name"], *flags,
                         *([f'"{label}"'] if isinstance(label, str) and label else [])])
     return [f"{escape(run.run_dir.name)}\n[dim]{escape(about)}[/]{_failure_line(manifest, 'error')}",
             run_status(run.run_dir, manifest),
             str(len(run.records)), _mean_cell(average, "psnr", 2), _mean_cell(average, "ssim", 3)]
+
+
+def _model_with_overrides(model: dict[str, Any]) -> str:
+    """A manifest's model as `list runs` names it: the card's name, with its ``--model-arg`` overrides (the
+    manifest's ``args_overrides``, values as JSON) in brackets, e.g. ``mirage-t (dim=6)``: another network than the
+    card's own."""
+    import json
+
+    overrides = model.get("args_overrides")
+    if not isinstance(overrides, dict) or not overrides:
+        return str(model["name"])
+    shown = ", ".join(f"{key}={json.dumps(value, default=str)}" for key, value in overrides.items())
+    return f"{model['name']} ({shown})"
 
 
 def _mean_cell(average, metric: str, decimals: int) -> str:

@@ -64,21 +64,23 @@ PROFILE = "profile.json"
 
 
 class ManifestError(ValueError):
-    """A run's manifest.json is unreadable: truncated or invalid JSON, or not a JSON object; names the file."""
+    """A run's manifest.json (or profile.json) is unreadable: truncated or invalid JSON, or not a JSON object; names
+    the file."""
 
 
-def read_manifest_file(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``; ManifestError naming the file when it is not valid JSON or not an object."""
+def read_manifest_file(path: Path, what: str = "manifest") -> dict[str, Any]:
+    """The JSON object in ``path``; ManifestError naming the file (and ``what`` it is, e.g. "profile") when it is not
+    valid JSON or not an object."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
-        raise ManifestError(f"{path}: unreadable manifest (not UTF-8 text)") from err
+        raise ManifestError(f"{path}: unreadable {what} (not UTF-8 text)") from err
     except json.JSONDecodeError as err:
-        what = err.msg.removesuffix(" at")  # json writes some messages as 'Invalid control character at'
-        raise ManifestError(f"{path}: unreadable manifest (truncated or invalid JSON: {what} at line {err.lineno} "
+        reason = err.msg.removesuffix(" at")  # json writes some messages as 'Invalid control character at'
+        raise ManifestError(f"{path}: unreadable {what} (truncated or invalid JSON: {reason} at line {err.lineno} "
                             f"column {err.colno})") from err
     if not isinstance(data, dict):
-        raise ManifestError(f"{path}: unreadable manifest (expected a JSON object, got {json.dumps(data)[:40]})")
+        raise ManifestError(f"{path}: unreadable {what} (expected a JSON object, got {json.dumps(data)[:40]})")
     return data
 _SHOWN_LINES = 10
 
@@ -354,7 +356,8 @@ def _what_it_is(folder: Path) -> str:
 
 
 def load_run(run_dir: str | Path) -> Run:
-    """Read a run directory; an unknown path or a folder without manifest is a clear error."""
+    """Read a run directory; an unknown path or a folder without manifest is a clear error, and an unreadable
+    manifest.json or profile.json a :class:`ManifestError` naming the file."""
     run_dir = Path(run_dir)
     store = RunStore(run_dir, create=False)
     if not store.manifest_path.is_file():
@@ -363,7 +366,7 @@ def load_run(run_dir: str | Path) -> Run:
     optional = [column for column in OPTIONAL_RECORD_COLUMNS if any(row.get(column) is not None for row in rows)]
     records = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, *optional]).astype(dict.fromkeys(optional, "Int64"))
     profile_path = run_dir / PROFILE
-    profile = json.loads(profile_path.read_text()) if profile_path.is_file() else None
+    profile = read_manifest_file(profile_path, "profile") if profile_path.is_file() else None
     return Run(run_dir=run_dir, manifest=store.read_manifest(), records=records, profile=profile)
 
 

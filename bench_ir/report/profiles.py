@@ -5,20 +5,25 @@ A protocol run holds PSNR but no profile; ``bench-ir profile`` writes a separate
 "efficiency") with params, FLOPs, memory and speed but no PSNR. Two runs join when their manifests agree on
 the model card content (``model.card``, or the card name when a manifest has no copy), the card argument
 overrides and the checkpoint sha256 (:func:`join_key`). Profiles are looked up among the runs given and
-the run directories directly under a runs root; the newest matching profile wins. ``ensure_profiles``
-computes the missing ones (params and FLOPs on the CPU, :func:`bench_ir.profile_run.static_profile_and_store`).
+the run directories directly under a runs root (a folder whose profile.json or manifest.json is unreadable is
+skipped with a :class:`ReportWarning` naming the file); the newest matching profile wins. ``ensure_profiles``
+gives every run a profile at the asked size: a stored one of that size, else it computes one (params and FLOPs on
+the CPU, :func:`bench_ir.profile_run.static_profile_and_store`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench_ir.report.efficiency import _profile_size
 from bench_ir.report.measured import MeasuredRun, is_profile_run
-from bench_ir.results import MANIFEST, PROFILE, Run, load_run
+from bench_ir.report.render import ReportWarning
+from bench_ir.results import MANIFEST, PROFILE, ManifestError, Run, load_run
 
 if TYPE_CHECKING:
     from bench_ir.cards import ModelCard
@@ -40,18 +45,35 @@ def join_key(manifest: dict) -> tuple[str, str, str]:
     return (card_text, args, sha)
 
 
-def find_profile_runs(runs: Iterable[Run], runs_root: str | Path | None = None) -> list[Run]:
-    """Profile runs among ``runs`` and directly under ``runs_root`` (folders with a manifest and a
-    profile.json), each once."""
+def _stored_profile_runs(runs: Iterable[Run], runs_root: str | Path | None) -> tuple[list[Run], list[ManifestError]]:
+    """Profile runs among ``runs`` and directly under ``runs_root`` (folders with a manifest and a profile.json), each
+    once, and the errors of the folders under ``runs_root`` whose profile.json or manifest.json is unreadable."""
     found: dict[Path, Run] = {run.run_dir.resolve(): run for run in runs if run.profile and is_profile_run(run)}
+    damaged: list[ManifestError] = []
     root = Path(runs_root) if runs_root is not None else None
     if root is not None and root.is_dir():
         for folder in sorted(root.iterdir()):
             if (folder / PROFILE).is_file() and (folder / MANIFEST).is_file() and folder.resolve() not in found:
-                run = load_run(folder)
+                try:
+                    run = load_run(folder)
+                except ManifestError as err:
+                    damaged.append(err)
+                    continue
                 if is_profile_run(run):
                     found[folder.resolve()] = run
-    return list(found.values())
+    return list(found.values()), damaged
+
+
+def find_profile_runs(runs: Iterable[Run], runs_root: str | Path | None = None) -> list[Run]:
+    """Profile runs among ``runs`` and directly under ``runs_root`` (folders with a manifest and a
+    profile.json), each once. A folder under ``runs_root`` whose profile.json or manifest.json is unreadable is
+    left out with one :class:`ReportWarning` naming the file, so that it never blocks a table that does not need
+    it (a damaged run given in ``runs`` is an error when it is loaded)."""
+    found, damaged = _stored_profile_runs(runs, runs_root)
+    for err in damaged:
+        warnings.warn(f"{err}; no report joins this profile: repair or remove the file, or profile the model again "
+                      "(`bench-ir profile`, or `bench-ir report --profile`)", ReportWarning, stacklevel=2)
+    return found
 
 
 def attach_profiles(measured: list[MeasuredRun], profiles: list[Run]) -> None:
@@ -102,16 +124,32 @@ def _profiled_card(run: MeasuredRun) -> ModelCard:
                      f"profile --model CARD --checkpoint FILE` and give that run's folder to --runs-root")
 
 
+def _newest_profile_at(size: int, key: tuple[str, str, str], profiles: list[Run]) -> Run | None:
+    """The newest of ``profiles`` with join key ``key`` measured at ``size`` px, None when there is none."""
+    fitting = [run for run in profiles if join_key(run.manifest) == key and _profile_size(run.profile) == size]
+    return max(fitting, key=lambda r: str(r.manifest.get("created") or ""), default=None)
+
+
 def ensure_profiles(measured: list[MeasuredRun], runs_root: str | Path, size: int = 224) -> list[Path]:
-    """Compute and store (under ``runs_root``) the params/FLOPs profile of every protocol run that has none,
-    and attach it. The card is the manifest's copy (with its argument overrides applied) or the registered
-    card of that name. Returns the new profile run directories."""
+    """Give every protocol run a profile at ``size`` px (what ``--profile-size`` asks for): its joined profile when it
+    was measured at that size, else the newest stored profile of the same join key at that size (among the runs and
+    under ``runs_root``), else a params/FLOPs profile computed now and stored under ``runs_root``; a profile of
+    another size is never the one asked for. A run with a profile.json of its own keeps it. The card is the
+    manifest's copy (with its argument overrides applied) or the registered card of that name. Returns the new
+    profile run directories."""
     from bench_ir.profile_run import static_profile_and_store
 
     created = []
+    stored: list[Run] | None = None  # read once, and only when a joined profile is of another size
     for run in measured:
-        if run.profile is not None or is_profile_run(run.run):
+        if run.run.profile or is_profile_run(run.run) or _profile_size(run.profile) == size:
             continue
+        if run.profile_run is not None:
+            if stored is None:
+                stored = _stored_profile_runs([m.run for m in measured], runs_root)[0]
+            run.profile_run = _newest_profile_at(size, join_key(run.manifest), stored)
+            if run.profile_run is not None:
+                continue
         card = _profiled_card(run)
         overrides = (run.manifest.get("model") or {}).get("args_overrides")
         digest = hashlib.sha256("|".join(join_key(run.manifest)).encode()).hexdigest()[:8]
