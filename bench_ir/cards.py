@@ -28,7 +28,7 @@ from bench_ir.signatures import (
     parse_factory,
     runtime_parameters,
 )
-from bench_ir.yamlio import SpecError, build_dataclass, read_yaml
+from bench_ir.yamlio import SpecError, build_dataclass, read_yaml, yaml_files
 
 if TYPE_CHECKING:  # torch is imported by the code that builds a model, not to read a card
     from torch import nn
@@ -44,12 +44,15 @@ __all__ = [
     "with_model_args",
     "check_card_args",
     "check_card_name",
+    "check_distinct_card_names",
     "check_checkpoint_spec",
     "card_record",
     "model_record",
     "factory_source_sha256",
     "count_parameters",
     "parameter_count_mismatch",
+    "inference_parameter_total",
+    "training_only_module_names",
     "default_checkpoint_path",
     "missing_default_checkpoint",
     "sample_checkpoint",
@@ -198,16 +201,30 @@ def _registry_card(path: str, mtime_ns: int, size: int) -> ModelCard:
     return load_card(path)
 
 
+def check_distinct_card_names(cards: list[ModelCard], where: str) -> None:
+    """A SpecError naming ``where`` (a registry folder) and both files when two of ``cards`` declare the same
+    ``name``: a name must identify one card (`--model NAME` would otherwise build whichever was read last)."""
+    first: dict[str, ModelCard] = {}
+    for card in cards:
+        other = first.setdefault(card.name, card)
+        if other is not card:
+            raise SpecError(f"model registry {where}: {other.source} and {card.source} both declare the name "
+                            f"'{card.name}'; a name must identify one card: rename one of them")
+
+
 def list_cards(registry: str | Path | None = None) -> list[ModelCard]:
-    """All cards: the built-in registry (or ``registry``), then installed plugins; sorted by name. A ``registry``
-    that is not a folder is an error naming it (FileNotFoundError when it does not exist, else ValueError)."""
+    """All cards: the built-in registry (or ``registry``: every ``*.yaml`` and ``*.yml`` file in it), then installed
+    plugins; sorted by name. A ``registry`` that is not a folder is an error naming it (FileNotFoundError when it
+    does not exist, else ValueError); two of its files declaring the same name are a SpecError naming both."""
     folder = Path(registry) if registry else registry_dir()
     if registry and not folder.is_dir():
         if not folder.exists():
             raise FileNotFoundError(f"model registry folder {folder} does not exist")
         raise ValueError(f"model registry {folder} is a file, not a folder of model cards")
-    stats = [(str(path), path.stat()) for path in sorted(folder.glob("*.yaml"))]
-    cards = {c.name: c for c in (_registry_card(path, st.st_mtime_ns, st.st_size) for path, st in stats)}
+    stats = [(str(path), path.stat()) for path in yaml_files(folder)]
+    read = [_registry_card(path, st.st_mtime_ns, st.st_size) for path, st in stats]
+    check_distinct_card_names(read, str(folder))
+    cards = {c.name: c for c in read}
     for card in _plugin_cards():
         cards.setdefault(card.name, card)
     return sorted(cards.values(), key=lambda c: c.name)
@@ -229,6 +246,9 @@ def get_card(name_or_path: str | Path | ModelCard, registry: str | Path | None =
     if text.endswith((".yaml", ".yml")) or Path(text).is_file():
         return load_card(text)
     cards = {c.name: c for c in list_cards(registry)}
+    if not cards:
+        raise KeyError(f"unknown model '{text}': the model registry {Path(registry) if registry else registry_dir()} "
+                       "holds no model cards (*.yaml, *.yml files); put the card there or give its file as the model")
     if text in cards:
         return cards[text]
     folded = {c.name for c in cards.values() if text.casefold() in (c.name.casefold(), c.display_name.casefold())}
@@ -242,14 +262,14 @@ def get_card(name_or_path: str | Path | ModelCard, registry: str | Path | None =
 def with_model_args(card: ModelCard, overrides: dict[str, Any] | None) -> ModelCard:
     """``card`` with some factory arguments replaced (e.g. ``{"queue_size": 3}`` for a single-task AirNet
     checkpoint); the display name says that the arguments were changed, and the card's shipped
-    ``default_checkpoint`` and ``expected_params`` (of its own arguments) are dropped, so that the card a training
-    run writes with the overrides (model-card.yaml) states no count it does not have. No overrides: ``card``
-    itself."""
+    ``default_checkpoint``, ``expected_params`` and ``inference_params`` (both counts of its own arguments) are
+    dropped, so that the card a training run writes with the overrides (model-card.yaml) states no count it does not
+    have. No overrides: ``card`` itself."""
     if not overrides:
         return card
     shown = ", ".join(f"{key}={value}" for key, value in overrides.items())
     return replace(card, args={**card.args, **overrides}, display_name=f"{card.display_name} ({shown})",
-                   default_checkpoint=None, expected_params=None)
+                   default_checkpoint=None, expected_params=None, inference_params=None)
 
 
 def resolve_factory(card: ModelCard):
@@ -257,7 +277,9 @@ def resolve_factory(card: ModelCard):
 
     For a card read from a file, the card's folder is searched too, so ``examples/my-net.yaml`` can name
     ``my_net:MyNet`` for ``examples/my_net.py`` without installing anything; ``my_net.py:MyNet`` imports that
-    file by path (relative to the card's folder). Importing runs the module's code: a card is code to trust."""
+    file by path (relative to the card's folder). Importing runs the module's code: a card is code to trust. Any
+    error the module raises when imported (a SyntaxError, a RuntimeError) is a SpecError naming the card file, the
+    module and the error."""
     ref = parse_factory(card.factory, card.source or card.name)
     module_name, attr = ref.file or ref.module, ref.attr
     card_dir = card_dir_of(card.source)
@@ -276,6 +298,9 @@ def resolve_factory(card: ModelCard):
     except ImportError as err:
         raise SpecError(f"{card.source or card.name}: field 'factory': cannot import module "
                         f"'{module_name}' ({err})") from err
+    except Exception as err:  # the module's own code failed: a SyntaxError, or anything raised at import
+        raise SpecError(f"{card.source or card.name}: importing {module_name}: {type(err).__name__}: {err} (the "
+                        "card's factory module fails when imported; correct it)") from err
     try:
         return getattr(module, attr)
     except AttributeError as err:
@@ -434,14 +459,33 @@ def _parameter_total(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def parameter_count_mismatch(card: ModelCard, model: nn.Module) -> str | None:
-    """None when the card states no ``expected_params`` or ``model`` has that many parameters; else a sentence naming
-    the card file and both numbers."""
-    count = _parameter_total(model)
-    if card.expected_params is None or card.expected_params == count:
+def training_only_module_names(model: nn.Module) -> list[str]:
+    """Names from the model's optional ``training_only_modules()`` (heads used only by the training objective);
+    empty when it has none."""
+    method = getattr(model, "training_only_modules", None)
+    return list(method()) if callable(method) else []
+
+
+def inference_parameter_total(model: nn.Module) -> int:
+    """Number of parameters outside the model's training-only modules (shared ones once): those used at inference."""
+    excluded = {id(p) for name in training_only_module_names(model) for p in model.get_submodule(name).parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in excluded)
+
+
+def parameter_count_mismatch(card: ModelCard, model: nn.Module,
+                             field_name: Literal["expected_params", "inference_params"] = "expected_params",
+                             ) -> str | None:
+    """None when the card states no ``field_name`` or ``model`` has that many parameters (``expected_params``: all of
+    them; ``inference_params``: those outside its training-only modules); else a sentence naming the card file, the
+    field and both numbers."""
+    stated = getattr(card, field_name)
+    inference = field_name == "inference_params"
+    count = inference_parameter_total(model) if inference else _parameter_total(model)
+    if stated is None or stated == count:
         return None
-    return (f"model card {card.source or card.name}: expected_params is {card.expected_params} but the model built "
-            f"from {card.factory} has {count} parameters")
+    counted = "parameters outside its training-only modules" if inference else "parameters"
+    return (f"model card {card.source or card.name}: {field_name} is {stated} but the model built from "
+            f"{card.factory} has {count} {counted}")
 
 
 def _built_as_declared(card: ModelCard) -> bool:

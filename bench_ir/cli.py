@@ -739,7 +739,10 @@ def profile(
     batch: Annotated[int, typer.Option(help="batch size for memory, latency and throughput")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda ...")] = "auto",
     dtype: Annotated[Dtype, typer.Option(help="precision")] = Dtype.fp32,
-    train: Annotated[bool, typer.Option("--train", help="also one training step at batch 32 x 128^2")] = False,
+    train: Annotated[bool, typer.Option("--train", help="also one training step at --train-batch x "
+                                        "--train-size^2")] = False,
+    train_batch: Annotated[int, typer.Option(help="--train: images per training step")] = 32,
+    train_size: Annotated[int, typer.Option(help="--train: height and width of the training images in pixels")] = 128,
     exact: Annotated[bool, typer.Option("--exact", help="time the eager reference path (default on CUDA: the "
                                         "compiled fast path of `run`)")] = False,
     compile: Annotated[CompileMode, typer.Option("--compile", help="torch.compile: auto (CUDA only), on, off")] = (
@@ -759,12 +762,16 @@ def profile(
     try:
         if all_models == (model is not None):
             raise ValueError("give either --model NAME or --all")
+        if all_models and checkpoint is not None:
+            raise ValueError("--checkpoint holds the weights of one model and --all profiles every registered "
+                             "model: give --model NAME with --checkpoint FILE, or --all without --checkpoint")
         names = [n for n in list_models(registry=registry) if n != "input"] if all_models else [model]
         results = []
         for name in names:
             with ProfileProgress(name) as progress:
                 result, folder = profile_and_store(name, checkpoint=checkpoint, size=size, batch=batch,
-                                                   device=device, dtype=dtype.value, train=train, repeats=repeats,
+                                                   device=device, dtype=dtype.value, train=train,
+                                                   train_batch=train_batch, train_size=train_size, repeats=repeats,
                                                    warmup=warmup, runs_root=runs_root, registry=registry,
                                                    command=["bench-ir", *sys.argv[1:]], exact=exact,
                                                    compile=compile.value, progress=progress)
@@ -928,20 +935,21 @@ def docs(
                                                            "(default: the shipped protocols)",
                                                            show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(help="folder for the generated pages and their index README.md "
-                                             "(default: docs/protocols for the shipped protocols; required with "
-                                             "your own files)", show_default=False)] = None,
+                                             "(default: the checkout's docs/protocols for the shipped protocols, "
+                                             "wherever the command runs; required with your own files)",
+                                             show_default=False)] = None,
 ) -> None:
     """Write one Markdown page per protocol YAML and an index: the shipped ones (docs/protocols) or your own files.
 
-    Without files it regenerates docs/protocols from protocols/*.yaml; with protocol files or folders of them it writes
-    their pages into --out."""
-    from bench_ir.protocol_docs import write_protocol_pages
+    Without files it regenerates docs/protocols of the checkout bench-ir runs from (beside its bench_ir package) from
+    protocols/*.yaml; with protocol files or folders of them it writes their pages into --out."""
+    from bench_ir.protocol_docs import shipped_protocol_pages, write_protocol_pages
 
     try:
         if protocols and out is None:
             raise ValueError("give --out FOLDER for the pages of your protocol files (docs/protocols holds the "
                              "shipped protocols' pages and index)")
-        paths = write_protocol_pages(out or Path("docs/protocols"), protocols or None)
+        paths = write_protocol_pages(out or shipped_protocol_pages(), protocols or None)
     except USER_ERRORS as err:
         _fail(err)
     for path in paths:

@@ -26,7 +26,7 @@ from bench_ir.shortlist import shortlist
 __all__ = ["EvalOptions", "resolve_device", "resolve_dtype", "same_size_batches", "evaluate_task", "TORCH_DTYPES",
            "restored_image", "OutputShapeError", "output_shape_error", "check_model_precision", "saved_image_name",
            "saved_name_clash", "auto_tiled", "auto_tiled_notice", "fitted_sizes", "check_task_data",
-           "convention_size_problem", "warn_orientation_mismatches"]
+           "convention_size_problem", "warn_orientation_mismatches", "autocast_context"]
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_TILES = (512, 256)
@@ -131,7 +131,9 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"name": [item["name"] for item in items], "input": batch("input"), "target": batch("target")}
 
 
-def _autocast(device: torch.device, dtype: str):
+def autocast_context(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
+    """The precision ``bench-ir run --dtype`` runs forwards in: nothing for fp32 (the float32 reference), else
+    ``torch.autocast`` to bf16 or fp16 on ``device``'s type, with the weights and inputs left in float32."""
     if dtype == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=resolve_dtype(dtype))
@@ -150,7 +152,7 @@ def restore(
     model_forward = options.forward or model
 
     def forward(inp: torch.Tensor) -> torch.Tensor:
-        with _autocast(options.device, options.dtype):
+        with autocast_context(options.device, options.dtype):
             # a copy: a model that changes its input in place must not reach the batch (saved as _input) or the
             # neighbouring tiles (views of one image)
             out = model_forward(inp.clone())

@@ -32,6 +32,8 @@ def profile_and_store(
     device: str = "auto",
     dtype: str = "fp32",
     train: bool = False,
+    train_batch: int = 32,
+    train_size: int = 128,
     repeats: int | None = None,
     warmup: int | None = None,
     runs_root: str | Path = "runs",
@@ -43,16 +45,19 @@ def profile_and_store(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[ProfileResult, Path]:
     """Profile ``model`` (params, fvcore FLOPs as MACs, peak CUDA memory, latency) and write a run directory.
-    Forwards are timed on the execution path ``bench-ir run`` takes with the same ``exact``/``compile``;
-    ``repeats``/``warmup``/``progress`` as in :func:`bench_ir.profiling.profile_model`."""
+    Forwards are timed on the execution path ``bench-ir run`` takes with the same ``exact``/``compile``/``dtype``
+    (bf16/fp16: float32 weights under autocast); ``train`` adds one training step at ``train_batch`` x
+    ``train_size``^2; ``repeats``/``warmup``/``progress`` as in :func:`bench_ir.profiling.profile_model`."""
     from bench_ir.checkpoints import sha256_file
 
     card = get_card(model, registry)
     torch_device = resolve_device(device)
+    resolve_dtype(dtype)  # an unknown name fails here, before the model is built
     net = create_model(card, checkpoint=checkpoint, registry=registry)
     execution = plan_execution(torch_device, exact=exact, compile=compile, dtype=dtype)  # type: ignore[arg-type]
-    result = profile_model(net, card, size=size, batch=batch, device=torch_device, dtype=resolve_dtype(dtype),
-                           repeats=repeats, warmup=warmup, train=train, execution=execution, progress=progress)
+    result = profile_model(net, card, size=size, batch=batch, device=torch_device, dtype=dtype, repeats=repeats,
+                           warmup=warmup, train=train, train_batch=train_batch, train_size=train_size,
+                           execution=execution, progress=progress)
     checkpoint_info = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None
     folder = _profile_folder(card.name, size, runs_root, run_dir)
     _write_profile_run(folder, card, count_parameters(net), checkpoint_info, command, torch_device, dtype,

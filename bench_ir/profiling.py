@@ -10,10 +10,15 @@ Conventions (also in :data:`CONVENTIONS`, copied into every result):
   does; no handler is added for them because published figures (MIRAGE's 16G/27G, PromptIR, ...) were
   measured this way. Each result lists the operators that were and were not counted.
 - Training-only heads: a model names them with ``training_only_modules()`` (module names). Inference
-  parameters exclude them (the card's ``inference_params`` takes precedence). When a model has such heads,
+  parameters are the model's parameters outside them, counted on the model profiled (a card's ``inference_params``
+  is checked against this count by ``validate --import``, not used in its place). When a model has such heads,
   ``flops_with_training_heads`` also counts the forward with them active (train mode, with normalisation
   and dropout layers in inference behaviour): official code that runs auxiliary heads at test time (the
   MIRAGE SPD head) published this figure.
+- Precision: as ``bench-ir run --dtype``: fp32 is float32 throughout; bf16 and fp16 keep float32 weights and
+  inputs and run the timed, memory and training forwards under ``torch.autocast`` to that dtype
+  (:func:`bench_ir.engine.autocast_context`). FLOPs are counted in float32 whatever the dtype (a MAC count does not
+  depend on it).
 - Peak memory: CUDA only; ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` around
   one forward under ``torch.inference_mode`` at the profiled batch; it includes the weights.
 - Latency: warm-up forwards, then ``repeats`` forwards each timed with ``time.perf_counter`` between
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import statistics
 import time
 import warnings
@@ -44,9 +50,9 @@ from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.dropout import _DropoutNd
 
 from bench_ir.acceleration import AcceleratedForward, ExecutionPlan
-from bench_ir.cards import ModelCard, count_parameters
+from bench_ir.cards import ModelCard, count_parameters, inference_parameter_total, training_only_module_names
 from bench_ir.counts import check_counts
-from bench_ir.engine import restored_image
+from bench_ir.engine import TORCH_DTYPES, autocast_context, check_model_precision, restored_image
 from bench_ir.manifest import cpu_name
 
 __all__ = [
@@ -66,6 +72,8 @@ __all__ = [
 ]
 
 CONVENTIONS = {
+    "precision": "as bench-ir run --dtype: fp32 float32 throughout; bf16/fp16 float32 weights and inputs, timed, "
+                 "memory and training forwards under torch.autocast to that dtype; FLOPs counted in float32",
     "flops": "fvcore FlopCountAnalysis, 1x3xSxS, eval mode, default handles; 1 multiply-add = 1 FLOP (MACs); "
              "element-wise ops not counted",
     "peak_memory": "torch.cuda.max_memory_allocated after reset_peak_memory_stats, one inference_mode forward "
@@ -141,22 +149,14 @@ class ProfileResult:
 
 
 # ------------------------------------------------------------------------------------------ parameters
-def training_only_module_names(model: nn.Module) -> list[str]:
-    """Names from the model's optional ``training_only_modules()``; empty when it has none."""
-    method = getattr(model, "training_only_modules", None)
-    return list(method()) if callable(method) else []
-
-
 def inference_parameter_count(model: nn.Module, card: ModelCard | None = None) -> tuple[int, str]:
-    """(parameters used at inference, where the figure comes from)."""
-    if card is not None and card.inference_params is not None:
-        return card.inference_params, "model card inference_params"
+    """(parameters used at inference, where the figure comes from), counted on ``model``: all its parameters but those
+    of its declared training-only modules. ``card`` is not consulted: its ``inference_params`` counts the model of the
+    card's own args (``validate --import`` checks it), which a model built with other args is not."""
     names = training_only_module_names(model)
     if not names:
         return count_parameters(model), "all parameters (no training-only modules declared)"
-    excluded = {id(p) for name in names for p in model.get_submodule(name).parameters()}
-    kept = sum(p.numel() for p in model.parameters() if id(p) not in excluded)
-    return kept, f"all parameters except {', '.join(names)}"
+    return inference_parameter_total(model), f"all parameters except {', '.join(names)}"
 
 
 # ------------------------------------------------------------------------------------------------ FLOPs
@@ -287,17 +287,28 @@ def _forward_or_explain(model: nn.Module, batch: torch.Tensor, name: str) -> Any
                            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
 
 
-def _random_images(batch: int, size: int, device: torch.device, dtype: torch.dtype, seed: int) -> torch.Tensor:
+def _random_images(batch: int, size: int, device: torch.device, seed: int) -> torch.Tensor:
+    """Float32 images in [0, 1], as ``run`` feeds a model whatever its ``--dtype``."""
     images = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
-    return images.to(device=device, dtype=dtype)
+    return images.to(device=device)
+
+
+def _dtype_name(dtype: str | torch.dtype) -> str:
+    """The ``run --dtype`` name (fp32, bf16, fp16) of ``dtype``, given by that name or as a torch dtype."""
+    names = {torch_dtype: name for name, torch_dtype in TORCH_DTYPES.items()}
+    name = dtype if isinstance(dtype, str) else names.get(dtype, str(dtype))
+    if name not in TORCH_DTYPES:
+        raise ProfileError(f"dtype {name} cannot be profiled; give one of {', '.join(TORCH_DTYPES)}, as for "
+                           "`bench-ir run --dtype`")
+    return name
 
 
 def _profile_training(model: nn.Module, name: str, batch: int, size: int, steps: int,
-                      device: torch.device, dtype: torch.dtype) -> TrainStepProfile:
+                      device: torch.device, dtype: str) -> TrainStepProfile:
     saved = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     modes = {module: module.training for module in model.modules()}
-    inputs = _random_images(batch, size, device, dtype, seed=1)
-    targets = _random_images(batch, size, device, dtype, seed=2)
+    inputs = _random_images(batch, size, device, seed=1)
+    targets = _random_images(batch, size, device, seed=2)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=TRAIN_LR)
     model.train()
     times = []
@@ -309,8 +320,9 @@ def _profile_training(model: nn.Module, name: str, batch: int, size: int, steps:
             _synchronize(device)
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            output = _forward_or_explain(model, inputs, name)
-            restored = restored_image(output)
+            with autocast_context(device, dtype):
+                output = _forward_or_explain(model, inputs, name)
+            restored = restored_image(output).float()
             F.l1_loss(restored, targets).backward()
             optimizer.step()
             _synchronize(device)
@@ -319,7 +331,7 @@ def _profile_training(model: nn.Module, name: str, batch: int, size: int, steps:
         peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     except torch.cuda.OutOfMemoryError as err:
         raise ProfileError(f"{name}: one training step at batch {batch} x {size}x{size} does not fit in "
-                           f"memory on {device}; use a smaller training batch") from err
+                           f"memory on {device}; use a smaller --train-batch") from err
     finally:
         optimizer.zero_grad(set_to_none=True)
         model.load_state_dict(saved)
@@ -335,7 +347,7 @@ def profile_model(
     size: int = 224,
     batch: int = 1,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: str | torch.dtype = "fp32",
     repeats: int | None = None,
     warmup: int | None = None,
     train: bool = False,
@@ -346,7 +358,9 @@ def profile_model(
     execution: ExecutionPlan | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ProfileResult:
-    """Profile ``model`` (moved to ``device``/``dtype`` in place; left in eval mode) on SxS RGB inputs.
+    """Profile ``model`` (moved to ``device`` in place, its weights' dtype kept; left in eval mode) on SxS RGB
+    inputs in the precision ``bench-ir run --dtype`` uses: ``dtype`` (fp32, bf16, fp16, or the torch dtype) other than
+    fp32 runs the forwards under autocast (see the module docstring).
 
     FLOPs are per image (1x3xSxS) regardless of ``batch``; memory and latency use ``batch``. ``train``
     adds one training step at ``train_batch`` x ``train_size``^2. ``execution`` times the forwards under that plan
@@ -366,39 +380,42 @@ def profile_model(
         raise ProfileError(f"device {device} requested but CUDA is not available")
     try:
         check_counts([("--repeats", repeats, 1), ("--warmup", warmup, 0), ("--batch", batch, 1),
-                      ("train_steps", train_steps, 1)])
+                      ("--train-batch", train_batch, 1), ("train_steps", train_steps, 1)])
     except ValueError as err:
         raise ProfileError(str(err)) from None
     check_size(size, card, "size")
     if train:
-        check_size(train_size, card, "train_size")
-    model.to(device=device, dtype=dtype).eval()
+        check_size(train_size, card, "--train-size")
+    dtype = _dtype_name(dtype)
+    model.to(device=device).eval()
+    try:
+        check_model_precision(model, dtype, display)
+    except ValueError as err:
+        raise ProfileError(str(err)) from None
 
     params_total = count_parameters(model)
     params_inference, params_source = inference_parameter_count(model, card)
     notes: list[str] = []
-    images = _random_images(batch, size, device, dtype, seed=0)
-    with torch.inference_mode():
+    images = _random_images(batch, size, device, seed=0)
+    with torch.inference_mode(), autocast_context(device, dtype):
         _forward_or_explain(model, images[:1], display)  # fails fast, before any tracing
 
     if flops:
         report("flops", 0, 1)
     flop_count = count_flops(model, size) if flops else None
     heads = training_only_module_names(model)
-    has_heads = bool(heads) or (card is not None and card.inference_params not in (None, params_total))
     flops_heads = None
-    if flops and has_heads:
+    if flops and heads:
         try:
             flops_heads = count_flops(model, size, with_training_heads=True).total
             notes.append("flops_with_training_heads: forward with training-only heads active "
-                         f"({', '.join(heads) or 'per the model card'}), as official code that runs them at "
-                         "test time measured it")
+                         f"({', '.join(heads)}), as official code that runs them at test time measured it")
         except Exception as err:  # the inference count stands on its own
             notes.append(f"flops_with_training_heads not measured: {type(err).__name__}: {err}")
     model.eval()
 
     forward = model if execution is None else AcceleratedForward(model, execution)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast_context(device, dtype):
         n_warmup = max(warmup, 1 if execution is not None and execution.compiles else 0)
         for i in range(n_warmup):
             report("warm-up", i, n_warmup)
@@ -422,7 +439,7 @@ def profile_model(
         train_profile = _profile_training(model, display, train_batch, train_size, train_steps, device, dtype)
     return ProfileResult(
         model=name, display_name=display, device=str(device), device_name=_device_name(device),
-        dtype=str(dtype).removeprefix("torch."), size=size, batch=batch,
+        dtype=str(TORCH_DTYPES[dtype]).removeprefix("torch."), size=size, batch=batch,
         params_total=params_total, params_inference=params_inference, params_inference_source=params_source,
         flops=flop_count.total if flop_count else None, flops_with_training_heads=flops_heads,
         flops_counted_ops=flop_count.by_operator if flop_count else {},
@@ -437,6 +454,16 @@ def profile_model(
 # ------------------------------------------------------------------------------------------- markdown
 def _fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
+
+
+def _fixed(value: float | None, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals, or with more where those would show fewer than two significant digits
+    (then three, never in exponent notation: 0.000251 M, not 0.00); "—" for None."""
+    if value is None:
+        return "—"
+    if value and abs(value) < 10.0 ** (1 - decimals):
+        decimals = 2 - math.floor(math.log10(abs(float(f"{value:.3g}"))))
+    return f"{value:.{decimals}f}"
 
 
 def _throughput(images_per_s: float) -> str:
@@ -457,11 +484,11 @@ def profile_to_markdown(results: ProfileResult | Sequence[ProfileResult]) -> str
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         mib = None if r.peak_memory_bytes is None else r.peak_memory_bytes / 2**20
-        cells = [r.display_name, f"{r.params_total / 1e6:.2f}", f"{r.params_inference / 1e6:.2f}",
-                 _fmt(r.flops_g, ".3f")]
+        cells = [r.display_name, _fixed(r.params_total / 1e6, 2), _fixed(r.params_inference / 1e6, 2),
+                 _fixed(r.flops_g, 3)]
         if with_heads:
             heads = r.flops_with_training_heads
-            cells.append(_fmt(None if heads is None else heads / 1e9, ".3f"))
+            cells.append(_fixed(None if heads is None else heads / 1e9, 3))
         cells += [f"{r.batch}x3x{r.size}x{r.size}", r.device_name or r.device, r.dtype, _fmt(mib, ".0f"),
                   f"{r.latency_ms_median:.2f} / {r.latency_ms_p90:.2f} (n={r.repeats})",
                   _throughput(r.throughput_images_per_s)]

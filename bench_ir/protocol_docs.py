@@ -22,7 +22,7 @@ from bench_ir.protocol import (
 )
 from bench_ir.resources import protocols_dir
 
-__all__ = ["protocol_markdown", "write_protocol_pages", "NOISE_ORDER_TEXT"]
+__all__ = ["protocol_markdown", "write_protocol_pages", "shipped_protocol_pages", "NOISE_ORDER_TEXT"]
 
 NOISE_ORDER_TEXT = (
     "The official test loops (MIRAGE, PromptIR, AdaIR, AirNet) draw the same stream in the order `os.listdir` "
@@ -169,3 +169,13 @@ def write_protocol_pages(out_dir: str | Path, files: Sequence[str | Path] | None
               f"`{PAIRING_EXPLAINED[rule].example_target}`." for rule in PAIRING_RULES]
     write_text_atomic(out_dir / "README.md", "\n".join(index) + "\n")
     return [*written, out_dir / "README.md"]
+
+
+def shipped_protocol_pages() -> Path:
+    """docs/protocols of the checkout this bench_ir package is in (the folder beside the package), where `bench-ir
+    docs` writes the shipped protocols' pages; a FileNotFoundError when there is none (an installed wheel)."""
+    folder = Path(__file__).resolve().parent.parent / "docs" / "protocols"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"this bench-ir has no docs/protocols folder beside its package ({folder} does not "
+                                "exist: an installed package, not a checkout); give --out FOLDER for the pages")
+    return folder

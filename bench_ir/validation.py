@@ -6,21 +6,23 @@ against the factory's signature as read from the module's syntax tree (bench_ir.
 card or recipe names (objective, optimizer factory) must exist in their modules' files; a card's
 ``default_checkpoint`` must name an existing file (relative to the card, as runs resolve it). ``import_factory=True``
 (``--import``) imports them (which runs their code), checks the args against the real signature and builds the model:
-a parameter count other than the card's ``expected_params`` is an error. A protocol is loaded and validated
-(includes, safe task/dataset names, layout folders). A suite is loaded as `suite run` loads it (its protocol files
-must have distinct names: its cells and report tables are named by protocol name).
+a parameter count other than the card's ``expected_params`` or ``inference_params`` is an error. A protocol is
+loaded and validated (includes, safe task/dataset names, layout folders). A suite is loaded as `suite run` loads it
+(its protocol files must have distinct names: its cells and report tables are named by protocol name).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench_ir.yamlio import SpecError, read_yaml, read_yaml_with_includes
+from bench_ir.yamlio import SpecError, read_yaml, read_yaml_with_includes, yaml_files
+
+if TYPE_CHECKING:
+    from bench_ir.cards import ModelCard
+    from bench_ir.signatures import FactoryRef
 
 __all__ = ["validate_file", "validate_card_static", "check_hooks_static", "spec_files"]
-
-YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def spec_files(paths: list[str | Path]) -> list[Path]:
@@ -29,7 +31,7 @@ def spec_files(paths: list[str | Path]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
+            files = yaml_files(path)
             if not files:
                 raise FileNotFoundError(f"{path}: a folder without YAML files (*.yaml, *.yml)")
             found += files
@@ -48,6 +50,7 @@ def validate_card_static(card, notes: list[str] | None = None) -> None:
     ref = parse_factory(card.factory, where)
     source = locate_module_file(ref, card_dir_of(card.source))
     if source is None:
+        _refuse_compiled(ref, f"{where}: field 'factory'")
         what = f"file {ref.file}" if ref.file else f"module '{ref.module}'"
         raise SpecError(f"{where}: field 'factory': cannot import {what} (not found in the card's folder or on the "
                         "import path; nothing was imported)")
@@ -62,6 +65,36 @@ def validate_card_static(card, notes: list[str] | None = None) -> None:
                          "`validate --import` and when the model is built")
         return
     check_args(params, card.args, f"model card {where}", card.factory)
+
+
+def _refuse_compiled(ref: FactoryRef, where: str) -> None:
+    """A SpecError naming ``where`` (file and field) when the module of ``ref`` (a FactoryRef) exists on the import
+    path but without a Python source file (:func:`_compiled_module`): the static check cannot read it."""
+    compiled = _compiled_module(ref.module)
+    if compiled is not None:
+        raise SpecError(f"{where}: module '{ref.module}' has no Python source in which to check '{ref.attr}' and its "
+                        f"signature ({compiled}); a card's factory or a hook must be a class or function of a Python "
+                        "file (a module of your package, or a file.py next to the card). Nothing was imported; "
+                        "`validate --import` would import it and run its code")
+
+
+def _compiled_module(module: str | None) -> str | None:
+    """How the top-level ``module``, found on the import path without a Python source file, exists instead: frozen
+    or built into the interpreter (``os``, ``sys``), a compiled extension (``math``); None when it is not found, or
+    is a dotted name (finding a submodule would import its package)."""
+    import importlib.util
+
+    if module is None or "." in module:
+        return None
+    try:
+        spec = importlib.util.find_spec(module)  # finds, does not execute
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or spec.origin.endswith(".py"):
+        return None
+    if spec.origin in ("frozen", "built-in"):
+        return f"it is {'frozen' if spec.origin == 'frozen' else 'built'} into the Python interpreter"
+    return f"it is compiled code, {spec.origin}"
 
 
 def _check_name_static(source: Path, module: str, attr: str, text: str, where: str,
@@ -99,9 +132,26 @@ def check_hooks_static(hooks: dict[str, str | None], where: str, notes: list[str
         ref = parse_factory(str(text), f"{where}: {field_name}")
         source = locate_module_file(ref, None)
         if source is None:
+            _refuse_compiled(ref, f"{where}: {field_name}")
             raise SpecError(f"{where}: {field_name}: cannot import module '{module}' (no such module file on the "
                             "import path; nothing was imported)")
         _check_name_static(source, module, attr, str(text), f"{where}: {field_name}", notes)
+
+
+def _import_hooks(hooks: dict[str, str | None], where: str) -> None:
+    """bench_ir.train.objectives.check_hooks, hook by hook, with an error that a hook's module raises when imported
+    (a SyntaxError, a RuntimeError) as a SpecError naming ``where``, the field and the module."""
+    from bench_ir.train.objectives import check_hooks
+
+    for field_name, text in hooks.items():
+        try:
+            check_hooks({field_name: text}, where)
+        except SpecError:
+            raise
+        except Exception as err:  # the module's own code failed
+            module = str(text).partition(":")[0]
+            raise SpecError(f"{where}: {field_name}: importing {module}: {type(err).__name__}: {err} (the module "
+                            "fails when imported; correct it)") from err
 
 
 def validate_file(path: str | Path, import_factory: bool = False, notes: list[str] | None = None) -> tuple[str, str]:
@@ -112,18 +162,16 @@ def validate_file(path: str | Path, import_factory: bool = False, notes: list[st
     for a protocol).
 
     Code is checked statically (see the module docstring); with ``import_factory`` a card's factory is imported, its
-    args bound to the real signature and the model built (its parameter count must be the card's ``expected_params``
-    when the card states one), and named hooks (a card's options ``objective``/``optimizer``, a recipe's
-    ``loss.objective``/``optimizer.factory``) are imported. Returns (kind, name); raises SpecError naming the file
-    and field. Remarks that are not errors (e.g. a signature that cannot be read statically, or what a recipe's
-    training would be told: a card option replacing its value, a schedule its length does not fit) go to
-    ``notes``."""
+    args bound to the real signature and the model built (its parameter counts must be the card's ``expected_params``
+    and ``inference_params`` when the card states them), and named hooks (a card's options
+    ``objective``/``optimizer``, a recipe's ``loss.objective``/``optimizer.factory``) are imported. Returns (kind,
+    name); raises SpecError naming the file and field. Remarks that are not errors (e.g. a signature that cannot be
+    read statically, or what a recipe's training would be told: a card option replacing its value, a schedule its
+    length does not fit) go to ``notes``."""
     path = Path(path)
     data = read_yaml(path)
     if "entries" in data:
-        from bench_ir.suite.spec import load_suite
-
-        return "suite", load_suite(path).name
+        return _validate_suite(path, import_factory, notes)
     if "include" in data and not {"tasks", "data", "factory"} & set(data):
         return _validate_included(path, str(data["include"]), import_factory, notes)
     if "tasks" in data:
@@ -134,6 +182,18 @@ def validate_file(path: str | Path, import_factory: bool = False, notes: list[st
         return _validate_card(path, import_factory, notes)
     raise SpecError(f"{path}: neither a suite (no 'entries'), a protocol (no 'tasks'), a recipe (no 'data') nor a "
                     "model card (no 'factory')")
+
+
+def _validate_suite(path: Path, import_factory: bool, notes: list[str] | None) -> tuple[str, str]:
+    """The suite as `suite run` loads and plans it: each entry's model_args against its card's factory (statically,
+    or by importing it with ``import_factory``) and the profile size against each card's input_multiple
+    (bench_ir.suite.plan.check_entries)."""
+    from bench_ir.suite.plan import check_entries
+    from bench_ir.suite.spec import load_suite
+
+    suite = load_suite(path)
+    check_entries(suite, None if import_factory else (lambda card: validate_card_static(card, notes)))
+    return "suite", suite.name
 
 
 def _validate_included(path: Path, include: str, import_factory: bool, notes: list[str] | None) -> tuple[str, str]:
@@ -192,14 +252,13 @@ def _validate_recipe(path: Path, import_factory: bool, notes: list[str] | None) 
     known without the data: for the registered models whose cards replace a value of the recipe, and for its own
     epochs or steps, a schedule they do not fit (bench_ir.train.plan_notices.model_notices)."""
     from bench_ir.cards import list_cards
-    from bench_ir.train.objectives import check_hooks
     from bench_ir.train.plan_notices import model_notices
     from bench_ir.train.recipes import load_recipe
 
     recipe = load_recipe(path)
     hooks = {"loss.objective": recipe.loss.objective, "optimizer.factory": recipe.optimizer.factory}
     if import_factory:
-        check_hooks(hooks, str(path))
+        _import_hooks(hooks, str(path))
     else:
         check_hooks_static(hooks, str(path), notes)
     if notes is not None:
@@ -215,9 +274,9 @@ def _validate_card(path: Path, import_factory: bool, notes: list[str] | None) ->
         parameter_count_mismatch,
         resolve_factory,
     )
-    from bench_ir.train.objectives import check_hooks
 
     card = load_card(path)
+    _check_name_unique_in_folder(card, path)
     missing = missing_default_checkpoint(card)
     if missing:
         raise SpecError(missing)
@@ -231,13 +290,34 @@ def _validate_card(path: Path, import_factory: bool, notes: list[str] | None) ->
     if not callable(factory):
         raise SpecError(f"{path}: field 'factory': {card.factory} is not callable")
     check_card_args(card, factory)
-    check_hooks(hooks, str(path))
+    _import_hooks(hooks, str(path))
     from bench_ir.checkpoints import create_model
 
-    mismatch = parameter_count_mismatch(card, create_model(card))
-    if mismatch:
-        raise SpecError(f"{mismatch}; correct expected_params or the factory and its args")
+    model = create_model(card)
+    for field_name in ("expected_params", "inference_params"):
+        if mismatch := parameter_count_mismatch(card, model, field_name):
+            raise SpecError(f"{mismatch}; correct {field_name} or the factory and its args")
     return "model card", card.name
+
+
+def _check_name_unique_in_folder(card: ModelCard, path: Path) -> None:
+    """The card's folder is a registry to `--registry FOLDER`, where a name identifies one card: another card file
+    there declaring ``card``'s name is a SpecError naming both files (bench_ir.cards.check_distinct_card_names).
+    Files of the folder that are no readable card are left to their own validation."""
+    from bench_ir.cards import check_distinct_card_names, load_card
+
+    same_name = []
+    for file in yaml_files(path.parent):
+        if file.resolve() == path.resolve():
+            same_name.append(card)
+            continue
+        try:
+            data = read_yaml(file)
+            if "factory" in data and data.get("name") == card.name:
+                same_name.append(load_card(file))
+        except SpecError:
+            continue
+    check_distinct_card_names(same_name, str(path.parent))
 
 
 def _option_values(options: dict[str, Any], key: str) -> list[tuple[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -13,7 +14,10 @@ import yaml
 
 T = TypeVar("T")
 
-__all__ = ["SpecError", "read_yaml", "read_yaml_with_includes", "build_dataclass", "resolve_spec_path"]
+__all__ = ["SpecError", "read_yaml", "read_yaml_with_includes", "build_dataclass", "resolve_spec_path",
+           "YAML_SUFFIXES", "yaml_files"]
+
+YAML_SUFFIXES = (".yaml", ".yml")  # what a spec file (card, protocol, recipe, suite) may end with
 
 Merge = Callable[[dict[str, Any] | None, dict[str, Any], Path, str | None], dict[str, Any]]
 
@@ -65,6 +69,11 @@ def _duplicate_key(err: yaml.YAMLError) -> str | None:
     if mark is None or context_mark is None:
         return None
     return f"{problem} at line {mark.line + 1} (first at line {context_mark.line + 1})"
+
+
+def yaml_files(folder: Path) -> list[Path]:
+    """The YAML files (:data:`YAML_SUFFIXES`) directly in ``folder``, sorted; sub-folders are not searched."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -150,6 +159,43 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
 
 
+def _yaml_number(text: str, tp: type) -> str | None:
+    """``text`` (a finite number to Python that YAML read as a string) spelled so that YAML reads it as a ``tp``:
+    for a float the exponent form with a decimal point and a signed exponent (``1e-4`` -> ``1.0e-4``, ``5e3`` ->
+    ``5.0e+3``) or the number as YAML writes it, for an int its digits (``1e3`` -> ``1000``); None when there is no
+    such spelling (``1.5`` for an int)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    if tp is int:
+        return str(int(number)) if number.is_integer() else None
+    mantissa, sep, exponent = text.strip().lower().partition("e")
+    if sep and mantissa and exponent:
+        point = "" if "." in mantissa else ".0"
+        sign = "" if exponent[0] in "+-" else "+"
+        return f"{mantissa}{point}e{sign}{exponent}"
+    return yaml.safe_dump(number).splitlines()[0]
+
+
+def _number_as_text(value: Any, tp: type) -> str:
+    """For a string that is a number to Python (``'1e-4'``), why YAML read it as text and how to write it (YAML 1.1
+    reads a number whose exponent lacks a decimal point or a sign, ``1e-4`` or ``1.0e4``, as a string, and any
+    quoted number); '' for any other value. Appended to the type error of a numeric field."""
+    spelled = _yaml_number(value, tp) if isinstance(value, str) else None
+    if spelled is None:
+        return ""
+    try:
+        quoted = isinstance(yaml.safe_load(value), (int, float))  # unquoted, YAML would have read a number
+    except yaml.YAMLError:
+        quoted = False
+    why = ("a quoted number is text to YAML" if quoted else
+           f"YAML 1.1 reads {value} as text: a number with an exponent needs a decimal point and a signed exponent")
+    return f" ({why}); write {spelled}"
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against the annotation ``tp`` and convert nested mappings to dataclasses."""
     origin = typing.get_origin(tp)
@@ -189,11 +235,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return {k: _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{where}: expected a number, got {value!r}")
+            raise SpecError(f"{where}: expected a number, got {value!r}{_number_as_text(value, tp)}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"{where}: expected an integer, got {value!r}")
+            raise SpecError(f"{where}: expected an integer, got {value!r}{_number_as_text(value, tp)}")
         return value
     if isinstance(tp, type):
         if not isinstance(value, tp):

@@ -189,7 +189,7 @@ def test_markdown_table_lists_results_and_conventions():
     header, rule, row = text.splitlines()[:3]
     assert "FLOPs (G)" in header and "FLOPs with training heads (G)" in header
     assert rule.count("---") == header.count("|") - 1
-    assert row.startswith("| NetWithAuxHead | 0.00 | 0.00 | 0.000 | 0.000 | 1x3x16x16 |")
+    assert row.startswith("| NetWithAuxHead | 0.000102 | 0.0000870 | 0.0000223 | 0.0000223 | 1x3x16x16 |")
     assert "| — |" in row  # no peak memory on CPU
     assert "1 multiply-add = 1 FLOP" in text
     assert result.to_dict()["flops_g"] == pytest.approx(result.flops / 1e9)

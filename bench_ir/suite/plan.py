@@ -26,10 +26,11 @@ import re
 import shlex
 import socket
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bench_ir.counts import check_counts
 from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
@@ -38,10 +39,14 @@ from bench_ir.manifest import now_iso
 from bench_ir.results import MANIFEST, PROFILE, ManifestError, RunStore, read_manifest_file, write_json_atomic
 from bench_ir.resume import IDENTITY_FIELDS, RunLock, identity_differences
 from bench_ir.suite.spec import Suite, load_suite, slug
+from bench_ir.yamlio import SpecError
 
-__all__ = ["Cell", "SuitePlan", "SuiteCheckError", "CellProblems", "plan_suite", "check_cells", "cell_status",
-           "cell_status_reason", "read_cell_state", "suite_file_changed", "CellStateWarning", "CELL_STATES",
-           "PLAN_FILE", "PROFILE_BATCH"]
+if TYPE_CHECKING:
+    from bench_ir.cards import ModelCard
+
+__all__ = ["Cell", "SuitePlan", "SuiteCheckError", "CellProblems", "plan_suite", "check_entries", "check_cells",
+           "cell_status", "cell_status_reason", "read_cell_state", "suite_file_changed", "CellStateWarning",
+           "CELL_STATES", "PLAN_FILE", "PROFILE_BATCH"]
 
 PLAN_FILE = SUITE_PLAN_NAME
 CELL_STATES = ("complete", "running", "outdated", "failed", "interrupted", "missing", "pending")
@@ -219,14 +224,50 @@ def profiled_models(suite: Suite) -> dict[str, tuple[str, dict[str, Any]]]:
     return models
 
 
+def check_entries(suite: Suite, check_card: Callable[[ModelCard], None] | None = None) -> None:
+    """Check what each entry of ``suite`` asks of its card, which would otherwise fail every cell of the entry once
+    it runs (on Slurm, after its jobs queued): the entry's ``model_args`` against the factory's signature, by
+    ``check_card`` given the card with those args applied (default bench_ir.cards.check_card_args: imports the
+    factory, never calls it), and, when the suite profiles, the profile size against the card's input_multiple
+    (bench_ir.profiling.check_size). A SpecError names the suite file, the entry and the field (``model`` for an
+    entry without model_args, whose card itself does not fit its factory)."""
+    from bench_ir.cards import check_card_args, get_card, with_model_args
+
+    check_card = check_card or check_card_args
+    for index, entry in enumerate(suite.entries):
+        where = f"{suite.source or suite.name}: entries[{index}]"
+        card = get_card(suite.model_ref(entry))
+        try:
+            check_card(with_model_args(card, entry.model_args))
+        except SpecError as err:
+            raise SpecError(f"{where}: field '{'model_args' if entry.model_args else 'model'}': {err}") from None
+        if suite.profile.enabled:
+            _check_profile_size(suite, card, index)
+
+
+def _check_profile_size(suite: Suite, card: ModelCard, index: int) -> None:
+    """The suite's profile size must suit ``card``, the card of entry ``index``, as its profile cell requires."""
+    if suite.profile.size % card.input_multiple == 0:
+        return  # it fits: bench_ir.profiling, which imports torch, is needed only to word the problem
+    from bench_ir.profiling import ProfileError, check_size
+
+    try:
+        check_size(suite.profile.size, card, "size")
+    except ProfileError as err:
+        raise SpecError(f"{suite.source or suite.name}: profile: field 'size': for entries[{index}] "
+                        f"({card.name}): {err}") from None
+
+
 def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str | Path | None = None,
                checkpoint_dir: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SuitePlan:
     """The cells of ``suite`` in ``suite_dir``: profiles of the distinct models first (when the suite profiles),
-    then entry × protocol runs in file order. ``overrides`` replace suite options (e.g. ``limit``, ``device``)."""
+    then entry × protocol runs in file order. ``overrides`` replace suite options (e.g. ``limit``, ``device``).
+    Each entry's model arguments and the profile size are checked first (:func:`check_entries`)."""
     from bench_ir.data.datasets import needs_data_root
     from bench_ir.protocol import load_protocol
 
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    check_entries(suite)
     options = dataclasses.asdict(suite.options)
     unknown = sorted(set(overrides or {}) - set(RUN_OPTIONS))
     if unknown:
