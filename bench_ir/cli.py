@@ -42,18 +42,25 @@ PROGRESS_LINE_EVERY_S = 30.0  # seconds between progress lines where stderr is n
 
 USER_ERRORS = (FileNotFoundError, FileExistsError, KeyError, ValueError, RuntimeError)
 _OS_ERROR_HINTS = {errno.EROFS: "read-only file system; choose a writable --run-dir/--runs-root/--out",
-                   errno.ENOSPC: "no space left on device; free space or choose another --run-dir/--runs-root",
+                   errno.ENOSPC: "no space left on device; free space there, then run the same command again",
                    errno.ENOTDIR: "a part of this path is a file, not a folder",
-                   errno.EACCES: "permission denied", errno.EISDIR: "is a folder, not a file"}
+                   errno.EACCES: "permission denied",
+                   errno.EPERM: "operation not permitted (an immutable file, or one another user protects)",
+                   errno.EISDIR: "is a folder, not a file"}
 
 
 def _fail(err: BaseException) -> None:
     message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
     if isinstance(err, OSError) and err.errno in _OS_ERROR_HINTS:
         message = _describe_os_error(err)
-    message = "\n".join([message, *getattr(err, "__notes__", ())])  # e.g. how a failed run continues
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    _print_error(message, err)
     raise typer.Exit(code=2)
+
+
+def _print_error(message: str, err: BaseException) -> None:
+    """`error: MESSAGE` on stderr, followed by the error's notes (e.g. how a stopped run continues)."""
+    message = "\n".join([message, *getattr(err, "__notes__", ())])
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _describe_os_error(err: OSError) -> str:
@@ -91,7 +98,8 @@ def unexpected_error_message(err: Exception) -> str:
 class _Commands(typer.core.TyperGroup):
     """Runs a command with warnings shown as `warning:` lines, and turns any error that reaches it into one line:
     file-system errors name the file (read-only, full disk, a file where a folder is needed), anything else
-    is one summary line with a hint that `--debug` shows the traceback."""
+    is one summary line with a hint that `--debug` shows the traceback; the error's notes follow (a run stopped by
+    a full disk says how it continues)."""
 
     def invoke(self, ctx: typer.Context):
         show, warnings.showwarning = warnings.showwarning, _show_warning
@@ -108,7 +116,7 @@ class _Commands(typer.core.TyperGroup):
                 message, code = _describe_os_error(err), 2
             else:
                 message, code = unexpected_error_message(err), 1
-            err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            _print_error(message, err)
             raise typer.Exit(code=code) from None
         finally:
             warnings.showwarning = show
