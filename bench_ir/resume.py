@@ -7,7 +7,10 @@ say a value in words); adding a run option that changes records means adding one
 
 The **lock** (:class:`RunLock`) is an exclusive ``fcntl.flock`` on ``run.lock`` inside the run directory,
 held by the process that writes the run for as long as it writes; the file holds that process's PID. The
-kernel drops the lock when the process dies, even by SIGKILL, so a stale lock never blocks a resume.
+kernel drops the lock when the process dies, even by SIGKILL, so a stale lock never blocks a resume. A process
+forked while a lock is held (a DataLoader worker) closes its inherited copy of the descriptor at once
+(:func:`_close_locks_in_child`): a flock lives as long as any descriptor of it, so an orphaned worker would otherwise
+keep a killed run locked.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +68,25 @@ def lock_holder(run_dir: str | Path, file_name: str = LOCK_FILE) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+_HELD_LOCKS: weakref.WeakSet[RunLock] = weakref.WeakSet()  # the locks this process holds now
+
+
+def _close_locks_in_child() -> None:
+    """In a process just forked, close the inherited descriptors of the parent's locks (the parent keeps its
+    locks; the child never held them)."""
+    for lock in list(_HELD_LOCKS):
+        if lock._fd is not None:
+            try:
+                os.close(lock._fd)
+            except OSError:
+                pass
+            lock._fd = None
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_close_locks_in_child)
+
+
 class RunLock:
     """Exclusive lock on a run directory for the life of the writing process (see the module docstring).
 
@@ -100,12 +123,14 @@ class RunLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         os.fsync(fd)
         self._fd = fd
+        _HELD_LOCKS.add(self)
         return self
 
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
+            _HELD_LOCKS.discard(self)
 
     def __enter__(self) -> RunLock:
         return self.acquire()
