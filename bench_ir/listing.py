@@ -256,7 +256,8 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
     """One row per training run (a folder holding ``train_manifest.json``) under ``runs_root/train``, where `train`
     puts them, or directly under ``runs_root`` (a ``--run-dir`` there): its folder relative to ``runs_root`` (with
     ``runs_root``, what ``train --resume --run-dir`` takes), model and recipe, status (``stopped`` for a
-    ``running`` run that no process holds), optimizer steps done of the target, and the total loss of the last step.
+    ``running`` run that no process holds), the optimizer steps it keeps (its checkpoint's, what ``--resume`` continues
+    from) of the target, with the steps done after them and lost, and the total loss of the last step kept.
     ``model``: only the runs of that model card name (an unreadable one is shown). None when there is none."""
     import json
 
@@ -269,8 +270,10 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
         return None
     names = {run_dir: run_dir.relative_to(root).as_posix() for run_dir in run_dirs}
     wanted = _model_names(model)  # resolved once: a card lookup, not one per run
-    table = Table(title=f"Training runs in {root}", caption="steps: optimizer steps done / this run's target; loss: "
-                                                              "the total loss of the last step done")
+    table = Table(title=f"Training runs in {root}", caption="steps: optimizer steps kept (what --resume continues "
+                                                              "from) / this run's target, 'N lost': steps done after "
+                                                              "the last checkpoint; loss: the total loss of the last "
+                                                              "step kept")
     table.add_column("run", overflow="fold", min_width=max(len(name) for name in names.values()))
     for column in ("status", "steps", "loss"):
         table.add_column(column, no_wrap=True, justify="left" if column == "status" else "right")
@@ -285,11 +288,19 @@ def training_runs_table(runs_root: str | Path, model: str | None = None) -> Tabl
             loss = (manifest.get("final_losses") or manifest.get("last_losses") or {}).get("total")  # or stopped
             table.add_row(f"{escape(names[run_dir])}\n[dim]{escape(about)}[/]{_failure_line(manifest, 'failure')}",
                           run_status(run_dir, manifest),
-                          f"{done if done is not None else '–'}/{target if target is not None else '?'}",
+                          f"{done if done is not None else '–'}/{target if target is not None else '?'}"
+                          + _steps_lost_line(manifest),
                           f"{loss:.4g}" if isinstance(loss, (int, float)) else "–")
         except (OSError, ValueError, AttributeError) as err:  # one bad run never hides the others
             table.add_row(f"{escape(names[run_dir])}\n[red]{escape(str(err))}[/]", "[red]unreadable[/]", "–", "–")
     return table if table.row_count else None
+
+
+def _steps_lost_line(manifest: dict) -> str:
+    """A second line for a training run's steps cell: how many steps done after its checkpoint were lost (a second
+    Ctrl-C, an error), or nothing."""
+    lost = manifest.get("steps_lost")
+    return f"\n[dim]{lost} lost[/]" if isinstance(lost, int) and lost > 0 else ""
 
 
 def suite_dirs_table(runs_root: str | Path) -> Table | None:

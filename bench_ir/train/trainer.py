@@ -133,6 +133,7 @@ class _Loop:
         self.losses: dict[str, float] = {}
         self.validations: list[ValidationResult] = []
         self.last_checkpoint: int | None = None
+        self.checkpoint_losses: dict[str, float] = {}  # the loss terms of step last_checkpoint
         self.out_of_time = False
         # under torchrun a process gets each signal twice within milliseconds (see stop_request)
         self.stop = StopRequest(progress.stop_requested,
@@ -168,7 +169,7 @@ class _Loop:
             torch.manual_seed(s.options.seed + 7919 * self.step + s.context.rank)
             s.notices.append(f"resumed with {s.context.world_size} processes instead of {len(states)}: data order "
                              "is unchanged but stochastic-depth draws differ from an uninterrupted run")
-        self.last_checkpoint = self.step
+        self.last_checkpoint, self.checkpoint_losses = self.step, dict(self.losses)
         self._keep_logs_up_to(self.step)
 
     def _keep_logs_up_to(self, step: int) -> None:
@@ -204,9 +205,20 @@ class _Loop:
                 "rng": rng, "world_size": s.context.world_size, "losses": self.losses,
             }
             save_atomic(payload, s.checkpoint_path)
+        self.last_checkpoint, self.checkpoint_losses = self.step, dict(self.losses)  # before a Ctrl-C can come
+        if self.main:
             self.progress.checkpoint(self.step, s.checkpoint_path)
-        self.last_checkpoint = self.step
         s.context.barrier()
+
+    def steps_kept(self) -> dict[str, Any]:
+        """The manifest's record of a run that ends before its target (Ctrl-C, an error): ``steps_done`` is the step
+        its checkpoint holds (0 without one), which a resume continues from, ``last_losses`` that step's loss terms,
+        and ``steps_lost`` (only when there are some) the steps done after it that were not kept."""
+        kept = self.last_checkpoint or 0
+        record: dict[str, Any] = {"steps_done": kept, "last_losses": self.checkpoint_losses}
+        if self.step > kept:
+            record["steps_lost"] = self.step - kept
+        return record
 
     # ---- validation
     def validate(self) -> None:
@@ -510,7 +522,7 @@ def _train_locked(session: TrainSession, progress: TrainProgress, settings: Trai
                 session.manifest.update(status="interrupted", interrupted=now_iso(), reason=interrupt_reason(err))
             else:
                 session.manifest.update(status="failed", failure=f"{type(err).__name__}: {err}", finished=now_iso())
-            session.manifest.update(steps_done=loop.step, last_losses=loop.losses)  # of step steps_done
+            session.manifest.update(loop.steps_kept())
             session.write_manifest()
         if loop.log is not None:
             loop.log.close()
