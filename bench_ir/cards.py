@@ -441,15 +441,42 @@ def sample_checkpoint_advice(card: ModelCard) -> str | None:
 def chosen_checkpoint(card: ModelCard, checkpoint: str | Path | None, use_sample_checkpoint: bool) -> Path | None:
     """The weights file asked for by ``--checkpoint`` (``checkpoint``) or ``--sample-checkpoint``
     (``use_sample_checkpoint``: the card's shipped sample checkpoint, :func:`sample_checkpoint`); None
-    when neither is given. Both at once, or ``--sample-checkpoint`` for a card that ships none, is a ValueError."""
+    when neither is given. Both at once, or ``--sample-checkpoint`` for a card that ships none, is a ValueError; so is
+    one for a card whose ``--model-arg`` overrides changed the arguments its sample checkpoint was trained with
+    (:func:`with_model_args` drops it); overrides that repeat the card's own values keep it."""
     if not use_sample_checkpoint:
         return Path(checkpoint) if checkpoint else None
     if checkpoint:
         raise ValueError(f"--sample-checkpoint and --checkpoint {checkpoint} are two choices of weights; give one")
     shipped = sample_checkpoint(card)
-    if shipped is None:
+    if shipped is not None:
+        return shipped
+    written = _card_as_written(card)
+    if written is None or not written.default_checkpoint:
         raise ValueError(f"model '{card.name}' ships no sample checkpoint; pass --checkpoint FILE")
-    return shipped
+    changed = {key: value for key, value in card.args.items() if written.args.get(key, _UNSET) != value}
+    if not changed:
+        return sample_checkpoint(written)
+    shown = "; ".join(f"{key}={value}, where the card has {written.args[key]}" if key in written.args
+                      else f"{key}={value}, which the card leaves at the model's default"
+                      for key, value in changed.items())
+    raise ValueError(f"model '{card.name}' ships a sample checkpoint trained with the card's own arguments, and "
+                     f"--model-arg changes them ({shown}), so it does not fit this model; pass --checkpoint FILE with "
+                     "weights for these arguments, or leave out --model-arg to use the sample checkpoint")
+
+
+_UNSET = object()
+
+
+def _card_as_written(card: ModelCard) -> ModelCard | None:
+    """``card`` as its file states it, before any ``--model-arg`` overrides; None for a card without a file or one
+    whose file no longer reads."""
+    if not card.source or not Path(card.source).is_file():
+        return None
+    try:
+        return load_card(card.source)
+    except (OSError, ValueError):  # SpecError is a ValueError
+        return None
 
 
 _COUNT_CHECKED: weakref.WeakSet = weakref.WeakSet()  # models whose count was compared with their card's

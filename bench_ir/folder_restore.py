@@ -10,22 +10,32 @@ The fast path is eager (channels-last on CUDA) unless ``compile`` is "on": each 
 
 The input is a folder of images or one image file. Outputs are ``<input name without its extension>.png``, 8-bit
 RGB, written atomically (with ``recursive``, the images of every sub-folder too, each into the same sub-folder of
-the output folder). Pixels are restored as stored; a photo's EXIF orientation tag (a camera's "rotate to display")
-is copied into its output, so a viewer shows the output turned like the photo.
+the output folder; a sub-folder holding a ``restore.json`` holds another restore's outputs, not degraded photos, and
+is skipped with a notice naming it). Pixels are restored as stored; a photo's EXIF orientation tag (a camera's
+"rotate to display") is copied into its output, so a viewer shows the output turned like the photo.
 
 An image whose output ``restore.json`` records, made from an input of the same path and content (sha256), is skipped,
 so an interrupted restore continues where it stopped; an output whose input has changed since (or that
 ``restore.json`` does not record, as after ``kill -9`` between two writes of it) is restored again; ``overwrite`` redoes
-every image. An input that cannot be decoded (corrupt, truncated, not an image) does not stop the others: it is
-named with the reason under ``unreadable`` in ``restore.json``, whose status is then ``incomplete``.
+every image. A restore of part of the input folder (one image, or without ``recursive`` after a recursive
+restore) keeps the records of the outputs it does not cover, so ``restore.json`` describes the whole folder; a
+folder holding outputs of another input folder that this restore would leave there is refused (``overwrite``
+restores into it anyway, and names those outputs as no longer recorded). An input that cannot be decoded (corrupt,
+truncated, not an image) does not stop the others: it is named with the reason under ``unreadable`` in
+``restore.json``, whose status is then ``incomplete``.
 ``restore.json`` in the output folder (written when the restore starts, every few seconds while it runs and when it
 ends) records the model, the checkpoint (sha256), the device, the execution path, the library versions and each
 output's input with the input's sha256;
 continuing a folder with another setup (model, weights, dtype, execution, tiling, padding, versions) is refused, so
 that one folder never mixes two models' outputs, and so is a folder without ``restore.json`` that already holds an
-output's name. One process at a time writes a folder (its hidden ``.restore.lock``). On CUDA, an image that does not
-fit in GPU memory whole is restored in overlapping tiles (512 px, then 256 px); ``restore.json`` names each such
-output under ``auto_tiled`` with its tile size, since near tile seams it differs from a whole-image restoration.
+output's name. The setup compared is the effective one: the model's arguments after ``--model-arg`` overrides (one
+that repeats the card's own value changes nothing) and the padding applied (``pad`` "reflect" on a card whose pad
+mode is reflect is no change), so a ``restore.json`` of an older bench-ir compares alike. A folder whose
+``restore.json`` records no restored image (its restore failed or was interrupted before the first) is continued with
+any setup, and a notice says so. One process at a time writes a folder (its hidden ``.restore.lock``). On CUDA, an
+image that does not fit in GPU memory whole is restored in overlapping tiles (512 px, then 256 px); ``restore.json``
+names each such output under ``auto_tiled`` with its tile size, since near tile seams it differs from a whole-image
+restoration.
 An output for which the model returned NaN/Inf values is written (NaN as 0, ±Inf clipped), stated in a notice and
 counted under ``nonfinite`` in ``restore.json``.
 """
@@ -55,6 +65,7 @@ from bench_ir.cards import (
     with_model_args,
 )
 from bench_ir.checkpoints import create_model, sha256_file
+from bench_ir.config_checks import check_field_types, check_model_args, check_strings, refuse
 from bench_ir.counts import check_counts
 from bench_ir.data.datasets import list_images, uint8_to_tensor, warn_skipped_files
 from bench_ir.data.io import IMAGE_EXTENSIONS, ImageReadError, exif_orientation, read_rgb_uint8, write_png_uint8
@@ -64,12 +75,13 @@ from bench_ir.engine import (
     check_model_precision,
     output_shape_error,
     resolve_device,
+    resolve_dtype,
     restore,
     saved_image_name,
     saved_name_clash,
 )
 from bench_ir.folder_names import RESTORE_MANIFEST_NAME
-from bench_ir.geometry import FitPolicy, check_pad_mode, tile_size
+from bench_ir.geometry import FitPolicy, GeometryError, check_pad_mode, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
 from bench_ir.resume import RunLock, identity_differences
 from bench_ir.runner import MissingWeightsError, missing_weights_message, sigterm_as_interrupt
@@ -80,8 +92,10 @@ __all__ = ["RestoreConfig", "RestoreOutcome", "restore_folder", "MANIFEST_NAME"]
 MANIFEST_NAME = RESTORE_MANIFEST_NAME
 LOCK_NAME = ".restore.lock"  # hidden: the folder is meant for images
 MANIFEST_EVERY_S = 2.0  # restore.json is rewritten at most this often while images are restored
-# what must match for a folder to be continued (names of bench_ir.resume.IDENTITY_FIELDS)
-_IDENTITY = ("model", "weights", "dtype", "execution", "tiling", "padding override", "library versions")
+# what must match for a folder to be continued (names of bench_ir.resume.IDENTITY_FIELDS; the padding is compared as
+# the fit policy applied, _fit_of, not as the raw override)
+_IDENTITY = ("model", "weights", "dtype", "execution", "tiling", "library versions")
+_RECORDS = ("images", "input_sha256", "auto_tiled", "nonfinite")  # restore.json's records per output file
 
 
 @dataclass
@@ -89,8 +103,9 @@ class RestoreConfig:
     """What a restore is. ``model`` is a card name or YAML path; ``checkpoint`` a weights file, or
     ``use_sample_checkpoint`` for the card's shipped sample checkpoint (a demonstration, not a published model).
     ``pad``: padding mode to the model's multiple (default: the card's, reflect when the card has none).
-    ``recursive``: also the images of every sub-folder (hidden ones and ``out_dir`` excepted), each written to the
-    same sub-folder of ``out_dir``."""
+    ``recursive``: also the images of every sub-folder (hidden ones, ``out_dir`` and other restores' output folders
+    excepted), each written to the same sub-folder of ``out_dir``. The field types are checked when it is built (a
+    TypeError names the field): ``overwrite="no"`` is refused, not taken for True."""
 
     input_dir: str | Path  # a folder of images, or one image file
     out_dir: str | Path
@@ -109,6 +124,19 @@ class RestoreConfig:
     recursive: bool = False
     registry: str | Path | None = None
     command: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a field of the wrong type (TypeError naming the field, the value and what it takes); an integer
+        type is stored as ``int``. Values (a dtype, a device, counts) are checked by :func:`restore_folder` before it
+        writes anything."""
+        check_field_types(self, bools=("use_sample_checkpoint", "exact", "overwrite", "recursive"),
+                          ints=("tile_overlap",), optional_ints=("tile",), strs=("device", "dtype", "compile"),
+                          optional_strs=("pad",), paths=("input_dir", "out_dir"),
+                          optional_paths=("checkpoint", "registry"))
+        if not isinstance(self.model, str | os.PathLike | ModelCard):
+            refuse("model", self.model, "a model card name, a YAML path or a ModelCard", "RestoreConfig")
+        check_model_args(self)
+        check_strings(self, "command")
 
 
 @dataclass
@@ -137,20 +165,26 @@ def restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], No
     ``on_image(name, done, total)`` is called before each image is restored (``done``: the outputs there so far,
     those kept from before included) and once at the end with ``name`` "".
     SIGTERM stops it like Ctrl-C (KeyboardInterrupt), with ``restore.json`` marked interrupted."""
+    if not isinstance(config, RestoreConfig):
+        raise TypeError(f"restore_folder takes a RestoreConfig, got {config!r} ({type(config).__name__}); call "
+                        "restore_folder(RestoreConfig(input_dir=..., out_dir=...))")
     with sigterm_as_interrupt():
         return _restore_folder(config, on_image)
 
 
 def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], None] | None) -> RestoreOutcome:
     input_dir, out_dir = Path(config.input_dir), Path(config.out_dir)
-    jobs = _plan_outputs(input_dir, out_dir, config.recursive)
+    jobs, other_restores = _plan_outputs(input_dir, out_dir, config.recursive)
     input_root = input_dir.parent if input_dir.is_file() else input_dir  # restore.json names inputs relative to it
-    card = with_model_args(get_card(config.model, config.registry), config.model_args)
+    base_card = get_card(config.model, config.registry)
+    overrides = _effective_overrides(base_card, config.model_args)
+    card = with_model_args(base_card, overrides)
     check_card_args(card)
     check_counts([("--tile", config.tile, 1), ("--tile-overlap", config.tile_overlap, 0)])
     policy = _fit_policy(card, config.pad)
     if config.tile is not None:
-        tile_size(config.tile, config.tile_overlap, policy.multiple)
+        _check_tile(config.tile, config.tile_overlap, policy.multiple)
+    resolve_dtype(config.dtype)  # refused here, before the output folder and restore.json are written
     checkpoint = chosen_checkpoint(card, config.checkpoint, config.use_sample_checkpoint)
     device = resolve_device(config.device)
     # compile only when asked: a folder of photos has as many input shapes as sizes, each compiled anew
@@ -164,8 +198,8 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
     manifest = {
         "kind": "restore", "created": now_iso(), "status": "running",
         "command": config.command if config.command is not None else sys.argv,
-        "input_dir": str(input_dir.resolve()), "recursive": config.recursive,
-        "model": model_record(card, count_parameters(model), dict(config.model_args) or None),
+        "input_dir": str(input_dir.resolve()), "input_root": str(input_root.resolve()), "recursive": config.recursive,
+        "model": model_record(card, count_parameters(model), overrides or None),
         "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint)} if checkpoint else None,
         "sample_checkpoint": config.use_sample_checkpoint,
         "random_weights": False,
@@ -177,7 +211,8 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
     out_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(out_dir, then="run the same command again", file_name=LOCK_NAME):
         present = [out for _, out in jobs if out.is_file()]
-        manifest = _continue_folder(out_dir, manifest, config.overwrite, present)
+        covered = {_key(out, out_dir) for _, out in jobs}
+        manifest, notices = _continue_folder(out_dir, manifest, config.overwrite, present, covered)
         redone = {} if config.overwrite else _stale_outputs(jobs, manifest, input_root, out_dir)
         for name in redone:  # removed now: an interrupted redo must not leave an output of the old input
             (out_dir / name).unlink()
@@ -189,10 +224,8 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
         tiled: dict[str, int] = {}  # output -> tile size, for outputs written now in tiles after an OOM
         nonfinite: dict[str, int] = {}  # output -> NaN/Inf values of the model's output, for outputs written now
         unreadable: dict[str, str] = {}  # input -> why it could not be decoded
-        manifest["unreadable"] = unreadable
-        for record in ("images", "input_sha256", "auto_tiled", "nonfinite"):  # of the outputs kept; others redone
-            manifest[record] = {name: value for name, value in (manifest.get(record) or {}).items()
-                                if out_dir / name in kept_set}
+        manifest["unreadable"] = {**_unreadable_elsewhere(manifest, input_root, jobs), **unreadable}
+        _keep_true_records(manifest, out_dir, covered, {_key(out, out_dir) for out in kept})
         _write_manifest(out_dir, manifest, {})  # a kept output is recorded with its input (_stale_outputs)
         written_at = time.monotonic()
         accelerated = AcceleratedForward(model, plan)
@@ -206,7 +239,8 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                     try:
                         tile, bad_values = _restore_one(model, source, out, policy, options)
                     except ImageReadError as err:  # one broken file does not stop the others
-                        unreadable[_key(source, input_root)] = str(err).removeprefix(f"{source}: ")
+                        reason = str(err).removeprefix(f"{source}: ")
+                        unreadable[_key(source, input_root)] = manifest["unreadable"][_key(source, input_root)] = reason
                         continue
                     restored[_key(out, out_dir)] = _key(source, input_root)
                     digests[_key(out, out_dir)] = sha256_file(source)
@@ -227,10 +261,13 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                 manifest.update(status="failed", failed=now_iso(), error=f"{type(err).__name__}: {err}")
             _write_manifest(out_dir, manifest, restored, digests)
             raise
-        manifest.update(status="incomplete" if unreadable else "complete", finished=now_iso(),
+        manifest.update(status="incomplete" if manifest["unreadable"] else "complete", finished=now_iso(),
                         execution=accelerated.describe())
         _write_manifest(out_dir, manifest, restored, digests)
-    notices = [notice] if (notice := accelerated.compile_notice()) else []
+    if other_restores:
+        notices.insert(0, _other_restores_notice(other_restores))
+    if notice := accelerated.compile_notice():
+        notices.append(notice)
     if nonfinite:
         shown = shortlist(sorted(nonfinite), 5, more=" and {} more")
         notices.append(f"the model's output had NaN/Inf values for {len(nonfinite)} image(s) ({shown}): NaN is "
@@ -240,11 +277,13 @@ def _restore_folder(config: RestoreConfig, on_image: Callable[[str, int, int], N
                           nonfinite=nonfinite)
 
 
-def _plan_outputs(input_dir: Path, out_dir: Path, recursive: bool = False) -> list[tuple[Path, Path]]:
+def _plan_outputs(input_dir: Path, out_dir: Path,
+                  recursive: bool = False) -> tuple[list[tuple[Path, Path]], list[Path]]:
     """(input file, output file) for the image file ``input_dir``, or for every image of the folder ``input_dir``
-    (and, ``recursive``, of its sub-folders but hidden ones and ``out_dir``, each into the same sub-folder of
-    ``out_dir``); refuses a missing or empty folder, an output that would replace an input, and two inputs that
-    would write one output (``a.jpg`` and ``a.png``)."""
+    (and, ``recursive``, of its sub-folders but hidden ones, ``out_dir`` and other restores' output folders, each
+    into the same sub-folder of ``out_dir``), with the output folders of other restores so skipped; refuses a
+    missing or empty folder, an output that would replace an input, and two inputs that would write one output
+    (``a.jpg`` and ``a.png``)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir} is a file, not a folder")
     if input_dir.is_file():
@@ -260,14 +299,15 @@ def _plan_outputs(input_dir: Path, out_dir: Path, recursive: bool = False) -> li
         if out.resolve() == input_dir.resolve():
             raise ValueError(f"--out {out_dir}: the restored PNG would replace its input {input_dir}; choose another "
                              "folder")
-        return [(input_dir, out)]
+        return [(input_dir, out)], []
     if not input_dir.is_dir():
         raise FileNotFoundError(f"--input-dir {input_dir}: not found")
     if out_dir.exists() and out_dir.resolve() == input_dir.resolve():
         raise ValueError(f"--out {out_dir} is the input folder: restored PNGs would replace its images; choose "
                          "another folder")
     jobs: list[tuple[Path, Path]] = []
-    for folder in _image_folders(input_dir, out_dir) if recursive else [input_dir]:
+    folders, other_restores = _image_folders(input_dir, out_dir) if recursive else ([input_dir], [])
+    for folder in folders:
         images, skipped = list_images(folder)
         warn_skipped_files(skipped)
         clash = saved_name_clash([path.name for path in images])
@@ -280,30 +320,42 @@ def _plan_outputs(input_dir: Path, out_dir: Path, recursive: bool = False) -> li
     if not jobs:
         raise ValueError(f"--input-dir {input_dir} holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))})"
                          + ("" if recursive else _nested_hint(input_dir, out_dir)))
-    return jobs
+    return jobs, other_restores
 
 
-def _image_folders(input_dir: Path, out_dir: Path) -> list[Path]:
-    """``input_dir`` and its sub-folders, depth first in name order, without hidden folders and ``out_dir`` (when it
-    lies inside). Symbolic links to folders are followed, each real folder once (no cycles)."""
+def _image_folders(input_dir: Path, out_dir: Path) -> tuple[list[Path], list[Path]]:
+    """``input_dir`` and its sub-folders, depth first in name order, without hidden folders, ``out_dir`` (when it
+    lies inside) and the output folders of other restores (a sub-folder holding a ``restore.json``), with those
+    output folders. Symbolic links to folders are followed, each real folder once (no cycles)."""
     skip = out_dir.resolve() if out_dir.exists() else out_dir.absolute()
     seen = {input_dir.resolve()}
-    folders = []
+    folders, other_restores = [], []
     for root, dirs, _files in os.walk(input_dir, followlinks=True):
         kept = []
         for name in sorted((d for d in dirs if not d.startswith(".")), key=lambda d: (Path(root, d).is_symlink(), d)):
             real = Path(root, name).resolve()
-            if real != skip and real not in seen:
-                seen.add(real)
+            if real == skip or real in seen:
+                continue
+            seen.add(real)
+            if (real / MANIFEST_NAME).is_file():
+                other_restores.append(Path(root, name))
+            else:
                 kept.append(name)
         dirs[:] = kept
         folders.append(Path(root))
-    return folders
+    return folders, other_restores
+
+
+def _other_restores_notice(folders: list[Path]) -> str:
+    """The notice for the sub-folders ``recursive`` skipped because they hold another restore's outputs."""
+    shown = shortlist([str(folder) for folder in folders], 5, more=" and {} more")
+    return (f"skipped {len(folders)} sub-folder(s) holding a {MANIFEST_NAME}, the outputs of another restore rather "
+            f"than degraded photos: {shown}; to restore one of them, give it as --input-dir")
 
 
 def _nested_hint(input_dir: Path, out_dir: Path) -> str:
     """For a folder without images of its own: its sub-folders that hold images, and --recursive."""
-    counts = [(folder, len(list_images(folder)[0])) for folder in _image_folders(input_dir, out_dir)[1:]]
+    counts = [(folder, len(list_images(folder)[0])) for folder in _image_folders(input_dir, out_dir)[0][1:]]
     nested = [(folder, count) for folder, count in counts if count]
     if not nested:
         return ""
@@ -319,35 +371,149 @@ def _key(path: Path, folder: Path) -> str:
 
 def _fit_policy(card: ModelCard, pad: str | None) -> FitPolicy:
     check_pad_mode(pad, allow_none=False)  # an image of any size is padded to the model's multiple and cropped back
-    mode = pad or (card.pad_mode if card.pad_mode != "none" else "reflect")
-    return FitPolicy(card.input_multiple, mode)
+    return FitPolicy(card.input_multiple, _pad_mode(card.pad_mode, pad))
 
 
-def _continue_folder(out_dir: Path, manifest: dict[str, Any], overwrite: bool, present: list[Path]) -> dict[str, Any]:
-    """The manifest to write: this one, after checking that an earlier restore into ``out_dir`` had the same setup
-    (``restore.json``), and that a folder without one holds none of the outputs (``present``): those are someone
-    else's files. With ``overwrite`` neither is checked."""
-    from bench_ir.results import read_manifest_file
+def _pad_mode(card_pad_mode: str | None, pad: str | None) -> str:
+    """The padding applied: ``pad``, else the card's pad mode, else (a card whose pad mode is none) reflect."""
+    return pad or (card_pad_mode if card_pad_mode not in (None, "none") else "reflect")
+
+
+def _effective_overrides(card: ModelCard, model_args: dict[str, Any]) -> dict[str, Any]:
+    """The ``--model-arg`` overrides that change the card's arguments: one that repeats the card's own value (width=16
+    on a card with width 16) changes nothing, so the model keeps its card (and its sample checkpoint)."""
+    return {key: value for key, value in model_args.items() if key not in card.args or card.args[key] != value}
+
+
+def _check_tile(tile: int, overlap: int, multiple: int) -> None:
+    """geometry.tile_size's check of ``tile`` against ``overlap``, its error naming the options to change."""
+    try:
+        tile_size(tile, overlap, multiple)
+    except GeometryError as err:
+        raise GeometryError(f"{err}: give a smaller tile_overlap (--tile-overlap, 32 by default) or a larger tile "
+                            "(--tile)") from None
+
+
+def _fit_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The fit policy a restore.json's images were padded with: its ``fit``, else (written without one) what its
+    card and ``pad`` give."""
+    if isinstance(manifest.get("fit"), dict):
+        return {"multiple": manifest["fit"].get("multiple"), "pad_mode": manifest["fit"].get("pad_mode")}
+    card = (manifest.get("model") or {}).get("card") or {}
+    return {"multiple": card.get("input_multiple"), "pad_mode": _pad_mode(card.get("pad_mode"), manifest.get("pad"))}
+
+
+def _setup_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """How two restore.json setups differ, in words: the model with its effective arguments (the card record holds
+    them with the overrides applied; the raw overrides are not compared), weights, dtype, execution, tiling, library
+    versions, and the padding applied."""
+    def effective(manifest: dict[str, Any]) -> dict[str, Any]:
+        return {**manifest, "model": {**(manifest.get("model") or {}), "args_overrides": None}}
+
+    differences = identity_differences(effective(old), effective(new), fields=_IDENTITY)
+    before, after = _fit_of(old), _fit_of(new)
+    if before["multiple"] == after["multiple"] == 1:  # nothing is padded: the pad mode is never used
+        before, after = {**before, "pad_mode": None}, {**after, "pad_mode": None}
+    if before != after:
+        differences.append(f"padding: {before['pad_mode']} to a multiple of {before['multiple']} → "
+                           f"{after['pad_mode']} to a multiple of {after['multiple']}")
+    return differences
+
+
+def _input_root_of(manifest: dict[str, Any]) -> str | None:
+    """The folder a restore.json names its inputs relative to: its ``input_root``, else (written without one) its
+    ``input_dir``, or that file's folder when it was one image; None when it records neither."""
+    if manifest.get("input_root"):
+        return str(manifest["input_root"])
+    if not manifest.get("input_dir"):
+        return None
+    given = Path(manifest["input_dir"])
+    one_image = given.suffix.lower() in IMAGE_EXTENSIONS and not given.is_dir()
+    return str(given.parent if one_image else given)
+
+
+def _continue_folder(out_dir: Path, manifest: dict[str, Any], overwrite: bool, present: list[Path],
+                     covered: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """The manifest to write and the notices to give. An earlier restore into ``out_dir`` (its ``restore.json``)
+    with the same setup is continued: its records carry over. One that recorded no image (it failed or was
+    interrupted before the first) is continued with any setup, with a notice. Refused: another setup; outputs of
+    another input folder that this restore does not cover (``covered``: its outputs' names), which one
+    ``restore.json`` could not name; a folder without ``restore.json`` that holds one of the outputs (``present``:
+    someone else's files). With ``overwrite`` none is refused, and the earlier outputs of another setup or input
+    folder that this restore does not cover are named in a notice as no longer recorded."""
+    from bench_ir.results import ManifestError, read_manifest_file
 
     path = out_dir / MANIFEST_NAME
-    if overwrite:
-        return manifest
     if not path.is_file():
-        if present:
+        if present and not overwrite:
             names = ", ".join(p.name for p in present[:3]) + (f" ... ({len(present)} files)" if len(present) > 3
                                                                else "")
             raise FileExistsError(f"{out_dir} already holds {names} but no {MANIFEST_NAME}: not a bench-ir restore "
                                   "folder. Choose another --out, or pass --overwrite to replace those files")
-        return manifest
-    old = read_manifest_file(path)
-    differences = identity_differences(old, manifest, fields=_IDENTITY)
+        return manifest, []
+    try:
+        old = read_manifest_file(path)
+    except (ManifestError, OSError):
+        if overwrite:  # replaced as it is
+            return manifest, []
+        raise
+    differences = _setup_differences(old, manifest)
+    left = sorted(name for name in old.get("images") or {} if name not in covered and (out_dir / name).is_file())
+    old_root = _input_root_of(old)
+    other_root = old_root if left and old_root is not None and old_root != manifest["input_root"] else None
+    if not differences and other_root is None:
+        return {**manifest, "created": old.get("created", manifest["created"]),
+                "continued": [*old.get("continued", []), {"at": manifest["created"], "command": manifest["command"]}],
+                **{record: old.get(record) or {} for record in (*_RECORDS, "unreadable")}}, []
+    if not old.get("images"):
+        changed = ", ".join(difference.split(":")[0] for difference in differences)
+        return manifest, [f"{path} records no restored image (status: {old.get('status')}), so this restore "
+                          f"continues the folder with its own setup (another {changed})"]
+    if not overwrite:
+        raise ValueError(_refusal(out_dir, differences, other_root, left))
+    return manifest, _dropped_records_notice(out_dir, left, differences, other_root)
+
+
+def _refusal(out_dir: Path, differences: list[str], other_root: str | None, left: list[str]) -> str:
+    """The error for continuing a folder restored with another setup, or holding outputs of another input folder
+    (``left``) that this restore would leave there."""
     if differences:
-        raise ValueError(f"{out_dir} holds images restored with another setup: {'; '.join(differences)}. Choose "
-                         "another --out, or pass --overwrite to restore every image again")
-    return {**manifest, "created": old.get("created", manifest["created"]),
-            "continued": [*old.get("continued", []), {"at": manifest["created"], "command": manifest["command"]}],
-            "images": old.get("images", {}), "input_sha256": old.get("input_sha256", {}),
-            "auto_tiled": old.get("auto_tiled", {}), "nonfinite": old.get("nonfinite", {})}
+        return (f"{out_dir} holds images restored with another setup: {'; '.join(differences)}. Choose another --out, "
+                "or pass --overwrite to restore every image again")
+    shown = shortlist(left, 5, more=" and {} more")
+    return (f"{out_dir} holds {len(left)} output(s) restored from another input folder, {other_root}, that this "
+            f"--input-dir does not restore ({shown}), and {MANIFEST_NAME} names the inputs of one folder. Choose "
+            "another --out for this --input-dir, or pass --overwrite to restore into it anyway (those outputs are "
+            "then no longer recorded)")
+
+
+def _dropped_records_notice(out_dir: Path, left: list[str], differences: list[str],
+                            other_root: str | None) -> list[str]:
+    """With ``overwrite``: the outputs of the earlier restore (another setup or input folder) still in ``out_dir``
+    that this restore does not redo (``left``), which restore.json no longer records."""
+    if not left:
+        return []
+    why = f"from {other_root}" if other_root else f"with another setup ({'; '.join(differences)})"
+    shown = shortlist(left, 5, more=" and {} more")
+    return [f"{len(left)} output(s) in {out_dir} were restored {why} and are not among this restore's images: "
+            f"{shown}; {MANIFEST_NAME} no longer records them, so delete them or restore them again into this folder"]
+
+
+def _keep_true_records(manifest: dict[str, Any], out_dir: Path, covered: set[str], kept: set[str]) -> None:
+    """Keep in ``manifest``'s per-output records (``images``, ``input_sha256``, ``auto_tiled``, ``nonfinite``) what
+    still holds: of the outputs this restore covers, those it keeps (the others are restored again); of the others,
+    those whose file is there (a restore of part of the folder leaves them as they are)."""
+    for record in _RECORDS:
+        manifest[record] = {name: value for name, value in (manifest.get(record) or {}).items()
+                            if (name in kept if name in covered else (out_dir / name).is_file())}
+
+
+def _unreadable_elsewhere(manifest: dict[str, Any], input_root: Path, jobs: list[tuple[Path, Path]]) -> dict[str, str]:
+    """The inputs an earlier restore of this folder could not decode that this one does not read again (it covers
+    part of the folder) and that are still there: their outputs are still missing."""
+    read_now = {_key(source, input_root) for source, _ in jobs}
+    return {name: reason for name, reason in (manifest.get("unreadable") or {}).items()
+            if name not in read_now and (input_root / name).exists()}
 
 
 def _stale_outputs(jobs: list[tuple[Path, Path]], manifest: dict[str, Any], input_root: Path,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 from bench_ir.cards import ModelCard
+from bench_ir.config_checks import check_field_types, check_model_args, check_strings
+from bench_ir.config_checks import refuse as _refuse
 from bench_ir.protocol import Protocol
 
 __all__ = ["RunConfig", "NOISE_ORDERS"]
@@ -102,35 +102,16 @@ class RunConfig:
         or model work."""
         if isinstance(self.tasks, str):
             self.tasks = [self.tasks]
-        for name in _BOOLS:
-            if not isinstance(getattr(self, name), bool):
-                _refuse(name, getattr(self, name), "True or False")
-        for name in _INTS:
-            value = getattr(self, name)
-            if value is None and name in _OPTIONAL_INTS:
-                continue
-            if isinstance(value, bool) or not isinstance(value, Integral):
-                _refuse(name, value, "an integer or None" if name in _OPTIONAL_INTS else "an integer")
-            setattr(self, name, int(value))
-        for name in (*_STRS, *_OPTIONAL_STRS):
-            value = getattr(self, name)
-            if not (isinstance(value, str) or (value is None and name in _OPTIONAL_STRS)):
-                _refuse(name, value, "a string or None" if name in _OPTIONAL_STRS else "a string")
-        for name in (*_OPTIONAL_PATHS, "runs_root"):
-            value = getattr(self, name)
-            if not (isinstance(value, str | os.PathLike) or (value is None and name != "runs_root")):
-                _refuse(name, value, "a path (str or Path)" + (" or None" if name != "runs_root" else ""))
+        check_field_types(self, bools=_BOOLS, ints=[n for n in _INTS if n not in _OPTIONAL_INTS],
+                          optional_ints=_OPTIONAL_INTS, strs=_STRS, optional_strs=_OPTIONAL_STRS, paths=("runs_root",),
+                          optional_paths=_OPTIONAL_PATHS)
         if not isinstance(self.protocol, str | os.PathLike | Protocol):
             _refuse("protocol", self.protocol, "a protocol name, a YAML path or a Protocol")
         if not isinstance(self.model, str | os.PathLike | ModelCard):
             _refuse("model", self.model, "a model card name, a YAML path or a ModelCard")
-        if not isinstance(self.model_args, Mapping) or not all(isinstance(k, str) for k in self.model_args):
-            _refuse("model_args", self.model_args, "a dict of card argument names to values")
-        for name in ("tasks", "command"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)):
-                _refuse(name, value, "a task name, a list of task names or None" if name == "tasks"
-                        else "a list of strings or None")
+        check_model_args(self)
+        check_strings(self, "tasks", "a task name, a list of task names or None")
+        check_strings(self, "command")
         if self.noise_order not in NOISE_ORDERS:
             raise ValueError(f"unknown noise order '{self.noise_order}'; expected one of {', '.join(NOISE_ORDERS)}")
         if self.label is not None:
@@ -147,7 +128,3 @@ def _check_label(label: str) -> None:
     if controls:
         raise ValueError(f"label {label!r} holds control characters ({', '.join(map(repr, controls))}): a label is "
                          "one line of text in the report tables; give it without newlines or tabs")
-
-
-def _refuse(name: str, value: Any, expected: str) -> None:
-    raise TypeError(f"RunConfig {name} must be {expected}, got {value!r} ({type(value).__name__})")
