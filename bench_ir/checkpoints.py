@@ -64,6 +64,7 @@ from bench_ir.cards import (
     get_card,
     list_cards,
     resolve_factory,
+    with_model_args,
 )
 from bench_ir.folder_names import RUN_CARD_NAME
 from bench_ir.manifest import bench_ir_version, portable_path
@@ -302,32 +303,47 @@ def _extract(obj: Any, path: Path, chosen: str | None = None) -> tuple[dict[str,
                           "parameter names to tensors)")
 
 
-def _strip_card(key: str, prefixes: Sequence[str]) -> str:
+def _strip_card(key: str, prefixes: Sequence[str], removed: dict[str, None]) -> str:
+    """``key`` without those of ``prefixes`` that start it (each once, in order); each removed one is noted in
+    ``removed``."""
     for prefix in prefixes:
-        if key.startswith(prefix):
+        if prefix and key.startswith(prefix):
             key = key[len(prefix):]
+            removed.setdefault(prefix)
     return key
 
 
-def _strip_auto(keys: list[str]) -> list[str]:
+def _strip_auto(keys: list[str], removed: dict[str, None]) -> list[str]:
+    """``keys`` without ``module.`` / ``_orig_mod.`` where every key has it; each removed one is noted in
+    ``removed``."""
     for prefix in _AUTO_STRIP:
         if keys and all(k.startswith(prefix) for k in keys):
             keys = [k[len(prefix):] for k in keys]
+            removed.setdefault(prefix)
     return keys
 
 
-def _strip(state: Mapping[str, V], prefixes: Sequence[str]) -> dict[str, V]:
-    """``state`` with the card's ``prefixes`` and the automatic ones removed (see the module docstring): card
-    prefixes, then ``module.`` / ``_orig_mod.``, then the card prefixes of keys they did not match as stored (and
-    the automatic ones again if that revealed any)."""
-    stored = list(state)
-    keys = [_strip_card(k, prefixes) for k in stored]
+def _strip_keys(stored: Sequence[str], prefixes: Sequence[str]) -> tuple[list[str], tuple[str, ...]]:
+    """(``stored`` keys with the card's ``prefixes`` and the automatic ones removed, the prefixes actually removed
+    from at least one key, in the order first removed). See the module docstring: card prefixes, then ``module.`` /
+    ``_orig_mod.``, then the card prefixes of keys they did not match as stored (and the automatic ones again if
+    that revealed any)."""
+    removed: dict[str, None] = {}
+    keys = [_strip_card(k, prefixes, removed) for k in stored]
     untouched = [new == old for new, old in zip(keys, stored, strict=True)]
-    keys = _strip_auto(keys)
+    keys = _strip_auto(keys, removed)
     if prefixes and any(untouched):
-        revealed = [_strip_card(k, prefixes) if fresh else k for k, fresh in zip(keys, untouched, strict=True)]
+        again: dict[str, None] = {}
+        revealed = [_strip_card(k, prefixes, again) if fresh else k for k, fresh in zip(keys, untouched, strict=True)]
         if revealed != keys:
-            keys = _strip_auto(revealed)
+            removed.update(again)
+            keys = _strip_auto(revealed, removed)
+    return keys, tuple(removed)
+
+
+def _strip(state: Mapping[str, V], prefixes: Sequence[str]) -> dict[str, V]:
+    """``state`` with the card's ``prefixes`` and the automatic ones removed (see :func:`_strip_keys`)."""
+    keys, _ = _strip_keys(list(state), prefixes)
     return dict(zip(keys, state.values(), strict=True))
 
 
@@ -349,13 +365,16 @@ class CheckpointContents:
     """Tensors of a checkpoint (prefixes removed, on CPU) and the detected file format.
 
     key: the entry of the file's dict the tensors came from (None for a plain state_dict or safetensors);
-    prefixes: the ``strip_prefixes`` applied; stored_shapes: tensor shapes by key as stored in the file."""
+    prefixes: the ``strip_prefixes`` tried (the card's, or ``net.`` for a Lightning file when it has none);
+    stored_shapes: tensor shapes by key as stored in the file; stripped: the prefixes actually removed from at
+    least one key, automatic ones (``module.``, ``_orig_mod.``) included, in the order first removed."""
 
     state_dict: dict[str, Tensor]
     format: str
     key: str | None = None
     prefixes: tuple[str, ...] = ()
     stored_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
+    stripped: tuple[str, ...] = ()
 
 
 def read_checkpoint(path: str | Path, spec: CheckpointSpec | None = None,
@@ -377,7 +396,9 @@ def read_checkpoint(path: str | Path, spec: CheckpointSpec | None = None,
     prefixes = list(spec.strip_prefixes)
     if not prefixes and fmt == "lightning" and all(k.startswith("net.") for k in state):
         prefixes = ["net."]
-    return CheckpointContents(_strip(state, prefixes), fmt, key, tuple(prefixes), _signature(state))
+    keys, stripped = _strip_keys(list(state), prefixes)
+    return CheckpointContents(dict(zip(keys, state.values(), strict=True)), fmt, key, tuple(prefixes),
+                              _signature(state), stripped)
 
 
 def read_state_dict(path: str | Path, spec: CheckpointSpec | None = None,
@@ -746,8 +767,8 @@ def sidecar_path(out: str | Path) -> Path:
 
 
 def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, dtype: str | torch.dtype | None = None,
-                       trust_pickle: bool = False, overwrite: bool = False,
-                       strip_prefixes: Sequence[str] = ()) -> dict[str, Any]:
+                       trust_pickle: bool = False, overwrite: bool = False, strip_prefixes: Sequence[str] = (),
+                       model_args: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Check ``src`` against the card's model (strictly), write its tensors to ``out`` (.safetensors) and
     a provenance sidecar ``<out>.json``; return the sidecar's content.
 
@@ -755,14 +776,20 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
     buffers such as BatchNorm's ``num_batches_tracked`` keep their dtype.
     overwrite: replace an existing ``out`` and its sidecar (else an existing one is a FileExistsError).
     strip_prefixes: key prefixes removed in addition to the card's ``checkpoint.strip_prefixes`` (a checkpoint saved
-    from a wrapper, e.g. ``model.``), recorded in the sidecar.
+    from a wrapper, e.g. ``model.``).
+    model_args: card arguments replaced (as ``--model-arg`` does), e.g. ``{"queue_size": 3}``; recorded in the
+    sidecar (``model_args``, {} without) and, when given, in the output's metadata as a training run records them
+    (:data:`TRAINED_ARGS_KEY`), so that a load with other arguments names these.
+    The sidecar records what the conversion actually did: ``stripped_prefixes`` (the prefixes removed from at least
+    one key, ``module.`` / ``_orig_mod.`` included) and ``weights_key`` (the entry of the file that held the weights,
+    e.g. ``params_ema``; null when the file is itself the state_dict).
     Both files are written to temporary names first and renamed at the end: a failure leaves no new output
     without its sidecar.
     """
     from safetensors.torch import save_file
 
     src, out = Path(src), Path(out)
-    card = get_card(card)
+    card = with_model_args(get_card(card), dict(model_args or {}))
     if strip_prefixes:
         card = replace(card, checkpoint=replace(card.checkpoint, strip_prefixes=[*card.checkpoint.strip_prefixes,
                                                                                  *strip_prefixes]))
@@ -780,6 +807,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")
     if not src.exists():
         raise FileNotFoundError(_missing_file_message(src, card))
+    check_card_args(card)  # an unknown --model-arg: one error naming the card, before the file is read
     checkpoint = read_checkpoint(src, card.checkpoint, trust_pickle)
     with torch.device("meta"):
         model = resolve_factory(card)(**card.args)
@@ -805,7 +833,9 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
         "source_file": src.name,
         "source_sha256": source_sha,
         "source_format": checkpoint.format,
-        "stripped_prefixes": list(checkpoint.prefixes),
+        "weights_key": checkpoint.key,
+        "stripped_prefixes": list(checkpoint.stripped),
+        "model_args": dict(model_args or {}),
         "output_file": out.name,
         "output_sha256": "",  # filled in once the output is written
         "tensors": len(tensors),
@@ -815,14 +845,16 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
         "bench_ir_version": bench_ir_version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    metadata = {"format": "pt", TRAINED_CARD_KEY: card.name, "source_sha256": source_sha}
+    if model_args:
+        metadata[TRAINED_ARGS_KEY] = model_args_metadata(card.args)
     # output and sidecar go to temporary files first; the output is renamed into place, then the sidecar (a
     # failure in between removes the new output), so no new output is ever left without its provenance
     output_placed = False
     try:
         with atomic_target(sidecar_path(out)) as sidecar_tmp:
             with atomic_target(out) as tmp:  # safetensors itself creates 0600 files; this gives a normal mode
-                save_file(tensors, str(tmp), metadata={"format": "pt", "bench_ir_model": card.name,
-                                                       "source_sha256": source_sha})
+                save_file(tensors, str(tmp), metadata=metadata)
                 sidecar["output_sha256"] = sha256_file(tmp)
                 with naming_path(sidecar_path(out)):  # an OSError names the sidecar, not a temporary file
                     write_json_atomic(sidecar_tmp, sidecar)

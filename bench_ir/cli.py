@@ -247,14 +247,15 @@ class RichProgress:
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from bench_ir.runner import RunningPsnr
+
         self.progress = Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
                                  TimeRemainingColumn(), TextColumn("{task.fields[psnr]}"), console=err_console,
                                  transient=False)
         self.live = live_display(err_console)
         self.lines: ProgressLines | None = None
         self.current = None
-        self.psnr_sum = 0.0
-        self.count = 0
+        self.psnr = RunningPsnr()
 
     def __enter__(self):
         if self.live:
@@ -266,7 +267,7 @@ class RichProgress:
             self.progress.stop()
 
     def start_task(self, task, total: int, done: int) -> None:
-        self.psnr_sum, self.count = 0.0, 0
+        self.psnr = type(self.psnr)()  # each task its own mean
         self.current = self.progress.add_task(task.name, total=total, completed=done, psnr="")
         if not self.live:
             self.lines = ProgressLines(task.name)
@@ -275,19 +276,21 @@ class RichProgress:
     def resumed(self, task, records: list[dict]) -> None:
         """The images a resumed run scored before count in the running mean, as in the final table."""
         for record in records:
-            self._add(record)
+            self.psnr.add(record)
         self.progress.update(self.current, psnr=self._mean())
 
-    def _add(self, record: dict) -> None:
-        if record["psnr"] == record["psnr"]:
-            self.psnr_sum += record["psnr"]
-            self.count += 1
-
     def _mean(self) -> str:
-        return f"PSNR {self.psnr_sum / self.count:.2f} dB" if self.count else ""
+        """``PSNR 30.12 dB``; ``PSNR NaN (2 of 40 images non-finite)`` once an output had NaN/Inf values, as the
+        final mean is then NaN (bench_ir.runner.RunningPsnr); empty before the first image."""
+        psnr = self.psnr
+        if psnr.mean is None:
+            return ""
+        if psnr.mean != psnr.mean:
+            return f"PSNR NaN ({psnr.nonfinite} of {psnr.count} images non-finite)" if psnr.nonfinite else "PSNR NaN"
+        return f"PSNR {psnr.mean:.2f} dB"
 
     def record(self, record: dict) -> None:
-        self._add(record)
+        self.psnr.add(record)
         self.progress.update(self.current, advance=1, psnr=self._mean())
         if self.lines is not None:
             self.lines.update(self.lines.done + 1, self._mean())
@@ -611,18 +614,26 @@ def export(
 
     JSON has no NaN or infinity: those values are null there (CSV writes inf and leaves NaN empty).
 
-    A null PSNR with nonfinite false: the output equals its target (PSNR inf); true: the output had NaN/Inf."""
-    from bench_ir.results import load_run, records_as_csv, records_as_json
+    A null PSNR with nonfinite false: the output equals its target (PSNR inf); true: the output had NaN/Inf.
+
+    Exit code 0; 1 when the run failed (manifest status failed): the records it has are still printed and its error
+    is a warning on stderr; 2 when RUN_DIR is no run directory."""
+    from bench_ir.results import failed_run_warning, load_run, records_as_csv, records_as_json
 
     try:
         loaded = load_run(run_dir).require_scores("export")
     except USER_ERRORS as err:
         _fail(err)
+    failure = failed_run_warning(loaded)
+    if failure:
+        err_console.print(f"[bold yellow]warning:[/] {escape(failure)}", highlight=False, soft_wrap=True)
     _warn_incomplete(loaded)
     if format is ExportFormat.csv:
         sys.stdout.write(records_as_csv(loaded.records))
     else:
         sys.stdout.write(records_as_json(loaded.records) + "\n")
+    if failure:
+        raise typer.Exit(code=1)
 
 
 # ------------------------------------------------------------------------------------------ convert
@@ -631,6 +642,9 @@ def convert(
     checkpoint: Annotated[Path, typer.Argument(help="official checkpoint (.ckpt, .pth, .safetensors)")],
     out: Annotated[Path, typer.Argument(help="output .safetensors file (a .json sidecar is written beside it)")],
     model: Annotated[str, typer.Option("--model", "-m", help="model card the checkpoint belongs to")] = "mirage-t",
+    model_arg: Annotated[list[str] | None, typer.Option("--model-arg", help="override a card argument KEY=VALUE "
+                                                        "(repeatable; values are YAML), as run and restore take it; "
+                                                        "recorded in the sidecar")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="store weights in half precision")] = False,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="fully unpickle the checkpoint (can run code "
                                                "from the file; only for files from a source you trust)")] = False,
@@ -642,13 +656,17 @@ def convert(
 ) -> None:
     """Convert an official checkpoint to safetensors plus a JSON provenance sidecar.
 
+    The sidecar records the source file's sha256, the entry of the file that held the weights (weights_key, e.g.
+    params_ema), the key prefixes actually removed (stripped_prefixes) and the --model-arg values (model_args).
     An existing output is refused unless --overwrite; the output is never left without its sidecar."""
     from bench_ir.cards import get_card
     from bench_ir.checkpoints import convert_checkpoint
+    from bench_ir.train.command import parse_model_args
 
     try:
         info = convert_checkpoint(checkpoint, out, get_card(model), dtype="fp16" if fp16 else None,
-                                  trust_pickle=trust_pickle, overwrite=overwrite, strip_prefixes=strip_prefix or ())
+                                  trust_pickle=trust_pickle, overwrite=overwrite, strip_prefixes=strip_prefix or (),
+                                  model_args=parse_model_args(model_arg))
     except USER_ERRORS as err:
         _fail(err)
     console.print(f"wrote {out} ({info.get('tensors', '?')} tensors) and {out}.json", highlight=False)

@@ -13,7 +13,9 @@ that did not fit in GPU memory whole and was restored in tiles).
 
 Records are keyed by (task, image): reading keeps one record per key (the last valid one wins, at the position
 of the key's first record), skips unreadable lines with one :class:`RecordWarning` naming the file and the line
-numbers, and ignores a torn last line (an interrupted append). See docs/reliability.md.
+numbers, and ignores a torn last line (an interrupted append). A resumed run that completes rewrites the file
+atomically in its plan order (:meth:`RunStore.rewrite_in_order`), without unreadable lines and superseded duplicates.
+See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench_ir.atomic import append_line, atomic_write
+from bench_ir.atomic import append_line, atomic_write, write_text_atomic
 from bench_ir.folder_names import (
     FINAL_WEIGHTS_NAME,
     RESTORE_MANIFEST_NAME,
@@ -48,6 +50,7 @@ __all__ = [
     "RecordWarning",
     "Run",
     "load_run",
+    "failed_run_warning",
     "is_run_folder_parent",
     "write_json_atomic",
     "aggregate",
@@ -113,12 +116,33 @@ class RecordLog:
             return None
         return f"{self.path}: {'; '.join(parts)}; the other {len(self.records)} record(s) are used"
 
+    def dropped(self) -> str | None:
+        """One line saying what a rewrite of this file (:meth:`RunStore.rewrite_in_order`) dropped once every image
+        of the run had a valid record: its unreadable lines and superseded duplicates; None when it held neither."""
+        parts = []
+        if self.bad_lines:
+            shown = shortlist([str(n) for n in self.bad_lines], _SHOWN_LINES, more=" and {} more")
+            parts.append(f"{len(self.bad_lines)} unreadable line(s) (line {shown}) dropped after their images were "
+                         "scored again")
+        if self.duplicates:
+            parts.append(f"{self.duplicates} superseded duplicate record(s) dropped (the last record of each kept)")
+        if not parts:
+            return None
+        return f"{self.path}: {'; '.join(parts)}; the file was rewritten in the run's order"
+
 
 def _record_line(record: dict[str, Any]) -> str:
     """The stored line of a record: ``RECORD_COLUMNS`` in order, then the optional columns it has."""
     row = {column: record.get(column) for column in RECORD_COLUMNS}
     row.update((column, record[column]) for column in OPTIONAL_RECORD_COLUMNS if record.get(column) is not None)
     return json.dumps(row, allow_nan=True) + "\n"
+
+
+def _in_order(records: Iterable[dict[str, Any]], order: list[tuple[str, str]] | None) -> list[dict[str, Any]]:
+    """``records`` sorted by their (task, image) position in ``order``; records of keys ``order`` does not name
+    follow, in their own order (never dropped)."""
+    rank = {key: i for i, key in enumerate(order or [])}
+    return sorted(records, key=lambda r: rank.get((r["task"], r["image"]), len(rank)))
 
 
 def _valid_record(value: Any) -> bool:
@@ -211,15 +235,15 @@ class RunStore:
         """The valid records of ``path``, one per (task, image); see :meth:`read_records`."""
         yield from self.read_records(path).records
 
-    def scored_records(self) -> list[dict[str, Any]]:
+    def scored_records(self, warn: bool = True) -> list[dict[str, Any]]:
         """Valid records already written (one per (task, image) in each file), in the main file and in any rank
-        shard; used by --resume."""
+        shard; used by --resume. ``warn``: as for :meth:`read_records`."""
         paths = [self.run_dir / RECORDS, *self.shard_paths()]
-        return [r for path in paths for r in self.iter_records(path)]
+        return [r for path in paths for r in self.read_records(path, warn=warn).records]
 
-    def scored_keys(self) -> set[tuple[str, str]]:
+    def scored_keys(self, warn: bool = True) -> set[tuple[str, str]]:
         """(task, image) pairs with a valid record, in the main file and in any rank shard; used by --resume."""
-        return {(r["task"], r["image"]) for r in self.scored_records()}
+        return {(r["task"], r["image"]) for r in self.scored_records(warn=warn)}
 
     def repair(self) -> None:
         """Drop a torn trailing line left by an interrupted run (before appending more)."""
@@ -231,26 +255,35 @@ class RunStore:
             with open(self.records_path, "r+b") as handle:
                 handle.truncate(cut)
 
-    def merge_shards(self, order: list[tuple[str, str]] | None = None) -> int:
+    def merge_shards(self, order: list[tuple[str, str]] | None = None, warn: bool = True) -> int:
         """Fold rank shards into ``records.jsonl``: one record per (task, image), the last valid one kept, sorted by
-        ``order`` (e.g. protocol task order then dataset order) when given; written atomically, shards removed.
-        Returns the number of records."""
+        ``order`` (the order an uninterrupted run writes) when given; written atomically, shards removed. ``warn``:
+        as for :meth:`read_records`. Returns the number of records."""
         main = self.run_dir / RECORDS
         shards = self.shard_paths()
         if not shards:
-            return sum(1 for _ in self.iter_records(main))
+            return len(self.read_records(main, warn=warn).records)
         seen: dict[tuple[str, str], dict[str, Any]] = {}
         for path in [main, *shards]:
-            for record in self.iter_records(path):
+            for record in self.read_records(path, warn=warn).records:
                 seen[(record["task"], record["image"])] = record
-        rank = {key: i for i, key in enumerate(order or [])}
-        rows = sorted(seen.values(), key=lambda r: rank.get((r["task"], r["image"]), len(rank)))
-        with atomic_write(main, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(_record_line(row))
+        rows = _in_order(seen.values(), order)
+        write_text_atomic(main, "".join(_record_line(row) for row in rows))
         for path in shards:
             path.unlink()
         return len(rows)
+
+    def rewrite_in_order(self, order: list[tuple[str, str]]) -> RecordLog:
+        """Rewrite ``records.jsonl`` atomically (a temporary file, fsync, rename) as one record per (task, image),
+        sorted by ``order`` (see :meth:`merge_shards`): unreadable lines and superseded duplicates are dropped, every
+        other record is kept (those of keys ``order`` does not name at the end). A file already so is left as it
+        is. Returns what the file held before (:meth:`RecordLog.dropped` says what went); no warning is issued."""
+        path = self.run_dir / RECORDS
+        log = self.read_records(path, warn=False)
+        text = "".join(_record_line(record) for record in _in_order(log.records, order))
+        if path.exists() and path.read_bytes() != text.encode("utf-8"):
+            write_text_atomic(path, text)
+        return log
 
 
 @dataclass
@@ -355,13 +388,28 @@ def _what_it_is(folder: Path) -> str:
     return ""
 
 
+def _not_a_run(path: Path) -> str:
+    """Why ``path`` (which holds no run manifest) is no run directory: it does not exist, it is a file (of a run:
+    give its folder), or it is a folder of another kind (see :func:`_what_it_is`)."""
+    if not path.exists():
+        return (f"{path}: no such run directory (the path does not exist); `bench-ir list runs --runs-root FOLDER` "
+                "lists the runs in a folder")
+    if path.is_file():
+        folder = path.parent
+        if (folder / MANIFEST).is_file():
+            return f"{path} is a file of the run {folder}, not a run directory: give its run folder {folder}"
+        return f"{path} is a file, not a bench-ir run directory: give the folder of a run (it holds {MANIFEST})"
+    return f"{path}: not a bench-ir run directory (no {MANIFEST}){_what_it_is(path)}"
+
+
 def load_run(run_dir: str | Path) -> Run:
-    """Read a run directory; an unknown path or a folder without manifest is a clear error, and an unreadable
-    manifest.json or profile.json a :class:`ManifestError` naming the file."""
+    """Read a run directory; a path that does not exist, a file (a run's records.jsonl, say) or a folder without
+    manifest is a clear error, and an unreadable manifest.json or profile.json a :class:`ManifestError` naming the
+    file."""
     run_dir = Path(run_dir)
     store = RunStore(run_dir, create=False)
     if not store.manifest_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a bench-ir run directory (no {MANIFEST}){_what_it_is(run_dir)}")
+        raise FileNotFoundError(_not_a_run(run_dir))
     rows = store.read_records().records
     optional = [column for column in OPTIONAL_RECORD_COLUMNS if any(row.get(column) is not None for row in rows)]
     records = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, *optional]).astype(dict.fromkeys(optional, "Int64"))
@@ -373,6 +421,20 @@ def load_run(run_dir: str | Path) -> Run:
 def _export_columns(records: pd.DataFrame) -> list[str]:
     """``RECORD_COLUMNS``, then the optional columns the loaded records have (see :func:`load_run`)."""
     return [*RECORD_COLUMNS, *(column for column in OPTIONAL_RECORD_COLUMNS if column in records.columns)]
+
+
+def failed_run_warning(run: Run) -> str | None:
+    """For a run whose manifest status is ``failed``: one sentence naming the run, its status and the error it
+    records, what its export holds and how to continue it; None for any other status. `bench-ir export` prints it
+    as a warning and exits with 1."""
+    manifest = run.manifest
+    if manifest.get("status") != "failed":
+        return None
+    error = manifest.get("error")
+    error = error.strip() if isinstance(error, str) and error.strip() else "no error recorded"
+    return (f"{run.run_dir}: the run failed (status failed: {error}); only the {len(run.records)} image(s) scored "
+            f"before it stopped are exported; once the cause is fixed, the command that made it plus --resume "
+            f"--run-dir {run.run_dir} continues it")
 
 
 def records_as_csv(records: pd.DataFrame) -> str:

@@ -439,6 +439,6 @@ def find_resumable(runs_root: str | Path, manifest_for: Callable[[dict[str, Any]
             continue  # the old run's tasks cannot be resolved with this setup: not the same run
         if identity_differences({**manifest, "data": None}, {**new, "data": None}):
             continue  # another setup: its records are not read
-        if not identity_differences(manifest, new, scored=RunStore(run_dir).scored_keys()):
+        if not identity_differences(manifest, new, scored=RunStore(run_dir).scored_keys(warn=False)):
             return run_dir
     return None

@@ -59,6 +59,7 @@ from bench_ir.engine import (
     evaluate_task,
     resolve_device,
     resolve_dtype,
+    same_size_batches,
     saved_name_clash,
 )
 from bench_ir.geometry import check_pad_mode, task_fit_policy, tile_size
@@ -71,7 +72,7 @@ from bench_ir.shortlist import shortlist
 
 __all__ = ["RunConfig", "RunOutcome", "ProgressHook", "run_protocol", "folder_protocol", "ResumeError",
            "MissingWeightsError", "missing_weights_message", "RunNotFinalizedError", "RunTerminated", "RunInterrupted",
-           "next_commands", "sigterm_as_interrupt", "FAST_CUDA_BATCH"]
+           "next_commands", "sigterm_as_interrupt", "RunningPsnr", "FAST_CUDA_BATCH"]
 
 FAST_CUDA_BATCH = 8  # images per forward on the fast CUDA path when --batch-size is not given
 
@@ -97,6 +98,30 @@ class ProgressHook:
     def record(self, record: dict[str, Any]) -> None: ...
 
     def end_task(self, task: TaskSpec) -> None: ...
+
+
+@dataclass
+class RunningPsnr:
+    """The running PSNR mean of a task while its images are scored (dB), by the rule of the final mean
+    (:func:`bench_ir.results.aggregate`): every image counts, so one NaN (an output with NaN/Inf values, a record
+    marked ``nonfinite``) makes it NaN and one inf (an output equal to its target) makes it inf. ``nonfinite``: how
+    many of the images added had NaN/Inf outputs."""
+
+    total: float = 0.0
+    count: int = 0
+    nonfinite: int = 0
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Count one scored image (a record; a missing PSNR counts as NaN, as aggregate reads it)."""
+        psnr = record.get("psnr")
+        self.total += float("nan") if psnr is None else float(psnr)
+        self.count += 1
+        self.nonfinite += bool(record.get("nonfinite"))
+
+    @property
+    def mean(self) -> float | None:
+        """The mean so far; None before the first image."""
+        return self.total / self.count if self.count else None
 
 
 @dataclass
@@ -550,13 +575,21 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
         raise
     # 5. the final manifest: complete when every image of the run's scope has a record
     if dctx.is_main:
-        order = [(t.name, name) for t in scope for name in _limited(dataset_of(t.name), scope_limit).names]
-        try:
-            store.merge_shards(order=order)
-            records = store.read_records().records  # every rank's records, merged into the main file
+        planned = [(t.name, name) for t in scope for name in _limited(dataset_of(t.name), scope_limit).names]
+        try:  # the files' unreadable lines and duplicates were named (once) when the run was opened
+            order = _write_order(scope, scope_limit, dataset_of, store.scored_records(warn=False))
+            before = store.read_records(warn=False)  # what a completed resume drops from the main file
+            store.merge_shards(order=order, warn=False)
+            records = store.read_records(warn=False).records  # every rank's records, merged into the main file
             scored = {(r["task"], r["image"]) for r in records}
-            missing = sum(1 for key in order if key not in scored)
+            missing = sum(1 for key in planned if key not in scored)
             manifest["status"] = "complete" if not missing else "incomplete"
+            if config.resume and not missing:  # as an uninterrupted run would have written it
+                store.rewrite_in_order(order)
+                if notice := before.dropped():
+                    notices.append(notice)
+                    if manifest.get("resumes"):  # the record of this resume keeps it past later resumes' notices
+                        manifest["resumes"][-1]["dropped"] = notice
             tiled = auto_tiled(records)
             manifest.pop("auto_tiled", None)
             if tiled:
@@ -582,6 +615,22 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
                       rank=dctx.rank)
 
 
+def _write_order(scope: list[TaskSpec], limit: int | None, dataset_of: Callable[[str], Any],
+                 records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The (task, image) keys of ``records`` in the order an uninterrupted single-process run appends them: the
+    scope's tasks in protocol order, each task's images as :func:`bench_ir.engine.same_size_batches` batches them
+    (images of one size together, sizes in order of first appearance, dataset order within a size, whatever the
+    batch size), sizes as the records give them (height, width: as scored). Sharded merges and completed resumes
+    write records.jsonl in this order."""
+    sizes = {(r["task"], r["image"]): (r.get("height"), r.get("width")) for r in records}
+    order = []
+    for task in scope:
+        names = _limited(dataset_of(task.name), limit).names
+        keys = [(task.name, name) for name in names if (task.name, name) in sizes]
+        order += [keys[i] for batch in same_size_batches([sizes[key] for key in keys], 1) for i in batch]
+    return order
+
+
 def _mark_stopped(store: RunStore, manifest: dict[str, Any], err: BaseException) -> None:
     """Record why a run stopped: ``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` (any error, with its message).
     A manifest that cannot be written leaves the run as it was (still resumable); the error says so."""
@@ -597,7 +646,7 @@ def _mark_stopped(store: RunStore, manifest: dict[str, Any], err: BaseException)
                      "stays resumable")
     else:
         if not isinstance(err, KeyboardInterrupt):  # an interrupted run's own message says how to go on
-            scored = len(store.scored_keys())
+            scored = len(store.scored_keys(warn=False))  # the run's records were warned of when it was opened
             err.add_note(f"the run is kept in {store.run_dir} with the {scored} image(s) scored so far; once the "
                          f"cause is fixed, the same command plus --resume --run-dir {store.run_dir} continues it")
 

@@ -91,4 +91,4 @@ def test_convert_strip_prefix_removes_a_wrappers_prefix_and_the_sidecar_records_
     result = runner.invoke(app, ["convert", str(tmp_path / "wrapped.ckpt"), str(out), "--strip-prefix", "model."])
     assert result.exit_code == 0, result.output
     assert load_file(str(out)).keys() == load_file(str(SAMPLE_WEIGHTS)).keys()
-    assert json.loads(out.with_suffix(".safetensors.json").read_text())["stripped_prefixes"] == ["net.", "model."]
+    assert json.loads(out.with_suffix(".safetensors.json").read_text())["stripped_prefixes"] == ["model."]

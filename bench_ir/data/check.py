@@ -9,7 +9,8 @@ the expected one (fewer pairs than expected marks the task ``incomplete``), targ
 them), skipped non-image files, images too small for one of the protocol's alternative conventions, pairs whose
 input and target EXIF orientations differ (viewers turn them differently; scores compare the pixels as stored),
 and the conversions `run` makes on reading (grayscale replicated to RGB, alpha dropped, 16-bit or high-maxval
-PPM/PGM scaled to 8 bits, 32-bit integers read as 16 bit), grouped by kind. Every image is fully decoded unless
+PPM/PGM scaled to 8 bits, 32-bit integers read as 16 bit, CMYK converted to RGB, only the first frame read of a file
+holding several), grouped by kind. Every image is fully decoded unless
 ``decode=False`` (headers only, which finds no conversions). A data root that does not exist raises
 DatasetNotFoundError once, before any task is looked at.
 """
@@ -205,6 +206,8 @@ _CONVERSIONS: dict[str, str] = {
     "16_bit": "16-bit {images} scaled to 8 bits with round(v/257)",
     "netpbm_maxval": "PPM/PGM {images} with a maxval above 255 scaled to 8 bits with round(v*255/maxval)",
     "32_bit": "32-bit integer {images} read as 16-bit values and scaled to 8 bits",
+    "cmyk": "CMYK {images} converted to RGB as PIL convert('RGB') does, without colour management",
+    "first_frame": "{images} holding several frames (pages or an animation) of which only the first is read",
     "other": "{images} changed on reading",
 }
 """The warning of `data check` about each kind of conversion :func:`read_rgb_uint8` states (the ``kind`` of its

@@ -3,8 +3,9 @@
 The references open images with PIL and call ``.convert('RGB')``; :func:`read_rgb_uint8` does the same for
 8-bit files (grayscale and palette images become replicated RGB, an alpha channel is dropped without
 compositing). 16-bit files are the exception: PIL's conversion keeps only the high byte (or clips), so they
-are decoded at full precision and scaled with ``round(v / 257)`` instead. Grayscale, alpha and 16 bits are each
-stated in an :class:`InputWarning` naming the file.
+are decoded at full precision and scaled with ``round(v / 257)`` instead. Grayscale, alpha, 16 bits, CMYK (converted
+by PIL's formula, without colour management) and files of several frames (a multi-page TIFF, an APNG, an animated
+WebP: only the first frame is read) are each stated in an :class:`InputWarning` naming the file.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ _EXIF_ORIENTATION = 0x0112  # EXIF tag 274: 1 = stored upright, 2..8 = mirror an
 
 
 class InputWarning(UserWarning):
-    """An input or target image was changed on reading (grayscale replicated, alpha dropped, 16 bits scaled) or a
-    dataset file was skipped; the message names the file. The CLI shows these as `warning:` lines. ``kind`` names a
-    conversion made on reading, so that `data check` can group them: grayscale, alpha_dropped, 16_bit,
-    netpbm_maxval or 32_bit; '' for other warnings."""
+    """An input or target image was changed on reading (grayscale replicated, alpha dropped, 16 bits scaled, CMYK
+    converted, frames after the first left out) or a dataset file was skipped; the message names the file. The CLI
+    shows these as `warning:` lines. ``kind`` names a conversion made on reading, so that `data check` can group
+    them: grayscale, alpha_dropped, 16_bit, netpbm_maxval, 32_bit, cmyk or first_frame; '' for other warnings."""
 
     def __init__(self, message: str = "", kind: str = "") -> None:
         super().__init__(message)
@@ -120,6 +121,22 @@ def _netpbm_maxval(im: Image.Image) -> int | None:
     return None
 
 
+def _frame_count(im: Image.Image) -> int:
+    """How many frames ``im``'s file holds (pages of a TIFF, frames of an APNG, an animated WebP or GIF), from its
+    headers; 1 for an MPO JPEG (a camera photo with embedded previews, whose first image is the photo) and for a
+    file whose later frames cannot be counted."""
+    if im.format == "MPO":
+        return 1
+    try:
+        return max(1, int(getattr(im, "n_frames", 1)))
+    except (*_DECODE_ERRORS, TypeError):
+        return 1
+
+
+def _first_frame_message(path: Path, frames: int) -> str:
+    return f"{path}: {frames} frames (pages or an animation); only the first is read"
+
+
 def _uint16_to_rgb(data: np.ndarray) -> tuple[np.ndarray, bool]:
     """uint16 (H, W) or (H, W, C) -> (uint8 RGB, had_alpha)."""
     data = _scale_16_to_8(data)
@@ -187,7 +204,8 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
     Grayscale images are replicated to RGB (warning); palette images are converted; alpha is dropped (warning);
     16-bit images (I;16, 16-bit RGB/RGBA/LA PNG, 16-bit colour TIFF) are scaled with round(v/257)
     (warning); PPM/PGM files with a maxval above 255 with round(v*255/maxval) (warning); 32-bit integer images are
-    read as 16-bit values clipped to [0, 65535] (warning).
+    read as 16-bit values clipped to [0, 65535] (warning); CMYK images are converted by PIL (warning); of a file
+    holding several frames (a multi-page TIFF, an APNG, an animated WebP) only the first is read (warning).
     Raises ImageReadError naming the file when it is missing, empty, not an image, corrupt or truncated, or a
     floating-point image (or a TIFF of another layout PIL cannot read, described with its sample type and samples
     per pixel), with what to save instead.
@@ -211,6 +229,7 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
             else:
                 im.load()
                 rgb, had_alpha = _pil_to_rgb(im, path)
+            frames = _frame_count(im)  # counted after the pixels are copied out: counting TIFF pages seeks
     except ImageReadError:
         raise
     except UnidentifiedImageError as err:
@@ -223,13 +242,16 @@ def read_rgb_uint8(path: str | os.PathLike[str]) -> np.ndarray:
     if had_alpha:
         warnings.warn(InputWarning(f"{path}: alpha channel dropped (not composited), as PIL convert('RGB')",
                                    "alpha_dropped"), stacklevel=2)
+    if frames > 1:
+        warnings.warn(InputWarning(_first_frame_message(path, frames), "first_frame"), stacklevel=2)
     return rgb
 
 
 def header_conversions(path: str | Path) -> tuple[str, ...]:
     """The conversions :func:`read_rgb_uint8` makes on reading ``path``, as the ``kind`` of each InputWarning it
-    states (16_bit, netpbm_maxval or 32_bit, then grayscale, then alpha_dropped), from the file's header alone (no
-    pixels decoded; the same tests in the same order as read_rgb_uint8); () when the header cannot be read."""
+    states (16_bit, netpbm_maxval, 32_bit or cmyk, then grayscale, then alpha_dropped, then first_frame), from the
+    file's headers alone (no pixels decoded; the same tests in the same order as read_rgb_uint8); () when the header
+    cannot be read."""
     try:
         with Image.open(path) as im:
             mode = im.mode
@@ -241,12 +263,16 @@ def header_conversions(path: str | Path) -> tuple[str, ...]:
                 depth = ("16_bit",)
             elif mode == "I":
                 depth = ("32_bit",)
+            elif mode == "CMYK":
+                depth = ("cmyk",)
             else:
                 depth = ()
             alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
+            frames = _frame_count(im)
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         return ()
-    return (*depth, *(("grayscale",) if mode in _GRAY_MODES else ()), *(("alpha_dropped",) if alpha else ()))
+    return (*depth, *(("grayscale",) if mode in _GRAY_MODES else ()), *(("alpha_dropped",) if alpha else ()),
+            *(("first_frame",) if frames > 1 else ()))
 
 
 def _pil_to_rgb(im: Image.Image, path: Path) -> tuple[np.ndarray, bool]:
@@ -262,6 +288,9 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> tuple[np.ndarray, bool]:
         return _uint16_to_rgb(np.asarray(im))
     if mode == "F":
         raise ImageReadError(f"{path}: {FLOAT_IMAGE_REFUSAL}")
+    if mode == "CMYK":
+        warnings.warn(InputWarning(f"{path}: CMYK image converted to RGB as PIL convert('RGB') does (no colour "
+                                   "management: colours can differ from a viewer's)", "cmyk"), stacklevel=3)
     had_alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
     rgb = im if mode == "RGB" else im.convert("RGB")
     return np.array(rgb, dtype=np.uint8), had_alpha

@@ -32,12 +32,24 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
 
+import pandas as pd
+
 from bench_ir.counts import check_counts
 from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
 from bench_ir.folder_names import SUITE_PLAN_NAME
 from bench_ir.manifest import now_iso
-from bench_ir.results import MANIFEST, PROFILE, ManifestError, RunStore, read_manifest_file, write_json_atomic
+from bench_ir.results import (
+    MANIFEST,
+    PROFILE,
+    RECORD_COLUMNS,
+    ManifestError,
+    RunStore,
+    aggregate,
+    read_manifest_file,
+    write_json_atomic,
+)
 from bench_ir.resume import IDENTITY_FIELDS, RunLock, identity_differences
+from bench_ir.shortlist import shortlist
 from bench_ir.suite.spec import Suite, load_suite, slug
 from bench_ir.yamlio import SpecError
 
@@ -45,8 +57,8 @@ if TYPE_CHECKING:
     from bench_ir.cards import ModelCard
 
 __all__ = ["Cell", "SuitePlan", "SuiteCheckError", "CellProblems", "plan_suite", "check_entries", "check_cells",
-           "cell_status", "cell_status_reason", "read_cell_state", "suite_file_changed", "CellStateWarning",
-           "CELL_STATES", "PLAN_FILE", "PROFILE_BATCH"]
+           "cell_status", "cell_status_reason", "nonfinite_reason", "read_cell_state", "suite_file_changed",
+           "CellStateWarning", "CELL_STATES", "PLAN_FILE", "PROFILE_BATCH"]
 
 PLAN_FILE = SUITE_PLAN_NAME
 CELL_STATES = ("complete", "running", "outdated", "failed", "interrupted", "missing", "pending")
@@ -569,9 +581,24 @@ def _finished_differences(plan: SuitePlan, cell: Cell, manifest: dict[str, Any] 
         if manifest is None or not isinstance(profile, dict):  # figures without their setup: cannot be compared
             return []
         return _profile_differences(plan, cell, manifest, profile)
-    if manifest is not None and manifest.get("status") == "complete":
+    if manifest is not None and manifest.get("status") == "complete" and _records_short(run_dir, manifest) is None:
         return _differences(plan, cell, manifest)
     return None
+
+
+def _records_short(run_dir: Path, manifest: dict[str, Any]) -> str | None:
+    """For a run whose manifest says complete: what its records lack against the images it planned (a record line
+    torn or cut since, as a full disk or a crash of the file system leaves it), in words; None when they cover every
+    planned image (or the manifest plans nothing: a run from before ``planned`` was recorded)."""
+    planned = manifest.get("planned")
+    if not isinstance(planned, dict):
+        return None
+    total = sum(int(n) for n in planned.values() if isinstance(n, int))
+    scored = len(RunStore(run_dir).scored_keys(warn=False))
+    if scored >= total:
+        return None
+    return (f"its manifest says complete, but its records hold {scored} of the {total} planned images (a record "
+            "line was lost); the next `suite run` scores the missing ones")
 
 
 def _missing_now(plan: SuitePlan, cell: Cell, state: dict[str, Any] | None) -> str | None:
@@ -626,9 +653,26 @@ def _process_gone(state: dict[str, Any]) -> bool:
     return False
 
 
+def nonfinite_reason(plan: SuitePlan, cell: Cell) -> str | None:
+    """What a run cell's records say of outputs with NaN/Inf values, counted as `bench-ir report` counts them (the
+    records' ``nonfinite`` marks, :func:`bench_ir.results.aggregate`): ``5 of 7 images non-finite (NaN/Inf
+    outputs): the PSNR and SSIM means of derain are NaN``. None for a profile cell or a run without such images."""
+    if cell.kind != "run" or not plan.run_dir(cell).is_dir():
+        return None
+    records = RunStore(plan.run_dir(cell), create=False).read_records(warn=False).records
+    summary = aggregate(pd.DataFrame(records, columns=RECORD_COLUMNS))
+    bad = int(summary["nonfinite"].sum())
+    if not bad:
+        return None
+    tasks = shortlist([str(task) for task in summary.index[summary["nonfinite"] > 0]], 3)
+    return (f"{bad} of {int(summary['images'].sum())} images non-finite (NaN/Inf outputs): the PSNR and SSIM means "
+            f"of {tasks} are NaN")
+
+
 def cell_status_reason(plan: SuitePlan, cell: Cell) -> tuple[str, str | None]:
     """The state of ``cell`` (one of CELL_STATES) and why, in words, where there is something to say: what makes it
-    outdated, which process runs it, what it lacks, the error of a failed or interrupted attempt.
+    outdated, which process runs it, what it lacks, the error of a failed or interrupted attempt, the images with
+    NaN/Inf outputs of a complete run (:func:`nonfinite_reason`; it is complete all the same).
 
     What is true now comes before what the last attempt (cells/<cell>.json) recorded, which says only what it met:
     ``running``: cells/<cell>.json says running and a live process holds the run directory's lock. ``complete``: the
@@ -648,7 +692,7 @@ def cell_status_reason(plan: SuitePlan, cell: Cell) -> tuple[str, str | None]:
     manifest = _read_run_manifest(plan.run_dir(cell))
     differences = _finished_differences(plan, cell, manifest)
     if differences == []:
-        return "complete", None
+        return "complete", nonfinite_reason(plan, cell)
     missing = _missing_now(plan, cell, state)
     if missing:
         return "missing", missing
@@ -661,7 +705,7 @@ def cell_status_reason(plan: SuitePlan, cell: Cell) -> tuple[str, str | None]:
     if state is not None and state.get("status") == "running" and _process_gone(state):  # killed without a word
         return "interrupted", f"its process (PID {state.get('pid')} on {state.get('host')}) ended while it ran"
     if manifest is not None:
-        return "interrupted", None
+        return "interrupted", _records_short(plan.run_dir(cell), manifest) if cell.kind == "run" else None
     return "pending", None
 
 

@@ -26,6 +26,7 @@ from bench_ir.suite.plan import (
     cell_status,
     cell_status_reason,
     check_cells,
+    nonfinite_reason,
     plan_suite,
 )
 from bench_ir.suite.spec import Suite, load_suite
@@ -68,7 +69,8 @@ class SuiteProgress(SuiteEvents):
         self.cells = {cell.name: cell for cell in plan.cells}
         states = {cell.name: cell_status_reason(plan, cell) for cell in plan.cells}
         self.status = {name: status for name, (status, _) in states.items()}
-        # why a cell is not complete (what makes it outdated, who runs it, the error of its last attempt)
+        # why a cell is not complete (what makes it outdated, who runs it, the error of its last attempt), or what
+        # a complete one scored NaN
         self.errors: dict[str, str] = {name: reason for name, (_, reason) in states.items() if reason}
         self.scored = {cell.name: _scored(plan, cell) for cell in plan.cells}  # images in the run directory
         self.session = 0  # images scored during this call (the ETA's rate)
@@ -92,6 +94,8 @@ class SuiteProgress(SuiteEvents):
         self.session += unreported
         if result.error:
             self.errors[result.name] = result.error
+        elif result.status == "complete" and (nonfinite := nonfinite_reason(self.plan, self.cells[result.name])):
+            self.errors[result.name] = nonfinite
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
