@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ import yaml
 from PIL import Image
 
 from bench_ir.data.synthesis import gaussian_noise_uint8
+
+_EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 # model_args of the smallest MIRAGE the training tests build (fast on a CPU; not a card's size), and the train()
 # options they share: that model on 16 px patches, batch 2, no workers, no validation, no TensorBoard
@@ -36,6 +39,18 @@ def wide_tiny_unet(tmp_path_factory: pytest.TempPathFactory) -> dict:
     torch.manual_seed(0)
     save_file({k: v.contiguous() for k, v in create_model(card, width=48).state_dict().items()}, str(weights))
     return {"model": card, "model_args": {"width": 48}, "checkpoint": str(weights)}
+
+
+@pytest.fixture
+def card_with_sample(tmp_path) -> Path:
+    """The tiny-unet example card (examples/) in a folder of its own, shipping its weights as the sample checkpoint."""
+    folder = tmp_path / "card"
+    folder.mkdir()
+    for name in ("tiny_unet.py", "tiny-unet.safetensors"):
+        shutil.copy(_EXAMPLES / name, folder / name)
+    card = folder / "tiny-unet.yaml"
+    card.write_text((_EXAMPLES / "tiny-unet.yaml").read_text() + "default_checkpoint: tiny-unet.safetensors\n")
+    return card
 
 
 @pytest.fixture(autouse=True)

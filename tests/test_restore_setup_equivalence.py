@@ -5,7 +5,6 @@ card's sample checkpoint follows the effective arguments too."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,18 +29,6 @@ def inputs(tmp_path) -> Path:
     for name in ("a.png", "b.png"):
         Image.fromarray(rng.integers(0, 256, (11, 13, 3), dtype=np.uint8)).save(folder / name)
     return folder
-
-
-@pytest.fixture
-def card_with_sample(tmp_path) -> Path:
-    """The tiny-unet example card in a folder of its own, shipping its weights as the sample checkpoint."""
-    folder = tmp_path / "card"
-    folder.mkdir()
-    for name in ("tiny_unet.py", "tiny-unet.safetensors"):
-        shutil.copy(EXAMPLES / name, folder / name)
-    card = folder / "tiny-unet.yaml"
-    card.write_text((EXAMPLES / "tiny-unet.yaml").read_text() + "default_checkpoint: tiny-unet.safetensors\n")
-    return card
 
 
 def test_pad_naming_the_cards_own_pad_mode_continues_the_folder(tmp_path, inputs):

@@ -22,18 +22,6 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 runner = CliRunner()
 
 
-@pytest.fixture
-def card_with_sample(tmp_path) -> Path:
-    """The tiny-unet example card in a folder of its own, shipping its weights as the sample checkpoint."""
-    folder = tmp_path / "card"
-    folder.mkdir()
-    for name in ("tiny_unet.py", "tiny-unet.safetensors"):
-        shutil.copy(EXAMPLES / name, folder / name)
-    card = folder / "tiny-unet.yaml"
-    card.write_text((EXAMPLES / "tiny-unet.yaml").read_text() + "default_checkpoint: tiny-unet.safetensors\n")
-    return card
-
-
 def _pair_folders(root: Path, names=("a.png", "b.png")) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     for folder in ("in", "gt"):
