@@ -1065,10 +1065,21 @@ def _suite_folders_from_env(suite, data_root: Path | None, checkpoint_dir: Path 
     return notes
 
 
+def _cell_line(name: str, parts: list[str], reason: str | None) -> str:
+    """``cell NAME: complete, 7/7 images, 4.4 s; REASON``: a suite's log line for one cell, with the reason the
+    overview table shows (a failed cell's error, a complete cell's NaN/Inf images) on the same line where there is
+    one."""
+    from bench_ir.report.render import one_line
+
+    line = f"cell {name}: {', '.join(parts)}"
+    return f"{line}; {one_line(reason)}" if reason else line
+
+
 class RichSuiteOverview:
     """Live overview of a suite run (SuiteEvents): cells done, running and failed, with an ETA. On a stderr that is no
-    terminal (a log file, a Slurm log) a line per cell start and end (and every PROGRESS_LINE_EVERY_S seconds while a
-    cell of this process scores images) instead, and the overview table once at the end."""
+    terminal (a log file, a Slurm log) a line per cell start and end (:func:`_cell_line`, with the cell's reason) and
+    every PROGRESS_LINE_EVERY_S seconds while a cell of this process scores images instead, and the overview table
+    once at the end."""
 
     def __init__(self) -> None:
         from rich.live import Live
@@ -1106,7 +1117,7 @@ class RichSuiteOverview:
         if eta is not None:
             parts.append(f"suite ETA {clock(eta)}")
         self.written = time.monotonic()
-        print_line(err_console, f"cell {name}: {', '.join(parts)}")
+        print_line(err_console, _cell_line(name, parts, self.progress.errors.get(name)))
 
     def cell_started(self, name: str) -> None:
         self.progress.cell_started(name)

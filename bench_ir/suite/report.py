@@ -3,7 +3,8 @@
 For each protocol with complete cells: ``<protocol>.tex`` (a table to ``\\input``; ``<protocol>.pdf`` from its
 standalone version where pdflatex exists), ``<protocol>.csv``, ``<protocol>.md`` and ``<protocol>.html`` (the full
 page with charts and strips); with profiles, the efficiency table likewise. ``index.html`` links them and lists
-every cell with its state (failed, missing and outdated cells with their reason). Each row is labelled as the plan
+every cell with its state and, where there is one, its reason as `suite status` gives it (the error of a failed
+cell, what a missing or outdated one lacks, the NaN/Inf images of a complete one). Each row is labelled as the plan
 says (the entry's ``label`` in the suite file at the last ``suite run``, else the card's display name), not as its
 run recorded it.
 
@@ -100,7 +101,7 @@ def _html_index(plan: SuitePlan, report: SuiteReport) -> str:
 
     cells = []
     for cell in plan.cells:
-        status, reason = cell_status_reason(plan, cell)  # reason: the error, what makes it outdated, who runs it
+        status, reason = cell_status_reason(plan, cell)  # reason: the error, what makes it outdated, NaN images
         cells.append({"name": cell.name, "kind": cell.kind, "status": status, "error": reason or "",
                       "run_dir": cell.run_dir})
     tables = [{"name": name, "files": {fmt: path.name for fmt, path in files.items()}}
