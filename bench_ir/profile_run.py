@@ -77,7 +77,9 @@ def _profile_folder(name: str, size: int, runs_root: str | Path, run_dir: str | 
 
 def _write_profile_run(folder: Path, card, params: int, checkpoint: dict | None, command: list[str] | None,
                        torch_device, dtype: str, execution: dict | None, args_overrides: dict | None,
-                       profile: dict) -> None:
+                       profile: dict, profiled_for: dict | None = None) -> None:
+    """Write the manifest and profile.json of a profile run; ``profiled_for`` (the run a profile was made for, or
+    None) is recorded as is."""
     store = RunStore(folder)
     store.write_manifest({
         "run_id": folder.name,
@@ -98,17 +100,20 @@ def _write_profile_run(folder: Path, card, params: int, checkpoint: dict | None,
         "execution": execution,
         "versions": environment_info(),
         "git_revision": git_revision(),
+        "profiled_for": profiled_for,
     })
     write_json_atomic(folder / PROFILE, profile)
 
 
 def static_profile_and_store(card: ModelCard, checkpoint: dict | None = None, args_overrides: dict | None = None,
                              size: int = 224, runs_root: str | Path = "runs", run_dir: str | Path | None = None,
-                             command: list[str] | None = None) -> Path:
+                             command: list[str] | None = None, profiled_for: dict | None = None) -> Path:
     """Params and fvcore FLOPs (a multiply-add counted once) of ``card`` at 1x3x``size``x``size`` on the CPU,
     stored as a profile run without memory or timing. Weights do not change either figure, so the model keeps
     its random initialisation; ``checkpoint`` (the manifest entry of the run being profiled: path, sha256) is
-    recorded so that reports join this profile to that run. Returns the run directory."""
+    recorded so that reports join this profile to that run, and ``profiled_for`` (that run's ``run_id``, ``model``
+    and ``checkpoint`` entries) as the manifest's ``profiled_for``, so that it joins that run even when the run's
+    manifest has no copy of its card. Returns the run directory."""
     check_size(size, card, "--profile-size")
     net = create_model(card)
     params_inference, source = inference_parameter_count(net, card)
@@ -120,5 +125,5 @@ def static_profile_and_store(card: ModelCard, checkpoint: dict | None = None, ar
                "device": "cpu", "input_shape": [1, 3, size, size], "size": size, "dtype": "fp32",
                "static": True, "notes": ["params and FLOPs only (no memory, no timing); weights not loaded"]}
     _write_profile_run(folder, card, count_parameters(net), checkpoint, command, resolve_device("cpu"), "fp32",
-                       None, args_overrides, profile)
+                       None, args_overrides, profile, profiled_for)
     return folder

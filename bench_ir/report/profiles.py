@@ -4,11 +4,13 @@ and chart beside the published points.
 A protocol run holds PSNR but no profile; ``bench-ir profile`` writes a separate run (protocol
 "efficiency") with params, FLOPs, memory and speed but no PSNR. Two runs join when their manifests agree on
 the model card content (``model.card``, or the card name when a manifest has no copy), the card argument
-overrides and the checkpoint sha256 (:func:`join_key`). Profiles are looked up among the runs given and
-the run directories directly under a runs root (a folder whose profile.json or manifest.json is unreadable is
-skipped with a :class:`ReportWarning` naming the file); the newest matching profile wins. ``ensure_profiles``
-gives every run a profile at the asked size: a stored one of that size, else it computes one (params and FLOPs on
-the CPU, :func:`bench_ir.profile_run.static_profile_and_store`).
+overrides and the checkpoint sha256 (:func:`join_key`); a profile made by ``report --profile`` also joins the run
+it was made for (its manifest's ``profiled_for``), whose manifest may have no card copy. Profiles are looked up among
+the runs given and the run directories directly under a runs root (a folder whose profile.json or manifest.json is
+unreadable is skipped with a :class:`ReportWarning` naming the file); of the matching profiles, one of the run's own
+dtype wins over one of another, and the newest of those wins. ``ensure_profiles`` gives every run a profile at the
+asked size: a stored one of that size, else it computes one (params and FLOPs on the CPU,
+:func:`bench_ir.profile_run.static_profile_and_store`).
 """
 
 from __future__ import annotations
@@ -76,15 +78,39 @@ def find_profile_runs(runs: Iterable[Run], runs_root: str | Path | None = None) 
     return found
 
 
+def _profile_join_keys(profile: Run) -> set[tuple[str, str, str]]:
+    """The join keys of the runs ``profile`` serves: its own, and that of the run it was made for (manifest
+    ``profiled_for``, written by :func:`ensure_profiles`), which differs when that run's manifest has no card copy."""
+    keys = {join_key(profile.manifest)}
+    made_for = profile.manifest.get("profiled_for")
+    if isinstance(made_for, dict):
+        keys.add(join_key(made_for))
+    return keys
+
+
+def _matching_profiles(manifest: dict, profiles: Iterable[Run]) -> list[Run]:
+    """The ``profiles`` that serve the run of ``manifest`` (:func:`_profile_join_keys`)."""
+    key = join_key(manifest)
+    return [profile for profile in profiles if key in _profile_join_keys(profile)]
+
+
+def _preferred_profile(manifest: dict, matching: list[Run]) -> Run | None:
+    """Of ``matching`` (profiles of one run's model), the newest of the run's own dtype (manifest ``dtype``: memory
+    and speed depend on it), else the newest of any dtype; None when there is none. Of equally new profiles, the last
+    given wins."""
+    dtype = manifest.get("dtype")
+    own_dtype = [profile for profile in matching if dtype and profile.manifest.get("dtype") == dtype]
+    by_age = sorted(own_dtype or matching, key=lambda r: str(r.manifest.get("created") or ""))
+    return by_age[-1] if by_age else None
+
+
 def attach_profiles(measured: list[MeasuredRun], profiles: list[Run]) -> None:
-    """Set ``profile_run`` of each protocol run without a profile of its own to the newest matching profile."""
-    by_key: dict[tuple[str, str, str], Run] = {}
-    for run in sorted(profiles, key=lambda r: str(r.manifest.get("created") or "")):
-        by_key[join_key(run.manifest)] = run
+    """Set ``profile_run`` of each protocol run without a profile of its own to its preferred matching profile: one
+    of the run's own dtype before one of another, the newest of those (:func:`_preferred_profile`)."""
     for run in measured:
         if run.run.profile or is_profile_run(run.run):
             continue
-        run.profile_run = by_key.get(join_key(run.manifest))
+        run.profile_run = _preferred_profile(run.manifest, _matching_profiles(run.manifest, profiles))
 
 
 def _profiled_card(run: MeasuredRun) -> ModelCard:
@@ -124,18 +150,25 @@ def _profiled_card(run: MeasuredRun) -> ModelCard:
                      f"profile --model CARD --checkpoint FILE` and give that run's folder to --runs-root")
 
 
-def _newest_profile_at(size: int, key: tuple[str, str, str], profiles: list[Run]) -> Run | None:
-    """The newest of ``profiles`` with join key ``key`` measured at ``size`` px, None when there is none."""
-    fitting = [run for run in profiles if join_key(run.manifest) == key and _profile_size(run.profile) == size]
-    return max(fitting, key=lambda r: str(r.manifest.get("created") or ""), default=None)
+def _made_for(run: MeasuredRun) -> dict:
+    """What a profile made for ``run`` records of it (manifest ``profiled_for``): the entries its join key reads."""
+    return {"run_id": run.run_id, "model": run.manifest.get("model"), "checkpoint": run.manifest.get("checkpoint")}
+
+
+def _preferred_profile_at(size: int, manifest: dict, profiles: list[Run]) -> Run | None:
+    """The preferred of ``profiles`` that serve the run of ``manifest`` and were measured at ``size`` px
+    (:func:`_preferred_profile`), None when there is none."""
+    fitting = [run for run in _matching_profiles(manifest, profiles) if _profile_size(run.profile) == size]
+    return _preferred_profile(manifest, fitting)
 
 
 def ensure_profiles(measured: list[MeasuredRun], runs_root: str | Path, size: int = 224) -> list[Path]:
     """Give every protocol run a profile at ``size`` px (what ``--profile-size`` asks for): its joined profile when it
-    was measured at that size, else the newest stored profile of the same join key at that size (among the runs and
-    under ``runs_root``), else a params/FLOPs profile computed now and stored under ``runs_root``; a profile of
-    another size is never the one asked for. A run with a profile.json of its own keeps it. The card is the
-    manifest's copy (with its argument overrides applied) or the registered card of that name. Returns the new
+    was measured at that size, else the preferred stored profile serving it at that size (among the runs and under
+    ``runs_root``; :func:`_preferred_profile`), else a params/FLOPs profile computed now and stored under
+    ``runs_root``, recording the run it was made for (``profiled_for``) so that later reports join it to that run; a
+    profile of another size is never the one asked for. A run with a profile.json of its own keeps it. The card is
+    the manifest's copy (with its argument overrides applied) or the registered card of that name. Returns the new
     profile run directories."""
     from bench_ir.profile_run import static_profile_and_store
 
@@ -147,7 +180,7 @@ def ensure_profiles(measured: list[MeasuredRun], runs_root: str | Path, size: in
         if run.profile_run is not None:
             if stored is None:
                 stored = _stored_profile_runs([m.run for m in measured], runs_root)[0]
-            run.profile_run = _newest_profile_at(size, join_key(run.manifest), stored)
+            run.profile_run = _preferred_profile_at(size, run.manifest, stored)
             if run.profile_run is not None:
                 continue
         card = _profiled_card(run)
@@ -156,7 +189,7 @@ def ensure_profiles(measured: list[MeasuredRun], runs_root: str | Path, size: in
         folder = static_profile_and_store(
             card, checkpoint=run.manifest.get("checkpoint"), args_overrides=overrides, size=size,
             runs_root=runs_root, run_dir=Path(runs_root) / f"{card.name}-params-flops-{size}-{digest}",
-            command=["bench-ir", "report", "--profile", run.run_id])
+            command=["bench-ir", "report", "--profile", run.run_id], profiled_for=_made_for(run))
         run.profile_run = load_run(folder)
         created.append(folder)
     return created
