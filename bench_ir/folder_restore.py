@@ -81,7 +81,7 @@ from bench_ir.engine import (
     saved_name_clash,
 )
 from bench_ir.folder_names import RESTORE_MANIFEST_NAME
-from bench_ir.geometry import FitPolicy, GeometryError, check_pad_mode, tile_size
+from bench_ir.geometry import FitPolicy, check_pad_mode, tile_size
 from bench_ir.manifest import device_info, environment_info, git_revision, now_iso
 from bench_ir.resume import RunLock, identity_differences
 from bench_ir.runner import MissingWeightsError, missing_weights_message, sigterm_as_interrupt
@@ -386,12 +386,9 @@ def _effective_overrides(card: ModelCard, model_args: dict[str, Any]) -> dict[st
 
 
 def _check_tile(tile: int, overlap: int, multiple: int) -> None:
-    """geometry.tile_size's check of ``tile`` against ``overlap``, its error naming the options to change."""
-    try:
-        tile_size(tile, overlap, multiple)
-    except GeometryError as err:
-        raise GeometryError(f"{err}: give a smaller tile_overlap (--tile-overlap, 32 by default) or a larger tile "
-                            "(--tile)") from None
+    """``tile`` checked against ``overlap`` before any work: geometry.tile_size, whose GeometryError names the
+    options to change."""
+    tile_size(tile, overlap, multiple)
 
 
 def _fit_of(manifest: dict[str, Any]) -> dict[str, Any]:

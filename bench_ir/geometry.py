@@ -100,13 +100,19 @@ def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
 
 def tile_size(tile: int, overlap: int, multiple: int) -> int:
     """The tile size tiled inference uses: ``tile`` pixels rounded down to ``multiple`` (at least one multiple).
-    Raises GeometryError when ``overlap`` is negative or not smaller than that size."""
+    Raises GeometryError when ``overlap`` is negative or not smaller than that size; the latter names the options
+    to change (``tile_overlap``/``--tile-overlap``, ``tile``/``--tile``), as run and restore report it (its
+    ``problem`` attribute is the message without that advice)."""
     if overlap < 0:
         raise GeometryError(f"tile overlap must be 0 or more pixels, got {overlap}")
     size = max(multiple, tile - tile % multiple)
     if overlap >= size:
         rounded = f" ({tile} pixels fitted to a multiple of {multiple})" if size != tile else ""
-        raise GeometryError(f"tile overlap {overlap} must be smaller than the tile size {size}{rounded}")
+        problem = f"tile overlap {overlap} must be smaller than the tile size {size}{rounded}"
+        error = GeometryError(f"{problem}: give a smaller tile_overlap (--tile-overlap, 32 by default) or a larger "
+                              "tile (--tile)")
+        error.problem = problem  # without the command-line advice, for a suite file's own words
+        raise error
     return size
 
 

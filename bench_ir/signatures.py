@@ -130,7 +130,7 @@ def static_parameters(source: Path, attr: str) -> Parameters | None:
     try:
         tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
     except SyntaxError as err:
-        raise SpecError(f"{source}:{err.lineno}: invalid Python ({err.msg})") from err
+        raise SpecError(f"{source}:{err.lineno}: invalid Python ({err.msg}); correct the file") from err
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == attr:
             return _from_arguments(node.args, skip_first=False)
@@ -155,7 +155,7 @@ def top_level_names(source: Path) -> tuple[dict[str, str], bool]:
     try:
         tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
     except SyntaxError as err:
-        raise SpecError(f"{source}:{err.lineno}: invalid Python ({err.msg})") from err
+        raise SpecError(f"{source}:{err.lineno}: invalid Python ({err.msg}); correct the file") from err
     names: dict[str, str] = {}
     dynamic = False
     for node in tree.body:

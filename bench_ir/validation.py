@@ -13,6 +13,8 @@ loaded and validated (includes, safe task/dataset names, layout folders). A suit
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,10 +103,14 @@ def _check_name_static(source: Path, module: str, attr: str, text: str, where: s
                        notes: list[str] | None) -> bool:
     """Whether the Python file ``source`` (module ``module``) binds ``attr`` at its top level to something other than
     a literal value, read without importing it. A name it cannot bind is a SpecError worded as the import check words
-    it (``where`` names the file and field); a name it may bind dynamically is a note (False is returned)."""
+    it (``where`` names the file and field), and so is a file that is not valid Python; a name it may bind
+    dynamically is a note (False is returned)."""
     from bench_ir.signatures import top_level_names
 
-    names, dynamic = top_level_names(source)
+    try:
+        names, dynamic = top_level_names(source)
+    except SpecError as err:  # the file is not valid Python: named with the card or recipe that points to it
+        raise SpecError(f"{where}: {err}") from err
     if attr not in names:
         if not dynamic:
             raise SpecError(f"{where}: module '{module}' has no attribute '{attr}' ({source})")
@@ -267,13 +273,7 @@ def _validate_recipe(path: Path, import_factory: bool, notes: list[str] | None) 
 
 
 def _validate_card(path: Path, import_factory: bool, notes: list[str] | None) -> tuple[str, str]:
-    from bench_ir.cards import (
-        check_card_args,
-        load_card,
-        missing_default_checkpoint,
-        parameter_count_mismatch,
-        resolve_factory,
-    )
+    from bench_ir.cards import check_card_args, load_card, missing_default_checkpoint, resolve_factory
 
     card = load_card(path)
     _check_name_unique_in_folder(card, path)
@@ -291,13 +291,41 @@ def _validate_card(path: Path, import_factory: bool, notes: list[str] | None) ->
         raise SpecError(f"{path}: field 'factory': {card.factory} is not callable")
     check_card_args(card, factory)
     _import_hooks(hooks, str(path))
+    _check_built_model(card, path)
+    return "model card", card.name
+
+
+def _check_built_model(card: ModelCard, path: Path) -> None:
+    """Build the card's model; its parameter counts must be the card's ``expected_params`` and ``inference_params``
+    where stated. An unexpected error of the model's own code while it is built (in its ``__init__``, its ``eval``)
+    or counted (its ``training_only_modules``) is a SpecError naming the card file, so that `validate` reports it for
+    this file and goes on; errors that already name the card (a SpecError, the factory's own ModelBuildError) pass
+    unchanged."""
+    from bench_ir.cards import parameter_count_mismatch
     from bench_ir.checkpoints import create_model
 
-    model = create_model(card)
+    with _model_code_errors(path, "building the model"):
+        model = create_model(card)
     for field_name in ("expected_params", "inference_params"):
-        if mismatch := parameter_count_mismatch(card, model, field_name):
+        with _model_code_errors(path, f"counting the model's parameters for {field_name}"):
+            mismatch = parameter_count_mismatch(card, model, field_name)
+        if mismatch:
             raise SpecError(f"{mismatch}; correct {field_name} or the factory and its args")
-    return "model card", card.name
+
+
+@contextmanager
+def _model_code_errors(path: Path, doing: str) -> Iterator[None]:
+    """Run code that runs the model's own code: an error not already worded for the card (a SpecError or a
+    ModelBuildError names it) becomes a SpecError ``<path>: <doing> raised <type>: <message>``."""
+    from bench_ir.checkpoints import ModelBuildError
+
+    try:
+        yield
+    except (SpecError, ModelBuildError):
+        raise
+    except Exception as err:  # the model's own code failed
+        raise SpecError(f"{path}: {doing} raised {type(err).__name__}: {err} (the card's model code fails; "
+                        "correct it or the card's args)") from err
 
 
 def _check_name_unique_in_folder(card: ModelCard, path: Path) -> None:

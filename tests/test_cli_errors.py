@@ -70,7 +70,8 @@ def _finished_run(tmp_path: Path) -> Path:
     (["--tile", "0"], "--tile must be at least 1, got 0"),
     (["--tile", "64", "--tile-overlap", "-4"], "tile overlap must be 0 or more pixels, got -4"),
     (["--model", "mirage-t", "--tile", "30"],
-     "tile overlap 32 must be smaller than the tile size 24 (30 pixels fitted to a multiple of 8)"),
+     "tile overlap 32 must be smaller than the tile size 24 (30 pixels fitted to a multiple of 8): give a smaller "
+     "tile_overlap (--tile-overlap, 32 by default) or a larger tile (--tile)"),
     (["--pad", "bogus"], "--pad bogus: choose one of reflect, replicate, constant, none"),
 ])
 def test_an_impossible_count_is_refused_before_any_run_directory_exists(tmp_path, options, message):

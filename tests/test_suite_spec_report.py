@@ -121,11 +121,11 @@ def test_a_relative_checkpoint_without_a_checkpoint_folder_names_the_suite_files
 # ------------------------------------------------------------------------------------------------ tiles
 @pytest.mark.parametrize("options, entries, message", [
     ({"tile": 16}, [{"model": "input"}],
-     r"options: fields 'tile' \(16\) and 'tile_overlap' \(32\): tile overlap 32 must be smaller than the tile size 16 "
-     r"for entries\[0\] \('input'\) on protocol '3deg'; give a larger 'tile' or a smaller 'tile_overlap'"),
+     r"options: fields 'tile' \(16\) and 'tile_overlap' \(32\): for entries\[0\] \('input'\) on protocol '3deg', "
+     r"tile overlap 32 must be smaller than the tile size 16; give a larger 'tile' or a smaller 'tile_overlap'"),
     ({"tile": 33}, [{"model": TINY_CARD, "checkpoint": TINY_WEIGHTS}],
-     r"tile overlap 32 must be smaller than the tile size 32 \(33 pixels fitted to a multiple of 2\) for entries\[0\] "
-     r"\('tiny-unet'\)"),
+     r"for entries\[0\] \('tiny-unet'\) on protocol '3deg', tile overlap 32 must be smaller than the tile size 32 "
+     r"\(33 pixels fitted to a multiple of 2\); give a larger 'tile'"),
     ({"tile": 64, "tile_overlap": -1}, [{"model": "input"}],
      r"options: field 'tile_overlap' must be 0 or more, got -1"),
 ], ids=["tile-below-overlap", "tile-rounded-to-the-overlap", "negative-overlap"])

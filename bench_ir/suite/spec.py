@@ -181,9 +181,11 @@ def _check_tiles(options: SuiteOptions, path: Path, index: int, card: ModelCard,
             try:
                 tile_size(options.tile, options.tile_overlap, task_fit_policy(card, protocol, task).multiple)
             except GeometryError as err:
+                problem = getattr(err, "problem", err)  # without the command line's options
                 raise SpecError(f"{path}: options: fields 'tile' ({options.tile}) and 'tile_overlap' "
-                                f"({options.tile_overlap}): {err} for entries[{index}] ('{card.name}') on protocol "
-                                f"'{protocol.name}'; give a larger 'tile' or a smaller 'tile_overlap'") from None
+                                f"({options.tile_overlap}): for entries[{index}] ('{card.name}') on protocol "
+                                f"'{protocol.name}', {problem}; give a larger 'tile' or a smaller 'tile_overlap'"
+                                ) from None
 
 
 def _missing_checkpoint(card: ModelCard, sample: bool) -> str | None:
