@@ -939,6 +939,9 @@ def compare(
         _fail(err)
     if format is not CompareFormat.table:
         sys.stdout.write(compare_output.compare_text(format.value, paired=paired, ranked=ranked, images=changes))
+        if format is CompareFormat.csv:  # stdout stays pure CSV; what its columns do not say goes to stderr
+            for line in compare_output.csv_warnings(paired, ranked):
+                err_console.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
         return
     if ranked is not None:
         console.print(compare_output.rank_table(ranked))

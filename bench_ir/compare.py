@@ -21,6 +21,7 @@ bootstrap over so few images says little.
 
 from __future__ import annotations
 
+import math
 import zlib
 from pathlib import Path
 
@@ -37,12 +38,12 @@ from bench_ir.leaderboard import (
     protocol_rows,
     published_rows,
 )
-from bench_ir.report.measured import as_runs, measure
+from bench_ir.report.measured import MeasuredRun, as_runs, measure
 from bench_ir.report.model import metric_column
 from bench_ir.results import Run
 
 __all__ = ["paired_bootstrap_ci", "compare_runs", "largest_image_changes", "rank_against_leaderboard",
-           "COMPARE_COLUMNS", "IMAGE_CHANGE_COLUMNS", "RANK_COLUMNS", "MIN_CI_IMAGES", "AVERAGE_ROW"]
+           "nonfinite_means", "COMPARE_COLUMNS", "IMAGE_CHANGE_COLUMNS", "RANK_COLUMNS", "MIN_CI_IMAGES", "AVERAGE_ROW"]
 
 # metric name in the tables -> (record column, higher is better)
 _METRICS = {"PSNR": ("psnr", True), "SSIM": ("ssim", True), "LPIPS": ("lpips", False)}
@@ -300,10 +301,13 @@ def rank_against_leaderboard(run: Run | str | Path, include_assisted: bool = Fal
     each dataset column. ``rank`` = 1 + number of published rows strictly better on printed values (the run's
     value rounded to the paper's precision, :func:`~bench_ir.report.model.metric_column`; ties share a rank),
     among the main-section rows (``include_assisted`` adds the assisted ones); it is NA for runs that are not
-    comparable (sample data, --limit, random weights). Deltas are the unrounded run value - published.
-    Columns: :data:`RANK_COLUMNS`; ``attrs`` names the run, protocol and table."""
+    comparable (sample data, --limit, random weights, a task mean that is NaN or inf: :func:`nonfinite_means`).
+    Deltas are the unrounded run value - published.
+    Columns: :data:`RANK_COLUMNS`; ``attrs`` names the run, protocol and table, and ``reasons`` says why the run is
+    not comparable (empty when it is)."""
     (loaded,) = _scored_runs([run])
     measured = measure(loaded)
+    reasons = [*measured.reasons, *nonfinite_means(measured)]
     rows = protocol_rows(measured.protocol, measured.leaderboard_table)
     published = [p for p in published_rows(rows) if include_assisted or p.section == "main"]
     metrics = [m for m in _METRICS if (rows["metric"] == m).any()]
@@ -319,7 +323,7 @@ def rank_against_leaderboard(run: Run | str | Path, include_assisted: bool = Fal
             sign = 1.0 if column.higher_is_better else -1.0
             best = max(entries, key=lambda entry: sign * entry[1]) if entries else (None, float("nan"))
             rank = pd.NA
-            if value is not None and measured.comparable:
+            if value is not None and not reasons:
                 printed = column.rounded(value)
                 rank = 1 + sum(sign * (v - printed) > 1e-12 for _, v in entries)
             reference = {name: (by_key[name].value(*key, metric) if name in by_key else None)
@@ -329,7 +333,7 @@ def rank_against_leaderboard(run: Run | str | Path, include_assisted: bool = Fal
                 "best_method": best[0], "best_value": best[1], "delta_best": _delta(value, best[1]),
                 "mirage_t": reference["MIRAGE-T"], "delta_mirage_t": _delta(value, reference["MIRAGE-T"]),
                 "mirage_s": reference["MIRAGE-S"], "delta_mirage_s": _delta(value, reference["MIRAGE-S"]),
-                "comparable": measured.comparable,
+                "comparable": not reasons,
             })
     frame = pd.DataFrame(records, columns=RANK_COLUMNS)
     frame["rank"] = frame["rank"].astype("Int64")
@@ -337,8 +341,26 @@ def rank_against_leaderboard(run: Run | str | Path, include_assisted: bool = Fal
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
     frame.attrs.update(run=measured.label, run_id=measured.run_id, protocol=measured.protocol,
                        table=measured.leaderboard_table or find_table(measured.protocol),
-                       reasons=list(measured.reasons))
+                       reasons=reasons)
     return frame
+
+
+def nonfinite_means(measured: MeasuredRun) -> list[str]:
+    """One phrase per task whose PSNR or SSIM mean is not a finite number, which no rank can place (empty when there
+    is none). These means count every image (:func:`bench_ir.results.aggregate`): an output with NaN/Inf values makes
+    them NaN, and an output identical to its target (the PSNR of identical images is inf) makes the PSNR mean inf."""
+    phrases = []
+    for column in measured.task_columns:
+        means = {metric: measured.value(column.key, metric) for metric in ("PSNR", "SSIM")
+                 if (*column.key, metric) in measured.values}
+        nan = [metric for metric, mean in means.items() if mean is None]  # measure() keeps a NaN mean as None
+        if nan:
+            phrases.append(f"its {column.label} {' and '.join(nan)} mean{'s' if len(nan) > 1 else ''} of NaN (outputs "
+                           "with NaN/Inf values, the records marked nonfinite)")
+        if means.get("PSNR") is not None and math.isinf(means["PSNR"]):
+            phrases.append(f"its {column.label} PSNR mean of inf (an output identical to its target, such as an input "
+                           "that is a copy of its target with --model input: the PSNR of identical images is inf)")
+    return phrases
 
 
 def _delta(value: float | None, reference: float | None) -> float:

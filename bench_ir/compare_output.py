@@ -25,7 +25,7 @@ from bench_ir.report.model import metric_column
 from bench_ir.report.render import markdown_escape
 
 __all__ = ["SCHEMA_ID", "FORMATS", "paired_table", "image_changes_table", "image_changes_title", "saved_images_note",
-           "rank_table", "rank_explanation", "compare_payload", "compare_text"]
+           "rank_table", "rank_explanation", "csv_warnings", "compare_payload", "compare_text"]
 
 SCHEMA_ID = "bench-ir/compare/1"
 FORMATS = ("table", "csv", "json", "markdown")
@@ -49,7 +49,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _num(value: Any, decimals: int, signed: bool = False) -> str:
     """``value`` with ``decimals`` (a sign with ``signed``); a missing or NaN value is –, an infinite one inf (a PSNR
-    of an output equal to its target, which ranks first)."""
+    of an output equal to its target, which is not ranked)."""
     raw = value.item() if hasattr(value, "item") else value
     if isinstance(raw, float) and math.isinf(raw):
         return ("+" if signed and raw > 0 else "") + ("inf" if raw > 0 else "-inf")
@@ -192,8 +192,7 @@ def rank_explanation(frame: pd.DataFrame) -> list[str]:
     if not frame.empty:
         lines.append(_printed_precision_note(list(dict.fromkeys(frame["metric"]))))
     if reasons:
-        lines.append(f"{run} is not ranked: its numbers are not comparable with the published ones because of "
-                     f"{'; '.join(reasons)}. Values and deltas are shown for information only.")
+        lines.append(f"{_not_ranked_sentence(frame)} Values and deltas are shown for information only.")
     else:
         lines.append(f"{run} is comparable: full test sets, real data, real weights, the protocol's metric "
                      "convention; rank = 1 + the published rows strictly better on printed values.")
@@ -203,6 +202,19 @@ def rank_explanation(frame: pd.DataFrame) -> list[str]:
                      f"({first['column']} {first['metric']}: {int(first['n_ranked']) - 1} published + 1 = "
                      f"{int(first['n_ranked'])}).")
     return lines
+
+
+def _not_ranked_sentence(frame: pd.DataFrame) -> str:
+    """Why the run of a rank frame is not ranked: its ``reasons`` in one sentence."""
+    return (f"{frame.attrs.get('run', 'the run')} is not ranked: its numbers are not comparable with the published "
+            f"ones because of {'; '.join(frame.attrs.get('reasons') or [])}.")
+
+
+def csv_warnings(paired: pd.DataFrame | None = None, ranked: pd.DataFrame | None = None) -> list[str]:
+    """What CSV leaves out and JSON and Markdown carry, for a CLI to print beside it: why the ranked run is not
+    ranked (its rows only say ``comparable`` False) and the paired comparison's ``warnings``."""
+    lines = [_not_ranked_sentence(ranked)] if ranked is not None and ranked.attrs.get("reasons") else []
+    return lines + (list(paired.attrs.get("warnings") or []) if paired is not None else [])
 
 
 def _printed_precision_note(metrics: list[str]) -> str:
@@ -250,7 +262,7 @@ def compare_text(fmt: str, paired: pd.DataFrame | None = None, ranked: pd.DataFr
                  images: pd.DataFrame | None = None) -> str:
     """``csv`` | ``json`` | ``markdown`` text of the leaderboard rank and/or the paired comparison, and the largest
     per-image changes when ``images`` is given (CSV: one block per frame in that order, separated by an empty
-    line)."""
+    line; the frames only, without notes or warnings: :func:`csv_warnings` has those to print elsewhere)."""
     if fmt == "json":
         return json.dumps(compare_payload(paired, ranked, images), indent=2, ensure_ascii=False) + "\n"
     frames = [(f, t, n) for f, t, n in (

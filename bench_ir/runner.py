@@ -239,6 +239,20 @@ def _nonfinite_notice(records: list[dict[str, Any]]) -> str | None:
             f"nonfinite), so the PSNR and SSIM means of task(s) {tasks} are NaN, and so is an Average over them")
 
 
+def _infinite_psnr_notice(records: list[dict[str, Any]]) -> str | None:
+    """The images whose PSNR is inf (an output identical to its target) and what that does to the means, which
+    :func:`bench_ir.results.aggregate` takes over every image as it does for NaN; None when there are none."""
+    same = [record for record in records if record.get("psnr") == float("inf")]
+    if not same:
+        return None
+    tasks = ", ".join(dict.fromkeys(str(record["task"]) for record in same))
+    shown = shortlist([f"{record['task']}/{record['image']}" for record in same], 5, more=" and {} more")
+    return (f"{len(same)} image(s) with an output identical to its target ({shown}): their PSNR is inf (the PSNR of "
+            f"identical images), so the PSNR mean of task(s) {tasks} is inf, and so is an Average over them, and "
+            "compare --leaderboard does not rank the run; with --model input, such an input is a copy of its target: "
+            "check the data")
+
+
 def _missing_weights(card: ModelCard) -> str:
     """A run's missing-weights error: --checkpoint, the card's sample checkpoint where it ships one, or
     --random-weights."""
@@ -606,8 +620,7 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
     records = store.read_records(warn=False).records
     summary = aggregate(pd.DataFrame(records))
     average = protocol_average(summary, manifest["protocol"]["average"])
-    if notice := _nonfinite_notice(records):
-        notices.append(notice)
+    notices += [notice for notice in (_nonfinite_notice(records), _infinite_psnr_notice(records)) if notice]
     if manifest["status"] == "incomplete":
         notices.append(f"incomplete: the run's other images are not scored yet; continue with --resume --run-dir "
                        f"{run_dir}")

@@ -432,8 +432,10 @@ def test_a_run_scored_with_another_convention_is_not_ranked_and_says_so(tmp_path
 
 @pytest.mark.parametrize("fmt", ["csv", "markdown"])
 def test_compare_writes_csv_and_markdown_for_machines(fmt):
-    text = _cli("compare", str(STORE / "5deg-mirage-t"), str(STORE / "5deg-mynet"), "--n-boot", "100",
-                "--format", fmt)
+    result = runner.invoke(app, ["compare", str(STORE / "5deg-mirage-t"), str(STORE / "5deg-mynet"), "--n-boot", "100",
+                                 "--format", fmt])
+    assert result.exit_code == 0, result.output
+    text = result.stdout  # the warnings go to stderr
     if fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(text)))
         assert rows[0]["task"] == "dehaze" and rows[-1]["task"] == "Average" and "ci_low" in rows[0]
