@@ -1153,8 +1153,16 @@ class RichSuiteOverview:
             err_console.print()
 
 
+def _given_options(ctx: typer.Context, **options: object) -> dict[str, object]:
+    """The ``options`` the command line set (not left at their defaults), by parameter name."""
+    # by the source's name: typer may bring a click of its own, whose ParameterSource is another enum than click's
+    return {name: value for name, value in options.items()
+            if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+
+
 @suite_app.command("run")
 def suite_run(
+    ctx: typer.Context,
     suite: Annotated[str, typer.Argument(help="suite name (suites/*.yaml) or YAML file")],
     data_root: Annotated[Path | None, typer.Option(help="folder holding the protocols' test sets (default: "
                                                            "$BENCH_IR_DATA_ROOT)")] = None,
@@ -1175,8 +1183,8 @@ def suite_run(
     time: Annotated[int, typer.Option("--time", help="slurm: time limit per job (minutes)")] = 240,
     cpus: Annotated[int | None, typer.Option(help="slurm: CPUs per job")] = None,
     array: Annotated[bool, typer.Option("--array/--no-array", help="slurm: one job array, or one job per cell")] = True,
-    cluster: Annotated[str | None, typer.Option(help="submitit cluster (default: Slurm; 'local' runs the jobs as "
-                                                "local processes)")] = None,
+    cluster: Annotated[str | None, typer.Option(help="slurm: submitit cluster, slurm (default) or local (the jobs "
+                                                "as local processes)")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="slurm: follow the jobs until they end")] = True,
 ) -> None:
     """Run every cell of a suite: checks datasets and checkpoints first, skips complete cells, resumes interrupted ones.
@@ -1188,12 +1196,14 @@ def suite_run(
     overrides = {"limit": limit, "device": device, "noise_order": noise_order.value if noise_order else None}
     overview = RichSuiteOverview()
     try:
+        slurm = dict(partition=partition, account=account, time=time, cpus=cpus, array=array, cluster=cluster,
+                     wait=wait)
+        if launcher is not LauncherKind.slurm:  # make_launcher refuses those given: they would be ignored
+            slurm = _given_options(ctx, **slurm)
+        chosen = make_launcher(launcher.value, gpus=gpus, **slurm)  # before the suite is planned
         suite = load_suite(suite)
         for note in _suite_folders_from_env(suite, data_root, checkpoint_dir):
             err_console.print(note, highlight=False, markup=False, soft_wrap=True)
-        slurm = dict(partition=partition, account=account, time=time, cpus=cpus, array=array, cluster=cluster,
-                     wait=wait) if launcher is LauncherKind.slurm else {}
-        chosen = make_launcher(launcher.value, gpus=gpus, **slurm)
         outcome = run_suite(suite, suite_dir=out, data_root=data_root, checkpoint_dir=checkpoint_dir,
                             launcher=chosen, skip_missing=skip_missing, overrides=overrides, events=overview,
                             on_plan=overview.on_plan)
@@ -1219,9 +1229,10 @@ def suite_run(
     console.print(f"suite directory: {outcome.plan.suite_dir}", highlight=False)
     missing = outcome.missing_cells
     if launcher is LauncherKind.slurm:
-        console.print(f"Slurm job ids: {outcome.plan.suite_dir / 'jobs.json'}; follow with `bench-ir suite status "
-                      f"{outcome.plan.suite_dir}`", highlight=False)
-    elif not outcome.failed and not missing and not outcome.running:
+        follow = f"; follow with `bench-ir suite status {outcome.plan.suite_dir}`" if outcome.submitted else ""
+        console.print(f"Slurm job ids: {outcome.plan.suite_dir / 'jobs.json'}{follow}", highlight=False,
+                      soft_wrap=True)
+    if outcome.complete:
         console.print(f"next: {report_command(outcome.plan.suite_dir)}", highlight=False, markup=False, soft_wrap=True)
     if outcome.failed or missing or outcome.running:  # not complete either: `suite run && suite report` stops
         for result in outcome.failed:

@@ -41,10 +41,19 @@ class SuiteOutcome:
     skipped: list[str] = field(default_factory=list)  # complete before this call
     missing: dict[str, list[str]] = field(default_factory=dict)  # problem -> cells (with skip_missing)
     running: list[str] = field(default_factory=list)  # run by another process now: not started again
+    # handed to a launcher that returned without following them to their end (Slurm --no-wait): `suite status` says
+    # how they end
+    submitted: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[CellResult]:
         return [r for r in self.results if r.status != "complete"]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every cell of the plan is complete after this call: none failed, was skipped as missing, is run by
+        another process or was submitted without being followed to its end."""
+        return not (self.failed or self.missing_cells or self.running or self.submitted)
 
     @property
     def missing_cells(self) -> list[str]:
@@ -61,8 +70,9 @@ class SuiteProgress(SuiteEvents):
     """Cell states and an ETA for an overview: states start from the suite directory and follow the events.
 
     ETA = images left / images scored per second so far in this call. A cell reports its images one by one when
-    it runs in this process, at its end when it runs elsewhere (node workers, Slurm jobs); cells running in
-    parallel simply raise the observed rate."""
+    it runs in this process; when it finishes, wherever it ran (node workers, Slurm jobs), its count becomes what its
+    run directory holds, so the images of every attempt count (a requeued Slurm job's earlier attempts, the records
+    a killed job kept), not only the last attempt's. Cells running in parallel simply raise the observed rate."""
 
     def __init__(self, plan: SuitePlan, names: list[str] | None = None) -> None:
         self.plan = plan
@@ -74,7 +84,6 @@ class SuiteProgress(SuiteEvents):
         self.errors: dict[str, str] = {name: reason for name, (_, reason) in states.items() if reason}
         self.scored = {cell.name: _scored(plan, cell) for cell in plan.cells}  # images in the run directory
         self.session = 0  # images scored during this call (the ETA's rate)
-        self._reported: dict[str, int] = {}
         self.todo = list(names if names is not None else [])
         self.start = time.perf_counter()
 
@@ -85,13 +94,12 @@ class SuiteProgress(SuiteEvents):
     def cell_record(self, name: str, record: dict[str, Any]) -> None:
         self.scored[name] += 1
         self.session += 1
-        self._reported[name] = self._reported.get(name, 0) + 1
 
     def cell_finished(self, result: CellResult) -> None:
         self.status[result.name] = result.status
-        unreported = max(0, result.images - self._reported.get(result.name, 0))  # cells run in other processes
-        self.scored[result.name] += unreported
-        self.session += unreported
+        held = _scored(self.plan, self.cells[result.name])  # every attempt's images, wherever they ran
+        self.session += max(0, held - self.scored[result.name])  # those no record event reported
+        self.scored[result.name] = held
         if result.error:
             self.errors[result.name] = result.error
         elif result.status == "complete" and (nonfinite := nonfinite_reason(self.plan, self.cells[result.name])):
@@ -197,4 +205,6 @@ def _run_suite(suite: Suite | str | Path, suite_dir: str | Path | None, data_roo
         if on_plan is not None:
             on_plan(plan, names)
         results = (launcher or LocalLauncher()).launch(plan, names, events or SuiteEvents())
-    return SuiteOutcome(plan=plan, results=results, skipped=skipped, missing=problems, running=running)
+    finished = {result.name for result in results}
+    return SuiteOutcome(plan=plan, results=results, skipped=skipped, missing=problems, running=running,
+                        submitted=[name for name in names if name not in finished])

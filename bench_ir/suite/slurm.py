@@ -3,12 +3,13 @@
 Each job runs one cell, i.e. that cell's `bench-ir run ... --resume` into its run directory, so a preempted or
 timed-out job is simply requeued by submitit (``Checkpointable``) and continues where it stopped. Jobs are
 submitted as one job array (default) or one job per cell; every submission is appended to ``jobs.json`` in the
-suite directory (cell, job id, time), and submitit keeps its logs under ``slurm/``. ``cluster="local"`` runs the
-same jobs as local processes (submitit's local executor), which is how the launcher is tested without Slurm.
+suite directory (cell, job id, time), and submitit keeps its logs under ``slurm/<job id>/``. ``cluster="local"`` runs
+the same jobs as local processes (submitit's local executor), which is how the launcher is tested without Slurm.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -21,9 +22,13 @@ from bench_ir.suite.execute import CellResult, SuiteEvents, execute_cell
 from bench_ir.suite.launchers import Launcher
 from bench_ir.suite.plan import SuitePlan
 
-__all__ = ["SlurmLauncher", "CellJob", "JOBS_FILE", "read_jobs"]
+__all__ = ["SlurmLauncher", "CellJob", "CLUSTERS", "JOBS_FILE", "read_jobs"]
 
 JOBS_FILE = "jobs.json"
+# --cluster: Slurm jobs (the default, also when None), or the same jobs as local processes (the Slurm path tried on a
+# machine without Slurm)
+CLUSTERS = ("slurm", "local")
+JOB_ID_FOLDER = "%j"  # submitit's placeholder for the job id in its log folder: SUITE_DIR/slurm/<job id>/
 
 
 def _submitit():
@@ -41,11 +46,24 @@ class CellJob:
         self.suite_dir, self.name = suite_dir, name
 
     def __call__(self) -> dict[str, Any]:
+        remove_placeholder_folder(Path(self.suite_dir))
         return execute_cell(self.suite_dir, self.name).to_dict()
 
     def checkpoint(self) -> Any:
         """submitit's preemption hook: resubmit the same cell (its run resumes from the scored images)."""
         return _submitit().helpers.DelayedSubmission(CellJob(self.suite_dir, self.name))
+
+
+def log_folder(suite_dir: str | Path) -> Path:
+    """submitit's log folder of a suite, with its job id placeholder: SUITE_DIR/slurm/%j (one folder per job)."""
+    return Path(suite_dir).resolve() / "slurm" / JOB_ID_FOLDER
+
+
+def remove_placeholder_folder(suite_dir: str | Path) -> None:
+    """Remove SUITE_DIR/slurm/%j when it is empty: submitit's local executor makes the folder of the unexpanded
+    placeholder before it starts each job (its logs go to slurm/<job id>/), so each job removes it once it runs."""
+    with contextlib.suppress(OSError):  # absent, not empty, or removed by another job meanwhile
+        log_folder(suite_dir).rmdir()
 
 
 def read_jobs(suite_dir: str | Path) -> list[dict[str, Any]]:
@@ -78,15 +96,17 @@ class SlurmLauncher(Launcher):
     wait: bool = True
     poll_seconds: float = 2.0
 
-    def __post_init__(self) -> None:  # before the suite is planned: submitit would run the jobs here instead
-        if self.cluster is None and _submitit().AutoExecutor.which() != "slurm":
+    def __post_init__(self) -> None:  # before the suite is planned: submitit would fail, or run the jobs here
+        if self.cluster is not None and self.cluster not in CLUSTERS:
+            raise ValueError(f"--cluster {self.cluster}: unknown cluster; use slurm (the default: Slurm jobs) or local "
+                             "(the same jobs as local processes, to try the Slurm path without Slurm).")
+        if self.cluster in (None, "slurm") and _submitit().AutoExecutor.which() != "slurm":
             raise RuntimeError("--launcher slurm: no Slurm on this machine (submitit finds no sbatch on PATH); run "
                                "it on a Slurm login node, or use --launcher local (or node: one worker per GPU) here")
 
     def executor(self, plan: SuitePlan):
         submitit = _submitit()
-        folder = Path(plan.suite_dir).resolve() / "slurm" / "%j"
-        executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)
+        executor = submitit.AutoExecutor(folder=log_folder(plan.suite_dir), cluster=self.cluster)
         params: dict[str, Any] = {"name": f"bench-ir-{plan.suite}", "timeout_min": self.time,
                                   "gpus_per_node": self.gpus, "cpus_per_task": self.cpus, "mem_gb": self.mem_gb,
                                   "tasks_per_node": 1, "nodes": 1, "slurm_partition": self.partition,
@@ -132,4 +152,5 @@ class SlurmLauncher(Launcher):
                 events.cell_finished(result)
             if jobs:
                 time.sleep(self.poll_seconds)
+        remove_placeholder_folder(plan.suite_dir)  # a job killed before it started leaves it
         return results
