@@ -17,6 +17,7 @@ from PIL import Image
 from skimage import data as skdata
 from typer.testing import CliRunner
 
+from bench_ir import profiling
 from bench_ir.cli import app
 from bench_ir.results import load_run
 from bench_ir.runner import RunConfig, folder_protocol, run_protocol
@@ -277,13 +278,19 @@ def test_validate_accepts_shipped_files_and_rejects_a_card_with_an_unknown_field
     assert failed.exit_code == 1 and "unknown field(s) ['colour']" in failed.output
 
 
-def test_profile_json_reports_parameters_and_flops_and_stores_a_profile_run(tmp_path):
+def _stand_in_flop_count(model: torch.nn.Module, size: int, with_training_heads: bool = False) -> profiling.FlopCount:
+    """count_flops without its seconds of tracing MIRAGE-T (the counts themselves: tests/test_profiling.py)."""
+    return profiling.FlopCount(1234 + with_training_heads, {"conv": 1234}, {})
+
+
+def test_profile_json_reports_parameters_and_flops_and_stores_a_profile_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(profiling, "count_flops", _stand_in_flop_count)
     result = runner.invoke(app, ["profile", "--model", "mirage-t", "--size", "32", "--repeats", "1", "--warmup",
                                  "0", "--device", "cpu", "--json", "--runs-root", str(tmp_path)])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["params_total"] == 6207412 and payload["params_inference"] == 6158576
-    assert payload["flops"] > 0
+    assert (payload["flops"], payload["flops_with_training_heads"]) == (1234, 1235)
     assert load_run(payload["run_dir"]).profile["params"] == 6207412
 
 

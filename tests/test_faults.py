@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,8 @@ def _write_folders(root: Path, n: int = IMAGES, size: int = SIZE) -> tuple[Path,
         y, x = (int(v) for v in rng.integers(0, photo.shape[0] - size + 1, 2))
         clean = photo[y:y + size, x:x + size]
         noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(clean).save(targets / f"{i:03d}.png")
-        Image.fromarray(noisy).save(inputs / f"{i:03d}.png")
+        Image.fromarray(clean).save(targets / f"{i:03d}.png", compress_level=0)  # uncompressed: quick to write
+        Image.fromarray(noisy).save(inputs / f"{i:03d}.png", compress_level=0)
     return inputs, targets
 
 
@@ -93,19 +94,41 @@ def _start(folders: tuple[Path, Path], run_dir: Path, *extra: str) -> subprocess
                             cwd=run_dir.parent)
 
 
-def _wait_for_records(process: subprocess.Popen, run_dir: Path, timeout: float = 180.0) -> None:
-    """Return as soon as records.jsonl holds a complete record (the process is then scoring)."""
-    records = run_dir / "records.jsonl"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if records.is_file() and b"\n" in records.read_bytes():
-            return
-        if process.poll() is not None:
-            out, err = process.communicate()
-            raise AssertionError(f"the run ended before its first record:\n{out}\n{err}")
+def _signal_once_scoring(runs: list[tuple[Path, subprocess.Popen, int]], timeout: float = 180.0) -> None:
+    """Send each ``(run folder, process, signal)`` its signal as soon as the folder's records.jsonl holds a complete
+    record (the process is then scoring); return when every one was sent."""
+    waiting, deadline = list(runs), time.monotonic() + timeout
+    while waiting:
+        for run in list(waiting):
+            run_dir, process, signum = run
+            records = run_dir / "records.jsonl"
+            if records.is_file() and b"\n" in records.read_bytes():
+                process.send_signal(signum)
+                waiting.remove(run)
+            elif process.poll() is not None:
+                out, err = process.communicate()
+                raise AssertionError(f"the run ended before its first record:\n{out}\n{err}")
+        if waiting and time.monotonic() > deadline:
+            raise AssertionError(f"no record within {timeout} s in {', '.join(str(r[0]) for r in waiting)}")
         time.sleep(0.02)
-    process.kill()
-    raise AssertionError("no record within the timeout")
+
+
+@pytest.fixture(scope="module")
+def stopped_runs(folders, tmp_path_factory) -> Iterator[dict[int, tuple[Path, subprocess.Popen]]]:
+    """signal -> (run folder, process) of three `bench-ir run` processes on ``folders``, started together (their
+    start-ups overlap) and each sent its signal once it scores: SIGTERM, SIGINT (Ctrl-C), and SIGSTOP, which
+    freezes a run mid-way with its lock held (the kill -9 test's). Processes left at the end are killed."""
+    root = tmp_path_factory.mktemp("stopped")
+    runs = {signum: (root / signum.name, _start(folders, root / signum.name))
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGSTOP)}
+    try:
+        _signal_once_scoring([(run_dir, process, signum) for signum, (run_dir, process) in runs.items()])
+        yield runs
+    finally:
+        for _, process in runs.values():
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
 
 
 # ------------------------------------------------------------------------------------------- killed processes
@@ -114,11 +137,8 @@ def _wait_for_records(process: subprocess.Popen, run_dir: Path, timeout: float =
     (signal.SIGINT, "SIGINT (Ctrl-C)", 130),
 ])
 def test_sigterm_and_sigint_mark_the_run_interrupted_and_it_resumes_to_the_uninterrupted_export(
-        folders, reference, tmp_path, signum, reason, code):
-    run_dir = tmp_path / "run"
-    process = _start(folders, run_dir)
-    _wait_for_records(process, run_dir)
-    process.send_signal(signum)
+        folders, reference, stopped_runs, signum, reason, code):
+    run_dir, process = stopped_runs[signum]
     _, err = process.communicate(timeout=120)
     assert process.returncode == code, err
     assert "--resume" in err and "Traceback" not in err
@@ -133,11 +153,9 @@ def test_sigterm_and_sigint_mark_the_run_interrupted_and_it_resumes_to_the_unint
 
 
 def test_a_second_writer_is_refused_and_after_kill_9_the_run_resumes_to_the_uninterrupted_export(
-        folders, reference, tmp_path):
-    run_dir = tmp_path / "run"
-    process = _start(folders, run_dir)
+        folders, reference, stopped_runs):
+    run_dir, process = stopped_runs[signal.SIGSTOP]  # frozen mid-run, holding its lock
     try:
-        _wait_for_records(process, run_dir)
         second = runner.invoke(app, ["run", "--model", "input", "--input-dir", str(folders[0]), "--target-dir",
                                      str(folders[1]), "--run-dir", str(run_dir), "--resume", "--device", "cpu"])
         assert second.exit_code == 2
@@ -147,7 +165,7 @@ def test_a_second_writer_is_refused_and_after_kill_9_the_run_resumes_to_the_unin
         process.communicate(timeout=120)
     assert process.returncode == -signal.SIGKILL
     killed = load_run(run_dir)
-    assert killed.manifest["status"] == "running", "the run finished before the kill: make it slower"
+    assert killed.manifest["status"] == "running", "the run finished before it was stopped: make it slower"
     assert 0 < len(killed.records) < IMAGES
     assert lock_holder(run_dir) == process.pid and not RunLock.is_held(run_dir)  # the kernel released the lock
     outcome = run_protocol(_config(folders, run_dir, resume=True))  # so the stale lock file does not block

@@ -112,25 +112,31 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def _heavy_modules_imported_by(args: list[str], expect_in_output: str = "") -> str:
-    """Run `bench-ir ARGS` in a fresh interpreter; which of torch and scipy it imported, as a printed list."""
+def _heavy_modules_imported_by(commands: list[list[str]], expect_in_output: str = "") -> list[str]:
+    """Run each `bench-ir ARGS` of ``commands`` in turn in one fresh interpreter; after each, which of torch and scipy
+    were imported so far, as a printed list (one per command: the first that is not ``[]`` names the culprit)."""
     code = ("import sys\nfrom typer.testing import CliRunner\nfrom bench_ir.cli import app\n"
-            f"result = CliRunner().invoke(app, {args!r})\n"
-            f"assert result.exit_code == 0 and {expect_in_output!r} in result.output, result.output\n"
-            "print(sorted(m for m in ('torch', 'scipy') if m in sys.modules))\n")
+            f"for args in {commands!r}:\n"
+            "    result = CliRunner().invoke(app, args)\n"
+            f"    assert result.exit_code == 0 and {expect_in_output!r} in result.output, result.output\n"
+            "    print(sorted(m for m in ('torch', 'scipy') if m in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return done.stdout.strip().splitlines()
 
 
-@pytest.mark.parametrize("what", ["runs", "models", "conventions", "suites", "protocols"])
-def test_listing_does_not_import_torch(tmp_path, what):
+LISTINGS = ["runs", "models", "conventions", "suites", "protocols"]
+
+
+def test_listing_does_not_import_torch(tmp_path):
     """`bench-ir list ...` reads manifests, cards, suites, protocols and the convention registry only: it answers in
-    about a second, without the seconds torch (and scipy, through the training data code) take to import."""
+    about a second, without the seconds torch (and scipy, through the training data code) take to import. One
+    interpreter lists them all in turn (each would show what an earlier one imported)."""
     (tmp_path / "train/run").mkdir(parents=True)
     (tmp_path / "train/run/train_manifest.json").write_text('{"status": "complete", "steps_done": 3}')
-    runs_root = ["--runs-root", str(tmp_path)] if what == "runs" else []
-    assert _heavy_modules_imported_by(["list", what, *runs_root]) == "[]"
+    commands = [["list", what, *(["--runs-root", str(tmp_path)] if what == "runs" else [])] for what in LISTINGS]
+    imported = _heavy_modules_imported_by(commands)
+    assert dict(zip(LISTINGS, imported, strict=True)) == dict.fromkeys(LISTINGS, "[]")
 
 
 def test_listing_the_runs_beside_a_finished_suite_does_not_import_torch(tmp_path):
@@ -139,7 +145,7 @@ def test_listing_the_runs_beside_a_finished_suite_does_not_import_torch(tmp_path
     from bench_ir.suite import run_suite
 
     suite = tmp_path / "s.yaml"
-    suite.write_text("name: s\nprotocols: [3deg]\noptions: {sample: true, limit: 1}\nentries: [{model: input}]\n"
+    suite.write_text("name: s\nprotocols: [derain]\noptions: {sample: true, limit: 1}\nentries: [{model: input}]\n"
                      "profile: {enabled: false}\n")
     run_suite(suite, tmp_path / "runs" / "suite-s")
-    assert _heavy_modules_imported_by(["list", "runs", "--runs-root", str(tmp_path / "runs")], "suite-s") == "[]"
+    assert _heavy_modules_imported_by([["list", "runs", "--runs-root", str(tmp_path / "runs")]], "suite-s") == ["[]"]

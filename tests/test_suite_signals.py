@@ -177,8 +177,9 @@ def test_a_node_worker_that_does_not_stop_in_time_is_killed_and_its_cell_recorde
 def test_a_node_worker_killed_during_a_cell_fails_that_cell_only_and_a_new_worker_runs_the_others(tmp_path,
                                                                                                    wide_tiny_unet):
     out = tmp_path / "out"
-    entries = [{**wide_tiny_unet, "name": "slow"}, {"model": "input", "name": "b"}, {"model": "input", "name": "c"}]
-    process = _start(_suite(tmp_path, entries, limit=4), out, "--launcher", "node", "--gpus", "1")
+    others = [{"model": "input", "name": name, "protocols": ["derain"]} for name in ("b", "c")]  # 4 images each
+    process = _start(_suite(tmp_path, [{**wide_tiny_unet, "name": "slow"}, *others], limit=4), out, "--launcher",
+                     "node", "--gpus", "1")
     records = out / "runs" / "slow__5deg" / "records.jsonl"
     _wait_until(process, lambda: _scored(records) >= 1, "scored an image")
     worker = _state(out, "slow__5deg")["pid"]
@@ -189,5 +190,5 @@ def test_a_node_worker_killed_during_a_cell_fails_that_cell_only_and_a_new_worke
     state = _state(out, "slow__5deg")
     assert (state["status"], state["error"], state["pid"]) == (
         "failed", "worker process failed: killed by SIGKILL", worker)
-    assert [_state(out, f"{name}__5deg")["status"] for name in ("b", "c")] == ["complete", "complete"]
-    assert _state(out, "b__5deg")["pid"] != worker
+    assert [_state(out, f"{name}__derain")["status"] for name in ("b", "c")] == ["complete", "complete"]
+    assert _state(out, "b__derain")["pid"] != worker

@@ -12,7 +12,7 @@ from bench_ir.suite import LocalLauncher, SuitePlan, cell_status_reason, run_sui
 
 
 def _suite(folder: Path) -> Path:
-    data = {"name": "torn", "protocols": ["5deg"], "options": {"sample": True, "limit": 2, "device": "cpu"},
+    data = {"name": "torn", "protocols": ["derain"], "options": {"sample": True, "limit": 2, "device": "cpu"},
             "entries": [{"model": "input"}], "profile": {"enabled": False}}
     path = folder / "suite.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
