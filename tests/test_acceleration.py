@@ -11,6 +11,8 @@ from bench_ir.engine import EvalOptions, restore
 from bench_ir.geometry import fit_policy
 from bench_ir.runner import FAST_CUDA_BATCH, ResumeError, RunConfig, run_protocol
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 CUDA = torch.device("cuda")
 CPU = torch.device("cpu")
 

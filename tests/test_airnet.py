@@ -23,6 +23,8 @@ from bench_ir.models.airnet import AirNet, AirNetTrainingOutput, DegradationGuid
 from bench_ir.models.deform_conv import torchvision_available
 from bench_ir.profiling import inference_parameter_count
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 OFFICIAL_PARAMS = 8_930_313
 OFFICIAL_RESTORER_PARAMS = 6_290_441
 OFFICIAL_ENCODER_PARAMS = 1_319_936

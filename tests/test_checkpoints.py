@@ -36,6 +36,8 @@ from bench_ir.checkpoints import (
 from bench_ir.models.mirage import MIRAGE
 from bench_ir.yamlio import SpecError
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 TINY_UNET_CARD = Path(__file__).resolve().parents[1] / "examples" / "tiny-unet.yaml"
 
 

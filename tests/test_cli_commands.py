@@ -22,6 +22,8 @@ from bench_ir.cli import app
 from bench_ir.results import load_run
 from bench_ir.runner import RunConfig, folder_protocol, run_protocol
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 runner = CliRunner()
 SAMPLE_WEIGHTS = Path(__file__).resolve().parents[1] / "registry" / "weights" / "mirage-t-sample.safetensors"
 

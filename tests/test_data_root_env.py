@@ -17,6 +17,8 @@ from bench_ir.train.data import training_data_root
 from bench_ir.train.recipes import load_recipe
 from bench_ir.train.trainer import train
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 runner = CliRunner()
 
 

@@ -28,6 +28,9 @@ from bench_ir.results import RecordWarning, RunStore, load_run
 from bench_ir.resume import RunLock, RunLockedError, lock_holder
 from bench_ir.runner import RunConfig, RunNotFinalizedError, folder_protocol, run_protocol
 
+# one thread, as the `bench-ir run` processes below get it: a thread pool only costs time on a shared CPU
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 runner = CliRunner()
 IMAGES, SIZE = 24, 384  # killed runs: enough work (over half a second on a fast CPU) that a signal lands mid-run
 FEW, SMALL = 6, 96  # damaged-file runs: small and quick

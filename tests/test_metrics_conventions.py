@@ -27,6 +27,8 @@ from bench_ir.metrics.conventions import (
 from bench_ir.metrics.functional import quantize_uint8, rgb_to_y, ssim_basicsr, ssim_gaussian_3d
 from bench_ir.metrics.scoring import score_pair_batch
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 PSNR_TOL = 1e-3
 SSIM_TOL = 1e-5
 

@@ -22,6 +22,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from bench_ir.metrics.functional import psnr, ssim
 from bench_ir.metrics.scoring import score_pair_batch
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 PSNR_TOL = 1e-3
 SSIM_TOL = 1e-5
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field"]

@@ -24,6 +24,8 @@ from bench_ir.models.identity import InputPassthrough
 from bench_ir.models.layers import ChannelLayerNorm, Downsample, DropPath, Upsample
 from bench_ir.models.mirage import MIRAGE
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 GOLDEN = Path(__file__).parent / "fixtures" / "mirage_golden.pt"
 WEIGHT_SEED = 0
 PERTURB_SEED = 1

@@ -27,6 +27,8 @@ from bench_ir.checkpoints import create_model, save_lightning_checkpoint
 from bench_ir.models.moce_ir import MoCEIR
 from bench_ir.models.moce_ir_layers import ComplexityExpertLayer, LaplacianHighPass, RoutingNoise
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 GOLDEN = Path(__file__).parent / "fixtures" / "moce_ir_golden.pt"
 LEADERBOARD = Path(__file__).parents[1] / "registry" / "leaderboard" / "table1_3deg.csv"
 WEIGHT_SEED = 0

@@ -19,6 +19,8 @@ from bench_ir.cards import count_parameters, get_card
 from bench_ir.checkpoints import create_model, read_checkpoint
 from bench_ir.models.nafnet import LayerNorm2d, NAFBlock, NAFNet
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 OFFICIAL_PARAMS = 17_111_907
 OFFICIAL_SIDD_WIDTH32_PARAMS = 29_159_715
 OFFICIAL_KEYS = 664

@@ -25,6 +25,8 @@ from bench_ir.models.ndr import NDRRestore, NDRTrainingOutput
 from bench_ir.ndr_objective import GRAD_CLIP_NORM, NDRObjective, ndr_optimizer
 from bench_ir.profiling import inference_parameter_count
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 GOLDEN = Path(__file__).parent / "fixtures" / "ndr_golden.pt"
 WEIGHT_SEED = 0
 PERTURB_SEED = 1

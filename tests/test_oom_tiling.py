@@ -21,6 +21,8 @@ from bench_ir.report.measured import provenance, provenance_line
 from bench_ir.results import RunStore, load_run
 from bench_ir.runner import RunConfig, run_protocol
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 runner = CliRunner()
 
 

@@ -23,6 +23,9 @@ from bench_ir.profiling import (
     profile_to_markdown,
 )
 
+# one thread: the 224 px traces take no longer on it, and a thread pool only costs time on a shared CPU
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # Counts measured with fvcore 0.1.5 FlopCountAnalysis on the official Amazingren/MIRAGE modules (926dc83)
 # in eval mode at 1x3x224x224; the official forward always runs the SPD head and its InfoNCE logits.
 OFFICIAL_FLOPS_T = 16_275_474_368

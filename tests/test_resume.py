@@ -17,6 +17,8 @@ from bench_ir.results import load_run
 from bench_ir.resume import IDENTITY_FIELDS, identity_differences, resume_identity
 from bench_ir.runner import MissingWeightsError, ResumeError, RunConfig, folder_protocol, run_protocol
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 runner = CliRunner()
 PROTOCOL = """\

@@ -14,6 +14,8 @@ from bench_ir.protocol import list_protocols, load_protocol
 from bench_ir.results import load_run, records_as_json
 from bench_ir.runner import ResumeError, RunConfig, run_protocol
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
+
 runner = CliRunner()
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bench_ir.results import RunStore
 from bench_ir.suite import LocalLauncher, SuitePlan, cell_status_reason, run_suite
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread pool only costs time on a shared CPU
 
 
 def _suite(folder: Path) -> Path:
