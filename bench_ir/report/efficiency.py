@@ -23,7 +23,7 @@ from bench_ir.report.tables import (
 )
 from bench_ir.shortlist import shortlist
 
-__all__ = ["EFFICIENCY_COLUMNS", "build_efficiency_table", "unprofiled_note", "PSNR_PROTOCOL"]
+__all__ = ["EFFICIENCY_COLUMNS", "build_efficiency_table", "unprofiled_note", "PSNR_PROTOCOL", "profile_size_of"]
 
 PSNR_PROTOCOL = "3deg"
 PUBLISHED_SIZE = 224  # the published FLOPs are fvcore counts on a 1x3x224x224 input (PROTOCOLS.md, Table 6)
@@ -63,7 +63,7 @@ def _profile_note(name: str, run: MeasuredRun) -> str | None:
     return f"{name}: profiled with {', '.join(settings)}{static}{eager}{where}." if settings else None
 
 
-def _profile_size(profile: dict | None) -> int | None:
+def profile_size_of(profile: dict | None) -> int | None:
     """The input height and width (pixels) a profile was measured at, None where it does not say."""
     profile = profile or {}
     size = profile.get("size") or (profile.get("input_shape") or [None])[-1]
@@ -75,7 +75,7 @@ def _row_names(profiled: list[MeasuredRun], taken: set[str]) -> list[str]:
     names = []
     for run in profiled:
         if is_profile_run(run.run):
-            names.append(unique_name(run.label, f"profile {_profile_size(run.profile) or '?'} px", taken))
+            names.append(unique_name(run.label, f"profile {profile_size_of(run.profile) or '?'} px", taken))
         else:
             names.append(measured_name(run, taken))
     return names
@@ -111,7 +111,7 @@ def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool | None
     runs = [measured_table_row(run, name, table.columns, table, _measured_lookup(run, figures))
             for name, (run, figures) in zip(names, profiled, strict=True)]
     for row, (run, _) in zip(runs, profiled, strict=True):
-        size = _profile_size(run.profile)
+        size = profile_size_of(run.profile)
         if size is not None and size != PUBLISHED_SIZE:  # FLOPs and memory grow with the input
             row.ranked = False
             row.markers.append(table.footnote(f"profiled at {size} px, not the {PUBLISHED_SIZE} px of the published "

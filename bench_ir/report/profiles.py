@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench_ir.report.efficiency import _profile_size
+from bench_ir.report.efficiency import profile_size_of
 from bench_ir.report.measured import MeasuredRun, is_profile_run
 from bench_ir.report.render import ReportWarning
 from bench_ir.results import MANIFEST, PROFILE, ManifestError, Run, load_run
@@ -158,7 +158,7 @@ def _made_for(run: MeasuredRun) -> dict:
 def _preferred_profile_at(size: int, manifest: dict, profiles: list[Run]) -> Run | None:
     """The preferred of ``profiles`` that serve the run of ``manifest`` and were measured at ``size`` px
     (:func:`_preferred_profile`), None when there is none."""
-    fitting = [run for run in _matching_profiles(manifest, profiles) if _profile_size(run.profile) == size]
+    fitting = [run for run in _matching_profiles(manifest, profiles) if profile_size_of(run.profile) == size]
     return _preferred_profile(manifest, fitting)
 
 
@@ -175,7 +175,7 @@ def ensure_profiles(measured: list[MeasuredRun], runs_root: str | Path, size: in
     created = []
     stored: list[Run] | None = None  # read once, and only when a joined profile is of another size
     for run in measured:
-        if run.run.profile or is_profile_run(run.run) or _profile_size(run.profile) == size:
+        if run.run.profile or is_profile_run(run.run) or profile_size_of(run.profile) == size:
             continue
         if run.profile_run is not None:
             if stored is None:
