@@ -149,3 +149,13 @@ def test_listing_the_runs_beside_a_finished_suite_does_not_import_torch(tmp_path
                      "profile: {enabled: false}\n")
     run_suite(suite, tmp_path / "runs" / "suite-s")
     assert _heavy_modules_imported_by([["list", "runs", "--runs-root", str(tmp_path / "runs")]], "suite-s") == ["[]"]
+
+
+def test_the_run_command_starts_without_importing_scipy():
+    """`bench-ir run` on the benchmark data needs only the Gaussian noise of bench_ir.data.synthesis; scipy.signal and
+    scipy.ndimage (over a second to import) load only when a sample degradation is synthesised."""
+    code = ("import sys\nimport bench_ir.cli, bench_ir.runner, bench_ir.data.synthesis\n"
+            "print(sorted(m for m in sys.modules if m == 'scipy' or m.startswith('scipy.')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

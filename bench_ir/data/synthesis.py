@@ -21,8 +21,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter, uniform_filter
-from scipy.signal import fftconvolve
 
 __all__ = [
     "gaussian_noise_uint8",
@@ -34,6 +32,26 @@ __all__ = [
 ]
 
 Degradation = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+# scipy is imported on first use: scipy.signal and scipy.ndimage take over a second to import, and the Gaussian noise
+# of the denoising protocols (the use of this module in every `bench-ir run` on the benchmark data) needs neither.
+def _fftconvolve(*args, **kwargs) -> np.ndarray:
+    from scipy.signal import fftconvolve
+
+    return fftconvolve(*args, **kwargs)
+
+
+def _gaussian_filter(*args, **kwargs) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(*args, **kwargs)
+
+
+def _uniform_filter(*args, **kwargs) -> np.ndarray:
+    from scipy.ndimage import uniform_filter
+
+    return uniform_filter(*args, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------- noise
@@ -160,14 +178,14 @@ def _convolve_rgb(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Convolve each channel of (H, W, 3) with ``kernel``; reflect padding keeps the image size."""
     ry, rx = kernel.shape[0] // 2, kernel.shape[1] // 2
     padded = np.pad(x, ((ry, ry), (rx, rx), (0, 0)), mode="reflect")
-    return fftconvolve(padded, kernel[..., None], mode="valid", axes=(0, 1)).astype(np.float32)
+    return _fftconvolve(padded, kernel[..., None], mode="valid", axes=(0, 1)).astype(np.float32)
 
 
 def _box_gauss(x: np.ndarray, sigma: float) -> np.ndarray:
     """Wide Gaussian blur of (H, W, 3) approximated by three box filters (cost independent of sigma)."""
     width = max(1, int(round(math.sqrt(4.0 * sigma * sigma + 1.0))))
     for _ in range(3):
-        x = uniform_filter(x, size=(width, width, 1), mode="reflect")
+        x = _uniform_filter(x, size=(width, width, 1), mode="reflect")
     return x
 
 
@@ -200,8 +218,8 @@ def _rain(clean: np.ndarray, rng: np.random.Generator, density: tuple[float, flo
     seeds = (rng.random((height, width)) < rng.uniform(*density)).astype(np.float32)
     seeds *= rng.uniform(0.4, 1.0, (height, width)).astype(np.float32)
     kernel = _line_kernel(rng.uniform(*length) * scale, 90.0 + rng.uniform(-20.0, 20.0))
-    streaks = fftconvolve(seeds, kernel / kernel.max(), mode="same")
-    streaks = np.clip(gaussian_filter(streaks, thickness * scale), 0.0, 1.0).astype(np.float32)
+    streaks = _fftconvolve(seeds, kernel / kernel.max(), mode="same")
+    streaks = np.clip(_gaussian_filter(streaks, thickness * scale), 0.0, 1.0).astype(np.float32)
     tint = rng.uniform(0.9, 1.0, 3).astype(np.float32)
     return _to_uint8(img + rng.uniform(*strength) * streaks[..., None] * tint)
 
@@ -229,10 +247,10 @@ def _snow(clean: np.ndarray, rng: np.random.Generator, layers: Sequence[tuple[fl
         flakes = (rng.random((height, width)) < density).astype(np.float32)
         flakes *= rng.uniform(0.6, 1.0, (height, width)).astype(np.float32)
         sigma = sigma * scale
-        blobs = gaussian_filter(flakes, sigma) * np.float32(2.0 * math.pi * sigma * sigma)
+        blobs = _gaussian_filter(flakes, sigma) * np.float32(2.0 * math.pi * sigma * sigma)
         mask = np.maximum(mask, blobs)
     kernel = _line_kernel(rng.uniform(*fall) * scale, 90.0 + rng.uniform(-30.0, 30.0))
-    mask = np.clip(fftconvolve(mask, kernel / kernel.max(), mode="same") * 0.8, 0.0, 1.0)[..., None]
+    mask = np.clip(_fftconvolve(mask, kernel / kernel.max(), mode="same") * 0.8, 0.0, 1.0)[..., None]
     white = np.float32(rng.uniform(0.9, 1.0))
     out = img * (1.0 - mask) + white * mask
     opacity = np.float32(rng.uniform(*veil))
@@ -258,7 +276,7 @@ def raindrop(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     img = _to_float(clean)
     height, width = img.shape[:2]
     scale = _scale(img)
-    background = gaussian_filter(img, (rng.uniform(1.5, 3.0) * scale,) * 2 + (0,))
+    background = _gaussian_filter(img, (rng.uniform(1.5, 3.0) * scale,) * 2 + (0,))
     out = img.copy()
     count = max(3, int(round(rng.integers(10, 21) * height * width / 256.0**2)))
     for _ in range(count):
@@ -314,7 +332,7 @@ def underwater(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     backscatter = np.array([rng.uniform(0.05, 0.15), rng.uniform(0.35, 0.55), rng.uniform(0.45, 0.7)], np.float32)
     t = np.exp(-beta * depth)
     out = img * t + backscatter * (1.0 - t)
-    return _to_uint8(gaussian_filter(out, (0.7 * _scale(img),) * 2 + (0,)))
+    return _to_uint8(_gaussian_filter(out, (0.7 * _scale(img),) * 2 + (0,)))
 
 
 def _udc(clean: np.ndarray, rng: np.random.Generator, core: tuple[float, float], halo: tuple[float, float],
@@ -325,7 +343,7 @@ def _udc(clean: np.ndarray, rng: np.random.Generator, core: tuple[float, float],
     img = _to_float(clean)
     scale = _scale(img)
     weight = np.float32(rng.uniform(*halo_weight))
-    sharp = gaussian_filter(img, (rng.uniform(*core) * scale,) * 2 + (0,))
+    sharp = _gaussian_filter(img, (rng.uniform(*core) * scale,) * 2 + (0,))
     blurred = (1.0 - weight) * sharp + weight * _box_gauss(img, rng.uniform(*halo) * scale)
     colour = np.array([rng.uniform(*g) for g in gains], np.float32)
     dimmed = blurred * np.float32(rng.uniform(*transmission)) * colour
