@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +27,45 @@ _EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TINY_MIRAGE_ARGS = {"dim": 6, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1}
 FAST_TRAINING = {"device": "cpu", "batch_size": 2, "patch_size": 16, "model_args": TINY_MIRAGE_ARGS, "num_workers": 0,
                  "validate": False, "tensorboard": False}
+
+
+# process groups of the jobs tests start in a session of their own (popen_in_own_session): such a job is not in
+# pytest's process group, so nothing else would stop a job a failing test left behind, or one of a stopped pytest
+_OWN_SESSION_GROUPS: list[int] = []
+
+
+def _die_with_the_parent() -> None:
+    """In the new job's process: ask Linux for SIGKILL when its parent (pytest) exits (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def popen_in_own_session(command: list[str], **options) -> subprocess.Popen:
+    """``subprocess.Popen(command, **options)`` in a session and process group of its own, as a scheduler or a shell
+    starts a job: a signal sent to its group reaches nothing else. Its whole group is killed (SIGKILL) at the end of
+    the test that started it (a job the test waited for is long gone) and when pytest exits; the job's own process is
+    also killed when pytest is killed (SIGTERM, SIGKILL), so no job runs on beside later tests or after pytest."""
+    process = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_the_parent, **options)
+    _OWN_SESSION_GROUPS.append(process.pid)
+    return process
+
+
+def kill_own_session_groups() -> None:
+    """SIGKILL every process group started by :func:`popen_in_own_session` that still has a member."""
+    while _OWN_SESSION_GROUPS:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(_OWN_SESSION_GROUPS.pop(), signal.SIGKILL)
+
+
+atexit.register(kill_own_session_groups)
+
+
+@pytest.fixture(autouse=True)
+def no_job_outlives_its_test() -> Iterator[None]:
+    yield
+    kill_own_session_groups()
 
 
 @pytest.fixture(scope="session")
@@ -196,8 +238,8 @@ def signal_training_job(command: list[str], run_dir: Path, signum: int, env: dic
     """Start the training ``command`` (writing ``run_dir``) in a process group of its own, wait until it has logged
     two steps, send ``signum`` to the whole group (as a scheduler or a terminal's Ctrl-C does), or with ``rank`` to
     that torchrun worker alone, and wait for the job to end; returns the process and its stderr."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, start_new_session=True)
+    process = popen_in_own_session(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
     log, deadline = run_dir / "train_log.csv", time.monotonic() + 180
     while not (log.is_file() and len(log.read_text().splitlines()) > 2):
         if process.poll() is not None or time.monotonic() > deadline:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import popen_in_own_session
 
 from bench_ir.resume import RunLock
 from bench_ir.suite import SuitePlan, cell_status
@@ -35,10 +36,9 @@ def _suite(folder: Path, entries: list[dict], limit: int = 2, profile: dict | No
 def _start(suite: Path, out: Path, *options: str) -> subprocess.Popen:
     """`bench-ir suite run SUITE --out OUT ...` in a session of its own (a signal to it reaches nothing else)."""
     python_path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    return subprocess.Popen([sys.executable, "-m", "bench_ir", "suite", "run", str(suite), "--out", str(out),
-                             *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"},
-                            start_new_session=True)
+    return popen_in_own_session([sys.executable, "-m", "bench_ir", "suite", "run", str(suite), "--out", str(out),
+                                 *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"})
 
 
 def _wait_until(process: subprocess.Popen, ready: Callable[[], bool], what: str, timeout: float = 180) -> None:
@@ -153,9 +153,9 @@ def test_a_node_worker_that_does_not_stop_in_time_is_killed_and_its_cell_recorde
     out = tmp_path / "out"
     suite = _suite(tmp_path, [{**wide_tiny_unet, "name": "slow"}], limit=4)
     python_path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    process = subprocess.Popen([sys.executable, "-c", _NODE_SUITE_RUN, str(suite), str(out), "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               env={**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"})
+    process = popen_in_own_session([sys.executable, "-c", _NODE_SUITE_RUN, str(suite), str(out), "0"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"})
     records = out / "runs" / "slow__5deg" / "records.jsonl"
     _wait_until(process, lambda: _scored(records) >= 1, "scored an image")
     worker = _state(out, "slow__5deg")["pid"]
