@@ -173,6 +173,20 @@ def write_one_pair_protocol(root: Path, name: str = "toy") -> Path:
     return path
 
 
+def write_sample_suite(folder: Path, name: str, protocols: list[str], entries: list[dict] | None = None,
+                       limit: int = 1, **fields) -> Path:
+    """The suite file ``folder/suite.yaml`` (``folder`` made if missing) of the suite ``name``: ``entries`` (default
+    the ``input`` row) on ``protocols``, on the sample data on the CPU, ``limit`` images per task, no profile; each of
+    ``fields`` replaces the top-level field of that name (``options``, ``profile``, ...)."""
+    data = {"name": name, "protocols": protocols, "options": {"sample": True, "limit": limit, "device": "cpu"},
+            "entries": entries if entries is not None else [{"model": "input"}], "profile": {"enabled": False},
+            **fields}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def write_scored_run(run_dir: Path, tasks: list[dict], records: list[tuple[str, str, float, float]],
                      average: list[str] | None = None, **manifest) -> Path:
     """A stored 3deg-table run with the given ``(task, image, psnr, ssim)`` records and manifest overrides, as the

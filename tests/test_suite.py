@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import write_one_pair_protocol
+from conftest import write_one_pair_protocol, write_sample_suite
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -45,15 +45,9 @@ runner = CliRunner()
 
 def _write_suite(folder: Path, profile: bool = False, **changes) -> Path:
     """The sample suite made cheap: 2 models (input, tiny-unet) × 2 protocols, 1 image per task."""
-    data = {"name": "tiny-sample", "protocols": ["3deg", "5deg"],
-            "options": {"sample": True, "limit": 1, "device": "cpu"},
-            "entries": [{"model": "input"},
-                        {"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "label": "TinyUNet"}],
-            "profile": {"enabled": profile, "size": 32, "repeats": 1, "warmup": 0}}
-    data.update(changes)
-    path = folder / "suite.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    fields = {"entries": [{"model": "input"}, {"model": TINY_CARD, "checkpoint": TINY_WEIGHTS, "label": "TinyUNet"}],
+              "profile": {"enabled": profile, "size": 32, "repeats": 1, "warmup": 0}, **changes}
+    return write_sample_suite(folder, **{"name": "tiny-sample", "protocols": ["3deg", "5deg"], **fields})
 
 
 def _records(suite_dir: Path) -> dict[str, list[dict]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import write_sample_suite
 from typer.testing import CliRunner
 
 from bench_ir.cli import app
@@ -18,10 +18,7 @@ runner = CliRunner()
 
 def _suite_run(tmp_path: Path, *options: str):
     """`suite run` of a one-cell sample suite into tmp_path/out with ``options``."""
-    data = {"name": "options", "protocols": ["5deg"], "options": {"sample": True, "limit": 1, "device": "cpu"},
-            "entries": [{"model": "input"}], "profile": {"enabled": False}}
-    path = tmp_path / "suite.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    path = write_sample_suite(tmp_path, "options", ["5deg"])
     return runner.invoke(app, ["suite", "run", str(path), "--out", str(tmp_path / "out"), *options],
                          terminal_width=400)
 

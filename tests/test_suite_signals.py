@@ -14,8 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import popen_in_own_session
+from conftest import popen_in_own_session, write_sample_suite
 
 from bench_ir.resume import RunLock
 from bench_ir.suite import SuitePlan, cell_status
@@ -26,11 +25,7 @@ pytestmark = pytest.mark.slow
 
 
 def _suite(folder: Path, entries: list[dict], limit: int = 2, profile: dict | None = None) -> Path:
-    data = {"name": "signals", "protocols": ["5deg"], "options": {"sample": True, "limit": limit, "device": "cpu"},
-            "entries": entries, "profile": profile or {"enabled": False}}
-    path = folder / "suite.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    return write_sample_suite(folder, "signals", ["5deg"], entries, limit, profile=profile or {"enabled": False})
 
 
 def _start(suite: Path, out: Path, *options: str) -> subprocess.Popen:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import write_sample_suite
 from typer.testing import CliRunner
 
 from bench_ir.cli import app
@@ -20,11 +20,7 @@ CELL = "input__5deg"
 
 def _write_suite(folder: Path) -> Path:
     """The `input` row on the 5deg sample data, 1 image per task: one cheap run cell of 7 images, no profile."""
-    data = {"name": "counts", "protocols": ["5deg"], "options": {"sample": True, "limit": 1, "device": "cpu"},
-            "entries": [{"model": "input"}], "profile": {"enabled": False}}
-    path = folder / "suite.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    return write_sample_suite(folder, "counts", ["5deg"])
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import write_one_pair_protocol
+from conftest import write_one_pair_protocol, write_sample_suite
 from typer.testing import CliRunner
 
 import bench_ir.suite.report as suite_report
@@ -29,15 +29,8 @@ runner = CliRunner(env={"COLUMNS": "400"})
 
 def _write_suite(folder: Path, entries: list[dict] | None = None, **changes) -> Path:
     """A suite of the `input` row on 3deg and 5deg, sample data, one image per task, no profiles."""
-    data = {"name": "mylab", "protocols": ["3deg", "5deg"],
-            "options": {"sample": True, "limit": 1, "device": "cpu"},
-            "entries": entries if entries is not None else [{"model": "input", "label": "Input (old label)"}],
-            "profile": {"enabled": False}}
-    data.update(changes)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "suite.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    entries = entries if entries is not None else [{"model": "input", "label": "Input (old label)"}]
+    return write_sample_suite(folder, **{"name": "mylab", "protocols": ["3deg", "5deg"], "entries": entries, **changes})
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import write_one_pair_protocol
+from conftest import write_one_pair_protocol, write_sample_suite
 from typer.testing import CliRunner
 
 from bench_ir.cli import app
@@ -27,11 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny inputs: a thread pool
 def _write_suite(folder: Path, **fields) -> Path:
     """A suite file ``folder/suite.yaml``: one ``input`` entry on the 3deg sample data, 1 image per task, no
     profile, each field of ``fields`` replacing the default's."""
-    data = {"name": "truth", "protocols": ["3deg"], "options": {"sample": True, "limit": 1, "device": "cpu"},
-            "entries": [{"model": "input"}], "profile": {"enabled": False}, **fields}
-    path = folder / "suite.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    return write_sample_suite(folder, **{"name": "truth", "protocols": ["3deg"], **fields})
 
 
 def _toy_suite(folder: Path, entries: list[dict] | None = None, profile: dict | None = None, **options) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import write_sample_suite
 
 from bench_ir.results import RunStore
 from bench_ir.suite import LocalLauncher, SuitePlan, cell_status_reason, run_suite
@@ -15,11 +15,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: a thread po
 
 
 def _suite(folder: Path) -> Path:
-    data = {"name": "torn", "protocols": ["derain"], "options": {"sample": True, "limit": 2, "device": "cpu"},
-            "entries": [{"model": "input"}], "profile": {"enabled": False}}
-    path = folder / "suite.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    return write_sample_suite(folder, "torn", ["derain"], limit=2)
 
 
 def _tear_last_record(records: Path) -> None:
