@@ -510,7 +510,7 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
             notices.append(f"--limit {config.limit} leaves out no image (the largest task has {largest}): the run "
                            "covers the full test sets")
         if not config.sample:
-            notices += _test_set_size_notices(protocol, now_tasks, dataset_of)
+            notices += _test_set_size_notices(protocol, now_tasks, dataset_of, config.data_root)
             notices += _unpaired_target_notices(now_tasks, dataset_of)
         manifest["notices"] = notices
         return _score(config, progress, protocol, card, model, plan, device, dctx, batch_size, scorer, run_dir,
@@ -520,16 +520,26 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
             lock.release()
 
 
-def _test_set_size_notices(protocol: Protocol, tasks: list[TaskSpec], dataset_of: Callable[[str], Any]) -> list[str]:
-    """One notice per task whose data holds another number of pairs than the published test set (a task's
-    ``expected_count``): its mean is then not comparable to the published number."""
+def _data_check_command(protocol: Protocol, data_root: str | Path | None) -> str:
+    """The `bench-ir data check` command line that checks the data a run read: its protocol and, when it had one,
+    its data root (absolute, shell-quoted), so that it checks the same folders wherever it is run."""
+    command = f"bench-ir data check --protocol {command_ref(protocol)}"
+    if data_root is None:
+        return command
+    return f"{command} --data-root {shlex.quote(str(Path(data_root).expanduser().resolve()))}"
+
+
+def _test_set_size_notices(protocol: Protocol, tasks: list[TaskSpec], dataset_of: Callable[[str], Any],
+                           data_root: str | Path | None) -> list[str]:
+    """One notice per task whose data (under ``data_root``) holds another number of pairs than the published test
+    set (a task's ``expected_count``): its mean is then not comparable to the published number."""
     notices = []
     for task in tasks:
         found = len(dataset_of(task.name))
         if task.expected_count is not None and found != task.expected_count:
             notices.append(f"task '{task.name}' ({task.label}): {found} pairs found, {task.expected_count} expected; "
                            "not the published test set, so its mean is not comparable to the published number "
-                           f"(bench-ir data check --protocol {command_ref(protocol)} says what differs)")
+                           f"({_data_check_command(protocol, data_root)} says what differs)")
     return notices
 
 

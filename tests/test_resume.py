@@ -128,7 +128,7 @@ def test_a_task_with_fewer_pairs_than_its_published_test_set_is_noted_in_the_run
     outcome = _run(protocol, root, tmp_path / "run")
     assert [n for n in outcome.notices if "expected" in n] == [
         "task 'a' (A): 3 pairs found, 100 expected; not the published test set, so its mean is not comparable to "
-        f"the published number (bench-ir data check --protocol {protocol} says what differs)"]  # a file, not a name
+        f"the published number (bench-ir data check --protocol {protocol} --data-root {root} says what differs)"]
     assert outcome.manifest["notices"] == outcome.notices
 
 

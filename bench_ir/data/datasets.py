@@ -89,8 +89,8 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 class PairingError(ValueError):
-    """Input files without a target (first names listed, with the count), inputs paired with themselves, or
-    ``position`` pairing of folders that hold different numbers of images."""
+    """Input files without a target (first names listed, with the count), inputs paired with themselves (one file),
+    or ``position`` pairing of folders that hold different numbers of images."""
 
 
 class ImageSizeMismatchError(ValueError):
@@ -106,8 +106,12 @@ class ResolvedLayout:
     target_dir: Path
 
     def describe(self) -> str:
-        folders = f"{self.input_dir} -> {self.target_dir}" if self.input_dir else f"{self.target_dir} (clean only)"
-        return f"{folders} (pairing {self.layout.pairing}; {self.layout.source or 'layout'})"
+        """``INPUT -> TARGET (pairing RULE; SOURCE)``, or ``TARGET (clean only, input synthesised; SOURCE)`` when
+        there is no input folder: every clean image is an item and no pairing rule applies."""
+        source = self.layout.source or "layout"
+        if self.input_dir is None:
+            return f"{self.target_dir} (clean only, input synthesised; {source})"
+        return f"{self.input_dir} -> {self.target_dir} (pairing {self.layout.pairing}; {source})"
 
 
 @dataclass(frozen=True)
@@ -276,14 +280,17 @@ def _position_count_error(layout: LayoutSpec, input_dir: Path, target_dir: Path,
 
 
 def _candidates(rule: str, name: str) -> list[str]:
-    """Target file names an input file name may pair with, best first (name rules only)."""
+    """Target file names an input file name may pair with, best first (name rules only). ``rain100l`` puts the
+    clean name first (``rain-001.png`` -> ``norain-001.png``, as MIRAGE's ``_get_gt_path``) and the input's own
+    name last (for targets that keep it, ``1.png`` -> ``1.png``), so that a target folder that also holds copies
+    of the rainy images never pairs an input with its own copy."""
     stem, ext = Path(name).stem, Path(name).suffix
     if rule == "same_name":
         return [name]
     if rule == "sots":
         return [(name.split("_")[0] if "_" in name else stem) + ".png"]
     if rule == "rain100l":
-        return [name, "no" + name] + (["no" + stem.split("_")[0] + ext] if "_" in stem else [])
+        return ["no" + name] + (["no" + stem.split("_")[0] + ext] if "_" in stem else []) + [name]
     if rule == "raindrop":
         return [stem[: -len("_rain")] + "_clean" + ext] if stem.endswith("_rain") else [name]
     if rule == "outdoor_rain":
@@ -311,12 +318,16 @@ class TargetIndex:
         return self._by_stem.get(_nfc(stem), [])
 
     def find(self, names: list[str], stem_fallback: bool = True) -> Path | None:
-        """The first of ``names`` present; else (``stem_fallback``) the only target with one of their stems."""
-        match = next((self._by_name[_nfc(n)] for n in names if _nfc(n) in self._by_name), None)
-        if match is None and stem_fallback:
-            stems = [Path(n).stem for n in names]
-            match = next((self.with_stem(s)[0] for s in stems if len(self.with_stem(s)) == 1), None)
-        return match
+        """The target of the first of ``names`` (best first) that has one: a target with that name, else
+        (``stem_fallback``) the only target with its stem. A better name found by its stem wins over a worse
+        name found exactly (``norain-1.jpg`` over ``rain-1.png`` for ``[norain-1.png, rain-1.png]``)."""
+        for name in names:
+            match = self._by_name.get(_nfc(name))
+            if match is None and stem_fallback and len(found := self.with_stem(Path(name).stem)) == 1:
+                match = found[0]
+            if match is not None:
+                return match
+        return None
 
 
 def _match_by_name(rule: str, inputs: list[Path], targets: list[Path]) -> tuple[list[ImagePair], list[Path]]:
@@ -337,6 +348,27 @@ def _match_by_name(rule: str, inputs: list[Path], targets: list[Path]) -> tuple[
     return pairs, unpaired
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same path after links, or hard links of one file."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # a broken link: reading it names the problem
+        return False
+
+
+def _refuse_self_pairs(layout: LayoutSpec, input_dir: Path, target_dir: Path, pairs: list[ImagePair]) -> None:
+    """Raise PairingError when an input is paired with itself (one file: the same path, a link to it or a hard link
+    of it): a model would be scored against its own input (PSNR inf), which a test set never means. Two files that
+    hold the same bytes are not refused here (a test set may hold an image its degradation left unchanged)."""
+    itself = [p.input_path for p in pairs if p.input_path is not None and _same_file(p.input_path, p.target_path)]
+    if itself:  # every score would compare an image with itself (PSNR inf)
+        raise PairingError(f"{input_dir}: inputs paired with themselves as targets in {target_dir} (pairing rule "
+                           f"'{layout.pairing}') — {_shortlist(itself)}; the input and the target of a pair must be "
+                           "two files (is the target folder the input folder, or are its files links to the inputs?)")
+
+
 def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
                allow_unpaired: bool = False, advise: PairingAdvice = evaluation_pairing_advice) -> Pairing:
     """Pair the files of ``input_dir`` with those of ``target_dir`` by ``layout.pairing`` (see LayoutSpec).
@@ -347,7 +379,8 @@ def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
     ``allow_unpaired`` (for ``same_name``, the error names the inputs whose stem a target has with another
     extension and suggests ``--pairing stem``, in the words of ``advise``); unpaired targets (targets no input
     pairs with; a target that several inputs pair with, as SOTS, is paired) are only reported, in
-    ``Pairing.unpaired_targets``.
+    ``Pairing.unpaired_targets``. A pair whose input and target are one file (same path, a link, a hard link)
+    raises PairingError, whatever ``allow_unpaired``: it would score a model against its own input.
 
     ``position`` pairs the n-th input with the n-th target, both in natural order (:func:`natural_key`, as
     Histoformer's ``natsorted``), and raises PairingError when the folders hold different numbers of images
@@ -373,11 +406,7 @@ def pair_files(layout: LayoutSpec, input_dir: Path | None, target_dir: Path,
             unpaired = []
         else:
             pairs, unpaired = _match_by_name(layout.pairing, inputs, targets)
-        itself = [p.input_path for p in pairs if p.input_path.resolve() == p.target_path.resolve()]
-        if itself:  # every score would compare an image with itself (PSNR inf)
-            raise PairingError(f"{input_dir}: inputs paired with themselves as targets in {target_dir} (pairing "
-                               f"rule '{layout.pairing}') — {_shortlist(itself)}; the input and the target of a "
-                               "pair must be two files (is the target folder the input folder?)")
+        _refuse_self_pairs(layout, input_dir, target_dir, pairs)
         used = {p.target_path for p in pairs}
         pairing = Pairing(pairs, unpaired, [t for t in targets if t not in used], non_images)
     warn_skipped_files(pairing.non_images)
