@@ -27,7 +27,7 @@ def test_a_complete_training_tree_is_ready_with_the_official_counts_as_warnings(
     result = _check("--recipe", "5deg", "--data-root", str(tmp_path), "--patch-size", "32")
     assert result.exit_code == 0, result.output
     assert "ready: all 5 training set(s) ok" in result.output
-    assert "derain: warning: 2 images found in" in result.output and "the official recipe uses 199" in result.output
+    assert "derain: warning: 2 images found in" in result.output and "the official recipe uses 200" in result.output
     assert result.output.rstrip().endswith(
         "validation during training scores test sets (found under --val-data-root, else --data-root); check them "
         f"with: bench-ir data check --protocol 5deg --data-root {tmp_path} (or train with --no-val)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bench_ir.cards import ModelCard
-from bench_ir.train.recipes import Recipe, TrainPlan, resolve_plan
+from bench_ir.train.recipes import Recipe, TrainPlan, not_own_training_notices, resolve_plan
 from bench_ir.train.schedule import schedule_end_notices
 
 __all__ = ["plan_notices", "model_notices"]
@@ -25,7 +25,8 @@ def model_notices(recipe: Recipe, cards: Iterable[ModelCard]) -> list[str]:
     """The :func:`plan_notices` a training of ``recipe`` would give, known without its model or data (for
     `bench-ir validate`), for the code and, where stated, the paper values: those of the recipe's own epochs or
     steps, then those of each card of ``cards`` defining a card option the recipe names, which the card's values
-    would add (``with model a, b: ...``)."""
+    would add (``with model a, b: ...``). That a recipe is not a card's own training
+    (:func:`bench_ir.train.recipes.not_own_training_notices`) is no finding about the recipe and is left out."""
     lengths = [(None, recipe.steps)] if recipe.steps is not None else [
         (int(epochs), None) for epochs in (recipe.epochs.code, recipe.epochs.paper) if epochs is not None]
     own = [text for epochs, steps in lengths for text in schedule_end_notices(recipe.schedule, epochs, steps)]
@@ -39,7 +40,8 @@ def model_notices(recipe: Recipe, cards: Iterable[ModelCard]) -> list[str]:
                 plan = resolve_plan(recipe, card, source, source)  # type: ignore[arg-type]
             except ValueError:  # no paper value: `train` says so
                 continue
+            other_training = not_own_training_notices(recipe, card, plan)
             for text in plan_notices(recipe, plan):
-                if text not in own and card.name not in models.setdefault(text, []):
+                if text not in own and text not in other_training and card.name not in models.setdefault(text, []):
                     models[text].append(card.name)
     return [*dict.fromkeys(own), *(f"with model {', '.join(names)}: {text}" for text, names in models.items())]

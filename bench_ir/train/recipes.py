@@ -13,6 +13,13 @@ when the card defines it (e.g. MIRAGE's ``spd_weight: {default: 0.01, paper: 0.0
 holds the official value for that model. Where it replaces another value of the recipe (an edited copy of a shipped
 recipe), the plan's notices say so; removing ``card_option`` keeps the recipe's value.
 :func:`resolve_plan` turns a recipe, a card and the two selectors into the concrete numbers of a run.
+
+``official_for`` names the model cards whose official training the recipe reproduces (MIRAGE-T and -S for the
+MIRAGE recipes, NDR-Restore for ``ndr``; empty for bench-ir's own recipes, such as the sample ones). Any other card
+trains with the recipe's loss, schedule and data, not its own published training: the plan's notices say so, with
+the training its card records in its options (:data:`OWN_TRAINING_OPTIONS`). ``include:`` inherits it, as it
+inherits the training it is about; it is not part of the recipe's sha256 (:data:`UNHASHED_FIELDS`), so naming the
+models changes no run's identity.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any, Literal
 
 from bench_ir.cards import ModelCard
 from bench_ir.resources import registry_dir
+from bench_ir.shortlist import shortlist
 from bench_ir.yamlio import SpecError, build_dataclass, read_yaml_with_includes, resolve_spec_path
 
 __all__ = [
@@ -47,6 +55,9 @@ __all__ = [
     "resolve_plan",
     "LAYOUT_FIELDS",
     "DESCRIPTIVE_FIELDS",
+    "UNHASHED_FIELDS",
+    "OWN_TRAINING_OPTIONS",
+    "not_own_training_notices",
 ]
 
 Layout = Literal["denoise", "derain", "dehaze_ots", "paired", "cdd11", "sample"]
@@ -255,6 +266,7 @@ class Recipe:
     description: str = ""
     reference: str = ""
     notes: str = ""
+    official_for: list[str] = field(default_factory=list)
     patch_size: int = 128
     batch_size: int = 32
     augmentation: Literal["dihedral_nonidentity", "dihedral", "none"] = "dihedral_nonidentity"
@@ -442,9 +454,15 @@ def _check_photometric(spec: DataSpec, at: str) -> None:
 _HASHED_ONLY_WHEN_SET = ("contrast",)
 
 
+UNHASHED_FIELDS: tuple[str, ...] = ("official_for",)
+"""Fields left out of a recipe's sha256: whose official training a recipe is changes nothing in the training, so
+stating or correcting it keeps every run's identity (a fine-tune's manifest still reloads as the recipe it ran).
+Unlike :data:`DESCRIPTIVE_FIELDS`, they are inherited through ``include:``."""
+
+
 def recipe_sha256(data: dict[str, Any]) -> str:
     """Hash of the fully resolved recipe content (includes expanded), stable across key order."""
-    content = {k: v for k, v in data.items() if k not in ("source", "sha256")}
+    content = {k: v for k, v in data.items() if k not in ("source", "sha256", *UNHASHED_FIELDS)}
     if isinstance(content.get("data"), list):
         content["data"] = [{k: v for k, v in entry.items() if not (k in _HASHED_ONLY_WHEN_SET and v is None)}
                            if isinstance(entry, dict) else entry for entry in content["data"]]
@@ -574,6 +592,58 @@ def _choose(choice: Choice, card: ModelCard, source: ValueSource, what: str, rec
     return float(value)
 
 
+OWN_TRAINING_OPTIONS: tuple[str, ...] = ("loss", "lr", "epochs", "schedule", "batch_and_patch")
+"""Model-card options that record the model's own published training (``{default: <what it is>, note: <where it
+comes from>}``), quoted when the model trains with a recipe that is not its official one. A card's ``train_outputs``
+(``{default: [restored, <extra output>, ...]}``) names what the model's training forward returns, the restored image
+first: the generic L1 + Fourier objective scores the image alone, so the extra outputs are noticed as unused."""
+
+
+def _option_text(card: ModelCard, key: str) -> str:
+    """``<key> <value> (<note>)`` of one card option."""
+    option = card.options[key]
+    if not isinstance(option, dict):
+        return f"{key} {option}"
+    note = option.get("note")
+    return f"{key} {option.get('default')}" + (f" ({note})" if note else "")
+
+
+def _not_official_notice(recipe: Recipe, card: ModelCard, card_objective: bool) -> str | None:
+    """The notice that ``card`` is not one of the models whose official training ``recipe`` is (None when it is, or
+    when the recipe names none), with the training the card records as its own."""
+    if not recipe.official_for or card.name in recipe.official_for:
+        return None
+    parts = "schedule and data (the loss is the card's own objective)" if card_objective else "loss, schedule and data"
+    notice = (f"recipe '{recipe.name}' is the official training of {shortlist(recipe.official_for, 4)}; {card.name} "
+              f"trains here with its {parts}, not its own published training, so the result is no reproduction of "
+              f"{card.name}'s published weights")
+    own = [_option_text(card, key) for key in OWN_TRAINING_OPTIONS if key in card.options]
+    if own:
+        notice += f"; {card.name}'s card records its own training as: {'; '.join(own)}"
+    return notice
+
+
+def _unused_outputs_notice(card: ModelCard) -> str | None:
+    """The notice that the generic objective leaves out the extra outputs of the model's training forward, as its
+    card's ``train_outputs`` names them (None when it names no extra output)."""
+    outputs = _card_option(card, "train_outputs", "code")
+    if not isinstance(outputs, list) or len(outputs) < 2:
+        return None
+    note = card.options["train_outputs"].get("note") if isinstance(card.options["train_outputs"], dict) else None
+    extra = ", ".join(str(output) for output in outputs[1:])
+    return (f"{card.name}'s training forward returns {', '.join(str(output) for output in outputs)}; the recipe's "
+            f"loss (L1 + Fourier) scores the {outputs[0]} image alone, so {extra} are not used"
+            + (f" ({note})" if note else "") + "; name an objective that uses them (loss.objective) to train with them")
+
+
+def not_own_training_notices(recipe: Recipe, card: ModelCard, plan: TrainPlan) -> list[str]:
+    """What a training of ``card`` with ``recipe`` (resolved to ``plan``) takes that is not the card's own training:
+    the recipe is another model's official training; the generic objective leaves out extra training outputs."""
+    card_objective = plan.objective is not None and recipe.loss.objective is None
+    unused = _unused_outputs_notice(card) if plan.objective is None else None
+    return [notice for notice in (_not_official_notice(recipe, card, card_objective), unused) if notice]
+
+
 def resolve_plan(recipe: Recipe, card: ModelCard, epochs_from: ValueSource = "code", loss_from: ValueSource = "code",
                  batch_size: int | None = None, patch_size: int | None = None) -> TrainPlan:
     """Concrete epochs, loss weights and training hooks.
@@ -582,7 +652,8 @@ def resolve_plan(recipe: Recipe, card: ModelCard, epochs_from: ValueSource = "co
     ``objective_args``, ``optimizer`` (``module:function``, a factory ``function(model) -> Optimizer``) and
     ``grad_clip`` (max global gradient norm). The recipe's own ``loss.objective`` (+ ``objective_args``),
     ``optimizer.factory`` and ``loss.grad_clip`` win over the card's when set; without either, the generic
-    L1 + Fourier (+ SPD) objective, the recipe's AdamW/Adam and no clipping are used."""
+    L1 + Fourier (+ SPD) objective, the recipe's AdamW/Adam and no clipping are used. A card not in the recipe's
+    non-empty ``official_for`` gets a notice that this is not its own training (see :data:`OWN_TRAINING_OPTIONS`)."""
     for name, value in (("epochs_from", epochs_from), ("loss_from", loss_from)):
         if value not in ("code", "paper"):
             raise ValueError(f"{name} must be 'code' or 'paper', got {value!r}")
@@ -613,6 +684,7 @@ def resolve_plan(recipe: Recipe, card: ModelCard, epochs_from: ValueSource = "co
         balance_weight=float(_card_option(card, "balance_loss_weight", loss_from) or 0.0),
         notices=notices,
     )
+    notices += not_own_training_notices(recipe, card, plan)
     if plan.patch_size % 8:
         raise ValueError(f"patch size {plan.patch_size} is not a multiple of 8")
     return plan
