@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from bench_ir import profiling
 from bench_ir.cli import app
+from bench_ir.resources import protocols_dir
 from bench_ir.results import load_run
 from bench_ir.runner import RunConfig, folder_protocol, run_protocol
 
@@ -350,7 +351,10 @@ def test_profile_of_a_size_the_model_cannot_take_is_a_clear_message(tmp_path):
 
 
 def test_the_average_of_a_one_task_protocol_names_its_task_rather_than_one_tasks(tmp_path):
-    result = runner.invoke(app, ["run", "--protocol", "derain", "--sample", "--limit", "1", "--model", "input",
+    protocol = tmp_path / "one-task.yaml"  # the shipped derain protocol has no Average (Table B has none)
+    protocol.write_text(f"name: one-task\ninclude: {protocols_dir() / 'derain.yaml'}\naverage: [derain]\n",
+                        encoding="utf-8")
+    result = runner.invoke(app, ["run", "--protocol", str(protocol), "--sample", "--limit", "1", "--model", "input",
                                  "--device", "cpu", "--run-dir", str(tmp_path / "r")], terminal_width=200)
     assert result.exit_code == 0, result.output
     average = next(line for line in result.output.splitlines() if line.lstrip("│ ").startswith("Average"))

@@ -72,7 +72,7 @@ def test_params_print_with_their_unit_and_a_parameterless_model_prints_a_dash(tm
 
 def test_footnotes_explain_the_asterisk_and_the_mirage_s_average_with_the_mean_of_its_values():
     table = build_table("5deg")
-    assert any(note.startswith("∗ General image restoration methods retrained in the all-in-one setting")
+    assert any(note.startswith("∗ Mark of the source table, which does not define it;")
                for note in table.notes)
     mirage_s = [table.footnotes[m].text for m in table.row("MIRAGE-S").markers]
     assert mirage_s == ["MIRAGE-S, Average PSNR: printed 30.68 (off by more than rounding); the mean of the printed "
@@ -98,7 +98,7 @@ def test_standalone_latex_compiles_with_pdflatex_and_the_pdf_says_what_the_table
     assert "Δ measured − published" in flat or "∆ measured − published" in flat
     assert "-0.06" in flat  # LOLv1 PSNR, beyond the 0.05 dB tolerance
     assert "beyond tolerance (|∆| > 0.05 dB PSNR or 0.002 SSIM)" in flat or "beyond tolerance (|Δ| > 0.05" in flat
-    assert "∗ General image restoration methods retrained" in flat
+    assert "∗ Mark of the source table, which does not define it" in flat
     assert "git 8c9a74a0c1d2; device NVIDIA H100 80GB HBM3 (cuda); fp32 exact; checkpoint" in flat  # provenance
     assert "checkpoint mynet-5deg.ckpt (sha256 56ef7f47da52)" in flat
 

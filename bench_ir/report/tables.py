@@ -38,8 +38,8 @@ __all__ = ["build_protocol_table", "published_table_row", "measured_table_row", 
 MAIN_SECTION = "main"
 RANKING_NOTE = ("Best in bold, second underlined, per column, among the published main-section rows and the "
                 "runs measured on full real data with real weights.")
-ASTERISK_NOTE = ("∗ General image restoration methods retrained in the all-in-one setting; numbers as reported by "
-                 "other all-in-one papers and copied by the source table.")
+ASTERISK_NOTE = ("∗ Mark of the source table, which does not define it; in all-in-one papers it usually marks a "
+                 "general image restoration method retrained in the all-in-one setting by an earlier paper.")
 _SHOWN_ROWS = 5  # rows a convention note names before "and N more"
 _PAPER_SOURCE = re.compile(r"^(?P<paper>\S+) (?P<venue>[A-Za-z]+ \d{4}) Table (?P<number>\S+)(?P<rest>.*)$")
 
