@@ -36,14 +36,14 @@ def test_a_researchers_recipe_is_named_in_its_notices_and_never_called_official(
     own.write_text("name: my-derain\ninclude: derain\ntitle: My deraining\n", encoding="utf-8")
     notices = _derain_notices(load_recipe(own), tmp_path / "data")
     assert any("using every image found (the recipe 'my-derain' names the list rainTrain.txt)" in n for n in notices)
-    assert any(n.endswith("; the recipe 'my-derain' expects 199") for n in notices)
+    assert any(n.endswith("; the recipe 'my-derain' expects 200") for n in notices)
     assert not any("official" in n for n in notices)
 
 
 def test_a_shipped_recipe_is_named_as_the_official_one(tmp_path):
     notices = _derain_notices(load_recipe("derain"), tmp_path)
     assert any("(the official recipe 'derain' names the list rainTrain.txt)" in n for n in notices)
-    assert any(n.endswith("; the official recipe uses 199 (recipe 'derain')") for n in notices)
+    assert any(n.endswith("; the official recipe uses 200 (recipe 'derain')") for n in notices)
 
 
 def _written_card(tmp_path):
