@@ -52,6 +52,15 @@ def popen_in_own_session(command: list[str], **options) -> subprocess.Popen:
     return process
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (Linux: read from /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def kill_own_session_groups() -> None:
     """SIGKILL every process group started by :func:`popen_in_own_session` that still has a member."""
     while _OWN_SESSION_GROUPS:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import process_alive
 
 TESTS = Path(__file__).resolve().parent
 
@@ -19,17 +20,9 @@ INNER_TESTS = '''
 import time
 from pathlib import Path
 
-from conftest import popen_in_own_session
+from conftest import popen_in_own_session, process_alive
 
 FOLDER = Path(__file__).parent
-
-
-def alive(pid):
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def test_a_fails_before_it_waits_for_its_job():
@@ -40,20 +33,11 @@ def test_a_fails_before_it_waits_for_its_job():
 
 def test_b_starts_a_job_and_is_stopped_by_sigterm():
     first = int((FOLDER / "first.pid").read_text())
-    (FOLDER / "first-alive-after-its-test.txt").write_text(str(alive(first)))
+    (FOLDER / "first-alive-after-its-test.txt").write_text(str(process_alive(first)))
     job = popen_in_own_session(["sleep", "300"])
     (FOLDER / "second.pid").write_text(str(job.pid))
     time.sleep(120)
 '''
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +69,6 @@ def test_a_pytest_stopped_by_sigterm_kills_the_job_of_its_running_test_before_it
     folder, done = inner_run
     assert done.returncode == -signal.SIGTERM, done.stdout
     deadline = time.monotonic() + 10  # the orphaned job's exit is reaped by init
-    while _alive(int((folder / "second.pid").read_text())) and time.monotonic() < deadline:
+    while process_alive(int((folder / "second.pid").read_text())) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(int((folder / "second.pid").read_text()))
+    assert not process_alive(int((folder / "second.pid").read_text()))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import popen_in_own_session, write_sample_suite
+from conftest import popen_in_own_session, process_alive, write_sample_suite
 
 from bench_ir.resume import RunLock
 from bench_ir.suite import SuitePlan, cell_status
@@ -51,15 +51,6 @@ def _scored(records: Path) -> int:
 
 def _state(out: Path, cell: str) -> dict:
     return json.loads((out / "cells" / f"{cell}.json").read_text())
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def test_sigterm_while_a_cell_scores_records_it_interrupted_by_sigterm_and_exits_143(tmp_path, wide_tiny_unet):
@@ -122,7 +113,7 @@ def test_a_signal_to_a_node_suite_run_stops_its_workers_before_it_exits(tmp_path
         (os.killpg if group else os.kill)(process.pid, signum)
         _, err = process.communicate(timeout=120)
         assert process.returncode == code, err
-        assert not [pid for pid in workers if _alive(pid)]
+        assert not [pid for pid in workers if process_alive(pid)]
         assert not RunLock.is_held(out) and not any(RunLock.is_held(r.parent) for r in records)
         for name, record_file in zip(("a", "b"), records, strict=True):
             state = _state(out, f"{name}__5deg")
@@ -130,7 +121,7 @@ def test_a_signal_to_a_node_suite_run_stops_its_workers_before_it_exits(tmp_path
             assert 1 <= _scored(record_file) < 28
     finally:
         for pid in workers:  # what a failing launcher leaves behind
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -158,14 +149,14 @@ def test_a_node_worker_that_does_not_stop_in_time_is_killed_and_its_cell_recorde
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=120)
         assert process.returncode == 143, err
-        assert not _alive(worker)
+        assert not process_alive(worker)
         state = _state(out, "slow__5deg")
         assert (state["status"], state["reason"], state["error"]) == (
             "interrupted", "SIGTERM",
             f"interrupted (SIGTERM): its worker process (PID {worker}) did not stop within 0 s and was killed")
         assert state["pid"] == worker and not RunLock.is_held(records.parent)
     finally:
-        if _alive(worker):
+        if process_alive(worker):
             os.kill(worker, signal.SIGKILL)
 
 
