@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # torch is imported by the code that builds a model, not to r
     from torch import nn
 
 __all__ = [
+    "ArgDim",
     "CheckpointSpec",
     "PaperRef",
     "ModelCard",
@@ -65,6 +66,18 @@ ENTRY_POINT_GROUP = "bench_ir.models"
 
 
 @dataclass(frozen=True)
+class ArgDim:
+    """A checkpoint tensor dimension that a factory argument sets: ``shape[dim] == per_unit * args[arg]`` for the
+    tensor ``key`` (a key of the model's state_dict, prefixes removed; dimensions count from 0). A checkpoint whose
+    only differences are such dimensions is loaded with the argument value that fits (a mismatch error names it)."""
+
+    key: str
+    dim: int
+    arg: str
+    per_unit: int = 1
+
+
+@dataclass(frozen=True)
 class CheckpointSpec:
     """How official weights are stored.
 
@@ -74,12 +87,15 @@ class CheckpointSpec:
     key: the entry of a ``torch.save`` dict that holds the weights, for files with several weight sets (e.g.
     ``params_ema`` for BasicSR's EMA weights); default: the first of ``state_dict``, ``params``, ``params_ema``,
     ``model_state_dict``, ``model``. A file without this entry is an error; a plain state_dict ignores it.
+    arg_dims: tensor dimensions set by a factory argument (:class:`ArgDim`), e.g. AirNet's MoCo queue, whose
+    dimension 1 is 256 x ``train_batch_size``.
     """
 
     format: Literal["auto", "lightning", "basicsr", "state_dict", "safetensors"] = "auto"
     strip_prefixes: list[str] = field(default_factory=list)
     strict: bool = True
     key: str | None = None
+    arg_dims: list[ArgDim] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -150,7 +166,13 @@ def load_card(path: str | Path) -> ModelCard:
 
 def check_checkpoint_spec(spec: CheckpointSpec, where: str) -> None:
     """A SpecError naming ``where`` for a ``checkpoint.key`` that cannot choose anything: an empty one, or one on a
-    card whose release is safetensors (a safetensors file holds a single set of weights)."""
+    card whose release is safetensors (a safetensors file holds a single set of weights), and for an ``arg_dims``
+    entry with a negative ``dim`` or a ``per_unit`` below 1."""
+    for index, entry in enumerate(spec.arg_dims):
+        if entry.dim < 0 or entry.per_unit < 1:
+            raise SpecError(f"{where}: field 'checkpoint': field 'arg_dims'[{index}]: dim must be >= 0 and per_unit "
+                            f">= 1 (got dim {entry.dim}, per_unit {entry.per_unit}); correct the entry for "
+                            f"{entry.key}")
     if spec.key is None:
         return
     if not spec.key.strip():

@@ -21,10 +21,13 @@ with ``strip_prefixes: ["model."]`` becomes ``conv.weight``.
 
 Mismatches: strict loads raise :class:`CheckpointMismatchError` listing the differing keys, and say which
 ``strip_prefixes`` make the keys fit when one more common prefix (``model.``, ``generator.``) is all that differs;
-a non-strict load that matches none of the model's tensors raises the same error. Weights of a bench-ir training run
-(``final.safetensors``) record the card and the arguments the network was built with (:func:`trained_model`); when
-they do not fit the same card with other arguments, the error names the arguments they were trained with and how to
-load them (the run's ``model-card.yaml``, or ``--model-arg``).
+a non-strict load that matches none of the model's tensors raises the same error. When the only differences are
+tensor dimensions that the card's ``checkpoint.arg_dims`` tie to a factory argument (AirNet's MoCo queue:
+256 x ``train_batch_size``), the error names the ``--model-arg`` values that fit. Otherwise it names the registered
+models the file resembles, each compared with the keys its own load gives (its prefixes, not the given card's).
+Weights of a bench-ir training run (``final.safetensors``) record the card and the arguments the network was built
+with (:func:`trained_model`); when they do not fit the same card with other arguments, the error names the arguments
+they were trained with and how to load them (the run's ``model-card.yaml``, or ``--model-arg``).
 
 Unpickling policy: files are read with ``torch.load(weights_only=True)``, which builds tensors and
 primitives only. A file that also pickles Python objects is retried when every object is harmless
@@ -347,6 +350,19 @@ def _strip(state: Mapping[str, V], prefixes: Sequence[str]) -> dict[str, V]:
     return dict(zip(keys, state.values(), strict=True))
 
 
+def _load_prefixes(card_prefixes: Sequence[str], fmt: str, stored: Sequence[str] | Mapping[str, Any]) -> list[str]:
+    """The ``strip_prefixes`` a load applies to the ``stored`` keys of a file of format ``fmt``: the card's, or
+    ``net.`` for a Lightning file whose keys all have it when the card gives none."""
+    if not card_prefixes and fmt == "lightning" and all(k.startswith("net.") for k in stored):
+        return ["net."]
+    return list(card_prefixes)
+
+
+def _keys_as_loaded(stored: Mapping[str, V], card_prefixes: Sequence[str], fmt: str) -> dict[str, V]:
+    """``stored`` (keys as in a file of format ``fmt``) with the keys a load with ``card_prefixes`` gives."""
+    return _strip(stored, _load_prefixes(card_prefixes, fmt, stored))
+
+
 _CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt", ".tar", ".bin", ".safetensors")
 
 
@@ -393,9 +409,7 @@ def read_checkpoint(path: str | Path, spec: CheckpointSpec | None = None,
         state, fmt, key = _read_safetensors(path), "safetensors", None
     else:
         state, fmt, key = _extract(_torch_load(path, trust_pickle), path, spec.key)
-    prefixes = list(spec.strip_prefixes)
-    if not prefixes and fmt == "lightning" and all(k.startswith("net.") for k in state):
-        prefixes = ["net."]
+    prefixes = _load_prefixes(spec.strip_prefixes, fmt, state)
     keys, stripped = _strip_keys(list(state), prefixes)
     return CheckpointContents(dict(zip(keys, state.values(), strict=True)), fmt, key, tuple(prefixes),
                               _signature(state), stripped)
@@ -462,9 +476,15 @@ def _signature_of_card(card: ModelCard) -> dict[str, tuple[int, ...]]:
 
 
 def guess_models(checkpoint_shapes: Mapping[str, tuple[int, ...]], exclude: tuple[str, ...] = (),
-                 registry: str | Path | None = None) -> list[ModelGuess]:
-    """Registered models ranked by how well their state_dict (built on the meta device) matches."""
-    found = {(k, tuple(s)) for k, s in checkpoint_shapes.items()}
+                 registry: str | Path | None = None, checkpoint_format: str = "state_dict",
+                 extra_prefixes: Sequence[str] = ()) -> list[ModelGuess]:
+    """Registered models ranked by how well their state_dict (built on the meta device) matches.
+
+    ``checkpoint_shapes`` are keyed as stored in the file (:attr:`CheckpointContents.stored_shapes`) of format
+    ``checkpoint_format``: each card is compared with the keys its own load gives (its ``strip_prefixes``, then
+    ``extra_prefixes`` such as convert's ``--strip-prefix``; ``net.`` for a Lightning file when it gives none;
+    ``module.`` / ``_orig_mod.``), so the ranking does not depend on the card the file was first given to. Keys
+    already stripped compare as they are."""
     guesses = []
     for card in list_cards(registry):
         if card.name in exclude or card.is_placeholder:
@@ -474,6 +494,9 @@ def guess_models(checkpoint_shapes: Mapping[str, tuple[int, ...]], exclude: tupl
         except Exception:  # a card whose model cannot be built is no candidate
             continue
         if expected:
+            loaded = _keys_as_loaded(checkpoint_shapes, [*card.checkpoint.strip_prefixes, *extra_prefixes],
+                                     checkpoint_format)
+            found = {(k, tuple(s)) for k, s in loaded.items()}
             score = len(found & expected) / max(len(found), len(expected))
             guesses.append(ModelGuess(card.name, card.display_name, score))
     return sorted(guesses, key=lambda g: -g.score)
@@ -531,13 +554,19 @@ def _prefix_sentence(fix: tuple[list[str], int], converting: bool = False) -> st
 
 def _mismatch_error(path: Path, target: str, checkpoint: CheckpointContents, model_state: Mapping[str, Tensor],
                     mismatch: KeyMismatch, exclude: tuple[str, ...], headline: str = "",
-                    converting: bool = False, card: ModelCard | None = None) -> CheckpointMismatchError:
+                    converting: bool = False, card: ModelCard | None = None,
+                    extra_prefixes: Sequence[str] = ()) -> CheckpointMismatchError:
     """The error for a checkpoint that does not fit: the differing keys, then the missing strip prefix that makes
     them fit or, without one, the other arguments of ``card`` the file was trained with
-    (:func:`_trained_args_sentence`) or, without those, the registered models the checkpoint resembles."""
+    (:func:`_trained_args_sentence`), or the argument values its ``checkpoint.arg_dims`` read from the shapes
+    (:func:`_arg_dims_sentence`) or, without those, the registered models the checkpoint resembles, each compared
+    with the keys its own load gives (``extra_prefixes``: prefixes removed besides the cards' own)."""
     fix = _prefix_fix(checkpoint, _signature(model_state), mismatch)
-    hint = _prefix_sentence(fix, converting) if fix else _trained_args_sentence(path, card)
-    guesses = [] if hint else guess_models(_signature(checkpoint.state_dict), exclude=exclude)
+    hint = (_prefix_sentence(fix, converting) if fix else
+            _trained_args_sentence(path, card) or _arg_dims_sentence(mismatch, _signature(checkpoint.state_dict), card))
+    stored = checkpoint.stored_shapes or _signature(checkpoint.state_dict)
+    guesses = [] if hint else guess_models(stored, exclude=exclude, checkpoint_format=checkpoint.format,
+                                           extra_prefixes=extra_prefixes)
     message = _mismatch_message(path, target, mismatch, len(checkpoint.state_dict), len(model_state), guesses, hint)
     return CheckpointMismatchError(headline + message, mismatch, guesses)
 
@@ -632,6 +661,49 @@ def _records_args(card_file: Path, args: Mapping[str, Any]) -> bool:
         return _as_recorded(get_card(card_file).args) == dict(args)
     except Exception:  # noqa: BLE001 - a card that cannot be read is not suggested
         return False
+
+
+def _arg_values_that_fit(mismatch: KeyMismatch, checkpoint_shapes: Mapping[str, tuple[int, ...]],
+                         card: ModelCard) -> dict[str, int] | None:
+    """The card arguments with which the checkpoint fits, read from the card's ``checkpoint.arg_dims``
+    (``shape[dim] == per_unit * value``): when nothing is missing or unexpected, every shape mismatch differs only in
+    a dimension an argument sets, and each argument gets one whole value >= 1 from all its tensors in the checkpoint.
+    None otherwise."""
+    if not mismatch.mismatched or mismatch.missing or mismatch.unexpected:
+        return None
+    dims = {entry.key: entry for entry in card.checkpoint.arg_dims}
+    values: dict[str, int] = {}
+    for key, stored, expected in mismatch.mismatched:
+        entry = dims.get(key)
+        if entry is None or len(stored) != len(expected) or entry.dim >= len(stored):
+            return None
+        if any(a != b for i, (a, b) in enumerate(zip(stored, expected, strict=True)) if i != entry.dim):
+            return None
+        values.setdefault(entry.arg, stored[entry.dim] // entry.per_unit)
+    for entry in card.checkpoint.arg_dims:
+        shape = checkpoint_shapes.get(entry.key)
+        if entry.arg in values and shape is not None and (len(shape) <= entry.dim or values[entry.arg] < 1
+                                                          or shape[entry.dim] != entry.per_unit * values[entry.arg]):
+            return None
+    return values
+
+
+def _arg_dims_sentence(mismatch: KeyMismatch, checkpoint_shapes: Mapping[str, tuple[int, ...]],
+                       card: ModelCard | None) -> str | None:
+    """For a checkpoint that fits ``card`` with other values of the arguments its ``checkpoint.arg_dims`` name
+    (:func:`_arg_values_that_fit`): which tensor dimensions say so, the values and the --model-arg flags that load
+    it. None otherwise."""
+    values = _arg_values_that_fit(mismatch, checkpoint_shapes, card) if card is not None else None
+    if card is None or not values:
+        return None
+    differing = {key for key, _, _ in mismatch.mismatched}
+    reasons = "; ".join(f"{entry.key} has {checkpoint_shapes[entry.key][entry.dim]} in dimension {entry.dim}, which "
+                        f"is {entry.per_unit} x {entry.arg}" for entry in card.checkpoint.arg_dims
+                        if entry.key in differing)
+    shown = ", ".join(f"{key}={json.dumps(value)}" for key, value in values.items())
+    flags = " ".join(_model_arg_flag(key, value) for key, value in values.items())
+    return (f"It fits model card '{card.name}' with {shown} ({reasons}; given: "
+            f"{_given_words(_as_recorded(card.args), list(values))}): load it with `--model {card.name} {flags}`.")
 
 
 def _mismatch_message(path: Path, target: str, mismatch: KeyMismatch, n_checkpoint: int, n_model: int,
@@ -815,7 +887,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
     mismatch = compare_state_dict(_signature(model_state), _signature(checkpoint.state_dict))
     if not mismatch.ok:
         raise _mismatch_error(src, f"{card.display_name} ({card.name})", checkpoint, model_state, mismatch,
-                              (card.name,), converting=True)
+                              (card.name,), converting=True, extra_prefixes=tuple(strip_prefixes))
 
     tensors = {}
     for key, value in checkpoint.state_dict.items():
