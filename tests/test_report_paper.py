@@ -183,8 +183,8 @@ def test_a_run_on_part_of_the_test_sets_gets_a_note_not_a_delta_block(tmp_path, 
     table = build_table("5deg", [run], delta=Tolerance())
     assert not [b for b in table.blocks if b.title.startswith("Reproduction")]
     (note,) = [n for n in table.notes if n.startswith("No reproduction block")]
-    assert note.endswith(": a Δ to the printed values needs every image of the test sets, not --limit or an "
-                         "unfinished run.")
+    assert note.endswith(": a Δ to the printed values needs every image of the test sets, not --limit, an "
+                         "unfinished run or a test set with images missing.")
 
 
 @pytest.mark.parametrize(("flag", "tag"), [("sample", "sample"), ("random_weights", "random weights")])

@@ -11,7 +11,7 @@ named as in the protocol table. A profile run that joins no protocol run given g
 from __future__ import annotations
 
 from bench_ir.leaderboard import AVERAGE, EFFICIENCY_TABLE, PublishedRow, protocol_rows, published_rows
-from bench_ir.report.measured import MeasuredRun, is_profile_run, profile_figures
+from bench_ir.report.measured import MeasuredRun, inference_params_published, is_profile_run, profile_figures
 from bench_ir.report.model import NumericColumn, RowBlock, TableModel, mark_best
 from bench_ir.report.tables import (
     add_provenance,
@@ -61,6 +61,18 @@ def _profile_note(name: str, run: MeasuredRun) -> str | None:
     failed = (profile.get("execution") or {}).get("compile_failed")
     eager = f"; measured eagerly: torch.compile failed ({failed})" if failed else ""
     return f"{name}: profiled with {', '.join(settings)}{static}{eager}{where}." if settings else None
+
+
+def _params_note(name: str, run: MeasuredRun) -> str | None:
+    """Which count a row's Params is when it is not all parameters: the inference-time one, where the model card
+    says the published figure is (:func:`~bench_ir.report.measured.inference_params_published`)."""
+    profile = run.profile or {}
+    inference, total = profile.get("params_inference"), profile.get("params_total") or profile.get("params")
+    if not inference_params_published(run.manifest) or inference is None or inference == total:
+        return None
+    whole = f"; all {total / 1e6:.2f}M with its training-only modules" if total else ""
+    return (f"{name}: Params counts the {inference / 1e6:.2f}M parameters used at inference, the count its published "
+            f"figure gives (model card option published_params){whole}.")
 
 
 def profile_size_of(profile: dict | None) -> int | None:
@@ -128,7 +140,7 @@ def build_efficiency_table(measured: list[MeasuredRun], leaderboard: bool | None
         table.notes.append("Measured rows: profile.json of each run; memory = peak memory in MiB, FLOPs = fvcore "
                            "count / 1e9; PSNR only for 3deg runs (3deg Average from the result store).")
         table.notes += [note for name, (run, _) in zip(names, profiled, strict=True)
-                        if (note := _profile_note(name, run))]
+                        for note in (_profile_note(name, run), _params_note(name, run)) if note]
     if unprofiled := unprofiled_note(measured):
         table.notes.append(unprofiled)
     table.notes.append("Best in bold, second underlined, per column, among published rows and comparable runs.")

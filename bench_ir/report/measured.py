@@ -14,15 +14,20 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench_ir.leaderboard import AVERAGE
 from bench_ir.results import Run, aggregate, load_run, protocol_average
+
+if TYPE_CHECKING:
+    from bench_ir.cards import ModelCard
 
 __all__ = [
     "MeasuredRun",
     "TaskColumn",
     "as_runs",
+    "card_option",
+    "inference_params_published",
     "measure",
     "noncomparable_reasons",
     "demonstration_weights",
@@ -30,6 +35,7 @@ __all__ = [
     "profile_figures",
     "provenance",
     "provenance_line",
+    "registered_card",
     "row_tags",
     "run_list",
     "run_tags",
@@ -99,6 +105,36 @@ def _other_convention(manifest: dict[str, Any]) -> str | None:
     return f"metric convention {used}, not the protocol's {expected}" if used != expected else None
 
 
+def registered_card(name: str) -> ModelCard | None:
+    """The registered model card ``name``, None when there is none."""
+    try:
+        from bench_ir.cards import get_card
+
+        return get_card(name) if name else None
+    except (KeyError, FileNotFoundError, ValueError):
+        return None
+
+
+def card_option(manifest: dict[str, Any], name: str) -> Any:
+    """The value of option ``name`` of the run's model card: from the manifest's copy of the card, else from the
+    registered card of the run's model (a run recorded before its card stated the option); None when neither states
+    it. An option written ``{default: V, note: ...}`` has the value V."""
+    model = manifest.get("model") or {}
+    options = (model.get("card") or {}).get("options") or {}
+    if name not in options:
+        card = registered_card(str(model.get("name") or ""))
+        options = card.options if card is not None else {}
+    value = options.get(name)
+    return value.get("default") if isinstance(value, dict) else value
+
+
+def inference_params_published(manifest: dict[str, Any]) -> bool:
+    """Whether the run's model card says its published parameter count leaves out the training-only modules (card
+    option ``published_params: inference``, e.g. NDR-Restore without its NDR-Degrad synthesis net). Otherwise the
+    published count is all parameters, training heads included (MIRAGE's SPD head, AirNet's CBDE keys)."""
+    return card_option(manifest, "published_params") == "inference"
+
+
 def short_test_sets(protocol: dict[str, Any], images: dict[str, int]) -> list[str]:
     """Tasks scored on fewer images than the protocol's expected count (full real-data runs only)."""
     short = []
@@ -124,6 +160,7 @@ class MeasuredRun:
     reasons: list[str] = field(default_factory=list)
     nonfinite: int = 0
     incomplete: str | None = None  # Run.incomplete(): its records do not cover what it planned (then also a reason)
+    short_sets: list[str] = field(default_factory=list)  # short_test_sets() of a full real-data run (also a reason)
     profile_run: Run | None = None  # where the efficiency figures come from (itself, or a joined profile run)
 
     @property
@@ -194,15 +231,16 @@ def measure(run: Run) -> MeasuredRun:
     incomplete = run.incomplete()
     if incomplete:
         reasons.append(incomplete)
-    if not run.manifest.get("sample") and run.manifest.get("limit") is None:
-        short = short_test_sets(protocol, images)
-        if short:
-            reasons.append(f"incomplete test sets ({', '.join(short)} images)")
+    full_real_data = not run.manifest.get("sample") and run.manifest.get("limit") is None
+    short = short_test_sets(protocol, images) if full_real_data else []
+    if short:
+        reasons.append(f"incomplete test sets ({', '.join(short)} images)")
     return MeasuredRun(
         run=run, label=run.label, run_id=str(run.manifest.get("run_id") or run.run_dir.name),
         protocol=str(protocol.get("name") or ""), task_columns=columns, values=values, images=images,
         reasons=reasons,
         nonfinite=int(summary["nonfinite"].sum()) if "nonfinite" in summary else 0, incomplete=incomplete,
+        short_sets=short,
     )
 
 
@@ -320,13 +358,15 @@ def profile_figures(run: Run, profile: dict[str, Any] | None = None) -> dict[str
 
     Keys read (first present wins): params | params_m; flops | flops_g | gflops;
     peak_memory_bytes | memory_bytes | peak_memory_mib | peak_memory_mb | memory_mb. Params fall back to
-    the manifest's ``model.params``. ``profile`` overrides the run's own (a joined profile run's figures).
-    Returns None when there is no profile.
+    the manifest's ``model.params``. Params are the count the published figure gives: ``params_inference``
+    first when the card says so (:func:`inference_params_published`). ``profile`` overrides the run's own (a
+    joined profile run's figures). Returns None when there is no profile.
     """
     profile = profile if profile is not None else run.profile
     if not profile:
         return None
-    params = _first(profile, ["params"])
+    params = _first(profile, ["params_inference", "params"] if inference_params_published(run.manifest)
+                    else ["params"])
     params_m = params / 1e6 if params is not None else _first(profile, ["params_m"])
     if params_m is None and (run.manifest.get("model") or {}).get("params") is not None:
         params_m = float(run.manifest["model"]["params"]) / 1e6
