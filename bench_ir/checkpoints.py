@@ -77,6 +77,7 @@ from bench_ir.yamlio import SpecError
 
 __all__ = [
     "ModelBuildError",
+    "missing_checkpoint_message",
     "is_sample_checkpoint",
     "TRAINED_CARD_KEY",
     "TRAINED_ARGS_KEY",
@@ -735,9 +736,11 @@ class LoadReport:
     mismatch: KeyMismatch = field(default_factory=lambda: KeyMismatch([], [], []))
 
 
-def _missing_file_message(path: Path, card: ModelCard | None) -> str:
+def missing_checkpoint_message(path: str | Path, card: ModelCard | None) -> str:
+    """The error for a checkpoint file that is not there (a run's or a suite cell's): its path, the card's official
+    checkpoints and where their release keeps the download links."""
     text = (f"checkpoint file not found: {path}. Give the path of a downloaded checkpoint "
-            "(bench-ir run: --checkpoint PATH).")
+            "(`bench-ir run --checkpoint PATH`, or the `checkpoint` of a suite entry).")
     if card is None:
         return text
     if card.official_checkpoints:
@@ -758,7 +761,7 @@ def load_weights(model: nn.Module, path: str | Path, card: ModelCard | None = No
     raises :class:`CheckpointMismatchError` (it would load nothing)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(_missing_file_message(path, card))
+        raise FileNotFoundError(missing_checkpoint_message(path, card))
     spec = card.checkpoint if card else None
     strict = (spec.strict if spec else True) if strict is None else strict
     checkpoint = read_checkpoint(path, spec, trust_pickle)
@@ -878,7 +881,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
     if isinstance(dtype, str) and cast is None:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")
     if not src.exists():
-        raise FileNotFoundError(_missing_file_message(src, card))
+        raise FileNotFoundError(missing_checkpoint_message(src, card))
     check_card_args(card)  # an unknown --model-arg: one error naming the card, before the file is read
     checkpoint = read_checkpoint(src, card.checkpoint, trust_pickle)
     with torch.device("meta"):

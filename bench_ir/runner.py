@@ -44,6 +44,7 @@ from bench_ir.cards import (
     sample_checkpoint_advice,
     with_model_args,
 )
+from bench_ir.checkpoint_settings import setting_mismatch_notice
 from bench_ir.checkpoints import create_model, is_sample_checkpoint
 from bench_ir.counts import check_counts
 from bench_ir.cpus import default_eval_workers
@@ -390,6 +391,9 @@ def _run_protocol(config: RunConfig, progress: ProgressHook,
     if sample_weights and not config.sample:
         notices.append(f"weights: the sample checkpoint shipped for {card.display_name} (a demonstration, not the "
                        "published model): reports do not rank this run")
+    if checkpoint is not None and protocol.leaderboard_table and (
+            notice := setting_mismatch_notice(card, checkpoint, protocol.name)):
+        notices.append(notice)  # the official checkpoint of another setting: no reproduction of this one's row
     suffix = "-sample" if config.sample else ""
     command = config.command if config.command is not None else sys.argv
     base: dict[str, Any] = {

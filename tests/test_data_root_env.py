@@ -188,4 +188,4 @@ def test_suite_run_names_the_folders_it_took_from_the_environment_before_a_check
     stderr = " ".join(result.stderr.split())
     assert f"data root from BENCH_IR_DATA_ROOT: {(tmp_path / 'data').resolve()}" in stderr
     assert f"checkpoint folder from BENCH_IR_CHECKPOINT_DIR: {(tmp_path / 'ckpt').resolve()}" in stderr
-    assert f"checkpoint not found: {(tmp_path / 'ckpt').resolve()}/mirage/3Deg_tiny.ckpt" in stderr
+    assert f"checkpoint file not found: {(tmp_path / 'ckpt').resolve()}/mirage/3Deg_tiny.ckpt" in stderr

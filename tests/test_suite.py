@@ -166,7 +166,7 @@ def test_missing_datasets_and_checkpoints_are_listed_together_before_any_forward
     with pytest.raises(SuiteCheckError) as err:
         run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data", checkpoint_dir=tmp_path / "ckpt")
     message = str(err.value)
-    assert "checkpoint not found" in message and "nowhere/tiny.safetensors" in message
+    assert "checkpoint file not found" in message and "nowhere/tiny.safetensors" in message
     assert "protocol '3deg'" in message and "input__3deg" in message
     assert not (tmp_path / "out" / "runs").exists()  # nothing ran
     # one data-check command per protocol lacking data, instead of a run's advice (--sample) under every task
@@ -229,8 +229,8 @@ def test_cells_skipped_as_missing_make_the_exit_code_1_and_are_named(tmp_path):
                                  str(tmp_path / "data"), "--checkpoint-dir", str(tmp_path / "ckpt"),
                                  "--skip-missing"])
     assert result.exit_code == 1, result.output
-    assert (f"missing: tiny-unet-tiny__toy: checkpoint not found: {tmp_path / 'ckpt' / 'nowhere' / 'tiny.safetensors'}"
-            in result.stderr)
+    assert (f"missing: tiny-unet-tiny__toy: checkpoint file not found: "
+            f"{tmp_path / 'ckpt' / 'nowhere' / 'tiny.safetensors'}." in result.stderr)
     assert "1 cell(s) did not complete: tiny-unet-tiny__toy" in result.stderr
     assert "next:" not in result.stdout
     plan = SuitePlan.load(tmp_path / "out")

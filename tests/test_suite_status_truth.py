@@ -151,8 +151,9 @@ def test_a_cell_skipped_as_missing_is_no_longer_missing_once_its_checkpoint_is_t
     run_suite(path, suite_dir=tmp_path / "out", data_root=tmp_path / "data", checkpoint_dir=tmp_path / "ckpt",
               skip_missing=True)
     plan = SuitePlan.load(tmp_path / "out")
-    assert cell_status_reason(plan, plan.cell("tiny__toy")) == (
-        "missing", f"checkpoint not found: {tmp_path / 'ckpt' / 'tiny.safetensors'}")
+    state, reason = cell_status_reason(plan, plan.cell("tiny__toy"))
+    assert state == "missing"
+    assert reason.startswith(f"checkpoint file not found: {tmp_path / 'ckpt' / 'tiny.safetensors'}.")
     shutil.copy(TINY_WEIGHTS, tmp_path / "ckpt" / "tiny.safetensors")
     assert cell_status_reason(plan, plan.cell("tiny__toy")) == ("pending", None)
     row, _ = _status_row(tmp_path / "out", "tiny__toy")
@@ -168,7 +169,8 @@ def test_a_failed_cell_whose_checkpoint_is_gone_now_is_missing(tmp_path):
     assert result.status == "failed"
     broken.unlink()
     plan = SuitePlan.load(tmp_path / "out")
-    assert cell_status_reason(plan, plan.cell("tiny__toy")) == ("missing", f"checkpoint not found: {broken}")
+    state, reason = cell_status_reason(plan, plan.cell("tiny__toy"))
+    assert state == "missing" and reason.startswith(f"checkpoint file not found: {broken}.")
 
 
 def _failed_unfinished_run(tmp_path: Path) -> tuple[Path, str]:
