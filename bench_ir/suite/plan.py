@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from bench_ir.counts import check_counts
-from bench_ir.data.roots import CHECKPOINT_DIR_HINT, DATA_ROOT_HINT, data_root_or_env
+from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
 from bench_ir.folder_names import SUITE_PLAN_NAME
 from bench_ir.manifest import now_iso
 from bench_ir.results import (
@@ -50,7 +50,7 @@ from bench_ir.results import (
 )
 from bench_ir.resume import IDENTITY_FIELDS, RunLock, identity_differences
 from bench_ir.shortlist import shortlist
-from bench_ir.suite.spec import Suite, load_suite, slug, suites_dir
+from bench_ir.suite.spec import Suite, load_suite, slug
 from bench_ir.yamlio import SpecError
 
 if TYPE_CHECKING:
@@ -294,8 +294,6 @@ def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str 
             raise ValueError(f"suite '{suite.name}' runs on the benchmark data: {DATA_ROOT_HINT}")
     checkpoint_base, checkpoint_origin = (suite.checkpoint_base(checkpoint_dir) if suite.has_relative_checkpoints()
                                           else (None, None))
-    if checkpoint_base is None and suite.has_relative_checkpoints() and _is_shipped(suite):
-        raise ValueError(_shipped_suite_needs_checkpoint_dir(suite))
     profiles = {name: Cell(name=f"profile__{name}", kind="profile", model=model, run_dir=f"profiles/{name}",
                            model_args=model_args) for name, (model, model_args) in profiled_models(suite).items()}
     runs = []
@@ -314,22 +312,6 @@ def plan_suite(suite: Suite | str | Path, suite_dir: str | Path, data_root: str 
                      cells=[*profiles.values(), *runs], created=now_iso(),
                      checkpoint_dir=str(checkpoint_base) if checkpoint_base is not None else None,
                      checkpoint_dir_origin=checkpoint_origin, source_sha256=_file_sha256(suite.source))
-
-
-def _is_shipped(suite: Suite) -> bool:
-    """Whether ``suite`` is a file of bench-ir's own suites folder (installed with it: not the user's to edit)."""
-    return bool(suite.source) and Path(suite.source).resolve().parent == suites_dir().resolve()
-
-
-def _shipped_suite_needs_checkpoint_dir(suite: Suite) -> str:
-    """The error for a shipped suite with relative checkpoint paths and no checkpoint folder: the option and the
-    variable that name one, and a copy of the file (never the installed file) to keep the folder in."""
-    entry = next(e for e in suite.entries if e.checkpoint and not Path(e.checkpoint).expanduser().is_absolute())
-    return (f"suite '{suite.name}': entry '{suite.entry_name(entry)}' names the checkpoint {entry.checkpoint} "
-            f"relative to the checkpoint folder, and no folder was given: {CHECKPOINT_DIR_HINT} (the folder holding "
-            f"the downloaded checkpoints in the layout the header of {suite.source} shows). To keep the folder in a "
-            f"suite file, copy {suite.source} and give the copy a field 'checkpoint_dir' (a folder relative to the "
-            "copy); the shipped file is part of the installation.")
 
 
 def _file_sha256(path: str) -> str | None:

@@ -117,11 +117,27 @@ class Suite:
             return path
         base, _ = self.checkpoint_base(checkpoint_dir)
         if base is None:
-            raise ValueError(f"suite '{self.name}': entry '{self.entry_name(entry)}' names the checkpoint "
-                             f"{entry.checkpoint} relative to the checkpoint folder; {CHECKPOINT_DIR_HINT}, or give "
-                             f"the suite file {self.source or self.name} a field 'checkpoint_dir' (a folder relative "
-                             "to the suite file)")
+            raise ValueError(self.no_checkpoint_folder_message(entry))
         return (base / path).resolve()
+
+    def is_shipped(self) -> bool:
+        """Whether the suite is a file of bench-ir's own suites folder (part of the installation, not the user's to
+        edit)."""
+        return bool(self.source) and Path(self.source).resolve().parent == suites_dir().resolve()
+
+    def no_checkpoint_folder_message(self, entry: SuiteEntry) -> str:
+        """The error for ``entry``, whose checkpoint is relative to the checkpoint folder, when nothing names that
+        folder: the option and the variable that do, and the suite file's ``checkpoint_dir`` (for a shipped suite,
+        that of a copy: the installed file is not edited)."""
+        start = (f"suite '{self.name}': entry '{self.entry_name(entry)}' names the checkpoint {entry.checkpoint} "
+                 "relative to the checkpoint folder, and no folder was given: ")
+        if not self.is_shipped():
+            return (f"{start}{CHECKPOINT_DIR_HINT}, or give the suite file {self.source or self.name} a field "
+                    "'checkpoint_dir' (a folder relative to the suite file)")
+        return (f"{start}{CHECKPOINT_DIR_HINT} (the folder holding the downloaded checkpoints in the layout the "
+                f"header of {self.source} shows). To keep the folder in a suite file, copy {self.source} and give the "
+                "copy a field 'checkpoint_dir' (a folder relative to the copy); the shipped file is part of the "
+                "installation.")
 
     def protocol_ref(self, protocol: str) -> str:
         """A protocol name as it is, or a protocol file resolved against the suite's folder."""
