@@ -16,7 +16,8 @@ from bench_ir.protocol import CropSpec, LayoutSpec, NoiseSpec, Protocol, TaskSpe
 
 def _write(folder: Path, name: str, height: int = 40, width: int = 56) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(height * width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    seed = (height * width, sum(folder.name.encode()))  # an input and its target differ (same bytes: a warning)
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(folder / name)
 
 
@@ -241,7 +242,7 @@ def test_a_pair_whose_exif_orientations_differ_is_a_warning_naming_both(tmp_path
     write_png_uint8(tmp_path / "in" / "a.png", pixels, orientation=6)  # square: the sizes cannot tell
     write_png_uint8(tmp_path / "gt" / "a.png", pixels)
     write_png_uint8(tmp_path / "in" / "b.png", pixels, orientation=3)
-    write_png_uint8(tmp_path / "gt" / "b.png", pixels, orientation=3)  # alike: nothing to say
+    write_png_uint8(tmp_path / "gt" / "b.png", 255 - pixels, orientation=3)  # alike orientations: nothing to say
     check = check_task(_protocol(), "pairs", tmp_path)
     assert check.ok and check.exif_differs == ["a.png (input 6, target 1)"]
     assert check.warnings == [

@@ -24,7 +24,7 @@ HEIGHT, WIDTH = 40, 56
 def _save(folder: Path, name: str, mode: str = "RGB") -> None:
     """A small image of PIL ``mode``: 'RGB', 'L', 'RGBA' or 'I;16' (a 16-bit grayscale PNG)."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(len(name))
+    rng = np.random.default_rng((len(name), sum(folder.name.encode())))  # an input and its target differ
     if mode == "I;16":
         image = Image.fromarray(rng.integers(0, 65536, (HEIGHT, WIDTH), dtype=np.uint16))
     else:

@@ -100,3 +100,21 @@ def test_the_data_check_command_a_run_suggests_checks_the_data_root_the_run_read
     result = CliRunner().invoke(app, shlex.split(command)[1:])
     assert result.exit_code == 0, result.output
     assert "2 pairs found, 100 expected" in result.output
+
+
+# ------------------------------------------------------------------------------------------ same bytes
+def test_data_check_warns_about_pairs_whose_target_file_is_a_copy_of_the_input(tmp_path):
+    """A target folder holding copies of the inputs under the clean names passes the pairing rule; its pairs would
+    score every model against an unchanged image. Such pairs are a warning (a real set may hold an image its
+    degradation left unchanged), named with the advice to check the target folder."""
+    from bench_ir.data.check import check_task
+    from bench_ir.protocol import load_protocol
+
+    folder = _rain100l_release(tmp_path, copies_in_target=False)
+    rainy, _ = _rainy_and_clean(2)
+    Image.fromarray(rainy).save(folder / "target" / "norain-002.png")  # the rainy image under the clean name
+    check = check_task(load_protocol("derain"), "derain", tmp_path)
+    assert check.same_content == ["rain-002.png"]
+    assert any(w.startswith("input and target files hold the same bytes") and "1: rain-002.png" in w
+               for w in check.warnings), check.warnings
+    assert check.to_dict()["same_content"] == ["rain-002.png"] and check.ok

@@ -17,6 +17,7 @@ DatasetNotFoundError once, before any task is looked at.
 
 from __future__ import annotations
 
+import filecmp
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -86,6 +87,7 @@ class TaskCheck:
     too_small_for_ssim: list[str] = field(default_factory=list)  # 'NAME HxW', the size as scored (after the crop)
     too_small_for_alternatives: dict[str, list[str]] = field(default_factory=dict)  # convention id -> 'NAME HxW'
     exif_differs: list[str] = field(default_factory=list)  # 'NAME (input N, target M)': EXIF orientations differ
+    same_content: list[str] = field(default_factory=list)  # pairs whose input and target files hold the same bytes
     conversions: dict[str, list[str]] = field(default_factory=dict)  # kind -> files, relative to the data root
 
     @property
@@ -128,6 +130,10 @@ class TaskCheck:
             out.append(f"smaller than the {other.ssim_window or other.min_image_side} px SSIM window of the "
                        f"alternative convention {other.id} ({other.name}) after the crop rule, so `run --convention "
                        f"{other.id}` would refuse them: {_listing(images)}")
+        if self.same_content:
+            out.append(f"input and target files hold the same bytes, so these pairs score an unchanged image against "
+                       f"itself (PSNR inf for the degraded input): {_listing(self.same_content)}; check that the "
+                       "target folder holds the clean images, not copies of the inputs")
         if self.exif_differs:
             out.append(f"input and target EXIF orientations differ, so viewers show these pairs turned differently: "
                        f"{_listing(self.exif_differs)}, but {QUARTER_TURN_ADVICE}")
@@ -191,6 +197,7 @@ class TaskCheck:
             "too_small_for_ssim": self.too_small_for_ssim,
             "too_small_for_alternatives": self.too_small_for_alternatives,
             "exif_orientation_differs": self.exif_differs,
+            "same_content": self.same_content,
             "conversions": self.conversions,
             "problems": self.problems, "warnings": self.warnings,
         }
@@ -350,12 +357,23 @@ def check_task(protocol: Protocol, task: TaskSpec | str, data_root: str | Path |
             paths = (pair.input_path, pair.target_path)
             if input_size == target_size and (orientations := differing_orientations(paths)):
                 check.exif_differs.append(f"{pair.name} (input {orientations[0]}, target {orientations[1]})")
+            if pair.input_path is not None and _same_bytes(pair.input_path, pair.target_path):
+                check.same_content.append(pair.name)
         if progress is not None:
             progress(task.name, done, len(pairing.pairs))
     check.unreadable = list(dict.fromkeys(check.unreadable))  # a shared target counted once
     check.conversions = {kind: list(dict.fromkeys(check.conversions[kind]))  # in kind order, a shared target once
                          for kind in _CONVERSIONS if kind in check.conversions}
     return check
+
+
+def _same_bytes(first: Path, second: Path) -> bool:
+    """Whether two files hold the same bytes (read only when their sizes are equal, which real degraded/clean pairs
+    almost never are); False when either cannot be read (reported as unreadable)."""
+    try:
+        return first.stat().st_size == second.stat().st_size and filecmp.cmp(first, second, shallow=False)
+    except OSError:
+        return False
 
 
 def _scored_size(size: tuple[int, int], crop: CropSpec) -> tuple[int, int] | None:
