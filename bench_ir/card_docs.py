@@ -1,15 +1,16 @@
 """A model card described in full, as Markdown: what `bench-ir list models --details` prints.
 
 Everything comes from the card (registry/*.yaml or a user's file): the network, its size rule, the checkpoint
-format and the official checkpoints it loads, the paper and its printed figures, the options where the official code
-and the paper disagree, and the measured parity with the official implementation.
+format, the tensor dimensions its arguments set (``checkpoint.arg_dims``) and the official checkpoints it loads, the
+paper and its printed figures, the options where the official code and the paper disagree, and the measured parity
+with the official implementation.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench_ir.cards import ModelCard
+from bench_ir.cards import ArgDim, ModelCard
 
 __all__ = ["card_markdown"]
 
@@ -39,6 +40,16 @@ def _checkpoint(card: ModelCard) -> str:
     if spec.strip_prefixes:
         text += f", key prefixes removed: {', '.join(f'`{p}`' for p in spec.strip_prefixes)}"
     return text + ("" if spec.strict else "; loaded non-strictly")
+
+
+def _arg_dims(entries: list[ArgDim]) -> str:
+    """The card's ``checkpoint.arg_dims`` in words: which checkpoint tensor dimension each factory argument sets
+    (dimensions count from 0), and that a checkpoint differing only there gets a load error naming the
+    ``--model-arg`` that loads it."""
+    sizes = "; ".join(f"`{entry.key}` dimension {entry.dim} = "
+                      + (f"{entry.per_unit} x " if entry.per_unit != 1 else "") + f"`{entry.arg}`"
+                      for entry in entries)
+    return f"{sizes} (a checkpoint that differs only there gets a load error naming the `--model-arg` that loads it)"
 
 
 def _paper(card: ModelCard) -> str:
@@ -72,6 +83,8 @@ def card_markdown(card: ModelCard) -> str:
         ("parameters", _parameters(card)),
         ("input", _size_rule(card) + ("; one image per forward pass" if card.batch_size_one else "")),
         ("checkpoint format", _checkpoint(card)),
+        *([("checkpoint dimensions set by arguments", _arg_dims(card.checkpoint.arg_dims))]
+          if card.checkpoint.arg_dims else []),
         ("official checkpoints", "; ".join(f"{k}: `{v}`" for k, v in card.official_checkpoints.items()) or "—"),
         ("default checkpoint", f"`{card.default_checkpoint}` (sample runs)" if card.default_checkpoint else "—"),
         ("paper", _paper(card)),

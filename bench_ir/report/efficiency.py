@@ -16,6 +16,7 @@ from bench_ir.report.model import NumericColumn, RowBlock, TableModel, mark_best
 from bench_ir.report.tables import (
     add_provenance,
     caption_text,
+    inference_params_note,
     measured_name,
     measured_table_row,
     published_table_row,
@@ -70,9 +71,7 @@ def _params_note(name: str, run: MeasuredRun) -> str | None:
     inference, total = profile.get("params_inference"), profile.get("params_total") or profile.get("params")
     if not inference_params_published(run.manifest) or inference is None or inference == total:
         return None
-    whole = f"; all {total / 1e6:.2f}M with its training-only modules" if total else ""
-    return (f"{name}: Params counts the {inference / 1e6:.2f}M parameters used at inference, the count its published "
-            f"figure gives (model card option published_params){whole}.")
+    return inference_params_note(name, inference, total)
 
 
 def profile_size_of(profile: dict | None) -> int | None:

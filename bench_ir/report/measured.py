@@ -28,6 +28,7 @@ __all__ = [
     "as_runs",
     "card_option",
     "inference_params_published",
+    "inference_params_shown",
     "measure",
     "noncomparable_reasons",
     "demonstration_weights",
@@ -133,6 +134,33 @@ def inference_params_published(manifest: dict[str, Any]) -> bool:
     option ``published_params: inference``, e.g. NDR-Restore without its NDR-Degrad synthesis net). Otherwise the
     published count is all parameters, training heads included (MIRAGE's SPD head, AirNet's CBDE keys)."""
     return card_option(manifest, "published_params") == "inference"
+
+
+def inference_params_shown(manifest: dict[str, Any]) -> int | None:
+    """The inference-time parameter count a run's Params shows instead of all its parameters (``model.params``):
+    the model card's ``inference_params`` where the card says its published figure is that count
+    (:func:`inference_params_published`). None where it does not, where the card states no such count or one equal
+    to the total, and for a run with ``--model-arg`` overrides (the card's counts are of its own arguments)."""
+    if not inference_params_published(manifest):
+        return None
+    model = manifest.get("model") or {}
+    inference, total = _card_inference_params(model), model.get("params")
+    if inference is None or (total is not None and inference == int(total)):
+        return None
+    return inference
+
+
+def _card_inference_params(model: dict[str, Any]) -> int | None:
+    """``inference_params`` of the manifest's copy of the card (None there after --model-arg overrides), else of
+    the registered card of a run that overrode no argument."""
+    if "card" in model:
+        inference = (model.get("card") or {}).get("inference_params")
+    elif model.get("args_overrides"):
+        return None
+    else:
+        card = registered_card(str(model.get("name") or ""))
+        inference = card.inference_params if card is not None else None
+    return int(inference) if inference is not None else None
 
 
 def short_test_sets(protocol: dict[str, Any], images: dict[str, int]) -> list[str]:

@@ -5,6 +5,8 @@ Columns: one (PSNR, SSIM[, LPIPS]) group per leaderboard dataset column, in prin
 Average group. With runs, a task is placed through its manifest mapping (``protocol.tasks[].leaderboard``);
 tasks mapped to a dataset the paper prints without that subset (5deg's sigma 15/50) are not shown and the
 table says so; tasks without a mapping get extra columns. Without a leaderboard, columns come from the runs.
+A measured row's Params is the count its published figure gives: the inference-time one, with a note, where the
+model card says so (option ``published_params: inference``, NDR-Restore); else all parameters (``model.params``).
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ from bench_ir.leaderboard import (
 )
 from bench_ir.protocol import measurement_changes
 from bench_ir.report.delta import Tolerance, delta_blocks
-from bench_ir.report.measured import MeasuredRun, is_profile_run, provenance, run_tags
+from bench_ir.report.measured import MeasuredRun, inference_params_shown, is_profile_run, provenance, run_tags
 from bench_ir.report.model import MISSING, Cell, NumericColumn, Row, RowBlock, TableModel, mark_best, metric_column
 from bench_ir.shortlist import shortlist
 
 __all__ = ["build_protocol_table", "published_table_row", "measured_table_row", "unique_name", "RANKING_NOTE",
-           "ASTERISK_NOTE", "measured_name", "caption_text", "add_provenance"]
+           "ASTERISK_NOTE", "measured_name", "caption_text", "add_provenance", "inference_params_note"]
 
 MAIN_SECTION = "main"
 RANKING_NOTE = ("Best in bold, second underlined, per column, among the published main-section rows and the "
@@ -190,9 +192,30 @@ def measured_table_row(run: MeasuredRun, name: str, columns: list[NumericColumn]
         detail_parts.append(f"checkpoint sha256 {str(checkpoint['sha256'])[:12]}")
     if run.convention.get("name"):
         detail_parts.append(f"convention {run.convention['name']}")
-    params = f"{run.params / 1e6:.2f}M" if run.params else MISSING  # an identity baseline has no parameters
+    count = _params_shown(run)
+    params = f"{count / 1e6:.2f}M" if count else MISSING  # an identity baseline has no parameters
     return Row(name=name, kind="measured", source="measured", cells=cells, ranked=run.comparable,
                params=params, detail="; ".join(detail_parts), run_id=run.run_id, markers=markers)
+
+
+def _params_shown(run: MeasuredRun) -> int | None:
+    """A run's Params: the count its published figure gives (the inference-time one where the model card says so,
+    :func:`~bench_ir.report.measured.inference_params_shown`), else all its parameters (``model.params``)."""
+    inference = inference_params_shown(run.manifest)
+    return inference if inference is not None else run.params
+
+
+def inference_params_note(name: str, inference: int, total: int | None) -> str:
+    """The note of a row whose Params is the ``inference``-time count, not all ``total`` parameters."""
+    whole = f"; all {total / 1e6:.2f}M with its training-only modules" if total else ""
+    return (f"{name}: Params counts the {inference / 1e6:.2f}M parameters used at inference, the count its published "
+            f"figure gives (model card option published_params){whole}.")
+
+
+def _params_notes(measured: list[MeasuredRun], names: list[str]) -> list[str]:
+    """One :func:`inference_params_note` per measured row whose Params is the inference-time count."""
+    return [inference_params_note(name, inference, run.params) for run, name in zip(measured, names, strict=True)
+            if (inference := inference_params_shown(run.manifest)) is not None]
 
 
 def unique_name(name: str, run_id: str, taken: set[str]) -> str:
@@ -301,6 +324,7 @@ def build_protocol_table(protocol: str, measured: list[MeasuredRun], leaderboard
     if published:
         table.notes.append(f"Published rows: {source}, numbers as printed.")
     table.notes += _convention_notes(measured, names)
+    table.notes += _params_notes(measured, names)
     if hidden:
         table.notes.append(f"Scored but not in the paper's table (not shown): {', '.join(hidden)}.")
     table.notes.append(RANKING_NOTE)
