@@ -2,8 +2,8 @@
 
 Everything here is a pure function of its arguments; no global random state is read or changed.
 
-* Noise (PROTOCOLS.md section 1.3): ``noisy = clip(clean + draws * sigma, 0, 255)`` in float64, then cast to
-  uint8 (truncation). :class:`ReferenceNoiseStream` replays the reference test loop (one legacy
+* Noise (the reference test scripts' Gaussian noise): ``noisy = clip(clean + draws * sigma, 0, 255)`` in float64,
+  then cast to uint8 (truncation). :class:`ReferenceNoiseStream` replays the reference test loop (one legacy
   ``RandomState(seed)``; for each sigma in turn, for each image in order, ``randn(H, W, 3)``) and hands out
   any single image's draws without holding the whole stream.
 * Sample degradations: ``f(clean uint8 (H, W, 3), rng) -> uint8 (H, W, 3)`` of the same size, computed in

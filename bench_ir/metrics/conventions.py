@@ -1,4 +1,5 @@
-"""Named metric conventions (M1..M7 of PROTOCOLS.md section 1.4): data, no torch.
+"""Named metric conventions (M1..M7, as the reference repositories compute their metrics; `bench-ir list
+conventions` describes each): data, no torch.
 
 A convention fixes every knob that changes a PSNR/SSIM number: colour space, clamping, uint8
 quantization (and its rounding), the PSNR peak, the SSIM estimator and its window, and any image

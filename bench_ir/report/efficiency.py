@@ -27,7 +27,7 @@ from bench_ir.shortlist import shortlist
 __all__ = ["EFFICIENCY_COLUMNS", "build_efficiency_table", "unprofiled_note", "PSNR_PROTOCOL", "profile_size_of"]
 
 PSNR_PROTOCOL = "3deg"
-PUBLISHED_SIZE = 224  # the published FLOPs are fvcore counts on a 1x3x224x224 input (PROTOCOLS.md, Table 6)
+PUBLISHED_SIZE = 224  # the published FLOPs are fvcore counts on a 1x3x224x224 input (the paper's Table 6)
 EFFICIENCY_COLUMNS = [
     NumericColumn(("", "PSNR_3deg_average"), "", "PSNR", higher_is_better=True, decimals=2),
     NumericColumn(("", "memory"), "", "Memory", higher_is_better=False, decimals=0, unit="M", min_significant=2),
