@@ -42,6 +42,7 @@ __all__ = [
     "list_cards",
     "list_models",
     "get_card",
+    "find_card",
     "with_model_args",
     "check_card_args",
     "check_card_name",
@@ -279,6 +280,15 @@ def get_card(name_or_path: str | Path | ModelCard, registry: str | Path | None =
     hint = difflib.get_close_matches(text, list(cards), n=3)
     did_you_mean = f" Did you mean: {', '.join(hint)}?" if hint else ""
     raise KeyError(f"unknown model '{text}'.{did_you_mean} Known models: {', '.join(sorted(cards))}")
+
+
+def find_card(name_or_path: str | Path) -> ModelCard | None:
+    """The card :func:`get_card` resolves, or None when it resolves none: an unknown or ambiguous name, a card file
+    that is missing or no valid card (for messages and reports that only add what a card says when there is one)."""
+    try:
+        return get_card(name_or_path) if str(name_or_path) else None
+    except (KeyError, OSError, ValueError):
+        return None
 
 
 def with_model_args(card: ModelCard, overrides: dict[str, Any] | None) -> ModelCard:

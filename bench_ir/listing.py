@@ -135,12 +135,10 @@ def _model_names(model: str | None) -> set[str] | None:
     display name or a card file, as ``run`` takes it), else itself (a card that is not registered here)."""
     if model is None:
         return None
-    from bench_ir.cards import get_card
+    from bench_ir.cards import find_card
 
-    try:
-        return {get_card(model).name.casefold()}
-    except (KeyError, OSError, ValueError):
-        return {model.casefold()}
+    card = find_card(model)
+    return {(card.name if card is not None else model).casefold()}
 
 
 def _protocol_names(protocol: str | None) -> set[str] | None:

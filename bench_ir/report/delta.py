@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from bench_ir.cards import find_card
 from bench_ir.leaderboard import PublishedRow
 from bench_ir.metrics.conventions import MetricConvention, get_convention
-from bench_ir.report.measured import MeasuredRun, card_option, demonstration_weights, registered_card
+from bench_ir.report.measured import MeasuredRun, card_option, demonstration_weights
 from bench_ir.report.model import MISSING, Cell, NumericColumn, Row, RowBlock, TableModel
 
 __all__ = ["ConventionGap", "Tolerance", "convention_gap", "delta_blocks", "leaderboard_key", "metrics_changed",
@@ -95,7 +96,7 @@ def leaderboard_key(run: MeasuredRun) -> str:
     card = model.get("card") or {}
     if card:
         return str(card.get("leaderboard_key") or "")
-    registered = registered_card(str(model.get("name") or ""))
+    registered = find_card(str(model.get("name") or ""))
     return str(registered.leaderboard_key or "") if registered is not None else ""
 
 

@@ -14,13 +14,11 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bench_ir.cards import find_card
 from bench_ir.leaderboard import AVERAGE
 from bench_ir.results import Run, aggregate, load_run, protocol_average
-
-if TYPE_CHECKING:
-    from bench_ir.cards import ModelCard
 
 __all__ = [
     "MeasuredRun",
@@ -36,7 +34,6 @@ __all__ = [
     "profile_figures",
     "provenance",
     "provenance_line",
-    "registered_card",
     "row_tags",
     "run_list",
     "run_tags",
@@ -106,16 +103,6 @@ def _other_convention(manifest: dict[str, Any]) -> str | None:
     return f"metric convention {used}, not the protocol's {expected}" if used != expected else None
 
 
-def registered_card(name: str) -> ModelCard | None:
-    """The registered model card ``name``, None when there is none."""
-    try:
-        from bench_ir.cards import get_card
-
-        return get_card(name) if name else None
-    except (KeyError, FileNotFoundError, ValueError):
-        return None
-
-
 def card_option(manifest: dict[str, Any], name: str) -> Any:
     """The value of option ``name`` of the run's model card: from the manifest's copy of the card, else from the
     registered card of the run's model (a run recorded before its card stated the option); None when neither states
@@ -123,7 +110,7 @@ def card_option(manifest: dict[str, Any], name: str) -> Any:
     model = manifest.get("model") or {}
     options = (model.get("card") or {}).get("options") or {}
     if name not in options:
-        card = registered_card(str(model.get("name") or ""))
+        card = find_card(str(model.get("name") or ""))
         options = card.options if card is not None else {}
     value = options.get(name)
     return value.get("default") if isinstance(value, dict) else value
@@ -158,7 +145,7 @@ def _card_inference_params(model: dict[str, Any]) -> int | None:
     elif model.get("args_overrides"):
         return None
     else:
-        card = registered_card(str(model.get("name") or ""))
+        card = find_card(str(model.get("name") or ""))
         inference = card.inference_params if card is not None else None
     return int(inference) if inference is not None else None
 

@@ -392,20 +392,11 @@ def _checkpoint_problem(cell: Cell) -> str | None:
     """When the cell names a checkpoint file that is not there now, the message `bench-ir run` gives for it (the
     path, the card's official checkpoints and where to download them); else None."""
     if cell.checkpoint and not Path(cell.checkpoint).is_file():
+        from bench_ir.cards import find_card
         from bench_ir.checkpoints import missing_checkpoint_message
 
-        return missing_checkpoint_message(cell.checkpoint, _card_or_none(cell.model))
+        return missing_checkpoint_message(cell.checkpoint, find_card(cell.model))
     return None
-
-
-def _card_or_none(model: str) -> ModelCard | None:
-    """The card ``model`` names, or None when it cannot be read now (its advice is then left out)."""
-    from bench_ir.cards import get_card
-
-    try:
-        return get_card(model)
-    except (OSError, KeyError, ValueError):
-        return None
 
 
 class CellStateWarning(UserWarning):
