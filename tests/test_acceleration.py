@@ -63,12 +63,19 @@ def test_exact_mode_refuses_a_lower_precision(dtype):
         plan_execution(CPU, exact=True, dtype=dtype)
 
 
-def test_precision_settings_of_exact_mode_are_restored_afterwards():
+def test_exact_mode_sets_the_tf32_switches_the_official_scripts_run_under_and_restores_the_callers():
+    """The official scripts set no switch, so they run under PyTorch's defaults: TF32 in cuDNN convolutions, none in
+    matmuls. --exact sets exactly those, whatever the caller had, and gives the caller's back afterwards."""
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    before = (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32)
-    with precision_settings(plan_execution(CUDA, exact=True)):
-        assert cudnn.deterministic and not cudnn.benchmark and not cudnn.allow_tf32 and not matmul.allow_tf32
-    assert (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32) == before
+    saved = (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32)
+    try:
+        cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = False, True, False, True
+        with precision_settings(plan_execution(CUDA, exact=True)):
+            assert (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32) == (
+                True, False, True, False)
+        assert (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32) == (False, True, False, True)
+    finally:
+        cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = saved
 
 
 def test_eager_forward_returns_the_model_output_unchanged():
