@@ -38,7 +38,8 @@ class EvalOptions:
 
     batch_size: images per forward pass (only images of the same size share a batch; a card with
     batch_size_one forces 1). tile: tile size in pixels for tiled inference (None = whole image; on a CUDA
-    out-of-memory error the engine retries with tiles of 512 then 256). dtype: fp32 (default, reference),
+    out-of-memory error the engine halves the batch, and tiles a single image that still does not fit in tiles of
+    512, else 256, pixels). dtype: fp32 (default, reference),
     bf16 or fp16 autocast. num_workers: DataLoader worker processes. forward: the callable run on batches
     instead of the model (e.g. an :class:`bench_ir.acceleration.AcceleratedForward` of it).
     """
@@ -141,13 +142,14 @@ def autocast_context(device: torch.device, dtype: str) -> contextlib.AbstractCon
 
 def restore(
     model: nn.Module, x: torch.Tensor, policy: FitPolicy, options: EvalOptions
-) -> tuple[torch.Tensor, int | None]:
-    """Run the model on a batch (B,3,H,W) in [0,1]; returns the float32 output and the automatic tile size: the
-    tile size in pixels when the images were tiled after an out-of-memory error, None when they ran whole or in
-    the tiles ``options.tile`` asked for.
+) -> tuple[torch.Tensor, int | list[int | None] | None]:
+    """Run the model on a batch (B,3,H,W) in [0,1]; returns the float32 output and the automatic tiling: None when
+    every image ran whole or in the tiles ``options.tile`` asked for, the tile size in pixels when every image was
+    tiled after an out-of-memory error at that size, else each image's tile size (None for one that ran whole).
 
     On a CUDA out-of-memory error the batch is split in halves first (per-image outputs do not change), and
-    only a single image that still does not fit is tiled (which does change the output near tile seams).
+    only a single image that still does not fit is tiled, on its own, in the largest of :data:`AUTO_TILES` that fits
+    (which does change the output near tile seams).
     """
     model_forward = options.forward or model
 
@@ -162,30 +164,54 @@ def restore(
             raise OutputShapeError(f"{tuple(out.shape)} for input {tuple(inp.shape)}{fitted}")
         return out
 
-    tiles = [options.tile] if options.tile else [None, *AUTO_TILES] if options.device.type == "cuda" else [None]
-    for attempt, tile in enumerate(tiles):
-        try:
-            if tile is None:
-                return _run_splitting_batch(forward, x, policy), None
-            return run_tiled(forward, x, policy, tile, options.tile_overlap), None if options.tile else tile
-        except RuntimeError as err:
-            if not is_out_of_memory(err) or attempt == len(tiles) - 1 or options.tile:
-                raise
-            torch.cuda.empty_cache()
-    raise AssertionError("unreachable")
+    if options.tile:
+        return run_tiled(forward, x, policy, options.tile, options.tile_overlap), None
+    auto_tiles = AUTO_TILES if options.device.type == "cuda" else ()
+    out, tiles = _run_splitting_batch(forward, x, policy, auto_tiles, options.tile_overlap)
+    return out, _batch_tiling(tiles)
 
 
-def _run_splitting_batch(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                         policy: FitPolicy) -> torch.Tensor:
-    """The whole batch at once; halves of it (recursively) when it runs out of memory."""
+def _batch_tiling(tiles: list[int | None]) -> int | list[int | None] | None:
+    """Each image's automatic tile size as :func:`restore` returns it: None or the one size when all are alike."""
+    return tiles[0] if len(set(tiles)) == 1 else tiles
+
+
+def _image_tiles(tiling: int | list[int | None] | None, count: int) -> list[int | None]:
+    """The automatic tile size of each of ``count`` images from what :func:`restore` returned for their batch."""
+    return list(tiling) if isinstance(tiling, list) else [tiling] * count
+
+
+def _run_splitting_batch(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, policy: FitPolicy,
+                         tiles: tuple[int, ...], overlap: int) -> tuple[torch.Tensor, list[int | None]]:
+    """The whole batch at once; halves of it (recursively) when it runs out of memory; a single image that still
+    does not fit is tiled on its own (:func:`_run_tiling_image`; raised when ``tiles`` is empty). Returns the output
+    and each image's tile size (None: it ran whole)."""
     try:
-        return run_padded(forward, x, policy)
+        return run_padded(forward, x, policy), [None] * x.shape[0]
     except RuntimeError as err:
-        if not is_out_of_memory(err) or x.shape[0] == 1:
+        if not is_out_of_memory(err) or (x.shape[0] == 1 and not tiles):
             raise
     torch.cuda.empty_cache()
+    if x.shape[0] == 1:
+        return _run_tiling_image(forward, x, policy, tiles, overlap)
     half = x.shape[0] // 2
-    return torch.cat([_run_splitting_batch(forward, part, policy) for part in (x[:half], x[half:])])
+    first, first_tiles = _run_splitting_batch(forward, x[:half], policy, tiles, overlap)
+    second, second_tiles = _run_splitting_batch(forward, x[half:], policy, tiles, overlap)
+    return torch.cat([first, second]), first_tiles + second_tiles
+
+
+def _run_tiling_image(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, policy: FitPolicy,
+                      tiles: tuple[int, ...], overlap: int) -> tuple[torch.Tensor, list[int | None]]:
+    """One image (1,3,H,W) in overlapping tiles of the first size of ``tiles`` that fits in memory; returns the
+    output and ``[that size]``. Out of memory at the last size is raised."""
+    for tile in tiles[:-1]:
+        try:
+            return run_tiled(forward, x, policy, tile, overlap), [tile]
+        except RuntimeError as err:
+            if not is_out_of_memory(err):
+                raise
+        torch.cuda.empty_cache()
+    return run_tiled(forward, x, policy, tiles[-1], overlap), [tiles[-1]]
 
 
 def fitted_sizes(dataset: Dataset, policy: FitPolicy, task_name: str) -> list[tuple[int, int]]:
@@ -287,7 +313,7 @@ def evaluate_task(
         start = time.perf_counter()
         with torch.inference_mode():
             try:
-                out, tile = restore(model, x, policy, options)
+                out, tiling = restore(model, x, policy, options)
             except OutputShapeError as err:
                 raise output_shape_error(f"{task_name}/{batch['name'][0]}", model, str(err)) from None
             if device.type == "cuda":
@@ -304,6 +330,7 @@ def evaluate_task(
                         _orientations(dataset, [position[name] for name in batch["name"]]))
         values = {key: value.double().cpu().tolist() for key, value in scores.items()}
         finite_list = finite.cpu().tolist()
+        tiles = _image_tiles(tiling, x.shape[0])
         for i, name in enumerate(batch["name"]):
             record = {
                 "task": task_name,
@@ -316,8 +343,8 @@ def evaluate_task(
                 "seconds": seconds,
                 "nonfinite": not finite_list[i],
             }
-            if tile is not None:  # tiled after an out-of-memory error, not by request
-                record["tile"] = tile
+            if tiles[i] is not None:  # tiled after an out-of-memory error, not by request
+                record["tile"] = tiles[i]
             if on_record is not None:
                 on_record(record)
             yield record

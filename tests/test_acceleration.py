@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from torch import nn
 
-from bench_ir.acceleration import AcceleratedForward, compile_for_training, plan_execution, precision_settings
+from bench_ir.acceleration import (
+    AcceleratedForward,
+    ExecutionPlan,
+    compile_for_training,
+    plan_execution,
+    precision_settings,
+)
 from bench_ir.engine import EvalOptions, restore
 from bench_ir.geometry import fit_policy
 from bench_ir.runner import FAST_CUDA_BATCH, ResumeError, RunConfig, run_protocol
@@ -108,6 +116,26 @@ def test_shapes_beyond_the_compiled_limit_run_eagerly():
         assert torch.equal(forward(x), net(x))
     assert len(forward.keys) == 1
 
+
+
+@pytest.mark.parametrize(("compile_mode", "warmup_calls"), [("reduce-overhead", 2), ("default", 1)])
+def test_warmup_seconds_cover_the_calls_that_compile_or_record_a_cuda_graph(monkeypatch, compile_mode, warmup_calls):
+    """Under reduce-overhead Inductor's CUDA graph trees warm a shape up on its first call and record its graph on
+    the second; only later calls are model time. The compiled model is a stub that takes 20 ms per call."""
+    def compiled(x):
+        time.sleep(0.02)
+        return x
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: compiled)
+    plan = ExecutionPlan(mode="fast", compile_mode=compile_mode, channels_last=False, deterministic=False,
+                         cudnn_benchmark=False)
+    forward = AcceleratedForward(_tiny_net(), plan)
+    counted = []
+    for _ in range(3):
+        before = forward.warmup_seconds
+        forward(torch.rand(1, 3, 8, 8))
+        counted.append(forward.warmup_seconds > before)
+    assert counted == [True] * warmup_calls + [False] * (3 - warmup_calls)
 
 def _failing_compile(monkeypatch, error: Exception) -> list[int]:
     """torch.compile replaced by one whose compiled model raises ``error`` on every call (as Inductor without a C++
