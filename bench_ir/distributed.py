@@ -13,7 +13,14 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistContext", "dist_context"]
+from bench_ir.shortlist import shortlist
+
+__all__ = ["DistContext", "RankError", "dist_context"]
+
+
+class RankError(RuntimeError):
+    """An error on one or more ranks of a torchrun run, raised on every rank. The message is each failing rank's
+    error as ``Type: message (on rank R of N)``, joined by '; ' (the first three, then how many more)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,27 @@ class DistContext:
         shared = self.broadcast(error)
         if shared is not None:
             raise error if error is not None else shared
+        return result
+
+    def on_every_rank(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on every rank, then an exchange of whether each succeeded: when ``fn`` raised on any rank, every
+        rank raises the same :class:`RankError` naming the failing rank(s) and their errors (so no rank waits at a
+        later collective for one that stopped, and rank 0 can record the real cause). Outside torchrun ``fn``'s own
+        error propagates unchanged. Only exceptions are exchanged: Ctrl-C and SIGTERM reach every rank anyway. A rank
+        that failed waits in the exchange until the others finish ``fn``, at most the process group's timeout."""
+        if not self.active:
+            return fn()
+        result, error = None, None
+        try:
+            result = fn()
+        except Exception as err:  # raised below, on every rank, as a RankError
+            error = err
+        outcomes: list[str | None] = [None] * self.world_size
+        dist.all_gather_object(outcomes, None if error is None else f"{type(error).__name__}: {error}")
+        failures = [f"{text} (on rank {rank} of {self.world_size})" for rank, text in enumerate(outcomes)
+                    if text is not None]
+        if failures:
+            raise RankError(shortlist(failures, 3, separator="; ", more="; ... and {} more rank(s) failed")) from error
         return result
 
     def shard(self, items: list) -> list:

@@ -50,7 +50,7 @@ from bench_ir.counts import check_counts
 from bench_ir.cpus import default_eval_workers
 from bench_ir.data.datasets import FOLDER_PAIR_SOURCE, needs_data_root
 from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
-from bench_ir.distributed import dist_context
+from bench_ir.distributed import RankError, dist_context
 from bench_ir.engine import (
     EvalOptions,
     auto_tiled,
@@ -566,8 +566,9 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
     writer = RunStore(run_dir, shard=dctx.rank) if dctx.active else store
     if dctx.is_main:
         store.write_manifest(manifest)
-    try:
-        # 4. scoring
+
+    def score_share() -> None:
+        """Step 4, scoring: this rank's share of every task's images not scored yet."""
         writer.repair()
         workers = config.num_workers if config.num_workers is not None else (
             default_eval_workers() if device.type == "cuda" else 0)
@@ -594,7 +595,9 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
         manifest["execution"] = accelerated.describe()
         if notice := accelerated.compile_notice():
             notices.append(notice)
-        dctx.barrier()
+
+    try:  # under torchrun a failure on any rank is raised on every rank once all have stopped (rank 0 records it)
+        dctx.on_every_rank(score_share)
     except BaseException as err:
         if dctx.is_main:
             _mark_stopped(store, manifest, err)
@@ -659,13 +662,14 @@ def _write_order(scope: list[TaskSpec], limit: int | None, dataset_of: Callable[
 
 
 def _mark_stopped(store: RunStore, manifest: dict[str, Any], err: BaseException) -> None:
-    """Record why a run stopped: ``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` (any error, with its message).
+    """Record why a run stopped: ``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` (any error, as 'Type: message').
     A manifest that cannot be written leaves the run as it was (still resumable); the error says so."""
     if isinstance(err, KeyboardInterrupt):
         manifest.update(status="interrupted", interrupted=now_iso(),
                         reason="SIGTERM" if isinstance(err, RunTerminated) else "SIGINT (Ctrl-C)")
-    else:
-        manifest.update(status="failed", failed=now_iso(), error=f"{type(err).__name__}: {err}")
+    else:  # a RankError's message already gives the failing rank's error as 'Type: message (on rank R of N)'
+        error = str(err) if isinstance(err, RankError) else f"{type(err).__name__}: {err}"
+        manifest.update(status="failed", failed=now_iso(), error=error)
     try:
         store.write_manifest(manifest)
     except OSError as write_error:

@@ -1,0 +1,37 @@
+"""A sharded run whose rank other than 0 fails: every rank stops with that rank's error, and rank 0's manifest
+records it (the file named), not the broken connection that rank's exit leaves behind."""
+
+from __future__ import annotations
+
+import pytest
+import torch.distributed
+from test_resume import _pairs
+from test_sharded_run import _torchrun
+
+from bench_ir.distributed import DistContext, RankError
+from bench_ir.results import load_run
+
+
+def test_every_rank_raises_the_errors_of_the_ranks_that_failed_in_rank_order(monkeypatch):
+    def gather(outcomes: list, mine: str | None) -> None:  # this rank (0) succeeded, ranks 1 and 2 failed
+        outcomes[:] = [mine, "ValueError: a.png is broken", "OSError: disk full"]
+
+    monkeypatch.setattr(torch.distributed, "all_gather_object", gather)
+    expected = r"^ValueError: a.png is broken \(on rank 1 of 3\); OSError: disk full \(on rank 2 of 3\)$"
+    with pytest.raises(RankError, match=expected):
+        DistContext(rank=0, world_size=3, active=True).on_every_rank(lambda: "scored")
+
+
+def test_an_error_on_rank_one_is_recorded_in_rank_zeros_manifest_naming_the_file(tmp_path):
+    _pairs(tmp_path / "data", n=4)
+    target = tmp_path / "data" / "gt" / "1.png"  # rank 1's first image (ranks take every other image)
+    target.write_bytes(target.read_bytes()[:60])  # truncated, header intact: it fails when scored, not when checked
+    run_dir = tmp_path / "run"
+    done = _torchrun(["run", "--model", "input", "--input-dir", "data/in", "--target-dir", "data/gt", "--device", "cpu",
+                      "--run-dir", str(run_dir)], cwd=tmp_path)
+    manifest = load_run(run_dir).manifest
+    assert done.returncode != 0 and manifest["status"] == "failed"
+    assert manifest["error"].startswith(f"ImageReadError: {target}: corrupt or truncated image")
+    assert manifest["error"].endswith("(on rank 1 of 2)")
+    said = " ".join(done.stderr.split())
+    assert f"the run is kept in {run_dir} with the 2 image(s) scored so far" in said  # rank 0's share, resumable
