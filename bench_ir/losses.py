@@ -2,11 +2,14 @@
 
 Conventions: images are float tensors (B, C, H, W) in the model's range (bench-ir uses [0, 1] RGB);
 every loss is a scalar mean over all elements (or over the batch for InfoNCE). The MIRAGE objective follows
-the official training script: ``L1 + 0.1 * Fourier + 0.01 * SPD`` (the paper's App. C.4 says 0.05 for SPD).
+the official training script: ``L1 + 0.1 * Fourier + 0.01 * SPD`` (the paper's App. C.4 says 0.05 for SPD), and
+computes every term in float32 (float64 inputs stay float64) with autocast off, whatever autocast the caller runs
+under (``--dtype bf16`` autocasts the model's forward, not its losses).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -71,6 +74,13 @@ def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
+def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
+    """A block where autocast is off for ``device_type`` (nothing to do where it is not on)."""
+    if not torch.is_autocast_enabled(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
 def spd_covariance(features: torch.Tensor, eps: float = SPD_EPS) -> torch.Tensor:
     """Channel covariance over spatial positions: (B, C, H, W) -> (B, C, C).
 
@@ -117,6 +127,8 @@ class MirageObjective:
     Calling it returns a dict of scalar tensors: ``l1``, ``fourier`` and ``spd`` unweighted, and
     ``total`` weighted (the one to back-propagate). Use ``spd_weight=SPD_WEIGHT_PAPER`` for the paper's
     0.05, and ``spd_weight=0`` for models without an SPD head (then ``spd`` may be None and is logged as 0).
+    Every term is computed from float32 copies of half-precision inputs with autocast off, so the loss under
+    autocast equals the float32 loss of the same (upcast) inputs.
     """
 
     fft_weight: float = FFT_WEIGHT
@@ -126,6 +138,14 @@ class MirageObjective:
     def __call__(
         self, restored: torch.Tensor, target: torch.Tensor, spd: SpdProjections | None = None
     ) -> dict[str, torch.Tensor]:
+        restored, target = _at_least_float32(restored), _at_least_float32(target)
+        if spd is not None:
+            spd = SpdProjections(_at_least_float32(spd.z_shallow), _at_least_float32(spd.z_latent))
+        with _autocast_off(restored.device.type):
+            return self._terms(restored, target, spd)
+
+    def _terms(self, restored: torch.Tensor, target: torch.Tensor,
+               spd: SpdProjections | None) -> dict[str, torch.Tensor]:
         l1 = l1_loss(restored, target)
         fourier = fourier_loss(restored, target)
         if spd is not None:

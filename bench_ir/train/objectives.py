@@ -36,7 +36,8 @@ class RestorationObjective:
     the second element is :class:`SpdProjections` (MIRAGE) the SPD contrastive term is added, otherwise it is
     logged as 0. A model that stores an auxiliary load-balancing loss in ``balance_loss`` after a train forward
     (MoCE-IR; card option ``balance_loss_weight``, 0.01 officially) gets ``balance_weight·balance`` added.
-    Losses are computed in float32 whatever the autocast dtype.
+    Losses are computed in float32 with autocast off (:class:`MirageObjective`), whatever the autocast dtype
+    the model's forward runs under.
     """
 
     fft_weight: float = 0.1
@@ -49,11 +50,11 @@ class RestorationObjective:
         if isinstance(output, (tuple, list)):
             restored = output[0]
             if len(output) > 1 and isinstance(output[1], SpdProjections):
-                spd = SpdProjections(output[1].z_shallow.float(), output[1].z_latent.float())
+                spd = output[1]
         else:
             restored = output
         weight = self.spd_weight if spd is not None else 0.0
-        terms = MirageObjective(fft_weight=self.fft_weight, spd_weight=weight)(restored.float(), gt.float(), spd)
+        terms = MirageObjective(fft_weight=self.fft_weight, spd_weight=weight)(restored, gt, spd)
         balance = getattr(getattr(model, "module", model), "balance_loss", None)
         if self.balance_weight and isinstance(balance, torch.Tensor):
             terms["balance"] = balance.float()

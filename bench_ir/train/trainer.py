@@ -14,7 +14,7 @@ Run directory::
 One optimizer step consumes one global batch (``batch_size`` patches split over the processes). Resuming
 restores weights, optimizer, RNG states and the position in the epoch; since every patch is a pure function of
 (seed, epoch, index), N steps straight and N/2 + resume + N/2 give bit-identical weights (same device and
-thread settings).
+thread settings; on a GPU with ``exact``, whose steps run with deterministic cuDNN algorithms).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from bench_ir.acceleration import compile_error_in, is_out_of_memory, one_line_error
+from bench_ir.acceleration import compile_error_in, is_out_of_memory, one_line_error, precision_settings
 from bench_ir.cards import ModelCard
 from bench_ir.checkpoints import TRAINED_ARGS_KEY, TRAINED_CARD_KEY, model_args_metadata, sha256_file
 from bench_ir.folder_names import FINAL_WEIGHTS_NAME
@@ -164,7 +164,8 @@ class _Loop:
         self.losses = dict(payload.get("losses", {}))
         states = payload["rng"]
         if len(states) == s.context.world_size:
-            restore_rng_state(states[s.context.rank])
+            if notice := restore_rng_state(states[s.context.rank], s.device):
+                s.notices.append(notice)
         else:
             torch.manual_seed(s.options.seed + 7919 * self.step + s.context.rank)
             s.notices.append(f"resumed with {s.context.world_size} processes instead of {len(states)}: data order "
@@ -193,7 +194,7 @@ class _Loop:
     def save_checkpoint(self) -> None:
         s = self.s
         epoch, in_epoch = divmod(self.step, s.steps_per_epoch)
-        rng = gather_objects(capture_rng_state(), s.context)
+        rng = gather_objects(capture_rng_state(s.device), s.context)
         if self.main:
             payload = {
                 "format": CHECKPOINT_FORMAT, "identity": run_identity(s), "step": self.step, "epoch": epoch,
@@ -248,15 +249,19 @@ class _Loop:
         return torch.autocast(device_type=s.device.type, dtype=s.autocast_dtype)
 
     def train_step(self, batch: dict[str, Any], objective: Objective) -> dict[str, float]:
-        """One optimizer step on ``batch``; the mean loss terms over the processes. In a single process a failing
-        torch.compile (no C++ compiler, an operator it cannot handle) is stated and the step is taken eagerly,
-        as every later one (under torchrun it stops the run: the processes could not agree on the fallback)."""
-        try:
+        """One optimizer step on ``batch``; the mean loss terms over the processes. The step runs under the
+        execution plan's cuDNN/TF32 switches (:func:`~bench_ir.acceleration.precision_settings`: deterministic
+        algorithms for ``exact``, autotuning on the fast CUDA path); the caller's switches are back afterwards.
+        In a single process a failing torch.compile (no C++ compiler, an operator it cannot handle) is stated and
+        the step is taken eagerly, as every later one (under torchrun it stops the run: the processes could not
+        agree on the fallback)."""
+        with precision_settings(self.s.execution):
+            try:
+                return self._train_step(batch, objective)
+            except Exception as err:
+                if not self._fall_back_to_eager(err):
+                    raise
             return self._train_step(batch, objective)
-        except Exception as err:
-            if not self._fall_back_to_eager(err):
-                raise
-        return self._train_step(batch, objective)
 
     def _fall_back_to_eager(self, err: Exception) -> bool:
         s = self.s
