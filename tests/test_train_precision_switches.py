@@ -111,3 +111,15 @@ def test_the_mirage_objective_upcasts_bf16_outputs_to_float32():
     terms = MirageObjective()(restored.bfloat16(), gt, low)
     upcast = MirageObjective()(restored.bfloat16().float(), gt, SpdProjections(*(z.float() for z in low)))
     assert _terms_equal(terms, upcast)
+
+
+def test_validation_during_an_exact_training_runs_on_the_reference_computation(tmp_path):
+    """`train --exact` validates on the reference computation, not on the fast path of a plain run."""
+    from bench_ir.results import load_run
+    from bench_ir.train.recipes import ValidationSpec, load_recipe
+
+    recipe = dataclasses.replace(load_recipe("sample"), validation=ValidationSpec(
+        protocol="5deg", sample=True, limit=1, tasks=["derain"], every_steps=1, every_epochs=None))
+    run_dir = tmp_path / "run"
+    train(recipe, TINY_UNET, None, run_dir, exact=True, objective=SwitchRecorder(), **{**ONE_STEP, "validate": True})
+    assert load_run(run_dir / "val" / "step-0000001").manifest["execution"]["mode"] == "exact"

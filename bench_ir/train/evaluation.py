@@ -94,9 +94,12 @@ def evaluation_command(validation: dict[str, Any] | None, model: str | Path, wei
 
 def run_validation(model: nn.Module, card: ModelCard, spec: ValidationSpec, run_dir: Path, step: int, epoch: int,
                    device: torch.device, data_root: str | Path | None, limit: int | None = None,
-                   label: str = "", context: DistContext | None = None) -> ValidationResult:
+                   label: str = "", context: DistContext | None = None, exact: bool = False,
+                   compile: str = "auto") -> ValidationResult:
     """Score the weights of ``model`` on ``spec.protocol``; see the module docstring. ``context``: the process
-    group of the training; every one of its processes calls this (the result is the same on each)."""
+    group of the training; every one of its processes calls this (the result is the same on each). ``exact`` and
+    ``compile``: the training's execution choices, so that a ``train --exact`` validates on the reference
+    computation and a ``--compile off`` training does not compile its validations."""
     from bench_ir.runner import RunConfig, run_protocol
 
     if spec.protocol is None:
@@ -116,7 +119,8 @@ def run_validation(model: nn.Module, card: ModelCard, spec: ValidationSpec, run_
 
     config = RunConfig(protocol=spec.protocol, model=card, data_root=None if spec.sample else data_root,
                        sample=spec.sample, run_dir=val_dir, limit=limit if limit is not None else spec.limit,
-                       tasks=list(spec.tasks) or None, device=str(device), dtype="fp32",
+                       tasks=list(spec.tasks) or None, device=str(device), dtype="fp32", exact=exact,
+                       compile=compile,
                        command=["bench-ir train (validation)", str(run_dir), f"step {step}"],
                        label=label or f"{run_dir.name} step {step}",
                        random_weights=True)  # the weights are the training state, loaded by on_model below

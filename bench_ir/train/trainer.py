@@ -227,7 +227,7 @@ class _Loop:
         result = run_validation(s.model, s.card, s.recipe.validation, s.run_dir, self.step,  # every rank scores
                                 self.step // s.steps_per_epoch, s.device,                     # its share
                                 s.options.val_data_root or s.options.data_root, s.options.val_limit,
-                                context=s.context)
+                                context=s.context, exact=s.options.exact, compile=s.options.compile)
         if self.main:
             self.validations.append(result)
             s.manifest.setdefault("validation", []).append(  # as it goes: a stopped run keeps its validations
