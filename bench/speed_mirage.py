@@ -22,8 +22,9 @@ Parts (figures of the issue "Speed", measured on one device in one run):
              as one protocol, each in a fresh process: the compiled fast path with an empty inductor cache (a
              user's first run: cold) and again with that cache (warm), the eager fast path (--compile off) and
              --exact; end to end, compile warm-up counted and reported, per-image metric deltas. From the cold
-             compiled and the eager run, projected to the whole protocol (warm-up once, the rest / scale), the
-             JSON's ``decision`` states which path a user's first 5deg run is faster on: the CUDA default.
+             compiled and the eager run, projected to the whole protocol (the per-image forward seconds / scale,
+             the rest of the run once, compile warm-up included), the JSON's ``decision`` states which path a
+             user's first 5deg run is faster on: the CUDA default.
 
 Order (JOB_ORDER, most wanted first): inference and latency of MIRAGE-T, inference of MIRAGE-S, the protocol,
 training of MIRAGE-T, then latency and training of MIRAGE-S. Writes
@@ -121,6 +122,15 @@ def precision_settings_of(plan):
     return lambda: precision_settings(plan)
 
 
+def switches_of(forward: Any) -> contextlib.AbstractContextManager:
+    """The cuDNN/TF32 switches a path is timed under: a bench-ir path (an :class:`AcceleratedForward`) under
+    ``precision_settings`` of its own plan, as `bench-ir run` scores; the official model under the process
+    defaults, as the official scripts run."""
+    if isinstance(forward, AcceleratedForward):
+        return precision_settings(forward.plan)
+    return contextlib.nullcontext()
+
+
 # ------------------------------------------------------------------------------------------------ real images
 def noisy_photo_batch(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch`` random size x size crops of the built-in sample photos (clean) and the same with Gaussian noise of
@@ -151,19 +161,18 @@ def bench_inference(official: Official, variant: str, device: torch.device, batc
     ours, theirs = paired_models(official, variant, device, checkpoint)
     noisy, clean = (t.to(device) for t in noisy_photo_batch(batch, size))
     fast = AcceleratedForward(copy.deepcopy(ours), plan_execution(device))
-    exact_plan = plan_execution(device, exact=True)
-    exact = AcceleratedForward(ours, exact_plan)
+    exact = AcceleratedForward(ours, plan_execution(device, exact=True))
     paths: dict[str, Any] = {}
     outputs: dict[str, torch.Tensor] = {}
     with torch.inference_mode():
-        for name, forward, dtype, settings in [
-            ("official fp32", theirs, "fp32", contextlib.nullcontext),
-            ("official bf16", theirs, "bf16", contextlib.nullcontext),
-            ("bench-ir exact fp32", exact, "fp32", precision_settings_of(exact_plan)),
-            ("bench-ir fast fp32", fast, "fp32", contextlib.nullcontext),
-            ("bench-ir fast bf16", fast, "bf16", contextlib.nullcontext),
+        for name, forward, dtype in [
+            ("official fp32", theirs, "fp32"),
+            ("official bf16", theirs, "bf16"),
+            ("bench-ir exact fp32", exact, "fp32"),
+            ("bench-ir fast fp32", fast, "fp32"),
+            ("bench-ir fast bf16", fast, "bf16"),
         ]:
-            with settings(), _autocast(device, dtype):
+            with switches_of(forward), _autocast(device, dtype):
                 outputs[name] = restored_image(forward(noisy)).float().clone()
                 times = time_calls(lambda f=forward: f(noisy), device, repeats, warmup)
             paths[name] = latency_summary(times, batch)
@@ -185,14 +194,12 @@ def bench_latency(official: Official, variant: str, device: torch.device, size: 
     ours, theirs = paired_models(official, variant, device, None)
     x = noisy_photo_batch(1, size)[0].to(device)
     fast = AcceleratedForward(copy.deepcopy(ours), plan_execution(device))
-    exact_plan = plan_execution(device, exact=True)
-    exact = AcceleratedForward(ours, exact_plan)
+    exact = AcceleratedForward(ours, plan_execution(device, exact=True))
     paths = {}
     with torch.inference_mode():
-        paths["official fp32"] = latency_summary(time_calls(lambda: theirs(x), device, repeats, warmup), 1)
-        with precision_settings(exact_plan):
-            paths["bench-ir exact fp32"] = latency_summary(time_calls(lambda: exact(x), device, repeats, warmup), 1)
-        paths["bench-ir fast fp32"] = latency_summary(time_calls(lambda: fast(x), device, repeats, warmup), 1)
+        for name, forward in [("official fp32", theirs), ("bench-ir exact fp32", exact), ("bench-ir fast fp32", fast)]:
+            with switches_of(forward):
+                paths[name] = latency_summary(time_calls(lambda f=forward: f(x), device, repeats, warmup), 1)
     return {"variant": variant, "size": size, "repeats": repeats, "warmup": warmup,
             "compile_failed": fast.compile_error, "paths": paths}
 
@@ -366,8 +373,9 @@ def synthetic_protocol(root: Path, groups: list[tuple[str, int, tuple[int, int]]
 
 def protocol_worker(spec_file: Path) -> None:
     """``speed_mirage.py --protocol-worker SPEC.json``: one bench-ir run of the synthetic protocol in this (fresh)
-    process, timed from before the run to after its last record; writes seconds, the execution plan (compile
-    warm-up included) and per-image metrics to ``spec["out"]``."""
+    process, timed from before the run to after its last record; writes seconds, the per-image forward seconds in
+    their steady state (``forward_seconds``, :func:`steady_forward_seconds`), the execution plan (compile warm-up
+    included) and per-image metrics to ``spec["out"]``."""
     import json
 
     from bench_ir.results import load_run
@@ -384,7 +392,8 @@ def protocol_worker(spec_file: Path) -> None:
     seconds = time.perf_counter() - start
     records = load_run(outcome.run_dir).records
     values = {f"{row.task}/{row.image}": [row.psnr, row.ssim] for row in records.itertuples()}
-    Path(spec["out"]).write_text(json.dumps({"seconds": seconds, "execution": outcome.manifest["execution"],
+    Path(spec["out"]).write_text(json.dumps({"seconds": seconds, "forward_seconds": steady_forward_seconds(records),
+                                             "execution": outcome.manifest["execution"],
                                              "batch_size": outcome.manifest["batch_size"], "values": values}))
 
 
@@ -416,27 +425,46 @@ def _run_protocol_process(root: Path, label: str, options: dict[str, Any], cache
     return result
 
 
+def steady_forward_seconds(records: Any) -> float:
+    """The sum of a run's per-image forward seconds (records with ``task``, ``height``, ``width``, ``seconds``),
+    each capped at the median of its task and size: what lies above it, the first calls of a shape (cuDNN
+    autotuning of a new shape on the eager path, CUDA-graph capture on the compiled one), is paid once per shape,
+    not per image, so it is left to the run's one-off part."""
+    medians = records.groupby(["task", "height", "width"])["seconds"].transform("median")
+    return float(records["seconds"].clip(upper=medians).sum())
+
+
+def projected_run(row: dict[str, Any], scale: float) -> dict[str, float]:
+    """One bench-ir run of the subset in parts, and projected to the whole protocol. ``forward_s``, the per-image
+    forward seconds in their steady state (:func:`steady_forward_seconds`), scales with 1 / ``scale``; ``one_off_s``,
+    the rest of the run (CUDA context, model and checkpoint load, header checks, DataLoader start-up per task,
+    compile warm-up, the first calls of each shape), is paid once whatever the number of images.
+    ``projected_s`` = ``one_off_s + forward_s / scale``."""
+    forward = row["forward_seconds"]
+    one_off = row["seconds"] - forward
+    return {"subset_s": row["seconds"], "forward_s": forward, "one_off_s": one_off,
+            "compile_warmup_s": row["execution"].get("warmup_seconds", 0.0), "projected_s": one_off + forward / scale}
+
+
 def protocol_decision(paths: dict[str, Any], scale: float) -> dict[str, Any]:
     """Compiled or eager fast path as the CUDA default, from the cold compiled run and the eager run of the
-    subset, projected to the whole protocol: compile warm-up is paid once per process whatever the number of
-    images, the rest scales with 1 / ``scale``. The default becomes eager when a user's first (cold) full run is
-    slower compiled than eager."""
+    subset, each projected to the whole protocol by :func:`projected_run` (its parts are kept in ``runs``, so the
+    figure can be checked). The default becomes eager when a user's first (cold) full run is slower compiled than
+    eager."""
     cold = paths.get("bench-ir fast, compiled, cold cache")
     eager = paths.get("bench-ir fast, eager")
     if not cold or not eager:
         return {"decided": False, "why": "the cold compiled and the eager runs are both needed"}
-
-    def projected(row: dict[str, Any]) -> float:
-        warmup = row["execution"].get("warmup_seconds", 0.0)
-        return warmup + (row["seconds"] - warmup) / scale
-
-    first_compiled, first_eager = projected(cold), projected(eager)
+    runs = {"compiled_cold": projected_run(cold, scale), "eager": projected_run(eager, scale)}
+    first_compiled, first_eager = runs["compiled_cold"]["projected_s"], runs["eager"]["projected_s"]
     compile_failed = cold["execution"].get("compile_failed")
     compiled_ran = cold["execution"].get("compile_mode") is not None and not compile_failed
-    return {"decided": compiled_ran, "scale": scale,
-            "subset_seconds": {"compiled_cold": cold["seconds"], "eager": eager["seconds"]},
-            "compile_warmup_s": cold["execution"].get("warmup_seconds"),
+    return {"decided": compiled_ran, "scale": scale, "runs": runs,
+            "compile_warmup_s": runs["compiled_cold"]["compile_warmup_s"],
             "projected_full_protocol_s": {"compiled_cold": first_compiled, "eager": first_eager},
+            "projection": "one_off_s + forward_s / scale: forward_s is the sum of the records' per-image forward "
+                          "seconds, each capped at the median of its task and size; one_off_s the rest of the subset "
+                          "run (compile warm-up and the first calls of each shape included)",
             "default": ("compile" if first_compiled <= first_eager else "eager") if compiled_ran else None,
             "rule": "eager when the projected first (cold) full-protocol run is slower compiled than eager",
             "note": None if compiled_ran else (f"torch.compile failed, the run went on eagerly: {compile_failed}"
@@ -482,7 +510,8 @@ def bench_protocol(official: Official, device: torch.device, checkpoint: Path | 
             row = _run_protocol_process(root, label, options, cache, groups, device, checkpoint, batch_size)
             deltas = [(abs(row["values"][key][0] - psnr), abs(row["values"][key][1] - ssim))
                       for key, (psnr, ssim) in official_values.items()]
-            paths[label] = {"seconds": row["seconds"], "process_seconds": row["process_seconds"],
+            paths[label] = {"seconds": row["seconds"], "forward_seconds": row["forward_seconds"],
+                            "process_seconds": row["process_seconds"],
                             "execution": row["execution"], "batch_size": row["batch_size"], "images": len(deltas),
                             "max_abs_psnr_diff_db": max(d[0] for d in deltas),
                             "max_abs_ssim_diff": max(d[1] for d in deltas),
@@ -536,10 +565,12 @@ def to_markdown(results: dict[str, Any]) -> str:
                          f"{row['max_abs_psnr_diff_db']:.2e} | {row['max_abs_ssim_diff']:.2e} |")
         decision = part["decision"]
         if decision.get("decided"):
-            full = decision["projected_full_protocol_s"]
+            cold, eager, scale = decision["runs"]["compiled_cold"], decision["runs"]["eager"], decision["scale"]
             lines += ["", f"CUDA default by this measurement: **{decision['default']}** (projected first full 5deg "
-                      f"run: compiled from a cold cache {full['compiled_cold']:.0f} s vs eager fast path "
-                      f"{full['eager']:.0f} s; compile warm-up {decision['compile_warmup_s']:.0f} s; rule: "
+                      f"run: compiled from a cold cache {cold['projected_s']:.0f} s = {cold['one_off_s']:.0f} s "
+                      f"once (compile warm-up {cold['compile_warmup_s']:.0f} s in it) + {cold['forward_s']:.1f} s "
+                      f"of forwards / {scale:g}, vs eager fast path {eager['projected_s']:.0f} s = "
+                      f"{eager['one_off_s']:.0f} s once + {eager['forward_s']:.1f} s of forwards / {scale:g}; rule: "
                       f"{decision['rule']})."]
         else:
             lines += ["", f"No decision on the CUDA default: {decision.get('note') or decision.get('why')}."]

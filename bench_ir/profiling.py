@@ -49,7 +49,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.dropout import _DropoutNd
 
-from bench_ir.acceleration import AcceleratedForward, ExecutionPlan
+from bench_ir.acceleration import AcceleratedForward, ExecutionPlan, precision_settings
 from bench_ir.cards import ModelCard, count_parameters, inference_parameter_total, training_only_module_names
 from bench_ir.counts import check_counts
 from bench_ir.engine import TORCH_DTYPES, autocast_context, check_model_precision, restored_image
@@ -364,8 +364,9 @@ def profile_model(
 
     FLOPs are per image (1x3xSxS) regardless of ``batch``; memory and latency use ``batch``. ``train``
     adds one training step at ``train_batch`` x ``train_size``^2. ``execution`` times the forwards under that plan
-    (e.g. the compiled fast path on CUDA; compilation happens in the warm-up) instead of the eager model. See the
-    module docstring for conventions. ``repeats``/``warmup`` default to :func:`default_timing` of the device.
+    (e.g. the compiled fast path on CUDA; compilation happens in the warm-up) instead of the eager model: warm-up,
+    memory and timed forwards run under its cuDNN/TF32 switches (``precision_settings``), as `bench-ir run` scores.
+    See the module docstring for conventions. ``repeats``/``warmup`` default to :func:`default_timing` of the device.
     ``progress(stage, done, total)`` is told of each step (``flops``, ``warm-up``, ``timed``, ``train``).
     Raises :class:`ProfileError` for sizes the model cannot take, an unavailable device or a failing forward.
     """
@@ -415,7 +416,8 @@ def profile_model(
     model.eval()
 
     forward = model if execution is None else AcceleratedForward(model, execution)
-    with torch.inference_mode(), autocast_context(device, dtype):
+    switches = contextlib.nullcontext() if execution is None else precision_settings(execution)
+    with switches, torch.inference_mode(), autocast_context(device, dtype):
         n_warmup = max(warmup, 1 if execution is not None and execution.compiles else 0)
         for i in range(n_warmup):
             report("warm-up", i, n_warmup)

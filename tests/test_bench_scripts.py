@@ -41,9 +41,10 @@ def test_a_rehearsal_without_an_output_folder_is_refused(tmp_path):
     assert not (tmp_path / "RESULTS.md").exists()
 
 
-def _path(seconds: float, warmup: float, compiled: bool = True) -> dict:
-    return {"seconds": seconds, "execution": {"warmup_seconds": warmup,
-                                              "compile_mode": "reduce-overhead" if compiled else None}}
+def _path(seconds: float, warmup: float, compiled: bool = True, forward: float | None = None) -> dict:
+    """A protocol run's row: ``forward`` (the sum of its per-image forward seconds) defaults to all but the warm-up."""
+    return {"seconds": seconds, "forward_seconds": seconds - warmup if forward is None else forward,
+            "execution": {"warmup_seconds": warmup, "compile_mode": "reduce-overhead" if compiled else None}}
 
 
 @pytest.mark.parametrize(("cold", "eager", "default"), [
@@ -54,6 +55,48 @@ def test_the_cuda_default_follows_the_projected_first_full_run(cold, eager, defa
     decision = _load("speed_mirage").protocol_decision(
         {"bench-ir fast, compiled, cold cache": cold, "bench-ir fast, eager": eager}, scale=0.5)
     assert decision["decided"] and decision["default"] == default
+
+
+def test_the_projection_scales_the_per_image_forward_seconds_and_counts_the_rest_of_the_run_once():
+    cold = _path(30.0, 15.0, forward=10.0)  # 20 s once (compile warm-up 15 s, start-up 5 s) + 10 s of forwards
+    eager = _path(14.0, 0.0, compiled=False, forward=12.0)  # 2 s once (start-up) + 12 s of forwards
+    decision = _load("speed_mirage").protocol_decision(
+        {"bench-ir fast, compiled, cold cache": cold, "bench-ir fast, eager": eager}, scale=0.1)
+    assert decision["runs"]["compiled_cold"] == pytest.approx(
+        {"subset_s": 30.0, "forward_s": 10.0, "one_off_s": 20.0, "compile_warmup_s": 15.0, "projected_s": 120.0})
+    assert decision["projected_full_protocol_s"] == pytest.approx({"compiled_cold": 120.0, "eager": 122.0})
+
+
+def test_a_one_off_start_up_cost_is_not_multiplied_by_the_inverse_scale():
+    # scaling everything but the compile warm-up would project 15 + 15 / 0.1 = 165 s against 14 / 0.1 = 140 s
+    decision = _load("speed_mirage").protocol_decision(
+        {"bench-ir fast, compiled, cold cache": _path(30.0, 15.0, forward=10.0),
+         "bench-ir fast, eager": _path(14.0, 0.0, compiled=False, forward=12.0)}, scale=0.1)
+    assert decision["default"] == "compile"
+
+
+def test_the_first_calls_of_a_shape_above_its_median_count_once_not_per_image():
+    """cuDNN autotuning of a new shape (eager) and CUDA-graph capture (compiled) make a shape's first calls slow;
+    they are paid once per shape in the whole protocol too."""
+    import pandas as pd
+
+    records = pd.DataFrame({"task": ["a"] * 4 + ["b"] * 2, "height": [64, 64, 64, 32, 64, 64],
+                            "width": [64] * 6, "seconds": [3.0, 1.0, 1.2, 5.0, 2.0, 2.0]})
+    # a 64x64: 3.0 capped at its median 1.2; a 32x64: one image, its own median; b: unchanged
+    assert _load("speed_mirage").steady_forward_seconds(records) == pytest.approx(1.2 + 1.0 + 1.2 + 5.0 + 2.0 + 2.0)
+
+
+def test_the_results_section_states_the_parts_of_each_projection():
+    speed = _load("speed_mirage")
+    paths = {"bench-ir fast, compiled, cold cache": _path(30.0, 15.0, forward=10.0),
+             "bench-ir fast, eager": _path(14.0, 0.0, compiled=False, forward=12.0)}
+    for row in paths.values():
+        row.update(process_seconds=40.0, speedup_vs_official=1.0, max_abs_psnr_diff_db=0.0, max_abs_ssim_diff=0.0)
+    protocol = {"groups": [{"name": "bsd68", "images": 7, "size": [321, 481]}], "scale": 0.1, "official_s": 50.0,
+                "paths": paths, "decision": speed.protocol_decision(paths, scale=0.1)}
+    text = speed.to_markdown({"protocol": protocol})
+    assert ("compiled from a cold cache 120 s = 20 s once (compile warm-up 15 s in it) + 10.0 s of forwards / 0.1, "
+            "vs eager fast path 122 s = 2 s once + 12.0 s of forwards / 0.1") in text
 
 
 def test_no_default_is_decided_when_nothing_compiled():
