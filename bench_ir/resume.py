@@ -10,7 +10,8 @@ held by the process that writes the run for as long as it writes; the file holds
 kernel drops the lock when the process dies, even by SIGKILL, so a stale lock never blocks a resume. A process
 forked while a lock is held (a DataLoader worker) closes its inherited copy of the descriptor at once
 (:func:`_close_locks_in_child`): a flock lives as long as any descriptor of it, so an orphaned worker would otherwise
-keep a killed run locked.
+keep a killed run locked. `--resume` without a run directory passes over runs whose lock is held
+(:func:`find_resumable`), and a ``running`` run whose lock is free is ``stopped`` (:func:`run_status`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "lock_holder",
     "mapping_changes",
     "resume_identity",
+    "run_status",
 ]
 
 LOCK_FILE = "run.lock"
@@ -153,6 +155,15 @@ class RunLock:
         finally:
             os.close(fd)
         return False
+
+
+def run_status(run_dir: str | Path, manifest: dict[str, Any]) -> str:
+    """The manifest's status (``?`` when it has none); a ``running`` run that no process holds (killed, or its final
+    manifest write failed) is ``stopped`` (it can be resumed). What `list runs` and `report` say of a run."""
+    status = str(manifest.get("status", "?"))
+    if status == "running" and not RunLock.is_held(run_dir):
+        return "stopped"
+    return status
 
 
 # --------------------------------------------------------------------------------------------- the identity
@@ -419,26 +430,58 @@ def identity_differences(old: dict[str, Any], new: dict[str, Any], fields: Seque
     return lines + _data_differences({t: old_data[t] for t in shared}, {t: new_data[t] for t in shared}, scored)
 
 
-def find_resumable(runs_root: str | Path, manifest_for: Callable[[dict[str, Any]], dict[str, Any]]) -> Path | None:
-    """The newest unfinished run (status other than ``complete``) under ``runs_root`` whose identity equals that
-    of ``manifest_for(old_manifest)`` (the new run's manifest, built for the old run's tasks), or None.
-    Unreadable manifests are passed over."""
-    root = Path(runs_root)
+def _unfinished_runs(runs_root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The run directories under ``runs_root`` whose readable manifest's status is not ``complete``, with their
+    manifests, newest first (by ``created``, then folder name)."""
     candidates = []
-    for path in root.glob("*/manifest.json") if root.is_dir() else []:
+    for path in runs_root.glob("*/manifest.json") if runs_root.is_dir() else []:
         try:
             manifest = read_manifest_file(path)
         except (OSError, ManifestError):
             continue
         if manifest.get("status") != "complete":
             candidates.append((str(manifest.get("created") or ""), path.parent.name, path.parent, manifest))
-    for _, _, run_dir, manifest in sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True):
-        try:
-            new = manifest_for(manifest)
-        except (KeyError, TypeError, ValueError, FileNotFoundError):
-            continue  # the old run's tasks cannot be resolved with this setup: not the same run
-        if identity_differences({**manifest, "data": None}, {**new, "data": None}):
-            continue  # another setup: its records are not read
-        if not identity_differences(manifest, new, scored=RunStore(run_dir).scored_keys(warn=False)):
+    return [(run_dir, manifest) for _, _, run_dir, manifest in sorted(candidates, key=lambda c: (c[0], c[1]),
+                                                                      reverse=True)]
+
+
+def _same_setup(run_dir: Path, manifest: dict[str, Any],
+                manifest_for: Callable[[dict[str, Any]], dict[str, Any]]) -> bool:
+    """Whether the run in ``run_dir`` has the identity of ``manifest_for(manifest)`` (its records' data included)."""
+    try:
+        new = manifest_for(manifest)
+    except (KeyError, TypeError, ValueError, FileNotFoundError):
+        return False  # the old run's tasks cannot be resolved with this setup: not the same run
+    if identity_differences({**manifest, "data": None}, {**new, "data": None}):
+        return False  # another setup: its records are not read
+    return not identity_differences(manifest, new, scored=RunStore(run_dir).scored_keys(warn=False))
+
+
+def _being_written(runs_root: Path, live: Sequence[Path]) -> RunLockedError:
+    """The refusal of a --resume whose only runs of this setup under ``runs_root`` are held by live processes."""
+    held = shortlist([f"{run_dir} (PID {lock_holder(run_dir) or 'unknown'})" for run_dir in live], 3)
+    if len(live) == 1:
+        state, then = "is being written by another bench-ir process", "once it stops to continue it"
+    else:
+        state, then = "are being written by other bench-ir processes", "once one of them stops to continue that one"
+    return RunLockedError(f"--resume: no unfinished run of this setup under {runs_root} is free to continue: {held} "
+                          f"{state}; run with --resume again {then}, or run without --resume to start a new run")
+
+
+def find_resumable(runs_root: str | Path, manifest_for: Callable[[dict[str, Any]], dict[str, Any]]) -> Path | None:
+    """The newest unfinished run (status other than ``complete``) under ``runs_root`` whose identity equals that
+    of ``manifest_for(old_manifest)`` (the new run's manifest, built for the old run's tasks) and that no live
+    process is writing (:meth:`RunLock.is_held`), or None when there is no run of this setup. Unreadable manifests
+    are passed over. Raises :class:`RunLockedError` naming them when every unfinished run of this setup is being
+    written."""
+    root = Path(runs_root)
+    live = []
+    for run_dir, manifest in _unfinished_runs(root):
+        if not _same_setup(run_dir, manifest, manifest_for):
+            continue
+        if not RunLock.is_held(run_dir):
             return run_dir
+        live.append(run_dir)
+    if live:
+        raise _being_written(root, live)
     return None

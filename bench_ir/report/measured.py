@@ -19,6 +19,7 @@ from typing import Any
 from bench_ir.cards import find_card
 from bench_ir.leaderboard import AVERAGE
 from bench_ir.results import Run, aggregate, load_run, protocol_average
+from bench_ir.resume import run_status
 
 __all__ = [
     "MeasuredRun",
@@ -66,8 +67,10 @@ def demonstration_weights(manifest: dict[str, Any]) -> bool:
     return bool(manifest.get("sample_checkpoint")) and not manifest.get("sample")
 
 
-def noncomparable_reasons(manifest: dict[str, Any]) -> list[str]:
-    """Why a run's numbers cannot stand beside published ones (empty when they can)."""
+def noncomparable_reasons(manifest: dict[str, Any], run_dir: str | Path | None = None) -> list[str]:
+    """Why a run's numbers cannot stand beside published ones (empty when they can). With ``run_dir`` a run's status
+    is the one `list runs` shows (:func:`bench_ir.resume.run_status`: a ``running`` run that no process holds is
+    ``stopped``); without it, the manifest's."""
     reasons = []
     if manifest.get("sample"):
         reasons.append("sample (synthetic) data")
@@ -79,6 +82,8 @@ def noncomparable_reasons(manifest: dict[str, Any]) -> list[str]:
     if demonstration_weights(manifest):
         reasons.append("the model's shipped sample checkpoint (a demonstration, not the published weights)")
     status = manifest.get("status")
+    if status is not None and run_dir is not None:
+        status = run_status(run_dir, manifest)
     if status is not None and status != "complete":
         reasons.append(f"run {status}, not complete")
     other = _other_convention(manifest)
@@ -242,7 +247,7 @@ def measure(run: Run) -> MeasuredRun:
         for metric, field_name in _METRIC_FIELDS.items():
             values[(AVERAGE, "", metric)] = _number(average[field_name])
     images = {str(task): int(count) for task, count in summary["images"].items()}
-    reasons = noncomparable_reasons(run.manifest)
+    reasons = noncomparable_reasons(run.manifest, run.run_dir)
     incomplete = run.incomplete()
     if incomplete:
         reasons.append(incomplete)
