@@ -195,7 +195,15 @@ def check_card_name(name: str, where: str) -> None:
 
 
 def _plugin_cards() -> list[ModelCard]:
-    """Cards exposed by installed plugins: each entry point returns a card path, a dict or a list."""
+    """Cards exposed by installed plugins: each entry point returns a card path, a dict or a list. The entry points
+    are scanned once per ``sys.path`` (where they are found): a folder added to it later (a plugin a test puts on
+    ``sys.path``) is scanned again. The cards are shared: frozen, and their dicts must not be changed either."""
+    return list(_scan_plugin_cards(tuple(sys.path)))
+
+
+@lru_cache(maxsize=16)
+def _scan_plugin_cards(search_path: tuple[str, ...]) -> tuple[ModelCard, ...]:
+    """The cards of every entry point of ENTRY_POINT_GROUP found on ``search_path`` (``sys.path``, the cache key)."""
     cards: list[ModelCard] = []
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
         provided = entry.load()
@@ -214,7 +222,7 @@ def _plugin_cards() -> list[ModelCard]:
                 cards.append(card)
             else:
                 cards.append(load_card(item))
-    return cards
+    return tuple(cards)
 
 
 @lru_cache(maxsize=256)

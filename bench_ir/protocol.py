@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -336,10 +337,82 @@ def check_task_names(task: TaskSpec, where: str) -> None:
         raise SpecError(str(err)) from err
 
 
+_FileStamp = tuple[int, int] | None
+"""A file's (mtime_ns, size), or None when there is no file at that path."""
+
+_SETTLE_NS = 2_000_000_000
+"""A protocol whose files changed less than this long ago (2 s) is not memoised: filesystem times are coarse (a
+clock tick, 2 s on FAT), so an edit in the same tick could keep a file's mtime and size."""
+
+
+@dataclass(frozen=True)
+class _LoadedProtocol:
+    """A protocol as read, with the stamp of every file its reading consulted."""
+
+    protocol: Protocol
+    stamps: tuple[tuple[Path, _FileStamp], ...]
+
+
+_LOADED: dict[tuple[str, Path], _LoadedProtocol] = {}
+
+
+def _file_stamp(path: Path) -> _FileStamp:
+    """``path``'s (mtime_ns, size), or None when it is missing or cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _unchanged(stamps: tuple[tuple[Path, _FileStamp], ...]) -> bool:
+    return all(_file_stamp(path) == stamp for path, stamp in stamps)
+
+
+def _settled(stamps: tuple[tuple[Path, _FileStamp], ...]) -> bool:
+    """Whether every stamped file was last changed at least _SETTLE_NS ago (a missing file counts as settled)."""
+    newest = max((stamp[0] for _, stamp in stamps if stamp is not None), default=0)
+    return newest < time.time_ns() - _SETTLE_NS
+
+
 def load_protocol(name_or_path: str | Path) -> Protocol:
-    """Load a protocol by name (protocols/<name>.yaml) or from a YAML path; validated, includes resolved."""
+    """Load a protocol by name (protocols/<name>.yaml) or from a YAML path; validated, includes resolved.
+
+    Memoised per process: the same file (as given and resolved) gives the same Protocol again, without parsing, while
+    it and every file its ``include:`` chain consulted keep their mtime_ns and size (an edited or newly created file
+    is read again). The Protocol is shared: frozen, and its lists and dicts must not be changed either."""
     path = _resolve_path(name_or_path)
-    data = read_yaml_with_includes(path, _merge_protocol, builtin=protocols_dir())
+    key = (str(path), path.resolve())
+    loaded = _LOADED.get(key)
+    if loaded is None or not _unchanged(loaded.stamps):
+        loaded = _read_protocol(path)
+        if _settled(loaded.stamps):
+            _LOADED[key] = loaded
+        else:
+            _LOADED.pop(key, None)
+    _check_not_a_builtin_name(loaded.protocol, path)
+    return loaded.protocol
+
+
+def _read_protocol(path: Path) -> _LoadedProtocol:
+    """Parse and validate the protocol file ``path``, stamping each file it consulted: the files of its include
+    chain and, for each ``include:``, the file of that name next to the including one (its absence chose the shipped
+    protocol)."""
+    consulted: list[Path] = []
+
+    def merge(base: dict[str, Any] | None, data: dict[str, Any], where: Path, parent: str | None) -> dict[str, Any]:
+        consulted.append(where)
+        if parent is not None:
+            consulted.append((where.parent / str(parent)).resolve())
+        return _merge_protocol(base, data, where, parent)
+
+    data = read_yaml_with_includes(path, merge, builtin=protocols_dir())
+    protocol = _validated_protocol(data, path)
+    return _LoadedProtocol(protocol, tuple((file, _file_stamp(file)) for file in dict.fromkeys(consulted)))
+
+
+def _validated_protocol(data: dict[str, Any], path: Path) -> Protocol:
+    """The Protocol of the resolved mapping ``data`` read from ``path``, checked, with its content sha256."""
     data["source"] = str(path)
     protocol = build_dataclass(Protocol, data, str(path))
     names = [t.name for t in protocol.tasks]
@@ -368,9 +441,7 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
             check_noise(task, str(path))
     from dataclasses import replace
 
-    protocol = replace(protocol, sha256=protocol_sha256(protocol.to_dict()))
-    _check_not_a_builtin_name(protocol, path)
-    return protocol
+    return replace(protocol, sha256=protocol_sha256(protocol.to_dict()))
 
 
 def _check_not_a_builtin_name(protocol: Protocol, path: Path) -> None:
