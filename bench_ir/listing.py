@@ -10,6 +10,8 @@ import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
+from bench_ir.resume import run_status
+
 __all__ = ["frame_table", "models_table", "models_renderables", "protocols_renderables", "recipes_table",
            "conventions_table", "runs_table", "training_runs_table", "suite_dirs_table", "suites_table", "run_status",
            "data_check_renderables"]
@@ -350,16 +352,17 @@ def _scope_flags(manifest: dict, summary: pd.DataFrame) -> list[str]:
 
 def _run_row(run) -> list[str]:
     from bench_ir.report.measured import demonstration_weights
-    from bench_ir.results import protocol_average
+    from bench_ir.results import coverage_totals, protocol_average
 
     manifest = run.manifest
     summary = run.summary()
     tasks = [task.get("name") for task in manifest["protocol"].get("tasks") or [] if isinstance(task, dict)]
     average = protocol_average(summary, manifest["protocol"].get("average") or (tasks if len(tasks) == 1 else []))
+    scored, planned = coverage_totals(run.coverage())  # incomplete (Run.incomplete) when fewer scored than planned
     flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
                              ("sample checkpoint", demonstration_weights(manifest)),
                              (f"limit {manifest.get('limit')}", manifest.get("limit") is not None),
-                             (_coverage_flag(run), run.incomplete()),
+                             (f"incomplete {scored}/{planned}", scored < planned),
                              (f"{run.auto_tiled_images()} tiled", run.auto_tiled_images())) if on]
     flags += _scope_flags(manifest, summary)
     label = manifest.get("label")  # `run --label`: the row name in reports, so also here
@@ -399,22 +402,6 @@ def _failure_line(manifest: dict, key: str) -> str:
         return ""
     first = error.strip().splitlines()[0]
     return f"\n[red]{escape(first if len(first) <= 100 else first[:99] + '…')}[/]"
-
-
-def _coverage_flag(run) -> str:
-    coverage = run.coverage()
-    return f"incomplete {sum(s for s, _ in coverage.values())}/{sum(n for _, n in coverage.values())}"
-
-
-def run_status(run_dir: str | Path, manifest: dict) -> str:
-    """The manifest's status; a ``running`` run that no process holds (killed, or its final manifest write failed)
-    shows as ``stopped`` (it can be resumed)."""
-    from bench_ir.resume import RunLock
-
-    status = str(manifest.get("status", "?"))
-    if status == "running" and not RunLock.is_held(run_dir):
-        return "stopped"
-    return status
 
 
 def data_check_renderables(checks) -> list:

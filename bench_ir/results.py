@@ -23,11 +23,13 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench_ir.atomic import append_line, atomic_write, write_text_atomic
@@ -54,6 +56,7 @@ __all__ = [
     "is_run_folder_parent",
     "write_json_atomic",
     "aggregate",
+    "coverage_totals",
     "protocol_average",
     "records_as_csv",
     "records_as_json",
@@ -322,14 +325,14 @@ class Run:
         """Per task the manifest plans: (images with a record, images planned). Empty for manifests that plan
         nothing (runs made before bench-ir recorded ``planned``)."""
         planned = self.manifest.get("planned") or {}
-        counts = self.records["task"].value_counts() if not self.records.empty else pd.Series(dtype=int)
+        counts = Counter(self.records["task"].tolist()) if not self.records.empty else Counter()
         return {str(task): (min(int(counts.get(task, 0)), int(n)), int(n)) for task, n in planned.items()}
 
     def incomplete(self) -> str | None:
         """``"incomplete: n of N images (task n of N, ...)"`` when the records do not cover what the manifest
         plans, else None."""
         coverage = self.coverage()
-        scored, planned = sum(s for s, _ in coverage.values()), sum(n for _, n in coverage.values())
+        scored, planned = coverage_totals(coverage)
         if scored >= planned:
             return None
         short = ", ".join(f"{task} {s} of {n}" for task, (s, n) in coverage.items() if s < n)
@@ -361,6 +364,12 @@ class Run:
                         if isinstance(entry.get("tile"), int)})
         size_text = f" at {'/'.join(str(size) for size in sizes)} px" if sizes else ""
         return f"{count} image(s) tiled{size_text}{overlap_text} after GPU out-of-memory"
+
+
+def coverage_totals(coverage: dict[str, tuple[int, int]]) -> tuple[int, int]:
+    """(images with a record, images planned) over every task of a :meth:`Run.coverage`; the run is incomplete when
+    the first is smaller."""
+    return sum(s for s, _ in coverage.values()), sum(n for _, n in coverage.values())
 
 
 def is_run_folder_parent(path: Path) -> bool:
@@ -412,7 +421,9 @@ def load_run(run_dir: str | Path) -> Run:
         raise FileNotFoundError(_not_a_run(run_dir))
     rows = store.read_records().records
     optional = [column for column in OPTIONAL_RECORD_COLUMNS if any(row.get(column) is not None for row in rows)]
-    records = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, *optional]).astype(dict.fromkeys(optional, "Int64"))
+    records = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, *optional])
+    if optional:  # astype copies every column even when it has nothing to convert
+        records = records.astype(dict.fromkeys(optional, "Int64"))
     profile_path = run_dir / PROFILE
     profile = read_manifest_file(profile_path, "profile") if profile_path.is_file() else None
     return Run(run_dir=run_dir, manifest=store.read_manifest(), records=records, profile=profile)
@@ -462,31 +473,51 @@ def records_as_json(records: pd.DataFrame) -> str:
 
 def aggregate(records: pd.DataFrame) -> pd.DataFrame:
     """Per-task means of psnr/ssim/lpips (per-image mean, the reference convention), image counts and the
-    number of images whose output had NaN/Inf (``nonfinite``; such images make the task mean NaN, never skipped)."""
+    number of images whose output had NaN/Inf (``nonfinite``; such images make the task mean NaN, never skipped).
+    Tasks in the order of their first record; a record without task is left out. lpips: the mean of the images that
+    have one (NaN for a task with none)."""
     if records.empty:
         return pd.DataFrame(columns=["task", "psnr", "ssim", "lpips", "images", "nonfinite"]).set_index("task")
-    frame = records.copy()
-    for column in ("psnr", "ssim", "lpips"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    frame["nonfinite"] = frame["nonfinite"].fillna(False).astype(bool)
-    grouped = frame.groupby("task", sort=False)
-    table = pd.DataFrame({
-        "psnr": grouped["psnr"].agg(lambda s: s.mean(skipna=False)),
-        "ssim": grouped["ssim"].agg(lambda s: s.mean(skipna=False)),
-        "lpips": grouped["lpips"].mean(),
-        "images": grouped.size(),
-        "nonfinite": grouped["nonfinite"].sum().astype(int),
-    })
-    return table
+    grouped = records.groupby("task", sort=False)  # tasks in first-record order, indexed as pandas indexes them
+    images = grouped.size()
+    groups = [grouped.indices[task] for task in images.index]  # each task's row positions, in record order
+    psnr, ssim, lpips = (pd.to_numeric(records[column], errors="coerce").to_numpy()
+                         for column in ("psnr", "ssim", "lpips"))
+    nonfinite = records["nonfinite"].fillna(False).astype(bool).to_numpy()
+    return pd.DataFrame({
+        "psnr": _task_means(psnr, groups),
+        "ssim": _task_means(ssim, groups),
+        "lpips": _task_means_of_present(lpips, records["task"], len(groups)),
+        "images": images.to_numpy(),
+        "nonfinite": np.array([nonfinite[rows].sum() for rows in groups], dtype=np.int64),
+    }, index=images.index)
+
+
+def _task_means(values: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """Per group of row positions the mean of ``values`` there, NaN when one of them is NaN (what
+    ``Series.mean(skipna=False)`` gives, to the last bit)."""
+    return np.array([values[rows].mean() for rows in groups])
+
+
+def _task_means_of_present(values: np.ndarray, tasks: pd.Series, count: int) -> np.ndarray:
+    """Per task (in first-appearance order) the mean of the ``values`` that are not NaN, NaN for a task with none
+    (pandas' grouped mean, to the last bit); ``count`` NaNs when no value is present (a run without LPIPS)."""
+    if pd.isna(values).all():
+        return np.full(count, np.nan)
+    return pd.Series(values, index=tasks.index).groupby(tasks, sort=False).mean().to_numpy()
 
 
 def protocol_average(summary: pd.DataFrame, average_tasks: list[str]) -> pd.Series | None:
     """Arithmetic mean of the per-task means over ``average_tasks`` (each task weighted equally); a task mean that
-    is NaN (an output with NaN/Inf, see :func:`aggregate`) makes the average NaN, never skipped.
+    is NaN (an output with NaN/Inf, see :func:`aggregate`) makes the average NaN, never skipped. A Series indexed
+    psnr, ssim, lpips.
 
     Returns None when any of those tasks is missing from ``summary``.
     """
     if not average_tasks or any(task not in summary.index for task in average_tasks):
         return None
-    means = summary.loc[average_tasks, ["psnr", "ssim", "lpips"]].apply(pd.to_numeric, errors="coerce")
-    return means.mean(skipna=False)
+    rows = summary.index.get_indexer_for(average_tasks)
+    metrics = ["psnr", "ssim", "lpips"]
+    means = np.vstack([pd.to_numeric(summary[metric], errors="coerce").to_numpy(np.float64)[rows]
+                       for metric in metrics])
+    return pd.Series(means.sum(axis=1) / len(rows), index=metrics)
