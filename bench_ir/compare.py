@@ -38,7 +38,7 @@ from bench_ir.leaderboard import (
     protocol_rows,
     published_rows,
 )
-from bench_ir.report.measured import MeasuredRun, as_runs, measure
+from bench_ir.report.measured import MeasuredRun, as_runs, average_tasks, measure
 from bench_ir.report.model import metric_column
 from bench_ir.results import Run
 
@@ -160,9 +160,11 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
     tasks = list(dict.fromkeys([*first.records["task"], *second.records["task"]]))
     rows = [row for task in tasks for row in _compare_task(first, second, str(task), n_boot, seed, confidence)]
     _require_shared_images(first, second, rows)
-    average_tasks = [str(t) for t in (first.manifest.get("protocol") or {}).get("average") or []]
-    if average_tasks and all(task in tasks for task in average_tasks):
-        rows += _compare_average(first, second, average_tasks, rows, n_boot, seed, confidence)
+    averaged = average_tasks(first.manifest.get("protocol") or {})
+    if not all(task in tasks for task in averaged):
+        averaged = []  # no Average row: a task it needs was scored by neither run
+    if averaged:
+        rows += _compare_average(first, second, averaged, rows, n_boot, seed, confidence)
     frame = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
     frame["within_noise"] = frame["within_noise"].astype("boolean")
     small = [f"{row['task']} (n={row['n_paired']})" for row in rows
@@ -181,11 +183,11 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, n_boot: int =
     protocol_a, protocol_b = _protocol_name(first), _protocol_name(second)
     if protocol_a != protocol_b:
         warnings.append(f"the runs are on different protocols (A {protocol_a}, B {protocol_b}): only the tasks of the "
-                        "same name are paired" + (f", and the Average is {protocol_a}'s" if average_tasks else ""))
+                        "same name are paired" + (f", and the Average is {protocol_a}'s" if averaged else ""))
     warnings += setup_differences(first.manifest, second.manifest)
     frame.attrs.update(run_a=first.label, run_b=second.label, run_a_id=_run_id(first), run_b_id=_run_id(second),
                        n_boot=n_boot, seed=seed, confidence=confidence,
-                       method="paired percentile bootstrap over images", average_tasks=average_tasks,
+                       method="paired percentile bootstrap over images", average_tasks=averaged,
                        warnings=warnings)
     return frame
 

@@ -351,13 +351,13 @@ def _scope_flags(manifest: dict, summary: pd.DataFrame) -> list[str]:
 
 
 def _run_row(run) -> list[str]:
-    from bench_ir.report.measured import demonstration_weights
+    from bench_ir.report.measured import average_tasks, demonstration_weights
     from bench_ir.results import coverage_totals, protocol_average
 
     manifest = run.manifest
     summary = run.summary()
     tasks = [task.get("name") for task in manifest["protocol"].get("tasks") or [] if isinstance(task, dict)]
-    average = protocol_average(summary, manifest["protocol"].get("average") or (tasks if len(tasks) == 1 else []))
+    average = protocol_average(summary, average_tasks(manifest["protocol"]) or (tasks if len(tasks) == 1 else []))
     scored, planned = coverage_totals(run.coverage())  # incomplete (Run.incomplete) when fewer scored than planned
     flags = [f for f, on in (("sample", manifest.get("sample")), ("random weights", manifest.get("random_weights")),
                              ("sample checkpoint", demonstration_weights(manifest)),

@@ -37,6 +37,9 @@ __all__ = [
     "measurement_changes",
     "DESCRIPTIVE_FIELDS",
     "DESCRIPTIVE_TASK_FIELDS",
+    "REPORT_TIME_FIELDS",
+    "legacy_content",
+    "restricted_to",
     "check_task_names",
     "check_distinct_protocol_names",
 ]
@@ -254,6 +257,10 @@ def protocol_sha256(data: dict[str, Any]) -> str:
 DESCRIPTIVE_FIELDS = ("title", "description", "notes", "reference", "paper_table", "leaderboard_table",
                       "alternative_conventions")
 DESCRIPTIVE_TASK_FIELDS = ("label", "notes", "leaderboard", "expected_count")
+# Fields a report reads from the protocol as it is when the report is made, never from a run's manifest: the Average
+# is the mean of the recorded task means, so editing it changes no record (an interrupted run stays resumable, a
+# suite's cells stay current, and every run of a table gets the Average the protocol defines now).
+REPORT_TIME_FIELDS = ("average",)
 # A task's layouts are where its files are looked for: the folders and files they resolve to are compared as the
 # run's data (bench_ir.resume.data_identity), so another candidate layout or pairing rule that finds the same pairs
 # is the same measurement.
@@ -269,12 +276,48 @@ def protocol_record(protocol: Protocol) -> dict[str, Any]:
 
 def measurement_content(resolved: dict[str, Any]) -> dict[str, Any]:
     """The part of a resolved protocol (``Protocol.to_dict()`` as :func:`protocol_record` keeps it) that decides a
-    run's records besides its data: everything but :data:`DESCRIPTIVE_FIELDS` and, per task,
-    :data:`DESCRIPTIVE_TASK_FIELDS` and the layouts (the data a run resolved is compared on its own)."""
-    content = {k: v for k, v in resolved.items() if k not in (*DESCRIPTIVE_FIELDS, "source", "sha256")}
+    run's records besides its data: everything but :data:`DESCRIPTIVE_FIELDS`, :data:`REPORT_TIME_FIELDS` (read
+    from the current protocol when a report is made) and, per task, :data:`DESCRIPTIVE_TASK_FIELDS` and the layouts
+    (the data a run resolved is compared on its own)."""
+    content = {k: v for k, v in resolved.items()
+               if k not in (*DESCRIPTIVE_FIELDS, *REPORT_TIME_FIELDS, "source", "sha256")}
     content["tasks"] = [{k: v for k, v in task.items() if k not in (*DESCRIPTIVE_TASK_FIELDS, *_DATA_TASK_FIELDS)}
                         for task in resolved.get("tasks") or [] if isinstance(task, dict)]
     return content
+
+
+def legacy_content(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The part of the resolved content that a manifest's protocol record written before bench-ir kept ``resolved``
+    recorded: its top-level fields (name, version, crop, average and descriptive ones) and, per task of the run, the
+    fields it kept (name, dataset, noise, descriptive ones, and ``sample_degradations``, read as ``sample``). It
+    lacks the rest (a task's layouts and crop, the convention, ...), which therefore cannot be compared. None for
+    a record that keeps ``resolved`` or keeps no tasks (only its name and content sha256)."""
+    if isinstance(record.get("resolved"), dict) or not isinstance(record.get("tasks"), list):
+        return None
+    content = {k: v for k, v in record.items() if k not in ("resolved", "tasks")}
+    content["tasks"] = [_legacy_task(task) for task in record["tasks"] if isinstance(task, dict)]
+    return content
+
+
+def _legacy_task(task: dict[str, Any]) -> dict[str, Any]:
+    """A task as an old manifest recorded it, with its ``sample_degradations`` where the resolved content keeps
+    them (``sample: {degradations: [...]}``)."""
+    task = dict(task)
+    if "sample_degradations" in task:
+        task["sample"] = {"degradations": task.pop("sample_degradations")}
+    return task
+
+
+def restricted_to(content: dict[str, Any], fields_of: dict[str, Any]) -> dict[str, Any]:
+    """``content`` (resolved protocol content) cut to what the partial content ``fields_of`` (:func:`legacy_content`)
+    can be compared with: its top-level fields that ``fields_of`` has, and of the tasks ``fields_of`` lists (by
+    name; a run's manifest lists the run's tasks only) the fields that task has there."""
+    shape = {str(task.get("name")): task for task in fields_of.get("tasks") or [] if isinstance(task, dict)}
+    kept = {k: v for k, v in content.items() if k in fields_of and k != "tasks"}
+    kept["tasks"] = [{k: v for k, v in task.items() if k in shape[str(task.get("name"))]}
+                     for task in content.get("tasks") or []
+                     if isinstance(task, dict) and str(task.get("name")) in shape]
+    return kept
 
 
 def measurement_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

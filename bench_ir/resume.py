@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_ir.file_hashes import HashCache
-from bench_ir.protocol import measurement_changes
+from bench_ir.protocol import legacy_content, measurement_changes, restricted_to
 from bench_ir.results import ManifestError, RunStore, read_manifest_file
 from bench_ir.shortlist import shortlist
 
@@ -175,22 +175,32 @@ def _sub(manifest: dict[str, Any], *keys: str) -> Any:
 
 
 def _protocol(manifest: dict[str, Any]) -> Any:
-    resolved = _sub(manifest, "protocol", "resolved")
-    return {"name": _sub(manifest, "protocol", "name"), "sha256": _sub(manifest, "protocol", "sha256"),
-            "resolved": resolved if isinstance(resolved, dict) else None}
+    """The protocol's name, content sha256 and content: the resolved content the manifest keeps, else (a manifest
+    written before it was kept) the part its protocol record kept (bench_ir.protocol.legacy_content, ``partial``)."""
+    record = _sub(manifest, "protocol")
+    record = record if isinstance(record, dict) else {}
+    resolved = record.get("resolved")
+    complete = isinstance(resolved, dict)
+    return {"name": record.get("name"), "sha256": record.get("sha256"),
+            "content": resolved if complete else legacy_content(record), "partial": not complete}
 
 
 def _protocol_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str] | None:
-    """The measurement fields the protocol changed in (bench_ir.protocol.measurement_changes) when both
-    manifests keep its resolved content; None when one predates that (only its content sha256 is known)."""
-    if before.get("resolved") is None or after.get("resolved") is None:
+    """The measurement fields the protocol changed in (bench_ir.protocol.measurement_changes). A manifest written
+    before bench-ir kept the resolved protocol is compared in the fields its record kept: the other side's content
+    is cut to them (bench_ir.protocol.restricted_to), so a field it lacks (a task's layouts or crop, the convention)
+    cannot count as changed. None when a manifest keeps no content at all (only its content sha256)."""
+    old, new = before.get("content"), after.get("content")
+    if old is None or new is None:
         return None
-    return measurement_changes(before["resolved"], after["resolved"])
+    return measurement_changes(restricted_to(old, new) if after.get("partial") else old,
+                               restricted_to(new, old) if before.get("partial") else new)
 
 
 def _same_protocol(before: dict[str, Any], after: dict[str, Any]) -> bool:
     """Same name, and the same measurement: a file whose descriptive fields alone were edited (its description,
-    notes, labels) defines the same run. Without resolved content on both sides, the content sha256 decides."""
+    notes, labels) defines the same run (a manifest without the resolved protocol: in the fields it recorded, see
+    :func:`_protocol_changes`). Without any content on one side, the content sha256 decides."""
     if before.get("name") != after.get("name"):
         return False
     changes = _protocol_changes(before, after)

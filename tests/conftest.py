@@ -197,14 +197,16 @@ def write_sample_suite(folder: Path, name: str, protocols: list[str], entries: l
 
 
 def write_scored_run(run_dir: Path, tasks: list[dict], records: list[tuple[str, str, float, float]],
-                     average: list[str] | None = None, **manifest) -> Path:
+                     average: list[str] | None = None, protocol_name: str = "3deg", **manifest) -> Path:
     """A stored 3deg-table run with the given ``(task, image, psnr, ssim)`` records and manifest overrides, as the
-    report and compare tests need it. ``average`` defaults to every task."""
+    report and compare tests need it. ``average`` defaults to every task; it is what the run's Average is made of
+    only for a ``protocol_name`` that is no shipped protocol's (a shipped one's Average is the protocol's own as it
+    is now)."""
     from bench_ir.results import RunStore
 
     store = RunStore(run_dir)
     base = {"run_id": run_dir.name, "label": None, "created": "2026-01-01T00:00:00+00:00",
-            "protocol": {"name": "3deg", "tasks": tasks,
+            "protocol": {"name": protocol_name, "tasks": tasks,
                          "average": [t["name"] for t in tasks] if average is None else average,
                          "leaderboard_table": "table1_3deg.csv"},
             "model": {"name": "toy", "display_name": "Toy", "params": 1000}, "checkpoint": None,

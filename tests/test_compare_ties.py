@@ -28,7 +28,7 @@ def _write_run(run_dir: Path, dehaze: list[float], derain: list[float] | None = 
     psnr = {"dehaze": dehaze, **({"derain": derain} if derain else {})}
     records = [(task, image, value, 0.9) for task, values in psnr.items()
                for image, value in zip(IMAGES, values, strict=True)]
-    return write_scored_run(run_dir, TASKS, records, average=list(psnr) if derain else [])
+    return write_scored_run(run_dir, TASKS, records, average=list(psnr) if derain else [], protocol_name="my-protocol")
 
 
 def _row(frame: pd.DataFrame, metric: str, task: str = "dehaze") -> pd.Series:

@@ -163,7 +163,8 @@ def test_run_tasks_fill_the_columns_their_manifest_maps_them_to(tmp_path):
     assert row.cells[table.column_index("SOTS-outdoor", "PSNR")].value == pytest.approx(21.0)
     assert row.cells[table.column_index("BSD68 σ=50", "SSIM")].value == pytest.approx(0.6)
     assert row.cells[table.column_index("Rain100L", "PSNR")].text == "–"
-    assert row.cells[table.column_index("Average", "PSNR")].value == pytest.approx(23.0)
+    # the Average is the shipped 3deg's as it is now (all its tasks), not the list this manifest recorded
+    assert row.cells[table.column_index("Average", "PSNR")].text == "–"
 
 
 def test_incomplete_or_interrupted_runs_are_marked_and_not_ranked(tmp_path):

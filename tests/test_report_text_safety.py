@@ -105,8 +105,9 @@ def test_report_efficiency_csv_names_on_stderr_the_runs_it_leaves_out(tmp_path):
 def _compare_pair(tmp_path: Path, average: list[str]) -> pd.DataFrame:
     """A scored both tasks, B only dehaze, with the same values (every paired image a tie)."""
     records = [(task, image, 30.0, 0.9) for task in ("dehaze", "derain") for image in IMAGES]
-    a = write_scored_run(tmp_path / "a", COMPARE_TASKS, records, average=average)
-    b = write_scored_run(tmp_path / "b", COMPARE_TASKS, records[:len(IMAGES)], average=average)
+    own = {"average": average, "protocol_name": "my-protocol"}  # a user's file: its Average is the one it recorded
+    a = write_scored_run(tmp_path / "a", COMPARE_TASKS, records, **own)
+    b = write_scored_run(tmp_path / "b", COMPARE_TASKS, records[:len(IMAGES)], **own)
     return compare_runs(a, b, n_boot=100)
 
 

@@ -4,7 +4,8 @@ records -> ``results.aggregate``); no metric is recomputed here.
 
 Column keys: a task maps to the leaderboard's (dataset, subset) through the manifest
 (``protocol.tasks[i].leaderboard``); a task without a mapping keys as (task name, ""). The Average
-column is ("Average", "") = mean of the manifest's ``protocol.average`` tasks.
+column is ("Average", "") = mean of the tasks of :func:`average_tasks`: the built-in protocol's ``average`` as it
+is now, else the manifest's ``protocol.average``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from bench_ir.cards import find_card
 from bench_ir.leaderboard import AVERAGE
+from bench_ir.protocol import Protocol, load_protocol
 from bench_ir.results import Run, aggregate, load_run, protocol_average
 from bench_ir.resume import run_status
 
@@ -25,6 +27,7 @@ __all__ = [
     "MeasuredRun",
     "TaskColumn",
     "as_runs",
+    "average_tasks",
     "card_option",
     "inference_params_published",
     "inference_params_shown",
@@ -92,20 +95,35 @@ def noncomparable_reasons(manifest: dict[str, Any], run_dir: str | Path | None =
     return reasons
 
 
+def _shipped_protocol(name: str) -> Protocol | None:
+    """The built-in protocol ``name`` as it is now, or None for a protocol that cannot be loaded by its name (a
+    user's own file, a folder pair's, a profile's, or one no longer shipped)."""
+    if not name or name == "efficiency":
+        return None
+    try:
+        return load_protocol(name)
+    except Exception:  # noqa: BLE001 - an ad-hoc or removed protocol
+        return None
+
+
 def _other_convention(manifest: dict[str, Any]) -> str | None:
     """'metric convention M3, not the protocol's M1' when the run was scored with another convention than its
     (built-in) protocol's; None when they agree or the protocol cannot be loaded by name."""
     used = str((manifest.get("convention") or {}).get("id") or "")
-    name = str((manifest.get("protocol") or {}).get("name") or "")
-    if not used or not name or name == "efficiency":
+    protocol = _shipped_protocol(str((manifest.get("protocol") or {}).get("name") or ""))
+    if not used or protocol is None:
         return None
-    try:
-        from bench_ir.protocol import load_protocol
-
-        expected = load_protocol(name).convention
-    except Exception:  # noqa: BLE001 - an ad-hoc or removed protocol: nothing to compare with
-        return None
+    expected = protocol.convention
     return f"metric convention {used}, not the protocol's {expected}" if used != expected else None
+
+
+def average_tasks(protocol: dict[str, Any]) -> list[str]:
+    """The tasks whose means form a run's Average, given its manifest's ``protocol``: the ``average`` of the
+    built-in protocol of that name as it is now (an Average is computed when a report is made, so a run recorded
+    before the protocol's Average changed gets the current one; bench_ir.protocol.REPORT_TIME_FIELDS), else the
+    list the manifest recorded (a protocol file of the user's own)."""
+    current = _shipped_protocol(str(protocol.get("name") or ""))
+    return list(current.average) if current is not None else [str(t) for t in protocol.get("average") or []]
 
 
 def card_option(manifest: dict[str, Any], name: str) -> Any:
@@ -242,7 +260,7 @@ def measure(run: Run) -> MeasuredRun:
             continue
         for metric, field_name in _METRIC_FIELDS.items():
             values[(*column.key, metric)] = _number(summary.loc[column.task, field_name])
-    average = protocol_average(summary, list(protocol.get("average") or []))
+    average = protocol_average(summary, average_tasks(protocol))
     if average is not None:
         for metric, field_name in _METRIC_FIELDS.items():
             values[(AVERAGE, "", metric)] = _number(average[field_name])

@@ -30,7 +30,14 @@ from bench_ir.leaderboard import (
 )
 from bench_ir.protocol import measurement_changes
 from bench_ir.report.delta import Tolerance, delta_blocks
-from bench_ir.report.measured import MeasuredRun, inference_params_shown, is_profile_run, provenance, run_tags
+from bench_ir.report.measured import (
+    MeasuredRun,
+    average_tasks,
+    inference_params_shown,
+    is_profile_run,
+    provenance,
+    run_tags,
+)
 from bench_ir.report.model import MISSING, Cell, NumericColumn, Row, RowBlock, TableModel, mark_best, metric_column
 from bench_ir.shortlist import shortlist
 
@@ -255,19 +262,29 @@ def _flag_mixed_conventions(measured: list[MeasuredRun]) -> None:
                                "convention)")
 
 
+def _protocol_file_changes(first: MeasuredRun, first_resolved: dict, run: MeasuredRun, resolved: dict) -> list[str]:
+    """What two runs' protocol files measure differently: bench_ir.protocol.measurement_changes of the resolved
+    protocols, and ``average`` when their Averages are over other tasks (files of the user's own: a built-in
+    protocol's runs all get its current Average, :func:`~bench_ir.report.measured.average_tasks`)."""
+    changes = measurement_changes(first_resolved, resolved)
+    if average_tasks(first.manifest.get("protocol") or {}) != average_tasks(run.manifest.get("protocol") or {}):
+        changes.append("average")
+    return changes
+
+
 def _flag_mixed_protocol_files(measured: list[MeasuredRun]) -> None:
     """When the comparable runs were made with protocol files of one name that measure differently (another crop,
-    synthesis, task set or Average: bench_ir.protocol.measurement_changes of the resolved protocols their manifests
-    keep), none of them is ranked: two researchers' files named alike are not one protocol. Files that differ only
-    in descriptions are one protocol; a manifest without the resolved protocol (older runs) is not compared."""
+    synthesis, task set or Average: :func:`_protocol_file_changes` of the resolved protocols their manifests keep),
+    none of them is ranked: two researchers' files named alike are not one protocol. Files that differ only in
+    descriptions are one protocol; a manifest without the resolved protocol (older runs) is not compared."""
     comparable = [run for run in measured if run.comparable]
     kept = [(run, resolved) for run in comparable
             if isinstance(resolved := (run.manifest.get("protocol") or {}).get("resolved"), dict)]
     if not kept:
         return
     first_run, first = kept[0]
-    other = next(((run, changes) for run, resolved in kept[1:] if (changes := measurement_changes(first, resolved))),
-                 None)
+    other = next(((run, changes) for run, resolved in kept[1:]
+                  if (changes := _protocol_file_changes(first_run, first, run, resolved))), None)
     if other is None:
         return
     run, changes = other
