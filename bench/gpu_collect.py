@@ -27,7 +27,7 @@ import sys
 import tarfile
 import tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ class WindowFiles:
     profile: Path | None
     speed: Path | None
     train: Path | None
+    damaged: list[str] = field(default_factory=list)  # "name: why" of files that came back but cannot be read
 
     @cached_property
     def test_cases(self) -> list[dict[str, Any]] | None:
@@ -86,13 +87,38 @@ def find_window_files(folder: str | Path, rehearsal: bool = False) -> WindowFile
 
     files = WindowFiles(folder, rehearsal, one("summary.json"), one("gpu_check.log"), one("cuda-tests.xml"),
                         newest("profile"), newest("speed"), one("sample-train.tar"))
+    for attribute in ("summary", "tests", "profile", "speed", "train"):  # a part cut mid-write leaves a torn file
+        path = getattr(files, attribute)
+        why = _unreadable(path) if path is not None else None
+        if why is not None:
+            files.damaged.append(f"{path.name}: {why}")
+            setattr(files, attribute, None)
     if not any([files.summary, files.tests, files.profile, files.speed, files.train]):
+        damaged = f"; damaged: {'; '.join(files.damaged)}" if files.damaged else ""
         raise CollectError(f"{folder}: none of gpu_check.sh's files ({prefix}summary.json, {prefix}cuda-tests.xml, "
-                           f"{prefix}profile-*.json, {prefix}speed-*.json, {prefix}sample-train.tar)")
+                           f"{prefix}profile-*.json, {prefix}speed-*.json, {prefix}sample-train.tar){damaged}")
     for path in (files.summary, files.profile, files.speed):
         if path is not None and json.loads(path.read_text())["rehearsal"] and not rehearsal:
             raise CollectError(f"{path} says it is a rehearsal: not a measurement")
     return files
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why a returned file cannot be read (a JSON that does not parse, a JUnit report that is no whole XML document,
+    a tar archive cut short), or None when it reads."""
+    try:
+        if path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".xml":
+            ET.parse(path)
+        elif path.suffix == ".tar":
+            with tarfile.open(path) as tar:
+                for member in tar:  # every header, and every member's data read through to the end
+                    if member.isfile():
+                        tar.extractfile(member).read()
+    except (OSError, ValueError, ET.ParseError, tarfile.TarError, EOFError) as err:
+        return f"{type(err).__name__}: {err}"
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ the parts
@@ -157,12 +183,19 @@ def cuda_markdown(cases: list[dict[str, Any]]) -> str:
 
 # ---------------------------------------------------------------------------------------------- collection
 def _device_and_date(files: WindowFiles) -> tuple[str, str, str]:
-    """(device name, device slug, date) from the profile or speed JSON (their file names end in slug-date)."""
+    """(device name, device slug, date) from the profile or speed JSON (their file names end in slug-date), else from
+    gpu_check.log (its first line ends with the start time, its setup prints ``torch <v> cuda True <device>``): a
+    window cut before the profile and speed parts ended still gets its device's name."""
     for path in (files.speed, files.profile):
         named = re.fullmatch(NAMED, path.stem) if path is not None else None
         if named:
             return str(json.loads(path.read_text())["device"]["name"]), named["slug"], named["date"]
-    return "unknown device", "unknown-device", "unknown-date"
+    log = files.log.read_text(encoding="utf-8", errors="replace") if files.log is not None else ""
+    device = re.search(r"^torch \S+ cuda True (.+?)\s*$", log, re.MULTILINE)
+    started = re.search(r"^gpu_check: .*, (\d{4}-\d{2}-\d{2})T", log, re.MULTILINE)
+    name = device.group(1) if device else "unknown device"
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()  # as bench/_output.device_slug
+    return name, slug, started.group(1) if started else "unknown-date"
 
 
 def collect(files: WindowFiles, results_md: Path = HERE / "RESULTS.md", results_dir: Path = HERE / "results",
@@ -192,7 +225,9 @@ def collect(files: WindowFiles, results_md: Path = HERE / "RESULTS.md", results_
         section += ["`bash bench/gpu_check.sh`, its parts (exit 124/137: cut at its cap):", "",
                     parts_markdown(json.loads(files.summary.read_text()))]
     else:
-        section += ["No summary.json came back: the run was cut before its first part ended.", ""]
+        section += ["No readable summary.json came back: the run was cut before its first part ended.", ""]
+    if files.damaged:
+        section += ["Came back damaged, left out: " + "; ".join(f"`{line}`" for line in files.damaged), ""]
     section += ["### CUDA correctness", ""]
     if files.test_cases is not None:
         cases = files.test_cases
@@ -202,7 +237,7 @@ def collect(files: WindowFiles, results_md: Path = HERE / "RESULTS.md", results_
         where = f"bench/results/{tests_json.name}" if results_dir == HERE / "results" else tests_json.name
         section += [cuda_markdown(cases) + f"\nraw figures: `{where}`", ""]
     else:
-        section += ["No cuda-tests.xml came back (the tests part did not end).", ""]
+        section += ["No readable cuda-tests.xml came back (the tests part did not end).", ""]
     for path in copies:
         if path.parent.resolve() != results_dir.resolve():
             shutil.copyfile(path, results_dir / path.name)
@@ -304,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print("wrote:\n" + "\n".join(f"  {p}" for p in written))
     status = 0
+    for line in files.damaged:
+        print(f"damaged, left out: {line}")
+        status = 1
     mismatched = profile_mismatches(files)
     if mismatched:
         print(f"params or FLOPs differ from the CPU figures: {', '.join(mismatched)}")

@@ -274,3 +274,47 @@ def test_a_failed_speed_part_is_named_with_its_error_in_the_results():
     failed = {"part": "train", "variant": "tiny", "error": "InvalidCxxCompiler: No working C++ compiler"}
     text = _load("speed_mirage").to_markdown({"failed_parts": [failed]})
     assert "### MIRAGE-tiny train: failed" in text and "`InvalidCxxCompiler: No working C++ compiler`" in text
+
+
+def test_a_file_torn_when_its_part_was_cut_is_named_and_left_out_not_a_traceback(tmp_path, capsys):
+    collect = _load("gpu_collect")
+    folder = _window(tmp_path / "returned")
+    (folder / "cuda-tests.xml").write_text(JUNIT[:200])  # the tests part killed while pytest wrote its report
+    (folder / "summary.json").write_text("")
+    status = collect.main([str(folder), "--out-dir", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "damaged, left out: cuda-tests.xml: ParseError" in out and "damaged, left out: summary.json: " in out
+    text = (tmp_path / "out" / "RESULTS.md").read_text()
+    assert "Came back damaged, left out: `summary.json: JSONDecodeError" in text
+    assert "`cuda-tests.xml: ParseError" in text
+    assert "## speed on NVIDIA H200 (2026-12-01)" in text  # what did come back whole is collected
+
+
+def test_a_sample_training_archive_cut_short_is_damaged(tmp_path):
+    import io
+    import tarfile
+
+    collect = _load("gpu_collect")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = bytes(range(256)) * 64
+        info = tarfile.TarInfo("mirage-t-sample.safetensors")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    folder = _window(tmp_path / "returned")
+    (folder / "sample-train.tar").write_bytes(buffer.getvalue()[:5000])
+    files = collect.find_window_files(folder)
+    assert files.train is None and files.damaged[0].startswith("sample-train.tar: ")
+
+
+def test_a_window_cut_before_its_profile_and_speed_parts_ended_is_named_after_the_device_in_its_log(tmp_path):
+    collect = _load("gpu_collect")
+    folder = _window(tmp_path / "returned")
+    for path in folder.glob("speed-*"):
+        path.unlink()
+    (folder / "gpu_check.log").write_text("gpu_check: mode full, device cuda, budget 540s, parts: tests, out /o, "
+                                          "2026-12-03T10:00:00Z\n== setup\ntorch 2.11.0+cu130 cuda True NVIDIA H200\n")
+    written = collect.collect(collect.find_window_files(folder), tmp_path / "RESULTS.md", tmp_path / "results")
+    assert (tmp_path / "RESULTS.md").read_text().startswith("## GPU window on NVIDIA H200 (2026-12-03)")
+    assert tmp_path / "results" / "cuda-tests-nvidia-h200-2026-12-03.json" in written
