@@ -73,7 +73,9 @@ p = pathlib.Path(path)
 data = json.loads(p.read_text()) if p.is_file() else {"mode": mode, "device": device,
                                                         "rehearsal": rehearsal == "1", "parts": {}}
 data["parts"][part] = {"exit_status": int(rc), "seconds": int(seconds), "cap_s": int(cap), "note": note}
-p.write_text(json.dumps(data, indent=2) + "\n")
+tmp = p.with_name(p.name + ".tmp")  # whole or not at all, whenever the window ends
+tmp.write_text(json.dumps(data, indent=2) + "\n")
+tmp.replace(p)
 PYEOF
 }
 
