@@ -42,6 +42,13 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "bench-ir"
 
 
+def written_recently(mtime_ns: int) -> bool:
+    """Whether a file last modified at ``mtime_ns`` may still be rewritten without a new mtime (within
+    :data:`RACY_S` of now: filesystem times are coarse, a clock tick, 2 s on FAT), so that what was read of it must
+    not be kept as that file's."""
+    return time.time_ns() - mtime_ns <= RACY_S * 1e9
+
+
 def _stat_key(stat: os.stat_result) -> tuple[int, int, int, int]:
     """(size, mtime_ns, ctime_ns, inode): what must be unchanged for a cached hash to hold."""
     return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
@@ -74,8 +81,7 @@ class HashCache:
             return cached
         digest = _read_sha256(resolved)
         after = os.stat(resolved)
-        settled = time.time_ns() - after.st_mtime_ns > RACY_S * 1e9
-        if settled and _stat_key(after) == _stat_key(before):
+        if not written_recently(after.st_mtime_ns) and _stat_key(after) == _stat_key(before):
             self._pending.append((str(resolved), *_stat_key(after), digest))
             if len(self._pending) >= _FLUSH_EVERY:
                 self.flush()

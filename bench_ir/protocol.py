@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bench_ir.file_hashes import written_recently
 from bench_ir.resources import protocols_dir
 from bench_ir.yamlio import SpecError, build_dataclass, read_yaml_with_includes, resolve_spec_path
 
@@ -383,11 +383,6 @@ def check_task_names(task: TaskSpec, where: str) -> None:
 _FileStamp = tuple[int, int] | None
 """A file's (mtime_ns, size), or None when there is no file at that path."""
 
-_SETTLE_NS = 2_000_000_000
-"""A protocol whose files changed less than this long ago (2 s) is not memoised: filesystem times are coarse (a
-clock tick, 2 s on FAT), so an edit in the same tick could keep a file's mtime and size."""
-
-
 @dataclass(frozen=True)
 class _LoadedProtocol:
     """A protocol as read, with the stamp of every file its reading consulted."""
@@ -413,9 +408,9 @@ def _unchanged(stamps: tuple[tuple[Path, _FileStamp], ...]) -> bool:
 
 
 def _settled(stamps: tuple[tuple[Path, _FileStamp], ...]) -> bool:
-    """Whether every stamped file was last changed at least _SETTLE_NS ago (a missing file counts as settled)."""
-    newest = max((stamp[0] for _, stamp in stamps if stamp is not None), default=0)
-    return newest < time.time_ns() - _SETTLE_NS
+    """Whether no stamped file was written too recently to be memoised (bench_ir.file_hashes.written_recently: an
+    edit in the same clock tick could keep its mtime and size); a missing file counts as settled."""
+    return not any(written_recently(stamp[0]) for _, stamp in stamps if stamp is not None)
 
 
 def load_protocol(name_or_path: str | Path) -> Protocol:
