@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from bench_ir.file_versions import memoised_per_file_version
 from bench_ir.resources import registry_dir
 from bench_ir.safety import UnsafePathError, safe_name
 from bench_ir.signatures import (
@@ -225,10 +226,10 @@ def _scan_plugin_cards(search_path: tuple[str, ...]) -> tuple[ModelCard, ...]:
     return tuple(cards)
 
 
-@lru_cache(maxsize=256)
-def _registry_card(path: str, mtime_ns: int, size: int) -> ModelCard:
-    """``load_card(path)`` once per version of the file (its modification time and size), since a name is looked
-    up in the whole registry: a suite of 15 entries read every card 15 times."""
+@memoised_per_file_version()
+def _registry_card(path: str) -> ModelCard:
+    """``load_card(path)`` once per version of the file (bench_ir.file_versions.memoised_per_file_version), since a name
+    is looked up in the whole registry: a suite of 15 entries read every card 15 times."""
     return load_card(path)
 
 
@@ -252,8 +253,7 @@ def list_cards(registry: str | Path | None = None) -> list[ModelCard]:
         if not folder.exists():
             raise FileNotFoundError(f"model registry folder {folder} does not exist")
         raise ValueError(f"model registry {folder} is a file, not a folder of model cards")
-    stats = [(str(path), path.stat()) for path in yaml_files(folder)]
-    read = [_registry_card(path, st.st_mtime_ns, st.st_size) for path, st in stats]
+    read = [_registry_card(str(path)) for path in yaml_files(folder)]
     check_distinct_card_names(read, str(folder))
     cards = {c.name: c for c in read}
     for card in _plugin_cards():
@@ -563,8 +563,7 @@ def _built_as_declared(card: ModelCard) -> bool:
     path = Path(card.source)
     try:
         if path.is_file():
-            stat = path.stat()
-            declared: ModelCard | None = _registry_card(str(path), stat.st_mtime_ns, stat.st_size)
+            declared: ModelCard | None = _registry_card(str(path))
         else:  # a plugin's card: the one registered under its name from the same entry point
             declared = next((c for c in list_cards() if c.name == card.name and c.source == card.source), None)
     except (OSError, SpecError):

@@ -3,8 +3,8 @@
 Hashing a test set (GoPro's is 2.5 GB) at every run start, resume and `suite status` would cost seconds to minutes,
 so a file's hash is kept in an SQLite file and used again while the file's resolved path, size, mtime, ctime and
 inode are all unchanged: a rewritten file has another mtime (or, copied with its old mtime, another ctime and inode)
-and is hashed again. A hash is not kept when the file's mtime is within :data:`RACY_S` of now (a write in the same
-clock tick would leave size and mtime as they were), nor when the file changed while it was read.
+and is hashed again. A hash is not kept when the file's mtime is within RACY_S of now (a write in the same clock tick
+would leave size and mtime as they were), nor when the file changed while it was read (bench_ir.file_versions).
 
 The cache is ``file-hashes-v1.sqlite3`` in :func:`cache_dir`: ``$BENCH_IR_CACHE_DIR`` when set, else
 ``$XDG_CACHE_HOME/bench-ir``, else ``~/.cache/bench-ir``. Parallel writers (a suite's workers) wait for each other
@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from pathlib import Path
 from types import TracebackType
+
+from bench_ir.file_versions import stat_key, written_recently
 
 __all__ = ["CACHE_DIR_ENV", "CACHE_FILE", "HashCache", "cache_dir", "file_sha256"]
 
 CACHE_DIR_ENV = "BENCH_IR_CACHE_DIR"
 CACHE_FILE = "file-hashes-v1.sqlite3"
-RACY_S = 2.0  # a file written this recently may be written again without a new mtime: its hash is not kept
 BUSY_TIMEOUT_S = 10.0  # how long a writer waits for another process's write to the cache before passing it over
 _FLUSH_EVERY = 512  # new hashes written to the cache in one transaction
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
@@ -40,18 +40,6 @@ def cache_dir() -> Path:
     if os.environ.get("XDG_CACHE_HOME"):
         return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "bench-ir"
     return Path.home() / ".cache" / "bench-ir"
-
-
-def written_recently(mtime_ns: int) -> bool:
-    """Whether a file last modified at ``mtime_ns`` may still be rewritten without a new mtime (within
-    :data:`RACY_S` of now: filesystem times are coarse, a clock tick, 2 s on FAT), so that what was read of it must
-    not be kept as that file's."""
-    return time.time_ns() - mtime_ns <= RACY_S * 1e9
-
-
-def _stat_key(stat: os.stat_result) -> tuple[int, int, int, int]:
-    """(size, mtime_ns, ctime_ns, inode): what must be unchanged for a cached hash to hold."""
-    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
 
 
 def _read_sha256(path: Path) -> str:
@@ -76,13 +64,13 @@ class HashCache:
         read now (and kept, unless the file is too recent or changed while read)."""
         resolved = Path(path).resolve()
         before = os.stat(resolved)
-        cached = self._lookup(str(resolved), _stat_key(before))
+        cached = self._lookup(str(resolved), stat_key(before))
         if cached is not None:
             return cached
         digest = _read_sha256(resolved)
         after = os.stat(resolved)
-        if not written_recently(after.st_mtime_ns) and _stat_key(after) == _stat_key(before):
-            self._pending.append((str(resolved), *_stat_key(after), digest))
+        if not written_recently(after.st_mtime_ns) and stat_key(after) == stat_key(before):
+            self._pending.append((str(resolved), *stat_key(after), digest))
             if len(self._pending) >= _FLUSH_EVERY:
                 self.flush()
         return digest

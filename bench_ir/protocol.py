@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bench_ir.file_hashes import written_recently
+from bench_ir.file_versions import written_recently
 from bench_ir.resources import protocols_dir
 from bench_ir.yamlio import SpecError, build_dataclass, read_yaml_with_includes, resolve_spec_path
 
@@ -408,7 +408,7 @@ def _unchanged(stamps: tuple[tuple[Path, _FileStamp], ...]) -> bool:
 
 
 def _settled(stamps: tuple[tuple[Path, _FileStamp], ...]) -> bool:
-    """Whether no stamped file was written too recently to be memoised (bench_ir.file_hashes.written_recently: an
+    """Whether no stamped file was written too recently to be memoised (bench_ir.file_versions.written_recently: an
     edit in the same clock tick could keep its mtime and size); a missing file counts as settled."""
     return not any(written_recently(stamp[0]) for _, stamp in stamps if stamp is not None)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+import time
 
 import pytest
 import torch
@@ -62,9 +64,14 @@ def _registry_copy(folder, names):
 
 
 def test_looking_up_names_reads_each_card_file_once(tmp_path, monkeypatch):
+    """Once per version of each file: these were written an hour ago (one written within the last clock tick is read
+    at every lookup, since an edit in the same tick could keep its mtime and size)."""
     import bench_ir.cards as cards_module
 
     registry = _registry_copy(tmp_path / "registry", ["mirage-t", "input"])
+    an_hour_ago_ns = time.time_ns() - 3600 * 10**9
+    for card in registry.iterdir():
+        os.utime(card, ns=(an_hour_ago_ns, an_hour_ago_ns))
     reads = []
     real_load_card = cards_module.load_card
     monkeypatch.setattr(cards_module, "load_card", lambda path: reads.append(path) or real_load_card(path))

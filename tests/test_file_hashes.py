@@ -12,6 +12,7 @@ import pytest
 
 from bench_ir import checkpoints
 from bench_ir.file_hashes import CACHE_FILE, HashCache, cache_dir, file_sha256
+from bench_ir.file_versions import memoised_per_file_version
 
 AN_HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
 
@@ -108,3 +109,45 @@ def test_the_cache_folder_is_bench_ir_cache_dir_else_under_xdg_cache_home_else_h
     assert cache_dir() == tmp_path / "xdg" / "bench-ir"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert cache_dir() == tmp_path / "home" / ".cache" / "bench-ir"
+
+
+def _memoised_reader(reads: list[str], maxsize: int = 256):
+    """A file reader remembered by memoised_per_file_version that appends each path it really reads to ``reads``."""
+
+    @memoised_per_file_version(maxsize)
+    def read(path: str) -> bytes:
+        reads.append(path)
+        return Path(path).read_bytes()
+
+    return read
+
+
+def test_a_memoised_read_of_an_unchanged_file_happens_once_and_a_rewrite_is_read_again(tmp_path):
+    read_paths: list[str] = []
+    read = _memoised_reader(read_paths)
+    path = str(_settled_file(tmp_path / "card.yaml", b"first"))
+    assert [read(path), read(path)] == [b"first", b"first"]
+    _settled_file(tmp_path / "card.yaml", b"other")  # same size, same mtime: only its ctime tells
+    assert read(path) == b"other"
+    assert read_paths == [path, path]
+
+
+def test_a_memoised_read_of_a_file_written_just_now_is_not_kept(tmp_path):
+    read_paths: list[str] = []
+    read = _memoised_reader(read_paths)
+    path = tmp_path / "card.yaml"
+    path.write_bytes(b"first")
+    read(str(path))
+    read(str(path))
+    assert len(read_paths) == 2
+
+
+def test_a_memoised_reader_keeps_at_most_maxsize_files_dropping_the_oldest(tmp_path):
+    read_paths: list[str] = []
+    read = _memoised_reader(read_paths, maxsize=2)
+    paths = [str(_settled_file(tmp_path / f"{name}.yaml", name.encode())) for name in "abc"]
+    for path in paths:
+        read(path)
+    read(paths[2])
+    read(paths[0])
+    assert read_paths == [*paths, paths[0]]

@@ -1,5 +1,5 @@
-"""Protocol files and plugin cards are read once per process while nothing changes: commands over many runs look the
-same protocol and the same cards up once per run."""
+"""Protocol files, registry cards and plugin cards are read once per process while nothing changes: commands over many
+runs look the same protocol and the same cards up once per run."""
 
 from __future__ import annotations
 
@@ -89,6 +89,26 @@ def test_a_file_changed_just_now_is_read_again_even_with_the_same_mtime_and_size
     assert load_protocol(path).tasks[0].noise.sigma == 15
     write_settled(path, tiny_protocol(sigma=25), now)
     assert load_protocol(path).tasks[0].noise.sigma == 25
+
+
+def registry_card(description: str) -> str:
+    """A model card of the example tiny-unet's factory whose ``description`` tells versions of the file apart."""
+    return ("name: tiny-unet\ndisplay_name: TinyUNet\nfactory: tiny_unet:TinyUNet\nargs:\n  width: 16\n"
+            f"expected_params: 33379\ndescription: {description}\n")
+
+
+def registry_description(folder: Path) -> str:
+    """The description of the card 'tiny-unet' of the registry ``folder``, as list_cards reads it."""
+    return next(card.description for card in list_cards(folder) if card.name == "tiny-unet")
+
+
+def test_a_registry_card_changed_just_now_is_read_again_even_with_the_same_mtime_and_size(tmp_path):
+    """Filesystem times are coarse: two edits within one clock tick can leave the same mtime."""
+    now = time.time_ns()
+    card = write_settled(tmp_path / "tiny-unet.yaml", registry_card("first"), now)
+    assert registry_description(tmp_path) == "first"
+    write_settled(card, registry_card("other"), now)
+    assert registry_description(tmp_path) == "other"
 
 
 def test_the_plugin_scan_runs_once_for_many_card_lookups(tmp_path, monkeypatch):

@@ -18,7 +18,6 @@ made from, so that `suite status` can say when the file changed since.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -36,6 +35,7 @@ import pandas as pd
 
 from bench_ir.counts import check_counts
 from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
+from bench_ir.file_versions import memoised_per_file_version
 from bench_ir.folder_names import SUITE_PLAN_NAME
 from bench_ir.manifest import now_iso
 from bench_ir.results import (
@@ -424,9 +424,10 @@ def read_cell_state(plan: SuitePlan, cell: Cell) -> dict[str, Any] | None:
     return None
 
 
-@functools.lru_cache(maxsize=256)
-def _sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    """sha256 of a checkpoint file, read once per (path, size, mtime, inode): a suite's status hashes each file once."""
+@memoised_per_file_version()
+def _sha256(path: str) -> str:
+    """sha256 of a checkpoint file, read once per version of the file (bench_ir.file_versions): a suite's status hashes
+    each file once."""
     from bench_ir.checkpoints import sha256_file
 
     return sha256_file(path)
@@ -463,8 +464,7 @@ def _planned_manifest(plan: SuitePlan, cell: Cell, run: dict[str, Any]) -> dict[
         planned["model"] = _planned_model(run, card, dict(config.model_args) or None)
         checkpoint = config.checkpoint or (sample_checkpoint(card) if config.sample else None)
         if checkpoint is not None:
-            stat = Path(checkpoint).stat()
-            sha = _sha256(str(checkpoint), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+            sha = _sha256(str(checkpoint))
             planned["checkpoint"] = {"path": str(checkpoint), "sha256": sha}
         elif run.get("checkpoint"):  # the cell's checkpoint was dropped: random weights, as a run would have them
             planned.update(checkpoint=None, random_weights=True, init_seed=config.seed)
