@@ -604,8 +604,10 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
         if isinstance(err, KeyboardInterrupt) and not isinstance(err, RunInterrupted):
             raise RunInterrupted(run_dir, terminated=isinstance(err, RunTerminated)) from err
         raise
-    # 5. the final manifest: complete when every image of the run's scope has a record
-    if dctx.is_main:
+
+    def finalize() -> dict[str, Any]:
+        """Step 5 (rank 0): merge the shards and write the final manifest, complete when every image of the run's
+        scope has a record."""
         planned = [(t.name, name) for t in scope for name in _limited(dataset_of(t.name), scope_limit).names]
         try:  # the files' unreadable lines and duplicates were named (once) when the run was opened
             order = _write_order(scope, scope_limit, dataset_of, store.scored_records(warn=False))
@@ -633,7 +635,10 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
                 f"{run_dir}: the scored images are kept in {store.records_path.name}, but the final manifest could "
                 f"not be written ({err}); the run stays resumable: run the same command with --resume --run-dir "
                 f"{run_dir} once the disk is writable") from err
-    dctx.barrier()
+        return manifest
+
+    # under torchrun the other ranks wait for rank 0 and raise its error too (not a broken connection)
+    manifest = dctx.broadcast(dctx.on_main(finalize))
     records = store.read_records(warn=False).records
     summary = aggregate(pd.DataFrame(records))
     average = protocol_average(summary, manifest["protocol"]["average"])

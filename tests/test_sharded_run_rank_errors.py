@@ -3,6 +3,8 @@ records it (the file named), not the broken connection that rank's exit leaves b
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch.distributed
 from test_resume import _pairs
@@ -35,3 +37,25 @@ def test_an_error_on_rank_one_is_recorded_in_rank_zeros_manifest_naming_the_file
     assert manifest["error"].endswith("(on rank 1 of 2)")
     said = " ".join(done.stderr.split())
     assert f"the run is kept in {run_dir} with the 2 image(s) scored so far" in said  # rank 0's share, resumable
+
+
+def test_a_final_manifest_rank_zero_cannot_write_stops_every_rank_with_that_error(tmp_path, monkeypatch):
+    """Rank 0 merges the shards and writes the final manifest while the others wait for it: they stop with its error
+    too, not with the broken connection its exit leaves behind (gloo) or at a barrier until a timeout (NCCL)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(  # on rank 0 only, the disk is full when the shards are merged
+        "import os\n"
+        "if os.environ.get('RANK') == '0':\n"
+        "    import bench_ir.results\n"
+        "    def full_disk(*args, **kwargs):\n"
+        "        raise OSError(28, 'No space left on device')\n"
+        "    bench_ir.results.RunStore.merge_shards = full_disk\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    _pairs(tmp_path / "data", n=4)
+    done = _torchrun(["run", "--model", "input", "--input-dir", "data/in", "--target-dir", "data/gt", "--device", "cpu",
+                      "--run-dir", str(tmp_path / "run")], cwd=tmp_path)
+    said = " ".join(done.stderr.split())
+    assert done.returncode != 0
+    assert said.count("but the final manifest could not be written ([Errno 28] No space left on device)") == 2
+    assert "Connection closed by peer" not in said
