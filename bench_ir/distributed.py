@@ -5,6 +5,7 @@ Outside torchrun everything degrades to a single process: rank 0 of a world of 1
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,12 +16,24 @@ import torch.distributed as dist
 
 from bench_ir.shortlist import shortlist
 
-__all__ = ["DistContext", "RankError", "dist_context"]
+__all__ = ["DistContext", "RankError", "StoppedForAnotherRank", "dist_context"]
+
+_EXCHANGES = itertools.count()  # on_every_rank calls of this process: every rank makes the same ones, in order
+_current_exchange: int | None = None  # the one running now; its key in the store says a rank failed in it
 
 
 class RankError(RuntimeError):
     """An error on one or more ranks of a torchrun run, raised on every rank. The message is each failing rank's
     error as ``Type: message (on rank R of N)``, joined by '; ' (the first three, then how many more)."""
+
+
+class StoppedForAnotherRank(Exception):
+    """Raised by work inside :meth:`DistContext.on_every_rank` that stopped early because
+    :meth:`DistContext.another_rank_failed`: not a failure of its own, so not named in the RankError."""
+
+
+def _failure_key(exchange: int) -> str:
+    return f"bench-ir/failed-in-exchange-{exchange}"
 
 
 @dataclass(frozen=True)
@@ -72,22 +85,53 @@ class DistContext:
         """``fn()`` on every rank, then an exchange of whether each succeeded: when ``fn`` raised on any rank, every
         rank raises the same :class:`RankError` naming the failing rank(s) and their errors (so no rank waits at a
         later collective for one that stopped, and rank 0 can record the real cause). Outside torchrun ``fn``'s own
-        error propagates unchanged. Only exceptions are exchanged: Ctrl-C and SIGTERM reach every rank anyway. A rank
-        that failed waits in the exchange until the others finish ``fn``, at most the process group's timeout."""
+        error propagates unchanged. Only exceptions are exchanged: Ctrl-C and SIGTERM reach every rank anyway.
+
+        A rank whose ``fn`` raised says so at once in the process group's store, so that the others' ``fn`` can stop
+        early (:meth:`another_rank_failed`, then :class:`StoppedForAnotherRank`) instead of finishing their share
+        while it waits in the exchange, which the process group's timeout would end first (NCCL: 10 minutes)."""
         if not self.active:
             return fn()
+        global _current_exchange
+        _current_exchange = next(_EXCHANGES)
         result, error = None, None
         try:
             result = fn()
         except Exception as err:  # raised below, on every rank, as a RankError
             error = err
-        outcomes: list[str | None] = [None] * self.world_size
-        dist.all_gather_object(outcomes, None if error is None else f"{type(error).__name__}: {error}")
-        failures = [f"{text} (on rank {rank} of {self.world_size})" for rank, text in enumerate(outcomes)
-                    if text is not None]
+            if not isinstance(err, StoppedForAnotherRank):
+                self._say_this_rank_failed()
+        finally:
+            _current_exchange = None
+        outcomes: list[tuple[bool, str] | None] = [None] * self.world_size
+        dist.all_gather_object(outcomes, None if error is None else (
+            isinstance(error, StoppedForAnotherRank), f"{type(error).__name__}: {error}"))
+        ended = [(rank, outcome) for rank, outcome in enumerate(outcomes) if outcome is not None]
+        failures = [f"{text} (on rank {rank} of {self.world_size})" for rank, (stopped, text) in ended
+                    if not stopped] or [f"{text} (on rank {rank} of {self.world_size})" for rank, (_, text) in ended]
         if failures:
             raise RankError(shortlist(failures, 3, separator="; ", more="; ... and {} more rank(s) failed")) from error
         return result
+
+    def another_rank_failed(self) -> bool:
+        """Inside :meth:`on_every_rank`: whether another rank's ``fn`` has raised already (work that checks it between
+        items can stop with :class:`StoppedForAnotherRank`). False outside torchrun, outside an exchange, or when the
+        process group's store cannot be asked."""
+        if not self.active or _current_exchange is None:
+            return False
+        try:
+            return bool(dist.distributed_c10d._get_default_store().check([_failure_key(_current_exchange)]))
+        except (RuntimeError, ValueError, AttributeError):
+            return False
+
+    def _say_this_rank_failed(self) -> None:
+        """Set the current exchange's failure key in the process group's store (best effort)."""
+        if _current_exchange is None:
+            return
+        try:
+            dist.distributed_c10d._get_default_store().set(_failure_key(_current_exchange), str(self.rank))
+        except (RuntimeError, ValueError, AttributeError):
+            pass
 
     def shard(self, items: list) -> list:
         """This rank's share of ``items``: every world_size-th item starting at rank (disjoint, complete)."""

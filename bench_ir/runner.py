@@ -50,7 +50,7 @@ from bench_ir.counts import check_counts
 from bench_ir.cpus import default_eval_workers
 from bench_ir.data.datasets import FOLDER_PAIR_SOURCE, needs_data_root
 from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
-from bench_ir.distributed import RankError, dist_context
+from bench_ir.distributed import RankError, StoppedForAnotherRank, dist_context
 from bench_ir.engine import (
     EvalOptions,
     auto_tiled,
@@ -591,6 +591,8 @@ def _score(config: RunConfig, progress: ProgressHook, protocol: Protocol, card: 
                                             skip=skip | others):
                     writer.append(record)
                     progress.record(record)
+                    if dctx.another_rank_failed():  # its error is what every rank raises: stop scoring now
+                        raise StoppedForAnotherRank(f"stopped after {record['image']}: another rank failed")
             progress.end_task(task)
         manifest["execution"] = accelerated.describe()
         if notice := accelerated.compile_notice():
