@@ -359,8 +359,9 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     Each epoch shuffles range(dataset_size) with a generator seeded from (seed, epoch) and keeps
     ``steps_per_epoch = size // global_batch`` full global batches (drop_last). Process ``rank`` of
     ``world_size`` takes every world_size-th index of each global batch (as DistributedSampler interleaves), so
-    global batch k holds the same items whatever the number of processes. ``start_step`` skips the first
-    steps of the epoch (resume in the middle of an epoch).
+    global batch k holds the same items whatever the number of processes (though what a model computes over one
+    process's share, such as BatchNorm statistics, is not: session.batch_dependent_terms). ``start_step`` skips
+    the first steps of the epoch (resume in the middle of an epoch).
     """
 
     def __init__(self, dataset_size: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1) -> None:

@@ -1,6 +1,6 @@
 """What a training is told about its plan before it starts: the recipe values a model card's options replace, and
 a planned length that does not fit the learning-rate schedule (for `train`, and for `bench-ir validate` of a recipe,
-which knows no model or data)."""
+which knows no model or data); and what differs when torchrun splits its global batch over several processes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from bench_ir.cards import ModelCard
 from bench_ir.train.recipes import Recipe, TrainPlan, not_own_training_notices, resolve_plan
 from bench_ir.train.schedule import schedule_end_notices
 
-__all__ = ["plan_notices", "model_notices"]
+__all__ = ["plan_notices", "model_notices", "process_split_notices", "process_count_notice"]
 
 
 def plan_notices(recipe: Recipe, plan: TrainPlan, steps_per_epoch: int | None = None) -> list[str]:
@@ -45,3 +45,31 @@ def model_notices(recipe: Recipe, cards: Iterable[ModelCard]) -> list[str]:
                 if text not in own and text not in other_training and card.name not in models.setdefault(text, []):
                     models[text].append(card.name)
     return [*dict.fromkeys(own), *(f"with model {', '.join(names)}: {text}" for text, names in models.items())]
+
+
+def _joined(terms: list[str]) -> str:
+    return ", ".join(terms[:-1]) + f" and {terms[-1]}" if len(terms) > 1 else terms[0]
+
+
+def process_split_notices(global_batch: int, world_size: int, terms: list[str]) -> list[str]:
+    """The notice of a training whose ``global_batch`` torchrun splits over ``world_size`` processes while its
+    ``terms`` (:func:`bench_ir.train.session.batch_dependent_terms`) depend on the images of one process's batch;
+    empty in a single process or without such terms."""
+    if world_size <= 1 or not terms:
+        return []
+    per_process = global_batch // world_size
+    return [f"torchrun: the global batch of {global_batch} is split into {world_size} x {per_process}; "
+            f"{_joined(terms)} come from the {per_process} images of each process: close to, not identical with, "
+            f"one process training all {global_batch} at once"]
+
+
+def process_count_notice(before: int, now: int, global_batch: int, terms: list[str]) -> str:
+    """The notice of a run resumed with ``now`` processes whose checkpoint was written by ``before``: the data order
+    is the same, the random draws of each process are not, and neither are the ``terms`` computed over one
+    process's share of the ``global_batch`` (:func:`bench_ir.train.session.batch_dependent_terms`)."""
+    text = (f"resumed with {now} processes instead of {before}: data order is unchanged but stochastic-depth draws "
+            "differ from an uninterrupted run")
+    if terms:
+        text += (f", and {_joined(terms)} now come from {global_batch // now} images per process instead of "
+                 f"{global_batch // before}")
+    return text

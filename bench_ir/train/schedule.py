@@ -21,7 +21,8 @@ import torch
 
 from bench_ir.train.recipes import ScheduleSpec
 
-__all__ = ["schedule_factor", "schedule_position", "set_learning_rate", "remember_initial_lr", "schedule_end_notices"]
+__all__ = ["schedule_factor", "schedule_position", "set_learning_rate", "remember_initial_lr", "schedule_end_notices",
+           "zero_lr_units", "short_run_notices"]
 
 
 def _warmup_cosine(spec: ScheduleSpec, t: int) -> float:
@@ -107,3 +108,41 @@ def schedule_end_notices(spec: ScheduleSpec, epochs: int | None, steps: int | No
                 f"cosine decay never starts; set schedule.warmup to at most {max(units - 1 - spec.delay, 0)}, or plan "
                 f"more {spec.unit}s"]
     return []
+
+
+def _unit_factor(spec: ScheduleSpec, index: int) -> float:
+    """The factor while training epoch or step ``index`` (counted in ``spec.unit``)."""
+    return schedule_factor(spec, schedule_position(spec, index, index))
+
+
+def _as_steps(spec: ScheduleSpec, units: int, steps_per_epoch: int) -> int:
+    """Optimizer steps of ``units`` epochs or steps (``spec.unit``)."""
+    return units * steps_per_epoch if spec.unit == "epoch" else units
+
+
+def zero_lr_units(spec: ScheduleSpec) -> int:
+    """How many epochs or steps (``spec.unit``) a training starts with at lr 0: those whose factor is 0 from the
+    first one on. A warmup from ``start_factor`` 0 gives 1 + ``delay`` (the official MIRAGE recipes: epochs 0 and
+    1); 0 for a schedule that starts above 0."""
+    units = 0
+    while units <= spec.warmup + spec.delay and _unit_factor(spec, units) == 0:
+        units += 1
+    return units
+
+
+def short_run_notices(spec: ScheduleSpec, steps: int, steps_per_epoch: int) -> list[str]:
+    """What a training cut to its first ``steps`` optimizer steps (``--max-steps``) is told about its learning rate:
+    that every step trains at lr 0 (:func:`zero_lr_units`), so the model's parameters keep their initial values.
+    Steps are counted from 1 in the sentence, as the training log counts them. Empty otherwise (a run cut inside a
+    warmup above 0 still trains)."""
+    zero_units = zero_lr_units(spec)
+    zero_steps = _as_steps(spec, zero_units, steps_per_epoch)
+    if steps > zero_steps:
+        return []
+    lag = f", delay {spec.delay}" if spec.delay else ""
+    span = _count(zero_units, spec.unit) + (f" = {_count(zero_steps, 'step')}" if spec.unit == "epoch" else "")
+    start = f"start_factor {spec.start_factor:g}" if spec.name == "warmup_cosine" else spec.name
+    return [f"every step of this run trains at lr 0: the recipe's learning-rate schedule is at 0 for its first "
+            f"{span} ({start}{lag}), so the model's parameters keep their initial values; train at least "
+            f"{zero_steps + 1:,} steps to change them, or use a recipe whose schedule starts above 0 "
+            "(schedule.start_factor, as in `sample`)"]

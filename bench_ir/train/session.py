@@ -48,12 +48,13 @@ from bench_ir.train.data_check import validation_data_check
 from bench_ir.train.distributed import DistContext, join, wrap_model
 from bench_ir.train.evaluation import check_validation_data
 from bench_ir.train.objectives import Objective, build_objective, build_optimizer
-from bench_ir.train.plan_notices import plan_notices
+from bench_ir.train.plan_notices import plan_notices, process_split_notices
 from bench_ir.train.recipes import DESCRIPTIVE_FIELDS, Recipe, TrainPlan, load_recipe, recipe_sha256, resolve_plan
-from bench_ir.train.schedule import remember_initial_lr
+from bench_ir.train.schedule import remember_initial_lr, short_run_notices
 
 __all__ = ["TrainOptions", "TrainSession", "TrainResumeError", "ValidationDataNotFoundError", "open_session",
-           "check_resumable", "run_identity", "previous_manifest", "MANIFEST_NAME", "CHECKPOINT_NAME"]
+           "check_resumable", "run_identity", "previous_manifest", "batch_dependent_terms", "MANIFEST_NAME",
+           "CHECKPOINT_NAME"]
 
 MANIFEST_NAME = TRAIN_MANIFEST_NAME
 CHECKPOINT_NAME = TRAIN_CHECKPOINT_NAME
@@ -233,6 +234,8 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     if total_steps < planned:
         notices.append(f"--max-steps {options.max_steps}: training stops at step {total_steps} of the recipe's "
                        f"{planned}")
+        notices += [f"--max-steps {options.max_steps}: {text}"
+                    for text in short_run_notices(recipe.schedule, total_steps, sampler.steps_per_epoch)]
     if any(spec.layout == "sample" for spec in recipe.data):
         notices.append("sample (synthetic) training data: built-in photos with synthetic degradations")
     num_workers, workers_notice = loader_workers(options.num_workers, recipe.num_workers, available_cpus(),
@@ -249,6 +252,7 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
         torch.manual_seed(options.seed + 1_000_003 * context.rank)  # own stochastic-depth stream per process
     optimizer = build_optimizer(plan, recipe.optimizer, module, fused=execution.fused_optimizer)
     remember_initial_lr(optimizer)
+    notices += process_split_notices(plan.batch_size, context.world_size, batch_dependent_terms(module, card, plan))
     trained = compile_for_training(wrap_model(module, context, device, plan.find_unused_parameters), execution)
     run_dir = _run_dir(card, recipe, options, context)  # a new folder only once the model and optimizer are built
     session = TrainSession(recipe=recipe, card=card, plan=plan, options=options, context=context, device=device,
@@ -260,6 +264,26 @@ def open_session(recipe: str | Path | Recipe, model: str | Path | ModelCard, opt
     if context.is_main and options.model_args:
         _write_card(card, run_dir / RUN_CARD_NAME)
     return session
+
+
+def batch_dependent_terms(model: nn.Module, card: ModelCard, plan: TrainPlan) -> list[str]:
+    """What a training step of ``model`` computes over the images of a process's batch rather than image by image,
+    so that it changes when torchrun splits the global batch: the statistics of BatchNorm layers (not synchronised
+    across processes: MIRAGE's gated-CNN branch, AirNet's encoders), the negatives of the SPD contrastive term
+    (the other images of the batch; a card with an ``spd_weight`` option, MIRAGE's, trained by the built-in
+    objective with a weight above 0) and a mixture of experts' load-balancing loss (``balance_weight`` above 0,
+    MoCE-IR). Empty for a model whose loss is a mean of per-image terms (the split then changes nothing but
+    float rounding and random draws)."""
+    terms = []
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm)
+           for m in model.modules()):
+        terms.append("BatchNorm statistics")
+    builtin = plan.objective is None
+    if builtin and plan.spd_weight > 0 and "spd_weight" in card.options:
+        terms.append("the SPD contrastive negatives")
+    if builtin and plan.balance_weight > 0:
+        terms.append("the experts' load-balancing loss")
+    return terms
 
 
 def _training_data_check(recipe_ref: str, options: TrainOptions) -> str:

@@ -49,11 +49,13 @@ from bench_ir.train.distributed import gather_objects, mean_across, sync_buffers
 from bench_ir.train.evaluation import ValidationResult, run_validation
 from bench_ir.train.logs import TrainLog, truncate_csv
 from bench_ir.train.objectives import Objective
+from bench_ir.train.plan_notices import process_count_notice
 from bench_ir.train.recipes import Recipe
 from bench_ir.train.schedule import set_learning_rate
 from bench_ir.train.session import (
     TrainOptions,
     TrainSession,
+    batch_dependent_terms,
     check_resumable,
     open_session,
     previous_manifest,
@@ -168,8 +170,8 @@ class _Loop:
                 s.notices.append(notice)
         else:
             torch.manual_seed(s.options.seed + 7919 * self.step + s.context.rank)
-            s.notices.append(f"resumed with {s.context.world_size} processes instead of {len(states)}: data order "
-                             "is unchanged but stochastic-depth draws differ from an uninterrupted run")
+            s.notices.append(process_count_notice(len(states), s.context.world_size, s.plan.batch_size,
+                                                  batch_dependent_terms(s.model, s.card, s.plan)))
         self.last_checkpoint, self.checkpoint_losses = self.step, dict(self.losses)
         self._keep_logs_up_to(self.step)
 
