@@ -194,6 +194,18 @@ def test_an_input_whose_size_differs_from_its_target_is_a_problem_found_before_a
     assert not (tmp_path / "out" / "runs").exists()
 
 
+def test_a_relative_out_folder_above_the_working_directory_holds_the_suite(tmp_path, monkeypatch):
+    """`--out ../suites/s1`: each cell's run directory is checked against the suite folder once, not joined to it
+    twice (which refused it as leaving the suite folder)."""
+    path = _write_suite(tmp_path, entries=[{"model": "input"}], protocols=["5deg"])
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    result = runner.invoke(app, ["suite", "run", str(path), "--out", "../suites/s1", "--limit", "1"])
+    assert result.exit_code == 0, result.output
+    plan = SuitePlan.load(tmp_path / "suites" / "s1")
+    assert [cell_status(plan, cell) for cell in plan.cells] == ["complete"]
+
+
 def test_a_limit_of_zero_is_refused_before_the_suite_directory_exists(tmp_path):
     path = _write_suite(tmp_path, entries=[{"model": "input", "protocols": ["5deg"]}])
     result = runner.invoke(app, ["suite", "run", str(path), "--out", str(tmp_path / "out"), "--limit", "0"])

@@ -152,7 +152,7 @@ class SuitePlan:
 
         path = self.suite_dir / cell.run_dir
         safe_name(path.name, f"run directory of cell '{cell.name}'")
-        inside(self.suite_dir, path, f"run directory of cell '{cell.name}'")
+        inside(self.suite_dir, cell.run_dir, f"run directory of cell '{cell.name}'")  # relative to the suite folder
         return path
 
     def save(self) -> Path:
