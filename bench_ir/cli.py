@@ -916,6 +916,9 @@ def compare(
     from bench_ir import compare_output
 
     try:
+        from bench_ir.counts import check_counts
+
+        check_counts([("--seed", seed, 0)])  # NumPy refuses a negative seed without naming the option
         ranked = paired = changes = None
         if images is not None and run_b is None:
             raise ValueError("--images lists per-image changes between two runs: give RUN_B")

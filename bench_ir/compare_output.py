@@ -30,6 +30,8 @@ __all__ = ["SCHEMA_ID", "FORMATS", "paired_table", "image_changes_table", "image
 SCHEMA_ID = "bench-ir/compare/1"
 FORMATS = ("table", "csv", "json", "markdown")
 _DECIMALS = {"PSNR": 2, "SSIM": 4, "LPIPS": 4}  # means and deltas; a rank's value is at the paper's precision
+_PRINTED_COLUMNS = ("value", "best_value", "mirage_t", "mirage_s")  # rank frame columns compared at that precision
+_SHARE_COLUMNS = ("win_rate",)  # shares of images (0 to 1), not in a metric's unit
 
 
 def _plain(value: Any) -> Any:
@@ -245,16 +247,30 @@ def compare_payload(paired: pd.DataFrame | None = None, ranked: pd.DataFrame | N
     return payload
 
 
-def _markdown(frame: pd.DataFrame, title: str, notes: list[str]) -> str:
-    def cell(value: Any) -> str:
-        value = _plain(value)
-        if value is None:
-            return "–"
-        return f"{value:.4f}" if isinstance(value, float) else markdown_escape(str(value))
+def _column_decimals(column: str, metric: str) -> int:
+    """Decimals of a number in column ``column`` of a compare frame, as the tables print it: the paper's printed
+    precision for the values ranks compare (:data:`_PRINTED_COLUMNS`), :data:`_DECIMALS` for means and deltas, 4 for
+    shares (:data:`_SHARE_COLUMNS`) and numbers of no metric."""
+    if column in _PRINTED_COLUMNS:
+        return _printed_decimals(metric)
+    return 4 if column in _SHARE_COLUMNS else _DECIMALS.get(metric, 4)
 
+
+def _markdown_cell(value: Any, column: str, metric: str) -> str:
+    """A Markdown cell: a float at :func:`_column_decimals`, missing as –, anything else as escaped text."""
+    raw = value.item() if hasattr(value, "item") else value
+    if isinstance(raw, float):
+        return _num(raw, _column_decimals(column, metric))
+    plain = _plain(value)
+    return "–" if plain is None else markdown_escape(str(plain))
+
+
+def _markdown(frame: pd.DataFrame, title: str, notes: list[str]) -> str:
     lines = [f"**{markdown_escape(title)}**", "", "| " + " | ".join(frame.columns) + " |",
              "|" + "|".join("--:" if pd.api.types.is_numeric_dtype(frame[c]) else ":--" for c in frame.columns) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    for row in frame.to_dict(orient="records"):
+        metric = str(row.get("metric", ""))
+        lines.append("| " + " | ".join(_markdown_cell(value, column, metric) for column, value in row.items()) + " |")
     return "\n".join(lines + [""] + [f"{markdown_escape(note)}  " for note in notes]) + "\n"
 
 

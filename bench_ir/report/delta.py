@@ -4,7 +4,8 @@ published row on the protocol, a block of three rows: the published numbers, the
 
 The published row is the one whose leaderboard ``model_key`` equals the run's model card ``leaderboard_key``
 (MIRAGE-T, PromptIR, ...), main section first. Δ uses the stored mean (unrounded) minus the printed value;
-PSNR in dB, SSIM and LPIPS unitless. Δ rows are never ranked.
+PSNR in dB, SSIM and LPIPS unitless. A Δ is checked against the tolerance as printed (rounded to its column's
+precision). Δ rows are never ranked.
 
 A card may state the metric convention its published numbers were measured with (option
 ``published_convention``, e.g. MoCE-IR's M2: Gaussian-window SSIM). When the run scored with another, the Δ of
@@ -37,7 +38,8 @@ _CONVENTION_FIELDS = {
 
 @dataclass(frozen=True)
 class Tolerance:
-    """A cell is flagged when |Δ| exceeds its metric's tolerance (PSNR in dB)."""
+    """A cell is flagged when its printed |Δ| (rounded to the column's precision) exceeds its metric's tolerance (PSNR
+    in dB)."""
 
     psnr: float = 0.05
     ssim: float = 0.002
@@ -117,8 +119,10 @@ def _signed(column: NumericColumn, value: float) -> str:
 
 def _delta_cells(table: TableModel, row: Row, printed: Row, tolerance: Tolerance,
                  gap: ConventionGap | None) -> list[Cell]:
-    """Δ = measured − printed per column: a cell beyond the tolerance is flagged, one of a metric that the run's and
-    the published convention compute differently is marked as such instead (``gap``)."""
+    """Δ = measured − printed per column: a cell whose printed Δ is beyond the tolerance is flagged (decided on the
+    Δ as printed, like the best marks, so a flagged cell never shows a |Δ| equal to the tolerance: the published
+    value itself is only known to half a unit of its last digit), one of a metric that the run's and the published
+    convention compute differently is marked as such instead (``gap``)."""
     cells = []
     for index, column in enumerate(table.columns):
         mine, theirs = row.cells[index].value, printed.cells[index].value
@@ -130,7 +134,7 @@ def _delta_cells(table: TableModel, row: Row, printed: Row, tolerance: Tolerance
         if gap is not None and column.metric in gap.metrics:
             cell.marker = table.footnote(f"measured with convention {gap.measured}, published with {gap.published}: "
                                          f"{column.metric} estimators differ; not checked against the tolerance")
-        elif abs(delta) > tolerance.of(column.metric) + 1e-12:
+        elif abs(column.rounded(delta)) > tolerance.of(column.metric) + 1e-12:
             cell.marker = table.footnote(f"beyond tolerance ({tolerance.describe()})")
         cells.append(cell)
     return cells
@@ -189,7 +193,7 @@ def delta_blocks(table: TableModel, measured: list[tuple[str, MeasuredRun, Row]]
         blocks.append(RowBlock(f"Reproduction: {name} vs published {match.display_name}",
                                [published_copy, measured_copy, delta_row]))
     if blocks:
-        table.notes.append(f"Reproduction blocks: Δ = stored mean − printed value; flagged when "
+        table.notes.append(f"Reproduction blocks: Δ = stored mean − printed value; flagged when the printed "
                            f"{tolerance.describe()}.")
     table.notes += convention_notes
     if not_reproductions:

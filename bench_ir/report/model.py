@@ -58,17 +58,23 @@ class NumericColumn:
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
 
+    def printed_decimals(self, value: float) -> int:
+        """Decimals ``value`` is printed with: the column's ``decimals``, more for a small non-zero finite value of a
+        column with ``min_significant`` (0.0040 keeps 2 significant digits). Every renderer, CSV included, and the
+        best marks use it, so they agree on the digits."""
+        if not self.min_significant or value == 0 or not math.isfinite(value):
+            return self.decimals
+        return max(self.decimals, self.min_significant - 1 - math.floor(math.log10(abs(value))))
+
     def rounded(self, value: float) -> float:
-        return round(value, self.decimals)
+        """``value`` rounded to the digits it is printed with (:meth:`printed_decimals`)."""
+        return round(value, self.printed_decimals(value))
 
     def format(self, value: float | None, leading_zero: bool | None = None) -> str:
         """Printed text of ``value`` ("–" when missing); ``leading_zero`` overrides the column style."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return MISSING
-        decimals = self.decimals
-        if self.min_significant and value != 0:
-            decimals = max(decimals, self.min_significant - 1 - math.floor(math.log10(abs(value))))
-        text = f"{value:.{decimals}f}"
+        text = f"{value:.{self.printed_decimals(value)}f}"
         keep_zero = self.leading_zero if leading_zero is None else leading_zero
         if not keep_zero and abs(value) < 1:
             text = text.replace("0.", ".", 1)

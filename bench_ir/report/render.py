@@ -260,7 +260,7 @@ def _html_context(table: TableModel) -> dict[str, Any]:
 def _csv_value(value: float | None, column: NumericColumn, raw: bool) -> str:
     if value is None:
         return ""
-    return repr(float(value)) if raw else f"{value:.{column.decimals}f}"
+    return repr(float(value)) if raw else f"{value:.{column.printed_decimals(value)}f}"
 
 
 def _render_csv(table: TableModel, raw: bool = False) -> str:
