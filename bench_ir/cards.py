@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import sys
 import warnings
 import weakref
@@ -346,6 +347,27 @@ def resolve_factory(card: ModelCard):
     except AttributeError as err:
         raise SpecError(f"{card.source or card.name}: field 'factory': module '{module_name}' has no "
                         f"attribute '{attr}'") from err
+
+
+def factory_from(card: ModelCard, folder: Path) -> str:
+    """``card``'s factory as a card file in ``folder`` must write it to build the same network (a training run's
+    model-card.yaml): a module found in the card's own folder (``tiny_unet:TinyUNet`` next to
+    ``examples/tiny-unet.yaml``) becomes its file, relative to ``folder`` when both lie below a folder other than
+    the file system's root (``../../../examples/tiny_unet.py:TinyUNet`` from ``runs/train/<run>``), else absolute,
+    since the card's folder is not searched from ``folder``; an installed module (``bench_ir.models.mirage:MIRAGE``)
+    stays as it is."""
+    ref = parse_factory(card.factory, card.source or card.name)
+    card_dir = card_dir_of(card.source)
+    located = locate_module_file(ref, card_dir) if card_dir is not None else None
+    if located is None or (ref.file is None and card_dir not in located.resolve().parents):
+        return card.factory
+    module, here = located.resolve(), Path(folder).resolve()
+    try:
+        shared = Path(os.path.commonpath([module, here]))
+    except ValueError:  # another drive (Windows)
+        shared = None
+    path = module if shared is None or shared == Path(shared.anchor) else os.path.relpath(module, here)
+    return f"{Path(path).as_posix()}:{ref.attr}"
 
 
 def _import_from_card_dir(module_name: str, card_dir: Path, path: Path) -> Any:

@@ -64,6 +64,7 @@ from bench_ir.cards import (
     ModelCard,
     check_card_args,
     default_checkpoint_path,
+    find_card,
     get_card,
     list_cards,
     resolve_factory,
@@ -632,11 +633,20 @@ def _trained_args_sentence(path: Path, card: ModelCard | None) -> str | None:
     shown = ", ".join(f"{key}={json.dumps(value)}" for key, value in differing.items())
     flags = " ".join(_model_arg_flag(key, value) for key, value in differing.items())
     run_card = path.parent / RUN_CARD_NAME
-    how = f"`--model {card.name} {flags}`"
+    how = f"`--model {_card_reference(card)} {flags}`"
     if _records_args(run_card, trained.args):
         how = f"`--model {shlex.quote(str(run_card))}` (the card its training run wrote) or {how}"
     return (f"It was trained with other arguments of model card '{card.name}': {shown} (given: "
             f"{_given_words(given, list(differing))}); load it with {how}.")
+
+
+def _card_reference(card: ModelCard) -> str:
+    """What ``--model`` takes to name ``card``: its name when the registry (or a plugin) resolves that name to this
+    card, else its file (a card file given by path, ``examples/tiny-unet.yaml``), shell-quoted."""
+    registered = find_card(card.name)
+    if not card.source or registered is not None and registered.source == card.source:
+        return card.name
+    return shlex.quote(card.source)
 
 
 def _given_words(given: Mapping[str, Any], keys: list[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from conftest import TINY_MIRAGE_ARGS as TINY
 from safetensors import safe_open
 from typer.testing import CliRunner
 
+from bench_ir.cards import count_parameters, factory_from, get_card
 from bench_ir.checkpoints import (
     TRAINED_ARGS_KEY,
     TRAINED_CARD_KEY,
@@ -30,6 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 TRAINED_WITH = ("It was trained with other arguments of model card 'mirage-t': dim=6, num_blocks=[1, 1, 1, 1], "
                 "num_refinement_blocks=1")
+EXAMPLE_CARD = Path(__file__).resolve().parents[1] / "examples" / "tiny-unet.yaml"
 FLAGS = "--model-arg dim=6 --model-arg 'num_blocks=[1,1,1,1]' --model-arg num_refinement_blocks=1"
 
 
@@ -87,3 +90,35 @@ def test_bench_ir_run_with_the_card_alone_points_at_the_runs_model_card(run_dir,
         terminal_width=2000)
     assert result.exit_code == 2
     assert f"load it with `--model {run_dir / 'model-card.yaml'}` (the card its training run wrote)" in result.output
+
+
+@pytest.fixture(scope="module")
+def card_file_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-step run of the example tiny-unet card FILE (its module lives next to it) with --model-arg width=8."""
+    run = tmp_path_factory.mktemp("trained-card-file") / "run"
+    train("sample", str(EXAMPLE_CARD), None, run, max_steps=1, model_args={"width": 8},
+          **{key: value for key, value in FAST.items() if key != "model_args"})
+    return run
+
+
+def test_the_model_card_a_run_of_a_card_file_writes_builds_its_network_and_loads_its_weights(card_file_run,
+                                                                                           monkeypatch):
+    """As a new process would: the example card's folder, which importing that card put on sys.path, is not there."""
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if Path(entry) != EXAMPLE_CARD.parent])
+    monkeypatch.delitem(sys.modules, "tiny_unet", raising=False)
+    model = create_model(str(card_file_run / "model-card.yaml"), checkpoint=card_file_run / "final.safetensors")
+    assert count_parameters(model) == count_parameters(create_model(str(EXAMPLE_CARD), width=8))
+
+
+def test_the_hint_for_weights_of_a_card_file_names_the_file_not_its_name(card_file_run, tmp_path):
+    weights = Path(shutil.copy(card_file_run / "final.safetensors", tmp_path / "weights.safetensors"))
+    with pytest.raises(CheckpointMismatchError) as caught:
+        create_model(str(EXAMPLE_CARD), checkpoint=weights)
+    assert str(caught.value).splitlines()[-1].endswith(f"load it with `--model {EXAMPLE_CARD} --model-arg width=8`.")
+    assert create_model(str(EXAMPLE_CARD), checkpoint=weights, width=8) is not None  # what it names loads it
+
+
+def test_a_run_card_names_a_module_beside_its_card_relative_to_the_run_folder(card_with_sample, tmp_path):
+    run = tmp_path / "runs" / "train" / "tiny-unet-sample"
+    assert factory_from(get_card(str(card_with_sample)), run) == "../../../card/tiny_unet.py:TinyUNet"
+    assert factory_from(get_card("mirage-t"), run) == get_card("mirage-t").factory  # an installed module

@@ -25,7 +25,7 @@ from torch import nn
 
 from bench_ir.acceleration import ExecutionPlan, compile_for_training, plan_execution
 from bench_ir.atomic import claim_new_dir, write_text_atomic
-from bench_ir.cards import ModelCard, count_parameters, get_card, model_record, with_model_args
+from bench_ir.cards import ModelCard, count_parameters, factory_from, get_card, model_record, with_model_args
 from bench_ir.checkpoints import create_model
 from bench_ir.counts import check_counts
 from bench_ir.cpus import available_cpus, cpus_per_process, local_process_count
@@ -366,6 +366,7 @@ def _write_card(card: ModelCard, path: Path) -> None:
     parity, leaderboard row: a report of a run of this card matches no published row), and with a description that
     says so. The ``paper`` stays: it describes the architecture."""
     data = {k: v for k, v in dataclasses.asdict(card).items() if k not in ("source", *_OWN_NETWORK_FIELDS)}
+    data["factory"] = factory_from(card, path.parent)  # a module beside the card is not beside this file
     data["description"] = (f"{card.display_name}: the network of model card '{card.name}' with --model-arg overrides, "
                            "written by a training run. It is not the network that card describes: that card's "
                            "parameter counts, checkpoints, published figures, parity and leaderboard row are left out.")
