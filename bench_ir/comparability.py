@@ -15,7 +15,7 @@ from typing import Any
 
 from bench_ir.resume import content_changes
 
-__all__ = ["setup_differences"]
+__all__ = ["setup_differences", "synthesis_changes"]
 
 # the parts of a task's protocol entry that decide its degraded inputs (not its labels or leaderboard columns)
 _TASK_SYNTHESIS = ("dataset", "noise", "sample_degradations")
@@ -38,7 +38,7 @@ def setup_differences(manifest_a: dict[str, Any], manifest_b: dict[str, Any]) ->
     crop_a, crop_b = (manifest_a.get("protocol") or {}).get("crop"), (manifest_b.get("protocol") or {}).get("crop")
     for name in (task for task in tasks_a if task in tasks_b):
         task_a, task_b = tasks_a[name], tasks_b[name]
-        changed = [key for key in _TASK_SYNTHESIS if key in task_a and key in task_b and task_a[key] != task_b[key]]
+        changed = synthesis_changes(task_a, task_b)
         if crop_a is not None and crop_b is not None and crop_a != crop_b:
             changed.append("crop")
         if task_a.get("noise") and manifest_a.get("noise_order") != manifest_b.get("noise_order"):
@@ -53,6 +53,12 @@ def setup_differences(manifest_a: dict[str, Any], manifest_b: dict[str, Any]) ->
             differences.append(f"task {name}: {contents} paired image(s) come from files of the same name and size "
                                "with other content (sha256 differs)")
     return differences
+
+
+def synthesis_changes(task_a: dict[str, Any], task_b: dict[str, Any]) -> list[str]:
+    """The fields that make a task's degraded inputs (dataset, noise, sample degradations) in which two tasks differ,
+    each task as a manifest's ``protocol.tasks`` records it (a field either lacks is not compared)."""
+    return [key for key in _TASK_SYNTHESIS if key in task_a and key in task_b and task_a[key] != task_b[key]]
 
 
 def _convention(convention: dict[str, Any]) -> str:

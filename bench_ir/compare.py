@@ -21,7 +21,6 @@ bootstrap over so few images says little.
 
 from __future__ import annotations
 
-import math
 import zlib
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from bench_ir.leaderboard import (
     protocol_rows,
     published_rows,
 )
-from bench_ir.report.measured import MeasuredRun, as_runs, average_tasks, measure
+from bench_ir.report.measured import as_runs, average_tasks, measure, nonfinite_means
 from bench_ir.report.model import metric_column
 from bench_ir.results import Run
 
@@ -309,7 +308,7 @@ def rank_against_leaderboard(run: Run | str | Path, include_assisted: bool = Fal
     not comparable (empty when it is)."""
     (loaded,) = _scored_runs([run])
     measured = measure(loaded)
-    reasons = [*measured.reasons, *nonfinite_means(measured)]
+    reasons = list(measured.reasons)  # nonfinite_means among them
     rows = protocol_rows(measured.protocol, measured.leaderboard_table)
     published = [p for p in published_rows(rows) if include_assisted or p.section == "main"]
     metrics = [m for m in _METRICS if (rows["metric"] == m).any()]
@@ -345,24 +344,6 @@ def rank_against_leaderboard(run: Run | str | Path, include_assisted: bool = Fal
                        table=measured.leaderboard_table or find_table(measured.protocol),
                        reasons=reasons)
     return frame
-
-
-def nonfinite_means(measured: MeasuredRun) -> list[str]:
-    """One phrase per task whose PSNR or SSIM mean is not a finite number, which no rank can place (empty when there
-    is none). These means count every image (:func:`bench_ir.results.aggregate`): an output with NaN/Inf values makes
-    them NaN, and an output identical to its target (the PSNR of identical images is inf) makes the PSNR mean inf."""
-    phrases = []
-    for column in measured.task_columns:
-        means = {metric: measured.value(column.key, metric) for metric in ("PSNR", "SSIM")
-                 if (*column.key, metric) in measured.values}
-        nan = [metric for metric, mean in means.items() if mean is None]  # measure() keeps a NaN mean as None
-        if nan:
-            phrases.append(f"its {column.label} {' and '.join(nan)} mean{'s' if len(nan) > 1 else ''} of NaN (outputs "
-                           "with NaN/Inf values, the records marked nonfinite)")
-        if means.get("PSNR") is not None and math.isinf(means["PSNR"]):
-            phrases.append(f"its {column.label} PSNR mean of inf (an output identical to its target, such as an input "
-                           "that is a copy of its target with --model input: the PSNR of identical images is inf)")
-    return phrases
 
 
 def _delta(value: float | None, reference: float | None) -> float:

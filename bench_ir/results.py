@@ -475,7 +475,8 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
     """Per-task means of psnr/ssim/lpips (per-image mean, the reference convention), image counts and the
     number of images whose output had NaN/Inf (``nonfinite``; such images make the task mean NaN, never skipped).
     Tasks in the order of their first record; a record without task is left out. lpips: the mean of the images that
-    have one (NaN for a task with none)."""
+    have one (NaN for a task with none), NaN too for a task with a nonfinite image, as psnr/ssim: such an image's
+    record has no LPIPS (null), which is not a skipped image."""
     if records.empty:
         return pd.DataFrame(columns=["task", "psnr", "ssim", "lpips", "images", "nonfinite"]).set_index("task")
     grouped = records.groupby("task", sort=False)  # tasks in first-record order, indexed as pandas indexes them
@@ -484,12 +485,13 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
     psnr, ssim, lpips = (pd.to_numeric(records[column], errors="coerce").to_numpy()
                          for column in ("psnr", "ssim", "lpips"))
     nonfinite = records["nonfinite"].fillna(False).astype(bool).to_numpy()
+    nonfinite_counts = np.array([nonfinite[rows].sum() for rows in groups], dtype=np.int64)
     return pd.DataFrame({
         "psnr": _task_means(psnr, groups),
         "ssim": _task_means(ssim, groups),
-        "lpips": _task_means_of_present(lpips, records["task"], len(groups)),
+        "lpips": _task_means_of_present(lpips, records["task"], nonfinite_counts),
         "images": images.to_numpy(),
-        "nonfinite": np.array([nonfinite[rows].sum() for rows in groups], dtype=np.int64),
+        "nonfinite": nonfinite_counts,
     }, index=images.index)
 
 
@@ -499,12 +501,15 @@ def _task_means(values: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
     return np.array([values[rows].mean() for rows in groups])
 
 
-def _task_means_of_present(values: np.ndarray, tasks: pd.Series, count: int) -> np.ndarray:
-    """Per task (in first-appearance order) the mean of the ``values`` that are not NaN, NaN for a task with none
-    (pandas' grouped mean, to the last bit); ``count`` NaNs when no value is present (a run without LPIPS)."""
+def _task_means_of_present(values: np.ndarray, tasks: pd.Series, nonfinite: np.ndarray) -> np.ndarray:
+    """Per task (in first-appearance order) the mean of the ``values`` that are not NaN (pandas' grouped mean, to the
+    last bit), NaN for a task with none and for a task whose ``nonfinite`` count (one per task, in that order) is not
+    0: an image whose output had NaN/Inf makes the mean NaN, as it makes the psnr/ssim means (:func:`_task_means`),
+    though its record holds no value; all NaN when no value is present (a run without LPIPS)."""
     if pd.isna(values).all():
-        return np.full(count, np.nan)
-    return pd.Series(values, index=tasks.index).groupby(tasks, sort=False).mean().to_numpy()
+        return np.full(len(nonfinite), np.nan)
+    means = pd.Series(values, index=tasks.index).groupby(tasks, sort=False).mean().to_numpy()
+    return np.where(nonfinite > 0, np.nan, means)
 
 
 def protocol_average(summary: pd.DataFrame, average_tasks: list[str]) -> pd.Series | None:

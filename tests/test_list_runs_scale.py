@@ -13,7 +13,8 @@ TASKS = [f"task{i}" for i in range(11)]  # more tasks and images than 8: numpy's
 
 
 def _reference_aggregate(records: pd.DataFrame) -> pd.DataFrame:
-    """Per-task means as a pandas groupby computes them (psnr/ssim NaN when any image is NaN; lpips skips NaN)."""
+    """Per-task means as a pandas groupby computes them (psnr/ssim NaN when any image is NaN; lpips skips NaN but is
+    NaN for a task with a nonfinite image, whose record holds no LPIPS)."""
     frame = records.copy()
     for column in ("psnr", "ssim", "lpips"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
@@ -22,7 +23,7 @@ def _reference_aggregate(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "psnr": grouped["psnr"].agg(lambda s: s.mean(skipna=False)),
         "ssim": grouped["ssim"].agg(lambda s: s.mean(skipna=False)),
-        "lpips": grouped["lpips"].mean(),
+        "lpips": grouped["lpips"].mean().where(grouped["nonfinite"].sum() == 0),
         "images": grouped.size(),
         "nonfinite": grouped["nonfinite"].sum().astype(int),
     })

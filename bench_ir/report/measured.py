@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from bench_ir.cards import find_card
+from bench_ir.comparability import synthesis_changes
 from bench_ir.leaderboard import AVERAGE
-from bench_ir.protocol import Protocol, load_protocol
+from bench_ir.protocol import Protocol, list_protocols, load_protocol
 from bench_ir.results import Run, aggregate, load_run, protocol_average
 from bench_ir.resume import run_status
 
@@ -33,6 +34,9 @@ __all__ = [
     "inference_params_shown",
     "measure",
     "noncomparable_reasons",
+    "nonfinite_means",
+    "published_table_differences",
+    "table_protocol",
     "demonstration_weights",
     "short_test_sets",
     "profile_figures",
@@ -89,16 +93,13 @@ def noncomparable_reasons(manifest: dict[str, Any], run_dir: str | Path | None =
         status = run_status(run_dir, manifest)
     if status is not None and status != "complete":
         reasons.append(f"run {status}, not complete")
-    other = _other_convention(manifest)
-    if other:
-        reasons.append(other)
-    return reasons
+    return reasons + published_table_differences(manifest)
 
 
 def _shipped_protocol(name: str) -> Protocol | None:
     """The built-in protocol ``name`` as it is now, or None for a protocol that cannot be loaded by its name (a
     user's own file, a folder pair's, a profile's, or one no longer shipped)."""
-    if not name or name == "efficiency":
+    if name not in list_protocols():  # not a file of that name in the working directory either
         return None
     try:
         return load_protocol(name)
@@ -106,15 +107,80 @@ def _shipped_protocol(name: str) -> Protocol | None:
         return None
 
 
-def _other_convention(manifest: dict[str, Any]) -> str | None:
-    """'metric convention M3, not the protocol's M1' when the run was scored with another convention than its
-    (built-in) protocol's; None when they agree or the protocol cannot be loaded by name."""
-    used = str((manifest.get("convention") or {}).get("id") or "")
-    protocol = _shipped_protocol(str((manifest.get("protocol") or {}).get("name") or ""))
-    if not used or protocol is None:
+def table_protocol(protocol: dict[str, Any]) -> Protocol | None:
+    """The shipped protocol that owns the published table a run's rows are ranked against, given the run manifest's
+    ``protocol``: the shipped protocol of that name where it has that ``leaderboard_table`` (or the manifest names
+    none), else the shipped protocol whose ``leaderboard_table`` the manifest names (a file of the user's own that
+    includes it inherits it); of several (Table B's dehaze, derain and denoise), the first whose columns include the
+    run's. None when no shipped protocol has the table."""
+    own = _shipped_protocol(str(protocol.get("name") or ""))
+    table = protocol.get("leaderboard_table") or (own.leaderboard_table if own is not None else None)
+    if not table:
         return None
-    expected = protocol.convention
-    return f"metric convention {used}, not the protocol's {expected}" if used != expected else None
+    if own is not None and own.leaderboard_table == table:
+        return own
+    owners = [shipped for name in list_protocols()
+              if (shipped := _shipped_protocol(name)) is not None and shipped.leaderboard_table == table]
+    keys = {column.key for column in _task_columns(protocol)}
+    return next((owner for owner in owners if keys <= {column.key for column in _task_columns(owner.to_dict())}),
+                owners[0] if owners else None)
+
+
+def published_table_differences(manifest: dict[str, Any]) -> list[str]:
+    """What a run measures otherwise than the shipped protocol that owns the published table its rows are ranked
+    against (:func:`table_protocol`), one phrase each ('metric convention M5, not M1 of the published table's
+    protocol 3deg'; for a run of that protocol itself 'metric convention M3, not the protocol's M1'): the metric
+    convention the run scored with, its crop rule and, per leaderboard column, what makes the inputs of the task
+    that fills it (dataset, noise: bench_ir.comparability.synthesis_changes). Empty when no shipped protocol owns
+    the table and when they agree: a file that includes a shipped protocol and changes only its title or layouts
+    measures the same. Fields, and keys of a crop or noise, that the manifest lacks are not compared."""
+    protocol = manifest.get("protocol") or {}
+    owner = table_protocol(protocol)
+    if owner is None:
+        return []
+    expected = owner.to_dict()
+    own = owner.name == protocol.get("name")
+    differences = []
+    used = str((manifest.get("convention") or {}).get("id") or "")
+    if used and used != owner.convention:
+        differences.append(f"metric convention {used}, {_not_theirs(owner.convention, owner.name, own)}")
+    if protocol.get("crop") is not None and (crop := _differing(protocol["crop"], expected["crop"])):
+        differences.append(f"crop {crop[0]}, {_not_theirs(crop[1], owner.name, own)}")
+    published = {column.key: task for column, task in zip(_task_columns(expected), expected["tasks"], strict=True)}
+    tasks = [task for task in protocol.get("tasks") or [] if isinstance(task, dict) and "name" in task]
+    for column, task in zip(_task_columns({"tasks": tasks}), tasks, strict=True):
+        reference = published.get(column.key)
+        for name in synthesis_changes(task, reference) if reference is not None else []:
+            if values := _differing(task[name], reference[name]):
+                differences.append(f"task {column.task} {name} {values[0]}, {_not_theirs(values[1], owner.name, own)}")
+    return differences
+
+
+def _not_theirs(value: str, owner: str, own: bool) -> str:
+    """'not the protocol's M1' (a run of the owning protocol itself), else 'not M1 of the published table's
+    protocol 3deg'."""
+    return f"not the protocol's {value}" if own else f"not {value} of the published table's protocol {owner}"
+
+
+def _differing(ours: Any, theirs: Any) -> tuple[str, str] | None:
+    """Two recorded values as text where they differ, None where they agree; of two mappings (a crop, a noise) only
+    the keys both have are compared and shown ('sigma 30', 'sigma 25')."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        keys = [key for key in ours if key in theirs and ours[key] != theirs[key]]
+        return (_text({key: ours[key] for key in keys}), _text({key: theirs[key] for key in keys})) if keys else None
+    return None if ours == theirs else (_text(ours), _text(theirs))
+
+
+def _text(value: Any) -> str:
+    """A recorded value in words: ``None`` is 'none', a mapping 'key value, ...', a list '[a, b]', a float without a
+    trailing .0."""
+    if value is None:
+        return "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_text(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        return f"[{', '.join(_text(item) for item in value)}]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def average_tasks(protocol: dict[str, Any]) -> list[str]:
@@ -273,13 +339,34 @@ def measure(run: Run) -> MeasuredRun:
     short = short_test_sets(protocol, images) if full_real_data else []
     if short:
         reasons.append(f"incomplete test sets ({', '.join(short)} images)")
-    return MeasuredRun(
+    measured = MeasuredRun(
         run=run, label=run.label, run_id=str(run.manifest.get("run_id") or run.run_dir.name),
         protocol=str(protocol.get("name") or ""), task_columns=columns, values=values, images=images,
         reasons=reasons,
         nonfinite=int(summary["nonfinite"].sum()) if "nonfinite" in summary else 0, incomplete=incomplete,
         short_sets=short,
     )
+    measured.reasons += nonfinite_means(measured)
+    return measured
+
+
+def nonfinite_means(measured: MeasuredRun) -> list[str]:
+    """One phrase per task whose PSNR or SSIM mean is not a finite number, which no rank can place (empty when there
+    is none; :func:`measure` adds them to the run's reasons). These means count every image
+    (:func:`bench_ir.results.aggregate`): an output with NaN/Inf values makes them NaN, and an output identical to its
+    target (the PSNR of identical images is inf) makes the PSNR mean inf."""
+    phrases = []
+    for column in measured.task_columns:
+        means = {metric: measured.value(column.key, metric) for metric in ("PSNR", "SSIM")
+                 if (*column.key, metric) in measured.values}
+        nan = [metric for metric, mean in means.items() if mean is None]  # measure() keeps a NaN mean as None
+        if nan:
+            phrases.append(f"its {column.label} {' and '.join(nan)} mean{'s' if len(nan) > 1 else ''} of NaN (outputs "
+                           "with NaN/Inf values, the records marked nonfinite)")
+        if means.get("PSNR") is not None and math.isinf(means["PSNR"]):
+            phrases.append(f"its {column.label} PSNR mean of inf (an output identical to its target, such as an input "
+                           "that is a copy of its target with --model input: the PSNR of identical images is inf)")
+    return phrases
 
 
 def distinct_run_ids(measured: list[MeasuredRun]) -> list[MeasuredRun]:
