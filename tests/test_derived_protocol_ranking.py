@@ -78,3 +78,11 @@ def test_a_published_column_filled_with_another_dataset_is_found_by_its_column_n
     ranks = rank_against_leaderboard(_run_of(path, tmp_path / "run"))
     assert ranks.attrs["reasons"] == ["task haze dataset sots-indoor, not sots-outdoor of the published table's "
                                       "protocol 3deg"]
+
+
+def test_a_file_that_averages_other_tasks_is_not_ranked_and_the_reason_names_both_averages(tmp_path):
+    """Its Average is another quantity than the published Average, though each task column measures the same."""
+    path = _derived_file(tmp_path, average=["dehaze", "derain"])
+    ranks = rank_against_leaderboard(_run_of(path, tmp_path / "run"))
+    assert ranks.attrs["reasons"] == ["Average over [SOTS-outdoor, Rain100L], not [SOTS-outdoor, Rain100L, BSD68 σ=15, "
+                                      "BSD68 σ=25, BSD68 σ=50] of the published table's protocol 3deg"]

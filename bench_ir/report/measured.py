@@ -148,12 +148,31 @@ def published_table_differences(manifest: dict[str, Any]) -> list[str]:
         differences.append(f"crop {crop[0]}, {_not_theirs(crop[1], owner.name, own)}")
     published = {column.key: task for column, task in zip(_task_columns(expected), expected["tasks"], strict=True)}
     tasks = [task for task in protocol.get("tasks") or [] if isinstance(task, dict) and "name" in task]
+    if not own and (averaged := _average_differs(protocol, tasks, owner)):
+        differences.append(f"Average over {averaged[0]}, {_not_theirs(averaged[1], owner.name, own)}")
     for column, task in zip(_task_columns({"tasks": tasks}), tasks, strict=True):
         reference = published.get(column.key)
         for name in synthesis_changes(task, reference) if reference is not None else []:
             if values := _differing(task[name], reference[name]):
                 differences.append(f"task {column.task} {name} {values[0]}, {_not_theirs(values[1], owner.name, own)}")
     return differences
+
+
+def _average_differs(protocol: dict[str, Any], tasks: list[dict[str, Any]], owner: Protocol) -> tuple[str, str] | None:
+    """The leaderboard columns a run's Average is made of (:func:`average_tasks` of its manifest's ``protocol``) and
+    those of the published table's protocol ``owner``, as text, when they are not the same columns (a file of the
+    user's own that averages other tasks: its Average is another quantity); None when they are."""
+    ours = average_tasks(protocol)
+    if not ours:
+        return None
+    key_of = {column.task: column for column in _task_columns({"tasks": tasks})}
+    theirs = {column.task: column for column in _task_columns(owner.to_dict())}
+    mine = [key_of.get(task) for task in ours]
+    published = [theirs[task] for task in owner.average if task in theirs]
+    if None not in mine and sorted(c.key for c in mine) == sorted(c.key for c in published):  # type: ignore[union-attr]
+        return None
+    return (f"[{', '.join(c.label if c is not None else t for c, t in zip(mine, ours, strict=True))}]",
+            f"[{', '.join(c.label for c in published)}]")
 
 
 def _not_theirs(value: str, owner: str, own: bool) -> str:
