@@ -97,6 +97,13 @@ def test_a_load_balancing_weight_makes_the_experts_loss_depend_on_the_batch():
     assert batch_dependent_terms(nn.Conv2d(3, 3, 1), card, plan) == ["the experts' load-balancing loss"]
 
 
+def test_airnets_moco_queue_is_named_among_what_depends_on_one_processs_images():
+    card = get_card("airnet")
+    plan = resolve_plan(load_recipe("sample"), card)
+    terms = batch_dependent_terms(create_model(card), card, plan)
+    assert terms[0] == "BatchNorm statistics" and terms[-1].startswith("the MoCo queue's negatives (rank 0's keys")
+
+
 def test_a_run_resumed_with_another_process_count_is_told_its_batch_statistics_differ():
     assert process_count_notice(1, 4, 32, ["BatchNorm statistics"]) == (
         "resumed with 4 processes instead of 1: data order is unchanged but stochastic-depth draws differ from an "

@@ -271,8 +271,10 @@ def batch_dependent_terms(model: nn.Module, card: ModelCard, plan: TrainPlan) ->
     so that it changes when torchrun splits the global batch: the statistics of BatchNorm layers (not synchronised
     across processes: MIRAGE's gated-CNN branch, AirNet's encoders), the negatives of the SPD contrastive term
     (the other images of the batch; a card with an ``spd_weight`` option, MIRAGE's, trained by the built-in
-    objective with a weight above 0) and a mixture of experts' load-balancing loss (``balance_weight`` above 0,
-    MoCE-IR). Empty for a model whose loss is a mean of per-image terms (the split then changes nothing but
+    objective with a weight above 0), a mixture of experts' load-balancing loss (``balance_weight`` above 0,
+    MoCE-IR) and a queue of contrastive negatives kept as a buffer (AirNet's MoCo ``queue``: under DDP each process
+    enqueues its own keys, then DDP overwrites every process's buffers with rank 0's before the next forward).
+    Empty for a model whose loss is a mean of per-image terms (the split then changes nothing but
     float rounding and random draws)."""
     terms = []
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm)
@@ -283,6 +285,8 @@ def batch_dependent_terms(model: nn.Module, card: ModelCard, plan: TrainPlan) ->
         terms.append("the SPD contrastive negatives")
     if builtin and plan.balance_weight > 0:
         terms.append("the experts' load-balancing loss")
+    if any(isinstance(getattr(m, "queue", None), torch.Tensor) for m in model.modules()):
+        terms.append("the MoCo queue's negatives (rank 0's keys only: DDP copies its buffers to every process)")
     return terms
 
 
