@@ -6,8 +6,12 @@ the card's ``checkpoint.format`` records what the official release uses):
 - ``lightning``: a ``torch.save`` dict with ``state_dict`` (keys ``net.*``) and ``pytorch-lightning_version``;
 - ``basicsr``: a dict with ``params`` (used when present) or ``params_ema``;
 - ``state_dict``: a plain mapping of tensors, or a dict holding one under ``state_dict`` /
-  ``model_state_dict`` / ``model`` (e.g. ``{'state_dict': ..., 'optimizer': ..., 'epoch': ...}``);
-- ``safetensors``: by suffix or header.
+  ``model_state_dict`` / ``model`` (e.g. ``{'state_dict': ..., 'optimizer': ..., 'epoch': ...}``), or tensors at
+  the top level beside metadata that holds no tensor (``{**state_dict, 'epoch': 5}``: the tensors are read as a
+  Lightning file's weights are, beside its metadata);
+- ``safetensors``: by suffix or header;
+- ``module``: a whole ``torch.save(model)`` pickle, read only with ``trust_pickle``: its ``state_dict()`` (so is a
+  pickled model under an entry, ``{'model': model}``).
 
 Weight sets: a dict's weights are the entry named by the card's ``checkpoint.key`` (e.g. ``params_ema``), else the
 first of ``state_dict``, ``params``, ``params_ema``, ``model_state_dict``, ``model``. A file holding several weight
@@ -17,14 +21,19 @@ loads that first one and says so in a warning.
 Prefixes: the card's ``strip_prefixes`` are removed from every key that starts with them; ``module.`` (DDP) and
 ``_orig_mod.`` (torch.compile) are removed when every key has them. A card prefix applies to a key as stored or,
 when none of them starts it, to the key once ``module.`` / ``_orig_mod.`` are removed: ``module.model.conv.weight``
-with ``strip_prefixes: ["model."]`` becomes ``conv.weight``.
+with ``strip_prefixes: ["model."]`` becomes ``conv.weight``. Prefixes whose removal gives two keys one name (a
+network under ``net.`` and its EMA copy under ``net_ema.``, both stripped) raise :class:`CheckpointError` naming
+both keys and how to load one set, rather than keeping whichever came last.
 
 Mismatches: strict loads raise :class:`CheckpointMismatchError` listing the differing keys, and say which
 ``strip_prefixes`` make the keys fit when one more common prefix (``model.``, ``generator.``) is all that differs;
 a non-strict load that matches none of the model's tensors raises the same error. When the only differences are
 tensor dimensions that the card's ``checkpoint.arg_dims`` tie to a factory argument (AirNet's MoCo queue:
 256 x ``train_batch_size``), the error names the ``--model-arg`` values that fit. Otherwise it names the registered
-models the file resembles, each compared with the keys its own load gives (its prefixes, not the given card's).
+models the file resembles, each compared with the keys its own load gives (its prefixes, not the given card's); a
+file holding every tensor of the model and more keys is said to be so (and what the extra keys are when they are
+another set of its weights), and a file that matches the given model at least half (:class:`ModelGuess` scores) and
+no other better is called that model, damaged, modified or of another version, with what is missing or reshaped.
 Weights of a bench-ir training run (``final.safetensors``) record the card and the arguments the network was built
 with (:func:`trained_model`); when they do not fit the same card with other arguments, the error names the arguments
 they were trained with and how to load them (the run's ``model-card.yaml``, or ``--model-arg``).
@@ -275,13 +284,70 @@ def _take(obj: Mapping, key: str, path: Path) -> tuple[dict[str, Tensor], str]:
     return tensors, "lightning" if lightning else "state_dict"
 
 
+def _holds_tensor(value: Any) -> bool:
+    """Whether ``value`` is a tensor or a container (mapping, list, tuple) holding one at any depth."""
+    if isinstance(value, Tensor):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_tensor(v) for v in value.values())
+    return isinstance(value, (list, tuple)) and any(_holds_tensor(v) for v in value)
+
+
+def _entry_weights(obj: Any) -> Any:
+    """``obj`` with each entry that is an ``nn.Module`` (a whole pickled model, only read with trust_pickle) replaced
+    by its ``state_dict()`` (``{'model': model, 'epoch': 3}``)."""
+    if isinstance(obj, Mapping) and any(isinstance(v, nn.Module) for v in obj.values()):
+        return {k: v.state_dict() if isinstance(v, nn.Module) else v for k, v in obj.items()}
+    return obj
+
+
+def _top_level_tensors(obj: Mapping, path: Path) -> dict[str, Tensor] | None:
+    """The tensors at the top level of a dict holding no weight set, when every other entry is metadata holding no
+    tensor (``{**state_dict, 'epoch': 5}``): read as a Lightning file's weights are, beside its metadata. None when
+    the dict has no top-level tensor; a CheckpointError when another entry holds tensors too (which are the weights
+    is then unclear)."""
+    tensors = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+    if not tensors:
+        return None
+    holding = [repr(k) for k, v in obj.items() if k not in tensors and _holds_tensor(v)]
+    if holding:
+        raise CheckpointError(
+            f"checkpoint {path} holds {len(tensors)} tensors at its top level "
+            f"({shortlist(list(map(repr, tensors)), 3)}) beside entries holding tensors in another form "
+            f"({shortlist(holding, _SHOWN)}): which are the weights is unclear. Save the weights alone as a "
+            "mapping of parameter names to tensors, or, if one entry holds them, name it in a copy of the model card "
+            "(`checkpoint: {key: ENTRY}`).")
+    return tensors
+
+
+def _no_state_dict_error(obj: Mapping, path: Path) -> CheckpointError:
+    """The error for a dict with no tensor at its top level and no entry of the known weight-set names: the entries
+    that do hold a mapping of tensors (``{'net': state_dict}``) and the card's ``checkpoint.key`` that loads one."""
+    listed = ", ".join(repr(k) for k in list(obj)[:10])
+    text = f"checkpoint {path} holds no state_dict: top-level keys are {listed}."
+    entries = [k for k, v in obj.items() if isinstance(v, Mapping) and any(isinstance(t, Tensor) for t in v.values())]
+    if entries:
+        held = ", ".join(f"'{k}' ({sum(isinstance(t, Tensor) for t in obj[k].values())} tensors)" for k in entries)
+        return CheckpointError(f"{text} Entries holding tensors: {held}; to load one, name it in a copy of the model "
+                               f"card: `checkpoint: {{key: {entries[0]}}}` (the card's checkpoint.key).")
+    return CheckpointError(f"{text} Expected tensors under one of {', '.join(_WRAPPER_KEYS)}, under the entry the "
+                           "card's checkpoint.key names, or a plain mapping of parameter names to tensors.")
+
+
 def _extract(obj: Any, path: Path, chosen: str | None = None) -> tuple[dict[str, Tensor], str, str | None]:
     """(state_dict, detected format, entry it came from) from what torch.load returned; ``chosen`` is the card's
-    ``checkpoint.key`` (ignored for a plain mapping of tensors, which holds one weight set)."""
+    ``checkpoint.key`` (ignored for a plain mapping of tensors, which holds one weight set). A whole pickled
+    ``nn.Module`` (read only with trust_pickle) gives its ``state_dict()``, format ``module``."""
+    if isinstance(obj, nn.Module):
+        return dict(obj.state_dict()), "module", None
+    obj = _entry_weights(obj)
     if _is_tensor_mapping(obj):
         return dict(obj), "state_dict", None
     if isinstance(obj, Mapping):
         sets = _weight_sets(obj)
+        loose = None if sets or chosen in obj else _top_level_tensors(obj, path)
+        if loose is not None:
+            return loose, "state_dict", None
         if chosen is not None:
             if chosen not in obj:
                 held = f"its weight sets are {', '.join(map(repr, sets))}" if sets else "it holds no weight set"
@@ -299,11 +365,7 @@ def _extract(obj: Any, path: Path, chosen: str | None = None) -> tuple[dict[str,
                               f"loaded '{key}'. To load another, name it in the model card: "
                               f"`checkpoint: {{key: {other}}}`", UserWarning, stacklevel=4)
             return tensors, fmt, key
-        listed = ", ".join(repr(k) for k in list(obj)[:10])
-        raise CheckpointError(
-            f"checkpoint {path} holds no state_dict: top-level keys are {listed}. Expected tensors under "
-            f"one of {', '.join(_WRAPPER_KEYS)}, or a plain mapping of parameter names to tensors."
-        )
+        raise _no_state_dict_error(obj, path)
     raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a state_dict (a mapping of "
                           "parameter names to tensors)")
 
@@ -365,6 +427,71 @@ def _keys_as_loaded(stored: Mapping[str, V], card_prefixes: Sequence[str], fmt: 
     return _strip(stored, _load_prefixes(card_prefixes, fmt, stored))
 
 
+def _name_clashes(stored: Sequence[str], keys: Sequence[str]) -> dict[str, list[str]]:
+    """The names a strip gives to more than one key: name -> the ``stored`` keys that became it (``keys`` are
+    ``stored`` with prefixes removed, in the same order). Empty when every key keeps a name of its own."""
+    if len(set(keys)) == len(keys):
+        return {}
+    sources: dict[str, list[str]] = {}
+    for old, new in zip(stored, keys, strict=True):
+        sources.setdefault(new, []).append(old)
+    return {name: olds for name, olds in sources.items() if len(olds) > 1}
+
+
+def _removed_part(stored_key: str, name: str) -> str:
+    """The leading part of ``stored_key`` that stripping removed to give ``name`` (prefixes come off the front)."""
+    return stored_key[:len(stored_key) - len(name)]
+
+
+def _set_words(part: str) -> str:
+    """'under 'net_ema.'': the keys of the weight set stored under ``part`` ('' for keys without a prefix)."""
+    return f"under '{part}'" if part else "without a prefix"
+
+
+def _set_prefixes(part: str) -> list[str]:
+    """The ``strip_prefixes`` that select the weight set stored under ``part`` ('' for keys without a prefix)."""
+    return [part] if part else []
+
+
+def _set_choice_sentence(stored: Sequence[str], parts: Sequence[str], fmt: str, converting: bool) -> str:
+    """How to load one of the weight sets a file of format ``fmt`` holds under the stored key prefixes ``parts``: a
+    copy of the model card whose ``strip_prefixes`` remove only that set's prefix, loading non-strictly so that the
+    other sets' keys stay unused. Only the sets such a strip isolates (giving no two keys one name) are offered; for
+    ``bench-ir convert``, which checks strictly, and for the other sets, the set must be saved alone first."""
+    choices = [part for part in parts
+               if not _name_clashes(stored, _strip_keys(stored, _load_prefixes(_set_prefixes(part), fmt, stored))[0])]
+    others = [_set_words(part) for part in parts if part not in choices]
+    save_alone = "alone (its tensors, keys without the prefix) with torch.save and"
+    sentences = []
+    if choices:
+        settings = [f"`checkpoint: {{strip_prefixes: {json.dumps(_set_prefixes(part))}, strict: false}}` (the set "
+                    f"{_set_words(part)})" for part in choices]
+        sentences.append(f"To load one set and leave the others unused, put {' or '.join(settings)} in a copy of the "
+                         "model card.")
+    if others:
+        sentences.append(f"For the set {' and the set '.join(others)}, save it {save_alone} load or convert that file.")
+    if converting and choices:
+        sentences.append(f"`bench-ir convert` checks strictly and cannot leave a set out: save the chosen set "
+                         f"{save_alone} convert that file.")
+    return " ".join(sentences)
+
+
+def _clash_error(path: Path, stored: Sequence[str], stripped: Sequence[str], clashes: Mapping[str, list[str]],
+                 fmt: str) -> CheckpointError:
+    """The error for prefixes whose removal gives several keys of the file one name (one tensor would silently
+    replace the others, as a file holding a network and its EMA copy under ``net.`` and ``net_ema.`` with both
+    stripped): an example, the counts, the prefixes of the sets and how to load one of them."""
+    name, sources = next(iter(clashes.items()))
+    parts = list(dict.fromkeys(_removed_part(old, new) for new, olds in clashes.items() for old in olds))
+    shown = " and ".join(f"'{old}'" for old in sources)
+    return CheckpointError(
+        f"checkpoint {path}: removing the key prefixes {json.dumps(list(stripped))} gives "
+        f"{sum(map(len, clashes.values()))} of its keys only {len(clashes)} names (e.g. {shown} "
+        f"{'both' if len(sources) == 2 else 'all'} become '{name}'), so one tensor of each name would silently "
+        f"replace the other: the file holds more than one set of weights "
+        f"({', '.join(_set_words(part) for part in parts)}). {_set_choice_sentence(stored, parts, fmt, True)}")
+
+
 _CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt", ".tar", ".bin", ".safetensors")
 
 
@@ -413,6 +540,9 @@ def read_checkpoint(path: str | Path, spec: CheckpointSpec | None = None,
         state, fmt, key = _extract(_torch_load(path, trust_pickle), path, spec.key)
     prefixes = _load_prefixes(spec.strip_prefixes, fmt, state)
     keys, stripped = _strip_keys(list(state), prefixes)
+    clashes = _name_clashes(list(state), keys)
+    if clashes:
+        raise _clash_error(path, list(state), stripped, clashes, fmt)
     return CheckpointContents(dict(zip(keys, state.values(), strict=True)), fmt, key, tuple(prefixes),
                               _signature(state), stripped)
 
@@ -492,16 +622,21 @@ def guess_models(checkpoint_shapes: Mapping[str, tuple[int, ...]], exclude: tupl
         if card.name in exclude or card.is_placeholder:
             continue
         try:
-            expected = set(_signature_of_card(card).items())
+            expected = _signature_of_card(card)
         except Exception:  # a card whose model cannot be built is no candidate
             continue
         if expected:
             loaded = _keys_as_loaded(checkpoint_shapes, [*card.checkpoint.strip_prefixes, *extra_prefixes],
                                      checkpoint_format)
-            found = {(k, tuple(s)) for k, s in loaded.items()}
-            score = len(found & expected) / max(len(found), len(expected))
-            guesses.append(ModelGuess(card.name, card.display_name, score))
+            guesses.append(ModelGuess(card.name, card.display_name, _match_score(loaded, expected)))
     return sorted(guesses, key=lambda g: -g.score)
+
+
+def _match_score(found: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]]) -> float:
+    """How well a checkpoint's tensors (``found``, keys as loaded) match a model's (``expected``): the share of
+    (key, shape) pairs common to both over the larger of the two key counts (1.0 = identical; :class:`ModelGuess`)."""
+    common = {(k, tuple(s)) for k, s in found.items()} & {(k, tuple(s)) for k, s in expected.items()}
+    return len(common) / max(len(found), len(expected), 1)
 
 
 def _guess_sentence(guesses: list[ModelGuess]) -> str:
@@ -519,25 +654,38 @@ def _guess_sentence(guesses: list[ModelGuess]) -> str:
 
 _HINT_DEPTH = 3  # dotted components tried as a missing strip prefix: 'model.', 'model.net.', 'model.net.body.'
 _HINT_CANDIDATES = 20
+_MOSTLY = 0.5  # a file matching the given model at least this well (_match_score), and no other better, is that model
+
+
+def _leading_parts(keys: Sequence[str]) -> list[str]:
+    """The dotted leading parts of ``keys`` ('model.', 'model.net.', up to :data:`_HINT_DEPTH` components, never a
+    whole key), most common first, at most :data:`_HINT_CANDIDATES`."""
+    counts: dict[str, int] = {}
+    for key in keys:
+        parts = key.split(".")
+        for depth in range(1, min(_HINT_DEPTH, len(parts) - 1) + 1):
+            candidate = ".".join(parts[:depth]) + "."
+            counts[candidate] = counts.get(candidate, 0) + 1
+    return sorted(counts, key=lambda c: -counts[c])[:_HINT_CANDIDATES]
 
 
 def _prefix_fix(checkpoint: CheckpointContents, model_shapes: Mapping[str, tuple[int, ...]],
                 mismatch: KeyMismatch) -> tuple[list[str], int] | None:
     """(strip_prefixes, unexpected keys left) with which every model tensor is found in the checkpoint by name and
     shape: the applied prefixes plus one common leading part of the unexpected keys, checked with the real key
-    stripping on the keys as stored. None when no such prefix exists; the fewest leftover keys wins."""
-    if not checkpoint.stored_shapes or not mismatch.unexpected:
+    stripping on the keys as stored. Only a file with missing or shape-mismatched keys gets one (a prefix counts
+    when removing it finds them), and never a prefix whose removal gives two keys one name. None when no such prefix
+    exists; the fewest leftover keys wins."""
+    if not checkpoint.stored_shapes or not mismatch.unexpected or not (mismatch.missing or mismatch.mismatched):
         return None
-    counts: dict[str, int] = {}
-    for key in mismatch.unexpected:
-        parts = key.split(".")
-        for depth in range(1, min(_HINT_DEPTH, len(parts) - 1) + 1):
-            candidate = ".".join(parts[:depth]) + "."
-            counts[candidate] = counts.get(candidate, 0) + 1
+    stored = list(checkpoint.stored_shapes)
     best: tuple[list[str], int] | None = None
-    for candidate in sorted(counts, key=lambda c: -counts[c])[:_HINT_CANDIDATES]:
+    for candidate in _leading_parts(mismatch.unexpected):
         prefixes = [*checkpoint.prefixes, candidate]
-        fixed = compare_state_dict(model_shapes, _strip(checkpoint.stored_shapes, prefixes))
+        keys, _ = _strip_keys(stored, prefixes)
+        if _name_clashes(stored, keys):
+            continue
+        fixed = compare_state_dict(model_shapes, dict(zip(keys, checkpoint.stored_shapes.values(), strict=True)))
         if not fixed.missing and not fixed.mismatched and (best is None or len(fixed.unexpected) < best[1]):
             best = (prefixes, len(fixed.unexpected))
     return best
@@ -554,21 +702,149 @@ def _prefix_sentence(fix: tuple[list[str], int], converting: bool = False) -> st
             f"`checkpoint: {{strip_prefixes: {json.dumps(prefixes)}}}` in the model card{also}.")
 
 
+def _stored_names(checkpoint: CheckpointContents) -> dict[str, str]:
+    """Key as loaded -> key as stored in the file (the load's prefixes removed)."""
+    stored = list(checkpoint.stored_shapes)
+    return dict(zip(_strip_keys(stored, checkpoint.prefixes)[0], stored, strict=True))
+
+
+def _other_weight_sets(checkpoint: CheckpointContents, model_shapes: Mapping[str, tuple[int, ...]],
+                       unexpected: Sequence[str]) -> list[str]:
+    """The stored key prefixes under which the ``unexpected`` keys hold every tensor of the model once more (an EMA
+    copy beside the network: ``net_ema.`` beside ``net.``), in the order found."""
+    if not checkpoint.stored_shapes:
+        return []
+    as_stored, loaded = _stored_names(checkpoint), _signature(checkpoint.state_dict)
+    parts: list[str] = []
+    for candidate in _leading_parts(unexpected):
+        names = {key: key[len(candidate):] for key in unexpected if key.startswith(candidate)}
+        found = compare_state_dict(model_shapes, {name: loaded[key] for key, name in names.items()})
+        if not found.missing and not found.mismatched:
+            key, name = next(iter(names.items()))
+            parts.append(_removed_part(as_stored[key], name))
+    return list(dict.fromkeys(parts))
+
+
+def _extra_keys_words(target: str, unexpected: Sequence[str]) -> str:
+    """'Every tensor of T is in the checkpoint with its shape; it also holds keys the model lacks (2: a, b).'"""
+    return (f"Every tensor of {target} is in the checkpoint with its shape; it also holds keys the model lacks "
+            f"({len(unexpected)}: {shortlist(list(unexpected), 3)}).")
+
+
+def _extra_keys_sentence(target: str, checkpoint: CheckpointContents, model_shapes: Mapping[str, tuple[int, ...]],
+                         unexpected: Sequence[str], converting: bool, strict: bool) -> str:
+    """For a file holding every tensor of the model and more keys: says so, names those keys (a few, and their
+    count), and whether they are another set of the model's weights (then how to load one set); otherwise, for a
+    strict load, the card setting that leaves them unused, and for a conversion that it writes only what fits."""
+    text = _extra_keys_words(target, unexpected)
+    sets = _other_weight_sets(checkpoint, model_shapes, unexpected)
+    if sets:
+        first = next(iter(model_shapes))
+        taken = _removed_part(_stored_names(checkpoint)[first], first)
+        text += (f" They hold another set of the model's weights ({', '.join(map(_set_words, sets))}; this load "
+                 f"took the set {_set_words(taken)}).")
+        if strict or converting:
+            text += " " + _set_choice_sentence(list(checkpoint.stored_shapes), [taken, *sets], checkpoint.format,
+                                               converting)
+        return text
+    card_setting = (f"`checkpoint: {{strip_prefixes: {json.dumps(list(checkpoint.prefixes))}, strict: false}}`"
+                    if checkpoint.prefixes else "`checkpoint: {strict: false}`")
+    if converting:
+        return (f"{text} `bench-ir convert` checks strictly and writes no file with keys the model lacks: save the "
+                f"model's tensors alone with torch.save and convert that file, or load this one with {card_setting} "
+                "in a copy of the model card.")
+    if strict:
+        return (f"{text} If they were saved beside the network (a loss, a discriminator), a copy of the model card "
+                f"with {card_setting} loads the model's tensors and leaves them unused.")
+    return text
+
+
+def _whole_parts(missing: Sequence[str], model_shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+    """The ``missing`` model keys grouped by the shortest dotted prefix all of whose model keys are missing
+    ('degradation_net.': 105), or by the key itself where there is none: group -> missing keys in it, in order."""
+    def prefixes(key: str) -> list[str]:
+        parts = key.split(".")
+        return [".".join(parts[:depth]) + "." for depth in range(1, len(parts))]
+
+    in_model: dict[str, int] = {}
+    in_missing: dict[str, int] = {}
+    for counts, keys in ((in_model, model_shapes), (in_missing, missing)):
+        for key in keys:
+            for prefix in prefixes(key):
+                counts[prefix] = counts.get(prefix, 0) + 1
+    groups: dict[str, int] = {}
+    for key in missing:
+        group = next((p for p in prefixes(key) if in_missing[p] == in_model.get(p)), key)
+        groups[group] = groups.get(group, 0) + 1
+    return groups
+
+
+def _missing_words(missing: Sequence[str], model_shapes: Mapping[str, tuple[int, ...]]) -> str:
+    """'degradation_representations and all 105 under 'degradation_net.'' when the missing keys make up whole parts
+    of the model (a few), else 'first: a, b, c'."""
+    groups = _whole_parts(missing, model_shapes)
+    if len(groups) < len(missing) and len(groups) <= _SHOWN:
+        named = [f"all {count} under '{group}'" if group.endswith(".") else f"'{group}'"
+                 for group, count in groups.items()]
+        return " and ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
+    return missing[0] if len(missing) == 1 else f"first: {', '.join(missing[:3])}"
+
+
+def _damaged_sentence(target: str, mismatch: KeyMismatch, model_shapes: Mapping[str, tuple[int, ...]]) -> str:
+    """For a file that is mostly the given model: how many of its tensors are missing or of another shape (and which,
+    or which parts of the model), and what that means."""
+    found: list[tuple[int, str]] = []
+    if mismatch.missing:
+        found.append((len(mismatch.missing), f"missing ({_missing_words(mismatch.missing, model_shapes)})"))
+    if mismatch.mismatched:
+        key, stored, expected = mismatch.mismatched[0]
+        found.append((len(mismatch.mismatched), f"of another shape (first: {key}, {list(stored)} instead of "
+                                                f"{list(expected)})"))
+    (count, words), *more = found
+    described = f"{count} of its {len(model_shapes)} tensors {words}" + "".join(f" and {n} {w}" for n, w in more)
+    lacking = f", and {len(mismatch.unexpected)} keys the model lacks" if mismatch.unexpected else ""
+    return (f"It is {target} with {described}{lacking}: the file is damaged, modified, or of another version of the "
+            "model (it matches no registered model better).")
+
+
+def _fit_sentence(target: str, checkpoint: CheckpointContents, model_shapes: Mapping[str, tuple[int, ...]],
+                  mismatch: KeyMismatch, guesses: list[ModelGuess], converting: bool, strict: bool) -> str:
+    """What a file that no prefix or argument fixes is: one holding every tensor of the model and more keys
+    (:func:`_extra_keys_sentence`, then the registered model it matches better, if one does at least
+    :data:`_MOSTLY`); mostly the given model, none matching better (:func:`_damaged_sentence`); else the registered
+    models it resembles (``guesses``, the given card not among them)."""
+    own = _match_score(_signature(checkpoint.state_dict), model_shapes)
+    better = bool(guesses) and guesses[0].score > own
+    if not mismatch.missing and not mismatch.mismatched:
+        if better and guesses[0].score >= _MOSTLY:
+            return f"{_extra_keys_words(target, mismatch.unexpected)} {_guess_sentence(guesses)}"
+        return _extra_keys_sentence(target, checkpoint, model_shapes, mismatch.unexpected, converting, strict)
+    if own >= _MOSTLY and not better:
+        return _damaged_sentence(target, mismatch, model_shapes)
+    return _guess_sentence(guesses)
+
+
 def _mismatch_error(path: Path, target: str, checkpoint: CheckpointContents, model_state: Mapping[str, Tensor],
                     mismatch: KeyMismatch, exclude: tuple[str, ...], headline: str = "",
                     converting: bool = False, card: ModelCard | None = None,
-                    extra_prefixes: Sequence[str] = ()) -> CheckpointMismatchError:
+                    extra_prefixes: Sequence[str] = (), strict: bool = True) -> CheckpointMismatchError:
     """The error for a checkpoint that does not fit: the differing keys, then the missing strip prefix that makes
     them fit or, without one, the other arguments of ``card`` the file was trained with
     (:func:`_trained_args_sentence`), or the argument values its ``checkpoint.arg_dims`` read from the shapes
-    (:func:`_arg_dims_sentence`) or, without those, the registered models the checkpoint resembles, each compared
-    with the keys its own load gives (``extra_prefixes``: prefixes removed besides the cards' own)."""
-    fix = _prefix_fix(checkpoint, _signature(model_state), mismatch)
+    (:func:`_arg_dims_sentence`) or, without those, what the file is (:func:`_fit_sentence`): the given model with
+    more keys, the given model damaged, or the registered models it resembles, each compared with the keys its own
+    load gives (``exclude``: the given card's name; ``extra_prefixes``: prefixes removed besides the cards' own).
+    ``strict``: whether the load was strict (a non-strict one is not told to set ``strict: false``)."""
+    model_shapes = _signature(model_state)
+    fix = _prefix_fix(checkpoint, model_shapes, mismatch)
     hint = (_prefix_sentence(fix, converting) if fix else
             _trained_args_sentence(path, card) or _arg_dims_sentence(mismatch, _signature(checkpoint.state_dict), card))
-    stored = checkpoint.stored_shapes or _signature(checkpoint.state_dict)
-    guesses = [] if hint else guess_models(stored, exclude=exclude, checkpoint_format=checkpoint.format,
-                                           extra_prefixes=extra_prefixes)
+    guesses: list[ModelGuess] = []
+    if not hint:
+        stored = checkpoint.stored_shapes or _signature(checkpoint.state_dict)
+        guesses = guess_models(stored, exclude=exclude, checkpoint_format=checkpoint.format,
+                               extra_prefixes=extra_prefixes)
+        hint = _fit_sentence(target, checkpoint, model_shapes, mismatch, guesses, converting, strict)
     message = _mismatch_message(path, target, mismatch, len(checkpoint.state_dict), len(model_state), guesses, hint)
     return CheckpointMismatchError(headline + message, mismatch, guesses)
 
@@ -789,7 +1065,7 @@ def load_weights(model: nn.Module, path: str | Path, card: ModelCard | None = No
                                   f"non-strict load (checkpoint.strict: false): no tensor of the checkpoint "
                                   f"matches any of the {len(model_state)} tensors of {target} by name and shape, "
                                   "so it would load nothing.\n", card=card)
-        message = _mismatch_error(path, target, checkpoint, model_state, mismatch, exclude, card=card)
+        message = _mismatch_error(path, target, checkpoint, model_state, mismatch, exclude, card=card, strict=False)
         warnings.warn(f"non-strict load: {message}", UserWarning, stacklevel=2)
     model.load_state_dict(usable, strict=mismatch.ok)
     return LoadReport(str(path), checkpoint.format, len(checkpoint.state_dict), len(usable), strict, mismatch)
