@@ -58,6 +58,7 @@ def _num(value: Any, decimals: int, signed: bool = False) -> str:
     value = _plain(value)
     if value is None:
         return "–"
+    value = round(value, decimals) + 0.0  # a value that rounds to zero prints 0.00 (+0.00), never -0.00
     return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
 
 

@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from bench_ir.compare_output import _num
 from bench_ir.report import Tolerance, build_table, render
-from bench_ir.report.model import Cell, NumericColumn, Row, RowBlock, TableModel, mark_best
+from bench_ir.report.delta import _signed
+from bench_ir.report.model import PARAMS_COLUMN, Cell, NumericColumn, Row, RowBlock, TableModel, mark_best
+from bench_ir.report.tables import measured_table_row
 
 STORE = Path(__file__).parent / "fixtures" / "store"
 FLOPS = NumericColumn(("", "FLOPs"), "", "FLOPs", higher_is_better=False, decimals=0, unit="G", min_significant=2)
-PARAMS = NumericColumn(("", "params"), "", "Params", higher_is_better=False, decimals=2, unit="M", min_significant=2)
+PARAMS = PARAMS_COLUMN
+PSNR = NumericColumn(("Average", ""), "Average", "PSNR", higher_is_better=True, decimals=2)
 
 
 def _table(column: NumericColumn, values: list[float]) -> TableModel:
@@ -57,3 +61,18 @@ def test_a_delta_that_prints_as_the_tolerance_is_not_flagged(tmp_path):
     cell = delta.cells[table.column_index("LOLv1", "PSNR")]
     assert cell.value == pytest.approx(-0.0504)
     assert (cell.text, cell.marker) == ("-0.05", None)
+
+
+def test_a_delta_that_rounds_to_zero_prints_without_a_minus_sign():
+    assert (_signed(PSNR, -0.001), _signed(PSNR, -0.006), _signed(PSNR, 0.0)) == ("+0.00", "-0.01", "+0.00")
+    assert (_num(-0.00001, 2, signed=True), _num(-0.00001, 4), _num(-0.126, 2)) == ("+0.00", "0.0000", "-0.13")
+
+
+def test_a_small_measured_model_shows_its_params_with_two_significant_digits(tmp_path):
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(manifest={"model": {"name": "tiny", "params": 4012}}, params=4012, run_id="r", convention={},
+                          comparable=True, value=lambda key, metric: None, nonfinite=0, incomplete=False,
+                          short_sets=[], reasons=[], label="tiny")
+    row = measured_table_row(run, "tiny", [PSNR], TableModel("t", "x", "x", [PSNR], []))
+    assert row.params == "0.0040M"

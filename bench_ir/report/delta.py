@@ -114,7 +114,8 @@ def published_match(run: MeasuredRun, published: list[PublishedRow]) -> Publishe
 
 
 def _signed(column: NumericColumn, value: float) -> str:
-    return ("+" if value >= 0 else "-") + column.format(abs(value))
+    """``value`` with its sign as printed: one that rounds to zero is +0.00, never -0.00."""
+    return ("+" if column.rounded(value) >= 0 else "-") + column.format(abs(value))
 
 
 def _delta_cells(table: TableModel, row: Row, printed: Row, tolerance: Tolerance,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bench_ir.leaderboard import AVERAGE, EFFICIENCY_TABLE, PublishedRow, protocol_rows, published_rows
 from bench_ir.report.measured import MeasuredRun, inference_params_published, is_profile_run, profile_figures
-from bench_ir.report.model import NumericColumn, RowBlock, TableModel, mark_best
+from bench_ir.report.model import PARAMS_COLUMN, NumericColumn, RowBlock, TableModel, mark_best
 from bench_ir.report.tables import (
     add_provenance,
     caption_text,
@@ -31,7 +31,7 @@ PUBLISHED_SIZE = 224  # the published FLOPs are fvcore counts on a 1x3x224x224 i
 EFFICIENCY_COLUMNS = [
     NumericColumn(("", "PSNR_3deg_average"), "", "PSNR", higher_is_better=True, decimals=2),
     NumericColumn(("", "memory"), "", "Memory", higher_is_better=False, decimals=0, unit="M", min_significant=2),
-    NumericColumn(("", "params"), "", "Params", higher_is_better=False, decimals=2, unit="M", min_significant=2),
+    PARAMS_COLUMN,
     NumericColumn(("", "FLOPs"), "", "FLOPs", higher_is_better=False, decimals=0, unit="G", min_significant=2),
 ]
 _FIGURE_KEYS = {"memory": "memory_m", "params": "params_m", "FLOPs": "flops_g"}

@@ -81,6 +81,11 @@ class NumericColumn:
         return text + self.unit
 
 
+# parameters in millions, as Table 6 prints them: 2 decimals, 2 significant digits for a small model (0.0040M)
+PARAMS_COLUMN = NumericColumn(("", "params"), "", "Params", higher_is_better=False, decimals=2, unit="M",
+                              min_significant=2)
+
+
 def metric_column(key: tuple[str, str], group: str, metric: str) -> NumericColumn:
     """A PSNR / SSIM / LPIPS column in the paper's print style."""
     if metric == "PSNR":

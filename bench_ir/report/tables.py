@@ -38,7 +38,17 @@ from bench_ir.report.measured import (
     provenance,
     run_tags,
 )
-from bench_ir.report.model import MISSING, Cell, NumericColumn, Row, RowBlock, TableModel, mark_best, metric_column
+from bench_ir.report.model import (
+    MISSING,
+    PARAMS_COLUMN,
+    Cell,
+    NumericColumn,
+    Row,
+    RowBlock,
+    TableModel,
+    mark_best,
+    metric_column,
+)
 from bench_ir.shortlist import shortlist
 
 __all__ = ["build_protocol_table", "published_table_row", "measured_table_row", "unique_name", "RANKING_NOTE",
@@ -200,7 +210,7 @@ def measured_table_row(run: MeasuredRun, name: str, columns: list[NumericColumn]
     if run.convention.get("name"):
         detail_parts.append(f"convention {run.convention['name']}")
     count = _params_shown(run)
-    params = f"{count / 1e6:.2f}M" if count else MISSING  # an identity baseline has no parameters
+    params = PARAMS_COLUMN.format(count / 1e6) if count else MISSING  # "4.18M"; an identity baseline has none
     return Row(name=name, kind="measured", source="measured", cells=cells, ranked=run.comparable,
                params=params, detail="; ".join(detail_parts), run_id=run.run_id, markers=markers)
 
