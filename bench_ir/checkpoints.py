@@ -1176,7 +1176,7 @@ def convert_checkpoint(src: str | Path, out: str | Path, card: ModelCard | str, 
     mismatch = compare_state_dict(_signature(model_state), _signature(checkpoint.state_dict))
     if not mismatch.ok:
         raise _mismatch_error(src, f"{card.display_name} ({card.name})", checkpoint, model_state, mismatch,
-                              (card.name,), converting=True, extra_prefixes=tuple(strip_prefixes))
+                              (card.name,), converting=True, card=card, extra_prefixes=tuple(strip_prefixes))
 
     tensors = {}
     for key, value in checkpoint.state_dict.items():

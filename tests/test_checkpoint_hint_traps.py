@@ -208,3 +208,14 @@ def test_weights_under_an_unknown_entry_name_get_the_card_key_that_loads_them(tm
                                                         "{key: net}`")):
         read_state_dict(tmp_path / "net_entry.pth")
     assert len(read_state_dict(tmp_path / "net_entry.pth", CheckpointSpec(key="net"))) == 9
+
+
+def test_convert_names_the_model_arg_an_airnet_file_was_trained_with(tmp_path):
+    """bench-ir convert gives the same hint as a load: the MoCo queue's width says train_batch_size=3."""
+    from bench_ir.checkpoints import convert_checkpoint, create_model
+
+    torch.save(create_model("airnet", train_batch_size=3).state_dict(), tmp_path / "Denoise.pth")
+    with pytest.raises(CheckpointMismatchError) as caught:
+        convert_checkpoint(tmp_path / "Denoise.pth", tmp_path / "out.safetensors", "airnet")
+    assert "--model-arg train_batch_size=3" in str(caught.value)
+    assert not (tmp_path / "out.safetensors").exists()
