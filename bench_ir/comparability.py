@@ -15,7 +15,7 @@ from typing import Any
 
 from bench_ir.resume import content_changes
 
-__all__ = ["setup_differences", "synthesis_changes"]
+__all__ = ["setup_differences", "synthesis_changes", "task_crop"]
 
 # the parts of a task's protocol entry that decide its degraded inputs (not its labels or leaderboard columns)
 _TASK_SYNTHESIS = ("dataset", "noise", "sample_degradations")
@@ -35,10 +35,11 @@ def setup_differences(manifest_a: dict[str, Any], manifest_b: dict[str, Any]) ->
                            "same images")
         return differences
     tasks_a, tasks_b = _tasks(manifest_a), _tasks(manifest_b)
-    crop_a, crop_b = (manifest_a.get("protocol") or {}).get("crop"), (manifest_b.get("protocol") or {}).get("crop")
+    protocol_a, protocol_b = manifest_a.get("protocol") or {}, manifest_b.get("protocol") or {}
     for name in (task for task in tasks_a if task in tasks_b):
         task_a, task_b = tasks_a[name], tasks_b[name]
         changed = synthesis_changes(task_a, task_b)
+        crop_a, crop_b = task_crop(protocol_a, name), task_crop(protocol_b, name)
         if crop_a is not None and crop_b is not None and crop_a != crop_b:
             changed.append("crop")
         if task_a.get("noise") and manifest_a.get("noise_order") != manifest_b.get("noise_order"):
@@ -53,6 +54,17 @@ def setup_differences(manifest_a: dict[str, Any], manifest_b: dict[str, Any]) ->
             differences.append(f"task {name}: {contents} paired image(s) come from files of the same name and size "
                                "with other content (sha256 differs)")
     return differences
+
+
+def task_crop(protocol: dict[str, Any], task: str) -> Any:
+    """The crop rule task ``task`` of a run is scored with, given its manifest's ``protocol``: the task's own
+    (``crop`` of the task in the resolved content a manifest keeps) else the protocol's; the protocol's alone in a
+    manifest that keeps no resolved content; None when neither is recorded."""
+    resolved = protocol.get("resolved") if isinstance(protocol.get("resolved"), dict) else {}
+    for entry in resolved.get("tasks") or []:
+        if isinstance(entry, dict) and entry.get("name") == task and entry.get("crop") is not None:
+            return entry["crop"]
+    return protocol.get("crop", resolved.get("crop"))
 
 
 def synthesis_changes(task_a: dict[str, Any], task_b: dict[str, Any]) -> list[str]:

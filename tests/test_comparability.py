@@ -63,6 +63,15 @@ def test_another_noise_seed_is_named_for_its_task(sample_manifests):
         "task denoise-25: the runs make its inputs differently (noise differ)"]
 
 
+def test_a_task_with_a_crop_rule_of_its_own_is_named(sample_manifests):
+    """A protocol file may give one task its own crop (protocols/*.yaml: a task's ``crop``); the manifest's resolved
+    content records it."""
+    other = copy.deepcopy(sample_manifests["5deg"])
+    next(t for t in other["protocol"]["resolved"]["tasks"] if t["name"] == "derain")["crop"] = {"rule": "none"}
+    assert setup_differences(sample_manifests["5deg"], other) == [
+        "task derain: the runs make its inputs differently (crop differ)"]
+
+
 def test_sample_data_against_real_data_is_named(sample_manifests):
     real = copy.deepcopy(sample_manifests["5deg"])
     real["sample"] = False

@@ -12,7 +12,7 @@ import yaml
 from conftest import write_scored_run
 
 from bench_ir.compare import rank_against_leaderboard
-from bench_ir.protocol import load_protocol
+from bench_ir.protocol import load_protocol, protocol_record
 from bench_ir.report import build_table
 from bench_ir.resources import protocols_dir
 
@@ -39,7 +39,7 @@ def _run_of(protocol_file: Path, run_dir: Path) -> Path:
     protocol = load_protocol(protocol_file)
     tasks = [{"name": task.name, "label": task.label, "dataset": task.dataset, "leaderboard": task.leaderboard,
               "noise": dataclasses.asdict(task.noise) if task.noise else None} for task in protocol.tasks]
-    record = {"name": protocol.name, "tasks": tasks, "average": list(protocol.average),
+    record = {**protocol_record(protocol), "tasks": tasks, "average": list(protocol.average),
               "leaderboard_table": protocol.leaderboard_table, "crop": dataclasses.asdict(protocol.crop)}
     return write_scored_run(run_dir, tasks, [(task["name"], "a.png", 45.0, 0.999) for task in tasks],
                             protocol=record, convention={"id": protocol.convention}, label="Mine")
@@ -86,3 +86,10 @@ def test_a_file_that_averages_other_tasks_is_not_ranked_and_the_reason_names_bot
     ranks = rank_against_leaderboard(_run_of(path, tmp_path / "run"))
     assert ranks.attrs["reasons"] == ["Average over [SOTS-outdoor, Rain100L], not [SOTS-outdoor, Rain100L, BSD68 σ=15, "
                                       "BSD68 σ=25, BSD68 σ=50] of the published table's protocol 3deg"]
+
+
+def test_a_task_given_a_crop_rule_of_its_own_is_not_ranked_and_the_reason_names_it(tmp_path):
+    path = _derived_file(tmp_path, tasks=_tasks_3deg({"derain": {"crop": {"rule": "none"}}}))
+    ranks = rank_against_leaderboard(_run_of(path, tmp_path / "run"))
+    assert ranks.attrs["reasons"] == ["task derain crop rule none, not rule center_multiple of the published table's "
+                                      "protocol 3deg"]

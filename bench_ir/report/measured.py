@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_ir.cards import find_card
-from bench_ir.comparability import synthesis_changes
+from bench_ir.comparability import synthesis_changes, task_crop
 from bench_ir.leaderboard import AVERAGE
 from bench_ir.protocol import Protocol, list_protocols, load_protocol
 from bench_ir.results import Run, aggregate, load_run, protocol_average
@@ -152,9 +152,15 @@ def published_table_differences(manifest: dict[str, Any]) -> list[str]:
         differences.append(f"Average over {averaged[0]}, {_not_theirs(averaged[1], owner.name, own)}")
     for column, task in zip(_task_columns({"tasks": tasks}), tasks, strict=True):
         reference = published.get(column.key)
-        for name in synthesis_changes(task, reference) if reference is not None else []:
+        if reference is None:
+            continue
+        for name in synthesis_changes(task, reference):
             if values := _differing(task[name], reference[name]):
                 differences.append(f"task {column.task} {name} {values[0]}, {_not_theirs(values[1], owner.name, own)}")
+        crop = task_crop(protocol, column.task)  # a task's own crop rule (the protocol's was compared above)
+        if crop is not None and crop != protocol.get("crop") and (
+                values := _differing(crop, reference.get("crop") or expected["crop"])):
+            differences.append(f"task {column.task} crop {values[0]}, {_not_theirs(values[1], owner.name, own)}")
     return differences
 
 
