@@ -694,9 +694,11 @@ def _prefix_fix(checkpoint: CheckpointContents, model_shapes: Mapping[str, tuple
 def _prefix_sentence(fix: tuple[list[str], int], converting: bool = False) -> str:
     prefixes, left = fix
     if left:
+        instead = (" and run or restore with that card: convert keeps every tensor of the file and checks strictly, so "
+                   "it cannot leave them out") if converting else ""
         return (f"Removing the prefix '{prefixes[-1]}' from its keys finds every tensor of the model ({left} "
                 f"checkpoint keys stay unused): put `checkpoint: {{strip_prefixes: {json.dumps(prefixes)}, "
-                "strict: false}` in the model card.")
+                f"strict: false}}` in the model card{instead}.")
     also = f" (or convert with `--strip-prefix {prefixes[-1]}`)" if converting else ""
     return (f"Removing the prefix '{prefixes[-1]}' from its keys makes them fit: put "
             f"`checkpoint: {{strip_prefixes: {json.dumps(prefixes)}}}` in the model card{also}.")

@@ -219,3 +219,17 @@ def test_convert_names_the_model_arg_an_airnet_file_was_trained_with(tmp_path):
         convert_checkpoint(tmp_path / "Denoise.pth", tmp_path / "out.safetensors", "airnet")
     assert "--model-arg train_batch_size=3" in str(caught.value)
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_convert_does_not_offer_a_non_strict_card_as_its_own_fix(tmp_path):
+    """A prefix that fits but leaves keys unused needs a non-strict load, which convert never does."""
+    from bench_ir.checkpoints import convert_checkpoint
+
+    card = ModelCard(name="conv-net", display_name="ConvNet", factory="torch.nn:Conv1d",
+                     args={"in_channels": 2, "out_channels": 5, "kernel_size": 3})
+    state = {f"model.{key}": value for key, value in nn.Conv1d(2, 5, 3).state_dict().items()}
+    torch.save({**state, "model.extra": torch.zeros(2)}, tmp_path / "net.pth")
+    with pytest.raises(CheckpointMismatchError) as caught:
+        convert_checkpoint(tmp_path / "net.pth", tmp_path / "out.safetensors", card)
+    assert "strict: false}` in the model card and run or restore with that card: convert keeps every tensor" in str(
+        caught.value)
