@@ -25,8 +25,9 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -46,7 +47,6 @@ from bench_ir.data.datasets import (
     relative_name,
 )
 from bench_ir.data.io import (
-    IMAGE_EXTENSIONS,
     ImageReadError,
     InputWarning,
     header_conversions,
@@ -56,7 +56,7 @@ from bench_ir.data.io import (
 )
 from bench_ir.data.roots import DATA_ROOT_HINT, data_root_or_env
 from bench_ir.data.synthesis import apply_degradations, gaussian_noise_uint8, per_image_rng
-from bench_ir.protocol import PAIRING_RULES, LayoutSpec
+from bench_ir.protocol import PAIRING_RULES, LayoutSpec, load_protocol
 from bench_ir.safety import inside
 from bench_ir.shortlist import shortlist
 from bench_ir.train.recipes import BrightnessSpec, ContrastSpec, DataSpec, Recipe, is_shipped
@@ -431,8 +431,17 @@ def _recipe_pairing_advice(search: _EntrySearch) -> PairingAdvice:
     return advise
 
 
+def _needed_folders(spec: DataSpec) -> list[str]:
+    """The sub-folders a training folder of ``spec``'s layout must hold (none for ``denoise``)."""
+    if spec.layout == "paired":
+        return [str(spec.input), str(spec.target)]
+    return {"derain": ["rainy", "gt"], "dehaze_ots": ["synthetic", "original"], "cdd11": ["clear"]}.get(spec.layout, [])
+
+
 def _find_root(spec: DataSpec, data_root: Path | None) -> Path:
-    tried = []
+    """The first of ``spec.roots`` that is a folder holding the sub-folders its layout needs (PromptIR's ``train/``
+    does not shadow ``CDD-11_train/``); else the first that is a folder (its layout then names what it lacks)."""
+    tried, existing = [], []
     for rel in spec.roots:
         path = Path(rel).expanduser()
         if not path.is_absolute():
@@ -442,8 +451,12 @@ def _find_root(spec: DataSpec, data_root: Path | None) -> Path:
             inside(data_root, path, f"task '{spec.task}': training folder '{rel}'")  # joined there, then checked
             path = data_root / path
         if path.is_dir():
-            return path
+            if all((path / folder).is_dir() for folder in _needed_folders(spec)):
+                return path
+            existing.append(path)
         tried.append(str(path))
+    if existing:
+        return existing[0]
     raise DatasetNotFoundError(f"task '{spec.task}' (layout '{spec.layout}'): training folder not found; tried "
                                + ", ".join(tried))
 
@@ -502,11 +515,13 @@ def _filter_listed(search: _EntrySearch, root: Path, pairs: list[TrainPair], lis
 
 
 def _pairs_from_folders(search: _EntrySearch, input_dir: Path, target_dir: Path, pairing: str,
-                        unused_targets_notice: bool = True) -> list[TrainPair]:
+                        unused_targets_notice: bool = True, listed: Callable[[Path], bool] | None = None
+                        ) -> list[TrainPair]:
     """The pairs of two folders by ``pairing``; targets without an input are left out, with a notice unless
     ``unused_targets_notice`` is False (the evaluation's data check warns about them too). Inputs without a target
-    are a problem (the other inputs are still paired, for `data check`); folders that cannot be paired at all
-    (position pairing of unequal counts, a stem several targets share) give no pairs."""
+    are a problem when ``listed`` names one of them (:func:`_listed_rule`; all without it), and the other inputs
+    are still paired, for `data check`; folders that cannot be paired at all (position pairing of unequal counts, a
+    stem several targets share) give no pairs."""
     spec = search.spec
     if pairing not in PAIRING_RULES:
         raise ValueError(f"task '{spec.task}': unknown pairing rule '{pairing}'; choose one of "
@@ -516,13 +531,15 @@ def _pairs_from_folders(search: _EntrySearch, input_dir: Path, target_dir: Path,
     try:
         result = pair_files(layout, inputs, targets, advise=_recipe_pairing_advice(search))
     except PairingError as err:
-        search.problem(PairingError(f"task '{spec.task}': {err}"))
         with warnings.catch_warnings():  # the call above has stated its skipped files
             warnings.simplefilter("ignore", InputWarning)
             try:
                 result = pair_files(layout, inputs, targets, allow_unpaired=True)
             except PairingError:
+                search.problem(PairingError(f"task '{spec.task}': {err}"))
                 return []
+        if listed is None or any(listed(path) for path in result.unpaired_inputs):
+            search.problem(PairingError(f"task '{spec.task}': {err}"))
     if result.unpaired_targets and unused_targets_notice:
         names = [p.name for p in result.unpaired_targets]
         search.notices.append(f"task '{spec.task}': {len(names)} target(s) in {target_dir} without an input in "
@@ -530,16 +547,42 @@ def _pairs_from_folders(search: _EntrySearch, input_dir: Path, target_dir: Path,
     return [TrainPair(p.name, p.target_path, p.input_path) for p in result.pairs]
 
 
+_SKIPPED_FOLDERS = ("__MACOSX",)  # folders of no dataset, besides hidden ones (.ipynb_checkpoints/, .git/ ...)
+
+
+def _is_skipped_folder(name: str) -> bool:
+    """A hidden folder or one an archiver or notebook leaves behind (``__MACOSX/``), whose files are no data."""
+    return name.startswith(".") or name in _SKIPPED_FOLDERS
+
+
 def _images_under(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
-                   and p.suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: p.as_posix())
+    """The images in ``folder`` and its sub-folders, sorted by path, by :func:`list_images`' rule (a broken link with
+    an image's name is an image, which reading then names). Folder links are followed, each real folder read once,
+    under its first path in name order (a link loop ends there); skipped folders (:func:`_is_skipped_folder`) are
+    not entered."""
+    images, seen = [], set()
+    for top, folders, _ in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            folders[:] = []
+            continue
+        seen.add(real)
+        folders[:] = sorted(name for name in folders if not _is_skipped_folder(name))
+        images += list_images(Path(top))[0]
+    return sorted(images, key=lambda p: p.as_posix())
 
 
-def _dehaze_ots_pairs(search: _EntrySearch, root: Path) -> list[TrainPair]:
+def _listed_rule(root: Path, listed: set[str] | None) -> Callable[[Path], bool]:
+    """Whether the list file (entries relative to ``root``; None: no list) names a file: files it leaves out are
+    never read, so they cannot block training."""
+    return lambda path: listed is None or path.relative_to(root).as_posix() in listed
+
+
+def _dehaze_ots_pairs(search: _EntrySearch, root: Path, listed: Callable[[Path], bool]) -> list[TrainPair]:
     """OTS: synthetic/**/<id>_<A>_<beta>.<ext> -> original/<id>.<ext> (another extension when unique); hazy images
-    without a clean image are a problem."""
+    ``listed`` names (see :func:`_listed_rule`) without a clean image are a problem."""
     spec = search.spec
-    hazy = _images_under(_require_dir(spec, root / "synthetic"))
+    hazy = [path for path in _images_under(_require_dir(spec, root / "synthetic")) if listed(path)]
     originals, _ = list_images(_require_dir(spec, root / "original"))
     index = TargetIndex(originals)
     pairs, unpaired = [], []
@@ -557,19 +600,37 @@ def _dehaze_ots_pairs(search: _EntrySearch, root: Path) -> list[TrainPair]:
     return pairs
 
 
+def _cdd11_subsets() -> list[str]:
+    """The 11 degraded folders of OneRestore's CDD-11 release: the tasks of protocols/cdd11.yaml (each task is the
+    subset folder of that name, in the test and the training split alike)."""
+    return [task.name for task in load_protocol("cdd11").tasks]
+
+
 def _cdd11_pairs(search: _EntrySearch, root: Path) -> list[TrainPair]:
-    """Each subset folder paired by name with clear/ (which serves every subset); subsets the entry names that are
-    not there are a problem, the others are still paired."""
+    """Each subset folder paired by name with clear/ (which serves every subset). Subsets the entry names that are
+    not there, and subset folders without an image (the official loader raises "No images found in <subset>"), are
+    problems; the other subsets are still paired. With no ``subsets`` named, every subset folder found is used and
+    a notice names those of :func:`_cdd11_subsets` that are missing (the official loader trains on what it finds)."""
     spec = search.spec
     clear = _require_dir(spec, root / "clear")
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "clear" and not p.name.startswith("."))
+    found = sorted(p.name for p in root.iterdir()
+                   if p.is_dir() and p.name != "clear" and not _is_skipped_folder(p.name))
     subsets = list(spec.subsets) or found
     unknown = [s for s in subsets if s not in found]
     if unknown:
         search.problem(DatasetNotFoundError(f"task '{spec.task}': CDD-11 subset folder(s) {unknown} not found under "
                                             f"{root}; found: {', '.join(found) or 'none'}"))
+    every = _cdd11_subsets()
+    absent = [s for s in every if s not in found]
+    if not spec.subsets and absent:
+        search.notices.append(f"task '{spec.task}': {len(absent)} of the {len(every)} CDD-11 training subsets "
+                              f"are not under {root} and are not trained on: {', '.join(absent)}")
     pairs = []
     for subset in (s for s in subsets if s in found):  # clear/ holds every subset's targets: unused ones are normal
+        if not list_images(root / subset)[0]:
+            search.problem(DatasetNotFoundError(f"task '{spec.task}': CDD-11 subset folder {root / subset} holds no "
+                                                "images"))
+            continue
         for pair in _pairs_from_folders(search, root / subset, clear, "same_name", unused_targets_notice=False):
             pairs.append(TrainPair(f"{subset}/{pair.name}", pair.target, pair.input))
     return pairs
@@ -670,17 +731,19 @@ def build_part(spec: DataSpec, data_root: Path | None, recipe: Recipe | None = N
         return TrainPart(spec, pairs, variants, "built-in sample photos (scikit-image)", notices)
     root = _find_root(spec, data_root)
     listed = _listed(spec, root, notices, recipe)
+    named = _listed_rule(root, listed)
     if spec.layout == "denoise":
         images, _ = list_images(root)
         pairs = _filter_listed(search, root, [TrainPair(p.name, p) for p in images], listed, "target")
         variants: list[tuple[str, Any]] = _noise_variants(spec)
     else:
         if spec.layout == "derain":
-            pairs = _pairs_from_folders(search, root / "rainy", root / "gt", "rain100l")
+            pairs = _pairs_from_folders(search, root / "rainy", root / "gt", "rain100l", listed=named)
         elif spec.layout == "dehaze_ots":
-            pairs = _dehaze_ots_pairs(search, root)
+            pairs = _dehaze_ots_pairs(search, root, named)
         elif spec.layout == "paired":
-            pairs = _pairs_from_folders(search, root / str(spec.input), root / str(spec.target), spec.pairing)
+            pairs = _pairs_from_folders(search, root / str(spec.input), root / str(spec.target), spec.pairing,
+                                        listed=named)
         else:
             pairs = _cdd11_pairs(search, root)
         pairs = _filter_listed(search, root, pairs, listed, "input")
