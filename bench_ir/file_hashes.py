@@ -19,7 +19,7 @@ import sqlite3
 from pathlib import Path
 from types import TracebackType
 
-from bench_ir.file_versions import stat_key, written_recently
+from bench_ir.file_versions import read_may_be_kept, stat_key
 
 __all__ = ["CACHE_DIR_ENV", "CACHE_FILE", "HashCache", "cache_dir", "file_sha256"]
 
@@ -68,9 +68,8 @@ class HashCache:
         if cached is not None:
             return cached
         digest = _read_sha256(resolved)
-        after = os.stat(resolved)
-        if not written_recently(after.st_mtime_ns) and stat_key(after) == stat_key(before):
-            self._pending.append((str(resolved), *stat_key(after), digest))
+        if read_may_be_kept(stat_key(before), os.stat(resolved)):
+            self._pending.append((str(resolved), *stat_key(before), digest))
             if len(self._pending) >= _FLUSH_EVERY:
                 self.flush()
         return digest

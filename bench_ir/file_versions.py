@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["RACY_S", "memoised_per_file_version", "stat_key", "written_recently"]
+__all__ = ["RACY_S", "memoised_per_file_version", "read_may_be_kept", "stat_key", "written_recently"]
 
 RACY_S = 2.0  # a file written this recently may be written again without a new mtime: what was read is not kept
 
@@ -32,6 +32,12 @@ def stat_key(stat: os.stat_result) -> tuple[int, int, int, int]:
     return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
 
 
+def read_may_be_kept(before: tuple[int, int, int, int], after: os.stat_result) -> bool:
+    """Whether what was read of a file between a stat whose :func:`stat_key` is ``before`` and the stat ``after``
+    may be kept as that version's: the file did not change meanwhile and was not :func:`written_recently`."""
+    return stat_key(after) == before and not written_recently(after.st_mtime_ns)
+
+
 def memoised_per_file_version(maxsize: int = 256) -> Callable[[Callable[[str], _Read]], Callable[[str], _Read]]:
     """Decorator: remember ``read(path)`` in this process per version of the file (:func:`stat_key`), not when the
     file was written within :data:`RACY_S` of now or changed while it was read. At most ``maxsize`` results are kept
@@ -46,8 +52,7 @@ def memoised_per_file_version(maxsize: int = 256) -> Callable[[Callable[[str], _
             if key in kept:
                 return kept[key]
             value = read(path)
-            after = os.stat(path)
-            if stat_key(after) == key[1] and not written_recently(after.st_mtime_ns):
+            if read_may_be_kept(key[1], os.stat(path)):
                 while len(kept) >= maxsize:
                     del kept[next(iter(kept))]
                 kept[key] = value
