@@ -101,6 +101,11 @@ def _shipped_protocol(name: str) -> Protocol | None:
     user's own file, a folder pair's, a profile's, or one no longer shipped)."""
     if name not in list_protocols():  # not a file of that name in the working directory either
         return None
+    return _load_shipped(name)
+
+
+def _load_shipped(name: str) -> Protocol | None:
+    """``load_protocol(name)`` of a name :func:`list_protocols` gives, None when it cannot be loaded."""
     try:
         return load_protocol(name)
     except Exception:  # noqa: BLE001 - an ad-hoc or removed protocol
@@ -120,7 +125,7 @@ def table_protocol(protocol: dict[str, Any]) -> Protocol | None:
     if own is not None and own.leaderboard_table == table:
         return own
     owners = [shipped for name in list_protocols()
-              if (shipped := _shipped_protocol(name)) is not None and shipped.leaderboard_table == table]
+              if (shipped := _load_shipped(name)) is not None and shipped.leaderboard_table == table]
     keys = {column.key for column in _task_columns(protocol)}
     return next((owner for owner in owners if keys <= {column.key for column in _task_columns(owner.to_dict())}),
                 owners[0] if owners else None)
@@ -148,7 +153,7 @@ def published_table_differences(manifest: dict[str, Any]) -> list[str]:
         differences.append(f"crop {crop[0]}, {_not_theirs(crop[1], owner.name, own)}")
     published = {column.key: task for column, task in zip(_task_columns(expected), expected["tasks"], strict=True)}
     tasks = [task for task in protocol.get("tasks") or [] if isinstance(task, dict) and "name" in task]
-    if not own and (averaged := _average_differs(protocol, tasks, owner)):
+    if not own and (averaged := _average_differs(protocol, tasks, expected)):
         differences.append(f"Average over {averaged[0]}, {_not_theirs(averaged[1], owner.name, own)}")
     for column, task in zip(_task_columns({"tasks": tasks}), tasks, strict=True):
         reference = published.get(column.key)
@@ -164,17 +169,19 @@ def published_table_differences(manifest: dict[str, Any]) -> list[str]:
     return differences
 
 
-def _average_differs(protocol: dict[str, Any], tasks: list[dict[str, Any]], owner: Protocol) -> tuple[str, str] | None:
+def _average_differs(protocol: dict[str, Any], tasks: list[dict[str, Any]],
+                     owner: dict[str, Any]) -> tuple[str, str] | None:
     """The leaderboard columns a run's Average is made of (:func:`average_tasks` of its manifest's ``protocol``) and
-    those of the published table's protocol ``owner``, as text, when they are not the same columns (a file of the
-    user's own that averages other tasks: its Average is another quantity); None when they are."""
+    those of the published table's protocol (``owner``: its ``to_dict()``), as text, when they are not the same
+    columns (a file of the user's own that averages other tasks: its Average is another quantity); None when they
+    are."""
     ours = average_tasks(protocol)
     if not ours:
         return None
     key_of = {column.task: column for column in _task_columns({"tasks": tasks})}
-    theirs = {column.task: column for column in _task_columns(owner.to_dict())}
+    theirs = {column.task: column for column in _task_columns(owner)}
     mine = [key_of.get(task) for task in ours]
-    published = [theirs[task] for task in owner.average if task in theirs]
+    published = [theirs[task] for task in owner["average"] if task in theirs]
     if None not in mine and sorted(c.key for c in mine) == sorted(c.key for c in published):  # type: ignore[union-attr]
         return None
     return (f"[{', '.join(c.label if c is not None else t for c, t in zip(mine, ours, strict=True))}]",
