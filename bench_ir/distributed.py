@@ -36,6 +36,15 @@ def _failure_key(exchange: int) -> str:
     return f"bench-ir/failed-in-exchange-{exchange}"
 
 
+def _default_store() -> Any:
+    """The key-value store of the default process group (torchrun's rendezvous store), or None when it cannot be
+    reached (no group, or a torch without the private accessor)."""
+    try:
+        return dist.distributed_c10d._get_default_store()
+    except (RuntimeError, ValueError, AttributeError):
+        return None
+
+
 @dataclass(frozen=True)
 class DistContext:
     """rank / world_size / local_rank of this process; ``active`` when a process group is in use."""
@@ -106,9 +115,9 @@ class DistContext:
         outcomes: list[tuple[bool, str] | None] = [None] * self.world_size
         dist.all_gather_object(outcomes, None if error is None else (
             isinstance(error, StoppedForAnotherRank), f"{type(error).__name__}: {error}"))
-        ended = [(rank, outcome) for rank, outcome in enumerate(outcomes) if outcome is not None]
-        failures = [f"{text} (on rank {rank} of {self.world_size})" for rank, (stopped, text) in ended
-                    if not stopped] or [f"{text} (on rank {rank} of {self.world_size})" for rank, (_, text) in ended]
+        ended = [(rank, *outcome) for rank, outcome in enumerate(outcomes) if outcome is not None]  # rank,stopped,text
+        named = [(rank, text) for rank, stopped, text in ended if not stopped] or [(r, t) for r, _, t in ended]
+        failures = [f"{text} (on rank {rank} of {self.world_size})" for rank, text in named]
         if failures:
             raise RankError(shortlist(failures, 3, separator="; ", more="; ... and {} more rank(s) failed")) from error
         return result
@@ -119,18 +128,20 @@ class DistContext:
         process group's store cannot be asked."""
         if not self.active or _current_exchange is None:
             return False
+        store = _default_store()
         try:
-            return bool(dist.distributed_c10d._get_default_store().check([_failure_key(_current_exchange)]))
-        except (RuntimeError, ValueError, AttributeError):
+            return store is not None and bool(store.check([_failure_key(_current_exchange)]))
+        except RuntimeError:
             return False
 
     def _say_this_rank_failed(self) -> None:
         """Set the current exchange's failure key in the process group's store (best effort)."""
-        if _current_exchange is None:
+        store = _default_store()
+        if store is None or _current_exchange is None:
             return
         try:
-            dist.distributed_c10d._get_default_store().set(_failure_key(_current_exchange), str(self.rank))
-        except (RuntimeError, ValueError, AttributeError):
+            store.set(_failure_key(_current_exchange), str(self.rank))
+        except RuntimeError:
             pass
 
     def shard(self, items: list) -> list:
